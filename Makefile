@@ -1,0 +1,32 @@
+# `make report` and `make test` do all set-up on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PERIOD ?= latest
+
+.PHONY: report test bench validate simulate clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+report: $(STAMP)
+	$(BIN)/build-report --data data --output output --period $(PERIOD)
+
+validate: $(STAMP)
+	$(BIN)/reporting validate --data data
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python -m pytest -q -s tests/benchmarks -o python_files='bench_*.py'
+
+simulate: $(STAMP)
+	$(BIN)/reporting simulate --out data --weeks 4 --scale small --seed 7
+
+clean:
+	rm -rf $(VENV) output

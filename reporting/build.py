@@ -1,0 +1,176 @@
+"""The builder: load → validate → KPIs → charts → HTML → PDF → files on disk."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from . import __version__, charts, kpis, periods, render
+from .config import Config
+from .errors import ReportError, SourceError
+from .sources import Loaded, load_all
+
+log = logging.getLogger(__name__)
+FORMATS = ("pdf", "html", "both")
+
+
+@dataclass
+class BuildResult:
+    period: periods.Period
+    folder: Path
+    files: list[Path] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    document: dict[str, Any] = field(default_factory=dict)
+
+
+def data_span(frames: Mapping[str, pd.DataFrame]) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """First and last timestamp over every loaded source's time columns."""
+    lows, highs = [], []
+    for frame in frames.values():
+        for col in frame.columns:
+            if isinstance(frame[col].dtype, pd.DatetimeTZDtype) and frame[col].notna().any():
+                lows.append(frame[col].min())
+                highs.append(frame[col].max())
+    return (min(lows), max(highs)) if lows else None
+
+
+def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | None = None,
+          fmt: str = "both", strict: bool = False, data_dir: Path | None = None,
+          output_dir: Path | None = None, now: datetime | None = None,
+          on_stage: Callable[[str], None] | None = None) -> BuildResult:
+    """Build every requested audience's report for `period`; returns what was written."""
+    stage = _Stages(on_stage)
+    names = list(audiences or config.audiences)
+    unknown = [a for a in names if a not in config.audiences]
+    if unknown:
+        raise ReportError(f"Unknown audience {', '.join(unknown)}; configured: "
+                          f"{', '.join(config.audiences)}.")
+    if fmt not in FORMATS:
+        raise ReportError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}.")
+    data_dir = Path(data_dir or config.data_dir)
+    output_dir = Path(output_dir or config.output_dir)
+    tz = config.tz
+
+    with stage("load"):
+        loaded = load_all(data_dir, tz, config.columns)
+    if strict and loaded.errors:
+        raise SourceError(loaded.errors[0])
+    span = data_span(loaded.frames)
+    with stage("kpis"):
+        p = periods.resolve(period, tz, span, now)
+        sections = kpis.compute_all(loaded.frames, p, config.thresholds, loaded.quality)
+        insights = kpis.ranked_insights(sections)
+        document = kpis.document(sections, p, loaded.quality, insights)
+    folder = output_dir / "reports" / p.id
+    html_dir = folder / "html"
+    result = BuildResult(p, folder, warnings=list(loaded.errors), document=document)
+    with stage("charts"):
+        drawn = charts.draw_all(sections, html_dir / "charts")
+    built_at = datetime.now(tz)
+    jobs = []
+    with stage("html"):
+        for name in names:
+            ctx = render.context(
+                audience=config.audiences[name], sections=sections, charts=drawn,
+                insights=insights, quality=loaded.quality, period_label=p.label,
+                period_id=p.id, previous_label=p.previous.label if p.previous else None,
+                generated_at=f"{built_at:%a %-d %b %Y %H:%M} {tz.key}",
+                data_span=_span_text(span, tz))
+            html = render.render_html(ctx)
+            if fmt in ("html", "both"):
+                result.files.append(render.atomic_write(html_dir / f"{name}.html", html))
+            if fmt in ("pdf", "both"):
+                jobs.append((html, html_dir, folder / f"{name}.pdf",
+                             [html_dir, render.template_dir()]))
+    with stage("pdf"):
+        result.files.extend(_render_pdfs(jobs))
+    with stage("write"):
+        result.files.extend(_write_side_files(folder, loaded, document))
+        result.files.append(_manifest(folder, config, loaded, p, names, built_at, result,
+                                      stage.timings))
+    result.timings = stage.timings
+    return result
+
+
+class _Stages:
+    """Times each stage, logs it, and tells the caller (progress display) when one starts."""
+
+    def __init__(self, on_stage: Callable[[str], None] | None) -> None:
+        self.on_stage, self.timings = on_stage, {}
+
+    def __call__(self, name: str) -> _Stages:
+        self.current = name
+        return self
+
+    def __enter__(self) -> None:
+        if self.on_stage:
+            self.on_stage(self.current)
+        self.started = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        seconds = time.perf_counter() - self.started
+        self.timings[self.current] = round(seconds, 3)
+        log.info("%s done in %.2f s", self.current, seconds)
+
+
+def _render_pdfs(jobs: list[tuple[str, Path, Path, list[Path]]]) -> list[Path]:
+    """One PDF per audience, in worker processes when there is more than one core."""
+    workers = min(len(jobs), os.cpu_count() or 1)
+    if workers <= 1:
+        return [render.write_pdf(*job) for job in jobs]
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["reporting.render", "weasyprint"])
+    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        return list(pool.map(_pdf_job, jobs))
+
+
+def _pdf_job(job: tuple[str, Path, Path, list[Path]]) -> Path:
+    return render.write_pdf(*job)
+
+
+def _write_side_files(folder: Path, loaded: Loaded, document: dict[str, Any]) -> list[Path]:
+    files = [render.atomic_write(folder / "kpis.json",
+                                 json.dumps(document, indent=2, default=str) + "\n")]
+    for source, frame in loaded.rejected.items():
+        files.append(render.atomic_write(folder / "rejected" / f"{source}.csv",
+                                         frame.to_csv(index=False)))
+    return files
+
+
+def _manifest(folder: Path, config: Config, loaded: Loaded, p: periods.Period,
+              names: list[str], built_at: datetime, result: BuildResult,
+              timings: Mapping[str, float]) -> Path:
+    outputs = {}
+    for f in result.files:
+        data = f.read_bytes()
+        outputs[str(f.relative_to(folder))] = {"sha256": hashlib.sha256(data).hexdigest(),
+                                               "size": len(data)}
+    manifest = {
+        "version": __version__, "built_at": built_at.isoformat(timespec="seconds"),
+        "seconds": round(sum(timings.values()), 3), "timings": dict(timings),
+        "config_hash": config.digest(), "period": p.as_dict(), "audiences": names,
+        "inputs": {name: {"path": q.file, "sha256": q.sha256, "rows": q.rows, "valid": q.valid,
+                          "rejected": q.rows - q.valid, "status": q.status}
+                   for name, q in loaded.quality.items()},
+        "outputs": outputs,
+    }
+    return render.atomic_write(folder / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+
+
+def _span_text(span: tuple[pd.Timestamp, pd.Timestamp] | None, tz: Any) -> str:
+    if span is None:
+        return "no timestamped data"
+    a, b = (t.tz_convert(tz) for t in span)
+    return f"{a:%-d %b %Y %H:%M} – {b:%-d %b %Y %H:%M}"

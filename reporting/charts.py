@@ -1,0 +1,223 @@
+"""Draw the Sections' chart specs as SVG files in one house theme."""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.dates as mdates  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter  # noqa: E402
+
+from .kpis.base import Chart, Section  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+# Okabe-Ito: distinguishable with the common colour-vision deficiencies.
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442",
+           "#000000"]
+SENTIMENT = {"negative": "#D55E00", "neutral": "#BBBBBB", "positive": "#009E73"}
+INK = "#333333"
+THEME = {
+    "font.family": "DejaVu Sans", "font.size": 8.5, "axes.titlesize": 10,
+    "axes.titleweight": "bold", "axes.titlelocation": "left", "axes.titlepad": 8,
+    "axes.edgecolor": "#999999", "axes.labelcolor": INK, "axes.labelsize": 8.5,
+    "xtick.color": INK, "ytick.color": INK, "axes.spines.top": False,
+    "axes.spines.right": False, "axes.grid": True, "grid.color": "#E5E5E5",
+    "grid.linewidth": 0.6, "axes.axisbelow": True, "axes.prop_cycle":
+    matplotlib.cycler(color=PALETTE), "svg.fonttype": "path", "legend.frameon": False,
+    "legend.fontsize": 8, "figure.dpi": 100, "svg.hashsalt": "reporting",
+}
+WIDTH = 7.0          # inches: the A4 text width at our margins
+MAX_LABEL = 38
+
+
+def thousands(x: float, _pos: int | None = None) -> str:
+    return f"{x:,.0f}" if abs(x) >= 10 or x == int(x) else f"{x:,.1f}"
+
+
+def _short(label: object) -> str:
+    text = str(label)
+    return text if len(text) <= MAX_LABEL else text[:MAX_LABEL - 1] + "…"
+
+
+def draw(chart: Chart, path: Path) -> Path:
+    """Render one chart to `path` (SVG), written to a temporary name and renamed."""
+    with plt.rc_context(THEME), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)   # locator chatter on very short series
+        fig = _figure(chart)
+        fig.tight_layout(pad=0.6)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".svg.tmp")
+        os.close(fd)
+        try:
+            fig.savefig(tmp, format="svg", metadata={"Date": None})
+            os.replace(tmp, path)
+        finally:
+            plt.close(fig)
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return path
+
+
+def draw_all(sections: Mapping[str, Section], folder: Path) -> dict[str, str]:
+    """Every chart of every section; returns chart name -> file name within `folder`."""
+    out = {}
+    for section in sections.values():
+        for chart in section.charts:
+            out[chart.name] = draw(chart, folder / f"{chart.name}.svg").name
+    return out
+
+
+def _figure(chart: Chart) -> plt.Figure:
+    data, o = chart.data, chart.options
+    if data is None or len(data) == 0 or (chart.kind in ("heatmap", "stacked")
+                                          and not np.asarray(data.to_numpy(), float).any()):
+        return _empty(chart.title)
+    kind = chart.kind
+    if kind in ("barh", "funnel"):
+        n = len(data)
+        fig, ax = plt.subplots(figsize=(WIDTH, max(1.6, 0.6 + 0.26 * n)))
+        labels = [_short(v) for v in data[o["label"]]][::-1]
+        values = data[o["value"]].to_numpy(dtype=float)[::-1]
+        color = PALETTE[0] if kind == "barh" else PALETTE[2]
+        bars = ax.barh(range(n), values, color=color, height=0.65)
+        ax.set_yticks(range(n), labels)
+        ax.grid(axis="y", visible=False)
+        ax.xaxis.set_major_formatter(FuncFormatter(thousands))
+        for bar, v in zip(bars, values):
+            text = f" {v:,.0f}" if kind == "funnel" or o.get("unit") == "count" else f" {v:,.0f}"
+            ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, text,
+                    va="center", fontsize=7.5, color=INK)
+        right = max(values.max() if len(values) else 0, o.get("threshold2") or 0,
+                    o.get("threshold") or 0)
+        ax.set_xlim(0, right * 1.15 or 1)
+        _thresholds(ax, o, vertical=True)
+        if kind == "funnel":
+            ax.set_xlabel("sessions")
+    elif kind == "grouped_barh":
+        n = len(data)
+        fig, ax = plt.subplots(figsize=(WIDTH, max(1.8, 0.7 + 0.42 * n)))
+        labels = [_short(v) for v in data[o["label"]]][::-1]
+        h = 0.8 / len(o["values"])
+        for i, (col, name) in enumerate(zip(o["values"], o["names"])):
+            ax.barh(np.arange(n) + i * h - 0.4 + h / 2, data[col].to_numpy(float)[::-1],
+                    height=h, label=name, color=PALETTE[i])
+        ax.set_yticks(range(n), labels)
+        ax.set_xlim(0, 100)
+        ax.xaxis.set_major_formatter(PercentFormatter(100, decimals=0))
+        ax.grid(axis="y", visible=False)
+        _thresholds(ax, o, vertical=True)
+        ax.legend(loc="lower right", ncols=3)
+    elif kind == "bar":
+        fig, ax = plt.subplots(figsize=(WIDTH, 2.4))
+        x = data[o["label"]]
+        labels = [f"{pd.Timestamp(v):%a %-d %b}" for v in x] if o.get("date_labels") \
+            else [str(v) for v in x]
+        ax.bar(range(len(x)), data[o["value"]].to_numpy(float), color=PALETTE[0], width=0.7)
+        ax.set_xticks(range(len(x)), labels)
+        ax.set_xlim(-0.6, max(len(x), 7) - 0.4)   # a lone bar stays bar-shaped
+        if len(x) > 14:
+            step = max(1, len(x) // 12)
+            for i, lab in enumerate(ax.get_xticklabels()):
+                lab.set_visible(i % step == 0)
+        ax.yaxis.set_major_formatter(FuncFormatter(thousands))
+        ax.grid(axis="x", visible=False)
+        ax.set_ylabel({"money": "value", "count": "count"}.get(o.get("unit"), ""))
+    elif kind == "stacked":
+        fig, ax = plt.subplots(figsize=(WIDTH, 2.5))
+        bottom = np.zeros(len(data))
+        labels = ([f"{pd.Timestamp(v):%a %-d %b}" for v in data.index] if o.get("date_labels")
+                  else [str(v) for v in data.index])
+        for i, col in enumerate(data.columns):
+            vals = data[col].to_numpy(float)
+            ax.bar(range(len(data)), vals, bottom=bottom, label=_short(col), width=0.7,
+                   color=SENTIMENT.get(col, PALETTE[i % len(PALETTE)]))
+            bottom += vals
+        ax.set_xticks(range(len(data)), labels)
+        if len(data) > 14:
+            for i, lab in enumerate(ax.get_xticklabels()):
+                lab.set_visible(i % max(1, len(data) // 12) == 0)
+        ax.set_xlabel(o.get("x_label", ""))
+        ax.set_ylabel(o.get("y_label", ""))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_formatter(FuncFormatter(thousands))
+        ax.grid(axis="x", visible=False)
+        ax.legend(loc="upper left", bbox_to_anchor=(1, 1))
+    elif kind == "heatmap":
+        fig, ax = plt.subplots(figsize=(WIDTH, 2.5))
+        im = ax.imshow(data.to_numpy(float), aspect="auto", cmap="Blues")
+        ax.set_yticks(range(len(data.index)), list(data.index))
+        ax.set_xticks(range(0, 24, 2), [f"{h:02d}" for h in range(0, 24, 2)])
+        ax.set_xlabel(o.get("x_label", ""))
+        ax.grid(False)
+        bar = fig.colorbar(im, ax=ax, pad=0.01, fraction=0.04)
+        bar.set_label(o.get("colorbar", ""))
+        bar.ax.yaxis.set_major_formatter(FuncFormatter(thousands))
+    elif kind == "hist":
+        fig, ax = plt.subplots(figsize=(WIDTH, 2.4))
+        v = data[o["value"]].to_numpy(float)
+        ax.hist(v, bins=min(30, max(5, int(np.sqrt(len(v))))), color=PALETTE[0])
+        ax.set_xlabel({"h": "hours"}.get(o.get("unit"), o.get("unit", "")))
+        ax.set_ylabel("count")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(axis="x", visible=False)
+        _thresholds(ax, o, vertical=True)
+    elif kind == "line_dual":
+        fig, ax = plt.subplots(figsize=(WIDTH, 2.5))
+        x = pd.to_datetime(data[o["x"]])
+        ax.fill_between(x, data[o["y"]].to_numpy(float), step="mid", color=PALETTE[5],
+                        alpha=0.5, linewidth=0, label=o.get("y_label"))
+        ax.set_ylabel(o.get("y_label", ""))
+        ax.yaxis.set_major_formatter(FuncFormatter(thousands))
+        ax2 = ax.twinx()
+        ax2.plot(x, data[o["y2"]].to_numpy(float), color=PALETTE[3], linewidth=1.1,
+                 label=o.get("y2_label"))
+        ax2.set_ylabel(o.get("y2_label", ""), color=PALETTE[3])
+        ax2.yaxis.set_major_formatter(PercentFormatter(1, decimals=1))
+        ax2.spines["right"].set_visible(True)
+        ax2.grid(False)
+        ax2.set_ylim(bottom=0)
+        ax.set_ylim(bottom=0)
+        if len(x) < 6:   # a few hours only: keep them readable, not a bare line
+            ax.set_xlim(x.min() - pd.Timedelta(hours=2), x.max() + pd.Timedelta(hours=2))
+        tz = x.dt.tz
+        ax.xaxis.set_major_locator(mdates.AutoDateLocator(tz=tz, maxticks=8))
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%a %d %b\n%H:%M", tz=tz))
+        for t in ax.get_xticklabels():
+            t.set_fontsize(7.5)
+        for s in o.get("shade", []):
+            ax.axvspan(s[0], s[1], color=PALETTE[1], alpha=0.25, linewidth=0)
+    else:
+        raise ValueError(f"unknown chart kind {kind!r}")
+    ax.set_title(chart.title)
+    return fig
+
+
+def _thresholds(ax: plt.Axes, o: Mapping, *, vertical: bool) -> None:
+    for key, style in (("threshold", "--"), ("threshold2", ":")):
+        value = o.get(key)
+        if value is None:
+            continue
+        line = ax.axvline if vertical else ax.axhline
+        line(value, color=PALETTE[3], linestyle=style, linewidth=1.1,
+             label=o.get(f"{key}_label"))
+    if o.get("threshold") is not None and o.get("threshold_label"):
+        ax.legend(loc="lower right", fontsize=7.5)
+
+
+def _empty(title: str) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(WIDTH, 1.0))
+    ax.set_axis_off()
+    ax.set_title(title)
+    ax.text(0.5, 0.35, "No data for this period", ha="center", va="center",
+            color="#777777", fontsize=9, transform=ax.transAxes)
+    return fig

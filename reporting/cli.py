@@ -1,0 +1,212 @@
+"""`build-report` and `reporting <command>`: exit 0 done, 1 failed, 2 bad usage or input."""
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from . import __version__
+from .config import Config
+from .errors import ReportError
+
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+log = logging.getLogger("reporting")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
+                        handlers=[RichHandler(console=err, show_path=False,
+                                              show_time=verbose, markup=False)], force=True)
+    logging.getLogger("fontTools").setLevel(logging.WARNING)
+    logging.getLogger("weasyprint").setLevel(logging.ERROR if not verbose else logging.WARNING)
+
+
+def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """User mistakes become one sentence on stderr and exit 2 (1 for delivery);
+    bugs are one sentence too unless --verbose asks for the traceback."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        verbose = kwargs.get("verbose", False)
+        _setup_logging(verbose)
+        try:
+            return fn(*args, **kwargs)
+        except ReportError as exc:
+            err.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            sys.exit(1)
+        except Exception as exc:  # a bug: one line, or the traceback with --verbose
+            if verbose:
+                raise
+            err.print(f"[bold red]error:[/] unexpected failure: {type(exc).__name__}: {exc} "
+                      "(run again with --verbose for the traceback)", markup=True,
+                      soft_wrap=True)
+            sys.exit(1)
+    return wrapper
+
+
+def _config(path: Path | None, data: Path | None = None) -> Config:
+    config = Config.load(path)
+    return config
+
+
+common = [
+    click.option("--config", "config_path", type=click.Path(path_type=Path),
+                 help="TOML config file (default: ./report.toml when present)."),
+    click.option("--verbose", "-v", is_flag=True, help="Log every stage; show tracebacks."),
+]
+
+
+def with_common(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(common):
+        fn = option(fn)
+    return fn
+
+
+build_options = [
+    click.option("--period", "-p", default="latest", show_default=True,
+                 help="latest, last-week, 2026-W46, 2026-11-01..2026-11-30 or all."),
+    click.option("--audience", "-a", "audiences", multiple=True,
+                 help="Audience to build (repeatable; default: all configured)."),
+    click.option("--data", "data_dir", type=click.Path(path_type=Path),
+                 help="Folder of input files (default: data_dir from the config, or data/)."),
+    click.option("--output", "output_dir", type=click.Path(path_type=Path),
+                 help="Output folder (default: output_dir from the config, or output/)."),
+    click.option("--format", "fmt", type=click.Choice(["pdf", "html", "both"]), default="both",
+                 show_default=True, help="What to write for each audience."),
+    click.option("--strict", is_flag=True,
+                 help="Stop with exit code 2 when any source cannot be loaded."),
+]
+
+
+def with_build_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(build_options):
+        fn = option(fn)
+    return with_common(fn)
+
+
+def _run_build(period: str, audiences: tuple[str, ...], data_dir: Path | None,
+               output_dir: Path | None, fmt: str, strict: bool, config_path: Path | None,
+               verbose: bool) -> None:
+    from .build import build
+
+    config = _config(config_path)
+    started = time.perf_counter()
+    with err.status("starting", spinner="dots") as status:
+        def on_stage(name: str) -> None:
+            status.update(f"{STAGE_TEXT.get(name, name)}…")
+        result = build(config, period=period, audiences=audiences or None, fmt=fmt,
+                       strict=strict, data_dir=data_dir, output_dir=output_dir,
+                       on_stage=on_stage)
+    for warning in result.warnings:
+        err.print(f"[yellow]warning:[/] {warning}", markup=True, soft_wrap=True)
+    table = Table(title=f"Report {result.period.id} ({result.period.label})", title_justify="left")
+    table.add_column("file")
+    table.add_column("size", justify="right")
+    for f in result.files:
+        if f.suffix in (".pdf", ".json") or f.parent.name == "rejected":
+            table.add_row(str(f), f"{f.stat().st_size / 1024:,.0f} KiB")
+    out.print(table)
+    stages = "  ".join(f"{k} {v:.1f} s" for k, v in result.timings.items())
+    out.print(f"done in {time.perf_counter() - started:.1f} s ({stages})")
+
+
+STAGE_TEXT = {"load": "loading and validating inputs", "kpis": "computing KPIs",
+              "charts": "drawing charts", "html": "rendering HTML",
+              "pdf": "rendering PDFs", "write": "writing kpis.json and manifest"}
+
+
+@click.command("build-report")
+@with_build_options
+@click.version_option(__version__)
+@friendly
+def build_report(**kwargs: Any) -> None:
+    """Build each audience's PDF report from a folder of exports."""
+    _run_build(**kwargs)
+
+
+@click.group()
+@click.version_option(__version__)
+def main() -> None:
+    """Full-stack diagnostics reports."""
+
+
+@main.command("build")
+@with_build_options
+@friendly
+def build_cmd(**kwargs: Any) -> None:
+    """Same as build-report."""
+    _run_build(**kwargs)
+
+
+@main.command("validate")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path),
+              help="Folder of input files (default: data_dir from the config, or data/).")
+@with_common
+@friendly
+def validate_cmd(data_dir: Path | None, config_path: Path | None, verbose: bool) -> None:
+    """Check the inputs and print a data-quality table; writes nothing."""
+    from .sources import load_all
+
+    config = _config(config_path)
+    loaded = load_all(Path(data_dir or config.data_dir), config.tz, config.columns,
+                      keep_raw_rejected=False)
+    table = Table(title="Data quality", title_justify="left")
+    for col, just in (("source", "left"), ("file", "left"), ("rows", "right"),
+                      ("valid", "right"), ("rejected", "right"), ("status / reasons", "left")):
+        table.add_column(col, justify=just, overflow="fold")
+    for name, q in loaded.quality.items():
+        if q.status == "loaded":
+            reasons = "; ".join(f"{r}: {n:,}" for r, n in q.rejected.items()) or "all rows valid"
+            table.add_row(name, Path(q.file).name, f"{q.rows:,}", f"{q.valid:,}",
+                          f"{q.rows - q.valid:,}", reasons)
+        else:
+            table.add_row(name, Path(q.file).name if q.file else "–", "–", "–", "–",
+                          "missing (no data)" if q.status == "absent" else q.message or "")
+    out.print(table)
+    if loaded.errors:
+        for message in loaded.errors:
+            err.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+        sys.exit(2)
+
+
+@main.command("simulate")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
+              help="Folder to write the eight files to.")
+@click.option("--weeks", type=click.IntRange(1, 520), default=4, show_default=True)
+@click.option("--scale", type=click.Choice(["tiny", "small", "medium", "large"]),
+              default="small", show_default=True,
+              help="API rows per week: tiny 10k, small 50k, medium 500k, large 5M.")
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--start", type=click.DateTime(["%Y-%m-%d"]), default="2026-10-19",
+              show_default=True, help="First day (moved back to its Monday).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv",
+              show_default=True)
+@click.option("--verbose", "-v", is_flag=True)
+@friendly
+def simulate_cmd(out_dir: Path, weeks: int, scale: str, seed: int, start: Any, fmt: str,
+                 verbose: bool) -> None:
+    """Write realistic simulated data for all eight sources."""
+    from .simulate import simulate
+
+    started = time.perf_counter()
+    with err.status(f"simulating {weeks} week(s) at {scale} scale…", spinner="dots"):
+        counts = simulate(out_dir, weeks, scale, seed, start.date(), fmt)
+    table = Table(title=f"Simulated data in {out_dir}", title_justify="left")
+    table.add_column("source")
+    table.add_column("rows", justify="right")
+    for name, n in counts.items():
+        table.add_row(name, f"{n:,}")
+    out.print(table)
+    out.print(f"done in {time.perf_counter() - started:.1f} s")

@@ -1,0 +1,225 @@
+"""The one validated configuration object, built once from `report.toml` and passed down."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .errors import ConfigError
+
+SECTION_NAMES = (
+    "overview", "insights", "api", "pages", "clicks", "cart", "sessions",
+    "feedback", "support", "system", "incidents", "trends", "data_quality",
+)
+SOURCE_NAMES = (
+    "clickstream", "cart_abandonment", "page_load_times", "api_logs",
+    "user_feedback", "session_tracking", "support_tickets", "system_metrics",
+)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Targets the KPIs are judged against; sources noted where they are borrowed."""
+
+    availability_slo: float = 0.999
+    api_p95_ms: float = 800.0
+    apdex_t_ms: float = 500.0          # Apdex T; tolerating up to 4T
+    page_p75_ms: float = 2500.0        # web.dev LCP "good" band, borrowed for load time
+    page_poor_ms: float = 4000.0       # web.dev LCP "poor" band
+    support_sla_hours: float = 24.0
+    cpu_p95_pct: float = 80.0
+    memory_p95_pct: float = 85.0
+    uptime: float = 0.99
+    csat: float = 0.7
+    burn_rate_page: float = 14.4       # SRE workbook: page at 14.4x burn over 1 h
+    incident_z: float = 3.5            # robust z (Iglewicz & Hoaglin)
+    incident_min_events: int = 30
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str = ""
+    port: int = 587
+    security: str = "starttls"
+    username: str = ""
+    password_env: str = ""
+    sender: str = "Diagnostics reports <reports@localhost>"
+    timeout: float = 30.0
+    retries: int = 3
+    ca_file: str = ""
+    max_attachment_mb: float = 10.0
+
+
+@dataclass(frozen=True)
+class Audience:
+    name: str
+    title: str
+    sections: tuple[str, ...]
+    recipients: tuple[str, ...] = ()
+    schedule: str = "0 7 * * mon"
+    period: str = "last-week"
+    template: str = ""   # "" = audiences/<name>.html if it exists, else the generic page
+    compact: bool = False  # domain sections as tiles and one chart, top 5 insights only
+
+
+DEFAULT_AUDIENCES: dict[str, Audience] = {
+    "executive": Audience(
+        "executive", "Executive summary",
+        ("overview", "insights", "api", "pages", "cart", "feedback", "support",
+         "data_quality"), compact=True),
+    "ux": Audience(
+        "ux", "UX weekly",
+        ("overview", "insights", "clicks", "sessions", "pages", "cart", "feedback",
+         "data_quality")),
+    "it": Audience(
+        "it", "IT & operations weekly",
+        ("overview", "insights", "api", "system", "data_quality")),
+    "support": Audience(
+        "support", "Support weekly",
+        ("overview", "insights", "support", "feedback", "data_quality")),
+}
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    misfire_grace_hours: float = 6.0
+    notify_on_failure: str = ""
+
+
+@dataclass(frozen=True)
+class Config:
+    timezone: str = "UTC"
+    data_dir: Path = Path("data")
+    output_dir: Path = Path("output")
+    lock_timeout_s: float = 600.0
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    columns: dict[str, dict[str, str]] = field(default_factory=dict)
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    audiences: dict[str, Audience] = field(default_factory=lambda: dict(DEFAULT_AUDIENCES))
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    source: Path | None = None
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @classmethod
+    def load(cls, path: Path | str | None = None, *, must_exist: bool = False) -> Config:
+        """Read `path` (or ./report.toml when present); every key is optional."""
+        if path is None:
+            path = Path("report.toml")
+            if not path.exists():
+                return cls()
+        path = Path(path)
+        if not path.exists():
+            raise ConfigError(f"Config file {path} does not exist.")
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"Config file {path} is not valid TOML: {exc}.") from None
+        return cls.from_dict(raw, base=path.resolve().parent, source=path)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], *, base: Path | None = None,
+                  source: Path | None = None) -> Config:
+        """Validate a parsed TOML document; unknown keys are an error that names them."""
+        where = str(source or "config")
+        top = {"timezone", "data_dir", "output_dir", "lock_timeout_s", "thresholds",
+               "columns", "smtp", "audiences", "scheduler"}
+        _no_unknown(raw, top, where, "")
+        base = base or Path.cwd()
+        kwargs: dict[str, Any] = {"source": source}
+        if "timezone" in raw:
+            tz = raw["timezone"]
+            try:
+                ZoneInfo(str(tz))
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ConfigError(f"{where}: timezone {tz!r} is not an IANA time zone "
+                                  "such as 'UTC' or 'Europe/Warsaw'.") from None
+            kwargs["timezone"] = str(tz)
+        for key in ("data_dir", "output_dir"):
+            if key in raw:
+                p = Path(str(raw[key]))
+                kwargs[key] = p if p.is_absolute() else base / p
+        if "lock_timeout_s" in raw:
+            kwargs["lock_timeout_s"] = _number(raw["lock_timeout_s"], where, "lock_timeout_s")
+        kwargs["thresholds"] = _sub(Thresholds, raw.get("thresholds", {}), where, "thresholds")
+        kwargs["smtp"] = _sub(SmtpConfig, raw.get("smtp", {}), where, "smtp")
+        if kwargs["smtp"].security not in ("none", "starttls", "ssl"):
+            raise ConfigError(f"{where}: smtp.security must be none, starttls or ssl, "
+                              f"not {kwargs['smtp'].security!r}.")
+        kwargs["scheduler"] = _sub(SchedulerConfig, raw.get("scheduler", {}), where, "scheduler")
+        columns = raw.get("columns", {})
+        _no_unknown(columns, set(SOURCE_NAMES), where, "columns.")
+        kwargs["columns"] = {src: {str(k).strip().lower(): str(v).strip().lower()
+                                   for k, v in mapping.items()}
+                             for src, mapping in columns.items()}
+        kwargs["audiences"] = _audiences(raw.get("audiences", {}), where)
+        return cls(**kwargs)
+
+    def digest(self) -> str:
+        """A short hash of the effective settings, recorded in each manifest."""
+        data = dataclasses.asdict(self)
+        data.pop("source", None)
+        text = json.dumps(data, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _no_unknown(raw: dict[str, Any], allowed: set[str], where: str, prefix: str) -> None:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: {prefix.rstrip('.')} must be a table.")
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        names = ", ".join(prefix + k for k in unknown)
+        raise ConfigError(f"{where}: unknown key(s) {names}; allowed: "
+                          f"{', '.join(sorted(allowed))}.")
+
+
+def _number(value: Any, where: str, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{where}: {key} must be a number, not {value!r}.")
+    return float(value)
+
+
+def _sub(kind: type, raw: dict[str, Any], where: str, prefix: str) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(kind)}
+    _no_unknown(raw, set(fields), where, prefix + ".")
+    values = {}
+    for key, value in raw.items():
+        default = fields[key].default
+        if isinstance(default, (int, float)) and not isinstance(default, bool):
+            value = _number(value, where, f"{prefix}.{key}")
+            if isinstance(default, int):
+                value = int(value)
+        elif isinstance(default, str) and not isinstance(value, str):
+            raise ConfigError(f"{where}: {prefix}.{key} must be a string, not {value!r}.")
+        values[key] = value
+    return kind(**values)
+
+
+def _audiences(raw: dict[str, Any], where: str) -> dict[str, Audience]:
+    _no_unknown(raw, set(raw), where, "audiences.")
+    result = dict(DEFAULT_AUDIENCES)
+    allowed = {"title", "sections", "recipients", "schedule", "period", "template", "compact"}
+    for name, table in raw.items():
+        _no_unknown(table, allowed, where, f"audiences.{name}.")
+        base = result.get(name) or Audience(name, name.replace("_", " ").title(),
+                                            ("overview", "insights", "data_quality"))
+        sections = tuple(table.get("sections", base.sections))
+        bad = [s for s in sections if s not in SECTION_NAMES]
+        if bad:
+            raise ConfigError(f"{where}: audiences.{name}.sections has unknown section(s) "
+                              f"{', '.join(bad)}; known: {', '.join(SECTION_NAMES)}.")
+        recipients = tuple(str(r) for r in table.get("recipients", base.recipients))
+        result[name] = dataclasses.replace(
+            base, title=str(table.get("title", base.title)), sections=sections,
+            recipients=recipients, schedule=str(table.get("schedule", base.schedule)),
+            period=str(table.get("period", base.period)),
+            template=str(table.get("template", base.template)),
+            compact=bool(table.get("compact", base.compact)))
+    return result

@@ -1,0 +1,62 @@
+"""The KPI modules, one per domain; registering a module is one line in MODULES."""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from ..config import Thresholds
+from ..periods import Period
+from . import api, cart, clicks, feedback, pages, sessions, support, system
+from .base import SEVERITY_ORDER, KPI, Insight, Section, absent
+
+log = logging.getLogger(__name__)
+
+MODULES = [api, pages, clicks, cart, sessions, feedback, support, system]
+
+
+def compute_all(frames: Mapping[str, pd.DataFrame], period: Period, thresholds: Thresholds,
+                quality: Mapping[str, Any] | None = None) -> dict[str, Section]:
+    """Every domain's Section; a source that is absent or broken gets a 'no data' section."""
+    sections: dict[str, Section] = {}
+    for module in MODULES:
+        started = time.perf_counter()
+        if module.SOURCE in frames:
+            sections[module.NAME] = module.compute(frames, period, thresholds)
+        else:
+            sections[module.NAME] = absent(module.NAME, module.TITLE,
+                                           (quality or {}).get(module.SOURCE))
+        log.debug("kpis %s in %.2f s", module.NAME, time.perf_counter() - started)
+    return sections
+
+
+def all_kpis(sections: Mapping[str, Section]) -> dict[str, KPI]:
+    return {k.key: k for s in sections.values() for k in s.kpis}
+
+
+def ranked_insights(sections: Mapping[str, Section],
+                    extra: list[Insight] | None = None) -> list[Insight]:
+    """All insights, most severe first, then by impact."""
+    found = list(extra or []) + [i for s in sections.values() for i in s.insights]
+    return sorted(found, key=lambda i: (SEVERITY_ORDER.get(i.severity, 9), -i.impact))
+
+
+def document(sections: Mapping[str, Section], period: Period,
+             quality: Mapping[str, Any], insights: list[Insight],
+             incidents: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The kpis.json content (design.md, "KPI catalogue")."""
+    breakdowns = {name: dict(s.extra) for name, s in sections.items() if s.extra}
+    return {
+        "period": period.as_dict(),
+        "kpis": {key: k.as_dict() for key, k in all_kpis(sections).items()},
+        "sections": {name: {"status": s.status, "message": s.message}
+                     for name, s in sections.items()},
+        "breakdowns": breakdowns,
+        "insights": [i.as_dict() for i in insights],
+        "incidents": incidents or [],
+        "data_quality": {name: q.as_dict() if hasattr(q, "as_dict") else q
+                         for name, q in quality.items()},
+    }

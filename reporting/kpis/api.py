@@ -1,0 +1,212 @@
+"""API reliability and latency: errors, availability, percentiles, SLO budget, Apdex."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from .. import formatting as fmt
+from ..config import Thresholds
+from ..periods import Period
+from .base import (Chart, Insight, Metric, Section, Table, Value, build_kpis, higher_is_better,
+                   hours, lower_is_better, percentile, quantiles, ratio, window)
+
+SOURCE = "api_logs"
+NAME = "api"
+TITLE = "API reliability and latency"
+P99_MIN = 200   # tables show p99 only for groups of 200 or more values
+
+
+def _err_budget(t: Thresholds) -> float:
+    return 1 - t.availability_slo
+
+
+CATALOGUE = [
+    Metric("requests", "Requests", "count"),
+    Metric("server_errors", "Server errors (5xx)", "count", "down"),
+    Metric("server_error_rate", "Server error rate (5xx)", "ratio", "down",
+           lambda v, t: lower_is_better(v, _err_budget(t), 2 * _err_budget(t))),
+    Metric("client_error_rate", "Client error rate (4xx)", "ratio", "down"),
+    Metric("availability", "Availability", "ratio", "up",
+           lambda v, t: higher_is_better(v, t.availability_slo, 1 - 2 * _err_budget(t))),
+    Metric("p50_ms", "p50 latency", "ms", "down"),
+    Metric("p95_ms", "p95 latency", "ms", "down",
+           lambda v, t: lower_is_better(v, t.api_p95_ms, 1.25 * t.api_p95_ms)),
+    Metric("p99_ms", "p99 latency", "ms", "down"),
+    Metric("mean_ms", "Mean latency", "ms", "down"),
+    Metric("slowest_endpoint", "Slowest endpoint (p95)", "text"),
+    Metric("slowest_service_by_mean", "Slowest service (mean)", "text"),
+    Metric("error_budget_used", "Error budget used", "ratio", "down",
+           lambda v, t: lower_is_better(v, 0.75, 1.0)),
+    Metric("max_burn_rate", "Worst 1-hour burn rate", "x", "down",
+           lambda v, t: lower_is_better(v, 1.0, t.burn_rate_page)),
+    Metric("apdex", "Apdex", "score", "up", lambda v, t: higher_is_better(v, 0.85, 0.70)),
+]
+HEADLINE = ("api.availability", "api.p95_ms", "api.error_budget_used", "api.apdex")
+
+
+def _apdex_parts(df: pd.DataFrame, t: Thresholds) -> tuple[np.ndarray, np.ndarray]:
+    """Satisfied (<= T) and tolerating (<= 4T) flags; server errors are frustrated."""
+    rt = df["response_time_ms"].to_numpy()
+    ok = df["status_code"].to_numpy() < 500
+    sat = ok & (rt <= t.apdex_t_ms)
+    tol = ok & (rt > t.apdex_t_ms) & (rt <= 4 * t.apdex_t_ms)
+    return sat, tol
+
+
+def hourly(df: pd.DataFrame) -> pd.DataFrame:
+    """Requests, server errors and their ratio per hour."""
+    g = df.assign(hour=hours(df["timestamp"]),
+                  err=df["status_code"].to_numpy() >= 500).groupby("hour")["err"]
+    out = pd.DataFrame({"requests": g.size(), "server_errors": g.sum()})
+    if len(out) > 1:   # hours without requests are zeros, not gaps
+        out = out.asfreq("h", fill_value=0)
+    out["server_error_rate"] = (out["server_errors"] / out["requests"]).where(out["requests"] > 0)
+    return out
+
+
+def measure(df: pd.DataFrame, t: Thresholds) -> dict[str, Value]:
+    """Every catalogue value for one slice of api_logs."""
+    n = len(df)
+    status = df["status_code"].to_numpy()
+    rt = df["response_time_ms"]
+    server = int((status >= 500).sum())
+    client = int(((status >= 400) & (status < 500)).sum())
+    ser = ratio(server, n)
+    values: dict[str, Value] = {
+        "requests": n, "server_errors": server, "server_error_rate": ser,
+        "client_error_rate": ratio(client, n),
+        "availability": None if ser is None else 1 - ser,
+        "p50_ms": percentile(rt, 50), "p95_ms": percentile(rt, 95),
+        "p99_ms": percentile(rt, 99), "mean_ms": float(rt.mean()) if n else None,
+        "error_budget_used": ratio(server, _err_budget(t) * n) if n else None,
+    }
+    if n:
+        values["slowest_endpoint"] = str(
+            df.groupby("endpoint", observed=True)["response_time_ms"].quantile(0.95).idxmax())
+        values["slowest_service_by_mean"] = str(
+            df.groupby("service_name", observed=True)["response_time_ms"].mean().idxmax())
+        h = hourly(df)
+        judged = h[h["requests"] >= t.incident_min_events]
+        values["max_burn_rate"] = (float(judged["server_error_rate"].max() / _err_budget(t))
+                                   if len(judged) else None)
+        sat, tol = _apdex_parts(df, t)
+        values["apdex"] = float((sat.sum() + tol.sum() / 2) / n)
+    return values
+
+
+def breakdown(df: pd.DataFrame, by: str, t: Thresholds) -> pd.DataFrame:
+    """Per service or endpoint: volume, errors, mean and percentiles, Apdex."""
+    sat, tol = _apdex_parts(df, t)
+    work = df.assign(server=df["status_code"].to_numpy() >= 500,
+                     client=(df["status_code"].to_numpy() >= 400)
+                     & (df["status_code"].to_numpy() < 500), sat=sat, tol=tol)
+    g = work.groupby(by, observed=True)
+    out = pd.DataFrame({
+        "requests": g.size(),
+        "server_error_rate": g["server"].mean(),
+        "client_error_rate": g["client"].mean(),
+        "mean_ms": g["response_time_ms"].mean(),
+    })
+    out = out.join(quantiles(work, by, "response_time_ms", (0.5, 0.95, 0.99)).rename(
+        columns=lambda c: f"{c}_ms"))
+    out.loc[out["requests"] < P99_MIN, "p99_ms"] = np.nan
+    out["availability"] = 1 - out["server_error_rate"]
+    out["apdex"] = (g["sat"].sum() + g["tol"].sum() / 2) / out["requests"]
+    return out.sort_values("p95_ms", ascending=False)
+
+
+UNITS = {"requests": "count", "server_error_rate": "ratio", "client_error_rate": "ratio",
+         "availability": "ratio", "mean_ms": "ms", "p50_ms": "ms", "p95_ms": "ms",
+         "p99_ms": "ms", "apdex": "score"}
+
+
+def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -> Section:
+    cur, prev = window(frames[SOURCE], "timestamp", period)
+    values = measure(cur, t)
+    prev_values = measure(prev, t) if prev is not None else None
+    kpis = build_kpis(NAME, CATALOGUE, values, prev_values, t)
+    if cur.empty:
+        return Section(NAME, TITLE, "no data", "No API requests in this period.", kpis=kpis)
+    services = breakdown(cur, "service_name", t)
+    endpoints = breakdown(cur, "endpoint", t)
+    prev_services = breakdown(prev, "service_name", t) if prev is not None and len(prev) else None
+    h = hourly(cur)
+    cols = ["requests", "server_error_rate", "availability", "mean_ms", "p50_ms", "p95_ms",
+            "p99_ms", "apdex"]
+    tables = (
+        Table("services", "By service", services[cols].reset_index(), UNITS,
+              f"p99 shown for groups of {P99_MIN}+ requests."),
+        Table("endpoints", "Slowest endpoints (by p95)",
+              endpoints[["requests", "server_error_rate", "mean_ms", "p50_ms", "p95_ms",
+                         "p99_ms"]].head(10).reset_index(), UNITS),
+    )
+    charts = (
+        Chart("api_hourly", "line_dual", "Requests and server-error rate per hour",
+              h.reset_index(), {"x": "hour", "y": "requests", "y_label": "requests / hour",
+                                "y2": "server_error_rate", "y2_label": "5xx rate (%)"}),
+        Chart("api_p95_service", "barh", "p95 latency by service (ms)",
+              services.reset_index()[["service_name", "p95_ms"]],
+              {"label": "service_name", "value": "p95_ms", "unit": "ms",
+               "threshold": t.api_p95_ms, "threshold_label": "target"}),
+        Chart("api_slowest_endpoints", "barh", "Slowest endpoints by p95 latency (ms)",
+              endpoints.head(10).reset_index()[["endpoint", "p95_ms"]],
+              {"label": "endpoint", "value": "p95_ms", "unit": "ms"}),
+    )
+    return Section(NAME, TITLE, kpis=kpis, tables=tables, charts=charts,
+                   insights=tuple(_insights(values, prev_values, services, prev_services, h, t)),
+                   headline=HEADLINE,
+                   extra={"by_service": _records(services), "by_endpoint": _records(endpoints)})
+
+
+def _records(frame: pd.DataFrame) -> dict[str, dict[str, Value]]:
+    clean = frame.astype("float64").replace({np.nan: None})
+    return {str(k): v for k, v in clean.to_dict("index").items()}
+
+
+def _insights(v: dict[str, Value], pv: dict[str, Value] | None, services: pd.DataFrame,
+              prev_services: pd.DataFrame | None, h: pd.DataFrame, t: Thresholds
+              ) -> list[Insight]:
+    out: list[Insight] = []
+    for name, row in services.iterrows():   # one row per service: a handful
+        p95 = row["p95_ms"]
+        if p95 <= t.api_p95_ms:
+            continue
+        before = prev_services["p95_ms"].get(name) if prev_services is not None else None
+        trend = (f"rose from {fmt.ms(before)} to {fmt.ms(p95)} "
+                 f"({fmt.change((p95 - before) / before)})" if before and before < p95
+                 else f"was {fmt.ms(p95)}")
+        sev = "high" if p95 > 1.25 * t.api_p95_ms else "medium"
+        out.append(Insight(sev, NAME, f"{name} p95 latency {trend}, above the "
+                           f"{fmt.ms(t.api_p95_ms)} target, over {fmt.count(row['requests'])} "
+                           "requests; slow responses cost conversions.",
+                           impact=float(row["requests"] * (p95 - t.api_p95_ms))))
+    avail = v.get("availability")
+    if isinstance(avail, float) and avail < t.availability_slo:
+        worst = services["server_error_rate"].idxmax()
+        budget = v.get("error_budget_used") or 0
+        out.append(Insight(
+            "high" if budget > 1 else "medium", NAME,
+            f"Availability was {fmt.pct(avail)} against a {fmt.pct(t.availability_slo)} SLO: "
+            f"{fmt.count(v['server_errors'])} server errors used {fmt.pct(budget)} of the "
+            f"period's error budget; {worst} had the highest 5xx rate "
+            f"({fmt.pct(services.loc[worst, 'server_error_rate'])}).",
+            impact=float(v["server_errors"] or 0) * 10))
+    burn = v.get("max_burn_rate")
+    if isinstance(burn, float) and burn >= t.burn_rate_page:
+        judged = h[h["requests"] >= t.incident_min_events]
+        hour = judged["server_error_rate"].idxmax()
+        out.append(Insight(
+            "high", NAME,
+            f"In the worst hour ({hour:%a %-d %b %H:%M}) server errors burned the error budget "
+            f"{burn:,.1f}x faster than the SLO allows; the SRE workbook pages at "
+            f"{t.burn_rate_page:g}x over 1 hour.", impact=burn))
+    if pv and isinstance(v.get("p95_ms"), float) and isinstance(pv.get("p95_ms"), float):
+        change = (v["p95_ms"] - pv["p95_ms"]) / pv["p95_ms"] if pv["p95_ms"] else 0
+        if change > 0.25:
+            out.append(Insight("medium", NAME,
+                               f"Overall p95 latency rose from {fmt.ms(pv['p95_ms'])} to "
+                               f"{fmt.ms(v['p95_ms'])} ({fmt.change(change)}) vs the previous "
+                               "period.", impact=change))
+    return out

@@ -1,0 +1,211 @@
+"""The plain values KPI modules return, and the helpers they share."""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..config import Thresholds
+from ..periods import Period
+
+Value = float | int | str | None
+
+
+@dataclass(frozen=True)
+class KPI:
+    key: str                  # "api.p95_ms", as in kpis.json
+    label: str
+    value: Value
+    previous: Value
+    unit: str                 # count ms ratio min h money items score rating pct x text
+    status: str | None        # good | warn | bad | None (no threshold)
+    better: str | None = None  # "up" | "down": which direction of change is good
+
+    @property
+    def change(self) -> float | None:
+        """Relative change vs previous, None where it means nothing."""
+        if not isinstance(self.value, (int, float)) or not isinstance(self.previous, (int, float)):
+            return None
+        if self.previous == 0 or np.isnan(self.previous) or np.isnan(self.value):
+            return None
+        return (self.value - self.previous) / abs(self.previous)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"value": _plain(self.value), "previous": _plain(self.previous),
+                "unit": self.unit, "status": self.status}
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    title: str
+    frame: pd.DataFrame
+    units: Mapping[str, str] = field(default_factory=dict)   # column -> unit for formatting
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Chart:
+    """What to draw; `reporting.charts` decides how."""
+
+    name: str
+    kind: str                 # line_dual bar barh heatmap hist stacked funnel grouped_barh
+    title: str
+    data: pd.DataFrame
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Insight:
+    severity: str             # high | medium | low
+    domain: str
+    text: str
+    impact: float = 0.0       # sorts insights of one severity; larger first
+
+    def as_dict(self) -> dict[str, str]:
+        return {"severity": self.severity, "domain": self.domain, "text": self.text}
+
+
+SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
+
+
+@dataclass(frozen=True)
+class Section:
+    name: str
+    title: str
+    status: str = "ok"        # ok | no data | not loaded
+    message: str = ""
+    kpis: tuple[KPI, ...] = ()
+    tables: tuple[Table, ...] = ()
+    charts: tuple[Chart, ...] = ()
+    insights: tuple[Insight, ...] = ()
+    headline: tuple[str, ...] = ()          # KPI keys for the overview tiles
+    extra: Mapping[str, Any] = field(default_factory=dict)   # breakdowns for kpis.json
+
+    def kpi(self, key: str) -> KPI | None:
+        return next((k for k in self.kpis if k.key == key), None)
+
+    def table(self, name: str) -> Table | None:
+        return next((t for t in self.tables if t.name == name), None)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One catalogue entry: how a KPI is named, shown and judged."""
+
+    name: str
+    label: str
+    unit: str
+    better: str | None = None
+    judge: Callable[[Any, Thresholds], str | None] | None = None
+
+
+def lower_is_better(value: Value, good: float, warn: float) -> str | None:
+    if not isinstance(value, (int, float)) or np.isnan(value):
+        return None
+    return "good" if value <= good else "warn" if value <= warn else "bad"
+
+
+def higher_is_better(value: Value, good: float, warn: float) -> str | None:
+    if not isinstance(value, (int, float)) or np.isnan(value):
+        return None
+    return "good" if value >= good else "warn" if value >= warn else "bad"
+
+
+def build_kpis(domain: str, catalogue: list[Metric], current: Mapping[str, Value],
+               previous: Mapping[str, Value] | None, thresholds: Thresholds) -> tuple[KPI, ...]:
+    """KPIs in catalogue order, each judged by its metric's thresholds."""
+    out = []
+    for m in catalogue:
+        value = current.get(m.name)
+        prev = previous.get(m.name) if previous else None
+        status = m.judge(value, thresholds) if m.judge and value is not None else None
+        out.append(KPI(f"{domain}.{m.name}", m.label, _plain(value), _plain(prev), m.unit,
+                       status, m.better))
+    return tuple(out)
+
+
+def window(frame: pd.DataFrame, column: str, period: Period
+           ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Rows of the period, and of the preceding period when the data covers it.
+
+    The data covers the preceding period when its first row falls on or before that
+    period's first day; otherwise `previous` comes from the archive or stays empty.
+    """
+    times = frame[column]
+    current = frame.loc[period.mask(times)]
+    prev = period.previous
+    if prev is None or times.empty:
+        return current, None
+    if times.min() >= prev.start + pd.Timedelta(days=1):
+        return current, None
+    return current, frame.loc[prev.mask(times)]
+
+
+def percentile(values: pd.Series | np.ndarray, q: float) -> float | None:
+    """numpy's linear-interpolation percentile of the raw values; None when empty."""
+    arr = np.asarray(values, dtype="float64")
+    arr = arr[~np.isnan(arr)]
+    return float(np.percentile(arr, q)) if arr.size else None
+
+
+def ratio(part: float, whole: float) -> float | None:
+    return float(part) / float(whole) if whole else None
+
+
+def mean(values: pd.Series) -> float | None:
+    return float(values.mean()) if len(values) and values.notna().any() else None
+
+
+def mode(values: pd.Series) -> str | None:
+    """Most frequent value; ties go to the alphabetically first, so results are stable."""
+    counts = values.dropna().astype("str").value_counts()
+    if counts.empty:
+        return None
+    top = counts[counts == counts.iloc[0]].index
+    return str(sorted(top)[0])
+
+
+def absent(name: str, title: str, quality: Any | None) -> Section:
+    """The section for a source that is missing or could not be loaded."""
+    if quality is not None and quality.status == "error":
+        return Section(name, title, "not loaded", quality.message or "")
+    return Section(name, title, "no data", "No data was supplied for this source.")
+
+
+def empty_period(name: str, title: str, kpis: tuple[KPI, ...] = ()) -> Section:
+    return Section(name, title, "no data", "No data for this period.", kpis=kpis)
+
+
+def _plain(v: Any) -> Value:
+    """numpy scalars to Python numbers, NaN to None, for JSON and templates."""
+    if v is None:
+        return None
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return None if np.isnan(v) else float(v)
+    return v
+
+
+def hours(times: pd.Series) -> pd.Series:
+    """Start of each row's hour, cut in UTC so DST changes never make an hour ambiguous."""
+    tz = times.dt.tz
+    return times.dt.tz_convert("UTC").dt.floor("h").dt.tz_convert(tz)
+
+
+def days(times: pd.Series) -> pd.Series:
+    """Local calendar day of each row (a date, so DST days are not special)."""
+    return times.dt.date
+
+
+def quantiles(frame: pd.DataFrame, by: str, column: str, qs: tuple[float, ...]
+              ) -> pd.DataFrame:
+    """Per-group linear-interpolation quantiles, one column per q (p50, p95, ...)."""
+    out = frame.groupby(by, observed=True)[column].quantile(list(qs)).unstack()
+    out.columns = [f"p{round(q * 100)}" for q in qs]
+    out.index.name = by
+    return out

@@ -1,0 +1,78 @@
+"""Clickstream: volume, reach, what gets clicked and when."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pandas as pd
+
+from .. import formatting as fmt
+from ..config import Thresholds
+from ..periods import Period
+from .base import (Chart, Insight, Metric, Section, Table, Value, build_kpis, mode, ratio,
+                   window)
+
+SOURCE = "clickstream"
+NAME = "clicks"
+TITLE = "Clickstream"
+DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+
+CATALOGUE = [
+    Metric("total", "Clicks", "count"),
+    Metric("unique_users", "Unique users", "count", "up"),
+    Metric("clicks_per_user", "Clicks per user", "per_user"),
+    Metric("top_page", "Most clicked page", "text"),
+    Metric("top_element", "Most clicked element", "text"),
+]
+HEADLINE = ("clicks.total", "clicks.unique_users")
+
+
+def measure(df: pd.DataFrame, t: Thresholds) -> dict[str, Value]:
+    users = int(df["user_id"].nunique())
+    return {"total": len(df), "unique_users": users, "clicks_per_user": ratio(len(df), users),
+            "top_page": mode(df["page"]), "top_element": mode(df["element_clicked"])}
+
+
+def by_hour_of_week(df: pd.DataFrame) -> pd.DataFrame:
+    """7 x 24 click counts: rows Mon..Sun, columns hour 0..23."""
+    ts = df["timestamp"]
+    grid = pd.crosstab(ts.dt.dayofweek, ts.dt.hour)
+    return grid.reindex(index=range(7), columns=range(24), fill_value=0).set_axis(DAYS)
+
+
+def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -> Section:
+    cur, prev = window(frames[SOURCE], "timestamp", period)
+    values = measure(cur, t)
+    kpis = build_kpis(NAME, CATALOGUE, values, measure(prev, t) if prev is not None else None, t)
+    if cur.empty:
+        return Section(NAME, TITLE, "no data", "No clicks in this period.", kpis=kpis)
+    elements = (cur.groupby("element_clicked", observed=True)
+                .agg(clicks=("user_id", "size"), users=("user_id", "nunique"))
+                .sort_values(["clicks", "users"], ascending=False))
+    pages = (cur.groupby("page", observed=True)
+             .agg(clicks=("user_id", "size"), users=("user_id", "nunique"))
+             .sort_values("clicks", ascending=False))
+    grid = by_hour_of_week(cur)
+    hourly = grid.sum(axis=0)
+    peak_hour = int(hourly.idxmax())
+    tables = (
+        Table("top_elements", "Most clicked elements", elements.head(10).reset_index(),
+              {"clicks": "count", "users": "count"}),
+        Table("top_pages", "Clicks by page", pages.head(10).reset_index(),
+              {"clicks": "count", "users": "count"}),
+    )
+    charts = (
+        Chart("clicks_heatmap", "heatmap", "Clicks by hour of week (count)", grid,
+              {"x_label": "hour of day", "colorbar": "clicks"}),
+        Chart("clicks_top_elements", "barh", "Most clicked elements (clicks)",
+              elements.head(10).reset_index()[["element_clicked", "clicks"]],
+              {"label": "element_clicked", "value": "clicks", "unit": "count"}),
+    )
+    share = hourly.max() / hourly.sum() if hourly.sum() else 0
+    insights = (Insight("low", NAME,
+                        f"{fmt.count(values['total'])} clicks from "
+                        f"{fmt.count(values['unique_users'])} users; {values['top_element']} on "
+                        f"{values['top_page']} leads, and {peak_hour:02d}:00-{peak_hour + 1:02d}:00 "
+                        f"is the busiest hour ({fmt.pct(share)} of clicks).", impact=0),)
+    return Section(NAME, TITLE, kpis=kpis, tables=tables, charts=charts, insights=insights,
+                   headline=HEADLINE,
+                   extra={"by_hour": {int(h): int(c) for h, c in hourly.items()}})

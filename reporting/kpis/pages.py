@@ -1,0 +1,105 @@
+"""Page speed: load-time percentiles per page and device, against the web.dev LCP bands.
+
+Load time is not LCP; the 2.5 s / 4 s bands are borrowed from web.dev's LCP guidance.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from .. import formatting as fmt
+from ..config import Thresholds
+from ..periods import Period
+from .base import (Chart, Insight, Metric, Section, Table, Value, build_kpis, lower_is_better,
+                   percentile, quantiles, window)
+
+SOURCE = "page_load_times"
+NAME = "pages"
+TITLE = "Page speed"
+NOTE = ("Load time is not LCP: the good (≤ 2.5 s at p75) and poor (> 4 s) bands are "
+        "borrowed from web.dev's Largest Contentful Paint guidance.")
+
+CATALOGUE = [
+    Metric("views", "Page views", "count"),
+    Metric("mean_load_ms", "Mean load time", "ms", "down"),
+    Metric("p50_load_ms", "p50 load time", "ms", "down"),
+    Metric("p75_load_ms", "p75 load time", "ms", "down",
+           lambda v, t: lower_is_better(v, t.page_p75_ms, t.page_poor_ms)),
+    Metric("p95_load_ms", "p95 load time", "ms", "down"),
+    Metric("good_share", "Loads ≤ 2.5 s", "ratio", "up"),
+    Metric("poor_share", "Loads > 4 s", "ratio", "down"),
+    Metric("slowest_page", "Slowest page (p75)", "text"),
+]
+HEADLINE = ("pages.p75_load_ms", "pages.poor_share")
+UNITS = {"views": "count", "mean_ms": "ms", "p50_ms": "ms", "p75_ms": "ms", "p95_ms": "ms",
+         "good_share": "ratio", "poor_share": "ratio"}
+
+
+def measure(df: pd.DataFrame, t: Thresholds) -> dict[str, Value]:
+    lt = df["load_time_ms"]
+    n = len(df)
+    values: dict[str, Value] = {
+        "views": n, "mean_load_ms": float(lt.mean()) if n else None,
+        "p50_load_ms": percentile(lt, 50), "p75_load_ms": percentile(lt, 75),
+        "p95_load_ms": percentile(lt, 95),
+        "good_share": float((lt <= t.page_p75_ms).mean()) if n else None,
+        "poor_share": float((lt > t.page_poor_ms).mean()) if n else None,
+    }
+    if n:
+        values["slowest_page"] = str(
+            df.groupby("page_url", observed=True)["load_time_ms"].quantile(0.75).idxmax())
+    return values
+
+
+def breakdown(df: pd.DataFrame, by: str, t: Thresholds) -> pd.DataFrame:
+    work = df.assign(good=df["load_time_ms"] <= t.page_p75_ms,
+                     poor=df["load_time_ms"] > t.page_poor_ms)
+    g = work.groupby(by, observed=True)
+    out = pd.DataFrame({"views": g.size(), "mean_ms": g["load_time_ms"].mean()})
+    out = out.join(quantiles(work, by, "load_time_ms", (0.5, 0.75, 0.95)).rename(
+        columns=lambda c: f"{c}_ms"))
+    out["good_share"] = g["good"].mean()
+    out["poor_share"] = g["poor"].mean()
+    out["band"] = np.where(out["p75_ms"] <= t.page_p75_ms, "good",
+                           np.where(out["p75_ms"] <= t.page_poor_ms, "needs work", "poor"))
+    return out.sort_values("p75_ms", ascending=False)
+
+
+def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -> Section:
+    cur, prev = window(frames[SOURCE], "timestamp", period)
+    values = measure(cur, t)
+    prev_values = measure(prev, t) if prev is not None else None
+    kpis = build_kpis(NAME, CATALOGUE, values, prev_values, t)
+    if cur.empty:
+        return Section(NAME, TITLE, "no data", "No page loads in this period.", kpis=kpis)
+    pages = breakdown(cur, "page_url", t)
+    tables = [Table("by_page", "By page (slowest p75 first)", pages.head(15).reset_index(),
+                    UNITS, NOTE)]
+    extra = {"by_page": _records(pages)}
+    if cur["device"].notna().any():
+        devices = breakdown(cur.dropna(subset=["device"]), "device", t)
+        tables.append(Table("by_device", "By device", devices.reset_index(), UNITS))
+        extra["by_device"] = _records(devices)
+    charts = (Chart("pages_p75", "barh", "p75 load time by page (ms)",
+                    pages.head(15).reset_index()[["page_url", "p75_ms"]],
+                    {"label": "page_url", "value": "p75_ms", "unit": "ms",
+                     "threshold": t.page_p75_ms, "threshold_label": "good ≤ 2,500 ms",
+                     "threshold2": t.page_poor_ms, "threshold2_label": "poor > 4,000 ms"}),)
+    insights = []
+    for page, row in pages[pages["p75_ms"] > t.page_p75_ms].head(5).iterrows():
+        poor = row["p75_ms"] > t.page_poor_ms
+        insights.append(Insight(
+            "high" if poor else "medium", NAME,
+            f"{page} loads in {fmt.ms(row['p75_ms'])} at p75 over {fmt.count(row['views'])} "
+            f"views, {'in the poor band (> 4 s)' if poor else 'above the 2.5 s good band'}; "
+            f"{fmt.pct(row['poor_share'])} of its loads take over 4 s.",
+            impact=float(row["views"] * (row["p75_ms"] - t.page_p75_ms))))
+    return Section(NAME, TITLE, kpis=kpis, tables=tuple(tables), charts=charts,
+                   insights=tuple(insights), headline=HEADLINE, extra=extra, message=NOTE)
+
+
+def _records(frame: pd.DataFrame) -> dict[str, dict[str, Value]]:
+    num = frame.select_dtypes("number").astype("float64").replace({np.nan: None})
+    return {str(k): v for k, v in num.to_dict("index").items()}

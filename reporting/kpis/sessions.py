@@ -1,0 +1,120 @@
+"""Sessions: duration, bounce, completion, drop-off pages and the funnel of the common path."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from .. import formatting as fmt
+from ..config import Thresholds
+from ..periods import Period
+from .base import Chart, Insight, Metric, Section, Table, Value, build_kpis, mode, ratio, window
+
+SOURCE = "session_tracking"
+NAME = "sessions"
+TITLE = "Sessions and funnel"
+FINISHED = "none"   # drop_off_page value of a session that finished
+SEP = " > "
+
+CATALOGUE = [
+    Metric("count", "Sessions", "count", "up"),
+    Metric("avg_duration_min", "Average duration", "min"),
+    Metric("median_duration_min", "Median duration", "min"),
+    Metric("bounce_rate", "Bounce rate", "ratio", "down"),
+    Metric("completion_rate", "Completion rate", "ratio", "up"),
+    Metric("top_drop_off_page", "Top drop-off page", "text"),
+    Metric("pages_per_session", "Pages per session", "items"),
+    Metric("checkout_conversion", "Checkout conversion", "ratio", "up"),
+]
+HEADLINE = ("sessions.completion_rate", "sessions.checkout_conversion")
+
+
+def paths(df: pd.DataFrame) -> pd.Series:
+    """page_sequence with its separators normalised to ' > '."""
+    return df["page_sequence"].astype("str").str.replace(r"\s*>\s*", SEP, regex=True).str.strip()
+
+
+def measure(df: pd.DataFrame, t: Thresholds) -> dict[str, Value]:
+    n = len(df)
+    if not n:
+        return {"count": 0}
+    seq = paths(df)
+    steps = seq.str.count(">") + 1
+    minutes = (df["end_time"] - df["start_time"]).dt.total_seconds() / 60
+    finished = (df["drop_off_page"].astype("str").str.lower() == FINISHED).to_numpy()
+    # "Reached the cart": any step naming the cart (cart, /cart, Cart page).
+    cart = seq.str.contains("cart", case=False, regex=False).to_numpy()
+    dropped = df.loc[~finished, "drop_off_page"]
+    return {
+        "count": n, "avg_duration_min": float(minutes.mean()),
+        "median_duration_min": float(minutes.median()),
+        "bounce_rate": float((steps == 1).mean()), "completion_rate": float(finished.mean()),
+        "top_drop_off_page": mode(dropped), "pages_per_session": float(steps.mean()),
+        "checkout_conversion": ratio((cart & finished).sum(), cart.sum()),
+    }
+
+
+def funnel(df: pd.DataFrame) -> pd.DataFrame:
+    """Steps of the most common full path; sessions reaching each step in order, then finishing.
+
+    A session reaches step k when its path starts with the first k steps of that path.
+    """
+    seq = paths(df)
+    top = mode(seq)
+    if top is None:
+        return pd.DataFrame(columns=["step", "sessions", "step_conversion"])
+    parts = top.split(SEP)
+    rows = []
+    for k in range(1, len(parts) + 1):
+        prefix = SEP.join(parts[:k])
+        reached = (seq == prefix) | seq.str.startswith(prefix + SEP)
+        rows.append((parts[k - 1], int(reached.sum())))
+    finished = (df["drop_off_page"].astype("str").str.lower() == FINISHED).to_numpy()
+    rows.append(("finished", int((reached.to_numpy() & finished).sum())))
+    out = pd.DataFrame(rows, columns=["step", "sessions"])
+    out["step_conversion"] = out["sessions"] / out["sessions"].shift(1)
+    out.loc[0, "step_conversion"] = np.nan
+    return out
+
+
+def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -> Section:
+    cur, prev = window(frames[SOURCE], "start_time", period)
+    values = measure(cur, t)
+    kpis = build_kpis(NAME, CATALOGUE, values, measure(prev, t) if prev is not None else None, t)
+    if cur.empty:
+        return Section(NAME, TITLE, "no data", "No sessions in this period.", kpis=kpis)
+    steps = funnel(cur)
+    finished = cur["drop_off_page"].astype("str").str.lower() == FINISHED
+    drops = (cur.loc[~finished.to_numpy(), "drop_off_page"].astype("str").value_counts()
+             .rename_axis("page").rename("sessions").reset_index())
+    drops["share"] = drops["sessions"] / len(cur)
+    tables = (
+        Table("funnel", "Funnel of the most common path",
+              steps, {"sessions": "count", "step_conversion": "ratio"},
+              "Step conversion: sessions at this step / sessions at the step before."),
+        Table("drop_off", "Top drop-off pages", drops.head(10),
+              {"sessions": "count", "share": "ratio"}),
+    )
+    charts = (
+        Chart("sessions_funnel", "funnel", "Funnel of the most common path (sessions)",
+              steps, {"label": "step", "value": "sessions"}),
+        Chart("sessions_drop_off", "barh", "Top drop-off pages (sessions)",
+              drops.head(10)[["page", "sessions"]],
+              {"label": "page", "value": "sessions", "unit": "count"}),
+    )
+    insights = []
+    if len(steps) > 2:
+        worst = steps.iloc[1:].nsmallest(1, "step_conversion").iloc[0]
+        i = int(steps.index[steps["step"] == worst["step"]][0])
+        before = steps.iloc[i - 1]["step"]
+        insights.append(Insight(
+            "medium" if worst["step_conversion"] < 0.5 else "low", NAME,
+            f"The funnel loses most between {before} and {worst['step']}: only "
+            f"{fmt.pct(worst['step_conversion'])} of sessions go on; "
+            f"{values['top_drop_off_page']} is the most common drop-off page "
+            f"({fmt.count(drops['sessions'].iloc[0]) if len(drops) else 0} sessions).",
+            impact=float(1 - worst["step_conversion"])))
+    return Section(NAME, TITLE, kpis=kpis, tables=tables, charts=charts,
+                   insights=tuple(insights), headline=HEADLINE,
+                   extra={"funnel": steps.replace({np.nan: None}).to_dict("records")})

@@ -1,0 +1,114 @@
+"""Report periods: `latest`, `last-week`, `2026-W46`, `2026-11-01..2026-11-30`, `all`.
+
+A period is half-open, [start, end), in the configured zone, and knows the
+preceding period of the same length that every KPI is compared with.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+
+from .errors import PeriodError
+
+WEEK_RE = re.compile(r"^(\d{4})-W(\d{2})$")
+RANGE_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:\.\.|_)(\d{4}-\d{2}-\d{2})$")
+FORMS = "latest, last-week, YYYY-Www (e.g. 2026-W46), YYYY-MM-DD..YYYY-MM-DD or all"
+
+
+@dataclass(frozen=True)
+class Period:
+    id: str
+    start: pd.Timestamp
+    end: pd.Timestamp
+    previous: Period | None = None
+
+    @property
+    def days(self) -> float:
+        return (self.end - self.start) / pd.Timedelta(days=1)
+
+    @property
+    def label(self) -> str:
+        """Human form: '9 Nov 2026 - 15 Nov 2026 (2026-W46)'."""
+        last = self.end - pd.Timedelta(microseconds=1)
+        span = f"{self.start:%-d %b %Y} – {last:%-d %b %Y}"
+        return span if self.id in ("all",) or RANGE_RE.match(self.id) else f"{span} ({self.id})"
+
+    def mask(self, times: pd.Series) -> np.ndarray:
+        """Rows whose time falls in [start, end)."""
+        return ((times >= self.start) & (times < self.end)).to_numpy(dtype=bool, na_value=False)
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"id": self.id, "start": self.start.isoformat(), "end": self.end.isoformat(),
+                "previous_id": self.previous.id if self.previous else None}
+
+
+def _day(d: date, tz: ZoneInfo) -> pd.Timestamp:
+    return pd.Timestamp(datetime(d.year, d.month, d.day), tz=tz)
+
+
+def week(year: int, number: int, tz: ZoneInfo, *, with_previous: bool = True) -> Period:
+    try:
+        monday = date.fromisocalendar(year, number, 1)
+    except ValueError:
+        raise PeriodError(f"{year}-W{number:02d} is not an ISO week.") from None
+    prev = None
+    if with_previous:
+        p = monday - timedelta(days=7)
+        y, w, _ = p.isocalendar()
+        prev = week(y, w, tz, with_previous=False)
+    return Period(f"{year}-W{number:02d}", _day(monday, tz), _day(monday + timedelta(days=7), tz),
+                  prev)
+
+
+def date_range(first: date, last: date, tz: ZoneInfo, *, with_previous: bool = True) -> Period:
+    """Whole days first..last inclusive; a range that is exactly an ISO week gets its id."""
+    if last < first:
+        raise PeriodError(f"The period {first}..{last} ends before it starts.")
+    length = (last - first).days + 1
+    y, w, wd = first.isocalendar()
+    if length == 7 and wd == 1:
+        return week(y, w, tz, with_previous=with_previous)
+    prev = None
+    if with_previous:
+        prev = date_range(first - timedelta(days=length), first - timedelta(days=1), tz,
+                          with_previous=False)
+    return Period(f"{first:%Y-%m-%d}_{last:%Y-%m-%d}", _day(first, tz),
+                  _day(last + timedelta(days=1), tz), prev)
+
+
+def resolve(spec: str, tz: ZoneInfo, data_span: tuple[pd.Timestamp, pd.Timestamp] | None,
+            now: datetime | None = None) -> Period:
+    """Turn a `--period` value into a Period; `latest` and `all` need the data's span."""
+    spec = (spec or "latest").strip()
+    if spec == "latest":
+        if data_span is None:
+            raise PeriodError("The data folder holds no timestamped rows, so there is no "
+                              "latest week to report; pass --period explicitly.")
+        last = data_span[1].tz_convert(tz).date()
+        return date_range(last - timedelta(days=6), last, tz)
+    if spec == "last-week":
+        today = (pd.Timestamp(now, tz=tz) if now and now.tzinfo is None else
+                 pd.Timestamp(now or datetime.now(tz)).tz_convert(tz)).date()
+        monday = today - timedelta(days=today.weekday() + 7)
+        y, w, _ = monday.isocalendar()
+        return week(y, w, tz)
+    if spec == "all":
+        if data_span is None:
+            raise PeriodError("The data folder holds no timestamped rows to report.")
+        first = data_span[0].tz_convert(tz).date()
+        last = data_span[1].tz_convert(tz).date()
+        return Period("all", _day(first, tz), _day(last + timedelta(days=1), tz), None)
+    if m := WEEK_RE.match(spec):
+        return week(int(m[1]), int(m[2]), tz)
+    if m := RANGE_RE.match(spec):
+        try:
+            first, last = date.fromisoformat(m[1]), date.fromisoformat(m[2])
+        except ValueError as exc:
+            raise PeriodError(f"--period {spec}: {exc}.") from None
+        return date_range(first, last, tz)
+    raise PeriodError(f"--period {spec!r} is not one of: {FORMS}.")

@@ -1,0 +1,372 @@
+"""Read the eight input sources and validate them row by row, losing nothing.
+
+Each row either passes or is set aside with a reason; a source with a missing
+required column raises `SourceError`; an absent file is "no data".
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+
+from .errors import SourceError
+
+log = logging.getLogger(__name__)
+
+ALIASES = {"created_date": "created_at", "resolved_date": "resolved_at"}
+
+
+@dataclass(frozen=True)
+class Spec:
+    """The data contract of one source (design.md, "Input sources")."""
+
+    name: str
+    required: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+    time: str = "timestamp"                       # the column periods are cut on
+    timestamps: tuple[str, ...] = ("timestamp",)
+    # column -> (minimum, maximum, whole number?); None = unbounded
+    numbers: dict[str, tuple[float | None, float | None, bool]] = field(default_factory=dict)
+    categories: tuple[str, ...] = ()
+    # (start, end) pairs: end before start is rejected
+    order: tuple[tuple[str, str], ...] = ()
+    # required columns that may be empty
+    may_be_empty: tuple[str, ...] = ()
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.required + self.optional
+
+
+SPECS: dict[str, Spec] = {s.name: s for s in (
+    Spec("clickstream", ("user_id", "timestamp", "page", "element_clicked"), ("session_id",),
+         categories=("page", "element_clicked")),
+    Spec("cart_abandonment",
+         ("user_id", "cart_id", "abandonment_time", "items_in_cart", "total_value"),
+         time="abandonment_time", timestamps=("abandonment_time",),
+         numbers={"items_in_cart": (0, None, True), "total_value": (0, None, False)}),
+    Spec("page_load_times", ("page_url", "timestamp", "load_time_ms"), ("device",),
+         numbers={"load_time_ms": (0, None, False)}, categories=("page_url", "device")),
+    Spec("api_logs",
+         ("timestamp", "endpoint", "status_code", "response_time_ms", "service_name"),
+         ("method",),
+         numbers={"status_code": (100, 599, True), "response_time_ms": (0, None, False)},
+         categories=("endpoint", "service_name", "method")),
+    Spec("user_feedback", ("user_id", "timestamp", "feedback_text", "rating"),
+         numbers={"rating": (1, 5, True)}, may_be_empty=("feedback_text",)),
+    Spec("session_tracking",
+         ("session_id", "user_id", "start_time", "end_time", "page_sequence", "drop_off_page"),
+         time="start_time", timestamps=("start_time", "end_time"),
+         categories=("drop_off_page",), order=(("start_time", "end_time"),)),
+    Spec("support_tickets", ("ticket_id", "created_at", "status", "channel", "issue_type"),
+         ("user_id", "resolved_at", "first_response_at", "priority", "csat"),
+         time="created_at", timestamps=("created_at", "resolved_at", "first_response_at"),
+         numbers={"csat": (1, 5, True)},
+         categories=("status", "channel", "issue_type", "priority"),
+         order=(("created_at", "resolved_at"), ("created_at", "first_response_at"))),
+    Spec("system_metrics", ("timestamp", "service_name", "cpu_pct", "memory_pct"),
+         ("host", "healthy"),
+         numbers={"cpu_pct": (0, 100, False), "memory_pct": (0, 100, False),
+                  "healthy": (0, 1, True)},
+         categories=("service_name", "host")),
+)}
+
+
+@dataclass
+class Quality:
+    """What happened to one source: shown in the appendix and in kpis.json."""
+
+    source: str
+    status: str = "absent"              # loaded | absent | error
+    file: str | None = None
+    sha256: str | None = None
+    rows: int = 0
+    valid: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    message: str | None = None
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "file": self.file, "sha256": self.sha256,
+                "rows": self.rows, "valid": self.valid, "rejected": dict(self.rejected),
+                "message": self.message}
+
+
+@dataclass
+class Loaded:
+    """Validated frames by source, rejected rows by source, and the quality records."""
+
+    frames: dict[str, pd.DataFrame]
+    rejected: dict[str, pd.DataFrame]
+    quality: dict[str, Quality]
+
+    @property
+    def errors(self) -> list[str]:
+        return [q.message for q in self.quality.values() if q.status == "error" and q.message]
+
+
+def find_file(data_dir: Path, name: str) -> Path | None:
+    """The one file for a source: `<name>.csv` or `<name>.parquet`."""
+    found = [p for p in (data_dir / f"{name}.csv", data_dir / f"{name}.parquet") if p.is_file()]
+    if len(found) > 1:
+        raise SourceError(f"{data_dir} has both {found[0].name} and {found[1].name}; "
+                          f"keep one file per source.")
+    return found[0] if found else None
+
+
+def load_all(data_dir: Path, tz: ZoneInfo, mappings: dict[str, dict[str, str]] | None = None,
+             *, keep_raw_rejected: bool = True) -> Loaded:
+    """Load every source in `data_dir`; a broken source is recorded, the others still load."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise SourceError(f"Data folder {data_dir} does not exist or is not a folder.")
+    frames, rejected, quality = {}, {}, {}
+    for name, spec in SPECS.items():
+        q = Quality(name)
+        quality[name] = q
+        try:
+            path = find_file(data_dir, name)
+            if path is None:
+                q.message = f"no {name}.csv or {name}.parquet in {data_dir}"
+                continue
+            frame, bad = load_source(path, spec, tz, (mappings or {}).get(name, {}), q,
+                                     keep_raw_rejected=keep_raw_rejected)
+        except SourceError as exc:
+            q.status, q.message = "error", str(exc)
+            log.warning("%s", exc)
+            continue
+        frames[name] = frame
+        if len(bad):
+            rejected[name] = bad
+    return Loaded(frames, rejected, quality)
+
+
+def load_source(path: Path, spec: Spec, tz: ZoneInfo, mapping: dict[str, str] | None = None,
+                quality: Quality | None = None, *,
+                keep_raw_rejected: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read and validate one file; return (valid rows, rejected raw rows with `reason`)."""
+    q = quality or Quality(spec.name)
+    started = time.perf_counter()
+    q.file = str(path)
+    with ThreadPoolExecutor(1) as pool:   # hash while pyarrow parses: both release the GIL
+        digest = pool.submit(_sha256, path)
+        found = _header(path)
+        rename = _column_map(found, spec, mapping or {})
+        missing = [c for c in spec.required if c not in rename.values()]
+        if missing:
+            raise SourceError(
+                f"{path} has no column {', '.join(repr(c) for c in missing)} "
+                f"(required: {', '.join(spec.required)}); columns found: "
+                f"{', '.join(repr(c) for c in found) or 'none'}.")
+        raw = _read(path, list(rename), spec, rename)
+        q.sha256 = digest.result()
+    raw.columns = [rename[c] for c in raw.columns]
+    frame, reasons = _validate(raw, spec, tz)
+    bad_mask = reasons.notna().to_numpy()
+    q.status, q.rows = "loaded", len(raw)
+    q.valid = int(len(raw) - bad_mask.sum())
+    q.rejected = {str(k): int(v) for k, v in reasons[bad_mask].value_counts().items()}
+    if bad_mask.any():
+        bad = _raw_rows(path, np.flatnonzero(bad_mask), found) if keep_raw_rejected \
+            else raw.loc[bad_mask].copy()
+        bad["reason"] = reasons[bad_mask].to_numpy()
+    else:
+        bad = pd.DataFrame()
+    q.seconds = time.perf_counter() - started
+    log.info("loaded %s: %d rows, %d valid, %d rejected in %.2f s",
+             path.name, q.rows, q.valid, q.rows - q.valid, q.seconds)
+    return frame.loc[~bad_mask].reset_index(drop=True), bad
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _header(path: Path) -> list[str]:
+    """The column names as written in the file (BOM removed)."""
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+        try:
+            return list(pq.read_schema(path).names)
+        except Exception as exc:  # pyarrow raises several types for a corrupt file
+            raise SourceError(f"{path} is not a readable Parquet file ({exc}).") from None
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            return next(csv.reader(fh), [])
+    except UnicodeDecodeError:
+        raise SourceError(f"{path} is not UTF-8 text; export it as UTF-8 CSV.") from None
+
+
+def _column_map(found: list[str], spec: Spec, mapping: dict[str, str]) -> dict[str, str]:
+    """File column -> contract column, for the contract columns present (first wins)."""
+    result: dict[str, str] = {}
+    for raw in found:
+        key = raw.strip().lower()
+        key = mapping.get(key, ALIASES.get(key, key))
+        if key in spec.columns and key not in result.values():
+            result[raw] = key
+    return result
+
+
+def _read(path: Path, usecols: list[str], spec: Spec, rename: dict[str, str]) -> pd.DataFrame:
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path, columns=usecols)
+    numeric_or_time = set(spec.numbers) | set(spec.timestamps)
+    # Text columns stay text (ids such as "007" keep their zeros); low-cardinality ones
+    # arrive as categoricals straight from pyarrow's dictionary reader.
+    dtype = {raw: ("category" if rename[raw] in spec.categories else "str")
+             for raw in usecols if rename[raw] not in numeric_or_time}
+    try:
+        return pd.read_csv(path, engine="pyarrow", usecols=usecols, dtype=dtype,
+                           keep_default_na=False, na_values=[""])
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame({c: pd.Series(dtype="str") for c in usecols})
+    except Exception as exc:  # pyarrow.lib.ArrowInvalid and friends: a malformed CSV
+        raise SourceError(f"{path} could not be read as CSV: {exc}".rstrip(".") + ".") from None
+
+
+REASON_TIME = "unparseable {col}"
+REASON_MISSING = "missing value in {col}"
+
+
+def _validate(raw: pd.DataFrame, spec: Spec, tz: ZoneInfo) -> tuple[pd.DataFrame, pd.Series]:
+    """Typed frame plus a reason per row (NA = valid); the first failing rule wins."""
+    n = len(raw)
+    reasons = pd.Series(pd.NA, index=raw.index, dtype="object")
+
+    def reject(mask: Any, reason: str) -> None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.any():
+            fresh = mask & reasons.isna().to_numpy()
+            reasons[fresh] = reason
+
+    out: dict[str, pd.Series] = {}
+    for col in raw.columns:
+        s = raw[col]
+        required = col in spec.required and col not in spec.may_be_empty
+        if col in spec.timestamps:
+            parsed = parse_timestamps(s, tz)
+            empty = s.isna().to_numpy()
+            if required:
+                reject(empty, REASON_MISSING.format(col=col))
+            reject(parsed.isna().to_numpy() & ~empty,
+                   "unparseable timestamp" if col == "timestamp" else REASON_TIME.format(col=col))
+            out[col] = parsed
+        elif col in spec.numbers:
+            lo, hi, whole = spec.numbers[col]
+            num = s if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s) \
+                else pd.to_numeric(s.astype("str").str.strip(), errors="coerce")
+            num = num.astype("float64")
+            empty = s.isna().to_numpy()
+            v = num.to_numpy()
+            if required:
+                reject(empty, REASON_MISSING.format(col=col))
+            reject(np.isnan(v) & ~empty, f"non-numeric {col}")
+            with np.errstate(invalid="ignore"):
+                if lo == 0 and hi is None:
+                    reject(v < 0, f"negative {col}")
+                else:
+                    outside = np.zeros(n, bool)
+                    if lo is not None:
+                        outside |= v < lo
+                    if hi is not None:
+                        outside |= v > hi
+                    reject(outside, f"{col} out of range")
+                if whole:
+                    reject(np.isfinite(v) & (v != np.round(v)), f"{col} not a whole number")
+            reject(np.isinf(v), f"non-numeric {col}")
+            out[col] = num
+        else:
+            stripped = _strip_text(s)
+            empty = (stripped.isna() | (stripped == "")).to_numpy(dtype=bool, na_value=True)
+            if required:
+                reject(empty, REASON_MISSING.format(col=col))
+            out[col] = stripped
+    for start, end in spec.order:
+        if start in out and end in out:
+            with np.errstate(invalid="ignore"):
+                reject((out[end] < out[start]).to_numpy(dtype=bool, na_value=False),
+                       f"{end} before {start}" if end != "end_time" else "end before start")
+    frame = pd.DataFrame(out, index=raw.index)
+    for col in spec.columns:     # absent optional columns exist, empty, downstream
+        if col not in frame:
+            frame[col] = pd.Series(pd.NaT, index=frame.index, dtype=f"datetime64[ns, {tz.key}]") \
+                if col in spec.timestamps else pd.Series(np.nan, index=frame.index, dtype="float64") \
+                if col in spec.numbers else pd.Series(pd.NA, index=frame.index, dtype="str")
+    for col in spec.numbers:
+        whole = spec.numbers[col][2]
+        if whole and col in spec.required and col not in spec.may_be_empty:
+            ok = reasons.isna().to_numpy()
+            vals = frame[col].to_numpy()
+            frame[col] = np.where(ok, vals, 0).astype("int64")
+    return frame[list(spec.columns)], reasons
+
+
+def _strip_text(s: pd.Series) -> pd.Series:
+    """Text with surrounding spaces removed; categoricals stay categorical."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        cats = s.cat.categories.astype("str")
+        stripped = cats.str.strip()
+        if stripped.equals(cats):
+            return s
+        return s.astype("str").str.strip().astype("category")
+    return s.astype("str").str.strip()
+
+
+def parse_timestamps(s: pd.Series, tz: ZoneInfo) -> pd.Series:
+    """ISO 8601 (T or space, optional Z/offset) or bare dates, mixed; naive = `tz`."""
+    zone = tz.key
+    if pd.api.types.is_datetime64_any_dtype(s):
+        if getattr(s.dt, "tz", None) is None:
+            return _localize(s, zone)
+        return s.dt.tz_convert(zone)
+    text = s.astype("str") if not pd.api.types.is_string_dtype(s) else s
+    if s.dtype == object:   # e.g. datetime.date objects from pyarrow's date32
+        text = s.map(lambda v: v.isoformat() if hasattr(v, "isoformat") else v).astype("str")
+    text = text.str.strip()
+    if zone == "UTC":
+        return pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
+    aware = text.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True, na=False).to_numpy()
+    result = pd.Series(pd.NaT, index=s.index, dtype=f"datetime64[us, {zone}]")
+    if aware.any():
+        result[aware] = pd.to_datetime(text[aware], format="ISO8601", errors="coerce",
+                                       utc=True).dt.tz_convert(zone)
+    if (~aware).any():
+        naive = pd.to_datetime(text[~aware], format="ISO8601", errors="coerce")
+        result[~aware] = _localize(naive, zone)
+    return result
+
+
+def _localize(s: pd.Series, zone: str) -> pd.Series:
+    # DST: an hour that does not exist moves forward; a repeated hour is read as the
+    # first (summer-time) one, so no row is rejected for the clock change.
+    return s.dt.tz_localize(zone, nonexistent="shift_forward",
+                            ambiguous=np.ones(len(s), dtype=bool))
+
+
+def _raw_rows(path: Path, positions: np.ndarray, found: list[str]) -> pd.DataFrame:
+    """The rejected rows exactly as written, every column as text, plus their row number."""
+    if path.suffix == ".parquet":
+        table = pd.read_parquet(path)
+        bad = table.iloc[positions].astype("str")
+        first = 1
+    else:
+        table = pd.read_csv(path, engine="pyarrow", dtype="str", keep_default_na=False,
+                            na_values=[])
+        bad = table.iloc[positions].copy()
+        first = 2    # the header is row 1, as in a spreadsheet
+    bad.insert(0, "row", positions + first)
+    return bad.reset_index(drop=True)
