@@ -19,7 +19,7 @@ import pandas as pd
 from . import __version__, charts, kpis, periods, render
 from .config import Config
 from .errors import ReportError, SourceError
-from .sources import Loaded, load_all
+from .sources import SPECS, Loaded, load_all
 
 log = logging.getLogger(__name__)
 FORMATS = ("pdf", "html", "both")
@@ -36,13 +36,14 @@ class BuildResult:
 
 
 def data_span(frames: Mapping[str, pd.DataFrame]) -> tuple[pd.Timestamp, pd.Timestamp] | None:
-    """First and last timestamp over every loaded source's time columns."""
+    """First and last event over the sources' period columns (a ticket's later
+    resolution time does not stretch the data's span)."""
     lows, highs = [], []
-    for frame in frames.values():
-        for col in frame.columns:
-            if isinstance(frame[col].dtype, pd.DatetimeTZDtype) and frame[col].notna().any():
-                lows.append(frame[col].min())
-                highs.append(frame[col].max())
+    for name, frame in frames.items():
+        col = SPECS[name].time
+        if len(frame) and frame[col].notna().any():
+            lows.append(frame[col].min())
+            highs.append(frame[col].max())
     return (min(lows), max(highs)) if lows else None
 
 

@@ -58,6 +58,7 @@ def draw(chart: Chart, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".svg.tmp")
         os.close(fd)
+        os.chmod(tmp, 0o644)
         try:
             fig.savefig(tmp, format="svg", metadata={"Date": None})
             os.replace(tmp, path)

@@ -126,7 +126,9 @@ def context(*, audience: Audience, sections: Mapping[str, Section], charts: Mapp
         "period": {"id": period_id, "label": period_label, "previous": previous_label},
         "generated_at": generated_at, "data_span": data_span,
         "sections": views, "tiles_list": tiles,
-        "insights": [i.as_dict() for i in insights],
+        # An audience reads the insights of its own sections (incidents span them all).
+        "insights": [i.as_dict() for i in insights
+                     if i.domain in audience.sections or i.domain == "incidents"],
         "quality": [_quality_view(name, q) for name, q in quality.items()],
         **(extra or {}),
     }
@@ -208,6 +210,7 @@ def atomic_write(target: Path, data: bytes | str) -> Path:
     """Write to a temporary file beside `target`, then rename it into place."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.chmod(tmp, 0o644)   # mkstemp makes 0600; reports are meant to be shared
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data.encode("utf-8") if isinstance(data, str) else data)

@@ -37,8 +37,8 @@ SERVICES = {   # service -> (endpoints, share of traffic, median ms, POST share)
     "recommendation-api": (["/recommendations"], 0.12, 160, 0.0),
 }
 STATUS = np.array([200, 201, 204, 304, 400, 401, 404, 429, 500, 502, 503])
-STATUS_P = np.array([0.925, 0.02, 0.01, 0.012, 0.009, 0.005, 0.012, 0.003, 0.0025, 0.0008,
-                     0.0007])
+STATUS_P = np.array([0.9284, 0.02, 0.01, 0.012, 0.009, 0.005, 0.012, 0.003, 0.0004, 0.00015,
+                     0.0001])
 PATHS = [   # (steps, weight); drop-off is the last step unless the session finishes
     (["home"], 0.24), (["home", "product"], 0.18), (["home", "search", "product"], 0.14),
     (["home", "category", "product"], 0.10), (["home", "product", "cart"], 0.12),
