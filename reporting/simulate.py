@@ -105,7 +105,7 @@ def hour_weights(start: pd.Timestamp, hours_total: int) -> np.ndarray:
     idx = pd.date_range(start, periods=hours_total, freq="h")
     h = idx.hour.to_numpy()
     daily = (0.15 + 0.85 * np.exp(-((h - 11) ** 2) / 18) + 0.7 * np.exp(-((h - 20) ** 2) / 8))
-    weekend = np.where(idx.dayofweek.to_numpy() >= 5, 0.8, 1.0)
+    weekend = np.where(idx.day_of_week.to_numpy() >= 5, 0.8, 1.0)
     w = daily * weekend
     return w / w.sum()
 

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from .errors import SourceError
 
@@ -157,34 +158,44 @@ def load_source(path: Path, spec: Spec, tz: ZoneInfo, mapping: dict[str, str] | 
     q = quality or Quality(spec.name)
     started = time.perf_counter()
     q.file = str(path)
-    with ThreadPoolExecutor(1) as pool:   # hash while pyarrow parses: both release the GIL
+    found = _header(path)
+    if not found and path.stat().st_size == 0:   # an empty file: valid and empty
+        found = list(spec.required)
+    rename = _column_map(found, spec, mapping or {})
+    missing = [c for c in spec.required if c not in rename.values()]
+    if missing:
+        raise SourceError(
+            f"{path} has no column {', '.join(repr(c) for c in missing)} "
+            f"(required: {', '.join(spec.required)}); columns found: "
+            f"{', '.join(repr(c) for c in found) or 'none'}.")
+    raw = _read(path, list(rename), spec, rename)
+    pa.default_memory_pool().release_unused()   # the parser's scratch buffers, back to the OS
+    # Hash and dictionary-encode on both cores (hashlib and pyarrow release the GIL);
+    # during the read itself pyarrow already keeps both cores busy.
+    with ThreadPoolExecutor(2) as pool:
         digest = pool.submit(_sha256, path)
-        found = _header(path)
-        rename = _column_map(found, spec, mapping or {})
-        missing = [c for c in spec.required if c not in rename.values()]
-        if missing:
-            raise SourceError(
-                f"{path} has no column {', '.join(repr(c) for c in missing)} "
-                f"(required: {', '.join(spec.required)}); columns found: "
-                f"{', '.join(repr(c) for c in found) or 'none'}.")
-        raw = _read(path, list(rename), spec, rename)
+        cats = [c for c in raw.columns if rename[c] in spec.categories]
+        for col, encoded in zip(cats, pool.map(lambda c: _categorical(raw[c]), cats)):
+            raw[col] = encoded
+        raw.columns = [rename[c] for c in raw.columns]
+        frame, codes, labels = _validate(raw, spec, tz)
         q.sha256 = digest.result()
-    raw.columns = [rename[c] for c in raw.columns]
-    frame, reasons = _validate(raw, spec, tz)
-    bad_mask = reasons.notna().to_numpy()
+    bad_mask = codes > 0
+    counts = np.bincount(codes, minlength=len(labels) + 1)
     q.status, q.rows = "loaded", len(raw)
-    q.valid = int(len(raw) - bad_mask.sum())
-    q.rejected = {str(k): int(v) for k, v in reasons[bad_mask].value_counts().items()}
+    q.valid = int(counts[0])
+    q.rejected = {label: int(counts[i + 1]) for i, label in enumerate(labels) if counts[i + 1]}
     if bad_mask.any():
         bad = _raw_rows(path, np.flatnonzero(bad_mask), found) if keep_raw_rejected \
-            else raw.loc[bad_mask].copy()
-        bad["reason"] = reasons[bad_mask].to_numpy()
+            else raw.loc[bad_mask].reset_index(drop=True)
+        bad["reason"] = np.array(labels, dtype=object)[codes[bad_mask] - 1]
+        frame = frame.loc[~bad_mask].reset_index(drop=True)
     else:
         bad = pd.DataFrame()
     q.seconds = time.perf_counter() - started
     log.info("loaded %s: %d rows, %d valid, %d rejected in %.2f s",
              path.name, q.rows, q.valid, q.rows - q.valid, q.seconds)
-    return frame.loc[~bad_mask].reset_index(drop=True), bad
+    return frame, bad
 
 
 def _sha256(path: Path) -> str:
@@ -222,44 +233,76 @@ def _column_map(found: list[str], spec: Spec, mapping: dict[str, str]) -> dict[s
 
 
 def _read(path: Path, usecols: list[str], spec: Spec, rename: dict[str, str]) -> pd.DataFrame:
+    """The needed columns, Arrow-backed: pyarrow's columns are handed over without a copy."""
     if path.suffix == ".parquet":
-        return pd.read_parquet(path, columns=usecols)
-    numeric_or_time = set(spec.numbers) | set(spec.timestamps)
-    # Text columns stay text (ids such as "007" keep their zeros); low-cardinality ones
-    # arrive as categoricals straight from pyarrow's dictionary reader.
-    dtype = {raw: ("category" if rename[raw] in spec.categories else "str")
-             for raw in usecols if rename[raw] not in numeric_or_time}
-    try:
-        return pd.read_csv(path, engine="pyarrow", usecols=usecols, dtype=dtype,
-                           keep_default_na=False, na_values=[""])
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame({c: pd.Series(dtype="str") for c in usecols})
-    except Exception as exc:  # pyarrow.lib.ArrowInvalid and friends: a malformed CSV
-        raise SourceError(f"{path} could not be read as CSV: {exc}".rstrip(".") + ".") from None
+        frame = pd.read_parquet(path, columns=usecols, dtype_backend="pyarrow")
+    else:
+        # Text columns are read as text, so ids such as "007" keep their zeros.
+        numeric_or_time = set(spec.numbers) | set(spec.timestamps)
+        dtype = {raw: "str" for raw in usecols if rename[raw] not in numeric_or_time}
+        options = dict(engine="pyarrow", usecols=usecols, keep_default_na=False,
+                       na_values=[""], dtype_backend="pyarrow")
+        try:
+            frame = pd.read_csv(path, dtype=dtype, **options)
+        except pd.errors.EmptyDataError:
+            return pd.DataFrame({c: pd.Series(dtype="str") for c in usecols})
+        except (ValueError, TypeError, NotImplementedError, pa.ArrowException) as first:
+            # A column pyarrow typed from its first block and could not finish typing:
+            # read everything as text and let validation judge each row.
+            log.info("%s: typed read failed (%s); reading as text", path.name, first)
+            try:
+                frame = pd.read_csv(path, dtype="str", **options)
+            except Exception as exc:  # pyarrow.lib.ArrowInvalid and friends: a malformed CSV
+                raise SourceError(f"{path} could not be read as CSV: "
+                                  f"{str(exc).rstrip('.')}.") from None
+    return frame
+
+
+def _categorical(s: pd.Series) -> pd.Series:
+    """Dictionary-encode text in pyarrow (several times faster than astype('category'))."""
+    arr = _arrow(s)
+    if arr is None or not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        return s.astype("str").astype("category") if not isinstance(
+            s.dtype, pd.CategoricalDtype) else s
+    return pd.Series(arr.dictionary_encode().to_pandas(), index=s.index, name=s.name)
+
+
+def _arrow(s: pd.Series) -> pa.Array | pa.ChunkedArray | None:
+    """The pyarrow data behind an Arrow-backed column; None for a numpy-backed one."""
+    if isinstance(s.dtype, pd.ArrowDtype) or (
+            isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow"):
+        return pa.array(s.array)   # __arrow_array__: no copy
+    return None
 
 
 REASON_TIME = "unparseable {col}"
 REASON_MISSING = "missing value in {col}"
 
 
-def _validate(raw: pd.DataFrame, spec: Spec, tz: ZoneInfo) -> tuple[pd.DataFrame, pd.Series]:
-    """Typed frame plus a reason per row (NA = valid); the first failing rule wins."""
+def _validate(raw: pd.DataFrame, spec: Spec, tz: ZoneInfo
+              ) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
+    """Typed frame, a reason code per row (0 = valid) and the reasons' texts.
+
+    The first failing rule wins; codes index `labels` from 1.
+    """
     n = len(raw)
-    reasons = pd.Series(pd.NA, index=raw.index, dtype="object")
+    codes = np.zeros(n, dtype=np.uint8)
+    labels: list[str] = []
 
     def reject(mask: Any, reason: str) -> None:
         mask = np.asarray(mask, dtype=bool)
         if mask.any():
-            fresh = mask & reasons.isna().to_numpy()
-            reasons[fresh] = reason
+            if reason not in labels:
+                labels.append(reason)
+            codes[mask & (codes == 0)] = labels.index(reason) + 1
 
     out: dict[str, pd.Series] = {}
     for col in raw.columns:
         s = raw[col]
         required = col in spec.required and col not in spec.may_be_empty
+        empty = s.isna().to_numpy()
         if col in spec.timestamps:
             parsed = parse_timestamps(s, tz)
-            empty = s.isna().to_numpy()
             if required:
                 reject(empty, REASON_MISSING.format(col=col))
             reject(parsed.isna().to_numpy() & ~empty,
@@ -267,56 +310,60 @@ def _validate(raw: pd.DataFrame, spec: Spec, tz: ZoneInfo) -> tuple[pd.DataFrame
             out[col] = parsed
         elif col in spec.numbers:
             lo, hi, whole = spec.numbers[col]
-            num = s if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s) \
-                else pd.to_numeric(s.astype("str").str.strip(), errors="coerce")
-            num = num.astype("float64")
-            empty = s.isna().to_numpy()
-            v = num.to_numpy()
+            num = _numbers(s)
+            v = num.to_numpy(dtype="float64", na_value=np.nan)
             if required:
                 reject(empty, REASON_MISSING.format(col=col))
-            reject(np.isnan(v) & ~empty, f"non-numeric {col}")
+            reject(~np.isfinite(v) & ~empty, f"non-numeric {col}")
             with np.errstate(invalid="ignore"):
                 if lo == 0 and hi is None:
                     reject(v < 0, f"negative {col}")
                 else:
-                    outside = np.zeros(n, bool)
-                    if lo is not None:
-                        outside |= v < lo
-                    if hi is not None:
-                        outside |= v > hi
-                    reject(outside, f"{col} out of range")
-                if whole:
+                    reject((v < (-np.inf if lo is None else lo))
+                           | (v > (np.inf if hi is None else hi)), f"{col} out of range")
+                if whole and not pd.api.types.is_integer_dtype(num):
                     reject(np.isfinite(v) & (v != np.round(v)), f"{col} not a whole number")
-            reject(np.isinf(v), f"non-numeric {col}")
+            if whole and required and not pd.api.types.is_integer_dtype(num):
+                num = pd.Series(np.where(codes == 0, v, 0).astype("int64"), index=s.index)
+            elif not whole or not pd.api.types.is_integer_dtype(num):
+                num = pd.Series(v, index=s.index)
             out[col] = num
         else:
-            stripped = _strip_text(s)
-            empty = (stripped.isna() | (stripped == "")).to_numpy(dtype=bool, na_value=True)
+            stripped = _strip_text(s, col in spec.categories)
+            blank = (stripped == "").to_numpy(dtype=bool, na_value=True)
             if required:
-                reject(empty, REASON_MISSING.format(col=col))
+                reject(empty | blank, REASON_MISSING.format(col=col))
             out[col] = stripped
     for start, end in spec.order:
         if start in out and end in out:
             with np.errstate(invalid="ignore"):
                 reject((out[end] < out[start]).to_numpy(dtype=bool, na_value=False),
                        f"{end} before {start}" if end != "end_time" else "end before start")
-    frame = pd.DataFrame(out, index=raw.index)
     for col in spec.columns:     # absent optional columns exist, empty, downstream
-        if col not in frame:
-            frame[col] = pd.Series(pd.NaT, index=frame.index, dtype=f"datetime64[ns, {tz.key}]") \
-                if col in spec.timestamps else pd.Series(np.nan, index=frame.index, dtype="float64") \
-                if col in spec.numbers else pd.Series(pd.NA, index=frame.index, dtype="str")
-    for col in spec.numbers:
-        whole = spec.numbers[col][2]
-        if whole and col in spec.required and col not in spec.may_be_empty:
-            ok = reasons.isna().to_numpy()
-            vals = frame[col].to_numpy()
-            frame[col] = np.where(ok, vals, 0).astype("int64")
-    return frame[list(spec.columns)], reasons
+        if col not in out:
+            out[col] = pd.Series(pd.NaT, index=raw.index, dtype=f"datetime64[ns, {tz.key}]") \
+                if col in spec.timestamps else pd.Series(np.nan, index=raw.index) \
+                if col in spec.numbers else pd.Series(pd.NA, index=raw.index, dtype="str")
+    frame = pd.DataFrame({col: out[col] for col in spec.columns}, index=raw.index, copy=False)
+    return frame, codes, labels
 
 
-def _strip_text(s: pd.Series) -> pd.Series:
-    """Text with surrounding spaces removed; categoricals stay categorical."""
+def _numbers(s: pd.Series) -> pd.Series:
+    """A numeric column as numpy int64 (whole, no gaps) or float64; text is parsed."""
+    arr = _arrow(s)
+    if arr is not None and pa.types.is_integer(arr.type) and arr.null_count == 0:
+        return pd.Series(arr.to_numpy(), index=s.index).astype("int64")
+    if arr is not None and (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type)):
+        return pd.Series(s.to_numpy(dtype="float64", na_value=np.nan), index=s.index)
+    if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s) and arr is None:
+        return s
+    return pd.to_numeric(s.astype("str").str.strip(), errors="coerce").astype("float64")
+
+
+def _strip_text(s: pd.Series, category: bool = False) -> pd.Series:
+    """Text with surrounding spaces removed; low-cardinality columns as categoricals."""
+    if category and not isinstance(s.dtype, pd.CategoricalDtype):
+        s = s.astype("str").str.strip().astype("category")
     if isinstance(s.dtype, pd.CategoricalDtype):
         cats = s.cat.categories.astype("str")
         stripped = cats.str.strip()
@@ -329,6 +376,11 @@ def _strip_text(s: pd.Series) -> pd.Series:
 def parse_timestamps(s: pd.Series, tz: ZoneInfo) -> pd.Series:
     """ISO 8601 (T or space, optional Z/offset) or bare dates, mixed; naive = `tz`."""
     zone = tz.key
+    arr = _arrow(s)
+    if arr is not None and pa.types.is_date(arr.type):
+        arr = arr.cast(pa.timestamp("s"))
+    if arr is not None and pa.types.is_timestamp(arr.type):
+        s = pd.Series(arr.to_pandas(), index=s.index)
     if pd.api.types.is_datetime64_any_dtype(s):
         if getattr(s.dt, "tz", None) is None:
             return _localize(s, zone)

@@ -35,7 +35,7 @@ def measure(df: pd.DataFrame, t: Thresholds) -> dict[str, Value]:
 def by_hour_of_week(df: pd.DataFrame) -> pd.DataFrame:
     """7 x 24 click counts: rows Mon..Sun, columns hour 0..23."""
     ts = df["timestamp"]
-    grid = pd.crosstab(ts.dt.dayofweek, ts.dt.hour)
+    grid = pd.crosstab(ts.dt.day_of_week, ts.dt.hour)
     return grid.reindex(index=range(7), columns=range(24), fill_value=0).set_axis(DAYS)
 
 

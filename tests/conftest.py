@@ -1,0 +1,50 @@
+"""Shared fixtures: the seed data, small frames loaded through the real loader, periods."""
+from __future__ import annotations
+
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import pytest
+
+from reporting.config import Thresholds
+from reporting.periods import Period, date_range
+from reporting.sources import SPECS, load_source
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED = ROOT.parent / "shared" / "seed-data"
+UTC = ZoneInfo("UTC")
+
+
+@pytest.fixture
+def seed_dir() -> Path:
+    if not SEED.is_dir():
+        pytest.skip("shared/seed-data is not beside the repository")
+    return SEED
+
+
+@pytest.fixture
+def thresholds() -> Thresholds:
+    return Thresholds()
+
+
+def write_csv(folder: Path, source: str, text: str) -> Path:
+    path = folder / f"{source}.csv"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def frame(tmp_path: Path):
+    """frame(source, csv_text) -> validated DataFrame, through the production loader."""
+    def make(source: str, text: str, tz: ZoneInfo = UTC) -> pd.DataFrame:
+        good, bad = load_source(write_csv(tmp_path, source, text), SPECS[source], tz)
+        assert bad.empty, f"test data has rejected rows: {bad.to_dict('records')}"
+        return good
+    return make
+
+
+def week_of(first: str) -> Period:
+    """The 7-day period starting on `first` (with its previous week)."""
+    d = pd.Timestamp(first).date()
+    return date_range(d, d + pd.Timedelta(days=6), UTC)

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from reporting.simulate import simulate
+from reporting.sources import load_all
+
+from .conftest import UTC
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("sim")
+    simulate(out, weeks=4, scale="tiny", seed=3)
+    return out
+
+
+def test_every_file_loads_with_every_row_valid(sim):
+    loaded = load_all(sim, UTC)
+    for name, q in loaded.quality.items():
+        assert q.status == "loaded" and q.rows > 0 and q.valid == q.rows, name
+
+
+def test_same_users_and_sessions_across_files(sim):
+    f = load_all(sim, UTC).frames
+    clicks, sessions = f["clickstream"], f["session_tracking"]
+    assert set(sessions["user_id"]) <= set(clicks["user_id"])
+    assert set(clicks["session_id"]) <= set(sessions["session_id"])
+    assert set(f["cart_abandonment"]["user_id"]) <= set(sessions["user_id"])
+
+
+def test_injected_incident_shows_in_api_errors_and_tickets_the_same_day(sim):
+    meta = json.loads((sim / "simulation.json").read_text())
+    inc = meta["incidents"][0]
+    start, end = pd.Timestamp(inc["start"]), pd.Timestamp(inc["end"])
+    f = load_all(sim, UTC).frames
+    api = f["api_logs"]
+    pay = api[api["service_name"] == "payment-api"]
+    inside = pay[(pay["timestamp"] >= start) & (pay["timestamp"] < end)]
+    outside = pay[(pay["timestamp"] < start) | (pay["timestamp"] >= end)]
+    assert (inside["status_code"] >= 500).mean() > 0.2
+    assert (outside["status_code"] >= 500).mean() < 0.01
+    assert inside["response_time_ms"].median() > 3 * outside["response_time_ms"].median()
+    tickets = f["support_tickets"]
+    day = tickets["created_at"].dt.date == start.date()
+    payment = tickets["issue_type"] == "Payment Failure"
+    other_days = tickets.loc[payment & ~day, "created_at"].dt.date.value_counts()
+    assert (payment & day).sum() >= inc["extra_tickets"] > other_days.max()
+    cpu = f["system_metrics"]
+    hot = cpu[(cpu["service_name"] == "payment-api") & (cpu["timestamp"] >= start)
+              & (cpu["timestamp"] < end)]
+    assert hot["cpu_pct"].min() >= 94
+
+
+def test_same_seed_same_files(tmp_path):
+    def digest(folder):
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(folder.iterdir())}
+    simulate(tmp_path / "a", weeks=1, scale="tiny", seed=11)
+    simulate(tmp_path / "b", weeks=1, scale="tiny", seed=11)
+    simulate(tmp_path / "c", weeks=1, scale="tiny", seed=12)
+    assert digest(tmp_path / "a") == digest(tmp_path / "b")
+    assert digest(tmp_path / "a")["api_logs.csv"] != digest(tmp_path / "c")["api_logs.csv"]
+
+
+def test_scale_sets_api_rows(tmp_path):
+    counts = simulate(tmp_path, weeks=1, scale="small", seed=1, fmt="parquet")
+    assert counts["api_logs"] == 50_000
+    assert (tmp_path / "api_logs.parquet").exists() and not (tmp_path / "api_logs.csv").exists()

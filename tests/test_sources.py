@@ -1,0 +1,198 @@
+from __future__ import annotations
+
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import pytest
+
+from reporting.errors import SourceError
+from reporting.sources import SPECS, load_all, load_source
+
+from .conftest import UTC, write_csv
+
+API_HEAD = "timestamp,endpoint,status_code,response_time_ms,service_name\n"
+GOOD_API = "2026-11-10T09:00:00,/a,200,120,svc\n"
+
+
+def load(tmp_path: Path, source: str, text: str, tz=UTC, mapping=None):
+    return load_source(write_csv(tmp_path, source, text), SPECS[source], tz, mapping)
+
+
+def test_seed_data_loads_as_it_is(seed_dir):
+    loaded = load_all(seed_dir, UTC)
+    rows = {"clickstream": 20, "cart_abandonment": 10, "page_load_times": 10, "api_logs": 13,
+            "user_feedback": 10, "session_tracking": 10, "support_tickets": 4}
+    for source, n in rows.items():
+        q = loaded.quality[source]
+        assert (q.status, q.rows, q.valid, q.rejected) == ("loaded", n, n, {}), source
+    assert loaded.quality["system_metrics"].status == "absent"
+    tickets = loaded.frames["support_tickets"]
+    # created_date / resolved_date arrive through the aliases; empty resolved_date = open
+    assert tickets["created_at"].iloc[0] == pd.Timestamp("2023-05-10", tz="UTC")
+    assert tickets["resolved_at"].isna().tolist() == [False, True, False, True]
+    # both timestamp spellings of the seed exports parse
+    assert loaded.frames["page_load_times"]["timestamp"].iloc[0] == \
+        pd.Timestamp("2025-07-01 12:00", tz="UTC")
+
+
+@pytest.mark.parametrize("row, reason", [
+    ("yesterday,/a,200,120,svc\n", "unparseable timestamp"),
+    ("2026-13-45T09:00:00,/a,200,120,svc\n", "unparseable timestamp"),
+    (",/a,200,120,svc\n", "missing value in timestamp"),
+    ("2026-11-10T09:00:00,/a,99,120,svc\n", "status_code out of range"),
+    ("2026-11-10T09:00:00,/a,600,120,svc\n", "status_code out of range"),
+    ("2026-11-10T09:00:00,/a,200.5,120,svc\n", "status_code not a whole number"),
+    ("2026-11-10T09:00:00,/a,OK,120,svc\n", "non-numeric status_code"),
+    ("2026-11-10T09:00:00,/a,200,-5,svc\n", "negative response_time_ms"),
+    ("2026-11-10T09:00:00,/a,200,fast,svc\n", "non-numeric response_time_ms"),
+    ("2026-11-10T09:00:00,/a,200,,svc\n", "missing value in response_time_ms"),
+    ("2026-11-10T09:00:00,,200,120,svc\n", "missing value in endpoint"),
+    ("2026-11-10T09:00:00,/a,200,120,  \n", "missing value in service_name"),
+])
+def test_bad_api_rows_are_set_aside_with_a_reason(tmp_path, row, reason):
+    good, bad = load(tmp_path, "api_logs", API_HEAD + GOOD_API + row + GOOD_API)
+    assert len(good) == 2
+    assert bad["reason"].tolist() == [reason]
+    assert bad["row"].tolist() == [3]          # header is row 1, as in a spreadsheet
+    assert list(bad.columns[:6]) == ["row", "timestamp", "endpoint", "status_code",
+                                     "response_time_ms", "service_name"]
+    # the rejected row is kept exactly as written
+    assert ",".join(bad.iloc[0, 1:6].tolist()) == row.rstrip("\n")
+
+
+@pytest.mark.parametrize("rating, ok", [("4", True), ("4.0", True), ("1", True), ("5", True),
+                                        ("0", False), ("6", False), ("4.5", False),
+                                        ("five", False)])
+def test_ratings(tmp_path, rating, ok):
+    text = ("user_id,timestamp,feedback_text,rating\n"
+            f"u1,2026-11-10T10:00:00,fine,{rating}\n")
+    good, bad = load(tmp_path, "user_feedback", text)
+    assert len(good) == int(ok)
+    if ok:
+        assert good["rating"].iloc[0] == int(float(rating))
+    else:
+        assert bad["reason"].iloc[0] in ("rating out of range", "rating not a whole number",
+                                         "non-numeric rating")
+
+
+def test_end_before_start_is_rejected(tmp_path):
+    text = ("session_id,user_id,start_time,end_time,page_sequence,drop_off_page\n"
+            "s1,u1,2026-11-10T10:00:00,2026-11-10T10:05:00,home > cart,cart\n"
+            "s2,u1,2026-11-10T10:00:00,2026-11-10T09:55:00,home,home\n")
+    good, bad = load(tmp_path, "session_tracking", text)
+    assert good["session_id"].tolist() == ["s1"]
+    assert bad["reason"].tolist() == ["end before start"]
+
+
+def test_ticket_resolved_before_created_is_rejected(tmp_path):
+    text = ("ticket_id,created_at,status,channel,issue_type,resolved_at\n"
+            "T1,2026-11-10,Resolved,Email,Login,2026-11-09\n"
+            "T2,2026-11-10,Open,Email,Login,\n")
+    good, bad = load(tmp_path, "support_tickets", text)
+    assert good["ticket_id"].tolist() == ["T2"]
+    assert bad["reason"].tolist() == ["resolved_at before created_at"]
+
+
+def test_timestamp_forms_mixed_in_one_file(tmp_path):
+    text = API_HEAD + "".join(f"{t},/a,200,1,svc\n" for t in (
+        "2026-11-10T09:00:00", "2026-11-10 09:00:00", "2026-11-10", "2026-11-10T09:00:00Z",
+        "2026-11-10T10:00:00+01:00", "2026-11-10T09:00:00.250Z"))
+    good, bad = load(tmp_path, "api_logs", text)
+    assert bad.empty
+    assert good["timestamp"].tolist() == [pd.Timestamp(t, tz="UTC") for t in (
+        "2026-11-10 09:00", "2026-11-10 09:00", "2026-11-10 00:00", "2026-11-10 09:00",
+        "2026-11-10 09:00", "2026-11-10 09:00:00.250")]
+
+
+def test_naive_times_are_in_the_configured_zone(tmp_path):
+    text = API_HEAD + "2026-11-10T09:00:00,/a,200,1,svc\n2026-11-10T09:00:00Z,/a,200,1,svc\n"
+    good, _ = load(tmp_path, "api_logs", text, tz=ZoneInfo("Europe/Warsaw"))
+    # 09:00 in Warsaw (UTC+1 in November) is 08:00 UTC; the Z time stays 09:00 UTC
+    assert good["timestamp"].dt.tz_convert("UTC").dt.hour.tolist() == [8, 9]
+    assert str(good["timestamp"].dt.tz) == "Europe/Warsaw"
+
+
+def test_bom_crlf_header_spaces_and_extra_columns(tmp_path):
+    raw = ("\ufeff Timestamp , ENDPOINT,status_code,response_time_ms,service_name,extra\r\n"
+           "2026-11-10T09:00:00,/a,200,120,svc,ignored\r\n")
+    path = tmp_path / "api_logs.csv"
+    path.write_bytes(raw.encode("utf-8"))
+    good, bad = load_source(path, SPECS["api_logs"], UTC)
+    assert bad.empty and len(good) == 1
+    assert "extra" not in good.columns
+    assert good["endpoint"].iloc[0] == "/a"
+
+
+def test_quoted_newlines_in_feedback_text(tmp_path):
+    text = ('user_id,timestamp,feedback_text,rating\n'
+            'u1,2026-11-10T10:00:00,"line one\nline two, with comma",4\n'
+            'u2,2026-11-10T11:00:00,"say ""hi""",5\n')
+    good, _ = load(tmp_path, "user_feedback", text)
+    assert good["feedback_text"].tolist() == ["line one\nline two, with comma", 'say "hi"']
+
+
+def test_text_that_looks_like_na_stays_text(tmp_path):
+    text = ("user_id,timestamp,feedback_text,rating\n"
+            "007,2026-11-10T10:00:00,None,3\nNA,2026-11-10T10:00:00,,3\n")
+    good, _ = load(tmp_path, "user_feedback", text)
+    assert good["user_id"].tolist() == ["007", "NA"]      # ids keep leading zeros
+    assert good["feedback_text"].iloc[0] == "None"
+
+
+def test_missing_required_column_names_file_column_and_found(tmp_path):
+    path = write_csv(tmp_path, "api_logs", "timestamp,endpoint,status_code,service_name\n")
+    with pytest.raises(SourceError) as exc:
+        load_source(path, SPECS["api_logs"], UTC)
+    msg = str(exc.value)
+    assert str(path) in msg and "'response_time_ms'" in msg
+    assert "columns found: 'timestamp', 'endpoint', 'status_code', 'service_name'" in msg
+
+
+def test_column_mapping_from_config(tmp_path):
+    text = "ticket_id,opened,status,channel,issue_type\nT1,2026-11-10,Open,Chat,Login\n"
+    good, _ = load(tmp_path, "support_tickets", text, mapping={"opened": "created_at"})
+    assert good["created_at"].iloc[0] == pd.Timestamp("2026-11-10", tz="UTC")
+
+
+def test_empty_file_is_valid_and_empty(tmp_path):
+    good, bad = load(tmp_path, "api_logs", "")
+    assert good.empty and bad.empty
+    good, bad = load(tmp_path, "api_logs", API_HEAD)
+    assert good.empty and list(good.columns)[:5] == list(SPECS["api_logs"].required)
+
+
+def test_parquet_input(tmp_path):
+    frame = pd.DataFrame({"timestamp": pd.to_datetime(["2026-11-10 09:00", "2026-11-10 10:00"]),
+                          "endpoint": ["/a", "/b"], "status_code": [200, 700],
+                          "response_time_ms": [1.5, 2.0], "service_name": ["s", "s"]})
+    frame.to_parquet(tmp_path / "api_logs.parquet")
+    loaded = load_all(tmp_path, UTC)
+    q = loaded.quality["api_logs"]
+    assert (q.rows, q.valid, q.rejected) == (2, 1, {"status_code out of range": 1})
+    assert loaded.rejected["api_logs"]["row"].tolist() == [2]
+
+
+def test_absent_broken_and_duplicate_sources(tmp_path):
+    write_csv(tmp_path, "api_logs", "timestamp,endpoint\n")
+    loaded = load_all(tmp_path, UTC)
+    assert loaded.quality["clickstream"].status == "absent"
+    assert loaded.quality["api_logs"].status == "error"
+    assert "api_logs" not in loaded.frames and len(loaded.errors) == 1
+    (tmp_path / "clickstream.csv").write_text("x\n")
+    (tmp_path / "clickstream.parquet").write_bytes(b"")
+    loaded = load_all(tmp_path, UTC)
+    assert loaded.quality["clickstream"].status == "error"
+    assert "has both clickstream.csv and clickstream.parquet" in loaded.quality["clickstream"].message
+
+
+def test_quality_record_counts_and_hashes(tmp_path):
+    import hashlib
+    text = API_HEAD + GOOD_API + "2026-11-10T09:00:00,/a,200,-1,svc\n" * 2
+    path = write_csv(tmp_path, "api_logs", text)
+    loaded = load_all(tmp_path, UTC)
+    q = loaded.quality["api_logs"]
+    assert q.as_dict() == {"status": "loaded", "file": str(path),
+                           "sha256": hashlib.sha256(text.encode()).hexdigest(), "rows": 3,
+                           "valid": 1, "rejected": {"negative response_time_ms": 2},
+                           "message": None}
