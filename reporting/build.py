@@ -16,7 +16,8 @@ from typing import Any
 
 import pandas as pd
 
-from . import __version__, charts, kpis, periods, render
+from . import __version__, archive, charts, kpis, periods, render
+from .kpis.base import Chart
 from .config import Config
 from .errors import ReportError, SourceError
 from .sources import SPECS, Loaded, load_all
@@ -63,46 +64,81 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
     data_dir = Path(data_dir or config.data_dir)
     output_dir = Path(output_dir or config.output_dir)
     tz = config.tz
-
-    with stage("load"):
-        loaded = load_all(data_dir, tz, config.columns)
-    if strict and loaded.errors:
-        raise SourceError(loaded.errors[0])
-    span = data_span(loaded.frames)
-    with stage("kpis"):
-        p = periods.resolve(period, tz, span, now)
-        sections = kpis.compute_all(loaded.frames, p, config.thresholds, loaded.quality)
-        insights = kpis.ranked_insights(sections)
-        document = kpis.document(sections, p, loaded.quality, insights)
-    folder = output_dir / "reports" / p.id
-    html_dir = folder / "html"
-    result = BuildResult(p, folder, warnings=list(loaded.errors), document=document)
-    with stage("charts"):
-        drawn = charts.draw_all(sections, html_dir / "charts")
-    built_at = datetime.now(tz)
-    jobs = []
-    with stage("html"):
-        for name in names:
-            ctx = render.context(
-                audience=config.audiences[name], sections=sections, charts=drawn,
-                insights=insights, quality=loaded.quality, period_label=p.label,
-                period_id=p.id, previous_label=p.previous.label if p.previous else None,
-                generated_at=f"{built_at:%a %-d %b %Y %H:%M} {tz.key}",
-                data_span=_span_text(span, tz))
-            html = render.render_html(ctx)
-            if fmt in ("html", "both"):
-                result.files.append(render.atomic_write(html_dir / f"{name}.html", html))
-            if fmt in ("pdf", "both"):
-                jobs.append((html, html_dir, folder / f"{name}.pdf",
-                             [html_dir, render.template_dir()]))
-    with stage("pdf"):
-        result.files.extend(_render_pdfs(jobs))
-    with stage("write"):
-        result.files.extend(_write_side_files(folder, loaded, document))
-        result.files.append(_manifest(folder, config, loaded, p, names, built_at, result,
-                                      stage.timings))
+    with archive.build_lock(output_dir, config.lock_timeout_s), \
+            archive.Archive(output_dir) as store:
+        with stage("load"):
+            loaded = load_all(data_dir, tz, config.columns)
+        if strict and loaded.errors:
+            raise SourceError(loaded.errors[0])
+        span = data_span(loaded.frames)
+        with stage("kpis"):
+            p = periods.resolve(period, tz, span, now)
+            sections = kpis.compute_all(loaded.frames, p, config.thresholds, loaded.quality)
+            if p.previous:   # where the inputs did not cover it, the archive may
+                sections = kpis.with_previous(sections, store.kpi_values(p.previous.id))
+            insights = kpis.ranked_insights(sections)
+            document = kpis.document(sections, p, loaded.quality, insights)
+        folder = output_dir / "reports" / p.id
+        html_dir = folder / "html"
+        result = BuildResult(p, folder, warnings=list(loaded.errors), document=document)
+        with stage("charts"):
+            drawn = charts.draw_all(sections, html_dir / "charts")
+            trends = {name: _trend_chart(store, sections, p, config.audiences[name],
+                                         html_dir / "charts") for name in names}
+        built_at = datetime.now(tz)
+        jobs, archived = [], {}
+        with stage("html"):
+            for name in names:
+                ctx = render.context(
+                    audience=config.audiences[name], sections=sections, charts=drawn,
+                    insights=insights, quality=loaded.quality, period_label=p.label,
+                    period_id=p.id, previous_label=p.previous.label if p.previous else None,
+                    generated_at=f"{built_at:%a %-d %b %Y %H:%M} {tz.key}",
+                    data_span=_span_text(span, tz),
+                    extra={"trends": trends[name]})
+                html = render.render_html(ctx)
+                if fmt in ("html", "both"):
+                    archived[name] = render.atomic_write(html_dir / f"{name}.html", html)
+                    result.files.append(archived[name])
+                if fmt in ("pdf", "both"):
+                    archived[name] = folder / f"{name}.pdf"
+                    jobs.append((html, html_dir, archived[name],
+                                 [html_dir, render.template_dir()]))
+        with stage("pdf"):
+            result.files.extend(_render_pdfs(jobs))
+        with stage("write"):
+            result.files.extend(_write_side_files(folder, loaded, document))
+            result.files.append(_manifest(folder, config, loaded, p, names, built_at, result,
+                                          stage.timings))
+        with stage("archive"):
+            store.record_build(
+                period=p.as_dict(), folder=folder, files=archived, kpis=document["kpis"],
+                version=__version__, config_hash=config.digest(),
+                inputs={n: q.sha256 for n, q in loaded.quality.items() if q.sha256},
+                seconds=round(sum(stage.timings.values()), 3),
+                built_at=built_at.isoformat(timespec="seconds"))
     result.timings = stage.timings
     return result
+
+
+def _trend_chart(store: archive.Archive, sections: Mapping[str, Any], p: periods.Period,
+                 audience: Any, folder: Path) -> dict[str, Any] | None:
+    """Small multiples of the audience's headline KPIs over up to 8 archived periods."""
+    keys = kpis.headline_keys(sections, audience.sections)
+    history = store.history(keys, p.start.isoformat(), p.end.isoformat())
+    if history.empty:
+        return None
+    every = kpis.all_kpis(sections)
+    current = {k: every[k].value for k in keys if isinstance(every[k].value, (int, float))}
+    table = pd.concat([history, pd.DataFrame([current], index=[p.id])])
+    table = table.loc[:, table.notna().any()]
+    chart = Chart(f"trends_{audience.name}", "trends",
+                  f"Headline KPIs over the last {len(table)} periods (this one in orange)",
+                  table, {"labels": {k: every[k].label for k in table.columns},
+                          "units": {k: every[k].unit for k in table.columns},
+                          "current": p.id})
+    name = charts.draw(chart, folder / f"{chart.name}.svg").name
+    return {"chart": f"charts/{name}", "periods": list(table.index)}
 
 
 class _Stages:

@@ -15,7 +15,8 @@ import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter  # noqa: E402
+from matplotlib.ticker import (Formatter, FuncFormatter, MaxNLocator,  # noqa: E402
+                               PercentFormatter)
 
 from .kpis.base import Chart, Section  # noqa: E402
 
@@ -44,6 +45,19 @@ def thousands(x: float, _pos: int | None = None) -> str:
     return f"{x:,.0f}" if abs(x) >= 10 or x == int(x) else f"{x:,.1f}"
 
 
+class Adaptive(Formatter):
+    """Thousands separators and as many decimals as the tick step needs (99.95 %, not 100 %)."""
+
+    def __init__(self, suffix: str = "") -> None:
+        self.suffix = suffix
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        locs = np.asarray(self.axis.get_majorticklocs() if self.axis else [], dtype=float)
+        step = np.min(np.abs(np.diff(locs))) if locs.size > 1 else 0.0
+        digits = int(np.clip(-np.floor(np.log10(step)), 0, 4)) if step > 0 else 0
+        return f"{x:,.{digits}f}{self.suffix}"
+
+
 def _short(label: object) -> str:
     text = str(label)
     return text if len(text) <= MAX_LABEL else text[:MAX_LABEL - 1] + "…"
@@ -54,7 +68,7 @@ def draw(chart: Chart, path: Path) -> Path:
     with plt.rc_context(THEME), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)   # locator chatter on very short series
         fig = _figure(chart)
-        fig.tight_layout(pad=0.6)
+        fig.tight_layout(pad=0.6, h_pad=1.2)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".svg.tmp")
         os.close(fd)
@@ -125,7 +139,7 @@ def _figure(chart: Chart) -> plt.Figure:
             else [str(v) for v in x]
         ax.bar(range(len(x)), data[o["value"]].to_numpy(float), color=PALETTE[0], width=0.7)
         ax.set_xticks(range(len(x)), labels)
-        ax.set_xlim(-0.6, max(len(x), 7) - 0.4)   # a lone bar stays bar-shaped
+        ax.set_xlim(-0.6, max(len(x), 5) - 0.4)   # a lone bar stays bar-shaped
         if len(x) > 14:
             step = max(1, len(x) // 12)
             for i, lab in enumerate(ax.get_xticklabels()):
@@ -197,10 +211,50 @@ def _figure(chart: Chart) -> plt.Figure:
             t.set_fontsize(7.5)
         for s in o.get("shade", []):
             ax.axvspan(s[0], s[1], color=PALETTE[1], alpha=0.25, linewidth=0)
+    elif kind == "trends":
+        return _trends(chart)
     else:
         raise ValueError(f"unknown chart kind {kind!r}")
     ax.set_title(chart.title)
     return fig
+
+
+def _trends(chart: Chart) -> plt.Figure:
+    """Small multiples: each headline KPI over the archived periods, this one highlighted."""
+    data, o = chart.data, chart.options
+    cols = 4
+    rows = -(-len(data.columns) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(WIDTH, 1.55 * rows + 0.35), squeeze=False)
+    ticks = [_short_period(p) for p in data.index]
+    x = np.arange(len(data.index))
+    for ax, key in zip(axes.flat, data.columns):
+        y = data[key].to_numpy(dtype=float)
+        unit = o["units"].get(key, "")
+        scale = 100 if unit == "ratio" else 1
+        ax.plot(x, y * scale, color=PALETTE[0], marker="o", markersize=3, linewidth=1.2)
+        if o.get("current") in data.index:
+            i = list(data.index).index(o["current"])
+            ax.plot([i], [y[i] * scale], marker="o", markersize=6, color=PALETTE[3])
+        ax.set_title(_short(o["labels"].get(key, key)), fontsize=7.8, loc="left")
+        ax.set_xticks(x, ticks, fontsize=6.5)
+        ax.tick_params(axis="y", labelsize=6.5)
+        ax.yaxis.set_major_formatter(Adaptive(" %" if unit in ("ratio", "pct") else ""))
+        ax.yaxis.set_major_locator(MaxNLocator(4))
+        ax.margins(x=0.15, y=0.25)
+    for ax in list(axes.flat)[len(data.columns):]:
+        ax.set_axis_off()
+    fig.suptitle(chart.title, x=0.01, ha="left", fontsize=10, fontweight="bold")
+    return fig
+
+
+def _short_period(period_id: str) -> str:
+    """'2026-W46' -> 'W46'; a date range -> its first day as '9 Nov'."""
+    if "-W" in period_id:
+        return period_id.split("-", 1)[1]
+    try:
+        return f"{pd.Timestamp(period_id[:10]):%-d %b}"
+    except ValueError:
+        return period_id
 
 
 def _thresholds(ax: plt.Axes, o: Mapping, *, vertical: bool) -> None:

@@ -70,18 +70,18 @@ class Audience:
 DEFAULT_AUDIENCES: dict[str, Audience] = {
     "executive": Audience(
         "executive", "Executive summary",
-        ("overview", "insights", "api", "pages", "cart", "feedback", "support",
+        ("overview", "insights", "api", "pages", "cart", "feedback", "support", "trends",
          "data_quality"), compact=True),
     "ux": Audience(
         "ux", "UX weekly",
         ("overview", "insights", "clicks", "sessions", "pages", "cart", "feedback",
-         "data_quality")),
+         "trends", "data_quality")),
     "it": Audience(
         "it", "IT & operations weekly",
-        ("overview", "insights", "api", "system", "data_quality")),
+        ("overview", "insights", "api", "system", "trends", "data_quality")),
     "support": Audience(
         "support", "Support weekly",
-        ("overview", "insights", "support", "feedback", "data_quality")),
+        ("overview", "insights", "support", "feedback", "trends", "data_quality")),
 }
 
 

@@ -20,6 +20,7 @@ import pandas as pd
 
 from . import formatting
 from .config import Audience
+from .kpis import headline_keys as kpis_headline
 from .kpis.base import KPI, Insight, Section, Table
 
 log = logging.getLogger(__name__)
@@ -116,8 +117,9 @@ def context(*, audience: Audience, sections: Mapping[str, Section], charts: Mapp
             extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Everything one audience's page needs, as plain values."""
     views = {name: section_view(s, charts) for name, s in sections.items()}
-    domains = [n for n in audience.sections if n in views]
-    tiles = [t for n in domains for t in views[n]["headline"]][:12]
+    keys = kpis_headline(sections, audience.sections)
+    by_key = {t["key"]: t for v in views.values() for t in v["headline"]}
+    tiles = [by_key[k] for k in keys if k in by_key]
     return {
         "audience": {"name": audience.name, "title": audience.title,
                      "sections": list(audience.sections), "template": audience.template},

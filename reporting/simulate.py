@@ -141,7 +141,8 @@ def simulate(out: Path, weeks: int = 4, scale: str = "small", seed: int = 7,
     n_users = int(4000 * k ** 0.8)
     users = np.char.add("U", np.char.zfill(np.arange(1, n_users + 1).astype(str), 6))
     frames: dict[str, pd.DataFrame] = {}
-    sessions, steps_arr, n_steps = _sessions(rng, int(5200 * k), t0, weights, users, incidents)
+    sessions, steps_arr, n_steps = _sessions(rng, int(5200 * k), t0, weights, users, incidents,
+                                             t0.value // 10**9 + hours_total * 3600 - 1)
     frames["session_tracking"] = sessions
     frames["clickstream"] = _clicks(rng, sessions, steps_arr, n_steps)
     frames["page_load_times"] = _page_loads(rng, sessions, steps_arr, n_steps, incidents)
@@ -188,7 +189,7 @@ def _epoch(values) -> np.ndarray:
     return idx.as_unit("s").asi8 if len(idx) else np.array([], dtype="int64")
 
 
-def _sessions(rng, n, t0, weights, users, incidents):
+def _sessions(rng, n, t0, weights, users, incidents, last_second):
     weights_p = np.array([w for _, w in PATHS])
     path_id = rng.choice(len(PATHS), size=n, p=weights_p / weights_p.sum())
     n_steps = np.array([len(p) for p, _ in PATHS])[path_id]
@@ -197,7 +198,8 @@ def _sessions(rng, n, t0, weights, users, incidents):
     steps_arr = table[path_id]
     start = seasonal_times(rng, n, t0, weights)
     minutes = rng.lognormal(np.log(1.6), 0.6, n) * n_steps
-    end = start + (minutes * 60).astype("int64")
+    # Sessions still open when the export ends are cut at its last second.
+    end = np.minimum(start + (minutes * 60).astype("int64"), last_second)
     reaches_checkout = steps_arr[np.arange(n), n_steps - 1] == "checkout"
     p_finish = np.full(n, 0.62)
     for inc in incidents:

@@ -1,6 +1,7 @@
 """The KPI modules, one per domain; registering a module is one line in MODULES."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Mapping
@@ -31,6 +32,26 @@ def compute_all(frames: Mapping[str, pd.DataFrame], period: Period, thresholds: 
                                            (quality or {}).get(module.SOURCE))
         log.debug("kpis %s in %.2f s", module.NAME, time.perf_counter() - started)
     return sections
+
+
+def with_previous(sections: Mapping[str, Section], archived: Mapping[str, Any]
+                  ) -> dict[str, Section]:
+    """Fill `previous` from archived values where the inputs did not cover that period."""
+    if not archived:
+        return dict(sections)
+    out = {}
+    for name, s in sections.items():
+        kpis = tuple(dataclasses.replace(k, previous=archived[k.key])
+                     if k.previous is None and archived.get(k.key) is not None else k
+                     for k in s.kpis)
+        out[name] = dataclasses.replace(s, kpis=kpis)
+    return out
+
+
+def headline_keys(sections: Mapping[str, Section], names: list[str] | tuple[str, ...]
+                  ) -> list[str]:
+    """The headline KPI keys of the named sections, in order (the overview tiles)."""
+    return [k for n in names if n in sections for k in sections[n].headline][:12]
 
 
 def all_kpis(sections: Mapping[str, Section]) -> dict[str, KPI]:

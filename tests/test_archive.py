@@ -1,0 +1,172 @@
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from reporting.archive import MIGRATIONS, SCHEMA_VERSION, Archive, build_lock
+from reporting.cli import build_report, main
+from reporting.simulate import simulate
+
+
+def run(cmd, args):
+    return CliRunner().invoke(cmd, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def two_weeks(tmp_path_factory):
+    """W44 built from full data; W45 built from a folder holding only W45."""
+    root = tmp_path_factory.mktemp("arch")
+    simulate(root / "full", weeks=2, scale="tiny", seed=21, start=pd.Timestamp("2026-10-26").date())
+    simulate(root / "w45", weeks=1, scale="tiny", seed=22, start=pd.Timestamp("2026-11-02").date())
+    out = root / "out"
+    for data, period in (("full", "2026-W44"), ("w45", "2026-W45")):
+        r = run(build_report, ["--data", root / data, "--output", out, "--period", period,
+                               "--format", "html"])
+        assert r.exit_code == 0, r.output
+    return out
+
+
+def test_previous_comes_from_the_archive_when_inputs_do_not_cover_it(two_weeks):
+    w44 = json.loads((two_weeks / "reports/2026-W44/kpis.json").read_text())["kpis"]
+    w45 = json.loads((two_weeks / "reports/2026-W45/kpis.json").read_text())["kpis"]
+    for key in ("api.requests", "api.p95_ms", "cart.abandoned_value", "feedback.avg_rating",
+                "support.tickets", "system.cpu_p95_pct"):
+        assert w45[key]["previous"] == pytest.approx(w44[key]["value"]), key
+    assert w45["api.requests"]["previous"] == w44["api.requests"]["value"]   # still a count
+
+
+def test_trend_chart_shows_both_weeks(two_weeks):
+    html = (two_weeks / "reports/2026-W45/html/it.html").read_text()
+    assert 'alt="Headline KPIs for 2026-W44, 2026-W45"' in html
+    assert (two_weeks / "reports/2026-W45/html/charts/trends_it.svg").stat().st_size > 1000
+    first = (two_weeks / "reports/2026-W44/html/it.html").read_text()
+    assert "Trends appear once earlier periods" in first
+
+
+def test_list_show_and_export(two_weeks, tmp_path):
+    listed = run(main, ["archive", "list", "--output", two_weeks, "--json"])
+    rows = json.loads(listed.output)
+    assert [r["period_id"] for r in rows] == ["2026-W44", "2026-W45"]
+    assert rows[0]["audiences"] == ["executive", "it", "support", "ux"]
+    shown = run(main, ["archive", "show", "2026-W45", "--output", two_weeks])
+    assert shown.exit_code == 0 and "api.requests" in shown.output
+    target = tmp_path / "history.parquet"
+    exported = run(main, ["archive", "export", "--output", two_weeks, "--format", "parquet",
+                          "--out", target])
+    assert exported.exit_code == 0
+    table = pd.read_parquet(target)
+    assert list(table.columns) == ["period", "start", "end", "kpi", "value", "text", "unit",
+                                   "status"]
+    assert set(table["period"]) == {"2026-W44", "2026-W45"}
+    assert table.loc[(table.period == "2026-W45") & (table.kpi == "api.slowest_endpoint"),
+                     "text"].iloc[0].startswith("/")
+
+
+def test_show_flags_an_edited_or_missing_file(tmp_path, two_weeks):
+    import shutil
+    out = tmp_path / "out"
+    shutil.copytree(two_weeks, out)
+    with open(out / "reports/2026-W45/html/it.html", "a") as fh:
+        fh.write("<!-- edited -->")
+    (out / "reports/2026-W45/html/ux.html").unlink()
+    r = run(main, ["archive", "show", "2026-W45", "--output", out])
+    assert r.exit_code == 1
+    assert f"{out}/reports/2026-W45/html/it.html: checksum mismatch" in r.output
+    assert f"{out}/reports/2026-W45/html/ux.html: missing" in r.output
+    assert "2 file(s) of 2026-W45 are missing or no longer match" in r.output
+
+
+def test_prune_keeps_the_newest_and_leaves_no_orphans(tmp_path, two_weeks):
+    import shutil
+    out = tmp_path / "out"
+    shutil.copytree(two_weeks, out)
+    r = run(main, ["archive", "prune", "--keep", "1", "--output", out])
+    assert r.exit_code == 0 and "removed 1 period(s): 2026-W44" in r.output
+    assert [p.name for p in (out / "reports").iterdir()] == ["2026-W45"]
+    db = sqlite3.connect(out / "archive.sqlite")
+    for table in ("builds", "kpis", "periods"):
+        ids = {r[0] for r in db.execute(f"SELECT DISTINCT period_id FROM {table}")}
+        assert ids == {"2026-W45"}, table
+
+
+def test_rebuild_replaces_files_and_adds_a_build_row(tmp_path):
+    data = tmp_path / "data"
+    simulate(data, weeks=1, scale="tiny", seed=3)
+    out = tmp_path / "out"
+    for _ in range(2):
+        assert run(build_report, ["--data", data, "--output", out, "--format", "html",
+                                  "-a", "it"]).exit_code == 0
+    with Archive(out) as a:
+        info = a.show("2026-W43")
+    assert info["builds"] == 2 and [f["state"] for f in info["files"]] == ["ok"]
+
+
+def test_two_concurrent_builds_in_two_processes(tmp_path):
+    data = tmp_path / "data"
+    simulate(data, weeks=1, scale="tiny", seed=4)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "reporting", "build", "--data", str(data), "--output",
+           str(out), "--format", "html"]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for _ in range(2)]
+    results = [p.communicate(timeout=300) + (p.returncode,) for p in procs]
+    assert [r[2] for r in results] == [0, 0], results
+    db = sqlite3.connect(out / "archive.sqlite")
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    counts = dict(db.execute("SELECT audience, COUNT(*) FROM builds GROUP BY audience"))
+    assert counts == {"executive": 2, "ux": 2, "it": 2, "support": 2}
+    with Archive(out) as a:
+        assert all(f["state"] == "ok" for f in a.show("2026-W43")["files"])
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_a_second_build_waits_then_fails_clearly(tmp_path):
+    data = tmp_path / "data"
+    simulate(data, weeks=1, scale="tiny", seed=4)
+    out = tmp_path / "out"
+    (tmp_path / "report.toml").write_text("lock_timeout_s = 1\n")
+    with build_lock(out, 1):
+        r = run(build_report, ["--data", data, "--output", out, "--config",
+                               tmp_path / "report.toml"])
+    assert r.exit_code == 1
+    assert f"Another build is writing to {out}; waited 1 s" in r.output
+
+
+def test_opening_an_index_of_an_older_schema_upgrades_it(tmp_path):
+    db = sqlite3.connect(tmp_path / "archive.sqlite")
+    db.executescript(MIGRATIONS[0])
+    db.execute("INSERT INTO builds (period_id, period_start, period_end, audience, path, sha256,"
+               " size, built_at, version) VALUES ('2026-W40', '2026-09-28T00:00:00+00:00',"
+               " '2026-10-05T00:00:00+00:00', 'it', 'reports/2026-W40/it.pdf', 'ab', 10,"
+               " '2026-10-05T07:00:00+00:00', '0.0.1')")
+    db.execute("INSERT INTO kpis VALUES ('2026-W40', 'api.requests', 5, NULL, 'count', NULL,"
+               " '2026-10-05T07:00:00+00:00')")
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+    with Archive(tmp_path) as a:
+        assert a.version == SCHEMA_VERSION == 2
+        assert a.kpi_values("2026-W40") == {"api.requests": 5}
+        assert [p.period_id for p in a.periods()] == ["2026-W40"]
+        assert a.db.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0] == 0
+
+
+def test_an_index_from_a_newer_version_is_refused(tmp_path):
+    db = sqlite3.connect(tmp_path / "archive.sqlite")
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.close()
+    from reporting.errors import ReportError
+    with pytest.raises(ReportError, match="written by a newer version"):
+        Archive(tmp_path)
+
+
+def test_archive_commands_without_an_archive(tmp_path):
+    r = run(main, ["archive", "list", "--output", tmp_path])
+    assert r.exit_code == 2 and "No archive in" in r.output
