@@ -169,8 +169,11 @@ def _render_pdfs(jobs: list[tuple[str, Path, Path, list[Path]]]) -> list[Path]:
         return [render.write_pdf(*job) for job in jobs]
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["reporting.render", "weasyprint"])
+    # Longest documents first, so the two workers finish close together.
+    ordered = sorted(jobs, key=lambda job: len(job[0]), reverse=True)
     with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-        return list(pool.map(_pdf_job, jobs))
+        done = dict(zip([job[2] for job in ordered], pool.map(_pdf_job, ordered)))
+    return [done[job[2]] for job in jobs]
 
 
 def _pdf_job(job: tuple[str, Path, Path, list[Path]]) -> Path:

@@ -67,7 +67,7 @@ SPECS: dict[str, Spec] = {s.name: s for s in (
     Spec("session_tracking",
          ("session_id", "user_id", "start_time", "end_time", "page_sequence", "drop_off_page"),
          time="start_time", timestamps=("start_time", "end_time"),
-         categories=("drop_off_page",), order=(("start_time", "end_time"),)),
+         categories=("page_sequence", "drop_off_page"), order=(("start_time", "end_time"),)),
     Spec("support_tickets", ("ticket_id", "created_at", "status", "channel", "issue_type"),
          ("user_id", "resolved_at", "first_response_at", "priority", "csat"),
          time="created_at", timestamps=("created_at", "resolved_at", "first_response_at"),

@@ -10,7 +10,8 @@ from .. import formatting as fmt
 from ..config import Thresholds
 from ..periods import Period
 from .base import (Chart, Insight, Metric, Section, Table, Value, build_kpis, higher_is_better,
-                   hours, lower_is_better, percentile, quantiles, ratio, window)
+                   codes_of, hour_slots, lower_is_better, percentiles, quantiles, ratio,
+                   window)
 
 SOURCE = "api_logs"
 NAME = "api"
@@ -56,18 +57,20 @@ def _apdex_parts(df: pd.DataFrame, t: Thresholds) -> tuple[np.ndarray, np.ndarra
 
 
 def hourly(df: pd.DataFrame) -> pd.DataFrame:
-    """Requests, server errors and their ratio per hour."""
-    g = df.assign(hour=hours(df["timestamp"]),
-                  err=df["status_code"].to_numpy() >= 500).groupby("hour")["err"]
-    out = pd.DataFrame({"requests": g.size(), "server_errors": g.sum()})
-    if len(out) > 1:   # hours without requests are zeros, not gaps
-        out = out.asfreq("h", fill_value=0)
+    """Requests, server errors and their ratio per hour; hours without requests are zeros."""
+    index, slot = hour_slots(df["timestamp"])
+    out = pd.DataFrame({
+        "requests": np.bincount(slot, minlength=len(index)),
+        "server_errors": np.bincount(slot, df["status_code"].to_numpy() >= 500,
+                                     minlength=len(index)).astype("int64"),
+    }, index=index)
     out["server_error_rate"] = (out["server_errors"] / out["requests"]).where(out["requests"] > 0)
     return out
 
 
-def measure(df: pd.DataFrame, t: Thresholds) -> dict[str, Value]:
-    """Every catalogue value for one slice of api_logs."""
+def measure(df: pd.DataFrame, t: Thresholds, services: pd.DataFrame | None = None,
+            endpoints: pd.DataFrame | None = None) -> dict[str, Value]:
+    """Every catalogue value for one slice of api_logs (breakdowns reused when given)."""
     n = len(df)
     status = df["status_code"].to_numpy()
     rt = df["response_time_ms"]
@@ -78,15 +81,17 @@ def measure(df: pd.DataFrame, t: Thresholds) -> dict[str, Value]:
         "requests": n, "server_errors": server, "server_error_rate": ser,
         "client_error_rate": ratio(client, n),
         "availability": None if ser is None else 1 - ser,
-        "p50_ms": percentile(rt, 50), "p95_ms": percentile(rt, 95),
-        "p99_ms": percentile(rt, 99), "mean_ms": float(rt.mean()) if n else None,
+        **dict(zip(("p50_ms", "p95_ms", "p99_ms"), percentiles(rt, (50, 95, 99)))),
+        "mean_ms": float(rt.mean()) if n else None,
         "error_budget_used": ratio(server, _err_budget(t) * n) if n else None,
     }
     if n:
-        values["slowest_endpoint"] = str(
-            df.groupby("endpoint", observed=True)["response_time_ms"].quantile(0.95).idxmax())
-        values["slowest_service_by_mean"] = str(
-            df.groupby("service_name", observed=True)["response_time_ms"].mean().idxmax())
+        p95 = endpoints["p95_ms"] if endpoints is not None else \
+            df.groupby("endpoint", observed=True)["response_time_ms"].quantile(0.95)
+        means = services["mean_ms"] if services is not None else \
+            df.groupby("service_name", observed=True)["response_time_ms"].mean()
+        values["slowest_endpoint"] = str(p95.idxmax())
+        values["slowest_service_by_mean"] = str(means.idxmax())
         h = hourly(df)
         judged = h[h["requests"] >= t.incident_min_events]
         values["max_burn_rate"] = (float(judged["server_error_rate"].max() / _err_budget(t))
@@ -97,23 +102,36 @@ def measure(df: pd.DataFrame, t: Thresholds) -> dict[str, Value]:
 
 
 def breakdown(df: pd.DataFrame, by: str, t: Thresholds) -> pd.DataFrame:
-    """Per service or endpoint: volume, errors, mean and percentiles, Apdex."""
+    """Per service or endpoint: volume, errors, mean and percentiles, Apdex (numpy
+    bincounts over group codes: no copy of the frame)."""
+    codes, labels = codes_of(df[by])
+    ok = codes >= 0
+    every = bool(ok.all())
+    codes = codes if every else codes[ok]
+    status = df["status_code"].to_numpy()
+    rt = df["response_time_ms"].to_numpy(dtype="float64")
     sat, tol = _apdex_parts(df, t)
-    work = df.assign(server=df["status_code"].to_numpy() >= 500,
-                     client=(df["status_code"].to_numpy() >= 400)
-                     & (df["status_code"].to_numpy() < 500), sat=sat, tol=tol)
-    g = work.groupby(by, observed=True)
+    k = len(labels)
+
+    def total(weights: np.ndarray | None = None) -> np.ndarray:
+        if weights is not None and not every:
+            weights = weights[ok]
+        return np.bincount(codes, weights, minlength=k)
+
+    n = total()
     out = pd.DataFrame({
-        "requests": g.size(),
-        "server_error_rate": g["server"].mean(),
-        "client_error_rate": g["client"].mean(),
-        "mean_ms": g["response_time_ms"].mean(),
-    })
-    out = out.join(quantiles(work, by, "response_time_ms", (0.5, 0.95, 0.99)).rename(
+        "requests": n,
+        "server_error_rate": total((status >= 500).astype(float)) / np.maximum(n, 1),
+        "client_error_rate": total(((status >= 400) & (status < 500)).astype(float))
+        / np.maximum(n, 1),
+        "mean_ms": total(rt) / np.maximum(n, 1),
+        "apdex": (total(sat.astype(float)) + total(tol.astype(float)) / 2) / np.maximum(n, 1),
+    }, index=pd.Index(labels, name=by))
+    out = out[out["requests"] > 0]
+    out = out.join(quantiles(df, by, "response_time_ms", (0.5, 0.95, 0.99)).rename(
         columns=lambda c: f"{c}_ms"))
     out.loc[out["requests"] < P99_MIN, "p99_ms"] = np.nan
     out["availability"] = 1 - out["server_error_rate"]
-    out["apdex"] = (g["sat"].sum() + g["tol"].sum() / 2) / out["requests"]
     return out.sort_values("p95_ms", ascending=False)
 
 
@@ -124,14 +142,17 @@ UNITS = {"requests": "count", "server_error_rate": "ratio", "client_error_rate":
 
 def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -> Section:
     cur, prev = window(frames[SOURCE], "timestamp", period)
-    values = measure(cur, t)
-    prev_values = measure(prev, t) if prev is not None else None
+    if cur.empty:
+        values = measure(cur, t)
+    else:
+        services = breakdown(cur, "service_name", t)
+        endpoints = breakdown(cur, "endpoint", t)
+        values = measure(cur, t, services, endpoints)
+    prev_services = breakdown(prev, "service_name", t) if prev is not None and len(prev) else None
+    prev_values = measure(prev, t, prev_services) if prev is not None else None
     kpis = build_kpis(NAME, CATALOGUE, values, prev_values, t)
     if cur.empty:
         return Section(NAME, TITLE, "no data", "No API requests in this period.", kpis=kpis)
-    services = breakdown(cur, "service_name", t)
-    endpoints = breakdown(cur, "endpoint", t)
-    prev_services = breakdown(prev, "service_name", t) if prev is not None and len(prev) else None
     h = hourly(cur)
     cols = ["requests", "server_error_rate", "availability", "mean_ms", "p50_ms", "p95_ms",
             "p99_ms", "apdex"]

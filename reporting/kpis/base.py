@@ -136,7 +136,8 @@ def window(frame: pd.DataFrame, column: str, period: Period
     period's first day; otherwise `previous` comes from the archive or stays empty.
     """
     times = frame[column]
-    current = frame.loc[period.mask(times)]
+    mask = period.mask(times)
+    current = frame if mask.all() else frame.loc[mask]   # no copy when all rows are in
     prev = period.previous
     if prev is None or times.empty:
         return current, None
@@ -147,9 +148,17 @@ def window(frame: pd.DataFrame, column: str, period: Period
 
 def percentile(values: pd.Series | np.ndarray, q: float) -> float | None:
     """numpy's linear-interpolation percentile of the raw values; None when empty."""
+    return percentiles(values, (q,))[0]
+
+
+def percentiles(values: pd.Series | np.ndarray, qs: tuple[float, ...]
+                ) -> list[float | None]:
+    """Several percentiles in one pass over the values."""
     arr = np.asarray(values, dtype="float64")
     arr = arr[~np.isnan(arr)]
-    return float(np.percentile(arr, q)) if arr.size else None
+    if not arr.size:
+        return [None] * len(qs)
+    return [float(v) for v in np.percentile(arr, list(qs))]
 
 
 def ratio(part: float, whole: float) -> float | None:
@@ -162,11 +171,12 @@ def mean(values: pd.Series) -> float | None:
 
 def mode(values: pd.Series) -> str | None:
     """Most frequent value; ties go to the alphabetically first, so results are stable."""
-    counts = values.dropna().astype("str").value_counts()
+    counts = values.value_counts(dropna=True)   # on categories: no per-row conversion
+    counts = counts[counts > 0]
     if counts.empty:
         return None
-    top = counts[counts == counts.iloc[0]].index
-    return str(sorted(top)[0])
+    top = counts[counts == counts.max()].index
+    return sorted(str(v) for v in top)[0]
 
 
 def absent(name: str, title: str, quality: Any | None) -> Section:
@@ -197,15 +207,55 @@ def hours(times: pd.Series) -> pd.Series:
     return times.dt.tz_convert("UTC").dt.floor("h").dt.tz_convert(tz)
 
 
+HOUR_US = 3_600_000_000
+
+
+def hour_slots(times: pd.Series) -> tuple[pd.DatetimeIndex, np.ndarray]:
+    """Every hour from the first to the last row (cut in UTC, shown in the data's zone),
+    and each row's position in it: for bincount instead of a groupby."""
+    us = times.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().astype("datetime64[us]")
+    h = us.astype("int64") // HOUR_US
+    if not h.size:
+        return pd.DatetimeIndex([], tz=times.dt.tz, name="hour"), h
+    first = h.min()
+    index = pd.to_datetime((first + np.arange(h.max() - first + 1)) * HOUR_US, unit="us",
+                           utc=True).tz_convert(times.dt.tz).rename("hour")
+    return index, h - first
+
+
 def days(times: pd.Series) -> pd.Series:
     """Local calendar day of each row (a date, so DST days are not special)."""
     return times.dt.date
 
 
+def codes_of(keys: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Integer group codes (-1 = missing) and the group labels, for bincount-style work."""
+    if isinstance(keys.dtype, pd.CategoricalDtype):
+        return keys.cat.codes.to_numpy(), keys.cat.categories
+    codes, labels = pd.factorize(keys)
+    return codes, pd.Index(labels)
+
+
 def quantiles(frame: pd.DataFrame, by: str, column: str, qs: tuple[float, ...]
               ) -> pd.DataFrame:
-    """Per-group linear-interpolation quantiles, one column per q (p50, p95, ...)."""
-    out = frame.groupby(by, observed=True)[column].quantile(list(qs)).unstack()
-    out.columns = [f"p{round(q * 100)}" for q in qs]
-    out.index.name = by
+    """Per-group linear-interpolation quantiles (as numpy's), one column per q (p50, p95...).
+
+    One stable sort by group code, then one partition per group: a loop over the
+    groups (a handful of services or pages), never over rows.
+    """
+    codes, labels = codes_of(frame[by])
+    values = frame[column].to_numpy(dtype="float64")
+    keep = (codes >= 0) & ~np.isnan(values)
+    codes, values = codes[keep], values[keep]
+    order = np.argsort(codes, kind="stable")
+    codes, values = codes[order], values[order]
+    bounds = np.searchsorted(codes, np.arange(len(labels) + 1))
+    rows, index = [], []
+    for i, label in enumerate(labels):
+        chunk = values[bounds[i]:bounds[i + 1]]
+        if chunk.size:
+            rows.append(np.percentile(chunk, [q * 100 for q in qs]))
+            index.append(label)
+    out = pd.DataFrame(rows, index=pd.Index(index, name=by),
+                       columns=[f"p{round(q * 100)}" for q in qs])
     return out

@@ -5,6 +5,8 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .. import formatting as fmt
 from ..config import Thresholds
@@ -31,8 +33,23 @@ HEADLINE = ("sessions.completion_rate", "sessions.checkout_conversion")
 
 
 def paths(df: pd.DataFrame) -> pd.Series:
-    """page_sequence with its separators normalised to ' > '."""
-    return df["page_sequence"].astype("str").str.replace(r"\s*>\s*", SEP, regex=True).str.strip()
+    """page_sequence with separators normalised to ' > ', as a categorical: the string
+    work runs once per distinct path, not once per session."""
+    seq = df["page_sequence"]
+    if not isinstance(seq.dtype, pd.CategoricalDtype):
+        seq = seq.astype("str").astype("category")
+    cats = pa.array(seq.cat.categories.astype("str").to_numpy(dtype=object), pa.string())
+    clean = pc.utf8_trim_whitespace(pc.replace_substring_regex(cats, r"\s*>\s*", SEP))
+    return pd.Series(pd.Categorical.from_codes(seq.cat.codes, clean.to_pylist())
+                     if len(clean.unique()) == len(clean) else
+                     pd.Categorical(np.asarray(clean.to_pylist(), dtype=object)[seq.cat.codes]),
+                     index=df.index)
+
+
+def _per_path(seq: pd.Series, fn) -> np.ndarray:
+    """fn applied to each distinct path, spread back to one value per session."""
+    cats = seq.cat.categories.astype("str")
+    return np.asarray(fn(pd.Series(cats)))[seq.cat.codes.to_numpy()]
 
 
 def measure(df: pd.DataFrame, t: Thresholds) -> dict[str, Value]:
@@ -40,11 +57,11 @@ def measure(df: pd.DataFrame, t: Thresholds) -> dict[str, Value]:
     if not n:
         return {"count": 0}
     seq = paths(df)
-    steps = seq.str.count(">") + 1
+    steps = pd.Series(_per_path(seq, lambda c: c.str.count(">") + 1))
     minutes = (df["end_time"] - df["start_time"]).dt.total_seconds() / 60
-    finished = (df["drop_off_page"].astype("str").str.lower() == FINISHED).to_numpy()
+    finished = _finished(df)
     # "Reached the cart": any step naming the cart (cart, /cart, Cart page).
-    cart = seq.str.contains("cart", case=False, regex=False).to_numpy()
+    cart = _per_path(seq, lambda c: c.str.contains("cart", case=False, regex=False))
     dropped = df.loc[~finished, "drop_off_page"]
     return {
         "count": n, "avg_duration_min": float(minutes.mean()),
@@ -55,6 +72,13 @@ def measure(df: pd.DataFrame, t: Thresholds) -> dict[str, Value]:
     }
 
 
+def _finished(df: pd.DataFrame) -> np.ndarray:
+    drop = df["drop_off_page"]
+    if isinstance(drop.dtype, pd.CategoricalDtype):
+        return _per_path(drop, lambda c: c.str.lower() == FINISHED)
+    return (drop.astype("str").str.lower() == FINISHED).to_numpy()
+
+
 def funnel(df: pd.DataFrame) -> pd.DataFrame:
     """Steps of the most common full path; sessions reaching each step in order, then finishing.
 
@@ -62,16 +86,17 @@ def funnel(df: pd.DataFrame) -> pd.DataFrame:
     """
     seq = paths(df)
     top = mode(seq)
+    cats = pd.Series(seq.cat.categories.astype("str"))
     if top is None:
         return pd.DataFrame(columns=["step", "sessions", "step_conversion"])
     parts = top.split(SEP)
     rows = []
     for k in range(1, len(parts) + 1):
         prefix = SEP.join(parts[:k])
-        reached = (seq == prefix) | seq.str.startswith(prefix + SEP)
+        reached = np.asarray((cats == prefix) | cats.str.startswith(prefix + SEP))[
+            seq.cat.codes.to_numpy()]
         rows.append((parts[k - 1], int(reached.sum())))
-    finished = (df["drop_off_page"].astype("str").str.lower() == FINISHED).to_numpy()
-    rows.append(("finished", int((reached.to_numpy() & finished).sum())))
+    rows.append(("finished", int((reached & _finished(df)).sum())))
     out = pd.DataFrame(rows, columns=["step", "sessions"])
     out["step_conversion"] = out["sessions"] / out["sessions"].shift(1)
     out.loc[0, "step_conversion"] = np.nan
@@ -85,9 +110,11 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -
     if cur.empty:
         return Section(NAME, TITLE, "no data", "No sessions in this period.", kpis=kpis)
     steps = funnel(cur)
-    finished = cur["drop_off_page"].astype("str").str.lower() == FINISHED
-    drops = (cur.loc[~finished.to_numpy(), "drop_off_page"].astype("str").value_counts()
+    finished = _finished(cur)
+    drops = (cur.loc[~finished, "drop_off_page"].value_counts()
              .rename_axis("page").rename("sessions").reset_index())
+    drops = drops[drops["sessions"] > 0]
+    drops["page"] = drops["page"].astype("str")
     drops["share"] = drops["sessions"] / len(cur)
     tables = (
         Table("funnel", "Funnel of the most common path",
