@@ -191,6 +191,46 @@ class Archive:
         p = Path(rel)
         return p if p.is_absolute() else self.output_dir / p
 
+    def record_delivery(self, period_id: str, audience: str, recipient: str,
+                        message_id: str | None, status: str, attempts: int,
+                        error: str | None) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO deliveries (period_id, audience, recipient, message_id, status,"
+                " attempts, last_error, updated_at) VALUES (?,?,?,?,?,?,?,?)"
+                " ON CONFLICT (period_id, audience, recipient) DO UPDATE SET"
+                " message_id = excluded.message_id, status = excluded.status,"
+                " attempts = deliveries.attempts + excluded.attempts,"
+                " last_error = excluded.last_error, updated_at = excluded.updated_at",
+                (period_id, audience, recipient, message_id, status, attempts, error,
+                 now_iso()))
+
+    def delivered(self, period_id: str, audience: str) -> set[str]:
+        """Recipients that already have this period's message for this audience."""
+        rows = self.db.execute("SELECT recipient FROM deliveries WHERE period_id = ? AND"
+                               " audience = ? AND status IN ('delivered', 'written')",
+                               (period_id, audience))
+        return {r[0] for r in rows}
+
+    def deliveries(self, period_id: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM deliveries" + (" WHERE period_id = ?" if period_id else "")
+        return [dict(r) for r in self.db.execute(sql + " ORDER BY id",
+                                                 (period_id,) if period_id else ())]
+
+    def record_run(self, job_id: str, audience: str, scheduled_for: str | None,
+                   started_at: str, finished_at: str | None, status: str,
+                   error: str | None) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT INTO runs (job_id, audience, scheduled_for, started_at,"
+                       " finished_at, status, error) VALUES (?,?,?,?,?,?,?)",
+                       (job_id, audience, scheduled_for, started_at, finished_at, status,
+                        error))
+
+    def last_run(self, job_id: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT * FROM runs WHERE job_id = ? ORDER BY id DESC LIMIT 1",
+                              (job_id,)).fetchone()
+        return dict(row) if row else None
+
     # --- reading ----------------------------------------------------------------------
 
     def kpi_values(self, period_id: str) -> dict[str, Any]:

@@ -78,6 +78,10 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
                 sections = kpis.with_previous(sections, store.kpi_values(p.previous.id))
             insights = kpis.ranked_insights(sections)
             document = kpis.document(sections, p, loaded.quality, insights)
+            document["period"]["label"] = p.label
+            document["headline"] = {name: kpis.headline_keys(sections,
+                                                             config.audiences[name].sections)
+                                    for name in names}
         folder = output_dir / "reports" / p.id
         html_dir = folder / "html"
         result = BuildResult(p, folder, warnings=list(loaded.errors), document=document)

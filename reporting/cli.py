@@ -88,6 +88,8 @@ build_options = [
                  show_default=True, help="What to write for each audience."),
     click.option("--strict", is_flag=True,
                  help="Stop with exit code 2 when any source cannot be loaded."),
+    click.option("--email", is_flag=True,
+                 help="Mail each audience its PDF (to the outbox without an SMTP host)."),
 ]
 
 
@@ -98,11 +100,13 @@ def with_build_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _run_build(period: str, audiences: tuple[str, ...], data_dir: Path | None,
-               output_dir: Path | None, fmt: str, strict: bool, config_path: Path | None,
-               verbose: bool) -> None:
+               output_dir: Path | None, fmt: str, strict: bool, email: bool,
+               config_path: Path | None, verbose: bool) -> None:
     from .build import build
 
     config = _config(config_path)
+    if email and fmt == "html":
+        raise ReportError("--email sends the PDFs; use --format pdf or both with it.")
     started = time.perf_counter()
     with err.status("starting", spinner="dots") as status:
         def on_stage(name: str) -> None:
@@ -121,6 +125,28 @@ def _run_build(period: str, audiences: tuple[str, ...], data_dir: Path | None,
     out.print(table)
     stages = "  ".join(f"{k} {v:.1f} s" for k, v in result.timings.items())
     out.print(f"done in {time.perf_counter() - started:.1f} s ({stages})")
+    if email:
+        _send(config, Path(output_dir or config.output_dir), result.period.id,
+              list(audiences or config.audiences), force=False)
+
+
+def _send(config: Config, output_dir: Path, period_id: str, audiences: list[str],
+          force: bool) -> None:
+    """Deliver and report; exit 1 with one sentence when anything was not delivered."""
+    from .delivery import deliver, raise_if_failed
+
+    with err.status("sending…", spinner="dots"):
+        outcome = deliver(config, output_dir, period_id, audiences, force=force)
+    for warning in outcome.warnings:
+        err.print(f"[yellow]warning:[/] {warning}", markup=True, soft_wrap=True)
+    for path in outcome.written:
+        out.print(f"wrote {path}")
+    if config.smtp.host:
+        out.print(f"mail: {len(outcome.sent)} delivered, {len(outcome.skipped)} already "
+                  f"delivered earlier, {len(outcome.failed)} failed")
+    elif outcome.skipped and not outcome.written:
+        out.print("mail: already written to the outbox (use --force to write again)")
+    raise_if_failed(config.smtp, outcome)
 
 
 STAGE_TEXT = {"load": "loading and validating inputs", "kpis": "computing KPIs",
@@ -352,3 +378,35 @@ def archive_export(fmt: str, out_file: Path | None, output_dir: Path | None,
         table.to_parquet(buffer, index=False)
         atomic_write(target, buffer.getvalue())
     out.print(f"wrote {len(table):,} rows to {target}")
+
+
+@main.command("send")
+@click.option("--period", "-p", "period_id", required=True,
+              help="Archived period id (2026-W46), or latest for the newest one.")
+@click.option("--audience", "-a", "audiences", multiple=True,
+              help="Audience to send (repeatable; default: every one with a PDF).")
+@click.option("--force", is_flag=True, help="Send again what was already delivered.")
+@with_archive_options
+@friendly
+def send_cmd(period_id: str, audiences: tuple[str, ...], force: bool,
+             output_dir: Path | None, config_path: Path | None, verbose: bool) -> None:
+    """Mail archived PDFs: what failed or was never sent, or everything with --force."""
+    config = _config(config_path)
+    folder = Path(output_dir or config.output_dir)
+    if period_id == "latest":
+        with _archive(folder, config_path) as store:
+            rows = store.periods()
+        if not rows:
+            raise ReportError(f"The archive in {folder} holds no period yet.")
+        period_id = max(rows, key=lambda r: r.end).period_id
+    unknown = [a for a in audiences if a not in config.audiences]
+    if unknown:
+        raise ReportError(f"Unknown audience {', '.join(unknown)}; configured: "
+                          f"{', '.join(config.audiences)}.")
+    if not audiences:   # every configured audience that has a PDF for this period
+        audiences = tuple(a for a in config.audiences
+                          if (folder / "reports" / period_id / f"{a}.pdf").exists())
+        if not audiences:
+            raise ReportError(f"No PDF of {period_id} in {folder / 'reports' / period_id}; "
+                              "build the report first.")
+    _send(config, folder, period_id, list(audiences), force)

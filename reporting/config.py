@@ -51,7 +51,8 @@ class SmtpConfig:
     sender: str = "Diagnostics reports <reports@localhost>"
     timeout: float = 30.0
     retries: int = 3
-    ca_file: str = ""
+    retry_base_s: float = 2.0          # backoff: 2 s, 4 s, 8 s ...
+    ca_file: str = ""                  # CA bundle to trust (e.g. a self-signed server)
     max_attachment_mb: float = 10.0
 
 
@@ -150,6 +151,9 @@ class Config:
             kwargs["lock_timeout_s"] = _number(raw["lock_timeout_s"], where, "lock_timeout_s")
         kwargs["thresholds"] = _sub(Thresholds, raw.get("thresholds", {}), where, "thresholds")
         kwargs["smtp"] = _sub(SmtpConfig, raw.get("smtp", {}), where, "smtp")
+        if kwargs["smtp"].ca_file and not Path(kwargs["smtp"].ca_file).is_absolute():
+            kwargs["smtp"] = dataclasses.replace(
+                kwargs["smtp"], ca_file=str(base / kwargs["smtp"].ca_file))
         if kwargs["smtp"].security not in ("none", "starttls", "ssl"):
             raise ConfigError(f"{where}: smtp.security must be none, starttls or ssl, "
                               f"not {kwargs['smtp'].security!r}.")
@@ -202,6 +206,17 @@ def _sub(kind: type, raw: dict[str, Any], where: str, prefix: str) -> Any:
     return kind(**values)
 
 
+def _address(text: str, where: str, audience: str) -> str:
+    """A recipient checked as an email address (syntax only, no DNS)."""
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        return validate_email(text.strip(), check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ConfigError(f"{where}: audiences.{audience}.recipients has {text!r}, which is "
+                          f"not an email address ({exc}).") from None
+
+
 def _audiences(raw: dict[str, Any], where: str) -> dict[str, Audience]:
     _no_unknown(raw, set(raw), where, "audiences.")
     result = dict(DEFAULT_AUDIENCES)
@@ -215,7 +230,8 @@ def _audiences(raw: dict[str, Any], where: str) -> dict[str, Audience]:
         if bad:
             raise ConfigError(f"{where}: audiences.{name}.sections has unknown section(s) "
                               f"{', '.join(bad)}; known: {', '.join(SECTION_NAMES)}.")
-        recipients = tuple(str(r) for r in table.get("recipients", base.recipients))
+        recipients = tuple(_address(str(r), where, name)
+                           for r in table.get("recipients", base.recipients))
         result[name] = dataclasses.replace(
             base, title=str(table.get("title", base.title)), sections=sections,
             recipients=recipients, schedule=str(table.get("schedule", base.schedule)),

@@ -73,6 +73,7 @@ def document(sections: Mapping[str, Section], period: Period,
     return {
         "period": period.as_dict(),
         "kpis": {key: k.as_dict() for key, k in all_kpis(sections).items()},
+        "labels": {key: k.label for key, k in all_kpis(sections).items()},
         "sections": {name: {"status": s.status, "message": s.message}
                      for name, s in sections.items()},
         "breakdowns": breakdowns,

@@ -1,0 +1,237 @@
+"""Email delivery against a real SMTP server on loopback (aiosmtpd, started here)."""
+from __future__ import annotations
+
+import email
+import hashlib
+import shutil
+import socket
+import ssl
+import subprocess
+from email import policy
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from click.testing import CliRunner
+
+from reporting.cli import build_report, main
+from reporting.config import Config
+from reporting.delivery import OUTBOX, compose, deliver
+from reporting.errors import ConfigError
+from reporting.simulate import simulate
+
+RECIPIENTS = {"executive": ["ceo@example.com", "cfo@example.com"],
+              "it": ["ops@example.com", "oncall@example.com"]}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Recorder:
+    """Accepts mail and keeps it; scripted replies for RCPT and DATA when asked."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], bytes]] = []
+        self.data_replies: list[str] = []
+        self.rcpt_replies: dict[str, str] = {}
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.rcpt_replies:
+            return self.rcpt_replies[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.data_replies:
+            return self.data_replies.pop(0)
+        self.messages.append((list(envelope.rcpt_tos), envelope.content))
+        return "250 Message accepted for delivery"
+
+
+@pytest.fixture
+def server():
+    handler = Recorder()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield controller, handler
+    controller.stop()
+
+
+def config_for(port: int, **smtp) -> Config:
+    return Config.from_dict({
+        "smtp": {"host": "127.0.0.1", "port": port, "security": "none", "retries": 3,
+                 "retry_base_s": 0.01, "timeout": 5, "sender": "Reports <reports@example.com>",
+                 **smtp},
+        "audiences": {name: {"recipients": r} for name, r in RECIPIENTS.items()}})
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mail")
+    simulate(root / "data", weeks=1, scale="tiny", seed=8)
+    out = root / "out"
+    r = CliRunner().invoke(build_report, ["--data", str(root / "data"), "--output", str(out),
+                                          "--format", "pdf", "-a", "executive", "-a", "it"])
+    assert r.exit_code == 0, r.output
+    return out
+
+
+@pytest.fixture
+def out(built, tmp_path):
+    target = tmp_path / "out"
+    shutil.copytree(built, target)
+    return target
+
+
+PERIOD = "2026-W43"
+
+
+def parsed(raw: bytes):
+    return email.message_from_bytes(raw, policy=policy.default)
+
+
+def test_each_recipient_gets_one_message_per_audience_with_the_archived_pdf(server, out):
+    controller, handler = server
+    outcome = deliver(config_for(controller.port), out, PERIOD, ["executive", "it"])
+    assert not outcome.failed and len(outcome.sent) == 4
+    received: dict[str, list] = {}
+    for rcpts, raw in handler.messages:
+        for r in rcpts:
+            received.setdefault(r, []).append(parsed(raw))
+    assert sorted(received) == sorted(r for rs in RECIPIENTS.values() for r in rs)
+    for audience, recipients in RECIPIENTS.items():
+        archived = hashlib.sha256((out / "reports" / PERIOD / f"{audience}.pdf")
+                                  .read_bytes()).hexdigest()
+        for r in recipients:
+            [msg] = received[r]
+            assert msg["Subject"] == f"{Config().audiences[audience].title}, {PERIOD}"
+            [pdf] = [p for p in msg.iter_attachments()]
+            assert pdf.get_filename() == f"{audience}-{PERIOD}.pdf"
+            assert hashlib.sha256(pdf.get_content()).hexdigest() == archived
+            assert msg.get_body(("html",)).get_content().count("<img") == 0
+            assert "p95 latency" in msg.get_body(("plain",)).get_content() or \
+                audience == "executive"
+
+
+def test_a_second_run_sends_nothing_and_force_resends(server, out):
+    controller, handler = server
+    cfg = config_for(controller.port)
+    deliver(cfg, out, PERIOD, ["it"])
+    again = deliver(cfg, out, PERIOD, ["it"])
+    assert again.sent == [] and len(again.skipped) == 2 and len(handler.messages) == 1
+    forced = deliver(cfg, out, PERIOD, ["it"], force=True)
+    assert len(forced.sent) == 2 and len(handler.messages) == 2
+
+
+def test_temporary_451_twice_is_retried_to_success(server, out):
+    controller, handler = server
+    handler.data_replies = ["451 Try again later", "451 Try again later"]
+    slept: list[float] = []
+    outcome = deliver(config_for(controller.port), out, PERIOD, ["it"], sleep=slept.append)
+    assert not outcome.failed and len(handler.messages) == 1
+    assert slept == [0.01, 0.02]                       # exponential backoff
+    from reporting.archive import Archive
+    with Archive(out) as a:
+        rows = a.deliveries(PERIOD)
+    assert {(r["recipient"], r["status"], r["attempts"]) for r in rows} == {
+        ("ops@example.com", "delivered", 3), ("oncall@example.com", "delivered", 3)}
+
+
+def test_permanent_550_is_recorded_as_failed_without_retry(server, out):
+    controller, handler = server
+    handler.rcpt_replies = {"oncall@example.com": "550 No such user here"}
+    slept: list[float] = []
+    outcome = deliver(config_for(controller.port), out, PERIOD, ["it"], sleep=slept.append)
+    assert outcome.sent == [("it", "ops@example.com")]
+    assert outcome.failed == [("it", "oncall@example.com", "550 No such user here")]
+    assert slept == []
+    from reporting.archive import Archive
+    with Archive(out) as a:
+        row = [r for r in a.deliveries(PERIOD) if r["recipient"] == "oncall@example.com"][0]
+    assert (row["status"], row["attempts"], row["last_error"]) == (
+        "failed", 1, "550 No such user here")
+    # the next run retries only what failed
+    handler.rcpt_replies = {}
+    retry = deliver(config_for(controller.port), out, PERIOD, ["it"])
+    assert retry.sent == [("it", "oncall@example.com")]
+
+
+def test_server_down_exit_1_names_host_and_port_and_keeps_the_reports(tmp_path):
+    root = tmp_path
+    simulate(root / "data", weeks=1, scale="tiny", seed=8)
+    port = free_port()     # nothing listens here
+    (root / "report.toml").write_text(
+        f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\nretries = 1\n'
+        'retry_base_s = 0.01\ntimeout = 2\n[audiences.it]\nrecipients = ["ops@example.com"]\n')
+    r = CliRunner().invoke(build_report, ["--data", str(root / "data"), "--output",
+                                          str(root / "out"), "--config", str(root / "report.toml"),
+                                          "-a", "it", "--email"])
+    assert r.exit_code == 1
+    assert f"1 message(s) were not delivered through 127.0.0.1:{port}" in r.output
+    assert "Traceback" not in r.output
+    assert (root / "out" / "reports" / PERIOD / "it.pdf").exists()
+    resend = CliRunner().invoke(main, ["send", "--period", PERIOD, "--output", str(root / "out"),
+                                       "--config", str(root / "report.toml")])
+    assert resend.exit_code == 1 and "not delivered" in resend.output, resend.output
+
+
+def test_starttls_with_a_trusted_self_signed_certificate(tmp_path, out):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True,
+                   capture_output=True)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    handler = Recorder()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port(),
+                            tls_context=context, require_starttls=True)
+    controller.start()
+    try:
+        untrusted = deliver(config_for(controller.port, security="starttls"), out, PERIOD,
+                            ["it"])
+        assert len(untrusted.failed) == 2 and "TLS failed" in untrusted.failed[0][2]
+        trusted = deliver(config_for(controller.port, security="starttls",
+                                     ca_file=str(cert)), out, PERIOD, ["it"])
+        assert not trusted.failed and len(handler.messages) == 1
+    finally:
+        controller.stop()
+
+
+def test_outbox_without_smtp_host_is_a_readable_eml(out):
+    outcome = deliver(Config(), out, PERIOD, ["executive", "it"])
+    assert outcome.sent == [("executive", OUTBOX), ("it", OUTBOX)]
+    msg = parsed((out / "outbox" / f"{PERIOD}-it.eml").read_bytes())
+    assert msg["Subject"] == f"IT & operations weekly, {PERIOD}"
+    assert [p.get_content_type() for p in msg.walk()] == [
+        "multipart/mixed", "multipart/alternative", "text/plain", "text/html",
+        "application/pdf"]
+    body = msg.get_body(("plain",)).get_content()
+    assert "Availability:" in body and "attached as a PDF" in body
+    again = deliver(Config(), out, PERIOD, ["it"])
+    assert again.sent == [] and again.skipped == [("it", OUTBOX)]
+
+
+def test_no_header_injection_and_big_attachments_become_a_path(out):
+    cfg = Config.from_dict({"audiences": {"it": {
+        "title": "Ops\r\nBcc: thief@example.com"}}, "smtp": {"max_attachment_mb": 0.001}})
+    pdf = out / "reports" / PERIOD / "it.pdf"
+    msg, warning = compose(audience=cfg.audiences["it"], period_id="2026-W43\nX-Evil: 1",
+                           period_label="p", document={"kpis": {}, "insights": []}, pdf=pdf,
+                           recipients=["ops@example.com"], smtp=cfg.smtp,
+                           archive_path=str(pdf))
+    reread = parsed(msg.as_bytes())
+    assert "Bcc" not in reread and "X-Evil" not in reread
+    assert msg["Subject"] == "Ops Bcc: thief@example.com, 2026-W43 X-Evil: 1"
+    assert not list(msg.iter_attachments())
+    assert "too large to attach" in msg.get_body(("plain",)).get_content()
+    assert str(pdf) in msg.get_body(("plain",)).get_content() and "MB limit" in warning
+
+
+def test_bad_recipient_is_a_config_error_naming_it():
+    with pytest.raises(ConfigError, match="'ops-at-example' , which is not an email address"
+                       .replace(" ,", ",")):
+        Config.from_dict({"audiences": {"it": {"recipients": ["ops-at-example"]}}})
