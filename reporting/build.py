@@ -66,6 +66,7 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
     tz = config.tz
     with archive.build_lock(output_dir, config.lock_timeout_s), \
             archive.Archive(output_dir) as store:
+        _sweep_temporary_files(output_dir / "reports")
         with stage("load"):
             loaded = load_all(data_dir, tz, config.columns)
         if strict and loaded.errors:
@@ -143,6 +144,15 @@ def _trend_chart(store: archive.Archive, sections: Mapping[str, Any], p: periods
                           "current": p.id})
     name = charts.draw(chart, folder / f"{chart.name}.svg").name
     return {"chart": f"charts/{name}", "periods": list(table.index)}
+
+
+def _sweep_temporary_files(folder: Path) -> None:
+    """Temporary files of a build that was killed; safe while we hold the build lock."""
+    for tmp in folder.glob("**/.*.tmp") if folder.is_dir() else ():
+        log.info("removing %s, left by an interrupted build", tmp)
+        tmp.unlink(missing_ok=True)
+    for tmp in folder.glob("**/*.svg.tmp") if folder.is_dir() else ():
+        tmp.unlink(missing_ok=True)
 
 
 class _Stages:

@@ -410,3 +410,52 @@ def send_cmd(period_id: str, audiences: tuple[str, ...], force: bool,
             raise ReportError(f"No PDF of {period_id} in {folder / 'reports' / period_id}; "
                               "build the report first.")
     _send(config, folder, period_id, list(audiences), force)
+
+
+@main.command("schedule")
+@click.option("--list", "list_jobs", is_flag=True,
+              help="Show every job: audience, cron, time zone, next run, last result.")
+@click.option("--run-now", "run_now", metavar="AUDIENCE",
+              help="Run one audience's job now, in the foreground.")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path),
+              help="Folder of input files (default: data_dir from the config, or data/).")
+@with_archive_options
+@friendly
+def schedule_cmd(list_jobs: bool, run_now: str | None, data_dir: Path | None,
+                 output_dir: Path | None, config_path: Path | None, verbose: bool) -> None:
+    """Run the scheduler: one cron job per audience, until SIGTERM or Ctrl-C."""
+    from . import scheduler
+
+    config = _config(config_path)
+    source = config_path or (Path("report.toml") if Path("report.toml").exists() else None)
+    settings = scheduler.Settings(
+        config_path=str(Path(source).resolve()) if source else None,
+        data_dir=str(Path(data_dir or config.data_dir).resolve()),
+        output_dir=str(Path(output_dir or config.output_dir).resolve()))
+    if run_now:
+        if run_now not in config.audiences:
+            raise ReportError(f"Unknown audience {run_now}; configured: "
+                              f"{', '.join(config.audiences)}.")
+        scheduler.run_job(settings.config_path, run_now, settings.data_dir,
+                          settings.output_dir)
+        from .archive import Archive
+        with Archive(Path(settings.output_dir)) as store:
+            run = store.last_run(scheduler.job_id(run_now))
+        out.print(f"{run_now}: {run['status']}" + (f" ({run['error']})" if run["error"] else ""))
+        if run["status"] != "ok":
+            sys.exit(1)
+        return
+    if list_jobs:
+        scheduler.sync(config, settings)
+        table = Table(title="Scheduled jobs", title_justify="left")
+        for col in ("audience", "cron", "time zone", "next run", "last run"):
+            table.add_column(col, overflow="fold")
+        for job in scheduler.jobs(config, settings):
+            last = job["last_run"]
+            table.add_row(job["audience"], job["cron"], job["timezone"],
+                          (job["next_run"] or "paused").replace("T", " ")[:16],
+                          f"{last['status']} at {last['finished_at'][:16].replace('T', ' ')}"
+                          if last else "never run")
+        out.print(table)
+        return
+    scheduler.serve(config, settings)
