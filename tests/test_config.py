@@ -66,3 +66,16 @@ def test_config_errors_name_the_problem(tmp_path, text, words):
 def test_missing_explicit_config(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         Config.load(tmp_path / "nope.toml")
+
+
+def test_the_readme_config_example_loads(tmp_path):
+    """The README's Config example is valid as written (it must not drift)."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Config", 1)[1]
+    example = section.split("```toml", 1)[1].split("```", 1)[0]
+    path = tmp_path / "report.toml"
+    path.write_text(example)
+    c = Config.load(path)
+    assert c.timezone == "Europe/Warsaw" and c.lock_timeout_s == 600
+    assert c.audiences["finance"].sections == ("overview", "insights", "cart", "data_quality")
+    assert c.scheduler.misfire_grace_hours == 6 and c.smtp.retries == 3
