@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from . import __version__, archive, charts, kpis, periods, render
+from . import __version__, archive, charts, incidents, kpis, periods, render
 from .kpis.base import Chart
 from .config import Config
 from .errors import ReportError, SourceError
@@ -77,8 +77,12 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
             sections = kpis.compute_all(loaded.frames, p, config.thresholds, loaded.quality)
             if p.previous:   # where the inputs did not cover it, the archive may
                 sections = kpis.with_previous(sections, store.kpi_values(p.previous.id))
+        with stage("incidents"):
+            sections["incidents"], found = incidents.compute(loaded.frames, p,
+                                                             config.thresholds)
+        with stage("kpis"):
             insights = kpis.ranked_insights(sections)
-            document = kpis.document(sections, p, loaded.quality, insights)
+            document = kpis.document(sections, p, loaded.quality, insights, found)
             document["period"]["label"] = p.label
             document["headline"] = {name: kpis.headline_keys(sections,
                                                              config.audiences[name].sections)
@@ -141,7 +145,7 @@ def _trend_chart(store: archive.Archive, sections: Mapping[str, Any], p: periods
                   f"Headline KPIs over the last {len(table)} periods (this one in orange)",
                   table, {"labels": {k: every[k].label for k in table.columns},
                           "units": {k: every[k].unit for k in table.columns},
-                          "current": p.id})
+                          "current": p.id, "columns": 6 if audience.compact else 4})
     name = charts.draw(chart, folder / f"{chart.name}.svg").name
     return {"chart": f"charts/{name}", "periods": list(table.index)}
 
@@ -172,7 +176,8 @@ class _Stages:
 
     def __exit__(self, *exc: object) -> None:
         seconds = time.perf_counter() - self.started
-        self.timings[self.current] = round(seconds, 3)
+        # a stage entered twice (kpis before and after incidents) adds up
+        self.timings[self.current] = round(self.timings.get(self.current, 0.0) + seconds, 3)
         log.info("%s done in %.2f s", self.current, seconds)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import textwrap
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -213,6 +214,8 @@ def _figure(chart: Chart) -> plt.Figure:
             ax.axvspan(s[0], s[1], color=PALETTE[1], alpha=0.25, linewidth=0)
     elif kind == "trends":
         return _trends(chart)
+    elif kind == "stacked_lines":
+        return _stacked_lines(chart)
     else:
         raise ValueError(f"unknown chart kind {kind!r}")
     ax.set_title(chart.title)
@@ -222,9 +225,10 @@ def _figure(chart: Chart) -> plt.Figure:
 def _trends(chart: Chart) -> plt.Figure:
     """Small multiples: each headline KPI over the archived periods, this one highlighted."""
     data, o = chart.data, chart.options
-    cols = 4
+    cols = o.get("columns", 4)
     rows = -(-len(data.columns) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(WIDTH, 1.55 * rows + 0.35), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(WIDTH, (1.45 if cols > 4 else 1.55) * rows
+                                                  + 0.45), squeeze=False)
     ticks = [_short_period(p) for p in data.index]
     x = np.arange(len(data.index))
     for ax, key in zip(axes.flat, data.columns):
@@ -235,7 +239,8 @@ def _trends(chart: Chart) -> plt.Figure:
         if o.get("current") in data.index:
             i = list(data.index).index(o["current"])
             ax.plot([i], [y[i] * scale], marker="o", markersize=6, color=PALETTE[3])
-        ax.set_title(_short(o["labels"].get(key, key)), fontsize=7.8, loc="left")
+        ax.set_title(textwrap.fill(o["labels"].get(key, key), 60 // cols), fontsize=7.2,
+                     loc="left")
         ax.set_xticks(x, ticks, fontsize=6.5)
         ax.tick_params(axis="y", labelsize=6.5)
         ax.yaxis.set_major_formatter(Adaptive(" %" if unit in ("ratio", "pct") else ""))
@@ -244,6 +249,31 @@ def _trends(chart: Chart) -> plt.Figure:
     for ax in list(axes.flat)[len(data.columns):]:
         ax.set_axis_off()
     fig.suptitle(chart.title, x=0.01, ha="left", fontsize=10, fontweight="bold")
+    return fig
+
+
+def _stacked_lines(chart: Chart) -> plt.Figure:
+    """Hourly series one above the other on a shared time axis, incident windows shaded."""
+    data, o = chart.data, chart.options
+    cols = [c for c in data.columns if c != o["x"]]
+    fig, axes = plt.subplots(len(cols), 1, figsize=(WIDTH, 0.5 + 1.1 * len(cols)),
+                             sharex=True, squeeze=False)
+    x = pd.to_datetime(data[o["x"]])
+    for i, (ax, col) in enumerate(zip(axes[:, 0], cols)):
+        y = data[col].to_numpy(dtype=float) * (100 if "%" in col else 1)
+        ax.plot(x, y, color=PALETTE[[0, 3, 4][i % 3]], linewidth=0.9)
+        ax.set_ylabel(col, fontsize=7.5, rotation=0, ha="right", va="center")
+        ax.yaxis.set_major_locator(MaxNLocator(3))
+        ax.yaxis.set_major_formatter(Adaptive())
+        ax.set_ylim(bottom=0)
+        for start, end in o.get("shade", []):
+            ax.axvspan(start, end, color=PALETTE[1], alpha=0.3, linewidth=0)
+    tz = x.dt.tz
+    last = axes[-1, 0]
+    last.xaxis.set_major_locator(mdates.AutoDateLocator(tz=tz, minticks=4, maxticks=8))
+    last.xaxis.set_major_formatter(mdates.DateFormatter("%a\n%d %b", tz=tz))
+    fig.suptitle(chart.title + (" (incidents shaded)" if o.get("shade") else ""), x=0.01,
+                 ha="left", fontsize=10, fontweight="bold")
     return fig
 
 

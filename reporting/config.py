@@ -71,15 +71,15 @@ class Audience:
 DEFAULT_AUDIENCES: dict[str, Audience] = {
     "executive": Audience(
         "executive", "Executive summary",
-        ("overview", "insights", "api", "pages", "cart", "feedback", "support", "trends",
-         "data_quality"), compact=True),
+        ("overview", "insights", "incidents", "api", "pages", "cart", "feedback", "support",
+         "trends", "data_quality"), compact=True),
     "ux": Audience(
         "ux", "UX weekly",
         ("overview", "insights", "clicks", "sessions", "pages", "cart", "feedback",
          "trends", "data_quality")),
     "it": Audience(
         "it", "IT & operations weekly",
-        ("overview", "insights", "api", "system", "trends", "data_quality")),
+        ("overview", "insights", "incidents", "api", "system", "trends", "data_quality")),
     "support": Audience(
         "support", "Support weekly",
         ("overview", "insights", "support", "feedback", "trends", "data_quality")),

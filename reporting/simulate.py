@@ -147,6 +147,7 @@ def simulate(out: Path, weeks: int = 4, scale: str = "small", seed: int = 7,
     frames["clickstream"] = _clicks(rng, sessions, steps_arr, n_steps)
     frames["page_load_times"] = _page_loads(rng, sessions, steps_arr, n_steps, incidents)
     frames["cart_abandonment"], injected_carts = _carts(rng, sessions, t0, weights, incidents)
+    sessions.attrs.clear()
     frames["user_feedback"] = _feedback(rng, sessions, incidents)
     frames["api_logs"] = _api(rng, int(API_ROWS_PER_WEEK[scale] * weeks), t0, weights,
                               incidents)
@@ -204,7 +205,10 @@ def _sessions(rng, n, t0, weights, users, incidents, last_second):
     p_finish = np.full(n, 0.62)
     for inc in incidents:
         p_finish[_in(start, inc)] = 0.12
-    finished = reaches_checkout & (rng.random(n) < p_finish)
+    u = rng.random(n)
+    finished = reaches_checkout & (u < p_finish)
+    # Sessions that would have finished but for the outage: their carts are its doing.
+    pushed = reaches_checkout & (u < 0.62) & ~finished
     last = steps_arr[np.arange(n), n_steps - 1]
     drop = np.where(finished, "none", last)
     seq = steps_arr[:, 0].astype(object)
@@ -217,6 +221,7 @@ def _sessions(rng, n, t0, weights, users, incidents, last_second):
         "start_time": _to_time(start), "end_time": _to_time(end),
         "page_sequence": seq.astype(str), "drop_off_page": drop,
     })
+    frame.attrs["pushed"] = pushed       # not written; tells _carts what the outage caused
     return frame, steps_arr, n_steps
 
 
@@ -273,6 +278,7 @@ def _cart_rows(rng, n, users):
 def _carts(rng, sessions, t0, weights, incidents):
     dropped = sessions["drop_off_page"].isin(["cart", "checkout"]).to_numpy()
     s = sessions.loc[dropped]
+    pushed = sessions.attrs.get("pushed", np.zeros(len(sessions), bool))[dropped]
     n = len(s)
     items, value = _cart_rows(rng, n, None)
     secs = s["end_time"].to_numpy()
@@ -290,7 +296,8 @@ def _carts(rng, sessions, t0, weights, incidents):
         extra_t.append(t), extra_u.append(users[rng.integers(0, max(n, 1), m)] if n else
                                           np.array(["U000001"] * m))
         extra_i.append(it), extra_v.append(val)
-        injected.append((m, float(val.sum())))
+        caused = pushed & _in(end_secs, inc)
+        injected.append((m + int(caused.sum()), float(val.sum() + value[caused].sum())))
     all_secs = np.concatenate([end_secs] + extra_t) if extra_t else end_secs
     frame = pd.DataFrame({
         "user_id": np.concatenate([users] + extra_u) if extra_u else users,
@@ -363,7 +370,7 @@ def _tickets(rng, n, t0, weights, users, incidents, data_end):
     w = weights * office
     secs = seasonal_times(rng, n, t0, w / w.sum())
     issue = ISSUES[rng.choice(len(ISSUES), n, p=ISSUES_P)]
-    extra_secs = [rng.integers(inc.start.value // 10**9, inc.end.value // 10**9 + 3 * 3600,
+    extra_secs = [rng.integers(inc.start.value // 10**9, inc.end.value // 10**9,
                                inc.ticket_extra) for inc in incidents]
     if extra_secs:
         secs = np.concatenate([secs] + extra_secs)

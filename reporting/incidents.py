@@ -1,0 +1,398 @@
+"""Cross-signal incidents: when things went wrong across the stack, and what it cost.
+
+Every source gives hourly signals. Each hour is compared with a baseline for the same
+hour of the week over up to 4 preceding weeks in the data (the same hour of day over
+up to 28 preceding days when there are fewer than 2 such weeks). The robust z-score
+0.6745 (x - median) / MAD flags hours above the threshold (3.5, Iglewicz & Hoaglin);
+only rises are flagged, and ratios and percentiles are judged only in hours with
+enough events. MAD has a floor from the signal's own sampling noise, so a quiet
+baseline (no errors for weeks) does not turn one error into an incident. Flagged
+hours that touch or overlap merge into one window; a window is an incident when it
+holds a back-end signal (API, system) and a signal users felt (pages, carts,
+sessions, feedback, tickets).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import formatting as fmt
+from . import sentiment
+from .config import Thresholds
+from .kpis.base import Chart, Insight, Section, Table
+from .periods import Period
+
+NAME = "incidents"
+TITLE = "Incidents across the stack"
+HOUR = pd.Timedelta(hours=1)
+WEEK_H = 168
+BACK_END = ("api.", "system.")       # the other signals are what users felt
+K = 0.6745     # makes the MAD comparable to a standard deviation
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One hourly series: a count, a ratio of events, or a level (percentile, CPU)."""
+
+    name: str              # api.server_error_rate
+    entity: str            # payment-api, /checkout, Payment Failure, all
+    kind: str              # count | ratio | level
+    values: np.ndarray     # per hour of the grid
+    events: np.ndarray     # per hour: how many observations the value rests on
+    unit: str
+
+
+def grid(period: Period, frames: Mapping[str, pd.DataFrame], weeks: int = 4) -> pd.DatetimeIndex:
+    """Hours from up to `weeks` weeks before the period to its end (cut in UTC)."""
+    start = period.start - pd.Timedelta(weeks=weeks)
+    firsts = [f[c].min() for f, c in _times(frames) if len(f)]
+    if firsts:
+        start = max(start, min(firsts))
+    return pd.date_range(start.tz_convert("UTC").floor("h"), period.end.tz_convert("UTC"),
+                         freq="h", inclusive="left")
+
+
+def _times(frames: Mapping[str, pd.DataFrame]) -> list[tuple[pd.DataFrame, str]]:
+    cols = {"api_logs": "timestamp", "page_load_times": "timestamp",
+            "cart_abandonment": "abandonment_time", "session_tracking": "end_time",
+            "user_feedback": "timestamp", "support_tickets": "created_at",
+            "system_metrics": "timestamp"}
+    return [(frames[s], c) for s, c in cols.items() if s in frames]
+
+
+def _slot(times: pd.Series, hours: pd.DatetimeIndex) -> np.ndarray:
+    """Position of each time in the hour grid; -1 outside it."""
+    us = times.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().astype("datetime64[us]")
+    first = hours[0].tz_localize(None).to_datetime64().astype("datetime64[us]")
+    pos = ((us - first) // np.timedelta64(1, "h")).astype("int64")
+    pos[(pos < 0) | (pos >= len(hours))] = -1
+    return pos
+
+
+def _count(pos: np.ndarray, n: int, weights: np.ndarray | None = None) -> np.ndarray:
+    ok = pos >= 0
+    return np.bincount(pos[ok], None if weights is None else weights[ok], minlength=n)
+
+
+def _grouped_quantile(pos: np.ndarray, values: np.ndarray, n: int, q: float) -> np.ndarray:
+    """The q-quantile of values per hour slot (NaN where empty), one sort in all."""
+    ok = (pos >= 0) & ~np.isnan(values)
+    pos, values = pos[ok], values[ok]
+    order = np.lexsort((values, pos))
+    pos, values = pos[order], values[order]
+    bounds = np.searchsorted(pos, np.arange(n + 1))
+    counts = np.diff(bounds)
+    out = np.full(n, np.nan)
+    has = counts > 0
+    # linear interpolation between the two ranks around q * (count - 1), as numpy does
+    rank = q * (counts[has] - 1)
+    lo, frac = np.floor(rank).astype(int), rank - np.floor(rank)
+    base = bounds[:-1][has]
+    hi = np.minimum(lo + 1, counts[has] - 1)
+    out[has] = values[base + lo] * (1 - frac) + values[base + hi] * frac
+    return out
+
+
+def signals(frames: Mapping[str, pd.DataFrame], hours: pd.DatetimeIndex) -> list[Signal]:
+    """Every hourly signal the present sources give."""
+    n = len(hours)
+    out: list[Signal] = []
+    if "api_logs" in frames and len(frames["api_logs"]):
+        api = frames["api_logs"]
+        pos = _slot(api["timestamp"], hours)
+        codes = api["service_name"].cat.codes.to_numpy()
+        status = api["status_code"].to_numpy()
+        rt = api["response_time_ms"].to_numpy(dtype=float)
+        for i, service in enumerate(api["service_name"].cat.categories):
+            mine = codes == i
+            p = np.where(mine, pos, -1)
+            req = _count(p, n)
+            err = _count(p, n, (status >= 500).astype(float))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out.append(Signal("api.server_error_rate", str(service), "ratio",
+                                  np.where(req > 0, err / np.maximum(req, 1), np.nan), req,
+                                  "ratio"))
+            out.append(Signal("api.p95_ms", str(service), "level",
+                              _grouped_quantile(p, rt, n, 0.95), req, "ms"))
+    if "page_load_times" in frames and len(frames["page_load_times"]):
+        pages = frames["page_load_times"]
+        pos = _slot(pages["timestamp"], hours)
+        lt = pages["load_time_ms"].to_numpy(dtype=float)
+        codes = pages["page_url"].cat.codes.to_numpy()
+        for i, page in enumerate(pages["page_url"].cat.categories):
+            p = np.where(codes == i, pos, -1)
+            out.append(Signal("pages.p75_load_ms", str(page), "level",
+                              _grouped_quantile(p, lt, n, 0.75), _count(p, n), "ms"))
+    if "cart_abandonment" in frames and len(frames["cart_abandonment"]):
+        carts = frames["cart_abandonment"]
+        pos = _slot(carts["abandonment_time"], hours)
+        count = _count(pos, n)
+        out.append(Signal("cart.abandoned_carts", "all", "count", count, count, "count"))
+        out.append(Signal("cart.abandoned_value", "all", "value",
+                          _count(pos, n, carts["total_value"].to_numpy(dtype=float)), count,
+                          "money"))
+    if "session_tracking" in frames and len(frames["session_tracking"]):
+        s = frames["session_tracking"]
+        at_checkout = (s["drop_off_page"].astype("str").str.lower() == "checkout").to_numpy()
+        pos = np.where(at_checkout, _slot(s["end_time"], hours), -1)
+        count = _count(pos, n)
+        out.append(Signal("sessions.dropped_at_checkout", "checkout", "count", count, count,
+                          "count"))
+    if "user_feedback" in frames and len(frames["user_feedback"]):
+        fb = frames["user_feedback"]
+        negative = sentiment.scores(fb["feedback_text"])["polarity"].to_numpy() \
+            < sentiment.NEGATIVE
+        pos = np.where(negative, _slot(fb["timestamp"], hours), -1)
+        count = _count(pos, n)
+        out.append(Signal("feedback.negative", "all", "count", count, count, "count"))
+    if "support_tickets" in frames and len(frames["support_tickets"]):
+        t = frames["support_tickets"]
+        pos = _slot(t["created_at"], hours)
+        kinds = t["issue_type"].astype("category")
+        codes = kinds.cat.codes.to_numpy()
+        for i, issue in enumerate(kinds.cat.categories):
+            count = _count(np.where(codes == i, pos, -1), n)
+            out.append(Signal("support.new_tickets", str(issue), "count", count, count,
+                              "count"))
+    if "system_metrics" in frames and len(frames["system_metrics"]):
+        m = frames["system_metrics"]
+        pos = _slot(m["timestamp"], hours)
+        codes = m["service_name"].cat.codes.to_numpy()
+        cpu = m["cpu_pct"].to_numpy(dtype=float)
+        failed = (m["healthy"].to_numpy(dtype=float) == 0).astype(float)
+        for i, service in enumerate(m["service_name"].cat.categories):
+            p = np.where(codes == i, pos, -1)
+            samples = _count(p, n)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out.append(Signal("system.cpu_pct", str(service), "cpu",
+                                  _count(p, n, cpu) / np.where(samples > 0, samples, np.nan),
+                                  samples, "pct"))
+            fails = _count(p, n, failed)
+            out.append(Signal("system.failed_probes", str(service), "count", fails, fails,
+                              "count"))
+    return out
+
+
+def baseline(values: np.ndarray, weeks: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Median and MAD per hour over the same hour of up to `weeks` preceding weeks, or of
+    up to 28 preceding days where fewer than 2 such weeks exist."""
+    n = len(values)
+
+    def stack(step: int, count: int) -> np.ndarray:
+        rows = np.full((count, n), np.nan)
+        for k in range(1, count + 1):
+            rows[k - 1, step * k:] = values[:n - step * k] if n > step * k else []
+        return rows
+
+    weekly = stack(WEEK_H, weeks)
+    daily = stack(24, 28)
+    use_weekly = np.sum(~np.isnan(weekly), axis=0) >= 2
+    sample = np.where(use_weekly, weekly, np.nan)
+    with np.errstate(all="ignore"):
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)   # all-NaN hours: no baseline
+            med_w = np.nanmedian(sample, axis=0)
+            mad_w = np.nanmedian(np.abs(sample - med_w), axis=0)
+            med_d = np.nanmedian(daily, axis=0)
+            mad_d = np.nanmedian(np.abs(daily - med_d), axis=0)
+    return np.where(use_weekly, med_w, med_d), np.where(use_weekly, mad_w, mad_d)
+
+
+def noise_floor(sig: Signal, median: np.ndarray) -> np.ndarray:
+    """The smallest MAD that the signal's own sampling noise allows."""
+    with np.errstate(all="ignore"):
+        if sig.kind == "count":      # Poisson: sd = sqrt(mean); below 2 its tail is too long
+            return K * np.sqrt(np.maximum(median, 2.0))
+        if sig.kind == "ratio":      # binomial: sd = sqrt(p (1 - p) / n)
+            n = np.maximum(sig.events, 1)
+            p = np.maximum(np.nan_to_num(median), 1.0 / n)
+            return K * np.sqrt(p * (1 - p) / n)
+        if sig.kind == "cpu":
+            return np.full(len(median), 5.0)   # percentage points
+        # An hourly percentile swings ~25 % on its own at 100 events, more on fewer.
+        return 0.25 * np.abs(median) * np.maximum(1.0, np.sqrt(100 / np.maximum(sig.events, 1)))
+
+
+def score(sig: Signal, min_events: int) -> tuple[np.ndarray, np.ndarray]:
+    """Robust z per hour (NaN where it cannot be judged) and the baseline median."""
+    median, mad = baseline(sig.values)
+    mad = np.fmax(mad, noise_floor(sig, median))
+    with np.errstate(all="ignore"):
+        z = K * (sig.values - median) / mad
+    if sig.kind in ("ratio", "level"):
+        z = np.where(sig.events >= min_events, z, np.nan)
+    if sig.kind == "value":
+        z = np.full(len(z), np.nan)      # a money total is the impact, not a symptom
+    return z, median
+
+
+def windows(flagged: np.ndarray) -> list[tuple[int, int]]:
+    """Runs of consecutive flagged hours as [start, end) index pairs."""
+    idx = np.flatnonzero(flagged)
+    if not idx.size:
+        return []
+    breaks = np.flatnonzero(np.diff(idx) > 1)
+    starts = np.r_[idx[0], idx[breaks + 1]]
+    ends = np.r_[idx[breaks] + 1, idx[-1] + 1]
+    return list(zip(starts.tolist(), ends.tolist()))
+
+
+def detect(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
+           tz: Any = None) -> tuple[list[dict[str, Any]], pd.DatetimeIndex, list[Signal],
+                                    np.ndarray]:
+    """Incidents of the period, most costly first, with the hour grid and signals."""
+    hours = grid(period, frames)
+    if len(hours) == 0:
+        return [], hours, [], np.zeros((0, 0), bool)
+    sigs = signals(frames, hours)
+    in_period = np.asarray((hours >= period.start) & (hours < period.end))
+    zs, medians = [], []
+    for sig in sigs:
+        z, med = score(sig, t.incident_min_events)
+        zs.append(z)
+        medians.append(med)
+    z = np.array(zs) if zs else np.zeros((0, len(hours)))
+    flags = np.nan_to_num(z, nan=0.0) > t.incident_z
+    flags[:, ~in_period] = False
+    found = []
+    for a, b in windows(flags.any(axis=0)):
+        involved = [i for i in range(len(sigs)) if flags[i, a:b].any()]
+        if not (any(sigs[i].name.startswith(BACK_END) for i in involved)
+                and any(not sigs[i].name.startswith(BACK_END) for i in involved)):
+            continue     # a blip on one side only: not something users felt from the stack
+        found.append(_describe(a, b, involved, sigs, z, medians, hours, tz or period.start.tz))
+    found.sort(key=lambda i: (i["impact"]["abandoned_value"], i["impact"]["tickets"]),
+               reverse=True)
+    return found, hours, sigs, flags
+
+
+def _describe(a: int, b: int, involved: list[int], sigs: list[Signal], z: np.ndarray,
+              medians: list[np.ndarray], hours: pd.DatetimeIndex, tz: Any) -> dict[str, Any]:
+    rows = []
+    for i in involved:
+        sig = sigs[i]
+        k = a + int(np.nanargmax(z[i, a:b]))
+        rows.append({"name": sig.name, "entity": sig.entity, "peak": _num(sig.values[k]),
+                     "baseline": _num(medians[i][k]), "z": _num(z[i, k]), "unit": sig.unit})
+    rows.sort(key=lambda r: -(r["z"] or 0))
+
+    def extra(name: str, flagged_only: bool = False) -> float:
+        """What exceeded the baseline in the window (only flagged entities if asked)."""
+        total = 0.0
+        for i, sig in enumerate(sigs):
+            if sig.name == name and (not flagged_only or i in involved):
+                gap = sig.values[a:b] - np.nan_to_num(medians[i][a:b])
+                total += float(np.nansum(np.clip(gap, 0, None)))
+        return total
+
+    services = list(dict.fromkeys(r["entity"] for r in rows
+                                  if r["name"].startswith(("api.", "system."))))
+    pages = list(dict.fromkeys(r["entity"] for r in rows if r["name"].startswith("pages.")))
+    start, end = hours[a].tz_convert(tz), hours[b - 1].tz_convert(tz) + HOUR
+    incident = {"start": start.isoformat(), "end": end.isoformat(), "services": services,
+                "pages": pages, "signals": rows,
+                "impact": {"abandoned_value": round(extra("cart.abandoned_value"), 2),
+                           "abandoned_carts": round(extra("cart.abandoned_carts")),
+                           "tickets": round(extra("support.new_tickets", flagged_only=True))}}
+    incident["text"] = _sentence(incident, start, end)
+    return incident
+
+
+def _num(v: Any) -> float | None:
+    return None if v is None or not np.isfinite(v) else float(v)
+
+
+def _sentence(inc: dict[str, Any], start: pd.Timestamp, end: pd.Timestamp) -> str:
+    """'Wed 4 Nov 10:00-12:00: payment-api 5xx at 38.0 % (baseline 0.40 %), p95 ...'"""
+    parts = []
+    by = {(r["name"], r["entity"]): r for r in inc["signals"]}
+    for service in inc["services"][:2]:
+        bits = []
+        e = by.get(("api.server_error_rate", service))
+        if e:
+            bits.append(f"5xx at {fmt.pct(e['peak'])} (baseline {fmt.pct(e['baseline'])})")
+        p = by.get(("api.p95_ms", service))
+        if p:
+            bits.append(f"p95 {fmt.ms(p['peak'])} (baseline {fmt.ms(p['baseline'])})")
+        c = by.get(("system.cpu_pct", service))
+        if c:
+            bits.append(f"CPU {fmt.pct_points(c['peak'])}")
+        if bits:
+            parts.append(f"{service} " + ", ".join(bits))
+    impact = inc["impact"]
+    if impact["abandoned_value"] > 0:
+        parts.append(f"{fmt.count(impact['abandoned_carts'])} more carts than usual abandoned, "
+                     f"worth {fmt.money(impact['abandoned_value'])}")
+    if impact["tickets"] > 0:
+        kinds = [r["entity"] for r in inc["signals"] if r["name"] == "support.new_tickets"]
+        parts.append(f"{fmt.count(impact['tickets'])} extra tickets"
+                     + (f" ({', '.join(kinds[:2])})" if kinds else ""))
+    for r in inc["signals"]:
+        if r["name"] == "feedback.negative":
+            parts.append(f"{fmt.count(r['peak'])} negative comments in an hour "
+                         f"(usually {fmt.count(r['baseline'])})")
+    window = f"{start:%a %-d %b %H:%M}-{end:%H:%M}" if start.date() == \
+        (end - pd.Timedelta(seconds=1)).date() else f"{start:%a %-d %b %H:%M} to {end:%a %-d %b %H:%M}"
+    return f"{window}: " + "; ".join(parts) + "."
+
+
+def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds
+            ) -> tuple[Section, list[dict[str, Any]]]:
+    """The incidents section and the incidents for kpis.json."""
+    if not frames:
+        return Section(NAME, TITLE, "no data", "No data to look for incidents in."), []
+    found, hours, sigs, flags = detect(frames, period, t)
+    tz = period.start.tz
+    in_period = np.asarray((hours >= period.start) & (hours < period.end))
+    timeline = _timeline(hours[in_period], [s for s in sigs], in_period, found, tz)
+    table = pd.DataFrame([{
+        "window": f"{pd.Timestamp(i['start']):%a %-d %b %H:%M} – "
+                  f"{pd.Timestamp(i['end']):%H:%M}",
+        "services": ", ".join(i["services"]) or "–",
+        "signals": ", ".join(sorted({r["name"] for r in i["signals"]})),
+        "abandoned_value": i["impact"]["abandoned_value"], "tickets": i["impact"]["tickets"],
+    } for i in found], columns=["window", "services", "signals", "abandoned_value", "tickets"])
+    insights = tuple(Insight("high", NAME, i["text"], impact=1e12 + i["impact"]["abandoned_value"])
+                     for i in found)
+    message = ("No incident: no hour had two or more signals above their usual level "
+               f"(robust z > {t.incident_z:g}).") if not found else ""
+    section = Section(
+        NAME, TITLE, "ok", message,
+        tables=(Table("incidents", "Incidents, most costly first", table,
+                      {"abandoned_value": "money", "tickets": "count"},
+                      "Baseline: the same hour of the week over up to 4 earlier weeks in the "
+                      "data (of the day when history is short); impact is what exceeded it."),),
+        charts=(timeline,), insights=insights, extra={"count": len(found)})
+    return section, found
+
+
+def _timeline(hours: pd.DatetimeIndex, sigs: list[Signal], in_period: np.ndarray,
+              found: list[dict[str, Any]], tz: Any) -> Chart:
+    """API 5xx rate, abandoned cart value and negative feedback per hour, incidents shaded."""
+    def total(name: str, kind: str = "sum") -> np.ndarray | None:
+        chosen = [s for s in sigs if s.name == name]
+        if not chosen:
+            return None
+        if kind == "ratio":
+            req = sum(s.events for s in chosen)
+            err = sum(np.nan_to_num(s.values) * s.events for s in chosen)
+            with np.errstate(all="ignore"):
+                return (err / np.where(req > 0, req, np.nan))[in_period]
+        return sum(np.nan_to_num(s.values) for s in chosen)[in_period]
+
+    data = pd.DataFrame({"hour": hours.tz_convert(tz)})
+    series = {"5xx rate (%)": total("api.server_error_rate", "ratio"),
+              "abandoned value": total("cart.abandoned_value"),
+              "negative comments": total("feedback.negative")}
+    for label, values in series.items():
+        if values is not None:
+            data[label] = values
+    shade = [(pd.Timestamp(i["start"]), pd.Timestamp(i["end"])) for i in found]
+    return Chart("incidents_timeline", "stacked_lines",
+                 "API errors, abandoned carts and negative feedback per hour", data,
+                 {"x": "hour", "shade": shade})

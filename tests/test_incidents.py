@@ -1,0 +1,108 @@
+"""Cross-signal incidents: the pieces by hand, then injected outages on simulated data."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from reporting import incidents
+from reporting.config import Thresholds
+from reporting.incidents import Signal, baseline, noise_floor, score, windows
+from reporting.periods import resolve
+from reporting.simulate import simulate
+from reporting.sources import load_all
+
+from .conftest import UTC
+
+
+def test_baseline_is_the_same_hour_of_the_week_over_up_to_four_weeks():
+    hours = 5 * 168
+    values = np.zeros(hours)
+    h = 4 * 168 + 10                     # hour 10 of the fifth week
+    values[[h - 168, h - 2 * 168, h - 3 * 168, h - 4 * 168]] = [4, 6, 8, 100]
+    med, mad = baseline(values)
+    assert med[h] == 7.0                 # median of 4, 6, 8, 100
+    assert mad[h] == 2.0                 # median of |4-7|, |6-7|, |8-7|, |100-7| = 3, 1, 1, 93
+
+
+def test_short_history_falls_back_to_the_same_hour_of_day():
+    values = np.arange(24 * 5, dtype=float)  # five days: less than two weeks of history
+    med, _ = baseline(values)
+    h = 4 * 24 + 7                            # day 5, 07:00
+    # the same hour on the four preceding days: h-24, h-48, h-72, h-96
+    assert med[h] == np.median([h - 24, h - 48, h - 72, h - 96])
+
+
+def test_robust_z_and_the_noise_floor():
+    n = 3 * 168
+    values = np.full(n, 100.0)
+    values[2 * 168 + 5] = 160.0
+    sig = Signal("x", "e", "count", values, values, "count")
+    z, med = score(sig, 30)
+    # MAD is 0, so the Poisson floor 0.6745 * sqrt(100) applies: z = (160 - 100) / 10
+    assert med[2 * 168 + 5] == 100 and z[2 * 168 + 5] == pytest.approx(6.0)
+    ratio = Signal("r", "e", "ratio", np.full(n, 0.0), np.full(n, 400), "ratio")
+    floor = noise_floor(ratio, np.zeros(n))
+    # binomial floor with p at least 1/n: 0.6745 * sqrt((1/400) * (399/400) / 400)
+    assert floor[0] == pytest.approx(0.6745 * np.sqrt(1 / 400 * 399 / 400 / 400))
+
+
+def test_ratios_are_not_judged_in_thin_hours():
+    n = 3 * 168
+    values = np.zeros(n)
+    values[-1] = 1.0                           # every request failed, but only 3 of them
+    events = np.full(n, 3)
+    z, _ = score(Signal("api.server_error_rate", "s", "ratio", values, events, "ratio"), 30)
+    assert np.isnan(z[-1])
+
+
+def test_windows_merge_consecutive_hours():
+    flagged = np.array([0, 1, 1, 0, 0, 1, 0, 1, 1, 1], dtype=bool)
+    assert windows(flagged) == [(1, 3), (5, 6), (7, 10)]
+    assert windows(np.zeros(4, bool)) == []
+
+
+@pytest.fixture(scope="module", params=[11, 12, 13])
+def sim(request, tmp_path_factory):
+    folder = tmp_path_factory.mktemp(f"inc{request.param}")
+    simulate(folder, weeks=4, scale="small", seed=request.param, fmt="parquet")
+    meta = json.loads((folder / "simulation.json").read_text())["incidents"][0]
+    return load_all(folder, UTC).frames, meta
+
+
+def test_injected_outage_is_found_with_its_window_service_and_impact(sim):
+    frames, injected = sim
+    found, *_ = incidents.detect(frames, resolve("2026-W45", UTC, None), Thresholds())
+    assert len(found) == 1
+    [inc] = found
+    start, end = pd.Timestamp(inc["start"]), pd.Timestamp(inc["end"])
+    assert abs(start - pd.Timestamp(injected["start"])) <= pd.Timedelta(hours=1)
+    assert abs(end - pd.Timestamp(injected["end"])) <= pd.Timedelta(hours=1)
+    assert inc["services"][0] == injected["service"]
+    assert inc["impact"]["abandoned_value"] == pytest.approx(
+        injected["extra_abandoned_value"], rel=0.2)
+    assert inc["impact"]["tickets"] == pytest.approx(injected["extra_tickets"], rel=0.2)
+    names = {r["name"] for r in inc["signals"]}
+    assert {"api.server_error_rate", "api.p95_ms", "support.new_tickets"} <= names
+    assert inc["text"].startswith("Wed 4 Nov 10:00-12:00: payment-api 5xx at")
+
+
+@pytest.mark.parametrize("week", ["2026-W44", "2026-W46"])
+def test_no_incident_in_weeks_without_one(sim, week):
+    frames, _ = sim
+    found, *_ = incidents.detect(frames, resolve(week, UTC, None), Thresholds())
+    assert found == []
+
+
+def test_section_and_kpis_json(tmp_path):
+    simulate(tmp_path / "d", weeks=3, scale="small", seed=14, fmt="parquet")
+    frames = load_all(tmp_path / "d", UTC).frames
+    section, found = incidents.compute(frames, resolve("2026-W45", UTC, None), Thresholds())
+    assert section.insights[0].text == found[0]["text"]
+    assert section.table("incidents").frame["tickets"].tolist() == [found[0]["impact"]["tickets"]]
+    assert set(found[0]) == {"start", "end", "services", "pages", "signals", "impact", "text"}
+    quiet, none = incidents.compute(frames, resolve("2026-W44", UTC, None), Thresholds())
+    assert none == [] and "No incident" in quiet.message
