@@ -26,7 +26,7 @@ bench: $(STAMP)
 	$(BIN)/python -m pytest -q -s tests/benchmarks -o python_files='bench_*.py'
 
 simulate: $(STAMP)
-	$(BIN)/reporting simulate --out data --weeks 4 --scale small --seed 7
+	$(BIN)/reporting simulate --out data --weeks 4 --scale small --seed 7 --format parquet
 
 clean:
 	rm -rf $(VENV) output

@@ -67,6 +67,16 @@ MIGRATIONS: list[str] = [
         status TEXT NOT NULL, error TEXT
     );
     """,
+    # 3: hourly signal values, the baselines of later incident detection
+    """
+    CREATE TABLE signal_hours (
+        signal TEXT NOT NULL, entity TEXT NOT NULL, hour INTEGER NOT NULL,
+        value REAL NOT NULL, events REAL NOT NULL, period_id TEXT NOT NULL,
+        PRIMARY KEY (signal, entity, hour)
+    );
+    CREATE INDEX signal_hours_hour ON signal_hours (hour);
+    CREATE INDEX signal_hours_period ON signal_hours (period_id);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -180,6 +190,23 @@ class Archive:
                 db.execute("INSERT INTO kpis VALUES (?,?,?,?,?,?,?)",
                            (period["id"], key, number, text, k.get("unit", ""),
                             k.get("status"), built_at))
+
+    def record_signals(self, period_id: str, rows: pd.DataFrame) -> None:
+        """The period's hourly signal values (`incidents.archive_rows`); an hour archived
+        before by another period is replaced by the newer build's value."""
+        cols = ["signal", "entity", "hour", "value", "events"]
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO signal_hours VALUES (?,?,?,?,?,?)",
+                ((sig, ent, int(h), float(v), float(e), period_id)
+                 for sig, ent, h, v, e in rows[cols].itertuples(index=False, name=None)))
+
+    def signal_history(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+        """Archived hourly signal values with `start <= hour < end`."""
+        first, last = (int(t.timestamp()) // 3600 for t in (start, end))
+        return pd.read_sql_query(
+            "SELECT signal, entity, hour, value, events FROM signal_hours"
+            " WHERE hour >= ? AND hour < ?", self.db, params=(first, last))
 
     def _rel(self, path: Path) -> str:
         try:
@@ -322,7 +349,7 @@ class Archive:
         for r in doomed:
             folder = self._abs(r["folder"]) if r["folder"] else None
             with self.transaction() as db:
-                for table in ("builds", "kpis", "deliveries", "periods"):
+                for table in ("builds", "kpis", "deliveries", "signal_hours", "periods"):
                     db.execute(f"DELETE FROM {table} WHERE period_id = ?", (r["period_id"],))
             if folder and folder.is_dir() and folder.resolve() != self.output_dir.resolve():
                 shutil.rmtree(folder)

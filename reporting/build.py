@@ -78,8 +78,9 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
             if p.previous:   # where the inputs did not cover it, the archive may
                 sections = kpis.with_previous(sections, store.kpi_values(p.previous.id))
         with stage("incidents"):
-            sections["incidents"], found = incidents.compute(loaded.frames, p,
-                                                             config.thresholds)
+            history = store.signal_history(p.start - pd.Timedelta(weeks=4), p.start)
+            sections["incidents"], found, hourly = incidents.compute(
+                loaded.frames, p, config.thresholds, history)
         with stage("kpis"):
             insights = kpis.ranked_insights(sections)
             document = kpis.document(sections, p, loaded.quality, insights, found)
@@ -126,6 +127,7 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
                 inputs={n: q.sha256 for n, q in loaded.quality.items() if q.sha256},
                 seconds=round(sum(stage.timings.values()), 3),
                 built_at=built_at.isoformat(timespec="seconds"))
+            store.record_signals(p.id, hourly)
     result.timings = stage.timings
     return result
 

@@ -239,8 +239,8 @@ def _trends(chart: Chart) -> plt.Figure:
         if o.get("current") in data.index:
             i = list(data.index).index(o["current"])
             ax.plot([i], [y[i] * scale], marker="o", markersize=6, color=PALETTE[3])
-        ax.set_title(textwrap.fill(o["labels"].get(key, key), 60 // cols), fontsize=7.2,
-                     loc="left")
+        ax.set_title(textwrap.fill(o["labels"].get(key, key), max(12, 60 // cols),
+                                   break_long_words=False), fontsize=7.2, loc="left")
         ax.set_xticks(x, ticks, fontsize=6.5)
         ax.tick_params(axis="y", labelsize=6.5)
         ax.yaxis.set_major_formatter(Adaptive(" %" if unit in ("ratio", "pct") else ""))
@@ -256,6 +256,8 @@ def _stacked_lines(chart: Chart) -> plt.Figure:
     """Hourly series one above the other on a shared time axis, incident windows shaded."""
     data, o = chart.data, chart.options
     cols = [c for c in data.columns if c != o["x"]]
+    if not cols:
+        return _empty(chart.title)
     fig, axes = plt.subplots(len(cols), 1, figsize=(WIDTH, 0.5 + 1.1 * len(cols)),
                              sharex=True, squeeze=False)
     x = pd.to_datetime(data[o["x"]])

@@ -1,11 +1,11 @@
 """Cross-signal incidents: when things went wrong across the stack, and what it cost.
 
 Every source gives hourly signals. Each hour is compared with a baseline for the same
-hour of the week over up to 4 preceding weeks in the data (the same hour of day over
-up to 28 preceding days when there are fewer than 2 such weeks). The robust z-score
-0.6745 (x - median) / MAD flags hours above the threshold (3.5, Iglewicz & Hoaglin);
-only rises are flagged, and ratios and percentiles are judged only in hours with
-enough events. MAD has a floor from the signal's own sampling noise, so a quiet
+hour of the week over up to 4 preceding weeks in the data or, where the data does not
+reach back, in the archive (the same hour of day over up to 28 preceding days when
+there are fewer than 2 such weeks). The robust z-score 0.6745 (x - median) / MAD flags
+hours above the threshold (3.5, Iglewicz & Hoaglin); rises are flagged (falls, for API
+traffic), and ratios and percentiles are judged only in hours with enough events. MAD has a floor from the signal's own sampling noise, so a quiet
 baseline (no errors for weeks) does not turn one error into an incident. Flagged
 hours that touch or overlap merge into one window; a window is an incident when it
 holds a back-end signal (API, system) and a signal users felt (pages, carts,
@@ -14,6 +14,8 @@ sessions, feedback, tickets).
 from __future__ import annotations
 
 from collections.abc import Mapping
+import dataclasses
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +31,7 @@ from .periods import Period
 NAME = "incidents"
 TITLE = "Incidents across the stack"
 HOUR = pd.Timedelta(hours=1)
+EPOCH = pd.Timestamp(0, tz="UTC")
 WEEK_H = 168
 BACK_END = ("api.", "system.")       # the other signals are what users felt
 K = 0.6745     # makes the MAD comparable to a standard deviation
@@ -40,28 +43,34 @@ class Signal:
 
     name: str              # api.server_error_rate
     entity: str            # payment-api, /checkout, Payment Failure, all
-    kind: str              # count | ratio | level
+    kind: str              # count | ratio | level (percentile) | pct (CPU, memory) | traffic | value
     values: np.ndarray     # per hour of the grid
     events: np.ndarray     # per hour: how many observations the value rests on
     unit: str
 
 
-def grid(period: Period, frames: Mapping[str, pd.DataFrame], weeks: int = 4) -> pd.DatetimeIndex:
-    """Hours from up to `weeks` weeks before the period to its end (cut in UTC)."""
+def grid(period: Period, frames: Mapping[str, pd.DataFrame], weeks: int = 4,
+         history_from: pd.Timestamp | None = None) -> pd.DatetimeIndex:
+    """Hours from up to `weeks` weeks before the period to its end (cut in UTC), starting
+    no earlier than the first event in the data or the first archived hour."""
     start = period.start - pd.Timedelta(weeks=weeks)
     firsts = [f[c].min() for f, c in _times(frames) if len(f)]
+    if history_from is not None:
+        firsts.append(history_from)
     if firsts:
         start = max(start, min(firsts))
     return pd.date_range(start.tz_convert("UTC").floor("h"), period.end.tz_convert("UTC"),
                          freq="h", inclusive="left")
 
 
+TIME_COLUMNS = {"api_logs": "timestamp", "page_load_times": "timestamp",
+                "cart_abandonment": "abandonment_time", "session_tracking": "end_time",
+                "user_feedback": "timestamp", "support_tickets": "created_at",
+                "system_metrics": "timestamp"}
+
+
 def _times(frames: Mapping[str, pd.DataFrame]) -> list[tuple[pd.DataFrame, str]]:
-    cols = {"api_logs": "timestamp", "page_load_times": "timestamp",
-            "cart_abandonment": "abandonment_time", "session_tracking": "end_time",
-            "user_feedback": "timestamp", "support_tickets": "created_at",
-            "system_metrics": "timestamp"}
-    return [(frames[s], c) for s, c in cols.items() if s in frames]
+    return [(frames[s], c) for s, c in TIME_COLUMNS.items() if s in frames]
 
 
 def _slot(times: pd.Series, hours: pd.DatetimeIndex) -> np.ndarray:
@@ -97,84 +106,162 @@ def _grouped_quantile(pos: np.ndarray, values: np.ndarray, n: int, q: float) -> 
     return out
 
 
+def _mean(pos: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    samples = _count(pos, n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return _count(pos, n, values) / np.where(samples > 0, samples, np.nan)
+
+
+def _by(column: pd.Series) -> list[tuple[str, np.ndarray]]:
+    """(name, mask) per category of a column."""
+    kinds = column if isinstance(column.dtype, pd.CategoricalDtype) else column.astype("category")
+    codes = kinds.cat.codes.to_numpy()
+    return [(str(name), codes == i) for i, name in enumerate(kinds.cat.categories)]
+
+
+def _api(f: pd.DataFrame, pos: np.ndarray, n: int) -> list[Signal]:
+    out = []
+    status = f["status_code"].to_numpy()
+    rt = f["response_time_ms"].to_numpy(dtype=float)
+    for service, mine in _by(f["service_name"]):
+        p = np.where(mine, pos, -1)
+        req = _count(p, n)
+        err = _count(p, n, (status >= 500).astype(float))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rate = np.where(req > 0, err / np.maximum(req, 1), np.nan)
+        out += [Signal("api.requests", service, "traffic", req, req, "count"),
+                Signal("api.server_error_rate", service, "ratio", rate, req, "ratio"),
+                Signal("api.p95_ms", service, "level", _grouped_quantile(p, rt, n, 0.95),
+                       req, "ms")]
+    return out
+
+
+def _pages(f: pd.DataFrame, pos: np.ndarray, n: int) -> list[Signal]:
+    lt = f["load_time_ms"].to_numpy(dtype=float)
+    out = []
+    for page, mine in _by(f["page_url"]):
+        p = np.where(mine, pos, -1)
+        out.append(Signal("pages.p75_load_ms", page, "level", _grouped_quantile(p, lt, n, 0.75),
+                          _count(p, n), "ms"))
+    return out
+
+
+def _carts(f: pd.DataFrame, pos: np.ndarray, n: int) -> list[Signal]:
+    count = _count(pos, n)
+    return [Signal("cart.abandoned_carts", "all", "count", count, count, "count"),
+            Signal("cart.abandoned_value", "all", "value",
+                   _count(pos, n, f["total_value"].to_numpy(dtype=float)), count, "money")]
+
+
+def _sessions(f: pd.DataFrame, pos: np.ndarray, n: int) -> list[Signal]:
+    at_checkout = (f["drop_off_page"].astype("str").str.lower() == "checkout").to_numpy()
+    count = _count(np.where(at_checkout, pos, -1), n)
+    return [Signal("sessions.dropped_at_checkout", "checkout", "count", count, count, "count")]
+
+
+def _feedback(f: pd.DataFrame, pos: np.ndarray, n: int) -> list[Signal]:
+    negative = sentiment.scores(f["feedback_text"])["polarity"].to_numpy() < sentiment.NEGATIVE
+    count = _count(np.where(negative, pos, -1), n)
+    return [Signal("feedback.negative", "all", "count", count, count, "count")]
+
+
+def _tickets(f: pd.DataFrame, pos: np.ndarray, n: int) -> list[Signal]:
+    out = []
+    for issue, mine in _by(f["issue_type"]):
+        count = _count(np.where(mine, pos, -1), n)
+        out.append(Signal("support.new_tickets", issue, "count", count, count, "count"))
+    return out
+
+
+def _system(f: pd.DataFrame, pos: np.ndarray, n: int) -> list[Signal]:
+    cpu = f["cpu_pct"].to_numpy(dtype=float)
+    memory = f["memory_pct"].to_numpy(dtype=float)
+    failed = (f["healthy"].to_numpy(dtype=float) == 0).astype(float) \
+        if "healthy" in f else None
+    out = []
+    for service, mine in _by(f["service_name"]):
+        p = np.where(mine, pos, -1)
+        samples = _count(p, n)
+        out += [Signal("system.cpu_pct", service, "pct", _mean(p, cpu, n), samples, "pct"),
+                Signal("system.memory_pct", service, "pct", _mean(p, memory, n), samples,
+                       "pct")]
+        if failed is not None:
+            fails = _count(p, n, failed)
+            out.append(Signal("system.failed_probes", service, "count", fails, fails, "count"))
+    return out
+
+
+SIGNALS = {"api_logs": _api, "page_load_times": _pages, "cart_abandonment": _carts,
+           "session_tracking": _sessions, "user_feedback": _feedback,
+           "support_tickets": _tickets, "system_metrics": _system}
+
+
 def signals(frames: Mapping[str, pd.DataFrame], hours: pd.DatetimeIndex) -> list[Signal]:
-    """Every hourly signal the present sources give."""
+    """Every hourly signal the present sources give; hours before a source's first event
+    are unknown (NaN), not zero."""
     n = len(hours)
     out: list[Signal] = []
-    if "api_logs" in frames and len(frames["api_logs"]):
-        api = frames["api_logs"]
-        pos = _slot(api["timestamp"], hours)
-        codes = api["service_name"].cat.codes.to_numpy()
-        status = api["status_code"].to_numpy()
-        rt = api["response_time_ms"].to_numpy(dtype=float)
-        for i, service in enumerate(api["service_name"].cat.categories):
-            mine = codes == i
-            p = np.where(mine, pos, -1)
-            req = _count(p, n)
-            err = _count(p, n, (status >= 500).astype(float))
-            with np.errstate(invalid="ignore", divide="ignore"):
-                out.append(Signal("api.server_error_rate", str(service), "ratio",
-                                  np.where(req > 0, err / np.maximum(req, 1), np.nan), req,
-                                  "ratio"))
-            out.append(Signal("api.p95_ms", str(service), "level",
-                              _grouped_quantile(p, rt, n, 0.95), req, "ms"))
-    if "page_load_times" in frames and len(frames["page_load_times"]):
-        pages = frames["page_load_times"]
-        pos = _slot(pages["timestamp"], hours)
-        lt = pages["load_time_ms"].to_numpy(dtype=float)
-        codes = pages["page_url"].cat.codes.to_numpy()
-        for i, page in enumerate(pages["page_url"].cat.categories):
-            p = np.where(codes == i, pos, -1)
-            out.append(Signal("pages.p75_load_ms", str(page), "level",
-                              _grouped_quantile(p, lt, n, 0.75), _count(p, n), "ms"))
-    if "cart_abandonment" in frames and len(frames["cart_abandonment"]):
-        carts = frames["cart_abandonment"]
-        pos = _slot(carts["abandonment_time"], hours)
-        count = _count(pos, n)
-        out.append(Signal("cart.abandoned_carts", "all", "count", count, count, "count"))
-        out.append(Signal("cart.abandoned_value", "all", "value",
-                          _count(pos, n, carts["total_value"].to_numpy(dtype=float)), count,
-                          "money"))
-    if "session_tracking" in frames and len(frames["session_tracking"]):
-        s = frames["session_tracking"]
-        at_checkout = (s["drop_off_page"].astype("str").str.lower() == "checkout").to_numpy()
-        pos = np.where(at_checkout, _slot(s["end_time"], hours), -1)
-        count = _count(pos, n)
-        out.append(Signal("sessions.dropped_at_checkout", "checkout", "count", count, count,
-                          "count"))
-    if "user_feedback" in frames and len(frames["user_feedback"]):
-        fb = frames["user_feedback"]
-        negative = sentiment.scores(fb["feedback_text"])["polarity"].to_numpy() \
-            < sentiment.NEGATIVE
-        pos = np.where(negative, _slot(fb["timestamp"], hours), -1)
-        count = _count(pos, n)
-        out.append(Signal("feedback.negative", "all", "count", count, count, "count"))
-    if "support_tickets" in frames and len(frames["support_tickets"]):
-        t = frames["support_tickets"]
-        pos = _slot(t["created_at"], hours)
-        kinds = t["issue_type"].astype("category")
-        codes = kinds.cat.codes.to_numpy()
-        for i, issue in enumerate(kinds.cat.categories):
-            count = _count(np.where(codes == i, pos, -1), n)
-            out.append(Signal("support.new_tickets", str(issue), "count", count, count,
-                              "count"))
-    if "system_metrics" in frames and len(frames["system_metrics"]):
-        m = frames["system_metrics"]
-        pos = _slot(m["timestamp"], hours)
-        codes = m["service_name"].cat.codes.to_numpy()
-        cpu = m["cpu_pct"].to_numpy(dtype=float)
-        failed = (m["healthy"].to_numpy(dtype=float) == 0).astype(float)
-        for i, service in enumerate(m["service_name"].cat.categories):
-            p = np.where(codes == i, pos, -1)
-            samples = _count(p, n)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                out.append(Signal("system.cpu_pct", str(service), "cpu",
-                                  _count(p, n, cpu) / np.where(samples > 0, samples, np.nan),
-                                  samples, "pct"))
-            fails = _count(p, n, failed)
-            out.append(Signal("system.failed_probes", str(service), "count", fails, fails,
-                              "count"))
+    for source, make in SIGNALS.items():
+        frame = frames.get(source)
+        if frame is None or not len(frame):
+            continue
+        times = frame[TIME_COLUMNS[source]]
+        first = max(0, int(hours.searchsorted(times.min(), side="right")) - 1)
+        out += [_unknown_before(sig, first) for sig in make(frame, _slot(times, hours), n)]
     return out
+
+
+def _unknown_before(sig: Signal, first: int) -> Signal:
+    if first <= 0:
+        return sig
+    values, events = sig.values.astype(float), sig.events.astype(float)
+    values[:first], events[:first] = np.nan, 0
+    return dataclasses.replace(sig, values=values, events=events)
+
+
+def epoch_hours(hours: pd.DatetimeIndex) -> np.ndarray:
+    """Whole hours since 1970-01-01 UTC: how the archive keys hourly values."""
+    return ((hours - EPOCH) // HOUR).to_numpy(dtype="int64")
+
+
+def with_history(sigs: list[Signal], hours: pd.DatetimeIndex, history: pd.DataFrame | None
+                 ) -> list[Signal]:
+    """Fill the unknown hours of each signal from archived hourly values (columns signal,
+    entity, hour as hours since the epoch, value, events)."""
+    if history is None or history.empty:
+        return sigs
+    first = int(epoch_hours(hours[:1])[0])
+    groups = {key: g for key, g in history.groupby(["signal", "entity"], sort=False)}
+    out = []
+    for sig in sigs:
+        g = groups.get((sig.name, sig.entity))
+        if g is None:
+            out.append(sig)
+            continue
+        pos = g["hour"].to_numpy(dtype="int64") - first
+        ok = (pos >= 0) & (pos < len(hours))
+        pos = pos[ok]
+        values, events = sig.values.astype(float), sig.events.astype(float)
+        unknown = np.isnan(values[pos])
+        values[pos[unknown]] = g["value"].to_numpy(dtype=float)[ok][unknown]
+        events[pos[unknown]] = g["events"].to_numpy(dtype=float)[ok][unknown]
+        out.append(dataclasses.replace(sig, values=values, events=events))
+    return out
+
+
+def archive_rows(sigs: list[Signal], hours: pd.DatetimeIndex, period: Period) -> pd.DataFrame:
+    """The period's known hourly values, for the archive to serve as later baselines."""
+    inside = np.flatnonzero(np.asarray((hours >= period.start) & (hours < period.end)))
+    hour_ids = epoch_hours(hours[inside])
+    parts = []
+    for sig in sigs:
+        known = ~np.isnan(sig.values[inside].astype(float))
+        parts.append(pd.DataFrame({
+            "signal": sig.name, "entity": sig.entity, "hour": hour_ids[known],
+            "value": sig.values[inside][known].astype(float),
+            "events": sig.events[inside][known].astype(float)}))
+    columns = ["signal", "entity", "hour", "value", "events"]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
 def baseline(values: np.ndarray, weeks: int = 4) -> tuple[np.ndarray, np.ndarray]:
@@ -193,7 +280,6 @@ def baseline(values: np.ndarray, weeks: int = 4) -> tuple[np.ndarray, np.ndarray
     use_weekly = np.sum(~np.isnan(weekly), axis=0) >= 2
     sample = np.where(use_weekly, weekly, np.nan)
     with np.errstate(all="ignore"):
-        import warnings
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)   # all-NaN hours: no baseline
             med_w = np.nanmedian(sample, axis=0)
@@ -212,8 +298,10 @@ def noise_floor(sig: Signal, median: np.ndarray) -> np.ndarray:
             n = np.maximum(sig.events, 1)
             p = np.maximum(np.nan_to_num(median), 1.0 / n)
             return K * np.sqrt(p * (1 - p) / n)
-        if sig.kind == "cpu":
-            return np.full(len(median), 5.0)   # percentage points
+        if sig.kind == "pct":
+            return np.full(len(median), 5.0)   # percentage points (CPU, memory)
+        if sig.kind == "traffic":    # hourly traffic swings well beyond Poisson noise
+            return 0.1 * np.abs(median)
         # An hourly percentile swings ~25 % on its own at 100 events, more on fewer.
         return 0.25 * np.abs(median) * np.maximum(1.0, np.sqrt(100 / np.maximum(sig.events, 1)))
 
@@ -224,6 +312,10 @@ def score(sig: Signal, min_events: int) -> tuple[np.ndarray, np.ndarray]:
     mad = np.fmax(mad, noise_floor(sig, median))
     with np.errstate(all="ignore"):
         z = K * (sig.values - median) / mad
+    if sig.kind == "traffic":
+        # Traffic is judged by its falls: clients that cannot reach a service. A fall
+        # flags when it is more than about half the usual volume, in busy hours only.
+        z = np.where(median >= min_events, -z, np.nan)
     if sig.kind in ("ratio", "level"):
         z = np.where(sig.events >= min_events, z, np.nan)
     if sig.kind == "value":
@@ -243,13 +335,18 @@ def windows(flagged: np.ndarray) -> list[tuple[int, int]]:
 
 
 def detect(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
-           tz: Any = None) -> tuple[list[dict[str, Any]], pd.DatetimeIndex, list[Signal],
-                                    np.ndarray]:
-    """Incidents of the period, most costly first, with the hour grid and signals."""
-    hours = grid(period, frames)
+           tz: Any = None, history: pd.DataFrame | None = None
+           ) -> tuple[list[dict[str, Any]], pd.DatetimeIndex, list[Signal], np.ndarray]:
+    """Incidents of the period, most costly first, with the hour grid and signals.
+    `history` (archived hourly values, see `archive_rows`) fills the weeks that the
+    data does not cover."""
+    history_from = None
+    if history is not None and not history.empty:
+        history_from = EPOCH + int(history["hour"].min()) * HOUR
+    hours = grid(period, frames, history_from=history_from)
     if len(hours) == 0:
         return [], hours, [], np.zeros((0, 0), bool)
-    sigs = signals(frames, hours)
+    sigs = with_history(signals(frames, hours), hours, history)
     in_period = np.asarray((hours >= period.start) & (hours < period.end))
     zs, medians = [], []
     for sig in sigs:
@@ -299,7 +396,7 @@ def _describe(a: int, b: int, involved: list[int], sigs: list[Signal], z: np.nda
                 "impact": {"abandoned_value": round(extra("cart.abandoned_value"), 2),
                            "abandoned_carts": round(extra("cart.abandoned_carts")),
                            "tickets": round(extra("support.new_tickets", flagged_only=True))}}
-    incident["text"] = _sentence(incident, start, end)
+    incident["text"] = _sentence(incident)
     return incident
 
 
@@ -307,7 +404,7 @@ def _num(v: Any) -> float | None:
     return None if v is None or not np.isfinite(v) else float(v)
 
 
-def _sentence(inc: dict[str, Any], start: pd.Timestamp, end: pd.Timestamp) -> str:
+def _sentence(inc: dict[str, Any]) -> str:
     """'Wed 4 Nov 10:00-12:00: payment-api 5xx at 38.0 % (baseline 0.40 %), p95 ...'"""
     parts = []
     by = {(r["name"], r["entity"]): r for r in inc["signals"]}
@@ -336,39 +433,76 @@ def _sentence(inc: dict[str, Any], start: pd.Timestamp, end: pd.Timestamp) -> st
         if r["name"] == "feedback.negative":
             parts.append(f"{fmt.count(r['peak'])} negative comments in an hour "
                          f"(usually {fmt.count(r['baseline'])})")
-    window = f"{start:%a %-d %b %H:%M}-{end:%H:%M}" if start.date() == \
-        (end - pd.Timedelta(seconds=1)).date() else f"{start:%a %-d %b %H:%M} to {end:%a %-d %b %H:%M}"
-    return f"{window}: " + "; ".join(parts) + "."
+    return f"{_window(inc)}: " + "; ".join(parts) + "."
 
 
-def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds
-            ) -> tuple[Section, list[dict[str, Any]]]:
-    """The incidents section and the incidents for kpis.json."""
+LABELS = {
+    "api.requests": "requests per hour", "api.server_error_rate": "5xx rate",
+    "api.p95_ms": "p95 latency", "pages.p75_load_ms": "p75 load time",
+    "cart.abandoned_carts": "abandoned carts per hour",
+    "cart.abandoned_value": "abandoned value per hour",
+    "sessions.dropped_at_checkout": "sessions dropped at checkout per hour",
+    "feedback.negative": "negative comments per hour",
+    "support.new_tickets": "new tickets per hour", "system.cpu_pct": "CPU",
+    "system.memory_pct": "memory", "system.failed_probes": "failed health probes per hour",
+}
+
+
+def label(row: Mapping[str, Any]) -> str:
+    """'payment-api 5xx rate'; signals over everything ('all') name only the measure."""
+    what = LABELS.get(row["name"], row["name"])
+    return what[0].upper() + what[1:] if row["entity"] == "all" else f"{row['entity']} {what}"
+
+
+def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
+            history: pd.DataFrame | None = None
+            ) -> tuple[Section, list[dict[str, Any]], pd.DataFrame]:
+    """The incidents section, the incidents for kpis.json, and the period's hourly
+    signal values for the archive."""
     if not frames:
-        return Section(NAME, TITLE, "no data", "No data to look for incidents in."), []
-    found, hours, sigs, flags = detect(frames, period, t)
+        return (Section(NAME, TITLE, "no data", "No data to look for incidents in."), [],
+                archive_rows([], pd.DatetimeIndex([], tz="UTC"), period))
+    found, hours, sigs, flags = detect(frames, period, t, history=history)
     tz = period.start.tz
     in_period = np.asarray((hours >= period.start) & (hours < period.end))
-    timeline = _timeline(hours[in_period], [s for s in sigs], in_period, found, tz)
+    timeline = _timeline(hours[in_period], sigs, in_period, found, tz)
+    windows_ = [_window(i) for i in found]
     table = pd.DataFrame([{
-        "window": f"{pd.Timestamp(i['start']):%a %-d %b %H:%M} – "
-                  f"{pd.Timestamp(i['end']):%H:%M}",
-        "services": ", ".join(i["services"]) or "–",
-        "signals": ", ".join(sorted({r["name"] for r in i["signals"]})),
+        "window": w, "services": ", ".join(i["services"]) or "–",
+        "abandoned_carts": i["impact"]["abandoned_carts"],
         "abandoned_value": i["impact"]["abandoned_value"], "tickets": i["impact"]["tickets"],
-    } for i in found], columns=["window", "services", "signals", "abandoned_value", "tickets"])
+    } for w, i in zip(windows_, found)],
+        columns=["window", "services", "abandoned_carts", "abandoned_value", "tickets"])
+    detail = pd.DataFrame([{
+        "window": w, "signal": label(r), "peak": fmt.value(r["peak"], r["unit"]),
+        "usual": fmt.value(r["baseline"], r["unit"]), "robust_z": r["z"],
+    } for w, i in zip(windows_, found) for r in i["signals"]],
+        columns=["window", "signal", "peak", "usual", "robust_z"])
     insights = tuple(Insight("high", NAME, i["text"], impact=1e12 + i["impact"]["abandoned_value"])
                      for i in found)
-    message = ("No incident: no hour had two or more signals above their usual level "
-               f"(robust z > {t.incident_z:g}).") if not found else ""
+    message = ("No incident: no hour had a back-end signal (API, system) and a signal users "
+               f"felt both above their usual level (robust z > {t.incident_z:g})."
+               ) if not found else ""
     section = Section(
         NAME, TITLE, "ok", message,
         tables=(Table("incidents", "Incidents, most costly first", table,
-                      {"abandoned_value": "money", "tickets": "count"},
-                      "Baseline: the same hour of the week over up to 4 earlier weeks in the "
-                      "data (of the day when history is short); impact is what exceeded it."),),
+                      {"abandoned_carts": "count", "abandoned_value": "money",
+                       "tickets": "count"},
+                      "Impact is what exceeded the usual level during the window."),
+                Table("signals", "What each incident's signals did", detail,
+                      {"robust_z": "score"},
+                      "Usual: the median of the same hour of the week over up to 4 earlier "
+                      "weeks in the data or the archive (of the same hour of day when history "
+                      "is short). Peak: the worst hour of the window.")),
         charts=(timeline,), insights=insights, extra={"count": len(found)})
-    return section, found
+    return section, found, archive_rows(sigs, hours, period)
+
+
+def _window(incident: Mapping[str, Any]) -> str:
+    start, end = pd.Timestamp(incident["start"]), pd.Timestamp(incident["end"])
+    if start.date() == (end - pd.Timedelta(seconds=1)).date():
+        return f"{start:%a %-d %b %H:%M}–{end:%H:%M}"
+    return f"{start:%a %-d %b %H:%M} – {end:%a %-d %b %H:%M}"
 
 
 def _timeline(hours: pd.DatetimeIndex, sigs: list[Signal], in_period: np.ndarray,

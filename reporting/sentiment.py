@@ -23,8 +23,8 @@ def scores(texts: pd.Series) -> pd.DataFrame:
     scored = [score(t) for t in uniques]   # one call per distinct text, not per row
     polarity = pd.Series([s[0] for s in scored], dtype="float64").to_numpy()
     opinion = pd.Series([s[1] for s in scored], dtype="bool").to_numpy()
-    return pd.DataFrame({"polarity": polarity[codes] if len(uniques) else [],
-                         "opinion": opinion[codes] if len(uniques) else []},
+    # Indexing keeps the dtypes when there is no text at all (float and bool, not object).
+    return pd.DataFrame({"polarity": polarity[codes], "opinion": opinion[codes]},
                         index=texts.index)
 
 

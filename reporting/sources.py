@@ -235,7 +235,10 @@ def _column_map(found: list[str], spec: Spec, mapping: dict[str, str]) -> dict[s
 def _read(path: Path, usecols: list[str], spec: Spec, rename: dict[str, str]) -> pd.DataFrame:
     """The needed columns, Arrow-backed: pyarrow's columns are handed over without a copy."""
     if path.suffix == ".parquet":
-        frame = pd.read_parquet(path, columns=usecols, dtype_backend="pyarrow")
+        # A pandas index stored in the file (a filtered frame's row labels) means nothing
+        # here: rows are known by position, and labels would misalign the Arrow columns.
+        frame = pd.read_parquet(path, columns=usecols, dtype_backend="pyarrow"
+                                ).reset_index(drop=True)
     else:
         # Text columns are read as text, so ids such as "007" keep their zeros.
         numeric_or_time = set(spec.numbers) | set(spec.timestamps)

@@ -170,3 +170,30 @@ def test_an_index_from_a_newer_version_is_refused(tmp_path):
 def test_archive_commands_without_an_archive(tmp_path):
     r = run(main, ["archive", "list", "--output", tmp_path])
     assert r.exit_code == 2 and "No archive in" in r.output
+
+
+def test_incident_baselines_come_from_the_archive(tmp_path):
+    """Weeks 43-44 built from full data, week 45 from a folder holding only week 45: the
+    outage in week 45 is judged against the archived hours, as with the full data."""
+    from reporting.incidents import TIME_COLUMNS
+    simulate(tmp_path / "full", weeks=3, scale="tiny", seed=14, fmt="parquet")
+    (tmp_path / "w45").mkdir()
+    start = pd.Timestamp("2026-11-02", tz="UTC")
+    for source, column in TIME_COLUMNS.items():
+        f = pd.read_parquet(tmp_path / "full" / f"{source}.parquet")
+        f[f[column] >= start].to_parquet(tmp_path / "w45" / f"{source}.parquet")
+    out, alone = tmp_path / "out", tmp_path / "alone"
+    for data, period, target in (("full", "2026-W43", out), ("full", "2026-W44", out),
+                                 ("w45", "2026-W45", out), ("full", "2026-W45", alone)):
+        r = run(build_report, ["--data", tmp_path / data, "--output", target,
+                               "--period", period, "--format", "html"])
+        assert r.exit_code == 0, r.output
+    archived = json.loads((out / "reports/2026-W45/kpis.json").read_text())["incidents"]
+    full = json.loads((alone / "reports/2026-W45/kpis.json").read_text())["incidents"]
+    assert len(archived) == 1 and archived == full
+    with Archive(out) as store:
+        hours = store.db.execute("SELECT COUNT(DISTINCT hour) FROM signal_hours").fetchone()[0]
+        assert hours == 3 * 168
+        store.prune(1)
+        left = store.db.execute("SELECT DISTINCT period_id FROM signal_hours").fetchall()
+        assert [r[0] for r in left] == ["2026-W45"]

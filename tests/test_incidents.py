@@ -87,7 +87,7 @@ def test_injected_outage_is_found_with_its_window_service_and_impact(sim):
     assert inc["impact"]["tickets"] == pytest.approx(injected["extra_tickets"], rel=0.2)
     names = {r["name"] for r in inc["signals"]}
     assert {"api.server_error_rate", "api.p95_ms", "support.new_tickets"} <= names
-    assert inc["text"].startswith("Wed 4 Nov 10:00-12:00: payment-api 5xx at")
+    assert inc["text"].startswith("Wed 4 Nov 10:00–12:00: payment-api 5xx at")
 
 
 @pytest.mark.parametrize("week", ["2026-W44", "2026-W46"])
@@ -100,9 +100,64 @@ def test_no_incident_in_weeks_without_one(sim, week):
 def test_section_and_kpis_json(tmp_path):
     simulate(tmp_path / "d", weeks=3, scale="small", seed=14, fmt="parquet")
     frames = load_all(tmp_path / "d", UTC).frames
-    section, found = incidents.compute(frames, resolve("2026-W45", UTC, None), Thresholds())
+    section, found, _ = incidents.compute(frames, resolve("2026-W45", UTC, None), Thresholds())
     assert section.insights[0].text == found[0]["text"]
     assert section.table("incidents").frame["tickets"].tolist() == [found[0]["impact"]["tickets"]]
     assert set(found[0]) == {"start", "end", "services", "pages", "signals", "impact", "text"}
-    quiet, none = incidents.compute(frames, resolve("2026-W44", UTC, None), Thresholds())
+    quiet, none, _ = incidents.compute(frames, resolve("2026-W44", UTC, None), Thresholds())
     assert none == [] and "No incident" in quiet.message
+
+
+def test_traffic_is_judged_by_its_falls_in_busy_hours():
+    n = 3 * 168
+    values = np.full(n, 100.0)
+    values[[-3, -2, -1]] = [30.0, 60.0, 300.0]
+    z, _ = score(Signal("api.requests", "s", "traffic", values, values, "count"), 30)
+    # floor 0.1 * median = 10: a fall to 30 scores 0.6745 * 70 / 10; to 60, 0.6745 * 40 / 10
+    assert z[-3] == pytest.approx(4.7215) and z[-2] == pytest.approx(2.698)
+    assert z[-1] < 0                                    # a rise is not a failure
+    quiet = np.full(n, 20.0)
+    quiet[-1] = 0.0
+    z, _ = score(Signal("api.requests", "s", "traffic", quiet, quiet, "count"), 30)
+    assert np.isnan(z[-1])                              # 20 requests an hour: too few to judge
+
+
+def test_hours_before_a_source_starts_are_unknown_not_zero():
+    hours = pd.date_range("2026-11-02", periods=48, freq="h", tz="UTC")
+    tickets = pd.DataFrame({"created_at": pd.to_datetime(["2026-11-03 05:30"]).tz_localize("UTC"),
+                            "issue_type": ["Payment Failure"]})
+    [sig] = incidents.signals({"support_tickets": tickets}, hours)
+    assert np.isnan(sig.values[:29]).all()             # up to 04:00 on the second day
+    assert sig.values[29] == 1 and (sig.values[30:] == 0).all()
+
+
+def test_archived_hours_fill_the_weeks_the_data_lacks(sim):
+    """Week N cut out of the data, with the earlier weeks only in the archive, finds the
+    same incident with the same baselines as the full data."""
+    frames, _ = sim
+    w45 = resolve("2026-W45", UTC, None)
+    history = pd.concat([incidents.compute(frames, resolve(w, UTC, None), Thresholds())[2]
+                         for w in ("2026-W43", "2026-W44")])
+    assert set(history.columns) == {"signal", "entity", "hour", "value", "events"}
+    assert len(history) == history[["signal", "entity", "hour"]].drop_duplicates().shape[0]
+    cut = {name: f[f[incidents.TIME_COLUMNS[name]] >= w45.start]
+           for name, f in frames.items() if name in incidents.TIME_COLUMNS}
+    full, *_ = incidents.detect(frames, w45, Thresholds())
+    alone, *_ = incidents.detect(cut, w45, Thresholds())
+    archived, *_ = incidents.detect(cut, w45, Thresholds(), history=history)
+    assert archived == full
+    # Without the archive the baseline falls back to the same hour of earlier days.
+    assert [s["baseline"] for s in alone[0]["signals"]] != \
+        [s["baseline"] for s in full[0]["signals"]]
+
+
+def test_timeline_without_its_sources_says_no_data(tmp_path):
+    from reporting import charts
+    tickets = pd.DataFrame({"created_at": pd.to_datetime(["2026-11-10 05:30"]).tz_localize("UTC"),
+                            "issue_type": ["Payment Failure"]})
+    section, found, rows = incidents.compute({"support_tickets": tickets},
+                                             resolve("2026-W46", UTC, None), Thresholds())
+    assert found == [] and list(section.charts[0].data.columns) == ["hour"]
+    svg = charts.draw(section.charts[0], tmp_path / "t.svg").read_text()
+    assert "No data for this period" in svg
+    assert len(rows) == 7 * 24 - 29          # the week's hours from the ticket's hour on

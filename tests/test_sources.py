@@ -173,6 +173,21 @@ def test_parquet_input(tmp_path):
     assert loaded.rejected["api_logs"]["row"].tolist() == [2]
 
 
+def test_parquet_with_a_stored_index(tmp_path):
+    """A filtered frame saved as it is keeps its row labels in the file; rows still load."""
+    frame = pd.DataFrame({"timestamp": pd.to_datetime(["2026-11-10 09:00", "2026-11-10 10:00",
+                                                       "2026-11-10 11:00"], utc=True),
+                          "endpoint": ["/a", "/b", "/c"], "status_code": [200, 500, 200],
+                          "response_time_ms": [1.5, 2.0, 3.0],
+                          "service_name": ["s", "t", "s"]}, index=[10, 11, 12])
+    frame.iloc[1:].to_parquet(tmp_path / "api_logs.parquet")
+    loaded = load_all(tmp_path, UTC)
+    assert loaded.quality["api_logs"].valid == 2
+    api = loaded.frames["api_logs"]
+    assert api["timestamp"].dt.hour.tolist() == [10, 11]
+    assert api["service_name"].astype(str).tolist() == ["t", "s"]
+
+
 def test_absent_broken_and_duplicate_sources(tmp_path):
     write_csv(tmp_path, "api_logs", "timestamp,endpoint\n")
     loaded = load_all(tmp_path, UTC)

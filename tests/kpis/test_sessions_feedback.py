@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from reporting.kpis import feedback, sessions
@@ -89,3 +90,16 @@ def test_seed_feedback_mean_rating(seed_dir, thresholds):
     s = feedback.compute(f, resolve("all", UTC, (t.min(), t.max())), thresholds)
     assert s.kpi("feedback.responses").value == 10
     assert s.kpi("feedback.avg_rating").value == 3.0
+
+
+def test_feedback_with_no_text_in_the_period(frame, thresholds):
+    rows = "user_id,timestamp,feedback_text,rating\nu1,2026-11-02T09:00:00,Great shop,5\n"
+    s = feedback.compute({"user_feedback": frame("user_feedback", rows)}, W46, thresholds)
+    assert s.kpi("feedback.responses").value == 0
+    assert s.kpi("feedback.responses").previous == 1
+
+
+def test_sentiment_of_no_text_keeps_its_types():
+    from reporting import sentiment
+    s = sentiment.scores(pd.Series([], dtype="string"))
+    assert s["polarity"].dtype == "float64" and s["opinion"].dtype == "bool"
