@@ -152,10 +152,12 @@ def test_opening_an_index_of_an_older_schema_upgrades_it(tmp_path):
     db.commit()
     db.close()
     with Archive(tmp_path) as a:
-        assert a.version == SCHEMA_VERSION == 2
+        assert a.version == SCHEMA_VERSION == 3
         assert a.kpi_values("2026-W40") == {"api.requests": 5}
         assert [p.period_id for p in a.periods()] == ["2026-W40"]
         assert a.db.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0] == 0
+        assert a.signal_history(pd.Timestamp("2026-09-28", tz="UTC"),
+                                pd.Timestamp("2026-10-05", tz="UTC")).empty
 
 
 def test_an_index_from_a_newer_version_is_refused(tmp_path):
