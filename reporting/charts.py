@@ -190,18 +190,21 @@ def _figure(chart: Chart) -> plt.Figure:
     elif kind == "line_dual":
         fig, ax = plt.subplots(figsize=(WIDTH, 2.5))
         x = pd.to_datetime(data[o["x"]])
-        ax.fill_between(x, data[o["y"]].to_numpy(float), step="mid", color=PALETTE[5],
-                        alpha=0.5, linewidth=0, label=o.get("y_label"))
+        # One bar per hour: a lone busy hour is a bar, not an invisible sliver of area.
+        ax.bar(x, data[o["y"]].to_numpy(float), width=1 / 24, align="edge",
+               color=PALETTE[5], alpha=0.6, linewidth=0, label=o.get("y_label"))
         ax.set_ylabel(o.get("y_label", ""))
         ax.yaxis.set_major_formatter(FuncFormatter(thousands))
         ax2 = ax.twinx()
-        ax2.plot(x, data[o["y2"]].to_numpy(float), color=PALETTE[3], linewidth=1.1,
-                 label=o.get("y2_label"))
+        ax2.plot(x + pd.Timedelta(minutes=30), data[o["y2"]].to_numpy(float),
+                 color=PALETTE[3], linewidth=1.1, label=o.get("y2_label"),
+                 marker="o" if len(x) < 6 else None, markersize=3)
         ax2.set_ylabel(o.get("y2_label", ""), color=PALETTE[3])
         ax2.yaxis.set_major_formatter(PercentFormatter(1, decimals=1))
         ax2.spines["right"].set_visible(True)
         ax2.grid(False)
-        ax2.set_ylim(bottom=0)
+        ax2.set_ylim(0, max(float(np.nanmax(data[o["y2"]].to_numpy(float), initial=0)) * 1.15,
+                            0.001))
         ax.set_ylim(bottom=0)
         if len(x) < 6:   # a few hours only: keep them readable, not a bare line
             ax.set_xlim(x.min() - pd.Timedelta(hours=2), x.max() + pd.Timedelta(hours=2))
@@ -239,7 +242,7 @@ def _trends(chart: Chart) -> plt.Figure:
         if o.get("current") in data.index:
             i = list(data.index).index(o["current"])
             ax.plot([i], [y[i] * scale], marker="o", markersize=6, color=PALETTE[3])
-        ax.set_title(textwrap.fill(o["labels"].get(key, key), max(12, 60 // cols),
+        ax.set_title(textwrap.fill(o["labels"].get(key, key), 66 // cols,
                                    break_long_words=False), fontsize=7.2, loc="left")
         ax.set_xticks(x, ticks, fontsize=6.5)
         ax.tick_params(axis="y", labelsize=6.5)
@@ -263,11 +266,12 @@ def _stacked_lines(chart: Chart) -> plt.Figure:
     x = pd.to_datetime(data[o["x"]])
     for i, (ax, col) in enumerate(zip(axes[:, 0], cols)):
         y = data[col].to_numpy(dtype=float) * (100 if "%" in col else 1)
-        ax.plot(x, y, color=PALETTE[[0, 3, 4][i % 3]], linewidth=0.9)
+        ax.plot(x, y, color=PALETTE[[0, 3, 4][i % 3]], linewidth=0.9,
+                marker="o" if len(x) < 6 else None, markersize=3)
         ax.set_ylabel(col, fontsize=7.5, rotation=0, ha="right", va="center")
         ax.yaxis.set_major_locator(MaxNLocator(3))
         ax.yaxis.set_major_formatter(Adaptive())
-        ax.set_ylim(bottom=0)
+        ax.set_ylim(0, max(1.0, float(np.nanmax(y, initial=0)) * 1.1))  # flat zero: 0-1
         for start, end in o.get("shade", []):
             ax.axvspan(start, end, color=PALETTE[1], alpha=0.3, linewidth=0)
     tz = x.dt.tz

@@ -51,14 +51,14 @@ class Signal:
 
 def grid(period: Period, frames: Mapping[str, pd.DataFrame], weeks: int = 4,
          history_from: pd.Timestamp | None = None) -> pd.DatetimeIndex:
-    """Hours from up to `weeks` weeks before the period to its end (cut in UTC), starting
-    no earlier than the first event in the data or the first archived hour."""
+    """Hours from up to `weeks` weeks before the period to its end (cut in UTC); the weeks
+    before start no earlier than the first event in the data or the first archived hour."""
     start = period.start - pd.Timedelta(weeks=weeks)
     firsts = [f[c].min() for f, c in _times(frames) if len(f)]
     if history_from is not None:
         firsts.append(history_from)
     if firsts:
-        start = max(start, min(firsts))
+        start = min(period.start, max(start, min(firsts)))
     return pd.date_range(start.tz_convert("UTC").floor("h"), period.end.tz_convert("UTC"),
                          freq="h", inclusive="left")
 
@@ -507,26 +507,36 @@ def _window(incident: Mapping[str, Any]) -> str:
 
 def _timeline(hours: pd.DatetimeIndex, sigs: list[Signal], in_period: np.ndarray,
               found: list[dict[str, Any]], tz: Any) -> Chart:
-    """API 5xx rate, abandoned cart value and negative feedback per hour, incidents shaded."""
-    def total(name: str, kind: str = "sum") -> np.ndarray | None:
+    """API 5xx rate, abandoned cart value and negative feedback per hour (per day when the
+    period is longer than two weeks), incidents shaded."""
+    def total(name: str, weight: bool = False) -> np.ndarray | None:
         chosen = [s for s in sigs if s.name == name]
         if not chosen:
             return None
-        if kind == "ratio":
-            req = sum(s.events for s in chosen)
-            err = sum(np.nan_to_num(s.values) * s.events for s in chosen)
-            with np.errstate(all="ignore"):
-                return (err / np.where(req > 0, req, np.nan))[in_period]
-        return sum(np.nan_to_num(s.values) for s in chosen)[in_period]
+        return sum(np.nan_to_num(s.values) * (s.events if weight else 1)
+                   for s in chosen)[in_period]
 
-    data = pd.DataFrame({"hour": hours.tz_convert(tz)})
-    series = {"5xx rate (%)": total("api.server_error_rate", "ratio"),
-              "abandoned value": total("cart.abandoned_value"),
-              "negative comments": total("feedback.negative")}
-    for label, values in series.items():
+    local = hours.tz_convert(tz)
+    sums = pd.DataFrame(index=local)
+    for column, values in (("errors", total("api.server_error_rate", weight=True)),
+                           ("requests", total("api.requests")),
+                           ("abandoned value", total("cart.abandoned_value")),
+                           ("negative comments", total("feedback.negative"))):
         if values is not None:
-            data[label] = values
+            sums[column] = values
+    daily = len(local) > 14 * 24
+    if daily and len(sums.columns):
+        sums = sums.groupby(local.floor("D") if len(local) else local).sum()
+    data = pd.DataFrame({"hour": sums.index})
+    if "requests" in sums:
+        with np.errstate(all="ignore"):
+            data["5xx rate (%)"] = (sums["errors"] / sums["requests"].where(
+                sums["requests"] > 0)).to_numpy()
+    for column in ("abandoned value", "negative comments"):
+        if column in sums:
+            data[column] = sums[column].to_numpy()
     shade = [(pd.Timestamp(i["start"]), pd.Timestamp(i["end"])) for i in found]
+    unit = "day" if daily else "hour"
     return Chart("incidents_timeline", "stacked_lines",
-                 "API errors, abandoned carts and negative feedback per hour", data,
+                 f"API errors, abandoned carts and negative feedback per {unit}", data,
                  {"x": "hour", "shade": shade})

@@ -161,3 +161,30 @@ def test_timeline_without_its_sources_says_no_data(tmp_path):
     svg = charts.draw(section.charts[0], tmp_path / "t.svg").read_text()
     assert "No data for this period" in svg
     assert len(rows) == 7 * 24 - 29          # the week's hours from the ticket's hour on
+
+
+API = """timestamp,endpoint,status_code,response_time_ms,service_name
+2026-11-01T10:05:00,/pay,500,900,payment-api
+2026-11-01T10:20:00,/pay,200,100,payment-api
+2026-11-01T10:40:00,/p,200,100,product-api
+2026-11-01T23:10:00,/p,200,100,product-api
+2026-11-05T09:00:00,/p,200,100,product-api
+2026-11-05T09:30:00,/p,503,100,product-api
+"""
+
+
+def test_timeline_is_hourly_for_a_week_and_daily_for_longer_periods(frame):
+    from reporting.periods import date_range
+    frames = {"api_logs": frame("api_logs", API)}
+    week = date_range(pd.Timestamp("2026-11-01").date(), pd.Timestamp("2026-11-07").date(), UTC)
+    hourly = incidents.compute(frames, week, Thresholds())[0].charts[0]
+    assert hourly.title.endswith("per hour") and len(hourly.data) == 7 * 24
+    rate = hourly.data["5xx rate (%)"].to_numpy()
+    assert rate[10] == pytest.approx(1 / 3) and rate[23] == 0 and np.isnan(rate[11])
+    month = date_range(pd.Timestamp("2026-11-01").date(), pd.Timestamp("2026-11-21").date(), UTC)
+    daily = incidents.compute(frames, month, Thresholds())[0].charts[0]
+    assert daily.title.endswith("per day") and len(daily.data) == 21
+    rate = daily.data["5xx rate (%)"].to_numpy()
+    # 1 of 4 requests on 1 Nov, 1 of 2 on 5 Nov, no requests on the other days
+    assert rate[0] == pytest.approx(0.25) and rate[4] == pytest.approx(0.5)
+    assert np.isnan(rate[1]) and list(daily.data.columns) == ["hour", "5xx rate (%)"]
