@@ -116,7 +116,10 @@ def _run_build(period: str, audiences: tuple[str, ...], data_dir: Path | None,
                        on_stage=on_stage)
     for warning in result.warnings:
         err.print(f"[yellow]warning:[/] {warning}", markup=True, soft_wrap=True)
-    table = Table(title=f"Report {result.period.id} ({result.period.label})", title_justify="left")
+    p = result.period
+    out.print(f"Report {p.label if p.id in p.label else f'{p.id} ({p.label})'}",
+              highlight=False, soft_wrap=True)
+    table = Table()
     table.add_column("file")
     table.add_column("size", justify="right")
     for f in result.files:
