@@ -5,6 +5,7 @@ import hashlib
 import json
 import logging
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -64,6 +65,8 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
     data_dir = Path(data_dir or config.data_dir)
     output_dir = Path(output_dir or config.output_dir)
     tz = config.tz
+    if fmt != "html" and len(names) > 1 and (os.cpu_count() or 1) > 1:
+        _pdf_workers()
     with archive.build_lock(output_dir, config.lock_timeout_s), \
             archive.Archive(output_dir) as store:
         _sweep_temporary_files(output_dir / "reports")
@@ -183,13 +186,21 @@ class _Stages:
         log.info("%s done in %.2f s", self.current, seconds)
 
 
+def _pdf_workers() -> multiprocessing.context.BaseContext:
+    """The fork server the PDF workers start from; starting it early lets it import
+    WeasyPrint while the data loads."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["reporting.render", "weasyprint"])
+    multiprocessing.forkserver.ensure_running()
+    return ctx
+
+
 def _render_pdfs(jobs: list[tuple[str, Path, Path, list[Path]]]) -> list[Path]:
     """One PDF per audience, in worker processes when there is more than one core."""
     workers = min(len(jobs), os.cpu_count() or 1)
     if workers <= 1:
         return [render.write_pdf(*job) for job in jobs]
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["reporting.render", "weasyprint"])
+    ctx = _pdf_workers()
     # Longest documents first, so the two workers finish close together.
     ordered = sorted(jobs, key=lambda job: len(job[0]), reverse=True)
     with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
