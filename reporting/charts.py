@@ -37,6 +37,7 @@ THEME = {
     "grid.linewidth": 0.6, "axes.axisbelow": True, "axes.prop_cycle":
     matplotlib.cycler(color=PALETTE), "svg.fonttype": "none", "legend.frameon": False,
     "legend.fontsize": 8, "figure.dpi": 100, "svg.hashsalt": "reporting",
+    "text.parse_math": False,   # page names and endpoints are data: "$" is not mathtext
 }
 WIDTH = 7.0          # inches: the A4 text width at our margins
 MAX_LABEL = 38
