@@ -188,3 +188,20 @@ def test_timeline_is_hourly_for_a_week_and_daily_for_longer_periods(frame):
     # 1 of 4 requests on 1 Nov, 1 of 2 on 5 Nov, no requests on the other days
     assert rate[0] == pytest.approx(0.25) and rate[4] == pytest.approx(0.5)
     assert np.isnan(rate[1]) and list(daily.data.columns) == ["hour", "5xx rate (%)"]
+
+
+def test_column_median_matches_numpy():
+    rows = np.array([[1.0, np.nan, 5.0, np.nan], [3.0, 2.0, np.nan, np.nan],
+                     [2.0, 4.0, np.nan, np.nan], [10.0, np.nan, np.nan, np.nan]])
+    got = incidents._column_median(rows)
+    assert got[:3].tolist() == [2.5, 3.0, 5.0] and np.isnan(got[3])
+
+
+def test_grouped_quantile_is_numpys_per_hour():
+    rng = np.random.default_rng(3)
+    pos = rng.integers(-1, 6, 500)                  # -1: outside the grid
+    values = rng.lognormal(5, 1, 500)
+    got = incidents._grouped_quantile(pos, values, 7, 0.95)
+    for h in range(6):
+        assert got[h] == pytest.approx(np.percentile(values[pos == h], 95))
+    assert np.isnan(got[6])                         # an hour without values
