@@ -34,6 +34,7 @@ EPOCH = pd.Timestamp(0, tz="UTC")
 WEEK_H = 168
 BACK_END = ("api.", "system.")       # the other signals are what users felt
 K = 0.6745     # makes the MAD comparable to a standard deviation
+MIN_DAYS = 3   # the same hour on at least 3 earlier days, where weeks are short
 
 
 @dataclass(frozen=True)
@@ -270,8 +271,8 @@ def archive_rows(sigs: list[Signal], hours: pd.DatetimeIndex, period: Period) ->
 def baseline(values: np.ndarray, weeks: int = 4, at: np.ndarray | None = None
              ) -> tuple[np.ndarray, np.ndarray]:
     """Median and MAD per hour over the same hour of up to `weeks` preceding weeks, or of
-    up to 28 preceding days where fewer than 2 such weeks exist; only for the hours `at`
-    (default: all), NaN elsewhere."""
+    up to 28 preceding days where fewer than 2 such weeks exist (NaN with fewer than
+    MIN_DAYS days); only for the hours `at` (default: all), NaN elsewhere."""
     n = len(values)
     at = np.arange(n) if at is None else np.asarray(at, dtype=int)
     values = values.astype(float)
@@ -284,8 +285,11 @@ def baseline(values: np.ndarray, weeks: int = 4, at: np.ndarray | None = None
     weekly = stack(at, WEEK_H, weeks)
     use_weekly = np.sum(~np.isnan(weekly), axis=0) >= 2
     median, mad = np.full(n, np.nan), np.full(n, np.nan)
+    daily = stack(at[~use_weekly], 24, 28)
+    # A day or two of history is no baseline: those hours are not judged.
+    enough = np.sum(~np.isnan(daily), axis=0) >= MIN_DAYS
     for hours, rows in ((at[use_weekly], weekly[:, use_weekly]),
-                        (at[~use_weekly], stack(at[~use_weekly], 24, 28))):
+                        (at[~use_weekly][enough], daily[:, enough])):
         if hours.size:
             median[hours] = _column_median(rows)
             mad[hours] = _column_median(np.abs(rows - median[hours]))

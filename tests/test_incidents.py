@@ -145,10 +145,9 @@ def test_archived_hours_fill_the_weeks_the_data_lacks(sim):
     full, *_ = incidents.detect(frames, w45, Thresholds())
     alone, *_ = incidents.detect(cut, w45, Thresholds())
     archived, *_ = incidents.detect(cut, w45, Thresholds(), history=history)
-    assert archived == full
-    # Without the archive the baseline falls back to the same hour of earlier days.
-    assert [s["baseline"] for s in alone[0]["signals"]] != \
-        [s["baseline"] for s in full[0]["signals"]]
+    assert archived == full and len(full) == 1
+    # Without the archive, Wednesday has two earlier days of history: too few to judge.
+    assert alone == []
 
 
 def test_timeline_without_its_sources_says_no_data(tmp_path):
@@ -205,3 +204,10 @@ def test_grouped_quantile_is_numpys_per_hour():
     for h in range(6):
         assert got[h] == pytest.approx(np.percentile(values[pos == h], 95))
     assert np.isnan(got[6])                         # an hour without values
+
+
+def test_two_days_of_history_are_no_baseline():
+    values = np.arange(24 * 4, dtype=float)
+    med, mad = baseline(values)
+    assert np.isnan(med[2 * 24 + 5]) and np.isnan(mad[2 * 24 + 5])   # day 3: 2 days before
+    assert med[3 * 24 + 5] == 1 * 24 + 5           # day 4: median of days 1-3 at 05:00
