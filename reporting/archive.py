@@ -166,8 +166,10 @@ class Archive:
     def record_build(self, *, period: Mapping[str, Any], folder: Path,
                      files: Mapping[str, Path], kpis: Mapping[str, Mapping[str, Any]],
                      version: str, config_hash: str, inputs: Mapping[str, Any],
-                     seconds: float, built_at: str | None = None) -> None:
-        """One row per audience file, the period, and the period's KPI values."""
+                     seconds: float, built_at: str | None = None,
+                     signals: pd.DataFrame | None = None) -> None:
+        """One row per audience file, the period, its KPI values and its hourly incident
+        signals (`incidents.archive_rows`), in one transaction."""
         built_at = built_at or now_iso()
         with self.transaction() as db:
             for audience, path in files.items():
@@ -190,16 +192,14 @@ class Archive:
                 db.execute("INSERT INTO kpis VALUES (?,?,?,?,?,?,?)",
                            (period["id"], key, number, text, k.get("unit", ""),
                             k.get("status"), built_at))
-
-    def record_signals(self, period_id: str, rows: pd.DataFrame) -> None:
-        """The period's hourly signal values (`incidents.archive_rows`); an hour archived
-        before by another period is replaced by the newer build's value."""
-        cols = ["signal", "entity", "hour", "value", "events"]
-        with self.transaction() as db:
-            db.executemany(
-                "INSERT OR REPLACE INTO signal_hours VALUES (?,?,?,?,?,?)",
-                ((sig, ent, int(h), float(v), float(e), period_id)
-                 for sig, ent, h, v, e in rows[cols].itertuples(index=False, name=None)))
+            if signals is not None:
+                # An hour archived before by another period takes the newer build's value.
+                db.execute("DELETE FROM signal_hours WHERE period_id = ?", (period["id"],))
+                cols = ["signal", "entity", "hour", "value", "events"]
+                db.executemany(
+                    "INSERT OR REPLACE INTO signal_hours VALUES (?,?,?,?,?,?)",
+                    ((sig, ent, int(h), float(v), float(e), period["id"]) for sig, ent, h, v, e
+                     in signals[cols].itertuples(index=False, name=None)))
 
     def signal_history(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
         """Archived hourly signal values with `start <= hour < end`."""

@@ -129,8 +129,7 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
                 version=__version__, config_hash=config.digest(),
                 inputs={n: q.sha256 for n, q in loaded.quality.items() if q.sha256},
                 seconds=round(sum(stage.timings.values()), 3),
-                built_at=built_at.isoformat(timespec="seconds"))
-            store.record_signals(p.id, hourly)
+                built_at=built_at.isoformat(timespec="seconds"), signals=hourly)
     result.timings = stage.timings
     return result
 
