@@ -141,13 +141,14 @@ def simulate(out: Path, weeks: int = 4, scale: str = "small", seed: int = 7,
     n_users = int(4000 * k ** 0.8)
     users = np.char.add("U", np.char.zfill(np.arange(1, n_users + 1).astype(str), 6))
     frames: dict[str, pd.DataFrame] = {}
-    sessions, steps_arr, n_steps = _sessions(rng, int(5200 * k), t0, weights, users, incidents,
-                                             t0.value // 10**9 + hours_total * 3600 - 1)
+    sessions, steps_arr, n_steps, pushed = _sessions(
+        rng, int(5200 * k), t0, weights, users, incidents,
+        t0.value // 10**9 + hours_total * 3600 - 1)
     frames["session_tracking"] = sessions
     frames["clickstream"] = _clicks(rng, sessions, steps_arr, n_steps)
     frames["page_load_times"] = _page_loads(rng, sessions, steps_arr, n_steps, incidents)
-    frames["cart_abandonment"], injected_carts = _carts(rng, sessions, t0, weights, incidents)
-    sessions.attrs.clear()
+    frames["cart_abandonment"], injected_carts = _carts(rng, sessions, pushed, t0, weights,
+                                                        incidents)
     frames["user_feedback"] = _feedback(rng, sessions, incidents)
     frames["api_logs"] = _api(rng, int(API_ROWS_PER_WEEK[scale] * weeks), t0, weights,
                               incidents)
@@ -221,8 +222,7 @@ def _sessions(rng, n, t0, weights, users, incidents, last_second):
         "start_time": _to_time(start), "end_time": _to_time(end),
         "page_sequence": seq.astype(str), "drop_off_page": drop,
     })
-    frame.attrs["pushed"] = pushed       # not written; tells _carts what the outage caused
-    return frame, steps_arr, n_steps
+    return frame, steps_arr, n_steps, pushed
 
 
 def _clicks(rng, sessions, steps_arr, n_steps):
@@ -275,10 +275,12 @@ def _cart_rows(rng, n, users):
     return items, value
 
 
-def _carts(rng, sessions, t0, weights, incidents):
+def _carts(rng, sessions, pushed, t0, weights, incidents):
+    """Carts of sessions dropped at cart or checkout, plus the outage's extra ones; `pushed`
+    marks the sessions that would have finished but for an outage."""
     dropped = sessions["drop_off_page"].isin(["cart", "checkout"]).to_numpy()
     s = sessions.loc[dropped]
-    pushed = sessions.attrs.get("pushed", np.zeros(len(sessions), bool))[dropped]
+    pushed = pushed[dropped]
     n = len(s)
     items, value = _cart_rows(rng, n, None)
     secs = s["end_time"].to_numpy()
