@@ -3,18 +3,19 @@
 Every source gives hourly signals. Each hour is compared with a baseline for the same
 hour of the week over up to 4 preceding weeks in the data or, where the data does not
 reach back, in the archive (the same hour of day over up to 28 preceding days when
-there are fewer than 2 such weeks). The robust z-score 0.6745 (x - median) / MAD flags
-hours above the threshold (3.5, Iglewicz & Hoaglin); rises are flagged (falls, for API
-traffic), and ratios and percentiles are judged only in hours with enough events. MAD has a floor from the signal's own sampling noise, so a quiet
-baseline (no errors for weeks) does not turn one error into an incident. Flagged
-hours that touch or overlap merge into one window; a window is an incident when it
-holds a back-end signal (API, system) and a signal users felt (pages, carts,
-sessions, feedback, tickets).
+there are fewer than 2 such weeks, and no judgement with fewer than 3 days). The robust
+z-score 0.6745 (x - median) / MAD flags hours above the threshold (3.5, Iglewicz &
+Hoaglin); rises are flagged (falls, for API traffic), and ratios and percentiles are
+judged only in hours with enough events. MAD has a floor from the signal's own sampling
+noise, so a quiet baseline (no errors for weeks) does not turn one error into an
+incident. Flagged hours that touch or overlap merge into one window; a window is an
+incident when it holds a back-end signal (API, system) and a signal users felt (pages,
+carts, sessions, feedback, tickets).
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,11 +40,12 @@ MIN_DAYS = 3   # the same hour on at least 3 earlier days, where weeks are short
 
 @dataclass(frozen=True)
 class Signal:
-    """One hourly series: a count, a ratio of events, or a level (percentile, CPU)."""
+    """One hourly series: a count, a ratio of events, a level (percentile, CPU), traffic,
+    or a money total (impact only, never judged)."""
 
     name: str              # api.server_error_rate
     entity: str            # payment-api, /checkout, Payment Failure, all
-    kind: str              # count | ratio | level (percentile) | pct (CPU, memory) | traffic | value
+    kind: str              # count | ratio | level | pct | traffic | value
     values: np.ndarray     # per hour of the grid
     events: np.ndarray     # per hour: how many observations the value rests on
     unit: str
