@@ -133,7 +133,7 @@ def _figure(chart: Chart) -> plt.Figure:
         ax.xaxis.set_major_formatter(PercentFormatter(100, decimals=0))
         ax.grid(axis="y", visible=False)
         _thresholds(ax, o, vertical=True)
-        ax.legend(loc="lower right", ncols=3)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=3)   # below: bars stay clear
     elif kind == "bar":
         fig, ax = plt.subplots(figsize=(WIDTH, 2.4))
         x = data[o["label"]]
