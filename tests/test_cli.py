@@ -188,3 +188,20 @@ def test_simulated_week_builds_with_previous_period(tmp_path):
     assert len(PdfReader(folder / "executive.pdf").pages) <= 4
     assert (folder / "it.pdf").exists() and not (folder / "ux.pdf").exists()
     assert "vs" in pdf_text(folder / "executive.pdf")
+    # No incident this week: the executive summary spends no room on an empty timeline.
+    assert "incidents_timeline" not in (folder / "html/executive.html").read_text()
+    assert "incidents_timeline" in (folder / "html/it.html").read_text()
+
+
+def test_an_incident_opens_the_executive_summary(tmp_path):
+    simulate(tmp_path / "data", weeks=3, scale="tiny", seed=14, fmt="parquet")
+    out = tmp_path / "out"
+    result = run(main, ["build", "--data", tmp_path / "data", "--output", out,
+                        "--audience", "executive", "--period", "2026-W45"])
+    assert result.exit_code == 0, result.output
+    folder = out / "reports" / "2026-W45"
+    doc = json.loads((folder / "kpis.json").read_text())
+    assert len(doc["incidents"]) == 1 and doc["insights"][0]["domain"] == "incidents"
+    first_page = PdfReader(folder / "executive.pdf").pages[0].extract_text()
+    assert "Wed 4 Nov 10:00–12:00: payment-api" in " ".join(first_page.split())
+    assert "incidents_timeline" in (folder / "html/executive.html").read_text()
