@@ -65,7 +65,7 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
     data_dir = Path(data_dir or config.data_dir)
     output_dir = Path(output_dir or config.output_dir)
     tz = config.tz
-    if fmt != "html" and len(names) > 1 and (os.cpu_count() or 1) > 1:
+    if fmt != "html" and _pdf_worker_count(len(names)) > 1:
         _pdf_workers()
     with archive.build_lock(output_dir, config.lock_timeout_s), \
             archive.Archive(output_dir) as store:
@@ -194,9 +194,13 @@ def _pdf_workers() -> multiprocessing.context.BaseContext:
     return ctx
 
 
+def _pdf_worker_count(pdfs: int) -> int:
+    return min(pdfs, os.cpu_count() or 1)
+
+
 def _render_pdfs(jobs: list[tuple[str, Path, Path, list[Path]]]) -> list[Path]:
     """One PDF per audience, in worker processes when there is more than one core."""
-    workers = min(len(jobs), os.cpu_count() or 1)
+    workers = _pdf_worker_count(len(jobs))
     if workers <= 1:
         return [render.write_pdf(*job) for job in jobs]
     ctx = _pdf_workers()

@@ -25,7 +25,7 @@ import pandas as pd
 from . import formatting as fmt
 from . import sentiment
 from .config import Thresholds
-from .kpis.base import Chart, Insight, Section, Table
+from .kpis.base import Chart, Insight, Section, Table, codes_of
 from .periods import Period
 
 NAME = "incidents"
@@ -119,10 +119,9 @@ def _mean(pos: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
 
 
 def _by(column: pd.Series) -> list[tuple[str, np.ndarray]]:
-    """(name, mask) per category of a column."""
-    kinds = column if isinstance(column.dtype, pd.CategoricalDtype) else column.astype("category")
-    codes = kinds.cat.codes.to_numpy()
-    return [(str(name), codes == i) for i, name in enumerate(kinds.cat.categories)]
+    """(name, row mask) per distinct value of a column."""
+    codes, labels = codes_of(column)
+    return [(str(name), codes == i) for i, name in enumerate(labels)]
 
 
 def _api(f: pd.DataFrame, pos: np.ndarray, n: int) -> list[Signal]:
