@@ -90,7 +90,7 @@ def _count(pos: np.ndarray, n: int, weights: np.ndarray | None = None) -> np.nda
 
 
 def _grouped_quantile(pos: np.ndarray, values: np.ndarray, n: int, q: float) -> np.ndarray:
-    """The q-quantile of values per hour slot (NaN where empty), one sort in all."""
+    """The q-quantile of values per hour slot (NaN where empty), without a loop over hours."""
     ok = (pos >= 0) & ~np.isnan(values)
     pos, values = pos[ok], values[ok]
     # Sorted by hour, then value: by value first, then stably by hour, which numpy does
@@ -112,10 +112,10 @@ def _grouped_quantile(pos: np.ndarray, values: np.ndarray, n: int, q: float) -> 
     return out
 
 
-def _mean(pos: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
-    samples = _count(pos, n)
+def _mean(pos: np.ndarray, values: np.ndarray, samples: np.ndarray) -> np.ndarray:
+    """Mean per hour slot, given the slot's sample counts (NaN where there are none)."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        return _count(pos, n, values) / np.where(samples > 0, samples, np.nan)
+        return _count(pos, len(samples), values) / np.where(samples > 0, samples, np.nan)
 
 
 def _by(column: pd.Series) -> list[tuple[str, np.ndarray]]:
@@ -187,9 +187,10 @@ def _system(f: pd.DataFrame, pos: np.ndarray, n: int) -> list[Signal]:
     for service, mine in _by(f["service_name"]):
         p = np.where(mine, pos, -1)
         samples = _count(p, n)
-        out += [Signal("system.cpu_pct", service, "pct", _mean(p, cpu, n), samples, "pct"),
-                Signal("system.memory_pct", service, "pct", _mean(p, memory, n), samples,
-                       "pct")]
+        out += [Signal("system.cpu_pct", service, "pct", _mean(p, cpu, samples), samples,
+                       "pct"),
+                Signal("system.memory_pct", service, "pct", _mean(p, memory, samples),
+                       samples, "pct")]
         if failed is not None:
             fails = _count(p, n, failed)
             out.append(Signal("system.failed_probes", service, "count", fails, fails, "count"))
@@ -375,8 +376,7 @@ def detect(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
         zs.append(z)
         medians.append(med)
     z = np.array(zs) if zs else np.zeros((0, len(hours)))
-    flags = np.nan_to_num(z, nan=0.0) > t.incident_z
-    flags[:, ~in_period] = False
+    flags = np.nan_to_num(z, nan=0.0) > t.incident_z     # NaN outside the period
     found = []
     for a, b in windows(flags.any(axis=0)):
         involved = [i for i in range(len(sigs)) if flags[i, a:b].any()]
@@ -409,7 +409,7 @@ def _describe(a: int, b: int, involved: list[int], sigs: list[Signal], z: np.nda
         return total
 
     services = list(dict.fromkeys(r["entity"] for r in rows
-                                  if r["name"].startswith(("api.", "system."))))
+                                  if r["name"].startswith(BACK_END)))
     pages = list(dict.fromkeys(r["entity"] for r in rows if r["name"].startswith("pages.")))
     start, end = hours[a].tz_convert(tz), hours[b - 1].tz_convert(tz) + HOUR
     incident = {"start": start.isoformat(), "end": end.isoformat(), "services": services,
