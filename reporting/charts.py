@@ -1,9 +1,8 @@
 """Draw the Sections' chart specs as SVG files in one house theme."""
 from __future__ import annotations
 
+import io
 import logging
-import os
-import tempfile
 import textwrap
 import warnings
 from collections.abc import Mapping
@@ -19,6 +18,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.ticker import (Formatter, FuncFormatter, MaxNLocator,  # noqa: E402
                                PercentFormatter)
 
+from .files import atomic_write  # noqa: E402
 from .kpis.base import Chart, Section  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -66,23 +66,17 @@ def _short(label: object) -> str:
 
 
 def draw(chart: Chart, path: Path) -> Path:
-    """Render one chart to `path` (SVG), written to a temporary name and renamed."""
+    """Render one chart to `path` (SVG), written atomically."""
     with plt.rc_context(THEME), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)   # locator chatter on very short series
         fig = _figure(chart)
-        fig.tight_layout(pad=0.6, h_pad=1.2)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".svg.tmp")
-        os.close(fd)
-        os.chmod(tmp, 0o644)
         try:
-            fig.savefig(tmp, format="svg", metadata={"Date": None})
-            os.replace(tmp, path)
+            fig.tight_layout(pad=0.6, h_pad=1.2)
+            svg = io.BytesIO()
+            fig.savefig(svg, format="svg", metadata={"Date": None})
         finally:
             plt.close(fig)
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    return path
+    return atomic_write(path, svg.getvalue())
 
 
 def draw_all(sections: Mapping[str, Section], folder: Path) -> dict[str, str]:

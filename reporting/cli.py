@@ -16,8 +16,10 @@ from rich.logging import RichHandler
 from rich.table import Table
 
 from . import __version__
+from .audience import check_audiences
 from .config import Config
 from .errors import ReportError
+from .files import report_folder
 
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
@@ -152,9 +154,10 @@ def _send(config: Config, output_dir: Path, period_id: str, audiences: list[str]
     raise_if_failed(config.smtp, outcome)
 
 
-STAGE_TEXT = {"load": "loading and validating inputs", "kpis": "computing KPIs",
-              "charts": "drawing charts", "html": "rendering HTML",
-              "pdf": "rendering PDFs", "write": "writing kpis.json and manifest",
+STAGE_TEXT = {"load": "loading and validating inputs",
+              "context": "reading previous KPIs and history from the archive",
+              "sections": "computing KPIs, incidents and trends", "charts": "drawing charts",
+              "html": "rendering HTML", "pdf": "rendering PDFs", "write": "writing kpis.json and manifest",
               "archive": "recording the build in the archive"}
 
 
@@ -368,7 +371,7 @@ def archive_prune(keep: int, output_dir: Path | None, config_path: Path | None,
 def archive_export(fmt: str, out_file: Path | None, output_dir: Path | None,
                    config_path: Path | None, verbose: bool) -> None:
     """The KPI history as one tidy table (period, kpi, value, unit, status) for BI tools."""
-    from .render import atomic_write
+    from .files import atomic_write
 
     with _archive(output_dir, config_path) as store:
         table = store.export()
@@ -402,15 +405,12 @@ def send_cmd(period_id: str, audiences: tuple[str, ...], force: bool,
         if not rows:
             raise ReportError(f"The archive in {folder} holds no period yet.")
         period_id = max(rows, key=lambda r: r.end).period_id
-    unknown = [a for a in audiences if a not in config.audiences]
-    if unknown:
-        raise ReportError(f"Unknown audience {', '.join(unknown)}; configured: "
-                          f"{', '.join(config.audiences)}.")
+    check_audiences(audiences, config.audiences)
     if not audiences:   # every configured audience that has a PDF for this period
         audiences = tuple(a for a in config.audiences
-                          if (folder / "reports" / period_id / f"{a}.pdf").exists())
+                          if (report_folder(folder, period_id) / f"{a}.pdf").exists())
         if not audiences:
-            raise ReportError(f"No PDF of {period_id} in {folder / 'reports' / period_id}; "
+            raise ReportError(f"No PDF of {period_id} in {report_folder(folder, period_id)}; "
                               "build the report first.")
     _send(config, folder, period_id, list(audiences), force)
 
@@ -436,9 +436,7 @@ def schedule_cmd(list_jobs: bool, run_now: str | None, data_dir: Path | None,
         data_dir=str(Path(data_dir or config.data_dir).resolve()),
         output_dir=str(Path(output_dir or config.output_dir).resolve()))
     if run_now:
-        if run_now not in config.audiences:
-            raise ReportError(f"Unknown audience {run_now}; configured: "
-                              f"{', '.join(config.audiences)}.")
+        check_audiences([run_now], config.audiences)
         scheduler.run_job(settings.config_path, run_now, settings.data_dir,
                           settings.output_dir)
         from .archive import Archive

@@ -178,7 +178,7 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -
     return Section(NAME, TITLE, kpis=kpis, tables=tables, charts=charts,
                    insights=tuple(_insights(values, prev_values, services, prev_services, h, t)),
                    headline=HEADLINE,
-                   extra={"by_service": _records(services), "by_endpoint": _records(endpoints)})
+                   breakdowns={"by_service": _records(services), "by_endpoint": _records(endpoints)})
 
 
 def _records(frame: pd.DataFrame) -> dict[str, dict[str, Value]]:

@@ -27,15 +27,20 @@ class KPI:
     @property
     def change(self) -> float | None:
         """Relative change vs previous, None where it means nothing."""
-        if not isinstance(self.value, (int, float)) or not isinstance(self.previous, (int, float)):
-            return None
-        if self.previous == 0 or np.isnan(self.previous) or np.isnan(self.value):
-            return None
-        return (self.value - self.previous) / abs(self.previous)
+        return relative_change(self.value, self.previous)
 
     def as_dict(self) -> dict[str, Any]:
         return {"value": _plain(self.value), "previous": _plain(self.previous),
                 "unit": self.unit, "status": self.status}
+
+
+def relative_change(value: Any, previous: Any) -> float | None:
+    """(value - previous) / |previous|; None unless both are numbers and previous is not 0."""
+    if not isinstance(value, (int, float)) or not isinstance(previous, (int, float)):
+        return None
+    if previous == 0 or np.isnan(previous) or np.isnan(value):
+        return None
+    return (value - previous) / abs(previous)
 
 
 @dataclass(frozen=True)
@@ -83,7 +88,9 @@ class Section:
     charts: tuple[Chart, ...] = ()
     insights: tuple[Insight, ...] = ()
     headline: tuple[str, ...] = ()          # KPI keys for the overview tiles
-    extra: Mapping[str, Any] = field(default_factory=dict)   # breakdowns for kpis.json
+    breakdowns: Mapping[str, Any] = field(default_factory=dict)   # kpis.json "breakdowns"
+    document: Mapping[str, Any] = field(default_factory=dict)  # top-level kpis.json entries
+    signals: pd.DataFrame | None = None     # hourly values the archive keeps (incidents)
 
     def kpi(self, key: str) -> KPI | None:
         return next((k for k in self.kpis if k.key == key), None)

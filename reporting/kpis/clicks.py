@@ -87,4 +87,4 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -
                         f"is the busiest hour ({fmt.pct(share)} of clicks).", impact=0),)
     return Section(NAME, TITLE, kpis=kpis, tables=tables, charts=charts, insights=insights,
                    headline=HEADLINE,
-                   extra={"by_hour": {int(h): int(c) for h, c in hourly.items()}})
+                   breakdowns={"by_hour": {int(h): int(c) for h, c in hourly.items()}})

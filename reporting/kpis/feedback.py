@@ -144,5 +144,5 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -
             f"{fmt.pct(t.csat)} target{tail}.", impact=float(t.csat - csat) * 100))
     return Section(NAME, TITLE, kpis=kpis, tables=tables, charts=charts,
                    insights=tuple(insights), headline=HEADLINE, message=NOTE,
-                   extra={"ratings": {int(r): int(c) for r, c in
+                   breakdowns={"ratings": {int(r): int(c) for r, c in
                                       zip(dist["rating"], dist["responses"])}})

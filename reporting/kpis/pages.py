@@ -77,11 +77,11 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -
     pages = breakdown(cur, "page_url", t)
     tables = [Table("by_page", "By page (slowest p75 first)", pages.head(15).reset_index(),
                     UNITS, NOTE)]
-    extra = {"by_page": _records(pages)}
+    breakdowns = {"by_page": _records(pages)}
     if cur["device"].notna().any():
         devices = breakdown(cur.dropna(subset=["device"]), "device", t)
         tables.append(Table("by_device", "By device", devices.reset_index(), UNITS))
-        extra["by_device"] = _records(devices)
+        breakdowns["by_device"] = _records(devices)
     charts = (Chart("pages_p75", "barh", "p75 load time by page (ms)",
                     pages.head(15).reset_index()[["page_url", "p75_ms"]],
                     {"label": "page_url", "value": "p75_ms", "unit": "ms",
@@ -97,7 +97,8 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -
             f"{fmt.pct(row['poor_share'])} of its loads take over 4 s.",
             impact=float(row["views"] * (row["p75_ms"] - t.page_p75_ms))))
     return Section(NAME, TITLE, kpis=kpis, tables=tuple(tables), charts=charts,
-                   insights=tuple(insights), headline=HEADLINE, extra=extra, message=NOTE)
+                   insights=tuple(insights), headline=HEADLINE, breakdowns=breakdowns,
+                   message=NOTE)
 
 
 def _records(frame: pd.DataFrame) -> dict[str, dict[str, Value]]:

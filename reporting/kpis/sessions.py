@@ -144,4 +144,4 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -
             impact=float(1 - worst["step_conversion"])))
     return Section(NAME, TITLE, kpis=kpis, tables=tables, charts=charts,
                    insights=tuple(insights), headline=HEADLINE,
-                   extra={"funnel": steps.replace({np.nan: None}).to_dict("records")})
+                   breakdowns={"funnel": steps.replace({np.nan: None}).to_dict("records")})

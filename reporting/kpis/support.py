@@ -121,7 +121,7 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -
                                     impact=float(now_n - before)))
     return Section(NAME, TITLE, kpis=kpis, tables=tables, charts=charts,
                    insights=tuple(insights), headline=HEADLINE,
-                   extra={"by_channel": dict(zip(by_channel["channel"],
+                   breakdowns={"by_channel": dict(zip(by_channel["channel"],
                                                  by_channel["tickets"].astype(int).tolist()))})
 
 

@@ -79,7 +79,7 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -
             "probes.", impact=float(t.uptime - up) * 1000))
     return Section(NAME, TITLE, kpis=kpis, tables=tables, charts=charts,
                    insights=tuple(insights), headline=HEADLINE,
-                   extra={"by_service": {str(k): {c: (None if pd.isna(v) else float(v))
+                   breakdowns={"by_service": {str(k): {c: (None if pd.isna(v) else float(v))
                                                   for c, v in r.items()}
                                          for k, r in services.iterrows()}})
 
