@@ -1,4 +1,4 @@
-"""The builder: load → validate → context → sections → charts → HTML → PDF → files → archive."""
+"""The builder: load → context → sections → charts → HTML → PDF → files → archive."""
 from __future__ import annotations
 
 import hashlib

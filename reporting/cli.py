@@ -157,7 +157,8 @@ def _send(config: Config, output_dir: Path, period_id: str, audiences: list[str]
 STAGE_TEXT = {"load": "loading and validating inputs",
               "context": "reading previous KPIs and history from the archive",
               "sections": "computing KPIs, incidents and trends", "charts": "drawing charts",
-              "html": "rendering HTML", "pdf": "rendering PDFs", "write": "writing kpis.json and manifest",
+              "html": "rendering HTML", "pdf": "rendering PDFs",
+              "write": "writing kpis.json and manifest",
               "archive": "recording the build in the archive"}
 
 

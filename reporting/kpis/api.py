@@ -6,12 +6,12 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from .. import formatting as fmt
+from .. import formatting
 from ..config import Thresholds
 from ..periods import Period
 from .base import (Chart, Insight, Metric, Section, Table, Value, build_kpis, higher_is_better,
-                   codes_of, hour_slots, lower_is_better, percentiles, quantiles, ratio,
-                   window)
+                   codes_of, hour_slots, lower_is_better, metric, percentiles, quantiles,
+                   ratio, window)
 
 SOURCE = "api_logs"
 NAME = "api"
@@ -44,6 +44,8 @@ CATALOGUE = [
            lambda v, t: lower_is_better(v, 1.0, t.burn_rate_page)),
     Metric("apdex", "Apdex", "score", "up", lambda v, t: higher_is_better(v, 0.85, 0.70)),
 ]
+P95 = metric(CATALOGUE, "p95_ms")
+BUDGET = metric(CATALOGUE, "error_budget_used")
 HEADLINE = ("api.availability", "api.p95_ms", "api.error_budget_used", "api.apdex")
 
 
@@ -195,24 +197,26 @@ def _insights(v: dict[str, Value], pv: dict[str, Value] | None, services: pd.Dat
         if p95 <= t.api_p95_ms:
             continue
         before = prev_services["p95_ms"].get(name) if prev_services is not None else None
-        trend = (f"rose from {fmt.ms(before)} to {fmt.ms(p95)} "
-                 f"({fmt.change((p95 - before) / before)})" if before and before < p95
-                 else f"was {fmt.ms(p95)}")
-        sev = "high" if p95 > 1.25 * t.api_p95_ms else "medium"
+        trend = (f"rose from {formatting.ms(before)} to {formatting.ms(p95)} "
+                 f"({formatting.change((p95 - before) / before)})" if before and before < p95
+                 else f"was {formatting.ms(p95)}")
+        sev = P95.severity(p95, t)
         out.append(Insight(sev, NAME, f"{name} p95 latency {trend}, above the "
-                           f"{fmt.ms(t.api_p95_ms)} target, over {fmt.count(row['requests'])} "
-                           "requests; slow responses cost conversions.",
+                           f"{formatting.ms(t.api_p95_ms)} target, over "
+                           f"{formatting.count(row['requests'])} requests; slow responses "
+                           "cost conversions.",
                            impact=float(row["requests"] * (p95 - t.api_p95_ms))))
     avail = v.get("availability")
     if isinstance(avail, float) and avail < t.availability_slo:
         worst = services["server_error_rate"].idxmax()
         budget = v.get("error_budget_used") or 0
         out.append(Insight(
-            "high" if budget > 1 else "medium", NAME,
-            f"Availability was {fmt.pct(avail)} against a {fmt.pct(t.availability_slo)} SLO: "
-            f"{fmt.count(v['server_errors'])} server errors used {fmt.pct(budget)} of the "
-            f"period's error budget; {worst} had the highest 5xx rate "
-            f"({fmt.pct(services.loc[worst, 'server_error_rate'])}).",
+            BUDGET.severity(budget, t), NAME,
+            f"Availability was {formatting.pct(avail)} against a "
+            f"{formatting.pct(t.availability_slo)} SLO: {formatting.count(v['server_errors'])} "
+            f"server errors used {formatting.pct(budget)} of the period's error budget; "
+            f"{worst} had the highest 5xx rate "
+            f"({formatting.pct(services.loc[worst, 'server_error_rate'])}).",
             impact=float(v["server_errors"] or 0) * 10))
     burn = v.get("max_burn_rate")
     if isinstance(burn, float) and burn >= t.burn_rate_page:
@@ -227,7 +231,7 @@ def _insights(v: dict[str, Value], pv: dict[str, Value] | None, services: pd.Dat
         change = (v["p95_ms"] - pv["p95_ms"]) / pv["p95_ms"] if pv["p95_ms"] else 0
         if change > 0.25:
             out.append(Insight("medium", NAME,
-                               f"Overall p95 latency rose from {fmt.ms(pv['p95_ms'])} to "
-                               f"{fmt.ms(v['p95_ms'])} ({fmt.change(change)}) vs the previous "
-                               "period.", impact=change))
+                               f"Overall p95 latency rose from {formatting.ms(pv['p95_ms'])} to "
+                               f"{formatting.ms(v['p95_ms'])} ({formatting.change(change)}) "
+                               "vs the previous period.", impact=change))
     return out

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import Thresholds
+from ..formatting import threshold_words
 from ..periods import Period
 
 Value = float | int | str | None
@@ -109,6 +110,15 @@ class Metric:
     better: str | None = None
     judge: Callable[[Any, Thresholds], str | None] | None = None
 
+    def severity(self, value: Value, t: Thresholds) -> str:
+        """An insight's severity from the status this metric's rule gives `value`: the one
+        place where an insight follows its KPI (bad is high, anything else medium)."""
+        return "high" if self.judge and self.judge(value, t) == "bad" else "medium"
+
+
+def metric(catalogue: list[Metric], name: str) -> Metric:
+    return next(m for m in catalogue if m.name == name)
+
 
 def lower_is_better(value: Value, good: float, warn: float) -> str | None:
     if not isinstance(value, (int, float)) or np.isnan(value):
@@ -124,14 +134,16 @@ def higher_is_better(value: Value, good: float, warn: float) -> str | None:
 
 def build_kpis(domain: str, catalogue: list[Metric], current: Mapping[str, Value],
                previous: Mapping[str, Value] | None, thresholds: Thresholds) -> tuple[KPI, ...]:
-    """KPIs in catalogue order, each judged by its metric's thresholds."""
+    """KPIs in catalogue order, each judged by its metric's thresholds; a label may name
+    a threshold ("Loads ≤ {page_p75_ms}"), filled in from `thresholds`."""
+    words = threshold_words(thresholds)
     out = []
     for m in catalogue:
         value = current.get(m.name)
         prev = previous.get(m.name) if previous else None
         status = m.judge(value, thresholds) if m.judge and value is not None else None
-        out.append(KPI(f"{domain}.{m.name}", m.label, _plain(value), _plain(prev), m.unit,
-                       status, m.better))
+        out.append(KPI(f"{domain}.{m.name}", m.label.format(**words), _plain(value),
+                       _plain(prev), m.unit, status, m.better))
     return tuple(out)
 
 

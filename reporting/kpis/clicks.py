@@ -6,7 +6,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from .. import formatting as fmt
+from .. import formatting
 from ..config import Thresholds
 from ..periods import Period
 from .base import (Chart, Insight, Metric, Section, Table, Value, build_kpis, mode, ratio,
@@ -81,10 +81,10 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -
     )
     share = hourly.max() / hourly.sum() if hourly.sum() else 0
     insights = (Insight("low", NAME,
-                        f"{fmt.count(values['total'])} clicks from "
-                        f"{fmt.count(values['unique_users'])} users; {values['top_element']} on "
+                        f"{formatting.count(values['total'])} clicks from "
+                        f"{formatting.count(values['unique_users'])} users; {values['top_element']} on "
                         f"{values['top_page']} leads, and {peak_hour:02d}:00-{peak_hour + 1:02d}:00 "
-                        f"is the busiest hour ({fmt.pct(share)} of clicks).", impact=0),)
+                        f"is the busiest hour ({formatting.pct(share)} of clicks).", impact=0),)
     return Section(NAME, TITLE, kpis=kpis, tables=tables, charts=charts, insights=insights,
                    headline=HEADLINE,
                    breakdowns={"by_hour": {int(h): int(c) for h, c in hourly.items()}})
