@@ -21,7 +21,7 @@ from typing import Any
 import filelock
 import pandas as pd
 
-from .errors import ReportError
+from .errors import LockTimeout, ReportError
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +79,6 @@ MIGRATIONS: list[str] = [
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
-
-
-class LockTimeout(ReportError):
-    exit_code = 1
 
 
 @dataclass(frozen=True)

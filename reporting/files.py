@@ -4,6 +4,8 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -14,19 +16,27 @@ def report_folder(output_dir: Path, period_id: str) -> Path:
     return Path(output_dir) / "reports" / period_id
 
 
-def atomic_write(target: Path, data: bytes | str) -> Path:
-    """Write to a temporary file beside `target`, then rename it into place: a reader
-    sees the old file or the new one, never half of one."""
+@contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """A temporary path beside `target` for writers that want a path (pyarrow); renamed
+    into place when the block ends without error, removed otherwise."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
     os.chmod(tmp, 0o644)   # mkstemp makes 0600; reports are meant to be shared
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+        yield Path(tmp)
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def atomic_write(target: Path, data: bytes | str) -> Path:
+    """Write `data` to `target` atomically: a reader sees the old file or the new one,
+    never half of one."""
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
     return target
 
 

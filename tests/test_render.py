@@ -41,12 +41,6 @@ def test_templates_are_found(tmp_path):
     assert (render.template_dir() / "audiences" / "generic.html").is_file()
 
 
-def test_atomic_write_leaves_no_temporary_files(tmp_path):
-    target = render.atomic_write(tmp_path / "x" / "a.json", "{}")
-    assert target.read_text() == "{}" and [p.name for p in target.parent.iterdir()] == ["a.json"]
-    assert oct(target.stat().st_mode & 0o777) == "0o644"
-
-
 @pytest.mark.parametrize("value, unit, text", [
     (1234.5, "ms", "1,234.5 ms"), (0.123, "ratio", "12.3 %"), (0.9995, "ratio", "99.95 %"),
     (0.004, "ratio", "0.40 %"), (1213.19, "money", "1,213.19"), (66842, "count", "66,842"),
