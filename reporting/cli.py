@@ -34,9 +34,10 @@ def _setup_logging(verbose: bool) -> None:
     logging.getLogger("weasyprint").setLevel(logging.ERROR if not verbose else logging.WARNING)
 
 
-def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """User mistakes become one sentence on stderr and exit 2 (1 for delivery);
-    bugs are one sentence too unless --verbose asks for the traceback."""
+def entry_point(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Every command's wrapper: sets up logging (--verbose), then turns user mistakes into
+    one sentence on stderr and the error's exit code (2, or 1 for delivery and a held
+    lock); bugs are one sentence too unless --verbose asks for the traceback."""
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         verbose = kwargs.get("verbose", False)
@@ -165,7 +166,7 @@ STAGE_TEXT = {"load": "loading and validating inputs",
 @click.command("build-report")
 @with_build_options
 @click.version_option(__version__)
-@friendly
+@entry_point
 def build_report(**kwargs: Any) -> None:
     """Build each audience's PDF report from a folder of exports."""
     _run_build(**kwargs)
@@ -179,7 +180,7 @@ def main() -> None:
 
 @main.command("build")
 @with_build_options
-@friendly
+@entry_point
 def build_cmd(**kwargs: Any) -> None:
     """Same as build-report."""
     _run_build(**kwargs)
@@ -189,7 +190,7 @@ def build_cmd(**kwargs: Any) -> None:
 @click.option("--data", "data_dir", type=click.Path(path_type=Path),
               help="Folder of input files (default: data_dir from the config, or data/).")
 @with_common
-@friendly
+@entry_point
 def validate_cmd(data_dir: Path | None, config_path: Path | None, verbose: bool) -> None:
     """Check the inputs and print a data-quality table; writes nothing."""
     from .sources import load_all
@@ -229,7 +230,7 @@ def validate_cmd(data_dir: Path | None, config_path: Path | None, verbose: bool)
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv",
               show_default=True)
 @click.option("--verbose", "-v", is_flag=True)
-@friendly
+@entry_point
 def simulate_cmd(out_dir: Path, weeks: int, scale: str, seed: int, start: Any, fmt: str,
                  verbose: bool) -> None:
     """Write realistic simulated data for all eight sources."""
@@ -280,7 +281,7 @@ def archive_group() -> None:
 @archive_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @with_archive_options
-@friendly
+@entry_point
 def archive_list(as_json: bool, output_dir: Path | None, config_path: Path | None,
                  verbose: bool) -> None:
     """Every archived period: audiences, built at, size."""
@@ -305,7 +306,7 @@ def archive_list(as_json: bool, output_dir: Path | None, config_path: Path | Non
 @archive_group.command("show")
 @click.argument("period")
 @with_archive_options
-@friendly
+@entry_point
 def archive_show(period: str, output_dir: Path | None, config_path: Path | None,
                  verbose: bool) -> None:
     """KPIs, files and checksums of one period; flags missing or changed files."""
@@ -346,7 +347,7 @@ def archive_show(period: str, output_dir: Path | None, config_path: Path | None,
 @click.option("--keep", type=click.IntRange(0), required=True,
               help="How many of the newest periods to keep.")
 @with_archive_options
-@friendly
+@entry_point
 def archive_prune(keep: int, output_dir: Path | None, config_path: Path | None,
                   verbose: bool) -> None:
     """Remove the oldest periods' files and index rows together."""
@@ -368,7 +369,7 @@ def archive_prune(keep: int, output_dir: Path | None, config_path: Path | None,
 @click.option("--out", "out_file", type=click.Path(path_type=Path),
               help="File to write (default: <output>/kpi_history.<format>).")
 @with_archive_options
-@friendly
+@entry_point
 def archive_export(fmt: str, out_file: Path | None, output_dir: Path | None,
                    config_path: Path | None, verbose: bool) -> None:
     """The KPI history as one tidy table (period, kpi, value, unit, status) for BI tools."""
@@ -394,7 +395,7 @@ def archive_export(fmt: str, out_file: Path | None, output_dir: Path | None,
               help="Audience to send (repeatable; default: every one with a PDF).")
 @click.option("--force", is_flag=True, help="Send again what was already delivered.")
 @with_archive_options
-@friendly
+@entry_point
 def send_cmd(period_id: str, audiences: tuple[str, ...], force: bool,
              output_dir: Path | None, config_path: Path | None, verbose: bool) -> None:
     """Mail archived PDFs: what failed or was never sent, or everything with --force."""
@@ -424,7 +425,7 @@ def send_cmd(period_id: str, audiences: tuple[str, ...], force: bool,
 @click.option("--data", "data_dir", type=click.Path(path_type=Path),
               help="Folder of input files (default: data_dir from the config, or data/).")
 @with_archive_options
-@friendly
+@entry_point
 def schedule_cmd(list_jobs: bool, run_now: str | None, data_dir: Path | None,
                  output_dir: Path | None, config_path: Path | None, verbose: bool) -> None:
     """Run the scheduler: one cron job per audience, until SIGTERM or Ctrl-C."""

@@ -54,9 +54,9 @@ def domain(module: ModuleType, headers: Mapping[str, str] | None = None) -> Sect
 
 def _incidents(frames: Mapping[str, pd.DataFrame], ctx: BuildContext,
                earlier: Mapping[str, Section]) -> Section:
-    section, found, hourly = incidents.compute(frames, ctx.period, ctx.thresholds,
+    section, found, signal_rows = incidents.compute(frames, ctx.period, ctx.thresholds,
                                                ctx.signal_history)
-    return dataclasses.replace(section, document={"incidents": found}, signals=hourly)
+    return dataclasses.replace(section, document={"incidents": found}, signals=signal_rows)
 
 
 # Headers every section shares; an entry's own headers win.

@@ -11,7 +11,7 @@ from ..config import Thresholds
 from ..periods import Period
 from .base import (Chart, Insight, Metric, Section, Table, Value, build_kpis, higher_is_better,
                    codes_of, hour_slots, lower_is_better, metric, percentiles, quantiles,
-                   ratio, window)
+                   ratio, records, window)
 
 SOURCE = "api_logs"
 NAME = "api"
@@ -58,7 +58,7 @@ def _apdex_parts(df: pd.DataFrame, t: Thresholds) -> tuple[np.ndarray, np.ndarra
     return sat, tol
 
 
-def hourly(df: pd.DataFrame) -> pd.DataFrame:
+def per_hour(df: pd.DataFrame) -> pd.DataFrame:
     """Requests, server errors and their ratio per hour; hours without requests are zeros."""
     index, slot = hour_slots(df["timestamp"])
     out = pd.DataFrame({
@@ -94,7 +94,7 @@ def measure(df: pd.DataFrame, t: Thresholds, services: pd.DataFrame | None = Non
             df.groupby("service_name", observed=True)["response_time_ms"].mean()
         values["slowest_endpoint"] = str(p95.idxmax())
         values["slowest_service_by_mean"] = str(means.idxmax())
-        h = hourly(df)
+        h = per_hour(df)
         judged = h[h["requests"] >= t.incident_min_events]
         values["max_burn_rate"] = (float(judged["server_error_rate"].max() / _err_budget(t))
                                    if len(judged) else None)
@@ -155,7 +155,7 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -
     kpis = build_kpis(NAME, CATALOGUE, values, prev_values, t)
     if cur.empty:
         return Section(NAME, TITLE, "no data", "No API requests in this period.", kpis=kpis)
-    h = hourly(cur)
+    h = per_hour(cur)
     cols = ["requests", "server_error_rate", "availability", "mean_ms", "p50_ms", "p95_ms",
             "p99_ms", "apdex"]
     tables = (
@@ -180,12 +180,7 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -
     return Section(NAME, TITLE, kpis=kpis, tables=tables, charts=charts,
                    insights=tuple(_insights(values, prev_values, services, prev_services, h, t)),
                    headline=HEADLINE,
-                   breakdowns={"by_service": _records(services), "by_endpoint": _records(endpoints)})
-
-
-def _records(frame: pd.DataFrame) -> dict[str, dict[str, Value]]:
-    clean = frame.astype("float64").replace({np.nan: None})
-    return {str(k): v for k, v in clean.to_dict("index").items()}
+                   breakdowns={"by_service": records(services), "by_endpoint": records(endpoints)})
 
 
 def _insights(v: dict[str, Value], pv: dict[str, Value] | None, services: pd.DataFrame,

@@ -157,12 +157,16 @@ def window(frame: pd.DataFrame, column: str, period: Period
     times = frame[column]
     mask = period.mask(times)
     current = frame if mask.all() else frame.loc[mask]   # no copy when all rows are in
+    if not covers_previous(times, period):
+        return current, None
+    return current, frame.loc[period.previous.mask(times)]
+
+
+def covers_previous(times: pd.Series, period: Period) -> bool:
+    """Whether the data reaches the previous period: its first row falls on or before
+    that period's first day."""
     prev = period.previous
-    if prev is None or times.empty:
-        return current, None
-    if times.min() >= prev.start + pd.Timedelta(days=1):
-        return current, None
-    return current, frame.loc[prev.mask(times)]
+    return prev is not None and not times.empty and times.min() < prev.start + pd.Timedelta(days=1)
 
 
 def percentile(values: pd.Series | np.ndarray, q: float) -> float | None:
@@ -178,6 +182,12 @@ def percentiles(values: pd.Series | np.ndarray, qs: tuple[float, ...]
     if not arr.size:
         return [None] * len(qs)
     return [float(v) for v in np.percentile(arr, list(qs))]
+
+
+def records(frame: pd.DataFrame) -> dict[str, dict[str, Value]]:
+    """A breakdown for kpis.json: row label -> its numeric columns, NaN as None."""
+    num = frame.select_dtypes("number").astype("float64").replace({np.nan: None})
+    return {str(k): v for k, v in num.to_dict("index").items()}
 
 
 def ratio(part: float, whole: float) -> float | None:

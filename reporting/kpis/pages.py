@@ -13,8 +13,8 @@ import pandas as pd
 from .. import formatting
 from ..config import Thresholds
 from ..periods import Period
-from .base import (Chart, Insight, Metric, Section, Table, Value, build_kpis, lower_is_better, metric,
-                   percentile, quantiles, window)
+from .base import (Chart, Insight, Metric, Section, Table, Value, build_kpis, lower_is_better,
+                   metric, percentile, quantiles, records, window)
 
 SOURCE = "page_load_times"
 NAME = "pages"
@@ -82,11 +82,11 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -
     note = NOTE.format(**words)
     tables = [Table("by_page", "By page (slowest p75 first)", pages.head(15).reset_index(),
                     UNITS, note)]
-    breakdowns = {"by_page": _records(pages)}
+    breakdowns = {"by_page": records(pages)}
     if cur["device"].notna().any():
         devices = breakdown(cur.dropna(subset=["device"]), "device", t)
         tables.append(Table("by_device", "By device", devices.reset_index(), UNITS))
-        breakdowns["by_device"] = _records(devices)
+        breakdowns["by_device"] = records(devices)
     charts = (Chart("pages_p75", "barh", "p75 load time by page (ms)",
                     pages.head(15).reset_index()[["page_url", "p75_ms"]],
                     {"label": "page_url", "value": "p75_ms", "unit": "ms",
@@ -114,8 +114,3 @@ def _insights(pages: pd.DataFrame, t: Thresholds) -> tuple[Insight, ...]:
             f"{formatting.pct(row['poor_share'])} of its loads take over {words['page_poor_ms']}.",
             impact=float(row["views"] * (row["p75_ms"] - t.page_p75_ms))))
     return tuple(out)
-
-
-def _records(frame: pd.DataFrame) -> dict[str, dict[str, Value]]:
-    num = frame.select_dtypes("number").astype("float64").replace({np.nan: None})
-    return {str(k): v for k, v in num.to_dict("index").items()}

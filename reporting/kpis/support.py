@@ -9,7 +9,7 @@ from .. import formatting
 from ..config import Thresholds
 from ..periods import Period
 from .base import (Chart, Insight, Metric, Section, Table, Value, build_kpis, days,
-                   lower_is_better, metric, mode, percentile, ratio)
+                   covers_previous, lower_is_better, metric, mode, percentile, ratio)
 
 SOURCE = "support_tickets"
 NAME = "support"
@@ -63,9 +63,8 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -
     df = frames[SOURCE]
     values = measure(df, period.start, period.end, t)
     prev = period.previous
-    covered = prev is not None and len(df) and \
-        df["created_at"].min() < prev.start + pd.Timedelta(days=1)
-    prev_values = measure(df, prev.start, prev.end, t) if covered else None
+    prev_values = (measure(df, prev.start, prev.end, t)
+                   if covers_previous(df["created_at"], period) else None)
     kpis = build_kpis(NAME, CATALOGUE, values, prev_values, t)
     new = df.loc[period.mask(df["created_at"])]
     if new.empty and not values["open_backlog"]:
@@ -93,6 +92,17 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -
               {"value": "hours", "unit": "h", "threshold": t.support_sla_hours,
                "threshold_label": f"SLA {t.support_sla_hours:g} h"}),
     )
+    insights = _insights(values, prev_values, new, df, period, t)
+    return Section(NAME, TITLE, kpis=kpis, tables=tables, charts=charts,
+                   insights=tuple(insights), headline=HEADLINE,
+                   breakdowns={"by_channel": dict(zip(by_channel["channel"],
+                                                 by_channel["tickets"].astype(int).tolist()))})
+
+
+def _insights(values: dict[str, Value], prev_values: dict[str, Value] | None,
+              new: pd.DataFrame, df: pd.DataFrame, period: Period, t: Thresholds
+              ) -> list[Insight]:
+    """SLA breaches (severity as the KPI is judged), a growing backlog, a rising issue type."""
     insights = []
     breach = values["sla_breach_rate"]
     if isinstance(breach, float) and BREACH.judge(breach, t) != "good":
@@ -108,9 +118,9 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -
             insights.append(Insight(
                 "medium", NAME,
                 f"The backlog grew: {formatting.count(values['tickets'])} tickets came in and "
-                f"{formatting.count(values['tickets'] - values['net_flow'])} were resolved, leaving "
-                f"{formatting.count(values['open_backlog'])} open at the end of the period.",
-                impact=float(values["net_flow"])))
+                f"{formatting.count(values['tickets'] - values['net_flow'])} were resolved, "
+                f"leaving {formatting.count(values['open_backlog'])} open at the end of the "
+                "period.", impact=float(values["net_flow"])))
     top = values["top_issue_type"]
     if top and prev_values and prev_values.get("tickets"):
         now_n = int((new["issue_type"].astype("str") == top).sum())
@@ -121,9 +131,6 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -
                                     f"{top} tickets rose from {before} to {now_n} "
                                     f"({formatting.change((now_n - before) / before)}).",
                                     impact=float(now_n - before)))
-    return Section(NAME, TITLE, kpis=kpis, tables=tables, charts=charts,
-                   insights=tuple(insights), headline=HEADLINE,
-                   breakdowns={"by_channel": dict(zip(by_channel["channel"],
-                                                 by_channel["tickets"].astype(int).tolist()))})
+    return insights
 
 
