@@ -107,14 +107,10 @@ def _titled(fig: plt.Figure, ax: plt.Axes, chart: Chart) -> plt.Figure:
 def _barh(chart: Chart) -> plt.Figure:
     """Horizontal bars, largest first, each with its value; thresholds as vertical lines."""
     data, o = chart.data, chart.options
-    n = len(data)
-    fig, ax = plt.subplots(figsize=(WIDTH, max(1.6, 0.6 + 0.26 * n)))
-    labels = [_short(v) for v in data[o["label"]]][::-1]
+    fig, ax, n = _rows(chart, 1.6, 0.6, 0.26)
     values = data[o["value"]].to_numpy(dtype=float)[::-1]
     color = PALETTE[2] if chart.kind == "funnel" else PALETTE[0]
     bars = ax.barh(range(n), values, color=color, height=0.65)
-    ax.set_yticks(range(n), labels)
-    ax.grid(axis="y", visible=False)
     ax.xaxis.set_major_formatter(FuncFormatter(thousands))
     for bar, v in zip(bars, values):
         ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {v:,.0f}",
@@ -124,6 +120,16 @@ def _barh(chart: Chart) -> plt.Figure:
     ax.set_xlim(0, right * 1.15 or 1)
     _thresholds(ax, o, vertical=True)
     return _titled(fig, ax, chart)
+
+
+def _rows(chart: Chart, least: float, base: float, per_row: float
+          ) -> tuple[plt.Figure, plt.Axes, int]:
+    """A figure as tall as its rows need, one labelled row per data row, first on top."""
+    n = len(chart.data)
+    fig, ax = plt.subplots(figsize=(WIDTH, max(least, base + per_row * n)))
+    ax.set_yticks(range(n), [_short(v) for v in chart.data[chart.options["label"]]][::-1])
+    ax.grid(axis="y", visible=False)
+    return fig, ax, n
 
 
 def _funnel(chart: Chart) -> plt.Figure:
@@ -136,17 +142,13 @@ def _funnel(chart: Chart) -> plt.Figure:
 def _grouped_barh(chart: Chart) -> plt.Figure:
     """Several percentages per label (CPU and memory per service), on a 0-100 % axis."""
     data, o = chart.data, chart.options
-    n = len(data)
-    fig, ax = plt.subplots(figsize=(WIDTH, max(1.8, 0.7 + 0.42 * n)))
-    labels = [_short(v) for v in data[o["label"]]][::-1]
+    fig, ax, n = _rows(chart, 1.8, 0.7, 0.42)
     h = 0.8 / len(o["values"])
     for i, (col, name) in enumerate(zip(o["values"], o["names"])):
         ax.barh(np.arange(n) + i * h - 0.4 + h / 2, data[col].to_numpy(float)[::-1],
                 height=h, label=name, color=PALETTE[i])
-    ax.set_yticks(range(n), labels)
     ax.set_xlim(0, 100)
     ax.xaxis.set_major_formatter(PercentFormatter(100, decimals=0))
-    ax.grid(axis="y", visible=False)
     _thresholds(ax, o, vertical=True)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=3)   # below: bars stay clear
     return _titled(fig, ax, chart)
