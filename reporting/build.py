@@ -7,6 +7,8 @@ import logging
 import multiprocessing
 import multiprocessing.forkserver
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -17,11 +19,12 @@ from typing import Any
 
 import pandas as pd
 
-from . import __version__, archive, charts, incidents, kpis, periods, render
-from .kpis.base import Chart
+from . import __version__, archive, charts, guard, incidents, kpis, periods, render
+from .kpis.base import Chart, top_entries
+from .safecsv import neutralise
 from .config import Config
 from .errors import ReportError, SourceError
-from .sources import SPECS, Loaded, load_all
+from .sources import SPECS, Loaded, default_time_range, load_all
 
 log = logging.getLogger(__name__)
 FORMATS = ("pdf", "html", "both")
@@ -70,8 +73,10 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
     with archive.build_lock(output_dir, config.lock_timeout_s), \
             archive.Archive(output_dir) as store:
         _sweep_temporary_files(output_dir / "reports")
+        build_id = guard.claim(output_dir)    # a killed build's PDF workers lose the folder
         with stage("load"):
-            loaded = load_all(data_dir, tz, config.columns)
+            loaded = load_all(data_dir, tz, config.columns, time_range=default_time_range(
+                now, config.earliest_timestamp, config.future_margin_hours))
         if strict and loaded.errors:
             raise SourceError(loaded.errors[0])
         span = data_span(loaded.frames)
@@ -83,15 +88,17 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
         with stage("incidents"):
             history = store.signal_history(p.start - pd.Timedelta(weeks=4), p.start)
             sections["incidents"], found, hourly = incidents.compute(
-                loaded.frames, p, config.thresholds, history)
+                loaded.frames, p, config.thresholds, history, top_n=config.top_n)
         with stage("kpis"):
             insights = kpis.ranked_insights(sections)
             document = kpis.document(sections, p, loaded.quality, insights, found)
             document["period"]["label"] = p.label
+            document["breakdowns"] = {name: top_entries(b, config.top_n)
+                                      for name, b in document["breakdowns"].items()}
             document["headline"] = {name: kpis.headline_keys(sections,
                                                              config.audiences[name].sections)
                                     for name in names}
-        folder = output_dir / "reports" / p.id
+        folder = guard.inside(output_dir, output_dir / "reports" / guard.check_period_id(p.id))
         html_dir = folder / "html"
         result = BuildResult(p, folder, warnings=list(loaded.errors), document=document)
         with stage("charts"):
@@ -116,7 +123,8 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
                 if fmt in ("pdf", "both"):
                     archived[name] = folder / f"{name}.pdf"
                     jobs.append((html, html_dir, archived[name],
-                                 [html_dir, render.template_dir()]))
+                                 [html_dir, render.template_dir()],
+                                 (output_dir, build_id), config.pdf_timeout_s))
         with stage("pdf"):
             result.files.extend(_render_pdfs(jobs))
         with stage("write"):
@@ -198,21 +206,59 @@ def _pdf_worker_count(pdfs: int) -> int:
     return min(pdfs, os.cpu_count() or 1)
 
 
-def _render_pdfs(jobs: list[tuple[str, Path, Path, list[Path]]]) -> list[Path]:
+PdfJob = tuple[str, Path, Path, list[Path], tuple[Path, str] | None, float | None]
+
+
+def _render_pdfs(jobs: list[PdfJob]) -> list[Path]:
     """One PDF per audience, in worker processes when there is more than one core."""
     workers = _pdf_worker_count(len(jobs))
     if workers <= 1:
-        return [render.write_pdf(*job) for job in jobs]
+        return [_pdf_job(job) for job in jobs]
     ctx = _pdf_workers()
     # Longest documents first, so the two workers finish close together.
     ordered = sorted(jobs, key=lambda job: len(job[0]), reverse=True)
-    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+    # The workers die with the build (see _die_with_parent): a build killed during this
+    # stage leaves no worker behind to replace a later build's PDFs.
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_die_with_parent,
+                             initargs=(os.getpid(),)) as pool:
         done = dict(zip([job[2] for job in ordered], pool.map(_pdf_job, ordered)))
     return [done[job[2]] for job in jobs]
 
 
-def _pdf_job(job: tuple[str, Path, Path, list[Path]]) -> Path:
-    return render.write_pdf(*job)
+class PdfTimeout(ReportError):
+    exit_code = 1
+
+
+def _pdf_job(job: PdfJob) -> Path:
+    html, base_dir, target, roots, owner, timeout = job
+    if not timeout or threading.current_thread() is not threading.main_thread():
+        return render.write_pdf(html, base_dir, target, roots, owner=owner)
+
+    def expired(*_: object) -> None:
+        raise PdfTimeout(f"The {target.stem} PDF took longer than {timeout:g} s to render "
+                         f"and was stopped (pdf_timeout_s in the config); its HTML version "
+                         f"is {base_dir / (target.stem + '.html')}.")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        return render.write_pdf(html, base_dir, target, roots, owner=owner)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _die_with_parent(build_pid: int) -> None:
+    """Worker initializer: SIGKILL when the fork server (the worker's parent) dies, and the
+    fork server dies with the build (PR_SET_PDEATHSIG, Linux; elsewhere a no-op)."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)          # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if not os.path.exists(f"/proc/{build_pid}"):   # the build died before prctl ran
+        os._exit(1)
 
 
 def _write_side_files(folder: Path, loaded: Loaded, document: dict[str, Any]) -> list[Path]:
@@ -220,7 +266,7 @@ def _write_side_files(folder: Path, loaded: Loaded, document: dict[str, Any]) ->
                                  json.dumps(document, indent=2, default=str) + "\n")]
     for source, frame in loaded.rejected.items():
         files.append(render.atomic_write(folder / "rejected" / f"{source}.csv",
-                                         frame.to_csv(index=False)))
+                                         neutralise(frame).to_csv(index=False)))
     return files
 
 

@@ -41,6 +41,7 @@ THEME = {
 }
 WIDTH = 7.0          # inches: the A4 text width at our margins
 MAX_LABEL = 38
+MAX_BARS = 25        # bars in one bar chart; the title says how many more there are
 
 
 def thousands(x: float, _pos: int | None = None) -> str:
@@ -100,7 +101,10 @@ def _figure(chart: Chart) -> plt.Figure:
                                           and not np.asarray(data.to_numpy(), float).any()):
         return _empty(chart.title)
     kind = chart.kind
+    shown = ""
     if kind in ("barh", "funnel"):
+        more = max(0, len(data) - MAX_BARS)     # 5,000 services: the first 25, and a count
+        data = data.head(MAX_BARS)
         n = len(data)
         fig, ax = plt.subplots(figsize=(WIDTH, max(1.6, 0.6 + 0.26 * n)))
         labels = [_short(v) for v in data[o["label"]]][::-1]
@@ -118,6 +122,7 @@ def _figure(chart: Chart) -> plt.Figure:
                     o.get("threshold") or 0)
         ax.set_xlim(0, right * 1.15 or 1)
         _thresholds(ax, o, vertical=True)
+        shown = f" (first {n} of {n + more:,})" if more else ""
         if kind == "funnel":
             ax.set_xlabel("sessions")
     elif kind == "grouped_barh":
@@ -224,7 +229,7 @@ def _figure(chart: Chart) -> plt.Figure:
         return _stacked_lines(chart)
     else:
         raise ValueError(f"unknown chart kind {kind!r}")
-    ax.set_title(chart.title)
+    ax.set_title(chart.title + shown)
     return fig
 
 

@@ -236,8 +236,10 @@ def deliver(config: Config, output_dir: Path, period_id: str, audiences: Iterabl
     """Mail each audience's archived PDF of `period_id` once; record every attempt."""
     import json
 
+    from .guard import check_period_id, inside
+
     outcome = Outcome()
-    folder = output_dir / "reports" / period_id
+    folder = inside(output_dir, output_dir / "reports" / check_period_id(period_id))
     doc_path = folder / "kpis.json"
     if not doc_path.exists():
         raise ReportError(f"No report for {period_id} in {output_dir}: build it first.")
@@ -246,7 +248,7 @@ def deliver(config: Config, output_dir: Path, period_id: str, audiences: Iterabl
     with Archive(output_dir) as store:
         for name in audiences:
             audience = config.audiences[name]
-            pdf = folder / f"{name}.pdf"
+            pdf = inside(output_dir, folder / f"{name}.pdf")
             if not pdf.exists():
                 raise ReportError(f"{pdf} does not exist: build the PDF before sending.")
             recipients = list(audience.recipients) if config.smtp.host else [OUTBOX]

@@ -259,3 +259,31 @@ def quantiles(frame: pd.DataFrame, by: str, column: str, qs: tuple[float, ...]
     out = pd.DataFrame(rows, index=pd.Index(index, name=by),
                        columns=[f"p{round(q * 100)}" for q in qs])
     return out
+
+
+VOLUME_KEYS = ("requests", "views", "samples", "tickets", "clicks", "sessions", "count")
+
+
+def top_entries(breakdown: Any, n: int) -> Any:
+    """A kpis.json breakdown bounded to `n` entries (issue 18): each mapping of more than
+    `n` entities keeps the `n` with the most volume (requests, views, ...; else the first
+    `n` in its order) and `<key>_more`, the number of entities left out."""
+    if not isinstance(breakdown, dict):
+        return breakdown
+    out: dict[str, Any] = {}
+    for key, value in breakdown.items():
+        if isinstance(value, dict) and len(value) > n:
+            items = list(value.items())
+            volume = next((v for v in VOLUME_KEYS if all(
+                isinstance(e, dict) and isinstance(e.get(v), (int, float)) for _, e in items)),
+                None)
+            if volume:
+                items.sort(key=lambda kv: -kv[1][volume])
+            kept = dict(items[:n])
+            out[key] = {k: v for k, v in value.items() if k in kept}   # in the original order
+            out[f"{key}_more"] = len(value) - n
+        elif isinstance(value, list) and len(value) > n:
+            out[key], out[f"{key}_more"] = value[:n], len(value) - n
+        else:
+            out[key] = value
+    return out

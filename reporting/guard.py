@@ -1,0 +1,80 @@
+"""Paths and files a build may touch (issue 18): names that stay names, paths that stay
+inside the output folder, and PDFs that only their own build may put in place.
+
+What the product trusts: the config file and the output folder. What it does not: every
+input file, and anything read back from the archive index (a tampered `archive.sqlite`
+must not make `archive prune` delete outside the output folder).
+"""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import uuid
+from pathlib import Path
+
+import filelock
+
+from .errors import ReportError
+
+# 2026-W46, 2026-11-01_2026-11-30, all (periods.py makes no other ids)
+PERIOD_ID = re.compile(r"\d{4}-W\d{2}|\d{4}-\d{2}-\d{2}_\d{4}-\d{2}-\d{2}|all")
+OWNER_FILE = ".build-owner"
+OWNER_LOCK = ".build-owner.lock"
+
+
+class NotOwner(ReportError):
+    """A PDF worker outlived its build: the file it made is not put in place."""
+
+    exit_code = 1
+
+
+def check_period_id(text: str) -> str:
+    """A period id as archived (2026-W46, 2026-11-01_2026-11-30 or all), else one sentence."""
+    if not isinstance(text, str) or not PERIOD_ID.fullmatch(text):
+        raise ReportError(f"{str(text)[:80]!r} is not a period id; ids look like 2026-W46, "
+                          "2026-11-01_2026-11-30 or all (`reporting archive list` shows them).")
+    return text
+
+
+def inside(root: Path, path: Path | str) -> Path:
+    """`path` (relative paths against `root`) when it stays inside `root` once `..` and
+    links are resolved; otherwise one sentence, nothing touched."""
+    root_real = Path(os.path.realpath(root))
+    candidate = Path(path) if Path(path).is_absolute() else Path(root) / path
+    real = Path(os.path.realpath(candidate))
+    if real != root_real and not real.is_relative_to(root_real):
+        raise ReportError(f"{str(path)[:200]} is outside the output folder {root}; "
+                          "refusing to read or write it.")
+    return candidate
+
+
+def claim(output_dir: Path) -> str:
+    """Mark the output folder as being written by a new build (call under the build lock);
+    returns the build's id, which its PDF workers check before each rename."""
+    build_id = uuid.uuid4().hex
+    with filelock.FileLock(str(Path(output_dir) / OWNER_LOCK)):
+        (Path(output_dir) / OWNER_FILE).write_text(build_id + "\n")
+    return build_id
+
+
+def write_if_owner(target: Path, data: bytes, output_dir: Path, build_id: str) -> Path:
+    """Write `data` beside `target`, then rename it into place only if the folder still
+    belongs to `build_id` (checked under a lock); a stale worker's file is thrown away."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.chmod(tmp, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        with filelock.FileLock(str(Path(output_dir) / OWNER_LOCK)):
+            owner = (Path(output_dir) / OWNER_FILE).read_text().strip() \
+                if (Path(output_dir) / OWNER_FILE).exists() else ""
+            if owner != build_id:
+                raise NotOwner(f"{target.name} was rendered for a build that has ended; "
+                               "a newer build owns the folder, so the file was not written.")
+            os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
