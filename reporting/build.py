@@ -95,6 +95,9 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
             document["period"]["label"] = p.label
             document["breakdowns"] = {name: top_entries(b, config.top_n)
                                       for name, b in document["breakdowns"].items()}
+            if len(document["insights"]) > config.top_n:    # ranked: the first matter most
+                document["insights_more"] = len(document["insights"]) - config.top_n
+                document["insights"] = document["insights"][:config.top_n]
             document["headline"] = {name: kpis.headline_keys(sections,
                                                              config.audiences[name].sections)
                                     for name in names}
