@@ -37,16 +37,15 @@ def check_period_id(text: str) -> str:
     return text
 
 
-def inside(root: Path, path: Path | str) -> Path:
-    """`path` (relative paths against `root`) when it stays inside `root` once `..` and
-    links are resolved; otherwise one sentence, nothing touched."""
+def inside(root: Path, path: Path) -> Path:
+    """`path` when it stays inside `root` once `..` and links are resolved (both relative
+    to the working folder, as given); otherwise one sentence, nothing touched."""
     root_real = Path(os.path.realpath(root))
-    candidate = Path(path) if Path(path).is_absolute() else Path(root) / path
-    real = Path(os.path.realpath(candidate))
+    real = Path(os.path.realpath(path))
     if real != root_real and not real.is_relative_to(root_real):
         raise ReportError(f"{str(path)[:200]} is outside the output folder {root}; "
                           "refusing to read or write it.")
-    return candidate
+    return Path(path)
 
 
 def claim(output_dir: Path) -> str:

@@ -340,13 +340,14 @@ def test_inside_refuses_paths_that_leave_the_folder(tmp_path):
     from reporting import guard
     from reporting.errors import ReportError
 
-    assert guard.inside(tmp_path, "reports/2026-W46/it.pdf") == tmp_path / "reports/2026-W46/it.pdf"
+    good = tmp_path / "reports/2026-W46/it.pdf"
+    assert guard.inside(tmp_path, good) == good
     for bad in ("../x.pdf", "reports/../../x", "/tmp/x.pdf"):
         with pytest.raises(ReportError, match="outside the output folder"):
-            guard.inside(tmp_path, bad)
+            guard.inside(tmp_path, tmp_path / bad)
     (tmp_path / "link").symlink_to("/tmp")
     with pytest.raises(ReportError):
-        guard.inside(tmp_path, "link/x.pdf")
+        guard.inside(tmp_path, tmp_path / "link/x.pdf")
 
 
 # --- 6. extreme timestamps -------------------------------------------------------------------
@@ -498,7 +499,7 @@ def test_rejected_rows_file_neutralises_formulas(tmp_path):
 
 # --- 9. unbounded breakdowns ----------------------------------------------------------------------
 
-def test_breakdowns_keep_the_top_n_and_count_the_rest(tmp_path):
+def test_breakdowns_keep_the_top_n_and_count_the_rest(tmp_path, monkeypatch):
     """430k distinct endpoints (scaled to 300): kpis.json keeps 100 and says 200 more."""
     import dataclasses
 
@@ -516,9 +517,11 @@ def test_breakdowns_keep_the_top_n_and_count_the_rest(tmp_path):
     assert len(api["by_endpoint"]) == 100 and api["by_endpoint_more"] == 200
     assert "/e0" in api["by_endpoint"] and len(api["by_service"]) == 3
     assert "by_service_more" not in api
+    monkeypatch.chdir(tmp_path)            # a relative output folder stays where it says
     small = build(dataclasses.replace(Config(), top_n=10), audiences=["it"], fmt="html",
-                  data_dir=data, output_dir=tmp_path / "out2")
-    api = json.loads((small.folder / "kpis.json").read_text())["breakdowns"]["api"]
+                  data_dir=data, output_dir=Path("out2"))
+    assert small.folder == Path("out2/reports/2026-10-27_2026-11-02")
+    api = json.loads((tmp_path / small.folder / "kpis.json").read_text())["breakdowns"]["api"]
     assert len(api["by_endpoint"]) == 10 and api["by_endpoint_more"] == 290
 
 
