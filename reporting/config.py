@@ -12,6 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import ConfigError
+from .sources import SOURCE_NAMES
 
 SECTION_NAMES = (
     "overview", "insights", "api", "pages", "clicks", "cart", "sessions",
@@ -20,10 +21,6 @@ SECTION_NAMES = (
 # Names that become file and folder names: letters, digits, "_" and "-", no dots or
 # slashes, so "../../x" can never name a path (issue 18).
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-SOURCE_NAMES = (
-    "clickstream", "cart_abandonment", "page_load_times", "api_logs",
-    "user_feedback", "session_tracking", "support_tickets", "system_metrics",
-)
 
 
 @dataclass(frozen=True)
