@@ -153,6 +153,8 @@ class Archive:
                               f"(schema {version}, this one knows {SCHEMA_VERSION}).")
         for number in range(version, SCHEMA_VERSION):
             with self.transaction() as db:
+                if db.execute("PRAGMA user_version").fetchone()[0] > number:
+                    continue    # another connection opened a new index at the same time
                 for statement in _statements(MIGRATIONS[number]):
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version = {number + 1}")

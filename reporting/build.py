@@ -68,7 +68,7 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
     data_dir = Path(data_dir or config.data_dir)
     output_dir = Path(output_dir or config.output_dir)
     tz = config.tz
-    if fmt != "html" and _pdf_worker_count(len(names)) > 1:
+    if fmt != "html" and (_pdf_worker_count(len(names)) > 1 or not _main_thread()):
         _pdf_workers()
     with archive.build_lock(output_dir, config.lock_timeout_s), \
             archive.Archive(output_dir) as store:
@@ -215,8 +215,12 @@ PdfJob = tuple[str, Path, Path, list[Path], tuple[Path, str] | None, float | Non
 def _render_pdfs(jobs: list[PdfJob]) -> list[Path]:
     """One PDF per audience, in worker processes when there is more than one core."""
     workers = _pdf_worker_count(len(jobs))
-    if workers <= 1:
+    if not jobs:
+        return []
+    if workers <= 1 and _main_thread():
         return [_pdf_job(job) for job in jobs]
+    # Off the main thread (the scheduler) a PDF renders in a worker process even alone:
+    # only a process's main thread can have the alarm that enforces pdf_timeout_s.
     ctx = _pdf_workers()
     # Longest documents first, so the two workers finish close together.
     ordered = sorted(jobs, key=lambda job: len(job[0]), reverse=True)
@@ -234,7 +238,7 @@ class PdfTimeout(ReportError):
 
 def _pdf_job(job: PdfJob) -> Path:
     html, base_dir, target, roots, owner, timeout = job
-    if not timeout or threading.current_thread() is not threading.main_thread():
+    if not timeout or not _main_thread():
         return render.write_pdf(html, base_dir, target, roots, owner=owner)
 
     def expired(*_: object) -> None:
@@ -249,6 +253,10 @@ def _pdf_job(job: PdfJob) -> Path:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
 
 
 def _die_with_parent(build_pid: int) -> None:

@@ -282,6 +282,30 @@ def test_pdf_render_timeout_is_one_sentence_naming_the_audience(tiny, tmp_path):
     assert not list((tmp_path / "out").glob("reports/*/support.pdf"))
 
 
+def test_pdf_timeout_holds_off_the_main_thread_too(tiny, tmp_path):
+    """The scheduler builds in a thread, where no alarm can fire: the PDF then renders
+    in a worker process whose alarm does."""
+    import dataclasses
+    import threading
+
+    from reporting.build import build
+    from reporting.config import Config
+
+    config = dataclasses.replace(Config(), pdf_timeout_s=0.01)
+    caught: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            build(config, audiences=["it"], fmt="pdf", data_dir=tiny, output_dir=tmp_path)
+        except BaseException as exc:    # noqa: BLE001 - handed to the test thread
+            caught.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(120)
+    assert [str(e)[:46] for e in caught] == ["The it PDF took longer than 0.01 s to render a"]
+
+
 # --- 5. paths from names --------------------------------------------------------------------
 
 def test_audience_named_with_dots_and_slashes_is_refused(tmp_path):
