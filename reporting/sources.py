@@ -179,7 +179,8 @@ def load_source(path: Path, spec: Spec, tz: ZoneInfo, mapping: dict[str, str] | 
             f"{describe_columns(found)}.")
     raw = _read(path, list(rename), spec, rename)
     malformed = raw.attrs.pop("malformed", [])      # lines with the wrong number of fields
-    replaced = raw.attrs.pop("replaced", False)     # bytes that were not UTF-8, replaced
+    fixes = raw.attrs.pop("fixes", {})              # bytes replaced, long lines dropped
+    replaced = fixes.get("replace", False)
     pa.default_memory_pool().release_unused()   # the parser's scratch buffers, back to the OS
     # Hash and dictionary-encode on both cores (hashlib and pyarrow release the GIL);
     # during the read itself pyarrow already keeps both cores busy.
@@ -203,7 +204,7 @@ def load_source(path: Path, spec: Spec, tz: ZoneInfo, mapping: dict[str, str] | 
         q.rejected[line["reason"]] = q.rejected.get(line["reason"], 0) + 1
     if bad_mask.any():
         bad = _raw_rows(path, np.flatnonzero(bad_mask), found,
-                        [m["row"] for m in malformed], replaced) if keep_raw_rejected \
+                        [m["row"] for m in malformed], fixes) if keep_raw_rejected \
             else raw.loc[bad_mask].reset_index(drop=True)
         bad["reason"] = np.array(labels, dtype=object)[codes[bad_mask] - 1]
         frame = frame.loc[~bad_mask].reset_index(drop=True)
@@ -275,29 +276,35 @@ def _read(path: Path, usecols: list[str], spec: Spec, rename: dict[str, str]) ->
         malformed: list[str] = []
         options["on_bad_lines"] = lambda row: malformed.append(row.text) or "skip"
         source: Path | io.BytesIO = path
+        fixes = {"replace": False, "drop_long": False}
+        dropped: list[int] = []
         try:
             frame = pd.read_csv(path, dtype=dtype, **options)
         except pd.errors.EmptyDataError:
             return pd.DataFrame({c: pd.Series(dtype="str") for c in usecols})
         except (ValueError, TypeError, NotImplementedError, pa.ArrowException) as first:
             # A column pyarrow typed from its first block and could not finish typing:
-            # read everything as text and let validation judge each row.
+            # read everything as text and let validation judge each row. Bytes that are
+            # not UTF-8 are replaced, and lines of megabytes dropped, when they are why.
             log.info("%s: typed read failed (%s); reading as text", path.name, first)
-            malformed.clear()
-            if "invalid UTF8" in str(first) or "invalid utf8" in str(first).lower():
-                source = replaced_utf8(path)
-            try:
-                frame = pd.read_csv(source, dtype="str", **options)
-            except Exception as exc:  # pyarrow.lib.ArrowInvalid and friends: a malformed CSV
-                if "invalid UTF8" in str(exc) and source is path:
-                    source = replaced_utf8(path)
-                    malformed.clear()
+            error: Exception = first
+            while True:
+                fix = _fix_for(error)
+                if fix and not fixes[fix]:
+                    fixes[fix] = True
+                    source, dropped = prepared_csv(path, **fixes)
+                malformed.clear()
+                try:
                     frame = pd.read_csv(source, dtype="str", **options)
-                else:
-                    raise SourceError(unreadable_csv(path, exc)) from None
-            frame.attrs["replaced"] = source is not path
-        if malformed:
-            frame.attrs["malformed"] = malformed_lines(source, malformed)
+                    break
+                except Exception as exc:  # pyarrow.lib.ArrowInvalid and friends
+                    again = _fix_for(exc)
+                    if again is None or fixes[again]:
+                        raise SourceError(unreadable_csv(path, exc)) from None
+                    error = exc
+            frame.attrs["fixes"] = fixes
+        if malformed or dropped:
+            frame.attrs["malformed"] = malformed_lines(source, malformed, dropped)
     return frame
 
 
@@ -481,7 +488,8 @@ def _localize(s: pd.Series, zone: str) -> pd.Series:
 
 
 def _raw_rows(path: Path, positions: np.ndarray, found: list[str],
-              skipped: list[int] | None = None, replaced: bool = False) -> pd.DataFrame:
+              skipped: list[int] | None = None, fixes: dict[str, bool] | None = None
+              ) -> pd.DataFrame:
     """The rejected rows exactly as written, every column as text, plus their row number
     (`skipped`: the numbers of malformed lines, which are not among the rows)."""
     if path.suffix == ".parquet":
@@ -489,7 +497,8 @@ def _raw_rows(path: Path, positions: np.ndarray, found: list[str],
         bad = table.iloc[positions].astype("str")
         first = 1
     else:
-        table = pd.read_csv(replaced_utf8(path) if replaced else path, engine="pyarrow",
+        source = prepared_csv(path, **fixes)[0] if fixes and any(fixes.values()) else path
+        table = pd.read_csv(source, engine="pyarrow",
                             dtype="str", keep_default_na=False, na_values=[],
                             on_bad_lines="skip")
         bad = table.iloc[positions].copy()
@@ -548,9 +557,58 @@ def unreadable_csv(path: Path, exc: Exception) -> str:
     return f"{path} could not be read as CSV: {text[:200].rstrip('.')}."
 
 
-def replaced_utf8(path: Path) -> io.BytesIO:
-    """The file's bytes with every byte that is not UTF-8 replaced by U+FFFD."""
-    return io.BytesIO(path.read_bytes().decode("utf-8", errors="replace").encode("utf-8"))
+LONG_LINE = 1 << 20     # a line longer than this (1 MiB) is a rejected row, not read
+
+
+def _fix_for(exc: Exception) -> str | None:
+    """Which repair lets pyarrow read the file after `exc`: "replace" (bytes that are not
+    UTF-8), "drop_long" (a line longer than its block), or None."""
+    text = str(exc)
+    if "invalid utf8" in text.lower():
+        return "replace"
+    if "straddling" in text or "block size" in text:
+        return "drop_long"
+    return None
+
+
+def prepared_csv(path: Path, replace: bool = False, drop_long: bool = False
+                 ) -> tuple[io.BytesIO, list[int]]:
+    """The file's bytes without lines longer than LONG_LINE (`drop_long`; their line
+    numbers are returned) and with bytes that are not UTF-8 replaced by U+FFFD
+    (`replace`). A long line is never held in memory whole."""
+    out, dropped = io.BytesIO(), []
+    if not drop_long:
+        out.write(path.read_bytes())
+    else:
+        line, current, skipping = 1, bytearray(), False
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                start = 0
+                while start <= len(chunk):
+                    nl = chunk.find(b"\n", start)
+                    end = len(chunk) if nl < 0 else nl + 1
+                    if not skipping:
+                        current += chunk[start:end]
+                        if len(current) > LONG_LINE:
+                            if line == 1:
+                                raise SourceError(f"{path}: the first line is longer than "
+                                                  "1 MiB; it must hold the column names.")
+                            skipping, current = True, bytearray()
+                    if nl < 0:
+                        break
+                    if skipping:
+                        dropped.append(line)
+                    else:
+                        out.write(current)
+                    skipping, current, line, start = False, bytearray(), line + 1, nl + 1
+        if skipping:
+            dropped.append(line)
+        elif current:
+            out.write(current)
+    if replace:
+        out = io.BytesIO(out.getvalue().decode("utf-8", errors="replace").encode("utf-8"))
+    out.seek(0)
+    return out, dropped
 
 
 REASON_REPLACED = "not UTF-8 (bytes replaced with �)"
@@ -574,9 +632,11 @@ def flag_replaced(raw: pd.DataFrame, codes: np.ndarray, labels: list[str]) -> No
         codes[hit & (codes == 0)] = labels.index(REASON_REPLACED) + 1
 
 
-def malformed_lines(source: Path | io.BytesIO, texts: list[str]) -> list[dict[str, Any]]:
+def malformed_lines(source: Path | io.BytesIO, texts: list[str],
+                    dropped: list[int] | None = None) -> list[dict[str, Any]]:
     """Line number, text and reason of each line with the wrong number of fields (a
-    second, single-threaded pass: only pyarrow's serial reader knows line numbers)."""
+    second, single-threaded pass: only pyarrow's serial reader knows line numbers) and
+    of each line too long to read (`dropped`, numbers in the file)."""
     import pyarrow.csv as pcsv
 
     found: list[dict[str, Any]] = []
@@ -597,7 +657,17 @@ def malformed_lines(source: Path | io.BytesIO, texts: list[str]) -> list[dict[st
         pass
     if isinstance(source, io.BytesIO):
         source.seek(0)
-    return found or [{"row": None, "text": t, "reason": "malformed line"} for t in texts]
+    if texts and not found:
+        found = [{"row": None, "text": t, "reason": "malformed line"} for t in texts]
+    if dropped:      # numbers in the stream without the long lines -> numbers in the file
+        gaps = np.asarray(dropped) - 1 - np.arange(len(dropped))
+        for m in found:
+            if m["row"] is not None:
+                m["row"] += int(np.searchsorted(gaps, m["row"], side="left"))
+        found += [{"row": d, "text": "", "reason": f"line longer than {LONG_LINE >> 20} MiB "
+                                                  "(not read)"} for d in dropped]
+        found.sort(key=lambda m: m["row"] or 0)
+    return found
 
 
 def malformed_rows(bad: pd.DataFrame, malformed: list[dict[str, Any]],

@@ -452,22 +452,38 @@ def test_one_latin1_byte_rejects_one_feedback_row_not_all(tmp_path):
 
 
 def test_oversized_line_and_header_field(tmp_path):
-    """A 1 GB line (scaled to 20 MB) is one sentence for its source; a 200 KB header
-    field is just an extra column."""
+    """A 1 GB line (scaled to 20 MB) is one rejected row with its line number and the
+    rest of the source loads; a 200 KB header field is just an extra column."""
     from reporting.sources import load_all
 
     lines = api_rows(100)
-    lines[50] = f"2026-11-02T10:00:00Z,/{'x' * 20_000_000},200,5,svc,GET\n"
+    lines[50] = f"2026-11-02T10:00:00Z,/{'x' * 20_000_000},200,5,svc,GET\n"   # line 52
+    lines[70] = "2026-11-02T10:00:00Z,/e1,200,120,svc1\n"                   # line 72
+    lines[80] = "2026-11-02T10:00:00Z,/e1,abc,120,svc1,GET\n"               # line 82
     (tmp_path / "api_logs.csv").write_text(API_HEADER + "".join(lines))
     feedback = f"user_id,timestamp,{'n' * 200_000},feedback_text,rating\n" \
                "U1,2026-11-02T10:00:00Z,z,fine,4\n"
     (tmp_path / "user_feedback.csv").write_text(feedback)
     loaded = load_all(tmp_path, UTC)
     q = loaded.quality["api_logs"]
-    assert q.status == "error"
-    assert "has a line of many megabytes" in q.message and "awk" in q.message
-    assert len(q.message) < 400
+    assert q.status == "loaded" and (q.rows, q.valid) == (100, 97)
+    assert q.rejected == {"line longer than 1 MiB (not read)": 1,
+                          "malformed line (5 of 6 fields)": 1, "non-numeric status_code": 1}
+    bad = loaded.rejected["api_logs"]
+    assert bad["row"].tolist() == [52, 72, 82]
+    assert bad.loc[2, "status_code"] == "abc" and bad.loc[1, "service_name"] == "svc1"
+    assert loaded.frames["api_logs"]["response_time_ms"].sum() == sum(
+        100 + i % 50 for i in range(100) if i not in (50, 70, 80))
     assert loaded.quality["user_feedback"].valid == 1
+
+
+def test_prepared_csv_drops_long_lines_without_holding_them(tmp_path):
+    from reporting.sources import LONG_LINE, prepared_csv
+
+    path = tmp_path / "x.csv"
+    path.write_bytes(b"a,b\n1,2\n" + b"y" * (3 * LONG_LINE) + b"\n3,4\n" + b"z" * LONG_LINE * 2)
+    data, dropped = prepared_csv(path, drop_long=True)
+    assert data.read() == b"a,b\n1,2\n3,4\n" and dropped == [3, 5]
 
 
 # --- 8. CSV formula injection ------------------------------------------------------------------
