@@ -5,18 +5,19 @@ required column raises `SourceError`; an absent file is "no data".
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
-import io
 import logging
 import os
 import re
 import stat
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -275,7 +276,7 @@ def _read(path: Path, usecols: list[str], spec: Spec, rename: dict[str, str]) ->
                        na_values=[""], dtype_backend="pyarrow")
         malformed: list[str] = []
         options["on_bad_lines"] = lambda row: malformed.append(row.text) or "skip"
-        source: Path | io.BytesIO = path
+        source: Path | IO[bytes] = path
         fixes = {"replace": False, "drop_long": False}
         dropped: list[int] = []
         try:
@@ -572,41 +573,48 @@ def _fix_for(exc: Exception) -> str | None:
 
 
 def prepared_csv(path: Path, replace: bool = False, drop_long: bool = False
-                 ) -> tuple[io.BytesIO, list[int]]:
+                 ) -> tuple[IO[bytes], list[int]]:
     """The file's bytes without lines longer than LONG_LINE (`drop_long`; their line
     numbers are returned) and with bytes that are not UTF-8 replaced by U+FFFD
-    (`replace`). A long line is never held in memory whole."""
-    out, dropped = io.BytesIO(), []
-    if not drop_long:
-        out.write(path.read_bytes())
-    else:
-        line, current, skipping = 1, bytearray(), False
-        with open(path, "rb") as fh:
-            while chunk := fh.read(1 << 20):
-                start = 0
-                while start <= len(chunk):
-                    nl = chunk.find(b"\n", start)
-                    end = len(chunk) if nl < 0 else nl + 1
-                    if not skipping:
-                        current += chunk[start:end]
-                        if len(current) > LONG_LINE:
-                            if line == 1:
-                                raise SourceError(f"{path}: the first line is longer than "
-                                                  "1 MiB; it must hold the column names.")
-                            skipping, current = True, bytearray()
-                    if nl < 0:
-                        break
-                    if skipping:
-                        dropped.append(line)
-                    else:
-                        out.write(current)
-                    skipping, current, line, start = False, bytearray(), line + 1, nl + 1
-        if skipping:
-            dropped.append(line)
-        elif current:
-            out.write(current)
-    if replace:
-        out = io.BytesIO(out.getvalue().decode("utf-8", errors="replace").encode("utf-8"))
+    (`replace`), streamed into a temporary file (memory up to 64 MiB, then disk); a long
+    line is never held in memory whole."""
+    out: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=64 << 20)
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace") if replace else None
+
+    def emit(data: bytes | bytearray) -> None:
+        out.write(decoder.decode(bytes(data)).encode("utf-8") if decoder else data)
+
+    dropped: list[int] = []
+    line, current, skipping = 1, bytearray(), False
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            if not drop_long:
+                emit(chunk)
+                continue
+            start = 0
+            while start <= len(chunk):
+                nl = chunk.find(b"\n", start)
+                end = len(chunk) if nl < 0 else nl + 1
+                if not skipping:
+                    current += chunk[start:end]
+                    if len(current) > LONG_LINE:
+                        if line == 1:
+                            raise SourceError(f"{path}: the first line is longer than "
+                                              "1 MiB; it must hold the column names.")
+                        skipping, current = True, bytearray()
+                if nl < 0:
+                    break
+                if skipping:
+                    dropped.append(line)
+                else:
+                    emit(current)
+                skipping, current, line, start = False, bytearray(), line + 1, nl + 1
+    if skipping:
+        dropped.append(line)
+    elif current:
+        emit(current)
+    if decoder:
+        out.write(decoder.decode(b"", final=True).encode("utf-8"))
     out.seek(0)
     return out, dropped
 
@@ -632,7 +640,7 @@ def flag_replaced(raw: pd.DataFrame, codes: np.ndarray, labels: list[str]) -> No
         codes[hit & (codes == 0)] = labels.index(REASON_REPLACED) + 1
 
 
-def malformed_lines(source: Path | io.BytesIO, texts: list[str],
+def malformed_lines(source: Path | IO[bytes], texts: list[str],
                     dropped: list[int] | None = None) -> list[dict[str, Any]]:
     """Line number, text and reason of each line with the wrong number of fields (a
     second, single-threaded pass: only pyarrow's serial reader knows line numbers) and
@@ -647,7 +655,7 @@ def malformed_lines(source: Path | io.BytesIO, texts: list[str],
                                 f"{row.expected_columns} fields)"})
         return "skip"
 
-    if isinstance(source, io.BytesIO):
+    if not isinstance(source, Path):
         source.seek(0)
     reader = pcsv.open_csv(source, read_options=pcsv.ReadOptions(use_threads=False),
                            parse_options=pcsv.ParseOptions(invalid_row_handler=handler),
@@ -655,7 +663,7 @@ def malformed_lines(source: Path | io.BytesIO, texts: list[str],
                                column_types={}, include_columns=[], strings_can_be_null=False))
     for _ in reader:
         pass
-    if isinstance(source, io.BytesIO):
+    if not isinstance(source, Path):
         source.seek(0)
     if texts and not found:
         found = [{"row": None, "text": t, "reason": "malformed line"} for t in texts]

@@ -484,6 +484,11 @@ def test_prepared_csv_drops_long_lines_without_holding_them(tmp_path):
     path.write_bytes(b"a,b\n1,2\n" + b"y" * (3 * LONG_LINE) + b"\n3,4\n" + b"z" * LONG_LINE * 2)
     data, dropped = prepared_csv(path, drop_long=True)
     assert data.read() == b"a,b\n1,2\n3,4\n" and dropped == [3, 5]
+    # a two-byte "é" across the 1 MiB read boundary stays "é"; a Latin-1 byte is replaced
+    text = b"a\n" + b"x" * ((1 << 20) - 3) + "é".encode() + b"\ncaf\xe9\n"
+    path.write_bytes(text)
+    data, _ = prepared_csv(path, replace=True, drop_long=False)
+    assert data.read().decode("utf-8").endswith("xé\ncaf\ufffd\n")
 
 
 # --- 8. CSV formula injection ------------------------------------------------------------------
