@@ -7,8 +7,10 @@ import logging
 import multiprocessing
 import multiprocessing.forkserver
 import os
+import shutil
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -67,7 +69,9 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
     tz = config.tz
     if fmt != "html" and _pdf_worker_count(len(names)) > 1:
         _pdf_workers()
-    with archive.build_lock(output_dir, config.lock_timeout_s), \
+    staging: list[Path] = []
+    with _undo_on_failure(output_dir, staging), \
+            archive.build_lock(output_dir, config.lock_timeout_s), \
             archive.Archive(output_dir) as store:
         _sweep_temporary_files(output_dir / "reports")
         with stage("load"):
@@ -91,7 +95,12 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
             document["headline"] = {name: kpis.headline_keys(sections,
                                                              config.audiences[name].sections)
                                     for name in names}
-        folder = output_dir / "reports" / p.id
+        final = output_dir / "reports" / p.id
+        # The staging folder starts as the published one (hard links: other audiences' files
+        # stay), then this build's files replace their links.
+        folder = staging_folder(output_dir, p.id)
+        staging.append(folder)
+        _stage_copy(final, folder)
         html_dir = folder / "html"
         result = BuildResult(p, folder, warnings=list(loaded.errors), document=document)
         with stage("charts"):
@@ -129,9 +138,29 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
                 version=__version__, config_hash=config.digest(),
                 inputs={n: q.sha256 for n, q in loaded.quality.items() if q.sha256},
                 seconds=round(sum(stage.timings.values()), 3),
-                built_at=built_at.isoformat(timespec="seconds"), signals=hourly)
+                built_at=built_at.isoformat(timespec="seconds"), signals=hourly, final=final)
+        result.folder = final
+        result.files = [final / f.relative_to(folder) for f in result.files]
     result.timings = stage.timings
     return result
+
+
+def staging_folder(output_dir: Path, period_id: str) -> Path:
+    """Where a build writes before its files and index rows become visible together."""
+    return output_dir / "reports" / f".staging-{period_id}-{os.getpid()}"
+
+
+@contextmanager
+def _undo_on_failure(output_dir: Path, staging: list[Path]) -> Iterator[None]:
+    """A failed build leaves nothing of itself; a full disk is one sentence."""
+    try:
+        yield
+    except Exception as exc:
+        for folder in staging:
+            shutil.rmtree(folder, ignore_errors=True)
+        if archive.is_disk_full(exc):
+            raise archive.no_space(output_dir) from None
+        raise
 
 
 def _trend_chart(store: archive.Archive, sections: Mapping[str, Any], p: periods.Period,
@@ -154,8 +183,25 @@ def _trend_chart(store: archive.Archive, sections: Mapping[str, Any], p: periods
     return {"chart": f"charts/{name}", "periods": list(table.index)}
 
 
+def _stage_copy(final: Path, staging: Path) -> None:
+    shutil.rmtree(staging, ignore_errors=True)
+    if final.is_dir():
+        def link(src: str, dst: str) -> None:
+            try:
+                os.link(src, dst)
+            except OSError:
+                shutil.copy2(src, dst)
+        shutil.copytree(final, staging, copy_function=link)
+    staging.mkdir(parents=True, exist_ok=True)
+
+
 def _sweep_temporary_files(folder: Path) -> None:
     """Temporary files of a build that was killed; safe while we hold the build lock."""
+    for tmp in folder.glob(".staging-*") if folder.is_dir() else ():
+        log.info("removing %s, left by an interrupted build", tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
+    for tmp in folder.glob(".*.old-*") if folder.is_dir() else ():
+        shutil.rmtree(tmp, ignore_errors=True)
     for tmp in folder.glob("**/.*.tmp") if folder.is_dir() else ():
         log.info("removing %s, left by an interrupted build", tmp)
         tmp.unlink(missing_ok=True)
