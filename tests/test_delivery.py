@@ -68,6 +68,10 @@ def config_for(port: int, **smtp) -> Config:
         "audiences": {name: {"recipients": r} for name, r in RECIPIENTS.items()}})
 
 
+OUTBOX_CONFIG = Config.from_dict({"audiences": {n: {"recipients": r}
+                                                for n, r in RECIPIENTS.items()}})
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("mail")
@@ -202,7 +206,7 @@ def test_starttls_with_a_trusted_self_signed_certificate(tmp_path, out):
 
 
 def test_outbox_without_smtp_host_is_a_readable_eml(out):
-    outcome = deliver(Config(), out, PERIOD, ["executive", "it"])
+    outcome = deliver(OUTBOX_CONFIG, out, PERIOD, ["executive", "it"])
     assert outcome.sent == [("executive", OUTBOX), ("it", OUTBOX)]
     msg = parsed((out / "outbox" / f"{PERIOD}-it.eml").read_bytes())
     assert msg["Subject"] == f"IT & operations weekly, {PERIOD}"
@@ -211,7 +215,8 @@ def test_outbox_without_smtp_host_is_a_readable_eml(out):
         "application/pdf"]
     body = msg.get_body(("plain",)).get_content()
     assert "Availability:" in body and "attached as a PDF" in body
-    again = deliver(Config(), out, PERIOD, ["it"])
+    assert msg["To"] == "ops@example.com, oncall@example.com" and msg["Date"]
+    again = deliver(OUTBOX_CONFIG, out, PERIOD, ["it"])
     assert again.sent == [] and again.skipped == [("it", OUTBOX)]
 
 

@@ -38,6 +38,7 @@ IT_ONLY = """
 [audiences.it]
 schedule = "0 7 * * mon"
 period = "latest"
+recipients = ["ops@corp.local"]
 [audiences.executive]
 schedule = ""
 [audiences.ux]
