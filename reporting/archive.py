@@ -289,8 +289,8 @@ class Archive:
         """Claim recipients for sending, in one transaction, before any SMTP conversation:
         returns (recipient -> claimed row id, recipient -> why it was not claimed).
 
-        Not claimed: delivered or written (unless `force`), "unknown" (the server may have
-        it; unless `force`), or "sending" by a live process. A "sending" row whose process
+        Not claimed: delivered or written at any time (unless `force`), newest attempt
+        "unknown" (the server may have it; unless `force`), or "sending" by a live process. A "sending" row whose process
         is gone becomes "unknown": it may have reached the server."""
         claimed, skipped = {}, {}
         with self.transaction() as db:
@@ -305,6 +305,11 @@ class Archive:
                                (f"the sending process (pid {row['pid']}) stopped before the "
                                 "server's answer was recorded", now_iso(), row["id"]))
                     status = "unknown"
+                if status != "sending" and not force and db.execute(
+                        "SELECT 1 FROM deliveries WHERE period_id = ? AND audience = ? AND"
+                        " recipient = ? AND status IN ('delivered', 'written')",
+                        (period_id, audience, r)).fetchone():
+                    status = "delivered"     # once delivered, a later failed --force is history
                 if status == "sending" or (status in ("delivered", "written", "unknown")
                                            and not force):
                     skipped[r] = status

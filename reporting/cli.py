@@ -145,8 +145,9 @@ def _send(config: Config, output_dir: Path, period_id: str, audiences: list[str]
     for path in outcome.written:
         out.print(f"wrote {path}")
     if config.smtp.host:
-        out.print(f"mail: {len(outcome.sent)} delivered, {len(outcome.skipped)} already "
-                  f"delivered earlier, {len(outcome.failed)} failed")
+        out.print(f"mail: {len(outcome.sent)} delivered, {len(outcome.skipped)} not sent "
+                  f"again (delivered, unknown or in progress earlier), {len(outcome.failed)} "
+                  f"failed" + (f", {len(outcome.unknown)} unknown" if outcome.unknown else ""))
     elif outcome.skipped and not outcome.written:
         out.print("mail: already written to the outbox (use --force to write again)")
     raise_if_failed(config.smtp, outcome)
@@ -388,7 +389,8 @@ def archive_export(fmt: str, out_file: Path | None, output_dir: Path | None,
               help="Archived period id (2026-W46), or latest for the newest one.")
 @click.option("--audience", "-a", "audiences", multiple=True,
               help="Audience to send (repeatable; default: every one with a PDF).")
-@click.option("--force", is_flag=True, help="Send again what was already delivered.")
+@click.option("--force", is_flag=True,
+              help="Send again what was delivered, or whose outcome is unknown.")
 @with_archive_options
 @friendly
 def send_cmd(period_id: str, audiences: tuple[str, ...], force: bool,
