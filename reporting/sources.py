@@ -143,7 +143,7 @@ def load_all(data_dir: Path, tz: ZoneInfo, mappings: dict[str, dict[str, str]] |
                                      keep_raw_rejected=keep_raw_rejected)
         except SourceError as exc:
             q.status, q.message = "error", str(exc)
-            log.warning("%s", exc)
+            log.info("%s", exc)      # the caller shows it to the user, once
             continue
         frames[name] = frame
         if len(bad):
@@ -167,7 +167,8 @@ def load_source(path: Path, spec: Spec, tz: ZoneInfo, mapping: dict[str, str] | 
         raise SourceError(
             f"{path} has no column {', '.join(repr(c) for c in missing)} "
             f"(required: {', '.join(spec.required)}); columns found: "
-            f"{', '.join(repr(c) for c in found) or 'none'}.")
+            f"{', '.join(repr(c) for c in found) or 'none'}."
+            + _mapping_note(mapping or {}, spec, found))
     raw = _read(path, list(rename), spec, rename)
     pa.default_memory_pool().release_unused()   # the parser's scratch buffers, back to the OS
     # Hash and dictionary-encode on both cores (hashlib and pyarrow release the GIL);
@@ -219,6 +220,17 @@ def _header(path: Path) -> list[str]:
             return next(csv.reader(fh), [])
     except UnicodeDecodeError:
         raise SourceError(f"{path} is not UTF-8 text; export it as UTF-8 CSV.") from None
+
+
+def _mapping_note(mapping: dict[str, str], spec: Spec, found: list[str]) -> str:
+    """What is wrong with the config's [columns.<source>] mapping, when something is."""
+    present = {c.strip().lower() for c in found}
+    notes = [f"columns.{spec.name} maps {src!r} to {dst!r}, which is not a column of "
+             f"{spec.name} (known: {', '.join(spec.columns)})"
+             for src, dst in mapping.items() if dst not in spec.columns]
+    notes += [f"columns.{spec.name} maps {src!r}, which is not in the file"
+              for src in mapping if src not in present]
+    return (" Check the config: " + "; ".join(notes) + ".") if notes else ""
 
 
 def _column_map(found: list[str], spec: Spec, mapping: dict[str, str]) -> dict[str, str]:
