@@ -375,6 +375,7 @@ def _notify_failure(config: Config, output_dir: Path, audience: str, error: str)
     if not to:
         return
     from email.message import EmailMessage
+    from email.utils import format_datetime
 
     from .delivery import one_line, send
     from .render import atomic_write
@@ -383,6 +384,7 @@ def _notify_failure(config: Config, output_dir: Path, audience: str, error: str)
     msg["Subject"] = one_line(f"Scheduled {audience} report failed")
     msg["From"] = one_line(config.smtp.sender)
     msg["To"] = one_line(to)
+    msg["Date"] = format_datetime(datetime.now(timezone.utc))
     msg.set_content(f"The scheduled {audience} report failed at {now_iso()}:\n\n{error}\n")
     try:
         if config.smtp.host:
