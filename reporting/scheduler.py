@@ -350,7 +350,11 @@ def run_job(config_path: str | None, audience: str, data_dir: str, output_dir: s
                        audiences=[audience], data_dir=Path(data_dir),
                        output_dir=Path(output_dir))
         period_id = result.period.id
+        for warning in result.warnings:
+            log.warning("job %s: %s", jid, warning)
         outcome = deliver(config, Path(output_dir), result.period.id, [audience])
+        for warning in outcome.warnings:
+            log.warning("job %s: %s", jid, warning)
         if outcome.failed or outcome.unknown:
             status, error = "failed", failure_sentence(config.smtp, outcome)
     except Exception as exc:   # a job never stops the scheduler
@@ -459,7 +463,7 @@ def _serve(config: Config, settings: Settings, stop: threading.Event | None,
     if stop is not None:
         threading.Thread(target=lambda: (stop.wait(), halt()), daemon=True).start()
     log.info("scheduler started (pid %d, output %s) with %d job(s)", os.getpid(), output_dir,
-             len(scheduler.get_jobs(jobstore="default")))
+             len(wanted))
     scheduler.start()                  # blocks until halt()
     deadline = time.monotonic() + grace_s
     while _running and time.monotonic() < deadline:

@@ -156,7 +156,7 @@ def test_run_now_and_list_from_the_cli(tmp_path, data):
 def test_every_minute_from_the_command_line_then_sigterm(tmp_path, data):
     (tmp_path / "report.toml").write_text(
         '[audiences.it]\nschedule = "* * * * *"\nperiod = "latest"\n'
-        '[audiences.executive]\nschedule = ""\n[audiences.ux]\nschedule = ""\n'
+        'recipients = ["ops@example.com"]\n[audiences.executive]\nschedule = ""\n[audiences.ux]\nschedule = ""\n'
         '[audiences.support]\nschedule = ""\n')
     proc = subprocess.Popen([sys.executable, "-m", "reporting", "schedule", "--config",
                              str(tmp_path / "report.toml"), "--data", str(data), "--output",
@@ -166,7 +166,9 @@ def test_every_minute_from_the_command_line_then_sigterm(tmp_path, data):
     deadline = time.monotonic() + 100
     while not mail.exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.5)
-    assert mail.exists(), proc.stdout.read().decode() if proc.poll() is not None else ""
+    if not mail.exists():
+        proc.kill()
+    assert mail.exists(), proc.stdout.read().decode()
     assert (tmp_path / "out" / "reports" / "2026-W43" / "it.pdf").exists()
     time.sleep(1)
     started = time.monotonic()
