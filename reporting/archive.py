@@ -290,8 +290,9 @@ class Archive:
         returns (recipient -> claimed row id, recipient -> why it was not claimed).
 
         Not claimed: delivered or written at any time (unless `force`), newest attempt
-        "unknown" (the server may have it; unless `force`), or "sending" by a live process. A "sending" row whose process
-        is gone becomes "unknown": it may have reached the server."""
+        "unknown" (the server may have it; unless `force`), or "sending" by a live
+        process. A "sending" row whose process is gone becomes "unknown": it may have
+        reached the server."""
         claimed, skipped = {}, {}
         with self.transaction() as db:
             for r in recipients:

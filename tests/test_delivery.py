@@ -323,7 +323,8 @@ def write_toml(folder: Path, port: int, timeout: float) -> Path:
 
 
 def trickling_server(stop) -> int:
-    """A server that sends a `220-` greeting line twice a second and never finishes."""
+    """A server that sends a `220-` greeting line twice a second and never finishes the
+    greeting (it gives up by itself after 15 s)."""
     import threading
     import time as _time
     listener = socket.socket()
@@ -333,7 +334,8 @@ def trickling_server(stop) -> int:
 
     def serve():
         conns = []
-        while not stop.is_set():
+        ends = _time.monotonic() + 15         # bounded: it stops by itself
+        while not stop.is_set() and _time.monotonic() < ends:
             try:
                 conns.append(listener.accept()[0])
             except OSError:

@@ -156,7 +156,8 @@ def test_run_now_and_list_from_the_cli(tmp_path, data):
 def test_every_minute_from_the_command_line_then_sigterm(tmp_path, data):
     (tmp_path / "report.toml").write_text(
         '[audiences.it]\nschedule = "* * * * *"\nperiod = "latest"\n'
-        'recipients = ["ops@example.com"]\n[audiences.executive]\nschedule = ""\n[audiences.ux]\nschedule = ""\n'
+        'recipients = ["ops@example.com"]\n[audiences.executive]\nschedule = ""\n'
+        '[audiences.ux]\nschedule = ""\n'
         '[audiences.support]\nschedule = ""\n')
     proc = subprocess.Popen([sys.executable, "-m", "reporting", "schedule", "--config",
                              str(tmp_path / "report.toml"), "--data", str(data), "--output",
