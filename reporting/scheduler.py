@@ -382,7 +382,7 @@ def _notify_failure(config: Config, output_dir: Path, audience: str, error: str)
     from email.utils import format_datetime
 
     from .delivery import one_line, send
-    from .render import atomic_write
+    from .files import atomic_write
 
     msg = EmailMessage()
     msg["Subject"] = one_line(f"Scheduled {audience} report failed")
