@@ -138,6 +138,9 @@ build_options = [
                  help="Stop with exit code 2 when any source cannot be loaded."),
     click.option("--email", is_flag=True,
                  help="Mail each audience its PDF (to the outbox without an SMTP host)."),
+    click.option("--deliver", is_flag=True,
+                 help="Send every delivery an audience configures: mail and its notify "
+                      "channels."),
 ]
 
 
@@ -149,12 +152,13 @@ def with_build_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _run_build(period: str, audiences: tuple[str, ...], data_dir: Path | None,
                output_dir: Path | None, fmt: str, strict: bool, email: bool,
-               config_path: Path | None, verbose: bool) -> None:
+               config_path: Path | None, verbose: bool, deliver: bool = False) -> None:
     from .build import build
 
     config = _config(config_path)
-    if email and fmt == "html":
-        raise ReportError("--email sends the PDFs; use --format pdf or both with it.")
+    if (email or deliver) and fmt == "html":
+        raise ReportError(f"--{'deliver' if deliver else 'email'} sends the PDFs; use "
+                          "--format pdf or both with it.")
     started = time.perf_counter()
     with err.status("starting", spinner="dots") as status:
         def on_stage(name: str) -> None:
@@ -176,18 +180,23 @@ def _run_build(period: str, audiences: tuple[str, ...], data_dir: Path | None,
     out.print(table)
     stages = "  ".join(f"{k} {v:.1f} s" for k, v in result.timings.items())
     out.print(f"done in {time.perf_counter() - started:.1f} s ({stages})")
-    if email:
+    if email or deliver:
         _send(config, Path(output_dir or config.output_dir), result.period.id,
-              list(audiences or config.audiences), force=False)
+              list(audiences or config.audiences), force=False, channels=deliver)
 
 
 def _send(config: Config, output_dir: Path, period_id: str, audiences: list[str],
-          force: bool) -> None:
+          force: bool, channels: bool = False) -> None:
     """Deliver and report; exit 1 with one sentence when anything was not delivered."""
     from .delivery import deliver, raise_if_failed
 
     with err.status("sending…", spinner="dots"):
-        outcome = deliver(config, output_dir, period_id, audiences, force=force)
+        outcome = deliver(config, output_dir, period_id, audiences, force=force,
+                          channels=channels)
+    if outcome.channel_sent or outcome.channel_skipped or outcome.channel_failed:
+        out.print(f"channels: {len(outcome.channel_sent)} delivered, "
+                  f"{len(outcome.channel_skipped)} not sent again, "
+                  f"{len(outcome.channel_failed)} failed", highlight=False)
     for warning in outcome.warnings:
         err.print(f"[yellow]warning:[/] {warning}", markup=True, soft_wrap=True)
     for path in outcome.written:
@@ -455,11 +464,14 @@ def archive_export(fmt: str, out_file: Path | None, output_dir: Path | None,
               help="Audience to send (repeatable; default: every one with a PDF).")
 @click.option("--force", is_flag=True,
               help="Send again what was delivered, or whose outcome is unknown.")
+@click.option("--email", "email_only", is_flag=True,
+              help="Mail only; leave the audiences' notify channels alone.")
 @with_archive_options
 @entry_point
-def send_cmd(period_id: str, audiences: tuple[str, ...], force: bool,
+def send_cmd(period_id: str, audiences: tuple[str, ...], force: bool, email_only: bool,
              output_dir: Path | None, config_path: Path | None, verbose: bool) -> None:
-    """Mail archived PDFs: what failed or was never sent, or everything with --force."""
+    """Deliver archived PDFs by mail and to each audience's notify channels: what failed
+    or was never sent, or everything with --force."""
     config = _config(config_path)
     folder = Path(output_dir or config.output_dir)
     if period_id == "latest":
@@ -477,7 +489,7 @@ def send_cmd(period_id: str, audiences: tuple[str, ...], force: bool,
         if not audiences:
             raise ReportError(f"No PDF of {period_id} in {report_folder(folder, period_id)}; "
                               "build the report first.")
-    _send(config, folder, period_id, list(audiences), force)
+    _send(config, folder, period_id, list(audiences), force, channels=not email_only)
 
 
 @main.command("schedule")

@@ -66,6 +66,8 @@ class Audience:
     period: str = "last-week"
     template: str = ""   # "" = audiences/<name>.html if it exists, else the generic page
     compact: bool = False  # domain sections as tiles and one chart, top 5 insights only
+    notify: tuple[str, ...] = ()         # Apprise URLs; {VAR} placeholders from the environment
+    attach: tuple[str, ...] = ("pdf",)   # what mail and chat carry: pdf and/or csv
 
 
 DEFAULT_AUDIENCES: dict[str, Audience] = {
@@ -307,7 +309,8 @@ def _audiences(raw: dict[str, Any], where: str) -> dict[str, Audience]:
     from .sections import names   # the registry imports config: import it when used
     _no_unknown(raw, set(raw), where, "audiences.")
     result = dict(DEFAULT_AUDIENCES)
-    allowed = {"title", "sections", "recipients", "schedule", "period", "template", "compact"}
+    allowed = {"title", "sections", "recipients", "schedule", "period", "template", "compact",
+               "notify", "attach"}
     for name, table in raw.items():
         check_name(name, f"{where}: audience")
         _no_unknown(table, allowed, where, f"audiences.{name}.")
@@ -326,5 +329,32 @@ def _audiences(raw: dict[str, Any], where: str) -> dict[str, Audience]:
             recipients=recipients, schedule=str(table.get("schedule", base.schedule)),
             period=str(table.get("period", base.period)),
             template=str(table.get("template", base.template)),
-            compact=bool(table.get("compact", base.compact)))
+            compact=bool(table.get("compact", base.compact)),
+            notify=_notify_urls(table.get("notify", base.notify), f"audiences.{name}.notify",
+                                where),
+            attach=_attach(table.get("attach", base.attach), name, where))
     return result
+
+
+ATTACHMENTS = ("pdf", "csv")
+
+
+def _notify_urls(raw: Any, key: str, where: str) -> tuple[str, ...]:
+    """Apprise URLs (checked for form only: secrets are read at send time)."""
+    if isinstance(raw, str) or not isinstance(raw, (list, tuple)):
+        raise ConfigError(f"{where}: {key} must be a list of URLs such as "
+                          '["slack://{SLACK_TOKEN}/", "json://host/path"].')
+    for url in raw:
+        if not isinstance(url, str) or not re.fullmatch(r"[a-z][a-z0-9+.-]*://\S+", url):
+            # Never echoed whole: it may hold a pasted secret.
+            raise ConfigError(f"{where}: {key} has an entry that is not a URL of the form "
+                              "service://...; see the README's Channels and alerts.")
+    return tuple(raw)
+
+
+def _attach(raw: Any, name: str, where: str) -> tuple[str, ...]:
+    if isinstance(raw, str) or not isinstance(raw, (list, tuple)) \
+            or any(a not in ATTACHMENTS for a in raw):
+        raise ConfigError(f"{where}: audiences.{name}.attach must be a list of "
+                          f"{' and '.join(repr(a) for a in ATTACHMENTS)}, not {raw!r}.")
+    return tuple(dict.fromkeys(raw))

@@ -55,6 +55,9 @@ class Outcome:
     unknown: list[tuple[str, str, str]] = field(default_factory=list)  # the server may have it
     written: list[Path] = field(default_factory=list)              # outbox files
     warnings: list[str] = field(default_factory=list)
+    channel_sent: list[tuple[str, str]] = field(default_factory=list)     # (audience, label)
+    channel_skipped: list[tuple[str, str]] = field(default_factory=list)
+    channel_failed: list[tuple[str, str, str]] = field(default_factory=list)  # (+ error)
 
 
 class TemporaryFailure(Exception):
@@ -306,9 +309,11 @@ def _text(value: Any) -> str:
 # --- the delivery run ---------------------------------------------------------------------
 
 def deliver(config: Config, output_dir: Path, period_id: str, audiences: Iterable[str],
-            *, force: bool = False, sleep: Callable[[float], None] = time.sleep) -> Outcome:
-    """Mail each audience's archived PDF of `period_id` at most once per recipient;
-    record every attempt."""
+            *, force: bool = False, sleep: Callable[[float], None] = time.sleep,
+            channels: bool = True) -> Outcome:
+    """Mail each audience's archived PDF of `period_id` at most once per recipient, and
+    post it to each of its `notify` channels (unless `channels` is false) at most once
+    per channel; record every attempt."""
     import json
 
     outcome = Outcome()
@@ -325,10 +330,14 @@ def deliver(config: Config, output_dir: Path, period_id: str, audiences: Iterabl
             if not pdf.exists():
                 raise ReportError(f"{pdf} does not exist: build the PDF before sending.")
             _check_archived(store, period_id, name, pdf)
+            if channels and audience.notify:
+                _post(store, config, audience, period_id, label, document, pdf, force, sleep,
+                      outcome)
             if not audience.recipients:
-                outcome.warnings.append(
-                    f"The {name} audience has no recipients (audiences.{name}.recipients in "
-                    "the config); its report was not mailed.")
+                if not (channels and audience.notify):
+                    outcome.warnings.append(
+                        f"The {name} audience has no recipients (audiences.{name}.recipients "
+                        "in the config); its report was not mailed.")
                 continue
             recipients = list(audience.recipients) if config.smtp.host else [OUTBOX]
             claimed, skipped = store.claim(period_id, name, recipients, force=force)
@@ -373,6 +382,51 @@ def deliver(config: Config, output_dir: Path, period_id: str, audiences: Iterabl
     return outcome
 
 
+def report_link(config: Config, period_id: str, pdf: Path) -> str:
+    """Where people open the PDF: under `public_url` when the output folder is published,
+    else its path in the archive."""
+    public = getattr(config, "public_url", "") or ""
+    if public:
+        return f"{public.rstrip('/')}/reports/{period_id}/{pdf.name}"
+    return str(pdf.resolve())
+
+
+def _post(store: Archive, config: Config, audience: Audience, period_id: str, label: str,
+          document: Mapping[str, Any], pdf: Path, force: bool,
+          sleep: Callable[[float], None], outcome: Outcome) -> None:
+    """The audience's chat and webhook channels: claimed like mail, one row per claim."""
+    from . import channels
+
+    kpis = _headline(document, audience)
+    insights = list(audience_view(document, audience).insights[:5])
+    link = report_link(config, period_id, pdf)
+    files = [pdf] if "pdf" in audience.attach else []
+
+    def body(attached: bool) -> str:
+        note = "" if attached else f"The full report: {link}"
+        return _text_body(audience, label, kpis, insights, note)
+
+    for channel in map(channels.Channel, audience.notify):
+        claimed, skipped = store.claim(period_id, audience.name, [channel.key], force=force)
+        if skipped:
+            outcome.channel_skipped.append((audience.name, channel.label))
+            continue
+        row = claimed[channel.key]
+        try:
+            status, error, tries = channels.send(
+                channel, one_line(f"{audience.title}, {period_id}"), body, files, sleep=sleep)
+        except Exception as exc:     # no claim stays "sending" behind us
+            store.finish_delivery(row, "failed", 0, f"{type(exc).__name__}", None)
+            raise
+        store.finish_delivery(row, status, tries, error or None, None)
+        if status == "delivered":
+            outcome.channel_sent.append((audience.name, channel.label))
+        else:
+            log.warning("%s report to %s not delivered: %s", audience.name, channel.label,
+                        error)
+            outcome.channel_failed.append((audience.name, channel.label, error))
+
+
 def _check_archived(store: Archive, period_id: str, audience: str, pdf: Path) -> None:
     """Only the PDF the archive recorded is mailed."""
     row = store.latest_build(period_id, audience)
@@ -386,6 +440,11 @@ def _check_archived(store: Archive, period_id: str, audience: str, pdf: Path) ->
 
 def failure_sentence(smtp: SmtpConfig, outcome: Outcome) -> str:
     parts = []
+    if outcome.channel_failed:
+        a, where, error = outcome.channel_failed[-1]
+        parts.append(f"{len(outcome.channel_failed)} channel message(s) were not delivered "
+                     f"(last: the {a} report to {where}: {error}); the reports are built and "
+                     "archived, and the next run or `reporting send` retries them")
     if outcome.failed:
         parts.append(f"{len(outcome.failed)} message(s) were not delivered through "
                      f"{smtp.host}:{smtp.port} (last error: {outcome.failed[-1][2]}); the "
@@ -399,5 +458,5 @@ def failure_sentence(smtp: SmtpConfig, outcome: Outcome) -> str:
 
 
 def raise_if_failed(smtp: SmtpConfig, outcome: Outcome) -> None:
-    if outcome.failed or outcome.unknown:
+    if outcome.failed or outcome.unknown or outcome.channel_failed:
         raise DeliveryError(failure_sentence(smtp, outcome))

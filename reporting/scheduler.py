@@ -355,7 +355,7 @@ def run_job(config_path: str | None, audience: str, data_dir: str, output_dir: s
         outcome = deliver(config, Path(output_dir), result.period.id, [audience])
         for warning in outcome.warnings:
             log.warning("job %s: %s", jid, warning)
-        if outcome.failed or outcome.unknown:
+        if outcome.failed or outcome.unknown or outcome.channel_failed:
             status, error = "failed", failure_sentence(config.smtp, outcome)
     except Exception as exc:   # a job never stops the scheduler
         status, error = "failed", (str(exc) if isinstance(exc, ReportError)
