@@ -98,6 +98,26 @@ MIGRATIONS: list[str] = [
     CREATE INDEX deliveries_key ON deliveries (period_id, audience, recipient);
     ALTER TABLE runs ADD COLUMN pid INTEGER;
     """,
+    # 5: KPI values per audience slice ('' = the whole data), so trends never mix slices
+    """
+    CREATE TABLE kpis_sliced (
+        period_id TEXT NOT NULL, slice TEXT NOT NULL DEFAULT '', key TEXT NOT NULL,
+        value REAL, text TEXT, unit TEXT NOT NULL, status TEXT, built_at TEXT NOT NULL,
+        PRIMARY KEY (period_id, slice, key)
+    );
+    INSERT INTO kpis_sliced (period_id, slice, key, value, text, unit, status, built_at)
+        SELECT period_id, '', key, value, text, unit, status, built_at FROM kpis;
+    DROP TABLE kpis;
+    ALTER TABLE kpis_sliced RENAME TO kpis;
+    """,
+    # 6: incident alerts sent between reports (`reporting alert`)
+    """
+    CREATE TABLE alerts (
+        id INTEGER PRIMARY KEY, start TEXT NOT NULL, end TEXT NOT NULL,
+        services TEXT NOT NULL, text TEXT NOT NULL, first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -215,9 +235,12 @@ class Archive:
                      files: Mapping[str, Path], kpis: Mapping[str, Mapping[str, Any]],
                      version: str, config_hash: str, inputs: Mapping[str, Any],
                      seconds: float, built_at: str | None = None,
-                     signals: pd.DataFrame | None = None, final: Path | None = None) -> None:
-        """One row per audience file, the period, its KPI values and its hourly incident
-        signals (`incidents.archive_rows`), in one transaction.
+                     signals: pd.DataFrame | None = None, final: Path | None = None,
+                     slices: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None
+                     ) -> None:
+        """One row per audience file, the period, its KPI values (and each audience
+        slice's, under the audience's name) and its hourly incident signals
+        (`incidents.archive_rows`), in one transaction.
 
         With `final`, `folder` is a staging folder: it replaces `final` inside the
         transaction, so the files and their rows become visible together or not at all."""
@@ -239,14 +262,8 @@ class Archive:
                 db.execute("INSERT OR REPLACE INTO periods VALUES (?,?,?,?,?)",
                            (period["id"], period["start"], period["end"], self._rel(target),
                             built_at))
-                db.execute("DELETE FROM kpis WHERE period_id = ?", (period["id"],))
-                for key, k in kpis.items():
-                    v = k.get("value")
-                    number = v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
-                    text = v if isinstance(v, str) else None
-                    db.execute("INSERT INTO kpis VALUES (?,?,?,?,?,?,?)",
-                               (period["id"], key, number, text, k.get("unit", ""),
-                                k.get("status"), built_at))
+                for slice_name, values in {"": kpis, **dict(slices or {})}.items():
+                    _write_kpis(db, period["id"], slice_name, values, built_at)
                 if signals is not None:
                     # An hour archived before by another period takes the newer build's value.
                     db.execute("DELETE FROM signal_hours WHERE period_id = ?", (period["id"],))
@@ -355,6 +372,40 @@ class Archive:
         row = self._latest_files(period_id).get(audience)
         return dict(row) if row else None
 
+    # --- incident alerts --------------------------------------------------------------
+
+    def record_alert(self, incident: Mapping[str, Any]) -> tuple[str, bool]:
+        """The alert id of `incident` and whether it is new. An archived alert whose window
+        overlaps or touches the incident's is the same incident: its window grows."""
+        start, end = (pd.Timestamp(incident[k]) for k in ("start", "end"))
+        with self.transaction() as db:
+            for row in db.execute("SELECT * FROM alerts ORDER BY id DESC").fetchall():
+                a, b = pd.Timestamp(row["start"]), pd.Timestamp(row["end"])
+                if start <= b and end >= a:     # its sentence follows only when it grew
+                    db.execute("UPDATE alerts SET start = ?, end = ?, text = ?, last_seen = ?"
+                               " WHERE id = ?", (min(a, start).isoformat(),
+                                                 max(b, end).isoformat(),
+                                                 incident["text"] if end > b else row["text"],
+                                                 now_iso(), row["id"]))
+                    return f"alert-{row['id']}", False
+            row_id = db.execute(
+                "INSERT INTO alerts (start, end, services, text, first_seen, last_seen)"
+                " VALUES (?,?,?,?,?,?)", (start.isoformat(), end.isoformat(),
+                                          ", ".join(incident.get("services", [])),
+                                          incident["text"], now_iso(), now_iso())).lastrowid
+        return f"alert-{row_id}", True
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """Every alert, newest first, with how its messages fared."""
+        out = []
+        for row in self.db.execute("SELECT * FROM alerts ORDER BY start DESC, id DESC"):
+            sent = self.db.execute(
+                "SELECT recipient, status FROM deliveries WHERE period_id = ? ORDER BY id",
+                (f"alert-{row['id']}",)).fetchall()
+            latest = {r["recipient"]: r["status"] for r in sent}
+            out.append({**dict(row), "id": f"alert-{row['id']}", "deliveries": latest})
+        return out
+
     # --- scheduled runs ---------------------------------------------------------------
 
     def record_run(self, job_id: str, audience: str, scheduled_for: str | None,
@@ -390,9 +441,9 @@ class Archive:
 
     # --- reading ----------------------------------------------------------------------
 
-    def kpi_values(self, period_id: str) -> dict[str, Any]:
-        rows = self.db.execute("SELECT key, value, text, unit FROM kpis WHERE period_id = ?",
-                               (period_id,))
+    def kpi_values(self, period_id: str, slice_name: str = "") -> dict[str, Any]:
+        rows = self.db.execute("SELECT key, value, text, unit FROM kpis WHERE period_id = ?"
+                               " AND slice = ?", (period_id, slice_name))
         return {r["key"]: r["text"] if r["text"] is not None else
                 int(r["value"]) if r["unit"] == "count" and r["value"] is not None else
                 r["value"] for r in rows}
@@ -419,11 +470,11 @@ class Archive:
                                (period_id,)).fetchall()
         return {r["audience"]: r for r in rows}
 
-    def history(self, keys: Iterable[str] | None, start: str, end: str, limit: int = 8
-                ) -> pd.DataFrame:
+    def history(self, keys: Iterable[str] | None, start: str, end: str, limit: int = 8,
+                slice_name: str = "") -> pd.DataFrame:
         """Up to `limit` archived periods of the same length before `start`, one column per
         KPI key (numeric values; every archived key when `keys` is None), indexed by
-        period id, oldest first."""
+        period id, oldest first; `slice_name`: an audience slice's values."""
         every = keys is None
         keys = [] if keys is None else list(keys)
         length = (pd.Timestamp(end) - pd.Timestamp(start))
@@ -439,8 +490,9 @@ class Archive:
         marks = ",".join("?" * len(chosen))
         kmarks = ",".join("?" * len(keys))
         frame = pd.read_sql_query(
-            f"SELECT period_id, key, value FROM kpis WHERE period_id IN ({marks})"
-            + ("" if every else f" AND key IN ({kmarks})"), self.db, params=chosen + keys)
+            f"SELECT period_id, key, value FROM kpis WHERE slice = ? AND period_id IN ({marks})"
+            + ("" if every else f" AND key IN ({kmarks})"), self.db,
+            params=[slice_name] + chosen + keys)
         table = frame.pivot(index="period_id", columns="key", values="value")
         return table.reindex(index=chosen) if every else table.reindex(index=chosen,
                                                                         columns=keys)
@@ -465,7 +517,8 @@ class Archive:
                           "size": r["size"], "built_at": r["built_at"], "state": state,
                           "inputs": json.loads(r["inputs"] or "{}")})
         kpis = [dict(r) for r in self.db.execute(
-            "SELECT key, value, text, unit, status FROM kpis WHERE period_id = ? ORDER BY key",
+            "SELECT key, value, text, unit, status FROM kpis WHERE period_id = ? AND slice = ''"
+            " ORDER BY key",
             (period_id,))]
         builds = self.db.execute("SELECT COUNT(*) FROM builds WHERE period_id = ?",
                                  (period_id,)).fetchone()[0]
@@ -508,15 +561,28 @@ class Archive:
 
     def export(self) -> pd.DataFrame:
         """The KPI history as one tidy table: period, start, end, kpi, value, text, unit,
-        status."""
+        status, slice (the audience whose filters made it; '' = all data)."""
         table = pd.read_sql_query(
             "SELECT k.period_id AS period, p.period_start AS start, p.period_end AS end,"
-            " k.key AS kpi, k.value, k.text, k.unit, k.status"
+            " k.key AS kpi, k.value, k.text, k.unit, k.status, k.slice"
             " FROM kpis k JOIN periods p USING (period_id)"
-            " ORDER BY p.period_start, k.key", self.db)
+            " ORDER BY p.period_start, k.slice, k.key", self.db)
         for col in ("start", "end"):    # instants, not text, in Parquet and for BI tools
             table[col] = pd.to_datetime(table[col], utc=True)
         return table
+
+
+def _write_kpis(db: sqlite3.Connection, period_id: str, slice_name: str,
+                kpis: Mapping[str, Mapping[str, Any]], built_at: str) -> None:
+    db.execute("DELETE FROM kpis WHERE period_id = ? AND slice = ?", (period_id, slice_name))
+    for key, k in kpis.items():
+        v = k.get("value")
+        number = v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+        text = v if isinstance(v, str) else None
+        db.execute("INSERT INTO kpis (period_id, slice, key, value, text, unit, status,"
+                   " built_at) VALUES (?,?,?,?,?,?,?,?)",
+                   (period_id, slice_name, key, number, text, k.get("unit", ""),
+                    k.get("status"), built_at))
 
 
 def period_kind(period_id: str) -> str:

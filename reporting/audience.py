@@ -14,7 +14,8 @@ from .errors import ReportError
 from .kpis.base import relative_change
 
 COMPACT_INSIGHTS, FULL_INSIGHTS = 5, 12
-SPANNING = ("incidents",)       # insights every audience reads: incidents span the stack
+SPANNING = ("incidents", "slice")   # insights every audience reads: incidents span the
+                                    # stack; "slice": its filters matched no rows
 
 
 @dataclass(frozen=True)

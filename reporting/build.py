@@ -21,9 +21,10 @@ from typing import Any
 
 import pandas as pd
 
-from . import __version__, archive, charts, files, guard, kpis, periods, render, sections
+from . import (__version__, archive, charts, files, guard, kpis, periods, render, sections,
+               slices)
 from .audience import check_audiences
-from .config import Config
+from .config import Audience, Config
 from .context import BuildContext
 from .errors import PdfTimeout, ReportError, SourceError
 from .kpis.base import Section
@@ -42,6 +43,11 @@ class BuildResult:
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     document: dict[str, Any] = field(default_factory=dict)
+
+    def moved_to(self, final: Path) -> None:
+        """The staging folder became `final`: the paths follow."""
+        self.files = [final / f.relative_to(self.folder) for f in self.files]
+        self.folder = final
 
 
 def data_span(frames: Mapping[str, pd.DataFrame]) -> tuple[pd.Timestamp, pd.Timestamp] | None:
@@ -72,13 +78,11 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
     if fmt not in FORMATS:
         raise ReportError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}.")
     data_dir, output_dir = Path(data_dir or config.data_dir), Path(output_dir or config.output_dir)
-    if fmt != "html" and (_pdf_worker_count(len(names)) > 1 or not _main_thread()):
-        _pdf_workers()
+    _start_pdf_workers(fmt, len(names))
     staging: list[Path] = []
     with _undo_on_failure(output_dir, staging), \
             archive.build_lock(output_dir, config.lock_timeout_s), \
             archive.Archive(output_dir) as store:
-        files.sweep_temporary_files(output_dir / "reports")
         build_id = guard.claim(output_dir)    # a killed build's PDF workers lose the folder
         _sweep_staging(output_dir / "reports")
         with stage("load"):
@@ -89,34 +93,33 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
             span = data_span(loaded.frames)
             p = periods.resolve(period, config.tz, span, now)
         with stage("context"):
-            ctx = BuildContext.read(store, config, p, names, loaded.quality)
+            ctx, sliced = _contexts(store, config, p, names, loaded.quality)
+        warnings = list(loaded.errors)
         with stage("sections"):
             computed = sections.compute_all(loaded.frames, ctx)
             document = kpis.document(computed, p, loaded.quality, {
                 a.name: kpis.headline_keys(computed, a.sections) for a in ctx.audiences},
                 top_n=config.top_n)
+            slice_builds = [_compute_slice(a, c, loaded, warnings) for a, c in sliced]
         final = files.report_folder(output_dir, p.id)
         staging.append(_stage_copy(final, staging_folder(output_dir, p.id)))
-        result = BuildResult(p, staging[0], warnings=list(loaded.errors), document=document)
+        result = BuildResult(p, staging[0], warnings=warnings, document=document)
         with stage("charts"):
-            drawn = charts.draw_all(computed, result.folder / "html" / "charts")
-        built_at = datetime.now(config.tz)
-        page = render.Page(p, f"{built_at:%a %-d %b %Y %H:%M} {config.tz.key}",
-                           _span_text(span, config.tz), config.thresholds)
+            drawn = _draw(computed, slice_builds, result.folder / "html" / "charts")
+        built_at, page = _page(p, config, span)
         with stage("html"):
             jobs, archived = _render_html(ctx, computed, drawn, document, page, fmt, result,
-                                          (output_dir, build_id))
+                                          (output_dir, build_id), slice_builds)
         with stage("pdf"):
             result.files.extend(_render_pdfs(jobs))
         with stage("write"):
-            result.files.extend(_write_side_files(result.folder, loaded, document))
+            result.files.extend(_write_side_files(result.folder, loaded, document, slice_builds))
             result.files.append(_manifest(result.folder, config, loaded, p, names, built_at,
                                           result, stage.timings))
         with stage("archive"):
             _record(store, config, loaded, result, archived, computed, built_at, stage.timings,
-                    final)
-        result.files = [final / f.relative_to(result.folder) for f in result.files]
-        result.folder = final
+                    final, {sb.audience.name: sb.document["kpis"] for sb in slice_builds})
+        result.moved_to(final)
     result.timings = stage.timings
     return result
 
@@ -155,27 +158,56 @@ def _stage_copy(final: Path, staging: Path) -> Path:
 
 
 def _sweep_staging(folder: Path) -> None:
-    """Staging folders of a build that was killed; safe while we hold the build lock."""
+    """Temporary files and staging folders of a build that was killed; safe while we hold
+    the build lock."""
+    files.sweep_temporary_files(folder)
     for tmp in [*folder.glob(".staging-*"), *folder.glob(".*.old-*")] if folder.is_dir() else ():
         log.info("removing %s, left by an interrupted build", tmp)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _contexts(store: archive.Archive, config: Config, p: periods.Period, names: list[str],
+              quality: Mapping[str, Any]) -> tuple[BuildContext, list[tuple[Audience,
+                                                                          BuildContext]]]:
+    """The whole data's context (audiences without filters), and each sliced audience's
+    own (its slice's archived KPIs and trends)."""
+    whole = [n for n in names if not config.audiences[n].filters]
+    return BuildContext.read(store, config, p, whole, quality), [
+        (config.audiences[n], BuildContext.read(store, config, p, [n], quality, slice_name=n))
+        for n in names if config.audiences[n].filters]
+
+
+def _draw(computed: Mapping[str, Section], slice_builds: list[SliceBuild], folder: Path
+          ) -> dict[str, str]:
+    """The charts; a slice's in a folder of its own (`charts/<audience>/`)."""
+    for sb in slice_builds:
+        sb.drawn = {k: f"{sb.audience.name}/{v}" for k, v in
+                    charts.draw_all(sb.computed, folder / sb.audience.name).items()}
+    return charts.draw_all(computed, folder)
+
+
 def _render_html(ctx: BuildContext, computed: Mapping[str, Section], drawn: Mapping[str, str],
                  document: dict[str, Any], page: render.Page, fmt: str, result: BuildResult,
-                 owner: tuple[Path, str]) -> tuple[list[PdfJob], dict[str, Path]]:
+                 owner: tuple[Path, str], slice_builds: list[SliceBuild] = ()
+                 ) -> tuple[list[PdfJob], dict[str, Path]]:
     """Each audience's page; written when HTML is asked for, queued as a PDF job when
     PDFs are (`owner`: the output folder and this build's id, checked before each PDF's
-    rename). Returns the PDF jobs and the file archived per audience."""
+    rename); a sliced audience's page from its own sections. Returns the PDF jobs and
+    the file archived per audience; writes `<audience>.csv` where `attach` asks for it."""
     html_dir = result.folder / "html"
     jobs, archived = [], {}
-    for audience in ctx.audiences:
+    pages = [(a, computed, drawn, document) for a in ctx.audiences] + [
+        (sb.audience, sb.computed, sb.drawn, sb.document) for sb in slice_builds]
+    for audience, computed, drawn, document in pages:
         html = render.render_html(render.context(audience, computed, drawn, document,
                                                  ctx.quality, page))
         if fmt in ("html", "both"):
             archived[audience.name] = files.atomic_write(html_dir / f"{audience.name}.html",
                                                          html)
             result.files.append(archived[audience.name])
+        if "csv" in audience.attach:
+            result.files.append(files.atomic_write(result.folder / f"{audience.name}.csv",
+                                                   tables_csv(audience, computed)))
         if fmt in ("pdf", "both"):
             archived[audience.name] = result.folder / f"{audience.name}.pdf"
             jobs.append((html, html_dir, archived[audience.name],
@@ -183,9 +215,25 @@ def _render_html(ctx: BuildContext, computed: Mapping[str, Section], drawn: Mapp
     return jobs, archived
 
 
+def tables_csv(audience: Audience, computed: Mapping[str, Section]) -> str:
+    """Every table of the audience's sections as one CSV for pivoting: `section` and
+    `table` columns first, then the union of the tables' columns, raw values (not the
+    page's formatting); cells that a spreadsheet would run are made inert."""
+    parts = [t.frame.reset_index(drop=True).assign(section=name, table=t.name)
+             for name in audience.sections if name in computed
+             for t in computed[name].tables if len(t.frame)]
+    if not parts:
+        return "section,table\n"
+    frame = pd.concat(parts, ignore_index=True)
+    frame = frame[["section", "table", *[c for c in frame.columns
+                                         if c not in ("section", "table")]]]
+    return neutralise(frame).to_csv(index=False)
+
+
 def _record(store: archive.Archive, config: Config, loaded: Loaded, result: BuildResult,
             archived: Mapping[str, Path], computed: Mapping[str, Section], built_at: datetime,
-            timings: Mapping[str, float], final: Path) -> None:
+            timings: Mapping[str, float], final: Path,
+            slice_kpis: Mapping[str, Mapping[str, Any]] | None = None) -> None:
     """The build, its KPIs and the sections' hourly signals, into the archive index; the
     staging folder replaces `final` in the same transaction."""
     signals = [s.signals for s in computed.values() if s.signals is not None]
@@ -196,7 +244,49 @@ def _record(store: archive.Archive, config: Config, loaded: Loaded, result: Buil
         seconds=round(sum(timings.values()), 3),
         built_at=built_at.isoformat(timespec="seconds"),
         signals=pd.concat(signals, ignore_index=True) if len(signals) > 1
-        else signals[0] if signals else None, final=final)
+        else signals[0] if signals else None, final=final, slices=slice_kpis)
+
+
+@dataclass
+class SliceBuild:
+    """One sliced audience's own computation: its context, sections and document."""
+
+    audience: Audience
+    ctx: BuildContext
+    computed: dict[str, Section]
+    document: dict[str, Any]
+    drawn: dict[str, str] = field(default_factory=dict)
+
+
+def _compute_slice(audience: Audience, ctx: BuildContext, loaded: Loaded,
+                   warnings: list[str]) -> SliceBuild:
+    """The audience's sections over its filtered rows; a slice with no row in the period
+    is a warning and a "no data in this slice" report, never an all-clear."""
+    filters = dict(audience.filters)
+    frames = slices.restrict(loaded.frames, filters)
+    restricted = slices.restricted_sources(filters)
+    text = slices.describe(filters)
+    info = {"audience": audience.name, "filters": {k: list(v) for k, v in filters.items()},
+            "text": text, "whole": [s for s in loaded.frames if s not in restricted],
+            "empty": False}
+    p = ctx.period
+    if slices.rows_in_period(frames, filters, p) == 0:
+        message = (f"No data in this slice: the {audience.name} audience's filters "
+                   f"({text}) match no rows in {p.label}.")
+        warnings.append(message)
+        computed = {spec.name: Section(spec.name, spec.title, "no data", message)
+                    for spec in sections.SECTIONS}
+        document = kpis.document(computed, p, loaded.quality, {audience.name: []},
+                                 top_n=ctx.config.top_n)
+        document["insights"] = [{"severity": "high", "domain": "slice", "text": message}]
+        info["empty"] = True
+    else:
+        computed = sections.compute_all(frames, ctx)
+        document = kpis.document(computed, p, loaded.quality, {
+            audience.name: kpis.headline_keys(computed, audience.sections)},
+            top_n=ctx.config.top_n)
+    document["slice"] = info
+    return SliceBuild(audience, ctx, computed, document)
 
 
 class _Stages:
@@ -218,6 +308,19 @@ class _Stages:
         seconds = time.perf_counter() - self.started
         self.timings[self.current] = round(seconds, 3)
         log.info("%s done in %.2f s", self.current, seconds)
+
+
+def _start_pdf_workers(fmt: str, pdfs: int) -> None:
+    if fmt != "html" and (_pdf_worker_count(pdfs) > 1 or not _main_thread()):
+        _pdf_workers()
+
+
+def _page(p: periods.Period, config: Config, span: tuple[pd.Timestamp, pd.Timestamp] | None
+          ) -> tuple[datetime, render.Page]:
+    """The build's clock and what every audience's page shares."""
+    built_at = datetime.now(config.tz)
+    return built_at, render.Page(p, f"{built_at:%a %-d %b %Y %H:%M} {config.tz.key}",
+                                 _span_text(span, config.tz), config.thresholds)
 
 
 def _pdf_workers() -> multiprocessing.context.BaseContext:
@@ -292,9 +395,13 @@ def _die_with_parent(build_pid: int) -> None:
         os._exit(1)
 
 
-def _write_side_files(folder: Path, loaded: Loaded, document: dict[str, Any]) -> list[Path]:
+def _write_side_files(folder: Path, loaded: Loaded, document: dict[str, Any],
+                      slice_builds: list[SliceBuild] = ()) -> list[Path]:
     written = [files.atomic_write(folder / "kpis.json",
                                   json.dumps(document, indent=2, default=str) + "\n")]
+    written += [files.atomic_write(folder / f"kpis-{sb.audience.name}.json",
+                                   json.dumps(sb.document, indent=2, default=str) + "\n")
+                for sb in slice_builds]
     for source, frame in loaded.rejected.items():
         written.append(files.atomic_write(folder / "rejected" / f"{source}.csv",
                                           neutralise(frame).to_csv(index=False)))

@@ -46,11 +46,13 @@ class Channel:
     @property
     def key(self) -> str:
         """What the archive records as the recipient: the configured URL when its secrets
-        are placeholders, else Apprise's privacy form (tokens shortened to a...z)."""
+        are placeholders, else Apprise's privacy form (tokens shortened to a...z) without
+        its query."""
         if self.variables:
             return self.url
-        plugin = _instantiate(self.url)
-        return plugin.url(privacy=True) if plugin is not None else f"{self.scheme}://?"
+        plugin = _instantiate(self.url)     # its query (Apprise's defaults) left out
+        return plugin.url(privacy=True).split("?")[0] if plugin is not None \
+            else f"{self.scheme}://?"
 
     @property
     def scheme(self) -> str:

@@ -342,6 +342,57 @@ def archive_group() -> None:
     """The archive of built reports and KPI history."""
 
 
+@archive_group.command("alerts")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@with_archive_options
+@entry_point
+def archive_alerts(as_json: bool, output_dir: Path | None, config_path: Path | None,
+                   verbose: bool) -> None:
+    """Every incident alert `reporting alert` sent, newest first, and where it went."""
+    import json
+
+    with _archive(output_dir, config_path) as store:
+        rows = store.alerts()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"Alerts ({len(rows)})", title_justify="left")
+    for col in ("alert", "from", "to", "services", "sent", "incident"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r["id"], r["start"][:16], r["end"][:16], r["services"],
+                      ", ".join(f"{k.split('://')[0] + '://' if '://' in k else k}: {v}"
+                                for k, v in r["deliveries"].items()), r["text"])
+    out.print(table)
+
+
+@main.command("alert")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path),
+              help="Folder of input files (default: data_dir from the config, or data/).")
+@click.option("--output", "output_dir", type=click.Path(path_type=Path),
+              help="Output folder holding archive.sqlite (default: from the config).")
+@with_common
+@entry_point
+def alert_cmd(data_dir: Path | None, output_dir: Path | None, config_path: Path | None,
+              verbose: bool) -> None:
+    """Send each new cross-signal incident of the newest [alerts] lookback_hours once."""
+    from . import alerts
+
+    config = _config(config_path)
+    if not (config.alerts.notify or config.alerts.recipients):
+        err.print("[yellow]warning:[/] [alerts] has no notify channels and no recipients; "
+                  "incidents are recorded but sent nowhere.", markup=True, soft_wrap=True)
+    outcome = alerts.run(config, Path(data_dir or config.data_dir),
+                         Path(output_dir or config.output_dir))
+    a, b = outcome.window
+    out.print(f"looked at {a:%Y-%m-%d %H:%M} – {b:%Y-%m-%d %H:%M} {config.tz.key}: "
+              f"{len(outcome.new)} new incident(s) alerted, {len(outcome.known)} alerted "
+              "before", highlight=False, soft_wrap=True)
+    for incident in outcome.new:
+        out.print(f"- {incident['text']}", highlight=False, soft_wrap=True)
+    alerts.raise_if_failed(outcome)
+
+
 @archive_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @with_archive_options

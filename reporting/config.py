@@ -68,6 +68,7 @@ class Audience:
     compact: bool = False  # domain sections as tiles and one chart, top 5 insights only
     notify: tuple[str, ...] = ()         # Apprise URLs; {VAR} placeholders from the environment
     attach: tuple[str, ...] = ("pdf",)   # what mail and chat carry: pdf and/or csv
+    filters: tuple[tuple[str, tuple[str, ...]], ...] = ()   # a slice: (key, patterns) pairs
 
 
 DEFAULT_AUDIENCES: dict[str, Audience] = {
@@ -96,6 +97,14 @@ class SchedulerConfig:
 
 
 @dataclass(frozen=True)
+class AlertsConfig:
+    schedule: str = ""                   # cron in `timezone`; "" = only when run by hand
+    lookback_hours: float = 6.0          # the newest hours of data that are searched
+    notify: tuple[str, ...] = ()         # Apprise URLs, as for audiences
+    recipients: tuple[str, ...] = ()     # email
+
+
+@dataclass(frozen=True)
 class Config:
     timezone: str = "UTC"
     data_dir: Path = Path("data")
@@ -110,6 +119,7 @@ class Config:
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     audiences: dict[str, Audience] = field(default_factory=lambda: dict(DEFAULT_AUDIENCES))
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     source: Path | None = None
 
     @property
@@ -139,7 +149,7 @@ class Config:
         where = str(source or "config")
         top = {"timezone", "data_dir", "output_dir", "lock_timeout_s", "thresholds",
                "columns", "smtp", "audiences", "scheduler", "top_n", "earliest_timestamp",
-               "future_margin_hours", "pdf_timeout_s"}
+               "future_margin_hours", "pdf_timeout_s", "alerts"}
         _no_unknown(raw, top, where, "")
         base = base or Path.cwd()
         kwargs: dict[str, Any] = {"source": source}
@@ -179,6 +189,8 @@ class Config:
                                    for k, v in mapping.items()}
                              for src, mapping in columns.items()}
         kwargs["audiences"] = _audiences(raw.get("audiences", {}), where)
+        if "alerts" in raw:
+            kwargs["alerts"] = _alerts(raw["alerts"], where)
         return cls(**kwargs)
 
     def digest(self) -> str:
@@ -285,7 +297,7 @@ def _sub(kind: type, raw: dict[str, Any], where: str, prefix: str) -> Any:
 _special_use = threading.Lock()
 
 
-def _address(text: str, where: str, audience: str) -> str:
+def _address(text: str, where: str, audience: str, key: str = "") -> str:
     """A recipient checked as an email address (syntax only, no DNS); internal names
     such as ops@corp.local or root@localhost are allowed."""
     import email_validator
@@ -301,7 +313,8 @@ def _address(text: str, where: str, audience: str) -> str:
             finally:
                 email_validator.SPECIAL_USE_DOMAIN_NAMES = saved
     except EmailNotValidError as exc:
-        raise ConfigError(f"{where}: audiences.{audience}.recipients has {text!r}, which is "
+        key = key or f"audiences.{audience}.recipients"
+        raise ConfigError(f"{where}: {key} has {text!r}, which is "
                           f"not an email address ({exc}).") from None
 
 
@@ -310,7 +323,7 @@ def _audiences(raw: dict[str, Any], where: str) -> dict[str, Audience]:
     _no_unknown(raw, set(raw), where, "audiences.")
     result = dict(DEFAULT_AUDIENCES)
     allowed = {"title", "sections", "recipients", "schedule", "period", "template", "compact",
-               "notify", "attach"}
+               "notify", "attach", "filters"}
     for name, table in raw.items():
         check_name(name, f"{where}: audience")
         _no_unknown(table, allowed, where, f"audiences.{name}.")
@@ -332,8 +345,49 @@ def _audiences(raw: dict[str, Any], where: str) -> dict[str, Audience]:
             compact=bool(table.get("compact", base.compact)),
             notify=_notify_urls(table.get("notify", base.notify), f"audiences.{name}.notify",
                                 where),
-            attach=_attach(table.get("attach", base.attach), name, where))
+            attach=_attach(table.get("attach", base.attach), name, where),
+            filters=_filters(table["filters"], name, where) if "filters" in table
+            else base.filters)
     return result
+
+
+def _filters(raw: Any, name: str, where: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """An audience's slice: each key a list of shell-style patterns."""
+    from .slices import FILTER_KEYS
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: audiences.{name}.filters must be a table such as "
+                          '{ services = ["payments-*"], pages = ["/checkout*"] }.')
+    _no_unknown(raw, set(FILTER_KEYS), where, f"audiences.{name}.filters.")
+    out = []
+    for key, patterns in raw.items():
+        if isinstance(patterns, str):
+            patterns = [patterns]
+        if not isinstance(patterns, list) or not patterns \
+                or not all(isinstance(p, str) and p for p in patterns):
+            raise ConfigError(f"{where}: audiences.{name}.filters.{key} must be a list of "
+                              f"patterns such as [\"payments-*\"], not {patterns!r}.")
+        out.append((key, tuple(patterns)))
+    return tuple(out)
+
+
+def _alerts(raw: Any, where: str) -> AlertsConfig:
+    """The [alerts] table: schedule, lookback_hours, notify, recipients."""
+    _no_unknown(raw, {f.name for f in dataclasses.fields(AlertsConfig)}, where, "alerts.")
+    hours = _number(raw.get("lookback_hours", 6.0), where, "alerts.lookback_hours")
+    if not 1 <= hours <= 24 * 7:
+        raise ConfigError(f"{where}: alerts.lookback_hours must be from 1 to 168, not "
+                          f"{raw['lookback_hours']!r}.")
+    schedule = raw.get("schedule", "")
+    if not isinstance(schedule, str):
+        raise ConfigError(f"{where}: alerts.schedule must be a cron string such as "
+                          '"0 * * * *", or "" for none.')
+    recipients = raw.get("recipients", [])
+    if isinstance(recipients, str) or not isinstance(recipients, list):
+        raise ConfigError(f"{where}: alerts.recipients must be a list of email addresses.")
+    return AlertsConfig(schedule, hours, _notify_urls(raw.get("notify", []), "alerts.notify",
+                                                      where),
+                        tuple(_address(str(r), where, "alerts", "alerts.recipients")
+                              for r in recipients))
 
 
 ATTACHMENTS = ("pdf", "csv")

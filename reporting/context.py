@@ -36,12 +36,14 @@ class BuildContext:
 
     @classmethod
     def read(cls, store: Archive, config: Config, period: Period, names: list[str],
-             quality: Mapping[str, Any]) -> BuildContext:
-        """The archive's three reads (previous KPIs, signal history, trend history)."""
-        previous = store.kpi_values(period.previous.id) if period.previous else {}
+             quality: Mapping[str, Any], slice_name: str = "") -> BuildContext:
+        """The archive's three reads (previous KPIs, signal history, trend history);
+        `slice_name`: the KPIs and trends of that audience's slice."""
+        previous = store.kpi_values(period.previous.id, slice_name) if period.previous else {}
         signals = store.signal_history(period.start - pd.Timedelta(weeks=HISTORY_WEEKS),
                                        period.start)
-        trends = store.history(None, period.start.isoformat(), period.end.isoformat())
+        trends = store.history(None, period.start.isoformat(), period.end.isoformat(),
+                               slice_name=slice_name)
         return cls(period, config, tuple(config.audiences[n] for n in names), quality,
                    previous, signals, trends)
 

@@ -105,6 +105,10 @@ def compose(*, audience: Audience, period_id: str, period_label: str,
     if not too_big:
         msg.add_attachment(pdf.read_bytes(), maintype="application", subtype="pdf",
                            filename=f"{audience.name}-{period_id}.pdf")
+    table = pdf.with_suffix(".csv")
+    if "csv" in audience.attach and table.exists():
+        msg.add_attachment(table.read_bytes(), maintype="text", subtype="csv",
+                           filename=f"{audience.name}-{period_id}.csv")
     return msg, warning
 
 
@@ -327,12 +331,13 @@ def deliver(config: Config, output_dir: Path, period_id: str, audiences: Iterabl
         for name in audiences:
             audience = config.audiences[name]
             pdf = inside(output_dir, folder / f"{name}.pdf")
+            own = folder / f"kpis-{name}.json"      # a sliced audience's own numbers
+            doc = json.loads(own.read_text()) if audience.filters and own.exists() else document
             if not pdf.exists():
                 raise ReportError(f"{pdf} does not exist: build the PDF before sending.")
             _check_archived(store, period_id, name, pdf)
             if channels and audience.notify:
-                _post(store, config, audience, period_id, label, document, pdf, force, sleep,
-                      outcome)
+                _post(store, config, audience, period_id, label, doc, pdf, force, sleep, outcome)
             if not audience.recipients:
                 if not (channels and audience.notify):
                     outcome.warnings.append(
@@ -353,7 +358,7 @@ def deliver(config: Config, output_dir: Path, period_id: str, audiences: Iterabl
             if not claimed:
                 continue
             msg, warning = compose(audience=audience, period_id=period_id, period_label=label,
-                                   document=document, pdf=pdf, recipients=audience.recipients,
+                                   document=doc, pdf=pdf, recipients=audience.recipients,
                                    smtp=config.smtp, archive_path=str(pdf.resolve()))
             if warning:
                 outcome.warnings.append(warning)
@@ -400,7 +405,8 @@ def _post(store: Archive, config: Config, audience: Audience, period_id: str, la
     kpis = _headline(document, audience)
     insights = list(audience_view(document, audience).insights[:5])
     link = report_link(config, period_id, pdf)
-    files = [pdf] if "pdf" in audience.attach else []
+    files = [f for kind, f in (("pdf", pdf), ("csv", pdf.with_suffix(".csv")))
+             if kind in audience.attach and f.exists()]
 
     def body(attached: bool) -> str:
         note = "" if attached else f"The full report: {link}"

@@ -141,6 +141,7 @@ def context(audience: Audience, computed: Mapping[str, Section], charts: Mapping
         "period": {"id": p.id, "label": p.label,
                    "previous": p.previous.label if p.previous else None},
         "generated_at": page.generated_at, "data_span": page.data_span,
+        "slice": document.get("slice"),
         "sections": views, "tiles_list": [by_key[k] for k in view.headline_keys if k in by_key],
         "insights": list(view.insights),
         "quality": [_quality_view(name, q) for name, q in quality.items()],

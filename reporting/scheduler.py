@@ -40,7 +40,7 @@ from apscheduler.triggers.cron import CronTrigger
 from zoneinfo import ZoneInfo
 
 from .archive import Archive, now_iso
-from .config import Config
+from .config import Audience, Config
 from .errors import ConfigError, ReportError
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,18 @@ class OfflineScheduler(BaseScheduler):
 
 def job_id(audience: str) -> str:
     return PREFIX + audience
+
+
+ALERTS = ":alerts"     # the [alerts] job's name in place of an audience (no audience has ":")
+
+
+def scheduled(config: Config) -> dict[str, Audience]:
+    """Job id -> what it runs: each audience with a schedule, and the [alerts] job."""
+    wanted = {job_id(a.name): a for a in config.audiences.values() if a.schedule.strip()}
+    if config.alerts.schedule.strip():
+        wanted[job_id(ALERTS)] = Audience(ALERTS, "Incident alerts", (),
+                                          schedule=config.alerts.schedule)
+    return wanted
 
 
 class ReportTrigger(CronTrigger):
@@ -274,7 +286,7 @@ def sync(config: Config, settings: Settings) -> list[dict[str, Any]]:
     scheduler.start(paused=True)       # loads the store without running anything
     changes = []
     try:
-        wanted = {job_id(a.name): a for a in config.audiences.values() if a.schedule.strip()}
+        wanted = scheduled(config)
         for job in scheduler.get_jobs():
             if job.id.startswith(PREFIX) and job.id not in wanted:
                 scheduler.remove_job(job.id)
@@ -313,7 +325,8 @@ def jobs(config: Config, settings: Settings) -> list[dict[str, Any]]:
     with Archive(output_dir) as store:
         for job in stored:
             audience = job.args[1]
-            cron = config.audiences[audience].schedule if audience in config.audiences else ""
+            cron = config.audiences[audience].schedule if audience in config.audiences else \
+                config.alerts.schedule if audience == ALERTS else ""
             out.append({"id": job.id, "audience": audience, "cron": cron,
                         "timezone": str(config.tz.key),
                         "next_run": job.next_run_time.isoformat() if job.next_run_time
@@ -346,17 +359,21 @@ def run_job(config_path: str | None, audience: str, data_dir: str, output_dir: s
         raise
     try:
         config = Config.load(config_path) if config_path else Config()
-        result = build(config, period=config.audiences[audience].period,
-                       audiences=[audience], data_dir=Path(data_dir),
-                       output_dir=Path(output_dir))
-        period_id = result.period.id
-        for warning in result.warnings:
-            log.warning("job %s: %s", jid, warning)
-        outcome = deliver(config, Path(output_dir), result.period.id, [audience])
-        for warning in outcome.warnings:
-            log.warning("job %s: %s", jid, warning)
-        if outcome.failed or outcome.unknown or outcome.channel_failed:
-            status, error = "failed", failure_sentence(config.smtp, outcome)
+        if audience == ALERTS:        # incident detection, not a report
+            from . import alerts
+            alerts.raise_if_failed(alerts.run(config, Path(data_dir), Path(output_dir)))
+        else:
+            result = build(config, period=config.audiences[audience].period,
+                           audiences=[audience], data_dir=Path(data_dir),
+                           output_dir=Path(output_dir))
+            period_id = result.period.id
+            for warning in result.warnings:
+                log.warning("job %s: %s", jid, warning)
+            outcome = deliver(config, Path(output_dir), result.period.id, [audience])
+            for warning in outcome.warnings:
+                log.warning("job %s: %s", jid, warning)
+            if outcome.failed or outcome.unknown or outcome.channel_failed:
+                status, error = "failed", failure_sentence(config.smtp, outcome)
     except Exception as exc:   # a job never stops the scheduler
         status, error = "failed", (str(exc) if isinstance(exc, ReportError)
                                    else f"{type(exc).__name__}: {exc}")
@@ -436,7 +453,7 @@ def _serve(config: Config, settings: Settings, stop: threading.Event | None,
 
     # Runs left "running" by a scheduler that was killed are interrupted; the newest run of
     # a job that was interrupted runs again now when it started within the grace time.
-    wanted = {job_id(a.name): a.name for a in config.audiences.values() if a.schedule.strip()}
+    wanted = {jid: a.name for jid, a in scheduled(config).items()}
     with Archive(output_dir) as store:
         store.interrupt_runs(None, "the scheduler stopped while it ran")
         last = {jid: store.last_run(jid) for jid in wanted}

@@ -66,7 +66,7 @@ def test_list_show_and_export(two_weeks, tmp_path):
     assert exported.exit_code == 0
     table = pd.read_parquet(target)
     assert list(table.columns) == ["period", "start", "end", "kpi", "value", "text", "unit",
-                                   "status"]
+                                   "status", "slice"]
     assert set(table["period"]) == {"2026-W44", "2026-W45"}
     assert table.loc[(table.period == "2026-W45") & (table.kpi == "api.slowest_endpoint"),
                      "text"].iloc[0].startswith("/")
@@ -155,7 +155,7 @@ def test_opening_an_index_of_an_older_schema_upgrades_it(tmp_path):
     db.commit()
     db.close()
     with Archive(tmp_path) as a:
-        assert a.version == SCHEMA_VERSION == 4
+        assert a.version == SCHEMA_VERSION == 5
         assert a.kpi_values("2026-W40") == {"api.requests": 5}
         assert [p.period_id for p in a.periods()] == ["2026-W40"]
         assert a.db.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0] == 0

@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import base64
+import email
 import hashlib
 import json
 import logging
-import shutil
 import threading
+from email import policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -22,6 +24,8 @@ from reporting.config import Config
 from reporting.delivery import deliver
 from reporting.errors import ConfigError
 from reporting.simulate import simulate
+
+from .test_delivery import built, out  # noqa: F401 (fixtures: executive and it of 2026-W43)
 
 PERIOD = "2026-W43"
 SECRET = "s3cr3t-token-4711"
@@ -68,24 +72,6 @@ def hooks():
     server.shutdown()
     server.server_close()
     thread.join(5)
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    root = tmp_path_factory.mktemp("chat")
-    simulate(root / "data", weeks=1, scale="tiny", seed=8)
-    out = root / "out"
-    r = CliRunner().invoke(build_report, ["--data", str(root / "data"), "--output", str(out),
-                                          "--format", "pdf", "-a", "executive", "-a", "it"])
-    assert r.exit_code == 0, r.output
-    return out
-
-
-@pytest.fixture
-def out(built, tmp_path):
-    target = tmp_path / "out"
-    shutil.copytree(built, target)
-    return target
 
 
 def config_for(notify: dict[str, list[str]]) -> Config:
@@ -190,7 +176,8 @@ def test_build_report_deliver_sends_mail_and_channels_email_only_mail(hooks, tmp
     (tmp_path / "report.toml").write_text(
         "[audiences.it]\n"
         'recipients = ["ops@example.com"]\n'
-        f'notify = ["json://127.0.0.1:{hooks.port}/it"]\n')
+        f'notify = ["json://127.0.0.1:{hooks.port}/it"]\n'
+        'attach = ["pdf", "csv"]\n')
     args = ["--data", str(tmp_path / "data"), "--output", str(tmp_path / "out"), "--format",
             "pdf", "-a", "it", "--config", str(tmp_path / "report.toml")]
     r = CliRunner().invoke(build_report, [*args, "--email"])
@@ -200,6 +187,21 @@ def test_build_report_deliver_sends_mail_and_channels_email_only_mail(hooks, tmp
     assert r.exit_code == 0, r.output
     assert [p for p, _ in hooks.requests] == ["/it"]
     assert "channels: 1 delivered, 0 not sent again, 0 failed" in r.output
+    # attach = ["pdf", "csv"]: the audience's tables as one CSV, in the mail and the post
+    folder = tmp_path / "out" / "reports" / PERIOD
+    [eml] = (tmp_path / "out" / "outbox").glob("*.eml")
+    mail = email.message_from_bytes(eml.read_bytes(), policy=policy.default)
+    names = [part.get_filename() for part in mail.iter_attachments()]
+    assert names == [f"it-{PERIOD}.pdf", f"it-{PERIOD}.csv"]
+    attachments = {a["filename"]: base64.b64decode(a["base64"])
+                   for a in hooks.requests[0][1]["attachments"]}
+    assert attachments["it.csv"] == (folder / "it.csv").read_bytes()
+    table = pd.read_csv(folder / "it.csv")
+    assert list(table.columns[:2]) == ["section", "table"]
+    assert set(table.section) <= {"api", "system", "incidents"} and "api" in set(table.section)
+    services = table[(table.section == "api") & (table.table == "services")]
+    document = json.loads((folder / "kpis.json").read_text())
+    assert services["requests"].sum() == document["kpis"]["api.requests"]["value"]
 
 
 def test_a_missing_secret_variable_is_a_failure_naming_the_variable_not_a_crash(out,

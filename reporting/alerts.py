@@ -1,0 +1,146 @@
+"""Incident alerts between reports: `reporting alert` looks for cross-signal incidents in
+the newest `lookback_hours` of data and sends each new one once, by mail and to the
+`[alerts]` channels.
+
+An incident is the same one as an archived alert when their windows overlap or touch:
+a later run that sees it grow updates the archived window and sends nothing.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid, parseaddr
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from . import channels, incidents
+from .archive import Archive
+from .config import Config
+from .context import HISTORY_WEEKS
+from .errors import DeliveryError, ReportError
+from .files import atomic_write
+from .periods import Period
+
+log = logging.getLogger(__name__)
+AUDIENCE = "alerts"          # the deliveries rows of alerts carry this audience name
+
+
+@dataclass
+class AlertOutcome:
+    new: list[dict[str, Any]] = field(default_factory=list)       # alerted now
+    known: list[dict[str, Any]] = field(default_factory=list)     # alerted before
+    failed: list[tuple[str, str]] = field(default_factory=list)   # (where, error)
+    window: tuple[pd.Timestamp, pd.Timestamp] | None = None
+
+
+def lookback(frames: dict[str, pd.DataFrame], hours: float) -> Period:
+    """The newest `hours` of data, in whole hours, ending after the newest timestamp."""
+    from .build import data_span
+    span = data_span(frames)
+    if span is None:
+        raise ReportError("No timestamped data to look for incidents in.")
+    end = span[1].floor("h") + pd.Timedelta(hours=1)
+    start = end - pd.Timedelta(hours=hours)
+    return Period(f"alert-{start:%Y%m%dT%H%M}", start, end)
+
+
+def run(config: Config, data_dir: Path, output_dir: Path, *,
+        sleep: Callable[[float], None] = time.sleep, now: datetime | None = None
+        ) -> AlertOutcome:
+    """Detect, record and send; every new incident once (`now`: the clock, which bounds
+    the timestamps accepted, as in a build)."""
+    from .sources import default_time_range, load_all
+
+    loaded = load_all(data_dir, config.tz, config.columns, time_range=default_time_range(
+        now, config.earliest_timestamp, config.future_margin_hours))
+    window = lookback(loaded.frames, config.alerts.lookback_hours)
+    outcome = AlertOutcome(window=(window.start, window.end))
+    with Archive(output_dir) as store:
+        history = store.signal_history(window.start - pd.Timedelta(weeks=HISTORY_WEEKS),
+                                       window.start)
+        _, found, _ = incidents.compute(loaded.frames, window, config.thresholds, history,
+                                        top_n=config.top_n)
+        link = _it_report(store, config)
+        for incident in found:
+            alert_id, is_new = store.record_alert(incident)
+            (outcome.new if is_new else outcome.known).append(incident)
+            # Claimed like mail: a known alert's delivered messages are not sent again,
+            # its failed ones are retried.
+            _send(store, config, output_dir, alert_id, incident, link, sleep, outcome)
+    return outcome
+
+
+def _it_report(store: Archive, config: Config) -> str:
+    from .delivery import report_link
+    for row in sorted(store.periods(), key=lambda r: r.end, reverse=True):
+        if "it" in row.audiences:
+            built = store.latest_build(row.period_id, "it")
+            if built:
+                return report_link(config, row.period_id, store._abs(built["path"]))
+    return ""
+
+
+def message(incident: dict[str, Any], link: str) -> tuple[str, str]:
+    """Title and body of one alert: the incident's sentence and the IT report's link."""
+    start = pd.Timestamp(incident["start"])
+    services = ", ".join(incident["services"]) or "several services"
+    title = f"Incident: {services} since {start:%a %-d %b %H:%M}"
+    body = incident["text"] + "\n\n" + (f"IT report: {link}" if link else
+                                        "No IT report is archived yet.")
+    return title, body
+
+
+def _send(store: Archive, config: Config, output_dir: Path, alert_id: str,
+          incident: dict[str, Any], link: str, sleep: Callable[[float], None],
+          outcome: AlertOutcome) -> None:
+    from .delivery import OUTBOX, one_line, send
+
+    title, body = message(incident, link)
+    for url in config.alerts.notify:
+        channel = channels.Channel(url)
+        claimed, _ = store.claim(alert_id, AUDIENCE, [channel.key])
+        if not claimed:
+            continue
+        status, error, tries = channels.send(channel, title, lambda attached: body, [],
+                                             sleep=sleep)
+        store.finish_delivery(claimed[channel.key], status, tries, error or None, None)
+        if status != "delivered":
+            outcome.failed.append((channel.label, error))
+    if not config.alerts.recipients:
+        return
+    smtp = config.smtp
+    recipients = list(config.alerts.recipients) if smtp.host else [OUTBOX]
+    claimed, _ = store.claim(alert_id, AUDIENCE, recipients)
+    if not claimed:
+        return
+    msg = EmailMessage()
+    msg["Subject"] = one_line(title)
+    msg["From"] = one_line(smtp.sender)
+    msg["To"] = ", ".join(config.alerts.recipients)
+    msg["Date"] = format_datetime(datetime.now(timezone.utc))
+    msg["Message-ID"] = make_msgid(domain=parseaddr(smtp.sender)[1].rpartition("@")[2]
+                                   or "localhost")
+    msg.set_content(body + "\n")
+    if smtp.host:
+        results = send(smtp, msg, list(claimed), sleep=sleep)
+    else:
+        atomic_write(output_dir / "outbox" / f"{alert_id}.eml", msg.as_bytes())
+        results = {OUTBOX: ("written", "", 1)}
+    for r, (status, error, tries) in results.items():
+        store.finish_delivery(claimed[r], status, tries, error or None, msg["Message-ID"])
+        if status not in ("delivered", "written"):
+            outcome.failed.append((f"{smtp.host}:{smtp.port}", error))
+
+
+def raise_if_failed(outcome: AlertOutcome) -> None:
+    if outcome.failed:
+        where, error = outcome.failed[-1]
+        raise DeliveryError(f"{len(outcome.failed)} alert message(s) were not delivered "
+                            f"(last: to {where}: {error}); the alerts are recorded, and the "
+                            "next `reporting alert` retries them.")

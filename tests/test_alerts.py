@@ -1,0 +1,132 @@
+"""Incident alerts between reports, on simulated data with injected outages: a JSON webhook
+on loopback and a real SMTP server (aiosmtpd) on loopback receive them."""
+from __future__ import annotations
+
+import email
+import json
+from datetime import date
+from email import policy
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from reporting import alerts
+from reporting.archive import Archive
+from reporting.cli import main
+from reporting.config import Config
+from reporting.errors import ConfigError
+from reporting.scheduler import ALERTS, Settings, job_id, jobs, sync
+from reporting.simulate import simulate
+
+from .test_channels import hooks  # noqa: F401 (fixture)
+from .test_delivery import server  # noqa: F401 (fixture)
+
+# 11 weeks from Mon 19 Oct 2026: payment outages Wed 4 Nov, Wed 2 Dec and Wed 30 Dec,
+# 10:00-12:00 UTC; the first has too little history to stand out, the others do.
+SECOND, THIRD = "2026-12-02", "2026-12-30"
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("alerts") / "data"
+    simulate(folder, weeks=11, scale="tiny", seed=8)
+    return folder
+
+
+def config_for(webhook: int, smtp: int) -> Config:
+    return Config.from_dict({
+        "future_margin_hours": 0,        # the clock below cuts the data: later rows unseen
+        "smtp": {"host": "127.0.0.1", "port": smtp, "security": "none", "retries": 0,
+                 "timeout": 5, "sender": "Reports <reports@example.com>"},
+        "alerts": {"lookback_hours": 6, "notify": [f"json://127.0.0.1:{webhook}/alerts"],
+                   "recipients": ["oncall@example.com"]}})
+
+
+def at(text: str) -> pd.Timestamp:
+    return pd.Timestamp(text, tz="UTC")
+
+
+def test_each_incident_is_alerted_once_and_a_later_one_again(hooks, server, data,  # noqa: F811
+                                                             tmp_path):
+    controller, smtp = server
+    config = config_for(hooks.port, controller.port)
+    out = tmp_path / "out"
+    first = alerts.run(config, data, out, now=at(f"{SECOND}T11:30"))
+    assert [i["start"] for i in first.new] == [f"{SECOND}T10:00:00+00:00"]
+    assert len(hooks.requests) == 1 and len(smtp.messages) == 1
+    payload = hooks.requests[0][1]
+    services = first.new[0]["services"]
+    assert "payment-api" in services
+    assert payload["title"] == f"Incident: {', '.join(services)} since Wed 2 Dec 10:00"
+    assert first.new[0]["text"] in payload["message"]
+    assert "No IT report is archived yet." in payload["message"]
+    mail = email.message_from_bytes(smtp.messages[0][1], policy=policy.default)
+    assert smtp.messages[0][0] == ["oncall@example.com"]
+    assert mail["Subject"] == payload["title"]
+    assert first.new[0]["text"] in mail.get_content()
+    # The outage goes on: later runs see the same incident and send nothing.
+    for _ in range(2):
+        later = alerts.run(config, data, out, now=at(f"{SECOND}T16:00"))
+        assert later.new == [] and len(later.known) == 1
+    assert len(hooks.requests) == 1 and len(smtp.messages) == 1
+    # A new outage four weeks later is a second alert.
+    third = alerts.run(config, data, out, now=at(f"{THIRD}T13:00"))
+    assert [i["start"] for i in third.new] == [f"{THIRD}T10:00:00+00:00"]
+    assert len(hooks.requests) == 2 and len(smtp.messages) == 2
+    with Archive(out) as store:
+        rows = store.alerts()
+    assert [r["start"][:10] for r in rows] == [THIRD, SECOND]
+    assert rows[1]["end"] == f"{SECOND}T12:00:00+00:00"
+    assert rows[1]["deliveries"] == {"oncall@example.com": "delivered",
+                                     f"json://127.0.0.1:{hooks.port}/alerts": "delivered"}
+    r = CliRunner().invoke(main, ["archive", "alerts", "--output", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    assert [a["id"] for a in json.loads(r.output)] == ["alert-2", "alert-1"]
+
+
+def test_a_failed_alert_channel_is_retried_by_the_next_run_only(hooks, data, tmp_path):  # noqa: F811
+    hooks.statuses["/alerts"] = [404]
+    config = Config.from_dict({"future_margin_hours": 0, "alerts": {
+        "lookback_hours": 6, "notify": [f"json://127.0.0.1:{hooks.port}/alerts"]}})
+    out = tmp_path / "out"
+    first = alerts.run(config, data, out, now=at(f"{SECOND}T11:30"))
+    assert len(first.failed) == 1
+    with pytest.raises(Exception, match=r"1 alert message\(s\) were not delivered \(last: "
+                       rf"to json://127.0.0.1:{hooks.port}: the service answered HTTP 404"):
+        alerts.raise_if_failed(first)
+    second = alerts.run(config, data, out, now=at(f"{SECOND}T13:00"))
+    assert second.failed == [] and second.new == []
+    assert len(hooks.requests) == 2        # the failed one again, nothing else
+    alerts.run(config, data, out, now=at(f"{SECOND}T14:00"))
+    assert len(hooks.requests) == 2
+
+
+def test_reporting_alert_cli_and_the_scheduler_job(tmp_path):
+    # Data that ends before the machine's clock: 7 weeks from 21 Sep 2026, outage Wed 4 Nov.
+    simulate(tmp_path / "data", weeks=7, scale="tiny", seed=8, start=date(2026, 9, 21))
+    (tmp_path / "report.toml").write_text(
+        '[alerts]\nschedule = "15 * * * *"\nlookback_hours = 120\n')
+    args = ["alert", "--data", str(tmp_path / "data"), "--output", str(tmp_path / "out"),
+            "--config", str(tmp_path / "report.toml")]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    assert "1 new incident(s) alerted, 0 alerted before" in r.output
+    assert "Wed 4 Nov 10:00" in r.output
+    assert "sent nowhere" in r.output
+    r = CliRunner().invoke(main, args)
+    assert "0 new incident(s) alerted, 1 alerted before" in r.output
+    config = Config.load(tmp_path / "report.toml")
+    settings = Settings(str(tmp_path / "report.toml"), str(tmp_path / "data"),
+                        str(tmp_path / "out"))
+    sync(config, settings)
+    [job] = [j for j in jobs(config, settings) if j["id"] == job_id(ALERTS)]
+    assert job["cron"] == "15 * * * *" and job["next_run"].endswith(":15:00+00:00")
+
+
+@pytest.mark.parametrize("alerts_table", [{"lookback_hours": 0}, {"recipients": ["nope"]},
+                                          {"notify": "json://x"}, {"every": 1}])
+def test_bad_alerts_tables_are_config_errors(alerts_table):
+    with pytest.raises(ConfigError, match="alerts"):
+        Config.from_dict({"alerts": alerts_table})
