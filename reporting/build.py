@@ -44,11 +44,6 @@ class BuildResult:
     warnings: list[str] = field(default_factory=list)
     document: dict[str, Any] = field(default_factory=dict)
 
-    def moved_to(self, final: Path) -> None:
-        """The staging folder became `final`: the paths follow."""
-        self.files = [final / f.relative_to(self.folder) for f in self.files]
-        self.folder = final
-
 
 def data_span(frames: Mapping[str, pd.DataFrame]) -> tuple[pd.Timestamp, pd.Timestamp] | None:
     """First and last event over the sources' period columns (a ticket's later
@@ -83,8 +78,8 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
     with _undo_on_failure(output_dir, staging), \
             archive.build_lock(output_dir, config.lock_timeout_s), \
             archive.Archive(output_dir) as store:
+        files.sweep_temporary_files(output_dir / "reports")
         build_id = guard.claim(output_dir)    # a killed build's PDF workers lose the folder
-        _sweep_staging(output_dir / "reports")
         with stage("load"):
             loaded = load_all(data_dir, config.tz, config.columns, time_range=default_time_range(
                 now, config.earliest_timestamp, config.future_margin_hours))
@@ -119,7 +114,6 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
         with stage("archive"):
             _record(store, config, loaded, result, archived, computed, built_at, stage.timings,
                     final, {sb.audience.name: sb.document["kpis"] for sb in slice_builds})
-        result.moved_to(final)
     result.timings = stage.timings
     return result
 
@@ -144,8 +138,9 @@ def _undo_on_failure(output_dir: Path, staging: list[Path]) -> Iterator[None]:
 
 def _stage_copy(final: Path, staging: Path) -> Path:
     """The staging folder starts as the published one, in hard links (other audiences'
-    files stay); this build's files then replace their links."""
-    shutil.rmtree(staging, ignore_errors=True)
+    files stay); this build's files then replace their links. Staging folders of a
+    killed build go first (safe: we hold the build lock)."""
+    _sweep_staging(staging.parent)
     if final.is_dir():
         def link(src: str, dst: str) -> None:
             try:
@@ -158,9 +153,7 @@ def _stage_copy(final: Path, staging: Path) -> Path:
 
 
 def _sweep_staging(folder: Path) -> None:
-    """Temporary files and staging folders of a build that was killed; safe while we hold
-    the build lock."""
-    files.sweep_temporary_files(folder)
+    """Staging folders of a build that was killed; safe while we hold the build lock."""
     for tmp in [*folder.glob(".staging-*"), *folder.glob(".*.old-*")] if folder.is_dir() else ():
         log.info("removing %s, left by an interrupted build", tmp)
         shutil.rmtree(tmp, ignore_errors=True)
@@ -235,7 +228,8 @@ def _record(store: archive.Archive, config: Config, loaded: Loaded, result: Buil
             timings: Mapping[str, float], final: Path,
             slice_kpis: Mapping[str, Mapping[str, Any]] | None = None) -> None:
     """The build, its KPIs and the sections' hourly signals, into the archive index; the
-    staging folder replaces `final` in the same transaction."""
+    staging folder replaces `final` in the same transaction, and `result` names the
+    published files."""
     signals = [s.signals for s in computed.values() if s.signals is not None]
     store.record_build(
         period=result.period.as_dict(), folder=result.folder, files=dict(archived),
@@ -245,6 +239,8 @@ def _record(store: archive.Archive, config: Config, loaded: Loaded, result: Buil
         built_at=built_at.isoformat(timespec="seconds"),
         signals=pd.concat(signals, ignore_index=True) if len(signals) > 1
         else signals[0] if signals else None, final=final, slices=slice_kpis)
+    result.files = [final / f.relative_to(result.folder) for f in result.files]
+    result.folder = final
 
 
 @dataclass

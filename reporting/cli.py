@@ -565,6 +565,7 @@ def schedule_cmd(list_jobs: bool, run_now: str | None, data_dir: Path | None,
         output_dir=str(Path(output_dir or config.output_dir).resolve()))
     if run_now:
         check_audiences([run_now], config.audiences)
+        logging.getLogger("reporting.scheduler").setLevel(logging.INFO)
         scheduler.run_job(settings.config_path, run_now, settings.data_dir,
                           settings.output_dir)
         from .archive import Archive

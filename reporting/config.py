@@ -201,6 +201,31 @@ class Config:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
+def _check_smtp(smtp: SmtpConfig, where: str) -> None:
+    """Values that would hang, loop or leak a password are config errors."""
+    if smtp.timeout <= 0:
+        raise ConfigError(f"{where}: smtp.timeout must be more than 0 seconds.")
+    for key in ("deadline_s", "retries", "retry_base_s"):
+        if getattr(smtp, key) < 0:
+            raise ConfigError(f"{where}: smtp.{key} must be 0 or more.")
+    if not 0 < smtp.port < 65536:
+        raise ConfigError(f"{where}: smtp.port must be between 1 and 65535.")
+    if smtp.password_env and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", smtp.password_env):
+        # Never echoed: a password pasted here by mistake must not reach a log.
+        raise ConfigError(f"{where}: smtp.password_env must be the name of an environment "
+                          "variable that holds the password (letters, digits and _), not "
+                          "the password itself.")
+    if smtp.host and smtp.username and smtp.security == "none" \
+            and not smtp.allow_plaintext_auth and smtp.host.lower() not in LOOPBACK \
+            and not smtp.host.startswith("127."):
+        raise ConfigError(f"{where}: smtp.security = \"none\" would send the password for "
+                          f"{smtp.username} in clear text to {smtp.host}; use starttls or ssl, "
+                          "or set smtp.allow_plaintext_auth = true.")
+
+
 def _limits(raw: dict[str, Any], where: str) -> dict[str, Any]:
     """top_n, the accepted timestamp range and the PDF timeout, checked."""
     out: dict[str, Any] = {}
@@ -233,31 +258,6 @@ def check_name(name: str, what: str) -> str:
         raise ConfigError(f"{what} {str(name)[:80]!r} is not a valid name: use letters, "
                           "digits, '_' and '-' (at most 64), no dots, slashes or spaces.")
     return name
-
-
-LOOPBACK = ("localhost", "127.0.0.1", "::1")
-
-
-def _check_smtp(smtp: SmtpConfig, where: str) -> None:
-    """Values that would hang, loop or leak a password are config errors."""
-    if smtp.timeout <= 0:
-        raise ConfigError(f"{where}: smtp.timeout must be more than 0 seconds.")
-    for key in ("deadline_s", "retries", "retry_base_s"):
-        if getattr(smtp, key) < 0:
-            raise ConfigError(f"{where}: smtp.{key} must be 0 or more.")
-    if not 0 < smtp.port < 65536:
-        raise ConfigError(f"{where}: smtp.port must be between 1 and 65535.")
-    if smtp.password_env and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", smtp.password_env):
-        # Never echoed: a password pasted here by mistake must not reach a log.
-        raise ConfigError(f"{where}: smtp.password_env must be the name of an environment "
-                          "variable that holds the password (letters, digits and _), not "
-                          "the password itself.")
-    if smtp.host and smtp.username and smtp.security == "none" \
-            and not smtp.allow_plaintext_auth and smtp.host.lower() not in LOOPBACK \
-            and not smtp.host.startswith("127."):
-        raise ConfigError(f"{where}: smtp.security = \"none\" would send the password for "
-                          f"{smtp.username} in clear text to {smtp.host}; use starttls or ssl, "
-                          "or set smtp.allow_plaintext_auth = true.")
 
 
 def _no_unknown(raw: dict[str, Any], allowed: set[str], where: str, prefix: str) -> None:

@@ -243,37 +243,14 @@ def _send_once(smtp: SmtpConfig, msg: EmailMessage, recipients: list[str],
 
     timer = threading.Timer(limit, expire)
     timer.daemon = True
-    body_sent = False
+    sent: list[bool] = []       # [True] once the whole message went out
     timer.start()
     client._host = smtp.host     # what TLS checks the certificate against
     try:
         client.connect(smtp.host, smtp.port)
         if expired.is_set():
             raise TemporaryFailure(f"no complete answer within the {limit:g} s deadline")
-        client.ehlo_or_helo_if_needed()
-        if smtp.security == "starttls":
-            client.starttls(context=context)
-            client.ehlo()
-        if smtp.username:
-            client.login(smtp.username, password or "")
-        code, reply = client.mail(parseaddr(smtp.sender)[1])
-        if code != 250:
-            raise smtplib.SMTPSenderRefused(code, reply, smtp.sender)
-        refused: dict[str, tuple[int, str]] = {}
-        for r in recipients:
-            code, reply = client.rcpt(r)
-            if code not in (250, 251):
-                refused[r] = (code, _text(reply))
-        if len(refused) < len(recipients):
-            client.putcmd("data")
-            code, reply = client.getreply()
-            if code != 354:
-                raise smtplib.SMTPDataError(code, reply)
-            client.send(_payload(msg))
-            body_sent = True
-            code, reply = client.getreply()
-            if code != 250:
-                raise smtplib.SMTPDataError(code, reply)
+        refused = _transaction(client, smtp, msg, recipients, password, context, sent)
     except smtplib.SMTPAuthenticationError as exc:
         client.close()
         raise PermanentFailure(f"login refused: {exc.smtp_code} {_text(exc.smtp_error)}") \
@@ -291,7 +268,7 @@ def _send_once(smtp: SmtpConfig, msg: EmailMessage, recipients: list[str],
         client.close()
         why = (f"no complete answer within the {limit:g} s deadline" if expired.is_set()
                else f"{type(exc).__name__}: {exc}")
-        if body_sent:
+        if sent:
             raise UnknownOutcome(f"the message was sent but the server's answer never came "
                                  f"({why}); it may have been delivered") from None
         raise TemporaryFailure(why) from None
@@ -303,6 +280,37 @@ def _send_once(smtp: SmtpConfig, msg: EmailMessage, recipients: list[str],
         pass
     finally:
         client.close()
+    return refused
+
+
+def _transaction(client: smtplib.SMTP, smtp: SmtpConfig, msg: EmailMessage,
+                 recipients: list[str], password: str | None, context: ssl.SSLContext,
+                 sent: list[bool]) -> dict[str, tuple[int, str]]:
+    """EHLO, TLS, login, MAIL, RCPT, DATA; returns the refused recipients."""
+    client.ehlo_or_helo_if_needed()
+    if smtp.security == "starttls":
+        client.starttls(context=context)
+        client.ehlo()
+    if smtp.username:
+        client.login(smtp.username, password or "")
+    code, reply = client.mail(parseaddr(smtp.sender)[1])
+    if code != 250:
+        raise smtplib.SMTPSenderRefused(code, reply, smtp.sender)
+    refused: dict[str, tuple[int, str]] = {}
+    for r in recipients:
+        code, reply = client.rcpt(r)
+        if code not in (250, 251):
+            refused[r] = (code, _text(reply))
+    if len(refused) < len(recipients):
+        client.putcmd("data")
+        code, reply = client.getreply()
+        if code != 354:
+            raise smtplib.SMTPDataError(code, reply)
+        client.send(_payload(msg))
+        sent.append(True)
+        code, reply = client.getreply()
+        if code != 250:
+            raise smtplib.SMTPDataError(code, reply)
     return refused
 
 
@@ -338,23 +346,8 @@ def deliver(config: Config, output_dir: Path, period_id: str, audiences: Iterabl
             _check_archived(store, period_id, name, pdf)
             if channels and audience.notify:
                 _post(store, config, audience, period_id, label, doc, pdf, force, sleep, outcome)
-            if not audience.recipients:
-                if not (channels and audience.notify):
-                    outcome.warnings.append(
-                        f"The {name} audience has no recipients (audiences.{name}.recipients "
-                        "in the config); its report was not mailed.")
-                continue
-            recipients = list(audience.recipients) if config.smtp.host else [OUTBOX]
-            claimed, skipped = store.claim(period_id, name, recipients, force=force)
-            for r, status in skipped.items():
-                outcome.skipped.append((name, r))
-                if status == "unknown":
-                    outcome.warnings.append(
-                        f"{name} to {r}: an earlier send may have reached the server (its "
-                        "outcome is unknown); not sent again without --force.")
-                elif status == "sending":
-                    outcome.warnings.append(f"{name} to {r}: another process is sending it "
-                                            "right now; not sent twice.")
+            claimed = _claim(store, config, period_id, name, force, outcome,
+                             posted=channels and bool(audience.notify))
             if not claimed:
                 continue
             msg, warning = compose(audience=audience, period_id=period_id, period_label=label,
@@ -431,6 +424,31 @@ def _post(store: Archive, config: Config, audience: Audience, period_id: str, la
             log.warning("%s report to %s not delivered: %s", audience.name, channel.label,
                         error)
             outcome.channel_failed.append((audience.name, channel.label, error))
+
+
+def _claim(store: Archive, config: Config, period_id: str, name: str, force: bool,
+           outcome: Outcome, posted: bool = False) -> dict[str, int]:
+    """The recipients this run may send to (claimed rows), with a warning for each one it
+    may not, and for an audience without recipients (unless its channels had it)."""
+    audience = config.audiences[name]
+    if not audience.recipients:
+        if not posted:
+            outcome.warnings.append(
+                f"The {name} audience has no recipients (audiences.{name}.recipients in the "
+                "config); its report was not mailed.")
+        return {}
+    recipients = list(audience.recipients) if config.smtp.host else [OUTBOX]
+    claimed, skipped = store.claim(period_id, name, recipients, force=force)
+    for r, status in skipped.items():
+        outcome.skipped.append((name, r))
+        if status == "unknown":
+            outcome.warnings.append(
+                f"{name} to {r}: an earlier send may have reached the server (its outcome "
+                "is unknown); not sent again without --force.")
+        elif status == "sending":
+            outcome.warnings.append(f"{name} to {r}: another process is sending it right "
+                                    "now; not sent twice.")
+    return claimed
 
 
 def _check_archived(store: Archive, period_id: str, audience: str, pdf: Path) -> None:

@@ -21,6 +21,8 @@ import os
 import shutil
 import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -45,9 +47,9 @@ from .errors import ConfigError, ReportError
 
 log = logging.getLogger(__name__)
 PREFIX = "report-"
-RUN_JOB = "reporting.scheduler:run_job"   # the only callable a stored job can name
-_running = 0                       # jobs in progress in this process; see `serve`
-_running_lock = threading.Lock()
+RUN_JOB = "reporting.scheduler:run_in_child"   # the only callable a stored job names
+_children: dict[int, subprocess.Popen[bytes]] = {}   # jobs running now, by pid
+_children_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,7 @@ class PlainJobStore(BaseJobStore):
         except sqlite3.DatabaseError as exc:
             aside = self.path.with_name(
                 f"{self.path.name}.corrupt-{datetime.now():%Y%m%dT%H%M%S}")
-            os.replace(self.path, aside)
+            os.rename(self.path, aside)
             log.warning("%s is not a readable job store (%s); moved it to %s and rebuilt "
                         "the jobs from the config (a run missed meanwhile is not known)",
                         self.path, exc, aside.name)
@@ -296,13 +298,13 @@ def sync(config: Config, settings: Settings) -> list[dict[str, Any]]:
             args = (settings.config_path, audience.name, settings.data_dir, settings.output_dir)
             existing = scheduler.get_job(jid)
             if existing is None:
-                scheduler.add_job("reporting.scheduler:run_job", trigger, args=args, id=jid,
+                scheduler.add_job(RUN_JOB, trigger, args=args, id=jid,
                                   name=f"{audience.name} report", replace_existing=True)
                 changes.append({"job": jid, "change": "added"})
             elif str(existing.trigger) != str(trigger) or tuple(existing.args) != args:
                 # Only a changed job is replaced: an unchanged one keeps its stored next run
                 # time, which is how a run missed while we were down is noticed.
-                scheduler.add_job("reporting.scheduler:run_job", trigger, args=args, id=jid,
+                scheduler.add_job(RUN_JOB, trigger, args=args, id=jid,
                                   name=f"{audience.name} report", replace_existing=True)
                 changes.append({"job": jid, "change": "changed"})
     finally:
@@ -334,29 +336,39 @@ def jobs(config: Config, settings: Settings) -> list[dict[str, Any]]:
     return out
 
 
+def run_in_child(config_path: str | None, audience: str, data_dir: str, output_dir: str,
+                 scheduled_for: str | None = None) -> None:
+    """What the scheduler runs: `run_job` in a child process of its own process group
+    (`reporting schedule --run-now`), so that a stop can end the job whole, PDF workers
+    included, before its partial files are removed."""
+    cmd = [sys.executable, "-m", "reporting", "schedule", "--run-now", audience,
+           "--data", data_dir, "--output", output_dir]
+    child = subprocess.Popen(cmd + (["--config", config_path] if config_path else []),
+                             stdout=subprocess.DEVNULL, start_new_session=True)
+    with _children_lock:
+        _children[child.pid] = child
+    try:
+        child.wait()
+    finally:
+        with _children_lock:
+            _children.pop(child.pid, None)
+
+
 def run_job(config_path: str | None, audience: str, data_dir: str, output_dir: str,
             scheduled_for: str | None = None) -> None:
     """Build one audience's report for its period and mail it; record the run (a row in
     state "running" first, so a run that is stopped is never silent)."""
-    global _running
     from .build import build
     from .delivery import deliver, failure_sentence
 
-    with _running_lock:
-        _running += 1
     clock = time.monotonic()
     jid = job_id(audience)
     status, error, period_id = "ok", None, None
     log.info("job %s started", jid)
     config = Config()
-    try:
-        with Archive(Path(output_dir)) as store:
-            run_id = store.record_run(jid, audience, scheduled_for, now_iso(), None,
-                                      "running", None)
-    except Exception:
-        with _running_lock:
-            _running -= 1
-        raise
+    with Archive(Path(output_dir)) as store:
+        run_id = store.record_run(jid, audience, scheduled_for, now_iso(), None, "running",
+                                  None)
     try:
         config = Config.load(config_path) if config_path else Config()
         if audience == ALERTS:        # incident detection, not a report
@@ -367,10 +379,8 @@ def run_job(config_path: str | None, audience: str, data_dir: str, output_dir: s
                            audiences=[audience], data_dir=Path(data_dir),
                            output_dir=Path(output_dir))
             period_id = result.period.id
-            for warning in result.warnings:
-                log.warning("job %s: %s", jid, warning)
             outcome = deliver(config, Path(output_dir), result.period.id, [audience])
-            for warning in outcome.warnings:
+            for warning in result.warnings + outcome.warnings:
                 log.warning("job %s: %s", jid, warning)
             if outcome.failed or outcome.unknown or outcome.channel_failed:
                 status, error = "failed", failure_sentence(config.smtp, outcome)
@@ -380,8 +390,6 @@ def run_job(config_path: str | None, audience: str, data_dir: str, output_dir: s
     finally:
         with Archive(Path(output_dir)) as store:
             store.finish_run(run_id, status, error)
-        with _running_lock:
-            _running -= 1
     seconds = time.monotonic() - clock
     if status == "failed":
         log.error("job %s failed after %.1f s: %s", jid, seconds, error)
@@ -421,20 +429,34 @@ def _notify_failure(config: Config, output_dir: Path, audience: str, error: str)
 def serve(config: Config, settings: Settings, *, stop: threading.Event | None = None,
           grace_s: float | None = None) -> None:
     """Run until SIGTERM/SIGINT (or `stop`); a job in progress gets `grace_s` (default
-    `scheduler.stop_grace_s`) to finish, then is recorded as interrupted."""
+    `scheduler.stop_grace_s`) to finish, then is ended and recorded as interrupted."""
     output_dir = Path(settings.output_dir)
     grace_s = config.scheduler.stop_grace_s if grace_s is None else grace_s
     with scheduler_lock(output_dir):
-        _serve(config, settings, stop, grace_s)
+        sync(config, settings)
+        scheduler = _scheduler(BlockingScheduler, config, output_dir)
+        scheduler.add_listener(_on_event(config, output_dir), EVENT_JOB_MISSED | EVENT_JOB_ERROR)
+        wanted = _run_interrupted_again(scheduler, config, settings)
+
+        def halt(*_: Any) -> None:
+            scheduler.shutdown(wait=False)
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, halt)
+            signal.signal(signal.SIGINT, halt)
+        if stop is not None:
+            threading.Thread(target=lambda: (stop.wait(), halt()), daemon=True).start()
+        log.info("scheduler started (pid %d, output %s) with %d job(s)", os.getpid(),
+                 output_dir, wanted)
+        scheduler.start()                  # blocks until halt()
+        deadline = time.monotonic() + grace_s
+        while _children and time.monotonic() < deadline:
+            time.sleep(0.1)
+        _interrupted(config, output_dir)
+    log.info("scheduler stopped")
 
 
-def _serve(config: Config, settings: Settings, stop: threading.Event | None,
-           grace_s: float) -> None:
-    output_dir = Path(settings.output_dir)
-    sync(config, settings)
-    scheduler = _scheduler(BlockingScheduler, config, output_dir)
-    grace = timedelta(hours=config.scheduler.misfire_grace_hours)
-
+def _on_event(config: Config, output_dir: Path) -> Any:
     def on_event(event: JobExecutionEvent) -> None:
         if not event.job_id.startswith(PREFIX):
             return
@@ -448,59 +470,49 @@ def _serve(config: Config, settings: Settings, stop: threading.Event | None,
                                  now_iso(), now_iso(), "skipped", "missed beyond grace time")
         elif event.code == EVENT_JOB_ERROR:
             log.error("job %s raised: %s", event.job_id, event.exception)
+    return on_event
 
-    scheduler.add_listener(on_event, EVENT_JOB_MISSED | EVENT_JOB_ERROR)
 
-    # Runs left "running" by a scheduler that was killed are interrupted; the newest run of
-    # a job that was interrupted runs again now when it started within the grace time.
+def _run_interrupted_again(scheduler: Any, config: Config, settings: Settings) -> int:
+    """Runs left "running" by a scheduler that was killed are interrupted; the newest run
+    of a job that was interrupted runs again now when it started within the grace time.
+    Returns how many jobs are scheduled."""
     wanted = {jid: a.name for jid, a in scheduled(config).items()}
-    with Archive(output_dir) as store:
+    grace = timedelta(hours=config.scheduler.misfire_grace_hours)
+    with Archive(Path(settings.output_dir)) as store:
         store.interrupt_runs(None, "the scheduler stopped while it ran")
         last = {jid: store.last_run(jid) for jid in wanted}
     for jid, run in last.items():
         if run is None or run["status"] != "interrupted":
             continue
-        started = datetime.fromisoformat(run["started_at"])
-        if datetime.now(timezone.utc) - started > grace:
+        if datetime.now(timezone.utc) - datetime.fromisoformat(run["started_at"]) > grace:
             log.warning("job %s was interrupted at %s, beyond the %g h grace time; not run "
                         "again", jid, run["started_at"], config.scheduler.misfire_grace_hours)
             continue
         log.warning("job %s was interrupted at %s; running it again", jid, run["started_at"])
-        scheduler.add_job(run_job, "date", args=(settings.config_path, wanted[jid],
-                                                 settings.data_dir, settings.output_dir),
-                          kwargs={"scheduled_for": run["scheduled_for"]},
+        scheduler.add_job(run_in_child, "date", args=(settings.config_path, wanted[jid],
+                                                      settings.data_dir, settings.output_dir),
                           id=f"again-{jid}", jobstore="once", misfire_grace_time=None)
-
-    def halt(*_: Any) -> None:
-        scheduler.shutdown(wait=False)
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, halt)
-        signal.signal(signal.SIGINT, halt)
-    if stop is not None:
-        threading.Thread(target=lambda: (stop.wait(), halt()), daemon=True).start()
-    log.info("scheduler started (pid %d, output %s) with %d job(s)", os.getpid(), output_dir,
-             len(wanted))
-    scheduler.start()                  # blocks until halt()
-    deadline = time.monotonic() + grace_s
-    while _running and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if _running:
-        _interrupted(config, output_dir)
-        log.info("scheduler stopped")
-        logging.shutdown()
-        os._exit(0)
-    log.info("scheduler stopped")
+    return len(wanted)
 
 
 def _interrupted(config: Config, output_dir: Path) -> None:
-    """The job still running when we stop: recorded, its partial files removed, notified."""
+    """Jobs still running when we stop: ended whole, recorded, partial files removed,
+    notified."""
+    with _children_lock:
+        children = list(_children.values())
     error = (f"stopped by the scheduler's shutdown while running; runs again at the next "
              f"start within {config.scheduler.misfire_grace_hours:g} h")
-    with Archive(output_dir) as store:
-        rows = store.interrupt_runs(os.getpid(), error)
-    for folder in (output_dir / "reports").glob(f".staging-*-{os.getpid()}"):
-        shutil.rmtree(folder, ignore_errors=True)
-    for row in rows:
-        log.warning("job %s interrupted: %s", row["job_id"], error)
-        _notify_failure(config, output_dir, row["audience"], error)
+    for child in children:
+        try:
+            os.killpg(child.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        child.wait()
+        with Archive(output_dir) as store:
+            rows = store.interrupt_runs(child.pid, error)
+        for folder in (output_dir / "reports").glob(f".staging-*-{child.pid}"):
+            shutil.rmtree(folder, ignore_errors=True)
+        for row in rows:
+            log.warning("job %s interrupted: %s", row["job_id"], error)
+            _notify_failure(config, output_dir, row["audience"], error)

@@ -177,8 +177,7 @@ def load_source(path: Path, spec: Spec, tz: ZoneInfo, mapping: dict[str, str] | 
         raise SourceError(
             f"{path} has no column {', '.join(repr(c) for c in missing)} "
             f"(required: {', '.join(spec.required)}); columns found: "
-            f"{describe_columns(found)}."
-            + _mapping_note(mapping or {}, spec, found))
+            f"{describe_columns(found)}." + _mapping_note(mapping or {}, spec, found))
     raw = _read(path, list(rename), spec, rename)
     malformed = raw.attrs.pop("malformed", [])      # lines with the wrong number of fields
     fixes = raw.attrs.pop("fixes", {})              # bytes replaced, long lines dropped
