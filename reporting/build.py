@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from . import __version__, archive, charts, incidents, kpis, periods, render
+from . import __version__, archive, charts, incidents, kpis, periods, render, site
 from .kpis.base import Chart
 from .config import Config
 from .errors import ReportError, SourceError
@@ -100,6 +100,7 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
                                          html_dir / "charts") for name in names}
         built_at = datetime.now(tz)
         jobs, archived = [], {}
+        assets = site.ensure_assets(output_dir)
         with stage("html"):
             for name in names:
                 ctx = render.context(
@@ -108,7 +109,10 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
                     period_id=p.id, previous_label=p.previous.label if p.previous else None,
                     generated_at=f"{built_at:%a %-d %b %Y %H:%M} {tz.key}",
                     data_span=_span_text(span, tz),
-                    extra={"trends": trends[name]})
+                    extra={"trends": trends[name], "assets": f"{site.REPORT_TO_ROOT}/assets",
+                           "site": site.report_links(name, fmt, loaded.rejected, (
+                               (n, config.audiences[n].title) for n in names
+                               if fmt != "pdf"))})
                 html = render.render_html(ctx)
                 if fmt in ("html", "both"):
                     archived[name] = render.atomic_write(html_dir / f"{name}.html", html)
@@ -116,7 +120,7 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
                 if fmt in ("pdf", "both"):
                     archived[name] = folder / f"{name}.pdf"
                     jobs.append((html, html_dir, archived[name],
-                                 [html_dir, render.template_dir()]))
+                                 [html_dir, render.template_dir(), assets]))
         with stage("pdf"):
             result.files.extend(_render_pdfs(jobs))
         with stage("write"):
@@ -130,6 +134,8 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
                 inputs={n: q.sha256 for n, q in loaded.quality.items() if q.sha256},
                 seconds=round(sum(stage.timings.values()), 3),
                 built_at=built_at.isoformat(timespec="seconds"), signals=hourly)
+        with stage("site"):
+            result.warnings.extend(site.rewrite_index(config, output_dir))
     result.timings = stage.timings
     return result
 

@@ -155,7 +155,8 @@ def _send(config: Config, output_dir: Path, period_id: str, audiences: list[str]
 STAGE_TEXT = {"load": "loading and validating inputs", "kpis": "computing KPIs",
               "charts": "drawing charts", "html": "rendering HTML",
               "pdf": "rendering PDFs", "write": "writing kpis.json and manifest",
-              "archive": "recording the build in the archive"}
+              "archive": "recording the build in the archive",
+              "site": "rewriting index.html"}
 
 
 @click.command("build-report")
@@ -347,11 +348,15 @@ def archive_prune(keep: int, output_dir: Path | None, config_path: Path | None,
                   verbose: bool) -> None:
     """Remove the oldest periods' files and index rows together."""
     from .archive import build_lock
+    from .site import rewrite_index
 
     config = _config(config_path)
     folder = Path(output_dir or config.output_dir)
     with build_lock(folder, config.lock_timeout_s), _archive(folder, config_path) as store:
         removed = store.prune(keep)
+        warnings = rewrite_index(config, folder)   # under the build lock, like a build's
+    for warning in warnings:
+        err.print(f"[yellow]warning:[/] {warning}", markup=True, soft_wrap=True)
     if removed:
         out.print(f"removed {len(removed)} period(s): {', '.join(removed)}")
     else:
