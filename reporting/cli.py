@@ -388,6 +388,30 @@ def archive_export(fmt: str, out_file: Path | None, output_dir: Path | None,
     out.print(f"wrote {len(table):,} rows to {target}")
 
 
+@main.command("serve")
+@click.option("--output", "output_dir", type=click.Path(path_type=Path),
+              help="Output folder to serve (default: output_dir from the config, or output/).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0 shares the site with your network).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="Port to listen on (0 picks a free one).")
+@with_common
+@friendly
+def serve_cmd(output_dir: Path | None, host: str, port: int, config_path: Path | None,
+              verbose: bool) -> None:
+    """Serve the archive site (index.html and the reports) read-only until Ctrl-C."""
+    from .serve import serve
+
+    config = _config(config_path)
+    folder = Path(output_dir or config.output_dir)
+
+    def ready(url: str) -> None:
+        click.echo(f"Serving {folder} at {url} (Ctrl-C to stop)")
+        sys.stdout.flush()
+
+    serve(folder, host, port, on_ready=ready)
+
+
 @main.command("send")
 @click.option("--period", "-p", "period_id", required=True,
               help="Archived period id (2026-W46), or latest for the newest one.")

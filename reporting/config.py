@@ -100,6 +100,7 @@ class Config:
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     audiences: dict[str, Audience] = field(default_factory=lambda: dict(DEFAULT_AUDIENCES))
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    public_url: str = ""     # where output/ is published: mail links to the HTML reports
     source: Path | None = None
 
     @property
@@ -128,7 +129,7 @@ class Config:
         """Validate a parsed TOML document; unknown keys are an error that names them."""
         where = str(source or "config")
         top = {"timezone", "data_dir", "output_dir", "lock_timeout_s", "thresholds",
-               "columns", "smtp", "audiences", "scheduler"}
+               "columns", "smtp", "audiences", "scheduler", "public_url"}
         _no_unknown(raw, top, where, "")
         base = base or Path.cwd()
         kwargs: dict[str, Any] = {"source": source}
@@ -161,6 +162,8 @@ class Config:
                                    for k, v in mapping.items()}
                              for src, mapping in columns.items()}
         kwargs["audiences"] = _audiences(raw.get("audiences", {}), where)
+        if "public_url" in raw:
+            kwargs["public_url"] = _public_url(raw["public_url"], where)
         return cls(**kwargs)
 
     def digest(self) -> str:
@@ -201,6 +204,20 @@ def _sub(kind: type, raw: dict[str, Any], where: str, prefix: str) -> Any:
             raise ConfigError(f"{where}: {prefix}.{key} must be a string, not {value!r}.")
         values[key] = value
     return kind(**values)
+
+
+def _public_url(value: Any, where: str) -> str:
+    """An http(s) URL with a host, e.g. https://reports.example.com/diagnostics/."""
+    from urllib.parse import urlsplit
+
+    text = value.strip() if isinstance(value, str) else ""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query \
+            or parts.fragment or any(c.isspace() or c in "<>\"'" for c in text):
+        raise ConfigError(f"{where}: public_url must be an http:// or https:// address "
+                          f"where output/ is published, such as "
+                          f"'https://reports.example.com/diagnostics/', not {value!r}.")
+    return text.rstrip("/") + "/"
 
 
 def _address(text: str, where: str, audience: str) -> str:

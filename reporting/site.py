@@ -68,6 +68,12 @@ def index_url(public_url: str) -> str:
     return f"{public_url.rstrip('/')}/index.html"
 
 
+def public_links(public_url: str, period_id: str, audience: str) -> list[tuple[str, str]]:
+    """(text, URL) pairs for mail and chat: this report online, and every report."""
+    return [("Read this report online", report_url(public_url, period_id, audience)),
+            ("All reports and KPI history", index_url(public_url))]
+
+
 # --- the index ----------------------------------------------------------------------------
 
 def rewrite_index(config: Any, output_dir: Path) -> list[str]:
