@@ -40,6 +40,10 @@ def ensure_assets(output_dir: Path) -> Path:
         dest = target / name
         if not dest.exists() or dest.stat().st_size != source.stat().st_size:
             atomic_write(dest, source.read_bytes())
+    icon = template_dir() / "site" / "favicon.svg"
+    if not (target.parent / icon.name).is_file() or \
+            (target.parent / icon.name).read_bytes() != icon.read_bytes():
+        atomic_write(target.parent / icon.name, icon.read_bytes())
     return target.parent
 
 
