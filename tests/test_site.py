@@ -2,6 +2,7 @@
 file:// and over `reporting serve`, at 1280 and 390 px."""
 from __future__ import annotations
 
+import datetime
 import http.client
 import json
 import re
@@ -35,7 +36,7 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     first two as HTML only, the third with the IT and executive PDFs; one rejected row."""
     root = tmp_path_factory.mktemp("site")
     data = root / "data"
-    simulate(data, 3, "tiny", 3, pd_date("2026-10-19"), "csv")
+    simulate(data, 3, "tiny", 3, datetime.date(2026, 10, 19), "csv")
     with (data / "api_logs.csv").open("a") as fh:
         fh.write(BAD_ROW)
     out = root / "output"
@@ -45,11 +46,6 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     build(config, period=WEEKS[2], fmt="both", audiences=["it", "executive"], data_dir=data,
           output_dir=out)
     return out
-
-
-def pd_date(text: str):
-    import datetime
-    return datetime.date.fromisoformat(text)
 
 
 def kpis(out: Path, week: str) -> dict:
@@ -204,3 +200,45 @@ def test_pages_in_chromium(archive: Path, served: str, browser: object, page: st
     assert len(found) >= (20 if page == "index.html" else 12)   # links, images, fonts
     broken = [u for u in dict.fromkeys(found) if not _resolves(u, base, archive)]
     assert broken == []
+
+
+# --- public_url ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("value", ["reports.example.com", "ftp://x/y", "https://",
+                                   "javascript:alert(1)", "https://x/?a=1",
+                                   "https://x/a b", 42])
+def test_public_url_must_be_an_http_address(value: object) -> None:
+    from reporting.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="public_url must be an http:// or https:// address"):
+        Config.from_dict({"public_url": value})
+
+
+def test_mail_links_to_the_published_report_and_index(archive: Path, tmp_path: Path) -> None:
+    """The outbox message of a built week: both bodies link to the HTML report under
+    public_url and to the index; the links name files that exist under output/."""
+    import email
+    from email import policy
+
+    from reporting.delivery import deliver
+
+    out = tmp_path / "output"
+    shutil.copytree(archive, out)
+    config = Config.from_dict({"public_url": "https://reports.example.com/diag"})
+    assert config.public_url == "https://reports.example.com/diag/"
+    outcome = deliver(config, out, "2026-W45", ["it"])
+    msg = email.message_from_bytes(outcome.written[0].read_bytes(), policy=policy.default)
+    text = msg.get_body(("plain",)).get_content()
+    html = msg.get_body(("html",)).get_content()
+    report = "https://reports.example.com/diag/reports/2026-W45/html/it.html"
+    index = "https://reports.example.com/diag/index.html"
+    assert f"Read this report online: {report}\n" in text
+    assert f"All reports and KPI history: {index}\n" in text
+    assert f'<a href="{report}" style="color:#0b5cad">Read this report online</a>' in html
+    assert f'<a href="{index}" style="color:#0b5cad">All reports and KPI history</a>' in html
+    for url in (report, index):
+        assert (out / url.removeprefix(config.public_url)).is_file()
+    # Without public_url the message has no links.
+    plain = deliver(Config(), out, "2026-W45", ["executive"], force=True)
+    body = email.message_from_bytes(plain.written[0].read_bytes(), policy=policy.default)
+    assert "http" not in body.get_body(("plain",)).get_content()
