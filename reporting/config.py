@@ -207,10 +207,12 @@ def _sub(kind: type, raw: dict[str, Any], where: str, prefix: str) -> Any:
 
 
 def _public_url(value: Any, where: str) -> str:
-    """An http(s) URL with a host, e.g. https://reports.example.com/diagnostics/."""
+    """An http(s) URL with a host, e.g. https://reports.example.com/diagnostics/ ("" = none)."""
     from urllib.parse import urlsplit
 
-    text = value.strip() if isinstance(value, str) else ""
+    text = value.strip() if isinstance(value, str) else "-"
+    if text == "":
+        return ""                      # the default: no links
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.query \
             or parts.fragment or any(c.isspace() or c in "<>\"'" for c in text):
