@@ -126,6 +126,9 @@ def _run_build(period: str, audiences: tuple[str, ...], data_dir: Path | None,
         if f.suffix in (".pdf", ".json") or f.parent.name == "rejected":
             table.add_row(str(f), f"{f.stat().st_size / 1024:,.0f} KiB")
     out.print(table)
+    index = Path(output_dir or config.output_dir) / "index.html"
+    if index.exists():
+        out.print(f"browse the archive: {index} (or reporting serve)", soft_wrap=True)
     stages = "  ".join(f"{k} {v:.1f} s" for k, v in result.timings.items())
     out.print(f"done in {time.perf_counter() - started:.1f} s ({stages})")
     if email:
