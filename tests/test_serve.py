@@ -31,8 +31,9 @@ def get(port: int, target: str, method: str = "GET") -> tuple[int, bytes]:
                      "Connection: close\r\n\r\n".encode("latin-1"))
 
 
-@pytest.fixture
-def site(tmp_path: Path) -> Path:
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp_path = tmp_path_factory.mktemp("serve")
     (tmp_path / "secret.txt").write_bytes(SECRET)
     out = tmp_path / "output"
     (out / "reports" / "2026-W45" / "html").mkdir(parents=True)
@@ -48,7 +49,7 @@ def site(tmp_path: Path) -> Path:
     return out
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def server(site: Path) -> Iterator[int]:
     """`reporting serve` as a real process on a free loopback port."""
     proc = subprocess.Popen([sys.executable, "-m", "reporting", "serve", "--output", str(site),
