@@ -515,7 +515,7 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
                       "Usual: the median of the same hour of the week over up to 4 earlier "
                       "weeks in the data or the archive (of the same hour of day when history "
                       "is short). Peak: the worst hour of the window.")),
-        charts=(timeline,), insights=insights, extra={"count": len(found)})
+        charts=(timeline,), insights=insights, breakdowns={"count": len(found)})
     return section, found, archive_rows(sigs, hours, period)
 
 

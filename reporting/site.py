@@ -32,7 +32,8 @@ STATUS_ORDER = {"bad": 0, "warn": 1, "good": 2}
 
 def ensure_assets(output_dir: Path) -> Path:
     """Copy our fonts to `output/assets/fonts` unless the same files are there already."""
-    from .render import atomic_write, template_dir
+    from .files import atomic_write
+    from .render import template_dir
 
     target = Path(output_dir) / ASSETS / "fonts"
     for name in FONTS:
@@ -47,16 +48,27 @@ def ensure_assets(output_dir: Path) -> Path:
     return target.parent
 
 
-def report_links(audience: str, fmt: str, rejected: Mapping[str, Any],
+def page_values(audience: str, fmt: str, document: Mapping[str, Any],
+                siblings: Iterable[tuple[str, str]] = ()) -> dict[str, Any]:
+    """What a report page adds for the screen: relative asset URLs and its links."""
+    rejected = {name: sum((q.get("rejected") or {}).values())
+                for name, q in (document.get("data_quality") or {}).items()}
+    return {"assets": f"{REPORT_TO_ROOT}/{ASSETS}",
+            "site": report_links(audience, fmt, {k: n for k, n in rejected.items() if n},
+                                 siblings)}
+
+
+def report_links(audience: str, fmt: str, rejected: Mapping[str, int],
                  siblings: Iterable[tuple[str, str]] = ()) -> dict[str, Any]:
     """The screen-only links of one report's HTML page, relative to `html/<audience>.html`:
-    the index, this report's PDF (when built), kpis.json, rejected rows, other audiences."""
+    the index, this report's PDF (when built), kpis.json, rejected rows (source -> rows),
+    the other audiences' pages."""
     return {
         "index": f"{REPORT_TO_ROOT}/index.html",
         "pdf": f"../{quote(audience)}.pdf" if fmt in ("pdf", "both") else None,
         "kpis": "../kpis.json",
-        "rejected": [{"source": name, "href": f"../rejected/{quote(name)}.csv",
-                      "rows": len(frame)} for name, frame in rejected.items()],
+        "rejected": [{"source": name, "href": f"../rejected/{quote(name)}.csv", "rows": rows}
+                     for name, rows in rejected.items()],
         "siblings": [{"title": title, "href": f"{quote(name)}.html"}
                      for name, title in siblings if name != audience],
     }
@@ -112,7 +124,8 @@ def write_index(output_dir: Path, titles: Mapping[str, str] | None = None,
     `titles` and `sections` are the configured audiences' titles and section names
     (an audience no longer configured keeps its name as title)."""
     from .archive import Archive
-    from .render import atomic_write, environment
+    from .files import atomic_write
+    from .render import environment
 
     output_dir = Path(output_dir)
     titles = dict(titles or {})
