@@ -97,7 +97,8 @@ def rewrite_index(config: Any, output_dir: Path) -> list[str]:
     reports are archived already), returned as one sentence."""
     try:
         write_index(output_dir, {n: a.title for n, a in config.audiences.items()},
-                    {n: a.sections for n, a in config.audiences.items()})
+                    {n: a.sections for n, a in config.audiences.items()},
+                    now=datetime.now(config.tz))
     except Exception as exc:
         log.info("index.html not updated", exc_info=True)
         return [f"{Path(output_dir) / 'index.html'} was not updated: "
@@ -150,11 +151,16 @@ def write_index(output_dir: Path, titles: Mapping[str, str] | None = None,
         "periods": [_period_view(p, output_dir, titles) for p in found],
         "history": charts,
         "incidents": _incidents(found, output_dir, titles, sections),
-        "updated": f"{(now or datetime.now().astimezone()):%a %-d %b %Y %H:%M %Z}".strip(),
+        "updated": _when(now or datetime.now().astimezone()),
         "assets": ASSETS,
     }
     html = environment().get_template("site/index.html").render(**context)
     return atomic_write(output_dir / "index.html", html)
+
+
+def _when(t: datetime) -> str:
+    zone = getattr(t.tzinfo, "key", None) or t.strftime("%Z")
+    return f"{t:%a %-d %b %Y %H:%M} {zone}".strip()
 
 
 def _document(folder: Path) -> dict[str, Any] | None:

@@ -116,6 +116,11 @@ def test_prune_rewrites_the_index(archive: Path, tmp_path: Path) -> None:
     assert re.findall(r'id="p-([^"]+)"', html) == ["2026-W45"]
     assert "History appears once two periods of the same length are archived." in html
     assert list((out / "site" / "charts").glob("*.svg")) == []        # stale charts removed
+    run = CliRunner().invoke(main, ["archive", "prune", "--keep", "0", "--output", str(out)])
+    assert run.exit_code == 0, run.output
+    html = (out / "index.html").read_text()
+    assert "0 archived periods" in html and "No report has been built into this folder yet." \
+        in html and "No incidents in the archived periods." in html
 
 
 def test_report_html_links_and_relative_assets(archive: Path) -> None:
