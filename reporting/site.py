@@ -31,21 +31,18 @@ STATUS_ORDER = {"bad": 0, "warn": 1, "good": 2}
 
 
 def ensure_assets(output_dir: Path) -> Path:
-    """Copy our fonts to `output/assets/fonts` unless the same files are there already."""
+    """Copy our fonts and icon to `output/assets/` unless the same bytes are there."""
     from .files import atomic_write
     from .render import template_dir
 
-    target = Path(output_dir) / ASSETS / "fonts"
-    for name in FONTS:
-        source = template_dir() / "fonts" / name
-        dest = target / name
-        if not dest.exists() or dest.stat().st_size != source.stat().st_size:
-            atomic_write(dest, source.read_bytes())
-    icon = template_dir() / "site" / "favicon.svg"
-    if not (target.parent / icon.name).is_file() or \
-            (target.parent / icon.name).read_bytes() != icon.read_bytes():
-        atomic_write(target.parent / icon.name, icon.read_bytes())
-    return target.parent
+    target = Path(output_dir) / ASSETS
+    pairs = [(template_dir() / "fonts" / name, target / "fonts" / name) for name in FONTS]
+    pairs.append((template_dir() / "site" / "favicon.svg", target / "favicon.svg"))
+    for source, dest in pairs:
+        data = source.read_bytes()
+        if not dest.is_file() or dest.read_bytes() != data:
+            atomic_write(dest, data)
+    return target
 
 
 def page_values(audience: str, fmt: str, document: Mapping[str, Any],
