@@ -83,7 +83,7 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
         with stage("incidents"):
             history = store.signal_history(p.start - pd.Timedelta(weeks=4), p.start)
             sections["incidents"], found, hourly = incidents.compute(
-                loaded.frames, p, config.thresholds, history)
+                loaded.frames, p, config.thresholds, history, config.service_map)
         with stage("kpis"):
             insights = kpis.ranked_insights(sections)
             document = kpis.document(sections, p, loaded.quality, insights, found)

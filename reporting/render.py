@@ -85,7 +85,7 @@ def table_view(t: Table, max_rows: int = 15) -> dict[str, Any]:
     rows = []
     for rec in frame.itertuples(index=False, name=None):   # at most `max_rows` rows
         rows.append([{"v": _cell(v), "u": u} for v, u in zip(rec, units)])
-    return {"title": t.title, "note": t.note,
+    return {"name": t.name, "title": t.title, "note": t.note,
             "columns": [{"name": HEADERS.get(c, c.replace("_", " ").capitalize()),
                          "numeric": u not in TEXT_UNITS and u not in ("datetime", "date"),
                          "wide": c in ("comment", "endpoint", "page_url", "theme")}

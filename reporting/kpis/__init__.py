@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -67,7 +67,7 @@ def ranked_insights(sections: Mapping[str, Section],
 
 def document(sections: Mapping[str, Section], period: Period,
              quality: Mapping[str, Any], insights: list[Insight],
-             incidents: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+             incidents: Sequence[Any] | None = None) -> dict[str, Any]:
     """The kpis.json content (design.md, "KPI catalogue")."""
     breakdowns = {name: dict(s.extra) for name, s in sections.items() if s.extra}
     return {
@@ -78,7 +78,7 @@ def document(sections: Mapping[str, Section], period: Period,
                      for name, s in sections.items()},
         "breakdowns": breakdowns,
         "insights": [i.as_dict() for i in insights],
-        "incidents": incidents or [],
+        "incidents": [i.as_dict() for i in incidents or []],
         "data_quality": {name: q.as_dict() if hasattr(q, "as_dict") else q
                          for name, q in quality.items()},
     }
