@@ -1033,6 +1033,13 @@ def _domain(signal: str) -> str:
             "support": "support", "system": "system"}.get(signal.split(".")[0], "api")
 
 
+def _usual(r: Reading) -> str:
+    """A usual count is an expected value: 0.4 tickets an hour is not 0."""
+    if r.unit == "count" and r.baseline is not None and r.baseline < 10:
+        return fmt.number(r.baseline, 1)
+    return fmt.value(r.baseline, r.unit)
+
+
 def _chance(p: float | None) -> str:
     return "–" if p is None else "< 1e-12" if p < 1e-12 else f"{p:.0e}".replace("e-0", "e-")
 
@@ -1052,8 +1059,10 @@ def _tables(found: Findings) -> tuple[Table, ...]:
         return pd.DataFrame([{
             "window": _window_text(i.start, i.end),
             **({who: i.entity} if who else {}),
-            "signal": label(dataclasses.asdict(r)), "peak": fmt.value(r.peak, r.unit),
-            "usual": fmt.value(r.baseline, r.unit), "chance": _chance(r.p),
+            # the service column already names a back-end signal's service
+            "signal": label({"name": r.name, "entity": "all" if who and r.entity == i.entity
+                             else r.entity}),
+            "peak": fmt.value(r.peak, r.unit), "usual": _usual(r), "chance": _chance(r.p),
         } for i in items for r in i.signals], columns=columns)
 
     shifts = pd.DataFrame([{
