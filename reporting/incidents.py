@@ -805,18 +805,10 @@ def _incidents(p: np.ndarray, usual: np.ndarray, sigs: Sequence[Signal],
         pb, pu = side(p, back[s]), side(p, user[s])
         failing = pb <= SUGGESTIVE
         hit = failing & (pu <= SUGGESTIVE) & (fisher(pb, pu) <= level)
-        runs += [(a, b, s, float(pb[a:b].min())) for a, b in windows(failing)
+        runs += [(a, b, (float(pb[a:b].min()), s)) for a, b in windows(failing)
                  if hit[a:b].any()]
-    runs.sort()
-    merged: list[list[Any]] = []
-    for a, b, s, strength in runs:
-        if merged and a <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], b)
-            merged[-1][2].append((strength, s))
-        else:
-            merged.append([a, b, [(strength, s)]])
     out = []
-    for a, b, chosen in merged:
+    for a, b, chosen in _merge(runs):
         services = tuple(dict.fromkeys(s for _, s in sorted(chosen)))
         rows = [i for s in services for i in back[s] + user[s]]
         rows = [i for i in dict.fromkeys(rows)
@@ -834,6 +826,18 @@ def _incidents(p: np.ndarray, usual: np.ndarray, sigs: Sequence[Signal],
                        readings, impact)
         out.append((dataclasses.replace(inc, text=_sentence(inc)), (a, b, rows)))
     return out
+
+
+def _merge(runs: list[tuple[int, int, Any]]) -> list[tuple[int, int, list[Any]]]:
+    """[start, end) runs that overlap or touch, merged, with what each run carried."""
+    merged: list[tuple[int, int, list[Any]]] = []
+    for a, b, item in sorted(runs, key=lambda r: (r[0], r[1])):
+        if merged and a <= merged[-1][1]:
+            start, end, items = merged[-1]
+            merged[-1] = (start, max(end, b), items + [item])
+        else:
+            merged.append((a, b, [item]))
+    return merged
 
 
 def _back_end(p: np.ndarray, usual: np.ndarray, sigs: Sequence[Signal], rows: list[int],
@@ -862,16 +866,8 @@ def _user_felt(p: np.ndarray, usual: np.ndarray, sigs: Sequence[Signal], rows: l
         grow = (np.nan_to_num(p[i], nan=1.0) <= SUGGESTIVE) & ~held[i]
         runs += [(a, b, i) for a, b in windows(grow)
                  if (np.nan_to_num(p[i, a:b], nan=1.0) <= level).any()]
-    runs.sort()
-    merged: list[list[Any]] = []
-    for a, b, i in runs:
-        if merged and a <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], b)
-            merged[-1][2].append(i)
-        else:
-            merged.append([a, b, [i]])
     out = []
-    for a, b, chosen in merged:
+    for a, b, chosen in _merge(runs):
         readings = _readings(p, usual, sigs, chosen, a, b)
         out.append(_anomaly("user-felt", readings[0].entity, readings, a, b, hours, tz))
     return out
