@@ -12,8 +12,9 @@ no judgement with fewer than 3 days).
   error ratios the exact upper tail of a binomial with the hour's request count, the
   rate learnt the same way (beta-binomial). Percentiles, CPU and memory, and traffic
   falls use a robust scale: z = 0.6745 (x - median) / MAD, MAD floored by the signal's
-  own sampling noise, read as a normal tail. Ratios are judged at any request count (the
-  tail knows how many events there were); percentiles only in hours with enough events.
+  own sampling noise, read as a normal tail; a percentile also by the binomial count of
+  the hour's events above its usual level (alone in hours with few events). Ratios are
+  judged at any request count (the tail knows how many events there were).
 - **Service map.** Each back-end service is tied to the pages, ticket issue types,
   feedback words and (for checkout) abandoned carts its users see: `[service_map]` in
   the config, or inferred from the names of the service, its endpoints, pages and issue
@@ -638,19 +639,31 @@ def tail(sig: Signal, min_events: int, at: np.ndarray | None = None
                 z = np.where(ev >= (min_events if sig.kind == "level" else 1), z, np.nan)
             q = stats.norm.sf(z)
             if sig.above is not None:
-                # Heavy tails make a lone percentile jump cheap: the hour must also have
-                # more events above the usual level than the binomial allows.
-                level = np.full(n, np.nan)
-                level[at] = median
-                over = sig.above(level)[at]
-                q = np.maximum(q, stats.binom.sf(over - 1, np.maximum(ev, 0).astype(np.int64),
-                                                 1 - sig.quantile))   # NaN stays NaN
+                q = _above_tail(sig, q, median, ev, np.nansum(seen, axis=0), at, min_events)
         else:
             q = np.full(len(at), np.nan)      # a money total is the impact, not a symptom
             seen = np.sum(~np.isnan(rows), axis=0)
             usual[at] = np.where(seen > 0, np.nansum(rows, axis=0) / np.maximum(seen, 1), np.nan)
     p[at] = np.where(known, q, np.nan)
     return p, usual
+
+
+def _above_tail(sig: Signal, q: np.ndarray, median: np.ndarray, ev: np.ndarray,
+                seen: np.ndarray, at: np.ndarray, min_events: int) -> np.ndarray:
+    """A percentile's tail: how many of the hour's events lie above its usual level, a
+    binomial with the chance 1 - quantile raised by three standard errors of a quantile
+    estimated from the `seen` baseline events (the usual level is an estimate too). Heavy
+    tails make a lone jump of the percentile cheap, so in hours with `min_events` the
+    robust z must agree; in thinner hours the count alone judges."""
+    level = np.full(len(sig.values), np.nan)
+    level[at] = median
+    over = sig.above(level)[at]
+    share = 1 - sig.quantile
+    with np.errstate(all="ignore"):
+        chance = np.minimum(share + 3 * np.sqrt(share * (1 - share) / np.maximum(seen, 1)), 1)
+    counted = stats.binom.sf(over - 1, np.maximum(ev, 0).astype(np.int64), chance)
+    counted = np.where((ev >= 1) & ~np.isnan(median), counted, np.nan)
+    return np.where(ev >= min_events, np.maximum(q, counted), counted)
 
 
 def level_shift(sig: Signal, usual: np.ndarray, judged: np.ndarray, alpha: float,
@@ -963,6 +976,9 @@ def _sentence(inc: Incident) -> str:
             parts.append(f"{fmt.count(r.peak)} negative comments in an hour "
                          f"(usually {fmt.count(r.baseline)})")
             break
+    if not impact.abandoned_value and not impact.tickets:   # say what users felt
+        felt = [r for r in inc.signals if not r.name.startswith(BACK_END)]
+        parts += [_reading_text(r) for r in felt[:1] if not r.name.startswith("feedback.")]
     return f"{_window_text(inc.start, inc.end)}: " + "; ".join(parts) + "."
 
 

@@ -107,7 +107,7 @@ class Fault:
     ticket_extra: int = 0           # set from the scale
     ticket_type: str = "Payment Failure"
     feedback: tuple[str, ...] = tuple(INCIDENT_FEEDBACK)   # what users write; () nothing
-    slow_page: str = "checkout"     # page that loads 2.5x slower ("" none)
+    slow_pages: tuple[str, ...] = ("checkout",)   # pages that load 2.5x slower
     cpu: bool = True                # CPU pinned and health probes failing
     memory_per_hour: float = 0.0    # memory creep, percentage points per hour
 
@@ -121,20 +121,20 @@ def suite_faults(t0: pd.Timestamp) -> list[Fault]:
         return t0 + pd.Timedelta(days=7 * week + day, hours=hour)
 
     quiet = dict(error_rate=0.0, latency_factor=1.0, cart_factor=1.0, finish_p=None,
-                 ticket_extra=0, feedback=(), slow_page="", cpu=False)
+                 ticket_extra=0, feedback=(), slow_pages=(), cpu=False)
     end = at(10, 0, 0)
     return [
         Fault(at(3, 1, 14), at(3, 1, 17), "product-api", "latency", **{
-            **quiet, "latency_factor": 3.0, "slow_page": "search",
-            "feedback": ("Search is so slow today", "Search results take forever")}),
+            **quiet, "latency_factor": 3.0, "slow_pages": ("search", "product", "category"),
+            "feedback": ("Search is so slow today", "Search is terribly slow, gave up")}),
         Fault(at(4, 3, 19), at(4, 3, 21), "user-service", "errors", **{
             **quiet, "error_rate": 0.3, "ticket_extra": 8, "ticket_type": "Login Issue",
-            "feedback": ("Can't log in, login keeps failing", "Login error again")}),
+            "feedback": ("Login failed again, terrible", "Awful, the login is broken")}),
         Fault(at(5, 2, 2), at(5, 2, 4), "payment-api", "night", error_rate=0.5,
               ticket_extra=4),
         Fault(at(6, 1, 11), at(6, 1, 13), "cart-service", "traffic", **{
             **quiet, "traffic": 0.15, "cart_factor": 3.0, "finish_p": 0.3,
-            "feedback": ("The cart won't load", "Cart page broken, gave up")}),
+            "feedback": ("The cart is broken, terrible", "Cart page broken, gave up")}),
         Fault(at(7, 2, 10), at(7, 2, 12), ticket_extra=12),
         Fault(at(9, 1, 9), end, "recommendation-api", "level_shift",
               **{**quiet, "latency_factor": 1.3}),
@@ -310,7 +310,7 @@ def _page_loads(rng, sessions, steps_arr, n_steps, incidents):
     ts = start + (span * (step / n_steps[idx])).astype(span.dtype)
     secs = _epoch(ts)
     for inc in incidents:
-        m = _in(secs, inc) & (page == inc.slow_page)
+        m = _in(secs, inc) & np.isin(page, inc.slow_pages)
         ms[m] *= 2.5
     url = np.vectorize(PAGE_URL.get, otypes=[object])(page) if len(page) else page
     frame = pd.DataFrame({"page_url": url.astype(str), "timestamp": _to_time(secs),

@@ -325,7 +325,7 @@ def test_service_map_from_the_config_replaces_the_inferred_links():
 
 WED = pd.Timestamp("2026-11-04", tz="UTC")          # Wednesday of 2026-W45
 QUIET = dict(error_rate=0.0, latency_factor=1.0, cart_factor=1.0, finish_p=None,
-             feedback=(), slow_page="", cpu=False)
+             feedback=(), slow_pages=(), cpu=False)
 
 
 def _scenario(folder: Path, ticket_type: str) -> dict:
