@@ -71,6 +71,10 @@ def run_seed(seed: int) -> dict:
                 if value > 0:
                     got = getattr(hit.impact, key)
                     out["impact"].append((f.kind, key, got, value))
+                    if abs(got - value) > 0.2 * value:
+                        out["details"].append(
+                            f"seed {seed} {f.kind} {key}: found {got} of {value} injected "
+                            f"({hit.start:%a %H:%M}-{hit.end:%H:%M})")
         extra = [i for i in found.incidents if id(i) not in matched]
         out["false"]["quiet" if week in QUIET_WEEKS else "other"] += len(extra)
         out["details"] += [f"seed {seed} {week_id(t0, week)} false: {i.text}" for i in extra]
@@ -79,6 +83,9 @@ def run_seed(seed: int) -> dict:
                           and s.name == "api.p95_ms"), None)
             want = next(f for f in faults if f.kind == "level_shift").start
             out["shift"] = None if shift is None else abs(shift.start - want) / HOUR
+            if shift is not None and out["shift"] > 3:
+                out["details"].append(f"seed {seed} level shift from {shift.start}, "
+                                      f"injected {want}")
             out["creep_incidents"] = sum("inventory-service" in i.services
                                          for i in found.incidents)
     return out
