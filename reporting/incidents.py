@@ -672,7 +672,8 @@ def level_shift(sig: Signal, usual: np.ndarray, judged: np.ndarray, alpha: float
     percentile or CPU/memory signal over the judged hours, or None.
 
     The residual is log(value / usual) (percentiles) or value - usual (percentage points);
-    the start is the CUSUM estimate with reference half the smallest shift worth naming;
+    the start is the CUSUM estimate with reference half the smallest shift worth naming,
+    then half the shift so found;
     the shift must hold for SHIFT_HOURS, have a median of at least that smallest shift,
     and more of its hours above usual than chance allows (sign test at `alpha` over the
     candidate starts)."""
@@ -691,8 +692,11 @@ def level_shift(sig: Signal, usual: np.ndarray, judged: np.ndarray, alpha: float
     r = r[ok]
     if len(r) < SHIFT_HOURS:
         return None
-    suffix = np.cumsum((r - theta / 2)[::-1])[::-1]
-    i = int(np.argmax(suffix))
+    i = int(np.argmax(np.cumsum((r - theta / 2)[::-1])[::-1]))
+    if len(r) - i >= SHIFT_HOURS:
+        # again with the reference at half the shift it found: a start closer to the truth
+        step = max(float(np.median(r[i:])), theta)
+        i = int(np.argmax(np.cumsum((r - step / 2)[::-1])[::-1]))
     after = r[i:]
     if len(after) < SHIFT_HOURS or np.median(after) < theta:
         return None
