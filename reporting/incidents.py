@@ -242,9 +242,35 @@ def _mean(pos: np.ndarray, values: np.ndarray, samples: np.ndarray) -> np.ndarra
 
 
 def _by(column: pd.Series) -> list[tuple[str, np.ndarray]]:
-    """(name, row mask) per distinct value of a column."""
+    """(name, row positions) per distinct value of a column, from one sort of its codes
+    (memory O(rows), not rows x names)."""
     codes, labels = codes_of(column)
-    return [(str(name), codes == i) for i, name in enumerate(labels)]
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(labels) + 1))
+    return [(str(name), order[bounds[i]:bounds[i + 1]]) for i, name in enumerate(labels)
+            if bounds[i + 1] > bounds[i]]
+
+
+OTHER = "other"
+ENTITY_COLUMNS = {"api_logs": "service_name", "page_load_times": "page_url",
+                  "support_tickets": "issue_type", "system_metrics": "service_name"}
+
+
+def top_entities(column: pd.Series, top_n: int) -> pd.Series:
+    """The column with every value outside the `top_n` most frequent folded into "other":
+    incidents judge (and the archive keeps) at most `top_n` + 1 entities per signal."""
+    codes, labels = codes_of(column)
+    if len(labels) <= top_n:
+        return column
+    counts = np.bincount(codes[codes >= 0], minlength=len(labels))
+    keep = np.sort(np.argsort(-counts, kind="stable")[:top_n])
+    new = np.full(len(labels), len(keep), dtype=np.int64)     # the rest: "other"
+    new[keep] = np.arange(len(keep))
+    names = [str(labels[i]) for i in keep]
+    other = OTHER if OTHER not in names else f"{OTHER} ({len(labels) - top_n:,})"
+    mapped = np.where(codes >= 0, new[np.maximum(codes, 0)], -1)
+    return pd.Series(pd.Categorical.from_codes(mapped, names + [other]), index=column.index,
+                     name=column.name)
 
 
 # --- the service map -------------------------------------------------------------------
@@ -310,16 +336,17 @@ def _api(f: pd.DataFrame, pos: np.ndarray, n: int, links: Mapping[str, ServiceLi
     status = f["status_code"].to_numpy()
     rt = f["response_time_ms"].to_numpy(dtype=float)
     for service, mine in _by(f["service_name"]):
-        p = np.where(mine, pos, -1)
+        p = pos[mine]
         req = _count(p, n)
-        err = _count(p, n, (status >= 500).astype(float))
+        err = _count(p, n, (status[mine] >= 500).astype(float))
         with np.errstate(invalid="ignore", divide="ignore"):
             rate = np.where(req > 0, err / np.maximum(req, 1), np.nan)
         own = (service,)
         out += [Signal("api.requests", service, "traffic", req, req, "count", own),
                 Signal("api.server_error_rate", service, "ratio", rate, req, "ratio", own),
-                Signal("api.p95_ms", service, "level", grouped_quantile(p, rt, n, 0.95),
-                       req, "ms", own, 0.95, _above(p, rt, n))]
+                Signal("api.p95_ms", service, "level",
+                       grouped_quantile(p, rt[mine], n, 0.95), req, "ms", own, 0.95,
+                       _above(p, rt[mine], n))]
     return out
 
 
@@ -337,9 +364,10 @@ def _pages(f: pd.DataFrame, pos: np.ndarray, n: int, links: Mapping[str, Service
     lt = f["load_time_ms"].to_numpy(dtype=float)
     out = []
     for page, mine in _by(f["page_url"]):
-        p = np.where(mine, pos, -1)
-        out.append(Signal("pages.p75_load_ms", page, "level", grouped_quantile(p, lt, n, 0.75),
-                          _count(p, n), "ms", tied(links, page=page), 0.75, _above(p, lt, n)))
+        p = pos[mine]
+        out.append(Signal("pages.p75_load_ms", page, "level",
+                          grouped_quantile(p, lt[mine], n, 0.75), _count(p, n), "ms",
+                          tied(links, page=page), 0.75, _above(p, lt[mine], n)))
     return out
 
 
@@ -368,15 +396,21 @@ def _feedback(f: pd.DataFrame, pos: np.ndarray, n: int, links: Mapping[str, Serv
     negative = sentiment.scores(f["feedback_text"])["polarity"].to_numpy() < sentiment.NEGATIVE
     count = _count(np.where(negative, pos, -1), n)
     out = [Signal("feedback.negative", "all", "count", count, count, "count")]
-    text = f["feedback_text"].astype("str").str.lower()
-    for service, link in links.items():
-        if not link.feedback_words:
-            continue
-        words = "|".join(re.escape(w) for w in link.feedback_words)
-        about = negative & text.str.contains(rf"\b(?:{words})", regex=True).to_numpy()
-        mine = _count(np.where(about, pos, -1), n)
-        out.append(Signal("feedback.negative_about", "/".join(link.feedback_words[:3]),
-                          "count", mine, mine, "count", (service,)))
+    text = f["feedback_text"].astype("str").str.lower()[negative]
+    by_words: dict[tuple[str, ...], list[str]] = {}
+    for service, link in links.items():      # one signal per set of words
+        if link.feedback_words:
+            by_words.setdefault(link.feedback_words, []).append(service)
+    named: set[str] = set()
+    for words, services in by_words.items():
+        pattern = "|".join(re.escape(w) for w in words)
+        about = text.str.contains(rf"\b(?:{pattern})", regex=True).to_numpy()
+        mine = _count(pos[negative][about], n)
+        entity = "/".join(words[:3])
+        entity = entity if entity not in named else f"{entity} ({services[0]})"
+        named.add(entity)
+        out.append(Signal("feedback.negative_about", entity, "count", mine, mine, "count",
+                          tuple(services)))
     return out
 
 
@@ -384,7 +418,7 @@ def _tickets(f: pd.DataFrame, pos: np.ndarray, n: int, links: Mapping[str, Servi
              ) -> list[Signal]:
     out = []
     for issue, mine in _by(f["issue_type"]):
-        count = _count(np.where(mine, pos, -1), n)
+        count = _count(pos[mine], n)
         out.append(Signal("support.new_tickets", issue, "count", count, count, "count",
                           tied(links, issue_type=issue)))
     return out
@@ -398,15 +432,15 @@ def _system(f: pd.DataFrame, pos: np.ndarray, n: int, links: Mapping[str, Servic
         if "healthy" in f else None
     out = []
     for service, mine in _by(f["service_name"]):
-        p = np.where(mine, pos, -1)
+        p = pos[mine]
         samples = _count(p, n)
         own = (service,)
-        out += [Signal("system.cpu_pct", service, "pct", _mean(p, cpu, samples), samples,
-                       "pct", own),
-                Signal("system.memory_pct", service, "pct", _mean(p, memory, samples),
+        out += [Signal("system.cpu_pct", service, "pct", _mean(p, cpu[mine], samples),
+                       samples, "pct", own),
+                Signal("system.memory_pct", service, "pct", _mean(p, memory[mine], samples),
                        samples, "pct", own)]
         if failed is not None:
-            fails = _count(p, n, failed)
+            fails = _count(p, n, failed[mine])
             out.append(Signal("system.failed_probes", service, "count", fails, fails, "count",
                               own))
     return out
@@ -418,9 +452,11 @@ SIGNALS = {"api_logs": _api, "page_load_times": _pages, "cart_abandonment": _car
 
 
 def signals(frames: Mapping[str, pd.DataFrame], hours: pd.DatetimeIndex,
-            links: Mapping[str, ServiceLinks] | None = None) -> list[Signal]:
+            top_n: int | None = None, links: Mapping[str, ServiceLinks] | None = None
+            ) -> list[Signal]:
     """Every hourly signal the present sources give, tied to services by `links` (default:
-    inferred); hours before a source's first event are unknown (NaN), not zero."""
+    inferred); hours before a source's first event are unknown (NaN), not zero.
+    Per-entity signals cover the `top_n` busiest entities and "other"."""
     links = service_map(frames) if links is None else links
     n = len(hours)
     out: list[Signal] = []
@@ -428,6 +464,9 @@ def signals(frames: Mapping[str, pd.DataFrame], hours: pd.DatetimeIndex,
         frame = frames.get(source)
         if frame is None or not len(frame):
             continue
+        if top_n and source in ENTITY_COLUMNS:
+            col = ENTITY_COLUMNS[source]
+            frame = frame.assign(**{col: top_entities(frame[col], top_n)})
         times = frame[TIME_COLUMNS[source]]
         first = max(0, int(hours.searchsorted(times.min(), side="right")) - 1)
         out += [_unknown_before(sig, first)
@@ -752,11 +791,13 @@ def side(p: np.ndarray, rows: Sequence[int]) -> np.ndarray:
 
 def detect(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
            tz: Any = None, history: pd.DataFrame | None = None,
-           links: Mapping[str, ServiceLinks] | None = None) -> Findings:
+           links: Mapping[str, ServiceLinks] | None = None,
+           top_n: int | None = None) -> Findings:
     """Incidents of the period (most costly first), back-end-only and user-felt-only
     anomalies, level shifts, with the hour grid and signals. `history` (archived hourly
     values, see `archive_rows`) fills the weeks that the data does not cover; `links` is
-    the configured service map (the rest is inferred)."""
+    the configured service map (the rest is inferred); `top_n` bounds the entities per
+    signal."""
     history_from = None
     if history is not None and not history.empty:
         history_from = EPOCH + int(history["hour"].min()) * HOUR
@@ -765,7 +806,7 @@ def detect(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
         return Findings((), (), (), (), hours, ())
     tz = tz or period.start.tz
     link_map = service_map(frames, links)
-    sigs = with_history(signals(frames, hours, link_map), hours, history)
+    sigs = with_history(signals(frames, hours, top_n, link_map), hours, history)
     judged = np.flatnonzero(np.asarray((hours >= period.start) & (hours < period.end)))
     alpha = t.incident_false_alarms
     p = np.full((len(sigs), len(hours)), np.nan)
@@ -1011,14 +1052,14 @@ def label(row: Mapping[str, Any]) -> str:
 
 def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
             history: pd.DataFrame | None = None,
-            links: Mapping[str, ServiceLinks] | None = None
+            links: Mapping[str, ServiceLinks] | None = None, top_n: int | None = None
             ) -> tuple[Section, list[Incident], pd.DataFrame]:
     """The incidents section, the incidents for kpis.json, and the period's hourly
     signal values for the archive."""
     if not frames:
         return (Section(NAME, TITLE, "no data", "No data to look for incidents in."), [],
                 archive_rows([], pd.DatetimeIndex([], tz="UTC"), period))
-    found = detect(frames, period, t, history=history, links=links)
+    found = detect(frames, period, t, history=history, links=links, top_n=top_n)
     hours, sigs = found.hours, list(found.signals)
     tz = period.start.tz
     in_period = np.asarray((hours >= period.start) & (hours < period.end))
@@ -1036,7 +1077,7 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
     section = Section(
         NAME, TITLE, "ok", message, tables=_tables(found), charts=(timeline,),
         insights=insights,
-        extra={"count": len(incidents),
+        breakdowns={"count": len(incidents),
                "back_end_anomalies": [a.as_dict() for a in found.back_end],
                "user_felt_anomalies": [a.as_dict() for a in found.user_felt],
                "level_shifts": [s.as_dict() for s in found.shifts]})
