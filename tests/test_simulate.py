@@ -75,11 +75,13 @@ def test_scale_sets_api_rows(tmp_path):
 
 
 def test_the_suite_of_faults_shows_in_the_data(tmp_path):
-    t0 = pd.Timestamp(DEFAULT_START, tz="UTC")
+    start = DEFAULT_START - pd.Timedelta(weeks=11)     # ten weeks that end before today
+    t0 = pd.Timestamp(start, tz="UTC")
     faults = {f.kind: f for f in suite_faults(t0)}
     assert list(faults) == ["latency", "errors", "night", "traffic", "outage", "level_shift",
                             "memory_creep"]
-    simulate(tmp_path, weeks=10, scale="tiny", seed=4, fmt="parquet", faults=list(faults.values()))
+    simulate(tmp_path, weeks=10, scale="tiny", seed=4, fmt="parquet",
+             faults=list(faults.values()), start=start)
     frames = load_all(tmp_path, UTC).frames
     api = frames["api_logs"]
 
