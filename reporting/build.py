@@ -65,9 +65,8 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
     Stages, each entered once: load (read and validate the sources), context (the
     archive's previous KPIs, signal and trend history, read once), sections (every
     registered section: KPIs, incidents, trends), charts, html, pdf, write (kpis.json,
-    rejected rows, manifest), archive (record the build, its KPIs and signals) and
-    site (rewrite output/index.html from the whole archive).
-    """
+    rejected rows, manifest) and archive (record the build, its KPIs and signals, then
+    rewrite output/index.html from the whole archive)."""
     stage = _Stages(on_stage)
     names = check_audiences(audiences or config.audiences, config.audiences)
     if fmt not in FORMATS:
@@ -115,8 +114,6 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
         with stage("archive"):
             _record(store, config, loaded, result, archived, computed, built_at, stage.timings,
                     final)
-        with stage("site"):
-            result.warnings.extend(site.rewrite_index(config, output_dir))
     result.timings = stage.timings
     return result
 
@@ -192,7 +189,7 @@ def _record(store: archive.Archive, config: Config, loaded: Loaded, result: Buil
             timings: Mapping[str, float], final: Path) -> None:
     """The build, its KPIs and the sections' hourly signals, into the archive index; the
     staging folder replaces `final` in the same transaction, and `result` names the
-    published files."""
+    published files. Then output/index.html is rewritten (a failure there is a warning)."""
     signals = [s.signals for s in computed.values() if s.signals is not None]
     store.record_build(
         period=result.period.as_dict(), folder=result.folder, files=dict(archived),
@@ -204,6 +201,7 @@ def _record(store: archive.Archive, config: Config, loaded: Loaded, result: Buil
         else signals[0] if signals else None, final=final)
     result.files = [final / f.relative_to(result.folder) for f in result.files]
     result.folder = final
+    result.warnings.extend(site.rewrite_index(config, final.parents[1]))
 
 
 class _Stages:

@@ -209,8 +209,7 @@ STAGE_TEXT = {"load": "loading and validating inputs",
               "sections": "computing KPIs, incidents and trends", "charts": "drawing charts",
               "html": "rendering HTML", "pdf": "rendering PDFs",
               "write": "writing kpis.json and manifest",
-              "archive": "recording the build in the archive",
-              "site": "rewriting index.html"}
+              "archive": "recording the build in the archive and rewriting index.html"}
 
 
 @click.command("build-report")

@@ -8,7 +8,7 @@ from reporting import archive, build
 from reporting.config import Config
 
 DATA = Path(__file__).resolve().parent.parent / "data"
-STAGES = ["load", "context", "sections", "charts", "html", "pdf", "write", "archive", "site"]
+STAGES = ["load", "context", "sections", "charts", "html", "pdf", "write", "archive"]
 
 
 def test_each_stage_once_and_the_archive_read_only_in_the_context_stage(monkeypatch, tmp_path):

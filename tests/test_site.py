@@ -229,7 +229,10 @@ def test_mail_links_to_the_published_report_and_index(archive: Path, tmp_path: P
 
     out = tmp_path / "output"
     shutil.copytree(archive, out)
-    config = Config.from_dict({"public_url": "https://reports.example.com/diag"})
+    audiences = {"it": {"recipients": ["ops@example.com"]},
+                 "executive": {"recipients": ["boss@example.com"]}}
+    config = Config.from_dict({"public_url": "https://reports.example.com/diag",
+                               "audiences": audiences})
     assert config.public_url == "https://reports.example.com/diag/"
     outcome = deliver(config, out, "2026-W45", ["it"])
     msg = email.message_from_bytes(outcome.written[0].read_bytes(), policy=policy.default)
@@ -244,6 +247,6 @@ def test_mail_links_to_the_published_report_and_index(archive: Path, tmp_path: P
     for url in (report, index):
         assert (out / url.removeprefix(config.public_url)).is_file()
     # Without public_url the message has no links.
-    plain = deliver(Config(), out, "2026-W45", ["executive"], force=True)
+    plain = deliver(Config.from_dict({"audiences": audiences}), out, "2026-W45", ["executive"])
     body = email.message_from_bytes(plain.written[0].read_bytes(), policy=policy.default)
     assert "http" not in body.get_body(("plain",)).get_content()
