@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PERIOD ?= latest
 
-.PHONY: report test bench validate simulate clean
+.PHONY: report test bench validate simulate clean system-packages
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,11 @@ report: $(STAMP)
 validate: $(STAMP)
 	$(BIN)/reporting validate --data data
 
-test: $(STAMP)
+# Chromium and chromium-driver for the site tests (installed when missing).
+system-packages:
+	@bash .ci/system-packages
+
+test: $(STAMP) system-packages
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
