@@ -64,8 +64,9 @@ def run(config: Config, data_dir: Path, output_dir: Path, *,
     with Archive(output_dir) as store:
         history = store.signal_history(window.start - pd.Timedelta(weeks=HISTORY_WEEKS),
                                        window.start)
-        _, found, _ = incidents.compute(loaded.frames, window, config.thresholds, history,
-                                        top_n=config.top_n)
+        _, typed, _ = incidents.compute(loaded.frames, window, config.thresholds, history,
+                                        links=config.service_map, top_n=config.top_n)
+        found = [i.as_dict() for i in typed]
         link = _it_report(store, config)
         for incident in found:
             alert_id, is_new = store.record_alert(incident)

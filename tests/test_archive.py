@@ -270,7 +270,7 @@ def test_a_full_disk_leaves_no_half_build_and_says_so_in_one_sentence(small_disk
 
 
 def test_a_rebuild_on_a_full_disk_keeps_the_old_files_and_checksums(small_disk, one_week):
-    disk = small_disk("3m")
+    disk = small_disk("6m")   # room for the site assets (output/assets) beside two PDFs
     out = disk / "output"
     assert run(build_report, ["--data", one_week, "--output", out, "--format", "pdf",
                               "-a", "it", "-a", "support"]).exit_code == 0
