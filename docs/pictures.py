@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -56,6 +57,9 @@ def describe(folder: Path) -> dict[str, Any]:
 
 def render(folder: Path, docs: Path, described: dict[str, Any]) -> None:
     """One PNG per picture, through pdftoppm."""
+    if shutil.which("pdftoppm") is None:
+        sys.exit("pdftoppm not found: install Debian's poppler-utils "
+                 "(apt-get install poppler-utils).")
     for audience in PICTURES:
         page = described[audience]["page"]
         stem = docs / Path(described[audience]["png"]).stem
