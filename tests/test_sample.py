@@ -63,15 +63,16 @@ def test_the_newest_week_holds_the_one_injected_incident(frames):
     [injected] = json.loads((DATA / "simulation.json").read_text())["incidents"]
     assert (injected["start"], injected["end"]) == ("2026-11-11T10:00:00+00:00",
                                                     "2026-11-11T12:00:00+00:00")
-    found, *_ = incidents.detect(frames, resolve("2026-W46", UTC, None), Thresholds())
-    [inc] = found
-    assert abs(pd.Timestamp(inc["start"]) - pd.Timestamp(injected["start"])) <= pd.Timedelta(
-        hours=1)
-    assert inc["services"][0] == "payment-api"
-    assert inc["text"].startswith("Wed 11 Nov 10:00–12:00: payment-api 5xx at")
+    found = incidents.detect(frames, resolve("2026-W46", UTC, None), Thresholds())
+    [inc] = found.incidents
+    assert abs(inc.start - pd.Timestamp(injected["start"])) <= pd.Timedelta(hours=1)
+    assert abs(inc.end - pd.Timestamp(injected["end"])) <= pd.Timedelta(hours=1)
+    assert inc.services[0] == "payment-api"
+    assert inc.text.startswith("Wed 11 Nov 10:00–12:00: payment-api 5xx at")
+    assert inc.impact.tickets == pytest.approx(injected["extra_tickets"], rel=0.2)
 
 
 @pytest.mark.parametrize("week", ["2026-W44", "2026-W45"])
 def test_the_weeks_before_it_are_quiet(frames, week):
-    found, *_ = incidents.detect(frames, resolve(week, UTC, None), Thresholds())
-    assert found == []
+    found = incidents.detect(frames, resolve(week, UTC, None), Thresholds())
+    assert found.incidents == () and found.user_felt == () and found.shifts == ()
