@@ -114,7 +114,7 @@ def test_missed_run_within_grace_runs_once_and_mails(tmp_path, data):
     scheduler.sync(config, settings)
     shift_next_run(config, settings, "report-it", -timedelta(hours=1))
     serve_until(config, settings, lambda: (tmp_path / "out" / "archive.sqlite").exists()
-                and runs(settings))
+                and runs(settings) and runs(settings)[-1]["status"] != "running")
     done = runs(settings)
     assert [(r["job_id"], r["status"]) for r in done] == [("report-it", "ok")]
     assert "(2026-W43)" in pdf_text(tmp_path / "out" / "reports" / "2026-W43" / "it.pdf")
