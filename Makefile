@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PERIOD ?= latest
 
-.PHONY: report test bench validate simulate clean system-packages
+.PHONY: report test bench validate simulate pictures clean system-packages
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,13 @@ bench: $(STAMP)
 	$(BIN)/python -m pytest -q -s tests/benchmarks -o python_files='bench_*.py'
 
 simulate: $(STAMP)
-	$(BIN)/reporting simulate --out data --weeks 4 --scale small --seed 7 --format parquet
+	$(BIN)/reporting simulate --out data --weeks 4 --scale small --seed 7 --format parquet \
+		--incident-week 4
+
+# The README's pictures: page 1 of the executive report and the IT report's incident
+# timeline, from `make report`'s output (pdftoppm, Debian's poppler-utils).
+pictures: report
+	$(BIN)/python docs/pictures.py --output output --docs docs
 
 clean:
 	rm -rf $(VENV) output

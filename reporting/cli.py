@@ -288,12 +288,15 @@ def validate_cmd(data_dir: Path | None, config_path: Path | None, verbose: bool)
               show_default=True, help="First day (moved back to its Monday).")
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv",
               show_default=True)
+@click.option("--incident-week", "incident_weeks", type=int, multiple=True,
+              help="Week (1 = the first) that holds the payment outage, repeatable; "
+                   "0 for none. Default: the third week of every 4.")
 @click.option("--force", is_flag=True,
               help="Write into a folder that holds files the simulator did not write.")
 @click.option("--verbose", "-v", is_flag=True)
 @entry_point
 def simulate_cmd(out_dir: Path, weeks: int, scale: str, seed: int, start: Any, fmt: str,
-                 force: bool, verbose: bool) -> None:
+                 incident_weeks: tuple[int, ...], force: bool, verbose: bool) -> None:
     """Write realistic simulated data for all eight sources."""
     from .simulate import simulate
 
@@ -305,7 +308,8 @@ def simulate_cmd(out_dir: Path, weeks: int, scale: str, seed: int, start: Any, f
 
     started = time.perf_counter()
     with err.status(f"simulating {weeks} week(s) at {scale} scale…", spinner="dots"):
-        counts = simulate(out_dir, weeks, scale, seed, start.date(), fmt)
+        counts = simulate(out_dir, weeks, scale, seed, start.date(), fmt,
+                          [w for w in incident_weeks if w] if incident_weeks else None)
     table = Table(title=f"Simulated data in {out_dir}", title_justify="left")
     table.add_column("source")
     table.add_column("rows", justify="right")
