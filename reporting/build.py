@@ -166,7 +166,8 @@ def _render_html(ctx: BuildContext, computed: Mapping[str, Section], drawn: Mapp
     PDFs are (`owner`: the output folder and this build's id, checked before each PDF's
     rename). Returns the PDF jobs and the file archived per audience."""
     html_dir = result.folder / "html"
-    assets = site.ensure_assets(result.folder.parents[1])     # output/assets
+    # output/assets: the HTML pages' fonts (a PDF-only build writes no page needing them)
+    assets = site.ensure_assets(result.folder.parents[1], fonts=fmt != "pdf")
     siblings = [(a.name, a.title) for a in ctx.audiences] if fmt != "pdf" else []
     jobs, archived = [], {}
     for audience in ctx.audiences:
@@ -180,7 +181,8 @@ def _render_html(ctx: BuildContext, computed: Mapping[str, Section], drawn: Mapp
         if fmt in ("pdf", "both"):
             archived[audience.name] = result.folder / f"{audience.name}.pdf"
             jobs.append((html, html_dir, archived[audience.name],
-                         [html_dir, render.template_dir(), assets], owner, ctx.config.pdf_timeout_s))
+                         [html_dir, render.template_dir(), assets], owner,
+                         ctx.config.pdf_timeout_s))
     return jobs, archived
 
 
