@@ -71,7 +71,8 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
             archive.Archive(output_dir) as store:
         _sweep_temporary_files(output_dir / "reports")
         with stage("load"):
-            loaded = load_all(data_dir, tz, config.columns)
+            loaded = load_all(data_dir, tz, config.columns, sources=config.sources,
+                              period=period, now=now)
         if strict and loaded.errors:
             raise SourceError(loaded.errors[0])
         span = data_span(loaded.frames)
@@ -93,7 +94,8 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
                                     for name in names}
         folder = output_dir / "reports" / p.id
         html_dir = folder / "html"
-        result = BuildResult(p, folder, warnings=list(loaded.errors), document=document)
+        result = BuildResult(p, folder, warnings=list(loaded.errors) + loaded.warnings,
+                             document=document)
         with stage("charts"):
             drawn = charts.draw_all(sections, html_dir / "charts")
             trends = {name: _trend_chart(store, sections, p, config.audiences[name],

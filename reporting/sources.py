@@ -95,11 +95,18 @@ class Quality:
     rejected: dict[str, int] = field(default_factory=dict)
     message: str | None = None
     seconds: float = 0.0
+    origin: str | None = None           # a configured source: its path, pattern or database
+    unit: str = "file"                  # what it reads: files or queries
+    read: int = 0
+    skipped: int = 0                    # dated files outside the build's window
 
     def as_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "file": self.file, "sha256": self.sha256,
-                "rows": self.rows, "valid": self.valid, "rejected": dict(self.rejected),
-                "message": self.message}
+        d = {"status": self.status, "file": self.file, "sha256": self.sha256,
+             "rows": self.rows, "valid": self.valid, "rejected": dict(self.rejected),
+             "message": self.message}
+        if self.origin is not None:
+            d.update(origin=self.origin, unit=self.unit, read=self.read, skipped=self.skipped)
+        return d
 
 
 @dataclass
@@ -109,31 +116,67 @@ class Loaded:
     frames: dict[str, pd.DataFrame]
     rejected: dict[str, pd.DataFrame]
     quality: dict[str, Quality]
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def errors(self) -> list[str]:
         return [q.message for q in self.quality.values() if q.status == "error" and q.message]
 
 
+SUFFIXES = (".csv", ".parquet", ".csv.gz")
+
+
 def find_file(data_dir: Path, name: str) -> Path | None:
-    """The one file for a source: `<name>.csv` or `<name>.parquet`."""
-    found = [p for p in (data_dir / f"{name}.csv", data_dir / f"{name}.parquet") if p.is_file()]
+    """The one file for a source: `<name>.csv`, `.csv.gz` or `.parquet`, any letter case."""
+    wanted = {f"{name}{suffix}" for suffix in SUFFIXES}
+    found = sorted(p for p in data_dir.iterdir() if p.name.lower() in wanted and p.is_file())
     if len(found) > 1:
         raise SourceError(f"{data_dir} has both {found[0].name} and {found[1].name}; "
                           f"keep one file per source.")
     return found[0] if found else None
 
 
+def near_misses(data_dir: Path) -> list[str]:
+    """Data files whose name is close to a source's but matches none ("did you mean")."""
+    import difflib
+
+    notes = []
+    for p in sorted(data_dir.iterdir()):
+        lower = p.name.lower()
+        stem = next((lower[:-len(x)] for x in SUFFIXES if lower.endswith(x)), None)
+        if stem is None or stem in SPECS or not p.is_file():
+            continue
+        close = difflib.get_close_matches(stem, list(SPECS), n=1, cutoff=0.75)
+        if close:
+            notes.append(f"{p.name} in {data_dir} matches no source; did you mean "
+                         f"{close[0]}? Rename it to {close[0]}{lower[len(stem):]} to use it.")
+    return notes
+
+
 def load_all(data_dir: Path, tz: ZoneInfo, mappings: dict[str, dict[str, str]] | None = None,
-             *, keep_raw_rejected: bool = True) -> Loaded:
-    """Load every source in `data_dir`; a broken source is recorded, the others still load."""
+             *, keep_raw_rejected: bool = True, sources: dict[str, Any] | None = None,
+             period: str | None = None, now: Any = None) -> Loaded:
+    """Load every source; a broken source is recorded, the others still load.
+
+    A source without a `[sources.NAME]` table is its one file in `data_dir`; configured
+    ones are read by `readers`, only for the window that `period` needs (all of it when
+    no period is given).
+    """
+    from . import readers
+
+    sources = sources or {}
     data_dir = Path(data_dir)
-    if not data_dir.is_dir():
+    if not data_dir.is_dir() and len(sources) < len(SPECS):
         raise SourceError(f"Data folder {data_dir} does not exist or is not a folder.")
     frames, rejected, quality = {}, {}, {}
+    warnings = near_misses(data_dir) if data_dir.is_dir() else []
+    for message in warnings:
+        log.warning("%s", message)
     for name, spec in SPECS.items():
         q = Quality(name)
         quality[name] = q
+        if name in sources:
+            continue
         try:
             path = find_file(data_dir, name)
             if path is None:
@@ -148,7 +191,43 @@ def load_all(data_dir: Path, tz: ZoneInfo, mappings: dict[str, dict[str, str]] |
         frames[name] = frame
         if len(bad):
             rejected[name] = bad
-    return Loaded(frames, rejected, quality)
+    window = _window(sources, period, tz, now, frames, mappings or {}) if sources \
+        else readers.Window()
+    for name, src in sources.items():
+        try:
+            frame, bad = readers.load(src, SPECS[name], tz, (mappings or {}).get(name, {}),
+                                      window, quality[name])
+        except SourceError as exc:
+            quality[name].status, quality[name].message = "error", str(exc)
+            log.warning("%s", exc)
+            continue
+        if quality[name].status == "loaded":
+            frames[name] = frame
+        if len(bad):
+            rejected[name] = bad
+    return Loaded(frames, rejected, quality, warnings)
+
+
+def _window(sources: dict[str, Any], period: str | None, tz: ZoneInfo, now: Any,
+            frames: dict[str, pd.DataFrame], mappings: dict[str, dict[str, str]]) -> Any:
+    """The rows a build of `period` needs; `latest` asks each source for its newest time."""
+    from . import periods, readers
+
+    spec = (period or "all").strip()
+    if spec == "all":
+        return readers.Window()
+    if spec != "latest":
+        return readers.window_for(periods.resolve(spec, tz, None, now))
+    newest = [f[SPECS[n].time].max() for n, f in frames.items() if len(f)]
+    for name, src in sources.items():
+        t = readers.latest(src, SPECS[name], mappings.get(name, {}), tz)
+        if t is None:      # a source that cannot tell cheaply: read all of it
+            return readers.Window()
+        newest.append(t)
+    newest = [t for t in newest if pd.notna(t)]
+    if not newest:
+        return readers.Window()
+    return readers.window_for(periods.resolve("latest", tz, (min(newest), max(newest))))
 
 
 def load_source(path: Path, spec: Spec, tz: ZoneInfo, mapping: dict[str, str] | None = None,
