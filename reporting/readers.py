@@ -9,7 +9,6 @@ names its file (or query) and its row there.
 from __future__ import annotations
 
 import fnmatch
-import glob as globmod
 import gzip
 import hashlib
 import logging
@@ -164,28 +163,25 @@ def _case_insensitive(p: Path) -> Path | None:
 
 
 def _iglob(pattern: str) -> list[Path]:
-    """glob with case-insensitive names: walk from the part of the pattern without wildcards."""
-    parts = Path(os.path.expanduser(pattern)).parts
-    fixed = 0
-    while fixed < len(parts) - 1 and not is_pattern(parts[fixed]):
-        fixed += 1
-    root = Path(*parts[:fixed]) if fixed else Path(".")
-    current = [root] if root.is_dir() else []
-    for part in parts[fixed:]:
+    """glob whose every name, with or without wildcards, compares case-insensitively."""
+    path = Path(os.path.expanduser(pattern))
+    current = [Path(path.anchor) if path.is_absolute() else Path(".")]
+    for part in path.parts[1 if path.is_absolute() else 0:]:
         nxt: list[Path] = []
         for folder in current:
             if part == "**":
                 nxt.append(folder)
                 nxt.extend(d for d in folder.rglob("*") if d.is_dir())
-                continue
-            try:
-                entries = list(folder.iterdir())
-            except (NotADirectoryError, PermissionError):
-                continue
-            nxt.extend(e for e in entries if fnmatch.fnmatchcase(e.name.lower(), part.lower()))
+            elif not is_pattern(part) and (folder / part).exists():
+                nxt.append(folder / part)
+            else:
+                try:
+                    entries = list(folder.iterdir())
+                except (NotADirectoryError, PermissionError, FileNotFoundError):
+                    continue
+                nxt.extend(e for e in entries
+                           if fnmatch.fnmatchcase(e.name.lower(), part.lower()))
         current = nxt
-    if not current and not is_pattern(pattern):
-        return []
     return sorted(set(current))
 
 

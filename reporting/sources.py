@@ -166,7 +166,7 @@ def load_all(data_dir: Path, tz: ZoneInfo, mappings: dict[str, dict[str, str]] |
 
     sources = sources or {}
     data_dir = Path(data_dir)
-    if not data_dir.is_dir() and len(sources) < len(SPECS):
+    if not data_dir.is_dir() and not sources:
         raise SourceError(f"Data folder {data_dir} does not exist or is not a folder.")
     frames, rejected, quality = {}, {}, {}
     warnings = near_misses(data_dir) if data_dir.is_dir() else []
@@ -178,7 +178,7 @@ def load_all(data_dir: Path, tz: ZoneInfo, mappings: dict[str, dict[str, str]] |
         if name in sources:
             continue
         try:
-            path = find_file(data_dir, name)
+            path = find_file(data_dir, name) if data_dir.is_dir() else None
             if path is None:
                 q.message = f"no {name}.csv or {name}.parquet in {data_dir}"
                 continue
