@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PERIOD ?= latest
 
-.PHONY: report test bench validate simulate clean
+.PHONY: report test bench validate simulate clean system-packages
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,10 +19,14 @@ report: $(STAMP)
 validate: $(STAMP)
 	$(BIN)/reporting validate --data data
 
-test: $(STAMP)
+# PostgreSQL and nginx for the tests that start real servers (installed when missing).
+system-packages:
+	@bash .ci/system-packages
+
+test: $(STAMP) system-packages
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)
+bench: $(STAMP) system-packages
 	$(BIN)/python -m pytest -q -s tests/benchmarks -o python_files='bench_*.py'
 
 simulate: $(STAMP)
