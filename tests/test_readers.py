@@ -163,3 +163,18 @@ def test_validate_says_where_each_source_comes_from(tmp_path):
     assert "no data: no file matches" in out and "clicks/*.csv.gz" in out
     assert ("Source user_feedback: the database refused the query: no such table: "
             "feedback.") in out
+
+
+def test_the_readme_your_data_example_loads(tmp_path):
+    """The README's "Your data" example is valid as written, one source per kind."""
+    from reporting.accesslog import compile_format
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    example = readme.split("## Your data", 1)[1].split("```toml", 1)[1].split("```", 1)[0]
+    (tmp_path / "report.toml").write_text(example)
+    s = Config.load(tmp_path / "report.toml").sources
+    assert len(s) == 7 and s["support_tickets"].password_env == "HELPDESK_DB_PASSWORD"
+    assert s["page_load_times"].path == str(tmp_path / "exports/page_loads/*.csv.gz")
+    assert s["api_logs"].services["/v2/pay"] == "payments-gw"
+    commented = example.split("# log_format = ", 1)[1].splitlines()[0]
+    assert compile_format(commented).groupindex.keys() >= {"time_local", "request", "host"}
