@@ -172,3 +172,38 @@ def test_sql_error_gives_the_database_message_and_the_source(pg_url, tmp_path, m
         "The query of source cart_abandonment has no column 'abandonment_time', "
         "'items_in_cart', 'total_value' (required: user_id, cart_id, abandonment_time, "
         "items_in_cart, total_value); columns found: 'user_id', 'cart_id'.")
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "sqlite"])
+def test_a_rejected_row_names_the_query_and_its_row(kind, pg_url, tmp_path, monkeypatch):
+    import pandas as pd
+    from zoneinfo import ZoneInfo
+
+    from reporting import sources
+
+    monkeypatch.setenv("PW", PASSWORD)
+    if kind == "postgresql":
+        url = pg_url.replace("postgresql://postgres@", f"postgresql+psycopg://postgres:{PASSWORD}@")
+        table = f"bad_api_{kind}"
+    else:
+        url, table = f"sqlite:///{tmp_path / 'bad.db'}", "bad_api"
+    engine = sqlalchemy.create_engine(url)
+    pd.DataFrame({"ts": pd.to_datetime(["2026-11-10 09:00", "2026-11-10 10:00",
+                                        "2026-11-10 11:00"], utc=True),
+                  "endpoint": ["/a", "/b", "/c"], "status_code": [200, 200, 700],
+                  "response_time_ms": [120.0, -3.0, 80.0], "service_name": ["s", "s", "s"]}
+                 ).to_sql(table, engine, index=False, if_exists="replace")
+    engine.dispose()
+    source = {"url": pg_url if kind == "postgresql" else url, "sql":
+              f"select ts as timestamp, endpoint, status_code, response_time_ms, service_name "
+              f"from {table} order by ts"}
+    if kind == "postgresql":
+        source["password_env"] = "PW"
+    config = Config.from_dict({"sources": {"api_logs": source}})
+    loaded = sources.load_all(tmp_path, ZoneInfo("UTC"), sources=config.sources,
+                              period="2026-W46")
+    bad = loaded.rejected["api_logs"]
+    assert bad[["query", "row", "reason"]].values.tolist() == [
+        ["query of api_logs", 2, "negative response_time_ms"],
+        ["query of api_logs", 3, "status_code out of range"]]
+    assert loaded.quality["api_logs"].valid == 1
