@@ -136,8 +136,9 @@ def find_file(data_dir: Path, name: str) -> Path | None:
     return found[0] if found else None
 
 
-def near_misses(data_dir: Path) -> list[str]:
-    """Data files whose name is close to a source's but matches none ("did you mean")."""
+def near_misses(data_dir: Path, skip: Any = ()) -> list[str]:
+    """Data files whose name is close to a source's but matches none ("did you mean");
+    sources in `skip` (configured elsewhere) are not suggested."""
     import difflib
 
     notes = []
@@ -146,7 +147,8 @@ def near_misses(data_dir: Path) -> list[str]:
         stem = next((lower[:-len(x)] for x in SUFFIXES if lower.endswith(x)), None)
         if stem is None or stem in SPECS or not p.is_file():
             continue
-        close = difflib.get_close_matches(stem, list(SPECS), n=1, cutoff=0.75)
+        close = difflib.get_close_matches(stem, [n for n in SPECS if n not in skip], n=1,
+                                          cutoff=0.75)
         if close:
             notes.append(f"{p.name} in {data_dir} matches no source; did you mean "
                          f"{close[0]}? Rename it to {close[0]}{lower[len(stem):]} to use it.")
@@ -169,9 +171,9 @@ def load_all(data_dir: Path, tz: ZoneInfo, mappings: dict[str, dict[str, str]] |
     if not data_dir.is_dir() and not sources:
         raise SourceError(f"Data folder {data_dir} does not exist or is not a folder.")
     frames, rejected, quality = {}, {}, {}
-    warnings = near_misses(data_dir) if data_dir.is_dir() else []
+    warnings = near_misses(data_dir, sources) if data_dir.is_dir() else []
     for message in warnings:
-        log.warning("%s", message)
+        log.info("%s", message)      # the caller shows warnings
     for name, spec in SPECS.items():
         q = Quality(name)
         quality[name] = q
@@ -180,10 +182,14 @@ def load_all(data_dir: Path, tz: ZoneInfo, mappings: dict[str, dict[str, str]] |
         try:
             path = find_file(data_dir, name) if data_dir.is_dir() else None
             if path is None:
-                q.message = f"no {name}.csv or {name}.parquet in {data_dir}"
+                q.message = f"no {name}.csv, {name}.csv.gz or {name}.parquet in {data_dir}"
                 continue
-            frame, bad = load_source(path, spec, tz, (mappings or {}).get(name, {}), q,
-                                     keep_raw_rejected=keep_raw_rejected)
+            if path.name.lower().endswith(".gz"):    # compressed: the configured-source reader
+                frame, bad = readers.load(readers.SourceConfig(name, path=str(path)), spec, tz,
+                                          (mappings or {}).get(name, {}), readers.Window(), q)
+            else:
+                frame, bad = load_source(path, spec, tz, (mappings or {}).get(name, {}), q,
+                                         keep_raw_rejected=keep_raw_rejected)
         except SourceError as exc:
             q.status, q.message = "error", str(exc)
             log.warning("%s", exc)

@@ -178,3 +178,13 @@ def test_the_readme_your_data_example_loads(tmp_path):
     assert s["api_logs"].services["/v2/pay"] == "payments-gw"
     commented = example.split("# log_format = ", 1)[1].splitlines()[0]
     assert compile_format(commented).groupindex.keys() >= {"time_local", "request", "host"}
+
+
+def test_a_compressed_file_in_the_data_folder(tmp_path):
+    (tmp_path / "api_logs.csv.gz").write_bytes(
+        gzip.compress((API_HEAD + api_rows("2026-11-10", 3, bad_at=1)).encode()))
+    loaded = load_all(tmp_path, UTC)
+    q = loaded.quality["api_logs"]
+    assert (q.status, q.rows, q.valid, q.read) == ("loaded", 3, 2, 1)
+    assert loaded.rejected["api_logs"][["file", "row"]].values.tolist() == [
+        [str(tmp_path / "api_logs.csv.gz"), 3]]
