@@ -11,14 +11,11 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import ConfigError
+from .sources import SOURCE_NAMES
 
 SECTION_NAMES = (
     "overview", "insights", "api", "pages", "clicks", "cart", "sessions",
     "feedback", "support", "system", "incidents", "trends", "data_quality",
-)
-SOURCE_NAMES = (
-    "clickstream", "cart_abandonment", "page_load_times", "api_logs",
-    "user_feedback", "session_tracking", "support_tickets", "system_metrics",
 )
 
 

@@ -80,6 +80,7 @@ SPECS: dict[str, Spec] = {s.name: s for s in (
                   "healthy": (0, 1, True)},
          categories=("service_name", "host")),
 )}
+SOURCE_NAMES: tuple[str, ...] = tuple(SPECS)
 
 
 @dataclass
@@ -367,73 +368,101 @@ REASON_TIME = "unparseable {col}"
 REASON_MISSING = "missing value in {col}"
 
 
+class _Reasons:
+    """A reason code per row (0 = valid) and the reasons' texts; the first failing rule wins."""
+
+    def __init__(self, n: int) -> None:
+        self.codes = np.zeros(n, dtype=np.uint8)
+        self.labels: list[str] = []
+
+    def reject(self, mask: Any, reason: str) -> None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.any():
+            if reason not in self.labels:
+                self.labels.append(reason)
+            self.codes[mask & (self.codes == 0)] = self.labels.index(reason) + 1
+
+
 def _validate(raw: pd.DataFrame, spec: Spec, tz: ZoneInfo
               ) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
     """Typed frame, a reason code per row (0 = valid) and the reasons' texts.
 
     The first failing rule wins; codes index `labels` from 1.
     """
-    n = len(raw)
-    codes = np.zeros(n, dtype=np.uint8)
-    labels: list[str] = []
-
-    def reject(mask: Any, reason: str) -> None:
-        mask = np.asarray(mask, dtype=bool)
-        if mask.any():
-            if reason not in labels:
-                labels.append(reason)
-            codes[mask & (codes == 0)] = labels.index(reason) + 1
-
+    reasons = _Reasons(len(raw))
     out: dict[str, pd.Series] = {}
     for col in raw.columns:
-        s = raw[col]
         required = col in spec.required and col not in spec.may_be_empty
-        empty = s.isna().to_numpy()
         if col in spec.timestamps:
-            parsed = parse_timestamps(s, tz)
-            if required:
-                reject(empty, REASON_MISSING.format(col=col))
-            reject(parsed.isna().to_numpy() & ~empty,
-                   "unparseable timestamp" if col == "timestamp" else REASON_TIME.format(col=col))
-            out[col] = parsed
+            out[col] = _timestamp_column(raw[col], col, required, tz, reasons)
         elif col in spec.numbers:
-            lo, hi, whole = spec.numbers[col]
-            num = _numbers(s)
-            v = num.to_numpy(dtype="float64", na_value=np.nan)
-            if required:
-                reject(empty, REASON_MISSING.format(col=col))
-            reject(~np.isfinite(v) & ~empty, f"non-numeric {col}")
-            with np.errstate(invalid="ignore"):
-                if lo == 0 and hi is None:
-                    reject(v < 0, f"negative {col}")
-                else:
-                    reject((v < (-np.inf if lo is None else lo))
-                           | (v > (np.inf if hi is None else hi)), f"{col} out of range")
-                if whole and not pd.api.types.is_integer_dtype(num):
-                    reject(np.isfinite(v) & (v != np.round(v)), f"{col} not a whole number")
-            if whole and required and not pd.api.types.is_integer_dtype(num):
-                num = pd.Series(np.where(codes == 0, v, 0).astype("int64"), index=s.index)
-            elif not whole or not pd.api.types.is_integer_dtype(num):
-                num = pd.Series(v, index=s.index)
-            out[col] = num
+            out[col] = _number_column(raw[col], col, spec.numbers[col], required, reasons)
         else:
-            stripped = _strip_text(s, col in spec.categories)
-            blank = (stripped == "").to_numpy(dtype=bool, na_value=True)
-            if required:
-                reject(empty | blank, REASON_MISSING.format(col=col))
-            out[col] = stripped
+            out[col] = _text_column(raw[col], col, col in spec.categories, required, reasons)
     for start, end in spec.order:
         if start in out and end in out:
             with np.errstate(invalid="ignore"):
-                reject((out[end] < out[start]).to_numpy(dtype=bool, na_value=False),
-                       f"{end} before {start}" if end != "end_time" else "end before start")
+                reasons.reject((out[end] < out[start]).to_numpy(dtype=bool, na_value=False),
+                               f"{end} before {start}" if end != "end_time"
+                               else "end before start")
     for col in spec.columns:     # absent optional columns exist, empty, downstream
         if col not in out:
-            out[col] = pd.Series(pd.NaT, index=raw.index, dtype=f"datetime64[ns, {tz.key}]") \
-                if col in spec.timestamps else pd.Series(np.nan, index=raw.index) \
-                if col in spec.numbers else pd.Series(pd.NA, index=raw.index, dtype="str")
+            out[col] = _empty_column(col, spec, raw.index, tz)
     frame = pd.DataFrame({col: out[col] for col in spec.columns}, index=raw.index, copy=False)
-    return frame, codes, labels
+    return frame, reasons.codes, reasons.labels
+
+
+def _timestamp_column(s: pd.Series, col: str, required: bool, tz: ZoneInfo,
+                      reasons: _Reasons) -> pd.Series:
+    empty = s.isna().to_numpy()
+    parsed = parse_timestamps(s, tz)
+    if required:
+        reasons.reject(empty, REASON_MISSING.format(col=col))
+    reasons.reject(parsed.isna().to_numpy() & ~empty,
+                   "unparseable timestamp" if col == "timestamp" else REASON_TIME.format(col=col))
+    return parsed
+
+
+def _number_column(s: pd.Series, col: str, rule: tuple[float | None, float | None, bool],
+                   required: bool, reasons: _Reasons) -> pd.Series:
+    lo, hi, whole = rule
+    empty = s.isna().to_numpy()
+    num = _numbers(s)
+    v = num.to_numpy(dtype="float64", na_value=np.nan)
+    if required:
+        reasons.reject(empty, REASON_MISSING.format(col=col))
+    reasons.reject(~np.isfinite(v) & ~empty, f"non-numeric {col}")
+    with np.errstate(invalid="ignore"):
+        if lo == 0 and hi is None:
+            reasons.reject(v < 0, f"negative {col}")
+        else:
+            reasons.reject((v < (-np.inf if lo is None else lo))
+                           | (v > (np.inf if hi is None else hi)), f"{col} out of range")
+        if whole and not pd.api.types.is_integer_dtype(num):
+            reasons.reject(np.isfinite(v) & (v != np.round(v)), f"{col} not a whole number")
+    if whole and required and not pd.api.types.is_integer_dtype(num):
+        return pd.Series(np.where(reasons.codes == 0, v, 0).astype("int64"), index=s.index)
+    if not whole or not pd.api.types.is_integer_dtype(num):
+        return pd.Series(v, index=s.index)
+    return num
+
+
+def _text_column(s: pd.Series, col: str, category: bool, required: bool,
+                 reasons: _Reasons) -> pd.Series:
+    stripped = _strip_text(s, category)
+    if required:
+        blank = (stripped == "").to_numpy(dtype=bool, na_value=True)
+        reasons.reject(s.isna().to_numpy() | blank, REASON_MISSING.format(col=col))
+    return stripped
+
+
+def _empty_column(col: str, spec: Spec, index: pd.Index, tz: ZoneInfo) -> pd.Series:
+    """An absent optional column, empty and of its type."""
+    if col in spec.timestamps:
+        return pd.Series(pd.NaT, index=index, dtype=f"datetime64[ns, {tz.key}]")
+    if col in spec.numbers:
+        return pd.Series(np.nan, index=index)
+    return pd.Series(pd.NA, index=index, dtype="str")
 
 
 def _numbers(s: pd.Series) -> pd.Series:

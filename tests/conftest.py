@@ -4,6 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import os
+
 import pandas as pd
 import pytest
 
@@ -16,11 +18,19 @@ SEED = ROOT.parent / "shared" / "seed-data"
 UTC = ZoneInfo("UTC")
 
 
+def require_seed() -> Path:
+    """The shared seed data; its absence skips a test locally and fails it in CI."""
+    if not SEED.is_dir():
+        message = f"shared/seed-data is not beside the repository (looked for {SEED})"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{message}; CI must have it.")
+        pytest.skip(message)
+    return SEED
+
+
 @pytest.fixture
 def seed_dir() -> Path:
-    if not SEED.is_dir():
-        pytest.skip("shared/seed-data is not beside the repository")
-    return SEED
+    return require_seed()
 
 
 @pytest.fixture
