@@ -207,3 +207,23 @@ def test_a_rejected_row_names_the_query_and_its_row(kind, pg_url, tmp_path, monk
         ["query of api_logs", 2, "negative response_time_ms"],
         ["query of api_logs", 3, "status_code out of range"]]
     assert loaded.quality["api_logs"].valid == 1
+
+
+def test_latest_asks_the_database_for_its_newest_time(flat, pg_url, monkeypatch):
+    """`--period latest` finds the newest time with one max() query, then reads that
+    week's window only."""
+    import pandas as pd
+    from zoneinfo import ZoneInfo
+
+    from reporting import sources
+    from reporting.readers import Window
+
+    monkeypatch.setenv("PW", PASSWORD)
+    config = Config.from_dict({"sources": {"api_logs": {
+        "url": pg_url, "password_env": "PW", "sql": "select * from api_logs"}}})
+    window = sources._window(config.sources, "latest", ZoneInfo("UTC"), None, {}, {})
+    newest = layouts.typed(flat, "api_logs")["timestamp"].max()     # Sunday 29 Nov
+    assert newest.date() == pd.Timestamp("2026-11-29").date()
+    # latest week 23..29 Nov; its window 26 Oct - 1 day .. 30 Nov + 1 day
+    assert window == Window(pd.Timestamp("2026-10-25", tz="UTC"),
+                            pd.Timestamp("2026-12-01", tz="UTC"))
