@@ -227,3 +227,22 @@ def test_latest_asks_the_database_for_its_newest_time(flat, pg_url, monkeypatch)
     # latest week 23..29 Nov; its window 26 Oct - 1 day .. 30 Nov + 1 day
     assert window == Window(pd.Timestamp("2026-10-25", tz="UTC"),
                             pd.Timestamp("2026-12-01", tz="UTC"))
+
+
+def test_strict_build_stops_on_an_unreachable_database(tmp_path):
+    from click.testing import CliRunner
+
+    from reporting.cli import build_report
+
+    from .servers import free_port
+
+    port = free_port()
+    (tmp_path / "report.toml").write_text(
+        f'[sources.support_tickets]\nurl = "postgresql://reports@127.0.0.1:{port}/helpdesk"\n'
+        'sql = "select * from tickets"\n')
+    result = CliRunner().invoke(build_report, [
+        "--config", str(tmp_path / "report.toml"), "--data", str(tmp_path),
+        "--output", str(tmp_path / "out"), "--strict"])
+    assert result.exit_code == 2
+    assert (f"Source support_tickets: cannot reach the database helpdesk on 127.0.0.1:{port}"
+            in " ".join(result.output.split()))
