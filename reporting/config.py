@@ -290,5 +290,10 @@ def _sources(raw: dict[str, Any], where: str, base: Path) -> dict[str, SourceCon
                               "format = \"access_log\".")
         if src.path and not Path(src.path).expanduser().is_absolute():
             src = dataclasses.replace(src, path=str(base / src.path))
+        if src.url.startswith("sqlite:///") and not src.url.startswith("sqlite:////"):
+            file, _, query = src.url[len("sqlite:///"):].partition("?")
+            if file and file != ":memory:":   # a relative SQLite file: beside the config
+                src = dataclasses.replace(
+                    src, url=f"sqlite:///{base / file}" + (f"?{query}" if query else ""))
         result[name] = src
     return result

@@ -163,6 +163,7 @@ def test_validate_says_where_each_source_comes_from(tmp_path):
     assert "no data: no file matches" in out and "clicks/*.csv.gz" in out
     assert ("Source user_feedback: the database refused the query: no such table: "
             "feedback.") in out
+    assert (tmp_path / "feedback.db").exists()       # beside the config, not in the cwd
 
 
 def test_the_readme_your_data_example_loads(tmp_path):
