@@ -150,10 +150,14 @@ def parse(lines: list[str], pattern: re.Pattern[str] | None, services: dict[str,
 def read_logs(src: SourceConfig, spec, window, tz: ZoneInfo):
     """Every log file the path names (plain or .gz); files last written before the window
     are not opened."""
-    from .readers import Origins, Read, discover
+    from .readers import Origins, Read, discover, source_root
 
     pattern = compile_format(src.log_format) if src.log_format else None
+    from .sources import check_input
+
     files = discover(src.path, any_suffix=True)
+    for f in files:
+        check_input(f, [source_root(src.path)])
     if window.start is not None:
         kept = [f for f in files if pd.Timestamp(f.stat().st_mtime, unit="s", tz="UTC")
                 >= window.start]

@@ -23,9 +23,11 @@ from typing import Any
 
 from . import formatting
 from .archive import Archive, now_iso
+from .audience import audience_view
 from .config import Audience, Config, SmtpConfig
 from .errors import DeliveryError, ReportError
-from .render import atomic_write
+from .files import atomic_write, report_folder
+from .guard import inside
 
 log = logging.getLogger(__name__)
 OUTBOX = "(outbox)"          # the recipient recorded for a message written to the outbox
@@ -68,8 +70,7 @@ def compose(*, audience: Audience, period_id: str, period_label: str,
     domain = parseaddr(smtp.sender)[1].rpartition("@")[2] or "localhost"
     msg["Message-ID"] = make_msgid(domain=domain)
     kpis = _headline(document, audience)
-    insights = [i for i in document.get("insights", [])
-                if i["domain"] in audience.sections or i["domain"] == "incidents"][:5]
+    insights = list(audience_view(document, audience).insights[:5])
     size = pdf.stat().st_size
     too_big = size > smtp.max_attachment_mb * 1024 * 1024
     warning = None
@@ -88,21 +89,9 @@ def compose(*, audience: Audience, period_id: str, period_label: str,
 
 
 def _headline(document: Mapping[str, Any], audience: Audience) -> list[dict[str, Any]]:
-    keys = document.get("headline", {}).get(audience.name) or []
-    out = []
-    for key in keys:
-        k = document["kpis"].get(key)
-        if not k:
-            continue
-        change = None
-        if isinstance(k["value"], (int, float)) and isinstance(k["previous"], (int, float)) \
-                and k["previous"]:
-            change = (k["value"] - k["previous"]) / abs(k["previous"])
-        out.append({"label": document.get("labels", {}).get(key, key),
-                    "value": formatting.value(k["value"], k["unit"]),
-                    "change": formatting.change(change) if change is not None else "",
-                    "status": k["status"]})
-    return out
+    return [{"label": k["label"], "value": formatting.value(k["value"], k["unit"]),
+             "change": formatting.change(k["change"]) if k["change"] is not None else "",
+             "status": k["status"]} for k in audience_view(document, audience).headline]
 
 
 def _text_body(audience: Audience, period_label: str, kpis: list[dict[str, Any]],
@@ -237,7 +226,7 @@ def deliver(config: Config, output_dir: Path, period_id: str, audiences: Iterabl
     import json
 
     outcome = Outcome()
-    folder = output_dir / "reports" / period_id
+    folder = report_folder(output_dir, period_id)
     doc_path = folder / "kpis.json"
     if not doc_path.exists():
         raise ReportError(f"No report for {period_id} in {output_dir}: build it first.")
@@ -246,7 +235,7 @@ def deliver(config: Config, output_dir: Path, period_id: str, audiences: Iterabl
     with Archive(output_dir) as store:
         for name in audiences:
             audience = config.audiences[name]
-            pdf = folder / f"{name}.pdf"
+            pdf = inside(output_dir, folder / f"{name}.pdf")
             if not pdf.exists():
                 raise ReportError(f"{pdf} does not exist: build the PDF before sending.")
             recipients = list(audience.recipients) if config.smtp.host else [OUTBOX]

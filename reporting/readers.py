@@ -114,6 +114,7 @@ class Read:
     skipped: int = 0
     sha256: str | None = None
     rejected: pd.DataFrame | None = None     # rows refused before validation (log lines)
+    replaced: bool = False                   # undecodable bytes were replaced somewhere
 
 
 class NoData(Exception):
@@ -220,10 +221,12 @@ def missing_column_error(where: str, spec, rename: dict[str, str],
     missing = [c for c in spec.required if c not in rename.values()]
     if not missing:
         return None
+    from .sources import describe_columns
+
     return SourceError(
         f"{where} has no column {', '.join(repr(c) for c in missing)} "
         f"(required: {', '.join(spec.required)}); columns found: "
-        f"{', '.join(repr(c) for c in found) or 'none'}.")
+        f"{describe_columns(list(found))}.")
 
 
 # --- files ------------------------------------------------------------------------------
@@ -239,10 +242,15 @@ def read_files(src: SourceConfig, spec, mapping: dict[str, str], window: Window,
         raise SourceError(f"{unknown[0]} (source {src.name}) is neither .csv, .csv.gz nor "
                           f".parquet; set format = \"csv\" or \"parquet\" for it.")
     files, skipped = in_window(files, window)
+    root = source_root(src.path)
+    for f in files:
+        sources.check_input(f, [root])
     origins = Origins(names=[str(f) for f in files])
     parts: list[pd.DataFrame | pa.Table] = []
     tables: list[pa.Table] = []
     found_all: list[str] = []
+    refused: list[pd.DataFrame] = []
+    replaced = False
     with ThreadPoolExecutor(1) as hasher:
         digest = hasher.submit(_digest, files)
         for i, path in enumerate(files):
@@ -251,21 +259,55 @@ def read_files(src: SourceConfig, spec, mapping: dict[str, str], window: Window,
                 tables.append(table)
                 parts.append(table)
             else:
-                found = _csv_header(path)
-                rename = sources._column_map(found, spec, mapping)
-                if (error := missing_column_error(str(path), spec, rename, found)) is not None \
-                        and not (not found and path.stat().st_size == 0):
-                    raise error
-                if not rename:          # an empty file: valid and empty
-                    continue
-                frame = sources._read(path, list(rename), spec, rename)
-                frame.columns = [rename[c] for c in frame.columns]
-                origins.add(i, 2, len(frame))   # the header is row 1, as in a spreadsheet
-                parts.append(frame)
+                frame, found, fixed = _csv(path, spec, mapping, origins, i, refused)
+                replaced |= fixed
+                if frame is not None:
+                    parts.append(frame)
             found_all.extend(c for c in found if c not in found_all)
         sha = digest.result()
     frame = _concat(parts, tables, spec)
-    return Read(frame, found_all, origins, src.path, "file", len(files), skipped, sha)
+    return Read(frame, found_all, origins, src.path, "file", len(files), skipped, sha,
+                pd.concat(refused, ignore_index=True) if refused else None, replaced)
+
+
+def source_root(path: str) -> Path:
+    """The folder a configured path names files in: inputs must resolve inside it."""
+    p = Path(os.path.expanduser(path))
+    parts = p.parts
+    fixed = next((i for i, part in enumerate(parts) if is_pattern(part)), len(parts))
+    base = Path(*parts[:fixed]) if fixed else Path(".")
+    return base if base.is_dir() else base.parent
+
+
+def _csv(path: Path, spec, mapping: dict[str, str], origins: Origins, index: int,
+         refused: list[pd.DataFrame]) -> tuple[pd.DataFrame | None, list[str], bool]:
+    """One CSV file's rows (contract names), its header, and whether bytes were replaced;
+    lines with the wrong number of fields go to `refused` with their line number."""
+    from . import sources
+
+    found = _csv_header(path)
+    rename = sources._column_map(found, spec, mapping)
+    error = missing_column_error(str(path), spec, rename, found)
+    if error is not None and not (not found and path.stat().st_size == 0):
+        raise error
+    if not rename:          # an empty file: valid and empty
+        return None, found, False
+    frame = sources._read(path, list(rename), spec, rename)
+    malformed = frame.attrs.pop("malformed", [])
+    replaced = bool(frame.attrs.pop("fixes", {}).get("replace", False))
+    frame.columns = [rename[c] for c in frame.columns]
+    line, left = 2, len(frame)             # the header is row 1, as in a spreadsheet
+    for m in sorted(malformed, key=lambda m: m["row"] or 0):
+        if m["row"] and m["row"] >= line:  # rows up to a skipped line, then past it
+            take = min(m["row"] - line, left)
+            origins.add(index, line, take)
+            line, left = m["row"] + 1, left - take
+    origins.add(index, line, left)
+    if malformed:
+        refused.append(pd.DataFrame({"file": str(path), "row": [m["row"] for m in malformed],
+                                     "line": [m["text"] for m in malformed],
+                                     "reason": [m["reason"] for m in malformed]}))
+    return frame, found, replaced
 
 
 def _concat(parts: list[pd.DataFrame | pa.Table], tables: list[pa.Table], spec
@@ -423,7 +465,8 @@ def _parquet_latest(files: list[Path], spec, mapping: dict[str, str]) -> pd.Time
 
 
 def load(src: SourceConfig, spec, tz: ZoneInfo, mapping: dict[str, str], window: Window,
-         quality) -> tuple[pd.DataFrame, pd.DataFrame]:
+         quality, time_range: tuple[pd.Timestamp, pd.Timestamp] | None = None
+         ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read and validate a configured source; fills `quality` like `sources.load_source`."""
     from . import sources
 
@@ -441,6 +484,10 @@ def load(src: SourceConfig, spec, tz: ZoneInfo, mapping: dict[str, str], window:
         if col in spec.categories:
             raw[col] = sources._categorical(raw[col])
     frame, codes, labels = sources._validate(raw, spec, tz)
+    if r.replaced:
+        sources.flag_replaced(raw, codes, labels)
+    sources.reject_out_of_range(frame, spec, codes, labels,
+                                time_range or sources.default_time_range())
     bad_mask = codes > 0
     counts = np.bincount(codes, minlength=len(labels) + 1)
     pre = r.rejected if r.rejected is not None else pd.DataFrame()

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import logging
 import mimetypes
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -18,30 +17,16 @@ from urllib.parse import unquote, urlsplit
 import jinja2
 import pandas as pd
 
-from . import formatting
-from .config import Audience
-from .kpis import headline_keys as kpis_headline
-from .kpis.base import KPI, Insight, Section, Table
+from . import formatting, sections
+from .audience import audience_view
+from .config import Audience, Thresholds
+from .files import atomic_write
+from .guard import write_if_owner
+from .kpis.base import KPI, Section, Table
+from .periods import Period
 
 log = logging.getLogger(__name__)
 
-HEADERS = {
-    "service_name": "Service", "endpoint": "Endpoint", "page_url": "Page", "device": "Device",
-    "requests": "Requests", "server_error_rate": "5xx rate", "client_error_rate": "4xx rate",
-    "availability": "Availability", "mean_ms": "Mean", "p50_ms": "p50", "p75_ms": "p75",
-    "p95_ms": "p95", "p99_ms": "p99", "apdex": "Apdex", "views": "Views",
-    "good_share": "≤ 2.5 s", "poor_share": "> 4 s", "band": "Band",
-    "element_clicked": "Element", "page": "Page", "clicks": "Clicks", "users": "Users",
-    "cart_id": "Cart", "user_id": "User", "abandonment_time": "Abandoned at",
-    "items_in_cart": "Items", "total_value": "Value", "day": "Day", "carts": "Carts",
-    "value": "Value", "step": "Step", "sessions": "Sessions",
-    "step_conversion": "Step conversion", "share": "Share", "theme": "Theme",
-    "mentions": "Mentions", "avg_rating": "Avg rating", "negative_share": "Negative",
-    "timestamp": "When", "rating": "Stars", "polarity": "Polarity", "comment": "Comment",
-    "issue_type": "Issue type", "tickets": "Tickets", "resolved": "Resolved",
-    "channel": "Channel", "samples": "Samples", "cpu_p95": "CPU p95",
-    "memory_p95": "Memory p95", "uptime": "Uptime", "failed_probes": "Failed probes",
-}
 TEXT_UNITS = {"text", "", None}
 
 
@@ -78,61 +63,88 @@ def kpi_view(k: KPI) -> dict[str, Any]:
             "tone": tone}
 
 
-def table_view(t: Table, max_rows: int = 15) -> dict[str, Any]:
+def table_view(t: Table, headers: Mapping[str, str], max_rows: int = 15) -> dict[str, Any]:
     frame = t.frame.head(max_rows)
     cols = list(frame.columns)
     units = [t.units.get(c, "text") for c in cols]
     rows = []
     for rec in frame.itertuples(index=False, name=None):   # at most `max_rows` rows
         rows.append([{"v": _cell(v), "u": u} for v, u in zip(rec, units)])
-    return {"title": t.title, "note": t.note,
-            "columns": [{"name": HEADERS.get(c, c.replace("_", " ").capitalize()),
+    return {"title": t.title, "note": t.note, "more": max(0, len(t.frame) - max_rows),
+            "columns": [{"name": headers.get(c, c.replace("_", " ").capitalize()),
                          "numeric": u not in TEXT_UNITS and u not in ("datetime", "date"),
                          "wide": c in ("comment", "endpoint", "page_url", "theme")}
                         for c, u in zip(cols, units)],
             "rows": rows}
 
 
+DISPLAY_CHARS = 300   # a table cell's text is cut here (the full text stays in kpis.json
+                      # and the rejected files): a 5,000-character comment stalled the PDF
+
+
+def cut(text: str, limit: int = DISPLAY_CHARS) -> str:
+    """`text` shortened to `limit` characters with "…", at a space when one is near."""
+    if len(text) <= limit:
+        return text
+    head = text[:limit - 1]
+    space = head.rfind(" ")
+    return (head[:space] if space > limit * 0.8 else head).rstrip() + "…"
+
+
 def _cell(v: Any) -> Any:
     if v is None or (isinstance(v, float) and pd.isna(v)) or v is pd.NaT:
         return None
+    if isinstance(v, str):
+        return cut(v)
     if isinstance(v, pd.Timestamp):
         return v.to_pydatetime()
     return v.item() if hasattr(v, "item") and not isinstance(v, str) else v
 
 
-def section_view(s: Section, charts: Mapping[str, str]) -> dict[str, Any]:
+def section_view(s: Section, charts: Mapping[str, str], words: Mapping[str, str]
+                 ) -> dict[str, Any]:
+    headers = sections.headers(s.name, words)
     return {"name": s.name, "title": s.title, "status": s.status, "message": s.message,
             "kpis": [kpi_view(k) for k in s.kpis],
             "headline": [kpi_view(k) for k in s.kpis if k.key in s.headline],
-            "tables": [table_view(t) for t in s.tables],
-            "charts": [{"src": f"charts/{charts[c.name]}", "title": c.title}
+            "tables": [table_view(t, headers) for t in s.tables],
+            "charts": [{"name": c.name, "src": f"charts/{charts[c.name]}", "title": c.title,
+                        "alt": c.options.get("alt", c.title)}
                        for c in s.charts if c.name in charts],
             "insights": [i.as_dict() for i in s.insights]}
 
 
-def context(*, audience: Audience, sections: Mapping[str, Section], charts: Mapping[str, str],
-            insights: Iterable[Insight], quality: Mapping[str, Any], period_label: str,
-            period_id: str, previous_label: str | None, generated_at: str, data_span: str,
-            extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Page:
+    """What every audience's page of one build shares besides the sections."""
+
+    period: Period
+    generated_at: str
+    data_span: str
+    thresholds: Thresholds
+
+
+def context(audience: Audience, computed: Mapping[str, Section], charts: Mapping[str, str],
+            document: Mapping[str, Any], quality: Mapping[str, Any], page: Page
+            ) -> dict[str, Any]:
     """Everything one audience's page needs, as plain values."""
-    views = {name: section_view(s, charts) for name, s in sections.items()}
-    keys = kpis_headline(sections, audience.sections)
+    words = formatting.threshold_words(page.thresholds)
+    views = {name: section_view(s, charts, words) for name, s in computed.items()}
+    view = audience_view(document, audience)
     by_key = {t["key"]: t for v in views.values() for t in v["headline"]}
-    tiles = [by_key[k] for k in keys if k in by_key]
+    p = page.period
     return {
         "audience": {"name": audience.name, "title": audience.title,
                      "sections": list(audience.sections), "template": audience.template},
-        "compact": audience.compact, "insight_limit": 5 if audience.compact else 12,
+        "compact": audience.compact, "insight_limit": view.insight_limit,
         "assets": template_dir().resolve().as_uri(),
-        "period": {"id": period_id, "label": period_label, "previous": previous_label},
-        "generated_at": generated_at, "data_span": data_span,
-        "sections": views, "tiles_list": tiles,
-        # An audience reads the insights of its own sections (incidents span them all).
-        "insights": [i.as_dict() for i in insights
-                     if i.domain in audience.sections or i.domain == "incidents"],
+        "period": {"id": p.id, "label": p.label,
+                   "previous": p.previous.label if p.previous else None},
+        "generated_at": page.generated_at, "data_span": page.data_span,
+        "sections": views, "tiles_list": [by_key[k] for k in view.headline_keys if k in by_key],
+        "insights": list(view.insights),
         "quality": [_quality_view(name, q) for name, q in quality.items()],
-        **(extra or {}),
+        "templates": {name: spec.templates for name, spec in sections.registry().items()},
     }
 
 
@@ -201,26 +213,15 @@ def fetcher(roots: Iterable[Path]) -> Any:
     return _fetcher_class()(roots)
 
 
-def write_pdf(html: str, base_dir: Path, target: Path, roots: Iterable[Path]) -> Path:
-    """Render `html` to `target`, resolving relative URLs against `base_dir`."""
+def write_pdf(html: str, base_dir: Path, target: Path, roots: Iterable[Path],
+              owner: tuple[Path, str] | None = None) -> Path:
+    """Render `html` to `target`, resolving relative URLs against `base_dir`; with `owner`
+    (output folder, build id) only while that build still owns the folder."""
     from weasyprint import HTML
 
     doc = HTML(string=html, base_url=base_dir.resolve().as_uri() + "/",
                url_fetcher=fetcher(roots))
-    atomic_write(target, doc.write_pdf(attachments=[]))
-    return target
-
-
-def atomic_write(target: Path, data: bytes | str) -> Path:
-    """Write to a temporary file beside `target`, then rename it into place."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.chmod(tmp, 0o644)   # mkstemp makes 0600; reports are meant to be shared
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return target
+    data = doc.write_pdf(attachments=[])
+    if owner is not None:
+        return write_if_owner(target, data, *owner)
+    return atomic_write(target, data)

@@ -189,3 +189,30 @@ def test_a_compressed_file_in_the_data_folder(tmp_path):
     assert (q.status, q.rows, q.valid, q.read) == ("loaded", 3, 2, 1)
     assert loaded.rejected["api_logs"][["file", "row"]].values.tolist() == [
         [str(tmp_path / "api_logs.csv.gz"), 3]]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".csv.gz"])
+def test_malformed_lines_across_files_keep_their_line_numbers(tmp_path, suffix):
+    (tmp_path / "api").mkdir()
+    text = (API_HEAD + api_rows("2026-11-10", 2) + "2026-11-10T05:00:00,/a,200\n"
+            + api_rows("2026-11-11", 3, bad_at=1))
+    data = text.encode()
+    (tmp_path / "api" / f"2026-11-10{suffix}").write_bytes(
+        gzip.compress(data) if suffix.endswith(".gz") else data)
+    loaded = load_all(tmp_path, UTC, sources=configured(tmp_path, api_logs={"path": "api"}))
+    q = loaded.quality["api_logs"]
+    assert (q.rows, q.valid) == (6, 4)
+    bad = loaded.rejected["api_logs"]
+    # line 4 has 3 of 5 fields; the negative time is the 2nd row of 11 Nov, on line 6
+    assert sorted(bad[["row", "reason"]].values.tolist()) == [
+        [4, "malformed line (3 of 5 fields)"], [6, "negative response_time_ms"]]
+
+
+def test_a_link_out_of_the_configured_folder_is_refused(tmp_path):
+    secret = tmp_path / "secret.csv"
+    secret.write_text(API_HEAD + api_rows("2026-11-10", 1))
+    (tmp_path / "api").mkdir()
+    (tmp_path / "api" / "2026-11-10.csv").symlink_to(secret)
+    loaded = load_all(tmp_path, UTC, sources=configured(tmp_path, api_logs={"path": "api"}))
+    assert loaded.quality["api_logs"].status == "error"
+    assert "links to a file outside" in loaded.quality["api_logs"].message
