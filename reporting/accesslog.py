@@ -12,6 +12,7 @@ import gzip
 import logging
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -19,6 +20,10 @@ import pandas as pd
 
 from .config import SourceConfig
 from .errors import SourceError
+
+if TYPE_CHECKING:
+    from .readers import Read, Window
+    from .sources import Spec
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +152,7 @@ def parse(lines: list[str], pattern: re.Pattern[str] | None, services: dict[str,
     return frame, pos, reasons
 
 
-def read_logs(src: SourceConfig, spec, window, tz: ZoneInfo):
+def read_logs(src: SourceConfig, spec: Spec, window: Window, tz: ZoneInfo) -> Read:
     """Every log file the path names (plain or .gz); files last written before the window
     are not opened."""
     from .readers import Origins, Read, discover, source_root

@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -28,6 +29,9 @@ import pyarrow as pa
 
 from .config import SourceConfig
 from .errors import SourceError
+
+if TYPE_CHECKING:
+    from .sources import Spec
 from .periods import Period
 
 log = logging.getLogger(__name__)
@@ -215,7 +219,7 @@ def in_window(files: list[Path], window: Window) -> tuple[list[Path], int]:
     return kept, len(files) - len(kept)
 
 
-def missing_column_error(where: str, spec, rename: dict[str, str],
+def missing_column_error(where: str, spec: Spec, rename: dict[str, str],
                          found: Iterable[str]) -> SourceError | None:
     """The one missing-column sentence, for a file or a query alike."""
     missing = [c for c in spec.required if c not in rename.values()]
@@ -231,7 +235,7 @@ def missing_column_error(where: str, spec, rename: dict[str, str],
 
 # --- files ------------------------------------------------------------------------------
 
-def read_files(src: SourceConfig, spec, mapping: dict[str, str], window: Window,
+def read_files(src: SourceConfig, spec: Spec, mapping: dict[str, str], window: Window,
                tz: ZoneInfo) -> Read:
     """Every file the source's path names, those dated outside the window left unopened."""
     from . import sources
@@ -279,7 +283,7 @@ def source_root(path: str) -> Path:
     return base if base.is_dir() else base.parent
 
 
-def _csv(path: Path, spec, mapping: dict[str, str], origins: Origins, index: int,
+def _csv(path: Path, spec: Spec, mapping: dict[str, str], origins: Origins, index: int,
          refused: list[pd.DataFrame]) -> tuple[pd.DataFrame | None, list[str], bool]:
     """One CSV file's rows (contract names), its header, and whether bytes were replaced;
     lines with the wrong number of fields go to `refused` with their line number."""
@@ -340,7 +344,7 @@ def _csv_header(path: Path) -> list[str]:
         raise SourceError(f"{path} could not be read ({exc}).") from None
 
 
-def _parquet(path: Path, spec, mapping: dict[str, str], window: Window, tz: ZoneInfo,
+def _parquet(path: Path, spec: Spec, mapping: dict[str, str], window: Window, tz: ZoneInfo,
              origins: Origins, index: int) -> tuple[pa.Table, list[str]]:
     """The needed columns of the row groups that may hold rows in the window."""
     import pyarrow.dataset as ds
@@ -407,7 +411,7 @@ def _digest(files: list[Path]) -> str:
 
 # --- one entry point ----------------------------------------------------------------------
 
-def read_source(src: SourceConfig, spec, mapping: dict[str, str], window: Window,
+def read_source(src: SourceConfig, spec: Spec, mapping: dict[str, str], window: Window,
                 tz: ZoneInfo) -> Read:
     """Rows of a configured source within `window` (NoData when its path names nothing)."""
     window = window.for_source(src.name)
@@ -420,7 +424,8 @@ def read_source(src: SourceConfig, spec, mapping: dict[str, str], window: Window
     return read_files(src, spec, mapping, window, tz)
 
 
-def latest(src: SourceConfig, spec, mapping: dict[str, str], tz: ZoneInfo) -> pd.Timestamp | None:
+def latest(src: SourceConfig, spec: Spec, mapping: dict[str, str], tz: ZoneInfo
+           ) -> pd.Timestamp | None:
     """The newest time a source holds, found cheaply (None: read it all to know)."""
     try:
         if src.url:
@@ -438,7 +443,7 @@ def latest(src: SourceConfig, spec, mapping: dict[str, str], tz: ZoneInfo) -> pd
     return _parquet_latest(files, spec, mapping)
 
 
-def _parquet_latest(files: list[Path], spec, mapping: dict[str, str]) -> pd.Timestamp | None:
+def _parquet_latest(files: list[Path], spec: Spec, mapping: dict[str, str]) -> pd.Timestamp | None:
     """The largest time in row-group statistics (no data read), if every file has them."""
     import pyarrow.parquet as pq
 
@@ -464,7 +469,7 @@ def _parquet_latest(files: list[Path], spec, mapping: dict[str, str]) -> pd.Time
     return best
 
 
-def load(src: SourceConfig, spec, tz: ZoneInfo, mapping: dict[str, str], window: Window,
+def load(src: SourceConfig, spec: Spec, tz: ZoneInfo, mapping: dict[str, str], window: Window,
          quality, time_range: tuple[pd.Timestamp, pd.Timestamp] | None = None
          ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read and validate a configured source; fills `quality` like `sources.load_source`."""

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 
 from .config import SourceConfig
 from .errors import SourceError
+
+if TYPE_CHECKING:
+    from .readers import Read, Window
+    from .sources import Spec
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +107,7 @@ def _run(src: SourceConfig, url, conn, sql: str, params: dict | None = None):
                           f"{_message(exc, url)}.") from None
 
 
-def _columns(src: SourceConfig, spec, mapping: dict[str, str], url, conn):
+def _columns(src: SourceConfig, spec: Spec, mapping: dict[str, str], url, conn):
     """The query's columns (from an empty run), checked against the contract."""
     from . import sources
     from .readers import missing_column_error
@@ -117,7 +122,8 @@ def _columns(src: SourceConfig, spec, mapping: dict[str, str], url, conn):
     return found, rename, time_col
 
 
-def read_query(src: SourceConfig, spec, mapping: dict[str, str], window, tz: ZoneInfo):
+def read_query(src: SourceConfig, spec: Spec, mapping: dict[str, str], window: Window,
+               tz: ZoneInfo) -> Read:
     """The query's rows in the window (plus rows without a time, which validation rejects)."""
     from .readers import Origins, Read
 
@@ -167,7 +173,7 @@ def _bound(t: pd.Timestamp, conn):
     return t.to_pydatetime()
 
 
-def latest_time(src: SourceConfig, spec, mapping: dict[str, str], tz: ZoneInfo
+def latest_time(src: SourceConfig, spec: Spec, mapping: dict[str, str], tz: ZoneInfo
                 ) -> pd.Timestamp | None:
     """The newest value of the time column (one aggregate query)."""
     from .sources import parse_timestamps
