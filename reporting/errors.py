@@ -4,7 +4,7 @@ The CLI prints the sentence and exits with the error's `exit_code`; anything els
 bug and stays a traceback (shown with --verbose). The whole tree:
 
     ReportError              exit 2: the user's input, config or environment
-    ├── SourceError          an input file, query or log cannot be used as the data contract says
+    ├── SourceError          an input (file, query, log) is not usable as the contract says
     ├── ConfigError          the config file is unreadable or has wrong keys or values
     ├── PeriodError          a --period value of none of the accepted forms
     ├── DeliveryError        exit 1: mail not delivered (the reports themselves exist)
