@@ -128,6 +128,11 @@ class Loaded:
     def errors(self) -> list[str]:
         return [q.message for q in self.quality.values() if q.status == "error" and q.message]
 
+    @property
+    def messages(self) -> list[str]:
+        """What the user is told: the errors, then the warnings (near-miss file names)."""
+        return self.errors + self.warnings
+
 
 SUFFIXES = (".csv", ".parquet", ".csv.gz")
 
