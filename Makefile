@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PERIOD ?= latest
 
-.PHONY: report test bench validate simulate clean system-packages
+.PHONY: report test bench validate simulate pictures clean system-packages
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,8 @@ report: $(STAMP)
 validate: $(STAMP)
 	$(BIN)/reporting validate --data data
 
-# PostgreSQL and nginx for the tests that start real servers (installed when missing).
+# PostgreSQL and nginx for the source tests' real servers, Chromium and chromium-driver
+# for the site tests (installed when missing).
 system-packages:
 	@bash .ci/system-packages
 
@@ -30,7 +31,13 @@ bench: $(STAMP) system-packages
 	$(BIN)/python -m pytest -q -s tests/benchmarks -o python_files='bench_*.py'
 
 simulate: $(STAMP)
-	$(BIN)/reporting simulate --out data --weeks 4 --scale small --seed 7 --format parquet
+	$(BIN)/reporting simulate --out data --weeks 4 --scale small --seed 7 --format parquet \
+		--incident-week 4
+
+# The README's pictures: page 1 of the executive report and the IT report's incident
+# timeline, from `make report`'s output (pdftoppm, Debian's poppler-utils).
+pictures: report
+	$(BIN)/python docs/pictures.py --output output --docs docs
 
 clean:
 	rm -rf $(VENV) output

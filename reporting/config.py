@@ -35,8 +35,19 @@ class Thresholds:
     uptime: float = 0.99
     csat: float = 0.7
     burn_rate_page: float = 14.4       # SRE workbook: page at 14.4x burn over 1 h
-    incident_z: float = 3.5            # robust z (Iglewicz & Hoaglin)
+    incident_false_alarms: float = 0.01  # chance a quiet period shows any false finding
     incident_min_events: int = 30
+
+
+@dataclass(frozen=True)
+class ServiceLinks:
+    """What users see of one back-end service: shell patterns for pages and ticket issue
+    types, words in feedback, and whether abandoned carts are its doing."""
+
+    pages: tuple[str, ...] = ()
+    issue_types: tuple[str, ...] = ()
+    feedback_words: tuple[str, ...] = ()
+    carts: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,7 +93,8 @@ DEFAULT_AUDIENCES: dict[str, Audience] = {
         ("overview", "insights", "incidents", "api", "system", "trends", "data_quality")),
     "support": Audience(
         "support", "Support weekly",
-        ("overview", "insights", "support", "feedback", "trends", "data_quality")),
+        ("overview", "insights", "support", "feedback", "incidents", "trends",
+         "data_quality")),
 }
 
 
@@ -125,6 +137,8 @@ class Config:
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     audiences: dict[str, Audience] = field(default_factory=lambda: dict(DEFAULT_AUDIENCES))
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    public_url: str = ""     # where output/ is published: mail links to the HTML reports
+    service_map: dict[str, ServiceLinks] = field(default_factory=dict)  # others inferred
     sources: dict[str, SourceConfig] = field(default_factory=dict)
     source: Path | None = None
 
@@ -155,7 +169,8 @@ class Config:
         where = str(source or "config")
         top = {"timezone", "data_dir", "output_dir", "lock_timeout_s", "thresholds",
                "columns", "smtp", "audiences", "scheduler", "top_n", "earliest_timestamp",
-               "future_margin_hours", "pdf_timeout_s", "sources"}
+               "future_margin_hours", "pdf_timeout_s",
+               "service_map", "public_url", "sources"}
         _no_unknown(raw, top, where, "")
         base = base or Path.cwd()
         kwargs: dict[str, Any] = {"source": source}
@@ -195,6 +210,9 @@ class Config:
                                    for k, v in mapping.items()}
                              for src, mapping in columns.items()}
         kwargs["audiences"] = _audiences(raw.get("audiences", {}), where)
+        kwargs["service_map"] = _service_map(raw.get("service_map", {}), where)
+        if "public_url" in raw:
+            kwargs["public_url"] = _public_url(raw["public_url"], where)
         kwargs["sources"] = _sources(raw.get("sources", {}), where, base)
         return cls(**kwargs)
 
@@ -299,6 +317,22 @@ def _sub(kind: type, raw: dict[str, Any], where: str, prefix: str) -> Any:
     return kind(**values)
 
 
+def _public_url(value: Any, where: str) -> str:
+    """An http(s) URL with a host, e.g. https://reports.example.com/diagnostics/ ("" = none)."""
+    from urllib.parse import urlsplit
+
+    text = value.strip() if isinstance(value, str) else "-"
+    if text == "":
+        return ""                      # the default: no links
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query \
+            or parts.fragment or any(c.isspace() or c in "<>\"'" for c in text):
+        raise ConfigError(f"{where}: public_url must be an http:// or https:// address "
+                          f"where output/ is published, such as "
+                          f"'https://reports.example.com/diagnostics/', not {value!r}.")
+    return text.rstrip("/") + "/"
+
+
 _special_use = threading.Lock()
 
 
@@ -389,3 +423,26 @@ def _sources(raw: dict[str, Any], where: str, base: Path) -> dict[str, SourceCon
                     src, url=f"sqlite:///{base / file}" + (f"?{query}" if query else ""))
         result[name] = src
     return result
+
+
+def _service_map(raw: dict[str, Any], where: str) -> dict[str, ServiceLinks]:
+    """`[service_map.NAME]` tables: lists of strings, and `carts` true or false."""
+    _no_unknown(raw, set(raw), where, "service_map.")
+    out = {}
+    for name, table in raw.items():
+        _no_unknown(table, {f.name for f in dataclasses.fields(ServiceLinks)}, where,
+                    f"service_map.{name}.")
+        values: dict[str, Any] = {}
+        for key, value in table.items():
+            if key == "carts":
+                if not isinstance(value, bool):
+                    raise ConfigError(f"{where}: service_map.{name}.carts must be true or "
+                                      f"false, not {value!r}.")
+                values[key] = value
+            elif not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+                raise ConfigError(f"{where}: service_map.{name}.{key} must be a list of "
+                                  f"strings, not {value!r}.")
+            else:
+                values[key] = tuple(v.strip().lower() for v in value if v.strip())
+        out[str(name)] = ServiceLinks(**values)
+    return out
