@@ -81,8 +81,7 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
         files.sweep_temporary_files(output_dir / "reports")
         build_id = guard.claim(output_dir)    # a killed build's PDF workers lose the folder
         with stage("load"):
-            loaded = load_all(data_dir, config.tz, config.columns, time_range=default_time_range(
-                now, config.earliest_timestamp, config.future_margin_hours))
+            loaded = _load(config, data_dir, period, now)
             if strict and loaded.errors:
                 raise SourceError(loaded.errors[0])
             span = data_span(loaded.frames)
@@ -96,7 +95,7 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
                 top_n=config.top_n)
         final = files.report_folder(output_dir, p.id)
         staging.append(_stage_copy(final, staging_folder(output_dir, p.id)))
-        result = BuildResult(p, staging[0], warnings=list(loaded.errors), document=document)
+        result = BuildResult(p, staging[0], warnings=loaded.messages, document=document)
         with stage("charts"):
             drawn = charts.draw_all(computed, result.folder / "html" / "charts")
         built_at = datetime.now(config.tz)
@@ -184,6 +183,13 @@ def _render_html(ctx: BuildContext, computed: Mapping[str, Section], drawn: Mapp
                          [html_dir, render.template_dir(), assets], owner,
                          ctx.config.pdf_timeout_s))
     return jobs, archived
+
+
+def _load(config: Config, data_dir: Path, period: str, now: datetime | None) -> Loaded:
+    """Every source, configured ones only for the window `period` needs."""
+    return load_all(data_dir, config.tz, config.columns, time_range=default_time_range(
+        now, config.earliest_timestamp, config.future_margin_hours),
+        sources=config.sources, period=period, now=now)
 
 
 def _record(store: archive.Archive, config: Config, loaded: Loaded, result: BuildResult,

@@ -99,6 +99,23 @@ DEFAULT_AUDIENCES: dict[str, Audience] = {
 
 
 @dataclass(frozen=True)
+class SourceConfig:
+    """Where one source's rows come from (`[sources.NAME]`, design.md "Sources")."""
+
+    name: str
+    path: str = ""               # a file, a folder or a glob; relative to the config file
+    format: str = ""             # csv | parquet | access_log; "" = from the file names
+    url: str = ""                # SQLAlchemy URL, without the password
+    sql: str = ""
+    password_env: str = ""       # the environment variable holding the password
+    log_format: str = ""         # an nginx log_format line, for format = "access_log"
+    services: dict[str, str] = field(default_factory=dict)   # path prefix -> service
+
+
+SOURCE_FORMATS = ("csv", "parquet", "access_log")
+
+
+@dataclass(frozen=True)
 class SchedulerConfig:
     misfire_grace_hours: float = 6.0
     notify_on_failure: str = ""
@@ -122,6 +139,7 @@ class Config:
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     public_url: str = ""     # where output/ is published: mail links to the HTML reports
     service_map: dict[str, ServiceLinks] = field(default_factory=dict)  # others inferred
+    sources: dict[str, SourceConfig] = field(default_factory=dict)
     source: Path | None = None
 
     @property
@@ -152,7 +170,7 @@ class Config:
         top = {"timezone", "data_dir", "output_dir", "lock_timeout_s", "thresholds",
                "columns", "smtp", "audiences", "scheduler", "top_n", "earliest_timestamp",
                "future_margin_hours", "pdf_timeout_s",
-               "service_map", "public_url"}
+               "service_map", "public_url", "sources"}
         _no_unknown(raw, top, where, "")
         base = base or Path.cwd()
         kwargs: dict[str, Any] = {"source": source}
@@ -195,6 +213,7 @@ class Config:
         kwargs["service_map"] = _service_map(raw.get("service_map", {}), where)
         if "public_url" in raw:
             kwargs["public_url"] = _public_url(raw["public_url"], where)
+        kwargs["sources"] = _sources(raw.get("sources", {}), where, base)
         return cls(**kwargs)
 
     def digest(self) -> str:
@@ -361,6 +380,48 @@ def _audiences(raw: dict[str, Any], where: str) -> dict[str, Audience]:
             period=str(table.get("period", base.period)),
             template=str(table.get("template", base.template)),
             compact=bool(table.get("compact", base.compact)))
+    return result
+
+
+def _sources(raw: dict[str, Any], where: str, base: Path) -> dict[str, SourceConfig]:
+    """`[sources.NAME]` tables: a path (file, folder, glob) or a SQL query, checked here."""
+    _no_unknown(raw, set(SOURCE_NAMES), where, "sources.")
+    result = {}
+    for name, table in raw.items():
+        key = f"sources.{name}"
+        _no_unknown(table, {f.name for f in dataclasses.fields(SourceConfig)} - {"name"},
+                    where, key + ".")
+        services = table.get("services", {})
+        if not isinstance(services, dict):
+            raise ConfigError(f"{where}: {key}.services must be a table of path prefix = "
+                              "service name.")
+        text = {k: table[k] for k in table if k != "services"}
+        for k, v in text.items():
+            if not isinstance(v, str):
+                raise ConfigError(f"{where}: {key}.{k} must be a string, not {v!r}.")
+        src = SourceConfig(name, services={str(k): str(v) for k, v in services.items()},
+                           **{k: v.strip() for k, v in text.items()})
+        if bool(src.path) == bool(src.url or src.sql):
+            raise ConfigError(f"{where}: {key} needs either path (a file, folder or glob) "
+                              "or url and sql (a database query), not both.")
+        if (src.url or src.sql) and not (src.url and src.sql):
+            raise ConfigError(f"{where}: {key} needs both url and sql to read a database.")
+        if src.format and src.format not in SOURCE_FORMATS:
+            raise ConfigError(f"{where}: {key}.format must be one of "
+                              f"{', '.join(SOURCE_FORMATS)}, not {src.format!r}.")
+        if src.format == "access_log" and name != "api_logs":
+            raise ConfigError(f"{where}: {key}.format = \"access_log\" is only for api_logs.")
+        if (src.log_format or src.services) and src.format != "access_log":
+            raise ConfigError(f"{where}: {key}.log_format and services need "
+                              "format = \"access_log\".")
+        if src.path and not Path(src.path).expanduser().is_absolute():
+            src = dataclasses.replace(src, path=str(base / src.path))
+        if src.url.startswith("sqlite:///") and not src.url.startswith("sqlite:////"):
+            file, _, query = src.url[len("sqlite:///"):].partition("?")
+            if file and file != ":memory:":   # a relative SQLite file: beside the config
+                src = dataclasses.replace(
+                    src, url=f"sqlite:///{base / file}" + (f"?{query}" if query else ""))
+        result[name] = src
     return result
 
 

@@ -154,6 +154,9 @@ def _quality_view(name: str, q: Any) -> dict[str, Any]:
     d["source"] = name
     d["rejected_total"] = sum(d.get("rejected", {}).values())
     d["file_name"] = Path(d["file"]).name if d.get("file") else None
+    if d.get("origin"):
+        from .readers import origin_text
+        d["file_name"] = origin_text(d)
     return d
 
 
