@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from . import __version__, archive, charts, incidents, kpis, periods, render
+from . import __version__, archive, charts, coverage, incidents, kpis, periods, render
 from .kpis.base import Chart
 from .config import Config
 from .errors import ReportError, SourceError
@@ -77,9 +77,12 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
         span = data_span(loaded.frames)
         with stage("kpis"):
             p = periods.resolve(period, tz, span, now)
+            covered = coverage.compute(loaded.frames, p)
+            coverage.require_some(covered, span)
             sections = kpis.compute_all(loaded.frames, p, config.thresholds, loaded.quality)
             if p.previous:   # where the inputs did not cover it, the archive may
                 sections = kpis.with_previous(sections, store.kpi_values(p.previous.id))
+            sections = coverage.untrusted(sections, kpis.SOURCES, covered)
         with stage("incidents"):
             history = store.signal_history(p.start - pd.Timedelta(weeks=4), p.start)
             sections["incidents"], found, hourly = incidents.compute(
@@ -88,6 +91,7 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
             insights = kpis.ranked_insights(sections)
             document = kpis.document(sections, p, loaded.quality, insights, found)
             document["period"]["label"] = p.label
+            document["coverage"] = covered.as_dict()
             document["headline"] = {name: kpis.headline_keys(sections,
                                                              config.audiences[name].sections)
                                     for name in names}
@@ -108,7 +112,7 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
                     period_id=p.id, previous_label=p.previous.label if p.previous else None,
                     generated_at=f"{built_at:%a %-d %b %Y %H:%M} {tz.key}",
                     data_span=_span_text(span, tz),
-                    extra={"trends": trends[name]})
+                    extra={"trends": trends[name], "coverage": covered.notes()})
                 html = render.render_html(ctx)
                 if fmt in ("html", "both"):
                     archived[name] = render.atomic_write(html_dir / f"{name}.html", html)

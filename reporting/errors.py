@@ -24,3 +24,9 @@ class DeliveryError(ReportError):
     """Mail could not be delivered (exit code 1: the reports themselves exist)."""
 
     exit_code = 1
+
+
+class NoDataError(ReportError):
+    """The data does not reach the period asked for (exit code 1: nothing was built)."""
+
+    exit_code = 1

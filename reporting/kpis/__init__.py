@@ -17,6 +17,7 @@ from .base import SEVERITY_ORDER, KPI, Insight, Section, absent
 log = logging.getLogger(__name__)
 
 MODULES = [api, pages, clicks, cart, sessions, feedback, support, system]
+SOURCES = {m.NAME: m.SOURCE for m in MODULES}     # section -> the source it reads
 
 
 def compute_all(frames: Mapping[str, pd.DataFrame], period: Period, thresholds: Thresholds,
