@@ -92,6 +92,7 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
             document = kpis.document(sections, p, loaded.quality, insights, found)
             document["period"]["label"] = p.label
             document["coverage"] = covered.as_dict()
+            document["coverage_notes"] = covered.notes()
             document["headline"] = {name: kpis.headline_keys(sections,
                                                              config.audiences[name].sections)
                                     for name in names}

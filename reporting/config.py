@@ -86,6 +86,7 @@ DEFAULT_AUDIENCES: dict[str, Audience] = {
 @dataclass(frozen=True)
 class SchedulerConfig:
     misfire_grace_hours: float = 6.0
+    allow_partial: bool = True         # mail a report whose period the data covers in part
     notify_on_failure: str = ""
 
 

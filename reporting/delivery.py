@@ -74,6 +74,10 @@ def compose(*, audience: Audience, period_id: str, period_label: str,
     too_big = size > smtp.max_attachment_mb * 1024 * 1024
     warning = None
     note = ""
+    partial = document.get("coverage_notes") or []
+    if partial:   # the same warning as page 1 of the PDF
+        kpis = [{"label": "Partial data", "value": ". ".join(partial), "change": "",
+                 "tone": None, "status": "warn"}] + kpis
     if too_big:
         warning = (f"{pdf.name} is {size / 1024 / 1024:,.1f} MB, over the "
                    f"{smtp.max_attachment_mb:g} MB limit; the message gives its archive path.")
@@ -94,13 +98,11 @@ def _headline(document: Mapping[str, Any], audience: Audience) -> list[dict[str,
         k = document["kpis"].get(key)
         if not k:
             continue
-        change = None
-        if isinstance(k["value"], (int, float)) and isinstance(k["previous"], (int, float)) \
-                and k["previous"]:
-            change = (k["value"] - k["previous"]) / abs(k["previous"])
+        d = formatting.delta(k["value"], k["previous"], k["unit"], k.get("better"))
         out.append({"label": document.get("labels", {}).get(key, key),
                     "value": formatting.value(k["value"], k["unit"]),
-                    "change": formatting.change(change) if change is not None else "",
+                    "change": f"{d.arrow} {d.text}".strip() if d else "",
+                    "tone": d.tone if d else None,
                     "status": k["status"]})
     return out
 
@@ -117,6 +119,7 @@ def _text_body(audience: Audience, period_label: str, kpis: list[dict[str, Any]]
 
 
 STATUS_COLOUR = {"good": "#009E73", "warn": "#B07700", "bad": "#D55E00"}
+TONE_COLOUR = {"good": "#00734f", "bad": "#b34700"}     # as the PDF's .tone-good/.tone-bad
 
 
 def _html_body(audience: Audience, period_label: str, kpis: list[dict[str, Any]],
@@ -127,7 +130,8 @@ def _html_body(audience: Audience, period_label: str, kpis: list[dict[str, Any]]
         f'<tr><td style="padding:4px 12px 4px 0;color:#555">{e(k["label"])}</td>'
         f'<td style="padding:4px 12px 4px 0;font-weight:bold;'
         f'color:{STATUS_COLOUR.get(k["status"] or "", "#222")}">{e(k["value"])}</td>'
-        f'<td style="padding:4px 0;color:#777">{e(k["change"])}</td></tr>' for k in kpis)
+        f'<td style="padding:4px 0;color:{TONE_COLOUR.get(k["tone"] or "", "#777")}">'
+        f'{e(k["change"])}</td></tr>' for k in kpis)
     items = "".join(f'<li style="margin:0 0 6px 0">{e(i["text"])}</li>' for i in insights)
     return (
         '<div style="font-family:Arial,Helvetica,sans-serif;font-size:14px;color:#222">'

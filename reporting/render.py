@@ -68,14 +68,10 @@ def environment() -> jinja2.Environment:
 # --- views: plain dicts and lists for the templates ---------------------------------------
 
 def kpi_view(k: KPI) -> dict[str, Any]:
-    change = k.change
-    arrow = "" if change is None else "▲" if change > 0 else "▼" if change < 0 else "="
-    tone = None
-    if change is not None and k.better and abs(change) >= 0.005:
-        tone = "good" if (change > 0) == (k.better == "up") else "bad"
+    d = formatting.delta(k.value, k.previous, k.unit, k.better)
     return {"key": k.key, "label": k.label, "value": k.value, "previous": k.previous,
-            "unit": k.unit, "status": k.status, "change": change, "arrow": arrow,
-            "tone": tone}
+            "unit": k.unit, "status": k.status, "change": d.text if d else None,
+            "arrow": d.arrow if d else "", "tone": d.tone if d else None}
 
 
 def table_view(t: Table, max_rows: int = 15) -> dict[str, Any]:

@@ -126,3 +126,24 @@ def test_scheduled_job_over_old_data_fails_and_mails_no_report(tmp_path):
     assert "The data ends 25 Oct 2026, before" in run["error"]
     assert [p.name.startswith("failure-it-") for p in (out / "outbox").iterdir()] == [True]
     assert not (out / "reports").exists()
+
+
+@pytest.mark.parametrize("allow", [True, False])
+def test_a_scheduled_partial_report_is_mailed_with_the_warning_unless_refused(tmp_path, allow):
+    simulate(tmp_path / "data", weeks=1, scale="tiny", seed=3)     # 19 .. 25 Oct
+    toml = tmp_path / "report.toml"
+    toml.write_text('[audiences.it]\nperiod = "2026-10-22..2026-10-28"\n'
+                    f'[scheduler]\nallow_partial = {str(allow).lower()}\n')
+    out = tmp_path / "out"
+    scheduler.run_job(str(toml), "it", str(tmp_path / "data"), str(out))
+    with Archive(out) as a:
+        [run] = [dict(r) for r in a.db.execute("SELECT * FROM runs")]
+    mails = sorted((out / "outbox").glob("*.eml")) if (out / "outbox").exists() else []
+    if allow:
+        assert run["status"] == "ok"
+        [mail] = mails
+        body = mail.read_text()
+        assert "Partial data: All sources end 25 Oct (3 of 7 days without data)" in body
+    else:
+        assert run["status"] == "failed" and "built but not mailed" in run["error"]
+        assert mails == []

@@ -35,7 +35,7 @@ class KPI:
 
     def as_dict(self) -> dict[str, Any]:
         return {"value": _plain(self.value), "previous": _plain(self.previous),
-                "unit": self.unit, "status": self.status}
+                "unit": self.unit, "status": self.status, "better": self.better}
 
 
 @dataclass(frozen=True)
