@@ -76,7 +76,8 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
             raise SourceError(loaded.errors[0])
         span = data_span(loaded.frames)
         with stage("kpis"):
-            p = periods.resolve(period, tz, span, now)
+            p = periods.resolve(period, tz, span, now,
+                                coverage.last_complete_day(loaded.frames, tz))
             covered = coverage.compute(loaded.frames, p)
             coverage.require_some(covered, span)
             sections = kpis.compute_all(loaded.frames, p, config.thresholds, loaded.quality)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
@@ -134,6 +134,27 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period) -> Coverage:
         if c is not None:
             out[name] = dataclasses.replace(c, source=name)
     return Coverage(period, out)
+
+
+def last_complete_day(frames: Mapping[str, pd.DataFrame], tz: Any) -> date | None:
+    """The last day the data covers to its end, in zone `tz`: the newest day on which
+    some source reaches the hour its days usually end in (the median of its daily last
+    hours). A day that holds only the first hour of data is not reported as a whole day."""
+    best: date | None = None
+    newest: date | None = None
+    for name, frame in frames.items():
+        col = SPECS[name].time
+        times = frame[col].dropna().dt.tz_convert(tz) if col in frame else None
+        if times is None or times.empty:
+            continue
+        last = times.max()
+        newest = max(newest, last.date()) if newest else last.date()
+        recent = times[times >= last - pd.Timedelta(days=15)]   # enough days for a median
+        daily_last_hour = recent.groupby(recent.dt.date).max().dt.hour
+        usual = int(daily_last_hour.iloc[:-1].median()) if len(daily_last_hour) > 1 else 0
+        day = last.date() if last.hour >= usual else last.date() - timedelta(days=1)
+        best = max(best, day) if best else day
+    return best if best is not None else newest
 
 
 def require_some(coverage: Coverage, span: tuple[pd.Timestamp, pd.Timestamp] | None) -> None:

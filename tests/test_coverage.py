@@ -147,3 +147,17 @@ def test_a_scheduled_partial_report_is_mailed_with_the_warning_unless_refused(tm
     else:
         assert run["status"] == "failed" and "built but not mailed" in run["error"]
         assert mails == []
+
+
+def test_latest_ends_on_the_last_day_covered_to_its_end():
+    # Rows every hour to 15 Nov 23:00 UTC, which in Warsaw is 16 Nov 00:00: the 16th holds
+    # one hour there, so `latest` is 9..15 Nov, not 10..16 Nov.
+    times = pd.Series(pd.date_range("2026-11-01", "2026-11-15 23:00", freq="h", tz=UTC))
+    warsaw = ZoneInfo("Europe/Warsaw")
+    f = {"api_logs": pd.DataFrame({"timestamp": times.dt.tz_convert(warsaw)})}
+    assert f"{coverage.last_complete_day(f, warsaw)}" == "2026-11-15"
+    assert f"{coverage.last_complete_day(f, UTC)}" == "2026-11-15"
+    from reporting.periods import resolve
+    p = resolve("latest", warsaw, (times.min(), times.max()), None,
+                coverage.last_complete_day(f, warsaw))
+    assert p.id == "2026-W46"
