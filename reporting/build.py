@@ -84,6 +84,7 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
             if p.previous:   # where the inputs did not cover it, the archive may
                 sections = kpis.with_previous(sections, store.kpi_values(p.previous.id))
             sections = coverage.untrusted(sections, kpis.SOURCES, covered)
+            sections = kpis.with_currency(sections, config.currency)
         with stage("incidents"):
             history = store.signal_history(p.start - pd.Timedelta(weeks=4), p.start)
             sections["incidents"], found, hourly = incidents.compute(

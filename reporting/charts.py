@@ -148,7 +148,8 @@ def _figure(chart: Chart) -> plt.Figure:
                 lab.set_visible(i % step == 0)
         ax.yaxis.set_major_formatter(FuncFormatter(thousands))
         ax.grid(axis="x", visible=False)
-        ax.set_ylabel({"money": "value", "count": "count"}.get(o.get("unit"), ""))
+        ax.set_ylabel({"money": f"value ({o['currency']})" if o.get("currency") else "value",
+                       "count": "count"}.get(o.get("unit"), ""))
     elif kind == "stacked":
         fig, ax = plt.subplots(figsize=(WIDTH, 2.5))
         bottom = np.zeros(len(data))

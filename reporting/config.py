@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,6 +102,7 @@ class Config:
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     audiences: dict[str, Audience] = field(default_factory=lambda: dict(DEFAULT_AUDIENCES))
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    currency: str = ""                 # ISO 4217 code shown with money; "" = none
     source: Path | None = None
 
     @property
@@ -129,7 +131,7 @@ class Config:
         """Validate a parsed TOML document; unknown keys are an error that names them."""
         where = str(source or "config")
         top = {"timezone", "data_dir", "output_dir", "lock_timeout_s", "thresholds",
-               "columns", "smtp", "audiences", "scheduler"}
+               "columns", "smtp", "audiences", "scheduler", "currency"}
         _no_unknown(raw, top, where, "")
         base = base or Path.cwd()
         kwargs: dict[str, Any] = {"source": source}
@@ -145,6 +147,12 @@ class Config:
             if key in raw:
                 p = Path(str(raw[key]))
                 kwargs[key] = p if p.is_absolute() else base / p
+        if "currency" in raw:
+            code = str(raw["currency"]).strip().upper()
+            if not re.fullmatch(r"[A-Z]{3}", code):
+                raise ConfigError(f"{where}: currency must be an ISO 4217 code such as "
+                                  f"'EUR' or 'USD', not {raw['currency']!r}.")
+            kwargs["currency"] = code
         if "lock_timeout_s" in raw:
             kwargs["lock_timeout_s"] = _number(raw["lock_timeout_s"], where, "lock_timeout_s")
         kwargs["thresholds"] = _sub(Thresholds, raw.get("thresholds", {}), where, "thresholds")

@@ -35,8 +35,29 @@ def pct_points(v: Any) -> str:
     return f"{v:,.1f} %" if _ok(v) else DASH
 
 
-def money(v: Any) -> str:
-    return f"{v:,.2f}" if _ok(v) else DASH
+def money(v: Any, currency: str = "") -> str:
+    """1,234.50, or 1,234.50 EUR with a configured currency."""
+    if not _ok(v):
+        return DASH
+    return f"{v:,.2f} {currency}" if currency else f"{v:,.2f}"
+
+
+def is_currency(unit: Any) -> bool:
+    """A money unit named by its ISO 4217 code ("EUR"), as kpis.json carries it."""
+    return isinstance(unit, str) and len(unit) == 3 and unit.isalpha() and unit.isupper()
+
+
+# Digits a value keeps in kpis.json: what its unit shows (ratios as 0.9992 = 99.92 %).
+PRECISION = {"count": 0, "ms": 1, "ratio": 4, "pct": 1, "money": 2, "min": 1, "h": 1,
+             "items": 1, "per_user": 2, "score": 2, "rating": 2, "x": 1, "polarity": 2}
+
+
+def rounded(v: Any, unit: str) -> Any:
+    """`v` rounded to its unit's precision; other values as they are."""
+    digits = 2 if is_currency(unit) else PRECISION.get(unit)
+    if digits is None or not _ok(v) or isinstance(v, int):
+        return v
+    return round(float(v), digits) if digits else int(round(v))
 
 
 def number(v: Any, digits: int = 1) -> str:
@@ -122,6 +143,8 @@ def value(v: Any, unit: str) -> str:
     if v is None or (isinstance(v, numbers.Real) and not math.isfinite(v)):
         return DASH
     fmt = FORMATS.get(unit)
+    if fmt is None and is_currency(unit):
+        return money(v, unit)
     if fmt is None:
         return str(v)
     return fmt(v)

@@ -38,3 +38,23 @@ def test_no_change_against_zero_or_nothing():
 def test_the_tile_reads_points():
     v = kpi_view(KPI("feedback.csat", "CSAT", 0.432, 0.359, "ratio", "bad", "up"))
     assert (v["arrow"], v["change"], v["tone"]) == ("▲", "+7.3 pp", "good")
+
+
+def test_money_carries_the_currency_and_kpis_json_is_rounded():
+    from reporting.config import Config
+    from reporting.errors import ConfigError
+    from reporting.formatting import value
+    from reporting.kpis import with_currency
+    from reporting.kpis.base import Section
+
+    k = KPI("cart.abandoned_value", "Abandoned value", 134106.91000000003, 120000.0,
+            "money", None, "down")
+    assert k.as_dict()["value"] == 134106.91
+    [eur] = with_currency({"cart": Section("cart", "Cart", kpis=(k,))}, "EUR")["cart"].kpis
+    assert eur.as_dict()["unit"] == "EUR" and value(eur.value, eur.unit) == "134,106.91 EUR"
+    # availability 0.999523... keeps the four digits 99.95 % needs; a count is whole
+    assert KPI("a", "A", 0.9995238, None, "ratio", None).as_dict()["value"] == 0.9995
+    assert KPI("c", "C", 12.0, None, "count", None).as_dict()["value"] == 12
+    assert Config.from_dict({"currency": "eur"}).currency == "EUR"
+    with pytest.raises(ConfigError, match="ISO 4217"):
+        Config.from_dict({"currency": "euros"})

@@ -49,6 +49,26 @@ def with_previous(sections: Mapping[str, Section], archived: Mapping[str, Any]
     return out
 
 
+def with_currency(sections: Mapping[str, Section], code: str) -> dict[str, Section]:
+    """Money KPIs and table columns carry the configured ISO currency code as their unit."""
+    if not code:
+        return dict(sections)
+
+    def unit(u: str) -> str:
+        return code if u == "money" else u
+
+    out = {}
+    for name, s in sections.items():
+        out[name] = dataclasses.replace(
+            s, kpis=tuple(dataclasses.replace(k, unit=unit(k.unit)) for k in s.kpis),
+            tables=tuple(dataclasses.replace(t, units={c: unit(u) for c, u in t.units.items()})
+                         for t in s.tables),
+            charts=tuple(dataclasses.replace(c, options={**c.options,
+                                                         "currency": code})
+                         for c in s.charts))
+    return out
+
+
 def headline_keys(sections: Mapping[str, Section], names: list[str] | tuple[str, ...]
                   ) -> list[str]:
     """The headline KPI keys of the named sections, in order (the overview tiles)."""

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import Thresholds
+from ..formatting import rounded
 from ..periods import Period
 
 Value = float | int | str | None
@@ -34,8 +35,8 @@ class KPI:
         return (self.value - self.previous) / abs(self.previous)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"value": _plain(self.value), "previous": _plain(self.previous),
-                "unit": self.unit, "status": self.status, "better": self.better}
+        return {"value": rounded(_plain(self.value), self.unit),
+                "previous": rounded(_plain(self.previous), self.unit), "unit": self.unit, "status": self.status, "better": self.better}
 
 
 @dataclass(frozen=True)
