@@ -501,8 +501,8 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
         columns=["window", "signal", "peak", "usual", "robust_z"])
     insights = tuple(Insight("high", NAME, i["text"], impact=1e12 + i["impact"]["abandoned_value"])
                      for i in found)
-    message = ("No incident: no hour had a back-end signal (API, system) and a signal users "
-               f"felt both above their usual level (robust z > {t.incident_z:g})."
+    message = ("No incident: in no hour were a back-end signal (API, system) and a signal "
+               "users felt both far above their usual level."
                ) if not found else ""
     section = Section(
         NAME, TITLE, "ok", message,
@@ -515,7 +515,8 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
                       "Usual: the median of the same hour of the week over up to 4 earlier "
                       "weeks in the data or the archive (of the same hour of day when history "
                       "is short). Peak: the worst hour of the window.")),
-        charts=(timeline,), insights=insights, extra={"count": len(found)})
+        charts=(timeline,), insights=insights,
+        extra={"count": len(found), "rule": f"robust z > {t.incident_z:g}"})
     return section, found, archive_rows(sigs, hours, period)
 
 

@@ -104,7 +104,27 @@ def section_view(s: Section, charts: Mapping[str, str]) -> dict[str, Any]:
             "tables": [table_view(t) for t in s.tables],
             "charts": [{"src": f"charts/{charts[c.name]}", "title": c.title}
                        for c in s.charts if c.name in charts],
-            "insights": [i.as_dict() for i in s.insights]}
+            "insights": [i.as_dict() for i in s.insights], "rule": s.extra.get("rule")}
+
+
+def flagged_insights(shown: Iterable[KPI], insights: list[dict[str, Any]],
+                     titles: Mapping[str, str]) -> list[dict[str, Any]]:
+    """A plain sentence for each KPI shown as warn or bad that no insight speaks of (an
+    insight of its domain that quotes its value), so no table row is left unexplained."""
+    out = []
+    for k in shown:
+        if k.status not in ("warn", "bad"):
+            continue
+        domain = k.key.split(".")[0]
+        shown_value = formatting.value(k.value, k.unit)
+        if any(i["domain"] == domain and shown_value in i["text"] for i in insights):
+            continue
+        how = "just outside" if k.status == "warn" else "well outside"
+        out.append({"severity": "medium" if k.status == "warn" else "high", "domain": domain,
+                    "text": f"{k.label} was {shown_value}, {how} its target "
+                            f"(see {titles.get(domain, domain)}).",
+                    "kpi": k.key})
+    return out
 
 
 def context(*, audience: Audience, sections: Mapping[str, Section], charts: Mapping[str, str],
@@ -116,6 +136,17 @@ def context(*, audience: Audience, sections: Mapping[str, Section], charts: Mapp
     keys = kpis_headline(sections, audience.sections)
     by_key = {t["key"]: t for v in views.values() for t in v["headline"]}
     tiles = [by_key[k] for k in keys if k in by_key]
+    chosen = [i.as_dict() for i in insights
+              if i.domain in audience.sections or i.domain == "incidents"]
+    every = {k.key: k for s in sections.values() for k in s.kpis}
+    shown = [every[t["key"]] for t in tiles] + [
+        k for n in audience.sections if n in sections and sections[n].status == "ok"
+        for k in (sections[n].kpis if not audience.compact else
+                  [x for x in sections[n].kpis if x.key in sections[n].headline])]
+    unique = list({k.key: k for k in shown}.values())
+    extra_insights = flagged_insights(unique, chosen, {n: s.title for n, s in sections.items()})
+    order = {"high": 0, "medium": 1, "low": 2}
+    chosen = sorted(chosen + extra_insights, key=lambda i: order.get(i["severity"], 9))
     return {
         "audience": {"name": audience.name, "title": audience.title,
                      "sections": list(audience.sections), "template": audience.template},
@@ -124,9 +155,10 @@ def context(*, audience: Audience, sections: Mapping[str, Section], charts: Mapp
         "period": {"id": period_id, "label": period_label, "previous": previous_label},
         "generated_at": generated_at, "data_span": data_span,
         "sections": views, "tiles_list": tiles,
-        # An audience reads the insights of its own sections (incidents span them all).
-        "insights": [i.as_dict() for i in insights
-                     if i.domain in audience.sections or i.domain == "incidents"],
+        # An audience reads the insights of its own sections (incidents span them all),
+        # and a sentence for every KPI it shows as warn or bad.
+        "insights": chosen,
+        "flagged": len([k for k in unique if k.status in ("warn", "bad")]),
         "quality": [_quality_view(name, q) for name, q in quality.items()],
         **(extra or {}),
     }

@@ -56,3 +56,16 @@ def test_atomic_write_leaves_no_temporary_files(tmp_path):
 def test_formats(value, unit, text):
     from reporting import formatting
     assert formatting.value(value, unit) == text
+
+
+def test_a_warn_kpi_without_an_insight_gets_a_plain_sentence():
+    from reporting.kpis.base import KPI
+    from reporting.render import flagged_insights
+
+    burn = KPI("api.max_burn_rate", "Worst 1-hour burn rate", 12.0, None, "x", "warn", "down")
+    csat = KPI("feedback.csat", "CSAT", 0.432, None, "ratio", "bad", "up")
+    said = [{"domain": "feedback", "severity": "high", "text": "CSAT was 43.2 % (340 ...)."}]
+    out = flagged_insights([burn, csat], said, {"api": "API reliability and latency"})
+    assert [(i["severity"], i["text"]) for i in out] == [
+        ("medium", "Worst 1-hour burn rate was 12.0x, just outside its target "
+                   "(see API reliability and latency).")]

@@ -136,7 +136,8 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -
     csat = values.get("csat")
     if isinstance(csat, float) and csat < t.csat:
         worst = theme_table.sort_values("avg_rating").iloc[0] if len(theme_table) else None
-        tail = (f"; comments about {worst['theme']} rate lowest ({fmt.value(worst['avg_rating'], 'rating')})"
+        tail = (f"; comments that mention {worst['theme']} give the fewest stars "
+                f"({fmt.number(worst['avg_rating'], 2)} of 5 on average)"
                 if worst is not None else "")
         insights.append(Insight(
             "high" if csat < t.csat - 0.1 else "medium", NAME,
