@@ -234,21 +234,48 @@ def _write_side_files(folder: Path, loaded: Loaded, document: dict[str, Any]) ->
 def _manifest(folder: Path, config: Config, loaded: Loaded, p: periods.Period,
               names: list[str], built_at: datetime, result: BuildResult,
               timings: Mapping[str, float]) -> Path:
+    """manifest.json: every file in the period's folder with the build that wrote it. A file
+    an earlier build wrote from other KPI values, and this build did not rewrite, disagrees
+    with the new kpis.json: it is removed (the files table and `send` never meet it)."""
+    build_id = built_at.isoformat(timespec="seconds")
+    digest = kpis.digest(result.document)
     outputs = {}
     for f in result.files:
         data = f.read_bytes()
         outputs[str(f.relative_to(folder))] = {"sha256": hashlib.sha256(data).hexdigest(),
-                                               "size": len(data)}
+                                               "size": len(data), "build": build_id,
+                                               "kpis": digest}
+    earlier = _earlier_outputs(folder / "manifest.json")
+    for f in sorted(x for x in folder.rglob("*") if x.is_file()):
+        rel = str(f.relative_to(folder))
+        if rel in outputs or rel == "manifest.json" or f.parent.name == "charts":
+            continue
+        old = earlier.get(rel)
+        if old and old.get("kpis") == digest:
+            outputs[rel] = old            # an earlier build from the same KPI values
+        elif old is not None or f.suffix in (".pdf", ".html", ".csv"):
+            log.info("removing %s: an earlier build of %s wrote it from other data", f, p.id)
+            f.unlink()
+        else:
+            outputs[rel] = {"sha256": None, "size": f.stat().st_size, "build": None,
+                            "kpis": None}
     manifest = {
-        "version": __version__, "built_at": built_at.isoformat(timespec="seconds"),
+        "version": __version__, "built_at": build_id, "kpis": digest,
         "seconds": round(sum(timings.values()), 3), "timings": dict(timings),
         "config_hash": config.digest(), "period": p.as_dict(), "audiences": names,
         "inputs": {name: {"path": q.file, "sha256": q.sha256, "rows": q.rows, "valid": q.valid,
                           "rejected": q.rows - q.valid, "status": q.status}
                    for name, q in loaded.quality.items()},
-        "outputs": outputs,
+        "outputs": dict(sorted(outputs.items())),
     }
     return render.atomic_write(folder / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+
+
+def _earlier_outputs(path: Path) -> dict[str, dict[str, Any]]:
+    try:
+        return dict(json.loads(path.read_text()).get("outputs", {}))
+    except (OSError, ValueError, AttributeError):
+        return {}
 
 
 def _span_text(span: tuple[pd.Timestamp, pd.Timestamp] | None, tz: Any) -> str:

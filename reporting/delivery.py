@@ -253,6 +253,7 @@ def deliver(config: Config, output_dir: Path, period_id: str, audiences: Iterabl
             pdf = folder / f"{name}.pdf"
             if not pdf.exists():
                 raise ReportError(f"{pdf} does not exist: build the PDF before sending.")
+            _same_build(folder, pdf, document)
             recipients = list(audience.recipients) if config.smtp.host else [OUTBOX]
             done = store.delivered(period_id, name)
             todo = [r for r in recipients if force or r not in done]
@@ -282,6 +283,22 @@ def deliver(config: Config, output_dir: Path, period_id: str, audiences: Iterabl
                 else:
                     outcome.failed.append((name, recipient, error))
     return outcome
+
+
+def _same_build(folder: Path, pdf: Path, document: Mapping[str, Any]) -> None:
+    """Refuse to mail a PDF built from other KPI values than the kpis.json the body quotes."""
+    import json
+
+    from .kpis import digest
+
+    try:
+        outputs = json.loads((folder / "manifest.json").read_text()).get("outputs", {})
+    except (OSError, ValueError):
+        outputs = {}
+    entry = outputs.get(pdf.name) or {}
+    if entry.get("kpis") != digest(document):
+        raise ReportError(f"{pdf} was not built from the KPIs in {folder / 'kpis.json'}; "
+                          f"rebuild {folder.name} with --format pdf before sending.")
 
 
 def failure_sentence(smtp: SmtpConfig, outcome: Outcome) -> str:

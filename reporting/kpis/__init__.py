@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Mapping
@@ -84,6 +86,12 @@ def ranked_insights(sections: Mapping[str, Section],
     """All insights, most severe first, then by impact."""
     found = list(extra or []) + [i for s in sections.values() for i in s.insights]
     return sorted(found, key=lambda i: (SEVERITY_ORDER.get(i.severity, 9), -i.impact))
+
+
+def digest(doc: Mapping[str, Any]) -> str:
+    """Names the KPI values of a kpis.json: files of builds with the same digest agree."""
+    text = json.dumps(doc.get("kpis", {}), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def document(sections: Mapping[str, Section], period: Period,
