@@ -43,6 +43,7 @@ HEADERS = {
     "memory_p95": "Memory p95", "uptime": "Uptime", "failed_probes": "Failed probes",
 }
 TEXT_UNITS = {"text", "", None}
+PDF_VARIANT = "pdf/a-2a"
 
 
 def template_dir() -> Path:
@@ -102,7 +103,7 @@ def section_view(s: Section, charts: Mapping[str, str]) -> dict[str, Any]:
             "kpis": [kpi_view(k) for k in s.kpis],
             "headline": [kpi_view(k) for k in s.kpis if k.key in s.headline],
             "tables": [table_view(t) for t in s.tables],
-            "charts": [{"src": f"charts/{charts[c.name]}", "title": c.title}
+            "charts": [{"src": f"charts/{charts[c.name]}", "title": c.title, "alt": c.alt}
                        for c in s.charts if c.name in charts],
             "insights": [i.as_dict() for i in s.insights], "rule": s.extra.get("rule")}
 
@@ -232,7 +233,9 @@ def write_pdf(html: str, base_dir: Path, target: Path, roots: Iterable[Path]) ->
 
     doc = HTML(string=html, base_url=base_dir.resolve().as_uri() + "/",
                url_fetcher=fetcher(roots))
-    atomic_write(target, doc.write_pdf(attachments=[]))
+    # Tagged and archival: structure tree, /Lang from <html lang>, title and XMP metadata,
+    # each <img alt> as the figure's /Alt.
+    atomic_write(target, doc.write_pdf(attachments=[], pdf_variant=PDF_VARIANT))
     return target
 
 
