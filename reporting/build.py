@@ -80,7 +80,8 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
                                 coverage.last_complete_day(loaded.frames, tz))
             covered = coverage.compute(loaded.frames, p)
             coverage.require_some(covered, span)
-            sections = kpis.compute_all(loaded.frames, p, config.thresholds, loaded.quality)
+            sections = kpis.compute_all(loaded.frames, p, config.thresholds, loaded.quality,
+                                        {"sessions": {"steps": config.funnel}})
             if p.previous:   # where the inputs did not cover it, the archive may
                 sections = kpis.with_previous(sections, store.kpi_values(p.previous.id))
             sections = coverage.untrusted(sections, kpis.SOURCES, covered)
@@ -115,7 +116,8 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
                     period_id=p.id, previous_label=p.previous.label if p.previous else None,
                     generated_at=f"{built_at:%a %-d %b %Y %H:%M} {tz.key}",
                     data_span=_span_text(span, tz),
-                    extra={"trends": trends[name], "coverage": covered.notes()})
+                    extra={"trends": trends[name], "coverage": covered.notes()},
+                    thresholds=config.thresholds)
                 html = render.render_html(ctx)
                 if fmt in ("html", "both"):
                     archived[name] = render.atomic_write(html_dir / f"{name}.html", html)

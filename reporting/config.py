@@ -84,6 +84,17 @@ DEFAULT_AUDIENCES: dict[str, Audience] = {
 }
 
 
+# Funnel steps: a name and the page patterns (shell-style, any case) that count as it. A
+# session reaches a step when its path shows pages of every step so far in this order;
+# "finished" (drop_off_page = none after the last step) is always the funnel's end.
+DEFAULT_FUNNEL: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("landing", ("*",)),
+    ("product", ("product*", "*/product*")),
+    ("cart", ("cart*", "*/cart*")),
+    ("checkout", ("checkout*", "*/checkout*")),
+)
+
+
 @dataclass(frozen=True)
 class SchedulerConfig:
     misfire_grace_hours: float = 6.0
@@ -103,6 +114,7 @@ class Config:
     audiences: dict[str, Audience] = field(default_factory=lambda: dict(DEFAULT_AUDIENCES))
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     currency: str = ""                 # ISO 4217 code shown with money; "" = none
+    funnel: tuple[tuple[str, tuple[str, ...]], ...] = DEFAULT_FUNNEL
     source: Path | None = None
 
     @property
@@ -131,7 +143,7 @@ class Config:
         """Validate a parsed TOML document; unknown keys are an error that names them."""
         where = str(source or "config")
         top = {"timezone", "data_dir", "output_dir", "lock_timeout_s", "thresholds",
-               "columns", "smtp", "audiences", "scheduler", "currency"}
+               "columns", "smtp", "audiences", "scheduler", "currency", "funnel"}
         _no_unknown(raw, top, where, "")
         base = base or Path.cwd()
         kwargs: dict[str, Any] = {"source": source}
@@ -153,6 +165,8 @@ class Config:
                 raise ConfigError(f"{where}: currency must be an ISO 4217 code such as "
                                   f"'EUR' or 'USD', not {raw['currency']!r}.")
             kwargs["currency"] = code
+        if "funnel" in raw:
+            kwargs["funnel"] = _funnel(raw["funnel"], where)
         if "lock_timeout_s" in raw:
             kwargs["lock_timeout_s"] = _number(raw["lock_timeout_s"], where, "lock_timeout_s")
         kwargs["thresholds"] = _sub(Thresholds, raw.get("thresholds", {}), where, "thresholds")
@@ -210,6 +224,22 @@ def _sub(kind: type, raw: dict[str, Any], where: str, prefix: str) -> Any:
             raise ConfigError(f"{where}: {prefix}.{key} must be a string, not {value!r}.")
         values[key] = value
     return kind(**values)
+
+
+def _funnel(raw: Any, where: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """[funnel] name = ["pattern", ...], in the order the steps are taken."""
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError(f"{where}: [funnel] must list steps, such as "
+                          'product = ["product*", "*/product*"].')
+    steps = []
+    for name, patterns in raw.items():
+        patterns = [patterns] if isinstance(patterns, str) else patterns
+        if not isinstance(patterns, list) or not patterns or \
+                not all(isinstance(p, str) and p.strip() for p in patterns):
+            raise ConfigError(f"{where}: funnel.{name} must be a list of page patterns, "
+                              f"not {patterns!r}.")
+        steps.append((str(name), tuple(p.strip() for p in patterns)))
+    return tuple(steps)
 
 
 def _address(text: str, where: str, audience: str) -> str:

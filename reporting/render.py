@@ -18,8 +18,8 @@ from urllib.parse import unquote, urlsplit
 import jinja2
 import pandas as pd
 
-from . import formatting
-from .config import Audience
+from . import formatting, glossary
+from .config import Audience, Thresholds
 from .kpis import headline_keys as kpis_headline
 from .kpis.base import KPI, Insight, Section, Table
 
@@ -131,7 +131,8 @@ def flagged_insights(shown: Iterable[KPI], insights: list[dict[str, Any]],
 def context(*, audience: Audience, sections: Mapping[str, Section], charts: Mapping[str, str],
             insights: Iterable[Insight], quality: Mapping[str, Any], period_label: str,
             period_id: str, previous_label: str | None, generated_at: str, data_span: str,
-            extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+            extra: Mapping[str, Any] | None = None,
+            thresholds: Thresholds | None = None) -> dict[str, Any]:
     """Everything one audience's page needs, as plain values."""
     views = {name: section_view(s, charts) for name, s in sections.items()}
     keys = kpis_headline(sections, audience.sections)
@@ -160,6 +161,7 @@ def context(*, audience: Audience, sections: Mapping[str, Section], charts: Mapp
         # and a sentence for every KPI it shows as warn or bad.
         "insights": chosen,
         "flagged": len([k for k in unique if k.status in ("warn", "bad")]),
+        "glossary": glossary.entries(unique, thresholds or Thresholds()),
         "quality": [_quality_view(name, q) for name, q in quality.items()],
         **(extra or {}),
     }

@@ -118,3 +118,17 @@ def test_alt_text_names_the_highest_bar_against_its_target():
               {"label": "page_url", "value": "p75_ms", "unit": "ms", "threshold": 2500.0})
     assert c.alt == ("p75 load time by page (ms): /checkout highest at 3,625.5 ms, above the "
                      "2,500.0 ms target (1 of 3 above it); / lowest at 1,849.0 ms.")
+
+
+def test_the_glossary_says_what_a_kpi_counts_and_its_configured_target():
+    from reporting.config import Thresholds
+    from reporting.glossary import entries
+    from reporting.kpis.base import KPI
+
+    csat = KPI("feedback.csat", "CSAT (4-5 stars)", 0.432, None, "ratio", "bad", "up")
+    views = KPI("pages.views", "Page views", 13900, None, "count", None)
+    slowest = KPI("pages.slowest_page", "Slowest page", "/checkout", None, "text", None)
+    assert entries([csat, views, slowest, csat], Thresholds(csat=0.8)) == [
+        {"label": "CSAT (4-5 stars)", "meaning": "Share of ratings with 4 or 5 stars.",
+         "judged": "good ≥ 80.0 %, warn ≥ 70.0 % (thresholds.csat)."},
+        {"label": "Page views", "meaning": "Page loads measured.", "judged": "–"}]

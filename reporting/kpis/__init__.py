@@ -23,13 +23,16 @@ SOURCES = {m.NAME: m.SOURCE for m in MODULES}     # section -> the source it rea
 
 
 def compute_all(frames: Mapping[str, pd.DataFrame], period: Period, thresholds: Thresholds,
-                quality: Mapping[str, Any] | None = None) -> dict[str, Section]:
-    """Every domain's Section; a source that is absent or broken gets a 'no data' section."""
+                quality: Mapping[str, Any] | None = None,
+                options: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Section]:
+    """Every domain's Section; a source that is absent or broken gets a 'no data' section.
+    `options` holds a module's configured keywords by section name (the funnel's steps)."""
     sections: dict[str, Section] = {}
     for module in MODULES:
         started = time.perf_counter()
         if module.SOURCE in frames:
-            sections[module.NAME] = module.compute(frames, period, thresholds)
+            sections[module.NAME] = module.compute(frames, period, thresholds,
+                                                   **(options or {}).get(module.NAME, {}))
         else:
             sections[module.NAME] = absent(module.NAME, module.TITLE,
                                            (quality or {}).get(module.SOURCE))
