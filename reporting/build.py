@@ -103,7 +103,8 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
         html_dir = folder / "html"
         result = BuildResult(p, folder, warnings=list(loaded.errors), document=document)
         with stage("charts"):
-            drawn = charts.draw_all(sections, html_dir / "charts")
+            drawn = charts.draw_all(sections, html_dir / "charts", covered.days(),
+                                    covered.missing_days(kpis.SOURCES))
             trends = {name: _trend_chart(store, sections, p, config.audiences[name],
                                          html_dir / "charts") for name in names}
         built_at = datetime.now(tz)

@@ -105,6 +105,21 @@ class Coverage:
     def as_dict(self) -> dict[str, Any]:
         return {n: c.as_dict() for n, c in self.sources.items()}
 
+    def days(self) -> list[date]:
+        """The period's days, for charts that show each one."""
+        return [b.date() for b in _bins_of(self.period, False)]
+
+    def missing_days(self, sections: Mapping[str, str]) -> dict[str, set[date]]:
+        """Section -> days its source has no data in (the incidents section: any source's)."""
+        def of(c: SourceCoverage) -> set[date]:
+            if c.status == "absent":
+                return set(self.days())
+            return {t.date() for t in c.missing} if not c.hourly else set()
+        out = {name: of(self.sources[src]) for name, src in sections.items()
+               if src in self.sources}
+        out["incidents"] = set().union(*out.values()) if out else set()
+        return out
+
 
 def of_source(times: pd.Series, period: Period) -> SourceCoverage | None:
     """The coverage of `period` by one source's event times; None without any time."""

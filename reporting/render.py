@@ -138,6 +138,9 @@ def context(*, audience: Audience, sections: Mapping[str, Section], charts: Mapp
     keys = kpis_headline(sections, audience.sections)
     by_key = {t["key"]: t for v in views.values() for t in v["headline"]}
     tiles = [by_key[k] for k in keys if k in by_key]
+    if audience.compact:   # each number once: a short report's sections skip the overview's tiles
+        for v in views.values():
+            v["headline"] = [t for t in v["headline"] if t["key"] not in keys]
     chosen = [i.as_dict() for i in insights
               if i.domain in audience.sections or i.domain == "incidents"]
     every = {k.key: k for s in sections.values() for k in s.kpis}
