@@ -77,11 +77,12 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
         span = data_span(loaded.frames)
         with stage("kpis"):
             p = periods.resolve(period, tz, span, now,
-                                coverage.last_complete_day(loaded.frames, tz))
+                                coverage.last_complete_day(loaded.frames, tz, now))
             covered = coverage.compute(loaded.frames, p)
             coverage.require_some(covered, span)
             sections = kpis.compute_all(loaded.frames, p, config.thresholds, loaded.quality,
-                                        {"sessions": {"steps": config.funnel}})
+                                        {"sessions": {"steps": config.funnel},
+                                         "cart": {"currency": config.currency}})
             if p.previous:   # where the inputs did not cover it, the archive may
                 sections = kpis.with_previous(sections, store.kpi_values(p.previous.id))
             sections = coverage.untrusted(sections, kpis.SOURCES, covered)

@@ -161,3 +161,16 @@ def test_latest_ends_on_the_last_day_covered_to_its_end():
     p = resolve("latest", warsaw, (times.min(), times.max()), None,
                 coverage.last_complete_day(f, warsaw))
     assert p.id == "2026-W46"
+
+
+def test_a_row_dated_2052_does_not_move_latest():
+    from datetime import datetime
+
+    from reporting.periods import resolve
+    times = every_day("2026-10-19", "2026-11-15", hours=(9, 23))
+    stray = pd.Series([pd.Timestamp("2052-06-01 12:00", tz=UTC)])
+    f = {"api_logs": pd.DataFrame({"timestamp": pd.concat([times, stray])})}
+    now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    day = coverage.last_complete_day(f, UTC, now)
+    assert f"{day}" == "2026-11-15"
+    assert resolve("latest", UTC, (times.min(), stray.max()), now, day).id == "2026-W46"
