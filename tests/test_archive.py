@@ -47,7 +47,7 @@ def test_trend_chart_shows_both_weeks(two_weeks):
     assert 'alt="Headline KPIs for 2026-W44, 2026-W45"' in html
     assert (two_weeks / "reports/2026-W45/html/charts/trends_it.svg").stat().st_size > 1000
     first = (two_weeks / "reports/2026-W44/html/it.html").read_text()
-    assert "Trends appear once earlier periods" in first
+    assert "History starts with this report: trends appear once earlier periods" in first
 
 
 def test_list_show_and_export(two_weeks, tmp_path):
