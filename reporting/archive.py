@@ -21,7 +21,7 @@ from typing import Any
 import filelock
 import pandas as pd
 
-from .errors import ReportError
+from .errors import LockTimeout, ReportError
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +79,6 @@ MIGRATIONS: list[str] = [
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
-
-
-class LockTimeout(ReportError):
-    exit_code = 1
 
 
 @dataclass(frozen=True)
@@ -152,6 +148,8 @@ class Archive:
                               f"(schema {version}, this one knows {SCHEMA_VERSION}).")
         for number in range(version, SCHEMA_VERSION):
             with self.transaction() as db:
+                if db.execute("PRAGMA user_version").fetchone()[0] > number:
+                    continue    # another connection migrated while we waited for the lock
                 for statement in _statements(MIGRATIONS[number]):
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version = {number + 1}")
@@ -289,11 +287,13 @@ class Archive:
                                (period_id,)).fetchall()
         return {r["audience"]: r for r in rows}
 
-    def history(self, keys: Iterable[str], start: str, end: str, limit: int = 8
+    def history(self, keys: Iterable[str] | None, start: str, end: str, limit: int = 8
                 ) -> pd.DataFrame:
         """Up to `limit` archived periods of the same length before `start`, one column per
-        KPI key (numeric values), indexed by period id, oldest first."""
-        keys = list(keys)
+        KPI key (numeric values; every archived key when `keys` is None), indexed by
+        period id, oldest first."""
+        every = keys is None
+        keys = [] if keys is None else list(keys)
         length = (pd.Timestamp(end) - pd.Timestamp(start))
         rows = self.db.execute("SELECT period_id, period_start, period_end FROM periods"
                                ).fetchall()
@@ -302,15 +302,16 @@ class Archive:
         chosen = [r["period_id"] for r in rows
                   if pd.Timestamp(r["period_end"]) - pd.Timestamp(r["period_start"]) == length
                   and pd.Timestamp(r["period_end"]) <= pd.Timestamp(start)][:limit][::-1]
-        if not chosen or not keys:
+        if not chosen or not (keys or every):
             return pd.DataFrame(columns=keys)
         marks = ",".join("?" * len(chosen))
         kmarks = ",".join("?" * len(keys))
         frame = pd.read_sql_query(
             f"SELECT period_id, key, value FROM kpis WHERE period_id IN ({marks})"
-            f" AND key IN ({kmarks})", self.db, params=chosen + keys)
+            + ("" if every else f" AND key IN ({kmarks})"), self.db, params=chosen + keys)
         table = frame.pivot(index="period_id", columns="key", values="value")
-        return table.reindex(index=chosen, columns=keys)
+        return table.reindex(index=chosen) if every else table.reindex(index=chosen,
+                                                                        columns=keys)
 
     def show(self, period_id: str) -> dict[str, Any]:
         """KPIs and files of a period, each file checked against its recorded sha256."""

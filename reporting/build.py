@@ -1,4 +1,4 @@
-"""The builder: load → validate → KPIs → charts → HTML → PDF → files on disk."""
+"""The builder: load → context → sections → charts → HTML → PDF → files → archive."""
 from __future__ import annotations
 
 import hashlib
@@ -17,10 +17,12 @@ from typing import Any
 
 import pandas as pd
 
-from . import __version__, archive, charts, coverage, incidents, kpis, periods, render
-from .kpis.base import Chart
+from . import __version__, archive, charts, coverage, files, kpis, periods, render, sections
+from .audience import check_audiences
 from .config import Config
+from .context import BuildContext
 from .errors import ReportError, SourceError
+from .kpis.base import Section
 from .sources import SPECS, Loaded, load_all
 
 log = logging.getLogger(__name__)
@@ -53,125 +55,106 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
           fmt: str = "both", strict: bool = False, data_dir: Path | None = None,
           output_dir: Path | None = None, now: datetime | None = None,
           on_stage: Callable[[str], None] | None = None) -> BuildResult:
-    """Build every requested audience's report for `period`; returns what was written."""
+    """Build every requested audience's report for `period`; returns what was written.
+
+    Stages, each entered once: load (read and validate the sources), context (the
+    archive's previous KPIs, signal and trend history, read once), sections (every
+    registered section: KPIs, incidents, trends), charts, html, pdf, write (kpis.json,
+    rejected rows, manifest) and archive (record the build, its KPIs and signals).
+    """
     stage = _Stages(on_stage)
-    names = list(audiences or config.audiences)
-    unknown = [a for a in names if a not in config.audiences]
-    if unknown:
-        raise ReportError(f"Unknown audience {', '.join(unknown)}; configured: "
-                          f"{', '.join(config.audiences)}.")
+    names = check_audiences(audiences or config.audiences, config.audiences)
     if fmt not in FORMATS:
         raise ReportError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}.")
-    data_dir = Path(data_dir or config.data_dir)
-    output_dir = Path(output_dir or config.output_dir)
-    tz = config.tz
+    data_dir, output_dir = Path(data_dir or config.data_dir), Path(output_dir or config.output_dir)
     if fmt != "html" and _pdf_worker_count(len(names)) > 1:
         _pdf_workers()
     with archive.build_lock(output_dir, config.lock_timeout_s), \
             archive.Archive(output_dir) as store:
-        _sweep_temporary_files(output_dir / "reports")
+        files.sweep_temporary_files(output_dir / "reports")
         with stage("load"):
-            loaded = load_all(data_dir, tz, config.columns)
-        if strict and loaded.errors:
-            raise SourceError(loaded.errors[0])
-        span = data_span(loaded.frames)
-        with stage("kpis"):
-            p = periods.resolve(period, tz, span, now,
-                                coverage.last_complete_day(loaded.frames, tz, now))
-            covered = coverage.compute(loaded.frames, p)
+            loaded = load_all(data_dir, config.tz, config.columns)
+            if strict and loaded.errors:
+                raise SourceError(loaded.errors[0])
+            span = data_span(loaded.frames)
+            p = periods.resolve(period, config.tz, span, now,
+                                coverage.last_complete_day(loaded.frames, config.tz, now))
+            covered = coverage.compute(loaded.frames, p)   # before any KPI: no data, no build
             coverage.require_some(covered, span)
-            sections = kpis.compute_all(loaded.frames, p, config.thresholds, loaded.quality,
-                                        {"sessions": {"steps": config.funnel},
-                                         "cart": {"currency": config.currency}})
-            if p.previous:   # where the inputs did not cover it, the archive may
-                sections = kpis.with_previous(sections, store.kpi_values(p.previous.id))
-            sections = coverage.untrusted(sections, kpis.SOURCES, covered)
-            sections = kpis.with_currency(sections, config.currency)
-        with stage("incidents"):
-            history = store.signal_history(p.start - pd.Timedelta(weeks=4), p.start)
-            sections["incidents"], found, hourly = incidents.compute(
-                loaded.frames, p, config.thresholds, history)
-        with stage("kpis"):
-            insights = kpis.ranked_insights(sections)
-            document = kpis.document(sections, p, loaded.quality, insights, found)
-            document["period"]["label"] = p.label
-            document["coverage"] = covered.as_dict()
-            document["coverage_notes"] = covered.notes()
-            document["headline"] = {name: kpis.headline_keys(sections,
-                                                             config.audiences[name].sections)
-                                    for name in names}
-        folder = output_dir / "reports" / p.id
-        html_dir = folder / "html"
-        result = BuildResult(p, folder, warnings=list(loaded.errors), document=document)
+        with stage("context"):
+            ctx = BuildContext.read(store, config, p, names, loaded.quality)
+        with stage("sections"):
+            computed, document = _sections(loaded, ctx, covered)
+        result = BuildResult(p, files.report_folder(output_dir, p.id),
+                             warnings=list(loaded.errors), document=document)
         with stage("charts"):
-            drawn = charts.draw_all(sections, html_dir / "charts", covered.days(),
-                                    covered.missing_days(kpis.SOURCES))
-            trends = {name: _trend_chart(store, sections, p, config.audiences[name],
-                                         html_dir / "charts") for name in names}
-        built_at = datetime.now(tz)
-        jobs, archived = [], {}
+            drawn = charts.draw_all(computed, result.folder / "html" / "charts", covered.days(),
+                                    covered.missing_days(sections.sources()))
+        built_at = datetime.now(config.tz)
+        page = render.Page(p, f"{built_at:%a %-d %b %Y %H:%M} {config.tz.key}",
+                           _span_text(span, config.tz), config.thresholds)
         with stage("html"):
-            for name in names:
-                ctx = render.context(
-                    audience=config.audiences[name], sections=sections, charts=drawn,
-                    insights=insights, quality=loaded.quality, period_label=p.label,
-                    period_id=p.id, previous_label=p.previous.label if p.previous else None,
-                    generated_at=f"{built_at:%a %-d %b %Y %H:%M} {tz.key}",
-                    data_span=_span_text(span, tz),
-                    extra={"trends": trends[name], "coverage": covered.notes()},
-                    thresholds=config.thresholds)
-                html = render.render_html(ctx)
-                if fmt in ("html", "both"):
-                    archived[name] = render.atomic_write(html_dir / f"{name}.html", html)
-                    result.files.append(archived[name])
-                if fmt in ("pdf", "both"):
-                    archived[name] = folder / f"{name}.pdf"
-                    jobs.append((html, html_dir, archived[name],
-                                 [html_dir, render.template_dir()]))
+            jobs, archived = _render_html(ctx, computed, drawn, document, page, fmt, result)
         with stage("pdf"):
             result.files.extend(_render_pdfs(jobs))
         with stage("write"):
-            result.files.extend(_write_side_files(folder, loaded, document))
-            result.files.append(_manifest(folder, config, loaded, p, names, built_at, result,
-                                          stage.timings))
+            result.files.extend(_write_side_files(result.folder, loaded, document))
+            result.files.append(_manifest(result.folder, config, loaded, p, names, built_at,
+                                          result, stage.timings))
         with stage("archive"):
-            store.record_build(
-                period=p.as_dict(), folder=folder, files=archived, kpis=document["kpis"],
-                version=__version__, config_hash=config.digest(),
-                inputs={n: q.sha256 for n, q in loaded.quality.items() if q.sha256},
-                seconds=round(sum(stage.timings.values()), 3),
-                built_at=built_at.isoformat(timespec="seconds"), signals=hourly)
+            _record(store, config, loaded, result, archived, computed, built_at, stage.timings)
     result.timings = stage.timings
     return result
 
 
-def _trend_chart(store: archive.Archive, sections: Mapping[str, Any], p: periods.Period,
-                 audience: Any, folder: Path) -> dict[str, Any] | None:
-    """Small multiples of the audience's headline KPIs over up to 8 archived periods."""
-    keys = kpis.headline_keys(sections, audience.sections)
-    history = store.history(keys, p.start.isoformat(), p.end.isoformat())
-    if history.empty:
-        return None
-    every = kpis.all_kpis(sections)
-    current = {k: every[k].value for k in keys if isinstance(every[k].value, (int, float))}
-    table = pd.concat([history, pd.DataFrame([current], index=[p.id])])
-    table = table.loc[:, table.notna().any()]
-    chart = Chart(f"trends_{audience.name}", "trends",
-                  f"Headline KPIs over the last {len(table)} periods (this one in orange)",
-                  table, {"labels": {k: every[k].label for k in table.columns},
-                          "units": {k: every[k].unit for k in table.columns},
-                          "current": p.id, "columns": 6 if audience.compact else 4})
-    name = charts.draw(chart, folder / f"{chart.name}.svg").name
-    return {"chart": f"charts/{name}", "periods": list(table.index)}
+def _sections(loaded: Loaded, ctx: BuildContext, covered: coverage.Coverage
+              ) -> tuple[dict[str, Section], dict[str, Any]]:
+    """Every section computed; a partial source's KPIs are never good nor compared; money
+    carries the currency; then the kpis.json document, with the coverage."""
+    computed = sections.compute_all(loaded.frames, ctx)
+    computed = coverage.untrusted(computed, sections.sources(), covered)
+    computed = kpis.with_currency(computed, ctx.config.currency)
+    document = kpis.document(computed, ctx.period, loaded.quality, {
+        a.name: kpis.headline_keys(computed, a.sections) for a in ctx.audiences})
+    document["coverage"] = covered.as_dict()
+    document["coverage_notes"] = covered.notes()
+    return computed, document
 
 
-def _sweep_temporary_files(folder: Path) -> None:
-    """Temporary files of a build that was killed; safe while we hold the build lock."""
-    for tmp in folder.glob("**/.*.tmp") if folder.is_dir() else ():
-        log.info("removing %s, left by an interrupted build", tmp)
-        tmp.unlink(missing_ok=True)
-    for tmp in folder.glob("**/*.svg.tmp") if folder.is_dir() else ():
-        tmp.unlink(missing_ok=True)
+def _render_html(ctx: BuildContext, computed: Mapping[str, Section], drawn: Mapping[str, str],
+                 document: dict[str, Any], page: render.Page, fmt: str, result: BuildResult
+                 ) -> tuple[list[tuple[str, Path, Path, list[Path]]], dict[str, Path]]:
+    """Each audience's page; written when HTML is asked for, queued as a PDF job when
+    PDFs are. Returns the PDF jobs and the file archived per audience."""
+    html_dir = result.folder / "html"
+    jobs, archived = [], {}
+    for audience in ctx.audiences:
+        html = render.render_html(render.context(audience, computed, drawn, document,
+                                                 ctx.quality, page))
+        if fmt in ("html", "both"):
+            archived[audience.name] = files.atomic_write(html_dir / f"{audience.name}.html",
+                                                         html)
+            result.files.append(archived[audience.name])
+        if fmt in ("pdf", "both"):
+            archived[audience.name] = result.folder / f"{audience.name}.pdf"
+            jobs.append((html, html_dir, archived[audience.name],
+                         [html_dir, render.template_dir()]))
+    return jobs, archived
+
+
+def _record(store: archive.Archive, config: Config, loaded: Loaded, result: BuildResult,
+            archived: Mapping[str, Path], computed: Mapping[str, Section], built_at: datetime,
+            timings: Mapping[str, float]) -> None:
+    """The build, its KPIs and the sections' hourly signals, into the archive index."""
+    signals = [s.signals for s in computed.values() if s.signals is not None]
+    store.record_build(
+        period=result.period.as_dict(), folder=result.folder, files=dict(archived),
+        kpis=result.document["kpis"], version=__version__, config_hash=config.digest(),
+        inputs={n: q.sha256 for n, q in loaded.quality.items() if q.sha256},
+        seconds=round(sum(timings.values()), 3),
+        built_at=built_at.isoformat(timespec="seconds"),
+        signals=pd.concat(signals, ignore_index=True) if len(signals) > 1
+        else signals[0] if signals else None)
 
 
 class _Stages:
@@ -191,8 +174,7 @@ class _Stages:
 
     def __exit__(self, *exc: object) -> None:
         seconds = time.perf_counter() - self.started
-        # a stage entered twice (kpis before and after incidents) adds up
-        self.timings[self.current] = round(self.timings.get(self.current, 0.0) + seconds, 3)
+        self.timings[self.current] = round(seconds, 3)
         log.info("%s done in %.2f s", self.current, seconds)
 
 
@@ -227,12 +209,12 @@ def _pdf_job(job: tuple[str, Path, Path, list[Path]]) -> Path:
 
 
 def _write_side_files(folder: Path, loaded: Loaded, document: dict[str, Any]) -> list[Path]:
-    files = [render.atomic_write(folder / "kpis.json",
-                                 json.dumps(document, indent=2, default=str) + "\n")]
+    written = [files.atomic_write(folder / "kpis.json",
+                                  json.dumps(document, indent=2, default=str) + "\n")]
     for source, frame in loaded.rejected.items():
-        files.append(render.atomic_write(folder / "rejected" / f"{source}.csv",
-                                         frame.to_csv(index=False)))
-    return files
+        written.append(files.atomic_write(folder / "rejected" / f"{source}.csv",
+                                          frame.to_csv(index=False)))
+    return written
 
 
 def _manifest(folder: Path, config: Config, loaded: Loaded, p: periods.Period,
@@ -272,7 +254,7 @@ def _manifest(folder: Path, config: Config, loaded: Loaded, p: periods.Period,
                    for name, q in loaded.quality.items()},
         "outputs": dict(sorted(outputs.items())),
     }
-    return render.atomic_write(folder / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    return files.atomic_write(folder / "manifest.json", json.dumps(manifest, indent=2) + "\n")
 
 
 def _earlier_outputs(path: Path) -> dict[str, dict[str, Any]]:

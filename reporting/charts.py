@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import logging
-import os
-import tempfile
 import textwrap
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.ticker import (Formatter, FuncFormatter, MaxNLocator,  # noqa: E402
                                PercentFormatter)
 
+from .files import atomic_write  # noqa: E402
 from .kpis.base import Chart, Section  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -69,23 +69,17 @@ def _short(label: object) -> str:
 
 
 def draw(chart: Chart, path: Path) -> Path:
-    """Render one chart to `path` (SVG), written to a temporary name and renamed."""
+    """Render one chart to `path` (SVG), written atomically."""
     with plt.rc_context(THEME), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)   # locator chatter on very short series
         fig = _figure(chart)
-        fig.tight_layout(pad=0.6, h_pad=1.2)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".svg.tmp")
-        os.close(fd)
-        os.chmod(tmp, 0o644)
         try:
-            fig.savefig(tmp, format="svg", metadata={"Date": None})
-            os.replace(tmp, path)
+            fig.tight_layout(pad=0.6, h_pad=1.2)
+            svg = io.BytesIO()
+            fig.savefig(svg, format="svg", metadata={"Date": None})
         finally:
             plt.close(fig)
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    return path
+    return atomic_write(path, svg.getvalue())
 
 
 def draw_all(sections: Mapping[str, Section], folder: Path,
@@ -140,132 +134,189 @@ def daily(chart: Chart, days: list[date], gaps: set[date]) -> Chart:
 
 
 def _figure(chart: Chart) -> plt.Figure:
-    data, o = chart.data, chart.options
+    data = chart.data
     if data is None or len(data) == 0 or (chart.kind in ("heatmap", "stacked")
                                           and not np.asarray(data.to_numpy(), float).any()):
         return _empty(chart.title)
-    kind = chart.kind
-    if kind in ("barh", "funnel"):
-        n = len(data)
-        fig, ax = plt.subplots(figsize=(WIDTH, max(1.6, 0.6 + 0.26 * n)))
-        labels = [_short(v) for v in data[o["label"]]][::-1]
-        values = data[o["value"]].to_numpy(dtype=float)[::-1]
-        color = PALETTE[0] if kind == "barh" else PALETTE[2]
-        bars = ax.barh(range(n), values, color=color, height=0.65)
-        ax.set_yticks(range(n), labels)
-        ax.grid(axis="y", visible=False)
-        ax.xaxis.set_major_formatter(FuncFormatter(thousands))
-        for bar, v in zip(bars, values):
-            text = f" {v:,.0f}" if kind == "funnel" or o.get("unit") == "count" else f" {v:,.0f}"
-            ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, text,
-                    va="center", fontsize=7.5, color=INK)
-        right = max(values.max() if len(values) else 0, o.get("threshold2") or 0,
-                    o.get("threshold") or 0)
-        ax.set_xlim(0, right * 1.15 or 1)
-        _thresholds(ax, o, vertical=True)
-        if kind == "funnel":
-            ax.set_xlabel("sessions")
-    elif kind == "grouped_barh":
-        n = len(data)
-        fig, ax = plt.subplots(figsize=(WIDTH, max(1.8, 0.7 + 0.42 * n)))
-        labels = [_short(v) for v in data[o["label"]]][::-1]
-        h = 0.8 / len(o["values"])
-        for i, (col, name) in enumerate(zip(o["values"], o["names"])):
-            ax.barh(np.arange(n) + i * h - 0.4 + h / 2, data[col].to_numpy(float)[::-1],
-                    height=h, label=name, color=PALETTE[i])
-        ax.set_yticks(range(n), labels)
-        ax.set_xlim(0, 100)
-        ax.xaxis.set_major_formatter(PercentFormatter(100, decimals=0))
-        ax.grid(axis="y", visible=False)
-        _thresholds(ax, o, vertical=True)
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=3)   # below: bars stay clear
-    elif kind == "bar":
-        fig, ax = plt.subplots(figsize=(WIDTH, 2.4))
-        x = data[o["label"]]
-        labels = _date_labels(x, o) if o.get("date_labels") else [str(v) for v in x]
-        ax.bar(range(len(x)), data[o["value"]].to_numpy(float), color=PALETTE[0], width=0.7)
-        ax.set_xticks(range(len(x)), labels)
-        ax.set_xlim(-0.6, max(len(x), 5) - 0.4)   # a lone bar stays bar-shaped
-        _thin(ax, len(x), 8 if o.get("date_labels") else 24)
-        ax.yaxis.set_major_formatter(FuncFormatter(thousands))
-        ax.grid(axis="x", visible=False)
-        ax.set_ylabel({"money": f"value ({o['currency']})" if o.get("currency") else "value",
-                       "count": "count"}.get(o.get("unit"), ""))
-    elif kind == "stacked":
-        fig, ax = plt.subplots(figsize=(WIDTH, 2.5))
-        bottom = np.zeros(len(data))
-        labels = (_date_labels(data.index, o) if o.get("date_labels")
-                  else [str(v) for v in data.index])
-        for i, col in enumerate(data.columns):
-            vals = data[col].to_numpy(float)
-            ax.bar(range(len(data)), vals, bottom=bottom, label=_short(col), width=0.7,
-                   color=SENTIMENT.get(col, PALETTE[i % len(PALETTE)]))
-            bottom = bottom + np.nan_to_num(vals)
-        ax.set_xticks(range(len(data)), labels)
-        _thin(ax, len(data), 8 if o.get("date_labels") else 14)
-        ax.set_xlabel(o.get("x_label", ""))
-        ax.set_ylabel(o.get("y_label", ""))
-        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.yaxis.set_major_formatter(FuncFormatter(thousands))
-        ax.grid(axis="x", visible=False)
-        ax.legend(loc="upper left", bbox_to_anchor=(1, 1))
-    elif kind == "heatmap":
-        fig, ax = plt.subplots(figsize=(WIDTH, 2.5))
-        im = ax.imshow(data.to_numpy(float), aspect="auto", cmap="Blues")
-        ax.set_yticks(range(len(data.index)), list(data.index))
-        ax.set_xticks(range(0, 24, 2), [f"{h:02d}" for h in range(0, 24, 2)])
-        ax.set_xlabel(o.get("x_label", ""))
-        ax.grid(False)
-        bar = fig.colorbar(im, ax=ax, pad=0.01, fraction=0.04)
-        bar.set_label(o.get("colorbar", ""))
-        bar.ax.yaxis.set_major_formatter(FuncFormatter(thousands))
-    elif kind == "hist":
-        fig, ax = plt.subplots(figsize=(WIDTH, 2.4))
-        v = data[o["value"]].to_numpy(float)
-        ax.hist(v, bins=min(30, max(5, int(np.sqrt(len(v))))), color=PALETTE[0])
-        ax.set_xlabel({"h": "hours"}.get(o.get("unit"), o.get("unit", "")))
-        ax.set_ylabel("count")
-        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(axis="x", visible=False)
-        _thresholds(ax, o, vertical=True)
-    elif kind == "line_dual":
-        fig, ax = plt.subplots(figsize=(WIDTH, 2.5))
-        x = pd.to_datetime(data[o["x"]])
-        # Steps an hour wide (one path, cheap to draw): a lone busy hour still shows.
-        y = data[o["y"]].to_numpy(float)
-        ax.fill_between(list(x) + [x.iloc[-1] + pd.Timedelta(hours=1)], np.append(y, y[-1:]),
-                        step="post", color=PALETTE[5], alpha=0.6, linewidth=0,
-                        label=o.get("y_label"))
-        ax.set_ylabel(o.get("y_label", ""))
-        ax.yaxis.set_major_formatter(FuncFormatter(thousands))
-        ax2 = ax.twinx()
-        ax2.plot(x + pd.Timedelta(minutes=30), data[o["y2"]].to_numpy(float),
-                 color=PALETTE[3], linewidth=1.1, label=o.get("y2_label"),
-                 marker="o" if len(x) < 6 else None, markersize=3)
-        ax2.set_ylabel(o.get("y2_label", ""), color=PALETTE[3])
-        ax2.yaxis.set_major_formatter(PercentFormatter(1, decimals=1))
-        ax2.spines["right"].set_visible(True)
-        ax2.grid(False)
-        ax2.set_ylim(0, max(float(np.nanmax(data[o["y2"]].to_numpy(float), initial=0)) * 1.15,
-                            0.001))
-        ax.set_ylim(bottom=0)
-        if len(x) < 6:   # a few hours only: keep them readable, not a bare line
-            ax.set_xlim(x.min() - pd.Timedelta(hours=2), x.max() + pd.Timedelta(hours=2))
-        tz = x.dt.tz
-        ax.xaxis.set_major_locator(mdates.AutoDateLocator(tz=tz, maxticks=8))
-        ax.xaxis.set_major_formatter(mdates.DateFormatter("%a %d %b\n%H:%M", tz=tz))
-        for t in ax.get_xticklabels():
-            t.set_fontsize(7.5)
-        for s in o.get("shade", []):
-            ax.axvspan(s[0], s[1], color=PALETTE[1], alpha=0.25, linewidth=0)
-    elif kind == "trends":
-        return _trends(chart)
-    elif kind == "stacked_lines":
-        return _stacked_lines(chart)
-    else:
-        raise ValueError(f"unknown chart kind {kind!r}")
+    if chart.kind not in KINDS:
+        raise ValueError(f"unknown chart kind {chart.kind!r}")
+    return KINDS[chart.kind](chart)
+
+
+def _titled(fig: plt.Figure, ax: plt.Axes, chart: Chart) -> plt.Figure:
     ax.set_title(chart.title)
     return fig
+
+
+def _barh(chart: Chart) -> plt.Figure:
+    """Horizontal bars, largest first, each with its value; thresholds as vertical lines."""
+    data, o = chart.data, chart.options
+    fig, ax, n = _rows(chart, 1.6, 0.6, 0.26)
+    values = data[o["value"]].to_numpy(dtype=float)[::-1]
+    color = PALETTE[2] if chart.kind == "funnel" else PALETTE[0]
+    bars = ax.barh(range(n), values, color=color, height=0.65)
+    ax.xaxis.set_major_formatter(FuncFormatter(thousands))
+    for bar, v in zip(bars, values):
+        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {v:,.0f}",
+                va="center", fontsize=7.5, color=INK)
+    right = max(values.max() if len(values) else 0, o.get("threshold2") or 0,
+                o.get("threshold") or 0)
+    ax.set_xlim(0, right * 1.15 or 1)
+    _thresholds(ax, o, vertical=True)
+    return _titled(fig, ax, chart)
+
+
+def _rows(chart: Chart, least: float, base: float, per_row: float
+          ) -> tuple[plt.Figure, plt.Axes, int]:
+    """A figure as tall as its rows need, one labelled row per data row, first on top."""
+    n = len(chart.data)
+    fig, ax = plt.subplots(figsize=(WIDTH, max(least, base + per_row * n)))
+    ax.set_yticks(range(n), [_short(v) for v in chart.data[chart.options["label"]]][::-1])
+    ax.grid(axis="y", visible=False)
+    return fig, ax, n
+
+
+def _funnel(chart: Chart) -> plt.Figure:
+    """The funnel's steps as bars of sessions."""
+    fig = _barh(chart)
+    fig.axes[0].set_xlabel("sessions")
+    return fig
+
+
+def _grouped_barh(chart: Chart) -> plt.Figure:
+    """Several percentages per label (CPU and memory per service), on a 0-100 % axis."""
+    data, o = chart.data, chart.options
+    fig, ax, n = _rows(chart, 1.8, 0.7, 0.42)
+    h = 0.8 / len(o["values"])
+    for i, (col, name) in enumerate(zip(o["values"], o["names"])):
+        ax.barh(np.arange(n) + i * h - 0.4 + h / 2, data[col].to_numpy(float)[::-1],
+                height=h, label=name, color=PALETTE[i])
+    ax.set_xlim(0, 100)
+    ax.xaxis.set_major_formatter(PercentFormatter(100, decimals=0))
+    _thresholds(ax, o, vertical=True)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=3)   # below: bars stay clear
+    return _titled(fig, ax, chart)
+
+
+def _bar(chart: Chart) -> plt.Figure:
+    """Vertical bars over days or categories."""
+    data, o = chart.data, chart.options
+    fig, ax = plt.subplots(figsize=(WIDTH, 2.4))
+    x = data[o["label"]]
+    labels = _date_labels(x, o) if o.get("date_labels") else [str(v) for v in x]
+    ax.bar(range(len(x)), data[o["value"]].to_numpy(float), color=PALETTE[0], width=0.7)
+    ax.set_xticks(range(len(x)), labels)
+    ax.set_xlim(-0.6, max(len(x), 5) - 0.4)   # a lone bar stays bar-shaped
+    _thin_ticks(ax, len(x), 8 if o.get("date_labels") else 24)
+    ax.yaxis.set_major_formatter(FuncFormatter(thousands))
+    ax.grid(axis="x", visible=False)
+    ax.set_ylabel({"money": f"value ({o['currency']})" if o.get("currency") else "value",
+                   "count": "count"}.get(o.get("unit"), ""))
+    return _titled(fig, ax, chart)
+
+
+def _stacked(chart: Chart) -> plt.Figure:
+    """Stacked bars, one colour per column (sentiment columns in their own colours)."""
+    data, o = chart.data, chart.options
+    fig, ax = plt.subplots(figsize=(WIDTH, 2.5))
+    bottom = np.zeros(len(data))
+    labels = (_date_labels(data.index, o) if o.get("date_labels")
+              else [str(v) for v in data.index])
+    for i, col in enumerate(data.columns):
+        vals = data[col].to_numpy(float)
+        ax.bar(range(len(data)), vals, bottom=bottom, label=_short(col), width=0.7,
+               color=SENTIMENT.get(col, PALETTE[i % len(PALETTE)]))
+        bottom = bottom + np.nan_to_num(vals)     # a gap (NaN) stacks nothing
+    ax.set_xticks(range(len(data)), labels)
+    _thin_ticks(ax, len(data), 8 if o.get("date_labels") else 14)
+    ax.set_xlabel(o.get("x_label", ""))
+    ax.set_ylabel(o.get("y_label", ""))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_formatter(FuncFormatter(thousands))
+    ax.grid(axis="x", visible=False)
+    ax.legend(loc="upper left", bbox_to_anchor=(1, 1))
+    return _titled(fig, ax, chart)
+
+
+def _date_labels(values: Any, o: Mapping[str, Any]) -> list[str]:
+    if o.get("week_labels"):
+        return [f"w/c {pd.Timestamp(v):%-d %b}" for v in values]
+    return [f"{pd.Timestamp(v):%a %-d %b}" for v in values]
+
+
+def _thin_ticks(ax: plt.Axes, n: int, most: int = 12) -> None:
+    """At most `most` tick labels, evenly spaced, so none overlaps its neighbour."""
+    step = -(-n // most)
+    if step > 1:
+        for i, lab in enumerate(ax.get_xticklabels()):
+            lab.set_visible(i % step == 0)
+
+
+def _heatmap(chart: Chart) -> plt.Figure:
+    """Day-of-week rows by hour-of-day columns, with a colour bar."""
+    data, o = chart.data, chart.options
+    fig, ax = plt.subplots(figsize=(WIDTH, 2.5))
+    im = ax.imshow(data.to_numpy(float), aspect="auto", cmap="Blues")
+    ax.set_yticks(range(len(data.index)), list(data.index))
+    ax.set_xticks(range(0, 24, 2), [f"{h:02d}" for h in range(0, 24, 2)])
+    ax.set_xlabel(o.get("x_label", ""))
+    ax.grid(False)
+    bar = fig.colorbar(im, ax=ax, pad=0.01, fraction=0.04)
+    bar.set_label(o.get("colorbar", ""))
+    bar.ax.yaxis.set_major_formatter(FuncFormatter(thousands))
+    return _titled(fig, ax, chart)
+
+
+def _hist(chart: Chart) -> plt.Figure:
+    """A distribution, with the threshold (an SLA) as a vertical line."""
+    data, o = chart.data, chart.options
+    fig, ax = plt.subplots(figsize=(WIDTH, 2.4))
+    v = data[o["value"]].to_numpy(float)
+    ax.hist(v, bins=min(30, max(5, int(np.sqrt(len(v))))), color=PALETTE[0])
+    ax.set_xlabel({"h": "hours"}.get(o.get("unit"), o.get("unit", "")))
+    ax.set_ylabel("count")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(axis="x", visible=False)
+    _thresholds(ax, o, vertical=True)
+    return _titled(fig, ax, chart)
+
+
+def _line_dual(chart: Chart) -> plt.Figure:
+    """Hourly volume as steps (left axis) and a rate as a line (right axis)."""
+    data, o = chart.data, chart.options
+    fig, ax = plt.subplots(figsize=(WIDTH, 2.5))
+    x = pd.to_datetime(data[o["x"]])
+    # Steps an hour wide (one path, cheap to draw): a lone busy hour still shows.
+    y = data[o["y"]].to_numpy(float)
+    ax.fill_between(list(x) + [x.iloc[-1] + pd.Timedelta(hours=1)], np.append(y, y[-1:]),
+                    step="post", color=PALETTE[5], alpha=0.6, linewidth=0,
+                    label=o.get("y_label"))
+    ax.set_ylabel(o.get("y_label", ""))
+    ax.yaxis.set_major_formatter(FuncFormatter(thousands))
+    ax2 = ax.twinx()
+    ax2.plot(x + pd.Timedelta(minutes=30), data[o["y2"]].to_numpy(float),
+             color=PALETTE[3], linewidth=1.1, label=o.get("y2_label"),
+             marker="o" if len(x) < 6 else None, markersize=3)
+    ax2.set_ylabel(o.get("y2_label", ""), color=PALETTE[3])
+    ax2.yaxis.set_major_formatter(PercentFormatter(1, decimals=1))
+    ax2.spines["right"].set_visible(True)
+    ax2.grid(False)
+    ax2.set_ylim(0, max(float(np.nanmax(data[o["y2"]].to_numpy(float), initial=0)) * 1.15,
+                        0.001))
+    ax.set_ylim(bottom=0)
+    if len(x) < 6:   # a few hours only: keep them readable, not a bare line
+        ax.set_xlim(x.min() - pd.Timedelta(hours=2), x.max() + pd.Timedelta(hours=2))
+    _time_axis(ax, x.dt.tz)
+    for s in o.get("shade", []):
+        ax.axvspan(s[0], s[1], color=PALETTE[1], alpha=0.25, linewidth=0)
+    return _titled(fig, ax, chart)
+
+
+def _time_axis(ax: plt.Axes, tz: Any) -> None:
+    ax.xaxis.set_major_locator(mdates.AutoDateLocator(tz=tz, maxticks=8))
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%a %d %b\n%H:%M", tz=tz))
+    for t in ax.get_xticklabels():
+        t.set_fontsize(7.5)
 
 
 def _trends(chart: Chart) -> plt.Figure:
@@ -288,7 +339,7 @@ def _trends(chart: Chart) -> plt.Figure:
         ax.set_title(textwrap.fill(o["labels"].get(key, key), 66 // cols,
                                    break_long_words=False), fontsize=7.2, loc="left")
         ax.set_xticks(x, ticks, fontsize=6.5)
-        _thin(ax, len(x), 4 if cols <= 4 else 3)   # small multiples: a few labels each
+        _thin_ticks(ax, len(x), 4 if cols <= 4 else 3)   # small multiples: a few labels each
         ax.tick_params(axis="y", labelsize=6.5)
         ax.yaxis.set_major_formatter(Adaptive(" %" if unit in ("ratio", "pct") else ""))
         ax.yaxis.set_major_locator(MaxNLocator(4))
@@ -327,18 +378,11 @@ def _stacked_lines(chart: Chart) -> plt.Figure:
     return fig
 
 
-def _date_labels(values: Any, o: Mapping[str, Any]) -> list[str]:
-    if o.get("week_labels"):
-        return [f"w/c {pd.Timestamp(v):%-d %b}" for v in values]
-    return [f"{pd.Timestamp(v):%a %-d %b}" for v in values]
-
-
-def _thin(ax: plt.Axes, n: int, most: int) -> None:
-    """At most `most` tick labels, evenly spaced, so none overlaps its neighbour."""
-    step = -(-n // most)
-    if step > 1:
-        for i, lab in enumerate(ax.get_xticklabels()):
-            lab.set_visible(i % step == 0)
+KINDS: dict[str, Callable[[Chart], plt.Figure]] = {
+    "barh": _barh, "funnel": _funnel, "grouped_barh": _grouped_barh, "bar": _bar,
+    "stacked": _stacked, "heatmap": _heatmap, "hist": _hist, "line_dual": _line_dual,
+    "trends": _trends, "stacked_lines": _stacked_lines,
+}
 
 
 def _short_period(period_id: str) -> str:

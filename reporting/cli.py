@@ -16,8 +16,10 @@ from rich.logging import RichHandler
 from rich.table import Table
 
 from . import __version__
+from .audience import check_audiences
 from .config import Config
 from .errors import ReportError
+from .files import report_folder
 
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
@@ -32,9 +34,10 @@ def _setup_logging(verbose: bool) -> None:
     logging.getLogger("weasyprint").setLevel(logging.ERROR if not verbose else logging.WARNING)
 
 
-def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """User mistakes become one sentence on stderr and exit 2 (1 for delivery);
-    bugs are one sentence too unless --verbose asks for the traceback."""
+def entry_point(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Every command's wrapper: sets up logging (--verbose), then turns user mistakes into
+    one sentence on stderr and the error's exit code (2, or 1 for delivery and a held
+    lock); bugs are one sentence too unless --verbose asks for the traceback."""
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         verbose = kwargs.get("verbose", False)
@@ -152,16 +155,18 @@ def _send(config: Config, output_dir: Path, period_id: str, audiences: list[str]
     raise_if_failed(config.smtp, outcome)
 
 
-STAGE_TEXT = {"load": "loading and validating inputs", "kpis": "computing KPIs",
-              "charts": "drawing charts", "html": "rendering HTML",
-              "pdf": "rendering PDFs", "write": "writing kpis.json and manifest",
+STAGE_TEXT = {"load": "loading and validating inputs",
+              "context": "reading previous KPIs and history from the archive",
+              "sections": "computing KPIs, incidents and trends", "charts": "drawing charts",
+              "html": "rendering HTML", "pdf": "rendering PDFs",
+              "write": "writing kpis.json and manifest",
               "archive": "recording the build in the archive"}
 
 
 @click.command("build-report")
 @with_build_options
 @click.version_option(__version__)
-@friendly
+@entry_point
 def build_report(**kwargs: Any) -> None:
     """Build each audience's PDF report from a folder of exports."""
     _run_build(**kwargs)
@@ -175,7 +180,7 @@ def main() -> None:
 
 @main.command("build")
 @with_build_options
-@friendly
+@entry_point
 def build_cmd(**kwargs: Any) -> None:
     """Same as build-report."""
     _run_build(**kwargs)
@@ -185,7 +190,7 @@ def build_cmd(**kwargs: Any) -> None:
 @click.option("--data", "data_dir", type=click.Path(path_type=Path),
               help="Folder of input files (default: data_dir from the config, or data/).")
 @with_common
-@friendly
+@entry_point
 def validate_cmd(data_dir: Path | None, config_path: Path | None, verbose: bool) -> None:
     """Check the inputs and print a data-quality table; writes nothing."""
     from .sources import load_all
@@ -225,7 +230,7 @@ def validate_cmd(data_dir: Path | None, config_path: Path | None, verbose: bool)
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv",
               show_default=True)
 @click.option("--verbose", "-v", is_flag=True)
-@friendly
+@entry_point
 def simulate_cmd(out_dir: Path, weeks: int, scale: str, seed: int, start: Any, fmt: str,
                  verbose: bool) -> None:
     """Write realistic simulated data for all eight sources."""
@@ -276,7 +281,7 @@ def archive_group() -> None:
 @archive_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @with_archive_options
-@friendly
+@entry_point
 def archive_list(as_json: bool, output_dir: Path | None, config_path: Path | None,
                  verbose: bool) -> None:
     """Every archived period: audiences, built at, size."""
@@ -301,7 +306,7 @@ def archive_list(as_json: bool, output_dir: Path | None, config_path: Path | Non
 @archive_group.command("show")
 @click.argument("period")
 @with_archive_options
-@friendly
+@entry_point
 def archive_show(period: str, output_dir: Path | None, config_path: Path | None,
                  verbose: bool) -> None:
     """KPIs, files and checksums of one period; flags missing or changed files."""
@@ -342,7 +347,7 @@ def archive_show(period: str, output_dir: Path | None, config_path: Path | None,
 @click.option("--keep", type=click.IntRange(0), required=True,
               help="How many of the newest periods to keep.")
 @with_archive_options
-@friendly
+@entry_point
 def archive_prune(keep: int, output_dir: Path | None, config_path: Path | None,
                   verbose: bool) -> None:
     """Remove the oldest periods' files and index rows together."""
@@ -364,11 +369,11 @@ def archive_prune(keep: int, output_dir: Path | None, config_path: Path | None,
 @click.option("--out", "out_file", type=click.Path(path_type=Path),
               help="File to write (default: <output>/kpi_history.<format>).")
 @with_archive_options
-@friendly
+@entry_point
 def archive_export(fmt: str, out_file: Path | None, output_dir: Path | None,
                    config_path: Path | None, verbose: bool) -> None:
     """The KPI history as one tidy table (period, kpi, value, unit, status) for BI tools."""
-    from .render import atomic_write
+    from .files import atomic_write
 
     with _archive(output_dir, config_path) as store:
         table = store.export()
@@ -390,7 +395,7 @@ def archive_export(fmt: str, out_file: Path | None, output_dir: Path | None,
               help="Audience to send (repeatable; default: every one with a PDF).")
 @click.option("--force", is_flag=True, help="Send again what was already delivered.")
 @with_archive_options
-@friendly
+@entry_point
 def send_cmd(period_id: str, audiences: tuple[str, ...], force: bool,
              output_dir: Path | None, config_path: Path | None, verbose: bool) -> None:
     """Mail archived PDFs: what failed or was never sent, or everything with --force."""
@@ -402,15 +407,12 @@ def send_cmd(period_id: str, audiences: tuple[str, ...], force: bool,
         if not rows:
             raise ReportError(f"The archive in {folder} holds no period yet.")
         period_id = max(rows, key=lambda r: r.end).period_id
-    unknown = [a for a in audiences if a not in config.audiences]
-    if unknown:
-        raise ReportError(f"Unknown audience {', '.join(unknown)}; configured: "
-                          f"{', '.join(config.audiences)}.")
+    check_audiences(audiences, config.audiences)
     if not audiences:   # every configured audience that has a PDF for this period
         audiences = tuple(a for a in config.audiences
-                          if (folder / "reports" / period_id / f"{a}.pdf").exists())
+                          if (report_folder(folder, period_id) / f"{a}.pdf").exists())
         if not audiences:
-            raise ReportError(f"No PDF of {period_id} in {folder / 'reports' / period_id}; "
+            raise ReportError(f"No PDF of {period_id} in {report_folder(folder, period_id)}; "
                               "build the report first.")
     _send(config, folder, period_id, list(audiences), force)
 
@@ -423,7 +425,7 @@ def send_cmd(period_id: str, audiences: tuple[str, ...], force: bool,
 @click.option("--data", "data_dir", type=click.Path(path_type=Path),
               help="Folder of input files (default: data_dir from the config, or data/).")
 @with_archive_options
-@friendly
+@entry_point
 def schedule_cmd(list_jobs: bool, run_now: str | None, data_dir: Path | None,
                  output_dir: Path | None, config_path: Path | None, verbose: bool) -> None:
     """Run the scheduler: one cron job per audience, until SIGTERM or Ctrl-C."""
@@ -436,9 +438,7 @@ def schedule_cmd(list_jobs: bool, run_now: str | None, data_dir: Path | None,
         data_dir=str(Path(data_dir or config.data_dir).resolve()),
         output_dir=str(Path(output_dir or config.output_dir).resolve()))
     if run_now:
-        if run_now not in config.audiences:
-            raise ReportError(f"Unknown audience {run_now}; configured: "
-                              f"{', '.join(config.audiences)}.")
+        check_audiences([run_now], config.audiences)
         scheduler.run_job(settings.config_path, run_now, settings.data_dir,
                           settings.output_dir)
         from .archive import Archive

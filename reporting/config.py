@@ -14,10 +14,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from .errors import ConfigError
 from .sources import SOURCE_NAMES
 
-SECTION_NAMES = (
-    "overview", "insights", "api", "pages", "clicks", "cart", "sessions",
-    "feedback", "support", "system", "incidents", "trends", "data_quality",
-)
 
 
 @dataclass(frozen=True)
@@ -254,6 +250,7 @@ def _address(text: str, where: str, audience: str) -> str:
 
 
 def _audiences(raw: dict[str, Any], where: str) -> dict[str, Audience]:
+    from .sections import names   # the registry imports config: import it when used
     _no_unknown(raw, set(raw), where, "audiences.")
     result = dict(DEFAULT_AUDIENCES)
     allowed = {"title", "sections", "recipients", "schedule", "period", "template", "compact"}
@@ -262,10 +259,11 @@ def _audiences(raw: dict[str, Any], where: str) -> dict[str, Audience]:
         base = result.get(name) or Audience(name, name.replace("_", " ").title(),
                                             ("overview", "insights", "data_quality"))
         sections = tuple(table.get("sections", base.sections))
-        bad = [s for s in sections if s not in SECTION_NAMES]
+        known = names()
+        bad = [s for s in sections if s not in known]
         if bad:
             raise ConfigError(f"{where}: audiences.{name}.sections has unknown section(s) "
-                              f"{', '.join(bad)}; known: {', '.join(SECTION_NAMES)}.")
+                              f"{', '.join(bad)}; known: {', '.join(known)}.")
         recipients = tuple(_address(str(r), where, name)
                            for r in table.get("recipients", base.recipients))
         result[name] = dataclasses.replace(

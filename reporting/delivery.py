@@ -23,9 +23,10 @@ from typing import Any
 
 from . import formatting
 from .archive import Archive, now_iso
+from .audience import audience_view
 from .config import Audience, Config, SmtpConfig
 from .errors import DeliveryError, ReportError
-from .render import atomic_write
+from .files import atomic_write, report_folder
 
 log = logging.getLogger(__name__)
 OUTBOX = "(outbox)"          # the recipient recorded for a message written to the outbox
@@ -68,8 +69,7 @@ def compose(*, audience: Audience, period_id: str, period_label: str,
     domain = parseaddr(smtp.sender)[1].rpartition("@")[2] or "localhost"
     msg["Message-ID"] = make_msgid(domain=domain)
     kpis = _headline(document, audience)
-    insights = [i for i in document.get("insights", [])
-                if i["domain"] in audience.sections or i["domain"] == "incidents"][:5]
+    insights = list(audience_view(document, audience).insights[:5])
     size = pdf.stat().st_size
     too_big = size > smtp.max_attachment_mb * 1024 * 1024
     warning = None
@@ -92,19 +92,10 @@ def compose(*, audience: Audience, period_id: str, period_label: str,
 
 
 def _headline(document: Mapping[str, Any], audience: Audience) -> list[dict[str, Any]]:
-    keys = document.get("headline", {}).get(audience.name) or []
-    out = []
-    for key in keys:
-        k = document["kpis"].get(key)
-        if not k:
-            continue
-        d = formatting.delta(k["value"], k["previous"], k["unit"], k.get("better"))
-        out.append({"label": document.get("labels", {}).get(key, key),
-                    "value": formatting.value(k["value"], k["unit"]),
-                    "change": f"{d.arrow} {d.text}".strip() if d else "",
-                    "tone": d.tone if d else None,
-                    "status": k["status"]})
-    return out
+    return [{"label": k["label"], "value": formatting.value(k["value"], k["unit"]),
+             "change": f"{k['arrow']} {k['change']}".strip() if k["change"] else "",
+             "tone": k["tone"], "status": k["status"]}
+            for k in audience_view(document, audience).headline]
 
 
 def _text_body(audience: Audience, period_label: str, kpis: list[dict[str, Any]],
@@ -241,7 +232,7 @@ def deliver(config: Config, output_dir: Path, period_id: str, audiences: Iterabl
     import json
 
     outcome = Outcome()
-    folder = output_dir / "reports" / period_id
+    folder = report_folder(output_dir, period_id)
     doc_path = folder / "kpis.json"
     if not doc_path.exists():
         raise ReportError(f"No report for {period_id} in {output_dir}: build it first.")

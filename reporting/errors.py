@@ -1,4 +1,19 @@
-"""Errors a user can cause; each carries one sentence written for that user."""
+"""Errors a user can cause; each carries one sentence written for that user.
+
+The CLI prints the sentence and exits with the error's `exit_code`; anything else is a
+bug and stays a traceback (shown with --verbose). The whole tree:
+
+    ReportError              exit 2: the user's input, config or environment
+    ├── SourceError          an input file cannot be used as the data contract says
+    ├── ConfigError          the config file is unreadable or has wrong keys or values
+    ├── PeriodError          a --period value of none of the accepted forms
+    ├── DeliveryError        exit 1: mail not delivered (the reports themselves exist)
+    ├── NoDataError          exit 1: the data does not reach the period; nothing was built
+    └── LockTimeout          exit 1: another build held the output folder too long
+
+Errors of libraries (SQLite, SMTP, WeasyPrint) become one of these where they are
+called, with a sentence that says what to do.
+"""
 from __future__ import annotations
 
 
@@ -28,5 +43,12 @@ class DeliveryError(ReportError):
 
 class NoDataError(ReportError):
     """The data does not reach the period asked for (exit code 1: nothing was built)."""
+
+    exit_code = 1
+
+
+class LockTimeout(ReportError):
+    """Another build kept the output folder locked longer than `lock_timeout_s`
+    (exit code 1: nothing is wrong with the input; try again later)."""
 
     exit_code = 1

@@ -148,3 +148,26 @@ def value(v: Any, unit: str) -> str:
     if fmt is None:
         return str(v)
     return fmt(v)
+
+
+def seconds(v_ms: Any) -> str:
+    """A threshold in ms as people say it: 2500 -> "2.5 s", 4000 -> "4 s"."""
+    return f"{v_ms / 1000:g} s" if _ok(v_ms) else DASH
+
+
+def threshold_words(t: Any) -> dict[str, str]:
+    """Every threshold as text, for labels and sentences: {"page_p75_ms": "2.5 s", ...}.
+    Milliseconds read as seconds, ratios as percentages, hours with "h"."""
+    out = {}
+    for name, v in vars(t).items():
+        if name.endswith("_ms"):
+            out[name] = seconds(v)
+        elif name.endswith("_hours"):
+            out[name] = f"{v:g} h"
+        elif name.endswith("_pct"):
+            out[name] = f"{v:g} %"
+        elif isinstance(v, float) and 0 < v < 1:
+            out[name] = f"{v * 100:g} %"
+        else:
+            out[name] = f"{v:g}"
+    return out

@@ -516,7 +516,7 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
                       "weeks in the data or the archive (of the same hour of day when history "
                       "is short). Peak: the worst hour of the window.")),
         charts=(timeline,), insights=insights,
-        extra={"count": len(found), "rule": f"robust z > {t.incident_z:g}"})
+        breakdowns={"count": len(found), "rule": f"robust z > {t.incident_z:g}"})
     return section, found, archive_rows(sigs, hours, period)
 
 

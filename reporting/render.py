@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import logging
 import mimetypes
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -18,30 +17,15 @@ from urllib.parse import unquote, urlsplit
 import jinja2
 import pandas as pd
 
-from . import formatting, glossary
+from . import formatting, glossary, sections
+from .audience import audience_view
 from .config import Audience, Thresholds
-from .kpis import headline_keys as kpis_headline
-from .kpis.base import KPI, Insight, Section, Table
+from .files import atomic_write
+from .kpis.base import KPI, Section, Table
+from .periods import Period
 
 log = logging.getLogger(__name__)
 
-HEADERS = {
-    "service_name": "Service", "endpoint": "Endpoint", "page_url": "Page", "device": "Device",
-    "requests": "Requests", "server_error_rate": "5xx rate", "client_error_rate": "4xx rate",
-    "availability": "Availability", "mean_ms": "Mean", "p50_ms": "p50", "p75_ms": "p75",
-    "p95_ms": "p95", "p99_ms": "p99", "apdex": "Apdex", "views": "Views",
-    "good_share": "≤ 2.5 s", "poor_share": "> 4 s", "band": "Band",
-    "element_clicked": "Element", "page": "Page", "clicks": "Clicks", "users": "Users",
-    "cart_id": "Cart", "user_id": "User", "abandonment_time": "Abandoned at",
-    "items_in_cart": "Items", "total_value": "Value", "day": "Day", "carts": "Carts",
-    "value": "Value", "step": "Step", "sessions": "Sessions",
-    "step_conversion": "Step conversion", "share": "Share", "theme": "Theme",
-    "mentions": "Mentions", "avg_rating": "Avg rating", "negative_share": "Negative",
-    "timestamp": "When", "rating": "Stars", "polarity": "Polarity", "comment": "Comment",
-    "issue_type": "Issue type", "tickets": "Tickets", "resolved": "Resolved",
-    "channel": "Channel", "samples": "Samples", "cpu_p95": "CPU p95",
-    "memory_p95": "Memory p95", "uptime": "Uptime", "failed_probes": "Failed probes",
-}
 TEXT_UNITS = {"text", "", None}
 PDF_VARIANT = "pdf/a-2a"
 
@@ -75,7 +59,7 @@ def kpi_view(k: KPI) -> dict[str, Any]:
             "arrow": d.arrow if d else "", "tone": d.tone if d else None}
 
 
-def table_view(t: Table, max_rows: int = 15) -> dict[str, Any]:
+def table_view(t: Table, headers: Mapping[str, str], max_rows: int = 15) -> dict[str, Any]:
     frame = t.frame.head(max_rows)
     cols = list(frame.columns)
     units = [t.units.get(c, "text") for c in cols]
@@ -83,7 +67,7 @@ def table_view(t: Table, max_rows: int = 15) -> dict[str, Any]:
     for rec in frame.itertuples(index=False, name=None):   # at most `max_rows` rows
         rows.append([{"v": _cell(v), "u": u} for v, u in zip(rec, units)])
     return {"title": t.title, "note": t.note,
-            "columns": [{"name": HEADERS.get(c, c.replace("_", " ").capitalize()),
+            "columns": [{"name": headers.get(c, c.replace("_", " ").capitalize()),
                          "numeric": u not in TEXT_UNITS and u not in ("datetime", "date"),
                          "wide": c in ("comment", "endpoint", "page_url", "theme")}
                         for c, u in zip(cols, units)],
@@ -98,14 +82,29 @@ def _cell(v: Any) -> Any:
     return v.item() if hasattr(v, "item") and not isinstance(v, str) else v
 
 
-def section_view(s: Section, charts: Mapping[str, str]) -> dict[str, Any]:
+def section_view(s: Section, charts: Mapping[str, str], words: Mapping[str, str]
+                 ) -> dict[str, Any]:
+    headers = sections.headers(s.name, words)
     return {"name": s.name, "title": s.title, "status": s.status, "message": s.message,
             "kpis": [kpi_view(k) for k in s.kpis],
             "headline": [kpi_view(k) for k in s.kpis if k.key in s.headline],
-            "tables": [table_view(t) for t in s.tables],
-            "charts": [{"src": f"charts/{charts[c.name]}", "title": c.title, "alt": c.alt}
+            "tables": [table_view(t, headers) for t in s.tables],
+            "charts": [{"name": c.name, "src": f"charts/{charts[c.name]}", "title": c.title,
+                        "alt": c.options.get("alt") or c.alt}
                        for c in s.charts if c.name in charts],
-            "insights": [i.as_dict() for i in s.insights], "rule": s.extra.get("rule")}
+            "insights": [i.as_dict() for i in s.insights], "rule": s.breakdowns.get("rule")}
+
+
+def _shown_kpis(audience: Audience, computed: Mapping[str, Section],
+                tiles: list[dict[str, Any]]) -> list[KPI]:
+    """The KPIs a page shows, once each: the overview tiles, then each section's table
+    (a compact page: its headline tiles)."""
+    every = {k.key: k for s in computed.values() for k in s.kpis}
+    shown = [every[t["key"]] for t in tiles] + [
+        k for n in audience.sections if n in computed and computed[n].status == "ok"
+        for k in (computed[n].kpis if not audience.compact else
+                  [x for x in computed[n].kpis if x.key in computed[n].headline])]
+    return list({k.key: k for k in shown}.values())
 
 
 def flagged_insights(shown: Iterable[KPI], insights: list[dict[str, Any]],
@@ -128,45 +127,52 @@ def flagged_insights(shown: Iterable[KPI], insights: list[dict[str, Any]],
     return out
 
 
-def context(*, audience: Audience, sections: Mapping[str, Section], charts: Mapping[str, str],
-            insights: Iterable[Insight], quality: Mapping[str, Any], period_label: str,
-            period_id: str, previous_label: str | None, generated_at: str, data_span: str,
-            extra: Mapping[str, Any] | None = None,
-            thresholds: Thresholds | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Page:
+    """What every audience's page of one build shares besides the sections."""
+
+    period: Period
+    generated_at: str
+    data_span: str
+    thresholds: Thresholds
+
+
+def context(audience: Audience, computed: Mapping[str, Section], charts: Mapping[str, str],
+            document: Mapping[str, Any], quality: Mapping[str, Any], page: Page
+            ) -> dict[str, Any]:
     """Everything one audience's page needs, as plain values."""
-    views = {name: section_view(s, charts) for name, s in sections.items()}
-    keys = kpis_headline(sections, audience.sections)
+    words = formatting.threshold_words(page.thresholds)
+    views = {name: section_view(s, charts, words) for name, s in computed.items()}
+    view = audience_view(document, audience)
     by_key = {t["key"]: t for v in views.values() for t in v["headline"]}
+    keys = view.headline_keys
     tiles = [by_key[k] for k in keys if k in by_key]
     if audience.compact:   # each number once: a short report's sections skip the overview's tiles
         for v in views.values():
             v["headline"] = [t for t in v["headline"] if t["key"] not in keys]
-    chosen = [i.as_dict() for i in insights
-              if i.domain in audience.sections or i.domain == "incidents"]
-    every = {k.key: k for s in sections.values() for k in s.kpis}
-    shown = [every[t["key"]] for t in tiles] + [
-        k for n in audience.sections if n in sections and sections[n].status == "ok"
-        for k in (sections[n].kpis if not audience.compact else
-                  [x for x in sections[n].kpis if x.key in sections[n].headline])]
-    unique = list({k.key: k for k in shown}.values())
-    extra_insights = flagged_insights(unique, chosen, {n: s.title for n, s in sections.items()})
+    shown = _shown_kpis(audience, computed, tiles)
+    chosen = list(view.insights)
+    extra_insights = flagged_insights(shown, chosen, {n: s.title for n, s in computed.items()})
     order = {"high": 0, "medium": 1, "low": 2}
     chosen = sorted(chosen + extra_insights, key=lambda i: order.get(i["severity"], 9))
+    p = page.period
     return {
         "audience": {"name": audience.name, "title": audience.title,
                      "sections": list(audience.sections), "template": audience.template},
-        "compact": audience.compact, "insight_limit": 5 if audience.compact else 12,
+        "compact": audience.compact, "insight_limit": view.insight_limit,
         "assets": template_dir().resolve().as_uri(),
-        "period": {"id": period_id, "label": period_label, "previous": previous_label},
-        "generated_at": generated_at, "data_span": data_span,
+        "period": {"id": p.id, "label": p.label,
+                   "previous": p.previous.label if p.previous else None},
+        "generated_at": page.generated_at, "data_span": page.data_span,
         "sections": views, "tiles_list": tiles,
         # An audience reads the insights of its own sections (incidents span them all),
         # and a sentence for every KPI it shows as warn or bad.
         "insights": chosen,
-        "flagged": len([k for k in unique if k.status in ("warn", "bad")]),
-        "glossary": glossary.entries(unique, thresholds or Thresholds()),
+        "flagged": len([k for k in shown if k.status in ("warn", "bad")]),
+        "glossary": glossary.entries(shown, page.thresholds),
+        "coverage": list(document.get("coverage_notes") or []),
         "quality": [_quality_view(name, q) for name, q in quality.items()],
-        **(extra or {}),
+        "templates": {name: spec.templates for name, spec in sections.registry().items()},
     }
 
 
@@ -241,19 +247,4 @@ def write_pdf(html: str, base_dir: Path, target: Path, roots: Iterable[Path]) ->
     # Tagged and archival: structure tree, /Lang from <html lang>, title and XMP metadata,
     # each <img alt> as the figure's /Alt.
     atomic_write(target, doc.write_pdf(attachments=[], pdf_variant=PDF_VARIANT))
-    return target
-
-
-def atomic_write(target: Path, data: bytes | str) -> Path:
-    """Write to a temporary file beside `target`, then rename it into place."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.chmod(tmp, 0o644)   # mkstemp makes 0600; reports are meant to be shared
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return target

@@ -180,7 +180,7 @@ def _notify_failure(config: Config, output_dir: Path, audience: str, error: str)
     from email.message import EmailMessage
 
     from .delivery import one_line, send
-    from .render import atomic_write
+    from .files import atomic_write
 
     msg = EmailMessage()
     msg["Subject"] = one_line(f"Scheduled {audience} report failed")

@@ -29,6 +29,6 @@ def scores(texts: pd.Series) -> pd.DataFrame:
 
 
 def label(polarity: pd.Series) -> pd.Series:
-    """negative / neutral / positive by the design's thresholds."""
+    """negative / neutral / positive: polarity below NEGATIVE, between, above POSITIVE."""
     return pd.Series(pd.cut(polarity, [-1.01, NEGATIVE, POSITIVE, 1.01], right=True,
                             labels=["negative", "neutral", "positive"]), index=polarity.index)

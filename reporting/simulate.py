@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -22,6 +21,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from .errors import ReportError
+from .files import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -433,9 +433,8 @@ def _system(rng, t0, hours_total, scale, incidents):
 def _write(frame: pd.DataFrame, path: Path, fmt: str) -> None:
     """Write via pyarrow (fast for millions of rows), to a temporary name then rename."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    tmp = path.with_name(path.name + ".tmp")
-    if fmt == "parquet":
-        pq.write_table(table, tmp, compression="zstd")
-    else:
-        pacsv.write_csv(table, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        if fmt == "parquet":
+            pq.write_table(table, tmp, compression="zstd")
+        else:
+            pacsv.write_csv(table, tmp)

@@ -58,3 +58,9 @@ def week_of(first: str) -> Period:
     """The 7-day period starting on `first` (with its previous week)."""
     d = pd.Timestamp(first).date()
     return date_range(d, d + pd.Timedelta(days=6), UTC)
+
+
+def pdf_text(path: Path) -> str:
+    """A PDF's text, page by page (pypdf), for content checks."""
+    from pypdf import PdfReader
+    return "\n".join(page.extract_text() for page in PdfReader(path).pages)

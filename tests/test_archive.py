@@ -45,7 +45,9 @@ def test_previous_comes_from_the_archive_when_inputs_do_not_cover_it(two_weeks):
 def test_trend_chart_shows_both_weeks(two_weeks):
     html = (two_weeks / "reports/2026-W45/html/it.html").read_text()
     assert 'alt="Headline KPIs for 2026-W44, 2026-W45"' in html
-    assert (two_weeks / "reports/2026-W45/html/charts/trends_it.svg").stat().st_size > 1000
+    svg = (two_weeks / "reports/2026-W45/html/charts/trends_it.svg").read_text()
+    assert "Headline KPIs over the last 2 periods (this one in orange)" in svg
+    assert ">W44<" in svg and ">W45<" in svg and "Availability" in svg
     first = (two_weeks / "reports/2026-W44/html/it.html").read_text()
     assert "History starts with this report: trends appear once earlier periods" in first
 
@@ -199,3 +201,25 @@ def test_incident_baselines_come_from_the_archive(tmp_path):
         store.prune(1)
         left = store.db.execute("SELECT DISTINCT period_id FROM signal_hours").fetchall()
         assert [r[0] for r in left] == ["2026-W45"]
+
+
+def test_two_connections_opening_a_new_archive_at_once_both_work(tmp_path):
+    """The schema version is read again under the write lock, so the second connection
+    does not run a migration the first already ran."""
+    import threading
+
+    errors, barrier = [], threading.Barrier(6)
+
+    def open_one():
+        barrier.wait()
+        try:
+            with Archive(tmp_path) as a:
+                assert a.version == SCHEMA_VERSION
+        except Exception as exc:   # noqa: BLE001 - collected for the assert below
+            errors.append(exc)
+    threads = [threading.Thread(target=open_one) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from reporting import charts
 from reporting.kpis.base import Chart
@@ -52,3 +54,63 @@ def test_daily_charts_show_every_day_gaps_as_nan_and_weeks_past_five():
     weekly = daily(c, six_weeks, set())
     assert weekly.title == "Abandoned cart value per week"
     assert weekly.data["value"].tolist() == [0, 0, 0, 0, 0, 40.0]   # w/c 9 Nov: 10 + 30
+
+
+# --- one test per kind, on the shipped sample's week with an incident --------------------
+
+# kind -> (the sample's chart of that kind, axis labels it must show)
+EXPECTED = {
+    "barh": ("api_p95_service", ["payment-api", "target"]),
+    "funnel": ("sessions_funnel", ["sessions"]),
+    "grouped_barh": ("system_p95", ["payment-api", "CPU p95", "memory p95", "CPU target"]),
+    "bar": ("cart_value_by_day", ["value", "Wed 4 Nov"]),
+    "stacked": ("feedback_sentiment", ["rating (stars)", "responses", "negative"]),
+    "heatmap": ("clicks_heatmap", ["hour of day", "clicks", "Mon"]),
+    "hist": ("support_resolution", ["hours", "count", "SLA 24 h"]),
+    "line_dual": ("api_hourly", ["requests / hour", "5xx rate (%)"]),
+    "trends": ("trends_it", ["Availability", "p95 latency", "W43", "W45"]),
+    "stacked_lines": ("incidents_timeline", ["5xx rate (%)", "04 Nov"]),
+}
+
+
+@pytest.fixture(scope="module")
+def sample_charts():
+    """Every chart the sections draw for 2026-W45 of the shipped sample, by name."""
+    import dataclasses
+
+    from reporting import sections
+    from reporting.build import data_span
+    from reporting.config import Config
+    from reporting.context import BuildContext
+    from reporting.periods import resolve
+    from reporting.sources import load_all
+
+    config = Config()
+    loaded = load_all(Path(__file__).resolve().parent.parent / "data", config.tz)
+    period = resolve("2026-W45", config.tz, data_span(loaded.frames))
+    history = pd.DataFrame({"api.availability": [0.99, 0.995], "api.p95_ms": [300.0, 320.0]},
+                           index=["2026-W43", "2026-W44"])
+    ctx = dataclasses.replace(BuildContext.without_archive(period, quality=loaded.quality),
+                              trend_history=history)
+    computed = sections.compute_all(loaded.frames, ctx)
+    return {c.name: c for s in computed.values() for c in s.charts}
+
+
+def test_every_kind_has_a_drawer_and_a_test():
+    assert sorted(EXPECTED) == sorted(charts.KINDS)
+
+
+@pytest.mark.parametrize("kind", sorted(charts.KINDS))
+def test_each_kind_draws_real_data_with_its_title_and_axis_labels(kind, sample_charts,
+                                                                  tmp_path):
+    name, labels = EXPECTED[kind]
+    chart = sample_charts[name]
+    assert chart.kind == kind and len(chart.data) > 0
+    drawn = texts(charts.draw(chart, tmp_path / f"{name}.svg"))
+    assert any(t.startswith(chart.title) for t in drawn), drawn[:5]
+    for label in labels:
+        assert label in drawn, (label, drawn)
+    if kind == "stacked_lines":   # one axis per series, each labelled with its name
+        series = [c for c in chart.data.columns if c != chart.options["x"]]
+        assert series and all(s in drawn for s in series)
+        assert f"{chart.title} (incidents shaded)" in drawn

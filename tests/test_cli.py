@@ -10,7 +10,10 @@ from click.testing import CliRunner
 from pypdf import PdfReader
 
 from reporting.cli import build_report, main
+from reporting.config import DEFAULT_AUDIENCES
 from reporting.simulate import simulate
+
+from .conftest import require_seed
 
 AUDIENCES = ("executive", "ux", "it", "support")
 
@@ -26,9 +29,7 @@ def run(cmd, args):
 
 @pytest.fixture(scope="module")
 def seed_build(tmp_path_factory):
-    seed = Path(__file__).resolve().parent.parent.parent / "shared" / "seed-data"
-    if not seed.is_dir():
-        pytest.skip("shared/seed-data is not beside the repository")
+    seed = require_seed()
     out = tmp_path_factory.mktemp("out")
     result = run(build_report, ["--data", seed, "--period", "all", "--output", out])
     assert result.exit_code == 0, result.output
@@ -38,8 +39,11 @@ def seed_build(tmp_path_factory):
 def test_seed_builds_all_four_pdfs(seed_build):
     folder, result = seed_build
     for a in AUDIENCES:
-        assert (folder / f"{a}.pdf").stat().st_size > 10_000
-        assert (folder / "html" / f"{a}.html").exists()
+        title = DEFAULT_AUDIENCES[a].title
+        text = pdf_text(folder / f"{a}.pdf")
+        assert text.startswith(title) and "Period: 10 May 2023 – 1 Jul 2025" in text and "page 1 of" in text
+        html = (folder / "html" / f"{a}.html").read_text()
+        assert f"<h1>{title.replace('&', '&amp;')}</h1>" in html
     assert "done in" in result.output
 
 
@@ -85,9 +89,7 @@ def test_kpis_json_and_manifest(seed_build):
 
 @pytest.fixture
 def seed_copy(tmp_path):
-    seed = Path(__file__).resolve().parent.parent.parent / "shared" / "seed-data"
-    if not seed.is_dir():
-        pytest.skip("shared/seed-data is not beside the repository")
+    seed = require_seed()
     data = tmp_path / "data"
     shutil.copytree(seed, data)
     return data

@@ -20,6 +20,8 @@ from reporting.delivery import OUTBOX, compose, deliver
 from reporting.errors import ConfigError
 from reporting.simulate import simulate
 
+from .conftest import pdf_text
+
 RECIPIENTS = {"executive": ["ceo@example.com", "cfo@example.com"],
               "it": ["ops@example.com", "oncall@example.com"]}
 
@@ -172,7 +174,7 @@ def test_server_down_exit_1_names_host_and_port_and_keeps_the_reports(tmp_path):
     assert r.exit_code == 1
     assert f"1 message(s) were not delivered through 127.0.0.1:{port}" in r.output
     assert "Traceback" not in r.output
-    assert (root / "out" / "reports" / PERIOD / "it.pdf").exists()
+    assert pdf_text(root / "out" / "reports" / PERIOD / "it.pdf").startswith("IT & operations")
     resend = CliRunner().invoke(main, ["send", "--period", PERIOD, "--output", str(root / "out"),
                                        "--config", str(root / "report.toml")])
     assert resend.exit_code == 1 and "not delivered" in resend.output, resend.output

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
@@ -39,23 +38,6 @@ def test_untrusted_text_is_escaped_and_never_evaluated():
 def test_templates_are_found(tmp_path):
     assert (render.template_dir() / "base.html").is_file()
     assert (render.template_dir() / "audiences" / "generic.html").is_file()
-
-
-def test_atomic_write_leaves_no_temporary_files(tmp_path):
-    target = render.atomic_write(tmp_path / "x" / "a.json", "{}")
-    assert target.read_text() == "{}" and [p.name for p in target.parent.iterdir()] == ["a.json"]
-    assert oct(target.stat().st_mode & 0o777) == "0o644"
-
-
-@pytest.mark.parametrize("value, unit, text", [
-    (1234.5, "ms", "1,234.5 ms"), (0.123, "ratio", "12.3 %"), (0.9995, "ratio", "99.95 %"),
-    (0.004, "ratio", "0.40 %"), (1213.19, "money", "1,213.19"), (66842, "count", "66,842"),
-    (None, "ms", "–"), (float("nan"), "count", "–"), (3.0, "rating", "3.00 / 5"),
-    (14.4, "x", "14.4x"), ("payment-api", "text", "payment-api"), (81.25, "pct", "81.2 %"),
-])
-def test_formats(value, unit, text):
-    from reporting import formatting
-    assert formatting.value(value, unit) == text
 
 
 def test_a_warn_kpi_without_an_insight_gets_a_plain_sentence():

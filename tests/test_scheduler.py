@@ -19,6 +19,8 @@ from reporting.cli import main
 from reporting.config import Config
 from reporting.simulate import simulate
 
+from .conftest import pdf_text
+
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
@@ -112,8 +114,9 @@ def test_missed_run_within_grace_runs_once_and_mails(tmp_path, data):
                 and runs(settings))
     done = runs(settings)
     assert [(r["job_id"], r["status"]) for r in done] == [("report-it", "ok")]
-    assert (tmp_path / "out" / "reports" / "2026-W43" / "it.pdf").exists()
-    assert (tmp_path / "out" / "outbox" / "2026-W43-it.eml").exists()
+    assert "(2026-W43)" in pdf_text(tmp_path / "out" / "reports" / "2026-W43" / "it.pdf")
+    assert "Subject: IT & operations weekly, 2026-W43" in (
+        tmp_path / "out" / "outbox" / "2026-W43-it.eml").read_text()
     nxt = datetime.fromisoformat(stored(config, settings)["report-it"]["next_run"])
     assert nxt > datetime.now(config.tz)            # rescheduled, not run again
 
@@ -164,7 +167,7 @@ def test_every_minute_from_the_command_line_then_sigterm(tmp_path, data):
     while not mail.exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.5)
     assert mail.exists(), proc.stdout.read().decode() if proc.poll() is not None else ""
-    assert (tmp_path / "out" / "reports" / "2026-W43" / "it.pdf").exists()
+    assert "(2026-W43)" in pdf_text(tmp_path / "out" / "reports" / "2026-W43" / "it.pdf")
     time.sleep(1)
     started = time.monotonic()
     os.kill(proc.pid, signal.SIGTERM)

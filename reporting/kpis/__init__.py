@@ -1,43 +1,16 @@
-"""The KPI modules, one per domain; registering a module is one line in MODULES."""
+"""What the sections' results add up to: previous values, headline keys, ranked insights
+and the kpis.json document. The sections themselves are registered in
+`reporting.sections`; each domain's compute lives in `reporting/kpis/<domain>.py`."""
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
-import logging
-import time
 from collections.abc import Mapping
 from typing import Any
 
-import pandas as pd
-
-from ..config import Thresholds
 from ..periods import Period
-from . import api, cart, clicks, feedback, pages, sessions, support, system
-from .base import SEVERITY_ORDER, KPI, Insight, Section, absent
-
-log = logging.getLogger(__name__)
-
-MODULES = [api, pages, clicks, cart, sessions, feedback, support, system]
-SOURCES = {m.NAME: m.SOURCE for m in MODULES}     # section -> the source it reads
-
-
-def compute_all(frames: Mapping[str, pd.DataFrame], period: Period, thresholds: Thresholds,
-                quality: Mapping[str, Any] | None = None,
-                options: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Section]:
-    """Every domain's Section; a source that is absent or broken gets a 'no data' section.
-    `options` holds a module's configured keywords by section name (the funnel's steps)."""
-    sections: dict[str, Section] = {}
-    for module in MODULES:
-        started = time.perf_counter()
-        if module.SOURCE in frames:
-            sections[module.NAME] = module.compute(frames, period, thresholds,
-                                                   **(options or {}).get(module.NAME, {}))
-        else:
-            sections[module.NAME] = absent(module.NAME, module.TITLE,
-                                           (quality or {}).get(module.SOURCE))
-        log.debug("kpis %s in %.2f s", module.NAME, time.perf_counter() - started)
-    return sections
+from .base import SEVERITY_ORDER, KPI, Insight, Section
 
 
 def with_previous(sections: Mapping[str, Section], archived: Mapping[str, Any]
@@ -84,10 +57,9 @@ def all_kpis(sections: Mapping[str, Section]) -> dict[str, KPI]:
     return {k.key: k for s in sections.values() for k in s.kpis}
 
 
-def ranked_insights(sections: Mapping[str, Section],
-                    extra: list[Insight] | None = None) -> list[Insight]:
-    """All insights, most severe first, then by impact."""
-    found = list(extra or []) + [i for s in sections.values() for i in s.insights]
+def ranked_insights(sections: Mapping[str, Section]) -> list[Insight]:
+    """All insights, most severe first, then by impact; ties keep the sections' order."""
+    found = [i for s in sections.values() for i in s.insights]
     return sorted(found, key=lambda i: (SEVERITY_ORDER.get(i.severity, 9), -i.impact))
 
 
@@ -98,19 +70,24 @@ def digest(doc: Mapping[str, Any]) -> str:
 
 
 def document(sections: Mapping[str, Section], period: Period,
-             quality: Mapping[str, Any], insights: list[Insight],
-             incidents: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The kpis.json content (design.md, "KPI catalogue")."""
-    breakdowns = {name: dict(s.extra) for name, s in sections.items() if s.extra}
+             quality: Mapping[str, Any], headline: Mapping[str, list[str]] | None = None
+             ) -> dict[str, Any]:
+    """The kpis.json content (README, "kpis.json"): KPIs, breakdowns, ranked insights,
+    what sections add at the top level (incidents), data quality and the headline keys
+    of each audience."""
+    every = all_kpis(sections)
     return {
-        "period": period.as_dict(),
-        "kpis": {key: k.as_dict() for key, k in all_kpis(sections).items()},
-        "labels": {key: k.label for key, k in all_kpis(sections).items()},
+        "period": {**period.as_dict(), "label": period.label},
+        "kpis": {key: k.as_dict() for key, k in every.items()},
+        "labels": {key: k.label for key, k in every.items()},
         "sections": {name: {"status": s.status, "message": s.message}
                      for name, s in sections.items()},
-        "breakdowns": breakdowns,
-        "insights": [i.as_dict() for i in insights],
-        "incidents": incidents or [],
+        "breakdowns": {name: dict(s.breakdowns) for name, s in sections.items()
+                       if s.breakdowns},
+        "insights": [i.as_dict() for i in ranked_insights(sections)],
+        "incidents": [],
+        **{key: value for s in sections.values() for key, value in s.document.items()},
         "data_quality": {name: q.as_dict() if hasattr(q, "as_dict") else q
                          for name, q in quality.items()},
+        "headline": dict(headline or {}),
     }

@@ -6,12 +6,12 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from .. import formatting as fmt
+from .. import formatting
 from ..config import Thresholds
 from ..periods import Period
 from .base import (Chart, Insight, Metric, Section, Table, Value, build_kpis, higher_is_better,
-                   codes_of, hour_slots, lower_is_better, percentiles, quantiles, ratio,
-                   window)
+                   codes_of, hour_slots, lower_is_better, metric, percentiles, quantiles,
+                   ratio, records, window)
 
 SOURCE = "api_logs"
 NAME = "api"
@@ -44,6 +44,8 @@ CATALOGUE = [
            lambda v, t: lower_is_better(v, 1.0, t.burn_rate_page)),
     Metric("apdex", "Apdex", "score", "up", lambda v, t: higher_is_better(v, 0.85, 0.70)),
 ]
+P95 = metric(CATALOGUE, "p95_ms")
+BUDGET = metric(CATALOGUE, "error_budget_used")
 HEADLINE = ("api.availability", "api.p95_ms", "api.error_budget_used", "api.apdex")
 
 
@@ -56,7 +58,7 @@ def _apdex_parts(df: pd.DataFrame, t: Thresholds) -> tuple[np.ndarray, np.ndarra
     return sat, tol
 
 
-def hourly(df: pd.DataFrame) -> pd.DataFrame:
+def per_hour(df: pd.DataFrame) -> pd.DataFrame:
     """Requests, server errors and their ratio per hour; hours without requests are zeros."""
     index, slot = hour_slots(df["timestamp"])
     out = pd.DataFrame({
@@ -92,7 +94,7 @@ def measure(df: pd.DataFrame, t: Thresholds, services: pd.DataFrame | None = Non
             df.groupby("service_name", observed=True)["response_time_ms"].mean()
         values["slowest_endpoint"] = str(p95.idxmax())
         values["slowest_service_by_mean"] = str(means.idxmax())
-        h = hourly(df)
+        h = per_hour(df)
         judged = h[h["requests"] >= t.incident_min_events]
         values["max_burn_rate"] = (float(judged["server_error_rate"].max() / _err_budget(t))
                                    if len(judged) else None)
@@ -153,7 +155,7 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -
     kpis = build_kpis(NAME, CATALOGUE, values, prev_values, t)
     if cur.empty:
         return Section(NAME, TITLE, "no data", "No API requests in this period.", kpis=kpis)
-    h = hourly(cur)
+    h = per_hour(cur)
     cols = ["requests", "server_error_rate", "availability", "mean_ms", "p50_ms", "p95_ms",
             "p99_ms", "apdex"]
     tables = (
@@ -178,12 +180,7 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -
     return Section(NAME, TITLE, kpis=kpis, tables=tables, charts=charts,
                    insights=tuple(_insights(values, prev_values, services, prev_services, h, t)),
                    headline=HEADLINE,
-                   extra={"by_service": _records(services), "by_endpoint": _records(endpoints)})
-
-
-def _records(frame: pd.DataFrame) -> dict[str, dict[str, Value]]:
-    clean = frame.astype("float64").replace({np.nan: None})
-    return {str(k): v for k, v in clean.to_dict("index").items()}
+                   breakdowns={"by_service": records(services), "by_endpoint": records(endpoints)})
 
 
 def _insights(v: dict[str, Value], pv: dict[str, Value] | None, services: pd.DataFrame,
@@ -195,24 +192,26 @@ def _insights(v: dict[str, Value], pv: dict[str, Value] | None, services: pd.Dat
         if p95 <= t.api_p95_ms:
             continue
         before = prev_services["p95_ms"].get(name) if prev_services is not None else None
-        trend = (f"rose from {fmt.ms(before)} to {fmt.ms(p95)} "
-                 f"({fmt.change((p95 - before) / before)})" if before and before < p95
-                 else f"was {fmt.ms(p95)}")
-        sev = "high" if p95 > 1.25 * t.api_p95_ms else "medium"
+        trend = (f"rose from {formatting.ms(before)} to {formatting.ms(p95)} "
+                 f"({formatting.change((p95 - before) / before)})" if before and before < p95
+                 else f"was {formatting.ms(p95)}")
+        sev = P95.severity(p95, t)
         out.append(Insight(sev, NAME, f"{name} p95 latency {trend}, above the "
-                           f"{fmt.ms(t.api_p95_ms)} target, over {fmt.count(row['requests'])} "
-                           "requests; slow responses cost conversions.",
+                           f"{formatting.ms(t.api_p95_ms)} target, over "
+                           f"{formatting.count(row['requests'])} requests; slow responses "
+                           "cost conversions.",
                            impact=float(row["requests"] * (p95 - t.api_p95_ms))))
     avail = v.get("availability")
     if isinstance(avail, float) and avail < t.availability_slo:
         worst = services["server_error_rate"].idxmax()
         budget = v.get("error_budget_used") or 0
         out.append(Insight(
-            "high" if budget > 1 else "medium", NAME,
-            f"Availability was {fmt.pct(avail)} against a {fmt.pct(t.availability_slo)} SLO: "
-            f"{fmt.count(v['server_errors'])} server errors used {fmt.pct(budget)} of the "
-            f"period's error budget; {worst} had the highest 5xx rate "
-            f"({fmt.pct(services.loc[worst, 'server_error_rate'])}).",
+            BUDGET.severity(budget, t), NAME,
+            f"Availability was {formatting.pct(avail)} against a "
+            f"{formatting.pct(t.availability_slo)} SLO: {formatting.count(v['server_errors'])} "
+            f"server errors used {formatting.pct(budget)} of the period's error budget; "
+            f"{worst} had the highest 5xx rate "
+            f"({formatting.pct(services.loc[worst, 'server_error_rate'])}).",
             impact=float(v["server_errors"] or 0) * 10))
     burn = v.get("max_burn_rate")
     if isinstance(burn, float) and burn >= t.burn_rate_page:
@@ -227,7 +226,7 @@ def _insights(v: dict[str, Value], pv: dict[str, Value] | None, services: pd.Dat
         change = (v["p95_ms"] - pv["p95_ms"]) / pv["p95_ms"] if pv["p95_ms"] else 0
         if change > 0.25:
             out.append(Insight("medium", NAME,
-                               f"Overall p95 latency rose from {fmt.ms(pv['p95_ms'])} to "
-                               f"{fmt.ms(v['p95_ms'])} ({fmt.change(change)}) vs the previous "
-                               "period.", impact=change))
+                               f"Overall p95 latency rose from {formatting.ms(pv['p95_ms'])} to "
+                               f"{formatting.ms(v['p95_ms'])} ({formatting.change(change)}) "
+                               "vs the previous period.", impact=change))
     return out

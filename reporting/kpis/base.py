@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import Thresholds
-from ..formatting import rounded
+from ..formatting import rounded, threshold_words
 from ..formatting import value as fmt_value
 from ..periods import Period
 
@@ -29,15 +29,21 @@ class KPI:
     @property
     def change(self) -> float | None:
         """Relative change vs previous, None where it means nothing."""
-        if not isinstance(self.value, (int, float)) or not isinstance(self.previous, (int, float)):
-            return None
-        if self.previous == 0 or np.isnan(self.previous) or np.isnan(self.value):
-            return None
-        return (self.value - self.previous) / abs(self.previous)
+        return relative_change(self.value, self.previous)
 
     def as_dict(self) -> dict[str, Any]:
         return {"value": rounded(_plain(self.value), self.unit),
-                "previous": rounded(_plain(self.previous), self.unit), "unit": self.unit, "status": self.status, "better": self.better}
+                "previous": rounded(_plain(self.previous), self.unit), "unit": self.unit,
+                "status": self.status, "better": self.better}
+
+
+def relative_change(value: Any, previous: Any) -> float | None:
+    """(value - previous) / |previous|; None unless both are numbers and previous is not 0."""
+    if not isinstance(value, (int, float)) or not isinstance(previous, (int, float)):
+        return None
+    if previous == 0 or np.isnan(previous) or np.isnan(value):
+        return None
+    return (value - previous) / abs(previous)
 
 
 @dataclass(frozen=True)
@@ -152,7 +158,9 @@ class Section:
     charts: tuple[Chart, ...] = ()
     insights: tuple[Insight, ...] = ()
     headline: tuple[str, ...] = ()          # KPI keys for the overview tiles
-    extra: Mapping[str, Any] = field(default_factory=dict)   # breakdowns for kpis.json
+    breakdowns: Mapping[str, Any] = field(default_factory=dict)   # kpis.json "breakdowns"
+    document: Mapping[str, Any] = field(default_factory=dict)  # top-level kpis.json entries
+    signals: pd.DataFrame | None = None     # hourly values the archive keeps (incidents)
 
     def kpi(self, key: str) -> KPI | None:
         return next((k for k in self.kpis if k.key == key), None)
@@ -171,6 +179,15 @@ class Metric:
     better: str | None = None
     judge: Callable[[Any, Thresholds], str | None] | None = None
 
+    def severity(self, value: Value, t: Thresholds) -> str:
+        """An insight's severity from the status this metric's rule gives `value`: the one
+        place where an insight follows its KPI (bad is high, anything else medium)."""
+        return "high" if self.judge and self.judge(value, t) == "bad" else "medium"
+
+
+def metric(catalogue: list[Metric], name: str) -> Metric:
+    return next(m for m in catalogue if m.name == name)
+
 
 def lower_is_better(value: Value, good: float, warn: float) -> str | None:
     if not isinstance(value, (int, float)) or np.isnan(value):
@@ -186,14 +203,16 @@ def higher_is_better(value: Value, good: float, warn: float) -> str | None:
 
 def build_kpis(domain: str, catalogue: list[Metric], current: Mapping[str, Value],
                previous: Mapping[str, Value] | None, thresholds: Thresholds) -> tuple[KPI, ...]:
-    """KPIs in catalogue order, each judged by its metric's thresholds."""
+    """KPIs in catalogue order, each judged by its metric's thresholds; a label may name
+    a threshold ("Loads ≤ {page_p75_ms}"), filled in from `thresholds`."""
+    words = threshold_words(thresholds)
     out = []
     for m in catalogue:
         value = current.get(m.name)
         prev = previous.get(m.name) if previous else None
         status = m.judge(value, thresholds) if m.judge and value is not None else None
-        out.append(KPI(f"{domain}.{m.name}", m.label, _plain(value), _plain(prev), m.unit,
-                       status, m.better))
+        out.append(KPI(f"{domain}.{m.name}", m.label.format(**words), _plain(value),
+                       _plain(prev), m.unit, status, m.better))
     return tuple(out)
 
 
@@ -207,12 +226,16 @@ def window(frame: pd.DataFrame, column: str, period: Period
     times = frame[column]
     mask = period.mask(times)
     current = frame if mask.all() else frame.loc[mask]   # no copy when all rows are in
+    if not covers_previous(times, period):
+        return current, None
+    return current, frame.loc[period.previous.mask(times)]
+
+
+def covers_previous(times: pd.Series, period: Period) -> bool:
+    """Whether the data reaches the previous period: its first row falls on or before
+    that period's first day."""
     prev = period.previous
-    if prev is None or times.empty:
-        return current, None
-    if times.min() >= prev.start + pd.Timedelta(days=1):
-        return current, None
-    return current, frame.loc[prev.mask(times)]
+    return prev is not None and not times.empty and times.min() < prev.start + pd.Timedelta(days=1)
 
 
 def percentile(values: pd.Series | np.ndarray, q: float) -> float | None:
@@ -228,6 +251,12 @@ def percentiles(values: pd.Series | np.ndarray, qs: tuple[float, ...]
     if not arr.size:
         return [None] * len(qs)
     return [float(v) for v in np.percentile(arr, list(qs))]
+
+
+def records(frame: pd.DataFrame) -> dict[str, dict[str, Value]]:
+    """A breakdown for kpis.json: row label -> its numeric columns, NaN as None."""
+    num = frame.select_dtypes("number").astype("float64").replace({np.nan: None})
+    return {str(k): v for k, v in num.to_dict("index").items()}
 
 
 def ratio(part: float, whole: float) -> float | None:

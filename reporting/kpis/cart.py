@@ -5,7 +5,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from .. import formatting as fmt
+from .. import formatting
 from ..config import Thresholds
 from ..periods import Period
 from .base import (Chart, Insight, Metric, Section, Table, Value, build_kpis, days, hours, mean,
@@ -74,19 +74,19 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
     )
     insights = []
     value = values["abandoned_value"]
-    text = f"Abandoned carts were worth {fmt.money(value, currency)} this period"
+    text = f"Abandoned carts were worth {formatting.money(value, currency)} this period"
     pv = prev_values["abandoned_value"] if prev_values else None
     if pv:
         change = (value - pv) / pv
-        text += f", {fmt.change(change)} vs the previous period"
+        text += f", {formatting.change(change)} vs the previous period"
     peak = peak_window(cur)
     if peak and peak[1] >= 0.2 and len(cur) >= 30:
         start, share = peak
-        text += (f"; {fmt.pct(share)} were abandoned between {start:%H:%M} and "
+        text += (f"; {formatting.pct(share)} were abandoned between {start:%H:%M} and "
                  f"{start + pd.Timedelta(hours=2):%H:%M} on {start:%A %-d %b}")
     severity = "high" if pv and (value - pv) / pv > 0.25 else "medium" if pv and \
         (value - pv) / pv > 0.10 else "low"
     insights.append(Insight(severity, NAME, text + ".", impact=float(value)))
     return Section(NAME, TITLE, kpis=kpis, tables=tables, charts=charts,
                    insights=tuple(insights), headline=HEADLINE,
-                   extra={"by_hour": {int(h): float(v) for h, v in by_hour["value"].items()}})
+                   breakdowns={"by_hour": {int(h): float(v) for h, v in by_hour["value"].items()}})

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from .. import formatting as fmt
+from .. import formatting
 from ..config import Thresholds
 from ..periods import Period
 from .base import (Chart, Insight, Metric, Section, Table, Value, build_kpis, mode, ratio,
@@ -64,8 +64,8 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -
              .agg(clicks=("user", "size"), users=("user", "nunique"))
              .sort_values("clicks", ascending=False))
     grid = by_hour_of_week(cur)
-    hourly = grid.sum(axis=0)
-    peak_hour = int(hourly.idxmax())
+    by_hour = grid.sum(axis=0)
+    peak_hour = int(by_hour.idxmax())
     tables = (
         Table("top_elements", "Most clicked elements", elements.head(10).reset_index(),
               {"clicks": "count", "users": "count"}),
@@ -79,12 +79,12 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -
               elements.head(10).reset_index()[["element_clicked", "clicks"]],
               {"label": "element_clicked", "value": "clicks", "unit": "count"}),
     )
-    share = hourly.max() / hourly.sum() if hourly.sum() else 0
+    share = by_hour.max() / by_hour.sum() if by_hour.sum() else 0
     insights = (Insight("low", NAME,
-                        f"{fmt.count(values['total'])} clicks from "
-                        f"{fmt.count(values['unique_users'])} users; {values['top_element']} on "
+                        f"{formatting.count(values['total'])} clicks from "
+                        f"{formatting.count(values['unique_users'])} users; {values['top_element']} on "
                         f"{values['top_page']} leads, and {peak_hour:02d}:00-{peak_hour + 1:02d}:00 "
-                        f"is the busiest hour ({fmt.pct(share)} of clicks).", impact=0),)
+                        f"is the busiest hour ({formatting.pct(share)} of clicks).", impact=0),)
     return Section(NAME, TITLE, kpis=kpis, tables=tables, charts=charts, insights=insights,
                    headline=HEADLINE,
-                   extra={"by_hour": {int(h): int(c) for h, c in hourly.items()}})
+                   breakdowns={"by_hour": {int(h): int(c) for h, c in by_hour.items()}})

@@ -10,12 +10,12 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from .. import formatting as fmt
+from .. import formatting
 from .. import sentiment
 from ..config import Thresholds
 from ..periods import Period
 from .base import (Chart, Insight, Metric, Section, Table, Value, build_kpis, higher_is_better,
-                   mean, ratio, window)
+                   mean, metric, ratio, window)
 
 SOURCE = "user_feedback"
 NAME = "feedback"
@@ -42,6 +42,7 @@ CATALOGUE = [
     Metric("negative_share", "Negative text", "ratio", "down"),
     Metric("mismatch_rate", "Text/rating mismatch", "ratio", "down"),
 ]
+CSAT = metric(CATALOGUE, "csat")
 HEADLINE = ("feedback.avg_rating", "feedback.csat")
 
 
@@ -129,21 +130,22 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -
         opinion = int(cur["opinion"].sum())
         insights.append(Insight(
             "medium", NAME,
-            f"{fmt.pct(values['mismatch_rate'])} of comments with opinion words read the "
+            f"{formatting.pct(values['mismatch_rate'])} of comments with opinion words read the "
             f"opposite of their stars ({int(pos_bad.sum())} read negative with 4-5 stars) out of "
-            f"{fmt.count(opinion)}; see the examples, TextBlob misreads negations.",
+            f"{formatting.count(opinion)}; see the examples, TextBlob misreads negations.",
             impact=float(values["mismatch_rate"])))
     csat = values.get("csat")
     if isinstance(csat, float) and csat < t.csat:
         worst = theme_table.sort_values("avg_rating").iloc[0] if len(theme_table) else None
         tail = (f"; comments that mention {worst['theme']} give the fewest stars "
-                f"({fmt.number(worst['avg_rating'], 2)} of 5 on average)"
+                f"({formatting.number(worst['avg_rating'], 2)} of 5 on average)"
                 if worst is not None else "")
         insights.append(Insight(
-            "high" if csat < t.csat - 0.1 else "medium", NAME,
-            f"CSAT was {fmt.pct(csat)} ({fmt.count(values['responses'])} responses), below the "
-            f"{fmt.pct(t.csat)} target{tail}.", impact=float(t.csat - csat) * 100))
+            CSAT.severity(csat, t), NAME,
+            f"CSAT was {formatting.pct(csat)} ({formatting.count(values['responses'])} "
+            f"responses), below the {formatting.pct(t.csat)} target{tail}.",
+            impact=float(t.csat - csat) * 100))
     return Section(NAME, TITLE, kpis=kpis, tables=tables, charts=charts,
                    insights=tuple(insights), headline=HEADLINE, message=NOTE,
-                   extra={"ratings": {int(r): int(c) for r, c in
+                   breakdowns={"ratings": {int(r): int(c) for r, c in
                                       zip(dist["rating"], dist["responses"])}})

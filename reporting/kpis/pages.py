@@ -1,6 +1,7 @@
 """Page speed: load-time percentiles per page and device, against the web.dev LCP bands.
 
-Load time is not LCP; the 2.5 s / 4 s bands are borrowed from web.dev's LCP guidance.
+Load time is not LCP; the bands (`page_p75_ms`, `page_poor_ms`, by default 2.5 s and
+4 s) are borrowed from web.dev's LCP guidance.
 """
 from __future__ import annotations
 
@@ -9,17 +10,18 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from .. import formatting as fmt
+from .. import formatting
 from ..config import Thresholds
 from ..periods import Period
 from .base import (Chart, Insight, Metric, Section, Table, Value, build_kpis, lower_is_better,
-                   percentile, quantiles, window)
+                   metric, percentile, quantiles, records, window)
 
 SOURCE = "page_load_times"
 NAME = "pages"
 TITLE = "Page speed"
-NOTE = ("Load time is not LCP: the good (≤ 2.5 s at p75) and poor (> 4 s) bands are "
-        "borrowed from web.dev's Largest Contentful Paint guidance.")
+NOTE = ("Load time is not LCP: the good (≤ {page_p75_ms} at p75) and poor "
+        "(> {page_poor_ms}) bands are borrowed from web.dev's Largest Contentful Paint "
+        "guidance.")
 
 CATALOGUE = [
     Metric("views", "Page views", "count"),
@@ -28,10 +30,11 @@ CATALOGUE = [
     Metric("p75_load_ms", "p75 load time", "ms", "down",
            lambda v, t: lower_is_better(v, t.page_p75_ms, t.page_poor_ms)),
     Metric("p95_load_ms", "p95 load time", "ms", "down"),
-    Metric("good_share", "Loads ≤ 2.5 s", "ratio", "up"),
-    Metric("poor_share", "Loads > 4 s", "ratio", "down"),
+    Metric("good_share", "Loads ≤ {page_p75_ms}", "ratio", "up"),
+    Metric("poor_share", "Loads > {page_poor_ms}", "ratio", "down"),
     Metric("slowest_page", "Slowest page (p75)", "text"),
 ]
+P75 = metric(CATALOGUE, "p75_load_ms")
 HEADLINE = ("pages.p75_load_ms", "pages.poor_share")
 UNITS = {"views": "count", "mean_ms": "ms", "p50_ms": "ms", "p75_ms": "ms", "p95_ms": "ms",
          "good_share": "ratio", "poor_share": "ratio"}
@@ -75,31 +78,39 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -
     if cur.empty:
         return Section(NAME, TITLE, "no data", "No page loads in this period.", kpis=kpis)
     pages = breakdown(cur, "page_url", t)
+    words = formatting.threshold_words(t)
+    note = NOTE.format(**words)
     tables = [Table("by_page", "By page (slowest p75 first)", pages.head(15).reset_index(),
-                    UNITS, NOTE)]
-    extra = {"by_page": _records(pages)}
+                    UNITS, note)]
+    breakdowns = {"by_page": records(pages)}
     if cur["device"].notna().any():
         devices = breakdown(cur.dropna(subset=["device"]), "device", t)
         tables.append(Table("by_device", "By device", devices.reset_index(), UNITS))
-        extra["by_device"] = _records(devices)
+        breakdowns["by_device"] = records(devices)
     charts = (Chart("pages_p75", "barh", "p75 load time by page (ms)",
                     pages.head(15).reset_index()[["page_url", "p75_ms"]],
                     {"label": "page_url", "value": "p75_ms", "unit": "ms",
-                     "threshold": t.page_p75_ms, "threshold_label": "good ≤ 2,500 ms",
-                     "threshold2": t.page_poor_ms, "threshold2_label": "poor > 4,000 ms"}),)
-    insights = []
-    for page, row in pages[pages["p75_ms"] > t.page_p75_ms].head(5).iterrows():
-        poor = row["p75_ms"] > t.page_poor_ms
-        insights.append(Insight(
-            "high" if poor else "medium", NAME,
-            f"{page} loads in {fmt.ms(row['p75_ms'])} at p75 over {fmt.count(row['views'])} "
-            f"views, {'in the poor band (> 4 s)' if poor else 'above the 2.5 s good band'}; "
-            f"{fmt.pct(row['poor_share'])} of its loads take over 4 s.",
-            impact=float(row["views"] * (row["p75_ms"] - t.page_p75_ms))))
+                     "threshold": t.page_p75_ms,
+                     "threshold_label": f"good ≤ {t.page_p75_ms:,.0f} ms",
+                     "threshold2": t.page_poor_ms,
+                     "threshold2_label": f"poor > {t.page_poor_ms:,.0f} ms"}),)
     return Section(NAME, TITLE, kpis=kpis, tables=tuple(tables), charts=charts,
-                   insights=tuple(insights), headline=HEADLINE, extra=extra, message=NOTE)
+                   insights=_insights(pages, t), headline=HEADLINE, breakdowns=breakdowns,
+                   message=note)
 
 
-def _records(frame: pd.DataFrame) -> dict[str, dict[str, Value]]:
-    num = frame.select_dtypes("number").astype("float64").replace({np.nan: None})
-    return {str(k): v for k, v in num.to_dict("index").items()}
+def _insights(pages: pd.DataFrame, t: Thresholds) -> tuple[Insight, ...]:
+    """The slowest pages outside the good band; severity as the p75 KPI is judged."""
+    words = formatting.threshold_words(t)
+    out = []
+    for page, row in pages[pages["p75_ms"] > t.page_p75_ms].head(5).iterrows():
+        severity = P75.severity(row["p75_ms"], t)
+        band = (f"in the poor band (> {words['page_poor_ms']})" if severity == "high"
+                else f"above the {words['page_p75_ms']} good band")
+        out.append(Insight(
+            severity, NAME,
+            f"{page} loads in {formatting.ms(row['p75_ms'])} at p75 over "
+            f"{formatting.count(row['views'])} views, {band}; "
+            f"{formatting.pct(row['poor_share'])} of its loads take over {words['page_poor_ms']}.",
+            impact=float(row["views"] * (row["p75_ms"] - t.page_p75_ms))))
+    return tuple(out)

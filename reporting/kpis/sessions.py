@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .. import formatting as fmt
+from .. import formatting
 from ..config import DEFAULT_FUNNEL, Thresholds
 from ..periods import Period
 from .base import Chart, Insight, Metric, Section, Table, Value, build_kpis, mode, ratio, window
@@ -152,10 +152,10 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
         insights.append(Insight(
             "medium" if worst["step_conversion"] < 0.5 else "low", NAME,
             f"The funnel loses most between {before} and {worst['step']}: only "
-            f"{fmt.pct(worst['step_conversion'])} of sessions go on; "
+            f"{formatting.pct(worst['step_conversion'])} of sessions go on; "
             f"{values['top_drop_off_page']} is the most common drop-off page "
-            f"({fmt.count(drops['sessions'].iloc[0]) if len(drops) else 0} sessions).",
+            f"({formatting.count(drops['sessions'].iloc[0]) if len(drops) else 0} sessions).",
             impact=float(1 - worst["step_conversion"])))
     return Section(NAME, TITLE, kpis=kpis, tables=tables, charts=charts,
                    insights=tuple(insights), headline=HEADLINE,
-                   extra={"funnel": steps.replace({np.nan: None}).to_dict("records")})
+                   breakdowns={"funnel": steps.replace({np.nan: None}).to_dict("records")})

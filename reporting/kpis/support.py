@@ -5,11 +5,11 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from .. import formatting as fmt
+from .. import formatting
 from ..config import Thresholds
 from ..periods import Period
 from .base import (Chart, Insight, Metric, Section, Table, Value, build_kpis, days,
-                   lower_is_better, mode, percentile, ratio)
+                   covers_previous, lower_is_better, metric, mode, percentile, ratio)
 
 SOURCE = "support_tickets"
 NAME = "support"
@@ -28,6 +28,7 @@ CATALOGUE = [
            lambda v, t: lower_is_better(v, 0.10, 0.20)),
     Metric("top_issue_type", "Top issue type", "text"),
 ]
+BREACH = metric(CATALOGUE, "sla_breach_rate")
 HEADLINE = ("support.tickets", "support.open_backlog", "support.median_resolution_h",
             "support.sla_breach_rate")
 
@@ -62,9 +63,8 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -
     df = frames[SOURCE]
     values = measure(df, period.start, period.end, t)
     prev = period.previous
-    covered = prev is not None and len(df) and \
-        df["created_at"].min() < prev.start + pd.Timedelta(days=1)
-    prev_values = measure(df, prev.start, prev.end, t) if covered else None
+    prev_values = (measure(df, prev.start, prev.end, t)
+                   if covers_previous(df["created_at"], period) else None)
     kpis = build_kpis(NAME, CATALOGUE, values, prev_values, t)
     new = df.loc[period.mask(df["created_at"])]
     if new.empty and not values["open_backlog"]:
@@ -92,23 +92,35 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -
               {"value": "hours", "unit": "h", "threshold": t.support_sla_hours,
                "threshold_label": f"SLA {t.support_sla_hours:g} h"}),
     )
+    insights = _insights(values, prev_values, new, df, period, t)
+    return Section(NAME, TITLE, kpis=kpis, tables=tables, charts=charts,
+                   insights=tuple(insights), headline=HEADLINE,
+                   breakdowns={"by_channel": dict(zip(by_channel["channel"],
+                                                 by_channel["tickets"].astype(int).tolist()))})
+
+
+def _insights(values: dict[str, Value], prev_values: dict[str, Value] | None,
+              new: pd.DataFrame, df: pd.DataFrame, period: Period, t: Thresholds
+              ) -> list[Insight]:
+    """SLA breaches (severity as the KPI is judged), a growing backlog, a rising issue type."""
     insights = []
     breach = values["sla_breach_rate"]
-    if isinstance(breach, float) and breach > 0.10:
+    if isinstance(breach, float) and BREACH.judge(breach, t) != "good":
         insights.append(Insight(
-            "high" if breach > 0.20 else "medium", NAME,
-            f"{fmt.pct(breach)} of tickets resolved this period took longer than the "
-            f"{t.support_sla_hours:g} h target (median {fmt.value(values['median_resolution_h'], 'h')}, "
-            f"p90 {fmt.value(values['p90_resolution_h'], 'h')}).", impact=breach * 100))
+            BREACH.severity(breach, t), NAME,
+            f"{formatting.pct(breach)} of tickets resolved this period took longer than the "
+            f"{t.support_sla_hours:g} h target "
+            f"(median {formatting.value(values['median_resolution_h'], 'h')}, "
+            f"p90 {formatting.value(values['p90_resolution_h'], 'h')}).", impact=breach * 100))
     if values["net_flow"] and values["net_flow"] > 0 and values["tickets"]:
         grow = values["net_flow"] / values["tickets"]
         if grow > 0.1:
             insights.append(Insight(
                 "medium", NAME,
-                f"The backlog grew: {fmt.count(values['tickets'])} tickets came in and "
-                f"{fmt.count(values['tickets'] - values['net_flow'])} were resolved, leaving "
-                f"{fmt.count(values['open_backlog'])} open at the end of the period.",
-                impact=float(values["net_flow"])))
+                f"The backlog grew: {formatting.count(values['tickets'])} tickets came in and "
+                f"{formatting.count(values['tickets'] - values['net_flow'])} were resolved, "
+                f"leaving {formatting.count(values['open_backlog'])} open at the end of the "
+                "period.", impact=float(values["net_flow"])))
     top = values["top_issue_type"]
     if top and prev_values and prev_values.get("tickets"):
         now_n = int((new["issue_type"].astype("str") == top).sum())
@@ -117,11 +129,8 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -
         if before and now_n > 1.5 * before:
             insights.append(Insight("medium", NAME,
                                     f"{top} tickets rose from {before} to {now_n} "
-                                    f"({fmt.change((now_n - before) / before)}).",
+                                    f"({formatting.change((now_n - before) / before)}).",
                                     impact=float(now_n - before)))
-    return Section(NAME, TITLE, kpis=kpis, tables=tables, charts=charts,
-                   insights=tuple(insights), headline=HEADLINE,
-                   extra={"by_channel": dict(zip(by_channel["channel"],
-                                                 by_channel["tickets"].astype(int).tolist()))})
+    return insights
 
 

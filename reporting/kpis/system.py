@@ -5,11 +5,11 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from .. import formatting as fmt
+from .. import formatting
 from ..config import Thresholds
 from ..periods import Period
 from .base import (Chart, Insight, Metric, Section, Table, Value, build_kpis, higher_is_better,
-                   lower_is_better, percentile, quantiles, window)
+                   lower_is_better, metric, percentile, quantiles, window)
 
 SOURCE = "system_metrics"
 NAME = "system"
@@ -24,6 +24,7 @@ CATALOGUE = [
            lambda v, t: higher_is_better(v, t.uptime, t.uptime - (1 - t.uptime))),
     Metric("hottest_service", "Hottest service (CPU p95)", "text"),
 ]
+CPU = metric(CATALOGUE, "cpu_p95_pct")
 HEADLINE = ("system.cpu_p95_pct", "system.uptime")
 
 
@@ -66,20 +67,20 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -
     insights = []
     for name, row in services[services["cpu_p95"] > t.cpu_p95_pct].head(3).iterrows():
         insights.append(Insight(
-            "high" if row["cpu_p95"] > t.cpu_p95_pct + 10 else "medium", NAME,
-            f"{name} ran at {fmt.pct_points(row['cpu_p95'])} CPU at p95, above the "
+            CPU.severity(row["cpu_p95"], t), NAME,
+            f"{name} ran at {formatting.pct_points(row['cpu_p95'])} CPU at p95, above the "
             f"{t.cpu_p95_pct:g} % target; saturation shows up as latency and errors.",
             impact=float(row["cpu_p95"] - t.cpu_p95_pct)))
     up = values.get("uptime")
     if isinstance(up, float) and up < t.uptime:
         worst = services["uptime"].idxmin()
         insights.append(Insight(
-            "high", NAME, f"Only {fmt.pct(up)} of health probes passed (target "
-            f"{fmt.pct(t.uptime)}); {worst} failed {int(services.loc[worst, 'failed_probes'])} "
+            "high", NAME, f"Only {formatting.pct(up)} of health probes passed (target "
+            f"{formatting.pct(t.uptime)}); {worst} failed {int(services.loc[worst, 'failed_probes'])} "
             "probes.", impact=float(t.uptime - up) * 1000))
     return Section(NAME, TITLE, kpis=kpis, tables=tables, charts=charts,
                    insights=tuple(insights), headline=HEADLINE,
-                   extra={"by_service": {str(k): {c: (None if pd.isna(v) else float(v))
+                   breakdowns={"by_service": {str(k): {c: (None if pd.isna(v) else float(v))
                                                   for c, v in r.items()}
                                          for k, r in services.iterrows()}})
 

@@ -24,7 +24,7 @@ def test_click_kpis_by_hand(frame, thresholds):
     assert v["clicks.top_page"] == "product"
     assert v["clicks.top_element"] == "add_to_cart"   # tie with search_bar: alphabetical
     # by hour: 09:00 two clicks, 10:00 three
-    assert s.extra["by_hour"][9] == 2 and s.extra["by_hour"][10] == 3
+    assert s.breakdowns["by_hour"][9] == 2 and s.breakdowns["by_hour"][10] == 3
     grid = s.charts[0].data
     assert grid.loc["Tue", 9] == 2 and grid.loc["Wed", 10] == 2 and int(grid.to_numpy().sum()) == 5
 

@@ -52,3 +52,34 @@ def test_seed_pages_mean_and_slowest(seed_dir, thresholds):
     assert s.kpi("pages.mean_load_ms").value == 1117
     by_page = s.table("by_page").frame.set_index("page_url")
     assert by_page["mean_ms"].idxmax() == "/checkout" and by_page.loc["/checkout", "mean_ms"] == 1450
+
+
+def test_every_threshold_label_band_and_sentence_follows_the_config(frame):
+    from reporting import formatting, sections
+    from reporting.config import Thresholds
+
+    t = Thresholds(page_p75_ms=3000, page_poor_ms=4500)
+    s = pages.compute({"page_load_times": frame("page_load_times", ROWS)}, W46, t)
+    labels = {k.key: k.label for k in s.kpis}
+    assert labels["pages.good_share"] == "Loads ≤ 3 s"
+    assert labels["pages.poor_share"] == "Loads > 4.5 s"
+    assert s.kpi("pages.good_share").value == 0.75        # 1000, 2000, 3000 of 4
+    assert "good (≤ 3 s at p75) and poor (> 4.5 s)" in s.message
+    assert s.table("by_page").note == s.message
+    chart = s.charts[0].options
+    assert (chart["threshold_label"], chart["threshold2_label"]) == ("good ≤ 3,000 ms",
+                                                                     "poor > 4,500 ms")
+    # /b at 5000 ms is poor; /a at p75 2500 ms is now good
+    assert [i.severity for i in s.insights] == ["high"]
+    assert "in the poor band (> 4.5 s)" in s.insights[0].text
+    assert "take over 4.5 s" in s.insights[0].text
+    headers = sections.headers("pages", formatting.threshold_words(t))
+    assert (headers["good_share"], headers["poor_share"]) == ("≤ 3 s", "> 4.5 s")
+
+
+def test_insight_severity_follows_the_p75_status(frame, thresholds):
+    s = pages.compute({"page_load_times": frame("page_load_times", ROWS)}, W46, thresholds)
+    # /b: p75 5000 ms, bad (> 4 s) -> high; /a: p75 2500 ms is good -> no insight
+    assert [(i.severity, i.text.split()[0]) for i in s.insights] == [("high", "/b")]
+    assert pages.P75.severity(3000, thresholds) == "medium"   # warn band
+    assert pages.P75.severity(4001, thresholds) == "high"

@@ -1,0 +1,96 @@
+"""The section registry: its contract, and a section added by one entry and one function."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from pypdf import PdfReader
+
+from reporting import render, sections
+from reporting.build import build
+from reporting.config import Config
+from reporting.context import BuildContext
+from reporting.errors import ConfigError
+from reporting.kpis.base import KPI, Section, Table
+from reporting.periods import resolve
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+TESTS = [p.stem for p in (ROOT / "tests").rglob("test_*.py")]
+
+
+def problems(spec: sections.SectionSpec, is_part: bool = False) -> list[str]:
+    """What a registry entry lacks: compute, a reachable template, a README row, tests."""
+    out = []
+    env = render.environment()
+    if not is_part and not callable(spec.compute):
+        out.append("no compute")
+    try:
+        env.select_template(spec.templates)
+    except Exception:
+        out.append("no template")
+    if not re.search(rf"^\| `{re.escape(spec.name)}` \|", README, re.M):
+        out.append("no README row")
+    if not is_part and not any(spec.name in name.split("_") for name in TESTS):
+        out.append("no unit test module")
+    return out
+
+
+@pytest.mark.parametrize("spec", sections.SECTIONS, ids=lambda s: s.name)
+def test_every_section_has_compute_template_readme_row_and_tests(spec):
+    assert problems(spec) == []
+
+
+@pytest.mark.parametrize("spec", sections.PARTS, ids=lambda s: s.name)
+def test_every_page_part_has_its_template_and_readme_row(spec):
+    assert problems(spec, is_part=True) == []
+
+
+def test_the_contract_catches_a_half_added_section():
+    half = sections.SectionSpec("half_done", "Half", (), None, template="sections/nope.html")
+    assert problems(half) == ["no compute", "no template", "no README row",
+                              "no unit test module"]
+    generic = sections.SectionSpec("half_done", "Half", (), lambda *a: None)
+    assert "no template" not in problems(generic)      # the generic partial is reachable
+
+
+def test_config_validates_section_names_against_the_registry():
+    assert sections.names() == (
+        "overview", "insights", "api", "pages", "clicks", "cart", "sessions", "feedback",
+        "support", "system", "incidents", "trends", "data_quality")
+    with pytest.raises(ConfigError, match="unknown section.s. toy; known: overview"):
+        Config.from_dict({"audiences": {"x": {"sections": ["overview", "toy"]}}})
+
+
+def test_a_missing_source_gives_a_no_data_section_and_others_still_compute():
+    p = resolve("2026-W45", Config().tz, None)
+    frame = pd.DataFrame({"timestamp": [p.start], "page": ["home"], "user_id": ["u1"],
+                          "element_clicked": ["buy"], "session_id": [None]})
+    done = sections.compute_all({"clickstream": frame}, BuildContext.without_archive(p))
+    assert done["clicks"].kpi("clicks.total").value == 1
+    assert done["api"].status == "no data" and done["api"].kpis == ()
+    assert list(done) == [s.name for s in sections.SECTIONS]
+
+
+def toy(frames, ctx, earlier):
+    """Counts the API requests of the period (the toy section's one function)."""
+    times = frames["api_logs"]["timestamp"]
+    n = int(ctx.period.mask(times).sum())
+    return Section("toy", "Toy requests", kpis=(KPI("toy.requests", "Toy request count", n,
+                                                    None, "count", None),),
+                   tables=(Table("t", "Toy table", pd.DataFrame({"requests": [n]})),))
+
+
+def test_a_toy_section_from_one_entry_and_one_function_reaches_the_pdf(monkeypatch, tmp_path):
+    monkeypatch.setattr(sections, "SECTIONS", [
+        *sections.SECTIONS, sections.SectionSpec("toy", "Toy requests", ("api_logs",), toy)])
+    config = Config.from_dict({"audiences": {"toy_readers": {"sections": ["toy"]}}})
+    result = build(config, period="2026-W46", audiences=["toy_readers"], fmt="pdf",
+                   data_dir=ROOT / "data", output_dir=tmp_path)
+    text = "\n".join(p.extract_text() for p in PdfReader(result.folder / "toy_readers.pdf").pages)
+    requests = result.document["kpis"]["api.requests"]["value"]
+    assert "Toy requests" in text and "Toy table" in text
+    assert f"Toy request count {requests:,}" in text
+    assert result.document["kpis"]["toy.requests"]["value"] == requests > 0
