@@ -22,6 +22,7 @@ import filelock
 import pandas as pd
 
 from .errors import LockTimeout, ReportError
+from .guard import inside
 
 log = logging.getLogger(__name__)
 
@@ -349,6 +350,16 @@ class Archive:
         removed = []
         for r in doomed:
             folder = self._abs(r["folder"]) if r["folder"] else None
+            if folder is not None:      # the index is not trusted: a tampered row may
+                try:                    # name "../victim"; such a folder is left alone
+                    inside(self.output_dir / "reports", folder)
+                    if folder.resolve() == (self.output_dir / "reports").resolve():
+                        raise ReportError("the reports folder itself")
+                except ReportError:
+                    raise ReportError(
+                        f"The archive index names {str(r['folder'])[:200]!r} as the folder of "
+                        f"{str(r['period_id'])[:40]!r}, outside {self.output_dir / 'reports'};"
+                        " refusing to delete it (the index may have been edited).") from None
             with self.transaction() as db:
                 for table in ("builds", "kpis", "deliveries", "signal_hours", "periods"):
                     db.execute(f"DELETE FROM {table} WHERE period_id = ?", (r["period_id"],))

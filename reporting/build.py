@@ -7,6 +7,8 @@ import logging
 import multiprocessing
 import multiprocessing.forkserver
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -17,13 +19,15 @@ from typing import Any
 
 import pandas as pd
 
-from . import __version__, archive, charts, coverage, files, kpis, periods, render, sections
+from . import (__version__, archive, charts, coverage, files, guard, kpis, periods, render,
+               sections)
 from .audience import check_audiences
 from .config import Config
 from .context import BuildContext
-from .errors import ReportError, SourceError
+from .errors import PdfTimeout, ReportError, SourceError
 from .kpis.base import Section
-from .sources import SPECS, Loaded, load_all
+from .safecsv import neutralise
+from .sources import SPECS, Loaded, default_time_range, load_all
 
 log = logging.getLogger(__name__)
 FORMATS = ("pdf", "html", "both")
@@ -67,18 +71,20 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
     if fmt not in FORMATS:
         raise ReportError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}.")
     data_dir, output_dir = Path(data_dir or config.data_dir), Path(output_dir or config.output_dir)
-    if fmt != "html" and _pdf_worker_count(len(names)) > 1:
+    if fmt != "html" and (_pdf_worker_count(len(names)) > 1 or not _main_thread()):
         _pdf_workers()
     with archive.build_lock(output_dir, config.lock_timeout_s), \
             archive.Archive(output_dir) as store:
         files.sweep_temporary_files(output_dir / "reports")
+        build_id = guard.claim(output_dir)    # a killed build's PDF workers lose the folder
         with stage("load"):
-            loaded = load_all(data_dir, config.tz, config.columns)
+            loaded = load_all(data_dir, config.tz, config.columns, time_range=default_time_range(
+                now, config.earliest_timestamp, config.future_margin_hours))
             if strict and loaded.errors:
                 raise SourceError(loaded.errors[0])
             span = data_span(loaded.frames)
             p = periods.resolve(period, config.tz, span, now,
-                                coverage.last_complete_day(loaded.frames, config.tz, now))
+                                coverage.last_complete_day(loaded.frames, config.tz))
             covered = coverage.compute(loaded.frames, p)   # before any KPI: no data, no build
             coverage.require_some(covered, span)
         with stage("context"):
@@ -94,7 +100,8 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
         page = render.Page(p, f"{built_at:%a %-d %b %Y %H:%M} {config.tz.key}",
                            _span_text(span, config.tz), config.thresholds)
         with stage("html"):
-            jobs, archived = _render_html(ctx, computed, drawn, document, page, fmt, result)
+            jobs, archived = _render_html(ctx, computed, drawn, document, page, fmt, result,
+                                          (output_dir, build_id))
         with stage("pdf"):
             result.files.extend(_render_pdfs(jobs))
         with stage("write"):
@@ -115,17 +122,19 @@ def _sections(loaded: Loaded, ctx: BuildContext, covered: coverage.Coverage
     computed = coverage.untrusted(computed, sections.sources(), covered)
     computed = kpis.with_currency(computed, ctx.config.currency)
     document = kpis.document(computed, ctx.period, loaded.quality, {
-        a.name: kpis.headline_keys(computed, a.sections) for a in ctx.audiences})
+        a.name: kpis.headline_keys(computed, a.sections) for a in ctx.audiences},
+        top_n=ctx.config.top_n)
     document["coverage"] = covered.as_dict()
     document["coverage_notes"] = covered.notes()
     return computed, document
 
 
 def _render_html(ctx: BuildContext, computed: Mapping[str, Section], drawn: Mapping[str, str],
-                 document: dict[str, Any], page: render.Page, fmt: str, result: BuildResult
-                 ) -> tuple[list[tuple[str, Path, Path, list[Path]]], dict[str, Path]]:
+                 document: dict[str, Any], page: render.Page, fmt: str, result: BuildResult,
+                 owner: tuple[Path, str]) -> tuple[list[PdfJob], dict[str, Path]]:
     """Each audience's page; written when HTML is asked for, queued as a PDF job when
-    PDFs are. Returns the PDF jobs and the file archived per audience."""
+    PDFs are (`owner`: the output folder and this build's id, checked before each PDF's
+    rename). Returns the PDF jobs and the file archived per audience."""
     html_dir = result.folder / "html"
     jobs, archived = [], {}
     for audience in ctx.audiences:
@@ -138,7 +147,7 @@ def _render_html(ctx: BuildContext, computed: Mapping[str, Section], drawn: Mapp
         if fmt in ("pdf", "both"):
             archived[audience.name] = result.folder / f"{audience.name}.pdf"
             jobs.append((html, html_dir, archived[audience.name],
-                         [html_dir, render.template_dir()]))
+                         [html_dir, render.template_dir()], owner, ctx.config.pdf_timeout_s))
     return jobs, archived
 
 
@@ -191,21 +200,63 @@ def _pdf_worker_count(pdfs: int) -> int:
     return min(pdfs, os.cpu_count() or 1)
 
 
-def _render_pdfs(jobs: list[tuple[str, Path, Path, list[Path]]]) -> list[Path]:
+PdfJob = tuple[str, Path, Path, list[Path], tuple[Path, str] | None, float | None]
+
+
+def _render_pdfs(jobs: list[PdfJob]) -> list[Path]:
     """One PDF per audience, in worker processes when there is more than one core."""
     workers = _pdf_worker_count(len(jobs))
-    if workers <= 1:
-        return [render.write_pdf(*job) for job in jobs]
+    if not jobs:
+        return []
+    if workers <= 1 and _main_thread():
+        return [_pdf_job(job) for job in jobs]
+    # Off the main thread (the scheduler) a PDF renders in a worker process even alone:
+    # only a process's main thread can have the alarm that enforces pdf_timeout_s.
     ctx = _pdf_workers()
     # Longest documents first, so the two workers finish close together.
     ordered = sorted(jobs, key=lambda job: len(job[0]), reverse=True)
-    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+    # The workers die with the build (see _die_with_parent): a build killed during this
+    # stage leaves no worker behind to replace a later build's PDFs.
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_die_with_parent,
+                             initargs=(os.getpid(),)) as pool:
         done = dict(zip([job[2] for job in ordered], pool.map(_pdf_job, ordered)))
     return [done[job[2]] for job in jobs]
 
 
-def _pdf_job(job: tuple[str, Path, Path, list[Path]]) -> Path:
-    return render.write_pdf(*job)
+def _pdf_job(job: PdfJob) -> Path:
+    html, base_dir, target, roots, owner, timeout = job
+    if not timeout or not _main_thread():
+        return render.write_pdf(html, base_dir, target, roots, owner=owner)
+
+    def expired(*_: object) -> None:
+        raise PdfTimeout(f"The {target.stem} PDF took longer than {timeout:g} s to render "
+                         f"and was stopped (pdf_timeout_s in the config); its HTML version "
+                         f"is {base_dir / (target.stem + '.html')}.")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        return render.write_pdf(html, base_dir, target, roots, owner=owner)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def _die_with_parent(build_pid: int) -> None:
+    """Worker initializer: SIGKILL when the fork server (the worker's parent) dies, and the
+    fork server dies with the build (PR_SET_PDEATHSIG, Linux; elsewhere a no-op)."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)          # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if not os.path.exists(f"/proc/{build_pid}"):   # the build died before prctl ran
+        os._exit(1)
 
 
 def _write_side_files(folder: Path, loaded: Loaded, document: dict[str, Any]) -> list[Path]:
@@ -213,7 +264,7 @@ def _write_side_files(folder: Path, loaded: Loaded, document: dict[str, Any]) ->
                                   json.dumps(document, indent=2, default=str) + "\n")]
     for source, frame in loaded.rejected.items():
         written.append(files.atomic_write(folder / "rejected" / f"{source}.csv",
-                                          frame.to_csv(index=False)))
+                                          neutralise(frame).to_csv(index=False)))
     return written
 
 

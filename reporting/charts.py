@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+
 import io
 import logging
 import textwrap
@@ -44,6 +45,7 @@ THEME = {
 }
 WIDTH = 7.0          # inches: the A4 text width at our margins
 MAX_LABEL = 38
+MAX_BARS = 25        # bars in one bar chart; the title says how many more there are
 
 
 def thousands(x: float, _pos: int | None = None) -> str:
@@ -140,6 +142,10 @@ def _figure(chart: Chart) -> plt.Figure:
         return _empty(chart.title)
     if chart.kind not in KINDS:
         raise ValueError(f"unknown chart kind {chart.kind!r}")
+    if chart.kind in ("barh", "funnel") and len(data) > MAX_BARS:
+        # 5,000 services: the first 25 bars, and the title says how many there are
+        chart = dataclasses.replace(chart, data=data.head(MAX_BARS),
+                                    title=f"{chart.title} (first {MAX_BARS} of {len(data):,})")
     return KINDS[chart.kind](chart)
 
 

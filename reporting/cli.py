@@ -193,11 +193,12 @@ def build_cmd(**kwargs: Any) -> None:
 @entry_point
 def validate_cmd(data_dir: Path | None, config_path: Path | None, verbose: bool) -> None:
     """Check the inputs and print a data-quality table; writes nothing."""
-    from .sources import load_all
+    from .sources import default_time_range, load_all
 
     config = _config(config_path)
     loaded = load_all(Path(data_dir or config.data_dir), config.tz, config.columns,
-                      keep_raw_rejected=False)
+                      keep_raw_rejected=False, time_range=default_time_range(
+                          None, config.earliest_timestamp, config.future_margin_hours))
     table = Table(title="Data quality", title_justify="left")
     for col, just in (("source", "left"), ("file", "left"), ("rows", "right"),
                       ("valid", "right"), ("rejected", "right"), ("status / reasons", "left")):
@@ -311,9 +312,10 @@ def archive_show(period: str, output_dir: Path | None, config_path: Path | None,
                  verbose: bool) -> None:
     """KPIs, files and checksums of one period; flags missing or changed files."""
     from . import formatting
+    from .guard import check_period_id
 
     with _archive(output_dir, config_path) as store:
-        info = store.show(period)
+        info = store.show(check_period_id(period))
     files = Table(title=f"Files of {period} ({info['builds']} builds recorded)",
                   title_justify="left")
     for col in ("audience", "file", "sha256", "size", "built at", "state"):
@@ -374,9 +376,10 @@ def archive_export(fmt: str, out_file: Path | None, output_dir: Path | None,
                    config_path: Path | None, verbose: bool) -> None:
     """The KPI history as one tidy table (period, kpi, value, unit, status) for BI tools."""
     from .files import atomic_write
+    from .safecsv import neutralise
 
     with _archive(output_dir, config_path) as store:
-        table = store.export()
+        table = neutralise(store.export())
         target = out_file or store.output_dir / f"kpi_history.{fmt}"
     if fmt == "csv":
         atomic_write(target, table.to_csv(index=False))
@@ -407,6 +410,8 @@ def send_cmd(period_id: str, audiences: tuple[str, ...], force: bool,
         if not rows:
             raise ReportError(f"The archive in {folder} holds no period yet.")
         period_id = max(rows, key=lambda r: r.end).period_id
+    from .guard import check_period_id
+    check_period_id(period_id)
     check_audiences(audiences, config.audiences)
     if not audiences:   # every configured audience that has a PDF for this period
         audiences = tuple(a for a in config.audiences

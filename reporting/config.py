@@ -14,6 +14,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from .errors import ConfigError
 from .sources import SOURCE_NAMES
 
+# Names that become file and folder names: letters, digits, "_" and "-", no dots or
+# slashes, so "../../x" can never name a path (issue 18).
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,10 @@ class Config:
     data_dir: Path = Path("data")
     output_dir: Path = Path("output")
     lock_timeout_s: float = 600.0
+    top_n: int = 100                   # entities kept per breakdown, incident and archive
+    earliest_timestamp: str = "2000-01-01"
+    future_margin_hours: float = 24.0  # later timestamps than the clock + this: rejected
+    pdf_timeout_s: float = 300.0       # one audience's PDF; then the build stops
     thresholds: Thresholds = field(default_factory=Thresholds)
     columns: dict[str, dict[str, str]] = field(default_factory=dict)
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
@@ -139,7 +146,8 @@ class Config:
         """Validate a parsed TOML document; unknown keys are an error that names them."""
         where = str(source or "config")
         top = {"timezone", "data_dir", "output_dir", "lock_timeout_s", "thresholds",
-               "columns", "smtp", "audiences", "scheduler", "currency", "funnel"}
+               "columns", "smtp", "audiences", "scheduler", "top_n", "earliest_timestamp",
+               "future_margin_hours", "pdf_timeout_s", "currency", "funnel"}
         _no_unknown(raw, top, where, "")
         base = base or Path.cwd()
         kwargs: dict[str, Any] = {"source": source}
@@ -165,6 +173,7 @@ class Config:
             kwargs["funnel"] = _funnel(raw["funnel"], where)
         if "lock_timeout_s" in raw:
             kwargs["lock_timeout_s"] = _number(raw["lock_timeout_s"], where, "lock_timeout_s")
+        kwargs.update(_limits(raw, where))
         kwargs["thresholds"] = _sub(Thresholds, raw.get("thresholds", {}), where, "thresholds")
         kwargs["smtp"] = _sub(SmtpConfig, raw.get("smtp", {}), where, "smtp")
         if kwargs["smtp"].ca_file and not Path(kwargs["smtp"].ca_file).is_absolute():
@@ -188,6 +197,40 @@ class Config:
         data.pop("source", None)
         text = json.dumps(data, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _limits(raw: dict[str, Any], where: str) -> dict[str, Any]:
+    """top_n, the accepted timestamp range and the PDF timeout, checked."""
+    out: dict[str, Any] = {}
+    if "top_n" in raw:
+        n = _number(raw["top_n"], where, "top_n")
+        if n != int(n) or not 1 <= n <= 100_000:
+            raise ConfigError(f"{where}: top_n must be a whole number from 1 to 100000, "
+                              f"not {raw['top_n']!r}.")
+        out["top_n"] = int(n)
+    for key in ("future_margin_hours", "pdf_timeout_s"):
+        if key in raw:
+            out[key] = _number(raw[key], where, key)
+            lowest_ok = out[key] > 0 if key == "pdf_timeout_s" else out[key] >= 0
+            if not lowest_ok:
+                raise ConfigError(f"{where}: {key} must be "
+                                  f"{'more than' if key == 'pdf_timeout_s' else 'at least'} 0, "
+                                  f"not {raw[key]!r}.")
+    if "earliest_timestamp" in raw:
+        text = str(raw["earliest_timestamp"])
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text) or not "1900" <= text <= "2200":
+            raise ConfigError(f"{where}: earliest_timestamp must be a date such as "
+                              f"2000-01-01, not {raw['earliest_timestamp']!r}.")
+        out["earliest_timestamp"] = text
+    return out
+
+
+def check_name(name: str, what: str) -> str:
+    """An audience name or similar that will name files: letters, digits, _ and -."""
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        raise ConfigError(f"{what} {str(name)[:80]!r} is not a valid name: use letters, "
+                          "digits, '_' and '-' (at most 64), no dots, slashes or spaces.")
+    return name
 
 
 def _no_unknown(raw: dict[str, Any], allowed: set[str], where: str, prefix: str) -> None:
@@ -255,6 +298,7 @@ def _audiences(raw: dict[str, Any], where: str) -> dict[str, Audience]:
     result = dict(DEFAULT_AUDIENCES)
     allowed = {"title", "sections", "recipients", "schedule", "period", "template", "compact"}
     for name, table in raw.items():
+        check_name(name, f"{where}: audience")
         _no_unknown(table, allowed, where, f"audiences.{name}.")
         base = result.get(name) or Audience(name, name.replace("_", " ").title(),
                                             ("overview", "insights", "data_quality"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
@@ -29,8 +29,6 @@ LABELS = {
     "system_metrics": "System metrics",
 }
 USUAL_SHARE = 0.5        # a bin is expected when its kind has rows this often
-FUTURE_MARGIN = pd.Timedelta(days=1)   # design.md `future_margin`; rows past it are rejected
-                                       # by validation (issue 18), and never set `latest`
 
 
 @dataclass(frozen=True)
@@ -153,20 +151,16 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period) -> Coverage:
     return Coverage(period, out)
 
 
-def last_complete_day(frames: Mapping[str, pd.DataFrame], tz: Any,
-                      now: datetime | None = None) -> date | None:
+def last_complete_day(frames: Mapping[str, pd.DataFrame], tz: Any) -> date | None:
     """The last day the data covers to its end, in zone `tz`: the newest day on which
     some source reaches the hour its days usually end in (the median of its daily last
-    hours). A day that holds only the first hour of data is not reported as a whole day,
-    and a time more than FUTURE_MARGIN after the build's clock (`now`) never moves it."""
+    hours). A day that holds only the first hour of data is not reported as a whole day.
+    (Times past the build's clock + `future_margin_hours` are rejected rows by then.)"""
     best: date | None = None
     newest: date | None = None
-    horizon = pd.Timestamp(now or datetime.now(tz))
-    horizon = (horizon.tz_localize(tz) if horizon.tzinfo is None else horizon) + FUTURE_MARGIN
     for name, frame in frames.items():
         col = SPECS[name].time
         times = frame[col].dropna().dt.tz_convert(tz) if col in frame else None
-        times = times[times <= horizon] if times is not None else None
         if times is None or times.empty:
             continue
         last = times.max()

@@ -27,6 +27,7 @@ from .audience import audience_view
 from .config import Audience, Config, SmtpConfig
 from .errors import DeliveryError, ReportError
 from .files import atomic_write, report_folder
+from .guard import inside
 
 log = logging.getLogger(__name__)
 OUTBOX = "(outbox)"          # the recipient recorded for a message written to the outbox
@@ -241,7 +242,7 @@ def deliver(config: Config, output_dir: Path, period_id: str, audiences: Iterabl
     with Archive(output_dir) as store:
         for name in audiences:
             audience = config.audiences[name]
-            pdf = folder / f"{name}.pdf"
+            pdf = inside(output_dir, folder / f"{name}.pdf")
             if not pdf.exists():
                 raise ReportError(f"{pdf} does not exist: build the PDF before sending.")
             _same_build(folder, pdf, document)

@@ -9,7 +9,9 @@ bug and stays a traceback (shown with --verbose). The whole tree:
     ├── PeriodError          a --period value of none of the accepted forms
     ├── DeliveryError        exit 1: mail not delivered (the reports themselves exist)
     ├── NoDataError          exit 1: the data does not reach the period; nothing was built
-    └── LockTimeout          exit 1: another build held the output folder too long
+    ├── LockTimeout          exit 1: another build held the output folder too long
+    ├── PdfTimeout           exit 1: a PDF took longer than pdf_timeout_s to render
+    └── NotOwner             exit 1: a PDF outlived its build; a newer build owns the folder
 
 Errors of libraries (SQLite, SMTP, WeasyPrint) become one of these where they are
 called, with a sentence that says what to do.
@@ -50,5 +52,17 @@ class NoDataError(ReportError):
 class LockTimeout(ReportError):
     """Another build kept the output folder locked longer than `lock_timeout_s`
     (exit code 1: nothing is wrong with the input; try again later)."""
+
+    exit_code = 1
+
+
+class PdfTimeout(ReportError):
+    """A PDF took longer than `pdf_timeout_s` to render (exit code 1)."""
+
+    exit_code = 1
+
+
+class NotOwner(ReportError):
+    """A PDF worker outlived its build: the file it made is not put in place (exit 1)."""
 
     exit_code = 1

@@ -12,8 +12,10 @@ log = logging.getLogger(__name__)
 
 
 def report_folder(output_dir: Path, period_id: str) -> Path:
-    """`<output>/reports/<period id>`: one period's PDFs, HTML, kpis.json and manifest."""
-    return Path(output_dir) / "reports" / period_id
+    """`<output>/reports/<period id>`: one period's PDFs, HTML, kpis.json and manifest; a
+    period id that is not one (`../../x`) is one sentence, never a path."""
+    from .guard import check_period_id, inside   # guard writes through this module
+    return inside(output_dir, Path(output_dir) / "reports" / check_period_id(period_id))
 
 
 @contextmanager

@@ -119,9 +119,35 @@ def _mean(pos: np.ndarray, values: np.ndarray, samples: np.ndarray) -> np.ndarra
 
 
 def _by(column: pd.Series) -> list[tuple[str, np.ndarray]]:
-    """(name, row mask) per distinct value of a column."""
+    """(name, row positions) per distinct value of a column, from one sort of its codes
+    (memory O(rows), not rows x names)."""
     codes, labels = codes_of(column)
-    return [(str(name), codes == i) for i, name in enumerate(labels)]
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(labels) + 1))
+    return [(str(name), order[bounds[i]:bounds[i + 1]]) for i, name in enumerate(labels)
+            if bounds[i + 1] > bounds[i]]
+
+
+OTHER = "other"
+ENTITY_COLUMNS = {"api_logs": "service_name", "page_load_times": "page_url",
+                  "support_tickets": "issue_type", "system_metrics": "service_name"}
+
+
+def top_entities(column: pd.Series, top_n: int) -> pd.Series:
+    """The column with every value outside the `top_n` most frequent folded into "other":
+    incidents judge (and the archive keeps) at most `top_n` + 1 entities per signal."""
+    codes, labels = codes_of(column)
+    if len(labels) <= top_n:
+        return column
+    counts = np.bincount(codes[codes >= 0], minlength=len(labels))
+    keep = np.sort(np.argsort(-counts, kind="stable")[:top_n])
+    new = np.full(len(labels), len(keep), dtype=np.int64)     # the rest: "other"
+    new[keep] = np.arange(len(keep))
+    names = [str(labels[i]) for i in keep]
+    other = OTHER if OTHER not in names else f"{OTHER} ({len(labels) - top_n:,})"
+    mapped = np.where(codes >= 0, new[np.maximum(codes, 0)], -1)
+    return pd.Series(pd.Categorical.from_codes(mapped, names + [other]), index=column.index,
+                     name=column.name)
 
 
 def _api(f: pd.DataFrame, pos: np.ndarray, n: int) -> list[Signal]:
@@ -129,14 +155,14 @@ def _api(f: pd.DataFrame, pos: np.ndarray, n: int) -> list[Signal]:
     status = f["status_code"].to_numpy()
     rt = f["response_time_ms"].to_numpy(dtype=float)
     for service, mine in _by(f["service_name"]):
-        p = np.where(mine, pos, -1)
+        p = pos[mine]
         req = _count(p, n)
-        err = _count(p, n, (status >= 500).astype(float))
+        err = _count(p, n, (status[mine] >= 500).astype(float))
         with np.errstate(invalid="ignore", divide="ignore"):
             rate = np.where(req > 0, err / np.maximum(req, 1), np.nan)
         out += [Signal("api.requests", service, "traffic", req, req, "count"),
                 Signal("api.server_error_rate", service, "ratio", rate, req, "ratio"),
-                Signal("api.p95_ms", service, "level", _grouped_quantile(p, rt, n, 0.95),
+                Signal("api.p95_ms", service, "level", _grouped_quantile(p, rt[mine], n, 0.95),
                        req, "ms")]
     return out
 
@@ -145,8 +171,9 @@ def _pages(f: pd.DataFrame, pos: np.ndarray, n: int) -> list[Signal]:
     lt = f["load_time_ms"].to_numpy(dtype=float)
     out = []
     for page, mine in _by(f["page_url"]):
-        p = np.where(mine, pos, -1)
-        out.append(Signal("pages.p75_load_ms", page, "level", _grouped_quantile(p, lt, n, 0.75),
+        p = pos[mine]
+        out.append(Signal("pages.p75_load_ms", page, "level",
+                          _grouped_quantile(p, lt[mine], n, 0.75),
                           _count(p, n), "ms"))
     return out
 
@@ -173,7 +200,7 @@ def _feedback(f: pd.DataFrame, pos: np.ndarray, n: int) -> list[Signal]:
 def _tickets(f: pd.DataFrame, pos: np.ndarray, n: int) -> list[Signal]:
     out = []
     for issue, mine in _by(f["issue_type"]):
-        count = _count(np.where(mine, pos, -1), n)
+        count = _count(pos[mine], n)
         out.append(Signal("support.new_tickets", issue, "count", count, count, "count"))
     return out
 
@@ -185,14 +212,14 @@ def _system(f: pd.DataFrame, pos: np.ndarray, n: int) -> list[Signal]:
         if "healthy" in f else None
     out = []
     for service, mine in _by(f["service_name"]):
-        p = np.where(mine, pos, -1)
+        p = pos[mine]
         samples = _count(p, n)
-        out += [Signal("system.cpu_pct", service, "pct", _mean(p, cpu, samples), samples,
+        out += [Signal("system.cpu_pct", service, "pct", _mean(p, cpu[mine], samples), samples,
                        "pct"),
-                Signal("system.memory_pct", service, "pct", _mean(p, memory, samples),
+                Signal("system.memory_pct", service, "pct", _mean(p, memory[mine], samples),
                        samples, "pct")]
         if failed is not None:
-            fails = _count(p, n, failed)
+            fails = _count(p, n, failed[mine])
             out.append(Signal("system.failed_probes", service, "count", fails, fails, "count"))
     return out
 
@@ -202,15 +229,20 @@ SIGNALS = {"api_logs": _api, "page_load_times": _pages, "cart_abandonment": _car
            "support_tickets": _tickets, "system_metrics": _system}
 
 
-def signals(frames: Mapping[str, pd.DataFrame], hours: pd.DatetimeIndex) -> list[Signal]:
+def signals(frames: Mapping[str, pd.DataFrame], hours: pd.DatetimeIndex,
+            top_n: int | None = None) -> list[Signal]:
     """Every hourly signal the present sources give; hours before a source's first event
-    are unknown (NaN), not zero."""
+    are unknown (NaN), not zero. Per-entity signals cover the `top_n` busiest entities
+    and "other"."""
     n = len(hours)
     out: list[Signal] = []
     for source, make in SIGNALS.items():
         frame = frames.get(source)
         if frame is None or not len(frame):
             continue
+        if top_n and source in ENTITY_COLUMNS:
+            col = ENTITY_COLUMNS[source]
+            frame = frame.assign(**{col: top_entities(frame[col], top_n)})
         times = frame[TIME_COLUMNS[source]]
         first = max(0, int(hours.searchsorted(times.min(), side="right")) - 1)
         out += [_unknown_before(sig, first) for sig in make(frame, _slot(times, hours), n)]
@@ -356,7 +388,7 @@ def windows(flagged: np.ndarray) -> list[tuple[int, int]]:
 
 
 def detect(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
-           tz: Any = None, history: pd.DataFrame | None = None
+           tz: Any = None, history: pd.DataFrame | None = None, top_n: int | None = None
            ) -> tuple[list[dict[str, Any]], pd.DatetimeIndex, list[Signal], np.ndarray]:
     """Incidents of the period, most costly first, with the hour grid and signals.
     `history` (archived hourly values, see `archive_rows`) fills the weeks that the
@@ -367,7 +399,7 @@ def detect(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
     hours = grid(period, frames, history_from=history_from)
     if len(hours) == 0:
         return [], hours, [], np.zeros((0, 0), bool)
-    sigs = with_history(signals(frames, hours), hours, history)
+    sigs = with_history(signals(frames, hours, top_n), hours, history)
     in_period = np.asarray((hours >= period.start) & (hours < period.end))
     judged = np.flatnonzero(in_period)     # the weeks before are baseline only
     zs, medians = [], []
@@ -476,14 +508,14 @@ def label(row: Mapping[str, Any]) -> str:
 
 
 def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
-            history: pd.DataFrame | None = None
+            history: pd.DataFrame | None = None, top_n: int | None = None
             ) -> tuple[Section, list[dict[str, Any]], pd.DataFrame]:
     """The incidents section, the incidents for kpis.json, and the period's hourly
     signal values for the archive."""
     if not frames:
         return (Section(NAME, TITLE, "no data", "No data to look for incidents in."), [],
                 archive_rows([], pd.DatetimeIndex([], tz="UTC"), period))
-    found, hours, sigs, flags = detect(frames, period, t, history=history)
+    found, hours, sigs, flags = detect(frames, period, t, history=history, top_n=top_n)
     tz = period.start.tz
     in_period = np.asarray((hours >= period.start) & (hours < period.end))
     timeline = _timeline(hours[in_period], sigs, in_period, found, tz)

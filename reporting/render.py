@@ -21,6 +21,7 @@ from . import formatting, glossary, sections
 from .audience import audience_view
 from .config import Audience, Thresholds
 from .files import atomic_write
+from .guard import write_if_owner
 from .kpis.base import KPI, Section, Table
 from .periods import Period
 
@@ -66,7 +67,7 @@ def table_view(t: Table, headers: Mapping[str, str], max_rows: int = 15) -> dict
     rows = []
     for rec in frame.itertuples(index=False, name=None):   # at most `max_rows` rows
         rows.append([{"v": _cell(v), "u": u} for v, u in zip(rec, units)])
-    return {"title": t.title, "note": t.note,
+    return {"title": t.title, "note": t.note, "more": max(0, len(t.frame) - max_rows),
             "columns": [{"name": headers.get(c, c.replace("_", " ").capitalize()),
                          "numeric": u not in TEXT_UNITS and u not in ("datetime", "date"),
                          "wide": c in ("comment", "endpoint", "page_url", "theme")}
@@ -74,9 +75,24 @@ def table_view(t: Table, headers: Mapping[str, str], max_rows: int = 15) -> dict
             "rows": rows}
 
 
+DISPLAY_CHARS = 300   # a table cell's text is cut here (the full text stays in kpis.json
+                      # and the rejected files): a 5,000-character comment stalled the PDF
+
+
+def cut(text: str, limit: int = DISPLAY_CHARS) -> str:
+    """`text` shortened to `limit` characters with "…", at a space when one is near."""
+    if len(text) <= limit:
+        return text
+    head = text[:limit - 1]
+    space = head.rfind(" ")
+    return (head[:space] if space > limit * 0.8 else head).rstrip() + "…"
+
+
 def _cell(v: Any) -> Any:
     if v is None or (isinstance(v, float) and pd.isna(v)) or v is pd.NaT:
         return None
+    if isinstance(v, str):
+        return cut(v)
     if isinstance(v, pd.Timestamp):
         return v.to_pydatetime()
     return v.item() if hasattr(v, "item") and not isinstance(v, str) else v
@@ -238,13 +254,17 @@ def fetcher(roots: Iterable[Path]) -> Any:
     return _fetcher_class()(roots)
 
 
-def write_pdf(html: str, base_dir: Path, target: Path, roots: Iterable[Path]) -> Path:
-    """Render `html` to `target`, resolving relative URLs against `base_dir`."""
+def write_pdf(html: str, base_dir: Path, target: Path, roots: Iterable[Path],
+              owner: tuple[Path, str] | None = None) -> Path:
+    """Render `html` to `target`, resolving relative URLs against `base_dir`; with `owner`
+    (output folder, build id) only while that build still owns the folder."""
     from weasyprint import HTML
 
     doc = HTML(string=html, base_url=base_dir.resolve().as_uri() + "/",
                url_fetcher=fetcher(roots))
     # Tagged and archival: structure tree, /Lang from <html lang>, title and XMP metadata,
     # each <img alt> as the figure's /Alt.
-    atomic_write(target, doc.write_pdf(attachments=[], pdf_variant=PDF_VARIANT))
-    return target
+    data = doc.write_pdf(attachments=[], pdf_variant=PDF_VARIANT)
+    if owner is not None:
+        return write_if_owner(target, data, *owner)
+    return atomic_write(target, data)

@@ -59,7 +59,7 @@ def domain(module: ModuleType, headers: Mapping[str, str] | None = None,
 def _incidents(frames: Mapping[str, pd.DataFrame], ctx: BuildContext,
                earlier: Mapping[str, Section]) -> Section:
     section, found, signal_rows = incidents.compute(frames, ctx.period, ctx.thresholds,
-                                               ctx.signal_history)
+                                                    ctx.signal_history, top_n=ctx.config.top_n)
     return dataclasses.replace(section, document={"incidents": found}, signals=signal_rows)
 
 

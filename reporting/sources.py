@@ -5,14 +5,19 @@ required column raises `SourceError`; an absent file is "no data".
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import logging
+import os
+import re
+import stat
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -126,7 +131,8 @@ def find_file(data_dir: Path, name: str) -> Path | None:
 
 
 def load_all(data_dir: Path, tz: ZoneInfo, mappings: dict[str, dict[str, str]] | None = None,
-             *, keep_raw_rejected: bool = True) -> Loaded:
+             *, keep_raw_rejected: bool = True,
+             time_range: tuple[pd.Timestamp, pd.Timestamp] | None = None) -> Loaded:
     """Load every source in `data_dir`; a broken source is recorded, the others still load."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
@@ -140,8 +146,10 @@ def load_all(data_dir: Path, tz: ZoneInfo, mappings: dict[str, dict[str, str]] |
             if path is None:
                 q.message = f"no {name}.csv or {name}.parquet in {data_dir}"
                 continue
+            check_input(path, [data_dir])
             frame, bad = load_source(path, spec, tz, (mappings or {}).get(name, {}), q,
-                                     keep_raw_rejected=keep_raw_rejected)
+                                     keep_raw_rejected=keep_raw_rejected,
+                                     time_range=time_range)
         except SourceError as exc:
             q.status, q.message = "error", str(exc)
             log.warning("%s", exc)
@@ -153,8 +161,9 @@ def load_all(data_dir: Path, tz: ZoneInfo, mappings: dict[str, dict[str, str]] |
 
 
 def load_source(path: Path, spec: Spec, tz: ZoneInfo, mapping: dict[str, str] | None = None,
-                quality: Quality | None = None, *,
-                keep_raw_rejected: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+                quality: Quality | None = None, *, keep_raw_rejected: bool = True,
+                time_range: tuple[pd.Timestamp, pd.Timestamp] | None = None
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read and validate one file; return (valid rows, rejected raw rows with `reason`)."""
     q = quality or Quality(spec.name)
     started = time.perf_counter()
@@ -168,8 +177,11 @@ def load_source(path: Path, spec: Spec, tz: ZoneInfo, mapping: dict[str, str] | 
         raise SourceError(
             f"{path} has no column {', '.join(repr(c) for c in missing)} "
             f"(required: {', '.join(spec.required)}); columns found: "
-            f"{', '.join(repr(c) for c in found) or 'none'}.")
+            f"{describe_columns(found)}.")
     raw = _read(path, list(rename), spec, rename)
+    malformed = raw.attrs.pop("malformed", [])      # lines with the wrong number of fields
+    fixes = raw.attrs.pop("fixes", {})              # bytes replaced, long lines dropped
+    replaced = fixes.get("replace", False)
     pa.default_memory_pool().release_unused()   # the parser's scratch buffers, back to the OS
     # Hash and dictionary-encode on both cores (hashlib and pyarrow release the GIL);
     # during the read itself pyarrow already keeps both cores busy.
@@ -180,19 +192,27 @@ def load_source(path: Path, spec: Spec, tz: ZoneInfo, mapping: dict[str, str] | 
             raw[col] = encoded
         raw.columns = [rename[c] for c in raw.columns]
         frame, codes, labels = _validate(raw, spec, tz)
+        if replaced:
+            flag_replaced(raw, codes, labels)
+        reject_out_of_range(frame, spec, codes, labels, time_range or default_time_range())
         q.sha256 = digest.result()
     bad_mask = codes > 0
     counts = np.bincount(codes, minlength=len(labels) + 1)
-    q.status, q.rows = "loaded", len(raw)
+    q.status, q.rows = "loaded", len(raw) + len(malformed)
     q.valid = int(counts[0])
     q.rejected = {label: int(counts[i + 1]) for i, label in enumerate(labels) if counts[i + 1]}
+    for line in malformed:
+        q.rejected[line["reason"]] = q.rejected.get(line["reason"], 0) + 1
     if bad_mask.any():
-        bad = _raw_rows(path, np.flatnonzero(bad_mask), found) if keep_raw_rejected \
+        bad = _raw_rows(path, np.flatnonzero(bad_mask), found,
+                        [m["row"] for m in malformed], fixes) if keep_raw_rejected \
             else raw.loc[bad_mask].reset_index(drop=True)
         bad["reason"] = np.array(labels, dtype=object)[codes[bad_mask] - 1]
         frame = frame.loc[~bad_mask].reset_index(drop=True)
     else:
         bad = pd.DataFrame()
+    if malformed:
+        bad = malformed_rows(bad, malformed, found)
     q.seconds = time.perf_counter() - started
     log.info("loaded %s: %d rows, %d valid, %d rejected in %.2f s",
              path.name, q.rows, q.valid, q.rows - q.valid, q.seconds)
@@ -215,11 +235,19 @@ def _header(path: Path) -> list[str]:
             return list(pq.read_schema(path).names)
         except Exception as exc:  # pyarrow raises several types for a corrupt file
             raise SourceError(f"{path} is not a readable Parquet file ({exc}).") from None
+    # A 200 KB column name is odd but harmless (it is ignored); the csv module's own
+    # limit of 128 KiB would otherwise fail the source.
+    csv.field_size_limit(max(csv.field_size_limit(), HEADER_FIELD_LIMIT))
     try:
-        with open(path, encoding="utf-8-sig", newline="") as fh:
+        with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
             return next(csv.reader(fh), [])
-    except UnicodeDecodeError:
-        raise SourceError(f"{path} is not UTF-8 text; export it as UTF-8 CSV.") from None
+    except csv.Error:    # a field beyond the csv module's 128 KiB limit
+        raise SourceError(f"{path}: the first line has a field longer than "
+                          f"{csv.field_size_limit() // 1024} KiB; the first line must hold "
+                          "the column names.") from None
+
+
+HEADER_FIELD_LIMIT = 16 << 20
 
 
 def _column_map(found: list[str], spec: Spec, mapping: dict[str, str]) -> dict[str, str]:
@@ -246,19 +274,38 @@ def _read(path: Path, usecols: list[str], spec: Spec, rename: dict[str, str]) ->
         dtype = {raw: "str" for raw in usecols if rename[raw] not in numeric_or_time}
         options = dict(engine="pyarrow", usecols=usecols, keep_default_na=False,
                        na_values=[""], dtype_backend="pyarrow")
+        malformed: list[str] = []
+        options["on_bad_lines"] = lambda row: malformed.append(row.text) or "skip"
+        source: Path | IO[bytes] = path
+        fixes = {"replace": False, "drop_long": False}
+        dropped: list[int] = []
         try:
             frame = pd.read_csv(path, dtype=dtype, **options)
         except pd.errors.EmptyDataError:
             return pd.DataFrame({c: pd.Series(dtype="str") for c in usecols})
         except (ValueError, TypeError, NotImplementedError, pa.ArrowException) as first:
             # A column pyarrow typed from its first block and could not finish typing:
-            # read everything as text and let validation judge each row.
+            # read everything as text and let validation judge each row. Bytes that are
+            # not UTF-8 are replaced, and lines of megabytes dropped, when they are why.
             log.info("%s: typed read failed (%s); reading as text", path.name, first)
-            try:
-                frame = pd.read_csv(path, dtype="str", **options)
-            except Exception as exc:  # pyarrow.lib.ArrowInvalid and friends: a malformed CSV
-                raise SourceError(f"{path} could not be read as CSV: "
-                                  f"{str(exc).rstrip('.')}.") from None
+            error: Exception = first
+            while True:
+                fix = _fix_for(error)
+                if fix and not fixes[fix]:
+                    fixes[fix] = True
+                    source, dropped = prepared_csv(path, **fixes)
+                malformed.clear()
+                try:
+                    frame = pd.read_csv(source, dtype="str", **options)
+                    break
+                except Exception as exc:  # pyarrow.lib.ArrowInvalid and friends
+                    again = _fix_for(exc)
+                    if again is None or fixes[again]:
+                        raise SourceError(unreadable_csv(path, exc)) from None
+                    error = exc
+            frame.attrs["fixes"] = fixes
+        if malformed or dropped:
+            frame.attrs["malformed"] = malformed_lines(source, malformed, dropped)
     return frame
 
 
@@ -441,16 +488,236 @@ def _localize(s: pd.Series, zone: str) -> pd.Series:
                             ambiguous=np.ones(len(s), dtype=bool))
 
 
-def _raw_rows(path: Path, positions: np.ndarray, found: list[str]) -> pd.DataFrame:
-    """The rejected rows exactly as written, every column as text, plus their row number."""
+def _raw_rows(path: Path, positions: np.ndarray, found: list[str],
+              skipped: list[int] | None = None, fixes: dict[str, bool] | None = None
+              ) -> pd.DataFrame:
+    """The rejected rows exactly as written, every column as text, plus their row number
+    (`skipped`: the numbers of malformed lines, which are not among the rows)."""
     if path.suffix == ".parquet":
         table = pd.read_parquet(path)
         bad = table.iloc[positions].astype("str")
         first = 1
     else:
-        table = pd.read_csv(path, engine="pyarrow", dtype="str", keep_default_na=False,
-                            na_values=[])
+        source = prepared_csv(path, **fixes)[0] if fixes and any(fixes.values()) else path
+        table = pd.read_csv(source, engine="pyarrow",
+                            dtype="str", keep_default_na=False, na_values=[],
+                            on_bad_lines="skip")
         bad = table.iloc[positions].copy()
         first = 2    # the header is row 1, as in a spreadsheet
-    bad.insert(0, "row", positions + first)
+    rows = positions + first
+    if skipped:      # a malformed line before a row moves it one line down
+        gaps = np.sort(np.asarray(skipped)) - first - np.arange(len(skipped))
+        rows = rows + np.searchsorted(gaps, positions, side="right")
+    bad.insert(0, "row", rows)
     return bad.reset_index(drop=True)
+
+
+# --- hostile input (issue 18): what a file may not do to a build ------------------------
+
+MESSAGE_NAMES = 12        # column names quoted in an error, at most
+MESSAGE_NAME_CHARS = 40   # characters of each, at most
+
+
+def check_input(path: Path, roots: list[Path]) -> Path:
+    """`path` when it is a regular file inside one of `roots` once links are resolved;
+    a link to /etc/shadow or /proc/self/environ, a device or a pipe is refused."""
+    real = Path(os.path.realpath(path))
+    try:
+        mode = os.stat(real).st_mode
+    except OSError as exc:
+        raise SourceError(f"{path} cannot be read ({exc.strerror}).") from None
+    if not stat.S_ISREG(mode):
+        raise SourceError(f"{path} is not a regular file; inputs must be plain files.")
+    if not any(real.is_relative_to(os.path.realpath(r)) for r in roots):
+        raise SourceError(f"{path} links to a file outside the data folder; inputs must be "
+                          "files inside it (copy the file there instead of linking).")
+    return real
+
+
+def describe_columns(found: list[str]) -> str:
+    """A bounded, printable list of column names for an error message: never a file's
+    raw content (a secret read as a 'header' stays out of logs, kpis.json and mail)."""
+    if not found:
+        return "none"
+    shown = []
+    for name in found[:MESSAGE_NAMES]:
+        clean = re.sub(r"[^\w .:/()-]", "?", name.strip())
+        shown.append(repr(clean if len(clean) <= MESSAGE_NAME_CHARS
+                          else clean[:MESSAGE_NAME_CHARS - 1] + "…"))
+    more = len(found) - MESSAGE_NAMES
+    return ", ".join(shown) + (f" and {more:,} more" if more > 0 else "")
+
+
+def unreadable_csv(path: Path, exc: Exception) -> str:
+    """One sentence for a CSV that cannot be parsed at all."""
+    text = str(exc)
+    if "straddling" in text or "block size" in text:
+        return (f"{path} has a line of many megabytes, longer than the CSV reader's block; "
+                "no export row is that long: find it with `awk 'length > 1000000 "
+                "{print NR}' FILE` and fix or remove it.")
+    return f"{path} could not be read as CSV: {text[:200].rstrip('.')}."
+
+
+LONG_LINE = 1 << 20     # a line longer than this (1 MiB) is a rejected row, not read
+
+
+def _fix_for(exc: Exception) -> str | None:
+    """Which repair lets pyarrow read the file after `exc`: "replace" (bytes that are not
+    UTF-8), "drop_long" (a line longer than its block), or None."""
+    text = str(exc)
+    if "invalid utf8" in text.lower():
+        return "replace"
+    if "straddling" in text or "block size" in text:
+        return "drop_long"
+    return None
+
+
+def prepared_csv(path: Path, replace: bool = False, drop_long: bool = False
+                 ) -> tuple[IO[bytes], list[int]]:
+    """The file's bytes without lines longer than LONG_LINE (`drop_long`; their line
+    numbers are returned) and with bytes that are not UTF-8 replaced by U+FFFD
+    (`replace`), streamed into a temporary file (memory up to 64 MiB, then disk); a long
+    line is never held in memory whole."""
+    out: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=64 << 20)
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace") if replace else None
+
+    def emit(data: bytes | bytearray) -> None:
+        out.write(decoder.decode(bytes(data)).encode("utf-8") if decoder else data)
+
+    dropped: list[int] = []
+    line, current, skipping = 1, bytearray(), False
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            if not drop_long:
+                emit(chunk)
+                continue
+            start = 0
+            while start <= len(chunk):
+                nl = chunk.find(b"\n", start)
+                end = len(chunk) if nl < 0 else nl + 1
+                if not skipping:
+                    current += chunk[start:end]
+                    if len(current) > LONG_LINE:
+                        if line == 1:
+                            raise SourceError(f"{path}: the first line is longer than "
+                                              "1 MiB; it must hold the column names.")
+                        skipping, current = True, bytearray()
+                if nl < 0:
+                    break
+                if skipping:
+                    dropped.append(line)
+                else:
+                    emit(current)
+                skipping, current, line, start = False, bytearray(), line + 1, nl + 1
+    if skipping:
+        dropped.append(line)
+    elif current:
+        emit(current)
+    if decoder:
+        out.write(decoder.decode(b"", final=True).encode("utf-8"))
+    out.seek(0)
+    return out, dropped
+
+
+REASON_REPLACED = "not UTF-8 (bytes replaced with �)"
+
+
+def flag_replaced(raw: pd.DataFrame, codes: np.ndarray, labels: list[str]) -> None:
+    """Reject (with a reason) the rows where undecodable bytes were replaced."""
+    hit = np.zeros(len(raw), dtype=bool)
+    for col in raw.columns:
+        s = raw[col]
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            bad = s.cat.categories.astype("str").str.contains("\ufffd", regex=False)
+            hit |= np.asarray(bad, dtype=bool)[s.cat.codes.to_numpy()] & (
+                s.cat.codes.to_numpy() >= 0)
+        elif pd.api.types.is_string_dtype(s) or s.dtype == object:
+            hit |= s.astype("str").str.contains("\ufffd", regex=False).to_numpy(
+                dtype=bool, na_value=False)
+    if hit.any():
+        if REASON_REPLACED not in labels:
+            labels.append(REASON_REPLACED)
+        codes[hit & (codes == 0)] = labels.index(REASON_REPLACED) + 1
+
+
+def malformed_lines(source: Path | IO[bytes], texts: list[str],
+                    dropped: list[int] | None = None) -> list[dict[str, Any]]:
+    """Line number, text and reason of each line with the wrong number of fields (a
+    second, single-threaded pass: only pyarrow's serial reader knows line numbers) and
+    of each line too long to read (`dropped`, numbers in the file)."""
+    import pyarrow.csv as pcsv
+
+    found: list[dict[str, Any]] = []
+
+    def handler(row: Any) -> str:
+        found.append({"row": row.number, "text": row.text,
+                      "reason": f"malformed line ({row.actual_columns} of "
+                                f"{row.expected_columns} fields)"})
+        return "skip"
+
+    if not isinstance(source, Path):
+        source.seek(0)
+    reader = pcsv.open_csv(source, read_options=pcsv.ReadOptions(use_threads=False),
+                           parse_options=pcsv.ParseOptions(invalid_row_handler=handler),
+                           convert_options=pcsv.ConvertOptions(
+                               column_types={}, include_columns=[], strings_can_be_null=False))
+    for _ in reader:
+        pass
+    if not isinstance(source, Path):
+        source.seek(0)
+    if texts and not found:
+        found = [{"row": None, "text": t, "reason": "malformed line"} for t in texts]
+    if dropped:      # numbers in the stream without the long lines -> numbers in the file
+        gaps = np.asarray(dropped) - 1 - np.arange(len(dropped))
+        for m in found:
+            if m["row"] is not None:
+                m["row"] += int(np.searchsorted(gaps, m["row"], side="left"))
+        found += [{"row": d, "text": "", "reason": f"line longer than {LONG_LINE >> 20} MiB "
+                                                  "(not read)"} for d in dropped]
+        found.sort(key=lambda m: m["row"] or 0)
+    return found
+
+
+def malformed_rows(bad: pd.DataFrame, malformed: list[dict[str, Any]],
+                   found: list[str]) -> pd.DataFrame:
+    """The malformed lines as rejected rows: their fields in the file's columns (extra
+    fields joined into the last), their line number and reason; in file order."""
+    records = []
+    for m in malformed:
+        fields = next(csv.reader([m["text"]]), [])
+        if len(fields) > len(found):
+            fields = fields[:len(found) - 1] + [",".join(fields[len(found) - 1:])]
+        record = {"row": m["row"], **dict(zip(found, fields)), "reason": m["reason"]}
+        records.append(record)
+    extra = pd.DataFrame(records)
+    out = pd.concat([bad, extra], ignore_index=True) if len(bad) else extra
+    if out["row"].notna().all():
+        out = out.sort_values("row", kind="stable").reset_index(drop=True)
+    return out
+
+
+def default_time_range(now: pd.Timestamp | None = None, earliest: str = "2000-01-01",
+                       future_margin_hours: float = 24.0) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """Timestamps a build accepts: from `earliest` to the build's clock plus the margin."""
+    now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
+    if now.tzinfo is None:
+        now = now.tz_localize("UTC")
+    return (pd.Timestamp(earliest, tz="UTC"), now + pd.Timedelta(hours=future_margin_hours))
+
+
+def reject_out_of_range(frame: pd.DataFrame, spec: Spec, codes: np.ndarray,
+                        labels: list[str], bounds: tuple[pd.Timestamp, pd.Timestamp]) -> None:
+    """Reject rows with a timestamp before the range or after the clock's margin (year 1,
+    9999 or 2262 would break periods, charts and memory); the first failing rule wins."""
+    lo, hi = bounds
+    for col in spec.timestamps:
+        if col not in frame or not len(frame):
+            continue
+        t = frame[col]
+        for mask, text in (((t < lo), f"{col} before {lo:%Y-%m-%d}"),
+                           ((t > hi), f"{col} in the future")):
+            mask = mask.to_numpy(dtype=bool, na_value=False) & (codes == 0)
+            if mask.any():
+                if text not in labels:
+                    labels.append(text)
+                codes[mask] = labels.index(text) + 1

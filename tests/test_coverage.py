@@ -163,14 +163,21 @@ def test_latest_ends_on_the_last_day_covered_to_its_end():
     assert p.id == "2026-W46"
 
 
-def test_a_row_dated_2052_does_not_move_latest():
-    from datetime import datetime
-
-    from reporting.periods import resolve
-    times = every_day("2026-10-19", "2026-11-15", hours=(9, 23))
-    stray = pd.Series([pd.Timestamp("2052-06-01 12:00", tz=UTC)])
-    f = {"api_logs": pd.DataFrame({"timestamp": pd.concat([times, stray])})}
-    now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-    day = coverage.last_complete_day(f, UTC, now)
-    assert f"{day}" == "2026-11-15"
-    assert resolve("latest", UTC, (times.min(), stray.max()), now, day).id == "2026-W46"
+def test_a_row_dated_2052_is_rejected_and_latest_stays(tmp_path):
+    simulate(tmp_path / "data", weeks=1, scale="tiny", seed=3)     # 19 .. 25 Oct: 2026-W43
+    api = next((tmp_path / "data").glob("api_logs.*"))
+    frame = pd.read_parquet(api) if api.suffix == ".parquet" else pd.read_csv(api)
+    stray = frame.iloc[[0]].copy()
+    stray["timestamp"] = "2052-06-01T12:00:00Z"
+    frame["timestamp"] = frame["timestamp"].astype(str)
+    pd.concat([frame, stray]).to_csv(tmp_path / "data" / "api_logs.csv", index=False)
+    if api.suffix != ".csv":
+        api.unlink()
+    out = tmp_path / "out"
+    result = CliRunner().invoke(build_report, ["--data", str(tmp_path / "data"), "--output",
+                                               str(out), "--format", "html", "-a", "it"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads((out / "reports" / "2026-W43" / "kpis.json").read_text())
+    assert doc["period"]["id"] == "2026-W43"
+    [(reason, count)] = doc["data_quality"]["api_logs"]["rejected"].items()
+    assert count == 1 and "future" in reason

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..periods import Period
-from .base import SEVERITY_ORDER, KPI, Insight, Section
+from .base import SEVERITY_ORDER, KPI, Insight, Section, top_entries
 
 
 def with_previous(sections: Mapping[str, Section], archived: Mapping[str, Any]
@@ -70,21 +70,27 @@ def digest(doc: Mapping[str, Any]) -> str:
 
 
 def document(sections: Mapping[str, Section], period: Period,
-             quality: Mapping[str, Any], headline: Mapping[str, list[str]] | None = None
-             ) -> dict[str, Any]:
+             quality: Mapping[str, Any], headline: Mapping[str, list[str]] | None = None,
+             top_n: int | None = None) -> dict[str, Any]:
     """The kpis.json content (README, "kpis.json"): KPIs, breakdowns, ranked insights,
     what sections add at the top level (incidents), data quality and the headline keys
-    of each audience."""
+    of each audience. With `top_n`, each breakdown and the insights keep their first
+    `top_n` entries and count the rest (`<key>_more`, `insights_more`)."""
     every = all_kpis(sections)
+    insights = [i.as_dict() for i in ranked_insights(sections)]
+    more = {}
+    if top_n is not None and len(insights) > top_n:     # ranked: the first matter most
+        insights, more = insights[:top_n], {"insights_more": len(insights) - top_n}
     return {
         "period": {**period.as_dict(), "label": period.label},
         "kpis": {key: k.as_dict() for key, k in every.items()},
         "labels": {key: k.label for key, k in every.items()},
         "sections": {name: {"status": s.status, "message": s.message}
                      for name, s in sections.items()},
-        "breakdowns": {name: dict(s.breakdowns) for name, s in sections.items()
-                       if s.breakdowns},
-        "insights": [i.as_dict() for i in ranked_insights(sections)],
+        "breakdowns": {name: top_entries(dict(s.breakdowns), top_n) if top_n
+                       else dict(s.breakdowns) for name, s in sections.items() if s.breakdowns},
+        "insights": insights,
+        **more,
         "incidents": [],
         **{key: value for s in sections.values() for key, value in s.document.items()},
         "data_quality": {name: q.as_dict() if hasattr(q, "as_dict") else q
