@@ -6,9 +6,11 @@ index upgrades it in place.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
+import os
 import shutil
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
@@ -78,8 +80,38 @@ MIGRATIONS: list[str] = [
     CREATE INDEX signal_hours_hour ON signal_hours (hour);
     CREATE INDEX signal_hours_period ON signal_hours (period_id);
     """,
+    # 4: every delivery attempt is a row of its own (history, and the claim a sender makes
+    #    before talking to the server); a run knows the process that runs it
+    """
+    CREATE TABLE delivery_attempts (
+        id INTEGER PRIMARY KEY,
+        period_id TEXT NOT NULL, audience TEXT NOT NULL, recipient TEXT NOT NULL,
+        message_id TEXT, status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT, updated_at TEXT NOT NULL, pid INTEGER
+    );
+    INSERT INTO delivery_attempts (period_id, audience, recipient, message_id, status,
+        attempts, last_error, updated_at)
+        SELECT period_id, audience, recipient, message_id, status, attempts, last_error,
+        updated_at FROM deliveries ORDER BY id;
+    DROP TABLE deliveries;
+    ALTER TABLE delivery_attempts RENAME TO deliveries;
+    CREATE INDEX deliveries_key ON deliveries (period_id, audience, recipient);
+    ALTER TABLE runs ADD COLUMN pid INTEGER;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def no_space(output_dir: Path) -> ReportError:
+    """The one sentence for a full disk, wherever in a build it struck."""
+    return ReportError(f"No space left on the device holding {output_dir}/; free some space "
+                       "(or prune the archive) and build again: nothing of this build was "
+                       "kept.")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)) or (
+        isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc))
 
 
 @dataclass(frozen=True)
@@ -122,9 +154,20 @@ class Archive:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA busy_timeout=60000")
-        self._migrate()
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA busy_timeout=60000")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            if is_disk_full(exc):
+                raise no_space(self.output_dir) from None
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise
+            raise ReportError(
+                f"{self.path} is not a readable archive index ({exc}); move it aside "
+                f"(mv {self.path} {self.path}.bad): the next build starts a new index, and "
+                "the report folders stay as they are.") from None
 
     def __enter__(self) -> Archive:
         return self
@@ -137,10 +180,12 @@ class Archive:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
+            self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            # A failed COMMIT (disk full) may already have rolled back.
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
             raise
-        self.db.execute("COMMIT")
 
     def _migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
@@ -154,7 +199,11 @@ class Archive:
                 for statement in _statements(MIGRATIONS[number]):
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version = {number + 1}")
-            log.info("archive %s upgraded to schema %d", self.path, number + 1)
+        if version == 0:
+            log.info("archive %s created (schema %d)", self.path, SCHEMA_VERSION)
+        elif version < SCHEMA_VERSION:
+            log.info("archive %s upgraded from schema %d to %d", self.path, version,
+                     SCHEMA_VERSION)
 
     @property
     def version(self) -> int:
@@ -166,39 +215,54 @@ class Archive:
                      files: Mapping[str, Path], kpis: Mapping[str, Mapping[str, Any]],
                      version: str, config_hash: str, inputs: Mapping[str, Any],
                      seconds: float, built_at: str | None = None,
-                     signals: pd.DataFrame | None = None) -> None:
+                     signals: pd.DataFrame | None = None, final: Path | None = None) -> None:
         """One row per audience file, the period, its KPI values and its hourly incident
-        signals (`incidents.archive_rows`), in one transaction."""
+        signals (`incidents.archive_rows`), in one transaction.
+
+        With `final`, `folder` is a staging folder: it replaces `final` inside the
+        transaction, so the files and their rows become visible together or not at all."""
         built_at = built_at or now_iso()
-        with self.transaction() as db:
-            for audience, path in files.items():
-                data = Path(path).read_bytes()
-                db.execute(
-                    "INSERT INTO builds (period_id, period_start, period_end, audience, path,"
-                    " sha256, size, built_at, version, config_hash, inputs, seconds)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (period["id"], period["start"], period["end"], audience,
-                     self._rel(path), hashlib.sha256(data).hexdigest(), len(data), built_at,
-                     version, config_hash, json.dumps(inputs, sort_keys=True), seconds))
-            db.execute("INSERT OR REPLACE INTO periods VALUES (?,?,?,?,?)",
-                       (period["id"], period["start"], period["end"], self._rel(folder),
-                        built_at))
-            db.execute("DELETE FROM kpis WHERE period_id = ?", (period["id"],))
-            for key, k in kpis.items():
-                v = k.get("value")
-                number = v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
-                text = v if isinstance(v, str) else None
-                db.execute("INSERT INTO kpis VALUES (?,?,?,?,?,?,?)",
-                           (period["id"], key, number, text, k.get("unit", ""),
-                            k.get("status"), built_at))
-            if signals is not None:
-                # An hour archived before by another period takes the newer build's value.
-                db.execute("DELETE FROM signal_hours WHERE period_id = ?", (period["id"],))
-                cols = ["signal", "entity", "hour", "value", "events"]
-                db.executemany(
-                    "INSERT OR REPLACE INTO signal_hours VALUES (?,?,?,?,?,?)",
-                    ((sig, ent, int(h), float(v), float(e), period["id"]) for sig, ent, h, v, e
-                     in signals[cols].itertuples(index=False, name=None)))
+        target = Path(final or folder)
+        swapped: list[Path | None] = []
+        try:
+            with self.transaction() as db:
+                for audience, path in files.items():
+                    data = Path(path).read_bytes()
+                    db.execute(
+                        "INSERT INTO builds (period_id, period_start, period_end, audience, path,"
+                        " sha256, size, built_at, version, config_hash, inputs, seconds)"
+                        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                        (period["id"], period["start"], period["end"], audience,
+                         self._rel(target / Path(path).relative_to(folder)),
+                         hashlib.sha256(data).hexdigest(), len(data), built_at,
+                         version, config_hash, json.dumps(inputs, sort_keys=True), seconds))
+                db.execute("INSERT OR REPLACE INTO periods VALUES (?,?,?,?,?)",
+                           (period["id"], period["start"], period["end"], self._rel(target),
+                            built_at))
+                db.execute("DELETE FROM kpis WHERE period_id = ?", (period["id"],))
+                for key, k in kpis.items():
+                    v = k.get("value")
+                    number = v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+                    text = v if isinstance(v, str) else None
+                    db.execute("INSERT INTO kpis VALUES (?,?,?,?,?,?,?)",
+                               (period["id"], key, number, text, k.get("unit", ""),
+                                k.get("status"), built_at))
+                if signals is not None:
+                    # An hour archived before by another period takes the newer build's value.
+                    db.execute("DELETE FROM signal_hours WHERE period_id = ?", (period["id"],))
+                    cols = ["signal", "entity", "hour", "value", "events"]
+                    db.executemany(
+                        "INSERT OR REPLACE INTO signal_hours VALUES (?,?,?,?,?,?)",
+                        ((sig, ent, int(h), float(v), float(e), period["id"]) for sig, ent, h, v, e
+                         in signals[cols].itertuples(index=False, name=None)))
+                if final is not None:
+                    swapped.append(_swap_in(Path(folder), target))
+        except BaseException:
+            if swapped:       # the rows did not commit: the files go back as they were
+                _swap_back(Path(folder), target, swapped[0])
+            raise
+        if swapped and swapped[0] is not None:
+            shutil.rmtree(swapped[0], ignore_errors=True)
 
     def signal_history(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
         """Archived hourly signal values with `start <= hour < end`."""
@@ -217,19 +281,62 @@ class Archive:
         p = Path(rel)
         return p if p.is_absolute() else self.output_dir / p
 
+    # --- deliveries: one row per attempt; the newest row per recipient is its state ----
+
+    def claim(self, period_id: str, audience: str, recipients: Iterable[str], *,
+              force: bool = False) -> tuple[dict[str, int], dict[str, str]]:
+        """Claim recipients for sending, in one transaction, before any SMTP conversation:
+        returns (recipient -> claimed row id, recipient -> why it was not claimed).
+
+        Not claimed: delivered or written at any time (unless `force`), newest attempt
+        "unknown" (the server may have it; unless `force`), or "sending" by a live
+        process. A "sending" row whose process is gone becomes "unknown": it may have
+        reached the server."""
+        claimed, skipped = {}, {}
+        with self.transaction() as db:
+            for r in recipients:
+                row = db.execute("SELECT id, status, pid FROM deliveries WHERE period_id = ?"
+                                 " AND audience = ? AND recipient = ? ORDER BY id DESC LIMIT 1",
+                                 (period_id, audience, r)).fetchone()
+                status = row["status"] if row else None
+                if status == "sending" and not _alive(row["pid"]):
+                    db.execute("UPDATE deliveries SET status = 'unknown', last_error = ?,"
+                               " updated_at = ? WHERE id = ?",
+                               (f"the sending process (pid {row['pid']}) stopped before the "
+                                "server's answer was recorded", now_iso(), row["id"]))
+                    status = "unknown"
+                if status != "sending" and not force and db.execute(
+                        "SELECT 1 FROM deliveries WHERE period_id = ? AND audience = ? AND"
+                        " recipient = ? AND status IN ('delivered', 'written')",
+                        (period_id, audience, r)).fetchone():
+                    status = "delivered"     # once delivered, a later failed --force is history
+                if status == "sending" or (status in ("delivered", "written", "unknown")
+                                           and not force):
+                    skipped[r] = status
+                    continue
+                claimed[r] = db.execute(
+                    "INSERT INTO deliveries (period_id, audience, recipient, status, attempts,"
+                    " updated_at, pid) VALUES (?,?,?,'sending',0,?,?)",
+                    (period_id, audience, r, now_iso(), os.getpid())).lastrowid
+        return claimed, skipped
+
+    def finish_delivery(self, row_id: int, status: str, attempts: int, error: str | None,
+                        message_id: str | None) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE deliveries SET status = ?, attempts = ?, last_error = ?,"
+                       " message_id = ?, updated_at = ? WHERE id = ?",
+                       (status, attempts, error, message_id, now_iso(), row_id))
+
     def record_delivery(self, period_id: str, audience: str, recipient: str,
                         message_id: str | None, status: str, attempts: int,
                         error: str | None) -> None:
+        """One attempt's row, added to the history."""
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO deliveries (period_id, audience, recipient, message_id, status,"
-                " attempts, last_error, updated_at) VALUES (?,?,?,?,?,?,?,?)"
-                " ON CONFLICT (period_id, audience, recipient) DO UPDATE SET"
-                " message_id = excluded.message_id, status = excluded.status,"
-                " attempts = deliveries.attempts + excluded.attempts,"
-                " last_error = excluded.last_error, updated_at = excluded.updated_at",
+                " attempts, last_error, updated_at, pid) VALUES (?,?,?,?,?,?,?,?,?)",
                 (period_id, audience, recipient, message_id, status, attempts, error,
-                 now_iso()))
+                 now_iso(), os.getpid()))
 
     def delivered(self, period_id: str, audience: str) -> set[str]:
         """Recipients that already have this period's message for this audience."""
@@ -239,18 +346,42 @@ class Archive:
         return {r[0] for r in rows}
 
     def deliveries(self, period_id: str | None = None) -> list[dict[str, Any]]:
+        """Every attempt, oldest first."""
         sql = "SELECT * FROM deliveries" + (" WHERE period_id = ?" if period_id else "")
         return [dict(r) for r in self.db.execute(sql + " ORDER BY id",
                                                  (period_id,) if period_id else ())]
 
+    def latest_build(self, period_id: str, audience: str) -> dict[str, Any] | None:
+        row = self._latest_files(period_id).get(audience)
+        return dict(row) if row else None
+
+    # --- scheduled runs ---------------------------------------------------------------
+
     def record_run(self, job_id: str, audience: str, scheduled_for: str | None,
                    started_at: str, finished_at: str | None, status: str,
-                   error: str | None) -> None:
+                   error: str | None) -> int:
         with self.transaction() as db:
-            db.execute("INSERT INTO runs (job_id, audience, scheduled_for, started_at,"
-                       " finished_at, status, error) VALUES (?,?,?,?,?,?,?)",
-                       (job_id, audience, scheduled_for, started_at, finished_at, status,
-                        error))
+            return db.execute(
+                "INSERT INTO runs (job_id, audience, scheduled_for, started_at, finished_at,"
+                " status, error, pid) VALUES (?,?,?,?,?,?,?,?)",
+                (job_id, audience, scheduled_for, started_at, finished_at, status, error,
+                 os.getpid())).lastrowid
+
+    def finish_run(self, run_id: int, status: str, error: str | None) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE id = ?",
+                       (status, error, now_iso(), run_id))
+
+    def interrupt_runs(self, pid: int | None, error: str) -> list[dict[str, Any]]:
+        """Mark as "interrupted" the running rows of `pid` (None: of every process that
+        is gone); returns them."""
+        with self.transaction() as db:
+            rows = [dict(r) for r in db.execute("SELECT * FROM runs WHERE status = 'running'")
+                    if (r["pid"] == pid if pid is not None else not _alive(r["pid"]))]
+            for r in rows:
+                db.execute("UPDATE runs SET status = 'interrupted', error = ?,"
+                           " finished_at = ? WHERE id = ?", (error, now_iso(), r["id"]))
+        return rows
 
     def last_run(self, job_id: str) -> dict[str, Any] | None:
         row = self.db.execute("SELECT * FROM runs WHERE job_id = ? ORDER BY id DESC LIMIT 1",
@@ -341,12 +472,19 @@ class Archive:
         return {"period": dict(period), "files": files, "kpis": kpis, "builds": builds}
 
     def prune(self, keep: int) -> list[str]:
-        """Remove all but the newest `keep` periods: their folders and their rows together."""
+        """Remove all but the newest `keep` periods of each kind (weeks, date ranges, all
+        data): their folders and their rows together."""
         if keep < 0:
             raise ReportError("--keep must be 0 or more.")
         rows = self.db.execute("SELECT period_id, folder FROM periods"
                                " ORDER BY period_start DESC, period_id DESC").fetchall()
-        doomed = rows[keep:]
+        seen: dict[str, int] = {}
+        doomed = []
+        for r in rows:
+            kind = period_kind(r["period_id"])
+            seen[kind] = seen.get(kind, 0) + 1
+            if seen[kind] > keep:
+                doomed.append(r)
         removed = []
         for r in doomed:
             folder = self._abs(r["folder"]) if r["folder"] else None
@@ -371,11 +509,51 @@ class Archive:
     def export(self) -> pd.DataFrame:
         """The KPI history as one tidy table: period, start, end, kpi, value, text, unit,
         status."""
-        return pd.read_sql_query(
+        table = pd.read_sql_query(
             "SELECT k.period_id AS period, p.period_start AS start, p.period_end AS end,"
             " k.key AS kpi, k.value, k.text, k.unit, k.status"
             " FROM kpis k JOIN periods p USING (period_id)"
             " ORDER BY p.period_start, k.key", self.db)
+        for col in ("start", "end"):    # instants, not text, in Parquet and for BI tools
+            table[col] = pd.to_datetime(table[col], utc=True)
+        return table
+
+
+def period_kind(period_id: str) -> str:
+    """"week" (2026-W46), "all", or "range" (2026-11-01_2026-11-30): what --keep counts."""
+    if period_id == "all":
+        return "all"
+    return "week" if "-W" in period_id else "range"
+
+
+def _alive(pid: int | None) -> bool:
+    """Whether a process of this machine still runs (the archive is a local file)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _swap_in(staging: Path, final: Path) -> Path | None:
+    """Put `staging` in the place of `final`; returns where the old folder went."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        shutil.rmtree(old, ignore_errors=True)
+        os.rename(final, old)
+    os.rename(staging, final)
+    return old
+
+
+def _swap_back(staging: Path, final: Path, old: Path | None) -> None:
+    os.rename(final, staging)
+    if old is not None:
+        os.rename(old, final)
 
 
 def _statements(script: str) -> list[str]:

@@ -7,10 +7,12 @@ import logging
 import multiprocessing
 import multiprocessing.forkserver
 import os
+import shutil
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -73,7 +75,9 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
     data_dir, output_dir = Path(data_dir or config.data_dir), Path(output_dir or config.output_dir)
     if fmt != "html" and (_pdf_worker_count(len(names)) > 1 or not _main_thread()):
         _pdf_workers()
-    with archive.build_lock(output_dir, config.lock_timeout_s), \
+    staging: list[Path] = []
+    with _undo_on_failure(output_dir, staging), \
+            archive.build_lock(output_dir, config.lock_timeout_s), \
             archive.Archive(output_dir) as store:
         files.sweep_temporary_files(output_dir / "reports")
         build_id = guard.claim(output_dir)    # a killed build's PDF workers lose the folder
@@ -85,14 +89,14 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
             span = data_span(loaded.frames)
             p = periods.resolve(period, config.tz, span, now,
                                 coverage.last_complete_day(loaded.frames, config.tz))
-            covered = coverage.compute(loaded.frames, p)   # before any KPI: no data, no build
-            coverage.require_some(covered, span)
+            covered = coverage.require_some(coverage.compute(loaded.frames, p), span)
         with stage("context"):
             ctx = BuildContext.read(store, config, p, names, loaded.quality)
         with stage("sections"):
             computed, document = _sections(loaded, ctx, covered)
-        result = BuildResult(p, files.report_folder(output_dir, p.id),
-                             warnings=list(loaded.errors), document=document)
+        final = files.report_folder(output_dir, p.id)
+        staging.append(_stage_copy(final, staging_folder(output_dir, p.id)))
+        result = BuildResult(p, staging[0], warnings=list(loaded.errors), document=document)
         with stage("charts"):
             drawn = charts.draw_all(computed, result.folder / "html" / "charts", covered.days(),
                                     covered.missing_days(sections.sources()))
@@ -109,7 +113,8 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
             result.files.append(_manifest(result.folder, config, loaded, p, names, built_at,
                                           result, stage.timings))
         with stage("archive"):
-            _record(store, config, loaded, result, archived, computed, built_at, stage.timings)
+            _record(store, config, loaded, result, archived, computed, built_at, stage.timings,
+                    final)
     result.timings = stage.timings
     return result
 
@@ -127,6 +132,47 @@ def _sections(loaded: Loaded, ctx: BuildContext, covered: coverage.Coverage
     document["coverage"] = covered.as_dict()
     document["coverage_notes"] = covered.notes()
     return computed, document
+
+
+def staging_folder(output_dir: Path, period_id: str) -> Path:
+    """Where a build writes before its files and index rows become visible together."""
+    return output_dir / "reports" / f".staging-{period_id}-{os.getpid()}"
+
+
+@contextmanager
+def _undo_on_failure(output_dir: Path, staging: list[Path]) -> Iterator[None]:
+    """A failed build leaves nothing of itself; a full disk is one sentence."""
+    try:
+        yield
+    except Exception as exc:
+        for folder in staging:
+            shutil.rmtree(folder, ignore_errors=True)
+        if archive.is_disk_full(exc):
+            raise archive.no_space(output_dir) from None
+        raise
+
+
+def _stage_copy(final: Path, staging: Path) -> Path:
+    """The staging folder starts as the published one, in hard links (other audiences'
+    files stay); this build's files then replace their links. Staging folders of a
+    killed build go first (safe: we hold the build lock)."""
+    _sweep_staging(staging.parent)
+    if final.is_dir():
+        def link(src: str, dst: str) -> None:
+            try:
+                os.link(src, dst)
+            except OSError:
+                shutil.copy2(src, dst)
+        shutil.copytree(final, staging, copy_function=link)
+    staging.mkdir(parents=True, exist_ok=True)
+    return staging
+
+
+def _sweep_staging(folder: Path) -> None:
+    """Staging folders of a build that was killed; safe while we hold the build lock."""
+    for tmp in [*folder.glob(".staging-*"), *folder.glob(".*.old-*")] if folder.is_dir() else ():
+        log.info("removing %s, left by an interrupted build", tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _render_html(ctx: BuildContext, computed: Mapping[str, Section], drawn: Mapping[str, str],
@@ -153,8 +199,10 @@ def _render_html(ctx: BuildContext, computed: Mapping[str, Section], drawn: Mapp
 
 def _record(store: archive.Archive, config: Config, loaded: Loaded, result: BuildResult,
             archived: Mapping[str, Path], computed: Mapping[str, Section], built_at: datetime,
-            timings: Mapping[str, float]) -> None:
-    """The build, its KPIs and the sections' hourly signals, into the archive index."""
+            timings: Mapping[str, float], final: Path) -> None:
+    """The build, its KPIs and the sections' hourly signals, into the archive index; the
+    staging folder replaces `final` in the same transaction, and `result` names the
+    published files."""
     signals = [s.signals for s in computed.values() if s.signals is not None]
     store.record_build(
         period=result.period.as_dict(), folder=result.folder, files=dict(archived),
@@ -163,7 +211,9 @@ def _record(store: archive.Archive, config: Config, loaded: Loaded, result: Buil
         seconds=round(sum(timings.values()), 3),
         built_at=built_at.isoformat(timespec="seconds"),
         signals=pd.concat(signals, ignore_index=True) if len(signals) > 1
-        else signals[0] if signals else None)
+        else signals[0] if signals else None, final=final)
+    result.files = [final / f.relative_to(result.folder) for f in result.files]
+    result.folder = final
 
 
 class _Stages:

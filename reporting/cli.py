@@ -1,6 +1,7 @@
 """`build-report` and `reporting <command>`: exit 0 done, 1 failed, 2 bad usage or input."""
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import sys
@@ -21,15 +22,39 @@ from .config import Config
 from .errors import ReportError
 from .files import report_folder
 
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+def _console(stderr: bool) -> Console:
+    """A terminal gets rich output at its width; a pipe (cron, the journal) gets lines that
+    are never wrapped."""
+    console = Console(stderr=stderr, highlight=False)
+    if console.is_terminal:
+        return console
+    return Console(stderr=stderr, highlight=False, width=10_000, soft_wrap=True)
+
+
+err = _console(stderr=True)
+out = _console(stderr=False)
 log = logging.getLogger("reporting")
 
 
+class _PlainFormatter(logging.Formatter):
+    """One line per record: "warning: ...", as the CLI's own messages read."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = f"{record.levelname.lower()}: {record.getMessage()}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
 def _setup_logging(verbose: bool) -> None:
+    if err.is_terminal:
+        handler: logging.Handler = RichHandler(console=err, show_path=False,
+                                               show_time=verbose, markup=False)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_PlainFormatter())
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
-                        handlers=[RichHandler(console=err, show_path=False,
-                                              show_time=verbose, markup=False)], force=True)
+                        handlers=[handler], force=True)
     logging.getLogger("fontTools").setLevel(logging.WARNING)
     logging.getLogger("weasyprint").setLevel(logging.ERROR if not verbose else logging.WARNING)
 
@@ -51,6 +76,10 @@ def entry_point(fn: Callable[..., Any]) -> Callable[..., Any]:
             err.print("interrupted")
             sys.exit(1)
         except Exception as exc:  # a bug: one line, or the traceback with --verbose
+            problem = _file_problem(exc) if isinstance(exc, OSError) else None
+            if problem:          # a path the user gave that cannot be used
+                err.print(f"[bold red]error:[/] {problem}", markup=True, soft_wrap=True)
+                sys.exit(2)
             if verbose:
                 raise
             err.print(f"[bold red]error:[/] unexpected failure: {type(exc).__name__}: {exc} "
@@ -58,6 +87,22 @@ def entry_point(fn: Callable[..., Any]) -> Callable[..., Any]:
                       soft_wrap=True)
             sys.exit(1)
     return wrapper
+
+
+FILE_PROBLEMS = {errno.EACCES: "permission denied", errno.EPERM: "not permitted",
+                 errno.EROFS: "the file system is read-only",
+                 errno.ENOTDIR: "a part of the path is a file, not a folder",
+                 errno.EEXIST: "a file is in the way", errno.EISDIR: "it is a folder",
+                 errno.ENOENT: "no such file or folder",
+                 errno.ENOSPC: "no space left on the device"}
+
+
+def _file_problem(exc: OSError) -> str | None:
+    """An output or input path the user gave that cannot be used, as one sentence."""
+    if exc.errno not in FILE_PROBLEMS or not exc.filename:
+        return None
+    return (f"Cannot use {exc.filename}: {FILE_PROBLEMS[exc.errno]}; choose another path "
+            "or fix its permissions.")
 
 
 def _config(path: Path | None, data: Path | None = None) -> Config:
@@ -148,8 +193,9 @@ def _send(config: Config, output_dir: Path, period_id: str, audiences: list[str]
     for path in outcome.written:
         out.print(f"wrote {path}")
     if config.smtp.host:
-        out.print(f"mail: {len(outcome.sent)} delivered, {len(outcome.skipped)} already "
-                  f"delivered earlier, {len(outcome.failed)} failed")
+        out.print(f"mail: {len(outcome.sent)} delivered, {len(outcome.skipped)} not sent "
+                  f"again (delivered, unknown or in progress earlier), {len(outcome.failed)} "
+                  f"failed" + (f", {len(outcome.unknown)} unknown" if outcome.unknown else ""))
     elif outcome.skipped and not outcome.written:
         out.print("mail: already written to the outbox (use --force to write again)")
     raise_if_failed(config.smtp, outcome)
@@ -230,12 +276,20 @@ def validate_cmd(data_dir: Path | None, config_path: Path | None, verbose: bool)
               show_default=True, help="First day (moved back to its Monday).")
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv",
               show_default=True)
+@click.option("--force", is_flag=True,
+              help="Write into a folder that holds files the simulator did not write.")
 @click.option("--verbose", "-v", is_flag=True)
 @entry_point
 def simulate_cmd(out_dir: Path, weeks: int, scale: str, seed: int, start: Any, fmt: str,
-                 verbose: bool) -> None:
+                 force: bool, verbose: bool) -> None:
     """Write realistic simulated data for all eight sources."""
     from .simulate import simulate
+
+    if out_dir.is_dir() and not force and not (out_dir / "simulation.json").exists() \
+            and any(out_dir.iterdir()):
+        raise ReportError(f"{out_dir} holds files the simulator did not write (it has no "
+                          "simulation.json); choose an empty folder, or pass --force to "
+                          "overwrite its source files.")
 
     started = time.perf_counter()
     with err.status(f"simulating {weeks} week(s) at {scale} scale…", spinner="dots"):
@@ -316,7 +370,9 @@ def archive_show(period: str, output_dir: Path | None, config_path: Path | None,
 
     with _archive(output_dir, config_path) as store:
         info = store.show(check_period_id(period))
-    files = Table(title=f"Files of {period} ({info['builds']} builds recorded)",
+    builds = info["builds"]
+    files = Table(title=f"Files of {period} ({builds} build{'' if builds == 1 else 's'} "
+                  "recorded)",
                   title_justify="left")
     for col in ("audience", "file", "sha256", "size", "built at", "state"):
         files.add_column(col, overflow="fold")
@@ -347,7 +403,8 @@ def archive_show(period: str, output_dir: Path | None, config_path: Path | None,
 
 @archive_group.command("prune")
 @click.option("--keep", type=click.IntRange(0), required=True,
-              help="How many of the newest periods to keep.")
+              help="How many of the newest periods of each kind (weeks, date ranges, all) "
+                   "to keep.")
 @with_archive_options
 @entry_point
 def archive_prune(keep: int, output_dir: Path | None, config_path: Path | None,
@@ -396,7 +453,8 @@ def archive_export(fmt: str, out_file: Path | None, output_dir: Path | None,
               help="Archived period id (2026-W46), or latest for the newest one.")
 @click.option("--audience", "-a", "audiences", multiple=True,
               help="Audience to send (repeatable; default: every one with a PDF).")
-@click.option("--force", is_flag=True, help="Send again what was already delivered.")
+@click.option("--force", is_flag=True,
+              help="Send again what was delivered, or whose outcome is unknown.")
 @with_archive_options
 @entry_point
 def send_cmd(period_id: str, audiences: tuple[str, ...], force: bool,
@@ -444,6 +502,7 @@ def schedule_cmd(list_jobs: bool, run_now: str | None, data_dir: Path | None,
         output_dir=str(Path(output_dir or config.output_dir).resolve()))
     if run_now:
         check_audiences([run_now], config.audiences)
+        logging.getLogger("reporting.scheduler").setLevel(logging.INFO)
         scheduler.run_job(settings.config_path, run_now, settings.data_dir,
                           settings.output_dir)
         from .archive import Archive
@@ -466,4 +525,6 @@ def schedule_cmd(list_jobs: bool, run_now: str | None, data_dir: Path | None,
                           if last else "never run")
         out.print(table)
         return
+    # The scheduler says what it does (start, stop, each job's start, end, result, time).
+    logging.getLogger("reporting.scheduler").setLevel(logging.INFO)
     scheduler.serve(config, settings)

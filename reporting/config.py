@@ -5,6 +5,7 @@ import dataclasses
 import hashlib
 import json
 import re
+import threading
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,8 +35,19 @@ class Thresholds:
     uptime: float = 0.99
     csat: float = 0.7
     burn_rate_page: float = 14.4       # SRE workbook: page at 14.4x burn over 1 h
-    incident_z: float = 3.5            # robust z (Iglewicz & Hoaglin)
+    incident_false_alarms: float = 0.01  # chance a quiet period shows any false finding
     incident_min_events: int = 30
+
+
+@dataclass(frozen=True)
+class ServiceLinks:
+    """What users see of one back-end service: shell patterns for pages and ticket issue
+    types, words in feedback, and whether abandoned carts are its doing."""
+
+    pages: tuple[str, ...] = ()
+    issue_types: tuple[str, ...] = ()
+    feedback_words: tuple[str, ...] = ()
+    carts: bool = False
 
 
 @dataclass(frozen=True)
@@ -46,7 +58,9 @@ class SmtpConfig:
     username: str = ""
     password_env: str = ""
     sender: str = "Diagnostics reports <reports@localhost>"
-    timeout: float = 30.0
+    timeout: float = 30.0              # each wait for the server
+    deadline_s: float = 0.0            # one whole conversation; 0 = 4 x timeout
+    allow_plaintext_auth: bool = False  # security = "none" with a login off loopback
     retries: int = 3
     retry_base_s: float = 2.0          # backoff: 2 s, 4 s, 8 s ...
     ca_file: str = ""                  # CA bundle to trust (e.g. a self-signed server)
@@ -79,7 +93,8 @@ DEFAULT_AUDIENCES: dict[str, Audience] = {
         ("overview", "insights", "incidents", "api", "system", "trends", "data_quality")),
     "support": Audience(
         "support", "Support weekly",
-        ("overview", "insights", "support", "feedback", "trends", "data_quality")),
+        ("overview", "insights", "support", "feedback", "incidents", "trends",
+         "data_quality")),
 }
 
 
@@ -99,6 +114,7 @@ class SchedulerConfig:
     misfire_grace_hours: float = 6.0
     allow_partial: bool = True         # mail a report whose period the data covers in part
     notify_on_failure: str = ""
+    stop_grace_s: float = 8.0          # a running job's time to finish after SIGTERM
 
 
 @dataclass(frozen=True)
@@ -118,6 +134,7 @@ class Config:
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     currency: str = ""                 # ISO 4217 code shown with money; "" = none
     funnel: tuple[tuple[str, tuple[str, ...]], ...] = DEFAULT_FUNNEL
+    service_map: dict[str, ServiceLinks] = field(default_factory=dict)  # others inferred
     source: Path | None = None
 
     @property
@@ -147,7 +164,8 @@ class Config:
         where = str(source or "config")
         top = {"timezone", "data_dir", "output_dir", "lock_timeout_s", "thresholds",
                "columns", "smtp", "audiences", "scheduler", "top_n", "earliest_timestamp",
-               "future_margin_hours", "pdf_timeout_s", "currency", "funnel"}
+               "future_margin_hours", "pdf_timeout_s",
+               "service_map", "currency", "funnel"}
         _no_unknown(raw, top, where, "")
         base = base or Path.cwd()
         kwargs: dict[str, Any] = {"source": source}
@@ -182,13 +200,20 @@ class Config:
         if kwargs["smtp"].security not in ("none", "starttls", "ssl"):
             raise ConfigError(f"{where}: smtp.security must be none, starttls or ssl, "
                               f"not {kwargs['smtp'].security!r}.")
+        _check_smtp(kwargs["smtp"], where)
+        if kwargs.get("lock_timeout_s", 0) < 0:
+            raise ConfigError(f"{where}: lock_timeout_s must be 0 or more.")
         kwargs["scheduler"] = _sub(SchedulerConfig, raw.get("scheduler", {}), where, "scheduler")
+        for key in ("misfire_grace_hours", "stop_grace_s"):
+            if getattr(kwargs["scheduler"], key) < 0:
+                raise ConfigError(f"{where}: scheduler.{key} must be 0 or more.")
         columns = raw.get("columns", {})
         _no_unknown(columns, set(SOURCE_NAMES), where, "columns.")
         kwargs["columns"] = {src: {str(k).strip().lower(): str(v).strip().lower()
                                    for k, v in mapping.items()}
                              for src, mapping in columns.items()}
         kwargs["audiences"] = _audiences(raw.get("audiences", {}), where)
+        kwargs["service_map"] = _service_map(raw.get("service_map", {}), where)
         return cls(**kwargs)
 
     def digest(self) -> str:
@@ -197,6 +222,31 @@ class Config:
         data.pop("source", None)
         text = json.dumps(data, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
+def _check_smtp(smtp: SmtpConfig, where: str) -> None:
+    """Values that would hang, loop or leak a password are config errors."""
+    if smtp.timeout <= 0:
+        raise ConfigError(f"{where}: smtp.timeout must be more than 0 seconds.")
+    for key in ("deadline_s", "retries", "retry_base_s"):
+        if getattr(smtp, key) < 0:
+            raise ConfigError(f"{where}: smtp.{key} must be 0 or more.")
+    if not 0 < smtp.port < 65536:
+        raise ConfigError(f"{where}: smtp.port must be between 1 and 65535.")
+    if smtp.password_env and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", smtp.password_env):
+        # Never echoed: a password pasted here by mistake must not reach a log.
+        raise ConfigError(f"{where}: smtp.password_env must be the name of an environment "
+                          "variable that holds the password (letters, digits and _), not "
+                          "the password itself.")
+    if smtp.host and smtp.username and smtp.security == "none" \
+            and not smtp.allow_plaintext_auth and smtp.host.lower() not in LOOPBACK \
+            and not smtp.host.startswith("127."):
+        raise ConfigError(f"{where}: smtp.security = \"none\" would send the password for "
+                          f"{smtp.username} in clear text to {smtp.host}; use starttls or ssl, "
+                          "or set smtp.allow_plaintext_auth = true.")
 
 
 def _limits(raw: dict[str, Any], where: str) -> dict[str, Any]:
@@ -261,6 +311,8 @@ def _sub(kind: type, raw: dict[str, Any], where: str, prefix: str) -> Any:
                 value = int(value)
         elif isinstance(default, str) and not isinstance(value, str):
             raise ConfigError(f"{where}: {prefix}.{key} must be a string, not {value!r}.")
+        elif isinstance(default, bool) and not isinstance(value, bool):
+            raise ConfigError(f"{where}: {prefix}.{key} must be true or false.")
         values[key] = value
     return kind(**values)
 
@@ -281,12 +333,24 @@ def _funnel(raw: Any, where: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
     return tuple(steps)
 
 
+_special_use = threading.Lock()
+
+
 def _address(text: str, where: str, audience: str) -> str:
-    """A recipient checked as an email address (syntax only, no DNS)."""
+    """A recipient checked as an email address (syntax only, no DNS); internal names
+    such as ops@corp.local or root@localhost are allowed."""
+    import email_validator
     from email_validator import EmailNotValidError, validate_email
 
     try:
-        return validate_email(text.strip(), check_deliverability=False).normalized
+        with _special_use:   # the library reads its list of refused names at each call
+            saved = email_validator.SPECIAL_USE_DOMAIN_NAMES
+            email_validator.SPECIAL_USE_DOMAIN_NAMES = []
+            try:
+                return validate_email(text.strip(), check_deliverability=False,
+                                      globally_deliverable=False).normalized
+            finally:
+                email_validator.SPECIAL_USE_DOMAIN_NAMES = saved
     except EmailNotValidError as exc:
         raise ConfigError(f"{where}: audiences.{audience}.recipients has {text!r}, which is "
                           f"not an email address ({exc}).") from None
@@ -317,3 +381,26 @@ def _audiences(raw: dict[str, Any], where: str) -> dict[str, Audience]:
             template=str(table.get("template", base.template)),
             compact=bool(table.get("compact", base.compact)))
     return result
+
+
+def _service_map(raw: dict[str, Any], where: str) -> dict[str, ServiceLinks]:
+    """`[service_map.NAME]` tables: lists of strings, and `carts` true or false."""
+    _no_unknown(raw, set(raw), where, "service_map.")
+    out = {}
+    for name, table in raw.items():
+        _no_unknown(table, {f.name for f in dataclasses.fields(ServiceLinks)}, where,
+                    f"service_map.{name}.")
+        values: dict[str, Any] = {}
+        for key, value in table.items():
+            if key == "carts":
+                if not isinstance(value, bool):
+                    raise ConfigError(f"{where}: service_map.{name}.carts must be true or "
+                                      f"false, not {value!r}.")
+                values[key] = value
+            elif not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+                raise ConfigError(f"{where}: service_map.{name}.{key} must be a list of "
+                                  f"strings, not {value!r}.")
+            else:
+                values[key] = tuple(v.strip().lower() for v in value if v.strip())
+        out[str(name)] = ServiceLinks(**values)
+    return out

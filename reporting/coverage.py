@@ -173,11 +173,13 @@ def last_complete_day(frames: Mapping[str, pd.DataFrame], tz: Any) -> date | Non
     return best if best is not None else newest
 
 
-def require_some(coverage: Coverage, span: tuple[pd.Timestamp, pd.Timestamp] | None) -> None:
-    """Stop (exit 1) when no source has a single row in the period."""
+def require_some(coverage: Coverage, span: tuple[pd.Timestamp, pd.Timestamp] | None
+                 ) -> Coverage:
+    """`coverage`, or stop (exit 1) when no source has a single row in the period: known
+    before any KPI, so nothing is built, written or sent."""
     p = coverage.period
     if any(c.first is not None for c in coverage.sources.values()):
-        return
+        return coverage
     if span is None:
         raise NoDataError(f"The data holds no timestamped rows, so {p.id} has no data; "
                           "nothing was built.")

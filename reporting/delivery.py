@@ -1,23 +1,34 @@
 """Email delivery of the archived PDFs: SMTP with retries, or the outbox folder.
 
-Each audience's message goes to its recipients once: every delivery is recorded in
-the archive index, so a rerun sends only what was not delivered (or everything with
-`force`). A server that is down or refuses never costs a report: the PDFs are built
-and archived before anything is sent.
+Each audience's message goes to its recipients at most once: before talking to the
+server, each recipient is claimed in the archive index (a row in state "sending"), so
+no two processes send the same (period, audience, recipient); every attempt keeps its
+row. A rerun sends only what failed (or everything with `force`). Once the server has
+accepted the message (250 to the end of DATA) it is delivered, whatever happens to the
+QUIT; a conversation that ends after the message was sent but before the server's
+answer is "unknown" and is not sent again without `force`. Each conversation has an
+overall deadline besides the socket timeout. A server that is down or refuses never
+costs a report: the PDFs are built and archived before anything is sent.
 """
 from __future__ import annotations
 
+import hashlib
 import html
+import io
 import logging
 import os
+import re
 import smtplib
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.generator import BytesGenerator
 from email.message import EmailMessage
-from email.utils import make_msgid, parseaddr
+from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +52,7 @@ class Outcome:
     sent: list[tuple[str, str]] = field(default_factory=list)      # (audience, recipient)
     skipped: list[tuple[str, str]] = field(default_factory=list)   # already delivered
     failed: list[tuple[str, str, str]] = field(default_factory=list)  # (+ error)
+    unknown: list[tuple[str, str, str]] = field(default_factory=list)  # the server may have it
     written: list[Path] = field(default_factory=list)              # outbox files
     warnings: list[str] = field(default_factory=list)
 
@@ -51,6 +63,10 @@ class TemporaryFailure(Exception):
 
 class PermanentFailure(Exception):
     """A 5xx reply: retrying will not help."""
+
+
+class UnknownOutcome(Exception):
+    """The message was sent but the server's answer never came: it may have it."""
 
 
 def one_line(text: str) -> str:
@@ -69,6 +85,7 @@ def compose(*, audience: Audience, period_id: str, period_label: str,
     msg["To"] = ", ".join(to) if to else "undisclosed-recipients:;"
     domain = parseaddr(smtp.sender)[1].rpartition("@")[2] or "localhost"
     msg["Message-ID"] = make_msgid(domain=domain)
+    msg["Date"] = format_datetime(datetime.now(timezone.utc))
     kpis = _headline(document, audience)
     insights = list(audience_view(document, audience).insights[:5])
     size = pdf.stat().st_size
@@ -149,10 +166,17 @@ def smtp_password(smtp: SmtpConfig) -> str | None:
     return value
 
 
+def deadline_s(smtp: SmtpConfig) -> float:
+    """How long one whole SMTP conversation may take."""
+    return smtp.deadline_s or 4 * smtp.timeout
+
+
 def send(smtp: SmtpConfig, msg: EmailMessage, recipients: list[str],
          sleep: Callable[[float], None] = time.sleep) -> dict[str, tuple[str, str, int]]:
     """Send to `recipients`, retrying temporary failures with exponential backoff;
-    returns recipient -> (delivered | failed, error or '', attempts)."""
+    returns recipient -> (delivered | failed | unknown, error or '', attempts).
+
+    Nothing is retried once the server may have the message."""
     pending = list(recipients)
     results: dict[str, tuple[str, str]] = {}
     password = smtp_password(smtp)
@@ -161,13 +185,16 @@ def send(smtp: SmtpConfig, msg: EmailMessage, recipients: list[str],
         attempts += 1
         try:
             refused = _send_once(smtp, msg, pending, password)
+        except UnknownOutcome as exc:
+            results.update({r: ("unknown", str(exc)) for r in pending})
+            break
         except TemporaryFailure as exc:
             error = str(exc)
             if attempts > smtp.retries:
                 results.update({r: ("failed", error) for r in pending})
                 break
-            log.warning("temporary failure (%s); retrying in %.1f s", error,
-                        smtp.retry_base_s * 2 ** (attempts - 1))
+            log.info("temporary failure (%s); retrying in %.1f s", error,
+                     smtp.retry_base_s * 2 ** (attempts - 1))
             sleep(smtp.retry_base_s * 2 ** (attempts - 1))
             continue
         except PermanentFailure as exc:
@@ -187,38 +214,104 @@ def send(smtp: SmtpConfig, msg: EmailMessage, recipients: list[str],
     return {r: (status, error, attempts) for r, (status, error) in results.items()}
 
 
+def _payload(msg: EmailMessage) -> bytes:
+    """The message as sent after DATA: CRLF lines, dots doubled, the final dot line."""
+    buffer = io.BytesIO()
+    BytesGenerator(buffer, policy=msg.policy.clone(linesep="\r\n")).flatten(msg)
+    data = re.sub(rb"(?m)^\.", b"..", buffer.getvalue())
+    return data + (b"" if data.endswith(b"\r\n") else b"\r\n") + b".\r\n"
+
+
 def _send_once(smtp: SmtpConfig, msg: EmailMessage, recipients: list[str],
                password: str | None) -> dict[str, tuple[int, str]]:
-    """One connection, one transaction; refused recipients with their codes."""
+    """One connection, one transaction, within the overall deadline; refused recipients
+    with their codes. Once the server accepted the message, the rest is a courtesy."""
     context = ssl.create_default_context(cafile=smtp.ca_file or None)
+    limit = deadline_s(smtp)
+    client: smtplib.SMTP = (smtplib.SMTP_SSL(timeout=smtp.timeout, context=context)
+                            if smtp.security == "ssl" else smtplib.SMTP(timeout=smtp.timeout))
+    expired = threading.Event()
+
+    def expire() -> None:       # ends a conversation that trickles past the deadline
+        expired.set()
+        sock = getattr(client, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    timer = threading.Timer(limit, expire)
+    timer.daemon = True
+    sent: list[bool] = []       # [True] once the whole message went out
+    timer.start()
+    client._host = smtp.host     # what TLS checks the certificate against
     try:
-        if smtp.security == "ssl":
-            client: smtplib.SMTP = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=smtp.timeout,
-                                                   context=context)
-        else:
-            client = smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout)
-        with client:
-            if smtp.security == "starttls":
-                client.starttls(context=context)
-            if smtp.username:
-                client.login(smtp.username, password or "")
-            refused = client.send_message(msg, from_addr=parseaddr(smtp.sender)[1],
-                                          to_addrs=recipients)
-        return {r: (int(code), _text(text)) for r, (code, text) in refused.items()}
-    except smtplib.SMTPRecipientsRefused as exc:
-        return {r: (int(code), _text(text)) for r, (code, text) in exc.recipients.items()}
+        client.connect(smtp.host, smtp.port)
+        if expired.is_set():
+            raise TemporaryFailure(f"no complete answer within the {limit:g} s deadline")
+        refused = _transaction(client, smtp, msg, recipients, password, context, sent)
     except smtplib.SMTPAuthenticationError as exc:
+        client.close()
         raise PermanentFailure(f"login refused: {exc.smtp_code} {_text(exc.smtp_error)}") \
             from None
     except smtplib.SMTPResponseException as exc:
+        client.close()
         text = f"{exc.smtp_code} {_text(exc.smtp_error)}"
         if 400 <= exc.smtp_code < 500:
             raise TemporaryFailure(text) from None
         raise PermanentFailure(text) from None
     except ssl.SSLError as exc:
+        client.close()
         raise PermanentFailure(f"TLS failed: {exc.reason or exc}") from None
-    except (smtplib.SMTPException, OSError, socket.timeout) as exc:
-        raise TemporaryFailure(f"{type(exc).__name__}: {exc}") from None
+    except (smtplib.SMTPException, OSError) as exc:
+        client.close()
+        why = (f"no complete answer within the {limit:g} s deadline" if expired.is_set()
+               else f"{type(exc).__name__}: {exc}")
+        if sent:
+            raise UnknownOutcome(f"the message was sent but the server's answer never came "
+                                 f"({why}); it may have been delivered") from None
+        raise TemporaryFailure(why) from None
+    finally:
+        timer.cancel()
+    try:
+        client.quit()
+    except (smtplib.SMTPException, OSError):
+        pass
+    finally:
+        client.close()
+    return refused
+
+
+def _transaction(client: smtplib.SMTP, smtp: SmtpConfig, msg: EmailMessage,
+                 recipients: list[str], password: str | None, context: ssl.SSLContext,
+                 sent: list[bool]) -> dict[str, tuple[int, str]]:
+    """EHLO, TLS, login, MAIL, RCPT, DATA; returns the refused recipients."""
+    client.ehlo_or_helo_if_needed()
+    if smtp.security == "starttls":
+        client.starttls(context=context)
+        client.ehlo()
+    if smtp.username:
+        client.login(smtp.username, password or "")
+    code, reply = client.mail(parseaddr(smtp.sender)[1])
+    if code != 250:
+        raise smtplib.SMTPSenderRefused(code, reply, smtp.sender)
+    refused: dict[str, tuple[int, str]] = {}
+    for r in recipients:
+        code, reply = client.rcpt(r)
+        if code not in (250, 251):
+            refused[r] = (code, _text(reply))
+    if len(refused) < len(recipients):
+        client.putcmd("data")
+        code, reply = client.getreply()
+        if code != 354:
+            raise smtplib.SMTPDataError(code, reply)
+        client.send(_payload(msg))
+        sent.append(True)
+        code, reply = client.getreply()
+        if code != 250:
+            raise smtplib.SMTPDataError(code, reply)
+    return refused
 
 
 def _text(value: Any) -> str:
@@ -229,7 +322,8 @@ def _text(value: Any) -> str:
 
 def deliver(config: Config, output_dir: Path, period_id: str, audiences: Iterable[str],
             *, force: bool = False, sleep: Callable[[float], None] = time.sleep) -> Outcome:
-    """Mail each audience's archived PDF of `period_id` once; record every attempt."""
+    """Mail each audience's archived PDF of `period_id` at most once per recipient;
+    record every attempt."""
     import json
 
     outcome = Outcome()
@@ -246,32 +340,35 @@ def deliver(config: Config, output_dir: Path, period_id: str, audiences: Iterabl
             if not pdf.exists():
                 raise ReportError(f"{pdf} does not exist: build the PDF before sending.")
             _same_build(folder, pdf, document)
-            recipients = list(audience.recipients) if config.smtp.host else [OUTBOX]
-            done = store.delivered(period_id, name)
-            todo = [r for r in recipients if force or r not in done]
-            outcome.skipped += [(name, r) for r in recipients if r not in todo]
-            if not todo:
+            _check_archived(store, period_id, name, pdf)
+            claimed = _claim(store, config, period_id, name, force, outcome)
+            if not claimed:
                 continue
             msg, warning = compose(audience=audience, period_id=period_id, period_label=label,
-                                   document=document, pdf=pdf,
-                                   recipients=[] if todo == [OUTBOX] else audience.recipients,
+                                   document=document, pdf=pdf, recipients=audience.recipients,
                                    smtp=config.smtp, archive_path=str(pdf.resolve()))
             if warning:
                 outcome.warnings.append(warning)
-            if not config.smtp.host:
-                path = atomic_write(output_dir / "outbox" / f"{period_id}-{name}.eml",
-                                    msg.as_bytes())
-                store.record_delivery(period_id, name, OUTBOX, msg["Message-ID"], "written",
-                                      1, None)
-                outcome.written.append(path)
-                outcome.sent.append((name, OUTBOX))
-                continue
-            results = send(config.smtp, msg, todo, sleep=sleep)
+            message_id = msg["Message-ID"]
+            try:
+                if not config.smtp.host:
+                    path = atomic_write(output_dir / "outbox" / f"{period_id}-{name}.eml",
+                                        msg.as_bytes())
+                    results = {OUTBOX: ("written", "", 1)}
+                    outcome.written.append(path)
+                else:
+                    results = send(config.smtp, msg, list(claimed), sleep=sleep)
+            except Exception as exc:     # no claim stays "sending" behind us
+                for row in claimed.values():
+                    store.finish_delivery(row, "failed", 0, str(exc), message_id)
+                raise
             for recipient, (status, error, attempts) in results.items():
-                store.record_delivery(period_id, name, recipient, msg["Message-ID"], status,
-                                      attempts, error or None)
-                if status == "delivered":
+                store.finish_delivery(claimed[recipient], status, attempts, error or None,
+                                      message_id)
+                if status in DONE:
                     outcome.sent.append((name, recipient))
+                elif status == "unknown":
+                    outcome.unknown.append((name, recipient, error))
                 else:
                     outcome.failed.append((name, recipient, error))
     return outcome
@@ -293,14 +390,55 @@ def _same_build(folder: Path, pdf: Path, document: Mapping[str, Any]) -> None:
                           f"rebuild {folder.name} with --format pdf before sending.")
 
 
+def _claim(store: Archive, config: Config, period_id: str, name: str, force: bool,
+           outcome: Outcome) -> dict[str, int]:
+    """The recipients this run may send to (claimed rows), with a warning for each one it
+    may not, and for an audience without recipients."""
+    audience = config.audiences[name]
+    if not audience.recipients:
+        outcome.warnings.append(
+            f"The {name} audience has no recipients (audiences.{name}.recipients in the "
+            "config); its report was not mailed.")
+        return {}
+    recipients = list(audience.recipients) if config.smtp.host else [OUTBOX]
+    claimed, skipped = store.claim(period_id, name, recipients, force=force)
+    for r, status in skipped.items():
+        outcome.skipped.append((name, r))
+        if status == "unknown":
+            outcome.warnings.append(
+                f"{name} to {r}: an earlier send may have reached the server (its outcome "
+                "is unknown); not sent again without --force.")
+        elif status == "sending":
+            outcome.warnings.append(f"{name} to {r}: another process is sending it right "
+                                    "now; not sent twice.")
+    return claimed
+
+
+def _check_archived(store: Archive, period_id: str, audience: str, pdf: Path) -> None:
+    """Only the PDF the archive recorded is mailed."""
+    row = store.latest_build(period_id, audience)
+    digest = hashlib.sha256(pdf.read_bytes()).hexdigest()
+    if row is None or row["sha256"] != digest:
+        raise ReportError(
+            f"{pdf} is not the file the archive recorded for {period_id} "
+            f"({'no build row' if row is None else 'its checksum no longer matches'}); "
+            f"rebuild it (build-report --period {period_id} -a {audience}) before sending.")
+
+
 def failure_sentence(smtp: SmtpConfig, outcome: Outcome) -> str:
-    last = outcome.failed[-1][2]
-    return (f"{len(outcome.failed)} message(s) were not delivered through "
-            f"{smtp.host}:{smtp.port} (last error: {last}); the reports are built and "
-            "archived, and the next run or `reporting send` retries them.")
+    parts = []
+    if outcome.failed:
+        parts.append(f"{len(outcome.failed)} message(s) were not delivered through "
+                     f"{smtp.host}:{smtp.port} (last error: {outcome.failed[-1][2]}); the "
+                     "reports are built and archived, and the next run or `reporting send` "
+                     "retries them")
+    if outcome.unknown:
+        parts.append(f"{len(outcome.unknown)} message(s) to {smtp.host}:{smtp.port} have an "
+                     f"unknown outcome ({outcome.unknown[-1][2]}); they are not sent again "
+                     "unless `reporting send --force` asks")
+    return "; ".join(parts) + "."
 
 
 def raise_if_failed(smtp: SmtpConfig, outcome: Outcome) -> None:
-    if outcome.failed:
+    if outcome.failed or outcome.unknown:
         raise DeliveryError(failure_sentence(smtp, outcome))
-

@@ -1,32 +1,60 @@
 """Cross-signal incidents: when things went wrong across the stack, and what it cost.
 
-Every source gives hourly signals. Each hour is compared with a baseline for the same
-hour of the week over up to 4 preceding weeks in the data or, where the data does not
-reach back, in the archive (the same hour of day over up to 28 preceding days when
-there are fewer than 2 such weeks, and no judgement with fewer than 3 days). The robust
-z-score 0.6745 (x - median) / MAD flags hours above the threshold (3.5, Iglewicz &
-Hoaglin); rises are flagged (falls, for API traffic), and ratios and percentiles are
-judged only in hours with enough events. MAD has a floor from the signal's own sampling
-noise, so a quiet baseline (no errors for weeks) does not turn one error into an
-incident. Flagged hours that touch or overlap merge into one window; a window is an
-incident when it holds a back-end signal (API, system) and a signal users felt (pages,
-carts, sessions, feedback, tickets).
+Every source gives hourly signals, and every hour of the period is judged by how likely
+its value is under that hour's baseline: the same hour of the week over up to 4
+preceding weeks in the data or, where the data does not reach back, in the archive (the
+same hour of day over up to 28 preceding days when there are fewer than 2 such weeks;
+no judgement with fewer than 3 days).
+
+- **Tail probabilities.** Counts (tickets, abandoned carts, negative comments, failed
+  probes) get the exact upper tail of a Poisson whose rate is learnt from those baseline
+  hours (a gamma prior from the same hour of day: the predictive is negative binomial);
+  error ratios the exact upper tail of a binomial with the hour's request count, the
+  rate learnt the same way (beta-binomial). Percentiles, CPU and memory, and traffic
+  falls use a robust scale: z = 0.6745 (x - median) / MAD, MAD floored by the signal's
+  own sampling noise, read as a normal tail; a percentile also by the binomial count of
+  the hour's events above its usual level (alone in hours with few events). Ratios are
+  judged at any request count (the tail knows how many events there were).
+- **Service map.** Each back-end service is tied to the pages, ticket issue types,
+  feedback words and (for checkout) abandoned carts its users see: `[service_map]` in
+  the config, or inferred from the names of the service, its endpoints, pages and issue
+  types (see FAMILIES). A user signal pairs only with the services it is tied to.
+- **Incidents.** Per service and hour, each side's evidence is its smallest tail
+  probability times the number of its signals judged that hour (Bonferroni within the
+  side); the two sides are combined by Fisher's method (q = p_back * p_user, P = q (1 -
+  ln q)). An hour is an incident hour when P <= alpha / (hours x services) and each side
+  on its own is below SUGGESTIVE; the window is the run of hours around it in which the
+  back-end side stays below SUGGESTIVE. So the chance that a quiet period shows a false incident
+  is at most alpha (`thresholds.incident_false_alarms`, 0.01), whatever the dependence
+  between hours and services.
+- **One-sided anomalies.** A back-end signal below alpha / (hours x back-end signals)
+  outside an incident is a back-end anomaly (IT report); a user signal below alpha /
+  (hours x user signals) outside an incident that holds it is a user-felt anomaly
+  (support report). Each family holds the same alpha bound.
+- **Level shifts.** A percentile or CPU/memory signal that stays above its baseline for
+  the rest of the period (at least SHIFT_HOURS) is one level shift with its start (CUSUM
+  estimate, sign test at alpha / (signals x candidate starts)); the hours after it are
+  judged against the shifted level, so a later failure still shows.
 """
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import fnmatch
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from . import formatting as fmt
 from . import sentiment
-from .config import Thresholds
-from .kpis.base import Chart, Insight, Section, Table, codes_of
+from .config import ServiceLinks, Thresholds
+from .kpis.base import Chart, Insight, Section, Table, codes_of, grouped_quantile, hour_numbers
 from .periods import Period
+from .sources import SPECS
 
 NAME = "incidents"
 TITLE = "Incidents across the stack"
@@ -34,8 +62,31 @@ HOUR = pd.Timedelta(hours=1)
 EPOCH = pd.Timestamp(0, tz="UTC")
 WEEK_H = 168
 BACK_END = ("api.", "system.")       # the other signals are what users felt
-K = 0.6745     # makes the MAD comparable to a standard deviation
-MIN_DAYS = 3   # the same hour on at least 3 earlier days, where weeks are short
+K = 0.6745          # makes the MAD comparable to a standard deviation
+MIN_DAYS = 3        # the same hour on at least 3 earlier days, where weeks are short
+SUGGESTIVE = 0.01   # each side of an incident hour, and each hour a window grows by
+PRIOR_HOURS = 4.0   # weight of the same-hour-of-day prior for counts, in hours
+PRIOR_EVENTS = 100.0  # ... and for ratios, in requests
+TAIL_TERMS = 2000   # terms summed for a ratio's far tail
+SHIFT_HOURS = 24    # a level shift lasts at least a day
+SHIFT_LEVEL = np.log(1.2)   # and moves a percentile by 20 % or more
+SHIFT_PCT = 5.0             # or CPU/memory by 5 percentage points or more
+
+# Words that tie a service to what its users see; True: abandoned carts are its doing.
+FAMILIES: dict[str, tuple[tuple[str, ...], bool]] = {
+    "payments": (("pay", "checkout", "card", "billing", "refund", "authoriz"), True),
+    "cart": (("cart", "basket", "checkout"), True),
+    "accounts": (("login", "logon", "signin", "auth", "account", "password", "profile",
+                  "user"), False),
+    "search": (("search", "product", "catalog", "category"), False),
+    "stock": (("stock", "inventory", "order", "shipping", "delivery"), False),
+    "recommendations": (("recommend",), False),
+}
+
+# The time column of each source that gives signals: sessions count where they end.
+TIME_COLUMNS = {name: SPECS[name].time for name in (
+    "api_logs", "page_load_times", "cart_abandonment", "session_tracking", "user_feedback",
+    "support_tickets", "system_metrics")} | {"session_tracking": "end_time"}
 
 
 @dataclass(frozen=True)
@@ -49,6 +100,109 @@ class Signal:
     values: np.ndarray     # per hour of the grid
     events: np.ndarray     # per hour: how many observations the value rests on
     unit: str
+    services: tuple[str, ...] = ()   # the back-end services it belongs to or is tied to
+    quantile: float = 0.0  # a percentile signal: which one (0.95)
+    # ... and how many of each hour's events lie above a level given per hour
+    above: Callable[[np.ndarray], np.ndarray] | None = None
+
+    @property
+    def back_end(self) -> bool:
+        return self.name.startswith(BACK_END)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What one signal did in a window: its worst hour and that hour's usual level."""
+
+    name: str
+    entity: str
+    peak: float | None
+    baseline: float | None
+    p: float | None        # tail probability of the worst hour under its baseline
+    unit: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Impact:
+    abandoned_value: float = 0.0
+    abandoned_carts: int = 0
+    tickets: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Incident:
+    """A window in which a back-end service failed and its users felt it."""
+
+    start: pd.Timestamp
+    end: pd.Timestamp
+    services: tuple[str, ...]
+    pages: tuple[str, ...]
+    signals: tuple[Reading, ...]
+    impact: Impact
+    text: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The kpis.json shape (design.md: incidents)."""
+        return {"start": self.start.isoformat(), "end": self.end.isoformat(),
+                "services": list(self.services), "pages": list(self.pages),
+                "signals": [r.as_dict() for r in self.signals],
+                "impact": self.impact.as_dict(), "text": self.text}
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    """One side only: a back-end failure users did not visibly feel, or what users felt
+    without a back-end cause."""
+
+    side: str              # back-end | user-felt
+    start: pd.Timestamp
+    end: pd.Timestamp
+    entity: str            # the service (back-end) or the first signal's entity
+    signals: tuple[Reading, ...]
+    text: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"side": self.side, "start": self.start.isoformat(),
+                "end": self.end.isoformat(), "entity": self.entity,
+                "signals": [r.as_dict() for r in self.signals], "text": self.text}
+
+
+@dataclass(frozen=True)
+class LevelShift:
+    """A change that lasts: from `start` on, the signal sits at `after` instead of
+    `before`; `rising` when it keeps climbing (a trend such as a memory leak)."""
+
+    name: str
+    entity: str
+    unit: str
+    start: pd.Timestamp
+    before: float
+    after: float
+    rising: bool
+    text: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["start"] = self.start.isoformat()
+        return d
+
+
+@dataclass(frozen=True)
+class Findings:
+    """What `detect` found in a period, with the hour grid and the signals behind it."""
+
+    incidents: tuple[Incident, ...]
+    back_end: tuple[Anomaly, ...]
+    user_felt: tuple[Anomaly, ...]
+    shifts: tuple[LevelShift, ...]
+    hours: pd.DatetimeIndex
+    signals: tuple[Signal, ...]
 
 
 def grid(period: Period, frames: Mapping[str, pd.DataFrame], weeks: int = 4,
@@ -65,21 +219,13 @@ def grid(period: Period, frames: Mapping[str, pd.DataFrame], weeks: int = 4,
                          freq="h", inclusive="left")
 
 
-TIME_COLUMNS = {"api_logs": "timestamp", "page_load_times": "timestamp",
-                "cart_abandonment": "abandonment_time", "session_tracking": "end_time",
-                "user_feedback": "timestamp", "support_tickets": "created_at",
-                "system_metrics": "timestamp"}
-
-
 def _times(frames: Mapping[str, pd.DataFrame]) -> list[tuple[pd.DataFrame, str]]:
     return [(frames[s], c) for s, c in TIME_COLUMNS.items() if s in frames]
 
 
 def _slot(times: pd.Series, hours: pd.DatetimeIndex) -> np.ndarray:
     """Position of each time in the hour grid; -1 outside it."""
-    us = times.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().astype("datetime64[us]")
-    first = hours[0].tz_localize(None).to_datetime64().astype("datetime64[us]")
-    pos = ((us - first) // np.timedelta64(1, "h")).astype("int64")
+    pos = hour_numbers(times) - int(epoch_hours(hours[:1])[0])
     pos[(pos < 0) | (pos >= len(hours))] = -1
     return pos
 
@@ -87,29 +233,6 @@ def _slot(times: pd.Series, hours: pd.DatetimeIndex) -> np.ndarray:
 def _count(pos: np.ndarray, n: int, weights: np.ndarray | None = None) -> np.ndarray:
     ok = pos >= 0
     return np.bincount(pos[ok], None if weights is None else weights[ok], minlength=n)
-
-
-def _grouped_quantile(pos: np.ndarray, values: np.ndarray, n: int, q: float) -> np.ndarray:
-    """The q-quantile of values per hour slot (NaN where empty), without a loop over hours."""
-    ok = (pos >= 0) & ~np.isnan(values)
-    pos, values = pos[ok], values[ok]
-    # Sorted by hour, then value: by value first, then stably by hour, which numpy does
-    # as a radix sort for 16-bit keys (twice as fast as np.lexsort here).
-    order = np.argsort(values)
-    order = order[np.argsort(pos[order].astype(np.uint16 if n < 2**16 else np.int64),
-                             kind="stable")]
-    pos, values = pos[order], values[order]
-    bounds = np.searchsorted(pos, np.arange(n + 1))
-    counts = np.diff(bounds)
-    out = np.full(n, np.nan)
-    has = counts > 0
-    # linear interpolation between the two ranks around q * (count - 1), as numpy does
-    rank = q * (counts[has] - 1)
-    lo, frac = np.floor(rank).astype(int), rank - np.floor(rank)
-    base = bounds[:-1][has]
-    hi = np.minimum(lo + 1, counts[has] - 1)
-    out[has] = values[base + lo] * (1 - frac) + values[base + hi] * frac
-    return out
 
 
 def _mean(pos: np.ndarray, values: np.ndarray, samples: np.ndarray) -> np.ndarray:
@@ -150,7 +273,65 @@ def top_entities(column: pd.Series, top_n: int) -> pd.Series:
                      name=column.name)
 
 
-def _api(f: pd.DataFrame, pos: np.ndarray, n: int) -> list[Signal]:
+# --- the service map -------------------------------------------------------------------
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z]+", str(text).lower())
+
+
+def infer_links(service: str, endpoints: Sequence[str] = ()) -> ServiceLinks:
+    """What users see of a service, from the words of its name and endpoints: each word
+    picks the family with the longest keyword it starts with (payment-api: `pay`;
+    /login: `login`; /payments/authorize: `authoriz`, not `auth`)."""
+    words = _words(service) + [w for e in endpoints for w in _words(e)]
+    picked = set()
+    for w in words:
+        best = max(((len(k), name) for name, (keys, _) in FAMILIES.items() for k in keys
+                    if w.startswith(k)), default=None)
+        if best:
+            picked.add(best[1])
+    chosen = [FAMILIES[name] for name in FAMILIES if name in picked]
+    keys = tuple(dict.fromkeys(k for ks, _ in chosen for k in ks))
+    return ServiceLinks(pages=tuple(f"*{k}*" for k in keys),
+                        issue_types=tuple(f"*{k}*" for k in keys), feedback_words=keys,
+                        carts=any(carts for _, carts in chosen))
+
+
+def service_map(frames: Mapping[str, pd.DataFrame],
+                configured: Mapping[str, ServiceLinks] | None = None
+                ) -> dict[str, ServiceLinks]:
+    """Links of every service in the API logs or system metrics: as configured, else
+    inferred."""
+    endpoints: dict[str, list[str]] = {}
+    api = frames.get("api_logs")
+    if api is not None and len(api):
+        pairs = api[["service_name", "endpoint"]].drop_duplicates()
+        for service, endpoint in zip(pairs["service_name"].astype(str),
+                                     pairs["endpoint"].astype(str)):
+            endpoints.setdefault(service, []).append(endpoint)
+    system = frames.get("system_metrics")
+    if system is not None and len(system):
+        for service in pd.unique(system["service_name"].astype(str)):
+            endpoints.setdefault(service, [])
+    configured = configured or {}
+    return {s: configured.get(s) or infer_links(s, e) for s, e in sorted(endpoints.items())}
+
+
+def tied(links: Mapping[str, ServiceLinks], *, page: str | None = None,
+         issue_type: str | None = None, carts: bool = False) -> tuple[str, ...]:
+    """The services a page, an issue type or the abandoned carts belong to."""
+    def match(name: str, patterns: tuple[str, ...]) -> bool:
+        return any(fnmatch.fnmatchcase(name.lower(), p.lower()) for p in patterns)
+    return tuple(s for s, link in links.items()
+                 if (page is not None and match(page, link.pages))
+                 or (issue_type is not None and match(issue_type, link.issue_types))
+                 or (carts and link.carts))
+
+
+# --- hourly signals --------------------------------------------------------------------
+
+def _api(f: pd.DataFrame, pos: np.ndarray, n: int, links: Mapping[str, ServiceLinks]
+         ) -> list[Signal]:
     out = []
     status = f["status_code"].to_numpy()
     rt = f["response_time_ms"].to_numpy(dtype=float)
@@ -160,52 +341,91 @@ def _api(f: pd.DataFrame, pos: np.ndarray, n: int) -> list[Signal]:
         err = _count(p, n, (status[mine] >= 500).astype(float))
         with np.errstate(invalid="ignore", divide="ignore"):
             rate = np.where(req > 0, err / np.maximum(req, 1), np.nan)
-        out += [Signal("api.requests", service, "traffic", req, req, "count"),
-                Signal("api.server_error_rate", service, "ratio", rate, req, "ratio"),
-                Signal("api.p95_ms", service, "level", _grouped_quantile(p, rt[mine], n, 0.95),
-                       req, "ms")]
+        own = (service,)
+        out += [Signal("api.requests", service, "traffic", req, req, "count", own),
+                Signal("api.server_error_rate", service, "ratio", rate, req, "ratio", own),
+                Signal("api.p95_ms", service, "level",
+                       grouped_quantile(p, rt[mine], n, 0.95), req, "ms", own, 0.95,
+                       _above(p, rt[mine], n))]
     return out
 
 
-def _pages(f: pd.DataFrame, pos: np.ndarray, n: int) -> list[Signal]:
+def _above(pos: np.ndarray, values: np.ndarray, n: int
+           ) -> Callable[[np.ndarray], np.ndarray]:
+    """Per hour, how many values lie above that hour's level."""
+    def count(level: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            return _count(pos, n, (values > level[np.maximum(pos, 0)]).astype(float))
+    return count
+
+
+def _pages(f: pd.DataFrame, pos: np.ndarray, n: int, links: Mapping[str, ServiceLinks]
+           ) -> list[Signal]:
     lt = f["load_time_ms"].to_numpy(dtype=float)
     out = []
     for page, mine in _by(f["page_url"]):
         p = pos[mine]
         out.append(Signal("pages.p75_load_ms", page, "level",
-                          _grouped_quantile(p, lt[mine], n, 0.75),
-                          _count(p, n), "ms"))
+                          grouped_quantile(p, lt[mine], n, 0.75), _count(p, n), "ms",
+                          tied(links, page=page), 0.75, _above(p, lt[mine], n)))
     return out
 
 
-def _carts(f: pd.DataFrame, pos: np.ndarray, n: int) -> list[Signal]:
+def _carts(f: pd.DataFrame, pos: np.ndarray, n: int, links: Mapping[str, ServiceLinks]
+           ) -> list[Signal]:
     count = _count(pos, n)
-    return [Signal("cart.abandoned_carts", "all", "count", count, count, "count"),
+    owners = tied(links, carts=True)
+    return [Signal("cart.abandoned_carts", "all", "count", count, count, "count", owners),
             Signal("cart.abandoned_value", "all", "value",
-                   _count(pos, n, f["total_value"].to_numpy(dtype=float)), count, "money")]
+                   _count(pos, n, f["total_value"].to_numpy(dtype=float)), count, "money",
+                   owners)]
 
 
-def _sessions(f: pd.DataFrame, pos: np.ndarray, n: int) -> list[Signal]:
+def _sessions(f: pd.DataFrame, pos: np.ndarray, n: int, links: Mapping[str, ServiceLinks]
+              ) -> list[Signal]:
     at_checkout = (f["drop_off_page"].astype("str").str.lower() == "checkout").to_numpy()
     count = _count(np.where(at_checkout, pos, -1), n)
-    return [Signal("sessions.dropped_at_checkout", "checkout", "count", count, count, "count")]
+    return [Signal("sessions.dropped_at_checkout", "checkout", "count", count, count, "count",
+                   tied(links, carts=True))]
 
 
-def _feedback(f: pd.DataFrame, pos: np.ndarray, n: int) -> list[Signal]:
+def _feedback(f: pd.DataFrame, pos: np.ndarray, n: int, links: Mapping[str, ServiceLinks]
+              ) -> list[Signal]:
+    """Negative comments, all of them (tied to no service) and per service those that use
+    its words."""
     negative = sentiment.scores(f["feedback_text"])["polarity"].to_numpy() < sentiment.NEGATIVE
     count = _count(np.where(negative, pos, -1), n)
-    return [Signal("feedback.negative", "all", "count", count, count, "count")]
+    out = [Signal("feedback.negative", "all", "count", count, count, "count")]
+    text = f["feedback_text"].astype("str").str.lower()[negative]
+    by_words: dict[tuple[str, ...], list[str]] = {}
+    for service, link in links.items():      # one signal per set of words
+        if link.feedback_words:
+            by_words.setdefault(link.feedback_words, []).append(service)
+    named: set[str] = set()
+    for words, services in by_words.items():
+        pattern = "|".join(re.escape(w) for w in words)
+        about = text.str.contains(rf"\b(?:{pattern})", regex=True).to_numpy()
+        mine = _count(pos[negative][about], n)
+        entity = "/".join(words[:3])
+        entity = entity if entity not in named else f"{entity} ({services[0]})"
+        named.add(entity)
+        out.append(Signal("feedback.negative_about", entity, "count", mine, mine, "count",
+                          tuple(services)))
+    return out
 
 
-def _tickets(f: pd.DataFrame, pos: np.ndarray, n: int) -> list[Signal]:
+def _tickets(f: pd.DataFrame, pos: np.ndarray, n: int, links: Mapping[str, ServiceLinks]
+             ) -> list[Signal]:
     out = []
     for issue, mine in _by(f["issue_type"]):
         count = _count(pos[mine], n)
-        out.append(Signal("support.new_tickets", issue, "count", count, count, "count"))
+        out.append(Signal("support.new_tickets", issue, "count", count, count, "count",
+                          tied(links, issue_type=issue)))
     return out
 
 
-def _system(f: pd.DataFrame, pos: np.ndarray, n: int) -> list[Signal]:
+def _system(f: pd.DataFrame, pos: np.ndarray, n: int, links: Mapping[str, ServiceLinks]
+            ) -> list[Signal]:
     cpu = f["cpu_pct"].to_numpy(dtype=float)
     memory = f["memory_pct"].to_numpy(dtype=float)
     failed = (f["healthy"].to_numpy(dtype=float) == 0).astype(float) \
@@ -214,13 +434,15 @@ def _system(f: pd.DataFrame, pos: np.ndarray, n: int) -> list[Signal]:
     for service, mine in _by(f["service_name"]):
         p = pos[mine]
         samples = _count(p, n)
-        out += [Signal("system.cpu_pct", service, "pct", _mean(p, cpu[mine], samples), samples,
-                       "pct"),
+        own = (service,)
+        out += [Signal("system.cpu_pct", service, "pct", _mean(p, cpu[mine], samples),
+                       samples, "pct", own),
                 Signal("system.memory_pct", service, "pct", _mean(p, memory[mine], samples),
-                       samples, "pct")]
+                       samples, "pct", own)]
         if failed is not None:
             fails = _count(p, n, failed[mine])
-            out.append(Signal("system.failed_probes", service, "count", fails, fails, "count"))
+            out.append(Signal("system.failed_probes", service, "count", fails, fails, "count",
+                              own))
     return out
 
 
@@ -230,10 +452,12 @@ SIGNALS = {"api_logs": _api, "page_load_times": _pages, "cart_abandonment": _car
 
 
 def signals(frames: Mapping[str, pd.DataFrame], hours: pd.DatetimeIndex,
-            top_n: int | None = None) -> list[Signal]:
-    """Every hourly signal the present sources give; hours before a source's first event
-    are unknown (NaN), not zero. Per-entity signals cover the `top_n` busiest entities
-    and "other"."""
+            top_n: int | None = None, links: Mapping[str, ServiceLinks] | None = None
+            ) -> list[Signal]:
+    """Every hourly signal the present sources give, tied to services by `links` (default:
+    inferred); hours before a source's first event are unknown (NaN), not zero.
+    Per-entity signals cover the `top_n` busiest entities and "other"."""
+    links = service_map(frames) if links is None else links
     n = len(hours)
     out: list[Signal] = []
     for source, make in SIGNALS.items():
@@ -245,7 +469,8 @@ def signals(frames: Mapping[str, pd.DataFrame], hours: pd.DatetimeIndex,
             frame = frame.assign(**{col: top_entities(frame[col], top_n)})
         times = frame[TIME_COLUMNS[source]]
         first = max(0, int(hours.searchsorted(times.min(), side="right")) - 1)
-        out += [_unknown_before(sig, first) for sig in make(frame, _slot(times, hours), n)]
+        out += [_unknown_before(sig, first)
+                for sig in make(frame, _slot(times, hours), n, links)]
     return out
 
 
@@ -302,31 +527,47 @@ def archive_rows(sigs: list[Signal], hours: pd.DatetimeIndex, period: Period) ->
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
+# --- baselines and tail probabilities --------------------------------------------------
+
+def _stack(values: np.ndarray, at: np.ndarray, step: int, count: int) -> np.ndarray:
+    """values at `at` - step, - 2 step, ... - count step (NaN before the grid)."""
+    idx = at[None, :] - step * np.arange(1, count + 1)[:, None]
+    return np.where(idx >= 0, values[np.maximum(idx, 0)], np.nan)
+
+
+def history(values: np.ndarray, at: np.ndarray, weeks: int = 4,
+            also: Sequence[np.ndarray] = ()) -> list[np.ndarray]:
+    """Earlier values of each hour in `at`, one column per hour: the same hour of up to
+    `weeks` preceding weeks where at least 2 exist, else the same hour of day over up to
+    28 preceding days (none with fewer than MIN_DAYS); then the same cells of each array
+    in `also` (NaN where `values` is)."""
+    values = values.astype(float)
+    weekly = _stack(values, at, WEEK_H, weeks)
+    daily = _stack(values, at, 24, 28)
+    use_weekly = np.sum(~np.isnan(weekly), axis=0) >= 2
+    use_daily = ~use_weekly & (np.sum(~np.isnan(daily), axis=0) >= MIN_DAYS)
+    rows = np.full((max(weeks, 28), len(at)), np.nan)
+    rows[:weeks, use_weekly] = weekly[:, use_weekly]
+    rows[:28, use_daily] = daily[:, use_daily]
+    out = [rows]
+    for other in also:
+        o = np.full(rows.shape, np.nan)
+        o[:weeks, use_weekly] = _stack(other.astype(float), at, WEEK_H, weeks)[:, use_weekly]
+        o[:28, use_daily] = _stack(other.astype(float), at, 24, 28)[:, use_daily]
+        out.append(np.where(np.isnan(rows), np.nan, o))
+    return out
+
+
 def baseline(values: np.ndarray, weeks: int = 4, at: np.ndarray | None = None
              ) -> tuple[np.ndarray, np.ndarray]:
-    """Median and MAD per hour over the same hour of up to `weeks` preceding weeks, or of
-    up to 28 preceding days where fewer than 2 such weeks exist (NaN with fewer than
-    MIN_DAYS days); only for the hours `at` (default: all), NaN elsewhere."""
+    """Median and MAD per hour over its `history` (only for the hours `at`, default all;
+    NaN elsewhere and where there is no history)."""
     n = len(values)
     at = np.arange(n) if at is None else np.asarray(at, dtype=int)
-    values = values.astype(float)
-
-    def stack(hours: np.ndarray, step: int, count: int) -> np.ndarray:
-        """values at `hours` - step, - 2 step, ... - count step (NaN before the grid)."""
-        idx = hours[None, :] - step * np.arange(1, count + 1)[:, None]
-        return np.where(idx >= 0, values[np.maximum(idx, 0)], np.nan)
-
-    weekly = stack(at, WEEK_H, weeks)
-    use_weekly = np.sum(~np.isnan(weekly), axis=0) >= 2
+    [rows] = history(values, at, weeks)
     median, mad = np.full(n, np.nan), np.full(n, np.nan)
-    daily = stack(at[~use_weekly], 24, 28)
-    # A day or two of history is no baseline: those hours are not judged.
-    enough = np.sum(~np.isnan(daily), axis=0) >= MIN_DAYS
-    for hours, rows in ((at[use_weekly], weekly[:, use_weekly]),
-                        (at[~use_weekly][enough], daily[:, enough])):
-        if hours.size:
-            median[hours] = _column_median(rows)
-            mad[hours] = _column_median(np.abs(rows - median[hours]))
+    median[at] = _column_median(rows)
+    mad[at] = _column_median(np.abs(rows - median[at]))
     return median, mad
 
 
@@ -340,40 +581,188 @@ def _column_median(rows: np.ndarray) -> np.ndarray:
     return np.where(k > 0, (lo + hi) / 2, np.nan)
 
 
-def noise_floor(sig: Signal, median: np.ndarray) -> np.ndarray:
-    """The smallest MAD that the signal's own sampling noise allows."""
+def noise_floor(kind: str, median: np.ndarray, events: np.ndarray) -> np.ndarray:
+    """The smallest MAD that a robust-scale signal's own sampling noise allows."""
     with np.errstate(all="ignore"):
-        if sig.kind == "count":      # Poisson: sd = sqrt(mean); below 2 its tail is too long
-            return K * np.sqrt(np.maximum(median, 2.0))
-        if sig.kind == "ratio":      # binomial: sd = sqrt(p (1 - p) / n)
-            n = np.maximum(sig.events, 1)
-            p = np.maximum(np.nan_to_num(median), 1.0 / n)
-            return K * np.sqrt(p * (1 - p) / n)
-        if sig.kind == "pct":
+        if kind == "pct":
             return np.full(len(median), 5.0)   # percentage points (CPU, memory)
-        if sig.kind == "traffic":    # hourly traffic swings well beyond Poisson noise
+        if kind == "traffic":    # hourly traffic swings well beyond Poisson noise
             return 0.1 * np.abs(median)
         # An hourly percentile swings ~25 % on its own at 100 events, more on fewer.
-        return 0.25 * np.abs(median) * np.maximum(1.0, np.sqrt(100 / np.maximum(sig.events, 1)))
+        return 0.25 * np.abs(median) * np.maximum(1.0, np.sqrt(100 / np.maximum(events, 1)))
 
 
-def score(sig: Signal, min_events: int, at: np.ndarray | None = None
-          ) -> tuple[np.ndarray, np.ndarray]:
-    """Robust z per hour (NaN where it cannot be judged, or outside `at`) and the baseline
-    median."""
-    median, mad = baseline(sig.values, at=at)
-    mad = np.fmax(mad, noise_floor(sig, median))
+def count_tail(x: np.ndarray, total: np.ndarray, hours: np.ndarray, prior: np.ndarray
+               ) -> np.ndarray:
+    """P(X >= x) for a Poisson count whose rate was seen as `total` events in `hours`
+    earlier hours, with a gamma prior of mean `prior` worth PRIOR_HOURS: the negative
+    binomial predictive (the Poisson tail as the history grows)."""
+    shape = total + PRIOR_HOURS * prior
+    rate = hours + PRIOR_HOURS
     with np.errstate(all="ignore"):
-        z = K * (sig.values - median) / mad
-    if sig.kind == "traffic":
-        # Traffic is judged by its falls: clients that cannot reach a service. A fall
-        # flags when it is more than about half the usual volume, in busy hours only.
-        z = np.where(median >= min_events, -z, np.nan)
-    if sig.kind in ("ratio", "level"):
-        z = np.where(sig.events >= min_events, z, np.nan)
-    if sig.kind == "value":
-        z = np.full(len(z), np.nan)      # a money total is the impact, not a symptom
-    return z, median
+        return stats.nbinom.sf(x - 1, shape, rate / (rate + 1))
+
+
+def ratio_tail(errors: np.ndarray, events: np.ndarray, seen_errors: np.ndarray,
+               seen_events: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """P(E >= errors) of `events` requests whose error rate was seen as `seen_errors` of
+    `seen_events` earlier, with a beta prior of mean `prior` worth PRIOR_EVENTS requests:
+    the beta-binomial predictive (the binomial tail as the history grows)."""
+    a = seen_errors + PRIOR_EVENTS * prior
+    b = seen_events - seen_errors + PRIOR_EVENTS * (1 - prior)
+    n = np.maximum(events, 0).astype(np.int64)
+    e = np.clip(np.nan_to_num(errors), 0, n).astype(np.int64)
+    with np.errstate(all="ignore"):
+        out = np.asarray(stats.betabinom.sf(e - 1, n, a, b), dtype=float)
+        # scipy takes 1 - cdf, which loses the digits of a small tail: above the mean
+        # sum the pmf instead.
+        mean = n * a / (a + b)
+        far = np.flatnonzero((e > 0) & (e >= mean) & (out < 0.01))
+        if far.size:
+            # up to 12 standard deviations (with the beta's extra spread) past the mean
+            sd = np.sqrt(mean * (1 - a / (a + b)) * (1 + (n - 1) / (a + b + 1)))[far]
+            width = int(min(TAIL_TERMS, np.max(e[far] - mean[far] + 12 * sd) + 20))
+            ks = e[far, None] + np.arange(max(width, 1))[None, :]
+            terms = np.exp(stats.betabinom.logpmf(ks, n[far, None], a[far, None],
+                                                  b[far, None]))
+            out[far] = np.sum(np.where(ks <= n[far, None], terms, 0.0), axis=1)
+    return np.where(events >= 1, out, np.nan)
+
+
+def fisher(p_back: np.ndarray, p_user: np.ndarray) -> np.ndarray:
+    """Fisher's combination of two independent tail probabilities: with q = p1 p2,
+    P(-2 ln(P1 P2) >= -2 ln q) = q (1 - ln q) (chi-square with 4 degrees of freedom)."""
+    q = np.asarray(p_back, dtype=float) * np.asarray(p_user, dtype=float)
+    with np.errstate(all="ignore"):
+        return np.where(q > 0, q * (1 - np.log(np.where(q > 0, q, 1))), 0.0)
+
+
+def tail(sig: Signal, min_events: int, at: np.ndarray | None = None
+         ) -> tuple[np.ndarray, np.ndarray]:
+    """Upper-tail probability of each hour under its baseline (NaN where it cannot be
+    judged, or outside `at`), and the usual level (the baseline median; the expected
+    value for counts and money)."""
+    n = len(sig.values)
+    at = np.arange(n) if at is None else np.asarray(at, dtype=int)
+    values, events = sig.values.astype(float), sig.events.astype(float)
+    rows, seen = history(values, at, also=[events])
+    median = _column_median(rows)
+    usual, p = np.full(n, np.nan), np.full(n, np.nan)
+    usual[at] = median
+    x, ev = values[at], events[at]
+    known = (np.sum(~np.isnan(rows), axis=0) > 0) & ~np.isnan(x)
+    with np.errstate(all="ignore"):
+        if sig.kind == "count":
+            day = _stack(values, at, 24, 28)
+            prior = (np.nansum(day, axis=0) + 0.5) / (np.sum(~np.isnan(day), axis=0) + 1)
+            seen_hours = np.sum(~np.isnan(rows), axis=0)
+            q = count_tail(x, np.nansum(rows, axis=0), seen_hours, prior)
+            # usual: the expected count, so that what exceeds it is an unbiased impact
+            usual[at] = (np.nansum(rows, axis=0) + PRIOR_HOURS * prior) / (
+                seen_hours + PRIOR_HOURS)
+        elif sig.kind == "ratio":
+            day, day_n = _stack(values, at, 24, 28), _stack(events, at, 24, 28)
+            prior = (np.nansum(day * day_n, axis=0) + 0.5) / (np.nansum(
+                np.where(np.isnan(day), 0, day_n), axis=0) + 1)
+            q = ratio_tail(np.round(np.nan_to_num(x) * ev), ev, np.nansum(rows * seen, axis=0),
+                           np.nansum(seen, axis=0), prior)
+        elif sig.kind in ("level", "pct", "traffic"):
+            mad = np.fmax(_column_median(np.abs(rows - median)),
+                          noise_floor(sig.kind, median, ev))
+            z = K * (x - median) / mad
+            if sig.kind == "traffic":
+                # Traffic is judged by its falls (clients that cannot reach a service), in
+                # hours that usually have enough of it.
+                z = np.where(median >= min_events, -z, np.nan)
+            else:
+                z = np.where(ev >= (min_events if sig.kind == "level" else 1), z, np.nan)
+            q = stats.norm.sf(z)
+            if sig.above is not None:
+                q = _above_tail(sig, q, median, ev, np.nansum(seen, axis=0), at, min_events)
+        else:
+            q = np.full(len(at), np.nan)      # a money total is the impact, not a symptom
+            seen = np.sum(~np.isnan(rows), axis=0)
+            usual[at] = np.where(seen > 0, np.nansum(rows, axis=0) / np.maximum(seen, 1), np.nan)
+    p[at] = np.where(known, q, np.nan)
+    return p, usual
+
+
+def _above_tail(sig: Signal, q: np.ndarray, median: np.ndarray, ev: np.ndarray,
+                seen: np.ndarray, at: np.ndarray, min_events: int) -> np.ndarray:
+    """A percentile's tail: how many of the hour's events lie above its usual level, a
+    binomial with the chance 1 - quantile raised by three standard errors of a quantile
+    estimated from the `seen` baseline events (the usual level is an estimate too). Heavy
+    tails make a lone jump of the percentile cheap, so in hours with `min_events` the
+    robust z must agree; in thinner hours the count alone judges."""
+    level = np.full(len(sig.values), np.nan)
+    level[at] = median
+    over = sig.above(level)[at]
+    share = 1 - sig.quantile
+    with np.errstate(all="ignore"):
+        chance = np.minimum(share + 3 * np.sqrt(share * (1 - share) / np.maximum(seen, 1)), 1)
+    counted = stats.binom.sf(over - 1, np.maximum(ev, 0).astype(np.int64), chance)
+    counted = np.where((ev >= 1) & ~np.isnan(median), counted, np.nan)
+    return np.where(ev >= min_events, np.maximum(q, counted), counted)
+
+
+def level_shift(sig: Signal, usual: np.ndarray, judged: np.ndarray, alpha: float,
+                min_events: int) -> tuple[int, float, float, bool] | None:
+    """(first hour, usual level, level since, still rising) of a lasting rise of a
+    percentile or CPU/memory signal over the judged hours, or None.
+
+    The residual is log(value / usual) (percentiles) or value - usual (percentage points);
+    the start is the CUSUM estimate with reference half the smallest shift worth naming,
+    then half the shift so found;
+    the shift must hold for SHIFT_HOURS, have a median of at least that smallest shift,
+    and more of its hours above usual than chance allows (sign test at `alpha` over the
+    candidate starts)."""
+    if sig.kind not in ("level", "pct"):
+        return None
+    x, med, ev = sig.values[judged].astype(float), usual[judged], sig.events[judged]
+    # Only against weekly baselines: the same hour of earlier days hides a weekly rhythm.
+    weekly = np.sum(~np.isnan(_stack(sig.values.astype(float), judged, WEEK_H, 4)), axis=0) >= 2
+    with np.errstate(all="ignore"):
+        if sig.kind == "level":
+            ok = weekly & (x > 0) & (med > 0) & (ev >= min_events)
+            r, theta = np.log(x / med), SHIFT_LEVEL
+        else:
+            ok = weekly & np.isfinite(x) & np.isfinite(med) & (ev > 0)
+            r, theta = x - med, SHIFT_PCT
+    r = r[ok]
+    if len(r) < SHIFT_HOURS:
+        return None
+    i = int(np.argmax(np.cumsum((r - theta / 2)[::-1])[::-1]))
+    if len(r) - i >= SHIFT_HOURS:
+        # again with the reference at half the shift it found: a start closer to the truth
+        step = max(float(np.median(r[i:])), theta)
+        i = int(np.argmax(np.cumsum((r - step / 2)[::-1])[::-1]))
+    after = r[i:]
+    if len(after) < SHIFT_HOURS or np.median(after) < theta:
+        return None
+    above = int(np.sum(after > 0))
+    if stats.binom.sf(above - 1, len(after), 0.5) > alpha / len(r):
+        return None
+    half = len(after) // 2
+    rising = bool(np.median(after[half:]) - np.median(after[:half]) >= theta)
+    start = int(judged[np.flatnonzero(ok)[i]])
+    return start, float(np.median(med[ok][i:])), float(np.median(x[ok][i:])), rising
+
+
+def _shifted(sig: Signal, start: int, usual: np.ndarray) -> Signal:
+    """The signal as judged after a level shift: from `start` on, moved back by the
+    shift's median, so later hours are judged against the new level."""
+    values = sig.values.astype(float).copy()
+    above = sig.above
+    with np.errstate(all="ignore"):
+        if sig.kind == "level":
+            factor = np.ones(len(values))
+            factor[start:] = np.exp(np.nanmedian(np.log(values[start:] / usual[start:])))
+            values /= factor
+            if sig.above is not None:
+                above = lambda level: sig.above(level * factor)   # noqa: E731
+        else:
+            values[start:] -= np.nanmedian(values[start:] - usual[start:])
+    return dataclasses.replace(sig, values=values, above=above)
 
 
 def windows(flagged: np.ndarray) -> list[tuple[int, int]]:
@@ -387,106 +776,255 @@ def windows(flagged: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(starts.tolist(), ends.tolist()))
 
 
+def side(p: np.ndarray, rows: Sequence[int]) -> np.ndarray:
+    """One side's evidence per hour: its smallest tail probability times the number of
+    its signals judged that hour (Bonferroni), at most 1; 1 where none is judged."""
+    if not len(rows):
+        return np.ones(p.shape[1])
+    chosen = p[list(rows)]
+    judged = np.sum(~np.isnan(chosen), axis=0)
+    low = np.min(np.where(np.isnan(chosen), 1.0, chosen), axis=0)
+    return np.minimum(low * np.maximum(judged, 1), 1.0)
+
+
+# --- finding incidents, one-sided anomalies and level shifts ---------------------------
+
 def detect(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
-           tz: Any = None, history: pd.DataFrame | None = None, top_n: int | None = None
-           ) -> tuple[list[dict[str, Any]], pd.DatetimeIndex, list[Signal], np.ndarray]:
-    """Incidents of the period, most costly first, with the hour grid and signals.
-    `history` (archived hourly values, see `archive_rows`) fills the weeks that the
-    data does not cover."""
+           tz: Any = None, history: pd.DataFrame | None = None,
+           links: Mapping[str, ServiceLinks] | None = None,
+           top_n: int | None = None) -> Findings:
+    """Incidents of the period (most costly first), back-end-only and user-felt-only
+    anomalies, level shifts, with the hour grid and signals. `history` (archived hourly
+    values, see `archive_rows`) fills the weeks that the data does not cover; `links` is
+    the configured service map (the rest is inferred); `top_n` bounds the entities per
+    signal."""
     history_from = None
     if history is not None and not history.empty:
         history_from = EPOCH + int(history["hour"].min()) * HOUR
     hours = grid(period, frames, history_from=history_from)
     if len(hours) == 0:
-        return [], hours, [], np.zeros((0, 0), bool)
-    sigs = with_history(signals(frames, hours, top_n), hours, history)
-    in_period = np.asarray((hours >= period.start) & (hours < period.end))
-    judged = np.flatnonzero(in_period)     # the weeks before are baseline only
-    zs, medians = [], []
-    for sig in sigs:
-        z, med = score(sig, t.incident_min_events, judged)
-        zs.append(z)
-        medians.append(med)
-    z = np.array(zs) if zs else np.zeros((0, len(hours)))
-    flags = np.nan_to_num(z, nan=0.0) > t.incident_z     # NaN outside the period
-    found = []
-    for a, b in windows(flags.any(axis=0)):
-        involved = [i for i in range(len(sigs)) if flags[i, a:b].any()]
-        if not (any(sigs[i].name.startswith(BACK_END) for i in involved)
-                and any(not sigs[i].name.startswith(BACK_END) for i in involved)):
-            continue     # a blip on one side only: not something users felt from the stack
-        found.append(_describe(a, b, involved, sigs, z, medians, hours, tz or period.start.tz))
-    found.sort(key=lambda i: (i["impact"]["abandoned_value"], i["impact"]["tickets"]),
-               reverse=True)
-    return found, hours, sigs, flags
+        return Findings((), (), (), (), hours, ())
+    tz = tz or period.start.tz
+    link_map = service_map(frames, links)
+    sigs = with_history(signals(frames, hours, top_n, link_map), hours, history)
+    judged = np.flatnonzero(np.asarray((hours >= period.start) & (hours < period.end)))
+    alpha = t.incident_false_alarms
+    p = np.full((len(sigs), len(hours)), np.nan)
+    usual = np.full((len(sigs), len(hours)), np.nan)
+    shifts = []
+    testable = max(1, sum(s.kind in ("level", "pct") for s in sigs))
+    for i, sig in enumerate(sigs):
+        p[i], usual[i] = tail(sig, t.incident_min_events, judged)
+        found = level_shift(sig, usual[i], judged, alpha / testable, t.incident_min_events)
+        if found:
+            start, before, after, rising = found
+            p[i], _ = tail(_shifted(sig, start, usual[i]), t.incident_min_events, judged)
+            shifts.append(_level_shift(sig, hours[start].tz_convert(tz), before, after,
+                                       rising))
+    hours_judged = max(len(judged), 1)
+    services = sorted({s.entity for s in sigs if s.back_end})
+    back = {s: [i for i, g in enumerate(sigs) if g.back_end and g.entity == s]
+            for s in services}
+    user = {s: [i for i, g in enumerate(sigs) if not g.back_end and s in g.services]
+            for s in services}
+    pairs = [s for s in services if user[s]]
+    incidents = _incidents(p, usual, sigs, back, user, pairs,
+                           alpha / (hours_judged * max(len(pairs), 1)), hours, tz)
+    covered = {s: np.zeros(len(hours), bool) for s in services}
+    held = np.zeros(p.shape, bool)
+    for inc, (a, b, rows) in incidents:
+        for s in inc.services:
+            covered[s][a:b] = True
+        held[rows, a:b] = True
+    n_back = sum(s.back_end for s in sigs)
+    n_user = sum(not s.back_end and s.kind != "value" for s in sigs)
+    back_end = [a for s in services for a in _back_end(
+        p, usual, sigs, back[s], s, covered[s], alpha / (hours_judged * max(n_back, 1)),
+        hours, tz)]
+    user_rows = [i for i, g in enumerate(sigs) if not g.back_end]
+    user_felt = _user_felt(p, usual, sigs, user_rows, held,
+                           alpha / (hours_judged * max(n_user, 1)), hours, tz)
+    ranked = sorted((inc for inc, _ in incidents),
+                    key=lambda i: (i.impact.abandoned_value, i.impact.tickets), reverse=True)
+    return Findings(tuple(ranked), tuple(sorted(back_end, key=lambda a: a.start)),
+                    tuple(user_felt), tuple(shifts), hours, tuple(sigs))
 
 
-def _describe(a: int, b: int, involved: list[int], sigs: list[Signal], z: np.ndarray,
-              medians: list[np.ndarray], hours: pd.DatetimeIndex, tz: Any) -> dict[str, Any]:
-    rows = []
-    for i in involved:
-        sig = sigs[i]
-        k = a + int(np.nanargmax(z[i, a:b]))
-        rows.append({"name": sig.name, "entity": sig.entity, "peak": _num(sig.values[k]),
-                     "baseline": _num(medians[i][k]), "z": _num(z[i, k]), "unit": sig.unit})
-    rows.sort(key=lambda r: -(r["z"] or 0))
+def _incidents(p: np.ndarray, usual: np.ndarray, sigs: Sequence[Signal],
+               back: Mapping[str, list[int]], user: Mapping[str, list[int]],
+               pairs: Sequence[str], level: float, hours: pd.DatetimeIndex, tz: Any
+               ) -> list[tuple[Incident, tuple[int, int, list[int]]]]:
+    """Runs of hours in which a service's back-end side stays below SUGGESTIVE and that
+    hold an hour where its user side is below SUGGESTIVE too and the combined evidence is
+    below `level`; overlapping runs of several services are one incident, the most
+    certain back-end side first."""
+    runs = []
+    for s in pairs:
+        pb, pu = side(p, back[s]), side(p, user[s])
+        failing = pb <= SUGGESTIVE
+        hit = failing & (pu <= SUGGESTIVE) & (fisher(pb, pu) <= level)
+        runs += [(a, b, (float(pb[a:b].min()), s)) for a, b in windows(failing)
+                 if hit[a:b].any()]
+    out = []
+    for a, b, chosen in _merge(runs):
+        services = tuple(dict.fromkeys(s for _, s in sorted(chosen)))
+        rows = [i for s in services for i in back[s] + user[s]]
+        rows = [i for i in dict.fromkeys(rows)
+                if np.nanmin(np.r_[p[i, a:b], np.inf]) <= SUGGESTIVE]
+        readings = _readings(p, usual, sigs, rows, a, b)
+        owners = set(services)
+        carts = [i for i, g in enumerate(sigs) if g.name.startswith("cart.")
+                 and owners & set(g.services)]
+        impact = Impact(
+            abandoned_value=round(_extra(sigs, usual, carts, "cart.abandoned_value", a, b), 2),
+            abandoned_carts=round(_extra(sigs, usual, carts, "cart.abandoned_carts", a, b)),
+            tickets=round(_extra(sigs, usual, rows, "support.new_tickets", a, b)))
+        inc = Incident(hours[a].tz_convert(tz), hours[b - 1].tz_convert(tz) + HOUR, services,
+                       tuple(r.entity for r in readings if r.name.startswith("pages.")),
+                       readings, impact)
+        out.append((dataclasses.replace(inc, text=_sentence(inc)), (a, b, rows)))
+    return out
 
-    def extra(name: str, flagged_only: bool = False) -> float:
-        """What exceeded the baseline in the window (only flagged entities if asked)."""
-        total = 0.0
-        for i, sig in enumerate(sigs):
-            if sig.name == name and (not flagged_only or i in involved):
-                gap = sig.values[a:b] - np.nan_to_num(medians[i][a:b])
-                total += float(np.nansum(np.clip(gap, 0, None)))
-        return total
 
-    services = list(dict.fromkeys(r["entity"] for r in rows
-                                  if r["name"].startswith(BACK_END)))
-    pages = list(dict.fromkeys(r["entity"] for r in rows if r["name"].startswith("pages.")))
+def _merge(runs: list[tuple[int, int, Any]]) -> list[tuple[int, int, list[Any]]]:
+    """[start, end) runs that overlap or touch, merged, with what each run carried."""
+    merged: list[tuple[int, int, list[Any]]] = []
+    for a, b, item in sorted(runs, key=lambda r: (r[0], r[1])):
+        if merged and a <= merged[-1][1]:
+            start, end, items = merged[-1]
+            merged[-1] = (start, max(end, b), items + [item])
+        else:
+            merged.append((a, b, [item]))
+    return merged
+
+
+def _back_end(p: np.ndarray, usual: np.ndarray, sigs: Sequence[Signal], rows: list[int],
+              service: str, covered: np.ndarray, level: float, hours: pd.DatetimeIndex,
+              tz: Any) -> list[Anomaly]:
+    """Runs of hours outside incidents in which the service's back-end side stays below
+    SUGGESTIVE and one signal is below `level`."""
+    low = np.fmin.reduce(np.where(np.isnan(p[rows]), np.inf, p[rows]), axis=0)
+    grow = (side(p, rows) <= SUGGESTIVE) & ~covered
+    out = []
+    for a, b in windows(grow):
+        if (low[a:b] <= level).any():
+            readings = _readings(p, usual, sigs, [i for i in rows if np.nanmin(
+                np.r_[p[i, a:b], np.inf]) <= SUGGESTIVE], a, b)
+            out.append(_anomaly("back-end", service, readings, a, b, hours, tz))
+    return out
+
+
+def _user_felt(p: np.ndarray, usual: np.ndarray, sigs: Sequence[Signal], rows: list[int],
+               held: np.ndarray, level: float, hours: pd.DatetimeIndex, tz: Any
+               ) -> list[Anomaly]:
+    """Runs of hours in which a user signal outside the incidents that hold it stays below
+    SUGGESTIVE and reaches `level` once; overlapping runs of several signals are one."""
+    runs = []
+    for i in rows:
+        grow = (np.nan_to_num(p[i], nan=1.0) <= SUGGESTIVE) & ~held[i]
+        runs += [(a, b, i) for a, b in windows(grow)
+                 if (np.nan_to_num(p[i, a:b], nan=1.0) <= level).any()]
+    out = []
+    for a, b, chosen in _merge(runs):
+        readings = _readings(p, usual, sigs, chosen, a, b)
+        out.append(_anomaly("user-felt", readings[0].entity, readings, a, b, hours, tz))
+    return out
+
+
+def _readings(p: np.ndarray, usual: np.ndarray, sigs: Sequence[Signal], rows: list[int],
+              a: int, b: int) -> tuple[Reading, ...]:
+    """Each signal's least likely hour in the window, the least likely signal first."""
+    out = []
+    for i in rows:
+        window = np.nan_to_num(p[i, a:b], nan=np.inf)
+        k = a + int(np.argmin(window))
+        out.append(Reading(sigs[i].name, sigs[i].entity, _num(sigs[i].values[k]),
+                           _num(usual[i, k]), _num(p[i, k]), sigs[i].unit))
+    return tuple(sorted(out, key=lambda r: r.p if r.p is not None else 1.0))
+
+
+def _extra(sigs: Sequence[Signal], usual: np.ndarray, rows: Sequence[int], name: str,
+           a: int, b: int) -> float:
+    """What exceeded the usual level in the window, over the chosen signals of a name."""
+    total = 0.0
+    for i in rows:
+        if sigs[i].name == name:
+            gap = sigs[i].values[a:b].astype(float) - np.nan_to_num(usual[i, a:b])
+            total += float(np.nansum(np.clip(gap, 0, None)))
+    return total
+
+
+def _anomaly(side_: str, entity: str, readings: tuple[Reading, ...], a: int, b: int,
+             hours: pd.DatetimeIndex, tz: Any) -> Anomaly:
     start, end = hours[a].tz_convert(tz), hours[b - 1].tz_convert(tz) + HOUR
-    incident = {"start": start.isoformat(), "end": end.isoformat(), "services": services,
-                "pages": pages, "signals": rows,
-                "impact": {"abandoned_value": round(extra("cart.abandoned_value"), 2),
-                           "abandoned_carts": round(extra("cart.abandoned_carts")),
-                           "tickets": round(extra("support.new_tickets", flagged_only=True))}}
-    incident["text"] = _sentence(incident)
-    return incident
+    shown = "; ".join(_reading_text(r) for r in readings[:3])
+    tail_text = ("; no sign that users felt it" if side_ == "back-end"
+                 else "; no back-end cause found")
+    text = f"{_window_text(start, end)}: {shown}{tail_text}."
+    return Anomaly(side_, start, end, entity, readings, text)
+
+
+def _level_shift(sig: Signal, start: pd.Timestamp, before: float, after: float,
+                 rising: bool) -> LevelShift:
+    what = label({"name": sig.name, "entity": sig.entity})
+    if sig.unit == "ms":
+        change = f"{after / before - 1:+.0%}".replace("+", "+") if before else ""
+    else:
+        change = f"{after - before:+.1f} pp"
+    verb = "has kept rising" if rising else "has stayed higher"
+    text = (f"{what} {verb} since {start:%a %-d %b %H:%M}: {fmt.value(after, sig.unit)} "
+            f"against a usual {fmt.value(before, sig.unit)} ({change}); a level shift, "
+            "not an incident.")
+    return LevelShift(sig.name, sig.entity, sig.unit, start, before, after, rising, text)
 
 
 def _num(v: Any) -> float | None:
     return None if v is None or not np.isfinite(v) else float(v)
 
 
-def _sentence(inc: dict[str, Any]) -> str:
+def _reading_text(r: Reading) -> str:
+    return (f"{label(dataclasses.asdict(r))} {fmt.value(r.peak, r.unit)} "
+            f"(usually {fmt.value(r.baseline, r.unit)})")
+
+
+def _sentence(inc: Incident) -> str:
     """'Wed 4 Nov 10:00-12:00: payment-api 5xx at 38.0 % (baseline 0.40 %), p95 ...'"""
     parts = []
-    by = {(r["name"], r["entity"]): r for r in inc["signals"]}
-    for service in inc["services"][:2]:
+    by = {(r.name, r.entity): r for r in inc.signals}
+    for service in inc.services[:2]:
         bits = []
         e = by.get(("api.server_error_rate", service))
         if e:
-            bits.append(f"5xx at {fmt.pct(e['peak'])} (baseline {fmt.pct(e['baseline'])})")
+            bits.append(f"5xx at {fmt.pct(e.peak)} (baseline {fmt.pct(e.baseline)})")
         p = by.get(("api.p95_ms", service))
         if p:
-            bits.append(f"p95 {fmt.ms(p['peak'])} (baseline {fmt.ms(p['baseline'])})")
+            bits.append(f"p95 {fmt.ms(p.peak)} (baseline {fmt.ms(p.baseline)})")
+        r = by.get(("api.requests", service))
+        if r:
+            bits.append(f"{fmt.count(r.peak)} requests in an hour (usually "
+                        f"{fmt.count(r.baseline)})")
         c = by.get(("system.cpu_pct", service))
         if c:
-            bits.append(f"CPU {fmt.pct_points(c['peak'])}")
+            bits.append(f"CPU {fmt.pct_points(c.peak)}")
         if bits:
             parts.append(f"{service} " + ", ".join(bits))
-    impact = inc["impact"]
-    if impact["abandoned_value"] > 0:
-        parts.append(f"{fmt.count(impact['abandoned_carts'])} more carts than usual abandoned, "
-                     f"worth {fmt.money(impact['abandoned_value'])}")
-    if impact["tickets"] > 0:
-        kinds = [r["entity"] for r in inc["signals"] if r["name"] == "support.new_tickets"]
-        parts.append(f"{fmt.count(impact['tickets'])} extra tickets"
+    impact = inc.impact
+    if impact.abandoned_value > 0:
+        parts.append(f"{fmt.count(impact.abandoned_carts)} more carts than usual abandoned, "
+                     f"worth {fmt.money(impact.abandoned_value)}")
+    if impact.tickets > 0:
+        kinds = [r.entity for r in inc.signals if r.name == "support.new_tickets"]
+        parts.append(f"{fmt.count(impact.tickets)} extra tickets"
                      + (f" ({', '.join(kinds[:2])})" if kinds else ""))
-    for r in inc["signals"]:
-        if r["name"] == "feedback.negative":
-            parts.append(f"{fmt.count(r['peak'])} negative comments in an hour "
-                         f"(usually {fmt.count(r['baseline'])})")
-    return f"{_window(inc)}: " + "; ".join(parts) + "."
+    for r in inc.signals:
+        if r.name.startswith("feedback."):
+            parts.append(f"{fmt.count(r.peak)} negative comments in an hour "
+                         f"(usually {fmt.count(r.baseline)})")
+            break
+    if not impact.abandoned_value and not impact.tickets:   # say what users felt
+        felt = [r for r in inc.signals if not r.name.startswith(BACK_END)]
+        parts += [_reading_text(r) for r in felt[:1] if not r.name.startswith("feedback.")]
+    return f"{_window_text(inc.start, inc.end)}: " + "; ".join(parts) + "."
 
 
 LABELS = {
@@ -496,6 +1034,7 @@ LABELS = {
     "cart.abandoned_value": "abandoned value per hour",
     "sessions.dropped_at_checkout": "sessions dropped at checkout per hour",
     "feedback.negative": "negative comments per hour",
+    "feedback.negative_about": "negative comments per hour",
     "support.new_tickets": "new tickets per hour", "system.cpu_pct": "CPU",
     "system.memory_pct": "memory", "system.failed_probes": "failed health probes per hour",
 }
@@ -504,63 +1043,122 @@ LABELS = {
 def label(row: Mapping[str, Any]) -> str:
     """'payment-api 5xx rate'; signals over everything ('all') name only the measure."""
     what = LABELS.get(row["name"], row["name"])
+    if row["name"] == "feedback.negative_about":
+        return f"Negative comments on {row['entity']} per hour"
     return what[0].upper() + what[1:] if row["entity"] == "all" else f"{row['entity']} {what}"
 
 
+
+
 def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
-            history: pd.DataFrame | None = None, top_n: int | None = None
-            ) -> tuple[Section, list[dict[str, Any]], pd.DataFrame]:
+            history: pd.DataFrame | None = None,
+            links: Mapping[str, ServiceLinks] | None = None, top_n: int | None = None
+            ) -> tuple[Section, list[Incident], pd.DataFrame]:
     """The incidents section, the incidents for kpis.json, and the period's hourly
     signal values for the archive."""
     if not frames:
         return (Section(NAME, TITLE, "no data", "No data to look for incidents in."), [],
                 archive_rows([], pd.DatetimeIndex([], tz="UTC"), period))
-    found, hours, sigs, flags = detect(frames, period, t, history=history, top_n=top_n)
+    found = detect(frames, period, t, history=history, links=links, top_n=top_n)
+    hours, sigs = found.hours, list(found.signals)
     tz = period.start.tz
     in_period = np.asarray((hours >= period.start) & (hours < period.end))
-    timeline = _timeline(hours[in_period], sigs, in_period, found, tz)
-    windows_ = [_window(i) for i in found]
-    table = pd.DataFrame([{
-        "window": w, "services": ", ".join(i["services"]) or "–",
-        "abandoned_carts": i["impact"]["abandoned_carts"],
-        "abandoned_value": i["impact"]["abandoned_value"], "tickets": i["impact"]["tickets"],
-    } for w, i in zip(windows_, found)],
-        columns=["window", "services", "abandoned_carts", "abandoned_value", "tickets"])
-    detail = pd.DataFrame([{
-        "window": w, "signal": label(r), "peak": fmt.value(r["peak"], r["unit"]),
-        "usual": fmt.value(r["baseline"], r["unit"]), "robust_z": r["z"],
-    } for w, i in zip(windows_, found) for r in i["signals"]],
-        columns=["window", "signal", "peak", "usual", "robust_z"])
-    insights = tuple(Insight("high", NAME, i["text"], impact=1e12 + i["impact"]["abandoned_value"])
-                     for i in found)
-    message = ("No incident: in no hour were a back-end signal (API, system) and a signal "
-               "users felt both far above their usual level."
-               ) if not found else ""
+    incidents = list(found.incidents)
+    timeline = _timeline(hours[in_period], sigs, in_period, incidents, tz)
+    insights = tuple(Insight("high", NAME, i.text, impact=1e12 + i.impact.abandoned_value)
+                     for i in incidents)
+    insights += tuple(Insight("medium", _domain(a.signals[0].name), a.text)
+                      for a in found.back_end + found.user_felt)
+    insights += tuple(Insight("medium", _domain(s.name), s.text) for s in found.shifts)
+    message = "" if incidents else (
+        "No incident: in no hour were a back-end service and what its users see (its pages, "
+        "tickets, comments, carts) both unusual beyond the false-alarm bound "
+        f"({t.incident_false_alarms:g} per period).")
     section = Section(
-        NAME, TITLE, "ok", message,
-        tables=(Table("incidents", "Incidents, most costly first", table,
-                      {"abandoned_carts": "count", "abandoned_value": "money",
-                       "tickets": "count"},
-                      "Impact is what exceeded the usual level during the window."),
-                Table("signals", "What each incident's signals did", detail,
-                      {"robust_z": "score"},
-                      "Usual: the median of the same hour of the week over up to 4 earlier "
-                      "weeks in the data or the archive (of the same hour of day when history "
-                      "is short). Peak: the worst hour of the window.")),
-        charts=(timeline,), insights=insights,
-        breakdowns={"count": len(found), "rule": f"robust z > {t.incident_z:g}"})
-    return section, found, archive_rows(sigs, hours, period)
+        NAME, TITLE, "ok", message, tables=_tables(found), charts=(timeline,),
+        insights=insights,
+        breakdowns={"count": len(incidents),
+               "back_end_anomalies": [a.as_dict() for a in found.back_end],
+               "user_felt_anomalies": [a.as_dict() for a in found.user_felt],
+               "level_shifts": [s.as_dict() for s in found.shifts]})
+    return section, incidents, archive_rows(sigs, hours, period)
 
 
-def _window(incident: Mapping[str, Any]) -> str:
-    start, end = pd.Timestamp(incident["start"]), pd.Timestamp(incident["end"])
+def _domain(signal: str) -> str:
+    """The report section a one-sided finding belongs to (api, system, support, ...)."""
+    return {"sessions": "sessions", "cart": "cart", "feedback": "feedback", "pages": "pages",
+            "support": "support", "system": "system"}.get(signal.split(".")[0], "api")
+
+
+def _usual(r: Reading) -> str:
+    """A usual count is an expected value: 0.4 tickets an hour is not 0."""
+    if r.unit == "count" and r.baseline is not None and r.baseline < 10:
+        return fmt.number(r.baseline, 1)
+    return fmt.value(r.baseline, r.unit)
+
+
+def _chance(p: float | None) -> str:
+    return "–" if p is None else "< 1e-12" if p < 1e-12 else f"{p:.0e}".replace("e-0", "e-")
+
+
+def _tables(found: Findings) -> tuple[Table, ...]:
+    incidents = found.incidents
+    windows_ = [_window_text(i.start, i.end) for i in incidents]
+    table = pd.DataFrame([{
+        "window": w, "services": ", ".join(i.services) or "–",
+        "abandoned_carts": i.impact.abandoned_carts,
+        "abandoned_value": i.impact.abandoned_value, "tickets": i.impact.tickets,
+    } for w, i in zip(windows_, incidents)],
+        columns=["window", "services", "abandoned_carts", "abandoned_value", "tickets"])
+
+    def readings(items: Sequence[Any], who: str | None = None) -> pd.DataFrame:
+        columns = ["window"] + ([who] if who else []) + ["signal", "peak", "usual", "chance"]
+        return pd.DataFrame([{
+            "window": _window_text(i.start, i.end),
+            **({who: i.entity} if who else {}),
+            # the service column already names a back-end signal's service
+            "signal": label({"name": r.name, "entity": "all" if who and r.entity == i.entity
+                             else r.entity}),
+            "peak": fmt.value(r.peak, r.unit), "usual": _usual(r), "chance": _chance(r.p),
+        } for i in items for r in i.signals], columns=columns)
+
+    shifts = pd.DataFrame([{
+        "signal": label({"name": s.name, "entity": s.entity}),
+        "since": f"{s.start:%a %-d %b %H:%M}", "usual": fmt.value(s.before, s.unit),
+        "now": fmt.value(s.after, s.unit), "kind": "still rising" if s.rising else "step",
+    } for s in found.shifts], columns=["signal", "since", "usual", "now", "kind"])
+    usual_note = ("Usual: the median of the same hour of the week over up to 4 earlier weeks "
+                  "in the data or the archive (of the same hour of day when history is "
+                  "short). Peak: the window's least likely hour. Chance: how likely that "
+                  "hour was under its baseline.")
+    return (
+        Table("incidents", "Incidents, most costly first", table,
+              {"abandoned_carts": "count", "abandoned_value": "money", "tickets": "count"},
+              "Impact is what exceeded the usual level during the window."),
+        Table("signals", "What each incident's signals did", readings(incidents), {},
+              usual_note),
+        Table("back_end", "Back-end anomalies users did not visibly feel",
+              readings(found.back_end, "service"), {},
+              "A back-end signal far from its usual level with no sign in the pages, "
+              "tickets, comments or carts tied to that service."),
+        Table("user_felt", "What users felt without a back-end cause",
+              readings(found.user_felt), {},
+              "Pages, tickets, comments or carts far from their usual level with no "
+              "back-end service failing at the time."),
+        Table("level_shifts", "Level shifts", shifts, {},
+              "A change that lasted at least a day: the hours after it are judged against "
+              "the new level."),
+    )
+
+
+def _window_text(start: pd.Timestamp, end: pd.Timestamp) -> str:
     if start.date() == (end - pd.Timedelta(seconds=1)).date():
         return f"{start:%a %-d %b %H:%M}–{end:%H:%M}"
     return f"{start:%a %-d %b %H:%M} – {end:%a %-d %b %H:%M}"
 
 
 def _timeline(hours: pd.DatetimeIndex, sigs: list[Signal], in_period: np.ndarray,
-              found: list[dict[str, Any]], tz: Any) -> Chart:
+              found: Sequence[Incident], tz: Any) -> Chart:
     """API 5xx rate, abandoned cart value and negative feedback per hour (per day when the
     period is longer than two weeks), incidents shaded."""
     def total(name: str, weight: bool = False) -> np.ndarray | None:
@@ -589,7 +1187,7 @@ def _timeline(hours: pd.DatetimeIndex, sigs: list[Signal], in_period: np.ndarray
     for column in ("abandoned value", "negative comments"):
         if column in sums:
             data[column] = sums[column].to_numpy()
-    shade = [(pd.Timestamp(i["start"]), pd.Timestamp(i["end"])) for i in found]
+    shade = [(i.start, i.end) for i in found]
     unit = "day" if daily else "hour"
     return Chart("incidents_timeline", "stacked_lines",
                  f"API errors, abandoned carts and negative feedback per {unit}", data,

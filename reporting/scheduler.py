@@ -4,24 +4,42 @@ The config is the truth: at start the stored jobs are synced from it (added, cha
 removed) under stable ids, so restarts never duplicate them. A run missed while the
 machine was down runs once at start when it is within the grace time, otherwise it
 is logged and recorded as skipped.
+
+The job store (`scheduler.sqlite`) holds plain data only: per job its id, the cron text,
+the time zone, the job's string arguments and its next run time, as JSON. Nothing in
+it is unpickled or imported on load; the callable is always `run_job`. Only one
+scheduler runs per output folder (a lock held for its lifetime), and a job stopped by
+SIGTERM is recorded as interrupted and runs again at the next start within the grace
+time.
 """
 from __future__ import annotations
 
+import fcntl
+import json
 import logging
 import os
+import shutil
 import signal
+import sqlite3
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
-from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.job import Job
+from apscheduler.jobstores.base import BaseJobStore, ConflictingIdError, JobLookupError
+from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
+from zoneinfo import ZoneInfo
 
 from .archive import Archive, now_iso
 from .config import Config
@@ -29,8 +47,9 @@ from .errors import ConfigError, ReportError
 
 log = logging.getLogger(__name__)
 PREFIX = "report-"
-_running = 0                       # jobs in progress in this process; see `serve`
-_running_lock = threading.Lock()
+RUN_JOB = "reporting.scheduler:run_in_child"   # the only callable a stored job names
+_children: dict[int, subprocess.Popen[bytes]] = {}   # jobs running now, by pid
+_children_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -60,19 +79,190 @@ def job_id(audience: str) -> str:
     return PREFIX + audience
 
 
+class ReportTrigger(CronTrigger):
+    """A cron trigger that remembers its crontab text: what the job store keeps."""
+
+    __slots__ = ("crontab",)
+
+    @classmethod
+    def parse(cls, cron: str, tz: Any) -> ReportTrigger:
+        trigger = cls.from_crontab(cron, timezone=tz)
+        trigger.crontab = cron
+        return trigger
+
+
 def trigger_for(cron: str, config: Config) -> CronTrigger:
     try:
-        return CronTrigger.from_crontab(cron, timezone=config.tz)
+        return ReportTrigger.parse(cron, config.tz)
     except ValueError as exc:
         raise ConfigError(f"Schedule {cron!r} is not a 5-field cron expression "
                           f"(minute hour day month weekday): {exc}.") from None
 
 
+class PlainJobStore(BaseJobStore):
+    """Jobs as JSON rows in SQLite: nothing stored is executed, unpickled or imported.
+
+    A file that is not a readable store is moved aside with a warning and a new one is
+    made (the jobs come back from the config); a row that does not read as a job is
+    dropped with a warning, for the same reason."""
+
+    TABLE = "report_jobs"
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = Path(path)
+
+    def _db(self) -> closing[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        return closing(db)
+
+    def start(self, scheduler: Any, alias: str) -> None:
+        super().start(scheduler, alias)
+        try:
+            self._open()
+        except sqlite3.DatabaseError as exc:
+            aside = self.path.with_name(
+                f"{self.path.name}.corrupt-{datetime.now():%Y%m%dT%H%M%S}")
+            os.rename(self.path, aside)
+            log.warning("%s is not a readable job store (%s); moved it to %s and rebuilt "
+                        "the jobs from the config (a run missed meanwhile is not known)",
+                        self.path, exc, aside.name)
+            self._open()
+
+    def _open(self) -> None:
+        with self._db() as db:
+            db.execute(f"CREATE TABLE IF NOT EXISTS {self.TABLE} (id TEXT PRIMARY KEY,"
+                       " next_run_time REAL, state TEXT NOT NULL)")
+            legacy = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"
+                                " AND name = 'apscheduler_jobs'").fetchone()
+            if legacy:     # an older version's pickled jobs: never loaded, dropped
+                db.execute("DROP TABLE apscheduler_jobs")
+                log.warning("%s held jobs in the older pickled form; they were dropped "
+                            "unread and rebuilt from the config", self.path)
+            db.execute(f"SELECT COUNT(*) FROM {self.TABLE}").fetchone()
+
+    @staticmethod
+    def _state(job: Job) -> str:
+        if job.func_ref != RUN_JOB or not isinstance(job.trigger, ReportTrigger):
+            raise ValueError(f"job {job.id}: only report jobs with a cron schedule are stored")
+        if not all(a is None or isinstance(a, str) for a in job.args) or \
+                not all(v is None or isinstance(v, str) for v in job.kwargs.values()):
+            raise ValueError(f"job {job.id}: only text arguments are stored")
+        return json.dumps({
+            "cron": job.trigger.crontab, "timezone": str(job.trigger.timezone),
+            "args": list(job.args), "kwargs": dict(job.kwargs), "name": job.name,
+            "executor": job.executor, "misfire_grace_time": job.misfire_grace_time,
+            "coalesce": job.coalesce, "max_instances": job.max_instances})
+
+    def _job(self, jid: str, next_run: float | None, text: str) -> Job | None:
+        try:
+            state = json.loads(text)
+            trigger = ReportTrigger.parse(state["cron"], ZoneInfo(state["timezone"]))
+            args, kwargs = state["args"], state["kwargs"]
+            if not (isinstance(args, list) and isinstance(kwargs, dict) and all(
+                    a is None or isinstance(a, str) for a in [*args, *kwargs.values()])):
+                raise ValueError("arguments are not text")
+            grace = state["misfire_grace_time"]
+            if grace is not None and not isinstance(grace, (int, float)):
+                raise ValueError("misfire_grace_time is not a number")
+            job = Job.__new__(Job)
+            job.__setstate__({
+                "version": 1, "id": jid, "func": RUN_JOB, "trigger": trigger,
+                "executor": str(state["executor"]), "args": tuple(args), "kwargs": kwargs,
+                "name": str(state["name"]), "misfire_grace_time": grace,
+                "coalesce": bool(state["coalesce"]),
+                "max_instances": int(state["max_instances"]),
+                "next_run_time": None if next_run is None else
+                datetime.fromtimestamp(float(next_run), timezone.utc).astimezone(
+                    trigger.timezone)})
+        except Exception as exc:   # a damaged row: the config brings the job back
+            log.warning("%s: job %s does not read as a job (%s); dropped, and rebuilt from "
+                        "the config", self.path, jid, exc)
+            with self._db() as db:
+                db.execute(f"DELETE FROM {self.TABLE} WHERE id = ?", (jid,))
+            return None
+        job._scheduler = self._scheduler
+        job._jobstore_alias = self._alias
+        return job
+
+    def _jobs(self, where: str = "", params: tuple[Any, ...] = ()) -> list[Job]:
+        with self._db() as db:
+            rows = db.execute(f"SELECT id, next_run_time, state FROM {self.TABLE} {where}"
+                              " ORDER BY next_run_time IS NULL, next_run_time, id",
+                              params).fetchall()
+        return [j for j in (self._job(*r) for r in rows) if j is not None]
+
+    def lookup_job(self, job_id: str) -> Job | None:
+        found = self._jobs("WHERE id = ?", (job_id,))
+        return found[0] if found else None
+
+    def get_due_jobs(self, now: datetime) -> list[Job]:
+        return self._jobs("WHERE next_run_time <= ?", (now.timestamp(),))
+
+    def get_next_run_time(self) -> datetime | None:
+        with self._db() as db:
+            row = db.execute(f"SELECT MIN(next_run_time) FROM {self.TABLE}").fetchone()
+        return None if row[0] is None else datetime.fromtimestamp(row[0], timezone.utc)
+
+    def get_all_jobs(self) -> list[Job]:
+        return self._jobs()
+
+    @staticmethod
+    def _when(job: Job) -> float | None:
+        return job.next_run_time.timestamp() if job.next_run_time else None
+
+    def add_job(self, job: Job) -> None:
+        try:
+            with self._db() as db:
+                db.execute(f"INSERT INTO {self.TABLE} VALUES (?,?,?)",
+                           (job.id, self._when(job), self._state(job)))
+        except sqlite3.IntegrityError:
+            raise ConflictingIdError(job.id) from None
+
+    def update_job(self, job: Job) -> None:
+        with self._db() as db:
+            done = db.execute(f"UPDATE {self.TABLE} SET next_run_time = ?, state = ?"
+                              " WHERE id = ?", (self._when(job), self._state(job), job.id))
+        if not done.rowcount:
+            raise JobLookupError(job.id)
+
+    def remove_job(self, job_id: str) -> None:
+        with self._db() as db:
+            done = db.execute(f"DELETE FROM {self.TABLE} WHERE id = ?", (job_id,))
+        if not done.rowcount:
+            raise JobLookupError(job_id)
+
+    def remove_all_jobs(self) -> None:
+        with self._db() as db:
+            db.execute(f"DELETE FROM {self.TABLE}")
+
+
+@contextmanager
+def scheduler_lock(output_dir: Path) -> Iterator[None]:
+    """One scheduler per output folder, for its lifetime; the lock file names its pid."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(output_dir / ".scheduler.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        other = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)
+        raise ReportError(f"Another scheduler (pid {other}) is already running for "
+                          f"{output_dir}; only one may run per output folder.") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    try:
+        yield
+    finally:
+        os.ftruncate(fd, 0)
+        os.close(fd)       # closing releases the lock
+
+
 def _scheduler(kind: type, config: Config, output_dir: Path) -> Any:
     output_dir.mkdir(parents=True, exist_ok=True)
     return kind(
-        jobstores={"default": SQLAlchemyJobStore(
-            url=f"sqlite:///{(output_dir / 'scheduler.sqlite').resolve()}")},
+        jobstores={"default": PlainJobStore((output_dir / "scheduler.sqlite").resolve()),
+                   "once": MemoryJobStore()},
         executors={"default": {"type": "threadpool", "max_workers": 1}},
         job_defaults={"coalesce": True, "max_instances": 1,
                       "misfire_grace_time": int(config.scheduler.misfire_grace_hours * 3600)},
@@ -96,13 +286,13 @@ def sync(config: Config, settings: Settings) -> list[dict[str, Any]]:
             args = (settings.config_path, audience.name, settings.data_dir, settings.output_dir)
             existing = scheduler.get_job(jid)
             if existing is None:
-                scheduler.add_job("reporting.scheduler:run_job", trigger, args=args, id=jid,
+                scheduler.add_job(RUN_JOB, trigger, args=args, id=jid,
                                   name=f"{audience.name} report", replace_existing=True)
                 changes.append({"job": jid, "change": "added"})
             elif str(existing.trigger) != str(trigger) or tuple(existing.args) != args:
                 # Only a changed job is replaced: an unchanged one keeps its stored next run
                 # time, which is how a run missed while we were down is noticed.
-                scheduler.add_job("reporting.scheduler:run_job", trigger, args=args, id=jid,
+                scheduler.add_job(RUN_JOB, trigger, args=args, id=jid,
                                   name=f"{audience.name} report", replace_existing=True)
                 changes.append({"job": jid, "change": "changed"})
     finally:
@@ -133,20 +323,41 @@ def jobs(config: Config, settings: Settings) -> list[dict[str, Any]]:
     return out
 
 
+def run_in_child(config_path: str | None, audience: str, data_dir: str, output_dir: str,
+                 scheduled_for: str | None = None) -> None:
+    """What the scheduler runs: `run_job` in a child process of its own process group
+    (`reporting schedule --run-now`), so that a stop can end the job whole, PDF workers
+    included, before its partial files are removed."""
+    cmd = [sys.executable, "-m", "reporting", "schedule", "--run-now", audience,
+           "--data", data_dir, "--output", output_dir]
+    child = subprocess.Popen(cmd + (["--config", config_path] if config_path else []),
+                             stdout=subprocess.DEVNULL, start_new_session=True)
+    with _children_lock:
+        _children[child.pid] = child
+    try:
+        child.wait()
+    finally:
+        with _children_lock:
+            _children.pop(child.pid, None)
+
+
 def run_job(config_path: str | None, audience: str, data_dir: str, output_dir: str,
             scheduled_for: str | None = None) -> None:
-    """Build one audience's report for its period and mail it; record the run."""
-    global _running
+    """Build one audience's report for its period and mail it; record the run (a row in
+    state "running" first, so a run that is stopped is never silent)."""
     from .build import build
     from .delivery import deliver, failure_sentence
 
-    with _running_lock:
-        _running += 1
-    started = now_iso()
+    clock = time.monotonic()
     jid = job_id(audience)
-    status, error = "ok", None
-    config = Config.load(config_path) if config_path else Config()
+    status, error, period_id = "ok", None, None
+    log.info("job %s started", jid)
+    config = Config()
+    with Archive(Path(output_dir)) as store:
+        run_id = store.record_run(jid, audience, scheduled_for, now_iso(), None, "running",
+                                  None)
     try:
+        config = Config.load(config_path) if config_path else Config()
         result = build(config, period=config.audiences[audience].period,
                        audiences=[audience], data_dir=Path(data_dir),
                        output_dir=Path(output_dir))
@@ -155,21 +366,24 @@ def run_job(config_path: str | None, audience: str, data_dir: str, output_dir: s
             raise ReportError(f"The data covers {result.period.id} only in part "
                               f"({'; '.join(partial)}); the report was built but not mailed "
                               "(scheduler.allow_partial = false).")
+        period_id = result.period.id
         outcome = deliver(config, Path(output_dir), result.period.id, [audience])
-        if outcome.failed:
+        for warning in result.warnings + outcome.warnings:
+            log.warning("job %s: %s", jid, warning)
+        if outcome.failed or outcome.unknown:
             status, error = "failed", failure_sentence(config.smtp, outcome)
-        log.info("scheduled %s report %s: %s", audience, result.period.id, status)
     except Exception as exc:   # a job never stops the scheduler
         status, error = "failed", (str(exc) if isinstance(exc, ReportError)
                                    else f"{type(exc).__name__}: {exc}")
     finally:
         with Archive(Path(output_dir)) as store:
-            store.record_run(jid, audience, scheduled_for, started, now_iso(), status, error)
-        with _running_lock:
-            _running -= 1
+            store.finish_run(run_id, status, error)
+    seconds = time.monotonic() - clock
     if status == "failed":
-        log.error("scheduled %s report failed: %s", audience, error)
+        log.error("job %s failed after %.1f s: %s", jid, seconds, error)
         _notify_failure(config, Path(output_dir), audience, error or "")
+    else:
+        log.info("job %s finished in %.1f s: ok (%s)", jid, seconds, period_id)
 
 
 def _notify_failure(config: Config, output_dir: Path, audience: str, error: str) -> None:
@@ -178,6 +392,7 @@ def _notify_failure(config: Config, output_dir: Path, audience: str, error: str)
     if not to:
         return
     from email.message import EmailMessage
+    from email.utils import format_datetime
 
     from .delivery import one_line, send
     from .files import atomic_write
@@ -186,6 +401,7 @@ def _notify_failure(config: Config, output_dir: Path, audience: str, error: str)
     msg["Subject"] = one_line(f"Scheduled {audience} report failed")
     msg["From"] = one_line(config.smtp.sender)
     msg["To"] = one_line(to)
+    msg["Date"] = format_datetime(datetime.now(timezone.utc))
     msg.set_content(f"The scheduled {audience} report failed at {now_iso()}:\n\n{error}\n")
     try:
         if config.smtp.host:
@@ -199,11 +415,36 @@ def _notify_failure(config: Config, output_dir: Path, audience: str, error: str)
 
 
 def serve(config: Config, settings: Settings, *, stop: threading.Event | None = None,
-          grace_s: float = 8.0) -> None:
-    """Run until SIGTERM/SIGINT (or `stop`); a job in progress gets `grace_s` to finish."""
-    sync(config, settings)
-    scheduler = _scheduler(BlockingScheduler, config, Path(settings.output_dir))
+          grace_s: float | None = None) -> None:
+    """Run until SIGTERM/SIGINT (or `stop`); a job in progress gets `grace_s` (default
+    `scheduler.stop_grace_s`) to finish, then is ended and recorded as interrupted."""
+    output_dir = Path(settings.output_dir)
+    grace_s = config.scheduler.stop_grace_s if grace_s is None else grace_s
+    with scheduler_lock(output_dir):
+        sync(config, settings)
+        scheduler = _scheduler(BlockingScheduler, config, output_dir)
+        scheduler.add_listener(_on_event(config, output_dir), EVENT_JOB_MISSED | EVENT_JOB_ERROR)
+        wanted = _run_interrupted_again(scheduler, config, settings)
 
+        def halt(*_: Any) -> None:
+            scheduler.shutdown(wait=False)
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, halt)
+            signal.signal(signal.SIGINT, halt)
+        if stop is not None:
+            threading.Thread(target=lambda: (stop.wait(), halt()), daemon=True).start()
+        log.info("scheduler started (pid %d, output %s) with %d job(s)", os.getpid(),
+                 output_dir, wanted)
+        scheduler.start()                  # blocks until halt()
+        deadline = time.monotonic() + grace_s
+        while _children and time.monotonic() < deadline:
+            time.sleep(0.1)
+        _interrupted(config, output_dir)
+    log.info("scheduler stopped")
+
+
+def _on_event(config: Config, output_dir: Path) -> Any:
     def on_event(event: JobExecutionEvent) -> None:
         if not event.job_id.startswith(PREFIX):
             return
@@ -212,32 +453,54 @@ def serve(config: Config, settings: Settings, *, stop: threading.Event | None = 
             log.warning("missed the %s run of %s (beyond the %g h grace time); skipped",
                         event.scheduled_run_time, event.job_id,
                         config.scheduler.misfire_grace_hours)
-            with Archive(Path(settings.output_dir)) as store:
+            with Archive(output_dir) as store:
                 store.record_run(event.job_id, audience, event.scheduled_run_time.isoformat(),
                                  now_iso(), now_iso(), "skipped", "missed beyond grace time")
         elif event.code == EVENT_JOB_ERROR:
             log.error("job %s raised: %s", event.job_id, event.exception)
+    return on_event
 
-    scheduler.add_listener(on_event, EVENT_JOB_MISSED | EVENT_JOB_ERROR)
 
-    def halt(*_: Any) -> None:
-        scheduler.shutdown(wait=False)
+def _run_interrupted_again(scheduler: Any, config: Config, settings: Settings) -> int:
+    """Runs left "running" by a scheduler that was killed are interrupted; the newest run
+    of a job that was interrupted runs again now when it started within the grace time.
+    Returns how many jobs are scheduled."""
+    wanted = {job_id(a.name): a.name for a in config.audiences.values() if a.schedule.strip()}
+    grace = timedelta(hours=config.scheduler.misfire_grace_hours)
+    with Archive(Path(settings.output_dir)) as store:
+        store.interrupt_runs(None, "the scheduler stopped while it ran")
+        last = {jid: store.last_run(jid) for jid in wanted}
+    for jid, run in last.items():
+        if run is None or run["status"] != "interrupted":
+            continue
+        if datetime.now(timezone.utc) - datetime.fromisoformat(run["started_at"]) > grace:
+            log.warning("job %s was interrupted at %s, beyond the %g h grace time; not run "
+                        "again", jid, run["started_at"], config.scheduler.misfire_grace_hours)
+            continue
+        log.warning("job %s was interrupted at %s; running it again", jid, run["started_at"])
+        scheduler.add_job(run_in_child, "date", args=(settings.config_path, wanted[jid],
+                                                      settings.data_dir, settings.output_dir),
+                          id=f"again-{jid}", jobstore="once", misfire_grace_time=None)
+    return len(wanted)
 
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, halt)
-        signal.signal(signal.SIGINT, halt)
-    if stop is not None:
-        threading.Thread(target=lambda: (stop.wait(), halt()), daemon=True).start()
-    log.info("scheduler started with %d job(s)", len(scheduler.get_jobs()))
-    scheduler.start()                  # blocks until halt()
-    deadline = time.monotonic() + grace_s
-    while _running and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if _running:
-        # Files are written to temporary names and renamed, so nothing half-written is
-        # in place; the next build sweeps the temporary files.
-        log.warning("stopping with a job still running; it is abandoned")
-        logging.shutdown()
-        os._exit(0)
-    log.info("scheduler stopped")
 
+def _interrupted(config: Config, output_dir: Path) -> None:
+    """Jobs still running when we stop: ended whole, recorded, partial files removed,
+    notified."""
+    with _children_lock:
+        children = list(_children.values())
+    error = (f"stopped by the scheduler's shutdown while running; runs again at the next "
+             f"start within {config.scheduler.misfire_grace_hours:g} h")
+    for child in children:
+        try:
+            os.killpg(child.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        child.wait()
+        with Archive(output_dir) as store:
+            rows = store.interrupt_runs(child.pid, error)
+        for folder in (output_dir / "reports").glob(f".staging-*-{child.pid}"):
+            shutil.rmtree(folder, ignore_errors=True)
+        for row in rows:
+            log.warning("job %s interrupted: %s", row["job_id"], error)
+            _notify_failure(config, output_dir, row["audience"], error)

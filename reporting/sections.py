@@ -58,9 +58,11 @@ def domain(module: ModuleType, headers: Mapping[str, str] | None = None,
 
 def _incidents(frames: Mapping[str, pd.DataFrame], ctx: BuildContext,
                earlier: Mapping[str, Section]) -> Section:
-    section, found, signal_rows = incidents.compute(frames, ctx.period, ctx.thresholds,
-                                                    ctx.signal_history, top_n=ctx.config.top_n)
-    return dataclasses.replace(section, document={"incidents": found}, signals=signal_rows)
+    section, found, signal_rows = incidents.compute(
+        frames, ctx.period, ctx.thresholds, ctx.signal_history, ctx.config.service_map,
+        top_n=ctx.config.top_n)
+    return dataclasses.replace(section, document={"incidents": [i.as_dict() for i in found]},
+                               signals=signal_rows)
 
 
 # Headers every section shares; an entry's own headers win.

@@ -3,8 +3,10 @@
 The same users and sessions run through every file; traffic has daily and weekly
 seasonality; latencies are lognormal with a long tail. In every block of 4 weeks a
 payment outage is injected (Wednesday of the block's third week, 10:00-12:00) that
-shows in API errors and latency, abandoned carts, feedback, tickets and CPU. What
-was injected is written to `simulation.json` beside the data.
+shows in API errors and latency, abandoned carts, feedback, tickets and CPU. Other
+faults (`Fault`, `suite_faults`: latency only, an error burst, a night outage, a traffic
+drop, a level shift, a memory creep) can be injected instead. What was injected is
+written to `simulation.json` beside the data.
 """
 from __future__ import annotations
 
@@ -89,14 +91,56 @@ PRIORITY_P = np.array([0.25, 0.55, 0.15, 0.05])
 
 
 @dataclass(frozen=True)
-class Incident:
+class Fault:
+    """What the simulator injects in a window: how a service misbehaves and what its users
+    do then. The defaults are the payment outage."""
+
     start: pd.Timestamp
     end: pd.Timestamp
-    service: str = "payment-api"
-    error_rate: float = 0.38
+    service: str = "payment-api"    # "" for a fault users feel without a back-end cause
+    kind: str = "outage"
+    error_rate: float = 0.38        # share of the service's requests that fail with 5xx
     latency_factor: float = 4.0
+    traffic: float = 1.0            # share of the service's requests that still arrive
     cart_factor: float = 4.0        # abandoned carts in the window vs usual
+    finish_p: float | None = 0.12   # chance a checkout session finishes (None: as usual)
     ticket_extra: int = 0           # set from the scale
+    ticket_type: str = "Payment Failure"
+    feedback: tuple[str, ...] = tuple(INCIDENT_FEEDBACK)   # what users write; () nothing
+    slow_pages: tuple[str, ...] = ("checkout",)   # pages that load 2.5x slower
+    cpu: bool = True                # CPU pinned and health probes failing
+    memory_per_hour: float = 0.0    # memory creep, percentage points per hour
+
+
+def suite_faults(t0: pd.Timestamp) -> list[Fault]:
+    """The benchmark's ten weeks from Monday `t0`: weeks 0-1 history, 2 and 8 quiet, then
+    one fault a week: latency only (search), an evening error burst (login), a night
+    outage (payments), a traffic drop (cart), the payment outage, and in week 9 a level
+    shift (recommendations p95 +30 % from Tuesday 09:00) with a memory creep (inventory)."""
+    def at(week: int, day: int, hour: int) -> pd.Timestamp:
+        return t0 + pd.Timedelta(days=7 * week + day, hours=hour)
+
+    quiet = dict(error_rate=0.0, latency_factor=1.0, cart_factor=1.0, finish_p=None,
+                 ticket_extra=0, feedback=(), slow_pages=(), cpu=False)
+    end = at(10, 0, 0)
+    return [
+        Fault(at(3, 1, 14), at(3, 1, 17), "product-api", "latency", **{
+            **quiet, "latency_factor": 3.0, "slow_pages": ("search", "product", "category"),
+            "feedback": ("Search is so slow today", "Search is terribly slow, gave up")}),
+        Fault(at(4, 3, 19), at(4, 3, 21), "user-service", "errors", **{
+            **quiet, "error_rate": 0.3, "ticket_extra": 8, "ticket_type": "Login Issue",
+            "feedback": ("Login failed again, terrible", "Awful, the login is broken")}),
+        Fault(at(5, 2, 2), at(5, 2, 4), "payment-api", "night", error_rate=0.5,
+              ticket_extra=4),
+        Fault(at(6, 1, 11), at(6, 1, 13), "cart-service", "traffic", **{
+            **quiet, "traffic": 0.15, "cart_factor": 3.0, "finish_p": 0.3,
+            "feedback": ("The cart is broken, terrible", "Cart page broken, gave up")}),
+        Fault(at(7, 2, 10), at(7, 2, 12), ticket_extra=12),
+        Fault(at(9, 1, 9), end, "recommendation-api", "level_shift",
+              **{**quiet, "latency_factor": 1.3}),
+        Fault(at(9, 0, 0), end, "inventory-service", "memory_creep",
+              **{**quiet, "memory_per_hour": 0.15}),
+    ]
 
 
 def hour_weights(start: pd.Timestamp, hours_total: int) -> np.ndarray:
@@ -119,8 +163,10 @@ def seasonal_times(rng: np.random.Generator, n: int, start: pd.Timestamp, weight
 
 
 def simulate(out: Path, weeks: int = 4, scale: str = "small", seed: int = 7,
-             start: date = DEFAULT_START, fmt: str = "csv") -> dict[str, int]:
-    """Write the eight sources to `out`; returns rows written per source."""
+             start: date = DEFAULT_START, fmt: str = "csv",
+             faults: list[Fault] | None = None) -> dict[str, int]:
+    """Write the eight sources to `out`; returns rows written per source. `faults`
+    replaces the default payment outage of every 4-week block."""
     if scale not in API_ROWS_PER_WEEK:
         raise ReportError(f"--scale must be one of {', '.join(API_ROWS_PER_WEEK)}, "
                           f"not {scale!r}.")
@@ -133,10 +179,11 @@ def simulate(out: Path, weeks: int = 4, scale: str = "small", seed: int = 7,
     hours_total = weeks * 7 * 24
     weights = hour_weights(t0, hours_total)
     k = API_ROWS_PER_WEEK[scale] / 50_000 * weeks
-    incidents = [Incident(t0 + pd.Timedelta(days=7 * (b + 2) + 2, hours=10),
-                          t0 + pd.Timedelta(days=7 * (b + 2) + 2, hours=12),
-                          ticket_extra=max(6, int(round(12 * k / weeks))))
-                 for b in range(0, weeks, 4) if b + 2 < weeks]
+    incidents = faults if faults is not None else [
+        Fault(t0 + pd.Timedelta(days=7 * (b + 2) + 2, hours=10),
+              t0 + pd.Timedelta(days=7 * (b + 2) + 2, hours=12),
+              ticket_extra=max(6, int(round(12 * k / weeks))))
+        for b in range(0, weeks, 4) if b + 2 < weeks]
 
     n_users = int(4000 * k ** 0.8)
     users = np.char.add("U", np.char.zfill(np.arange(1, n_users + 1).astype(str), 6))
@@ -168,16 +215,17 @@ def simulate(out: Path, weeks: int = 4, scale: str = "small", seed: int = 7,
     meta = {"seed": seed, "scale": scale, "weeks": weeks, "start": t0.isoformat(),
             "rows": counts, "incidents": [
                 {"start": i.start.isoformat(), "end": i.end.isoformat(), "service": i.service,
-                 "error_rate": i.error_rate, "latency_factor": i.latency_factor,
+                 "kind": i.kind, "error_rate": i.error_rate,
+                 "latency_factor": i.latency_factor,
                  "extra_abandoned_carts": injected_carts[j][0],
                  "extra_abandoned_value": round(injected_carts[j][1], 2),
-                 "extra_tickets": i.ticket_extra, "extra_ticket_type": "Payment Failure"}
+                 "extra_tickets": i.ticket_extra, "extra_ticket_type": i.ticket_type}
                 for j, i in enumerate(incidents)]}
     (out / "simulation.json").write_text(json.dumps(meta, indent=2) + "\n")
     return counts
 
 
-def _in(ts: np.ndarray, inc: Incident) -> np.ndarray:
+def _in(ts: np.ndarray, inc: Fault) -> np.ndarray:
     return (ts >= inc.start.value // 10**9) & (ts < inc.end.value // 10**9)
 
 
@@ -205,7 +253,8 @@ def _sessions(rng, n, t0, weights, users, incidents, last_second):
     reaches_checkout = steps_arr[np.arange(n), n_steps - 1] == "checkout"
     p_finish = np.full(n, 0.62)
     for inc in incidents:
-        p_finish[_in(start, inc)] = 0.12
+        if inc.finish_p is not None:
+            p_finish[_in(start, inc)] = inc.finish_p
     u = rng.random(n)
     finished = reaches_checkout & (u < p_finish)
     # Sessions that would have finished but for the outage: their carts are its doing.
@@ -261,7 +310,7 @@ def _page_loads(rng, sessions, steps_arr, n_steps, incidents):
     ts = start + (span * (step / n_steps[idx])).astype(span.dtype)
     secs = _epoch(ts)
     for inc in incidents:
-        m = _in(secs, inc) & (page == "checkout")
+        m = _in(secs, inc) & np.isin(page, inc.slow_pages)
         ms[m] *= 2.5
     url = np.vectorize(PAGE_URL.get, otypes=[object])(page) if len(page) else page
     frame = pd.DataFrame({"page_url": url.astype(str), "timestamp": _to_time(secs),
@@ -328,10 +377,12 @@ def _feedback(rng, sessions, incidents):
         texts[sel] = np.array(options, dtype=object)[rng.integers(0, len(options), sel.sum())]
     secs = _epoch(s["end_time"])
     for inc in incidents:
+        if not inc.feedback:
+            continue
         hit = _in(secs, inc) | _in(secs - 1800, inc)
         rating[hit] = rng.choice([1, 2], hit.sum(), p=[0.7, 0.3])
-        texts[hit] = np.array(INCIDENT_FEEDBACK, dtype=object)[
-            rng.integers(0, len(INCIDENT_FEEDBACK), hit.sum())]
+        texts[hit] = np.array(inc.feedback, dtype=object)[
+            rng.integers(0, len(inc.feedback), hit.sum())]
     return pd.DataFrame({"user_id": s["user_id"].to_numpy(),
                          "timestamp": s["end_time"].to_numpy(),
                          "feedback_text": texts.astype(str), "rating": rating})
@@ -355,14 +406,20 @@ def _api(rng, n, t0, weights, incidents):
     tail = rng.random(n) < 0.01
     latency[tail] *= rng.uniform(4, 12, tail.sum())
     status = STATUS[rng.choice(len(STATUS), n, p=STATUS_P / STATUS_P.sum())]
+    keep = np.ones(n, bool)
     for inc in incidents:
+        if inc.service not in names:
+            continue
         m = _in(secs, inc) & (svc == names.index(inc.service))
         fail = m & (rng.random(n) < inc.error_rate)
         status[fail] = rng.choice([500, 502, 503], fail.sum(), p=[0.5, 0.3, 0.2])
         latency[m] *= inc.latency_factor
+        if inc.traffic < 1:   # requests that never arrive
+            keep &= ~(m & (rng.random(n) >= inc.traffic))
     return pd.DataFrame({"timestamp": _to_time(secs), "endpoint": endpoint.astype(str),
                          "status_code": status, "response_time_ms": np.round(latency, 1),
-                         "service_name": np.array(names)[svc], "method": method.astype(str)})
+                         "service_name": np.array(names)[svc], "method": method.astype(str)}
+                        )[keep].reset_index(drop=True)
 
 
 def _tickets(rng, n, t0, weights, users, incidents, data_end):
@@ -376,7 +433,8 @@ def _tickets(rng, n, t0, weights, users, incidents, data_end):
                                inc.ticket_extra) for inc in incidents]
     if extra_secs:
         secs = np.concatenate([secs] + extra_secs)
-        issue = np.concatenate([issue] + [np.full(len(e), "Payment Failure") for e in extra_secs])
+        issue = np.concatenate([issue] + [np.full(len(e), inc.ticket_type)
+                                          for e, inc in zip(extra_secs, incidents)])
     order = np.argsort(secs, kind="stable")
     secs, issue = secs[order], issue[order]
     m = len(secs)
@@ -418,10 +476,13 @@ def _system(rng, t0, hours_total, scale, incidents):
             mem = 48 + 10 * np.sin(times / 86400 * 2 * np.pi / 7) + rng.normal(0, 3, n) + h * 2
             healthy = (rng.random(n) > 0.0015).astype(int)
             for inc in incidents:
-                if name == inc.service:
+                if name == inc.service and inc.cpu:
                     m = _in(times, inc)
                     cpu[m] = rng.uniform(94, 100, m.sum())
                     healthy[m & (rng.random(n) < 0.35)] = 0
+                if name == inc.service and inc.memory_per_hour:
+                    m = _in(times, inc)
+                    mem[m] += inc.memory_per_hour * (times[m] - inc.start.value // 10**9) / 3600
             rows.append(pd.DataFrame({
                 "timestamp": _to_time(times), "service_name": name,
                 "host": f"{name}-{h + 1}", "cpu_pct": np.round(np.clip(cpu, 0, 100), 1),

@@ -152,7 +152,7 @@ def load_all(data_dir: Path, tz: ZoneInfo, mappings: dict[str, dict[str, str]] |
                                      time_range=time_range)
         except SourceError as exc:
             q.status, q.message = "error", str(exc)
-            log.warning("%s", exc)
+            log.info("%s", exc)      # the caller shows it to the user, once
             continue
         frames[name] = frame
         if len(bad):
@@ -177,7 +177,7 @@ def load_source(path: Path, spec: Spec, tz: ZoneInfo, mapping: dict[str, str] | 
         raise SourceError(
             f"{path} has no column {', '.join(repr(c) for c in missing)} "
             f"(required: {', '.join(spec.required)}); columns found: "
-            f"{describe_columns(found)}.")
+            f"{describe_columns(found)}." + _mapping_note(mapping or {}, spec, found))
     raw = _read(path, list(rename), spec, rename)
     malformed = raw.attrs.pop("malformed", [])      # lines with the wrong number of fields
     fixes = raw.attrs.pop("fixes", {})              # bytes replaced, long lines dropped
@@ -248,6 +248,17 @@ def _header(path: Path) -> list[str]:
 
 
 HEADER_FIELD_LIMIT = 16 << 20
+
+
+def _mapping_note(mapping: dict[str, str], spec: Spec, found: list[str]) -> str:
+    """What is wrong with the config's [columns.<source>] mapping, when something is."""
+    present = {c.strip().lower() for c in found}
+    notes = [f"columns.{spec.name} maps {src!r} to {dst!r}, which is not a column of "
+             f"{spec.name} (known: {', '.join(spec.columns)})"
+             for src, dst in mapping.items() if dst not in spec.columns]
+    notes += [f"columns.{spec.name} maps {src!r}, which is not in the file"
+              for src in mapping if src not in present]
+    return (" Check the config: " + "; ".join(notes) + ".") if notes else ""
 
 
 def _column_map(found: list[str], spec: Spec, mapping: dict[str, str]) -> dict[str, str]:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -154,7 +155,7 @@ def test_opening_an_index_of_an_older_schema_upgrades_it(tmp_path):
     db.commit()
     db.close()
     with Archive(tmp_path) as a:
-        assert a.version == SCHEMA_VERSION == 3
+        assert a.version == SCHEMA_VERSION == 4
         assert a.kpi_values("2026-W40") == {"api.requests": 5}
         assert [p.period_id for p in a.periods()] == ["2026-W40"]
         assert a.db.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0] == 0
@@ -223,3 +224,109 @@ def test_two_connections_opening_a_new_archive_at_once_both_work(tmp_path):
     for t in threads:
         t.join()
     assert errors == []
+
+
+# --- issue 19: state that survives faults ------------------------------------------------
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """mount(size) -> a tmpfs of that size under tmp_path (root only; CI runs as root)."""
+    import os
+    mounted = []
+
+    def mount(size: str, name: str = "disk") -> Path:
+        if os.geteuid() != 0 and os.environ.get("CI") != "true":
+            pytest.skip("mounting a small tmpfs needs root")
+        target = tmp_path / name
+        target.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(target)],
+                       check=True, capture_output=True)
+        mounted.append(target)
+        return target
+    yield mount
+    for target in mounted:
+        subprocess.run(["umount", "-l", str(target)], check=False)
+
+
+@pytest.fixture(scope="module")
+def one_week(tmp_path_factory):
+    data = tmp_path_factory.mktemp("w43") / "data"
+    simulate(data, weeks=1, scale="tiny", seed=3)
+    return data
+
+
+def test_a_full_disk_leaves_no_half_build_and_says_so_in_one_sentence(small_disk, one_week):
+    out = small_disk("900k") / "output"
+    r = run(build_report, ["--data", one_week, "--output", out, "--format", "pdf", "-a", "it"])
+    assert r.exit_code == 2
+    assert r.output == (f"error: No space left on the device holding {out}/; free some space "
+                        "(or prune the archive) and build again: nothing of this build was "
+                        "kept.\n")
+    assert not (out / "reports").exists() or list((out / "reports").iterdir()) == []
+    with Archive(out) as a:
+        assert a.periods() == []
+    listed = run(main, ["archive", "list", "--output", out])
+    assert listed.exit_code == 0 and "(0 periods)" in listed.output
+
+
+def test_a_rebuild_on_a_full_disk_keeps_the_old_files_and_checksums(small_disk, one_week):
+    disk = small_disk("3m")
+    out = disk / "output"
+    assert run(build_report, ["--data", one_week, "--output", out, "--format", "pdf",
+                              "-a", "it", "-a", "support"]).exit_code == 0
+    before = {p.name: p.read_bytes() for p in (out / "reports" / "2026-W43").glob("*.pdf")}
+    free = shutil.disk_usage(disk).free
+    (disk / "filler").write_bytes(b"\0" * (free - 300 * 1024))
+    r = run(build_report, ["--data", one_week, "--output", out, "--format", "pdf", "-a", "it"])
+    assert r.exit_code == 2 and "No space left on the device holding" in r.output
+    assert "rollback" not in r.output
+    after = {p.name: p.read_bytes() for p in (out / "reports" / "2026-W43").glob("*.pdf")}
+    assert after == before
+    assert [p.name for p in (out / "reports").iterdir()] == ["2026-W43"]
+    (disk / "filler").unlink()
+    shown = run(main, ["archive", "show", "2026-W43", "--output", out])
+    assert shown.exit_code == 0 and "(2 builds recorded)" in shown.output, shown.output
+    with Archive(out) as a:
+        assert [f["state"] for f in a.show("2026-W43")["files"]] == ["ok", "ok"]
+
+
+def test_a_rebuild_of_one_audience_keeps_the_others_files(tmp_path, one_week):
+    out = tmp_path / "out"
+    for audience in ("it", "support", "it"):
+        assert run(build_report, ["--data", one_week, "--output", out, "--format", "pdf",
+                                  "-a", audience]).exit_code == 0
+        if audience == "it":
+            shown = run(main, ["archive", "show", "2026-W43", "--output", out]).output
+            assert "(1 build recorded)" in shown or "(3 builds recorded)" in shown
+    assert sorted(p.name for p in (out / "reports" / "2026-W43").iterdir()) == [
+        "html", "it.pdf", "kpis.json", "manifest.json", "support.pdf"]
+    assert [p.name for p in (out / "reports").iterdir()] == ["2026-W43"]
+
+
+def test_prune_keeps_n_of_each_kind_of_period(tmp_path, two_weeks):
+    out = tmp_path / "out"
+    shutil.copytree(two_weeks, out)
+    data = two_weeks.parent / "full"
+    for period in ("all", "2026-10-27..2026-11-01"):
+        assert run(build_report, ["--data", data, "--output", out, "--period", period,
+                                  "--format", "html", "-a", "it"]).exit_code == 0
+    r = run(main, ["archive", "prune", "--keep", "1", "--output", out])
+    assert r.exit_code == 0 and "removed 1 period(s): 2026-W44" in r.output
+    assert sorted(p.name for p in (out / "reports").iterdir()) == [
+        "2026-10-27_2026-11-01", "2026-W45", "all"]
+
+
+def test_a_new_archive_logs_once_and_the_parquet_export_keeps_instants(tmp_path, two_weeks,
+                                                                       caplog):
+    import logging
+    with caplog.at_level(logging.INFO, logger="reporting.archive"):
+        Archive(tmp_path / "new").db.close()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"archive {tmp_path / 'new' / 'archive.sqlite'} created (schema {SCHEMA_VERSION})"]
+    target = tmp_path / "kpis.parquet"
+    r = run(main, ["archive", "export", "--format", "parquet", "--out", target, "--output",
+                   two_weeks])
+    assert r.exit_code == 0
+    table = pd.read_parquet(target)
+    assert isinstance(table["start"].dtype, pd.DatetimeTZDtype)
+    assert table["start"].min() == pd.Timestamp("2026-10-26", tz="UTC")

@@ -133,6 +133,7 @@ def test_a_scheduled_partial_report_is_mailed_with_the_warning_unless_refused(tm
     simulate(tmp_path / "data", weeks=1, scale="tiny", seed=3)     # 19 .. 25 Oct
     toml = tmp_path / "report.toml"
     toml.write_text('[audiences.it]\nperiod = "2026-10-22..2026-10-28"\n'
+                    'recipients = ["it@example.com"]\n'
                     f'[scheduler]\nallow_partial = {str(allow).lower()}\n')
     out = tmp_path / "out"
     scheduler.run_job(str(toml), "it", str(tmp_path / "data"), str(out))

@@ -7,6 +7,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 from email import policy
 from pathlib import Path
 
@@ -68,6 +69,10 @@ def config_for(port: int, **smtp) -> Config:
                  "retry_base_s": 0.01, "timeout": 5, "sender": "Reports <reports@example.com>",
                  **smtp},
         "audiences": {name: {"recipients": r} for name, r in RECIPIENTS.items()}})
+
+
+OUTBOX_CONFIG = Config.from_dict({"audiences": {n: {"recipients": r}
+                                                for n, r in RECIPIENTS.items()}})
 
 
 @pytest.fixture(scope="module")
@@ -204,7 +209,7 @@ def test_starttls_with_a_trusted_self_signed_certificate(tmp_path, out):
 
 
 def test_outbox_without_smtp_host_is_a_readable_eml(out):
-    outcome = deliver(Config(), out, PERIOD, ["executive", "it"])
+    outcome = deliver(OUTBOX_CONFIG, out, PERIOD, ["executive", "it"])
     assert outcome.sent == [("executive", OUTBOX), ("it", OUTBOX)]
     msg = parsed((out / "outbox" / f"{PERIOD}-it.eml").read_bytes())
     assert msg["Subject"] == f"IT & operations weekly, {PERIOD}"
@@ -213,7 +218,8 @@ def test_outbox_without_smtp_host_is_a_readable_eml(out):
         "application/pdf"]
     body = msg.get_body(("plain",)).get_content()
     assert "Availability:" in body and "attached as a PDF" in body
-    again = deliver(Config(), out, PERIOD, ["it"])
+    assert msg["To"] == "ops@example.com, oncall@example.com" and msg["Date"]
+    again = deliver(OUTBOX_CONFIG, out, PERIOD, ["it"])
     assert again.sent == [] and again.skipped == [("it", OUTBOX)]
 
 
@@ -237,3 +243,213 @@ def test_bad_recipient_is_a_config_error_naming_it():
     with pytest.raises(ConfigError, match="'ops-at-example' , which is not an email address"
                        .replace(" ,", ",")):
         Config.from_dict({"audiences": {"it": {"recipients": ["ops-at-example"]}}})
+
+
+# --- servers that misbehave (issue 19) ---------------------------------------------------
+
+class QuitRefuser(Recorder):
+    """Accepts the message (250 to DATA), then answers QUIT with 421."""
+
+    async def handle_QUIT(self, server, session, envelope):
+        return "421 Service closing transmission channel"
+
+
+class LateAnswer(Recorder):
+    """Keeps the message but answers DATA only after `delay` seconds."""
+
+    delay = 2.5
+
+    async def handle_DATA(self, server, session, envelope):
+        import asyncio
+        self.messages.append((list(envelope.rcpt_tos), envelope.content))
+        await asyncio.sleep(self.delay)
+        return "250 Message accepted for delivery"
+
+
+def rows_of(out, period=PERIOD):
+    from reporting.archive import Archive
+    with Archive(out) as a:
+        return [(r["recipient"], r["status"]) for r in a.deliveries(period)]
+
+
+def test_250_to_data_then_421_to_quit_is_delivered_once_and_never_resent(out):
+    handler = QuitRefuser()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        slept: list[float] = []
+        outcome = deliver(config_for(controller.port), out, PERIOD, ["it"], sleep=slept.append)
+        assert outcome.failed == [] and len(outcome.sent) == 2 and slept == []
+        again = deliver(config_for(controller.port), out, PERIOD, ["it"])
+        assert again.sent == [] and len(again.skipped) == 2
+    finally:
+        controller.stop()
+    assert len(handler.messages) == 1          # one copy, to both recipients
+    assert rows_of(out) == [("ops@example.com", "delivered"),
+                            ("oncall@example.com", "delivered")]
+
+
+def test_a_data_answer_after_the_timeout_is_unknown_and_not_resent_without_force(out):
+    handler = LateAnswer()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        cfg = config_for(controller.port, timeout=1)
+        outcome = deliver(cfg, out, PERIOD, ["it"], sleep=lambda s: None)
+        assert outcome.sent == [] and outcome.failed == []
+        assert [(a, r) for a, r, _ in outcome.unknown] == [("it", "ops@example.com"),
+                                                           ("it", "oncall@example.com")]
+        assert "may have been delivered" in outcome.unknown[0][2]
+        assert len(handler.messages) == 1      # sent once, not retried
+        again = deliver(cfg, out, PERIOD, ["it"])
+        assert again.sent == [] and len(again.skipped) == 2
+        assert "outcome is unknown" in again.warnings[0] and len(handler.messages) == 1
+        r = CliRunner().invoke(main, ["send", "--period", PERIOD, "-a", "it", "--output",
+                                      str(out), "--config",
+                                      str(write_toml(out, controller.port, 1))])
+        assert r.exit_code == 0 and "0 delivered, 2 not sent again" in r.output, r.output
+        assert len(handler.messages) == 1
+    finally:
+        controller.stop()
+    assert {s for _, s in rows_of(out)} == {"unknown"}
+
+
+def write_toml(folder: Path, port: int, timeout: float) -> Path:
+    path = folder / "mail.toml"
+    path.write_text(
+        f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\nretries = 0\n'
+        f'timeout = {timeout}\nsender = "reports@example.com"\n'
+        + "".join(f'[audiences.{a}]\nrecipients = {list(r)!r}\n'.replace("'", '"')
+                  for a, r in RECIPIENTS.items()))
+    return path
+
+
+def trickling_server(stop) -> int:
+    """A server that sends a `220-` greeting line twice a second and never finishes the
+    greeting (it gives up by itself after 15 s)."""
+    import threading
+    import time as _time
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(0.2)
+
+    def serve():
+        conns = []
+        ends = _time.monotonic() + 15         # bounded: it stops by itself
+        while not stop.is_set() and _time.monotonic() < ends:
+            try:
+                conns.append(listener.accept()[0])
+            except OSError:
+                pass
+            for c in conns:
+                try:
+                    c.sendall(b"220-still greeting you\r\n")
+                except OSError:
+                    pass
+            _time.sleep(0.3)   # with the accept wait: a line every 0.5 s
+        for c in conns:
+            c.close()
+        listener.close()
+    threading.Thread(target=serve, daemon=True).start()
+    return listener.getsockname()[1]
+
+
+def test_a_greeting_that_trickles_forever_ends_at_the_deadline(out):
+    import threading
+    import time as _time
+    stop = threading.Event()
+    port = trickling_server(stop)
+    try:
+        started = _time.monotonic()
+        outcome = deliver(config_for(port, timeout=1, retries=0), out, PERIOD, ["it"])
+        took = _time.monotonic() - started
+    finally:
+        stop.set()
+    assert 3.5 < took < 6.5                     # the deadline is 4 x timeout = 4 s
+    assert len(outcome.failed) == 2 and "within the 4 s deadline" in outcome.failed[0][2]
+    assert rows_of(out) == [("ops@example.com", "failed"), ("oncall@example.com", "failed")]
+
+
+def test_two_processes_sending_at_once_send_each_recipient_one_copy(out):
+    handler = LateAnswer()
+    handler.delay = 1.0
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    toml = write_toml(out, controller.port, 5)
+    code = ("import sys; from pathlib import Path; from reporting.config import Config;"
+            "from reporting.delivery import deliver;"
+            f"o = deliver(Config.load('{toml}'), Path('{out}'), '{PERIOD}', ['it']);"
+            "print(len(o.sent), len(o.skipped))")
+    try:
+        procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                                  text=True) for _ in range(2)]
+        results = sorted(p.communicate(timeout=60)[0].split() for p in procs)
+    finally:
+        controller.stop()
+    received = sorted(r for rcpts, _ in handler.messages for r in rcpts)
+    assert received == ["oncall@example.com", "ops@example.com"]
+    assert sum(int(sent) for sent, _ in results) == 2
+    assert sum(int(skipped) for _, skipped in results) == 2
+
+
+def test_send_refuses_a_pdf_whose_checksum_no_longer_matches(server, out):
+    controller, handler = server
+    pdf = out / "reports" / PERIOD / "it.pdf"
+    pdf.write_bytes(pdf.read_bytes() + b"%tampered\n")
+    r = CliRunner().invoke(main, ["send", "--period", PERIOD, "-a", "it", "--output", str(out),
+                                  "--config", str(write_toml(out, controller.port, 5))])
+    assert r.exit_code == 2 and handler.messages == []
+    assert "its checksum no longer matches" in r.output and "rebuild it" in r.output
+    assert "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def test_a_failed_forced_resend_keeps_the_earlier_delivered_rows(server, out):
+    controller, handler = server
+    deliver(config_for(controller.port), out, PERIOD, ["it"])
+    handler.data_replies = ["554 Transaction failed"]
+    forced = deliver(config_for(controller.port), out, PERIOD, ["it"], force=True)
+    assert len(forced.failed) == 2
+    assert rows_of(out) == [("ops@example.com", "delivered"),
+                            ("oncall@example.com", "delivered"),
+                            ("ops@example.com", "failed"), ("oncall@example.com", "failed")]
+    # what was delivered stays delivered: a plain run sends nothing
+    assert deliver(config_for(controller.port), out, PERIOD, ["it"]).sent == []
+
+
+def test_an_audience_without_recipients_is_a_warning_not_a_message(out):
+    r = CliRunner().invoke(main, ["send", "--period", PERIOD, "-a", "it", "--output",
+                                  str(out)])
+    assert r.exit_code == 0, r.output
+    assert r.output.count("The it audience has no recipients") == 1
+    assert not (out / "outbox").exists()
+
+
+def test_internal_recipient_domains_are_accepted():
+    cfg = Config.from_dict({"audiences": {"it": {
+        "recipients": ["ops@corp.local", "root@localhost"]}}})
+    assert cfg.audiences["it"].recipients == ("ops@corp.local", "root@localhost")
+    with pytest.raises(ConfigError, match="not an email address"):
+        Config.from_dict({"audiences": {"it": {"recipients": ["ops@corp..local"]}}})
+
+
+@pytest.mark.parametrize("smtp, words", [
+    ({"host": "mail.example.com", "security": "none", "username": "reports"},
+     "in clear text to mail.example.com"),
+    ({"password_env": "hunter2-S3cret!"}, "not the password itself"),
+    ({"timeout": 0}, "smtp.timeout must be more than 0"),
+    ({"retries": -1}, "smtp.retries must be 0 or more"),
+])
+def test_smtp_settings_that_leak_or_hang_are_config_errors(smtp, words):
+    with pytest.raises(ConfigError, match=words) as caught:
+        Config.from_dict({"smtp": smtp})
+    assert "hunter2" not in str(caught.value)
+
+
+def test_plain_text_login_is_allowed_on_loopback_or_when_asked():
+    for smtp in ({"host": "127.0.0.1", "security": "none", "username": "u"},
+                 {"host": "mail.example.com", "security": "none", "username": "u",
+                  "allow_plaintext_auth": True}):
+        assert Config.from_dict({"smtp": smtp}).smtp.username == "u"
+    with pytest.raises(ConfigError, match="lock_timeout_s must be 0 or more"):
+        Config.from_dict({"lock_timeout_s": -1})

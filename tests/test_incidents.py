@@ -1,6 +1,7 @@
-"""Cross-signal incidents: the pieces by hand, then injected outages on simulated data."""
+"""Cross-signal incidents: the pieces by hand, then injected faults on simulated data."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -8,11 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from scipy import stats
+
 from reporting import incidents
-from reporting.config import Thresholds
-from reporting.incidents import Signal, baseline, noise_floor, score, windows
+from reporting.config import Config, ServiceLinks, Thresholds
+from reporting.incidents import (Signal, baseline, count_tail, fisher, ratio_tail, side, tail,
+                                 windows)
+from reporting.kpis.base import grouped_quantile
 from reporting.periods import resolve
-from reporting.simulate import simulate
+from reporting.simulate import Fault, simulate
 from reporting.sources import load_all
 
 from .conftest import UTC
@@ -36,27 +41,83 @@ def test_short_history_falls_back_to_the_same_hour_of_day():
     assert med[h] == np.median([h - 24, h - 48, h - 72, h - 96])
 
 
-def test_robust_z_and_the_noise_floor():
-    n = 3 * 168
-    values = np.full(n, 100.0)
-    values[2 * 168 + 5] = 160.0
-    sig = Signal("x", "e", "count", values, values, "count")
-    z, med = score(sig, 30)
-    # MAD is 0, so the Poisson floor 0.6745 * sqrt(100) applies: z = (160 - 100) / 10
-    assert med[2 * 168 + 5] == 100 and z[2 * 168 + 5] == pytest.approx(6.0)
-    ratio = Signal("r", "e", "ratio", np.full(n, 0.0), np.full(n, 400), "ratio")
-    floor = noise_floor(ratio, np.zeros(n))
-    # binomial floor with p at least 1/n: 0.6745 * sqrt((1/400) * (399/400) / 400)
-    assert floor[0] == pytest.approx(0.6745 * np.sqrt(1 / 400 * 399 / 400 / 400))
+def test_count_tail_is_the_poisson_tail_with_a_learnt_rate():
+    # No history, a prior mean of 1 worth 4 hours: negative binomial with r = 4, p = 4/5:
+    # P(X >= 3) = 1 - 0.8^4 (1 + 4 * 0.2 + 10 * 0.2^2) = 1 - 0.4096 * 2.2.
+    assert count_tail(np.array([3.0]), np.array([0.0]), np.array([0.0]),
+                      np.array([1.0]))[0] == pytest.approx(1 - 0.4096 * 2.2)
+    # A long history pins the rate: the Poisson tail, 1 - 7 e^-2 for X >= 5 at rate 2.
+    long = count_tail(np.array([5.0]), np.array([2e7]), np.array([1e7]), np.array([2.0]))
+    assert long[0] == pytest.approx(1 - 7 * np.exp(-2), rel=1e-4)
+    assert long[0] == pytest.approx(stats.poisson.sf(4, 2.0), rel=1e-4)
+    # Nothing seen is nothing unusual.
+    assert count_tail(np.array([0.0]), np.array([3.0]), np.array([4.0]), np.array([1.0]))[0] == 1
 
 
-def test_ratios_are_not_judged_in_thin_hours():
+def test_ratio_tail_is_the_binomial_tail_with_its_event_count():
+    # No history, prior mean 1/2 worth 100 requests: beta-binomial a = b = 50; both of 2
+    # requests failing: a (a + 1) / ((a + b)(a + b + 1)).
+    got = ratio_tail(np.array([2.0]), np.array([2.0]), np.array([0.0]), np.array([0.0]),
+                     np.array([0.5]))
+    assert got[0] == pytest.approx(50 * 51 / (100 * 101))
+    # A long history pins the rate at 1 %: the binomial tail of 3 or more of 10.
+    got = ratio_tail(np.array([3.0]), np.array([10.0]), np.array([1e7]), np.array([1e9]),
+                     np.array([0.01]))
+    assert got[0] == pytest.approx(stats.binom.sf(2, 10, 0.01), rel=1e-3)
+    # The event count decides: 1 failure of 3 is common, 3 of 3 is not; no requests, no test.
+    seen = (np.array([2.0]), np.array([2000.0]), np.array([0.001]))
+    assert ratio_tail(np.array([1.0]), np.array([3.0]), *seen)[0] > 0.001
+    assert ratio_tail(np.array([3.0]), np.array([3.0]), *seen)[0] < 1e-7
+    assert np.isnan(ratio_tail(np.array([0.0]), np.array([0.0]), *seen)[0])
+
+
+def test_fisher_combines_two_sides_and_holds_its_level():
+    # q = 1e-4: P = q (1 - ln q), as scipy's Fisher method gives.
+    assert fisher(np.array([1e-2]), np.array([1e-2]))[0] == pytest.approx(1e-4 * (1 + np.log(1e4)))
+    assert fisher(np.array([1e-2]), np.array([1e-2]))[0] == pytest.approx(
+        stats.combine_pvalues([1e-2, 1e-2], method="fisher").pvalue)
+    # Under no incident both sides are uniform: the combined hour passes a level L with
+    # chance at most L.
+    rng = np.random.default_rng(5)
+    pb, pu = rng.random(2_000_000), rng.random(2_000_000)
+    assert np.mean(fisher(pb, pu) <= 1e-3) == pytest.approx(1e-3, rel=0.1)
+
+
+def test_each_side_is_bonferroni_over_its_judged_signals():
+    p = np.array([[0.001, np.nan, 0.5], [0.2, 0.003, np.nan], [np.nan, np.nan, np.nan]])
+    # hour 0: 2 judged, the smallest 0.001 -> 0.002; hour 1: 1 judged; hour 2: 1 judged
+    assert side(p, [0, 1, 2]).tolist() == pytest.approx([0.002, 0.003, 0.5])
+    assert side(p, []).tolist() == [1, 1, 1]
+    assert side(p, [2]).tolist() == [1, 1, 1]     # nothing judged: no evidence
+
+
+def test_the_false_alarm_bound_counts_every_hour_and_service():
+    """An hour with back-end p 1e-4 and user p 1e-3 combines to 1.7e-6: an incident in a
+    week of 168 hours and 6 services (bound 0.01 / 1008 = 9.9e-6), not with 60 services."""
+    hours = pd.date_range("2026-11-02", periods=3, freq="h", tz="UTC")
+    sigs = [Signal("api.server_error_rate", "pay", "ratio", np.zeros(3), np.ones(3), "ratio",
+                   ("pay",)),
+            Signal("support.new_tickets", "Payment Failure", "count", np.zeros(3), np.zeros(3),
+                   "count", ("pay",))]
+    p = np.array([[1.0, 1e-4, 1.0], [1.0, 1e-3, 1.0]])
+    combined = fisher(np.array([1e-4]), np.array([1e-3]))[0]
+    assert combined == pytest.approx(1e-7 * (1 - np.log(1e-7)))
+    args = (p, np.zeros_like(p), sigs, {"pay": [0]}, {"pay": [1]}, ["pay"])
+    [(inc, (a, b, rows))] = incidents._incidents(*args, 0.01 / (168 * 6), hours, UTC)
+    assert (a, b) == (1, 2) and inc.services == ("pay",) and rows == [0, 1]
+    assert incidents._incidents(*args, 0.01 / (168 * 60), hours, UTC) == []
+    # each side must also be below SUGGESTIVE on its own
+    p[1, 1] = 0.02
+    assert incidents._incidents(*args, 1.0, hours, UTC) == []
+
+
+def test_ratios_are_judged_with_their_event_count_not_a_minimum():
     n = 3 * 168
     values = np.zeros(n)
-    values[-1] = 1.0                           # every request failed, but only 3 of them
-    events = np.full(n, 3)
-    z, _ = score(Signal("api.server_error_rate", "s", "ratio", values, events, "ratio"), 30)
-    assert np.isnan(z[-1])
+    events = np.full(n, 3.0)
+    values[-2:] = [1 / 3, 1.0]     # 1 of 3 failed, then all 3
+    p, _ = tail(Signal("api.server_error_rate", "s", "ratio", values, events, "ratio"), 30)
+    assert p[-2] > incidents.SUGGESTIVE and p[-1] < 1e-4
 
 
 def test_windows_merge_consecutive_hours():
@@ -75,35 +136,41 @@ def sim(request, tmp_path_factory):
 
 def test_injected_outage_is_found_with_its_window_service_and_impact(sim):
     frames, injected = sim
-    found, *_ = incidents.detect(frames, resolve("2026-W45", UTC, None), Thresholds())
-    assert len(found) == 1
-    [inc] = found
-    start, end = pd.Timestamp(inc["start"]), pd.Timestamp(inc["end"])
-    assert abs(start - pd.Timestamp(injected["start"])) <= pd.Timedelta(hours=1)
-    assert abs(end - pd.Timestamp(injected["end"])) <= pd.Timedelta(hours=1)
-    assert inc["services"][0] == injected["service"]
-    assert inc["impact"]["abandoned_value"] == pytest.approx(
-        injected["extra_abandoned_value"], rel=0.2)
-    assert inc["impact"]["tickets"] == pytest.approx(injected["extra_tickets"], rel=0.2)
-    names = {r["name"] for r in inc["signals"]}
+    found = incidents.detect(frames, resolve("2026-W45", UTC, None), Thresholds())
+    [inc] = found.incidents
+    assert abs(inc.start - pd.Timestamp(injected["start"])) <= pd.Timedelta(hours=1)
+    assert abs(inc.end - pd.Timestamp(injected["end"])) <= pd.Timedelta(hours=1)
+    assert inc.services[0] == injected["service"]
+    assert inc.impact.abandoned_value == pytest.approx(injected["extra_abandoned_value"],
+                                                       rel=0.2)
+    assert inc.impact.tickets == pytest.approx(injected["extra_tickets"], rel=0.2)
+    names = {r.name for r in inc.signals}
     assert {"api.server_error_rate", "api.p95_ms", "support.new_tickets"} <= names
-    assert inc["text"].startswith("Wed 4 Nov 10:00–12:00: payment-api 5xx at")
+    # the payment failure pairs with what its users see, no other ticket type
+    assert {r.entity for r in inc.signals if r.name == "support.new_tickets"} == {
+        "Payment Failure"}
+    assert inc.text.startswith("Wed 4 Nov 10:00–12:00: payment-api 5xx at")
+    assert found.back_end == () and found.user_felt == () and found.shifts == ()
 
 
 @pytest.mark.parametrize("week", ["2026-W44", "2026-W46"])
 def test_no_incident_in_weeks_without_one(sim, week):
     frames, _ = sim
-    found, *_ = incidents.detect(frames, resolve(week, UTC, None), Thresholds())
-    assert found == []
+    found = incidents.detect(frames, resolve(week, UTC, None), Thresholds())
+    assert found.incidents == () and found.user_felt == () and found.shifts == ()
 
 
 def test_section_and_kpis_json(tmp_path):
     simulate(tmp_path / "d", weeks=3, scale="small", seed=14, fmt="parquet")
     frames = load_all(tmp_path / "d", UTC).frames
     section, found, _ = incidents.compute(frames, resolve("2026-W45", UTC, None), Thresholds())
-    assert section.insights[0].text == found[0]["text"]
-    assert section.table("incidents").frame["tickets"].tolist() == [found[0]["impact"]["tickets"]]
-    assert set(found[0]) == {"start", "end", "services", "pages", "signals", "impact", "text"}
+    assert section.insights[0].text == found[0].text
+    assert section.table("incidents").frame["tickets"].tolist() == [found[0].impact.tickets]
+    as_json = found[0].as_dict()
+    assert set(as_json) == {"start", "end", "services", "pages", "signals", "impact", "text"}
+    assert as_json["start"] == "2026-11-04T10:00:00+00:00" and as_json["services"][0] == \
+        "payment-api"
+    assert set(as_json["signals"][0]) == {"name", "entity", "peak", "baseline", "p", "unit"}
     quiet, none, _ = incidents.compute(frames, resolve("2026-W44", UTC, None), Thresholds())
     assert none == [] and "No incident" in quiet.message
 
@@ -112,14 +179,15 @@ def test_traffic_is_judged_by_its_falls_in_busy_hours():
     n = 3 * 168
     values = np.full(n, 100.0)
     values[[-3, -2, -1]] = [30.0, 60.0, 300.0]
-    z, _ = score(Signal("api.requests", "s", "traffic", values, values, "count"), 30)
-    # floor 0.1 * median = 10: a fall to 30 scores 0.6745 * 70 / 10; to 60, 0.6745 * 40 / 10
-    assert z[-3] == pytest.approx(4.7215) and z[-2] == pytest.approx(2.698)
-    assert z[-1] < 0                                    # a rise is not a failure
+    p, _ = tail(Signal("api.requests", "s", "traffic", values, values, "count"), 30)
+    # floor 0.1 * median = 10: a fall to 30 is z = 0.6745 * 70 / 10; to 60, 0.6745 * 40 / 10
+    assert p[-3] == pytest.approx(stats.norm.sf(4.7215)) and p[-2] == pytest.approx(
+        stats.norm.sf(2.698))
+    assert p[-1] > 0.99                                 # a rise is not a failure
     quiet = np.full(n, 20.0)
     quiet[-1] = 0.0
-    z, _ = score(Signal("api.requests", "s", "traffic", quiet, quiet, "count"), 30)
-    assert np.isnan(z[-1])                              # 20 requests an hour: too few to judge
+    p, _ = tail(Signal("api.requests", "s", "traffic", quiet, quiet, "count"), 30)
+    assert np.isnan(p[-1])                              # 20 requests an hour: too few to judge
 
 
 def test_hours_before_a_source_starts_are_unknown_not_zero():
@@ -142,12 +210,12 @@ def test_archived_hours_fill_the_weeks_the_data_lacks(sim):
     assert len(history) == history[["signal", "entity", "hour"]].drop_duplicates().shape[0]
     cut = {name: f[f[incidents.TIME_COLUMNS[name]] >= w45.start]
            for name, f in frames.items() if name in incidents.TIME_COLUMNS}
-    full, *_ = incidents.detect(frames, w45, Thresholds())
-    alone, *_ = incidents.detect(cut, w45, Thresholds())
-    archived, *_ = incidents.detect(cut, w45, Thresholds(), history=history)
+    full = incidents.detect(frames, w45, Thresholds()).incidents
+    alone = incidents.detect(cut, w45, Thresholds()).incidents
+    archived = incidents.detect(cut, w45, Thresholds(), history=history).incidents
     assert archived == full and len(full) == 1
     # Without the archive, Wednesday has two earlier days of history: too few to judge.
-    assert alone == []
+    assert alone == ()
 
 
 def test_timeline_without_its_sources_says_no_data(tmp_path):
@@ -200,9 +268,9 @@ def test_grouped_quantile_is_numpys_per_hour():
     rng = np.random.default_rng(3)
     pos = rng.integers(-1, 6, 500)                  # -1: outside the grid
     values = rng.lognormal(5, 1, 500)
-    got = incidents._grouped_quantile(pos, values, 7, 0.95)
+    got = grouped_quantile(pos, values, 7, 0.95)
     for h in range(6):
-        assert got[h] == pytest.approx(np.percentile(values[pos == h], 95))
+        assert got[h] == np.percentile(values[pos == h], 95)     # to the last bit
     assert np.isnan(got[6])                         # an hour without values
 
 
@@ -211,3 +279,164 @@ def test_two_days_of_history_are_no_baseline():
     med, mad = baseline(values)
     assert np.isnan(med[2 * 24 + 5]) and np.isnan(mad[2 * 24 + 5])   # day 3: 2 days before
     assert med[3 * 24 + 5] == 1 * 24 + 5           # day 4: median of days 1-3 at 05:00
+
+
+# --- the service map -----------------------------------------------------------------
+
+def test_service_links_are_inferred_from_names():
+    pay = incidents.infer_links("payment-api", ["/checkout", "/payments/authorize"])
+    assert pay.carts and "pay" in pay.feedback_words
+    links = {"payment-api": pay,
+             "user-service": incidents.infer_links("user-service", ["/login", "/profile"]),
+             "product-api": incidents.infer_links("product-api", ["/products", "/search"]),
+             "recommendation-api": incidents.infer_links("recommendation-api")}
+    assert incidents.tied(links, issue_type="Payment Failure") == ("payment-api",)
+    assert incidents.tied(links, issue_type="Refund Request") == ("payment-api",)
+    # /payments/authorize is a payment word, not `auth` of the accounts family
+    assert incidents.tied(links, issue_type="Login Issue") == ("user-service",)
+    assert incidents.tied(links, issue_type="Account Update") == ("user-service",)
+    assert incidents.tied(links, page="/checkout") == ("payment-api",)
+    assert incidents.tied(links, page="/search") == ("product-api",)
+    assert incidents.tied(links, carts=True) == ("payment-api",)
+    assert incidents.tied(links, issue_type="Technical Bug") == ()     # tied to nothing
+    assert incidents.tied(links, page="/") == ()
+
+
+def test_service_map_from_the_config_replaces_the_inferred_links():
+    config = Config.from_dict({"service_map": {"payments-gw": {
+        "pages": ["/Pay/*"], "issue_types": ["Billing*"], "feedback_words": ["Card"],
+        "carts": True}}})
+    assert config.service_map == {"payments-gw": ServiceLinks(("/pay/*",), ("billing*",),
+                                                              ("card",), True)}
+    frames = {"api_logs": pd.DataFrame({"service_name": ["payments-gw", "login-svc"],
+                                        "endpoint": ["/v2/x", "/v2/login"]})}
+    links = incidents.service_map(frames, config.service_map)
+    assert links["payments-gw"] == config.service_map["payments-gw"]
+    assert "login" in links["login-svc"].feedback_words           # the other one inferred
+    assert incidents.tied(links, page="/pay/confirm") == ("payments-gw",)
+    assert incidents.tied(links, issue_type="Payment Failure") == ()   # not configured
+    with pytest.raises(Exception, match="service_map.x.carts must be true or false"):
+        Config.from_dict({"service_map": {"x": {"carts": "yes"}}})
+    with pytest.raises(Exception, match="unknown key"):
+        Config.from_dict({"service_map": {"x": {"page": ["/"]}}})
+
+
+# --- one-sided anomalies, level shifts: simulated -------------------------------------
+
+WED = pd.Timestamp("2026-11-04", tz="UTC")          # Wednesday of 2026-W45
+QUIET = dict(error_rate=0.0, latency_factor=1.0, cart_factor=1.0, finish_p=None,
+             feedback=(), slow_pages=(), cpu=False)
+
+
+def _scenario(folder: Path, ticket_type: str) -> dict:
+    """A payment-api failure users did not feel (5xx only), tickets of `ticket_type` in the
+    same hours with no back-end cause, and a level shift of recommendations from Tuesday."""
+    faults = [
+        Fault(WED + pd.Timedelta(hours=14), WED + pd.Timedelta(hours=16), "payment-api",
+              "errors", **{**QUIET, "error_rate": 0.3}),
+        Fault(WED + pd.Timedelta(hours=14), WED + pd.Timedelta(hours=16), "", "tickets",
+              **QUIET, ticket_extra=14, ticket_type=ticket_type),
+        Fault(WED - pd.Timedelta(hours=15), WED + pd.Timedelta(days=12), "recommendation-api",
+              "level_shift", **{**QUIET, "latency_factor": 1.6}),
+    ]
+    simulate(folder, weeks=4, scale="small", seed=21, fmt="parquet", faults=faults)
+    return load_all(folder, UTC).frames
+
+
+@pytest.fixture(scope="module")
+def unrelated(tmp_path_factory):
+    return _scenario(tmp_path_factory.mktemp("unrelated"), "Order Delay")
+
+
+def test_unrelated_coincident_signals_make_no_incident_and_each_side_is_shown(unrelated):
+    found = incidents.detect(unrelated, resolve("2026-W45", UTC, None), Thresholds())
+    assert found.incidents == ()
+    [back] = found.back_end
+    assert back.side == "back-end" and back.entity == "payment-api"
+    assert (back.start, back.end) == (WED + pd.Timedelta(hours=14), WED + pd.Timedelta(hours=16))
+    assert back.signals[0].name == "api.server_error_rate" and back.signals[0].p < 1e-9
+    assert back.text.endswith("no sign that users felt it.")
+    [felt] = found.user_felt
+    assert felt.entity == "Order Delay" and felt.start == WED + pd.Timedelta(hours=14)
+    assert felt.text.endswith("no back-end cause found.")
+
+
+def test_the_same_tickets_tied_to_the_failing_service_make_an_incident(tmp_path):
+    frames = _scenario(tmp_path, "Payment Failure")
+    found = incidents.detect(frames, resolve("2026-W45", UTC, None), Thresholds())
+    [inc] = found.incidents
+    assert inc.services == ("payment-api",) and inc.start == WED + pd.Timedelta(hours=14)
+    assert inc.impact.tickets == pytest.approx(14, abs=2)
+    assert found.back_end == () and found.user_felt == ()
+
+
+def test_a_level_shift_is_one_finding_with_its_start(unrelated):
+    found = incidents.detect(unrelated, resolve("2026-W45", UTC, None), Thresholds())
+    [shift] = [s for s in found.shifts if s.entity == "recommendation-api"]
+    assert shift.name == "api.p95_ms" and not shift.rising
+    assert abs(shift.start - (WED - pd.Timedelta(hours=15))) <= pd.Timedelta(hours=2)
+    assert shift.after / shift.before == pytest.approx(1.6, rel=0.15)
+    # not a string of back-end anomalies
+    assert [a.entity for a in found.back_end] == ["payment-api"]
+    section, _, _ = incidents.compute(unrelated, resolve("2026-W45", UTC, None), Thresholds())
+    assert any("recommendation-api p95 latency has stayed higher since Tue 3 Nov" in i.text
+               for i in section.insights)
+    assert section.table("level_shifts").frame["signal"].tolist() == [
+        "recommendation-api p95 latency"]
+
+
+def _shifted_week(step: float, spike_at: int | None = None) -> tuple[Signal, np.ndarray]:
+    rng = np.random.default_rng(4)
+    n = 4 * 168
+    values = 100 * rng.lognormal(0, 0.05, n)
+    values[3 * 168 + 33:] *= step                     # from Tuesday 09:00 of week 4
+    if spike_at is not None:
+        values[spike_at] *= 4
+    return Signal("api.p95_ms", "s", "level", values, np.full(n, 200.0), "ms"), \
+        np.arange(3 * 168, n)
+
+
+def test_level_shift_start_and_later_hours_still_judged():
+    sig, judged = _shifted_week(3.0, spike_at=3 * 168 + 3 * 24 + 10)    # Thursday 10:00
+    p, usual = tail(sig, 30, judged)
+    assert np.sum(p[judged] < 1e-6) > 100               # unshifted: every later hour flags
+    start, before, after, rising = incidents.level_shift(sig, usual, judged, 0.01, 30)
+    assert start == 3 * 168 + 33 and before == pytest.approx(100, rel=0.05)
+    assert after == pytest.approx(300, rel=0.05) and not rising
+    p, _ = tail(incidents._shifted(sig, start, usual), 30, judged)
+    flagged = np.flatnonzero(p < 1e-6)
+    assert flagged.tolist() == [3 * 168 + 3 * 24 + 10]    # only the spike after the shift
+
+
+def test_no_level_shift_in_noise_or_a_short_burst():
+    sig, judged = _shifted_week(1.0)
+    _, usual = tail(sig, 30, judged)
+    assert incidents.level_shift(sig, usual, judged, 0.01, 30) is None
+    values = sig.values.copy()
+    values[-20:] *= 2                                   # 20 hours: less than a day
+    burst = dataclasses.replace(sig, values=values)
+    assert incidents.level_shift(burst, usual, judged, 0.01, 30) is None
+
+
+def test_it_report_shows_back_end_anomalies_and_support_what_users_felt(unrelated, tmp_path):
+    from reporting.simulate import _write
+    from tests.test_cli import main, run
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, frame in unrelated.items():
+        _write(frame, data / f"{name}.parquet", "parquet")
+    out = tmp_path / "out"
+    result = run(main, ["build", "--data", data, "--output", out, "--period", "2026-W45",
+                        "--audience", "it", "--audience", "support", "--format", "html"])
+    assert result.exit_code == 0, result.output
+    it = (out / "reports/2026-W45/html/it.html").read_text()
+    support = (out / "reports/2026-W45/html/support.html").read_text()
+    assert "Back-end anomalies users did not visibly feel" in it
+    assert "What users felt without a back-end cause" not in it
+    assert "What users felt without a back-end cause" in support
+    assert "Order Delay new tickets per hour" in support
+    assert "Back-end anomalies users did not visibly feel" not in support
+    doc = json.loads((out / "reports/2026-W45/kpis.json").read_text())
+    extra = doc["breakdowns"]["incidents"]
+    assert [a["entity"] for a in extra["back_end_anomalies"]] == ["payment-api"]
+    assert extra["level_shifts"][0]["entity"] == "recommendation-api"

@@ -1,6 +1,8 @@
 """The scheduler with a real APScheduler 3 and its SQLite job store."""
 from __future__ import annotations
 
+import email
+import email.policy
 import os
 import signal
 import subprocess
@@ -40,6 +42,7 @@ IT_ONLY = """
 [audiences.it]
 schedule = "0 7 * * mon"
 period = "latest"
+recipients = ["ops@corp.local"]
 [audiences.executive]
 schedule = ""
 [audiences.ux]
@@ -156,7 +159,8 @@ def test_run_now_and_list_from_the_cli(tmp_path, data):
 def test_every_minute_from_the_command_line_then_sigterm(tmp_path, data):
     (tmp_path / "report.toml").write_text(
         '[audiences.it]\nschedule = "* * * * *"\nperiod = "latest"\n'
-        '[audiences.executive]\nschedule = ""\n[audiences.ux]\nschedule = ""\n'
+        'recipients = ["ops@example.com"]\n[audiences.executive]\nschedule = ""\n'
+        '[audiences.ux]\nschedule = ""\n'
         '[audiences.support]\nschedule = ""\n')
     proc = subprocess.Popen([sys.executable, "-m", "reporting", "schedule", "--config",
                              str(tmp_path / "report.toml"), "--data", str(data), "--output",
@@ -166,7 +170,9 @@ def test_every_minute_from_the_command_line_then_sigterm(tmp_path, data):
     deadline = time.monotonic() + 100
     while not mail.exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.5)
-    assert mail.exists(), proc.stdout.read().decode() if proc.poll() is not None else ""
+    if not mail.exists():
+        proc.kill()
+    assert mail.exists(), proc.stdout.read().decode()
     assert "(2026-W43)" in pdf_text(tmp_path / "out" / "reports" / "2026-W43" / "it.pdf")
     time.sleep(1)
     started = time.monotonic()
@@ -174,3 +180,158 @@ def test_every_minute_from_the_command_line_then_sigterm(tmp_path, data):
     code = proc.wait(timeout=10)
     assert code == 0 and time.monotonic() - started < 10
     assert not list((tmp_path / "out").rglob("*.tmp"))
+    log = proc.stdout.read().decode()
+    for line in ("info: scheduler started", "info: job report-it started",
+                 "info: job report-it finished in", "s: ok (2026-W43)",
+                 "info: scheduler stopped"):
+        assert log.count(line) == 1, log
+
+
+# --- issue 19 and issue 18 (defect 10) ------------------------------------------------
+
+def test_a_crafted_pickle_in_the_job_store_does_not_run_at_list(tmp_path, data):
+    import pickle
+    import sqlite3
+
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    config, settings = setup(tmp_path, data, IT_ONLY)
+    (tmp_path / "out").mkdir()
+    db = sqlite3.connect(tmp_path / "out" / "scheduler.sqlite")
+    db.execute("CREATE TABLE apscheduler_jobs (id VARCHAR(191) PRIMARY KEY, "
+               "next_run_time FLOAT, job_state BLOB NOT NULL)")
+    db.execute("INSERT INTO apscheduler_jobs VALUES ('report-it', 1, ?)",
+               (pickle.dumps(Payload()),))
+    db.commit()
+    db.close()
+    r = CliRunner().invoke(main, ["schedule", "--list", "--config", settings.config_path,
+                                  "--output", settings.output_dir])
+    assert r.exit_code == 0, r.output
+    assert not marker.exists()
+    assert r.output.count("older pickled form; they were dropped unread") == 1
+    assert "0 7 * * mon" in r.output and "30 6 * * *" in r.output
+    tables = sqlite3.connect(tmp_path / "out" / "scheduler.sqlite").execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    assert tables == [("report_jobs",)]
+
+
+def test_the_job_store_holds_plain_json_and_drops_a_tampered_row(tmp_path, data):
+    import json
+    import sqlite3
+
+    config, settings = setup(tmp_path, data, IT_ONLY)
+    scheduler.sync(config, settings)
+    db = sqlite3.connect(tmp_path / "out" / "scheduler.sqlite")
+    state = json.loads(db.execute("SELECT state FROM report_jobs WHERE id = 'report-it'"
+                                  ).fetchone()[0])
+    assert state["cron"] == "0 7 * * mon" and state["timezone"] == "UTC"
+    assert state["args"] == [settings.config_path, "it", settings.data_dir,
+                             settings.output_dir]
+    state["args"] = [{"py/object": "os.system"}]
+    db.execute("UPDATE report_jobs SET state = ? WHERE id = 'report-it'", (json.dumps(state),))
+    db.commit()
+    db.close()
+    r = CliRunner().invoke(main, ["schedule", "--list", "--config", settings.config_path,
+                                  "--output", settings.output_dir])
+    assert r.exit_code == 0 and "Traceback" not in r.output, r.output
+    assert r.output.count("job report-it does not read as a job") == 1
+    assert "0 7 * * mon" in r.output     # rebuilt from the config
+
+
+def test_a_garbage_job_store_is_moved_aside_and_rebuilt(tmp_path, data):
+    config, settings = setup(tmp_path, data, IT_ONLY)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "scheduler.sqlite").write_bytes(b"garbage " * 600)
+    r = CliRunner().invoke(main, ["schedule", "--list", "--config", settings.config_path,
+                                  "--output", settings.output_dir])
+    assert r.exit_code == 0 and "Traceback" not in r.output, r.output
+    [warning] = [line for line in r.output.splitlines() if line.startswith("warning")]
+    assert "scheduler.sqlite is not a readable job store" in warning
+    assert "rebuilt the jobs from the config" in warning
+    [aside] = (tmp_path / "out").glob("scheduler.sqlite.corrupt-*")
+    assert aside.read_bytes().startswith(b"garbage")
+    assert "0 7 * * mon" in r.output
+
+
+def test_a_garbage_archive_names_itself_and_what_to_do(tmp_path, data):
+    config, settings = setup(tmp_path, data, IT_ONLY)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "archive.sqlite").write_bytes(b"not a database " * 500)
+    r = CliRunner().invoke(main, ["archive", "list", "--output", settings.output_dir])
+    assert r.exit_code == 2
+    assert r.output.startswith(f"error: {tmp_path / 'out' / 'archive.sqlite'} is not a "
+                               "readable archive index")
+    assert "move it aside" in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def start_scheduler(config_path, data, out) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "reporting", "schedule", "--config",
+                             str(config_path), "--data", str(data), "--output", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(predicate, timeout=30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_second_scheduler_on_the_same_output_exits_2_naming_the_first(tmp_path, data):
+    config, settings = setup(tmp_path, data, IT_ONLY)
+    lock = tmp_path / "out" / ".scheduler.lock"
+    first = start_scheduler(settings.config_path, data, settings.output_dir)
+    try:
+        assert wait_for(lambda: lock.exists() and lock.read_text().strip() == str(first.pid))
+        second = start_scheduler(settings.config_path, data, settings.output_dir)
+        _, err = second.communicate(timeout=30)
+        assert second.returncode == 2
+        assert err.strip() == (f"error: Another scheduler (pid {first.pid}) is already "
+                               f"running for {settings.output_dir}; only one may run per "
+                               "output folder.")
+    finally:
+        first.send_signal(signal.SIGTERM)
+        _, err = first.communicate(timeout=30)
+    assert first.returncode == 0
+    assert "scheduler started" in err and "scheduler stopped" in err
+
+
+def test_sigterm_during_a_job_records_it_interrupted_and_the_next_start_runs_it(tmp_path,
+                                                                                 data):
+    config, settings = setup(tmp_path, data, IT_ONLY + '[scheduler]\nstop_grace_s = 0.2\n'
+                             'notify_on_failure = "ops@example.com"\n')
+    scheduler.sync(config, settings)
+    shift_next_run(config, settings, "report-it", -timedelta(minutes=30))   # due at start
+    out = tmp_path / "out"
+    proc = start_scheduler(settings.config_path, data, out)
+    try:
+        assert wait_for(lambda: any(r["status"] == "running" for r in runs(settings)))
+        time.sleep(0.3)                   # well inside the build
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    [run] = runs(settings)
+    assert run["status"] == "interrupted" and "runs again at the next start" in run["error"]
+    assert "job report-it started" in err and "job report-it interrupted" in err, err
+    assert not list((out / "reports").glob(".staging-*"))
+    assert not (out / "reports" / "2026-W43" / "it.pdf").exists()
+    [notice] = (out / "outbox").glob("failure-it-*.eml")
+    notice = email.message_from_bytes(notice.read_bytes(), policy=email.policy.default)
+    assert notice["Date"] and "runs again at the next start" in notice.get_content()
+    listed = CliRunner().invoke(main, ["schedule", "--list", "--config", settings.config_path,
+                                       "--output", settings.output_dir])
+    assert "interrupted at" in listed.output
+    # the next start runs it again, once
+    serve_until(config, settings, lambda: runs(settings)[-1]["status"] == "ok", timeout=60)
+    assert [r["status"] for r in runs(settings)] == ["interrupted", "ok"]
+    assert (out / "reports" / "2026-W43" / "it.pdf").exists()
+    assert (out / "outbox" / "2026-W43-it.eml").exists()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from reporting.simulate import simulate
+from reporting.simulate import DEFAULT_START, simulate, suite_faults
 from reporting.sources import load_all
 
 from .conftest import UTC
@@ -72,3 +72,41 @@ def test_scale_sets_api_rows(tmp_path):
     counts = simulate(tmp_path, weeks=1, scale="small", seed=1, fmt="parquet")
     assert counts["api_logs"] == 50_000
     assert (tmp_path / "api_logs.parquet").exists() and not (tmp_path / "api_logs.csv").exists()
+
+
+def test_the_suite_of_faults_shows_in_the_data(tmp_path):
+    start = DEFAULT_START - pd.Timedelta(weeks=11)     # ten weeks that end before today
+    t0 = pd.Timestamp(start, tz="UTC")
+    faults = {f.kind: f for f in suite_faults(t0)}
+    assert list(faults) == ["latency", "errors", "night", "traffic", "outage", "level_shift",
+                            "memory_creep"]
+    simulate(tmp_path, weeks=10, scale="tiny", seed=4, fmt="parquet",
+             faults=list(faults.values()), start=start)
+    frames = load_all(tmp_path, UTC).frames
+    api = frames["api_logs"]
+
+    def hourly(frame, column, fault, week_before=False):
+        """Rows per hour in the fault's window (or the same hours a week before)."""
+        shift = pd.Timedelta(weeks=1) if week_before else pd.Timedelta(0)
+        t = frame[column]
+        return ((t >= fault.start - shift) & (t < fault.end - shift)).sum()
+
+    drop = faults["traffic"]
+    cart = api[api["service_name"] == drop.service]
+    assert hourly(cart, "timestamp", drop) < 0.4 * hourly(cart, "timestamp", drop, True)
+    burst = faults["errors"]
+    login = api[(api["service_name"] == burst.service)
+                & (api["timestamp"] >= burst.start) & (api["timestamp"] < burst.end)]
+    assert (login["status_code"] >= 500).mean() == pytest.approx(0.3, abs=0.12)
+    tickets = frames["support_tickets"]
+    assert hourly(tickets[tickets["issue_type"] == "Login Issue"], "created_at", burst) >= 8
+    creep = faults["memory_creep"]
+    mem = frames["system_metrics"]
+    mem = mem[mem["service_name"] == creep.service].set_index("timestamp")["memory_pct"]
+    # 0.15 points an hour: about 25 points more at the week's end than a week before
+    gap = mem[creep.end - pd.Timedelta(days=1):].mean() - mem[
+        creep.end - pd.Timedelta(days=8):creep.end - pd.Timedelta(days=7)].mean()
+    assert gap == pytest.approx(0.15 * (7 * 24 - 12), abs=4)
+    meta = json.loads((tmp_path / "simulation.json").read_text())["incidents"]
+    assert [m["kind"] for m in meta] == list(faults)
+    assert meta[1]["extra_ticket_type"] == "Login Issue"
