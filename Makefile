@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PERIOD ?= latest
 
-.PHONY: report test bench validate simulate clean
+.PHONY: report test bench validate simulate pictures clean system-packages
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,14 +19,24 @@ report: $(STAMP)
 validate: $(STAMP)
 	$(BIN)/reporting validate --data data
 
-test: $(STAMP)
+# Chromium and chromium-driver for the site tests (installed when missing).
+system-packages:
+	@bash .ci/system-packages
+
+test: $(STAMP) system-packages
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest -q -s tests/benchmarks -o python_files='bench_*.py'
 
 simulate: $(STAMP)
-	$(BIN)/reporting simulate --out data --weeks 4 --scale small --seed 7 --format parquet
+	$(BIN)/reporting simulate --out data --weeks 4 --scale small --seed 7 --format parquet \
+		--incident-week 4
+
+# The README's pictures: page 1 of the executive report and the IT report's incident
+# timeline, from `make report`'s output (pdftoppm, Debian's poppler-utils).
+pictures: report
+	$(BIN)/python docs/pictures.py --output output --docs docs
 
 clean:
 	rm -rf $(VENV) output

@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from . import (__version__, archive, charts, coverage, files, guard, kpis, periods, render,
-               sections)
+               sections, site)
 from .audience import check_audiences
 from .config import Config
 from .context import BuildContext
@@ -66,8 +66,8 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
     Stages, each entered once: load (read and validate the sources), context (the
     archive's previous KPIs, signal and trend history, read once), sections (every
     registered section: KPIs, incidents, trends), charts, html, pdf, write (kpis.json,
-    rejected rows, manifest) and archive (record the build, its KPIs and signals).
-    """
+    rejected rows, manifest) and archive (record the build, its KPIs and signals, then
+    rewrite output/index.html from the whole archive)."""
     stage = _Stages(on_stage)
     names = check_audiences(audiences or config.audiences, config.audiences)
     if fmt not in FORMATS:
@@ -182,10 +182,13 @@ def _render_html(ctx: BuildContext, computed: Mapping[str, Section], drawn: Mapp
     PDFs are (`owner`: the output folder and this build's id, checked before each PDF's
     rename). Returns the PDF jobs and the file archived per audience."""
     html_dir = result.folder / "html"
+    assets = site.ensure_assets(result.folder.parents[1])     # output/assets
+    siblings = [(a.name, a.title) for a in ctx.audiences] if fmt != "pdf" else []
     jobs, archived = [], {}
     for audience in ctx.audiences:
-        html = render.render_html(render.context(audience, computed, drawn, document,
-                                                 ctx.quality, page))
+        values = render.context(audience, computed, drawn, document, ctx.quality, page)
+        values.update(site.page_values(audience.name, fmt, document, siblings))
+        html = render.render_html(values)
         if fmt in ("html", "both"):
             archived[audience.name] = files.atomic_write(html_dir / f"{audience.name}.html",
                                                          html)
@@ -193,7 +196,7 @@ def _render_html(ctx: BuildContext, computed: Mapping[str, Section], drawn: Mapp
         if fmt in ("pdf", "both"):
             archived[audience.name] = result.folder / f"{audience.name}.pdf"
             jobs.append((html, html_dir, archived[audience.name],
-                         [html_dir, render.template_dir()], owner, ctx.config.pdf_timeout_s))
+                         [html_dir, render.template_dir(), assets], owner, ctx.config.pdf_timeout_s))
     return jobs, archived
 
 
@@ -202,7 +205,7 @@ def _record(store: archive.Archive, config: Config, loaded: Loaded, result: Buil
             timings: Mapping[str, float], final: Path) -> None:
     """The build, its KPIs and the sections' hourly signals, into the archive index; the
     staging folder replaces `final` in the same transaction, and `result` names the
-    published files."""
+    published files. Then output/index.html is rewritten (a failure there is a warning)."""
     signals = [s.signals for s in computed.values() if s.signals is not None]
     store.record_build(
         period=result.period.as_dict(), folder=result.folder, files=dict(archived),
@@ -214,6 +217,7 @@ def _record(store: archive.Archive, config: Config, loaded: Loaded, result: Buil
         else signals[0] if signals else None, final=final)
     result.files = [final / f.relative_to(result.folder) for f in result.files]
     result.folder = final
+    result.warnings.extend(site.rewrite_index(config, final.parents[1]))
 
 
 class _Stages:

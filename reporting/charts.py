@@ -330,9 +330,13 @@ def _trends(chart: Chart) -> plt.Figure:
     data, o = chart.data, chart.options
     cols = o.get("columns", 4)
     rows = -(-len(data.columns) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(WIDTH, (1.45 if cols > 4 else 1.55) * rows
-                                                  + 0.45), squeeze=False)
-    ticks = [_short_period(p) for p in data.index]
+    fig, axes = plt.subplots(rows, cols, figsize=(o.get("width", WIDTH),
+                                                  (1.45 if cols > 4 else 1.55) * rows
+                                                  + (0.45 if chart.title else 0.2)),
+                             squeeze=False)
+    every = -(-len(data.index) // 8)   # at most 8 period labels on an axis
+    ticks = [_short_period(p) if i % every == (len(data.index) - 1) % every else ""
+             for i, p in enumerate(data.index)]
     x = np.arange(len(data.index))
     for ax, key in zip(axes.flat, data.columns):
         y = data[key].to_numpy(dtype=float)
@@ -352,7 +356,8 @@ def _trends(chart: Chart) -> plt.Figure:
         ax.margins(x=0.15, y=0.25)
     for ax in list(axes.flat)[len(data.columns):]:
         ax.set_axis_off()
-    fig.suptitle(chart.title, x=0.01, ha="left", fontsize=10, fontweight="bold")
+    if chart.title:
+        fig.suptitle(chart.title, x=0.01, ha="left", fontsize=10, fontweight="bold")
     return fig
 
 

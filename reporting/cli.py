@@ -174,6 +174,9 @@ def _run_build(period: str, audiences: tuple[str, ...], data_dir: Path | None,
     for f in result.files:      # everything this build wrote (charts: with their HTML)
         table.add_row(str(f.relative_to(result.folder)), f"{f.stat().st_size / 1024:,.0f} KiB")
     out.print(table)
+    index = Path(output_dir or config.output_dir) / "index.html"
+    if index.exists():
+        out.print(f"browse the archive: {index} (or reporting serve)", soft_wrap=True)
     stages = "  ".join(f"{k} {v:.1f} s" for k, v in result.timings.items())
     out.print(f"done in {time.perf_counter() - started:.1f} s ({stages})")
     if email:
@@ -206,7 +209,7 @@ STAGE_TEXT = {"load": "loading and validating inputs",
               "sections": "computing KPIs, incidents and trends", "charts": "drawing charts",
               "html": "rendering HTML", "pdf": "rendering PDFs",
               "write": "writing kpis.json and manifest",
-              "archive": "recording the build in the archive"}
+              "archive": "recording the build in the archive and rewriting index.html"}
 
 
 @click.command("build-report")
@@ -276,12 +279,15 @@ def validate_cmd(data_dir: Path | None, config_path: Path | None, verbose: bool)
               show_default=True, help="First day (moved back to its Monday).")
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv",
               show_default=True)
+@click.option("--incident-week", "incident_weeks", type=int, multiple=True,
+              help="Week (1 = the first) that holds the payment outage, repeatable; "
+                   "0 for none. Default: the third week of every 4.")
 @click.option("--force", is_flag=True,
               help="Write into a folder that holds files the simulator did not write.")
 @click.option("--verbose", "-v", is_flag=True)
 @entry_point
 def simulate_cmd(out_dir: Path, weeks: int, scale: str, seed: int, start: Any, fmt: str,
-                 force: bool, verbose: bool) -> None:
+                 incident_weeks: tuple[int, ...], force: bool, verbose: bool) -> None:
     """Write realistic simulated data for all eight sources."""
     from .simulate import simulate
 
@@ -293,7 +299,8 @@ def simulate_cmd(out_dir: Path, weeks: int, scale: str, seed: int, start: Any, f
 
     started = time.perf_counter()
     with err.status(f"simulating {weeks} week(s) at {scale} scale…", spinner="dots"):
-        counts = simulate(out_dir, weeks, scale, seed, start.date(), fmt)
+        counts = simulate(out_dir, weeks, scale, seed, start.date(), fmt,
+                          [w for w in incident_weeks if w] if incident_weeks else None)
     table = Table(title=f"Simulated data in {out_dir}", title_justify="left")
     table.add_column("source")
     table.add_column("rows", justify="right")
@@ -411,11 +418,15 @@ def archive_prune(keep: int, output_dir: Path | None, config_path: Path | None,
                   verbose: bool) -> None:
     """Remove the oldest periods' files and index rows together."""
     from .archive import build_lock
+    from .site import rewrite_index
 
     config = _config(config_path)
     folder = Path(output_dir or config.output_dir)
     with build_lock(folder, config.lock_timeout_s), _archive(folder, config_path) as store:
         removed = store.prune(keep)
+        warnings = rewrite_index(config, folder)   # under the build lock, like a build's
+    for warning in warnings:
+        err.print(f"[yellow]warning:[/] {warning}", markup=True, soft_wrap=True)
     if removed:
         out.print(f"removed {len(removed)} period(s): {', '.join(removed)}")
     else:
@@ -446,6 +457,30 @@ def archive_export(fmt: str, out_file: Path | None, output_dir: Path | None,
         table.to_parquet(buffer, index=False)
         atomic_write(target, buffer.getvalue())
     out.print(f"wrote {len(table):,} rows to {target}")
+
+
+@main.command("serve")
+@click.option("--output", "output_dir", type=click.Path(path_type=Path),
+              help="Output folder to serve (default: output_dir from the config, or output/).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0 shares the site with your network).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="Port to listen on (0 picks a free one).")
+@with_common
+@entry_point
+def serve_cmd(output_dir: Path | None, host: str, port: int, config_path: Path | None,
+              verbose: bool) -> None:
+    """Serve the archive site (index.html and the reports) read-only until Ctrl-C."""
+    from .serve import serve
+
+    config = _config(config_path)
+    folder = Path(output_dir or config.output_dir)
+
+    def ready(url: str) -> None:
+        click.echo(f"Serving {folder} at {url} (Ctrl-C to stop)")
+        sys.stdout.flush()
+
+    serve(folder, host, port, on_ready=ready)
 
 
 @main.command("send")

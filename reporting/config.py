@@ -134,6 +134,7 @@ class Config:
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     currency: str = ""                 # ISO 4217 code shown with money; "" = none
     funnel: tuple[tuple[str, tuple[str, ...]], ...] = DEFAULT_FUNNEL
+    public_url: str = ""     # where output/ is published: mail links to the HTML reports
     service_map: dict[str, ServiceLinks] = field(default_factory=dict)  # others inferred
     source: Path | None = None
 
@@ -165,7 +166,7 @@ class Config:
         top = {"timezone", "data_dir", "output_dir", "lock_timeout_s", "thresholds",
                "columns", "smtp", "audiences", "scheduler", "top_n", "earliest_timestamp",
                "future_margin_hours", "pdf_timeout_s",
-               "service_map", "currency", "funnel"}
+               "service_map", "public_url", "currency", "funnel"}
         _no_unknown(raw, top, where, "")
         base = base or Path.cwd()
         kwargs: dict[str, Any] = {"source": source}
@@ -214,6 +215,8 @@ class Config:
                              for src, mapping in columns.items()}
         kwargs["audiences"] = _audiences(raw.get("audiences", {}), where)
         kwargs["service_map"] = _service_map(raw.get("service_map", {}), where)
+        if "public_url" in raw:
+            kwargs["public_url"] = _public_url(raw["public_url"], where)
         return cls(**kwargs)
 
     def digest(self) -> str:
@@ -331,6 +334,22 @@ def _funnel(raw: Any, where: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
                               f"not {patterns!r}.")
         steps.append((str(name), tuple(p.strip() for p in patterns)))
     return tuple(steps)
+
+
+def _public_url(value: Any, where: str) -> str:
+    """An http(s) URL with a host, e.g. https://reports.example.com/diagnostics/ ("" = none)."""
+    from urllib.parse import urlsplit
+
+    text = value.strip() if isinstance(value, str) else "-"
+    if text == "":
+        return ""                      # the default: no links
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query \
+            or parts.fragment or any(c.isspace() or c in "<>\"'" for c in text):
+        raise ConfigError(f"{where}: public_url must be an http:// or https:// address "
+                          f"where output/ is published, such as "
+                          f"'https://reports.example.com/diagnostics/', not {value!r}.")
+    return text.rstrip("/") + "/"
 
 
 _special_use = threading.Lock()

@@ -32,7 +32,7 @@ from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
 from typing import Any
 
-from . import formatting
+from . import formatting, site
 from .archive import Archive, now_iso
 from .audience import audience_view
 from .config import Audience, Config, SmtpConfig
@@ -76,8 +76,10 @@ def one_line(text: str) -> str:
 
 def compose(*, audience: Audience, period_id: str, period_label: str,
             document: Mapping[str, Any], pdf: Path, recipients: Iterable[str],
-            smtp: SmtpConfig, archive_path: str) -> tuple[EmailMessage, str | None]:
-    """The message for one audience; returns it and a warning when the PDF was too big."""
+            smtp: SmtpConfig, archive_path: str, public_url: str = ""
+            ) -> tuple[EmailMessage, str | None]:
+    """The message for one audience; returns it and a warning when the PDF was too big.
+    With `public_url`, it links to the published HTML report and the archive index."""
     msg = EmailMessage()
     msg["Subject"] = one_line(f"{audience.title}, {period_id}")
     msg["From"] = one_line(smtp.sender)
@@ -100,8 +102,9 @@ def compose(*, audience: Audience, period_id: str, period_label: str,
         warning = (f"{pdf.name} is {size / 1024 / 1024:,.1f} MB, over the "
                    f"{smtp.max_attachment_mb:g} MB limit; the message gives its archive path.")
         note = f"The PDF ({size / 1024 / 1024:,.1f} MB) is too large to attach: {archive_path}"
-    msg.set_content(_text_body(audience, period_label, kpis, insights, note))
-    msg.add_alternative(_html_body(audience, period_label, kpis, insights, note),
+    links = site.public_links(public_url, period_id, audience.name) if public_url else []
+    msg.set_content(_text_body(audience, period_label, kpis, insights, note, links))
+    msg.add_alternative(_html_body(audience, period_label, kpis, insights, note, links),
                         subtype="html")
     if not too_big:
         msg.add_attachment(pdf.read_bytes(), maintype="application", subtype="pdf",
@@ -117,13 +120,15 @@ def _headline(document: Mapping[str, Any], audience: Audience) -> list[dict[str,
 
 
 def _text_body(audience: Audience, period_label: str, kpis: list[dict[str, Any]],
-               insights: list[dict[str, str]], note: str) -> str:
+               insights: list[dict[str, str]], note: str,
+               links: list[tuple[str, str]] = ()) -> str:
     lines = [f"{audience.title}: {period_label}", ""]
     lines += [f"- {k['label']}: {k['value']}" + (f" ({k['change']} vs previous)"
                                                   if k["change"] else "") for k in kpis]
     if insights:
         lines += ["", "What stands out:"] + [f"- {i['text']}" for i in insights]
     lines += ["", note or "The full report is attached as a PDF."]
+    lines += [f"{text}: {url}" for text, url in links]
     return "\n".join(lines) + "\n"
 
 
@@ -132,7 +137,8 @@ TONE_COLOUR = {"good": "#00734f", "bad": "#b34700"}     # as the PDF's .tone-goo
 
 
 def _html_body(audience: Audience, period_label: str, kpis: list[dict[str, Any]],
-               insights: list[dict[str, str]], note: str) -> str:
+               insights: list[dict[str, str]], note: str,
+               links: list[tuple[str, str]] = ()) -> str:
     """Inline styles only and no remote images: renders the same in common mail clients."""
     e = html.escape
     rows = "".join(
@@ -150,7 +156,9 @@ def _html_body(audience: Audience, period_label: str, kpis: list[dict[str, Any]]
         + (f'<h3 style="margin:16px 0 6px 0">What stands out</h3><ul>{items}</ul>'
            if items else "")
         + f'<p style="color:#555">{e(note or "The full report is attached as a PDF.")}</p>'
-        '</div>')
+        + "".join(f'<p style="margin:0 0 6px 0"><a href="{e(url)}" style="color:#0b5cad">'
+                  f'{e(text)}</a></p>' for text, url in links)
+        + '</div>')
 
 
 # --- sending ------------------------------------------------------------------------------
@@ -346,7 +354,9 @@ def deliver(config: Config, output_dir: Path, period_id: str, audiences: Iterabl
                 continue
             msg, warning = compose(audience=audience, period_id=period_id, period_label=label,
                                    document=document, pdf=pdf, recipients=audience.recipients,
-                                   smtp=config.smtp, archive_path=str(pdf.resolve()))
+                                   smtp=config.smtp, archive_path=str(pdf.resolve()),
+                                   public_url=config.public_url
+                                   if (folder / "html" / f"{name}.html").exists() else "")
             if warning:
                 outcome.warnings.append(warning)
             message_id = msg["Message-ID"]

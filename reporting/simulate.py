@@ -3,10 +3,11 @@
 The same users and sessions run through every file; traffic has daily and weekly
 seasonality; latencies are lognormal with a long tail. In every block of 4 weeks a
 payment outage is injected (Wednesday of the block's third week, 10:00-12:00) that
-shows in API errors and latency, abandoned carts, feedback, tickets and CPU. Other
-faults (`Fault`, `suite_faults`: latency only, an error burst, a night outage, a traffic
-drop, a level shift, a memory creep) can be injected instead. What was injected is
-written to `simulation.json` beside the data.
+shows in API errors and latency, abandoned carts, feedback, tickets and CPU;
+`incident_weeks` puts it in the weeks named instead. Other faults (`Fault`,
+`suite_faults`: latency only, an error burst, a night outage, a traffic drop, a level
+shift, a memory creep) can be injected instead. What was injected is written to
+`simulation.json` beside the data.
 """
 from __future__ import annotations
 
@@ -164,9 +165,12 @@ def seasonal_times(rng: np.random.Generator, n: int, start: pd.Timestamp, weight
 
 def simulate(out: Path, weeks: int = 4, scale: str = "small", seed: int = 7,
              start: date = DEFAULT_START, fmt: str = "csv",
+             incident_weeks: list[int] | None = None,
              faults: list[Fault] | None = None) -> dict[str, int]:
-    """Write the eight sources to `out`; returns rows written per source. `faults`
-    replaces the default payment outage of every 4-week block."""
+    """Write the eight sources to `out`; returns rows written per source.
+    `incident_weeks` (1 = the first simulated week; [] for none) says which weeks hold
+    the payment outage, by default the third week of every block of 4; `faults`
+    replaces those outages."""
     if scale not in API_ROWS_PER_WEEK:
         raise ReportError(f"--scale must be one of {', '.join(API_ROWS_PER_WEEK)}, "
                           f"not {scale!r}.")
@@ -174,16 +178,21 @@ def simulate(out: Path, weeks: int = 4, scale: str = "small", seed: int = 7,
         raise ReportError("--weeks must be 1 or more.")
     if start.weekday() != 0:
         start -= timedelta(days=start.weekday())
+    if incident_weeks is None:
+        incident_weeks = [b + 3 for b in range(0, weeks, 4) if b + 2 < weeks]
+    if any(not 1 <= w <= weeks for w in incident_weeks):
+        raise ReportError(f"--incident-week must be between 1 and --weeks ({weeks}), "
+                          f"not {', '.join(map(str, incident_weeks))}.")
     rng = np.random.default_rng(seed)
     t0 = pd.Timestamp(start, tz="UTC")
     hours_total = weeks * 7 * 24
     weights = hour_weights(t0, hours_total)
     k = API_ROWS_PER_WEEK[scale] / 50_000 * weeks
     incidents = faults if faults is not None else [
-        Fault(t0 + pd.Timedelta(days=7 * (b + 2) + 2, hours=10),
-              t0 + pd.Timedelta(days=7 * (b + 2) + 2, hours=12),
+        Fault(t0 + pd.Timedelta(days=7 * (w - 1) + 2, hours=10),
+              t0 + pd.Timedelta(days=7 * (w - 1) + 2, hours=12),
               ticket_extra=max(6, int(round(12 * k / weeks))))
-        for b in range(0, weeks, 4) if b + 2 < weeks]
+        for w in sorted(set(incident_weeks))]
 
     n_users = int(4000 * k ** 0.8)
     users = np.char.add("U", np.char.zfill(np.arange(1, n_users + 1).astype(str), 6))

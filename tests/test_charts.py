@@ -63,19 +63,19 @@ EXPECTED = {
     "barh": ("api_p95_service", ["payment-api", "target"]),
     "funnel": ("sessions_funnel", ["sessions"]),
     "grouped_barh": ("system_p95", ["payment-api", "CPU p95", "memory p95", "CPU target"]),
-    "bar": ("cart_value_by_day", ["value", "Wed 4 Nov"]),
+    "bar": ("cart_value_by_day", ["value", "Wed 11 Nov"]),
     "stacked": ("feedback_sentiment", ["rating (stars)", "responses", "negative"]),
     "heatmap": ("clicks_heatmap", ["hour of day", "clicks", "Mon"]),
     "hist": ("support_resolution", ["hours", "count", "SLA 24 h"]),
     "line_dual": ("api_hourly", ["requests / hour", "5xx rate (%)"]),
-    "trends": ("trends_it", ["Availability", "p95 latency", "W43", "W45"]),
-    "stacked_lines": ("incidents_timeline", ["5xx rate (%)", "04 Nov"]),
+    "trends": ("trends_it", ["Availability", "p95 latency", "W44", "W46"]),
+    "stacked_lines": ("incidents_timeline", ["5xx rate (%)", "11 Nov"]),
 }
 
 
 @pytest.fixture(scope="module")
 def sample_charts():
-    """Every chart the sections draw for 2026-W45 of the shipped sample, by name."""
+    """Every chart the sections draw for 2026-W46 (its incident week) of the shipped sample."""
     import dataclasses
 
     from reporting import sections
@@ -87,9 +87,9 @@ def sample_charts():
 
     config = Config()
     loaded = load_all(Path(__file__).resolve().parent.parent / "data", config.tz)
-    period = resolve("2026-W45", config.tz, data_span(loaded.frames))
+    period = resolve("2026-W46", config.tz, data_span(loaded.frames))
     history = pd.DataFrame({"api.availability": [0.99, 0.995], "api.p95_ms": [300.0, 320.0]},
-                           index=["2026-W43", "2026-W44"])
+                           index=["2026-W44", "2026-W45"])
     ctx = dataclasses.replace(BuildContext.without_archive(period, quality=loaded.quality),
                               trend_history=history)
     computed = sections.compute_all(loaded.frames, ctx)

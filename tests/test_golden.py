@@ -54,7 +54,10 @@ def test_pdf_text_matches_the_golden(built):
 
 
 def test_the_golden_cases_hold_what_they_are_for():
-    """The W45 case carries an incident, the others none; values are real numbers."""
-    assert len(golden.stored("sample_2026-W45")[0]["incidents"]) == 1
+    """The sample's latest week (W46) carries an incident, the others none; values are
+    real numbers."""
+    assert len(golden.stored("sample_latest")[0]["incidents"]) == 1
+    assert golden.stored("sample_2026-W45")[0]["incidents"] == []
+    assert golden.stored("seed_all")[0]["incidents"] == []
     assert golden.stored("sample_latest")[0]["period"]["id"] == "2026-W46"
     assert golden.stored("sample_latest")[0]["kpis"]["api.requests"][0] > 0

@@ -114,7 +114,7 @@ def test_missed_run_within_grace_runs_once_and_mails(tmp_path, data):
     scheduler.sync(config, settings)
     shift_next_run(config, settings, "report-it", -timedelta(hours=1))
     serve_until(config, settings, lambda: (tmp_path / "out" / "archive.sqlite").exists()
-                and runs(settings))
+                and runs(settings) and runs(settings)[-1]["status"] != "running")
     done = runs(settings)
     assert [(r["job_id"], r["status"]) for r in done] == [("report-it", "ok")]
     assert "(2026-W43)" in pdf_text(tmp_path / "out" / "reports" / "2026-W43" / "it.pdf")
@@ -167,24 +167,27 @@ def test_every_minute_from_the_command_line_then_sigterm(tmp_path, data):
                              str(tmp_path / "out")], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
     mail = tmp_path / "out" / "outbox" / "2026-W43-it.eml"
-    deadline = time.monotonic() + 100
-    while not mail.exists() and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.5)
-    if not mail.exists():
-        proc.kill()
-    assert mail.exists(), proc.stdout.read().decode()
-    assert "(2026-W43)" in pdf_text(tmp_path / "out" / "reports" / "2026-W43" / "it.pdf")
-    time.sleep(1)
-    started = time.monotonic()
-    os.kill(proc.pid, signal.SIGTERM)
-    code = proc.wait(timeout=10)
-    assert code == 0 and time.monotonic() - started < 10
-    assert not list((tmp_path / "out").rglob("*.tmp"))
+    try:
+        deadline = time.monotonic() + 100
+        while not mail.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+        assert mail.exists()
+        assert "(2026-W43)" in pdf_text(tmp_path / "out" / "reports" / "2026-W43" / "it.pdf")
+        time.sleep(1)
+        started = time.monotonic()
+        os.kill(proc.pid, signal.SIGTERM)
+        code = proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:      # never leave a scheduler behind
+            proc.kill()
     log = proc.stdout.read().decode()
-    for line in ("info: scheduler started", "info: job report-it started",
-                 "info: job report-it finished in", "s: ok (2026-W43)",
-                 "info: scheduler stopped"):
+    assert code == 0 and time.monotonic() - started < 10, log
+    assert not list((tmp_path / "out").rglob("*.tmp"))
+    for line in ("info: scheduler started", "info: scheduler stopped"):
         assert log.count(line) == 1, log
+    for line in ("info: job report-it started", "info: job report-it finished in",
+                 "s: ok (2026-W43)"):
+        assert line in log, log
 
 
 # --- issue 19 and issue 18 (defect 10) ------------------------------------------------

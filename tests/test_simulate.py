@@ -74,6 +74,35 @@ def test_scale_sets_api_rows(tmp_path):
     assert (tmp_path / "api_logs.parquet").exists() and not (tmp_path / "api_logs.csv").exists()
 
 
+def test_incident_week_puts_the_outage_on_that_weeks_wednesday(tmp_path):
+    from click.testing import CliRunner
+
+    from reporting.cli import main
+    r = CliRunner().invoke(main, ["simulate", "--out", str(tmp_path / "two"), "--weeks", "3",
+                                  "--scale", "tiny", "--incident-week", "2"])
+    assert r.exit_code == 0, r.output
+    [inc] = json.loads((tmp_path / "two" / "simulation.json").read_text())["incidents"]
+    # start Monday 19 Oct: week 2 is 26 Oct - 1 Nov, its Wednesday 28 Oct
+    assert (inc["start"], inc["end"]) == ("2026-10-28T10:00:00+00:00",
+                                          "2026-10-28T12:00:00+00:00")
+    simulate(tmp_path / "none", weeks=3, scale="tiny", seed=3, incident_weeks=[])
+    assert json.loads((tmp_path / "none" / "simulation.json").read_text())["incidents"] == []
+    both = simulate(tmp_path / "both", weeks=2, scale="tiny", seed=3, incident_weeks=[2, 1])
+    meta = json.loads((tmp_path / "both" / "simulation.json").read_text())["incidents"]
+    assert [i["start"][:10] for i in meta] == ["2026-10-21", "2026-10-28"] and both
+
+
+def test_incident_week_outside_the_simulated_weeks_is_one_sentence_and_exit_2(tmp_path):
+    from click.testing import CliRunner
+
+    from reporting.cli import main
+    r = CliRunner().invoke(main, ["simulate", "--out", str(tmp_path), "--weeks", "4",
+                                  "--incident-week", "5"])
+    assert r.exit_code == 2
+    assert "--incident-week must be between 1 and --weeks (4), not 5." in r.output
+    assert "Traceback" not in r.output and not (tmp_path / "simulation.json").exists()
+
+
 def test_the_suite_of_faults_shows_in_the_data(tmp_path):
     start = DEFAULT_START - pd.Timedelta(weeks=11)     # ten weeks that end before today
     t0 = pd.Timestamp(start, tz="UTC")

@@ -1,0 +1,146 @@
+"""`reporting serve`: the site's files over HTTP, nothing else, tested with raw requests."""
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+SECRET = b"top secret outside the output folder"
+
+
+def raw(port: int, request: bytes) -> tuple[int, bytes]:
+    """Send `request` exactly as written; return the status code and the whole response."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(request)
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+    response = b"".join(chunks)
+    return int(response.split(b" ", 2)[1]), response
+
+
+def get(port: int, target: str, method: str = "GET") -> tuple[int, bytes]:
+    return raw(port, f"{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     "Connection: close\r\n\r\n".encode("latin-1"))
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp_path = tmp_path_factory.mktemp("serve")
+    (tmp_path / "secret.txt").write_bytes(SECRET)
+    out = tmp_path / "output"
+    (out / "reports" / "2026-W45" / "html").mkdir(parents=True)
+    (out / "index.html").write_text("<!DOCTYPE html><title>index</title>")
+    (out / "reports" / "2026-W45" / "html" / "it.html").write_text("<p>it report</p>")
+    (out / "reports" / "2026-W45" / "kpis.json").write_text('{"kpis": {}}')
+    (out / "archive.sqlite").write_bytes(b"SQLite format 3\x00")
+    (out / "outbox").mkdir()
+    (out / "outbox" / "2026-W45-it.eml").write_text("To: ops@example.com\n")
+    (out / "reports" / ".staging-x").mkdir()
+    (out / "reports" / ".staging-x" / "a.txt").write_text("half-built")
+    os.symlink(tmp_path / "secret.txt", out / "reports" / "leak.txt")
+    return out
+
+
+@pytest.fixture(scope="module")
+def server(site: Path) -> Iterator[int]:
+    """`reporting serve` as a real process on a free loopback port."""
+    proc = subprocess.Popen([sys.executable, "-m", "reporting", "serve", "--output", str(site),
+                             "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith(f"Serving {site} at http://127.0.0.1:"), \
+            line + proc.stderr.read()
+        yield int(line.split("http://127.0.0.1:")[1].split("/")[0])
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0   # SIGTERM is a clean stop
+
+
+def test_serves_the_site_files(server: int) -> None:
+    status, body = get(server, "/")
+    assert status == 200 and body.endswith(b"<!DOCTYPE html><title>index</title>")
+    assert b"Content-Type: text/html; charset=utf-8" in body
+    assert b"Content-Security-Policy: default-src 'none'" in body
+    status, body = get(server, "/reports/2026-W45/html/it.html")
+    assert (status, body.endswith(b"<p>it report</p>")) == (200, True)
+    status, body = get(server, "/reports/2026-W45/kpis.json?x=1")
+    assert status == 200 and b"Content-Type: application/json" in body
+    status, body = get(server, "/reports/2026-W45/html/it.html", "HEAD")
+    assert status == 200 and body.endswith(b"\r\n\r\n")        # headers only
+
+
+@pytest.mark.parametrize("target, expected", [
+    ("/../secret.txt", 403),
+    ("/reports/../../secret.txt", 403),
+    ("/%2e%2e/secret.txt", 403),
+    ("/reports/%2E%2E/%2e%2e/secret.txt", 403),
+    ("/reports/2026-W45/..%2f..%2f..%2fsecret.txt", 403),
+    ("/..%5csecret.txt", 400),
+    ("//etc/passwd", 404),                     # http.server makes it /etc/passwd: not in the site
+    ("/%2fetc%2fpasswd", 403),
+    ("/%2F" + "%2F".join(["tmp", "secret.txt"]), 403),
+    ("/etc/passwd", 404),                      # a path inside the site: there is no such file
+    ("http://127.0.0.1/../secret.txt", 400),   # absolute-form is not served
+    ("*", 400),
+    ("/reports/leak.txt", 403),                # a symlink leading out of the folder
+    ("/archive.sqlite", 404),                  # output/ holds more than the site
+    ("/outbox/2026-W45-it.eml", 404),
+    ("/reports/.staging-x/a.txt", 403),        # hidden: half-built
+    ("/reports/", 404),                        # directories are never listed
+    ("/reports/2026-W45/html/it.html%00.txt", 400),
+])
+def test_refuses_paths_outside_the_site(server: int, target: str, expected: int) -> None:
+    status, body = get(server, target)
+    assert status == expected
+    assert SECRET not in body and b"ops@example.com" not in body and b"SQLite" not in body
+
+
+def test_absolute_path_with_a_different_root_is_refused(server: int, site: Path) -> None:
+    target = "/" + str(site.parent / "secret.txt").lstrip("/")    # /tmp/.../secret.txt
+    status, body = get(server, target)
+    assert status == 404 and SECRET not in body
+
+
+def test_read_only(server: int) -> None:
+    for method in ("POST", "PUT", "DELETE"):
+        status, body = raw(server, f"{method} /index.html HTTP/1.1\r\nHost: x\r\n"
+                                   "Content-Length: 3\r\nConnection: close\r\n\r\nabc".encode())
+        assert status == 405 and b"Allow: GET, HEAD" in body
+    conn = http.client.HTTPConnection("127.0.0.1", server, timeout=10)
+    conn.request("GET", "/index.html")
+    assert conn.getresponse().read() == b"<!DOCTYPE html><title>index</title>"
+
+
+def test_missing_folder_and_busy_port_are_one_sentence(tmp_path: Path) -> None:
+    run = subprocess.run([sys.executable, "-m", "reporting", "serve", "--output",
+                          str(tmp_path / "nope"), "--port", "0"], capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 2 and "is not a folder" in run.stderr
+    assert "Traceback" not in run.stderr
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        run = subprocess.run([sys.executable, "-m", "reporting", "serve", "--output",
+                              str(tmp_path), "--port", str(port)], capture_output=True,
+                             text=True, timeout=60)
+    assert run.returncode == 2 and f"Port {port} on 127.0.0.1 is in use" in run.stderr
+
+
+@pytest.mark.parametrize("target", ["//etc/passwd", "/%2F%2Fetc/passwd", "/a/../b"])
+def test_resolve_refuses_absolute_and_parent_paths(site: Path, target: str) -> None:
+    from reporting.serve import Refused, resolve
+
+    with pytest.raises(Refused) as info:
+        resolve(site, target)
+    assert info.value.status == 403
+    assert resolve(site, "/") == (site / "index.html").resolve()
