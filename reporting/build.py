@@ -21,7 +21,8 @@ from typing import Any
 
 import pandas as pd
 
-from . import __version__, archive, charts, files, guard, kpis, periods, render, sections, site
+from . import (__version__, archive, charts, coverage, files, guard, kpis, periods, render,
+               sections, site)
 from .audience import check_audiences
 from .config import Config
 from .context import BuildContext
@@ -85,19 +86,19 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
             if strict and loaded.errors:
                 raise SourceError(loaded.errors[0])
             span = data_span(loaded.frames)
-            p = periods.resolve(period, config.tz, span, now)
+            p = periods.resolve(period, config.tz, span, now,
+                                coverage.last_complete_day(loaded.frames, config.tz))
+            covered = coverage.require_some(coverage.compute(loaded.frames, p), span)
         with stage("context"):
             ctx = BuildContext.read(store, config, p, names, loaded.quality)
         with stage("sections"):
-            computed = sections.compute_all(loaded.frames, ctx)
-            document = kpis.document(computed, p, loaded.quality, {
-                a.name: kpis.headline_keys(computed, a.sections) for a in ctx.audiences},
-                top_n=config.top_n)
+            computed, document = _sections(loaded, ctx, covered)
         final = files.report_folder(output_dir, p.id)
         staging.append(_stage_copy(final, staging_folder(output_dir, p.id)))
         result = BuildResult(p, staging[0], warnings=loaded.messages, document=document)
         with stage("charts"):
-            drawn = charts.draw_all(computed, result.folder / "html" / "charts")
+            drawn = charts.draw_all(computed, result.folder / "html" / "charts", covered.days(),
+                                    covered.missing_days(sections.sources()))
         built_at = datetime.now(config.tz)
         page = render.Page(p, f"{built_at:%a %-d %b %Y %H:%M} {config.tz.key}",
                            _span_text(span, config.tz), config.thresholds)
@@ -115,6 +116,21 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
                     final)
     result.timings = stage.timings
     return result
+
+
+def _sections(loaded: Loaded, ctx: BuildContext, covered: coverage.Coverage
+              ) -> tuple[dict[str, Section], dict[str, Any]]:
+    """Every section computed; a partial source's KPIs are never good nor compared; money
+    carries the currency; then the kpis.json document, with the coverage."""
+    computed = sections.compute_all(loaded.frames, ctx)
+    computed = coverage.untrusted(computed, sections.sources(), covered)
+    computed = kpis.with_currency(computed, ctx.config.currency)
+    document = kpis.document(computed, ctx.period, loaded.quality, {
+        a.name: kpis.headline_keys(computed, a.sections) for a in ctx.audiences},
+        top_n=ctx.config.top_n)
+    document["coverage"] = covered.as_dict()
+    document["coverage_notes"] = covered.notes()
+    return computed, document
 
 
 def staging_folder(output_dir: Path, period_id: str) -> Path:
@@ -237,7 +253,7 @@ def _pdf_workers() -> multiprocessing.context.BaseContext:
     """The fork server the PDF workers start from; starting it early lets it import
     WeasyPrint while the data loads."""
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["reporting.render", "weasyprint"])
+    ctx.set_forkserver_preload(["reporting._forkserver", "reporting.render", "weasyprint"])
     multiprocessing.forkserver.ensure_running()
     return ctx
 
@@ -317,21 +333,48 @@ def _write_side_files(folder: Path, loaded: Loaded, document: dict[str, Any]) ->
 def _manifest(folder: Path, config: Config, loaded: Loaded, p: periods.Period,
               names: list[str], built_at: datetime, result: BuildResult,
               timings: Mapping[str, float]) -> Path:
+    """manifest.json: every file in the period's folder with the build that wrote it. A file
+    an earlier build wrote from other KPI values, and this build did not rewrite, disagrees
+    with the new kpis.json: it is removed (the files table and `send` never meet it)."""
+    build_id = built_at.isoformat(timespec="seconds")
+    digest = kpis.digest(result.document)
     outputs = {}
     for f in result.files:
         data = f.read_bytes()
         outputs[str(f.relative_to(folder))] = {"sha256": hashlib.sha256(data).hexdigest(),
-                                               "size": len(data)}
+                                               "size": len(data), "build": build_id,
+                                               "kpis": digest}
+    earlier = _earlier_outputs(folder / "manifest.json")
+    for f in sorted(x for x in folder.rglob("*") if x.is_file()):
+        rel = str(f.relative_to(folder))
+        if rel in outputs or rel == "manifest.json" or f.parent.name == "charts":
+            continue
+        old = earlier.get(rel)
+        if old and old.get("kpis") == digest:
+            outputs[rel] = old            # an earlier build from the same KPI values
+        elif old is not None or f.suffix in (".pdf", ".html", ".csv"):
+            log.info("removing %s: an earlier build of %s wrote it from other data", f, p.id)
+            f.unlink()
+        else:
+            outputs[rel] = {"sha256": None, "size": f.stat().st_size, "build": None,
+                            "kpis": None}
     manifest = {
-        "version": __version__, "built_at": built_at.isoformat(timespec="seconds"),
+        "version": __version__, "built_at": build_id, "kpis": digest,
         "seconds": round(sum(timings.values()), 3), "timings": dict(timings),
         "config_hash": config.digest(), "period": p.as_dict(), "audiences": names,
         "inputs": {name: {"path": q.file, "sha256": q.sha256, "rows": q.rows, "valid": q.valid,
                           "rejected": q.rows - q.valid, "status": q.status}
                    for name, q in loaded.quality.items()},
-        "outputs": outputs,
+        "outputs": dict(sorted(outputs.items())),
     }
     return files.atomic_write(folder / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+
+
+def _earlier_outputs(path: Path) -> dict[str, dict[str, Any]]:
+    try:
+        return dict(json.loads(path.read_text()).get("outputs", {}))
+    except (OSError, ValueError, AttributeError):
+        return {}
 
 
 def _span_text(span: tuple[pd.Timestamp, pd.Timestamp] | None, tz: Any) -> str:

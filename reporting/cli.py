@@ -167,12 +167,12 @@ def _run_build(period: str, audiences: tuple[str, ...], data_dir: Path | None,
     p = result.period
     out.print(f"Report {p.label if p.id in p.label else f'{p.id} ({p.label})'}",
               highlight=False, soft_wrap=True)
+    out.print(f"in {result.folder}", highlight=False, soft_wrap=True)
     table = Table()
     table.add_column("file")
     table.add_column("size", justify="right")
-    for f in result.files:
-        if f.suffix in (".pdf", ".json") or f.parent.name == "rejected":
-            table.add_row(str(f), f"{f.stat().st_size / 1024:,.0f} KiB")
+    for f in result.files:      # everything this build wrote (charts: with their HTML)
+        table.add_row(str(f.relative_to(result.folder)), f"{f.stat().st_size / 1024:,.0f} KiB")
     out.print(table)
     index = Path(output_dir or config.output_dir) / "index.html"
     if index.exists():

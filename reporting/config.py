@@ -98,6 +98,17 @@ DEFAULT_AUDIENCES: dict[str, Audience] = {
 }
 
 
+# Funnel steps: a name and the page patterns (shell-style, any case) that count as it. A
+# session reaches a step when its path shows pages of every step so far in this order;
+# "finished" (drop_off_page = none after the last step) is always the funnel's end.
+DEFAULT_FUNNEL: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("landing", ("*",)),
+    ("product", ("product*", "*/product*")),
+    ("cart", ("cart*", "*/cart*")),
+    ("checkout", ("checkout*", "*/checkout*")),
+)
+
+
 @dataclass(frozen=True)
 class SourceConfig:
     """Where one source's rows come from (`[sources.NAME]`, design.md "Sources")."""
@@ -118,6 +129,7 @@ SOURCE_FORMATS = ("csv", "parquet", "access_log")
 @dataclass(frozen=True)
 class SchedulerConfig:
     misfire_grace_hours: float = 6.0
+    allow_partial: bool = True         # mail a report whose period the data covers in part
     notify_on_failure: str = ""
     stop_grace_s: float = 8.0          # a running job's time to finish after SIGTERM
 
@@ -137,6 +149,8 @@ class Config:
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     audiences: dict[str, Audience] = field(default_factory=lambda: dict(DEFAULT_AUDIENCES))
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    currency: str = ""                 # ISO 4217 code shown with money; "" = none
+    funnel: tuple[tuple[str, tuple[str, ...]], ...] = DEFAULT_FUNNEL
     public_url: str = ""     # where output/ is published: mail links to the HTML reports
     service_map: dict[str, ServiceLinks] = field(default_factory=dict)  # others inferred
     sources: dict[str, SourceConfig] = field(default_factory=dict)
@@ -170,7 +184,7 @@ class Config:
         top = {"timezone", "data_dir", "output_dir", "lock_timeout_s", "thresholds",
                "columns", "smtp", "audiences", "scheduler", "top_n", "earliest_timestamp",
                "future_margin_hours", "pdf_timeout_s",
-               "service_map", "public_url", "sources"}
+               "service_map", "public_url", "sources", "currency", "funnel"}
         _no_unknown(raw, top, where, "")
         base = base or Path.cwd()
         kwargs: dict[str, Any] = {"source": source}
@@ -186,6 +200,14 @@ class Config:
             if key in raw:
                 p = Path(str(raw[key]))
                 kwargs[key] = p if p.is_absolute() else base / p
+        if "currency" in raw:
+            code = str(raw["currency"]).strip().upper()
+            if not re.fullmatch(r"[A-Z]{3}", code):
+                raise ConfigError(f"{where}: currency must be an ISO 4217 code such as "
+                                  f"'EUR' or 'USD', not {raw['currency']!r}.")
+            kwargs["currency"] = code
+        if "funnel" in raw:
+            kwargs["funnel"] = _funnel(raw["funnel"], where)
         if "lock_timeout_s" in raw:
             kwargs["lock_timeout_s"] = _number(raw["lock_timeout_s"], where, "lock_timeout_s")
         kwargs.update(_limits(raw, where))
@@ -315,6 +337,22 @@ def _sub(kind: type, raw: dict[str, Any], where: str, prefix: str) -> Any:
             raise ConfigError(f"{where}: {prefix}.{key} must be true or false.")
         values[key] = value
     return kind(**values)
+
+
+def _funnel(raw: Any, where: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """[funnel] name = ["pattern", ...], in the order the steps are taken."""
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError(f"{where}: [funnel] must list steps, such as "
+                          'product = ["product*", "*/product*"].')
+    steps = []
+    for name, patterns in raw.items():
+        patterns = [patterns] if isinstance(patterns, str) else patterns
+        if not isinstance(patterns, list) or not patterns or \
+                not all(isinstance(p, str) and p.strip() for p in patterns):
+            raise ConfigError(f"{where}: funnel.{name} must be a list of page patterns, "
+                              f"not {patterns!r}.")
+        steps.append((str(name), tuple(p.strip() for p in patterns)))
+    return tuple(steps)
 
 
 def _public_url(value: Any, where: str) -> str:

@@ -134,6 +134,6 @@ def test_real_nginx_kpis_equal_what_was_sent(tmp_path):
     kpis = json.loads((result.folder / "kpis.json").read_text())["kpis"]
     assert kpis["api.requests"]["value"] == 42
     assert kpis["api.server_errors"]["value"] == 10
-    assert kpis["api.server_error_rate"]["value"] == pytest.approx(10 / 42)
-    assert kpis["api.client_error_rate"]["value"] == pytest.approx(2 / 42)
-    assert kpis["api.availability"]["value"] == pytest.approx(32 / 42)
+    assert kpis["api.server_error_rate"]["value"] == round(10 / 42, 4)   # kpis.json rounds rates
+    assert kpis["api.client_error_rate"]["value"] == round(2 / 42, 4)
+    assert kpis["api.availability"]["value"] == round(32 / 42, 4)
