@@ -19,14 +19,15 @@ report: $(STAMP)
 validate: $(STAMP)
 	$(BIN)/reporting validate --data data
 
-# Chromium and chromium-driver for the site tests (installed when missing).
+# PostgreSQL and nginx for the source tests' real servers, Chromium and chromium-driver
+# for the site tests (installed when missing).
 system-packages:
 	@bash .ci/system-packages
 
 test: $(STAMP) system-packages
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)
+bench: $(STAMP) system-packages
 	$(BIN)/python -m pytest -q -s tests/benchmarks -o python_files='bench_*.py'
 
 simulate: $(STAMP)

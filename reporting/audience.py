@@ -11,7 +11,7 @@ from typing import Any
 
 from .config import Audience
 from .errors import ReportError
-from .kpis.base import relative_change
+from .formatting import delta
 
 COMPACT_INSIGHTS, FULL_INSIGHTS = 5, 12
 SPANNING = ("incidents", "slice")   # insights every audience reads: incidents span the
@@ -22,7 +22,7 @@ SPANNING = ("incidents", "slice")   # insights every audience reads: incidents s
 class AudienceView:
     name: str
     title: str
-    headline: tuple[dict[str, Any], ...]    # key label value previous unit status change
+    headline: tuple[dict[str, Any], ...]    # key label value previous unit status change arrow tone
     insights: tuple[dict[str, str], ...]    # its sections' and the spanning ones, ranked
     insight_limit: int                      # how many the page shows
 
@@ -36,9 +36,11 @@ def audience_view(document: Mapping[str, Any], audience: Audience) -> AudienceVi
     headline = []
     for key in document.get("headline", {}).get(audience.name) or []:
         k = document["kpis"].get(key)
-        if k:
+        if k:   # the change in the unit people think in (pp for rates), as on the page
+            d = delta(k["value"], k["previous"], k["unit"], k.get("better"))
             headline.append({"key": key, "label": document.get("labels", {}).get(key, key),
-                             **k, "change": relative_change(k["value"], k["previous"])})
+                             **k, "change": d.text if d else None,
+                             "arrow": d.arrow if d else "", "tone": d.tone if d else None})
     insights = tuple(i for i in document.get("insights", [])
                      if i["domain"] in audience.sections or i["domain"] in SPANNING)
     return AudienceView(audience.name, audience.title, tuple(headline), insights,

@@ -21,8 +21,8 @@ from typing import Any
 
 import pandas as pd
 
-from . import (__version__, archive, charts, files, guard, kpis, periods, render, sections,
-               site, slices)
+from . import (__version__, archive, charts, coverage, files, guard, kpis, periods, render,
+               sections, site, slices)
 from .audience import check_audiences
 from .config import Audience, Config
 from .context import BuildContext
@@ -81,26 +81,24 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
         files.sweep_temporary_files(output_dir / "reports")
         build_id = guard.claim(output_dir)    # a killed build's PDF workers lose the folder
         with stage("load"):
-            loaded = load_all(data_dir, config.tz, config.columns, time_range=default_time_range(
-                now, config.earliest_timestamp, config.future_margin_hours))
+            loaded = _load(config, data_dir, period, now)
             if strict and loaded.errors:
                 raise SourceError(loaded.errors[0])
             span = data_span(loaded.frames)
-            p = periods.resolve(period, config.tz, span, now)
+            p = periods.resolve(period, config.tz, span, now,
+                                coverage.last_complete_day(loaded.frames, config.tz))
+            covered = coverage.require_some(coverage.compute(loaded.frames, p), span)
         with stage("context"):
             ctx, sliced = _contexts(store, config, p, names, loaded.quality)
-        warnings = list(loaded.errors)
+        warnings = list(loaded.messages)
         with stage("sections"):
-            computed = sections.compute_all(loaded.frames, ctx)
-            document = kpis.document(computed, p, loaded.quality, {
-                a.name: kpis.headline_keys(computed, a.sections) for a in ctx.audiences},
-                top_n=config.top_n)
-            slice_builds = [_compute_slice(a, c, loaded, warnings) for a, c in sliced]
+            computed, document = _sections(loaded.frames, loaded.quality, ctx, covered)
+            slice_builds = [_compute_slice(a, c, loaded, warnings, covered) for a, c in sliced]
         final = files.report_folder(output_dir, p.id)
         staging.append(_stage_copy(final, staging_folder(output_dir, p.id)))
         result = BuildResult(p, staging[0], warnings=warnings, document=document)
         with stage("charts"):
-            drawn = _draw(computed, slice_builds, result.folder / "html" / "charts")
+            drawn = _draw(computed, slice_builds, result.folder / "html" / "charts", covered)
         built_at, page = _page(p, config, span)
         with stage("html"):
             jobs, archived = _render_html(ctx, computed, drawn, document, page, fmt, result,
@@ -116,6 +114,23 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
                     final, {sb.audience.name: sb.document["kpis"] for sb in slice_builds})
     result.timings = stage.timings
     return result
+
+
+def _sections(frames: Mapping[str, pd.DataFrame], quality: Mapping[str, Any],
+              ctx: BuildContext, covered: coverage.Coverage
+              ) -> tuple[dict[str, Section], dict[str, Any]]:
+    """Every section computed (for the whole data or one slice's rows); a partial source's
+    KPIs are never good nor compared; money carries the currency; then the kpis.json
+    document, with the coverage."""
+    computed = sections.compute_all(frames, ctx)
+    computed = coverage.untrusted(computed, sections.sources(), covered)
+    computed = kpis.with_currency(computed, ctx.config.currency)
+    document = kpis.document(computed, ctx.period, quality, {
+        a.name: kpis.headline_keys(computed, a.sections) for a in ctx.audiences},
+        top_n=ctx.config.top_n)
+    document["coverage"] = covered.as_dict()
+    document["coverage_notes"] = covered.notes()
+    return computed, document
 
 
 def staging_folder(output_dir: Path, period_id: str) -> Path:
@@ -170,13 +185,16 @@ def _contexts(store: archive.Archive, config: Config, p: periods.Period, names: 
         for n in names if config.audiences[n].filters]
 
 
-def _draw(computed: Mapping[str, Section], slice_builds: list[SliceBuild], folder: Path
-          ) -> dict[str, str]:
-    """The charts; a slice's in a folder of its own (`charts/<audience>/`)."""
+def _draw(computed: Mapping[str, Section], slice_builds: list[SliceBuild], folder: Path,
+          covered: coverage.Coverage) -> dict[str, str]:
+    """The charts, gaps where a source has no data; a slice's in a folder of its own
+    (`charts/<audience>/`)."""
+    days, missing = covered.days(), covered.missing_days(sections.sources())
     for sb in slice_builds:
         sb.drawn = {k: f"{sb.audience.name}/{v}" for k, v in
-                    charts.draw_all(sb.computed, folder / sb.audience.name).items()}
-    return charts.draw_all(computed, folder)
+                    charts.draw_all(sb.computed, folder / sb.audience.name, days,
+                                    missing).items()}
+    return charts.draw_all(computed, folder, days, missing)
 
 
 def _render_html(ctx: BuildContext, computed: Mapping[str, Section], drawn: Mapping[str, str],
@@ -188,7 +206,8 @@ def _render_html(ctx: BuildContext, computed: Mapping[str, Section], drawn: Mapp
     rename); a sliced audience's page from its own sections. Returns the PDF jobs and
     the file archived per audience; writes `<audience>.csv` where `attach` asks for it."""
     html_dir = result.folder / "html"
-    assets = site.ensure_assets(result.folder.parents[1])     # output/assets
+    # output/assets: the HTML pages' fonts (a PDF-only build writes no page needing them)
+    assets = site.ensure_assets(result.folder.parents[1], fonts=fmt != "pdf")
     jobs, archived = [], {}
     pages = [(a, computed, drawn, document) for a in ctx.audiences] + [
         (sb.audience, sb.computed, sb.drawn, sb.document) for sb in slice_builds]
@@ -207,7 +226,8 @@ def _render_html(ctx: BuildContext, computed: Mapping[str, Section], drawn: Mapp
         if fmt in ("pdf", "both"):
             archived[audience.name] = result.folder / f"{audience.name}.pdf"
             jobs.append((html, html_dir, archived[audience.name],
-                         [html_dir, render.template_dir(), assets], owner, ctx.config.pdf_timeout_s))
+                         [html_dir, render.template_dir(), assets], owner,
+                         ctx.config.pdf_timeout_s))
     return jobs, archived
 
 
@@ -224,6 +244,13 @@ def tables_csv(audience: Audience, computed: Mapping[str, Section]) -> str:
     frame = frame[["section", "table", *[c for c in frame.columns
                                          if c not in ("section", "table")]]]
     return neutralise(frame).to_csv(index=False)
+
+
+def _load(config: Config, data_dir: Path, period: str, now: datetime | None) -> Loaded:
+    """Every source, configured ones only for the window `period` needs."""
+    return load_all(data_dir, config.tz, config.columns, time_range=default_time_range(
+        now, config.earliest_timestamp, config.future_margin_hours),
+        sources=config.sources, period=period, now=now)
 
 
 def _record(store: archive.Archive, config: Config, loaded: Loaded, result: BuildResult,
@@ -259,7 +286,7 @@ class SliceBuild:
 
 
 def _compute_slice(audience: Audience, ctx: BuildContext, loaded: Loaded,
-                   warnings: list[str]) -> SliceBuild:
+                   warnings: list[str], covered: coverage.Coverage) -> SliceBuild:
     """The audience's sections over its filtered rows; a slice with no row in the period
     is a warning and a "no data in this slice" report, never an all-clear."""
     filters = dict(audience.filters)
@@ -281,10 +308,7 @@ def _compute_slice(audience: Audience, ctx: BuildContext, loaded: Loaded,
         document["insights"] = [{"severity": "high", "domain": "slice", "text": message}]
         info["empty"] = True
     else:
-        computed = sections.compute_all(frames, ctx)
-        document = kpis.document(computed, p, loaded.quality, {
-            audience.name: kpis.headline_keys(computed, audience.sections)},
-            top_n=ctx.config.top_n)
+        computed, document = _sections(frames, loaded.quality, ctx, covered)
     document["slice"] = info
     return SliceBuild(audience, ctx, computed, document)
 
@@ -327,7 +351,7 @@ def _pdf_workers() -> multiprocessing.context.BaseContext:
     """The fork server the PDF workers start from; starting it early lets it import
     WeasyPrint while the data loads."""
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["reporting.render", "weasyprint"])
+    ctx.set_forkserver_preload(["reporting._forkserver", "reporting.render", "weasyprint"])
     multiprocessing.forkserver.ensure_running()
     return ctx
 
@@ -411,21 +435,48 @@ def _write_side_files(folder: Path, loaded: Loaded, document: dict[str, Any],
 def _manifest(folder: Path, config: Config, loaded: Loaded, p: periods.Period,
               names: list[str], built_at: datetime, result: BuildResult,
               timings: Mapping[str, float]) -> Path:
+    """manifest.json: every file in the period's folder with the build that wrote it. A file
+    an earlier build wrote from other KPI values, and this build did not rewrite, disagrees
+    with the new kpis.json: it is removed (the files table and `send` never meet it)."""
+    build_id = built_at.isoformat(timespec="seconds")
+    digest = kpis.digest(result.document)
     outputs = {}
     for f in result.files:
         data = f.read_bytes()
         outputs[str(f.relative_to(folder))] = {"sha256": hashlib.sha256(data).hexdigest(),
-                                               "size": len(data)}
+                                               "size": len(data), "build": build_id,
+                                               "kpis": digest}
+    earlier = _earlier_outputs(folder / "manifest.json")
+    for f in sorted(x for x in folder.rglob("*") if x.is_file()):
+        rel = str(f.relative_to(folder))
+        if rel in outputs or rel == "manifest.json" or f.parent.name == "charts":
+            continue
+        old = earlier.get(rel)
+        if old and old.get("kpis") == digest:
+            outputs[rel] = old            # an earlier build from the same KPI values
+        elif old is not None or f.suffix in (".pdf", ".html", ".csv"):
+            log.info("removing %s: an earlier build of %s wrote it from other data", f, p.id)
+            f.unlink()
+        else:
+            outputs[rel] = {"sha256": None, "size": f.stat().st_size, "build": None,
+                            "kpis": None}
     manifest = {
-        "version": __version__, "built_at": built_at.isoformat(timespec="seconds"),
+        "version": __version__, "built_at": build_id, "kpis": digest,
         "seconds": round(sum(timings.values()), 3), "timings": dict(timings),
         "config_hash": config.digest(), "period": p.as_dict(), "audiences": names,
         "inputs": {name: {"path": q.file, "sha256": q.sha256, "rows": q.rows, "valid": q.valid,
                           "rejected": q.rows - q.valid, "status": q.status}
                    for name, q in loaded.quality.items()},
-        "outputs": outputs,
+        "outputs": dict(sorted(outputs.items())),
     }
     return files.atomic_write(folder / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+
+
+def _earlier_outputs(path: Path) -> dict[str, dict[str, Any]]:
+    try:
+        return dict(json.loads(path.read_text()).get("outputs", {}))
+    except (OSError, ValueError, AttributeError):
+        return {}
 
 
 def _span_text(span: tuple[pd.Timestamp, pd.Timestamp] | None, tz: Any) -> str:

@@ -8,6 +8,7 @@ import logging
 import textwrap
 import warnings
 from collections.abc import Callable, Mapping
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -83,13 +84,55 @@ def draw(chart: Chart, path: Path) -> Path:
     return atomic_write(path, svg.getvalue())
 
 
-def draw_all(sections: Mapping[str, Section], folder: Path) -> dict[str, str]:
-    """Every chart of every section; returns chart name -> file name within `folder`."""
+def draw_all(sections: Mapping[str, Section], folder: Path,
+             days: list[date] | None = None,
+             missing: Mapping[str, set[date]] | None = None) -> dict[str, str]:
+    """Every chart of every section; returns chart name -> file name within `folder`.
+
+    `days` are the period's days: a daily chart shows each of them (weekly bins past
+    five weeks); `missing` (section -> days its source has no data) become gaps, not 0.
+    """
     out = {}
-    for section in sections.values():
+    for name, section in sections.items():
+        gaps = (missing or {}).get(name, set())
         for chart in section.charts:
+            chart = daily(chart, days, gaps) if days else chart
             out[chart.name] = draw(chart, folder / f"{chart.name}.svg").name
     return out
+
+
+WEEKLY_AFTER_DAYS = 35        # past five weeks, daily bars become weekly ones
+
+
+def daily(chart: Chart, days: list[date], gaps: set[date]) -> Chart:
+    """A chart over dates, on every day of the period: NaN (a gap) where the source has no
+    data, 0 where it has data but no event; weekly sums past five weeks."""
+    o = chart.options
+    if chart.kind in ("line_dual", "stacked_lines") and gaps:
+        data = chart.data.copy()
+        when = pd.to_datetime(data[o["x"]]).dt.date
+        cols = [c for c in data.columns if c != o["x"]]
+        data.loc[when.isin(gaps).to_numpy(), cols] = np.nan
+        return dataclasses.replace(chart, data=data)
+    if not o.get("date_labels") or chart.kind not in ("bar", "stacked"):
+        return chart
+    index = pd.Index(days)
+    if chart.kind == "bar":
+        frame = chart.data.set_index(chart.data[o["label"]].map(
+            lambda v: pd.Timestamp(v).date()))[[o["value"]]]
+    else:
+        frame = chart.data.set_axis([pd.Timestamp(v).date() for v in chart.data.index])
+    frame = frame.groupby(level=0).sum().reindex(index, fill_value=0).astype(float)
+    frame.loc[frame.index.isin(gaps)] = np.nan
+    title, options = chart.title, dict(o)
+    if len(days) > WEEKLY_AFTER_DAYS:
+        week = [d - timedelta(days=d.weekday()) for d in frame.index]
+        frame = frame.groupby(week).sum(min_count=1)
+        title = title.replace("per day", "per week")
+        options["week_labels"] = True
+    if chart.kind == "bar":
+        frame = frame.rename_axis(o["label"]).reset_index()
+    return dataclasses.replace(chart, title=title, data=frame, options=options)
 
 
 def _figure(chart: Chart) -> plt.Figure:
@@ -166,15 +209,15 @@ def _bar(chart: Chart) -> plt.Figure:
     data, o = chart.data, chart.options
     fig, ax = plt.subplots(figsize=(WIDTH, 2.4))
     x = data[o["label"]]
-    labels = [f"{pd.Timestamp(v):%a %-d %b}" for v in x] if o.get("date_labels") \
-        else [str(v) for v in x]
+    labels = _date_labels(x, o) if o.get("date_labels") else [str(v) for v in x]
     ax.bar(range(len(x)), data[o["value"]].to_numpy(float), color=PALETTE[0], width=0.7)
     ax.set_xticks(range(len(x)), labels)
     ax.set_xlim(-0.6, max(len(x), 5) - 0.4)   # a lone bar stays bar-shaped
-    _thin_ticks(ax, len(x))
+    _thin_ticks(ax, len(x), 8 if o.get("date_labels") else 24)
     ax.yaxis.set_major_formatter(FuncFormatter(thousands))
     ax.grid(axis="x", visible=False)
-    ax.set_ylabel({"money": "value", "count": "count"}.get(o.get("unit"), ""))
+    ax.set_ylabel({"money": f"value ({o['currency']})" if o.get("currency") else "value",
+                   "count": "count"}.get(o.get("unit"), ""))
     return _titled(fig, ax, chart)
 
 
@@ -183,15 +226,15 @@ def _stacked(chart: Chart) -> plt.Figure:
     data, o = chart.data, chart.options
     fig, ax = plt.subplots(figsize=(WIDTH, 2.5))
     bottom = np.zeros(len(data))
-    labels = ([f"{pd.Timestamp(v):%a %-d %b}" for v in data.index] if o.get("date_labels")
+    labels = (_date_labels(data.index, o) if o.get("date_labels")
               else [str(v) for v in data.index])
     for i, col in enumerate(data.columns):
         vals = data[col].to_numpy(float)
         ax.bar(range(len(data)), vals, bottom=bottom, label=_short(col), width=0.7,
                color=SENTIMENT.get(col, PALETTE[i % len(PALETTE)]))
-        bottom += vals
+        bottom = bottom + np.nan_to_num(vals)     # a gap (NaN) stacks nothing
     ax.set_xticks(range(len(data)), labels)
-    _thin_ticks(ax, len(data))
+    _thin_ticks(ax, len(data), 8 if o.get("date_labels") else 14)
     ax.set_xlabel(o.get("x_label", ""))
     ax.set_ylabel(o.get("y_label", ""))
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
@@ -201,11 +244,18 @@ def _stacked(chart: Chart) -> plt.Figure:
     return _titled(fig, ax, chart)
 
 
-def _thin_ticks(ax: plt.Axes, n: int) -> None:
-    """More than two weeks of labels: show about 12 of them."""
-    if n > 14:
+def _date_labels(values: Any, o: Mapping[str, Any]) -> list[str]:
+    if o.get("week_labels"):
+        return [f"w/c {pd.Timestamp(v):%-d %b}" for v in values]
+    return [f"{pd.Timestamp(v):%a %-d %b}" for v in values]
+
+
+def _thin_ticks(ax: plt.Axes, n: int, most: int = 12) -> None:
+    """At most `most` tick labels, evenly spaced, so none overlaps its neighbour."""
+    step = -(-n // most)
+    if step > 1:
         for i, lab in enumerate(ax.get_xticklabels()):
-            lab.set_visible(i % max(1, n // 12) == 0)
+            lab.set_visible(i % step == 0)
 
 
 def _heatmap(chart: Chart) -> plt.Figure:
@@ -299,6 +349,7 @@ def _trends(chart: Chart) -> plt.Figure:
         ax.set_title(textwrap.fill(o["labels"].get(key, key), 66 // cols,
                                    break_long_words=False), fontsize=7.2, loc="left")
         ax.set_xticks(x, ticks, fontsize=6.5)
+        _thin_ticks(ax, len(x), 4 if cols <= 4 else 3)   # small multiples: a few labels each
         ax.tick_params(axis="y", labelsize=6.5)
         ax.yaxis.set_major_formatter(Adaptive(" %" if unit in ("ratio", "pct") else ""))
         ax.yaxis.set_major_locator(MaxNLocator(4))

@@ -171,12 +171,12 @@ def _run_build(period: str, audiences: tuple[str, ...], data_dir: Path | None,
     p = result.period
     out.print(f"Report {p.label if p.id in p.label else f'{p.id} ({p.label})'}",
               highlight=False, soft_wrap=True)
+    out.print(f"in {result.folder}", highlight=False, soft_wrap=True)
     table = Table()
     table.add_column("file")
     table.add_column("size", justify="right")
-    for f in result.files:
-        if f.suffix in (".pdf", ".json") or f.parent.name == "rejected":
-            table.add_row(str(f), f"{f.stat().st_size / 1024:,.0f} KiB")
+    for f in result.files:      # everything this build wrote (charts: with their HTML)
+        table.add_row(str(f.relative_to(result.folder)), f"{f.stat().st_size / 1024:,.0f} KiB")
     out.print(table)
     index = Path(output_dir or config.output_dir) / "index.html"
     if index.exists():
@@ -251,25 +251,31 @@ def build_cmd(**kwargs: Any) -> None:
 @entry_point
 def validate_cmd(data_dir: Path | None, config_path: Path | None, verbose: bool) -> None:
     """Check the inputs and print a data-quality table; writes nothing."""
+    from .readers import origin_text
     from .sources import default_time_range, load_all
 
     config = _config(config_path)
     loaded = load_all(Path(data_dir or config.data_dir), config.tz, config.columns,
                       keep_raw_rejected=False, time_range=default_time_range(
-                          None, config.earliest_timestamp, config.future_margin_hours))
+                          None, config.earliest_timestamp, config.future_margin_hours),
+                      sources=config.sources)
     table = Table(title="Data quality", title_justify="left")
-    for col, just in (("source", "left"), ("file", "left"), ("rows", "right"),
+    for col, just in (("source", "left"), ("from", "left"), ("rows", "right"),
                       ("valid", "right"), ("rejected", "right"), ("status / reasons", "left")):
         table.add_column(col, justify=just, overflow="fold")
     for name, q in loaded.quality.items():
+        where = origin_text(q.as_dict())
         if q.status == "loaded":
             reasons = "; ".join(f"{r}: {n:,}" for r, n in q.rejected.items()) or "all rows valid"
-            table.add_row(name, Path(q.file).name, f"{q.rows:,}", f"{q.valid:,}",
+            table.add_row(name, where, f"{q.rows:,}", f"{q.valid:,}",
                           f"{q.rows - q.valid:,}", reasons)
         else:
-            table.add_row(name, Path(q.file).name if q.file else "–", "–", "–", "–",
+            table.add_row(name, where, "–", "–", "–",
+                          q.message if q.origin and q.message else
                           "missing (no data)" if q.status == "absent" else q.message or "")
     out.print(table)
+    for message in loaded.warnings:
+        err.print(f"[bold yellow]warning:[/] {message}", markup=True, soft_wrap=True)
     if loaded.errors:
         for message in loaded.errors:
             err.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)

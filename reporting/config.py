@@ -101,9 +101,38 @@ DEFAULT_AUDIENCES: dict[str, Audience] = {
 }
 
 
+# Funnel steps: a name and the page patterns (shell-style, any case) that count as it. A
+# session reaches a step when its path shows pages of every step so far in this order;
+# "finished" (drop_off_page = none after the last step) is always the funnel's end.
+DEFAULT_FUNNEL: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("landing", ("*",)),
+    ("product", ("product*", "*/product*")),
+    ("cart", ("cart*", "*/cart*")),
+    ("checkout", ("checkout*", "*/checkout*")),
+)
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """Where one source's rows come from (`[sources.NAME]`, design.md "Sources")."""
+
+    name: str
+    path: str = ""               # a file, a folder or a glob; relative to the config file
+    format: str = ""             # csv | parquet | access_log; "" = from the file names
+    url: str = ""                # SQLAlchemy URL, without the password
+    sql: str = ""
+    password_env: str = ""       # the environment variable holding the password
+    log_format: str = ""         # an nginx log_format line, for format = "access_log"
+    services: dict[str, str] = field(default_factory=dict)   # path prefix -> service
+
+
+SOURCE_FORMATS = ("csv", "parquet", "access_log")
+
+
 @dataclass(frozen=True)
 class SchedulerConfig:
     misfire_grace_hours: float = 6.0
+    allow_partial: bool = True         # mail a report whose period the data covers in part
     notify_on_failure: str = ""
     stop_grace_s: float = 8.0          # a running job's time to finish after SIGTERM
 
@@ -131,9 +160,12 @@ class Config:
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     audiences: dict[str, Audience] = field(default_factory=lambda: dict(DEFAULT_AUDIENCES))
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    currency: str = ""                 # ISO 4217 code shown with money; "" = none
+    funnel: tuple[tuple[str, tuple[str, ...]], ...] = DEFAULT_FUNNEL
     public_url: str = ""     # where output/ is published: mail links to the HTML reports
     service_map: dict[str, ServiceLinks] = field(default_factory=dict)  # others inferred
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    sources: dict[str, SourceConfig] = field(default_factory=dict)
     source: Path | None = None
 
     @property
@@ -164,7 +196,7 @@ class Config:
         top = {"timezone", "data_dir", "output_dir", "lock_timeout_s", "thresholds",
                "columns", "smtp", "audiences", "scheduler", "top_n", "earliest_timestamp",
                "future_margin_hours", "pdf_timeout_s",
-               "service_map", "public_url", "alerts"}
+               "service_map", "public_url", "alerts", "sources", "currency", "funnel"}
         _no_unknown(raw, top, where, "")
         base = base or Path.cwd()
         kwargs: dict[str, Any] = {"source": source}
@@ -180,6 +212,10 @@ class Config:
             if key in raw:
                 p = Path(str(raw[key]))
                 kwargs[key] = p if p.is_absolute() else base / p
+        if "currency" in raw:
+            kwargs["currency"] = _currency(raw["currency"], where)
+        if "funnel" in raw:
+            kwargs["funnel"] = _funnel(raw["funnel"], where)
         if "lock_timeout_s" in raw:
             kwargs["lock_timeout_s"] = _number(raw["lock_timeout_s"], where, "lock_timeout_s")
         kwargs.update(_limits(raw, where))
@@ -209,6 +245,7 @@ class Config:
             kwargs["public_url"] = _public_url(raw["public_url"], where)
         if "alerts" in raw:
             kwargs["alerts"] = _alerts(raw["alerts"], where)
+        kwargs["sources"] = _sources(raw.get("sources", {}), where, base)
         return cls(**kwargs)
 
     def digest(self) -> str:
@@ -310,6 +347,22 @@ def _sub(kind: type, raw: dict[str, Any], where: str, prefix: str) -> Any:
             raise ConfigError(f"{where}: {prefix}.{key} must be true or false.")
         values[key] = value
     return kind(**values)
+
+
+def _funnel(raw: Any, where: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """[funnel] name = ["pattern", ...], in the order the steps are taken."""
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError(f"{where}: [funnel] must list steps, such as "
+                          'product = ["product*", "*/product*"].')
+    steps = []
+    for name, patterns in raw.items():
+        patterns = [patterns] if isinstance(patterns, str) else patterns
+        if not isinstance(patterns, list) or not patterns or \
+                not all(isinstance(p, str) and p.strip() for p in patterns):
+            raise ConfigError(f"{where}: funnel.{name} must be a list of page patterns, "
+                              f"not {patterns!r}.")
+        steps.append((str(name), tuple(p.strip() for p in patterns)))
+    return tuple(steps)
 
 
 def _public_url(value: Any, where: str) -> str:
@@ -446,6 +499,57 @@ def _attach(raw: Any, name: str, where: str) -> tuple[str, ...]:
         raise ConfigError(f"{where}: audiences.{name}.attach must be a list of "
                           f"{' and '.join(repr(a) for a in ATTACHMENTS)}, not {raw!r}.")
     return tuple(dict.fromkeys(raw))
+
+
+def _currency(raw: Any, where: str) -> str:
+    """An ISO 4217 code (EUR, USD, PLN) shown with money values."""
+    code = str(raw).strip().upper()
+    if not re.fullmatch(r"[A-Z]{3}", code):
+        raise ConfigError(f"{where}: currency must be an ISO 4217 code such as "
+                          f"'EUR' or 'USD', not {raw!r}.")
+    return code
+
+
+def _sources(raw: dict[str, Any], where: str, base: Path) -> dict[str, SourceConfig]:
+    """`[sources.NAME]` tables: a path (file, folder, glob) or a SQL query, checked here."""
+    _no_unknown(raw, set(SOURCE_NAMES), where, "sources.")
+    result = {}
+    for name, table in raw.items():
+        key = f"sources.{name}"
+        _no_unknown(table, {f.name for f in dataclasses.fields(SourceConfig)} - {"name"},
+                    where, key + ".")
+        services = table.get("services", {})
+        if not isinstance(services, dict):
+            raise ConfigError(f"{where}: {key}.services must be a table of path prefix = "
+                              "service name.")
+        text = {k: table[k] for k in table if k != "services"}
+        for k, v in text.items():
+            if not isinstance(v, str):
+                raise ConfigError(f"{where}: {key}.{k} must be a string, not {v!r}.")
+        src = SourceConfig(name, services={str(k): str(v) for k, v in services.items()},
+                           **{k: v.strip() for k, v in text.items()})
+        if bool(src.path) == bool(src.url or src.sql):
+            raise ConfigError(f"{where}: {key} needs either path (a file, folder or glob) "
+                              "or url and sql (a database query), not both.")
+        if (src.url or src.sql) and not (src.url and src.sql):
+            raise ConfigError(f"{where}: {key} needs both url and sql to read a database.")
+        if src.format and src.format not in SOURCE_FORMATS:
+            raise ConfigError(f"{where}: {key}.format must be one of "
+                              f"{', '.join(SOURCE_FORMATS)}, not {src.format!r}.")
+        if src.format == "access_log" and name != "api_logs":
+            raise ConfigError(f"{where}: {key}.format = \"access_log\" is only for api_logs.")
+        if (src.log_format or src.services) and src.format != "access_log":
+            raise ConfigError(f"{where}: {key}.log_format and services need "
+                              "format = \"access_log\".")
+        if src.path and not Path(src.path).expanduser().is_absolute():
+            src = dataclasses.replace(src, path=str(base / src.path))
+        if src.url.startswith("sqlite:///") and not src.url.startswith("sqlite:////"):
+            file, _, query = src.url[len("sqlite:///"):].partition("?")
+            if file and file != ":memory:":   # a relative SQLite file: beside the config
+                src = dataclasses.replace(
+                    src, url=f"sqlite:///{base / file}" + (f"?{query}" if query else ""))
+        result[name] = src
+    return result
 
 
 def _service_map(raw: dict[str, Any], where: str) -> dict[str, ServiceLinks]:

@@ -97,6 +97,10 @@ def compose(*, audience: Audience, period_id: str, period_label: str,
     too_big = size > smtp.max_attachment_mb * 1024 * 1024
     warning = None
     note = ""
+    partial = document.get("coverage_notes") or []
+    if partial:   # the same warning as page 1 of the PDF
+        kpis = [{"label": "Partial data", "value": ". ".join(partial), "change": "",
+                 "tone": None, "status": "warn"}] + kpis
     if too_big:
         warning = (f"{pdf.name} is {size / 1024 / 1024:,.1f} MB, over the "
                    f"{smtp.max_attachment_mb:g} MB limit; the message gives its archive path.")
@@ -117,8 +121,9 @@ def compose(*, audience: Audience, period_id: str, period_label: str,
 
 def _headline(document: Mapping[str, Any], audience: Audience) -> list[dict[str, Any]]:
     return [{"label": k["label"], "value": formatting.value(k["value"], k["unit"]),
-             "change": formatting.change(k["change"]) if k["change"] is not None else "",
-             "status": k["status"]} for k in audience_view(document, audience).headline]
+             "change": f"{k['arrow']} {k['change']}".strip() if k["change"] else "",
+             "tone": k["tone"], "status": k["status"]}
+            for k in audience_view(document, audience).headline]
 
 
 def _text_body(audience: Audience, period_label: str, kpis: list[dict[str, Any]],
@@ -135,6 +140,7 @@ def _text_body(audience: Audience, period_label: str, kpis: list[dict[str, Any]]
 
 
 STATUS_COLOUR = {"good": "#009E73", "warn": "#B07700", "bad": "#D55E00"}
+TONE_COLOUR = {"good": "#00734f", "bad": "#b34700"}     # as the PDF's .tone-good/.tone-bad
 
 
 def _html_body(audience: Audience, period_label: str, kpis: list[dict[str, Any]],
@@ -146,7 +152,8 @@ def _html_body(audience: Audience, period_label: str, kpis: list[dict[str, Any]]
         f'<tr><td style="padding:4px 12px 4px 0;color:#555">{e(k["label"])}</td>'
         f'<td style="padding:4px 12px 4px 0;font-weight:bold;'
         f'color:{STATUS_COLOUR.get(k["status"] or "", "#222")}">{e(k["value"])}</td>'
-        f'<td style="padding:4px 0;color:#777">{e(k["change"])}</td></tr>' for k in kpis)
+        f'<td style="padding:4px 0;color:{TONE_COLOUR.get(k["tone"] or "", "#777")}">'
+        f'{e(k["change"])}</td></tr>' for k in kpis)
     items = "".join(f'<li style="margin:0 0 6px 0">{e(i["text"])}</li>' for i in insights)
     return (
         '<div style="font-family:Arial,Helvetica,sans-serif;font-size:14px;color:#222">'
@@ -351,6 +358,7 @@ def deliver(config: Config, output_dir: Path, period_id: str, audiences: Iterabl
             doc = json.loads(own.read_text()) if audience.filters and own.exists() else document
             if not pdf.exists():
                 raise ReportError(f"{pdf} does not exist: build the PDF before sending.")
+            _same_build(folder, pdf, document)
             _check_archived(store, period_id, name, pdf)
             if channels and audience.notify:
                 _post(store, config, audience, period_id, label, doc, pdf, force, sleep, outcome)
@@ -378,16 +386,21 @@ def deliver(config: Config, output_dir: Path, period_id: str, audiences: Iterabl
                 for row in claimed.values():
                     store.finish_delivery(row, "failed", 0, str(exc), message_id)
                 raise
-            for recipient, (status, error, attempts) in results.items():
-                store.finish_delivery(claimed[recipient], status, attempts, error or None,
-                                      message_id)
-                if status in DONE:
-                    outcome.sent.append((name, recipient))
-                elif status == "unknown":
-                    outcome.unknown.append((name, recipient, error))
-                else:
-                    outcome.failed.append((name, recipient, error))
+            _finish(store, claimed, results, message_id, name, outcome)
     return outcome
+
+
+def _finish(store: Archive, claimed: Mapping[str, Any], results: Mapping[str, tuple],
+            message_id: str, name: str, outcome: Outcome) -> None:
+    """Each recipient's claim closed with what the server said, and counted."""
+    for recipient, (status, error, attempts) in results.items():
+        store.finish_delivery(claimed[recipient], status, attempts, error or None, message_id)
+        if status in DONE:
+            outcome.sent.append((name, recipient))
+        elif status == "unknown":
+            outcome.unknown.append((name, recipient, error))
+        else:
+            outcome.failed.append((name, recipient, error))
 
 
 def report_link(config: Config, period_id: str, pdf: Path) -> str:
@@ -434,6 +447,22 @@ def _post(store: Archive, config: Config, audience: Audience, period_id: str, la
             log.warning("%s report to %s not delivered: %s", audience.name, channel.label,
                         error)
             outcome.channel_failed.append((audience.name, channel.label, error))
+
+
+def _same_build(folder: Path, pdf: Path, document: Mapping[str, Any]) -> None:
+    """Refuse to mail a PDF built from other KPI values than the kpis.json the body quotes."""
+    import json
+
+    from .kpis import digest
+
+    try:
+        outputs = json.loads((folder / "manifest.json").read_text()).get("outputs", {})
+    except (OSError, ValueError):
+        outputs = {}
+    entry = outputs.get(pdf.name) or {}
+    if entry.get("kpis") != digest(document):
+        raise ReportError(f"{pdf} was not built from the KPIs in {folder / 'kpis.json'}; "
+                          f"rebuild {folder.name} with --format pdf before sending.")
 
 
 def _claim(store: Archive, config: Config, period_id: str, name: str, force: bool,

@@ -4,16 +4,18 @@ The CLI prints the sentence and exits with the error's `exit_code`; anything els
 bug and stays a traceback (shown with --verbose). The whole tree:
 
     ReportError              exit 2: the user's input, config or environment
-    ├── SourceError          an input file cannot be used as the data contract says
+    ├── SourceError          an input (file, query, log) is not usable as the contract says
     ├── ConfigError          the config file is unreadable or has wrong keys or values
     ├── PeriodError          a --period value of none of the accepted forms
     ├── DeliveryError        exit 1: mail not delivered (the reports themselves exist)
+    ├── NoDataError          exit 1: the data does not reach the period; nothing was built
     ├── LockTimeout          exit 1: another build held the output folder too long
     ├── PdfTimeout           exit 1: a PDF took longer than pdf_timeout_s to render
     └── NotOwner             exit 1: a PDF outlived its build; a newer build owns the folder
 
-Errors of libraries (SQLite, SMTP, WeasyPrint) become one of these where they are
-called, with a sentence that says what to do.
+Errors of libraries (SQLite, SMTP, WeasyPrint, SQLAlchemy and the database drivers in
+sqlsource.py) become one of these where they are called, with a sentence that says what
+to do.
 """
 from __future__ import annotations
 
@@ -38,6 +40,12 @@ class PeriodError(ReportError):
 
 class DeliveryError(ReportError):
     """Mail could not be delivered (exit code 1: the reports themselves exist)."""
+
+    exit_code = 1
+
+
+class NoDataError(ReportError):
+    """The data does not reach the period asked for (exit code 1: nothing was built)."""
 
     exit_code = 1
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from dataclasses import dataclass
 from typing import Any
 
 DASH = "–"
@@ -34,8 +35,29 @@ def pct_points(v: Any) -> str:
     return f"{v:,.1f} %" if _ok(v) else DASH
 
 
-def money(v: Any) -> str:
-    return f"{v:,.2f}" if _ok(v) else DASH
+def money(v: Any, currency: str = "") -> str:
+    """1,234.50, or 1,234.50 EUR with a configured currency."""
+    if not _ok(v):
+        return DASH
+    return f"{v:,.2f} {currency}" if currency else f"{v:,.2f}"
+
+
+def is_currency(unit: Any) -> bool:
+    """A money unit named by its ISO 4217 code ("EUR"), as kpis.json carries it."""
+    return isinstance(unit, str) and len(unit) == 3 and unit.isalpha() and unit.isupper()
+
+
+# Digits a value keeps in kpis.json: what its unit shows (ratios as 0.9992 = 99.92 %).
+PRECISION = {"count": 0, "ms": 1, "ratio": 4, "pct": 1, "money": 2, "min": 1, "h": 1,
+             "items": 1, "per_user": 2, "score": 2, "rating": 2, "x": 1, "polarity": 2}
+
+
+def rounded(v: Any, unit: str) -> Any:
+    """`v` rounded to its unit's precision; other values as they are."""
+    digits = 2 if is_currency(unit) else PRECISION.get(unit)
+    if digits is None or not _ok(v) or isinstance(v, int):
+        return v
+    return round(float(v), digits) if digits else int(round(v))
 
 
 def number(v: Any, digits: int = 1) -> str:
@@ -48,6 +70,53 @@ def change(v: Any) -> str:
         return DASH
     sign = "+" if v > 0 else "−" if v < 0 else "±"
     return f"{sign}{abs(v) * 100:,.1f} %"
+
+
+POINT_UNITS = {"ratio": 100.0, "pct": 1.0}    # rates and shares: change in points
+ABSOLUTE_UNITS = {"score": 2, "rating": 2}    # bounded scores: change in their own unit
+
+
+@dataclass(frozen=True)
+class Delta:
+    """A change against the previous period, in the unit people think in."""
+
+    text: str                 # "+7.3 pp", "−4.0 %", "+0.05", "no change"
+    arrow: str                # "▲" "▼" or "" for no change
+    tone: str | None          # good | bad (by the KPI's better direction) | None
+    amount: float             # the shown number: points, relative ratio or units
+
+
+def delta(value: Any, previous: Any, unit: str, better: str | None = None) -> Delta | None:
+    """Rates and shares in percentage points, scores in their unit, counts, durations and
+    money in relative percent; None where no change can be said (no previous, from 0)."""
+    if not (_ok(value) and _ok(previous)):
+        return None
+    if unit in POINT_UNITS:
+        amount = (value - previous) * POINT_UNITS[unit]
+        near_edge = any(0 < abs(v * POINT_UNITS[unit]) < 1 or 99 < v * POINT_UNITS[unit] < 100
+                        for v in (value, previous))
+        digits = 2 if near_edge else 1
+        shown = round(amount, digits)
+        text = f"{_sign(shown)}{abs(shown):,.{digits}f} pp"
+    elif unit in ABSOLUTE_UNITS:
+        digits = ABSOLUTE_UNITS[unit]
+        amount = value - previous
+        shown = round(amount, digits)
+        text = f"{_sign(shown)}{abs(shown):,.{digits}f}"
+    else:
+        if previous == 0:
+            return None
+        amount = (value - previous) / abs(previous)
+        shown = round(amount * 100, 1)
+        text = f"{_sign(shown)}{abs(shown):,.1f} %"
+    if shown == 0:
+        return Delta("no change", "", None, 0.0)
+    tone = None if better is None else "good" if (shown > 0) == (better == "up") else "bad"
+    return Delta(text, "▲" if shown > 0 else "▼", tone, amount)
+
+
+def _sign(v: float) -> str:
+    return "+" if v > 0 else "−" if v < 0 else ""
 
 
 FORMATS = {
@@ -74,6 +143,8 @@ def value(v: Any, unit: str) -> str:
     if v is None or (isinstance(v, numbers.Real) and not math.isfinite(v)):
         return DASH
     fmt = FORMATS.get(unit)
+    if fmt is None and is_currency(unit):
+        return money(v, unit)
     if fmt is None:
         return str(v)
     return fmt(v)

@@ -82,14 +82,15 @@ def date_range(first: date, last: date, tz: ZoneInfo, *, with_previous: bool = T
 
 
 def resolve(spec: str, tz: ZoneInfo, data_span: tuple[pd.Timestamp, pd.Timestamp] | None,
-            now: datetime | None = None) -> Period:
-    """Turn a `--period` value into a Period; `latest` and `all` need the data's span."""
+            now: datetime | None = None, last_day: date | None = None) -> Period:
+    """Turn a `--period` value into a Period; `latest` and `all` need the data's span.
+    `latest` ends on `last_day` (the last day the data covers to its end) when given."""
     spec = (spec or "latest").strip()
     if spec == "latest":
         if data_span is None:
             raise PeriodError("The data folder holds no timestamped rows, so there is no "
                               "latest week to report; pass --period explicitly.")
-        last = data_span[1].tz_convert(tz).date()
+        last = last_day or data_span[1].tz_convert(tz).date()
         return date_range(last - timedelta(days=6), last, tz)
     if spec == "last-week":
         today = (pd.Timestamp(now, tz=tz) if now and now.tzinfo is None else

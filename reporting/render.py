@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlsplit
 import jinja2
 import pandas as pd
 
-from . import formatting, sections
+from . import formatting, glossary, sections
 from .audience import audience_view
 from .config import Audience, Thresholds
 from .files import atomic_write
@@ -28,6 +28,7 @@ from .periods import Period
 log = logging.getLogger(__name__)
 
 TEXT_UNITS = {"text", "", None}
+PDF_VARIANT = "pdf/a-2a"
 
 
 def template_dir() -> Path:
@@ -53,14 +54,10 @@ def environment() -> jinja2.Environment:
 # --- views: plain dicts and lists for the templates ---------------------------------------
 
 def kpi_view(k: KPI) -> dict[str, Any]:
-    change = k.change
-    arrow = "" if change is None else "▲" if change > 0 else "▼" if change < 0 else "="
-    tone = None
-    if change is not None and k.better and abs(change) >= 0.005:
-        tone = "good" if (change > 0) == (k.better == "up") else "bad"
+    d = formatting.delta(k.value, k.previous, k.unit, k.better)
     return {"key": k.key, "label": k.label, "value": k.value, "previous": k.previous,
-            "unit": k.unit, "status": k.status, "change": change, "arrow": arrow,
-            "tone": tone}
+            "unit": k.unit, "status": k.status, "change": d.text if d else None,
+            "arrow": d.arrow if d else "", "tone": d.tone if d else None}
 
 
 def table_view(t: Table, headers: Mapping[str, str], max_rows: int = 15) -> dict[str, Any]:
@@ -110,9 +107,41 @@ def section_view(s: Section, charts: Mapping[str, str], words: Mapping[str, str]
             "headline": [kpi_view(k) for k in s.kpis if k.key in s.headline],
             "tables": [table_view(t, headers) for t in s.tables],
             "charts": [{"name": c.name, "src": f"charts/{charts[c.name]}", "title": c.title,
-                        "alt": c.options.get("alt", c.title)}
+                        "alt": c.options.get("alt") or c.alt}
                        for c in s.charts if c.name in charts],
-            "insights": [i.as_dict() for i in s.insights]}
+            "insights": [i.as_dict() for i in s.insights], "rule": s.breakdowns.get("rule")}
+
+
+def _shown_kpis(audience: Audience, computed: Mapping[str, Section],
+                tiles: list[dict[str, Any]]) -> list[KPI]:
+    """The KPIs a page shows, once each: the overview tiles, then each section's table
+    (a compact page: its headline tiles)."""
+    every = {k.key: k for s in computed.values() for k in s.kpis}
+    shown = [every[t["key"]] for t in tiles] + [
+        k for n in audience.sections if n in computed and computed[n].status == "ok"
+        for k in (computed[n].kpis if not audience.compact else
+                  [x for x in computed[n].kpis if x.key in computed[n].headline])]
+    return list({k.key: k for k in shown}.values())
+
+
+def flagged_insights(shown: Iterable[KPI], insights: list[dict[str, Any]],
+                     titles: Mapping[str, str]) -> list[dict[str, Any]]:
+    """A plain sentence for each KPI shown as warn or bad that no insight speaks of (an
+    insight of its domain that quotes its value), so no table row is left unexplained."""
+    out = []
+    for k in shown:
+        if k.status not in ("warn", "bad"):
+            continue
+        domain = k.key.split(".")[0]
+        shown_value = formatting.value(k.value, k.unit)
+        if any(i["domain"] == domain and shown_value in i["text"] for i in insights):
+            continue
+        how = "just outside" if k.status == "warn" else "well outside"
+        out.append({"severity": "medium" if k.status == "warn" else "high", "domain": domain,
+                    "text": f"{k.label} was {shown_value}, {how} its target "
+                            f"(see {titles.get(domain, domain)}).",
+                    "kpi": k.key})
+    return out
 
 
 @dataclass(frozen=True)
@@ -133,6 +162,16 @@ def context(audience: Audience, computed: Mapping[str, Section], charts: Mapping
     views = {name: section_view(s, charts, words) for name, s in computed.items()}
     view = audience_view(document, audience)
     by_key = {t["key"]: t for v in views.values() for t in v["headline"]}
+    keys = view.headline_keys
+    tiles = [by_key[k] for k in keys if k in by_key]
+    if audience.compact:   # each number once: a short report's sections skip the overview's tiles
+        for v in views.values():
+            v["headline"] = [t for t in v["headline"] if t["key"] not in keys]
+    shown = _shown_kpis(audience, computed, tiles)
+    chosen = list(view.insights)
+    extra_insights = flagged_insights(shown, chosen, {n: s.title for n, s in computed.items()})
+    order = {"high": 0, "medium": 1, "low": 2}
+    chosen = sorted(chosen + extra_insights, key=lambda i: order.get(i["severity"], 9))
     p = page.period
     return {
         "audience": {"name": audience.name, "title": audience.title,
@@ -143,8 +182,13 @@ def context(audience: Audience, computed: Mapping[str, Section], charts: Mapping
                    "previous": p.previous.label if p.previous else None},
         "generated_at": page.generated_at, "data_span": page.data_span,
         "slice": document.get("slice"),
-        "sections": views, "tiles_list": [by_key[k] for k in view.headline_keys if k in by_key],
-        "insights": list(view.insights),
+        "sections": views, "tiles_list": tiles,
+        # An audience reads the insights of its own sections (incidents span them all),
+        # and a sentence for every KPI it shows as warn or bad.
+        "insights": chosen,
+        "flagged": len([k for k in shown if k.status in ("warn", "bad")]),
+        "glossary": glossary.entries(shown, page.thresholds),
+        "coverage": list(document.get("coverage_notes") or []),
         "quality": [_quality_view(name, q) for name, q in quality.items()],
         "templates": {name: spec.templates for name, spec in sections.registry().items()},
     }
@@ -155,6 +199,9 @@ def _quality_view(name: str, q: Any) -> dict[str, Any]:
     d["source"] = name
     d["rejected_total"] = sum(d.get("rejected", {}).values())
     d["file_name"] = Path(d["file"]).name if d.get("file") else None
+    if d.get("origin"):
+        from .readers import origin_text
+        d["file_name"] = origin_text(d)
     return d
 
 
@@ -220,7 +267,9 @@ def write_pdf(html: str, base_dir: Path, target: Path, roots: Iterable[Path],
 
     doc = HTML(string=html, base_url=base_dir.resolve().as_uri() + "/",
                url_fetcher=fetcher(roots))
-    data = doc.write_pdf(attachments=[])
+    # Tagged and archival: structure tree, /Lang from <html lang>, title and XMP metadata,
+    # each <img alt> as the figure's /Alt.
+    data = doc.write_pdf(attachments=[], pdf_variant=PDF_VARIANT)
     if owner is not None:
         return write_if_owner(target, data, *owner)
     return atomic_write(target, data)

@@ -378,6 +378,11 @@ def run_job(config_path: str | None, audience: str, data_dir: str, output_dir: s
             result = build(config, period=config.audiences[audience].period,
                            audiences=[audience], data_dir=Path(data_dir),
                            output_dir=Path(output_dir))
+            partial = result.document.get("coverage_notes")
+            if partial and not config.scheduler.allow_partial:
+                raise ReportError(f"The data covers {result.period.id} only in part "
+                                  f"({'; '.join(partial)}); the report was built but not "
+                                  "mailed (scheduler.allow_partial = false).")
             period_id = result.period.id
             outcome = deliver(config, Path(output_dir), result.period.id, [audience])
             for warning in result.warnings + outcome.warnings:

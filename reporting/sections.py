@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from . import incidents, trends
+from .config import Config
 from .context import BuildContext
 from .kpis import api, cart, clicks, feedback, pages, sessions, support, system, with_previous
 from .kpis.base import Section, absent
@@ -43,11 +44,14 @@ class SectionSpec:
         return [own] if self.compute is None else [own, GENERIC_TEMPLATE]
 
 
-def domain(module: ModuleType, headers: Mapping[str, str] | None = None) -> SectionSpec:
-    """The entry of a KPI module: `compute(frames, period, thresholds) -> Section`."""
+def domain(module: ModuleType, headers: Mapping[str, str] | None = None,
+           options: Callable[[Config], dict[str, Any]] | None = None) -> SectionSpec:
+    """The entry of a KPI module: `compute(frames, period, thresholds, **options) -> Section`,
+    `options` taken from the config (the funnel's steps, the currency)."""
     def compute(frames: Mapping[str, pd.DataFrame], ctx: BuildContext,
                 earlier: Mapping[str, Section]) -> Section:
-        return module.compute(frames, ctx.period, ctx.thresholds)
+        return module.compute(frames, ctx.period, ctx.thresholds,
+                              **(options(ctx.config) if options else {}))
     compute.__qualname__ = f"{module.__name__}.compute"
     return SectionSpec(module.NAME, module.TITLE, (module.SOURCE,), compute, headers or {})
 
@@ -79,9 +83,9 @@ SECTIONS: list[SectionSpec] = [
     domain(clicks, {"element_clicked": "Element", "clicks": "Clicks", "users": "Users"}),
     domain(cart, {"cart_id": "Cart", "abandonment_time": "Abandoned at",
                   "items_in_cart": "Items", "total_value": "Value", "day": "Day",
-                  "carts": "Carts"}),
+                  "carts": "Carts"}, lambda c: {"currency": c.currency}),
     domain(sessions, {"step": "Step", "sessions": "Sessions",
-                      "step_conversion": "Step conversion"}),
+                      "step_conversion": "Step conversion"}, lambda c: {"steps": c.funnel}),
     domain(feedback, {"theme": "Theme", "mentions": "Mentions", "avg_rating": "Avg rating",
                       "negative_share": "Negative", "rating": "Stars", "polarity": "Polarity",
                       "comment": "Comment"}),
@@ -102,6 +106,11 @@ PARTS: tuple[SectionSpec, ...] = (
 def registry() -> dict[str, SectionSpec]:
     """Every name an audience may list, page parts included, in page order."""
     return {s.name: s for s in (*PARTS[:2], *SECTIONS, *PARTS[2:])}
+
+
+def sources() -> dict[str, str]:
+    """Section -> the source it reads (sections of one source: the KPI domains)."""
+    return {s.name: s.sources[0] for s in SECTIONS if len(s.sources) == 1}
 
 
 def names() -> tuple[str, ...]:

@@ -30,14 +30,16 @@ REPORT_TO_ROOT = "../../.."
 STATUS_ORDER = {"bad": 0, "warn": 1, "good": 2}
 
 
-def ensure_assets(output_dir: Path) -> Path:
-    """Copy our fonts and icon to `output/assets/` unless the same bytes are there."""
+def ensure_assets(output_dir: Path, fonts: bool = True) -> Path:
+    """Copy our icon, and with `fonts` our fonts (1.4 MB, once per output folder), to
+    `output/assets/` unless the same bytes are there."""
     from .files import atomic_write
     from .render import template_dir
 
     target = Path(output_dir) / ASSETS
-    pairs = [(template_dir() / "fonts" / name, target / "fonts" / name) for name in FONTS]
-    pairs.append((template_dir() / "site" / "favicon.svg", target / "favicon.svg"))
+    pairs = [(template_dir() / "site" / "favicon.svg", target / "favicon.svg")]
+    pairs += [(template_dir() / "fonts" / name, target / "fonts" / name)
+              for name in FONTS if fonts]
     for source, dest in pairs:
         data = source.read_bytes()
         if not dest.is_file() or dest.read_bytes() != data:
@@ -50,7 +52,8 @@ def page_values(audience: str, fmt: str, document: Mapping[str, Any],
     """What a report page adds for the screen: relative asset URLs and its links."""
     rejected = {name: sum((q.get("rejected") or {}).values())
                 for name, q in (document.get("data_quality") or {}).items()}
-    return {"assets": f"{REPORT_TO_ROOT}/{ASSETS}",
+    values = {"assets": f"{REPORT_TO_ROOT}/{ASSETS}"} if fmt != "pdf" else {}
+    return {**values,
             "site": report_links(audience, fmt, {k: n for k, n in rejected.items() if n},
                                  siblings)}
 
@@ -128,7 +131,7 @@ def write_index(output_dir: Path, titles: Mapping[str, str] | None = None,
     output_dir = Path(output_dir)
     titles = dict(titles or {})
     sections = {k: tuple(v) for k, v in (sections or {}).items()}
-    ensure_assets(output_dir)
+    ensure_assets(output_dir, fonts=False)   # the fonts come with the first HTML build
     with Archive(output_dir) as store:
         rows = store.periods()
         history = store.export()
@@ -150,6 +153,7 @@ def write_index(output_dir: Path, titles: Mapping[str, str] | None = None,
         "incidents": _incidents(found, output_dir, titles, sections),
         "updated": _when(now or datetime.now().astimezone()),
         "assets": ASSETS,
+        "fonts": all((output_dir / ASSETS / "fonts" / name).is_file() for name in FONTS[:2]),
     }
     html = environment().get_template("site/index.html").render(**context)
     return atomic_write(output_dir / "index.html", html)

@@ -101,11 +101,18 @@ class Quality:
     rejected: dict[str, int] = field(default_factory=dict)
     message: str | None = None
     seconds: float = 0.0
+    origin: str | None = None           # a configured source: its path, pattern or database
+    unit: str = "file"                  # what it reads: files or queries
+    read: int = 0
+    skipped: int = 0                    # dated files outside the build's window
 
     def as_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "file": self.file, "sha256": self.sha256,
-                "rows": self.rows, "valid": self.valid, "rejected": dict(self.rejected),
-                "message": self.message}
+        d = {"status": self.status, "file": self.file, "sha256": self.sha256,
+             "rows": self.rows, "valid": self.valid, "rejected": dict(self.rejected),
+             "message": self.message}
+        if self.origin is not None:
+            d.update(origin=self.origin, unit=self.unit, read=self.read, skipped=self.skipped)
+        return d
 
 
 @dataclass
@@ -115,49 +122,140 @@ class Loaded:
     frames: dict[str, pd.DataFrame]
     rejected: dict[str, pd.DataFrame]
     quality: dict[str, Quality]
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def errors(self) -> list[str]:
         return [q.message for q in self.quality.values() if q.status == "error" and q.message]
 
+    @property
+    def messages(self) -> list[str]:
+        """What the user is told: the errors, then the warnings (near-miss file names)."""
+        return self.errors + self.warnings
+
+
+SUFFIXES = (".csv", ".parquet", ".csv.gz")
+
 
 def find_file(data_dir: Path, name: str) -> Path | None:
-    """The one file for a source: `<name>.csv` or `<name>.parquet`."""
-    found = [p for p in (data_dir / f"{name}.csv", data_dir / f"{name}.parquet") if p.is_file()]
+    """The one file for a source: `<name>.csv`, `.csv.gz` or `.parquet`, any letter case."""
+    wanted = {f"{name}{suffix}" for suffix in SUFFIXES}
+    found = sorted(p for p in data_dir.iterdir() if p.name.lower() in wanted and p.is_file())
     if len(found) > 1:
         raise SourceError(f"{data_dir} has both {found[0].name} and {found[1].name}; "
                           f"keep one file per source.")
     return found[0] if found else None
 
 
+def near_misses(data_dir: Path, skip: Any = ()) -> list[str]:
+    """Data files whose name is close to a source's but matches none ("did you mean");
+    sources in `skip` (configured elsewhere) are not suggested."""
+    import difflib
+
+    notes = []
+    for p in sorted(data_dir.iterdir()):
+        lower = p.name.lower()
+        stem = next((lower[:-len(x)] for x in SUFFIXES if lower.endswith(x)), None)
+        if stem is None or stem in SPECS or not p.is_file():
+            continue
+        close = difflib.get_close_matches(stem, [n for n in SPECS if n not in skip], n=1,
+                                          cutoff=0.75)
+        if close:
+            notes.append(f"{p.name} in {data_dir} matches no source; did you mean "
+                         f"{close[0]}? Rename it to {close[0]}{lower[len(stem):]} to use it.")
+    return notes
+
+
 def load_all(data_dir: Path, tz: ZoneInfo, mappings: dict[str, dict[str, str]] | None = None,
              *, keep_raw_rejected: bool = True,
-             time_range: tuple[pd.Timestamp, pd.Timestamp] | None = None) -> Loaded:
-    """Load every source in `data_dir`; a broken source is recorded, the others still load."""
+             time_range: tuple[pd.Timestamp, pd.Timestamp] | None = None,
+             sources: dict[str, Any] | None = None, period: str | None = None,
+             now: Any = None) -> Loaded:
+    """Load every source; a broken source is recorded, the others still load.
+
+    A source without a `[sources.NAME]` table is its one file in `data_dir`; configured
+    ones are read by `readers`, only for the window that `period` needs (all of it when
+    no period is given).
+    """
+    from . import readers
+
+    sources = sources or {}
     data_dir = Path(data_dir)
-    if not data_dir.is_dir():
+    if not data_dir.is_dir() and not sources:
         raise SourceError(f"Data folder {data_dir} does not exist or is not a folder.")
-    frames, rejected, quality = {}, {}, {}
+    loaded = Loaded({}, {}, {}, near_misses(data_dir, sources) if data_dir.is_dir() else [])
+    for message in loaded.warnings:
+        log.info("%s", message)      # the caller shows warnings
     for name, spec in SPECS.items():
-        q = Quality(name)
-        quality[name] = q
-        try:
-            path = find_file(data_dir, name)
-            if path is None:
-                q.message = f"no {name}.csv or {name}.parquet in {data_dir}"
-                continue
-            check_input(path, [data_dir])
-            frame, bad = load_source(path, spec, tz, (mappings or {}).get(name, {}), q,
-                                     keep_raw_rejected=keep_raw_rejected,
-                                     time_range=time_range)
-        except SourceError as exc:
-            q.status, q.message = "error", str(exc)
-            log.info("%s", exc)      # the caller shows it to the user, once
-            continue
-        frames[name] = frame
-        if len(bad):
-            rejected[name] = bad
-    return Loaded(frames, rejected, quality)
+        q = loaded.quality[name] = Quality(name)
+        if name not in sources:
+            _keep(loaded, name, lambda: _load_folder_file(
+                data_dir, spec, tz, (mappings or {}).get(name, {}), q,
+                keep_raw_rejected=keep_raw_rejected, time_range=time_range))
+    window = _window(sources, period, tz, now, loaded.frames, mappings or {}) if sources \
+        else readers.Window()
+    for name, src in sources.items():
+        _keep(loaded, name, lambda: readers.load(
+            src, SPECS[name], tz, (mappings or {}).get(name, {}), window,
+            loaded.quality[name], time_range))
+    return loaded
+
+
+def _keep(loaded: Loaded, name: str, load: Any) -> None:
+    """Run one source's load; a SourceError marks that source, the others go on."""
+    q = loaded.quality[name]
+    try:
+        result = load()
+    except SourceError as exc:
+        q.status, q.message = "error", str(exc)
+        log.info("%s", exc)      # the caller shows it to the user, once
+        return
+    if result is None:
+        return
+    frame, bad = result
+    if q.status == "loaded":
+        loaded.frames[name] = frame
+    if len(bad):
+        loaded.rejected[name] = bad
+
+
+def _load_folder_file(data_dir: Path, spec: Spec, tz: ZoneInfo, mapping: dict[str, str],
+                      q: Quality, **options: Any) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """A source's one file in the data folder (None when there is none)."""
+    from . import readers
+
+    name = spec.name
+    path = find_file(data_dir, name) if data_dir.is_dir() else None
+    if path is None:
+        q.message = f"no {name}.csv, {name}.csv.gz or {name}.parquet in {data_dir}"
+        return None
+    check_input(path, [data_dir])
+    if path.name.lower().endswith(".gz"):    # compressed: the configured-source reader
+        return readers.load(readers.SourceConfig(name, path=str(path)), spec, tz, mapping,
+                            readers.Window(), q, options["time_range"])
+    return load_source(path, spec, tz, mapping, q, **options)
+
+
+def _window(sources: dict[str, Any], period: str | None, tz: ZoneInfo, now: Any,
+            frames: dict[str, pd.DataFrame], mappings: dict[str, dict[str, str]]) -> Any:
+    """The rows a build of `period` needs; `latest` asks each source for its newest time."""
+    from . import periods, readers
+
+    spec = (period or "all").strip()
+    if spec == "all":
+        return readers.Window()
+    if spec != "latest":
+        return readers.window_for(periods.resolve(spec, tz, None, now))
+    newest = [f[SPECS[n].time].max() for n, f in frames.items() if len(f)]
+    for name, src in sources.items():
+        t = readers.latest(src, SPECS[name], mappings.get(name, {}), tz)
+        if t is None:      # a source that cannot tell cheaply: read all of it
+            return readers.Window()
+        newest.append(t)
+    newest = [t for t in newest if pd.notna(t)]
+    if not newest:
+        return readers.Window()
+    return readers.window_for(periods.resolve("latest", tz, (min(newest), max(newest))))
 
 
 def load_source(path: Path, spec: Spec, tz: ZoneInfo, mapping: dict[str, str] | None = None,

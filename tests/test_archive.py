@@ -50,7 +50,7 @@ def test_trend_chart_shows_both_weeks(two_weeks):
     assert "Headline KPIs over the last 2 periods (this one in orange)" in svg
     assert ">W44<" in svg and ">W45<" in svg and "Availability" in svg
     first = (two_weeks / "reports/2026-W44/html/it.html").read_text()
-    assert "Trends appear once earlier periods" in first
+    assert "History starts with this report: trends appear once earlier periods" in first
 
 
 def test_list_show_and_export(two_weeks, tmp_path):

@@ -22,7 +22,7 @@ def test_it_sees_its_headline_with_change_and_its_own_and_incident_insights():
     view = audience_view(DOC, DEFAULT_AUDIENCES["it"])
     assert view.headline == ({"key": "api.p95_ms", "label": "p95 latency", "value": 250.0,
                               "previous": 200.0, "unit": "ms", "status": "good",
-                              "change": 0.25},)
+                              "change": "+25.0 %", "arrow": "▲", "tone": None},)
     assert [i["text"] for i in view.insights] == ["outage", "errors"]
     assert view.insight_limit == 12
 

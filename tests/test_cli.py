@@ -74,6 +74,7 @@ def test_kpis_json_and_manifest(seed_build):
     doc = json.loads((folder / "kpis.json").read_text())
     assert doc["period"]["id"] == "all"
     assert doc["kpis"]["api.requests"] == {"value": 13, "previous": None, "unit": "count",
+                                           "better": None,
                                            "status": None}
     assert doc["kpis"]["api.server_errors"]["value"] == 2
     assert doc["kpis"]["clicks.top_element"]["value"] == "add_to_cart_button"

@@ -79,3 +79,12 @@ def test_the_readme_config_example_loads(tmp_path):
     assert c.timezone == "Europe/Warsaw" and c.lock_timeout_s == 600
     assert c.audiences["finance"].sections == ("overview", "insights", "cart", "data_quality")
     assert c.scheduler.misfire_grace_hours == 6 and c.smtp.retries == 3
+
+
+def test_funnel_steps_from_the_config_in_order():
+    from reporting.config import Config, ConfigError
+
+    c = Config.from_dict({"funnel": {"search": ["search*", "*/search*"], "buy": "checkout"}})
+    assert c.funnel == (("search", ("search*", "*/search*")), ("buy", ("checkout",)))
+    with pytest.raises(ConfigError, match="funnel.buy must be a list of page patterns"):
+        Config.from_dict({"funnel": {"buy": []}})

@@ -250,3 +250,16 @@ def test_mail_links_to_the_published_report_and_index(archive: Path, tmp_path: P
     plain = deliver(Config.from_dict({"audiences": audiences}), out, "2026-W45", ["executive"])
     body = email.message_from_bytes(plain.written[0].read_bytes(), policy=policy.default)
     assert "http" not in body.get_body(("plain",)).get_content()
+
+
+def test_a_pdf_only_folder_gets_no_fonts_until_a_page_needs_them(archive: Path,
+                                                                  tmp_path: Path) -> None:
+    out = tmp_path / "output"
+    build(Config(), period=WEEKS[0], fmt="pdf", audiences=["support"],
+          data_dir=archive.parent / "data", output_dir=out)
+    assert not (out / "assets" / "fonts").exists() and (out / "assets" / "favicon.svg").is_file()
+    assert "@font-face" not in (out / "index.html").read_text()     # the browser's sans-serif
+    build(Config(), period=WEEKS[0], fmt="html", audiences=["support"],
+          data_dir=archive.parent / "data", output_dir=out)
+    assert (out / "assets" / "fonts" / "DejaVuSans.ttf").is_file()
+    assert 'url("assets/fonts/DejaVuSans.ttf")' in (out / "index.html").read_text()

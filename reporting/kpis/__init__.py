@@ -4,6 +4,8 @@ and the kpis.json document. The sections themselves are registered in
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,6 +27,26 @@ def with_previous(sections: Mapping[str, Section], archived: Mapping[str, Any]
     return out
 
 
+def with_currency(sections: Mapping[str, Section], code: str) -> dict[str, Section]:
+    """Money KPIs and table columns carry the configured ISO currency code as their unit."""
+    if not code:
+        return dict(sections)
+
+    def unit(u: str) -> str:
+        return code if u == "money" else u
+
+    out = {}
+    for name, s in sections.items():
+        out[name] = dataclasses.replace(
+            s, kpis=tuple(dataclasses.replace(k, unit=unit(k.unit)) for k in s.kpis),
+            tables=tuple(dataclasses.replace(t, units={c: unit(u) for c, u in t.units.items()})
+                         for t in s.tables),
+            charts=tuple(dataclasses.replace(c, options={**c.options,
+                                                         "currency": code})
+                         for c in s.charts))
+    return out
+
+
 def headline_keys(sections: Mapping[str, Section], names: list[str] | tuple[str, ...]
                   ) -> list[str]:
     """The headline KPI keys of the named sections, in order (the overview tiles)."""
@@ -39,6 +61,12 @@ def ranked_insights(sections: Mapping[str, Section]) -> list[Insight]:
     """All insights, most severe first, then by impact; ties keep the sections' order."""
     found = [i for s in sections.values() for i in s.insights]
     return sorted(found, key=lambda i: (SEVERITY_ORDER.get(i.severity, 9), -i.impact))
+
+
+def digest(doc: Mapping[str, Any]) -> str:
+    """Names the KPI values of a kpis.json: files of builds with the same digest agree."""
+    text = json.dumps(doc.get("kpis", {}), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def document(sections: Mapping[str, Section], period: Period,

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from ..config import Thresholds
-from ..formatting import threshold_words
+from ..formatting import rounded, threshold_words
+from ..formatting import value as fmt_value
 from ..periods import Period
 
 Value = float | int | str | None
@@ -31,8 +32,9 @@ class KPI:
         return relative_change(self.value, self.previous)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"value": _plain(self.value), "previous": _plain(self.previous),
-                "unit": self.unit, "status": self.status}
+        return {"value": rounded(_plain(self.value), self.unit),
+                "previous": rounded(_plain(self.previous), self.unit), "unit": self.unit,
+                "status": self.status, "better": self.better}
 
 
 def relative_change(value: Any, previous: Any) -> float | None:
@@ -62,6 +64,73 @@ class Chart:
     title: str
     data: pd.DataFrame
     options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def alt(self) -> str:
+        """What the chart shows, in words from its data, for the PDF's figure /Alt."""
+        try:
+            said = _describe(self)
+        except (KeyError, ValueError, TypeError, IndexError):
+            said = ""
+        return f"{self.title}: {said}." if said else f"{self.title}."
+
+
+def _label(v: Any, dates: bool) -> str:
+    return f"{pd.Timestamp(v):%a %-d %b}" if dates else str(v)
+
+
+def _describe(c: Chart) -> str:
+    """The one or two facts a reader takes from the chart (highest, lowest, target)."""
+    d, o = c.data, c.options
+    if d is None or len(d) == 0:
+        return "no data"
+    unit = o.get("unit", "")
+    show = (lambda v: fmt_value(v, unit)) if unit else (lambda v: f"{v:,.0f}")
+    if c.kind in ("bar", "barh") and "value" in o:
+        rows = d.dropna(subset=[o["value"]]).sort_values(o["value"], ascending=False)
+        top, low = rows.iloc[0], rows.iloc[-1]
+        dates = bool(o.get("date_labels"))
+        text = f"{_label(top[o['label']], dates)} highest at {show(top[o['value']])}"
+        if "threshold" in o:
+            above = int((rows[o["value"]] > o["threshold"]).sum())
+            text += (f", {'above' if top[o['value']] > o['threshold'] else 'within'} the "
+                     f"{show(o['threshold'])} target ({above} of {len(rows)} above it)")
+        if len(rows) > 1:
+            text += f"; {_label(low[o['label']], dates)} lowest at {show(low[o['value']])}"
+        return text
+    if c.kind == "funnel":
+        return " → ".join(f"{r[o['label']]} {r[o['value']]:,.0f}" for _, r in d.iterrows())
+    if c.kind == "line_dual":
+        x = pd.to_datetime(d[o["x"]])
+        peak = d[o["y"]].idxmax()
+        return (f"{x.min():%-d %b} to {x.max():%-d %b}; {o.get('y_label', o['y'])} peaks at "
+                f"{d[o['y']].max():,.0f} ({x[peak]:%a %-d %b %H:%M}); {o.get('y2_label', '')} "
+                f"peaks at {d[o['y2']].max() * 100:,.2f} %")
+    if c.kind == "stacked":
+        totals = d.sum(axis=1)
+        dates = bool(o.get("date_labels"))
+        return (f"{len(d)} bars of {', '.join(map(str, d.columns))}; most at "
+                f"{_label(totals.idxmax(), dates)} ({totals.max():,.0f})")
+    if c.kind == "hist":
+        v = d[o["value"]].dropna()
+        text = f"{len(v):,} values, median {show(v.median())}"
+        if "threshold" in o:
+            text += f"; {int((v > o['threshold']).sum()):,} above {show(o['threshold'])}"
+        return text
+    if c.kind == "heatmap":
+        stacked = d.stack()
+        (row, col), top = stacked.idxmax(), stacked.max()
+        return f"busiest at {row} {col}:00 ({top:,.0f})"
+    if c.kind == "grouped_barh":
+        first = o["values"][0]
+        top = d.sort_values(first, ascending=False).iloc[0]
+        return f"highest {o['names'][0]}: {top[o['label']]} at {show(top[first])}"
+    if c.kind == "stacked_lines":
+        cols = [x for x in d.columns if x != o["x"]]
+        shade = o.get("shade") or []
+        return (f"{', '.join(cols)} over {len(d)} points; "
+                f"{len(shade)} incident window{'s' if len(shade) != 1 else ''} shaded")
+    return ""
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,8 @@ def peak_window(df: pd.DataFrame, hours_wide: int = 2) -> tuple[pd.Timestamp, fl
     return end - pd.Timedelta(hours=hours_wide - 1), float(rolled.max() / total)
 
 
-def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -> Section:
+def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
+            currency: str = "") -> Section:
     cur, prev = window(frames[SOURCE], "abandonment_time", period)
     values = measure(cur, t)
     prev_values = measure(prev, t) if prev is not None else None
@@ -73,7 +74,7 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -
     )
     insights = []
     value = values["abandoned_value"]
-    text = f"Abandoned carts were worth {formatting.money(value)} this period"
+    text = f"Abandoned carts were worth {formatting.money(value, currency)} this period"
     pv = prev_values["abandoned_value"] if prev_values else None
     if pv:
         change = (value - pv) / pv

@@ -137,9 +137,9 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -
     csat = values.get("csat")
     if isinstance(csat, float) and csat < t.csat:
         worst = theme_table.sort_values("avg_rating").iloc[0] if len(theme_table) else None
-        tail = (f"; comments about {worst['theme']} rate lowest "
-                f"({formatting.value(worst['avg_rating'], 'rating')})" if worst is not None
-                else "")
+        tail = (f"; comments that mention {worst['theme']} give the fewest stars "
+                f"({formatting.number(worst['avg_rating'], 2)} of 5 on average)"
+                if worst is not None else "")
         insights.append(Insight(
             CSAT.severity(csat, t), NAME,
             f"CSAT was {formatting.pct(csat)} ({formatting.count(values['responses'])} "

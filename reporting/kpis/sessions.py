@@ -1,6 +1,7 @@
-"""Sessions: duration, bounce, completion, drop-off pages and the funnel of the common path."""
+"""Sessions: duration, bounce, completion, drop-off pages and the configured funnel."""
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Mapping
 
 import numpy as np
@@ -9,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import formatting
-from ..config import Thresholds
+from ..config import DEFAULT_FUNNEL, Thresholds
 from ..periods import Period
 from .base import Chart, Insight, Metric, Section, Table, Value, build_kpis, mode, ratio, window
 
@@ -79,37 +80,48 @@ def _finished(df: pd.DataFrame) -> np.ndarray:
     return (drop.astype("str").str.lower() == FINISHED).to_numpy()
 
 
-def funnel(df: pd.DataFrame) -> pd.DataFrame:
-    """Steps of the most common full path; sessions reaching each step in order, then finishing.
+def funnel(df: pd.DataFrame, steps: tuple[tuple[str, tuple[str, ...]], ...] = DEFAULT_FUNNEL
+           ) -> pd.DataFrame:
+    """Sessions reaching each configured step, and of those that finished after the last.
 
-    A session reaches step k when its path starts with the first k steps of that path.
+    A session reaches step k when its path shows a page of each step 1..k in that order
+    (other pages may come between); the work runs once per distinct path.
     """
     seq = paths(df)
-    top = mode(seq)
-    cats = pd.Series(seq.cat.categories.astype("str"))
-    if top is None:
-        return pd.DataFrame(columns=["step", "sessions", "step_conversion"])
-    parts = top.split(SEP)
-    rows = []
-    for k in range(1, len(parts) + 1):
-        prefix = SEP.join(parts[:k])
-        reached = np.asarray((cats == prefix) | cats.str.startswith(prefix + SEP))[
-            seq.cat.codes.to_numpy()]
-        rows.append((parts[k - 1], int(reached.sum())))
-    rows.append(("finished", int((reached & _finished(df)).sum())))
+    cats = [str(c).split(SEP) for c in seq.cat.categories]
+    depth = np.array([_depth(pages, steps) for pages in cats], dtype=int)
+    reached_depth = depth[seq.cat.codes.to_numpy()] if len(cats) else np.zeros(0, dtype=int)
+    rows = [(name, int((reached_depth > k).sum())) for k, (name, _) in enumerate(steps)]
+    rows.append(("finished", int(((reached_depth == len(steps)) & _finished(df)).sum())))
     out = pd.DataFrame(rows, columns=["step", "sessions"])
-    out["step_conversion"] = out["sessions"] / out["sessions"].shift(1)
+    with np.errstate(all="ignore"):
+        out["step_conversion"] = out["sessions"] / out["sessions"].shift(1).where(
+            out["sessions"].shift(1) > 0)
     out.loc[0, "step_conversion"] = np.nan
     return out
 
 
-def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -> Section:
+def _depth(pages: list[str], steps: tuple[tuple[str, tuple[str, ...]], ...]) -> int:
+    """How many steps, in order, a path's pages reach."""
+    k = 0
+    for page in pages:
+        if k == len(steps):
+            break
+        name = page.strip().lower()
+        if any(fnmatch.fnmatchcase(name, p.lower()) for p in steps[k][1]):
+            k += 1
+    return k
+
+
+def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
+            steps: tuple[tuple[str, tuple[str, ...]], ...] = DEFAULT_FUNNEL) -> Section:
     cur, prev = window(frames[SOURCE], "start_time", period)
     values = measure(cur, t)
     kpis = build_kpis(NAME, CATALOGUE, values, measure(prev, t) if prev is not None else None, t)
     if cur.empty:
         return Section(NAME, TITLE, "no data", "No sessions in this period.", kpis=kpis)
-    steps = funnel(cur)
+    funnel_steps = " → ".join([name for name, _ in steps] + ["finished"])
+    steps = funnel(cur, steps)
     finished = _finished(cur)
     drops = (cur.loc[~finished, "drop_off_page"].value_counts()
              .rename_axis("page").rename("sessions").reset_index())
@@ -117,14 +129,16 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -
     drops["page"] = drops["page"].astype("str")
     drops["share"] = drops["sessions"] / len(cur)
     tables = (
-        Table("funnel", "Funnel of the most common path",
+        Table("funnel", f"Funnel: {funnel_steps}",
               steps, {"sessions": "count", "step_conversion": "ratio"},
-              "Step conversion: sessions at this step / sessions at the step before."),
+              "A session reaches a step when its pages show every step so far, in order "
+              "(the page patterns are in the config's [funnel]). Step conversion: sessions "
+              "at this step / sessions at the step before."),
         Table("drop_off", "Top drop-off pages", drops.head(10),
               {"sessions": "count", "share": "ratio"}),
     )
     charts = (
-        Chart("sessions_funnel", "funnel", "Funnel of the most common path (sessions)",
+        Chart("sessions_funnel", "funnel", "Funnel (sessions)",
               steps, {"label": "step", "value": "sessions"}),
         Chart("sessions_drop_off", "barh", "Top drop-off pages (sessions)",
               drops.head(10)[["page", "sessions"]],

@@ -39,7 +39,7 @@ def test_document_holds_kpis_insights_breakdowns_and_what_sections_add():
     doc = document(_sections(), P, {}, {"it": headline_keys(_sections(), ["api", "cart"])})
     assert doc["period"]["id"] == "2026-W46" and doc["period"]["previous_id"] == "2026-W45"
     assert doc["kpis"]["api.p95_ms"] == {"value": 250.0, "previous": 200.0, "unit": "ms",
-                                         "status": "good"}
+                                         "status": "good", "better": None}
     assert doc["labels"]["api.requests"] == "Requests"
     assert [i["text"] for i in doc["insights"]] == ["errors", "big", "slow", "tiny"]
     assert doc["incidents"] == [{"text": "outage"}]

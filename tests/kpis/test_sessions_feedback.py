@@ -27,9 +27,25 @@ def test_session_kpis_by_hand(frame, thresholds):
     assert v["pages_per_session"] == 3
     assert v["checkout_conversion"] == pytest.approx(1 / 3)   # 3 reached the cart, 1 finished
     f = s.table("funnel").frame
-    assert f["step"].tolist() == ["home", "product", "cart", "checkout", "finished"]
+    assert f["step"].tolist() == ["landing", "product", "cart", "checkout", "finished"]
     assert f["sessions"].tolist() == [4, 3, 3, 2, 1]
     assert f["step_conversion"].tolist()[1:] == pytest.approx([0.75, 1.0, 2 / 3, 0.5])
+
+
+def test_funnel_from_page_patterns_in_order():
+    df = pd.DataFrame({"page_sequence": pd.Categorical([
+        "home",                                   # landing only
+        "home > cart > product > checkout",       # cart before product: landing, product
+        "/ > /product/sneaker-x > /cart",         # URL pages: landing, product, cart
+        "search > product > cart > checkout",     # all four steps
+        "home > product > checkout"]),             # skips the cart: landing, product
+        "drop_off_page": ["home", "checkout", "/cart", "none", "none"]})
+    f = sessions.funnel(df)
+    assert f["sessions"].tolist() == [5, 4, 2, 1, 1]      # finished: only the full path
+    assert f["step_conversion"].tolist()[1:] == pytest.approx([0.8, 0.5, 0.5, 1.0])
+    mine = sessions.funnel(df, (("search", ("search",)), ("buy", ("checkout",))))
+    assert mine["step"].tolist() == ["search", "buy", "finished"]
+    assert mine["sessions"].tolist() == [1, 1, 1]
 
 
 def test_seed_sessions(seed_dir, thresholds):
