@@ -987,7 +987,7 @@ def _reading_text(r: Reading) -> str:
             f"(usually {fmt.value(r.baseline, r.unit)})")
 
 
-def _sentence(inc: Incident) -> str:
+def _sentence(inc: Incident, currency: str = "") -> str:
     """'Wed 4 Nov 10:00-12:00: payment-api 5xx at 38.0 % (baseline 0.40 %), p95 ...'"""
     parts = []
     by = {(r.name, r.entity): r for r in inc.signals}
@@ -1011,7 +1011,7 @@ def _sentence(inc: Incident) -> str:
     impact = inc.impact
     if impact.abandoned_value > 0:
         parts.append(f"{fmt.count(impact.abandoned_carts)} more carts than usual abandoned, "
-                     f"worth {fmt.money(impact.abandoned_value)}")
+                     f"worth {fmt.money(impact.abandoned_value, currency)}")
     if impact.tickets > 0:
         kinds = [r.entity for r in inc.signals if r.name == "support.new_tickets"]
         parts.append(f"{fmt.count(impact.tickets)} extra tickets"
@@ -1052,10 +1052,10 @@ def label(row: Mapping[str, Any]) -> str:
 
 def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
             history: pd.DataFrame | None = None,
-            links: Mapping[str, ServiceLinks] | None = None, top_n: int | None = None
-            ) -> tuple[Section, list[Incident], pd.DataFrame]:
+            links: Mapping[str, ServiceLinks] | None = None, top_n: int | None = None,
+            currency: str = "") -> tuple[Section, list[Incident], pd.DataFrame]:
     """The incidents section, the incidents for kpis.json, and the period's hourly
-    signal values for the archive."""
+    signal values for the archive; money in their sentences carries `currency`."""
     if not frames:
         return (Section(NAME, TITLE, "no data", "No data to look for incidents in."), [],
                 archive_rows([], pd.DatetimeIndex([], tz="UTC"), period))
@@ -1063,7 +1063,8 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
     hours, sigs = found.hours, list(found.signals)
     tz = period.start.tz
     in_period = np.asarray((hours >= period.start) & (hours < period.end))
-    incidents = list(found.incidents)
+    incidents = [dataclasses.replace(i, text=_sentence(i, currency)) if currency else i
+                 for i in found.incidents]
     timeline = _timeline(hours[in_period], sigs, in_period, incidents, tz)
     insights = tuple(Insight("high", NAME, i.text, impact=1e12 + i.impact.abandoned_value)
                      for i in incidents)

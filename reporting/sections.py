@@ -60,7 +60,7 @@ def _incidents(frames: Mapping[str, pd.DataFrame], ctx: BuildContext,
                earlier: Mapping[str, Section]) -> Section:
     section, found, signal_rows = incidents.compute(
         frames, ctx.period, ctx.thresholds, ctx.signal_history, ctx.config.service_map,
-        top_n=ctx.config.top_n)
+        top_n=ctx.config.top_n, currency=ctx.config.currency)
     return dataclasses.replace(section, document={"incidents": [i.as_dict() for i in found]},
                                signals=signal_rows)
 

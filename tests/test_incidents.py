@@ -173,6 +173,12 @@ def test_section_and_kpis_json(tmp_path):
     assert set(as_json["signals"][0]) == {"name", "entity", "peak", "baseline", "p", "unit"}
     quiet, none, _ = incidents.compute(frames, resolve("2026-W44", UTC, None), Thresholds())
     assert none == [] and "No incident" in quiet.message
+    # a configured currency reaches the money in the sentence (and nothing else changes)
+    _, eur, _ = incidents.compute(frames, resolve("2026-W45", UTC, None), Thresholds(),
+                                  currency="EUR")
+    value = f"{found[0].impact.abandoned_value:,.2f}"
+    assert f"worth {value}" in found[0].text and f"worth {value} EUR" not in found[0].text
+    assert eur[0].text == found[0].text.replace(f"worth {value}", f"worth {value} EUR")
 
 
 def test_traffic_is_judged_by_its_falls_in_busy_hours():
