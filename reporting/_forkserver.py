@@ -1,12 +1,20 @@
 """Imported first by the PDF workers' fork server: the server dies with the build that
-started it (PR_SET_PDEATHSIG, Linux; elsewhere nothing), so a build killed with -9 leaves
-no fork server behind, and its workers, which die with the server, go with it."""
+started it, so a build killed with -9 leaves no fork server behind, and its workers, which
+die with the server (`die_with_parent` in their initializer), go with it."""
 from __future__ import annotations
 
 import ctypes
 import signal
 
-try:
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # 1 = PR_SET_PDEATHSIG
-except (OSError, AttributeError):
-    pass
+
+def die_with_parent() -> bool:
+    """SIGKILL this process when its parent dies (PR_SET_PDEATHSIG, Linux); False where the
+    platform has no such call."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return False
+    return True
+
+
+die_with_parent()

@@ -409,14 +409,10 @@ def _main_thread() -> bool:
 def _die_with_parent(build_pid: int) -> None:
     """Worker initializer: SIGKILL when the fork server (the worker's parent) dies, and the
     fork server dies with the build (PR_SET_PDEATHSIG, Linux; elsewhere a no-op)."""
-    try:
-        import ctypes
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)          # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    if not os.path.exists(f"/proc/{build_pid}"):   # the build died before prctl ran
-        os._exit(1)
+    from ._forkserver import die_with_parent
+
+    if die_with_parent() and not os.path.exists(f"/proc/{build_pid}"):
+        os._exit(1)                              # the build died before prctl ran
 
 
 def _write_side_files(folder: Path, loaded: Loaded, document: dict[str, Any],
