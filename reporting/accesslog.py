@@ -161,8 +161,9 @@ def read_logs(src: SourceConfig, spec: Spec, window: Window, tz: ZoneInfo) -> Re
     from .sources import check_input
 
     files = discover(src.path, any_suffix=True)
+    roots = [source_root(src.path)]
     for f in files:
-        check_input(f, [source_root(src.path)])
+        check_input(f, roots)
     if window.start is not None:
         kept = [f for f in files if pd.Timestamp(f.stat().st_mtime, unit="s", tz="UTC")
                 >= window.start]

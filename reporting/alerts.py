@@ -11,9 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid, parseaddr
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +98,7 @@ def message(incident: dict[str, Any], link: str) -> tuple[str, str]:
 def _send(store: Archive, config: Config, output_dir: Path, alert_id: str,
           incident: dict[str, Any], link: str, sleep: Callable[[float], None],
           outcome: AlertOutcome) -> None:
-    from .delivery import OUTBOX, one_line, send
+    from .delivery import OUTBOX, new_message, send
 
     title, body = message(incident, link)
     for url in config.alerts.notify:
@@ -120,13 +118,7 @@ def _send(store: Archive, config: Config, output_dir: Path, alert_id: str,
     claimed, _ = store.claim(alert_id, AUDIENCE, recipients)
     if not claimed:
         return
-    msg = EmailMessage()
-    msg["Subject"] = one_line(title)
-    msg["From"] = one_line(smtp.sender)
-    msg["To"] = ", ".join(config.alerts.recipients)
-    msg["Date"] = format_datetime(datetime.now(timezone.utc))
-    msg["Message-ID"] = make_msgid(domain=parseaddr(smtp.sender)[1].rpartition("@")[2]
-                                   or "localhost")
+    msg = new_message(smtp, title, config.alerts.recipients)
     msg.set_content(body + "\n")
     if smtp.host:
         results = send(smtp, msg, list(claimed), sleep=sleep)

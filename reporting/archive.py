@@ -344,24 +344,6 @@ class Archive:
                        " message_id = ?, updated_at = ? WHERE id = ?",
                        (status, attempts, error, message_id, now_iso(), row_id))
 
-    def record_delivery(self, period_id: str, audience: str, recipient: str,
-                        message_id: str | None, status: str, attempts: int,
-                        error: str | None) -> None:
-        """One attempt's row, added to the history."""
-        with self.transaction() as db:
-            db.execute(
-                "INSERT INTO deliveries (period_id, audience, recipient, message_id, status,"
-                " attempts, last_error, updated_at, pid) VALUES (?,?,?,?,?,?,?,?,?)",
-                (period_id, audience, recipient, message_id, status, attempts, error,
-                 now_iso(), os.getpid()))
-
-    def delivered(self, period_id: str, audience: str) -> set[str]:
-        """Recipients that already have this period's message for this audience."""
-        rows = self.db.execute("SELECT recipient FROM deliveries WHERE period_id = ? AND"
-                               " audience = ? AND status IN ('delivered', 'written')",
-                               (period_id, audience))
-        return {r[0] for r in rows}
-
     def deliveries(self, period_id: str | None = None) -> list[dict[str, Any]]:
         """Every attempt, oldest first."""
         sql = "SELECT * FROM deliveries" + (" WHERE period_id = ?" if period_id else "")

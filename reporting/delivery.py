@@ -77,20 +77,27 @@ def one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+def new_message(smtp: SmtpConfig, subject: str, recipients: Iterable[str]) -> EmailMessage:
+    """A message with its headers (Subject, From, To, Date, Message-ID), each one line so
+    no title or address can add a header."""
+    msg = EmailMessage()
+    msg["Subject"] = one_line(subject)
+    msg["From"] = one_line(smtp.sender)
+    to = [one_line(r) for r in recipients if r]
+    msg["To"] = ", ".join(to) if to else "undisclosed-recipients:;"
+    msg["Date"] = format_datetime(datetime.now(timezone.utc))
+    msg["Message-ID"] = make_msgid(domain=parseaddr(smtp.sender)[1].rpartition("@")[2]
+                                   or "localhost")
+    return msg
+
+
 def compose(*, audience: Audience, period_id: str, period_label: str,
             document: Mapping[str, Any], pdf: Path, recipients: Iterable[str],
             smtp: SmtpConfig, archive_path: str, public_url: str = ""
             ) -> tuple[EmailMessage, str | None]:
     """The message for one audience; returns it and a warning when the PDF was too big.
     With `public_url`, it links to the published HTML report and the archive index."""
-    msg = EmailMessage()
-    msg["Subject"] = one_line(f"{audience.title}, {period_id}")
-    msg["From"] = one_line(smtp.sender)
-    to = [one_line(r) for r in recipients if r]
-    msg["To"] = ", ".join(to) if to else "undisclosed-recipients:;"
-    domain = parseaddr(smtp.sender)[1].rpartition("@")[2] or "localhost"
-    msg["Message-ID"] = make_msgid(domain=domain)
-    msg["Date"] = format_datetime(datetime.now(timezone.utc))
+    msg = new_message(smtp, f"{audience.title}, {period_id}", recipients)
     kpis = _headline(document, audience)
     insights = list(audience_view(document, audience).insights[:5])
     size = pdf.stat().st_size
@@ -406,7 +413,7 @@ def _finish(store: Archive, claimed: Mapping[str, Any], results: Mapping[str, tu
 def report_link(config: Config, period_id: str, pdf: Path) -> str:
     """Where people open the PDF: under `public_url` when the output folder is published,
     else its path in the archive."""
-    public = getattr(config, "public_url", "") or ""
+    public = config.public_url
     if public:
         return f"{public.rstrip('/')}/reports/{period_id}/{pdf.name}"
     return str(pdf.resolve())

@@ -408,17 +408,10 @@ def _notify_failure(config: Config, output_dir: Path, audience: str, error: str)
     to = config.scheduler.notify_on_failure
     if not to:
         return
-    from email.message import EmailMessage
-    from email.utils import format_datetime
-
-    from .delivery import one_line, send
+    from .delivery import new_message, send
     from .files import atomic_write
 
-    msg = EmailMessage()
-    msg["Subject"] = one_line(f"Scheduled {audience} report failed")
-    msg["From"] = one_line(config.smtp.sender)
-    msg["To"] = one_line(to)
-    msg["Date"] = format_datetime(datetime.now(timezone.utc))
+    msg = new_message(config.smtp, f"Scheduled {audience} report failed", [to])
     msg.set_content(f"The scheduled {audience} report failed at {now_iso()}:\n\n{error}\n")
     try:
         if config.smtp.host:

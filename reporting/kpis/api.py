@@ -190,8 +190,6 @@ def _insights(v: dict[str, Value], pv: dict[str, Value] | None, services: pd.Dat
     # only the services over the target (not a loop over 100,000 fine ones)
     for name, row in services[~(services["p95_ms"] <= t.api_p95_ms)].iterrows():
         p95 = row["p95_ms"]
-        if p95 <= t.api_p95_ms:
-            continue
         before = prev_services["p95_ms"].get(name) if prev_services is not None else None
         trend = (f"rose from {formatting.ms(before)} to {formatting.ms(p95)} "
                  f"({formatting.change((p95 - before) / before)})" if before and before < p95

@@ -95,13 +95,13 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -
                      "threshold2": t.page_poor_ms,
                      "threshold2_label": f"poor > {t.page_poor_ms:,.0f} ms"}),)
     return Section(NAME, TITLE, kpis=kpis, tables=tuple(tables), charts=charts,
-                   insights=_insights(pages, t), headline=HEADLINE, breakdowns=breakdowns,
+                   insights=_insights(pages, t, words), headline=HEADLINE, breakdowns=breakdowns,
                    message=note)
 
 
-def _insights(pages: pd.DataFrame, t: Thresholds) -> tuple[Insight, ...]:
+def _insights(pages: pd.DataFrame, t: Thresholds, words: dict[str, str]
+              ) -> tuple[Insight, ...]:
     """The slowest pages outside the good band; severity as the p75 KPI is judged."""
-    words = formatting.threshold_words(t)
     out = []
     for page, row in pages[pages["p75_ms"] > t.page_p75_ms].head(5).iterrows():
         severity = P75.severity(row["p75_ms"], t)
