@@ -447,11 +447,15 @@ class _Reasons:
         self.labels: list[str] = []
 
     def reject(self, mask: Any, reason: str) -> None:
-        mask = np.asarray(mask, dtype=bool)
-        if mask.any():
-            if reason not in self.labels:
-                self.labels.append(reason)
-            self.codes[mask & (self.codes == 0)] = self.labels.index(reason) + 1
+        _reject(self.codes, self.labels, np.asarray(mask, dtype=bool), reason)
+
+
+def _reject(codes: np.ndarray, labels: list[str], mask: np.ndarray, reason: str) -> None:
+    """Give `reason` to the rows of `mask` that no earlier rule rejected."""
+    if mask.any():
+        if reason not in labels:
+            labels.append(reason)
+        codes[mask & (codes == 0)] = labels.index(reason) + 1
 
 
 def _validate(raw: pd.DataFrame, spec: Spec, tz: ZoneInfo
@@ -743,10 +747,7 @@ def flag_replaced(raw: pd.DataFrame, codes: np.ndarray, labels: list[str]) -> No
         elif pd.api.types.is_string_dtype(s) or s.dtype == object:
             hit |= s.astype("str").str.contains("\ufffd", regex=False).to_numpy(
                 dtype=bool, na_value=False)
-    if hit.any():
-        if REASON_REPLACED not in labels:
-            labels.append(REASON_REPLACED)
-        codes[hit & (codes == 0)] = labels.index(REASON_REPLACED) + 1
+    _reject(codes, labels, hit, REASON_REPLACED)
 
 
 def malformed_lines(source: Path | IO[bytes], texts: list[str],
@@ -825,8 +826,4 @@ def reject_out_of_range(frame: pd.DataFrame, spec: Spec, codes: np.ndarray,
         t = frame[col]
         for mask, text in (((t < lo), f"{col} before {lo:%Y-%m-%d}"),
                            ((t > hi), f"{col} in the future")):
-            mask = mask.to_numpy(dtype=bool, na_value=False) & (codes == 0)
-            if mask.any():
-                if text not in labels:
-                    labels.append(text)
-                codes[mask] = labels.index(text) + 1
+            _reject(codes, labels, mask.to_numpy(dtype=bool, na_value=False), text)
