@@ -120,6 +120,47 @@ def test_ratios_are_judged_with_their_event_count_not_a_minimum():
     assert p[-2] > incidents.SUGGESTIVE and p[-1] < 1e-4
 
 
+def test_an_earlier_incident_in_the_baseline_is_left_out():
+    # Tickets of the same hour in three earlier weeks: 0, 0, 0 and 3 (the last outage);
+    # the prior (same hour of day) is 0.03 an hour. Left out of the others, the 3 is
+    # judged against 0 tickets in 3 hours plus the prior worth 4 hours: negative binomial
+    # r = 0.12, p = 7/8, P(X >= 3) = 1 - P0 - P1 - P2 with P0 = 0.875^0.12,
+    # P1 = 0.12 x 0.125 P0, P2 = P1 x 1.12 / 2 x 0.125: about 1e-4, below SCREEN.
+    p0 = 0.875 ** 0.12
+    p1 = 0.12 * 0.125 * p0
+    p2 = p1 * 1.12 / 2 * 0.125
+    assert 1 - p0 - p1 - p2 == pytest.approx(1.0e-4, rel=0.05)
+    stack = np.array([[0.0, 1.0], [0.0, 0.0], [0.0, 0.0], [3.0, 1.0]])
+    kept = incidents._ordinary(stack, np.array([0.03, 0.03]))
+    assert kept[:, 0].tolist() == [True, True, True, False]
+    # one ticket in two of the weeks: P(X >= 1) = 1 - 0.875^1.12 = 0.139, ordinary
+    assert kept[:, 1].all()
+    # 5xx: 4 of 14 requests failing against 0 of 26 in the other weeks is an outage
+    errors, events = np.array([[0.0], [0.0], [0.0], [4.0]]), np.array([[8.0], [10], [8], [14]])
+    assert incidents._ordinary(errors, np.array([0.001]), events)[:, 0].tolist() == [
+        True, True, True, False]
+    # NaN cells (hours before the data) are never ordinary; 2 known others are needed
+    assert incidents._ordinary(np.array([[np.nan], [0.0], [9.0]]))[:, 0].tolist() == [
+        False, True, True]
+
+
+def test_an_outage_is_found_when_the_previous_one_is_in_its_baseline(tmp_path):
+    # Seven tiny weeks from 1 Jun: the default payment outage on Wed 17 Jun and Wed 15 Jul,
+    # the first in the baseline weeks of the second. Its 3 payment tickets (and 12
+    # carts) raised the second's expected tickets from 0.01 to 0.44 an hour, so its own
+    # 3 + 3 tickets and 10 carts were no longer unusual: before the earlier outage was
+    # left out of the baseline, only a back-end anomaly was reported.
+    simulate(tmp_path, weeks=7, scale="tiny", seed=2, fmt="parquet",
+             start=pd.Timestamp("2026-06-01").date())
+    frames = load_all(tmp_path, UTC).frames
+    found = incidents.detect(frames, resolve("2026-W29", UTC, None), Thresholds())
+    [inc] = found.incidents
+    assert inc.start == pd.Timestamp("2026-07-15 10:00", tz="UTC")
+    assert inc.end == pd.Timestamp("2026-07-15 12:00", tz="UTC")
+    assert inc.services[0] == "payment-api" and inc.impact.tickets == 6
+    assert found.back_end == ()
+
+
 def test_windows_merge_consecutive_hours():
     flagged = np.array([0, 1, 1, 0, 0, 1, 0, 1, 1, 1], dtype=bool)
     assert windows(flagged) == [(1, 3), (5, 6), (7, 10)]
