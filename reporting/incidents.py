@@ -129,9 +129,15 @@ class Reading:
 
 @dataclass(frozen=True)
 class Impact:
+    """What exceeded the expected level in the window, each with its standard error (the
+    noise of the window's ordinary traffic and of the expected level itself)."""
+
     abandoned_value: float = 0.0
     abandoned_carts: int = 0
     tickets: int = 0
+    abandoned_value_se: float = 0.0
+    abandoned_carts_se: float = 0.0
+    tickets_se: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -934,10 +940,11 @@ def _incidents(p: np.ndarray, usual: np.ndarray, sigs: Sequence[Signal],
         owners = set(services)
         carts = [i for i, g in enumerate(sigs) if g.name.startswith("cart.")
                  and owners & set(g.services)]
-        impact = Impact(
-            abandoned_value=round(_extra(sigs, usual, carts, "cart.abandoned_value", a, b), 2),
-            abandoned_carts=round(_extra(sigs, usual, carts, "cart.abandoned_carts", a, b)),
-            tickets=round(_extra(sigs, usual, rows, "support.new_tickets", a, b)))
+        value, value_se = _extra(sigs, usual, carts, "cart.abandoned_value", a, b)
+        carts_n, carts_se = _extra(sigs, usual, carts, "cart.abandoned_carts", a, b)
+        tickets, tickets_se = _extra(sigs, usual, rows, "support.new_tickets", a, b)
+        impact = Impact(round(value, 2), round(carts_n), round(tickets), round(value_se, 2),
+                        round(carts_se, 1), round(tickets_se, 1))
         inc = Incident(hours[a].tz_convert(tz), hours[b - 1].tz_convert(tz) + HOUR, services,
                        tuple(r.entity for r in readings if r.name.startswith("pages.")),
                        readings, impact)
@@ -1003,14 +1010,40 @@ def _readings(p: np.ndarray, usual: np.ndarray, sigs: Sequence[Signal], rows: li
 
 
 def _extra(sigs: Sequence[Signal], usual: np.ndarray, rows: Sequence[int], name: str,
-           a: int, b: int) -> float:
-    """What exceeded the usual level in the window, over the chosen signals of a name."""
-    total = 0.0
+           a: int, b: int) -> tuple[float, float]:
+    """What exceeded the expected level in the window over the chosen signals of a name
+    (each signal's sum of value - expected, at least 0: clipping each hour instead would
+    add the ordinary hours' upward noise), and its standard error."""
+    total, variance = 0.0, 0.0
     for i in rows:
-        if sigs[i].name == name:
-            gap = sigs[i].values[a:b].astype(float) - np.nan_to_num(usual[i, a:b])
-            total += float(np.nansum(np.clip(gap, 0, None)))
-    return total
+        sig = sigs[i]
+        if sig.name != name:
+            continue
+        x, mu = sig.values[a:b].astype(float), usual[i, a:b]
+        ok = ~np.isnan(x) & ~np.isnan(mu)
+        total += max(float(np.sum(x[ok] - mu[ok])), 0.0)
+        variance += float(np.sum(_variance(sig, mu, a, b)[ok]))
+    return total, float(np.sqrt(variance))
+
+
+def _variance(sig: Signal, mu: np.ndarray, a: int, b: int) -> np.ndarray:
+    """Per hour of the window [a, b): the variance of a count or money total's excess over
+    its expected level `mu`: the ordinary traffic's own (Poisson; for money, compound
+    Poisson: carts x the mean squared cart value, learnt from the hours outside the
+    window), plus that of `mu`, a mean of the known baseline hours (and for counts the
+    prior worth PRIOR_HOURS)."""
+    [rows] = history(sig.values.astype(float), np.arange(a, b))
+    seen = np.sum(~np.isnan(rows), axis=0)
+    if sig.kind == "count":
+        return mu * (1 + 1 / (seen + PRIOR_HOURS))
+    values, carts = sig.values.astype(float), sig.events.astype(float)
+    out = np.ones(len(values), bool)
+    out[a:b] = False
+    out &= ~np.isnan(values) & (carts > 0)
+    per_cart = values[out].sum() / max(carts[out].sum(), 1)
+    spread = np.sum((values[out] - per_cart * carts[out]) ** 2) / max(carts[out].sum(), 1)
+    square = per_cart ** 2 + spread             # the mean squared value of a cart
+    return mu / max(per_cart, 1e-9) * square * (1 + 1 / np.maximum(seen, 1))
 
 
 def _anomaly(side_: str, entity: str, readings: tuple[Reading, ...], a: int, b: int,
@@ -1070,10 +1103,13 @@ def _sentence(inc: Incident, currency: str = "") -> str:
     impact = inc.impact
     if impact.abandoned_value > 0:
         parts.append(f"{fmt.count(impact.abandoned_carts)} more carts than usual abandoned, "
-                     f"worth {fmt.money(impact.abandoned_value, currency)}")
+                     f"worth {fmt.money(impact.abandoned_value, currency)}"
+                     + _give_or_take(impact.abandoned_value, impact.abandoned_value_se,
+                                     lambda v: fmt.money(v, currency)))
     if impact.tickets > 0:
         kinds = [r.entity for r in inc.signals if r.name == "support.new_tickets"]
         parts.append(f"{fmt.count(impact.tickets)} extra tickets"
+                     + _give_or_take(impact.tickets, impact.tickets_se, fmt.count)
                      + (f" ({', '.join(kinds[:2])})" if kinds else ""))
     for r in inc.signals:
         if r.name.startswith("feedback."):
@@ -1084,6 +1120,12 @@ def _sentence(inc: Incident, currency: str = "") -> str:
         felt = [r for r in inc.signals if not r.name.startswith(BACK_END)]
         parts += [_reading_text(r) for r in felt[:1] if not r.name.startswith("feedback.")]
     return f"{_window_text(inc.start, inc.end)}: " + "; ".join(parts) + "."
+
+
+def _give_or_take(value: float, se: float, show: Callable[[float], str]) -> str:
+    """' (± 640)': two standard errors, where they are more than a fifth of the value (a
+    few carts at night: the window's ordinary traffic weighs as much as the incident)."""
+    return f" (± {show(2 * se)})" if 2 * se > 0.2 * value else ""
 
 
 LABELS = {

@@ -161,6 +161,45 @@ def test_an_outage_is_found_when_the_previous_one_is_in_its_baseline(tmp_path):
     assert found.back_end == ()
 
 
+def test_impact_is_the_excess_over_expected_with_its_standard_error():
+    n, a = 5 * 168, 4 * 168 + 10          # a two-hour window in the fifth week
+    tickets = np.zeros(n)
+    tickets[a:a + 2] = [0, 5]
+    usual = np.zeros((2, n))
+    usual[0, a:a + 2] = [2, 1]
+    # the window's sum: 0 - 2 + 5 - 1 = 2 (clipping each hour would say 0 + 4);
+    # variance: Poisson 2 + 1, the expected level a mean of 4 weekly hours and a prior
+    # worth 4: (2 + 1) (1 + 1/8) = 3.375
+    carts = np.tile([1.0, 1.0], n // 2)
+    value = np.tile([50.0, 150.0], n // 2)   # a cart is worth 100 on average, sd 50
+    value[a:a + 2], carts[a:a + 2] = [900, 700], [6, 5]
+    usual[1, a:a + 2] = [300, 300]
+    sigs = [Signal("support.new_tickets", "Payment Failure", "count", tickets, tickets,
+                   "count"),
+            Signal("cart.abandoned_value", "all", "value", value, carts, "money")]
+    got, se = incidents._extra(sigs, usual, [0, 1], "support.new_tickets", a, a + 2)
+    assert got == 2.0 and se == pytest.approx(np.sqrt(3.375))
+    # money: 900 + 700 - 600; compound Poisson: 300 / 100 = 3 carts an hour expected, each
+    # with a mean square of 100^2 + 50^2 = 12,500, the expected level a mean of 4 weeks:
+    # 2 x 3 x 12,500 x (1 + 1/4) = 93,750
+    got, se = incidents._extra(sigs, usual, [0, 1], "cart.abandoned_value", a, a + 2)
+    assert got == 1000.0 and se == pytest.approx(np.sqrt(93_750))
+
+
+def test_a_noisy_impact_is_told_with_its_uncertainty():
+    start = pd.Timestamp("2026-09-09 02:00", tz="UTC")
+    def text(impact):
+        return incidents._sentence(incidents.Incident(
+            start, start + 2 * incidents.HOUR, ("payment-api",), (), (), impact), "EUR")
+    # a few carts at night: two standard errors (800) are more than a fifth of 153
+    assert text(incidents.Impact(153.3, 2, 5, 399.8, 1.5, 0.3)) == (
+        "Wed 9 Sep 02:00–04:00: 2 more carts than usual abandoned, worth 153.30 EUR "
+        "(± 799.60 EUR); 5 extra tickets.")
+    # a daytime outage: 1,400 is 7 % of 19,992, so no range
+    assert text(incidents.Impact(19991.9, 120, 11, 700.0, 11, 0.8)).endswith(
+        "120 more carts than usual abandoned, worth 19,991.90 EUR; 11 extra tickets.")
+
+
 def test_windows_merge_consecutive_hours():
     flagged = np.array([0, 1, 1, 0, 0, 1, 0, 1, 1, 1], dtype=bool)
     assert windows(flagged) == [(1, 3), (5, 6), (7, 10)]
