@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 import filelock
 import pandas as pd
+import pyarrow as pa
 
 from . import files as outputs
 from .errors import LockTimeout, ReportError
@@ -615,8 +616,13 @@ class ArchivedRollups:
         before a table or a value column was added cannot fill its days)."""
         if not set(TABLES[source]) <= set(self.sources.get(source, ())):
             return None
-        tables = {name: pd.read_parquet(self.folder / source / f"{name}.parquet")
-                  for name in TABLES[source]}
+        try:
+            tables = {name: pd.read_parquet(self.folder / source / f"{name}.parquet")
+                      for name in TABLES[source]}
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            log.warning("the archived rollups of %s (%s) are not readable and were not "
+                        "used: %s", self.period_id, source, exc)
+            return None
         if any(not {*spec.keys, *spec.merge} <= set(tables[name].columns)
                for name, spec in TABLES[source].items()):
             return None
@@ -634,6 +640,17 @@ def _stage_rollups(output_dir: Path, period: Mapping[str, Any],
         shutil.rmtree(tmp, ignore_errors=True)
     staging = final.parent / f".staging-{period['id']}-{os.getpid()}"
     staging.mkdir(parents=True)
+    try:
+        _write_rollups(staging, period, rollups, built_at)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return staging
+
+
+def _write_rollups(staging: Path, period: Mapping[str, Any], rollups: Mapping[str, Rollup],
+                   built_at: str) -> None:
+    """Each source's tables cut to the period, then meta.json."""
     start, end = pd.Timestamp(period["start"]), pd.Timestamp(period["end"])
     meta: dict[str, Any] = {"period": period["id"], "start": period["start"],
                             "end": period["end"], "built_at": built_at, "tz": None,
@@ -645,7 +662,6 @@ def _stage_rollups(output_dir: Path, period: Mapping[str, Any],
         meta["sources"][source] = sorted(rollup.tables)
         meta["tz"], meta["minutes"] = rollup.tz.key, rollup.minutes
     outputs.atomic_write(staging / "meta.json", json.dumps(meta, indent=2) + "\n")
-    return staging
 
 
 def _write_kpis(db: sqlite3.Connection, period_id: str, slice_name: str,

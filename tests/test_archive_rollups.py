@@ -128,6 +128,16 @@ def test_archived_rollups_of_another_zone_or_an_older_build_are_not_read(tmp_pat
         assert store.archived_rollups(start, end, UTC, 60) == []
 
 
+def test_an_unreadable_archived_table_is_skipped_with_a_warning(tmp_path, caplog):
+    record(tmp_path, W45, ARCHIVED, "2026-11-10T00:00:00+00:00")
+    (tmp_path / "rollups/2026-W45/api_logs/latency.parquet").write_bytes(b"not parquet")
+    inputs = api(("2026-11-10 08:00", "/a", 200, 20.0))
+    with Archive(tmp_path) as store:
+        merged = context.with_archived_rollups(store, {"api_logs": inputs},
+                                               periods.week(2026, 46, UTC))["api_logs"]
+    assert merged is inputs and "2026-W45 (api_logs) are not readable" in caplog.text
+
+
 def test_a_rebuilt_period_replaces_its_rollups(tmp_path):
     record(tmp_path, W45, ARCHIVED, "2026-11-10T00:00:00+00:00")
     record(tmp_path, W45, api(("2026-11-04 10:00", "/new", 200, 1.0)),
