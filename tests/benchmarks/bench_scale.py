@@ -5,8 +5,10 @@ checkout has them, by the local engine and by the Dask engine on a LocalCluster.
 Run on demand: `.venv/bin/python -m pytest -q -s tests/benchmarks/bench_scale.py`
 (`make bench` runs it with the others). BENCH_SCALE_WEEKS="1,4" picks sizes,
 BENCH_SCALE_DIR (default /tmp/bench-scale) caches the generated data between runs,
-BENCH_BASELINE_REF (default f37535d, main before the rollup path) names the commit whose
-in-memory build is the baseline when this checkout no longer has it.
+BENCH_BASELINE_REF (default f37535d, main before the rollup path; "" = this checkout)
+names the commit whose in-memory build is the baseline unless this checkout takes
+`engine = "memory"`, BENCH_SCALE_REPEAT=2 keeps the faster of two builds per row (times on
+a shared machine are noisy; the load average is printed with each).
 
 Each build is `python -m reporting build` (default --format, pdf and html, as
 bench_build and bench_sources) in a fresh child; its peak memory is the largest sum of
@@ -47,6 +49,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("BENCH_SCALE_DIR", "/tmp/bench-scale"))
 SIZES = tuple(int(w) for w in os.environ.get("BENCH_SCALE_WEEKS", "1,4,12").split(","))
 BASELINE_REF = os.environ.get("BENCH_BASELINE_REF", "f37535d")
+REPEAT = int(os.environ.get("BENCH_SCALE_REPEAT", "1"))    # builds per row, the fastest kept
 START = date(2026, 8, 31)      # a Monday: 12 weeks end on Sunday 2026-11-22
 SEED = 15
 GB = 1e9
@@ -102,6 +105,7 @@ def span(weeks: int) -> Path:
                 writer = pq.ParquetWriter(folder / f"{name}.parquet", table.schema)
             writer.write_table(table.cast(writer.schema))
         writer.close()
+    pa.default_memory_pool().release_unused()
     (folder / ".complete").touch()
     return folder
 
@@ -213,12 +217,11 @@ class Engine:
 
 
 def baseline() -> Engine:
-    """Today's in-memory build: `engine = "memory"` if this checkout still has it, else
-    the build of BASELINE_REF (main before the rollup path), else this checkout when it
-    has no engines at all."""
+    """Today's in-memory build: `engine = "memory"` if this checkout has it, else the
+    build of BASELINE_REF (main before the rollup path; "" = this checkout as it is)."""
     if _accepts({"engine": "memory"}):
         return Engine("memory", 'engine = "memory"\n', ROOT)
-    if not has_engines():
+    if not BASELINE_REF:
         return Engine("memory", "", ROOT)
     sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", BASELINE_REF],
                          capture_output=True, text=True)
@@ -231,7 +234,7 @@ def baseline() -> Engine:
         archive = subprocess.run(["git", "-C", str(ROOT), "archive", BASELINE_REF,
                                   "reporting", "templates"], check=True, capture_output=True)
         subprocess.run(["tar", "-x", "-C", str(src)], input=archive.stdout, check=True)
-    return Engine("memory", "", src, f"baseline from {sha.stdout.strip()}")
+    return Engine("memory", "", src, f"build of {sha.stdout.strip()}")
 
 
 def _accepts(raw: dict[str, Any]) -> bool:
@@ -246,7 +249,24 @@ def has_engines() -> bool:
     return "engine" in {f.name for f in dataclasses.fields(Config)}
 
 
+def engines_switched_on() -> bool:
+    """False while reporting.engines.ROLLUP_ENGINE keeps builds on today's path."""
+    try:
+        from reporting import engines
+    except ImportError:
+        return False
+    return bool(getattr(engines, "ROLLUP_ENGINE", True))
+
+
 def build(run: Run, data: Path, engine: Engine, extra_roots: tuple[int, ...] = ()) -> Run:
+    """The fastest of REPEAT builds, with the largest peak of them all."""
+    tries = [_build(dataclasses.replace(run), data, engine, extra_roots) for _ in range(REPEAT)]
+    best = min(tries, key=lambda r: (not r.ok, r.seconds))
+    best.rss, best.pss = max(r.rss for r in tries), max(r.pss for r in tries)
+    return best
+
+
+def _build(run: Run, data: Path, engine: Engine, extra_roots: tuple[int, ...]) -> Run:
     out = CACHE / "out" / f"{run.size.replace(' ', '-')}-{run.engine}"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
@@ -297,7 +317,7 @@ def dask_cluster() -> Iterator[tuple[str, int]]:
             "    print(c.scheduler_address, flush=True)\n    sys.stdin.read()\n")
     proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            start_new_session=True)
+                            start_new_session=True, cwd=ROOT)
     try:
         address = proc.stdout.readline().strip()
         if not address.startswith("tcp://"):
@@ -377,11 +397,18 @@ def test_scale() -> None:
             else:
                 runs.append(build(row, folder, engine))
         same_size = [r for r in runs if r.size == size and r.ok]
-        for r in same_size[1:]:
-            diff = differences(same_size[0].kpis, r.kpis)
-            r.same = f"= {same_size[0].engine}" if not diff else f"{len(diff)} differ"
+        for ref, r in zip(same_size, same_size[1:]):     # local vs memory, dask vs local
+            diff = differences(ref.kpis, r.kpis)
+            r.same = f"= {ref.engine}" if not diff else f"{len(diff)} differ"
             for d in diff[:5]:
-                print(f"  {size} {r.engine} vs {same_size[0].engine}: {d}")
+                print(f"  {size} {r.engine} vs {ref.engine}: {d}")
+    if base.cwd != ROOT:
+        print(f"baseline: the in-memory build of {BASELINE_REF} (this checkout has no "
+              "engine = \"memory\"); its kpis.json is compared, not judged: later commits "
+              "may change KPIs on purpose")
+    if local is not None and not engines_switched_on():
+        print("reporting.engines.ROLLUP_ENGINE is off: the local and Dask rows load "
+              "through today's path")
     if local is None:
         print("local and Dask engines: not available in this checkout (no `engine` in "
               "reporting/config.py's Config)")
@@ -389,7 +416,7 @@ def test_scale() -> None:
         print("Dask engine: not available in this checkout (no `dask_scheduler` in Config)")
     _table(runs)
     _stopping_size(peaks)
-    _judge(runs, local is not None, dask is not None)
+    _judge(runs, local is not None, dask is not None, base.cwd == ROOT)
 
 
 def _projected(peaks: dict[int, float], weeks: int) -> float:
@@ -406,10 +433,10 @@ def _projected(peaks: dict[int, float], weeks: int) -> float:
 
 def _table(runs: list[Run]) -> None:
     print(f"\n{'size':<9}{'engine':<8}{'s':>8}{'s/week':>8}{'peak RSS GB':>12}"
-          f"{'PSS GB':>8}  {'kpis.json':<11}{'load 1/5/15 min before / after':<34}note")
+          f"{'PSS GB':>8}  {'kpis.json':<11}{'load 1/5/15 min before / after':<38}note")
     for r in runs:
         print(f"{r.size:<9}{r.engine:<8}{r.seconds:>8.1f}{r.seconds / r.weeks:>8.1f}"
-              f"{r.rss:>12.2f}{r.pss:>8.2f}  {r.same:<11}{r.load:<34}{r.note}")
+              f"{r.rss:>12.2f}{r.pss:>8.2f}  {r.same:<11}{r.load:<38}{r.note}")
         if r.timings:
             print(f"{'':17}stages: " + ", ".join(f"{k} {v:.1f}" for k, v in r.timings.items()))
     print("(GB = 10^9 bytes; peak RSS summed over the build's process tree, PSS counts "
@@ -436,11 +463,12 @@ def _stopping_size(peaks: dict[int, float]) -> None:
           f"{intercept:.2f} GB + {slope:.2f} GB a week) to the machine's {machine:.1f} GB")
 
 
-def _judge(runs: list[Run], local: bool, dask: bool) -> None:
+def _judge(runs: list[Run], local: bool, dask: bool, same_checkout: bool) -> None:
     by = {(r.size, r.engine): r for r in runs}
     assert all(r.ok for r in runs if r.engine == "memory" and not r.note.startswith(
         "not started")), [r.note for r in runs if not r.ok]
-    assert all(r.same in ("-",) or r.same.startswith("=") for r in runs), \
+    judged = [r for r in runs if r.engine == "dask" or (r.engine == "local" and same_checkout)]
+    assert all(r.same == "-" or r.same.startswith("=") for r in judged), \
         "kpis.json differs between engines"
     if local:
         for r in runs:
