@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from . import (__version__, archive, charts, coverage, files, guard, kpis, periods, render,
-               sections, site, slices)
+               rollups, sections, site, slices)
 from .audience import check_audiences
 from .config import Audience, Config
 from .context import BuildContext
@@ -49,7 +49,7 @@ def data_span(frames: Mapping[str, pd.DataFrame]) -> tuple[pd.Timestamp, pd.Time
     """First and last event over the sources' period columns (a ticket's later
     resolution time does not stretch the data's span)."""
     lows, highs = [], []
-    for name, frame in frames.items():
+    for name, frame in rollups.as_rows(frames).items():
         col = SPECS[name].time
         if len(frame) and frame[col].notna().any():
             lows.append(frame[col].min())
@@ -82,6 +82,7 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
         build_id = guard.claim(output_dir)    # a killed build's PDF workers lose the folder
         with stage("load"):
             loaded = _load(config, data_dir, period, now)
+            loaded.frames = rollups.from_frames(loaded.frames, config.tz)
             if strict and loaded.errors:
                 raise SourceError(loaded.errors[0])
             span = data_span(loaded.frames)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .rollups import as_rows
 from .errors import NoDataError
 from .periods import Period
 from .sources import SPECS
@@ -140,6 +141,7 @@ def of_source(times: pd.Series, period: Period) -> SourceCoverage | None:
 
 def compute(frames: Mapping[str, pd.DataFrame], period: Period) -> Coverage:
     """Each loaded source's coverage of `period`."""
+    frames = as_rows(frames)
     out = {}
     for name, frame in frames.items():
         col = SPECS[name].time
@@ -156,6 +158,7 @@ def last_complete_day(frames: Mapping[str, pd.DataFrame], tz: Any) -> date | Non
     some source reaches the hour its days usually end in (the median of its daily last
     hours). A day that holds only the first hour of data is not reported as a whole day.
     (Times past the build's clock + `future_margin_hours` are rejected rows by then.)"""
+    frames = as_rows(frames)
     best: date | None = None
     newest: date | None = None
     for name, frame in frames.items():

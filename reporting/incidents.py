@@ -54,6 +54,7 @@ from . import sentiment
 from .config import ServiceLinks, Thresholds
 from .kpis.base import Chart, Insight, Section, Table, codes_of, grouped_quantile, hour_numbers
 from .periods import Period
+from .rollups import as_rows
 from .sources import SPECS
 
 NAME = "incidents"
@@ -798,6 +799,7 @@ def detect(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
     values, see `archive_rows`) fills the weeks that the data does not cover; `links` is
     the configured service map (the rest is inferred); `top_n` bounds the entities per
     signal."""
+    frames = as_rows(frames)
     history_from = None
     if history is not None and not history.empty:
         history_from = EPOCH + int(history["hour"].min()) * HOUR

@@ -13,6 +13,7 @@ from fnmatch import fnmatchcase
 import pandas as pd
 
 from .periods import Period
+from .rollups import as_rows
 
 # filter key -> the (source, column) pairs it restricts
 COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -55,7 +56,7 @@ def restricted_sources(filters: Filters) -> list[str]:
 def restrict(frames: Mapping[str, pd.DataFrame], filters: Filters
              ) -> dict[str, pd.DataFrame]:
     """`frames` with each named source's rows restricted to the slice."""
-    out = dict(frames)
+    out = as_rows(frames)
     for key, patterns in filters.items():
         for source, column in COLUMNS[key]:
             frame = out.get(source)
@@ -69,6 +70,7 @@ def restrict(frames: Mapping[str, pd.DataFrame], filters: Filters
 def rows_in_period(frames: Mapping[str, pd.DataFrame], filters: Filters, period: Period
                    ) -> int:
     """How many rows of the restricted sources fall in `period` (0: an empty slice)."""
+    frames = as_rows(frames)
     total = 0
     for source in restricted_sources(filters):
         frame = frames.get(source)

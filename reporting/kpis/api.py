@@ -9,6 +9,7 @@ import pandas as pd
 from .. import formatting
 from ..config import Thresholds
 from ..periods import Period
+from ..rollups import rows_of
 from .base import (Chart, Insight, Metric, Section, Table, Value, build_kpis, higher_is_better,
                    codes_of, hour_slots, lower_is_better, metric, percentiles, quantiles,
                    ratio, records, window)
@@ -143,7 +144,7 @@ UNITS = {"requests": "count", "server_error_rate": "ratio", "client_error_rate":
 
 
 def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -> Section:
-    cur, prev = window(frames[SOURCE], "timestamp", period)
+    cur, prev = window(rows_of(frames[SOURCE]), "timestamp", period)
     if cur.empty:
         values = measure(cur, t)
     else:

@@ -9,6 +9,7 @@ import pandas as pd
 from .. import formatting
 from ..config import Thresholds
 from ..periods import Period
+from ..rollups import rows_of
 from .base import (Chart, Insight, Metric, Section, Table, Value, build_kpis, mode, ratio,
                    window)
 
@@ -49,7 +50,7 @@ def by_hour_of_week(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -> Section:
-    cur, prev = window(frames[SOURCE], "timestamp", period)
+    cur, prev = window(rows_of(frames[SOURCE]), "timestamp", period)
     codes = user_codes(cur)
     values = measure(cur, t, codes)
     kpis = build_kpis(NAME, CATALOGUE, values, measure(prev, t) if prev is not None else None, t)

@@ -13,6 +13,7 @@ import pandas as pd
 from .. import formatting
 from ..config import Thresholds
 from ..periods import Period
+from ..rollups import rows_of
 from .base import (Chart, Insight, Metric, Section, Table, Value, build_kpis, lower_is_better,
                    metric, percentile, quantiles, records, window)
 
@@ -71,7 +72,7 @@ def breakdown(df: pd.DataFrame, by: str, t: Thresholds) -> pd.DataFrame:
 
 
 def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -> Section:
-    cur, prev = window(frames[SOURCE], "timestamp", period)
+    cur, prev = window(rows_of(frames[SOURCE]), "timestamp", period)
     values = measure(cur, t)
     prev_values = measure(prev, t) if prev is not None else None
     kpis = build_kpis(NAME, CATALOGUE, values, prev_values, t)

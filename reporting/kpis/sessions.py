@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 from .. import formatting
 from ..config import DEFAULT_FUNNEL, Thresholds
 from ..periods import Period
+from ..rollups import rows_of
 from .base import Chart, Insight, Metric, Section, Table, Value, build_kpis, mode, ratio, window
 
 SOURCE = "session_tracking"
@@ -115,7 +116,7 @@ def _depth(pages: list[str], steps: tuple[tuple[str, tuple[str, ...]], ...]) -> 
 
 def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
             steps: tuple[tuple[str, tuple[str, ...]], ...] = DEFAULT_FUNNEL) -> Section:
-    cur, prev = window(frames[SOURCE], "start_time", period)
+    cur, prev = window(rows_of(frames[SOURCE]), "start_time", period)
     values = measure(cur, t)
     kpis = build_kpis(NAME, CATALOGUE, values, measure(prev, t) if prev is not None else None, t)
     if cur.empty:

@@ -8,6 +8,7 @@ import pandas as pd
 from .. import formatting
 from ..config import Thresholds
 from ..periods import Period
+from ..rollups import rows_of
 from .base import (Chart, Insight, Metric, Section, Table, Value, build_kpis, higher_is_better,
                    lower_is_better, metric, percentile, quantiles, window)
 
@@ -42,7 +43,7 @@ def measure(df: pd.DataFrame, t: Thresholds) -> dict[str, Value]:
 
 
 def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -> Section:
-    cur, prev = window(frames[SOURCE], "timestamp", period)
+    cur, prev = window(rows_of(frames[SOURCE]), "timestamp", period)
     values = measure(cur, t)
     kpis = build_kpis(NAME, CATALOGUE, values, measure(prev, t) if prev is not None else None, t)
     if cur.empty:

@@ -1,0 +1,469 @@
+"""Mergeable rollups of the high-volume sources (issue 15).
+
+A build no longer holds the rows of api_logs, page_load_times, clickstream,
+session_tracking and system_metrics. Each chunk of validated rows, wherever it was read
+(a pyarrow batch here, a Dask partition on a cluster), is reduced by `reduce` to a
+`Rollup`: a few small tables keyed by time slot or local day and by the entities the
+KPIs group by, holding counts, sums, minima and maxima. Rollups merge by grouping their
+concatenated tables on the keys again (`merge`), in any order, so the result does not
+depend on how the rows were split; KPIs, incidents, charts and tables compute from the
+merged tables.
+
+Values whose percentiles are reported (latency, load time, CPU, memory, session
+duration) are kept as a histogram: the value rounded to 4 significant digits
+(`buckets`). A value with at most 4 significant digits (every whole millisecond below
+10,000, 123.4 ms, 56.7 %) is its own bucket, so a percentile from the histogram equals
+numpy's linear-interpolation percentile on the raw values; any other value moves by at
+most 0.05 %, and so does a percentile (design.md, "Percentiles").
+
+Time keys: `slot` is the start of the row's slot in minutes since 1970-01-01 UTC, one
+hour long (15 minutes in a zone whose offset is not whole hours, so local midnight is
+always a slot boundary); `day` is the row's local calendar day, as days since
+1970-01-01.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+
+SIGNIFICANT = 4
+HIGH_VOLUME = ("api_logs", "page_load_times", "clickstream", "session_tracking",
+               "system_metrics")
+EPOCH = date(1970, 1, 1)
+MINUTE_US = 60_000_000
+
+
+# --- keys and buckets ------------------------------------------------------------------
+
+def slot_minutes(tz: ZoneInfo) -> int:
+    """60, or 15 when the zone's offset is not a whole number of hours at some time of
+    the years around now (Asia/Kolkata, Asia/Kathmandu): local days then start on a slot
+    boundary either way."""
+    year = datetime.now().year
+    for y in range(year - 30, year + 2):
+        for month in (1, 4, 7, 10):
+            offset = datetime(y, month, 1, tzinfo=tz).utcoffset() or timedelta(0)
+            if offset % timedelta(hours=1):
+                return 15
+    return 60
+
+
+def epoch_us(times: pd.Series) -> np.ndarray:
+    """Microseconds since 1970-01-01 UTC of tz-aware times (NaT: the minimum int64)."""
+    return times.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy() \
+        .astype("datetime64[us]").astype("int64")
+
+
+def slots(times: pd.Series, minutes: int) -> np.ndarray:
+    """The start of each time's slot, in minutes since the epoch (UTC)."""
+    m = epoch_us(times) // MINUTE_US
+    return m - m % minutes
+
+
+def days(times: pd.Series, tz: ZoneInfo) -> np.ndarray:
+    """Each time's local calendar day as days since 1970-01-01."""
+    local = times.dt.tz_convert(tz).dt.tz_localize(None).to_numpy().astype("datetime64[D]")
+    return local.astype("int64")
+
+
+def day_number(d: date) -> int:
+    return (d - EPOCH).days
+
+
+def buckets(values: np.ndarray | pd.Series) -> np.ndarray:
+    """Each value rounded to 4 significant digits; a value that has at most 4 is itself,
+    bit for bit (m / 10**k is the double nearest the decimal, as the CSV parser gave it)."""
+    v = np.asarray(values, dtype="float64")
+    out = v.copy()
+    ok = np.isfinite(v) & (v != 0)
+    a = np.abs(v[ok])
+    e = np.floor(np.log10(a)).astype(np.int64)
+    shift = SIGNIFICANT - 1 - e                          # digits kept after the point
+    m = np.round(a * np.power(10.0, shift))
+    up = shift <= 0
+    rep = np.where(up, m * np.power(10.0, np.where(up, -shift, 0)),
+                   m / np.power(10.0, np.where(up, 0, shift)))
+    out[ok] = np.sign(v[ok]) * rep
+    return out
+
+
+LEVEL_ACCURACY = 0.005          # the incidents' hourly levels: within 0.5 %
+_GAMMA = (1 + LEVEL_ACCURACY) / (1 - LEVEL_ACCURACY)
+
+
+def level_buckets(values: np.ndarray | pd.Series) -> np.ndarray:
+    """Each positive value as the middle of its logarithmic bucket (DDSketch's mapping):
+    within 0.5 % of it, and a few hundred buckets per decade, so an hourly histogram per
+    service stays small however many requests the hour holds. Zero stays zero."""
+    v = np.asarray(values, dtype="float64")
+    out = v.copy()
+    ok = np.isfinite(v) & (v > 0)
+    index = np.ceil(np.log(v[ok]) / np.log(_GAMMA))
+    out[ok] = 2 * np.power(_GAMMA, index) / (_GAMMA + 1)
+    return out
+
+
+def user_keys(users: pd.Series) -> np.ndarray:
+    """A 64-bit hash of each user id (siphash with pandas' fixed key: the same in every
+    process): distinct counts over ints, not strings; two of a million ids collide with
+    a chance of about 3 in 100 million."""
+    if isinstance(users.dtype, pd.CategoricalDtype):
+        hashed = pd.util.hash_array(users.cat.categories.astype("str").to_numpy(dtype=object))
+        return hashed[users.cat.codes.to_numpy()].astype(np.int64)
+    return pd.util.hash_array(users.astype("str").to_numpy(dtype=object)).astype(np.int64)
+
+
+# --- table specifications --------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Table:
+    """One rollup table: its keys, and how each value column merges (sum, min or max).
+    `rows` gives, for a chunk of validated rows, a frame with the keys and the value
+    columns per row (`n` is added: 1 per row)."""
+
+    keys: tuple[str, ...]
+    merge: Mapping[str, str]
+    rows: Callable[[pd.DataFrame, "Keys"], pd.DataFrame]
+    time: str = "slot"                 # slot | day: what the table is cut on in time
+
+
+@dataclass(frozen=True)
+class Keys:
+    """What a chunk needs to compute time keys: the zone and the slot length."""
+
+    tz: ZoneInfo
+    minutes: int
+
+    def slot(self, times: pd.Series) -> np.ndarray:
+        return slots(times, self.minutes)
+
+    def day(self, times: pd.Series) -> np.ndarray:
+        return days(times, self.tz)
+
+
+def _times(col: str) -> Table:
+    """Rows, first and last time per slot: spans, coverage and the last complete day."""
+    def rows(f: pd.DataFrame, k: Keys) -> pd.DataFrame:
+        us = epoch_us(f[col])
+        return pd.DataFrame({"slot": k.slot(f[col]), "tmin": us, "tmax": us})
+    return Table(("slot",), {"n": "sum", "tmin": "min", "tmax": "max"}, rows)
+
+
+def _api_requests(f: pd.DataFrame, k: Keys) -> pd.DataFrame:
+    return pd.DataFrame({"slot": k.slot(f["timestamp"]), "service_name": f["service_name"],
+                         "endpoint": f["endpoint"], "status_code": f["status_code"],
+                         "response_time_ms_sum": f["response_time_ms"].astype("float64")})
+
+
+def _api_latency(f: pd.DataFrame, k: Keys) -> pd.DataFrame:
+    return pd.DataFrame({"day": k.day(f["timestamp"]), "service_name": f["service_name"],
+                         "endpoint": f["endpoint"],
+                         "server_error": f["status_code"].to_numpy() >= 500,
+                         "response_time_ms": buckets(f["response_time_ms"])})
+
+
+def _api_latency_hourly(f: pd.DataFrame, k: Keys) -> pd.DataFrame:
+    return pd.DataFrame({"slot": k.slot(f["timestamp"]), "service_name": f["service_name"],
+                         "endpoint": f["endpoint"],
+                         "response_time_ms": level_buckets(f["response_time_ms"])})
+
+
+def _page_loads(f: pd.DataFrame, k: Keys) -> pd.DataFrame:
+    return pd.DataFrame({"slot": k.slot(f["timestamp"]), "page_url": f["page_url"],
+                         "device": f["device"],
+                         "load_time_ms_sum": f["load_time_ms"].astype("float64")})
+
+
+def _page_hist(f: pd.DataFrame, k: Keys) -> pd.DataFrame:
+    return pd.DataFrame({"day": k.day(f["timestamp"]), "page_url": f["page_url"],
+                         "device": f["device"], "load_time_ms": buckets(f["load_time_ms"])})
+
+
+def _page_hist_hourly(f: pd.DataFrame, k: Keys) -> pd.DataFrame:
+    return pd.DataFrame({"slot": k.slot(f["timestamp"]), "page_url": f["page_url"],
+                         "load_time_ms": level_buckets(f["load_time_ms"])})
+
+
+def _clicks(f: pd.DataFrame, k: Keys) -> pd.DataFrame:
+    return pd.DataFrame({"slot": k.slot(f["timestamp"]), "page": f["page"],
+                         "element_clicked": f["element_clicked"]})
+
+
+def _click_users(f: pd.DataFrame, k: Keys) -> pd.DataFrame:
+    return pd.DataFrame({"day": k.day(f["timestamp"]), "page": f["page"],
+                         "element_clicked": f["element_clicked"],
+                         "user": user_keys(f["user_id"])})
+
+
+def _sessions(f: pd.DataFrame, k: Keys) -> pd.DataFrame:
+    seconds = (f["end_time"] - f["start_time"]).dt.total_seconds()
+    return pd.DataFrame({"slot": k.slot(f["start_time"]), "page_sequence": f["page_sequence"],
+                         "drop_off_page": f["drop_off_page"], "seconds_sum": seconds})
+
+
+def _session_durations(f: pd.DataFrame, k: Keys) -> pd.DataFrame:
+    seconds = (f["end_time"] - f["start_time"]).dt.total_seconds()
+    return pd.DataFrame({"day": k.day(f["start_time"]), "page_sequence": f["page_sequence"],
+                         "seconds": buckets(seconds)})
+
+
+def _system_samples(f: pd.DataFrame, k: Keys) -> pd.DataFrame:
+    healthy = f["healthy"].astype("float64")
+    return pd.DataFrame({"slot": k.slot(f["timestamp"]), "service_name": f["service_name"],
+                         "host": f["host"], "cpu_pct_sum": f["cpu_pct"].astype("float64"),
+                         "memory_pct_sum": f["memory_pct"].astype("float64"),
+                         "probes": healthy.notna().astype("int64"),
+                         "healthy_sum": healthy.fillna(0.0),
+                         "failed": (healthy == 0).astype("int64")})
+
+
+def _system_hist(col: str) -> Callable[[pd.DataFrame, Keys], pd.DataFrame]:
+    def rows(f: pd.DataFrame, k: Keys) -> pd.DataFrame:
+        return pd.DataFrame({"day": k.day(f["timestamp"]), "service_name": f["service_name"],
+                             col: buckets(f[col])})
+    return rows
+
+
+SUM = "sum"
+TABLES: dict[str, dict[str, Table]] = {
+    "api_logs": {
+        "times": _times("timestamp"),
+        # per slot and endpoint: volume, status codes, summed latency (exact means)
+        "requests": Table(("slot", "service_name", "endpoint", "status_code"),
+                          {"n": SUM, "response_time_ms_sum": SUM}, _api_requests),
+        # latency histogram per local day: the period's percentiles and Apdex
+        "latency": Table(("day", "service_name", "endpoint", "server_error",
+                          "response_time_ms"), {"n": SUM}, _api_latency, "day"),
+        # latency per slot in 0.5 % buckets: the incidents' hourly p95 per service (and
+        # endpoint, for slices)
+        "latency_hourly": Table(("slot", "service_name", "endpoint", "response_time_ms"),
+                                {"n": SUM}, _api_latency_hourly),
+    },
+    "page_load_times": {
+        "times": _times("timestamp"),
+        "loads": Table(("slot", "page_url", "device"), {"n": SUM, "load_time_ms_sum": SUM},
+                       _page_loads),
+        "load_time": Table(("day", "page_url", "device", "load_time_ms"), {"n": SUM},
+                           _page_hist, "day"),
+        "load_time_hourly": Table(("slot", "page_url", "load_time_ms"), {"n": SUM},
+                                  _page_hist_hourly),
+    },
+    "clickstream": {
+        "times": _times("timestamp"),
+        "clicks": Table(("slot", "page", "element_clicked"), {"n": SUM}, _clicks),
+        # distinct users: one row per day, page, element and user (exact, not a sketch)
+        "users": Table(("day", "page", "element_clicked", "user"), {"n": SUM},
+                       _click_users, "day"),
+    },
+    "session_tracking": {
+        "times": _times("start_time"),
+        "sessions": Table(("slot", "page_sequence", "drop_off_page"),
+                          {"n": SUM, "seconds_sum": SUM}, _sessions),
+        "durations": Table(("day", "page_sequence", "seconds"), {"n": SUM},
+                           _session_durations, "day"),
+    },
+    "system_metrics": {
+        "times": _times("timestamp"),
+        "samples": Table(("slot", "service_name", "host"),
+                         {"n": SUM, "cpu_pct_sum": SUM, "memory_pct_sum": SUM, "probes": SUM,
+                          "healthy_sum": SUM, "failed": SUM}, _system_samples),
+        "cpu": Table(("day", "service_name", "cpu_pct"), {"n": SUM}, _system_hist("cpu_pct"),
+                     "day"),
+        "memory": Table(("day", "service_name", "memory_pct"), {"n": SUM},
+                        _system_hist("memory_pct"), "day"),
+    },
+}
+
+
+# --- the rollup ------------------------------------------------------------------------
+
+@dataclass
+class Rollup:
+    """The merged tables of one source (or of one chunk of it).
+
+    `rows` holds the validated rows while parts of the code still read rows (the
+    in-memory path); a rollup from the chunked engines has none."""
+
+    source: str
+    tables: dict[str, pd.DataFrame]
+    tz: ZoneInfo
+    minutes: int
+    rows: pd.DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def count(self) -> int:
+        """Valid rows."""
+        return int(self.tables["times"]["n"].sum())
+
+    def __len__(self) -> int:
+        return self.count
+
+    @property
+    def span(self) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+        """First and last time of the source's period column (UTC), None when empty."""
+        t = self.tables["times"]
+        if not len(t):
+            return None
+        return (pd.Timestamp(int(t["tmin"].min()), unit="us", tz="UTC"),
+                pd.Timestamp(int(t["tmax"].max()), unit="us", tz="UTC"))
+
+    def table(self, name: str, start: pd.Timestamp | None = None,
+              end: pd.Timestamp | None = None) -> pd.DataFrame:
+        """A table's entries in [start, end) (local days for day tables: periods start
+        and end at local midnight)."""
+        frame = self.tables[name]
+        if start is None and end is None:
+            return frame
+        spec = TABLES[self.source][name]
+        if spec.time == "day":
+            lo = day_number(start.tz_convert(self.tz).date()) if start is not None else None
+            hi = day_number(end.tz_convert(self.tz).date()) if end is not None else None
+            col = frame["day"]
+        else:
+            lo = _minutes(start) if start is not None else None
+            hi = _minutes(end) if end is not None else None
+            col = frame["slot"]
+        mask = np.ones(len(frame), dtype=bool)
+        if lo is not None:
+            mask &= (col >= lo).to_numpy()
+        if hi is not None:
+            mask &= (col < hi).to_numpy()
+        return frame if mask.all() else frame.loc[mask]
+
+
+def _minutes(t: pd.Timestamp) -> int:
+    return int(t.tz_convert("UTC").value // 60_000_000_000)
+
+
+def reduce(frame: pd.DataFrame, source: str, tz: ZoneInfo, minutes: int | None = None,
+           *, keep_rows: bool = False) -> Rollup:
+    """One chunk of validated rows of `source`, reduced to its tables."""
+    keys = Keys(tz, minutes or slot_minutes(tz))
+    tables = {name: _group(spec.rows(frame, keys).assign(n=1), spec)
+              for name, spec in TABLES[source].items()}
+    return Rollup(source, tables, tz, keys.minutes, frame if keep_rows else None)
+
+
+def reduce_table(frame: pd.DataFrame, source: str, name: str, keys: Keys) -> pd.DataFrame:
+    """One table of one chunk (what a Dask partition computes)."""
+    spec = TABLES[source][name]
+    return _group(spec.rows(frame, keys).assign(n=1), spec)
+
+
+def _group(rows: pd.DataFrame, spec: Table) -> pd.DataFrame:
+    if not len(rows):
+        return rows.head(0).reindex(columns=[*spec.keys, *spec.merge])
+    grouped = rows.groupby(list(spec.keys), observed=True, sort=False, dropna=False)
+    return grouped.agg(dict(spec.merge)).reset_index()
+
+
+def merge(parts: Iterable[Rollup]) -> Rollup:
+    """Rollups of chunks of one source as one (any split and order give the same tables)."""
+    parts = list(parts)
+    first = parts[0]
+    tables = {}
+    for name, spec in TABLES[first.source].items():
+        frames = [p.tables[name] for p in parts if len(p.tables[name])]
+        tables[name] = merge_table(frames, spec) if frames else first.tables[name]
+    rows = [p.rows for p in parts if p.rows is not None]
+    return Rollup(first.source, tables, first.tz, first.minutes,
+                  pd.concat(rows, ignore_index=True) if len(rows) == len(parts) else None)
+
+
+def merge_table(frames: list[pd.DataFrame], spec: Table) -> pd.DataFrame:
+    if len(frames) == 1:
+        return frames[0]
+    return _group(pd.concat(frames, ignore_index=True), spec)
+
+
+def empty(source: str, tz: ZoneInfo, minutes: int | None = None) -> Rollup:
+    """A source with no valid row."""
+    return Rollup(source, {name: pd.DataFrame(columns=[*spec.keys, *spec.merge])
+                           for name, spec in TABLES[source].items()},
+                  tz, minutes or slot_minutes(tz))
+
+
+def from_frames(frames: Mapping[str, Any], tz: ZoneInfo) -> dict[str, Any]:
+    """The loaded frames with each high-volume source reduced to its rollup (the rows
+    kept alongside while parts of the code still read them)."""
+    minutes = slot_minutes(tz)
+    return {name: reduce(f, name, tz, minutes, keep_rows=True) if name in HIGH_VOLUME else f
+            for name, f in frames.items()}
+
+
+def rows_of(value: Any) -> pd.DataFrame:
+    """The rows behind a rollup (transitional: only the in-memory path has them)."""
+    if isinstance(value, Rollup):
+        if value.rows is None:
+            raise RuntimeError(f"{value.source}: this step still needs rows, and the rollup "
+                               "engine does not keep them")
+        return value.rows
+    return value
+
+
+def as_rows(frames: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
+    return {name: rows_of(f) for name, f in frames.items()}
+
+
+# --- percentiles from a histogram --------------------------------------------------------
+
+def hist_quantiles(codes: np.ndarray, values: np.ndarray, counts: np.ndarray, n: int,
+                   qs: Iterable[float]) -> np.ndarray:
+    """The quantiles `qs` (0..1) per group code 0..n-1 of values given as a histogram
+    (value, count), equal to np.percentile's linear method on the values repeated by
+    their counts; NaN where a group is empty. One row per q."""
+    qs = list(qs)
+    codes = np.asarray(codes, dtype=np.int64)
+    values = np.asarray(values, dtype="float64")
+    counts = np.asarray(counts, dtype=np.int64)
+    ok = (codes >= 0) & ~np.isnan(values) & (counts > 0)
+    codes, values, counts = codes[ok], values[ok], counts[ok]
+    order = np.lexsort((values, codes))
+    codes, values, counts = codes[order], values[order], counts[order]
+    cum = np.cumsum(counts)                                   # rows up to each entry
+    bounds = np.searchsorted(codes, np.arange(n + 1))
+    has = bounds[1:] > bounds[:-1]
+    first, last = bounds[:-1][has], bounds[1:][has] - 1
+    offset = cum[first] - counts[first]                       # rows before the group
+    total = cum[last] - offset
+    out = np.full((len(qs), n), np.nan)
+    if not has.any():
+        return out
+
+    def at(k: np.ndarray) -> np.ndarray:        # the k-th value (0-based) of each group
+        return values[np.searchsorted(cum, offset + k, side="right")]
+
+    for i, q in enumerate(qs):
+        virtual = (total - 1) * np.true_divide(q * 100, 100)
+        below = np.floor(virtual)
+        gamma = virtual - below
+        a = at(below.astype(np.int64))
+        b = at(np.minimum(below + 1, total - 1).astype(np.int64))
+        diff = b - a                                           # numpy's _lerp
+        out[i, has] = np.where(gamma >= 0.5, b - diff * (1 - gamma), a + diff * gamma)
+    return out
+
+
+def quantiles_by(table: pd.DataFrame, by: str | list[str] | None, value: str,
+                 qs: Iterable[float], weight: str = "n") -> pd.DataFrame:
+    """Per group of `by` (None: one row for all), the quantiles of a histogram table's
+    `value` column weighted by `weight`; columns p50, p95, ... as `kpis.base.quantiles`."""
+    qs = list(qs)
+    if by is None:
+        codes = np.zeros(len(table), dtype=np.int64)
+        labels = pd.Index(["all"])
+    else:
+        codes, uniques = pd.factorize(table[by] if isinstance(by, str)
+                                      else pd.MultiIndex.from_frame(table[by]))
+        labels = pd.Index(uniques, name=by if isinstance(by, str) else None)
+    out = hist_quantiles(codes, table[value].to_numpy(dtype="float64"),
+                         table[weight].to_numpy(), len(labels), qs)
+    frame = pd.DataFrame({f"p{round(q * 100)}": out[i] for i, q in enumerate(qs)},
+                         index=labels)
+    return frame.dropna(how="all")
