@@ -380,7 +380,8 @@ def test_scale() -> None:
                         f"{available_gb():.1f} GB available")
             runs.append(row)
         else:
-            runs.append(build(row, folder, base))
+            row = build(row, folder, base)
+            runs.append(row)
             if row.ok and "csv" not in size:
                 peaks[weeks] = row.rss
         for engine in (local, dask):
@@ -460,7 +461,9 @@ def _stopping_size(peaks: dict[int, float]) -> None:
     print(f"today's in-memory build stops at about {stop:.0f} large weeks "
           f"(~{stop * 5:.0f}M api rows): EXTRAPOLATED linearly from its measured peaks "
           f"({', '.join(f'{w} wk {p:.2f} GB' for w, p in sorted(peaks.items()))}: "
-          f"{intercept:.2f} GB + {slope:.2f} GB a week) to the machine's {machine:.1f} GB")
+          f"{intercept:.2f} GB + {slope:.2f} GB a week) to the machine's {machine:.1f} GB; "
+          f"a period whose previous period is in the data reads twice its weeks, so about "
+          f"{stop / 2:.0f}-week periods")
 
 
 def _judge(runs: list[Run], local: bool, dask: bool, same_checkout: bool) -> None:
