@@ -257,7 +257,8 @@ def _firsts(frames: Mapping[str, Any]) -> dict[str, pd.Timestamp]:
         if f is None or not len(f):
             continue
         if source == "session_tracking" and isinstance(f, Rollup):
-            out[source] = EPOCH + pd.Timedelta(minutes=int(f.tables["ends"]["slot"].min()))
+            first_end = int(f.tables["ends"]["end_slot"].min())
+            out[source] = EPOCH + pd.Timedelta(minutes=first_end)
         else:
             out[source] = f.span[0] if isinstance(f, Rollup) else f[col].min()
     return out
@@ -270,10 +271,11 @@ def _slot(times: pd.Series, hours: pd.DatetimeIndex) -> np.ndarray:
     return pos
 
 
-def _table_slot(table: pd.DataFrame, first: int, n: int) -> np.ndarray:
+def _table_slot(table: pd.DataFrame, first: int, n: int, col: str = "slot") -> np.ndarray:
     """Position of each entry of a rollup table in the hour grid whose first hour is
-    `first` (hours since the epoch); -1 outside it. Slots cut hours in UTC."""
-    pos = table["slot"].to_numpy(dtype=np.int64) // 60 - first
+    `first` (hours since the epoch), by its slot column `col`; -1 outside it. Slots cut
+    hours in UTC."""
+    pos = table[col].to_numpy(dtype=np.int64) // 60 - first
     pos[(pos < 0) | (pos >= n)] = -1
     return pos
 
@@ -488,7 +490,7 @@ def _sessions(tables: Mapping[str, pd.DataFrame], first: int, n: int,
     """Sessions dropped at checkout per hour they ended in (`ends`)."""
     ends = tables["ends"]
     at_checkout = (ends["drop_off_page"].astype("str").str.lower() == "checkout").to_numpy()
-    pos = np.where(at_checkout, _table_slot(ends, first, n), -1)
+    pos = np.where(at_checkout, _table_slot(ends, first, n, "end_slot"), -1)
     count = _count(pos, n, ends["n"].to_numpy(dtype=float)).astype(np.int64)
     return [Signal("sessions.dropped_at_checkout", "checkout", "count", count, count, "count",
                    tied(links, carts=True))]

@@ -208,7 +208,8 @@ def _sessions(f: pd.DataFrame, k: Keys) -> pd.DataFrame:
 
 
 def _session_ends(f: pd.DataFrame, k: Keys) -> pd.DataFrame:
-    return pd.DataFrame({"slot": k.slot(f["end_time"]), "page_sequence": f["page_sequence"],
+    return pd.DataFrame({"slot": k.slot(f["start_time"]), "end_slot": k.slot(f["end_time"]),
+                         "page_sequence": f["page_sequence"],
                          "drop_off_page": f["drop_off_page"]})
 
 
@@ -270,8 +271,10 @@ TABLES: dict[str, dict[str, Table]] = {
         "times": _times("start_time"),
         "sessions": Table(("slot", "page_sequence", "drop_off_page"),
                           {"n": SUM, "seconds_sum": SUM}, _sessions),
-        # per slot of the session's END: the incidents count sessions where they end
-        "ends": Table(("slot", "page_sequence", "drop_off_page"), {"n": SUM}, _session_ends),
+        # the slot each session ends in (cut on its start slot, as the source): the
+        # incidents count sessions where they end
+        "ends": Table(("slot", "end_slot", "page_sequence", "drop_off_page"), {"n": SUM},
+                      _session_ends),
         "durations": Table(("day", "page_sequence", "seconds"), {"n": SUM},
                            _session_durations, "day"),
     },

@@ -118,6 +118,9 @@ def test_pages_p75_and_sessions_dropped_at_checkout_where_they_end():
     assert sigs["pages.p75_load_ms", "/"].events.tolist() == [0, 1, 0]
     dropped = sigs["sessions.dropped_at_checkout", "checkout"]
     assert dropped.values.tolist() == [2, 1, 0]
+    # the table is cut on the start, as the source's periods and archived days are
+    ends = frames["session_tracking"].table("ends", T0, T0 + pd.Timedelta(hours=1))
+    assert ends["n"].sum() == 4
 
 
 def test_top_entities_of_a_table_fold_by_volume_not_by_entries():
