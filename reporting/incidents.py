@@ -52,7 +52,6 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -63,7 +62,7 @@ from . import sentiment
 from .config import ServiceLinks, Thresholds
 from .kpis.base import Chart, Insight, Section, Table, codes_of, hour_numbers
 from .periods import Period
-from .rollups import Keys, Rollup, hist_quantiles, reduce_table
+from .rollups import Rollup, hist_quantiles, rollup_of
 from .sources import SPECS
 
 NAME = "incidents"
@@ -102,7 +101,6 @@ TIME_COLUMNS = {name: SPECS[name].time for name in (
 SOURCE_TABLES = {"api_logs": ("requests", "latency_hourly"),
                  "page_load_times": ("loads", "load_time_hourly"),
                  "session_tracking": ("ends",), "system_metrics": ("samples",)}
-UTC_HOURS = Keys(ZoneInfo("UTC"), 60)
 
 
 @dataclass(frozen=True)
@@ -236,16 +234,10 @@ def grid(period: Period, frames: Mapping[str, Any], weeks: int = 4,
 
 
 def as_tables(frames: Mapping[str, Any]) -> dict[str, Any]:
-    """The frames with each high-volume source as a rollup: a frame of its rows (a caller
-    that holds rows) is reduced here to the tables its signals need."""
-    out = dict(frames)
-    for source, names in SOURCE_TABLES.items():
-        f = out.get(source)
-        if f is not None and not isinstance(f, Rollup):
-            tables = {name: reduce_table(f, source, name, UTC_HOURS)
-                      for name in ("times", *names)}
-            out[source] = Rollup(source, tables, UTC_HOURS.tz, UTC_HOURS.minutes)
-    return out
+    """The frames with each high-volume source as a rollup (a caller's frame of rows is
+    reduced here)."""
+    return {name: rollup_of(f, name) if name in SOURCE_TABLES else f
+            for name, f in frames.items()}
 
 
 def _firsts(frames: Mapping[str, Any]) -> dict[str, pd.Timestamp]:
