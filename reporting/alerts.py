@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from . import channels, incidents
+from . import channels, incidents, rollups
 from .archive import Archive
 from .config import Config
 from .context import HISTORY_WEEKS
@@ -57,12 +57,14 @@ def run(config: Config, data_dir: Path, output_dir: Path, *,
 
     loaded = load_all(data_dir, config.tz, config.columns, time_range=default_time_range(
         now, config.earliest_timestamp, config.future_margin_hours))
-    window = lookback(loaded.frames, config.alerts.lookback_hours)
+    # The high-volume sources as rollups, as in a build (the chunked engine replaces this).
+    frames = rollups.from_frames(loaded.frames, config.tz)
+    window = lookback(frames, config.alerts.lookback_hours)
     outcome = AlertOutcome(window=(window.start, window.end))
     with Archive(output_dir) as store:
         history = store.signal_history(window.start - pd.Timedelta(weeks=HISTORY_WEEKS),
                                        window.start)
-        _, typed, _ = incidents.compute(loaded.frames, window, config.thresholds, history,
+        _, typed, _ = incidents.compute(frames, window, config.thresholds, history,
                                         links=config.service_map, top_n=config.top_n)
         found = [i.as_dict() for i in typed]
         link = _it_report(store, config)

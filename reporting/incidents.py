@@ -36,6 +36,14 @@ are themselves unlikely under the others (an earlier incident) are left out.
   the rest of the period (at least SHIFT_HOURS) is one level shift with its start (CUSUM
   estimate, sign test at alpha / (signals x candidate starts)); the hours after it are
   judged against the shifted level, so a later failure still shows.
+
+Signals of the high-volume sources come from their rollups (`reporting/rollups.py`), never
+from rows: requests, 5xx rates, sessions dropped at checkout, CPU and memory means (sums /
+samples) and failed probes exactly; an hour's p95 latency per service and p75 load time
+per page from that hour's histogram of 0.5 % logarithmic buckets (`latency_hourly`,
+`load_time_hourly`), so within 0.5 % of the percentile of the raw values, and the count of
+the hour's events above its usual level is counted over the same buckets. Hours are cut
+in UTC (a slot of 15 minutes in a zone with a half-hour offset is a quarter of one).
 """
 from __future__ import annotations
 
@@ -53,9 +61,9 @@ from scipy import stats
 from . import formatting as fmt
 from . import sentiment
 from .config import ServiceLinks, Thresholds
-from .kpis.base import Chart, Insight, Section, Table, codes_of, grouped_quantile, hour_numbers
+from .kpis.base import Chart, Insight, Section, Table, codes_of, hour_numbers
 from .periods import Period
-from .rollups import as_rows
+from .rollups import Rollup, hist_quantiles, rollup_of
 from .sources import SPECS
 
 NAME = "incidents"
@@ -90,6 +98,11 @@ FAMILIES: dict[str, tuple[tuple[str, ...], bool]] = {
 TIME_COLUMNS = {name: SPECS[name].time for name in (
     "api_logs", "page_load_times", "cart_abandonment", "session_tracking", "user_feedback",
     "support_tickets", "system_metrics")} | {"session_tracking": "end_time"}
+# The rollup tables the signals of each high-volume source are built from (the small
+# sources give theirs from rows); the first names each entity's volume.
+SOURCE_TABLES = {"api_logs": ("requests", "latency_hourly"),
+                 "page_load_times": ("loads", "load_time_hourly"),
+                 "session_tracking": ("ends",), "system_metrics": ("samples",)}
 
 
 @dataclass(frozen=True)
@@ -214,12 +227,12 @@ class Findings:
     signals: tuple[Signal, ...]
 
 
-def grid(period: Period, frames: Mapping[str, pd.DataFrame], weeks: int = 4,
+def grid(period: Period, frames: Mapping[str, Any], weeks: int = 4,
          history_from: pd.Timestamp | None = None) -> pd.DatetimeIndex:
     """Hours from up to `weeks` weeks before the period to its end (cut in UTC); the weeks
     before start no earlier than the first event in the data or the first archived hour."""
     start = period.start - pd.Timedelta(weeks=weeks)
-    firsts = [f[c].min() for f, c in _times(frames) if len(f)]
+    firsts = list(_firsts(as_tables(frames)).values())
     if history_from is not None:
         firsts.append(history_from)
     if firsts:
@@ -228,14 +241,42 @@ def grid(period: Period, frames: Mapping[str, pd.DataFrame], weeks: int = 4,
                          freq="h", inclusive="left")
 
 
-def _times(frames: Mapping[str, pd.DataFrame]) -> list[tuple[pd.DataFrame, str]]:
-    return [(frames[s], c) for s, c in TIME_COLUMNS.items() if s in frames]
+def as_tables(frames: Mapping[str, Any]) -> dict[str, Any]:
+    """The frames with each high-volume source as a rollup (a caller's frame of rows is
+    reduced here)."""
+    return {name: rollup_of(f, name) if name in SOURCE_TABLES else f
+            for name, f in frames.items()}
+
+
+def _firsts(frames: Mapping[str, Any]) -> dict[str, pd.Timestamp]:
+    """Each signal source's first time (of its TIME_COLUMNS column; for a rollup of
+    sessions the start of the slot of the first end: all the hour grid needs)."""
+    out = {}
+    for source, col in TIME_COLUMNS.items():
+        f = frames.get(source)
+        if f is None or not len(f):
+            continue
+        if source == "session_tracking" and isinstance(f, Rollup):
+            first_end = int(f.tables["ends"]["end_slot"].min())
+            out[source] = EPOCH + pd.Timedelta(minutes=first_end)
+        else:
+            out[source] = f.span[0] if isinstance(f, Rollup) else f[col].min()
+    return out
 
 
 def _slot(times: pd.Series, hours: pd.DatetimeIndex) -> np.ndarray:
     """Position of each time in the hour grid; -1 outside it."""
     pos = hour_numbers(times) - int(epoch_hours(hours[:1])[0])
     pos[(pos < 0) | (pos >= len(hours))] = -1
+    return pos
+
+
+def _table_slot(table: pd.DataFrame, first: int, n: int, col: str = "slot") -> np.ndarray:
+    """Position of each entry of a rollup table in the hour grid whose first hour is
+    `first` (hours since the epoch), by its slot column `col`; -1 outside it. Slots cut
+    hours in UTC."""
+    pos = table[col].to_numpy(dtype=np.int64) // 60 - first
+    pos[(pos < 0) | (pos >= n)] = -1
     return pos
 
 
@@ -251,8 +292,8 @@ def _mean(pos: np.ndarray, values: np.ndarray, samples: np.ndarray) -> np.ndarra
 
 
 def _by(column: pd.Series) -> list[tuple[str, np.ndarray]]:
-    """(name, row positions) per distinct value of a column, from one sort of its codes
-    (memory O(rows), not rows x names)."""
+    """(name, row positions) per distinct value of a column (or entity of a rollup table),
+    from one sort of its codes (memory O(rows), not rows x names)."""
     codes, labels = codes_of(column)
     order = np.argsort(codes, kind="stable")
     bounds = np.searchsorted(codes[order], np.arange(len(labels) + 1))
@@ -265,13 +306,17 @@ ENTITY_COLUMNS = {"api_logs": "service_name", "page_load_times": "page_url",
                   "support_tickets": "issue_type", "system_metrics": "service_name"}
 
 
-def top_entities(column: pd.Series, top_n: int) -> pd.Series:
-    """The column with every value outside the `top_n` most frequent folded into "other":
-    incidents judge (and the archive keeps) at most `top_n` + 1 entities per signal."""
+def top_entities(column: pd.Series, top_n: int, weights: np.ndarray | None = None
+                 ) -> pd.Series:
+    """The column with every value outside the `top_n` most frequent (of most `weights`:
+    a rollup table's row counts) folded into "other": incidents judge (and the archive
+    keeps) at most `top_n` + 1 entities per signal."""
     codes, labels = codes_of(column)
     if len(labels) <= top_n:
         return column
-    counts = np.bincount(codes[codes >= 0], minlength=len(labels))
+    ok = codes >= 0
+    counts = np.bincount(codes[ok], None if weights is None else weights[ok],
+                         minlength=len(labels))
     keep = np.sort(np.argsort(-counts, kind="stable")[:top_n])
     new = np.full(len(labels), len(keep), dtype=np.int64)     # the rest: "other"
     new[keep] = np.arange(len(keep))
@@ -280,6 +325,28 @@ def top_entities(column: pd.Series, top_n: int) -> pd.Series:
     mapped = np.where(codes >= 0, new[np.maximum(codes, 0)], -1)
     return pd.Series(pd.Categorical.from_codes(mapped, names + [other]), index=column.index,
                      name=column.name)
+
+
+def _folded(rollup: Rollup, top_n: int | None) -> dict[str, pd.DataFrame]:
+    """The tables the source's signals use, each entity outside the `top_n` with the most
+    rows (in the source's first table) as "other" in all of them."""
+    names = SOURCE_TABLES[rollup.source]
+    tables = {name: rollup.tables[name] for name in names}
+    col = ENTITY_COLUMNS.get(rollup.source)
+    if not top_n or col is None:
+        return tables
+    volume = tables[names[0]]
+    folded = top_entities(volume[col], top_n, volume["n"].to_numpy(dtype=float))
+    if folded is volume[col]:
+        return tables
+    kept = folded.cat.categories
+    for name, t in tables.items():
+        codes, labels = codes_of(t[col])
+        at = pd.Index(kept[:-1]).get_indexer(labels.astype(str))
+        at = np.where(at >= 0, at, len(kept) - 1)               # the rest: "other"
+        mapped = np.append(at, -1)[codes]                       # -1: missing stays so
+        tables[name] = t.assign(**{col: pd.Categorical.from_codes(mapped, kept)})
+    return tables
 
 
 # --- the service map -------------------------------------------------------------------
@@ -306,21 +373,23 @@ def infer_links(service: str, endpoints: Sequence[str] = ()) -> ServiceLinks:
                         carts=any(carts for _, carts in chosen))
 
 
-def service_map(frames: Mapping[str, pd.DataFrame],
+def service_map(frames: Mapping[str, Any],
                 configured: Mapping[str, ServiceLinks] | None = None
                 ) -> dict[str, ServiceLinks]:
-    """Links of every service in the API logs or system metrics: as configured, else
-    inferred."""
+    """Links of every service in the API logs (the `requests` table of a rollup) or system
+    metrics (`samples`): as configured, else inferred."""
+    def table(f: Any, name: str) -> pd.DataFrame:
+        return f.tables[name] if isinstance(f, Rollup) else f
     endpoints: dict[str, list[str]] = {}
     api = frames.get("api_logs")
     if api is not None and len(api):
-        pairs = api[["service_name", "endpoint"]].drop_duplicates()
+        pairs = table(api, "requests")[["service_name", "endpoint"]].drop_duplicates()
         for service, endpoint in zip(pairs["service_name"].astype(str),
                                      pairs["endpoint"].astype(str)):
             endpoints.setdefault(service, []).append(endpoint)
     system = frames.get("system_metrics")
     if system is not None and len(system):
-        for service in pd.unique(system["service_name"].astype(str)):
+        for service in pd.unique(table(system, "samples")["service_name"].astype(str)):
             endpoints.setdefault(service, [])
     configured = configured or {}
     return {s: configured.get(s) or infer_links(s, e) for s, e in sorted(endpoints.items())}
@@ -339,44 +408,70 @@ def tied(links: Mapping[str, ServiceLinks], *, page: str | None = None,
 
 # --- hourly signals --------------------------------------------------------------------
 
-def _api(f: pd.DataFrame, pos: np.ndarray, n: int, links: Mapping[str, ServiceLinks]
-         ) -> list[Signal]:
+def _api(tables: Mapping[str, pd.DataFrame], first: int, n: int,
+         links: Mapping[str, ServiceLinks]) -> list[Signal]:
+    """Requests and 5xx rate per service and hour from `requests`; the p95 (within 0.5 %)
+    from the hour's histogram in `latency_hourly`."""
+    requests = tables["requests"]
+    pos = _table_slot(requests, first, n)
+    counts = requests["n"].to_numpy(dtype=float)
+    errors = counts * (requests["status_code"].to_numpy(dtype=float) >= 500)
+    levels = _levels(tables["latency_hourly"], "service_name", "response_time_ms", first, n)
     out = []
-    status = f["status_code"].to_numpy()
-    rt = f["response_time_ms"].to_numpy(dtype=float)
-    for service, mine in _by(f["service_name"]):
+    for service, mine in _by(requests["service_name"]):
         p = pos[mine]
-        req = _count(p, n)
-        err = _count(p, n, (status[mine] >= 500).astype(float))
+        req = _count(p, n, counts[mine]).astype(np.int64)
+        err = _count(p, n, errors[mine])
         with np.errstate(invalid="ignore", divide="ignore"):
             rate = np.where(req > 0, err / np.maximum(req, 1), np.nan)
         own = (service,)
+        p95, above = levels(service, 0.95)
         out += [Signal("api.requests", service, "traffic", req, req, "count", own),
                 Signal("api.server_error_rate", service, "ratio", rate, req, "ratio", own),
-                Signal("api.p95_ms", service, "level",
-                       grouped_quantile(p, rt[mine], n, 0.95), req, "ms", own, 0.95,
-                       _above(p, rt[mine], n))]
+                Signal("api.p95_ms", service, "level", p95, req, "ms", own, 0.95, above)]
     return out
 
 
-def _above(pos: np.ndarray, values: np.ndarray, n: int
+def _levels(table: pd.DataFrame, col: str, value: str, first: int, n: int
+            ) -> Callable[[str, float], tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]]:
+    """For an entity of an hourly histogram table (0.5 % buckets), its quantile per hour
+    and how many of each hour's values lie above a level."""
+    pos = _table_slot(table, first, n)
+    values = table[value].to_numpy(dtype=float)
+    counts = table["n"].to_numpy(dtype=float)
+    members = dict(_by(table[col]))
+
+    def of(entity: str, q: float) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+        mine = members.get(entity, np.zeros(0, dtype=np.int64))
+        p, v, c = pos[mine], values[mine], counts[mine]
+        return hist_quantiles(p, v, c, n, (q,))[0], _above(p, v, c, n)
+    return of
+
+
+def _above(pos: np.ndarray, values: np.ndarray, counts: np.ndarray, n: int
            ) -> Callable[[np.ndarray], np.ndarray]:
-    """Per hour, how many values lie above that hour's level."""
+    """Per hour, how many values (of a histogram: value, count) lie above that hour's
+    level."""
     def count(level: np.ndarray) -> np.ndarray:
         with np.errstate(invalid="ignore"):
-            return _count(pos, n, (values > level[np.maximum(pos, 0)]).astype(float))
+            return _count(pos, n, counts * (values > level[np.maximum(pos, 0)]))
     return count
 
 
-def _pages(f: pd.DataFrame, pos: np.ndarray, n: int, links: Mapping[str, ServiceLinks]
-           ) -> list[Signal]:
-    lt = f["load_time_ms"].to_numpy(dtype=float)
+def _pages(tables: Mapping[str, pd.DataFrame], first: int, n: int,
+           links: Mapping[str, ServiceLinks]) -> list[Signal]:
+    """Loads per page and hour from `loads`; the p75 (within 0.5 %) from
+    `load_time_hourly`."""
+    loads = tables["loads"]
+    pos = _table_slot(loads, first, n)
+    counts = loads["n"].to_numpy(dtype=float)
+    levels = _levels(tables["load_time_hourly"], "page_url", "load_time_ms", first, n)
     out = []
-    for page, mine in _by(f["page_url"]):
-        p = pos[mine]
-        out.append(Signal("pages.p75_load_ms", page, "level",
-                          grouped_quantile(p, lt[mine], n, 0.75), _count(p, n), "ms",
-                          tied(links, page=page), 0.75, _above(p, lt[mine], n)))
+    for page, mine in _by(loads["page_url"]):
+        p75, above = levels(page, 0.75)
+        out.append(Signal("pages.p75_load_ms", page, "level", p75,
+                          _count(pos[mine], n, counts[mine]).astype(np.int64), "ms",
+                          tied(links, page=page), 0.75, above))
     return out
 
 
@@ -390,10 +485,13 @@ def _carts(f: pd.DataFrame, pos: np.ndarray, n: int, links: Mapping[str, Service
                    owners)]
 
 
-def _sessions(f: pd.DataFrame, pos: np.ndarray, n: int, links: Mapping[str, ServiceLinks]
-              ) -> list[Signal]:
-    at_checkout = (f["drop_off_page"].astype("str").str.lower() == "checkout").to_numpy()
-    count = _count(np.where(at_checkout, pos, -1), n)
+def _sessions(tables: Mapping[str, pd.DataFrame], first: int, n: int,
+              links: Mapping[str, ServiceLinks]) -> list[Signal]:
+    """Sessions dropped at checkout per hour they ended in (`ends`)."""
+    ends = tables["ends"]
+    at_checkout = (ends["drop_off_page"].astype("str").str.lower() == "checkout").to_numpy()
+    pos = np.where(at_checkout, _table_slot(ends, first, n, "end_slot"), -1)
+    count = _count(pos, n, ends["n"].to_numpy(dtype=float)).astype(np.int64)
     return [Signal("sessions.dropped_at_checkout", "checkout", "count", count, count, "count",
                    tied(links, carts=True))]
 
@@ -433,25 +531,26 @@ def _tickets(f: pd.DataFrame, pos: np.ndarray, n: int, links: Mapping[str, Servi
     return out
 
 
-def _system(f: pd.DataFrame, pos: np.ndarray, n: int, links: Mapping[str, ServiceLinks]
-            ) -> list[Signal]:
-    cpu = f["cpu_pct"].to_numpy(dtype=float)
-    memory = f["memory_pct"].to_numpy(dtype=float)
-    failed = (f["healthy"].to_numpy(dtype=float) == 0).astype(float) \
-        if "healthy" in f else None
+def _system(tables: Mapping[str, pd.DataFrame], first: int, n: int,
+            links: Mapping[str, ServiceLinks]) -> list[Signal]:
+    """Mean CPU and memory per service and hour (sums / samples) and failed health probes,
+    from `samples`."""
+    f = tables["samples"]
+    pos = _table_slot(f, first, n)
+    counts = f["n"].to_numpy(dtype=float)
+    cpu, memory = (f[c].to_numpy(dtype=float) for c in ("cpu_pct_sum", "memory_pct_sum"))
+    failed = f["failed"].to_numpy(dtype=float)
     out = []
     for service, mine in _by(f["service_name"]):
         p = pos[mine]
-        samples = _count(p, n)
+        samples = _count(p, n, counts[mine]).astype(np.int64)
         own = (service,)
+        fails = _count(p, n, failed[mine])
         out += [Signal("system.cpu_pct", service, "pct", _mean(p, cpu[mine], samples),
                        samples, "pct", own),
                 Signal("system.memory_pct", service, "pct", _mean(p, memory[mine], samples),
-                       samples, "pct", own)]
-        if failed is not None:
-            fails = _count(p, n, failed[mine])
-            out.append(Signal("system.failed_probes", service, "count", fails, fails, "count",
-                              own))
+                       samples, "pct", own),
+                Signal("system.failed_probes", service, "count", fails, fails, "count", own)]
     return out
 
 
@@ -460,26 +559,31 @@ SIGNALS = {"api_logs": _api, "page_load_times": _pages, "cart_abandonment": _car
            "support_tickets": _tickets, "system_metrics": _system}
 
 
-def signals(frames: Mapping[str, pd.DataFrame], hours: pd.DatetimeIndex,
+def signals(frames: Mapping[str, Any], hours: pd.DatetimeIndex,
             top_n: int | None = None, links: Mapping[str, ServiceLinks] | None = None
             ) -> list[Signal]:
-    """Every hourly signal the present sources give, tied to services by `links` (default:
-    inferred); hours before a source's first event are unknown (NaN), not zero.
-    Per-entity signals cover the `top_n` busiest entities and "other"."""
+    """Every hourly signal the present sources give (the high-volume ones from their
+    rollup tables), tied to services by `links` (default: inferred); hours before a
+    source's first event are unknown (NaN), not zero. Per-entity signals cover the
+    `top_n` busiest entities and "other"."""
+    frames = as_tables(frames)
     links = service_map(frames) if links is None else links
     n = len(hours)
+    firsts = _firsts(frames)
     out: list[Signal] = []
     for source, make in SIGNALS.items():
         frame = frames.get(source)
         if frame is None or not len(frame):
             continue
-        if top_n and source in ENTITY_COLUMNS:
-            col = ENTITY_COLUMNS[source]
-            frame = frame.assign(**{col: top_entities(frame[col], top_n)})
-        times = frame[TIME_COLUMNS[source]]
-        first = max(0, int(hours.searchsorted(times.min(), side="right")) - 1)
-        out += [_unknown_before(sig, first)
-                for sig in make(frame, _slot(times, hours), n, links)]
+        if isinstance(frame, Rollup):
+            made = make(_folded(frame, top_n), int(epoch_hours(hours[:1])[0]), n, links)
+        else:
+            if top_n and source in ENTITY_COLUMNS:
+                col = ENTITY_COLUMNS[source]
+                frame = frame.assign(**{col: top_entities(frame[col], top_n)})
+            made = make(frame, _slot(frame[TIME_COLUMNS[source]], hours), n, links)
+        first = max(0, int(hours.searchsorted(firsts[source], side="right")) - 1)
+        out += [_unknown_before(sig, first) for sig in made]
     return out
 
 
@@ -864,7 +968,7 @@ def detect(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
     values, see `archive_rows`) fills the weeks that the data does not cover; `links` is
     the configured service map (the rest is inferred); `top_n` bounds the entities per
     signal."""
-    frames = as_rows(frames)
+    frames = as_tables(frames)
     history_from = None
     if history is not None and not history.empty:
         history_from = EPOCH + int(history["hour"].min()) * HOUR

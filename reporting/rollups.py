@@ -207,6 +207,12 @@ def _sessions(f: pd.DataFrame, k: Keys) -> pd.DataFrame:
                          "drop_off_page": f["drop_off_page"], "seconds_sum": seconds})
 
 
+def _session_ends(f: pd.DataFrame, k: Keys) -> pd.DataFrame:
+    return pd.DataFrame({"slot": k.slot(f["start_time"]), "end_slot": k.slot(f["end_time"]),
+                         "page_sequence": f["page_sequence"],
+                         "drop_off_page": f["drop_off_page"]})
+
+
 def _session_durations(f: pd.DataFrame, k: Keys) -> pd.DataFrame:
     seconds = (f["end_time"] - f["start_time"]).dt.total_seconds()
     return pd.DataFrame({"day": k.day(f["start_time"]), "page_sequence": f["page_sequence"],
@@ -265,6 +271,10 @@ TABLES: dict[str, dict[str, Table]] = {
         "times": _times("start_time"),
         "sessions": Table(("slot", "page_sequence", "drop_off_page"),
                           {"n": SUM, "seconds_sum": SUM}, _sessions),
+        # the slot each session ends in (cut on its start slot, as the source): the
+        # incidents count sessions where they end
+        "ends": Table(("slot", "end_slot", "page_sequence", "drop_off_page"), {"n": SUM},
+                      _session_ends),
         "durations": Table(("day", "page_sequence", "seconds"), {"n": SUM},
                            _session_durations, "day"),
     },

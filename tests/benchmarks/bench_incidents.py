@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 from scipy import stats
 
-from reporting import incidents
+from reporting import incidents, rollups
 from reporting.config import Thresholds
 from reporting.periods import resolve
 from reporting.simulate import simulate, suite_faults
@@ -49,7 +49,7 @@ def run_seed(seed: int) -> dict:
         simulate(Path(tmp), weeks=10, scale="small", seed=seed, fmt="parquet", faults=faults,
                  start=START)
         injected = json.loads((Path(tmp) / "simulation.json").read_text())["incidents"]
-        frames = load_all(Path(tmp), UTC).frames
+        frames = rollups.from_frames(load_all(Path(tmp), UTC).frames, UTC)   # as a build
     out = {"found": {}, "false": {"quiet": 0, "other": 0}, "impact": [], "shift": None,
            "creep_incidents": 0, "details": []}
     for week in range(2, 10):
