@@ -177,7 +177,8 @@ UNITS = {"requests": "count", "server_error_rate": "ratio", "client_error_rate":
          "p99_ms": "ms", "apdex": "score"}
 
 
-def compute(frames: Mapping[str, Rollup | pd.DataFrame], period: Period, t: Thresholds) -> Section:
+def compute(frames: Mapping[str, Rollup | pd.DataFrame], period: Period, t: Thresholds
+            ) -> Section:
     cur, prev = map(exact, periods_of(rollup_of(frames[SOURCE], SOURCE, period), period))
     if not len(cur):
         values = measure(cur, t)
