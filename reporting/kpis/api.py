@@ -10,10 +10,10 @@ import pandas as pd
 from .. import formatting
 from ..config import Thresholds
 from ..periods import Period
-from ..rollups import Rollup
+from ..rollups import Rollup, rollup_of
 from .base import (HOUR_US, Chart, Insight, Metric, Section, Table, Value, build_kpis,
-                   higher_is_better, lower_is_better, metric, periods_of, ratio, records,
-                   rollup_of, table_percentiles, table_quantiles, table_sums)
+                   higher_is_better, lower_is_better, metric, ratio, records, rollups_of,
+                   table_percentiles, table_quantiles, table_sums)
 
 SOURCE = "api_logs"
 NAME = "api"
@@ -179,7 +179,7 @@ UNITS = {"requests": "count", "server_error_rate": "ratio", "client_error_rate":
 
 def compute(frames: Mapping[str, Rollup | pd.DataFrame], period: Period, t: Thresholds
             ) -> Section:
-    cur, prev = map(exact, periods_of(rollup_of(frames[SOURCE], SOURCE, period), period))
+    cur, prev = map(exact, rollups_of(rollup_of(frames[SOURCE], SOURCE), period))
     if not len(cur):
         values = measure(cur, t)
     else:

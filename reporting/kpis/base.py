@@ -239,29 +239,29 @@ def covers_previous(times: pd.Series, period: Period) -> bool:
     return prev is not None and not times.empty and times.min() < prev.start + pd.Timedelta(days=1)
 
 
-def rollup_of(data: rollups.Rollup | pd.DataFrame, source: str, period: Period
-              ) -> rollups.Rollup:
-    """A high-volume source as its rollup: validated rows (a slice's restricted rows, a
-    test's frame) are reduced here, in the period's zone."""
-    if isinstance(data, rollups.Rollup):
-        return data
-    return rollups.reduce(data, source, period.start.tz)
+Cut = tuple[pd.Timestamp, pd.Timestamp]
 
 
-def periods_of(rollup: rollups.Rollup, period: Period
-               ) -> tuple[rollups.Rollup, rollups.Rollup | None]:
-    """`window` for a rollup: its tables cut to the period, and to the preceding period
-    when the data covers it (its first time falls on or before that period's first day,
-    as `covers_previous` says for rows); otherwise None."""
+def periods_of(rollup: Any, period: Period) -> tuple[Cut, Cut | None]:
+    """[start, end) of the period and, when the rollup covers it (its first time falls on
+    or before that period's first day, as `covers_previous` says of rows), of the
+    previous period: what to cut the rollup's tables to."""
     prev, span = period.previous, rollup.span
-    current = _cut(rollup, period)
-    if prev is None or span is None or not span[0] < prev.start + pd.Timedelta(days=1):
-        return current, None
-    return current, _cut(rollup, prev)
+    covered = prev is not None and span is not None and \
+        span[0] < prev.start + pd.Timedelta(days=1)
+    return (period.start, period.end), ((prev.start, prev.end) if covered else None)
 
 
-def _cut(rollup: rollups.Rollup, period: Period) -> rollups.Rollup:
-    tables = {name: rollup.table(name, period.start, period.end) for name in rollup.tables}
+def rollups_of(rollup: rollups.Rollup, period: Period
+               ) -> tuple[rollups.Rollup, rollups.Rollup | None]:
+    """`window` for a rollup: the rollup cut to the period and, when covered
+    (`periods_of`), to the previous period; otherwise None."""
+    current, previous = periods_of(rollup, period)
+    return _cut(rollup, current), (_cut(rollup, previous) if previous else None)
+
+
+def _cut(rollup: rollups.Rollup, bounds: Cut) -> rollups.Rollup:
+    tables = {name: rollup.table(name, *bounds) for name in rollup.tables}
     return rollups.Rollup(rollup.source, tables, rollup.tz, rollup.minutes)
 
 
@@ -302,6 +302,15 @@ def mode(values: pd.Series) -> str | None:
         return None
     top = counts[counts == counts.max()].index
     return sorted(str(v) for v in top)[0]
+
+
+def top(table: pd.DataFrame, key: str, weight: str = "n") -> str | None:
+    """`mode` of a rollup table's `key` weighted by its row counts: most rows, ties to the
+    alphabetically first."""
+    sums = table.groupby(table[key].astype("str").where(table[key].notna()),
+                         dropna=True)[weight].sum()
+    sums = sums[sums > 0]
+    return None if sums.empty else str(sums[sums == sums.max()].index.min())
 
 
 def absent(name: str, title: str, quality: Any | None) -> Section:

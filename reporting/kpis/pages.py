@@ -13,10 +13,9 @@ import pandas as pd
 from .. import formatting
 from ..config import Thresholds
 from ..periods import Period
-from ..rollups import Rollup
+from ..rollups import Rollup, rollup_of
 from .base import (Chart, Insight, Metric, Section, Table, Value, build_kpis, lower_is_better,
-                   metric, periods_of, records, rollup_of, table_percentiles, table_quantiles,
-                   table_sums)
+                   metric, records, rollups_of, table_percentiles, table_quantiles, table_sums)
 
 SOURCE = "page_load_times"
 NAME = "pages"
@@ -80,7 +79,7 @@ def breakdown(r: Rollup, by: str, t: Thresholds) -> pd.DataFrame:
 
 def compute(frames: Mapping[str, Rollup | pd.DataFrame], period: Period, t: Thresholds
             ) -> Section:
-    cur, prev = periods_of(rollup_of(frames[SOURCE], SOURCE, period), period)
+    cur, prev = rollups_of(rollup_of(frames[SOURCE], SOURCE), period)
     values = measure(cur, t)
     prev_values = measure(prev, t) if prev is not None else None
     kpis = build_kpis(NAME, CATALOGUE, values, prev_values, t)

@@ -8,10 +8,10 @@ import pandas as pd
 from .. import formatting
 from ..config import Thresholds
 from ..periods import Period
-from ..rollups import Rollup
+from ..rollups import Rollup, rollup_of
 from .base import (Chart, Insight, Metric, Section, Table, Value, build_kpis, higher_is_better,
-                   lower_is_better, metric, periods_of, rollup_of, table_percentiles,
-                   table_quantiles, table_sums)
+                   lower_is_better, metric, rollups_of, table_percentiles, table_quantiles,
+                   table_sums)
 
 SOURCE = "system_metrics"
 NAME = "system"
@@ -63,7 +63,7 @@ def by_service(r: Rollup) -> pd.DataFrame:
 
 def compute(frames: Mapping[str, Rollup | pd.DataFrame], period: Period, t: Thresholds
             ) -> Section:
-    cur, prev = periods_of(rollup_of(frames[SOURCE], SOURCE, period), period)
+    cur, prev = rollups_of(rollup_of(frames[SOURCE], SOURCE), period)
     values = measure(cur, t)
     kpis = build_kpis(NAME, CATALOGUE, values, measure(prev, t) if prev is not None else None, t)
     if not len(cur):

@@ -13,7 +13,7 @@ import pytest
 
 from reporting import rollups
 from reporting.kpis import api, pages, system
-from reporting.kpis.base import periods_of
+from reporting.kpis.base import rollups_of
 from reporting.periods import date_range
 
 from ..conftest import UTC, week_of
@@ -132,7 +132,7 @@ def test_hours_are_cut_in_utc_in_a_half_hour_zone(frame, thresholds):
     assert r.minutes == 15
     period = date_range(pd.Timestamp("2026-11-09").date(), pd.Timestamp("2026-11-15").date(),
                         kolkata)
-    hourly = api.per_hour(periods_of(r, period)[0])
+    hourly = api.per_hour(rollups_of(r, period)[0])
     assert [f"{h:%H:%M}" for h in hourly.index] == ["08:30", "09:30"]
     assert hourly["requests"].tolist() == [1, 1]
     assert hourly["server_error_rate"].tolist() == [0, 1]
@@ -142,7 +142,7 @@ def test_previous_period_only_when_the_data_starts_on_its_first_day(frame):
     def prev_of(first: str):
         rows = API_HEAD + f"{first},/a,200,10,web\n2026-11-10T09:00:00,/a,200,10,web\n"
         r = rollups.reduce(frame("api_logs", rows), "api_logs", UTC)
-        return periods_of(r, W46)[1]
+        return rollups_of(r, W46)[1]
 
     assert len(prev_of("2026-11-02T23:59:59")) == 1          # on W45's first day
     assert prev_of("2026-11-03T00:00:00") is None            # a day later: not covered
