@@ -4,7 +4,8 @@ Every source gives hourly signals, and every hour of the period is judged by how
 its value is under that hour's baseline: the same hour of the week over up to 4
 preceding weeks in the data or, where the data does not reach back, in the archive (the
 same hour of day over up to 28 preceding days when there are fewer than 2 such weeks;
-no judgement with fewer than 3 days).
+no judgement with fewer than 3 days). Baseline hours of counts, ratios and money that
+are themselves unlikely under the others (an earlier incident) are left out.
 
 - **Tail probabilities.** Counts (tickets, abandoned carts, negative comments, failed
   probes) get the exact upper tail of a Poisson whose rate is learnt from those baseline
@@ -69,6 +70,7 @@ SUGGESTIVE = 0.01   # each side of an incident hour, and each hour a window grow
 PRIOR_HOURS = 4.0   # weight of the same-hour-of-day prior for counts, in hours
 PRIOR_EVENTS = 100.0  # ... and for ratios, in requests
 TAIL_TERMS = 2000   # terms summed for a ratio's far tail
+SCREEN = 1e-3       # a baseline hour this unlikely under the others is left out
 SHIFT_HOURS = 24    # a level shift lasts at least a day
 SHIFT_LEVEL = np.log(1.2)   # and moves a percentile by 20 % or more
 SHIFT_PCT = 5.0             # or CPU/memory by 5 percentage points or more
@@ -128,9 +130,15 @@ class Reading:
 
 @dataclass(frozen=True)
 class Impact:
+    """What exceeded the expected level in the window, each with its standard error (the
+    noise of the window's ordinary traffic and of the expected level itself)."""
+
     abandoned_value: float = 0.0
     abandoned_carts: int = 0
     tickets: int = 0
+    abandoned_value_se: float = 0.0
+    abandoned_carts_se: float = 0.0
+    tickets_se: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -638,11 +646,82 @@ def fisher(p_back: np.ndarray, p_user: np.ndarray) -> np.ndarray:
         return np.where(q > 0, q * (1 - np.log(np.where(q > 0, q, 1))), 0.0)
 
 
+def _ordinary(counts: np.ndarray, prior: np.ndarray | None = None,
+              events: np.ndarray | None = None) -> np.ndarray:
+    """Which cells of a (baseline hours x hours) stack are ordinary: each is judged against
+    the others of its column, left out of them (a count by `count_tail`, errors of
+    `events` by `ratio_tail`; `prior` as there, default the others' own mean), and one
+    below SCREEN is an earlier incident, not the usual level: a previous outage in the
+    same hour of an earlier week would otherwise raise the expected count and hide the
+    next one. Judged where at least 2 others are known; NaN cells are not ordinary."""
+    known = ~np.isnan(counts)
+    c = np.where(known, counts, 0.0)
+    others_n = np.sum(known, axis=0) - known
+    with np.errstate(all="ignore"):
+        if events is None:
+            others = np.sum(c, axis=0) - c
+            mean = prior if prior is not None else (others + 0.5) / (others_n + 1)
+            q = count_tail(c, others, others_n, np.broadcast_to(mean, c.shape))
+        else:
+            n = np.where(known, events, 0.0)
+            others, others_ev = np.sum(c, axis=0) - c, np.sum(n, axis=0) - n
+            mean = prior if prior is not None else (others + 0.5) / (others_ev + 1)
+            q = ratio_tail(c.ravel(), n.ravel(), others.ravel(), others_ev.ravel(),
+                           np.broadcast_to(mean, c.shape).ravel()).reshape(c.shape)
+    return known & ~((others_n >= 2) & (np.nan_to_num(q, nan=1.0) < SCREEN))
+
+
+def _screened(values: np.ndarray, counts: np.ndarray, prior: np.ndarray | None = None,
+              events: np.ndarray | None = None) -> np.ndarray:
+    """`values` with the cells that are not `_ordinary` by their counts made NaN."""
+    return np.where(_ordinary(counts, prior, events), values, np.nan)
+
+
+def _expected(kind: str, values: np.ndarray, events: np.ndarray, rows: np.ndarray,
+              seen: np.ndarray, x: np.ndarray, at: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """A count's tail and expected value (a money total: no tail, its mean) over the
+    ordinary baseline hours, the prior from the same hour of day's ordinary days."""
+    # the counts behind each cell: the values themselves, or a money total's events
+    day, day_n = _stack(values, at, 24, 28), _stack(events, at, 24, 28)
+    day_counts, counts = (day, rows) if kind == "count" else (day_n, seen)
+    day = _screened(day, day_counts)
+    days = np.sum(~np.isnan(day), axis=0)
+    day_prior = (np.nansum(_screened(day_counts, day_counts), axis=0) + 0.5) / (days + 1)
+    rows = _screened(rows, counts, day_prior)
+    seen_hours = np.sum(~np.isnan(rows), axis=0)
+    if kind == "count":
+        prior = (np.nansum(day, axis=0) + 0.5) / (days + 1)
+        q = count_tail(x, np.nansum(rows, axis=0), seen_hours, prior)
+        # the expected count, so that what exceeds it is an unbiased impact
+        return q, (np.nansum(rows, axis=0) + PRIOR_HOURS * prior) / (seen_hours + PRIOR_HOURS)
+    mean = np.where(seen_hours > 0, np.nansum(rows, axis=0) / np.maximum(seen_hours, 1),
+                    np.nan)
+    return np.full(len(at), np.nan), mean    # a money total is the impact, not a symptom
+
+
+def _ratio_p(values: np.ndarray, events: np.ndarray, rows: np.ndarray, seen: np.ndarray,
+             x: np.ndarray, ev: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """An error ratio's tail over the ordinary baseline hours, the prior from the same hour
+    of day's ordinary days."""
+    day, day_n = _stack(values, at, 24, 28), _stack(events, at, 24, 28)
+    day_e = np.round(day * day_n)
+    ok = _ordinary(day_e, events=day_n)
+    prior = (np.nansum(np.where(ok, day_e, 0), axis=0) + 0.5) / (np.nansum(
+        np.where(ok, day_n, 0), axis=0) + 1)
+    seen_e = np.round(rows * seen)
+    ok = _ordinary(seen_e, prior, events=seen)
+    return ratio_tail(np.round(np.nan_to_num(x) * ev), ev,
+                      np.nansum(np.where(ok, seen_e, 0), axis=0),
+                      np.nansum(np.where(ok, seen, 0), axis=0), prior)
+
+
 def tail(sig: Signal, min_events: int, at: np.ndarray | None = None
          ) -> tuple[np.ndarray, np.ndarray]:
     """Upper-tail probability of each hour under its baseline (NaN where it cannot be
     judged, or outside `at`), and the usual level (the baseline median; the expected
-    value for counts and money)."""
+    value for counts and money). Baseline hours of counts, ratios and money that were
+    themselves far from the others (earlier incidents, `_ordinary`) are left out."""
     n = len(sig.values)
     at = np.arange(n) if at is None else np.asarray(at, dtype=int)
     values, events = sig.values.astype(float), sig.events.astype(float)
@@ -653,21 +732,11 @@ def tail(sig: Signal, min_events: int, at: np.ndarray | None = None
     x, ev = values[at], events[at]
     known = (np.sum(~np.isnan(rows), axis=0) > 0) & ~np.isnan(x)
     with np.errstate(all="ignore"):
-        if sig.kind == "count":
-            day = _stack(values, at, 24, 28)
-            prior = (np.nansum(day, axis=0) + 0.5) / (np.sum(~np.isnan(day), axis=0) + 1)
-            seen_hours = np.sum(~np.isnan(rows), axis=0)
-            q = count_tail(x, np.nansum(rows, axis=0), seen_hours, prior)
-            # usual: the expected count, so that what exceeds it is an unbiased impact
-            usual[at] = (np.nansum(rows, axis=0) + PRIOR_HOURS * prior) / (
-                seen_hours + PRIOR_HOURS)
+        if sig.kind in ("count", "value"):
+            q, usual[at] = _expected(sig.kind, values, events, rows, seen, x, at)
         elif sig.kind == "ratio":
-            day, day_n = _stack(values, at, 24, 28), _stack(events, at, 24, 28)
-            prior = (np.nansum(day * day_n, axis=0) + 0.5) / (np.nansum(
-                np.where(np.isnan(day), 0, day_n), axis=0) + 1)
-            q = ratio_tail(np.round(np.nan_to_num(x) * ev), ev, np.nansum(rows * seen, axis=0),
-                           np.nansum(seen, axis=0), prior)
-        elif sig.kind in ("level", "pct", "traffic"):
+            q = _ratio_p(values, events, rows, seen, x, ev, at)
+        else:     # level, pct, traffic: a robust scale
             mad = np.fmax(_column_median(np.abs(rows - median)),
                           noise_floor(sig.kind, median, ev))
             z = K * (x - median) / mad
@@ -680,10 +749,6 @@ def tail(sig: Signal, min_events: int, at: np.ndarray | None = None
             q = stats.norm.sf(z)
             if sig.above is not None:
                 q = _above_tail(sig, q, median, ev, np.nansum(seen, axis=0), at, min_events)
-        else:
-            q = np.full(len(at), np.nan)      # a money total is the impact, not a symptom
-            seen = np.sum(~np.isnan(rows), axis=0)
-            usual[at] = np.where(seen > 0, np.nansum(rows, axis=0) / np.maximum(seen, 1), np.nan)
     p[at] = np.where(known, q, np.nan)
     return p, usual
 
@@ -877,10 +942,11 @@ def _incidents(p: np.ndarray, usual: np.ndarray, sigs: Sequence[Signal],
         owners = set(services)
         carts = [i for i, g in enumerate(sigs) if g.name.startswith("cart.")
                  and owners & set(g.services)]
-        impact = Impact(
-            abandoned_value=round(_extra(sigs, usual, carts, "cart.abandoned_value", a, b), 2),
-            abandoned_carts=round(_extra(sigs, usual, carts, "cart.abandoned_carts", a, b)),
-            tickets=round(_extra(sigs, usual, rows, "support.new_tickets", a, b)))
+        value, value_se = _extra(sigs, usual, carts, "cart.abandoned_value", a, b)
+        carts_n, carts_se = _extra(sigs, usual, carts, "cart.abandoned_carts", a, b)
+        tickets, tickets_se = _extra(sigs, usual, rows, "support.new_tickets", a, b)
+        impact = Impact(round(value, 2), round(carts_n), round(tickets), round(value_se, 2),
+                        round(carts_se, 1), round(tickets_se, 1))
         inc = Incident(hours[a].tz_convert(tz), hours[b - 1].tz_convert(tz) + HOUR, services,
                        tuple(r.entity for r in readings if r.name.startswith("pages.")),
                        readings, impact)
@@ -946,14 +1012,40 @@ def _readings(p: np.ndarray, usual: np.ndarray, sigs: Sequence[Signal], rows: li
 
 
 def _extra(sigs: Sequence[Signal], usual: np.ndarray, rows: Sequence[int], name: str,
-           a: int, b: int) -> float:
-    """What exceeded the usual level in the window, over the chosen signals of a name."""
-    total = 0.0
+           a: int, b: int) -> tuple[float, float]:
+    """What exceeded the expected level in the window over the chosen signals of a name
+    (each signal's sum of value - expected, at least 0: clipping each hour instead would
+    add the ordinary hours' upward noise), and its standard error."""
+    total, variance = 0.0, 0.0
     for i in rows:
-        if sigs[i].name == name:
-            gap = sigs[i].values[a:b].astype(float) - np.nan_to_num(usual[i, a:b])
-            total += float(np.nansum(np.clip(gap, 0, None)))
-    return total
+        sig = sigs[i]
+        if sig.name != name:
+            continue
+        x, mu = sig.values[a:b].astype(float), usual[i, a:b]
+        ok = ~np.isnan(x) & ~np.isnan(mu)
+        total += max(float(np.sum(x[ok] - mu[ok])), 0.0)
+        variance += float(np.sum(_variance(sig, mu, a, b)[ok]))
+    return total, float(np.sqrt(variance))
+
+
+def _variance(sig: Signal, mu: np.ndarray, a: int, b: int) -> np.ndarray:
+    """Per hour of the window [a, b): the variance of a count or money total's excess over
+    its expected level `mu`: the ordinary traffic's own (Poisson; for money, compound
+    Poisson: carts x the mean squared cart value, learnt from the hours outside the
+    window), plus that of `mu`, a mean of the known baseline hours (and for counts the
+    prior worth PRIOR_HOURS)."""
+    [rows] = history(sig.values.astype(float), np.arange(a, b))
+    seen = np.sum(~np.isnan(rows), axis=0)
+    if sig.kind == "count":
+        return mu * (1 + 1 / (seen + PRIOR_HOURS))
+    values, carts = sig.values.astype(float), sig.events.astype(float)
+    out = np.ones(len(values), bool)
+    out[a:b] = False
+    out &= ~np.isnan(values) & (carts > 0)
+    per_cart = values[out].sum() / max(carts[out].sum(), 1)
+    spread = np.sum((values[out] - per_cart * carts[out]) ** 2) / max(carts[out].sum(), 1)
+    square = per_cart ** 2 + spread             # the mean squared value of a cart
+    return mu / max(per_cart, 1e-9) * square * (1 + 1 / np.maximum(seen, 1))
 
 
 def _anomaly(side_: str, entity: str, readings: tuple[Reading, ...], a: int, b: int,
@@ -1013,10 +1105,13 @@ def _sentence(inc: Incident, currency: str = "") -> str:
     impact = inc.impact
     if impact.abandoned_value > 0:
         parts.append(f"{fmt.count(impact.abandoned_carts)} more carts than usual abandoned, "
-                     f"worth {fmt.money(impact.abandoned_value, currency)}")
+                     f"worth {fmt.money(impact.abandoned_value, currency)}"
+                     + _give_or_take(impact.abandoned_value, impact.abandoned_value_se,
+                                     lambda v: fmt.money(v, currency)))
     if impact.tickets > 0:
         kinds = [r.entity for r in inc.signals if r.name == "support.new_tickets"]
         parts.append(f"{fmt.count(impact.tickets)} extra tickets"
+                     + _give_or_take(impact.tickets, impact.tickets_se, fmt.count)
                      + (f" ({', '.join(kinds[:2])})" if kinds else ""))
     for r in inc.signals:
         if r.name.startswith("feedback."):
@@ -1027,6 +1122,12 @@ def _sentence(inc: Incident, currency: str = "") -> str:
         felt = [r for r in inc.signals if not r.name.startswith(BACK_END)]
         parts += [_reading_text(r) for r in felt[:1] if not r.name.startswith("feedback.")]
     return f"{_window_text(inc.start, inc.end)}: " + "; ".join(parts) + "."
+
+
+def _give_or_take(value: float, se: float, show: Callable[[float], str]) -> str:
+    """' (± 640)': two standard errors, where they are more than a fifth of the value (a
+    few carts at night: the window's ordinary traffic weighs as much as the incident)."""
+    return f" (± {show(2 * se)})" if 2 * se > 0.2 * value else ""
 
 
 LABELS = {
