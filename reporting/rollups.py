@@ -24,7 +24,7 @@ always a slot boundary); `day` is the row's local calendar day, as days since
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -319,16 +319,12 @@ TABLES: dict[str, dict[str, Table]] = {
 
 @dataclass
 class Rollup:
-    """The merged tables of one source (or of one chunk of it).
-
-    `rows` holds the validated rows while parts of the code still read rows (the
-    in-memory path); a rollup from the chunked engines has none."""
+    """The merged tables of one source (or of one chunk of it)."""
 
     source: str
     tables: dict[str, pd.DataFrame]
     tz: ZoneInfo
     minutes: int
-    rows: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
     def count(self) -> int:
@@ -375,13 +371,13 @@ def _minutes(t: pd.Timestamp) -> int:
     return int(t.tz_convert("UTC").value // 60_000_000_000)
 
 
-def reduce(frame: pd.DataFrame, source: str, tz: ZoneInfo, minutes: int | None = None,
-           *, keep_rows: bool = False) -> Rollup:
+def reduce(frame: pd.DataFrame, source: str, tz: ZoneInfo, minutes: int | None = None
+           ) -> Rollup:
     """One chunk of validated rows of `source`, reduced to its tables."""
     keys = Keys(tz, minutes or slot_minutes(tz))
     tables = {name: _group(spec.rows(frame, keys).assign(n=1), spec)
               for name, spec in TABLES[source].items()}
-    return Rollup(source, tables, tz, keys.minutes, frame if keep_rows else None)
+    return Rollup(source, tables, tz, keys.minutes)
 
 
 def reduce_table(frame: pd.DataFrame, source: str, name: str, keys: Keys) -> pd.DataFrame:
@@ -398,22 +394,40 @@ def _group(rows: pd.DataFrame, spec: Table) -> pd.DataFrame:
 
 
 def merge(parts: Iterable[Rollup]) -> Rollup:
-    """Rollups of chunks of one source as one (any split and order give the same tables)."""
+    """Rollups of chunks of one source as one (any split and order give the same
+    entries; text keys stay categorical, their categories in the order the parts first
+    show them, so ties keep the order of the input as when it is read whole)."""
     parts = list(parts)
     first = parts[0]
     tables = {}
     for name, spec in TABLES[first.source].items():
         frames = [p.tables[name] for p in parts if len(p.tables[name])]
         tables[name] = merge_table(frames, spec) if frames else first.tables[name]
-    rows = [p.rows for p in parts if p.rows is not None]
-    return Rollup(first.source, tables, first.tz, first.minutes,
-                  pd.concat(rows, ignore_index=True) if len(rows) == len(parts) else None)
+    return Rollup(first.source, tables, first.tz, first.minutes)
 
 
 def merge_table(frames: list[pd.DataFrame], spec: Table) -> pd.DataFrame:
     if len(frames) == 1:
         return frames[0]
-    return _group(pd.concat(frames, ignore_index=True), spec)
+    return _group(pd.concat(same_categories(frames), ignore_index=True), spec)
+
+
+def same_categories(frames: list[pd.DataFrame]) -> list[pd.DataFrame]:
+    """The frames with each column that is categorical in any of them categorical in all,
+    over the same categories (the first frame's order, then the others' new ones), so
+    concatenating keeps it categorical."""
+    out = list(frames)
+    for col in frames[0].columns:
+        if not any(isinstance(f[col].dtype, pd.CategoricalDtype) for f in frames if col in f):
+            continue
+        cats = pd.Index([])
+        for f in frames:
+            values = (f[col].cat.categories if isinstance(f[col].dtype, pd.CategoricalDtype)
+                      else pd.Index(f[col].dropna().unique()))
+            cats = cats.append(values[~values.isin(cats)])
+        dtype = pd.CategoricalDtype(cats)
+        out = [f.assign(**{col: f[col].astype(dtype)}) if col in f else f for f in out]
+    return out
 
 
 def empty(source: str, tz: ZoneInfo, minutes: int | None = None) -> Rollup:
@@ -424,10 +438,9 @@ def empty(source: str, tz: ZoneInfo, minutes: int | None = None) -> Rollup:
 
 
 def from_frames(frames: Mapping[str, Any], tz: ZoneInfo) -> dict[str, Any]:
-    """The loaded frames with each high-volume source reduced to its rollup (the rows
-    kept alongside while parts of the code still read them)."""
+    """The loaded frames with each high-volume source reduced to its rollup."""
     minutes = slot_minutes(tz)
-    return {name: reduce(f, name, tz, minutes, keep_rows=True) if name in HIGH_VOLUME else f
+    return {name: reduce(f, name, tz, minutes) if name in HIGH_VOLUME else f
             for name, f in frames.items()}
 
 
@@ -439,20 +452,6 @@ def rollup_of(value: Any, source: str) -> Rollup:
     from .sources import SPECS
     tz = getattr(value[SPECS[source].time].dt, "tz", None) or ZoneInfo("UTC")
     return reduce(value, source, tz)
-
-
-def rows_of(value: Any) -> pd.DataFrame:
-    """The rows behind a rollup (transitional: only the in-memory path has them)."""
-    if isinstance(value, Rollup):
-        if value.rows is None:
-            raise RuntimeError(f"{value.source}: this step still needs rows, and the rollup "
-                               "engine does not keep them")
-        return value.rows
-    return value
-
-
-def as_rows(frames: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
-    return {name: rows_of(f) for name, f in frames.items()}
 
 
 # --- percentiles from a histogram --------------------------------------------------------
