@@ -193,12 +193,9 @@ def test_prune_removes_a_period_with_its_rollups(tmp_path):
 
 # --- end to end: week A built from data holding A and B, then B from B's rows only --------
 
-@pytest.fixture(scope="module")
-def fortnight(tmp_path_factory):
-    """(data holding W43 and W44, data holding only W44, output where W43 was built from
-    the first)."""
-    root = tmp_path_factory.mktemp("rollups")
-    both, alone, out = root / "both", root / "alone", root / "out"
+def two_weeks(root: Path) -> tuple[Path, Path]:
+    """A simulated W43 and W44 (the outage in W44), and the same data without W43."""
+    both, alone = root / "both", root / "alone"
     simulate(both, weeks=2, scale="tiny", seed=5, incident_weeks=[2])
     alone.mkdir()
     start = periods.week(2026, 44, UTC).start
@@ -206,6 +203,15 @@ def fortnight(tmp_path_factory):
         rows = pd.read_csv(f)
         times = pd.to_datetime(rows[SPECS[f.stem].time], utc=True, format="mixed")
         rows[times >= start].to_csv(alone / f.name, index=False)
+    return both, alone
+
+
+@pytest.fixture(scope="module")
+def fortnight(tmp_path_factory):
+    """(data holding W43 and W44, data holding only W44, output where W43 was built from
+    the first)."""
+    root = tmp_path_factory.mktemp("rollups")
+    (both, alone), out = two_weeks(root), root / "out"
     config = Config(public_url="https://reports.internal.example/secret-path")
     build(config, period="2026-W43", audiences=["it"], data_dir=both, output_dir=out,
           fmt="html")

@@ -11,17 +11,14 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import pandas as pd
 import pytest
 
-from reporting import periods, rollups, sections
+from reporting import rollups, sections
 from reporting.build import build
 from reporting.config import Config
-from reporting.simulate import simulate
-from reporting.sources import SPECS
+from tests.test_archive_rollups import two_weeks
 
 UTC = ZoneInfo("UTC")
 
@@ -29,15 +26,7 @@ UTC = ZoneInfo("UTC")
 @pytest.fixture(scope="module")
 def documents(tmp_path_factory):
     root = tmp_path_factory.mktemp("rollups-e2e")
-    both, alone = root / "both", root / "alone"
-    # the outage in W44: its incident is judged against W43's hours
-    simulate(both, weeks=2, scale="tiny", seed=5, incident_weeks=[2])
-    alone.mkdir()
-    start = periods.week(2026, 44, UTC).start
-    for f in both.glob("*.csv"):
-        rows = pd.read_csv(f)
-        times = pd.to_datetime(rows[SPECS[f.stem].time], utc=True, format="mixed")
-        rows[times >= start].to_csv(alone / f.name, index=False)
+    both, alone = two_weeks(root)     # the outage in W44: judged against W43's hours
     config = Config()
     out, ref = root / "out", root / "ref"
     build(config, period="2026-W43", audiences=["it"], data_dir=both, output_dir=out,
