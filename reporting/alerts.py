@@ -53,10 +53,9 @@ def run(config: Config, data_dir: Path, output_dir: Path, *,
         ) -> AlertOutcome:
     """Detect, record and send; every new incident once (`now`: the clock, which bounds
     the timestamps accepted, as in a build)."""
-    from .sources import default_time_range, load_all
+    from .engines import load
 
-    loaded = load_all(data_dir, config.tz, config.columns, time_range=default_time_range(
-        now, config.earliest_timestamp, config.future_margin_hours))
+    loaded = load(config, data_dir, now=now)
     window = lookback(loaded.frames, config.alerts.lookback_hours)
     outcome = AlertOutcome(window=(window.start, window.end))
     with Archive(output_dir) as store:

@@ -413,7 +413,23 @@ class _Plan:
 
 
 def load(config: Any, data_dir: Path, *, period: str | None = None, now: Any = None,
-         settings: Settings | None = None, progress: Progress | None = None) -> Loaded:
+         progress: Progress | None = None) -> Loaded:
+    """What build and alerts load: through the engines when ROLLUP_ENGINE is set, else
+    (until every consumer reads tables only) the rows in memory, with rollups that
+    carry them."""
+    if ROLLUP_ENGINE:
+        return load_rollups(config, data_dir, period=period, now=now, progress=progress)
+    loaded = sources.load_all(data_dir, config.tz, config.columns,
+                              time_range=sources.default_time_range(
+                                  now, config.earliest_timestamp, config.future_margin_hours),
+                              sources=config.sources, period=period, now=now)
+    loaded.frames = rollups.from_frames(loaded.frames, config.tz)
+    return loaded
+
+
+def load_rollups(config: Any, data_dir: Path, *, period: str | None = None, now: Any = None,
+                 settings: Settings | None = None, progress: Progress | None = None
+                 ) -> Loaded:
     """Every source: the small ones as frames, the high-volume ones as rollups without
     rows; the quality records and rejected rows as `sources.load_all` gives them."""
     settings = settings or Settings.of(config)

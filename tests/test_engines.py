@@ -1,0 +1,203 @@
+"""The chunked engines (issue 15): the same rollups, quality records and rejected rows as
+today's loader followed by `rollups.reduce`, however the rows are cut; the Dask engine on a
+LocalCluster as the local one; a scheduler that cannot be reached is one sentence."""
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from reporting import engines, rollups, sources
+from reporting.cli import build_report
+from reporting.config import Config, SourceConfig
+from reporting.errors import ConfigError, SourceError
+
+ROOT = Path(__file__).resolve().parents[1]
+NOW = pd.Timestamp("2026-11-25T12:00Z")
+
+
+def canon(table: pd.DataFrame) -> pd.DataFrame:
+    """A rollup table in a fixed row order, text keys as text (categories or not)."""
+    t = table.copy()
+    for col in t.columns:
+        if isinstance(t[col].dtype, pd.CategoricalDtype) or t[col].dtype == object:
+            t[col] = t[col].astype(object).where(t[col].notna(), None).astype(str)
+    return t.sort_values(list(t.columns)).reset_index(drop=True)
+
+
+def today(config: Config, data: Path) -> sources.Loaded:
+    """Today's loader, then the rollups of its rows."""
+    loaded = sources.load_all(data, config.tz, config.columns,
+                              time_range=sources.default_time_range(NOW),
+                              sources=config.sources, period="all", now=NOW)
+    loaded.frames = rollups.from_frames(loaded.frames, config.tz)
+    return loaded
+
+
+def assert_same(old: sources.Loaded, new: sources.Loaded) -> None:
+    assert {n: q.as_dict() for n, q in old.quality.items()} == \
+        {n: q.as_dict() for n, q in new.quality.items()}
+    assert list(old.frames) == list(new.frames)
+    for name, frame in old.frames.items():
+        got = new.frames[name]
+        if isinstance(frame, rollups.Rollup):
+            assert got.rows is None
+            for table in frame.tables:
+                pd.testing.assert_frame_equal(canon(frame.tables[table]),
+                                              canon(got.tables[table]), check_dtype=False)
+        else:
+            pd.testing.assert_frame_equal(frame, got)
+    assert list(old.rejected) == list(new.rejected)
+    for name, bad in old.rejected.items():
+        pd.testing.assert_frame_equal(bad, new.rejected[name], check_dtype=False)
+
+
+def chunked(config: Config, data: Path, **options) -> sources.Loaded:
+    settings = engines.Settings(**{"workers": 1, "chunk_rows": 1000, **options})
+    return engines.load_rollups(config, data, period="all", now=NOW, settings=settings)
+
+
+def test_sample_in_chunks_equals_todays_rollups() -> None:
+    """The shipped sample (Parquet), a few row groups per chunk, in a pool of 2."""
+    config = Config()
+    assert_same(today(config, ROOT / "data"), chunked(config, ROOT / "data", workers=2))
+
+
+def test_seed_csv_in_blocks_equals_todays_rollups(seed_dir: Path) -> None:
+    config = Config()
+    old, new = today(config, seed_dir), chunked(config, seed_dir)
+    assert_same(old, new)
+    assert new.frames["api_logs"].count == old.quality["api_logs"].valid > 0
+
+
+def _api_rows(n: int, bad_every: int, seed: int = 1) -> pd.DataFrame:
+    """n API rows; every `bad_every`-th has a negative latency, one a bad status."""
+    rng = np.random.default_rng(seed)
+    times = pd.Timestamp("2026-11-10T00:00Z") + pd.to_timedelta(np.arange(n) * 7, "s")
+    frame = pd.DataFrame({
+        "timestamp": times.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "endpoint": rng.choice(["/a", "/b", "/c"], n),
+        "status_code": rng.choice([200, 200, 200, 500], n).astype(str),
+        "response_time_ms": rng.integers(1, 3000, n).astype(str),
+        "service_name": rng.choice(["x", "y"], n)})
+    frame.loc[::bad_every, "response_time_ms"] = "-5"
+    frame.loc[7, "status_code"] = "700"
+    return frame
+
+
+def test_csv_with_rejected_rows_in_many_blocks(tmp_path: Path) -> None:
+    """A 40,000-row file read in blocks of about 1,000 rows: the same counts by reason
+    and the same rejected rows, exactly as written, with their row numbers."""
+    rows = _api_rows(40_000, 997)
+    rows.to_csv(tmp_path / "api_logs.csv", index=False)
+    config = Config()
+    old, new = today(config, tmp_path), chunked(config, tmp_path, workers=2)
+    assert_same(old, new)
+    assert new.quality["api_logs"].rejected == {"negative response_time_ms": 41,
+                                                "status_code out of range": 1}
+    bad = new.rejected["api_logs"]
+    assert list(bad.columns) == ["row", *rows.columns, "reason"]
+    assert bad["row"].tolist()[:3] == [2, 9, 999]       # the header is row 1
+    assert bad.loc[1, "status_code"] == "700"
+
+
+def test_malformed_lines_fall_back_to_the_whole_file_reader(tmp_path: Path) -> None:
+    text = _api_rows(3000, 500).to_csv(index=False).splitlines()
+    text.insert(100, "2026-11-10T01:00:00Z,/a,200")     # 3 of 5 fields: line 101
+    (tmp_path / "api_logs.csv").write_text("\n".join(text) + "\n")
+    config = Config()
+    new = chunked(config, tmp_path)
+    assert_same(today(config, tmp_path), new)
+    assert new.quality["api_logs"].rejected["malformed line (3 of 5 fields)"] == 1
+
+
+def test_configured_files_name_their_file_and_row(tmp_path: Path) -> None:
+    """A glob of two CSV files and a Parquet file of 4 row groups, one chunk per group:
+    rejected rows name their file and row there, as `readers.load` names them."""
+    folder = tmp_path / "api"
+    folder.mkdir()
+    first, second = _api_rows(2500, 300, 1), _api_rows(2500, 400, 2)
+    first.to_csv(folder / "a.csv", index=False)
+    second.to_csv(folder / "b.csv", index=False)
+    typed = _api_rows(4000, 250, 3).astype({"status_code": "int64",
+                                            "response_time_ms": "int64"})
+    pq.write_table(pa.Table.from_pandas(typed, preserve_index=False), folder / "c.parquet",
+                   row_group_size=1000)
+    config = Config(sources={"api_logs": SourceConfig("api_logs", path=str(folder / "*"))})
+    new = chunked(config, tmp_path / "none")
+    assert_same(today(config, tmp_path / "none"), new)
+    bad = new.rejected["api_logs"]
+    assert list(bad.columns[:2]) == ["file", "row"]
+    assert bad.groupby("file").size().tolist() == [10, 8, 17]
+    in_parquet = bad[bad["file"].str.endswith("c.parquet")]
+    assert in_parquet["row"].tolist()[:5] == [1, 8, 251, 501, 751]
+
+
+def test_dask_local_cluster_gives_the_local_engines_rollups(seed_dir: Path) -> None:
+    config = Config()
+    local = chunked(config, seed_dir)
+    dask = chunked(config, seed_dir, engine="dask", dask_workers=2, dask_processes=False)
+    assert_same(local, dask)
+
+
+def test_an_unreachable_scheduler_is_one_sentence_exit_2(tmp_path: Path, seed_dir: Path,
+                                                         monkeypatch) -> None:
+    with socket.socket() as s:          # a loopback port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setattr(engines, "CONNECT_TIMEOUT", "1s")
+    monkeypatch.setattr(engines, "ROLLUP_ENGINE", True)
+    (tmp_path / "report.toml").write_text(
+        f'engine = "dask"\ndask_scheduler = "tcp://127.0.0.1:{port}"\n')
+    result = CliRunner().invoke(build_report, [
+        "--config", str(tmp_path / "report.toml"), "--data", str(seed_dir),
+        "--output", str(tmp_path / "out"), "--format", "html"])
+    assert result.exit_code == 2
+    assert f"tcp://127.0.0.1:{port}" in result.output
+    assert "Traceback" not in result.output
+    assert len([line for line in result.output.splitlines() if line.strip()]) == 1
+
+
+def test_engine_config_keys() -> None:
+    config = Config.from_dict({"engine": "dask", "dask_scheduler": "tcp://sched:8786",
+                               "workers": 3, "chunk_rows": 200_000, "dask_workers": 4,
+                               "dask_memory_limit": "1.5GB"})
+    settings = engines.Settings.of(config)
+    assert (settings.engine, settings.dask_scheduler, settings.workers, settings.chunk_rows,
+            settings.dask_workers, settings.dask_memory_limit) == \
+        ("dask", "tcp://sched:8786", 3, 200_000, 4, "1.5GB")
+    with pytest.raises(ConfigError, match='engine must be "local" or "dask", not .spark.'):
+        Config.from_dict({"engine": "spark"})
+    with pytest.raises(ConfigError, match="dask_scheduler must be"):
+        Config.from_dict({"dask_scheduler": "sched:8786"})
+
+
+def test_progress_tells_chunks_and_rows(seed_dir: Path) -> None:
+    told: list[str] = []
+    config = Config()
+    engines.load_rollups(config, seed_dir, now=NOW, progress=told.append,
+                         settings=engines.Settings(workers=1, chunk_rows=1000))
+    rows = sum(sources.load_all(seed_dir, config.tz).quality[n].rows
+               for n in rollups.HIGH_VOLUME)
+    assert told[-1] == f"loading: 4 of 4 chunks, {rows:,} rows read"
+
+
+def test_a_broken_source_is_recorded_and_the_others_load(tmp_path: Path) -> None:
+    (tmp_path / "api_logs.csv").write_text("when,what\n1,2\n")
+    _api_rows(100, 50).rename(columns={"response_time_ms": "load_time_ms",
+                                       "endpoint": "page_url"})[
+        ["page_url", "timestamp", "load_time_ms"]].to_csv(
+        tmp_path / "page_load_times.csv", index=False)
+    new = chunked(Config(), tmp_path)
+    assert new.quality["api_logs"].status == "error"
+    assert "has no column 'timestamp'" in new.quality["api_logs"].message
+    assert new.frames["page_load_times"].count == 98
+    assert_same(today(Config(), tmp_path), new)
+    with pytest.raises(SourceError):
+        engines.load_rollups(Config(), tmp_path / "missing")
