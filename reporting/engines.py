@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -187,6 +187,10 @@ class CsvTask:
         try:
             part = self._streamed()
         except _Repair as exc:
+            if remote(self.path):
+                raise SourceError(f"{self.path} needs repairs before it can be read ({exc}); "
+                                  "such files are repaired only from local paths: copy "
+                                  "it to one.") from None
             log.info("%s: %s; reading it whole", Path(self.path).name, exc)
             part = self._whole()
         part.order = self.order
@@ -253,9 +257,8 @@ def _csv_blocks(path: str, spec: sources.Spec, rename: dict[str, str], rows: int
         return "skip"
 
     try:
-        stream = pa.input_stream(path, compression="detect")
         reader = pcsv.open_csv(
-            stream, read_options=pcsv.ReadOptions(block_size=_block_size(rows)),
+            _input(path), read_options=pcsv.ReadOptions(block_size=_block_size(rows)),
             parse_options=pcsv.ParseOptions(invalid_row_handler=handler),
             convert_options=pcsv.ConvertOptions(
                 include_columns=list(rename), column_types=types, null_values=[""],
@@ -290,7 +293,7 @@ def _csv_as_written(path: str, found: list[str], bad: pd.DataFrame) -> pd.DataFr
     wanted = bad["row"].to_numpy() - 2                   # positions among the data rows
     names = [f"c{i}" for i in range(len(found))]
     reader = pcsv.open_csv(
-        pa.input_stream(path, compression="detect"),
+        _input(path),
         read_options=pcsv.ReadOptions(column_names=names, skip_rows=1, block_size=1 << 24),
         convert_options=pcsv.ConvertOptions(column_types={n: pa.string() for n in names},
                                             strings_can_be_null=False))
@@ -309,22 +312,78 @@ def _csv_as_written(path: str, found: list[str], bad: pd.DataFrame) -> pd.DataFr
 
 def _open(path: str) -> Any:
     """A local path or an fsspec URL (s3://, gs://, ...) on the cluster's shared storage."""
-    if "://" in path:
+    if remote(path):
         import fsspec
         return fsspec.open(path, "rb").open()
     return open(path, "rb")
 
 
+def remote(path: str | Path) -> bool:
+    return "://" in str(path)
+
+
+def _input(path: str) -> pa.NativeFile:
+    """The bytes of a local file or an fsspec URL, decompressed when it ends in .gz."""
+    if not remote(path):
+        return pa.input_stream(path, compression="detect")
+    stream = pa.PythonFile(_open(path), mode="r")
+    return pa.CompressedInputStream(stream, "gzip") if path.lower().endswith(".gz") \
+        else stream
+
+
+def discover_remote(url: str) -> list[str]:
+    """The files an fsspec URL names (a file, a folder, a glob), as URLs."""
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(url)
+    if readers.is_pattern(root):
+        found = [f for f in fs.glob(root) if fs.isfile(f)]
+        if not found:
+            raise readers.NoData(f"no file matches {url}")
+    elif fs.isdir(root):
+        found = [f for f in fs.find(root) if readers.file_format(PurePosixPath(f))
+                 and not readers._hidden(PurePosixPath(f).relative_to(root.rstrip("/")))]
+        if not found:
+            raise readers.NoData(f"{url} holds no .csv, .csv.gz or .parquet file")
+    elif fs.isfile(root):
+        found = [root]
+    else:
+        raise readers.NoData(f"{url} does not exist")
+    return sorted(fs.unstrip_protocol(f) for f in found)
+
+
+def _digest(files: list[str]) -> str:
+    """`readers._digest` for local paths and URLs alike."""
+    if not any(remote(f) for f in files):
+        return readers._digest([Path(f) for f in files])
+    import hashlib
+
+    total = hashlib.sha256()
+    for path in files:
+        h = hashlib.sha256()
+        with _open(path) as fh:
+            while chunk := fh.read(1 << 22):
+                h.update(chunk)
+        total.update(h.digest())
+    return total.hexdigest()
+
+
 # --- planning: a source's tasks ------------------------------------------------------------
 
-def parquet_tasks(job: Job, path: Path, mapping: dict[str, str], window: readers.Window,
+def parquet_tasks(job: Job, path: str | Path, mapping: dict[str, str], window: readers.Window,
                   chunk_rows: int) -> list[ParquetTask]:
     """The row groups that may hold rows in the window (`readers._time_filter`), a few
     per task; the columns checked as `readers._parquet` checks them."""
     import pyarrow.dataset as ds
 
     try:
-        fragment = next(ds.dataset(str(path), format="parquet").get_fragments())
+        if remote(path):
+            import fsspec
+            fs, inner = fsspec.core.url_to_fs(str(path))
+            dataset = ds.dataset(inner, format="parquet", filesystem=fs)
+        else:
+            dataset = ds.dataset(str(path), format="parquet")
+        fragment = next(dataset.get_fragments())
         schema = fragment.physical_schema
         sizes = [rg.num_rows for rg in fragment.row_groups]
     except Exception as exc:  # pyarrow raises several types for a corrupt file
@@ -355,13 +414,17 @@ def parquet_tasks(job: Job, path: Path, mapping: dict[str, str], window: readers
                         tuple(int(offsets[g]) + 1 for g in t)) for t in tasks]
 
 
-def csv_task(job: Job, path: Path, mapping: dict[str, str], chunk_rows: int
+def csv_task(job: Job, path: str | Path, mapping: dict[str, str], chunk_rows: int
              ) -> CsvTask | None:
     """One CSV file's task (None: an empty file, valid and empty)."""
-    found = readers._csv_header(path) if not job.folder else sources._header(path)
+    if remote(path):
+        found = _remote_header(str(path))
+    else:
+        path = Path(path)
+        found = readers._csv_header(path) if not job.folder else sources._header(path)
     rename = sources._column_map(found, job.spec, mapping)
     missing = [c for c in job.spec.required if c not in rename.values()]
-    if not found and path.stat().st_size == 0:
+    if not found and (remote(path) or path.stat().st_size == 0):
         return None
     if missing:
         error = readers.missing_column_error(str(path), job.spec, rename, found)
@@ -370,11 +433,21 @@ def csv_task(job: Job, path: Path, mapping: dict[str, str], chunk_rows: int
     return CsvTask(job, str(path), tuple(rename.items()), tuple(found), chunk_rows)
 
 
-def file_tasks(job: Job, files: list[Path], mapping: dict[str, str], window: readers.Window,
+def _remote_header(url: str) -> list[str]:
+    import csv
+    import io
+
+    with _input(url) as stream:
+        first = io.TextIOWrapper(io.BufferedReader(stream), encoding="utf-8-sig",
+                                 errors="replace", newline="")
+        return next(csv.reader(first), [])
+
+
+def file_tasks(job: Job, files: list[Any], mapping: dict[str, str], window: readers.Window,
                chunk_rows: int, fmt: str = "") -> list[ParquetTask | CsvTask]:
     tasks: list[ParquetTask | CsvTask] = []
     for path in files:
-        if readers.file_format(path, fmt) == "parquet":
+        if readers.file_format(PurePosixPath(str(path)), fmt) == "parquet":
             tasks.extend(parquet_tasks(job, path, mapping, window, chunk_rows))
         elif (t := csv_task(job, path, mapping, chunk_rows)) is not None:
             tasks.append(t)
@@ -518,15 +591,19 @@ def _source_plan(job: Job, src: SourceConfig, window: readers.Window, q: Quality
     """A configured source of files: those dated outside the window left unopened."""
     started = time.perf_counter()
     q.origin = readers.describe(src)
-    files = readers.discover(src.path)
-    unknown = [f for f in files if not readers.file_format(f, src.format)]
+    urls = {PurePosixPath(u): u for u in discover_remote(src.path)} if remote(src.path) \
+        else {}
+    named = list(urls) if urls else readers.discover(src.path)
+    unknown = [f for f in named if not readers.file_format(f, src.format)]
     if unknown:
         raise SourceError(f"{unknown[0]} (source {src.name}) is neither .csv, .csv.gz nor "
                           f".parquet; set format = \"csv\" or \"parquet\" for it.")
-    files, skipped = readers.in_window(files, window)
-    root = readers.source_root(src.path)
-    for f in files:
-        sources.check_input(f, [root])
+    kept, skipped = readers.in_window(named, window)
+    files: list[Any] = [urls[f] for f in kept] if urls else kept
+    if not remote(src.path):
+        root = readers.source_root(src.path)
+        for f in files:
+            sources.check_input(f, [root])
     q.file, q.unit, q.read, q.skipped = src.path, "file", len(files), skipped
     return _Plan(job.source, file_tasks(job, files, mapping, window, chunk_rows, src.format),
                  started, src.path, files)
@@ -538,7 +615,7 @@ def _finish(loaded: Loaded, plan: _Plan, part: Part | None, tz: ZoneInfo,
     q = loaded.quality[plan.name]
     part = part or Part(rollups.empty(plan.name, tz, minutes))
     q.sha256 = sources._sha256(plan.files[0]) if q.origin is None and plan.files \
-        else readers._digest(plan.files)
+        else _digest([str(f) for f in plan.files])
     q.status, q.rows, q.valid, q.rejected = "loaded", part.rows, part.valid, part.counts
     loaded.frames[plan.name] = part.rollup
     if part.rejected:

@@ -201,3 +201,27 @@ def test_a_broken_source_is_recorded_and_the_others_load(tmp_path: Path) -> None
     assert_same(today(Config(), tmp_path), new)
     with pytest.raises(SourceError):
         engines.load_rollups(Config(), tmp_path / "missing")
+
+
+def test_fsspec_urls_read_like_local_paths(tmp_path: Path) -> None:
+    """A configured glob given as an fsspec URL (file://, as s3:// or gs:// on a
+    cluster): the same rollups and counts as the local path, rejected rows naming URLs."""
+    folder = tmp_path / "api"
+    folder.mkdir()
+    _api_rows(2500, 300, 1).to_csv(folder / "a.csv.gz", index=False)
+    typed = _api_rows(3000, 250, 3).astype({"status_code": "int64",
+                                            "response_time_ms": "int64"})
+    pq.write_table(pa.Table.from_pandas(typed, preserve_index=False), folder / "c.parquet",
+                   row_group_size=1000)
+    local = Config(sources={"api_logs": SourceConfig("api_logs", path=str(folder / "*"))})
+    url = Config(sources={"api_logs": SourceConfig("api_logs",
+                                                   path=f"file://{folder}/*")})
+    old, new = chunked(local, tmp_path / "none"), chunked(url, tmp_path / "none")
+    for table, frame in old.frames["api_logs"].tables.items():
+        pd.testing.assert_frame_equal(canon(frame), canon(new.frames["api_logs"].tables[table]))
+    assert new.quality["api_logs"].rejected == old.quality["api_logs"].rejected
+    assert new.quality["api_logs"].sha256 == old.quality["api_logs"].sha256
+    files = new.rejected["api_logs"]["file"].unique().tolist()
+    assert files == [f"file://{folder}/a.csv.gz", f"file://{folder}/c.parquet"]
+    assert new.rejected["api_logs"].drop(columns="file").equals(
+        old.rejected["api_logs"].drop(columns="file"))
