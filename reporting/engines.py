@@ -238,6 +238,33 @@ class CsvTask:
         return part
 
 
+@dataclass(frozen=True)
+class QueryTask:
+    """A SQL source's query over the window, fetched `chunk_rows` rows at a time through
+    a server-side cursor; each batch goes through the same step. It runs where the
+    database can be reached with the password: this machine (the Dask engine's client)."""
+
+    job: Job
+    src: SourceConfig
+    window: readers.Window
+    chunk_rows: int = CHUNK_ROWS
+    order: int = 0
+    on_client = True
+
+    def run(self) -> Part:
+        from .sqlsource import query_frames
+
+        job = self.job
+        total = Part(rollups.empty(job.source, job.zone, job.minutes), order=self.order)
+        where, line = f"query of {self.src.name}", 1
+        for raw in query_frames(self.src, job.spec, dict(job.mapping), self.window, [],
+                                self.chunk_rows):
+            part, _ = step(job, raw, where, np.arange(line, line + len(raw)))
+            total.add(part)
+            line += len(raw)
+        return total
+
+
 class _Repair(Exception):
     """The streaming reader cannot read this file as it is."""
 
@@ -483,6 +510,7 @@ class _Plan:
     started: float
     file: str | None = None
     files: list[Path] = field(default_factory=list)
+    hashed: bool = True       # files have a sha256; a query has none
 
 
 def load(config: Any, data_dir: Path, *, period: str | None = None, now: Any = None,
@@ -536,7 +564,12 @@ def load_rollups(config: Any, data_dir: Path, *, period: str | None = None, now:
     window = _window(configured, period, tz, now, loaded, mappings)
     for name, src in configured.items():
         q = loaded.quality[name]
-        if name not in rollups.HIGH_VOLUME or src.url or src.format == "access_log":
+        if name in rollups.HIGH_VOLUME and src.url:
+            _plan(loaded, plans, name, lambda: _query_plan(
+                dataclasses.replace(job(name, False), unit="query"), src,
+                window.for_source(name), q, settings.chunk_rows))
+            continue
+        if name not in rollups.HIGH_VOLUME or src.format == "access_log":
             sources._keep(loaded, name, lambda: readers.load(
                 src, SPECS[name], tz, mappings.get(name, {}), window, q, time_range))
             if name in loaded.frames and name in rollups.HIGH_VOLUME:
@@ -586,6 +619,16 @@ def _folder_plan(job: Job, data_dir: Path, q: Quality, mapping: dict[str, str],
                  time.perf_counter(), str(path), [path])
 
 
+def _query_plan(job: Job, src: SourceConfig, window: readers.Window, q: Quality,
+                chunk_rows: int) -> _Plan:
+    from .sqlsource import safe_url
+
+    q.origin = readers.describe(src)
+    q.file, q.unit, q.read, q.skipped = f"query on {safe_url(src.url)}", "query", 1, 0
+    return _Plan(job.source, [QueryTask(job, src, window, chunk_rows)], time.perf_counter(),
+                 q.file, hashed=False)
+
+
 def _source_plan(job: Job, src: SourceConfig, window: readers.Window, q: Quality,
                  mapping: dict[str, str], chunk_rows: int) -> _Plan:
     """A configured source of files: those dated outside the window left unopened."""
@@ -614,8 +657,9 @@ def _finish(loaded: Loaded, plan: _Plan, part: Part | None, tz: ZoneInfo,
     """The source's quality record, rollup and rejected rows from its merged part."""
     q = loaded.quality[plan.name]
     part = part or Part(rollups.empty(plan.name, tz, minutes))
-    q.sha256 = sources._sha256(plan.files[0]) if q.origin is None and plan.files \
-        else _digest([str(f) for f in plan.files])
+    if plan.hashed:
+        q.sha256 = sources._sha256(plan.files[0]) if q.origin is None and plan.files \
+            else _digest([str(f) for f in plan.files])
     q.status, q.rows, q.valid, q.rejected = "loaded", part.rows, part.valid, part.counts
     loaded.frames[plan.name] = part.rollup
     if part.rejected:
@@ -783,8 +827,11 @@ def run_dask(tasks: list[Any], settings: Settings, meter: _Meter) -> dict[str, P
 
     meter.start(len(tasks))
     merged: dict[str, Part] = {}
+    for task in [t for t in tasks if getattr(t, "on_client", False)]:
+        _merge(merged, task.job.source, task.run(), meter)
+    tasks = [t for t in tasks if not getattr(t, "on_client", False)]
     if not tasks:
-        return merged
+        return _sorted(merged)
     with client(settings) as c:
         parts = c.map(run_task, tasks, pure=False)
         info = c.map(_counts_of, parts, pure=False)

@@ -225,3 +225,24 @@ def test_fsspec_urls_read_like_local_paths(tmp_path: Path) -> None:
     assert files == [f"file://{folder}/a.csv.gz", f"file://{folder}/c.parquet"]
     assert new.rejected["api_logs"].drop(columns="file").equals(
         old.rejected["api_logs"].drop(columns="file"))
+
+
+def test_a_query_is_fetched_in_chunks_with_todays_rows_and_reasons(tmp_path: Path) -> None:
+    """A SQLite api_logs query of 5,000 rows fetched 1,000 at a time: the same rollups,
+    counts and rejected rows (naming the query and its row) as today's one fetch."""
+    import sqlalchemy
+
+    rows = _api_rows(5000, 450)
+    rows["timestamp"] = rows["timestamp"].str.replace("T", " ").str.rstrip("Z")
+    db = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'shop.db'}")
+    rows.to_sql("api", db, index=False)
+    db.dispose()
+    src = SourceConfig("api_logs", url=f"sqlite:///{tmp_path / 'shop.db'}",
+                       sql="select * from api")
+    config = Config(sources={"api_logs": src})
+    new = chunked(config, tmp_path, workers=2)
+    assert_same(today(config, tmp_path), new)
+    bad = new.rejected["api_logs"]
+    assert bad["query"].unique().tolist() == ["query of api_logs"]
+    assert bad["row"].tolist()[:4] == [1, 8, 451, 901]
+    assert new.quality["api_logs"].as_dict()["unit"] == "query"
