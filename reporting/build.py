@@ -60,14 +60,16 @@ def data_span(frames: Mapping[str, pd.DataFrame]) -> tuple[pd.Timestamp, pd.Time
 def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | None = None,
           fmt: str = "both", strict: bool = False, data_dir: Path | None = None,
           output_dir: Path | None = None, now: datetime | None = None,
-          on_stage: Callable[[str], None] | None = None) -> BuildResult:
+          on_stage: Callable[[str], None] | None = None,
+          on_progress: Callable[[str], None] | None = None) -> BuildResult:
     """Build every requested audience's report for `period`; returns what was written.
 
     Stages, each entered once: load (read and validate the sources), context (the
     archive's previous KPIs, signal and trend history, read once), sections (every
     registered section: KPIs, incidents, trends), charts, html, pdf, write (kpis.json,
     rejected rows, manifest) and archive (record the build, its KPIs and signals, then
-    rewrite output/index.html from the whole archive)."""
+    rewrite output/index.html from the whole archive). `on_progress` hears how the load
+    goes (chunks done, rows read)."""
     stage = _Stages(on_stage)
     names = check_audiences(audiences or config.audiences, config.audiences)
     if fmt not in FORMATS:
@@ -82,7 +84,7 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
         build_id = guard.claim(output_dir)    # a killed build's PDF workers lose the folder
         with stage("load"):
             loaded = engines.load(config, data_dir, period=period, now=now,
-                                  progress=stage.on_stage)
+                                  progress=on_progress)
             if strict and loaded.errors:
                 raise SourceError(loaded.errors[0])
             span = data_span(loaded.frames)

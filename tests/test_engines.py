@@ -246,3 +246,27 @@ def test_a_query_is_fetched_in_chunks_with_todays_rows_and_reasons(tmp_path: Pat
     assert bad["query"].unique().tolist() == ["query of api_logs"]
     assert bad["row"].tolist()[:4] == [1, 8, 451, 901]
     assert new.quality["api_logs"].as_dict()["unit"] == "query"
+
+
+@pytest.mark.skipif(not engines.ROLLUP_ENGINE, reason="until the consumers read tables only "
+                    "and engines.ROLLUP_ENGINE is set")
+def test_dask_and_local_builds_write_the_same_kpis_json(seed_dir: Path, tmp_path: Path,
+                                                        monkeypatch) -> None:
+    """The acceptance of issue 15, point 4: a LocalCluster of 2 workers gives the local
+    engine's kpis.json (each build hears its progress)."""
+    import json
+
+    from reporting import build
+
+    monkeypatch.setattr(engines.Settings, "of", classmethod(
+        lambda cls, config: cls(engine=config.engine, workers=2, chunk_rows=1000,
+                                dask_workers=2, dask_processes=False)))
+    documents, told = [], []
+    for engine in ("local", "dask"):
+        result = build.build(Config(engine=engine), period="latest", audiences=["it"],
+                             fmt="html", data_dir=seed_dir, output_dir=tmp_path / engine,
+                             now=NOW.to_pydatetime(), on_progress=told.append)
+        document = json.loads((result.folder / "kpis.json").read_text())
+        documents.append({k: v for k, v in document.items() if k not in ("generated_at",)})
+    assert documents[0] == documents[1]
+    assert told[-1].startswith("loading: 4 of 4 chunks")
