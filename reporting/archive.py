@@ -19,12 +19,16 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import filelock
 import pandas as pd
+import pyarrow as pa
 
+from . import files as outputs
 from .errors import LockTimeout, ReportError
 from .guard import inside
+from .rollups import TABLES, Rollup, day_number
 
 log = logging.getLogger(__name__)
 
@@ -236,18 +240,23 @@ class Archive:
                      version: str, config_hash: str, inputs: Mapping[str, Any],
                      seconds: float, built_at: str | None = None,
                      signals: pd.DataFrame | None = None, final: Path | None = None,
-                     slices: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None
-                     ) -> None:
+                     slices: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+                     rollups: Mapping[str, Rollup] | None = None) -> None:
         """One row per audience file, the period, its KPI values (and each audience
-        slice's, under the audience's name) and its hourly incident signals
-        (`incidents.archive_rows`), in one transaction.
+        slice's, under the audience's name), its hourly incident signals
+        (`incidents.archive_rows`) and its `rollups` cut to the period
+        (`output/rollups/<id>/`, replacing an earlier build's), in one transaction.
 
         With `final`, `folder` is a staging folder: it replaces `final` inside the
-        transaction, so the files and their rows become visible together or not at all."""
+        transaction, so the files and their rows become visible together or not at all;
+        the rollups' folder is swapped in the same way."""
         built_at = built_at or now_iso()
         target = Path(final or folder)
-        swapped: list[Path | None] = []
+        swaps: list[tuple[Path, Path, Path | None]] = []     # staging, final, old
+        staged = None
         try:
+            if rollups is not None:
+                staged = _stage_rollups(self.output_dir, period, rollups, built_at)
             with self.transaction() as db:
                 for audience, path in files.items():
                     data = Path(path).read_bytes()
@@ -272,14 +281,20 @@ class Archive:
                         "INSERT OR REPLACE INTO signal_hours VALUES (?,?,?,?,?,?)",
                         ((sig, ent, int(h), float(v), float(e), period["id"]) for sig, ent, h, v, e
                          in signals[cols].itertuples(index=False, name=None)))
+                if staged is not None:
+                    kept = outputs.rollup_folder(self.output_dir, period["id"])
+                    swaps.append((staged, kept, _swap_in(staged, kept)))
                 if final is not None:
-                    swapped.append(_swap_in(Path(folder), target))
+                    swaps.append((Path(folder), target, _swap_in(Path(folder), target)))
         except BaseException:
-            if swapped:       # the rows did not commit: the files go back as they were
-                _swap_back(Path(folder), target, swapped[0])
+            for staging, kept, old in reversed(swaps):   # the rows did not commit: the
+                _swap_back(staging, kept, old)             # files go back as they were
+            if staged is not None:
+                shutil.rmtree(staged, ignore_errors=True)
             raise
-        if swapped and swapped[0] is not None:
-            shutil.rmtree(swapped[0], ignore_errors=True)
+        for _, _, old in swaps:
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
 
     def signal_history(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
         """Archived hourly signal values with `start <= hour < end`."""
@@ -287,6 +302,32 @@ class Archive:
         return pd.read_sql_query(
             "SELECT signal, entity, hour, value, events FROM signal_hours"
             " WHERE hour >= ? AND hour < ?", self.db, params=(first, last))
+
+    def archived_rollups(self, start: pd.Timestamp, end: pd.Timestamp, tz: ZoneInfo,
+                         minutes: int) -> list[ArchivedRollups]:
+        """The archived rollups of periods overlapping [start, end), newest build first:
+        only those the period's committed build wrote (its built_at) in the same zone
+        and slot length (day and slot numbers mean the same)."""
+        out = []
+        for r in self.db.execute("SELECT period_id, period_start, period_end, built_at"
+                                 " FROM periods").fetchall():
+            a, b = pd.Timestamp(r["period_start"]), pd.Timestamp(r["period_end"])
+            if b <= start or a >= end:
+                continue
+            try:
+                folder = outputs.rollup_folder(self.output_dir, r["period_id"])
+                meta = json.loads((folder / "meta.json").read_text())
+            except (ReportError, OSError, ValueError):
+                continue
+            if (meta.get("built_at"), meta.get("tz"), meta.get("minutes")) != (
+                    r["built_at"], tz.key, minutes):
+                continue
+            out.append(ArchivedRollups(
+                r["period_id"], day_number(a.tz_convert(tz).date()),
+                day_number(b.tz_convert(tz).date()), folder,
+                {s: tuple(names) for s, names in meta.get("sources", {}).items()},
+                pd.Timestamp(r["built_at"])))
+        return sorted(out, key=lambda x: x.built_at, reverse=True)
 
     def _rel(self, path: Path) -> str:
         try:
@@ -538,6 +579,11 @@ class Archive:
                     db.execute(f"DELETE FROM {table} WHERE period_id = ?", (r["period_id"],))
             if folder and folder.is_dir() and folder.resolve() != self.output_dir.resolve():
                 shutil.rmtree(folder)
+            try:
+                shutil.rmtree(outputs.rollup_folder(self.output_dir, r["period_id"]),
+                              ignore_errors=True)
+            except ReportError:         # not a period id: it never had a rollup folder
+                pass
             removed.append(r["period_id"])
         return removed
 
@@ -552,6 +598,70 @@ class Archive:
         for col in ("start", "end"):    # instants, not text, in Parquet and for BI tools
             table[col] = pd.to_datetime(table[col], utc=True)
         return table
+
+
+@dataclass(frozen=True)
+class ArchivedRollups:
+    """One archived period's rollup tables: local days [first, end) as day numbers."""
+
+    period_id: str
+    first: int
+    end: int
+    folder: Path
+    sources: Mapping[str, tuple[str, ...]]
+    built_at: pd.Timestamp
+
+    def read(self, source: str) -> dict[str, pd.DataFrame] | None:
+        """The source's tables; None when they are not today's tables (an archive written
+        before a table or a value column was added cannot fill its days)."""
+        if not set(TABLES[source]) <= set(self.sources.get(source, ())):
+            return None
+        try:
+            tables = {name: pd.read_parquet(self.folder / source / f"{name}.parquet")
+                      for name in TABLES[source]}
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            log.warning("the archived rollups of %s (%s) are not readable and were not "
+                        "used: %s", self.period_id, source, exc)
+            return None
+        if any(not {*spec.keys, *spec.merge} <= set(tables[name].columns)
+               for name, spec in TABLES[source].items()):
+            return None
+        return tables
+
+
+def _stage_rollups(output_dir: Path, period: Mapping[str, Any],
+                   rollups: Mapping[str, Rollup], built_at: str) -> Path:
+    """The rollups' tables cut to the period, one Parquet file per source and table, and
+    meta.json (period, zone, slot length, the build's built_at: nothing of the config)
+    in a staging folder beside `output/rollups/<id>`. Staging folders of a killed build
+    go first (safe: the build lock is held)."""
+    final = outputs.rollup_folder(output_dir, period["id"])
+    for tmp in [*final.parent.glob(".staging-*"), *final.parent.glob(".*.old-*")]:
+        shutil.rmtree(tmp, ignore_errors=True)
+    staging = final.parent / f".staging-{period['id']}-{os.getpid()}"
+    staging.mkdir(parents=True)
+    try:
+        _write_rollups(staging, period, rollups, built_at)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return staging
+
+
+def _write_rollups(staging: Path, period: Mapping[str, Any], rollups: Mapping[str, Rollup],
+                   built_at: str) -> None:
+    """Each source's tables cut to the period, then meta.json."""
+    start, end = pd.Timestamp(period["start"]), pd.Timestamp(period["end"])
+    meta: dict[str, Any] = {"period": period["id"], "start": period["start"],
+                            "end": period["end"], "built_at": built_at, "tz": None,
+                            "minutes": None, "sources": {}}
+    for source, rollup in rollups.items():
+        for name in rollup.tables:
+            with outputs.atomic_path(staging / source / f"{name}.parquet") as tmp:
+                rollup.table(name, start, end).to_parquet(tmp, index=False)
+        meta["sources"][source] = sorted(rollup.tables)
+        meta["tz"], meta["minutes"] = rollup.tz.key, rollup.minutes
+    outputs.atomic_write(staging / "meta.json", json.dumps(meta, indent=2) + "\n")
 
 
 def _write_kpis(db: sqlite3.Connection, period_id: str, slice_name: str,

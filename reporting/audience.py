@@ -11,7 +11,7 @@ from typing import Any
 
 from .config import Audience
 from .errors import ReportError
-from .formatting import delta
+from .formatting import change_view
 
 COMPACT_INSIGHTS, FULL_INSIGHTS = 5, 12
 SPANNING = ("incidents", "slice")   # insights every audience reads: incidents span the
@@ -37,10 +37,9 @@ def audience_view(document: Mapping[str, Any], audience: Audience) -> AudienceVi
     for key in document.get("headline", {}).get(audience.name) or []:
         k = document["kpis"].get(key)
         if k:   # the change in the unit people think in (pp for rates), as on the page
-            d = delta(k["value"], k["previous"], k["unit"], k.get("better"))
             headline.append({"key": key, "label": document.get("labels", {}).get(key, key),
-                             **k, "change": d.text if d else None,
-                             "arrow": d.arrow if d else "", "tone": d.tone if d else None})
+                             **k, **change_view(k["value"], k["previous"], k["unit"],
+                                                k.get("better"))})
     insights = tuple(i for i in document.get("insights", [])
                      if i["domain"] in audience.sections or i["domain"] in SPANNING)
     return AudienceView(audience.name, audience.title, tuple(headline), insights,

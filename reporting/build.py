@@ -25,7 +25,7 @@ from . import (__version__, archive, charts, coverage, engines, files, guard, kp
                render, rollups, sections, site, slices)
 from .audience import check_audiences
 from .config import Audience, Config
-from .context import BuildContext
+from .context import BuildContext, with_archived_rollups
 from .errors import PdfTimeout, ReportError, SourceError
 from .kpis.base import Section
 from .safecsv import neutralise
@@ -65,11 +65,12 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
     """Build every requested audience's report for `period`; returns what was written.
 
     Stages, each entered once: load (read and validate the sources), context (the
-    archive's previous KPIs, signal and trend history, read once), sections (every
+    archive's previous KPIs, signal and trend history, read once, and the archived
+    rollups of the days before the period that the inputs do not hold), sections (every
     registered section: KPIs, incidents, trends), charts, html, pdf, write (kpis.json,
-    rejected rows, manifest) and archive (record the build, its KPIs and signals, then
-    rewrite output/index.html from the whole archive). `on_progress` hears how the load
-    goes (chunks done, rows read)."""
+    rejected rows, manifest) and archive (record the build, its KPIs, signals and
+    rollups, then rewrite output/index.html from the whole archive). `on_progress`
+    hears how the load goes (chunks done, rows read)."""
     stage = _Stages(on_stage)
     names = check_audiences(audiences or config.audiences, config.audiences)
     if fmt not in FORMATS:
@@ -92,6 +93,7 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
                                 coverage.last_complete_day(loaded.frames, config.tz))
             covered = coverage.require_some(coverage.compute(loaded.frames, p), span)
         with stage("context"):
+            loaded.frames = with_archived_rollups(store, loaded.frames, p)
             ctx, sliced = _contexts(store, config, p, names, loaded.quality)
         warnings = list(loaded.messages)
         with stage("sections"):
@@ -264,7 +266,8 @@ def _record(store: archive.Archive, config: Config, loaded: Loaded, result: Buil
         seconds=round(sum(timings.values()), 3),
         built_at=built_at.isoformat(timespec="seconds"),
         signals=pd.concat(signals, ignore_index=True) if len(signals) > 1
-        else signals[0] if signals else None, final=final, slices=slice_kpis)
+        else signals[0] if signals else None, final=final, slices=slice_kpis,
+        rollups={n: f for n, f in loaded.frames.items() if isinstance(f, rollups.Rollup)})
     result.files = [final / f.relative_to(result.folder) for f in result.files]
     result.folder = final
     result.warnings.extend(site.rewrite_index(config, final.parents[1]))

@@ -5,17 +5,25 @@ back into the archive mid-run.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
+import numpy as np
 import pandas as pd
 
+from . import readers, rollups
 from .config import Audience, Config, Thresholds
 from .periods import Period
+from .rollups import TABLES, Rollup
 
 if TYPE_CHECKING:
-    from .archive import Archive
+    from .archive import Archive, ArchivedRollups
+
+log = logging.getLogger(__name__)
 
 HISTORY_WEEKS = 4          # incident baselines look back this far
 
@@ -56,3 +64,104 @@ class BuildContext:
         return cls(period, config, tuple(config.audiences[n]
                                          for n in (audiences or tuple(config.audiences))),
                    quality or {}, {}, None, pd.DataFrame())
+
+
+# --- archived rollups: the days before the period that the inputs no longer hold -------
+
+def with_archived_rollups(store: Archive, frames: Mapping[str, Any], period: Period
+                          ) -> dict[str, Any]:
+    """`frames` with each high-volume source's rollup extended by archived rollups: for
+    every local day the build needs before its period (the previous period and the
+    incident baseline weeks, `readers.window_for`) on which the inputs hold no row of
+    that source, the tables of the newest build that archived the day. A day the inputs
+    hold comes from the inputs only, so nothing is counted twice.
+
+    Transitional: a rollup keeps the inputs' rows; code still reading rows sees only the
+    inputs (and takes the previous period from the archived KPI values, as before)."""
+    held = {name: f for name, f in frames.items() if isinstance(f, Rollup)}
+    if not held:
+        return dict(frames)
+    some = next(iter(held.values()))
+    start = readers.window_for(period).start + readers.MARGIN
+    days = range(*(rollups.day_number(t.tz_convert(some.tz).date())
+                   for t in (start, period.start)))
+    archived = (store.archived_rollups(start, period.start, some.tz, some.minutes)
+                if len(days) else [])
+    out = dict(frames)
+    for name, rollup in held.items():
+        parts = _archived_parts(rollup, archived, days)
+        if parts:
+            out[name] = extend(rollup, parts)
+    return out
+
+
+def _archived_parts(rollup: Rollup, archived: list[ArchivedRollups], days: Iterable[int]
+                    ) -> list[Rollup]:
+    """The archived tables of the `days` the rollup holds no row on, each day from the
+    newest build (first in `archived`) that has it."""
+    missing = set(days) - held_days(rollup)
+    parts = []
+    for a in archived:
+        take = missing & set(range(a.first, a.end))
+        tables = a.read(rollup.source) if take else None
+        if tables is None:
+            continue
+        parts.append(on_days(Rollup(rollup.source, tables, rollup.tz, rollup.minutes), take))
+        missing -= take
+        log.info("%s: %d day(s) before the inputs read from the archived rollups of %s",
+                 rollup.source, len(take), a.period_id)
+    return parts
+
+
+def slot_days(slot: pd.Series | np.ndarray, tz: ZoneInfo) -> np.ndarray:
+    """The local day number of each slot (a slot never spans local midnight)."""
+    minutes = np.asarray(slot, dtype="int64")
+    return rollups.days(pd.Series(pd.to_datetime(minutes, unit="m", utc=True)), tz)
+
+
+def held_days(rollup: Rollup) -> set[int]:
+    """The local days on which the rollup holds at least one row."""
+    times = rollup.tables["times"]
+    return set(np.unique(slot_days(times.loc[times["n"] > 0, "slot"], rollup.tz)).tolist())
+
+
+def on_days(rollup: Rollup, days: set[int]) -> Rollup:
+    """The rollup's tables cut to the given local days."""
+    wanted = np.fromiter(days, dtype="int64")
+    tables = {}
+    for name, frame in rollup.tables.items():
+        spec = TABLES[rollup.source][name]
+        day = (np.asarray(frame["day"], dtype="int64") if spec.time == "day"
+               else slot_days(frame["slot"], rollup.tz))
+        tables[name] = frame.loc[np.isin(day, wanted)].reset_index(drop=True)
+    return dataclasses.replace(rollup, tables=tables, rows=None)
+
+
+def extend(rollup: Rollup, parts: list[Rollup]) -> Rollup:
+    """`rollup` merged with `parts` (other days of the same source); text keys stay
+    categorical, with the union of the categories; the rows stay the rollup's."""
+    every = [rollup, *parts]
+    aligned: list[dict[str, pd.DataFrame]] = [{} for _ in every]
+    for name in rollup.tables:
+        for i, frame in enumerate(_same_categories([p.tables[name] for p in every])):
+            aligned[i][name] = frame
+    merged = rollups.merge(dataclasses.replace(p, tables=t) for p, t in zip(every, aligned))
+    return dataclasses.replace(merged, rows=rollup.rows)
+
+
+def _same_categories(frames: list[pd.DataFrame]) -> list[pd.DataFrame]:
+    """The frames with each column that is categorical in any of them categorical in all,
+    over the same categories (the first frame's order, then the others' new ones), so
+    concatenating keeps it categorical."""
+    out = list(frames)
+    for col in frames[0].columns:
+        if not any(isinstance(f[col].dtype, pd.CategoricalDtype) for f in frames if col in f):
+            continue
+        cats = pd.Index([])
+        for f in frames:
+            values = (f[col].cat.categories if isinstance(f[col].dtype, pd.CategoricalDtype)
+                      else pd.Index(f[col].dropna().unique()))
+            cats = cats.append(values[~values.isin(cats)])
+        dtype = pd.CategoricalDtype(cats)
+        out = [f.assign(**{col: f[col].astype(dtype)}) if col in f else f for f in out]
+    return out

@@ -18,6 +18,13 @@ def report_folder(output_dir: Path, period_id: str) -> Path:
     return inside(output_dir, Path(output_dir) / "reports" / check_period_id(period_id))
 
 
+def rollup_folder(output_dir: Path, period_id: str) -> Path:
+    """`<output>/rollups/<period id>`: the period's archived rollup tables (not published:
+    `reporting serve` serves only reports/, site/ and assets/)."""
+    from .guard import check_period_id, inside
+    return inside(output_dir, Path(output_dir) / "rollups" / check_period_id(period_id))
+
+
 @contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """A temporary path beside `target` for writers that want a path (pyarrow); renamed

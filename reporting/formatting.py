@@ -115,6 +115,15 @@ def delta(value: Any, previous: Any, unit: str, better: str | None = None) -> De
     return Delta(text, "▲" if shown > 0 else "▼", tone, amount)
 
 
+def change_view(value: Any, previous: Any, unit: str, better: str | None = None
+                ) -> dict[str, Any]:
+    """The change as a page shows it beside a KPI: its text, arrow and tone (the one
+    place the KPI cards, the headline tiles and the mail's headline get them)."""
+    d = delta(value, previous, unit, better)
+    return {"change": d.text if d else None, "arrow": d.arrow if d else "",
+            "tone": d.tone if d else None}
+
+
 def _sign(v: float) -> str:
     return "+" if v > 0 else "−" if v < 0 else ""
 

@@ -24,6 +24,7 @@ from .files import atomic_write
 from .guard import write_if_owner
 from .kpis.base import KPI, Section, Table
 from .periods import Period
+from .sources import rejected_rows
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +55,9 @@ def environment() -> jinja2.Environment:
 # --- views: plain dicts and lists for the templates ---------------------------------------
 
 def kpi_view(k: KPI) -> dict[str, Any]:
-    d = formatting.delta(k.value, k.previous, k.unit, k.better)
     return {"key": k.key, "label": k.label, "value": k.value, "previous": k.previous,
-            "unit": k.unit, "status": k.status, "change": d.text if d else None,
-            "arrow": d.arrow if d else "", "tone": d.tone if d else None}
+            "unit": k.unit, "status": k.status,
+            **formatting.change_view(k.value, k.previous, k.unit, k.better)}
 
 
 def table_view(t: Table, headers: Mapping[str, str], max_rows: int = 15) -> dict[str, Any]:
@@ -197,7 +197,7 @@ def context(audience: Audience, computed: Mapping[str, Section], charts: Mapping
 def _quality_view(name: str, q: Any) -> dict[str, Any]:
     d = q.as_dict() if hasattr(q, "as_dict") else dict(q)
     d["source"] = name
-    d["rejected_total"] = sum(d.get("rejected", {}).values())
+    d["rejected_total"] = rejected_rows(d)
     d["file_name"] = Path(d["file"]).name if d.get("file") else None
     if d.get("origin"):
         from .readers import origin_text

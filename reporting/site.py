@@ -19,6 +19,7 @@ from urllib.parse import quote
 import pandas as pd
 
 from . import formatting
+from .sources import rejected_rows
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +51,8 @@ def ensure_assets(output_dir: Path, fonts: bool = True) -> Path:
 def page_values(audience: str, fmt: str, document: Mapping[str, Any],
                 siblings: Iterable[tuple[str, str]] = ()) -> dict[str, Any]:
     """What a report page adds for the screen: relative asset URLs and its links."""
-    rejected = {name: sum((q.get("rejected") or {}).values())
-                for name, q in (document.get("data_quality") or {}).items()}
+    quality = document.get("data_quality") or {}
+    rejected = {name: rejected_rows(q) for name, q in quality.items()}
     values = {"assets": f"{REPORT_TO_ROOT}/{ASSETS}"} if fmt != "pdf" else {}
     return {**values,
             "site": report_links(audience, fmt, {k: n for k, n in rejected.items() if n},
@@ -215,7 +216,7 @@ def _period_view(p: _Period, output_dir: Path, titles: Mapping[str, str]) -> dic
     quality = doc.get("data_quality") or {}
     rejected = []
     for source, q in quality.items():
-        n = sum((q.get("rejected") or {}).values())
+        n = rejected_rows(q)
         path = p.folder / "rejected" / f"{source}.csv"
         if n and path.is_file():
             rejected.append({"source": source, "rows": n, "href": _href(path, output_dir)})

@@ -115,6 +115,12 @@ class Quality:
         return d
 
 
+def rejected_rows(quality: Any) -> int:
+    """How many rows a source set aside, from its quality record or its kpis.json entry."""
+    d = quality.as_dict() if hasattr(quality, "as_dict") else quality
+    return sum((d.get("rejected") or {}).values())
+
+
 @dataclass
 class Loaded:
     """Validated frames by source, rejected rows by source, and the quality records."""
