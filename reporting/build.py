@@ -69,8 +69,7 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
     rollups of the days before the period that the inputs do not hold), sections (every
     registered section: KPIs, incidents, trends), charts, html, pdf, write (kpis.json,
     rejected rows, manifest) and archive (record the build, its KPIs, signals and
-    rollups, then rewrite output/index.html from the whole archive). `on_progress`
-    hears how the load goes (chunks done, rows read)."""
+    rollups, then rewrite output/index.html from the whole archive)."""
     stage = _Stages(on_stage)
     names = check_audiences(audiences or config.audiences, config.audiences)
     if fmt not in FORMATS:
@@ -84,8 +83,7 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
         files.sweep_temporary_files(output_dir / "reports")
         build_id = guard.claim(output_dir)    # a killed build's PDF workers lose the folder
         with stage("load"):
-            loaded = engines.load(config, data_dir, period=period, now=now,
-                                  progress=on_progress)
+            loaded = engines.load(config, data_dir, period=period, now=now, progress=on_progress)
             if strict and loaded.errors:
                 raise SourceError(loaded.errors[0])
             span = data_span(loaded.frames)
