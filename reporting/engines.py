@@ -85,8 +85,10 @@ class Part:
     valid: int = 0
     order: int = 0            # the task's place, so rejected rows keep file order
     pending: list[rollups.Rollup] = field(default_factory=list, repr=False)
+    error: str | None = None  # why the source could not be read (its first such task)
 
     def add(self, other: Part) -> None:
+        self.error = self.error or other.error
         if len(other.rollup):
             self.rollup = rollups.merge([self.rollup, other.rollup])
         self.rejected.extend(other.rejected)
@@ -303,7 +305,7 @@ def _csv_blocks(path: str, spec: sources.Spec, rename: dict[str, str], rows: int
             raise _Repair("lines with the wrong number of fields")
         if batches:
             yield pa.Table.from_batches(batches)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError) as exc:
+    except (pa.ArrowException, UnicodeDecodeError) as exc:
         raise _Repair(str(exc).splitlines()[0][:120]) from None
 
 
@@ -561,28 +563,42 @@ def load_rollups(config: Any, data_dir: Path, *, period: str | None = None, now:
         _plan(loaded, plans, name, lambda: _folder_plan(
             job(name, True), data_dir, q, mappings.get(name, {}), settings.chunk_rows,
             configured))
+    run = run_dask if settings.engine == "dask" else run_local
+    meter = _Meter(progress)
+    if configured and (period or "all").strip() == "latest" and plans:
+        _run(loaded, plans, run, settings, meter)    # their newest time sets the window
+        plans = []
     window = _window(configured, period, tz, now, loaded, mappings)
     for name, src in configured.items():
-        q = loaded.quality[name]
-        if name in rollups.HIGH_VOLUME and src.url:
-            _plan(loaded, plans, name, lambda: _query_plan(
-                dataclasses.replace(job(name, False), unit="query"), src,
-                window.for_source(name), q, settings.chunk_rows))
-            continue
-        if name not in rollups.HIGH_VOLUME or src.format == "access_log":
-            sources._keep(loaded, name, lambda: readers.load(
-                src, SPECS[name], tz, mappings.get(name, {}), window, q, time_range))
-            if name in loaded.frames and name in rollups.HIGH_VOLUME:
-                loaded.frames[name] = rollups.reduce(loaded.frames[name], name, tz, minutes)
-            continue
-        _plan(loaded, plans, name, lambda: _source_plan(
-            job(name, False), src, window.for_source(name), q, mappings.get(name, {}),
-            settings.chunk_rows))
-    run = run_dask if settings.engine == "dask" else run_local
-    parts = run([t for p in plans for t in p.tasks], settings, _Meter(progress))
-    for plan in plans:
-        _finish(loaded, plan, parts.get(plan.name), tz, minutes)
+        _configured(loaded, plans, job(name, False), src, window, settings.chunk_rows)
+    _run(loaded, plans, run, settings, meter)
     return _ordered(loaded, configured)
+
+
+def _configured(loaded: Loaded, plans: list[_Plan], job: Job, src: SourceConfig,
+                window: readers.Window, chunk_rows: int) -> None:
+    """A `[sources.NAME]` source: planned in chunks, or (small sources, access logs) read
+    as today and reduced."""
+    name, q, tz = job.source, loaded.quality[job.source], job.zone
+    if name in rollups.HIGH_VOLUME and src.url:
+        _plan(loaded, plans, name, lambda: _query_plan(
+            dataclasses.replace(job, unit="query"), src, window.for_source(name), q,
+            chunk_rows))
+    elif name not in rollups.HIGH_VOLUME or src.format == "access_log":
+        sources._keep(loaded, name, lambda: readers.load(
+            src, SPECS[name], tz, dict(job.mapping), window, q, job.time_range))
+        if name in loaded.frames and name in rollups.HIGH_VOLUME:
+            loaded.frames[name] = rollups.reduce(loaded.frames[name], name, tz, job.minutes)
+    else:
+        _plan(loaded, plans, name, lambda: _source_plan(
+            job, src, window.for_source(name), q, dict(job.mapping), chunk_rows))
+
+
+def _run(loaded: Loaded, plans: list[_Plan], run: Callable[..., dict[str, Part]],
+         settings: Settings, meter: _Meter) -> None:
+    parts = run([t for p in plans for t in p.tasks], settings, meter)
+    for plan in plans:
+        _finish(loaded, plan, parts.get(plan.name))
 
 
 def _plan(loaded: Loaded, plans: list[_Plan], name: str, make: Callable[[], Any]) -> None:
@@ -647,24 +663,29 @@ def _source_plan(job: Job, src: SourceConfig, window: readers.Window, q: Quality
         root = readers.source_root(src.path)
         for f in files:
             sources.check_input(f, [root])
+    tasks = file_tasks(job, files, mapping, window, chunk_rows, src.format)
     q.file, q.unit, q.read, q.skipped = src.path, "file", len(files), skipped
-    return _Plan(job.source, file_tasks(job, files, mapping, window, chunk_rows, src.format),
-                 started, src.path, files)
+    return _Plan(job.source, tasks, started, src.path, files)
 
 
-def _finish(loaded: Loaded, plan: _Plan, part: Part | None, tz: ZoneInfo,
-            minutes: int) -> None:
+def _finish(loaded: Loaded, plan: _Plan, part: Part | None) -> None:
     """The source's quality record, rollup and rejected rows from its merged part."""
     q = loaded.quality[plan.name]
-    part = part or Part(rollups.empty(plan.name, tz, minutes))
+    if part is not None and part.error:
+        q.status, q.message = "error", part.error
+        if q.origin is not None:      # as `readers.load` leaves it: nothing was read
+            q.file, q.read, q.skipped = None, 0, 0
+        log.info("%s", part.error)
+        return
+    job = plan.tasks[0].job if plan.tasks else None
+    part = part or Part(rollups.empty(plan.name, job.zone, job.minutes) if job else None)
     if plan.hashed:
         q.sha256 = sources._sha256(plan.files[0]) if q.origin is None and plan.files \
             else _digest([str(f) for f in plan.files])
     q.status, q.rows, q.valid, q.rejected = "loaded", part.rows, part.valid, part.counts
     loaded.frames[plan.name] = part.rollup
     if part.rejected:
-        bad = pd.concat(part.rejected, ignore_index=True)
-        loaded.rejected[plan.name] = bad
+        loaded.rejected[plan.name] = pd.concat(part.rejected, ignore_index=True)
     q.seconds = time.perf_counter() - plan.started
     log.info("loaded %s from %s: %d rows, %d valid, %d rejected in %.2f s", plan.name,
              plan.file, q.rows, q.valid, q.rows - q.valid, q.seconds)
@@ -723,7 +744,13 @@ class _Meter:
 # --- engines -------------------------------------------------------------------------------
 
 def run_task(task: Any) -> Part:
-    return task.run()
+    """A task's part; a SourceError (a file that cannot be read) marks its source."""
+    try:
+        return task.run()
+    except SourceError as exc:
+        job = task.job
+        return Part(rollups.empty(job.source, job.zone, job.minutes), order=task.order,
+                    error=str(exc))
 
 
 def run_local(tasks: list[Any], settings: Settings, meter: _Meter) -> dict[str, Part]:
@@ -734,7 +761,7 @@ def run_local(tasks: list[Any], settings: Settings, meter: _Meter) -> dict[str, 
     workers = min(settings.workers or os.cpu_count() or 1, len(tasks))
     if workers <= 1:
         for task in tasks:
-            _merge(merged, task.job.source, task.run(), meter)
+            _merge(merged, task.job.source, run_task(task), meter)
         return _sorted(merged)
     with _pool(workers) as pool:
         pending: set[Future] = set()
@@ -828,7 +855,7 @@ def run_dask(tasks: list[Any], settings: Settings, meter: _Meter) -> dict[str, P
     meter.start(len(tasks))
     merged: dict[str, Part] = {}
     for task in [t for t in tasks if getattr(t, "on_client", False)]:
-        _merge(merged, task.job.source, task.run(), meter)
+        _merge(merged, task.job.source, run_task(task), meter)
     tasks = [t for t in tasks if not getattr(t, "on_client", False)]
     if not tasks:
         return _sorted(merged)

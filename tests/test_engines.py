@@ -270,3 +270,60 @@ def test_dask_and_local_builds_write_the_same_kpis_json(seed_dir: Path, tmp_path
         documents.append({k: v for k, v in document.items() if k not in ("generated_at",)})
     assert documents[0] == documents[1]
     assert told[-1].startswith("loading: 4 of 4 chunks")
+
+
+def test_a_file_that_cannot_be_read_marks_its_source_only(tmp_path: Path) -> None:
+    """A .csv.gz that is not gzip fails in its task: that source is an error with
+    today's sentence, the others load."""
+    folder = tmp_path / "api"
+    folder.mkdir()
+    (folder / "a.csv.gz").write_bytes(b"timestamp,endpoint\nnot gzip at all\n")
+    _api_rows(100, 50).rename(columns={"response_time_ms": "load_time_ms",
+                                       "endpoint": "page_url"})[
+        ["page_url", "timestamp", "load_time_ms"]].to_csv(
+        tmp_path / "page_load_times.csv", index=False)
+    config = Config(sources={"api_logs": SourceConfig("api_logs", path=str(folder))})
+    new = chunked(config, tmp_path, workers=2)
+    assert_same(today(config, tmp_path), new)
+    assert new.quality["api_logs"].status == "error"
+    assert "a.csv.gz could not be read" in new.quality["api_logs"].message
+    assert new.frames["page_load_times"].count == 98
+
+
+def test_latest_reads_the_window_after_the_folder_files_newest_time(tmp_path: Path) -> None:
+    """period = latest with a configured source: the folder's files are read first, so
+    their newest time sets the window as in today's loader (dated files outside it are
+    not opened)."""
+    _api_rows(3000, 500).to_csv(tmp_path / "api_logs.csv", index=False)   # to Nov 10 05:49
+    folder = tmp_path / "pages"
+    folder.mkdir()
+    for day in ("2026-08-01", "2026-11-10"):
+        rows = _api_rows(50, 100).rename(columns={"response_time_ms": "load_time_ms",
+                                                  "endpoint": "page_url"})
+        rows[["page_url", "timestamp", "load_time_ms"]].to_csv(folder / f"{day}.csv",
+                                                               index=False)
+    config = Config(sources={"page_load_times": SourceConfig(
+        "page_load_times", path=str(folder / "*.csv"))})
+    old = sources.load_all(tmp_path, config.tz, time_range=sources.default_time_range(NOW),
+                           sources=config.sources, period="latest", now=NOW)
+    new = engines.load_rollups(config, tmp_path, period="latest", now=NOW,
+                               settings=engines.Settings(workers=1, chunk_rows=1000))
+    assert new.quality["page_load_times"].as_dict() == \
+        old.quality["page_load_times"].as_dict()
+    assert (new.quality["page_load_times"].read, new.quality["page_load_times"].skipped) == \
+        (1, 1)
+
+
+def test_an_error_inside_a_task_marks_its_source_only(seed_dir: Path, monkeypatch) -> None:
+    def broken(self):
+        if self.job.source == "clickstream":
+            raise SourceError(f"{self.path} broke while it was read.")
+        return original(self)
+    original = engines.CsvTask._streamed
+    monkeypatch.setattr(engines.CsvTask, "_streamed", broken)
+    new = chunked(Config(), seed_dir)
+    q = new.quality["clickstream"]
+    assert (q.status, q.message) == ("error", f"{seed_dir / 'clickstream.csv'} broke while "
+                                              "it was read.")
+    assert "clickstream" not in new.frames
+    assert new.quality["api_logs"].status == "loaded" and new.frames["api_logs"].count > 0
