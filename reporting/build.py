@@ -45,11 +45,17 @@ class BuildResult:
     document: dict[str, Any] = field(default_factory=dict)
 
 
-def data_span(frames: Mapping[str, pd.DataFrame]) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+def data_span(frames: Mapping[str, pd.DataFrame | rollups.Rollup]
+              ) -> tuple[pd.Timestamp, pd.Timestamp] | None:
     """First and last event over the sources' period columns (a ticket's later
-    resolution time does not stretch the data's span)."""
+    resolution time does not stretch the data's span; a rollup's from its times table)."""
     lows, highs = [], []
-    for name, frame in rollups.as_rows(frames).items():
+    for name, frame in frames.items():
+        if isinstance(frame, rollups.Rollup):
+            if frame.span is not None:
+                lows.append(frame.span[0].tz_convert(frame.tz))
+                highs.append(frame.span[1].tz_convert(frame.tz))
+            continue
         col = SPECS[name].time
         if len(frame) and frame[col].notna().any():
             lows.append(frame[col].min())

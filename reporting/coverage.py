@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .rollups import as_rows
 from .errors import NoDataError
 from .periods import Period
+from .rollups import Rollup
 from .sources import SPECS
 
 # How a source is named in a sentence a manager reads ("API logs end 12 Nov").
@@ -122,54 +122,74 @@ class Coverage:
         return out
 
 
-def of_source(times: pd.Series, period: Period) -> SourceCoverage | None:
-    """The coverage of `period` by one source's event times; None without any time."""
-    times = times.dropna()
-    if times.empty:
+def of_source(times: pd.Series | Rollup, period: Period) -> SourceCoverage | None:
+    """The coverage of `period` by one source's event times (or its rollup's slots); None
+    without any time."""
+    lo, hi = _spans(times)
+    if lo.empty:
         return None
     hourly = period.days <= 1
-    inside = times[period.mask(times)]
-    first = inside.min() if len(inside) else None
-    last = inside.max() if len(inside) else None
+    inside = period.mask(lo)   # a slot is in the period or out: periods start on a slot
+    first = lo[inside].min() if inside.any() else None
+    last = hi[inside].max() if inside.any() else None
     bins = _bins_of(period, hourly)
-    have = set(_floor(inside, hourly))
-    usual = _usual(times, hourly)
+    have = set(_floor(lo[inside], hourly))
+    usual = _usual(lo, hourly)
     key = (lambda t: t.hour) if hourly else (lambda t: t.weekday())
     missing = tuple(b for b in bins if b not in have and usual.get(key(b), False))
     return SourceCoverage(source="", first=first, last=last, missing=missing, hourly=hourly)
 
 
-def compute(frames: Mapping[str, pd.DataFrame], period: Period) -> Coverage:
+def _spans(value: pd.Series | Rollup) -> tuple[pd.Series, pd.Series]:
+    """First and last time of each group of a source's events, in its zone: a rollup's
+    slots (each lies in one local hour and day), or plain times one by one."""
+    if not isinstance(value, Rollup):
+        times = value.dropna()
+        return times, times
+    t = value.tables["times"]
+
+    def local(col: str) -> pd.Series:
+        us = t[col].to_numpy(dtype="int64")
+        return pd.Series(pd.to_datetime(us, unit="us", utc=True)).dt.tz_convert(value.tz)
+    return local("tmin"), local("tmax")
+
+
+def _times_of(name: str, value: pd.DataFrame | Rollup) -> pd.Series | Rollup | None:
+    """What `_spans` reads for a loaded source: its rollup, or its period column."""
+    if isinstance(value, Rollup):
+        return value
+    col = SPECS[name].time
+    return value[col] if col in value else None
+
+
+def compute(frames: Mapping[str, pd.DataFrame | Rollup], period: Period) -> Coverage:
     """Each loaded source's coverage of `period`."""
-    frames = as_rows(frames)
     out = {}
     for name, frame in frames.items():
-        col = SPECS[name].time
-        if col not in frame:
-            continue
-        c = of_source(frame[col], period)
+        times = _times_of(name, frame)
+        c = of_source(times, period) if times is not None else None
         if c is not None:
             out[name] = dataclasses.replace(c, source=name)
     return Coverage(period, out)
 
 
-def last_complete_day(frames: Mapping[str, pd.DataFrame], tz: Any) -> date | None:
+def last_complete_day(frames: Mapping[str, pd.DataFrame | Rollup], tz: Any) -> date | None:
     """The last day the data covers to its end, in zone `tz`: the newest day on which
     some source reaches the hour its days usually end in (the median of its daily last
     hours). A day that holds only the first hour of data is not reported as a whole day.
     (Times past the build's clock + `future_margin_hours` are rejected rows by then.)"""
-    frames = as_rows(frames)
     best: date | None = None
     newest: date | None = None
     for name, frame in frames.items():
-        col = SPECS[name].time
-        times = frame[col].dropna().dt.tz_convert(tz) if col in frame else None
-        if times is None or times.empty:
+        times = _times_of(name, frame)
+        lo, hi = _spans(times) if times is not None else (pd.Series(), pd.Series())
+        if lo.empty:
             continue
-        last = times.max()
+        lo, hi = lo.dt.tz_convert(tz), hi.dt.tz_convert(tz)
+        last = hi.max()
         newest = max(newest, last.date()) if newest else last.date()
-        recent = times[times >= last - pd.Timedelta(days=15)]   # enough days for a median
-        daily_last_hour = recent.groupby(recent.dt.date).max().dt.hour
+        recent = (hi >= last - pd.Timedelta(days=15)).to_numpy()   # enough days for a median
+        daily_last_hour = hi[recent].groupby(lo[recent].dt.date.to_numpy()).max().dt.hour
         usual = int(daily_last_hour.iloc[:-1].median()) if len(daily_last_hour) > 1 else 0
         day = last.date() if last.hour >= usual else last.date() - timedelta(days=1)
         best = max(best, day) if best else day

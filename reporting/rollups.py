@@ -397,6 +397,16 @@ def from_frames(frames: Mapping[str, Any], tz: ZoneInfo) -> dict[str, Any]:
             for name, f in frames.items()}
 
 
+def rollup_of(value: Any, source: str) -> Rollup:
+    """A source as its rollup: a Rollup as it is; rows (a test's hand-made frame) reduced
+    in their time column's zone."""
+    if isinstance(value, Rollup):
+        return value
+    from .sources import SPECS
+    tz = getattr(value[SPECS[source].time].dt, "tz", None) or ZoneInfo("UTC")
+    return reduce(value, source, tz)
+
+
 def rows_of(value: Any) -> pd.DataFrame:
     """The rows behind a rollup (transitional: only the in-memory path has them)."""
     if isinstance(value, Rollup):

@@ -1,5 +1,6 @@
-"""An audience's slice: its `filters` restrict every source's rows before anything is
-computed (shell-style patterns, as `fnmatch` matches them, case-sensitive).
+"""An audience's slice: its `filters` restrict every source (a rollup's tables, or plain
+rows) before anything is computed (shell-style patterns, as `fnmatch` matches them,
+case-sensitive).
 
 Each filter key names columns of some sources; a source none of the keys names is kept
 whole, and the cover says which sources the slice restricts. Several patterns of one key
@@ -13,7 +14,7 @@ from fnmatch import fnmatchcase
 import pandas as pd
 
 from .periods import Period
-from .rollups import as_rows
+from .rollups import MINUTE_US, TABLES, Rollup
 
 # filter key -> the (source, column) pairs it restricts
 COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -53,27 +54,59 @@ def restricted_sources(filters: Filters) -> list[str]:
     return list(dict.fromkeys(src for key in filters for src, _ in COLUMNS[key]))
 
 
-def restrict(frames: Mapping[str, pd.DataFrame], filters: Filters
-             ) -> dict[str, pd.DataFrame]:
-    """`frames` with each named source's rows restricted to the slice."""
-    out = as_rows(frames)
+def restrict(frames: Mapping[str, pd.DataFrame | Rollup], filters: Filters
+             ) -> dict[str, pd.DataFrame | Rollup]:
+    """`frames` with each named source restricted to the slice: a rollup's tables each
+    filtered on the key column, plain rows on the column."""
+    out = dict(frames)
     for key, patterns in filters.items():
         for source, column in COLUMNS[key]:
             frame = out.get(source)
-            if frame is None or column not in frame.columns:
-                continue
-            mask = _matches(frame[column], patterns, steps=column == "page_sequence")
-            out[source] = frame[mask.to_numpy()].reset_index(drop=True)
+            steps = column == "page_sequence"
+            if isinstance(frame, Rollup):
+                out[source] = _restrict_rollup(frame, column, patterns, steps)
+            elif frame is not None and column in frame.columns:
+                mask = _matches(frame[column], patterns, steps)
+                out[source] = frame[mask.to_numpy()].reset_index(drop=True)
     return out
 
 
-def rows_in_period(frames: Mapping[str, pd.DataFrame], filters: Filters, period: Period
-                   ) -> int:
+def _restrict_rollup(r: Rollup, column: str, patterns: Sequence[str], steps: bool) -> Rollup:
+    """Every table of `r` but `times` keeps only the keys that match (each table of a
+    source a filter names has the column as a key); `times` is then counted again from a
+    slot table, its first and last times at the slot's bounds, which every period
+    decision agrees with (periods start at local midnight, a slot boundary)."""
+    tables = {}
+    for name, table in r.tables.items():
+        if name == "times":
+            continue
+        if column not in table:
+            raise RuntimeError(f"{r.source}: table {name} has no {column} key to slice on")
+        keep = _matches(table[column], patterns, steps).to_numpy()
+        tables[name] = table if keep.all() else table[keep].reset_index(drop=True)
+    slot_table = next(t for name, t in tables.items() if TABLES[r.source][name].time == "slot")
+    per_slot = slot_table.groupby("slot", sort=True)["n"].sum()
+    per_slot = per_slot[per_slot > 0]
+    start = per_slot.index.to_numpy(dtype="int64") * MINUTE_US
+    tables["times"] = pd.DataFrame({"slot": per_slot.index.to_numpy(dtype="int64"),
+                                    "n": per_slot.to_numpy(dtype="int64"), "tmin": start,
+                                    "tmax": start + r.minutes * MINUTE_US - 1})
+    rows = None
+    if r.rows is not None:      # transitional: consumers not yet converted read rows
+        rows = r.rows[_matches(r.rows[column], patterns, steps).to_numpy()] \
+            .reset_index(drop=True)
+    return Rollup(r.source, tables, r.tz, r.minutes, rows)
+
+
+def rows_in_period(frames: Mapping[str, pd.DataFrame | Rollup], filters: Filters,
+                   period: Period) -> int:
     """How many rows of the restricted sources fall in `period` (0: an empty slice)."""
-    frames = as_rows(frames)
     total = 0
     for source in restricted_sources(filters):
         frame = frames.get(source)
+        if isinstance(frame, Rollup):
+            total += int(frame.table("times", period.start, period.end)["n"].sum())
+            continue
         if frame is None or TIME_COLUMN[source] not in frame.columns:
             continue
         t = frame[TIME_COLUMN[source]]

@@ -238,6 +238,19 @@ def covers_previous(times: pd.Series, period: Period) -> bool:
     return prev is not None and not times.empty and times.min() < prev.start + pd.Timedelta(days=1)
 
 
+Cut = tuple[pd.Timestamp, pd.Timestamp]
+
+
+def periods_of(rollup: Any, period: Period) -> tuple[Cut, Cut | None]:
+    """[start, end) of the period and, when the rollup covers it (its first time falls on
+    or before that period's first day, as `covers_previous` says of rows), of the
+    previous period: what to cut the rollup's tables to."""
+    prev, span = period.previous, rollup.span
+    covered = prev is not None and span is not None and \
+        span[0] < prev.start + pd.Timedelta(days=1)
+    return (period.start, period.end), ((prev.start, prev.end) if covered else None)
+
+
 def percentile(values: pd.Series | np.ndarray, q: float) -> float | None:
     """numpy's linear-interpolation percentile of the raw values; None when empty."""
     return percentiles(values, (q,))[0]
@@ -275,6 +288,15 @@ def mode(values: pd.Series) -> str | None:
         return None
     top = counts[counts == counts.max()].index
     return sorted(str(v) for v in top)[0]
+
+
+def top(table: pd.DataFrame, key: str, weight: str = "n") -> str | None:
+    """`mode` of a rollup table's `key` weighted by its row counts: most rows, ties to the
+    alphabetically first."""
+    sums = table.groupby(table[key].astype("str").where(table[key].notna()),
+                         dropna=True)[weight].sum()
+    sums = sums[sums > 0]
+    return None if sums.empty else str(sums[sums == sums.max()].index.min())
 
 
 def absent(name: str, title: str, quality: Any | None) -> Section:

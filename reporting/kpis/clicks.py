@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -9,9 +10,9 @@ import pandas as pd
 from .. import formatting
 from ..config import Thresholds
 from ..periods import Period
-from ..rollups import rows_of
-from .base import (Chart, Insight, Metric, Section, Table, Value, build_kpis, mode, ratio,
-                   window)
+from ..rollups import Rollup, rollup_of
+from .base import (Chart, Cut, Insight, Metric, Section, Table, Value, build_kpis,
+                   periods_of, ratio, top)
 
 SOURCE = "clickstream"
 NAME = "clicks"
@@ -28,43 +29,45 @@ CATALOGUE = [
 HEADLINE = ("clicks.total", "clicks.unique_users")
 
 
-def user_codes(df: pd.DataFrame) -> np.ndarray:
-    """One integer per distinct user id (counting distinct ints is cheaper than strings)."""
-    return pd.factorize(df["user_id"])[0]
+def measure(r: Rollup, cut: Cut) -> dict[str, Value]:
+    """The KPIs of the clicks in [start, end): unique users are distinct user hashes
+    over the cut's days."""
+    clicks = r.table("clicks", *cut)
+    total = int(clicks["n"].sum())
+    users = int(r.table("users", *cut)["user"].nunique())
+    return {"total": total, "unique_users": users, "clicks_per_user": ratio(total, users),
+            "top_page": top(clicks, "page"), "top_element": top(clicks, "element_clicked")}
 
 
-def measure(df: pd.DataFrame, t: Thresholds, codes: np.ndarray | None = None
-            ) -> dict[str, Value]:
-    codes = user_codes(df) if codes is None else codes
-    users = int(codes.max() + 1) if len(codes) else 0
-    return {"total": len(df), "unique_users": users, "clicks_per_user": ratio(len(df), users),
-            "top_page": mode(df["page"]), "top_element": mode(df["element_clicked"])}
-
-
-def by_hour_of_week(df: pd.DataFrame) -> pd.DataFrame:
-    """7 x 24 click counts: rows Mon..Sun, columns hour 0..23."""
-    ts = df["timestamp"]
-    cell = ts.dt.day_of_week.to_numpy() * 24 + ts.dt.hour.to_numpy()
-    counts = np.bincount(cell, minlength=7 * 24).reshape(7, 24)
+def by_hour_of_week(clicks: pd.DataFrame, tz: Any) -> pd.DataFrame:
+    """7 x 24 click counts in zone `tz`: rows Mon..Sun, columns hour 0..23 (a slot lies in
+    one local hour, so its start's weekday and hour are its rows')."""
+    local = pd.to_datetime(clicks["slot"].to_numpy(dtype="int64"), unit="m", utc=True) \
+        .tz_convert(tz)
+    cell = np.asarray(local.day_of_week) * 24 + np.asarray(local.hour)
+    counts = np.bincount(cell, weights=clicks["n"].to_numpy(dtype="float64"),
+                         minlength=7 * 24).astype("int64").reshape(7, 24)
     return pd.DataFrame(counts, index=DAYS, columns=range(24))
 
 
+def _per(users: pd.DataFrame, key: str) -> pd.DataFrame:
+    """Clicks and distinct users per value of `key`, in the key's order (a categorical's
+    categories: the order the values first appear in the input), which ties keep."""
+    return users.groupby(key, observed=True).agg(clicks=("n", "sum"), users=("user", "nunique"))
+
+
 def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -> Section:
-    cur, prev = window(rows_of(frames[SOURCE]), "timestamp", period)
-    codes = user_codes(cur)
-    values = measure(cur, t, codes)
-    kpis = build_kpis(NAME, CATALOGUE, values, measure(prev, t) if prev is not None else None, t)
-    if cur.empty:
+    r = rollup_of(frames[SOURCE], SOURCE)
+    cur, prev = periods_of(r, period)
+    values = measure(r, cur)
+    kpis = build_kpis(NAME, CATALOGUE, values, measure(r, prev) if prev is not None else None,
+                      t)
+    if not values["total"]:
         return Section(NAME, TITLE, "no data", "No clicks in this period.", kpis=kpis)
-    # Distinct users per group, counted on integer codes rather than strings.
-    work = cur.assign(user=codes)
-    elements = (work.groupby("element_clicked", observed=True)
-                .agg(clicks=("user", "size"), users=("user", "nunique"))
-                .sort_values(["clicks", "users"], ascending=False))
-    pages = (work.groupby("page", observed=True)
-             .agg(clicks=("user", "size"), users=("user", "nunique"))
-             .sort_values("clicks", ascending=False))
-    grid = by_hour_of_week(cur)
+    users = r.table("users", *cur)
+    elements = _per(users, "element_clicked").sort_values(["clicks", "users"], ascending=False)
+    pages = _per(users, "page").sort_values("clicks", ascending=False)
+    grid = by_hour_of_week(r.table("clicks", *cur), r.tz)
     by_hour = grid.sum(axis=0)
     peak_hour = int(by_hour.idxmax())
     tables = (

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -12,8 +12,9 @@ import pyarrow.compute as pc
 from .. import formatting
 from ..config import DEFAULT_FUNNEL, Thresholds
 from ..periods import Period
-from ..rollups import rows_of
-from .base import Chart, Insight, Metric, Section, Table, Value, build_kpis, mode, ratio, window
+from ..rollups import Rollup, quantiles_by, rollup_of
+from .base import (Chart, Cut, Insight, Metric, Section, Table, Value, build_kpis,
+                   periods_of, ratio, top)
 
 SOURCE = "session_tracking"
 NAME = "sessions"
@@ -34,72 +35,86 @@ CATALOGUE = [
 HEADLINE = ("sessions.completion_rate", "sessions.checkout_conversion")
 
 
-def paths(df: pd.DataFrame) -> pd.Series:
-    """page_sequence with separators normalised to ' > ', as a categorical: the string
-    work runs once per distinct path, not once per session."""
-    seq = df["page_sequence"]
-    if not isinstance(seq.dtype, pd.CategoricalDtype):
-        seq = seq.astype("str").astype("category")
-    cats = pa.array(seq.cat.categories.astype("str").to_numpy(dtype=object), pa.string())
-    clean = pc.utf8_trim_whitespace(pc.replace_substring_regex(cats, r"\s*>\s*", SEP))
-    return pd.Series(pd.Categorical.from_codes(seq.cat.codes, clean.to_pylist())
-                     if len(clean.unique()) == len(clean) else
-                     pd.Categorical(np.asarray(clean.to_pylist(), dtype=object)[seq.cat.codes]),
-                     index=df.index)
+def paths(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's code into its distinct paths, and those paths with separators normalised
+    to ' > ': the string work runs once per distinct path, not once per session."""
+    codes, uniques = pd.factorize(table["page_sequence"])
+    raw = pa.array(pd.Index(uniques).astype("str").to_numpy(dtype=object), pa.string())
+    clean = pc.utf8_trim_whitespace(pc.replace_substring_regex(raw, r"\s*>\s*", SEP))
+    return codes, np.asarray(clean.to_pylist(), dtype=object)
 
 
-def _per_path(seq: pd.Series, fn) -> np.ndarray:
-    """fn applied to each distinct path, spread back to one value per session."""
-    cats = seq.cat.categories.astype("str")
-    return np.asarray(fn(pd.Series(cats)))[seq.cat.codes.to_numpy()]
+def _per_path(table: pd.DataFrame, fn: Callable[[pd.Series], pd.Series]) -> np.ndarray:
+    """fn applied to each distinct (normalised) path, spread back to one value per row."""
+    codes, clean = paths(table)
+    return np.asarray(fn(pd.Series(clean, dtype=object)))[codes]
 
 
-def measure(df: pd.DataFrame, t: Thresholds) -> dict[str, Value]:
-    n = len(df)
+def _weights(table: pd.DataFrame) -> np.ndarray:
+    """Sessions per row: a rollup table's `n`, or 1 per row of plain rows."""
+    return table["n"].to_numpy(dtype="int64") if "n" in table else np.ones(len(table), "int64")
+
+
+def measure(r: Rollup, cut: Cut) -> dict[str, Value]:
+    """The KPIs of the sessions that start in [start, end)."""
+    table = r.table("sessions", *cut)
+    w = _weights(table)
+    n = int(w.sum())
     if not n:
         return {"count": 0}
-    seq = paths(df)
-    steps = pd.Series(_per_path(seq, lambda c: c.str.count(">") + 1))
-    minutes = (df["end_time"] - df["start_time"]).dt.total_seconds() / 60
-    finished = _finished(df)
+    steps = _per_path(table, lambda c: c.str.count(">") + 1).astype("int64")
+    finished = _finished(table)
     # "Reached the cart": any step naming the cart (cart, /cart, Cart page).
-    cart = _per_path(seq, lambda c: c.str.contains("cart", case=False, regex=False))
-    dropped = df.loc[~finished, "drop_off_page"]
+    cart = _per_path(table, lambda c: c.str.contains("cart", case=False, regex=False))
+    median_s = quantiles_by(r.table("durations", *cut), None, "seconds", (0.5,))
     return {
-        "count": n, "avg_duration_min": float(minutes.mean()),
-        "median_duration_min": float(minutes.median()),
-        "bounce_rate": float((steps == 1).mean()), "completion_rate": float(finished.mean()),
-        "top_drop_off_page": mode(dropped), "pages_per_session": float(steps.mean()),
-        "checkout_conversion": ratio((cart & finished).sum(), cart.sum()),
+        "count": n, "avg_duration_min": float(table["seconds_sum"].sum()) / n / 60,
+        "median_duration_min": float(median_s["p50"].iloc[0]) / 60,
+        "bounce_rate": int(w[steps == 1].sum()) / n,
+        "completion_rate": int(w[finished].sum()) / n,
+        "top_drop_off_page": top(table[~finished], "drop_off_page"),
+        "pages_per_session": int((w * steps).sum()) / n,
+        "checkout_conversion": ratio(w[cart & finished].sum(), w[cart].sum()),
     }
 
 
-def _finished(df: pd.DataFrame) -> np.ndarray:
-    drop = df["drop_off_page"]
-    if isinstance(drop.dtype, pd.CategoricalDtype):
-        return _per_path(drop, lambda c: c.str.lower() == FINISHED)
-    return (drop.astype("str").str.lower() == FINISHED).to_numpy()
+def _finished(table: pd.DataFrame) -> np.ndarray:
+    codes, uniques = pd.factorize(table["drop_off_page"])
+    done = pd.Index(uniques).astype("str").str.lower() == FINISHED
+    return np.append(np.asarray(done, dtype=bool), False)[codes]   # code -1 (empty): no
 
 
-def funnel(df: pd.DataFrame, steps: tuple[tuple[str, tuple[str, ...]], ...] = DEFAULT_FUNNEL
+def funnel(table: pd.DataFrame, steps: tuple[tuple[str, tuple[str, ...]], ...] = DEFAULT_FUNNEL
            ) -> pd.DataFrame:
     """Sessions reaching each configured step, and of those that finished after the last.
 
     A session reaches step k when its path shows a page of each step 1..k in that order
-    (other pages may come between); the work runs once per distinct path.
+    (other pages may come between); the work runs once per distinct path, weighted by its
+    sessions (`n` of a rollup table; plain rows count 1).
     """
-    seq = paths(df)
-    cats = [str(c).split(SEP) for c in seq.cat.categories]
-    depth = np.array([_depth(pages, steps) for pages in cats], dtype=int)
-    reached_depth = depth[seq.cat.codes.to_numpy()] if len(cats) else np.zeros(0, dtype=int)
-    rows = [(name, int((reached_depth > k).sum())) for k, (name, _) in enumerate(steps)]
-    rows.append(("finished", int(((reached_depth == len(steps)) & _finished(df)).sum())))
+    codes, clean = paths(table)
+    depth = np.array([_depth(c.split(SEP), steps) for c in clean], dtype=int)[codes] \
+        if len(clean) else np.zeros(0, dtype=int)
+    w = _weights(table)
+    rows = [(name, int(w[depth > k].sum())) for k, (name, _) in enumerate(steps)]
+    rows.append(("finished", int(w[(depth == len(steps)) & _finished(table)].sum())))
     out = pd.DataFrame(rows, columns=["step", "sessions"])
     with np.errstate(all="ignore"):
         out["step_conversion"] = out["sessions"] / out["sessions"].shift(1).where(
             out["sessions"].shift(1) > 0)
     out.loc[0, "step_conversion"] = np.nan
     return out
+
+
+def _drops(table: pd.DataFrame, count: int) -> pd.DataFrame:
+    """Sessions per drop-off page of the unfinished ones, most first (ties in the key's
+    order, as `value_counts`), and their share of all `count` sessions."""
+    drops = (table.groupby("drop_off_page", observed=True)["n"].sum().rename_axis("page")
+             .rename("sessions").sort_values(ascending=False, kind="stable").reset_index())
+    drops = drops[drops["sessions"] > 0]
+    drops["page"] = drops["page"].astype("str")
+    drops["share"] = drops["sessions"] / count
+    return drops
 
 
 def _depth(pages: list[str], steps: tuple[tuple[str, tuple[str, ...]], ...]) -> int:
@@ -116,19 +131,17 @@ def _depth(pages: list[str], steps: tuple[tuple[str, tuple[str, ...]], ...]) -> 
 
 def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
             steps: tuple[tuple[str, tuple[str, ...]], ...] = DEFAULT_FUNNEL) -> Section:
-    cur, prev = window(rows_of(frames[SOURCE]), "start_time", period)
-    values = measure(cur, t)
-    kpis = build_kpis(NAME, CATALOGUE, values, measure(prev, t) if prev is not None else None, t)
-    if cur.empty:
+    r = rollup_of(frames[SOURCE], SOURCE)
+    cur, prev = periods_of(r, period)
+    values = measure(r, cur)
+    kpis = build_kpis(NAME, CATALOGUE, values, measure(r, prev) if prev is not None else None,
+                      t)
+    if not values["count"]:
         return Section(NAME, TITLE, "no data", "No sessions in this period.", kpis=kpis)
     funnel_steps = " → ".join([name for name, _ in steps] + ["finished"])
-    steps = funnel(cur, steps)
-    finished = _finished(cur)
-    drops = (cur.loc[~finished, "drop_off_page"].value_counts()
-             .rename_axis("page").rename("sessions").reset_index())
-    drops = drops[drops["sessions"] > 0]
-    drops["page"] = drops["page"].astype("str")
-    drops["share"] = drops["sessions"] / len(cur)
+    table = r.table("sessions", *cur)
+    steps = funnel(table, steps)
+    drops = _drops(table[~_finished(table)], values["count"])
     tables = (
         Table("funnel", f"Funnel: {funnel_steps}",
               steps, {"sessions": "count", "step_conversion": "ratio"},
