@@ -64,12 +64,12 @@ class SourceCoverage:
         if after and after[-1] + step >= period.end:
             unit = "hours" if self.hourly else "days"
             total = len(_bins_of(period, self.hourly))
-            parts.append(f"{label} end {_when(self.last, self.hourly)} "
+            parts.append(f"{label + ' ' if not parts else ''}end {_when(self.last, self.hourly)} "
                          f"({len(after)} of {total} {unit} without data)")
         else:
             inside = inside + after
-        if inside:
-            parts.append(f"{label} missing {_bins(inside, self.hourly)}")
+        if inside:   # the source is named once: "Clicks end 12 Nov (…); also missing on 9 Nov"
+            parts.append(f"{'also' if parts else label} missing {_bins(inside, self.hourly)}")
         return "; ".join(parts)
 
     def as_dict(self) -> dict[str, Any]:
@@ -100,7 +100,7 @@ class Coverage:
             who = ("All sources" if len(labels) == len(self.sources) > 1 else
                    labels[0] if len(labels) == 1 else
                    f"{', '.join(labels[:-1])} and {labels[-1]}")
-            out.append(text.replace("\0", who, 1).replace("\0", "they"))
+            out.append(text.replace("\0", who))
         return out
 
     def as_dict(self) -> dict[str, Any]:

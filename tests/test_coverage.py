@@ -1,6 +1,7 @@
 """Coverage before content: what part of the period each source's data reaches."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -15,7 +16,7 @@ from reporting.archive import Archive
 from reporting.cli import build_report
 from reporting.errors import NoDataError
 from reporting.kpis.base import KPI, Section
-from reporting.periods import date_range, week
+from reporting.periods import date_range, resolve, week
 from reporting.simulate import simulate
 
 UTC = ZoneInfo("UTC")
@@ -182,3 +183,16 @@ def test_a_row_dated_2052_is_rejected_and_latest_stays(tmp_path):
     assert doc["period"]["id"] == "2026-W43"
     [(reason, count)] = doc["data_quality"]["api_logs"]["rejected"].items()
     assert count == 1 and "future" in reason
+
+
+def test_a_source_with_two_gaps_is_named_once():
+    """'Clicks end 12 Nov (…); also missing on 11 Nov', not '…; they missing on 11 Nov'."""
+    tz = ZoneInfo("UTC")
+    p = resolve("2026-W46", tz, None)
+    usual = pd.Series(pd.date_range("2026-10-01", "2026-11-08", freq="6h", tz=tz))
+    days = pd.Series(pd.to_datetime(["2026-11-09 10:00", "2026-11-10 10:00",
+                                     "2026-11-12 10:00"]).tz_localize(tz))
+    c = dataclasses.replace(coverage.of_source(pd.concat([usual, days], ignore_index=True), p),
+                            source="clickstream")
+    assert coverage.Coverage(p, {"clickstream": c}).notes() == [
+        "Clicks end 12 Nov (3 of 7 days without data); also missing on 11 Nov"]
