@@ -56,12 +56,13 @@ def run(config: Config, data_dir: Path, output_dir: Path, *,
     from .engines import load
 
     loaded = load(config, data_dir, now=now)
-    window = lookback(loaded.frames, config.alerts.lookback_hours)
+    frames = loaded.frames
+    window = lookback(frames, config.alerts.lookback_hours)
     outcome = AlertOutcome(window=(window.start, window.end))
     with Archive(output_dir) as store:
         history = store.signal_history(window.start - pd.Timedelta(weeks=HISTORY_WEEKS),
                                        window.start)
-        _, typed, _ = incidents.compute(loaded.frames, window, config.thresholds, history,
+        _, typed, _ = incidents.compute(frames, window, config.thresholds, history,
                                         links=config.service_map, top_n=config.top_n)
         found = [i.as_dict() for i in typed]
         link = _it_report(store, config)

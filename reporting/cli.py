@@ -326,6 +326,15 @@ def simulate_cmd(out_dir: Path, weeks: int, scale: str, seed: int, start: Any, f
         table.add_row(name, f"{n:,}")
     out.print(table)
     out.print(f"done in {time.perf_counter() - started:.1f} s")
+    end = start.date() - timedelta(days=start.weekday()) + timedelta(weeks=weeks)
+    today, last = datetime.now().date(), end - timedelta(days=1)
+    if end > today + timedelta(days=1):
+        # Sources reject rows after the clock (a day's margin): the weeks after today hold
+        # no data, and an outage injected there is never seen.
+        err.print(f"[yellow]warning:[/] the simulated data runs to {last:%-d %b %Y}, "
+                  "after today; rows in the future are rejected when the data is read, so "
+                  f"from {today:%-d %b %Y} on there is none (pass an earlier --start).",
+                  markup=True, soft_wrap=True)
 
 
 # --- archive ----------------------------------------------------------------------------

@@ -134,34 +134,10 @@ def on_days(rollup: Rollup, days: set[int]) -> Rollup:
         day = (np.asarray(frame["day"], dtype="int64") if spec.time == "day"
                else slot_days(frame["slot"], rollup.tz))
         tables[name] = frame.loc[np.isin(day, wanted)].reset_index(drop=True)
-    return dataclasses.replace(rollup, tables=tables, rows=None)
+    return dataclasses.replace(rollup, tables=tables)
 
 
 def extend(rollup: Rollup, parts: list[Rollup]) -> Rollup:
     """`rollup` merged with `parts` (other days of the same source); text keys stay
-    categorical, with the union of the categories; the rows stay the rollup's."""
-    every = [rollup, *parts]
-    aligned: list[dict[str, pd.DataFrame]] = [{} for _ in every]
-    for name in rollup.tables:
-        for i, frame in enumerate(_same_categories([p.tables[name] for p in every])):
-            aligned[i][name] = frame
-    merged = rollups.merge(dataclasses.replace(p, tables=t) for p, t in zip(every, aligned))
-    return dataclasses.replace(merged, rows=rollup.rows)
-
-
-def _same_categories(frames: list[pd.DataFrame]) -> list[pd.DataFrame]:
-    """The frames with each column that is categorical in any of them categorical in all,
-    over the same categories (the first frame's order, then the others' new ones), so
-    concatenating keeps it categorical."""
-    out = list(frames)
-    for col in frames[0].columns:
-        if not any(isinstance(f[col].dtype, pd.CategoricalDtype) for f in frames if col in f):
-            continue
-        cats = pd.Index([])
-        for f in frames:
-            values = (f[col].cat.categories if isinstance(f[col].dtype, pd.CategoricalDtype)
-                      else pd.Index(f[col].dropna().unique()))
-            cats = cats.append(values[~values.isin(cats)])
-        dtype = pd.CategoricalDtype(cats)
-        out = [f.assign(**{col: f[col].astype(dtype)}) if col in f else f for f in out]
-    return out
+    categorical, with the union of the categories."""
+    return rollups.merge([rollup, *parts])

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from . import formatting, site
-from .archive import Archive, now_iso
+from .archive import Archive
 from .audience import audience_view
 from .config import Audience, Config, SmtpConfig
 from .errors import DeliveryError, ReportError

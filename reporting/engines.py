@@ -43,10 +43,9 @@ log = logging.getLogger(__name__)
 
 ENGINES = ("local", "dask")
 CHUNK_ROWS = 1_000_000
-# The switch the integrator flips once no consumer reads `rollup.rows` any more: while
-# False, build and alerts load as before (`sources.load_all` + `rollups.from_frames`,
-# rollups that carry their rows); when True, through `load` (rollups without rows).
-ROLLUP_ENGINE = False
+# True: build and alerts load through `load_rollups` (rollups, no rows). False: today's
+# in-memory loader (`sources.load_all`, then `rollups.from_frames`), kept as a fallback.
+ROLLUP_ENGINE = True
 
 Progress = Callable[[str], None]
 
@@ -518,8 +517,7 @@ class _Plan:
 def load(config: Any, data_dir: Path, *, period: str | None = None, now: Any = None,
          progress: Progress | None = None) -> Loaded:
     """What build and alerts load: through the engines when ROLLUP_ENGINE is set, else
-    (until every consumer reads tables only) the rows in memory, with rollups that
-    carry them."""
+    the rows in memory, reduced to rollups afterwards."""
     if ROLLUP_ENGINE:
         return load_rollups(config, data_dir, period=period, now=now, progress=progress)
     loaded = sources.load_all(data_dir, config.tz, config.columns,
@@ -903,15 +901,17 @@ def _plain(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _meta(source: str, name: str) -> pd.DataFrame:
-    """A table's columns and types, empty (what an empty chunk reduces to)."""
+def _meta(source: str, name: str, plain: bool = True) -> pd.DataFrame:
+    """A table's columns and types, empty (what an empty chunk reduces to); `plain`:
+    text keys as objects, as the partitions carry them."""
     spec = rollups.TABLES[source][name]
     frame = _empty_rows(source)
     keys = rollups.Keys(ZoneInfo("UTC"), 60)
     rows = spec.rows(frame, keys).assign(n=1)
-    return _plain(rows[[*spec.keys, *spec.merge]].astype(
+    meta = rows[[*spec.keys, *spec.merge]].astype(
         {c: "int64" for c in spec.merge if spec.merge[c] == "sum" and
-         pd.api.types.is_bool_dtype(rows[c])}))
+         pd.api.types.is_bool_dtype(rows[c])})
+    return _plain(meta) if plain else meta
 
 
 def _empty_rows(source: str) -> pd.DataFrame:
@@ -923,10 +923,14 @@ def _empty_rows(source: str) -> pd.DataFrame:
 
 
 def _typed(table: pd.DataFrame, source: str, name: str) -> pd.DataFrame:
-    """A table from the cluster with the local engine's value types."""
-    meta = _meta(source, name)
+    """A table from the cluster with the local engine's types (text keys categorical)."""
+    meta = _meta(source, name, plain=False)
     for col in meta.columns:
-        if col in table and meta[col].dtype != object and table[col].dtype != meta[col].dtype:
+        if col not in table:
+            continue
+        if isinstance(meta[col].dtype, pd.CategoricalDtype):
+            table[col] = table[col].astype("category")
+        elif meta[col].dtype != object and table[col].dtype != meta[col].dtype:
             try:
                 table[col] = table[col].astype(meta[col].dtype)
             except (TypeError, ValueError):

@@ -4,7 +4,8 @@ Every source gives hourly signals, and every hour of the period is judged by how
 its value is under that hour's baseline: the same hour of the week over up to 4
 preceding weeks in the data or, where the data does not reach back, in the archive (the
 same hour of day over up to 28 preceding days when there are fewer than 2 such weeks;
-no judgement with fewer than 3 days).
+no judgement with fewer than 3 days). Baseline hours of counts, ratios and money that
+are themselves unlikely under the others (an earlier incident) are left out.
 
 - **Tail probabilities.** Counts (tickets, abandoned carts, negative comments, failed
   probes) get the exact upper tail of a Poisson whose rate is learnt from those baseline
@@ -35,6 +36,14 @@ no judgement with fewer than 3 days).
   the rest of the period (at least SHIFT_HOURS) is one level shift with its start (CUSUM
   estimate, sign test at alpha / (signals x candidate starts)); the hours after it are
   judged against the shifted level, so a later failure still shows.
+
+Signals of the high-volume sources come from their rollups (`reporting/rollups.py`), never
+from rows: requests, 5xx rates, sessions dropped at checkout, CPU and memory means (sums /
+samples) and failed probes exactly; an hour's p95 latency per service and p75 load time
+per page from that hour's histogram of 0.5 % logarithmic buckets (`latency_hourly`,
+`load_time_hourly`), so within 0.5 % of the percentile of the raw values, and the count of
+the hour's events above its usual level is counted over the same buckets. Hours are cut
+in UTC (a slot of 15 minutes in a zone with a half-hour offset is a quarter of one).
 """
 from __future__ import annotations
 
@@ -52,9 +61,9 @@ from scipy import stats
 from . import formatting as fmt
 from . import sentiment
 from .config import ServiceLinks, Thresholds
-from .kpis.base import Chart, Insight, Section, Table, codes_of, grouped_quantile, hour_numbers
+from .kpis.base import Chart, Insight, Section, Table, codes_of, hour_numbers
 from .periods import Period
-from .rollups import as_rows
+from .rollups import Rollup, hist_quantiles, rollup_of
 from .sources import SPECS
 
 NAME = "incidents"
@@ -69,6 +78,7 @@ SUGGESTIVE = 0.01   # each side of an incident hour, and each hour a window grow
 PRIOR_HOURS = 4.0   # weight of the same-hour-of-day prior for counts, in hours
 PRIOR_EVENTS = 100.0  # ... and for ratios, in requests
 TAIL_TERMS = 2000   # terms summed for a ratio's far tail
+SCREEN = 1e-3       # a baseline hour this unlikely under the others is left out
 SHIFT_HOURS = 24    # a level shift lasts at least a day
 SHIFT_LEVEL = np.log(1.2)   # and moves a percentile by 20 % or more
 SHIFT_PCT = 5.0             # or CPU/memory by 5 percentage points or more
@@ -88,6 +98,11 @@ FAMILIES: dict[str, tuple[tuple[str, ...], bool]] = {
 TIME_COLUMNS = {name: SPECS[name].time for name in (
     "api_logs", "page_load_times", "cart_abandonment", "session_tracking", "user_feedback",
     "support_tickets", "system_metrics")} | {"session_tracking": "end_time"}
+# The rollup tables the signals of each high-volume source are built from (the small
+# sources give theirs from rows); the first names each entity's volume.
+SOURCE_TABLES = {"api_logs": ("requests", "latency_hourly"),
+                 "page_load_times": ("loads", "load_time_hourly"),
+                 "session_tracking": ("ends",), "system_metrics": ("samples",)}
 
 
 @dataclass(frozen=True)
@@ -128,9 +143,15 @@ class Reading:
 
 @dataclass(frozen=True)
 class Impact:
+    """What exceeded the expected level in the window, each with its standard error (the
+    noise of the window's ordinary traffic and of the expected level itself)."""
+
     abandoned_value: float = 0.0
     abandoned_carts: int = 0
     tickets: int = 0
+    abandoned_value_se: float = 0.0
+    abandoned_carts_se: float = 0.0
+    tickets_se: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -206,12 +227,12 @@ class Findings:
     signals: tuple[Signal, ...]
 
 
-def grid(period: Period, frames: Mapping[str, pd.DataFrame], weeks: int = 4,
+def grid(period: Period, frames: Mapping[str, Any], weeks: int = 4,
          history_from: pd.Timestamp | None = None) -> pd.DatetimeIndex:
     """Hours from up to `weeks` weeks before the period to its end (cut in UTC); the weeks
     before start no earlier than the first event in the data or the first archived hour."""
     start = period.start - pd.Timedelta(weeks=weeks)
-    firsts = [f[c].min() for f, c in _times(frames) if len(f)]
+    firsts = list(_firsts(as_tables(frames)).values())
     if history_from is not None:
         firsts.append(history_from)
     if firsts:
@@ -220,14 +241,42 @@ def grid(period: Period, frames: Mapping[str, pd.DataFrame], weeks: int = 4,
                          freq="h", inclusive="left")
 
 
-def _times(frames: Mapping[str, pd.DataFrame]) -> list[tuple[pd.DataFrame, str]]:
-    return [(frames[s], c) for s, c in TIME_COLUMNS.items() if s in frames]
+def as_tables(frames: Mapping[str, Any]) -> dict[str, Any]:
+    """The frames with each high-volume source as a rollup (a caller's frame of rows is
+    reduced here)."""
+    return {name: rollup_of(f, name) if name in SOURCE_TABLES else f
+            for name, f in frames.items()}
+
+
+def _firsts(frames: Mapping[str, Any]) -> dict[str, pd.Timestamp]:
+    """Each signal source's first time (of its TIME_COLUMNS column; for a rollup of
+    sessions the start of the slot of the first end: all the hour grid needs)."""
+    out = {}
+    for source, col in TIME_COLUMNS.items():
+        f = frames.get(source)
+        if f is None or not len(f):
+            continue
+        if source == "session_tracking" and isinstance(f, Rollup):
+            first_end = int(f.tables["ends"]["end_slot"].min())
+            out[source] = EPOCH + pd.Timedelta(minutes=first_end)
+        else:
+            out[source] = f.span[0] if isinstance(f, Rollup) else f[col].min()
+    return out
 
 
 def _slot(times: pd.Series, hours: pd.DatetimeIndex) -> np.ndarray:
     """Position of each time in the hour grid; -1 outside it."""
     pos = hour_numbers(times) - int(epoch_hours(hours[:1])[0])
     pos[(pos < 0) | (pos >= len(hours))] = -1
+    return pos
+
+
+def _table_slot(table: pd.DataFrame, first: int, n: int, col: str = "slot") -> np.ndarray:
+    """Position of each entry of a rollup table in the hour grid whose first hour is
+    `first` (hours since the epoch), by its slot column `col`; -1 outside it. Slots cut
+    hours in UTC."""
+    pos = table[col].to_numpy(dtype=np.int64) // 60 - first
+    pos[(pos < 0) | (pos >= n)] = -1
     return pos
 
 
@@ -243,8 +292,8 @@ def _mean(pos: np.ndarray, values: np.ndarray, samples: np.ndarray) -> np.ndarra
 
 
 def _by(column: pd.Series) -> list[tuple[str, np.ndarray]]:
-    """(name, row positions) per distinct value of a column, from one sort of its codes
-    (memory O(rows), not rows x names)."""
+    """(name, row positions) per distinct value of a column (or entity of a rollup table),
+    from one sort of its codes (memory O(rows), not rows x names)."""
     codes, labels = codes_of(column)
     order = np.argsort(codes, kind="stable")
     bounds = np.searchsorted(codes[order], np.arange(len(labels) + 1))
@@ -257,13 +306,17 @@ ENTITY_COLUMNS = {"api_logs": "service_name", "page_load_times": "page_url",
                   "support_tickets": "issue_type", "system_metrics": "service_name"}
 
 
-def top_entities(column: pd.Series, top_n: int) -> pd.Series:
-    """The column with every value outside the `top_n` most frequent folded into "other":
-    incidents judge (and the archive keeps) at most `top_n` + 1 entities per signal."""
+def top_entities(column: pd.Series, top_n: int, weights: np.ndarray | None = None
+                 ) -> pd.Series:
+    """The column with every value outside the `top_n` most frequent (of most `weights`:
+    a rollup table's row counts) folded into "other": incidents judge (and the archive
+    keeps) at most `top_n` + 1 entities per signal."""
     codes, labels = codes_of(column)
     if len(labels) <= top_n:
         return column
-    counts = np.bincount(codes[codes >= 0], minlength=len(labels))
+    ok = codes >= 0
+    counts = np.bincount(codes[ok], None if weights is None else weights[ok],
+                         minlength=len(labels))
     keep = np.sort(np.argsort(-counts, kind="stable")[:top_n])
     new = np.full(len(labels), len(keep), dtype=np.int64)     # the rest: "other"
     new[keep] = np.arange(len(keep))
@@ -272,6 +325,28 @@ def top_entities(column: pd.Series, top_n: int) -> pd.Series:
     mapped = np.where(codes >= 0, new[np.maximum(codes, 0)], -1)
     return pd.Series(pd.Categorical.from_codes(mapped, names + [other]), index=column.index,
                      name=column.name)
+
+
+def _folded(rollup: Rollup, top_n: int | None) -> dict[str, pd.DataFrame]:
+    """The tables the source's signals use, each entity outside the `top_n` with the most
+    rows (in the source's first table) as "other" in all of them."""
+    names = SOURCE_TABLES[rollup.source]
+    tables = {name: rollup.tables[name] for name in names}
+    col = ENTITY_COLUMNS.get(rollup.source)
+    if not top_n or col is None:
+        return tables
+    volume = tables[names[0]]
+    folded = top_entities(volume[col], top_n, volume["n"].to_numpy(dtype=float))
+    if folded is volume[col]:
+        return tables
+    kept = folded.cat.categories
+    for name, t in tables.items():
+        codes, labels = codes_of(t[col])
+        at = pd.Index(kept[:-1]).get_indexer(labels.astype(str))
+        at = np.where(at >= 0, at, len(kept) - 1)               # the rest: "other"
+        mapped = np.append(at, -1)[codes]                       # -1: missing stays so
+        tables[name] = t.assign(**{col: pd.Categorical.from_codes(mapped, kept)})
+    return tables
 
 
 # --- the service map -------------------------------------------------------------------
@@ -298,21 +373,23 @@ def infer_links(service: str, endpoints: Sequence[str] = ()) -> ServiceLinks:
                         carts=any(carts for _, carts in chosen))
 
 
-def service_map(frames: Mapping[str, pd.DataFrame],
+def service_map(frames: Mapping[str, Any],
                 configured: Mapping[str, ServiceLinks] | None = None
                 ) -> dict[str, ServiceLinks]:
-    """Links of every service in the API logs or system metrics: as configured, else
-    inferred."""
+    """Links of every service in the API logs (the `requests` table of a rollup) or system
+    metrics (`samples`): as configured, else inferred."""
+    def table(f: Any, name: str) -> pd.DataFrame:
+        return f.tables[name] if isinstance(f, Rollup) else f
     endpoints: dict[str, list[str]] = {}
     api = frames.get("api_logs")
     if api is not None and len(api):
-        pairs = api[["service_name", "endpoint"]].drop_duplicates()
+        pairs = table(api, "requests")[["service_name", "endpoint"]].drop_duplicates()
         for service, endpoint in zip(pairs["service_name"].astype(str),
                                      pairs["endpoint"].astype(str)):
             endpoints.setdefault(service, []).append(endpoint)
     system = frames.get("system_metrics")
     if system is not None and len(system):
-        for service in pd.unique(system["service_name"].astype(str)):
+        for service in pd.unique(table(system, "samples")["service_name"].astype(str)):
             endpoints.setdefault(service, [])
     configured = configured or {}
     return {s: configured.get(s) or infer_links(s, e) for s, e in sorted(endpoints.items())}
@@ -331,44 +408,70 @@ def tied(links: Mapping[str, ServiceLinks], *, page: str | None = None,
 
 # --- hourly signals --------------------------------------------------------------------
 
-def _api(f: pd.DataFrame, pos: np.ndarray, n: int, links: Mapping[str, ServiceLinks]
-         ) -> list[Signal]:
+def _api(tables: Mapping[str, pd.DataFrame], first: int, n: int,
+         links: Mapping[str, ServiceLinks]) -> list[Signal]:
+    """Requests and 5xx rate per service and hour from `requests`; the p95 (within 0.5 %)
+    from the hour's histogram in `latency_hourly`."""
+    requests = tables["requests"]
+    pos = _table_slot(requests, first, n)
+    counts = requests["n"].to_numpy(dtype=float)
+    errors = counts * (requests["status_code"].to_numpy(dtype=float) >= 500)
+    levels = _levels(tables["latency_hourly"], "service_name", "response_time_ms", first, n)
     out = []
-    status = f["status_code"].to_numpy()
-    rt = f["response_time_ms"].to_numpy(dtype=float)
-    for service, mine in _by(f["service_name"]):
+    for service, mine in _by(requests["service_name"]):
         p = pos[mine]
-        req = _count(p, n)
-        err = _count(p, n, (status[mine] >= 500).astype(float))
+        req = _count(p, n, counts[mine]).astype(np.int64)
+        err = _count(p, n, errors[mine])
         with np.errstate(invalid="ignore", divide="ignore"):
             rate = np.where(req > 0, err / np.maximum(req, 1), np.nan)
         own = (service,)
+        p95, above = levels(service, 0.95)
         out += [Signal("api.requests", service, "traffic", req, req, "count", own),
                 Signal("api.server_error_rate", service, "ratio", rate, req, "ratio", own),
-                Signal("api.p95_ms", service, "level",
-                       grouped_quantile(p, rt[mine], n, 0.95), req, "ms", own, 0.95,
-                       _above(p, rt[mine], n))]
+                Signal("api.p95_ms", service, "level", p95, req, "ms", own, 0.95, above)]
     return out
 
 
-def _above(pos: np.ndarray, values: np.ndarray, n: int
+def _levels(table: pd.DataFrame, col: str, value: str, first: int, n: int
+            ) -> Callable[[str, float], tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]]:
+    """For an entity of an hourly histogram table (0.5 % buckets), its quantile per hour
+    and how many of each hour's values lie above a level."""
+    pos = _table_slot(table, first, n)
+    values = table[value].to_numpy(dtype=float)
+    counts = table["n"].to_numpy(dtype=float)
+    members = dict(_by(table[col]))
+
+    def of(entity: str, q: float) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+        mine = members.get(entity, np.zeros(0, dtype=np.int64))
+        p, v, c = pos[mine], values[mine], counts[mine]
+        return hist_quantiles(p, v, c, n, (q,))[0], _above(p, v, c, n)
+    return of
+
+
+def _above(pos: np.ndarray, values: np.ndarray, counts: np.ndarray, n: int
            ) -> Callable[[np.ndarray], np.ndarray]:
-    """Per hour, how many values lie above that hour's level."""
+    """Per hour, how many values (of a histogram: value, count) lie above that hour's
+    level."""
     def count(level: np.ndarray) -> np.ndarray:
         with np.errstate(invalid="ignore"):
-            return _count(pos, n, (values > level[np.maximum(pos, 0)]).astype(float))
+            return _count(pos, n, counts * (values > level[np.maximum(pos, 0)]))
     return count
 
 
-def _pages(f: pd.DataFrame, pos: np.ndarray, n: int, links: Mapping[str, ServiceLinks]
-           ) -> list[Signal]:
-    lt = f["load_time_ms"].to_numpy(dtype=float)
+def _pages(tables: Mapping[str, pd.DataFrame], first: int, n: int,
+           links: Mapping[str, ServiceLinks]) -> list[Signal]:
+    """Loads per page and hour from `loads`; the p75 (within 0.5 %) from
+    `load_time_hourly`."""
+    loads = tables["loads"]
+    pos = _table_slot(loads, first, n)
+    counts = loads["n"].to_numpy(dtype=float)
+    levels = _levels(tables["load_time_hourly"], "page_url", "load_time_ms", first, n)
     out = []
-    for page, mine in _by(f["page_url"]):
-        p = pos[mine]
-        out.append(Signal("pages.p75_load_ms", page, "level",
-                          grouped_quantile(p, lt[mine], n, 0.75), _count(p, n), "ms",
-                          tied(links, page=page), 0.75, _above(p, lt[mine], n)))
+    for page, mine in _by(loads["page_url"]):
+        p75, above = levels(page, 0.75)
+        out.append(Signal("pages.p75_load_ms", page, "level", p75,
+                          _count(pos[mine], n, counts[mine]).astype(np.int64), "ms",
+                          tied(links, page=page), 0.75, above))
     return out
 
 
@@ -382,10 +485,13 @@ def _carts(f: pd.DataFrame, pos: np.ndarray, n: int, links: Mapping[str, Service
                    owners)]
 
 
-def _sessions(f: pd.DataFrame, pos: np.ndarray, n: int, links: Mapping[str, ServiceLinks]
-              ) -> list[Signal]:
-    at_checkout = (f["drop_off_page"].astype("str").str.lower() == "checkout").to_numpy()
-    count = _count(np.where(at_checkout, pos, -1), n)
+def _sessions(tables: Mapping[str, pd.DataFrame], first: int, n: int,
+              links: Mapping[str, ServiceLinks]) -> list[Signal]:
+    """Sessions dropped at checkout per hour they ended in (`ends`)."""
+    ends = tables["ends"]
+    at_checkout = (ends["drop_off_page"].astype("str").str.lower() == "checkout").to_numpy()
+    pos = np.where(at_checkout, _table_slot(ends, first, n, "end_slot"), -1)
+    count = _count(pos, n, ends["n"].to_numpy(dtype=float)).astype(np.int64)
     return [Signal("sessions.dropped_at_checkout", "checkout", "count", count, count, "count",
                    tied(links, carts=True))]
 
@@ -425,25 +531,26 @@ def _tickets(f: pd.DataFrame, pos: np.ndarray, n: int, links: Mapping[str, Servi
     return out
 
 
-def _system(f: pd.DataFrame, pos: np.ndarray, n: int, links: Mapping[str, ServiceLinks]
-            ) -> list[Signal]:
-    cpu = f["cpu_pct"].to_numpy(dtype=float)
-    memory = f["memory_pct"].to_numpy(dtype=float)
-    failed = (f["healthy"].to_numpy(dtype=float) == 0).astype(float) \
-        if "healthy" in f else None
+def _system(tables: Mapping[str, pd.DataFrame], first: int, n: int,
+            links: Mapping[str, ServiceLinks]) -> list[Signal]:
+    """Mean CPU and memory per service and hour (sums / samples) and failed health probes,
+    from `samples`."""
+    f = tables["samples"]
+    pos = _table_slot(f, first, n)
+    counts = f["n"].to_numpy(dtype=float)
+    cpu, memory = (f[c].to_numpy(dtype=float) for c in ("cpu_pct_sum", "memory_pct_sum"))
+    failed = f["failed"].to_numpy(dtype=float)
     out = []
     for service, mine in _by(f["service_name"]):
         p = pos[mine]
-        samples = _count(p, n)
+        samples = _count(p, n, counts[mine]).astype(np.int64)
         own = (service,)
+        fails = _count(p, n, failed[mine])
         out += [Signal("system.cpu_pct", service, "pct", _mean(p, cpu[mine], samples),
                        samples, "pct", own),
                 Signal("system.memory_pct", service, "pct", _mean(p, memory[mine], samples),
-                       samples, "pct", own)]
-        if failed is not None:
-            fails = _count(p, n, failed[mine])
-            out.append(Signal("system.failed_probes", service, "count", fails, fails, "count",
-                              own))
+                       samples, "pct", own),
+                Signal("system.failed_probes", service, "count", fails, fails, "count", own)]
     return out
 
 
@@ -452,26 +559,31 @@ SIGNALS = {"api_logs": _api, "page_load_times": _pages, "cart_abandonment": _car
            "support_tickets": _tickets, "system_metrics": _system}
 
 
-def signals(frames: Mapping[str, pd.DataFrame], hours: pd.DatetimeIndex,
+def signals(frames: Mapping[str, Any], hours: pd.DatetimeIndex,
             top_n: int | None = None, links: Mapping[str, ServiceLinks] | None = None
             ) -> list[Signal]:
-    """Every hourly signal the present sources give, tied to services by `links` (default:
-    inferred); hours before a source's first event are unknown (NaN), not zero.
-    Per-entity signals cover the `top_n` busiest entities and "other"."""
+    """Every hourly signal the present sources give (the high-volume ones from their
+    rollup tables), tied to services by `links` (default: inferred); hours before a
+    source's first event are unknown (NaN), not zero. Per-entity signals cover the
+    `top_n` busiest entities and "other"."""
+    frames = as_tables(frames)
     links = service_map(frames) if links is None else links
     n = len(hours)
+    firsts = _firsts(frames)
     out: list[Signal] = []
     for source, make in SIGNALS.items():
         frame = frames.get(source)
         if frame is None or not len(frame):
             continue
-        if top_n and source in ENTITY_COLUMNS:
-            col = ENTITY_COLUMNS[source]
-            frame = frame.assign(**{col: top_entities(frame[col], top_n)})
-        times = frame[TIME_COLUMNS[source]]
-        first = max(0, int(hours.searchsorted(times.min(), side="right")) - 1)
-        out += [_unknown_before(sig, first)
-                for sig in make(frame, _slot(times, hours), n, links)]
+        if isinstance(frame, Rollup):
+            made = make(_folded(frame, top_n), int(epoch_hours(hours[:1])[0]), n, links)
+        else:
+            if top_n and source in ENTITY_COLUMNS:
+                col = ENTITY_COLUMNS[source]
+                frame = frame.assign(**{col: top_entities(frame[col], top_n)})
+            made = make(frame, _slot(frame[TIME_COLUMNS[source]], hours), n, links)
+        first = max(0, int(hours.searchsorted(firsts[source], side="right")) - 1)
+        out += [_unknown_before(sig, first) for sig in made]
     return out
 
 
@@ -638,11 +750,82 @@ def fisher(p_back: np.ndarray, p_user: np.ndarray) -> np.ndarray:
         return np.where(q > 0, q * (1 - np.log(np.where(q > 0, q, 1))), 0.0)
 
 
+def _ordinary(counts: np.ndarray, prior: np.ndarray | None = None,
+              events: np.ndarray | None = None) -> np.ndarray:
+    """Which cells of a (baseline hours x hours) stack are ordinary: each is judged against
+    the others of its column, left out of them (a count by `count_tail`, errors of
+    `events` by `ratio_tail`; `prior` as there, default the others' own mean), and one
+    below SCREEN is an earlier incident, not the usual level: a previous outage in the
+    same hour of an earlier week would otherwise raise the expected count and hide the
+    next one. Judged where at least 2 others are known; NaN cells are not ordinary."""
+    known = ~np.isnan(counts)
+    c = np.where(known, counts, 0.0)
+    others_n = np.sum(known, axis=0) - known
+    with np.errstate(all="ignore"):
+        if events is None:
+            others = np.sum(c, axis=0) - c
+            mean = prior if prior is not None else (others + 0.5) / (others_n + 1)
+            q = count_tail(c, others, others_n, np.broadcast_to(mean, c.shape))
+        else:
+            n = np.where(known, events, 0.0)
+            others, others_ev = np.sum(c, axis=0) - c, np.sum(n, axis=0) - n
+            mean = prior if prior is not None else (others + 0.5) / (others_ev + 1)
+            q = ratio_tail(c.ravel(), n.ravel(), others.ravel(), others_ev.ravel(),
+                           np.broadcast_to(mean, c.shape).ravel()).reshape(c.shape)
+    return known & ~((others_n >= 2) & (np.nan_to_num(q, nan=1.0) < SCREEN))
+
+
+def _screened(values: np.ndarray, counts: np.ndarray, prior: np.ndarray | None = None,
+              events: np.ndarray | None = None) -> np.ndarray:
+    """`values` with the cells that are not `_ordinary` by their counts made NaN."""
+    return np.where(_ordinary(counts, prior, events), values, np.nan)
+
+
+def _expected(kind: str, values: np.ndarray, events: np.ndarray, rows: np.ndarray,
+              seen: np.ndarray, x: np.ndarray, at: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """A count's tail and expected value (a money total: no tail, its mean) over the
+    ordinary baseline hours, the prior from the same hour of day's ordinary days."""
+    # the counts behind each cell: the values themselves, or a money total's events
+    day, day_n = _stack(values, at, 24, 28), _stack(events, at, 24, 28)
+    day_counts, counts = (day, rows) if kind == "count" else (day_n, seen)
+    day = _screened(day, day_counts)
+    days = np.sum(~np.isnan(day), axis=0)
+    day_prior = (np.nansum(_screened(day_counts, day_counts), axis=0) + 0.5) / (days + 1)
+    rows = _screened(rows, counts, day_prior)
+    seen_hours = np.sum(~np.isnan(rows), axis=0)
+    if kind == "count":
+        prior = (np.nansum(day, axis=0) + 0.5) / (days + 1)
+        q = count_tail(x, np.nansum(rows, axis=0), seen_hours, prior)
+        # the expected count, so that what exceeds it is an unbiased impact
+        return q, (np.nansum(rows, axis=0) + PRIOR_HOURS * prior) / (seen_hours + PRIOR_HOURS)
+    mean = np.where(seen_hours > 0, np.nansum(rows, axis=0) / np.maximum(seen_hours, 1),
+                    np.nan)
+    return np.full(len(at), np.nan), mean    # a money total is the impact, not a symptom
+
+
+def _ratio_p(values: np.ndarray, events: np.ndarray, rows: np.ndarray, seen: np.ndarray,
+             x: np.ndarray, ev: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """An error ratio's tail over the ordinary baseline hours, the prior from the same hour
+    of day's ordinary days."""
+    day, day_n = _stack(values, at, 24, 28), _stack(events, at, 24, 28)
+    day_e = np.round(day * day_n)
+    ok = _ordinary(day_e, events=day_n)
+    prior = (np.nansum(np.where(ok, day_e, 0), axis=0) + 0.5) / (np.nansum(
+        np.where(ok, day_n, 0), axis=0) + 1)
+    seen_e = np.round(rows * seen)
+    ok = _ordinary(seen_e, prior, events=seen)
+    return ratio_tail(np.round(np.nan_to_num(x) * ev), ev,
+                      np.nansum(np.where(ok, seen_e, 0), axis=0),
+                      np.nansum(np.where(ok, seen, 0), axis=0), prior)
+
+
 def tail(sig: Signal, min_events: int, at: np.ndarray | None = None
          ) -> tuple[np.ndarray, np.ndarray]:
     """Upper-tail probability of each hour under its baseline (NaN where it cannot be
     judged, or outside `at`), and the usual level (the baseline median; the expected
-    value for counts and money)."""
+    value for counts and money). Baseline hours of counts, ratios and money that were
+    themselves far from the others (earlier incidents, `_ordinary`) are left out."""
     n = len(sig.values)
     at = np.arange(n) if at is None else np.asarray(at, dtype=int)
     values, events = sig.values.astype(float), sig.events.astype(float)
@@ -653,21 +836,11 @@ def tail(sig: Signal, min_events: int, at: np.ndarray | None = None
     x, ev = values[at], events[at]
     known = (np.sum(~np.isnan(rows), axis=0) > 0) & ~np.isnan(x)
     with np.errstate(all="ignore"):
-        if sig.kind == "count":
-            day = _stack(values, at, 24, 28)
-            prior = (np.nansum(day, axis=0) + 0.5) / (np.sum(~np.isnan(day), axis=0) + 1)
-            seen_hours = np.sum(~np.isnan(rows), axis=0)
-            q = count_tail(x, np.nansum(rows, axis=0), seen_hours, prior)
-            # usual: the expected count, so that what exceeds it is an unbiased impact
-            usual[at] = (np.nansum(rows, axis=0) + PRIOR_HOURS * prior) / (
-                seen_hours + PRIOR_HOURS)
+        if sig.kind in ("count", "value"):
+            q, usual[at] = _expected(sig.kind, values, events, rows, seen, x, at)
         elif sig.kind == "ratio":
-            day, day_n = _stack(values, at, 24, 28), _stack(events, at, 24, 28)
-            prior = (np.nansum(day * day_n, axis=0) + 0.5) / (np.nansum(
-                np.where(np.isnan(day), 0, day_n), axis=0) + 1)
-            q = ratio_tail(np.round(np.nan_to_num(x) * ev), ev, np.nansum(rows * seen, axis=0),
-                           np.nansum(seen, axis=0), prior)
-        elif sig.kind in ("level", "pct", "traffic"):
+            q = _ratio_p(values, events, rows, seen, x, ev, at)
+        else:     # level, pct, traffic: a robust scale
             mad = np.fmax(_column_median(np.abs(rows - median)),
                           noise_floor(sig.kind, median, ev))
             z = K * (x - median) / mad
@@ -680,10 +853,6 @@ def tail(sig: Signal, min_events: int, at: np.ndarray | None = None
             q = stats.norm.sf(z)
             if sig.above is not None:
                 q = _above_tail(sig, q, median, ev, np.nansum(seen, axis=0), at, min_events)
-        else:
-            q = np.full(len(at), np.nan)      # a money total is the impact, not a symptom
-            seen = np.sum(~np.isnan(rows), axis=0)
-            usual[at] = np.where(seen > 0, np.nansum(rows, axis=0) / np.maximum(seen, 1), np.nan)
     p[at] = np.where(known, q, np.nan)
     return p, usual
 
@@ -799,7 +968,7 @@ def detect(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
     values, see `archive_rows`) fills the weeks that the data does not cover; `links` is
     the configured service map (the rest is inferred); `top_n` bounds the entities per
     signal."""
-    frames = as_rows(frames)
+    frames = as_tables(frames)
     history_from = None
     if history is not None and not history.empty:
         history_from = EPOCH + int(history["hour"].min()) * HOUR
@@ -877,10 +1046,11 @@ def _incidents(p: np.ndarray, usual: np.ndarray, sigs: Sequence[Signal],
         owners = set(services)
         carts = [i for i, g in enumerate(sigs) if g.name.startswith("cart.")
                  and owners & set(g.services)]
-        impact = Impact(
-            abandoned_value=round(_extra(sigs, usual, carts, "cart.abandoned_value", a, b), 2),
-            abandoned_carts=round(_extra(sigs, usual, carts, "cart.abandoned_carts", a, b)),
-            tickets=round(_extra(sigs, usual, rows, "support.new_tickets", a, b)))
+        value, value_se = _extra(sigs, usual, carts, "cart.abandoned_value", a, b)
+        carts_n, carts_se = _extra(sigs, usual, carts, "cart.abandoned_carts", a, b)
+        tickets, tickets_se = _extra(sigs, usual, rows, "support.new_tickets", a, b)
+        impact = Impact(round(value, 2), round(carts_n), round(tickets), round(value_se, 2),
+                        round(carts_se, 1), round(tickets_se, 1))
         inc = Incident(hours[a].tz_convert(tz), hours[b - 1].tz_convert(tz) + HOUR, services,
                        tuple(r.entity for r in readings if r.name.startswith("pages.")),
                        readings, impact)
@@ -946,14 +1116,40 @@ def _readings(p: np.ndarray, usual: np.ndarray, sigs: Sequence[Signal], rows: li
 
 
 def _extra(sigs: Sequence[Signal], usual: np.ndarray, rows: Sequence[int], name: str,
-           a: int, b: int) -> float:
-    """What exceeded the usual level in the window, over the chosen signals of a name."""
-    total = 0.0
+           a: int, b: int) -> tuple[float, float]:
+    """What exceeded the expected level in the window over the chosen signals of a name
+    (each signal's sum of value - expected, at least 0: clipping each hour instead would
+    add the ordinary hours' upward noise), and its standard error."""
+    total, variance = 0.0, 0.0
     for i in rows:
-        if sigs[i].name == name:
-            gap = sigs[i].values[a:b].astype(float) - np.nan_to_num(usual[i, a:b])
-            total += float(np.nansum(np.clip(gap, 0, None)))
-    return total
+        sig = sigs[i]
+        if sig.name != name:
+            continue
+        x, mu = sig.values[a:b].astype(float), usual[i, a:b]
+        ok = ~np.isnan(x) & ~np.isnan(mu)
+        total += max(float(np.sum(x[ok] - mu[ok])), 0.0)
+        variance += float(np.sum(_variance(sig, mu, a, b)[ok]))
+    return total, float(np.sqrt(variance))
+
+
+def _variance(sig: Signal, mu: np.ndarray, a: int, b: int) -> np.ndarray:
+    """Per hour of the window [a, b): the variance of a count or money total's excess over
+    its expected level `mu`: the ordinary traffic's own (Poisson; for money, compound
+    Poisson: carts x the mean squared cart value, learnt from the hours outside the
+    window), plus that of `mu`, a mean of the known baseline hours (and for counts the
+    prior worth PRIOR_HOURS)."""
+    [rows] = history(sig.values.astype(float), np.arange(a, b))
+    seen = np.sum(~np.isnan(rows), axis=0)
+    if sig.kind == "count":
+        return mu * (1 + 1 / (seen + PRIOR_HOURS))
+    values, carts = sig.values.astype(float), sig.events.astype(float)
+    out = np.ones(len(values), bool)
+    out[a:b] = False
+    out &= ~np.isnan(values) & (carts > 0)
+    per_cart = values[out].sum() / max(carts[out].sum(), 1)
+    spread = np.sum((values[out] - per_cart * carts[out]) ** 2) / max(carts[out].sum(), 1)
+    square = per_cart ** 2 + spread             # the mean squared value of a cart
+    return mu / max(per_cart, 1e-9) * square * (1 + 1 / np.maximum(seen, 1))
 
 
 def _anomaly(side_: str, entity: str, readings: tuple[Reading, ...], a: int, b: int,
@@ -1013,10 +1209,13 @@ def _sentence(inc: Incident, currency: str = "") -> str:
     impact = inc.impact
     if impact.abandoned_value > 0:
         parts.append(f"{fmt.count(impact.abandoned_carts)} more carts than usual abandoned, "
-                     f"worth {fmt.money(impact.abandoned_value, currency)}")
+                     f"worth {fmt.money(impact.abandoned_value, currency)}"
+                     + _give_or_take(impact.abandoned_value, impact.abandoned_value_se,
+                                     lambda v: fmt.money(v, currency)))
     if impact.tickets > 0:
         kinds = [r.entity for r in inc.signals if r.name == "support.new_tickets"]
         parts.append(f"{fmt.count(impact.tickets)} extra tickets"
+                     + _give_or_take(impact.tickets, impact.tickets_se, fmt.count)
                      + (f" ({', '.join(kinds[:2])})" if kinds else ""))
     for r in inc.signals:
         if r.name.startswith("feedback."):
@@ -1027,6 +1226,12 @@ def _sentence(inc: Incident, currency: str = "") -> str:
         felt = [r for r in inc.signals if not r.name.startswith(BACK_END)]
         parts += [_reading_text(r) for r in felt[:1] if not r.name.startswith("feedback.")]
     return f"{_window_text(inc.start, inc.end)}: " + "; ".join(parts) + "."
+
+
+def _give_or_take(value: float, se: float, show: Callable[[float], str]) -> str:
+    """' (± 640)': two standard errors, where they are more than a fifth of the value (a
+    few carts at night: the window's ordinary traffic weighs as much as the incident)."""
+    return f" (± {show(2 * se)})" if 2 * se > 0.2 * value else ""
 
 
 LABELS = {

@@ -91,11 +91,7 @@ def _restrict_rollup(r: Rollup, column: str, patterns: Sequence[str], steps: boo
     tables["times"] = pd.DataFrame({"slot": per_slot.index.to_numpy(dtype="int64"),
                                     "n": per_slot.to_numpy(dtype="int64"), "tmin": start,
                                     "tmax": start + r.minutes * MINUTE_US - 1})
-    rows = None
-    if r.rows is not None:      # transitional: consumers not yet converted read rows
-        rows = r.rows[_matches(r.rows[column], patterns, steps).to_numpy()] \
-            .reset_index(drop=True)
-    return Rollup(r.source, tables, r.tz, r.minutes, rows)
+    return Rollup(r.source, tables, r.tz, r.minutes)
 
 
 def rows_in_period(frames: Mapping[str, pd.DataFrame | Rollup], filters: Filters,

@@ -86,7 +86,7 @@ def test_missing_days_come_from_the_archive_and_held_days_only_from_the_inputs(t
     with Archive(tmp_path) as store:
         frames = context.with_archived_rollups(store, {"api_logs": inputs, "carts": "x"}, p)
     merged = frames["api_logs"]
-    assert frames["carts"] == "x" and merged.rows is inputs.rows
+    assert frames["carts"] == "x"
     # 2 Nov from the archive (2 rows), 3 Nov only from the inputs (the archive's /b row is
     # not added to it), W46 from the inputs: 5 rows, none twice
     assert merged.count == 5 and requests(merged) == [
@@ -233,7 +233,6 @@ def test_the_archived_rollups_fill_the_week_the_inputs_no_longer_hold(fortnight)
     with Archive(out) as store:
         merged = context.with_archived_rollups(store, partial, p)
     for source in rollups.HIGH_VOLUME:
-        assert merged[source].rows is partial[source].rows
         for name, spec in rollups.TABLES[source].items():
             keys = list(spec.keys)
             pd.testing.assert_frame_equal(

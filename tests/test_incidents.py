@@ -120,6 +120,86 @@ def test_ratios_are_judged_with_their_event_count_not_a_minimum():
     assert p[-2] > incidents.SUGGESTIVE and p[-1] < 1e-4
 
 
+def test_an_earlier_incident_in_the_baseline_is_left_out():
+    # Tickets of the same hour in three earlier weeks: 0, 0, 0 and 3 (the last outage);
+    # the prior (same hour of day) is 0.03 an hour. Left out of the others, the 3 is
+    # judged against 0 tickets in 3 hours plus the prior worth 4 hours: negative binomial
+    # r = 0.12, p = 7/8, P(X >= 3) = 1 - P0 - P1 - P2 with P0 = 0.875^0.12,
+    # P1 = 0.12 x 0.125 P0, P2 = P1 x 1.12 / 2 x 0.125: about 1e-4, below SCREEN.
+    p0 = 0.875 ** 0.12
+    p1 = 0.12 * 0.125 * p0
+    p2 = p1 * 1.12 / 2 * 0.125
+    assert 1 - p0 - p1 - p2 == pytest.approx(1.0e-4, rel=0.05)
+    stack = np.array([[0.0, 1.0], [0.0, 0.0], [0.0, 0.0], [3.0, 1.0]])
+    kept = incidents._ordinary(stack, np.array([0.03, 0.03]))
+    assert kept[:, 0].tolist() == [True, True, True, False]
+    # one ticket in two of the weeks: P(X >= 1) = 1 - 0.875^1.12 = 0.139, ordinary
+    assert kept[:, 1].all()
+    # 5xx: 4 of 14 requests failing against 0 of 26 in the other weeks is an outage
+    errors, events = np.array([[0.0], [0.0], [0.0], [4.0]]), np.array([[8.0], [10], [8], [14]])
+    assert incidents._ordinary(errors, np.array([0.001]), events)[:, 0].tolist() == [
+        True, True, True, False]
+    # NaN cells (hours before the data) are never ordinary; 2 known others are needed
+    assert incidents._ordinary(np.array([[np.nan], [0.0], [9.0]]))[:, 0].tolist() == [
+        False, True, True]
+
+
+def test_an_outage_is_found_when_the_previous_one_is_in_its_baseline(tmp_path):
+    # Seven tiny weeks from 1 Jun: the default payment outage on Wed 17 Jun and Wed 15 Jul,
+    # the first in the baseline weeks of the second. Its 3 payment tickets (and 12
+    # carts) raised the second's expected tickets from 0.01 to 0.44 an hour, so its own
+    # 3 + 3 tickets and 10 carts were no longer unusual: before the earlier outage was
+    # left out of the baseline, only a back-end anomaly was reported.
+    simulate(tmp_path, weeks=7, scale="tiny", seed=2, fmt="parquet",
+             start=pd.Timestamp("2026-06-01").date())
+    frames = load_all(tmp_path, UTC).frames
+    found = incidents.detect(frames, resolve("2026-W29", UTC, None), Thresholds())
+    [inc] = found.incidents
+    assert inc.start == pd.Timestamp("2026-07-15 10:00", tz="UTC")
+    assert inc.end == pd.Timestamp("2026-07-15 12:00", tz="UTC")
+    assert inc.services[0] == "payment-api" and inc.impact.tickets == 6
+    assert found.back_end == ()
+
+
+def test_impact_is_the_excess_over_expected_with_its_standard_error():
+    n, a = 5 * 168, 4 * 168 + 10          # a two-hour window in the fifth week
+    tickets = np.zeros(n)
+    tickets[a:a + 2] = [0, 5]
+    usual = np.zeros((2, n))
+    usual[0, a:a + 2] = [2, 1]
+    # the window's sum: 0 - 2 + 5 - 1 = 2 (clipping each hour would say 0 + 4);
+    # variance: Poisson 2 + 1, the expected level a mean of 4 weekly hours and a prior
+    # worth 4: (2 + 1) (1 + 1/8) = 3.375
+    carts = np.tile([1.0, 1.0], n // 2)
+    value = np.tile([50.0, 150.0], n // 2)   # a cart is worth 100 on average, sd 50
+    value[a:a + 2], carts[a:a + 2] = [900, 700], [6, 5]
+    usual[1, a:a + 2] = [300, 300]
+    sigs = [Signal("support.new_tickets", "Payment Failure", "count", tickets, tickets,
+                   "count"),
+            Signal("cart.abandoned_value", "all", "value", value, carts, "money")]
+    got, se = incidents._extra(sigs, usual, [0, 1], "support.new_tickets", a, a + 2)
+    assert got == 2.0 and se == pytest.approx(np.sqrt(3.375))
+    # money: 900 + 700 - 600; compound Poisson: 300 / 100 = 3 carts an hour expected, each
+    # with a mean square of 100^2 + 50^2 = 12,500, the expected level a mean of 4 weeks:
+    # 2 x 3 x 12,500 x (1 + 1/4) = 93,750
+    got, se = incidents._extra(sigs, usual, [0, 1], "cart.abandoned_value", a, a + 2)
+    assert got == 1000.0 and se == pytest.approx(np.sqrt(93_750))
+
+
+def test_a_noisy_impact_is_told_with_its_uncertainty():
+    start = pd.Timestamp("2026-09-09 02:00", tz="UTC")
+    def text(impact):
+        return incidents._sentence(incidents.Incident(
+            start, start + 2 * incidents.HOUR, ("payment-api",), (), (), impact), "EUR")
+    # a few carts at night: two standard errors (800) are more than a fifth of 153
+    assert text(incidents.Impact(153.3, 2, 5, 399.8, 1.5, 0.3)) == (
+        "Wed 9 Sep 02:00–04:00: 2 more carts than usual abandoned, worth 153.30 EUR "
+        "(± 799.60 EUR); 5 extra tickets.")
+    # a daytime outage: 1,400 is 7 % of 19,992, so no range
+    assert text(incidents.Impact(19991.9, 120, 11, 700.0, 11, 0.8)).endswith(
+        "120 more carts than usual abandoned, worth 19,991.90 EUR; 11 extra tickets.")
+
+
 def test_windows_merge_consecutive_hours():
     flagged = np.array([0, 1, 1, 0, 0, 1, 0, 1, 1, 1], dtype=bool)
     assert windows(flagged) == [(1, 3), (5, 6), (7, 10)]

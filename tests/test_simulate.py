@@ -92,6 +92,22 @@ def test_incident_week_puts_the_outage_on_that_weeks_wednesday(tmp_path):
     assert [i["start"][:10] for i in meta] == ["2026-10-21", "2026-10-28"] and both
 
 
+def test_simulating_past_today_warns_that_those_weeks_will_be_rejected(tmp_path):
+    # `--weeks 7` from the default 19 Oct 2026 ran to 7 Dec: read on 25 Nov, the
+    # outage of week 7 (Wed 2 Dec) was rejected as in the future and looked missed.
+    from click.testing import CliRunner
+
+    from reporting.cli import main
+    r = CliRunner().invoke(main, ["simulate", "--out", str(tmp_path / "future"), "--weeks",
+                                  "1", "--scale", "tiny", "--start", "2099-01-07"])
+    assert r.exit_code == 0, r.output
+    assert "warning: the simulated data runs to 11 Jan 2099, after today; rows in the " \
+        "future are rejected" in " ".join(r.output.split())
+    r = CliRunner().invoke(main, ["simulate", "--out", str(tmp_path / "past"), "--weeks", "1",
+                                  "--scale", "tiny", "--start", "2026-06-01"])
+    assert r.exit_code == 0 and "warning" not in r.output
+
+
 def test_incident_week_outside_the_simulated_weeks_is_one_sentence_and_exit_2(tmp_path):
     from click.testing import CliRunner
 

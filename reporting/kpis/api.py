@@ -1,6 +1,7 @@
 """API reliability and latency: errors, availability, percentiles, SLO budget, Apdex."""
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 import numpy as np
@@ -9,10 +10,10 @@ import pandas as pd
 from .. import formatting
 from ..config import Thresholds
 from ..periods import Period
-from ..rollups import rows_of
-from .base import (Chart, Insight, Metric, Section, Table, Value, build_kpis, higher_is_better,
-                   codes_of, hour_slots, lower_is_better, metric, percentiles, quantiles,
-                   ratio, records, window)
+from ..rollups import Rollup, rollup_of
+from .base import (HOUR_US, Chart, Insight, Metric, Section, Table, Value, build_kpis,
+                   higher_is_better, lower_is_better, metric, ratio, records, rollups_of,
+                   table_percentiles, table_quantiles, table_sums)
 
 SOURCE = "api_logs"
 NAME = "api"
@@ -50,88 +51,121 @@ BUDGET = metric(CATALOGUE, "error_budget_used")
 HEADLINE = ("api.availability", "api.p95_ms", "api.error_budget_used", "api.apdex")
 
 
-def _apdex_parts(df: pd.DataFrame, t: Thresholds) -> tuple[np.ndarray, np.ndarray]:
-    """Satisfied (<= T) and tolerating (<= 4T) flags; server errors are frustrated."""
-    rt = df["response_time_ms"].to_numpy()
-    ok = df["status_code"].to_numpy() < 500
+def _apdex_parts(hist: pd.DataFrame, t: Thresholds) -> tuple[np.ndarray, np.ndarray]:
+    """Satisfied (<= T) and tolerating (<= 4T) requests per entry of the latency
+    histogram; server errors are frustrated."""
+    rt = hist["response_time_ms"].to_numpy(dtype="float64")
+    ok = ~hist["server_error"].to_numpy(dtype=bool)
+    n = hist["n"].to_numpy(dtype="int64")
     sat = ok & (rt <= t.apdex_t_ms)
     tol = ok & (rt > t.apdex_t_ms) & (rt <= 4 * t.apdex_t_ms)
-    return sat, tol
+    return sat * n, tol * n
 
 
-def per_hour(df: pd.DataFrame) -> pd.DataFrame:
-    """Requests, server errors and their ratio per hour; hours without requests are zeros."""
-    index, slot = hour_slots(df["timestamp"])
+LATENCY_KEYS = ["day", "service_name", "endpoint", "server_error", "response_time_ms"]
+
+
+def latency(r: Rollup) -> pd.DataFrame:
+    """The latency histogram with each value over 4 significant digits at 6 (1,234.5 ms
+    as itself): the `latency_fine` entries, their counts taken out of their 4-digit
+    buckets. Percentiles and Apdex then equal those of the raw values (up to 6 digits)."""
+    coarse, fine = r.tables["latency"], r.tables["latency_fine"]
+    if not len(fine):
+        return coarse
+    back = fine[[*LATENCY_KEYS[:-1], "bucket", "n"]].rename(
+        columns={"bucket": "response_time_ms"}).assign(n=-fine["n"])
+    touched = coarse["response_time_ms"].isin(back["response_time_ms"].unique()).to_numpy()
+    netted = pd.concat([coarse.loc[touched, [*LATENCY_KEYS, "n"]], back]).groupby(
+        LATENCY_KEYS, observed=True, sort=False)["n"].sum().reset_index()
+    return pd.concat([coarse.loc[~touched], netted[netted["n"] > 0],
+                      fine[[*LATENCY_KEYS, "n"]]], ignore_index=True)
+
+
+def exact(r: Rollup | None) -> Rollup | None:
+    """`r` whose `latency` table is `latency(r)`, worked out once for all its uses."""
+    if r is None or not len(r.tables["latency_fine"]):
+        return r
+    fine = r.tables["latency_fine"]
+    return dataclasses.replace(r, tables={**r.tables, "latency": latency(r),
+                                          "latency_fine": fine.head(0)})
+
+
+def per_hour(r: Rollup) -> pd.DataFrame:
+    """Requests, server errors and their ratio per hour (cut in UTC, shown in the data's
+    zone) from the first to the last hour with requests; hours without any are zeros."""
+    req = r.tables["requests"]
+    hour = req["slot"].to_numpy(dtype="int64") // 60        # slots of 60 or 15 minutes
+    first = hour.min() if hour.size else 0
+    k = hour.max() - first + 1 if hour.size else 0
+    index = pd.to_datetime((first + np.arange(k)) * HOUR_US, unit="us",
+                           utc=True).tz_convert(r.tz).rename("hour")
+    n = req["n"].to_numpy(dtype="int64")
     out = pd.DataFrame({
-        "requests": np.bincount(slot, minlength=len(index)),
-        "server_errors": np.bincount(slot, df["status_code"].to_numpy() >= 500,
-                                     minlength=len(index)).astype("int64"),
+        "requests": np.bincount(hour - first, n, minlength=k).astype("int64"),
+        "server_errors": np.bincount(hour - first, n * (req["status_code"].to_numpy() >= 500),
+                                     minlength=k).astype("int64"),
     }, index=index)
     out["server_error_rate"] = (out["server_errors"] / out["requests"]).where(out["requests"] > 0)
     return out
 
 
-def measure(df: pd.DataFrame, t: Thresholds, services: pd.DataFrame | None = None,
+def measure(r: Rollup, t: Thresholds, services: pd.DataFrame | None = None,
             endpoints: pd.DataFrame | None = None) -> dict[str, Value]:
-    """Every catalogue value for one slice of api_logs (breakdowns reused when given)."""
-    n = len(df)
-    status = df["status_code"].to_numpy()
-    rt = df["response_time_ms"]
-    server = int((status >= 500).sum())
-    client = int(((status >= 400) & (status < 500)).sum())
+    """Every catalogue value for one cut of the api_logs rollup (breakdowns reused when
+    given)."""
+    req, hist = r.tables["requests"], latency(r)
+    counts = req["n"].to_numpy(dtype="int64")
+    status = req["status_code"].to_numpy()
+    n = int(counts.sum())
+    server = int(counts[status >= 500].sum())
+    client = int(counts[(status >= 400) & (status < 500)].sum())
     ser = ratio(server, n)
     values: dict[str, Value] = {
         "requests": n, "server_errors": server, "server_error_rate": ser,
         "client_error_rate": ratio(client, n),
         "availability": None if ser is None else 1 - ser,
-        **dict(zip(("p50_ms", "p95_ms", "p99_ms"), percentiles(rt, (50, 95, 99)))),
-        "mean_ms": float(rt.mean()) if n else None,
+        **dict(zip(("p50_ms", "p95_ms", "p99_ms"),
+                   table_percentiles(hist, "response_time_ms", (50, 95, 99)))),
+        "mean_ms": float(req["response_time_ms_sum"].sum() / n) if n else None,
         "error_budget_used": ratio(server, _err_budget(t) * n) if n else None,
     }
     if n:
         p95 = endpoints["p95_ms"] if endpoints is not None else \
-            df.groupby("endpoint", observed=True)["response_time_ms"].quantile(0.95)
-        means = services["mean_ms"] if services is not None else \
-            df.groupby("service_name", observed=True)["response_time_ms"].mean()
+            table_quantiles(hist, "endpoint", "response_time_ms", (0.95,))["p95"]
+        means = services["mean_ms"] if services is not None else _means(req, "service_name")
         values["slowest_endpoint"] = str(p95.idxmax())
         values["slowest_service_by_mean"] = str(means.idxmax())
-        h = per_hour(df)
+        h = per_hour(r)
         judged = h[h["requests"] >= t.incident_min_events]
         values["max_burn_rate"] = (float(judged["server_error_rate"].max() / _err_budget(t))
                                    if len(judged) else None)
-        sat, tol = _apdex_parts(df, t)
+        sat, tol = _apdex_parts(hist, t)
         values["apdex"] = float((sat.sum() + tol.sum() / 2) / n)
     return values
 
 
-def breakdown(df: pd.DataFrame, by: str, t: Thresholds) -> pd.DataFrame:
-    """Per service or endpoint: volume, errors, mean and percentiles, Apdex (numpy
-    bincounts over group codes: no copy of the frame)."""
-    codes, labels = codes_of(df[by])
-    ok = codes >= 0
-    every = bool(ok.all())
-    codes = codes if every else codes[ok]
-    status = df["status_code"].to_numpy()
-    rt = df["response_time_ms"].to_numpy(dtype="float64")
-    sat, tol = _apdex_parts(df, t)
-    k = len(labels)
+def _means(req: pd.DataFrame, by: str) -> pd.Series:
+    sums = table_sums(req, by, {"n": "n", "ms": "response_time_ms_sum"})
+    return sums["ms"] / sums["n"]
 
-    def total(weights: np.ndarray | None = None) -> np.ndarray:
-        if weights is not None and not every:
-            weights = weights[ok]
-        return np.bincount(codes, weights, minlength=k)
 
-    n = total()
+def breakdown(r: Rollup, by: str, t: Thresholds) -> pd.DataFrame:
+    """Per service or endpoint: volume, errors, mean and percentiles, Apdex, from the
+    requests table and the latency histogram."""
+    req, hist = r.tables["requests"], latency(r)
+    n, status = req["n"].to_numpy(dtype="int64"), req["status_code"].to_numpy()
+    sat, tol = _apdex_parts(hist, t)
+    out = table_sums(req, by, {"requests": n, "server": n * (status >= 500),
+                               "client": n * ((status >= 400) & (status < 500)),
+                               "ms": "response_time_ms_sum"})
+    apdex = table_sums(hist, by, {"n": "n", "sat": sat, "tol": tol})
+    per = np.maximum(out["requests"], 1)
     out = pd.DataFrame({
-        "requests": n,
-        "server_error_rate": total((status >= 500).astype(float)) / np.maximum(n, 1),
-        "client_error_rate": total(((status >= 400) & (status < 500)).astype(float))
-        / np.maximum(n, 1),
-        "mean_ms": total(rt) / np.maximum(n, 1),
-        "apdex": (total(sat.astype(float)) + total(tol.astype(float)) / 2) / np.maximum(n, 1),
-    }, index=pd.Index(labels, name=by))
-    out = out[out["requests"] > 0]
-    out = out.join(quantiles(df, by, "response_time_ms", (0.5, 0.95, 0.99)).rename(
+        "requests": out["requests"], "server_error_rate": out["server"] / per,
+        "client_error_rate": out["client"] / per, "mean_ms": out["ms"] / per,
+        "apdex": (apdex["sat"] + apdex["tol"] / 2) / np.maximum(apdex["n"], 1),
+    }, index=out.index)
+    out = out.join(table_quantiles(hist, by, "response_time_ms", (0.5, 0.95, 0.99)).rename(
         columns=lambda c: f"{c}_ms"))
     out.loc[out["requests"] < P99_MIN, "p99_ms"] = np.nan
     out["availability"] = 1 - out["server_error_rate"]
@@ -143,9 +177,10 @@ UNITS = {"requests": "count", "server_error_rate": "ratio", "client_error_rate":
          "p99_ms": "ms", "apdex": "score"}
 
 
-def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -> Section:
-    cur, prev = window(rows_of(frames[SOURCE]), "timestamp", period)
-    if cur.empty:
+def compute(frames: Mapping[str, Rollup | pd.DataFrame], period: Period, t: Thresholds
+            ) -> Section:
+    cur, prev = map(exact, rollups_of(rollup_of(frames[SOURCE], SOURCE), period))
+    if not len(cur):
         values = measure(cur, t)
     else:
         services = breakdown(cur, "service_name", t)
@@ -154,7 +189,7 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -
     prev_services = breakdown(prev, "service_name", t) if prev is not None and len(prev) else None
     prev_values = measure(prev, t, prev_services) if prev is not None else None
     kpis = build_kpis(NAME, CATALOGUE, values, prev_values, t)
-    if cur.empty:
+    if not len(cur):
         return Section(NAME, TITLE, "no data", "No API requests in this period.", kpis=kpis)
     h = per_hour(cur)
     cols = ["requests", "server_error_rate", "availability", "mean_ms", "p50_ms", "p95_ms",

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import rollups
 from ..config import Thresholds
 from ..formatting import rounded, threshold_words
 from ..formatting import value as fmt_value
@@ -251,6 +252,19 @@ def periods_of(rollup: Any, period: Period) -> tuple[Cut, Cut | None]:
     return (period.start, period.end), ((prev.start, prev.end) if covered else None)
 
 
+def rollups_of(rollup: rollups.Rollup, period: Period
+               ) -> tuple[rollups.Rollup, rollups.Rollup | None]:
+    """`window` for a rollup: the rollup cut to the period and, when covered
+    (`periods_of`), to the previous period; otherwise None."""
+    current, previous = periods_of(rollup, period)
+    return _cut(rollup, current), (_cut(rollup, previous) if previous else None)
+
+
+def _cut(rollup: rollups.Rollup, bounds: Cut) -> rollups.Rollup:
+    tables = {name: rollup.table(name, *bounds) for name in rollup.tables}
+    return rollups.Rollup(rollup.source, tables, rollup.tz, rollup.minutes)
+
+
 def percentile(values: pd.Series | np.ndarray, q: float) -> float | None:
     """numpy's linear-interpolation percentile of the raw values; None when empty."""
     return percentiles(values, (q,))[0]
@@ -337,18 +351,6 @@ def hour_numbers(times: pd.Series) -> np.ndarray:
     return us.astype("int64") // HOUR_US
 
 
-def hour_slots(times: pd.Series) -> tuple[pd.DatetimeIndex, np.ndarray]:
-    """Every hour from the first to the last row (cut in UTC, shown in the data's zone),
-    and each row's position in it: for bincount instead of a groupby."""
-    h = hour_numbers(times)
-    if not h.size:
-        return pd.DatetimeIndex([], tz=times.dt.tz, name="hour"), h
-    first = h.min()
-    index = pd.to_datetime((first + np.arange(h.max() - first + 1)) * HOUR_US, unit="us",
-                           utc=True).tz_convert(times.dt.tz).rename("hour")
-    return index, h - first
-
-
 def days(times: pd.Series) -> pd.Series:
     """Local calendar day of each row (a date, so DST days are not special)."""
     return times.dt.date
@@ -362,16 +364,42 @@ def codes_of(keys: pd.Series) -> tuple[np.ndarray, pd.Index]:
     return codes, pd.Index(labels)
 
 
-def quantiles(frame: pd.DataFrame, by: str, column: str, qs: tuple[float, ...]
-              ) -> pd.DataFrame:
-    """Per-group linear-interpolation quantiles (as numpy's), one column per q (p50, p95...):
-    one sort, no loop over groups, so 100,000 services cost what 10 do (issue 18)."""
-    codes, labels = codes_of(frame[by])
-    values = frame[column].to_numpy(dtype="float64")
-    table = grouped_quantiles(codes, values, len(labels), qs)
-    has = np.bincount(codes[(codes >= 0) & ~np.isnan(values)], minlength=len(labels)) > 0
-    return pd.DataFrame({f"p{round(q * 100)}": table[i][has] for i, q in enumerate(qs)},
+def table_sums(table: pd.DataFrame, by: str, columns: Mapping[str, np.ndarray | str]
+               ) -> pd.DataFrame:
+    """Per group of a rollup table's `by` column (in `codes_of`'s order; missing keys and
+    groups without entries left out), the sum of each column (a name, or values per
+    entry); integer values sum to integers."""
+    codes, labels = codes_of(table[by])
+    ok = codes >= 0
+    has = np.bincount(codes[ok], minlength=len(labels)) > 0
+    sums = {}
+    for name, w in columns.items():
+        values = np.asarray(table[w] if isinstance(w, str) else w)[ok]
+        total = np.bincount(codes[ok], values.astype("float64"), minlength=len(labels))[has]
+        sums[name] = total.astype("int64") if values.dtype.kind in "iub" else total
+    return pd.DataFrame(sums, index=pd.Index(labels[has], name=by))
+
+
+def table_quantiles(table: pd.DataFrame, by: str, column: str, qs: tuple[float, ...]
+                    ) -> pd.DataFrame:
+    """Per group of a rollup's histogram table (values weighted by their count `n`; groups
+    in `codes_of`'s order), linear-interpolation quantiles as numpy's on the values, one
+    column per q (p50, p95...)."""
+    codes, labels = codes_of(table[by])
+    out = rollups.hist_quantiles(codes, table[column].to_numpy(dtype="float64"),
+                                 table["n"].to_numpy(), len(labels), qs)
+    has = ~np.isnan(out).all(axis=0)
+    return pd.DataFrame({f"p{round(q * 100)}": out[i][has] for i, q in enumerate(qs)},
                         index=pd.Index(labels[has], name=by))
+
+
+def table_percentiles(table: pd.DataFrame, column: str, qs: tuple[float, ...]
+                      ) -> list[float | None]:
+    """`percentiles` (qs in %) of a rollup's histogram table over all its entries."""
+    out = rollups.hist_quantiles(np.zeros(len(table), dtype=np.int64),
+                                 table[column].to_numpy(dtype="float64"),
+                                 table["n"].to_numpy(), 1, [q / 100 for q in qs])[:, 0]
+    return [None if np.isnan(v) else float(v) for v in out]
 
 
 def grouped_quantiles(codes: np.ndarray, values: np.ndarray, n: int, qs: Sequence[float]

@@ -13,9 +13,9 @@ import pandas as pd
 from .. import formatting
 from ..config import Thresholds
 from ..periods import Period
-from ..rollups import rows_of
+from ..rollups import Rollup, rollup_of
 from .base import (Chart, Insight, Metric, Section, Table, Value, build_kpis, lower_is_better,
-                   metric, percentile, quantiles, records, window)
+                   metric, records, rollups_of, table_percentiles, table_quantiles, table_sums)
 
 SOURCE = "page_load_times"
 NAME = "pages"
@@ -41,42 +41,49 @@ UNITS = {"views": "count", "mean_ms": "ms", "p50_ms": "ms", "p75_ms": "ms", "p95
          "good_share": "ratio", "poor_share": "ratio"}
 
 
-def measure(df: pd.DataFrame, t: Thresholds) -> dict[str, Value]:
-    lt = df["load_time_ms"]
-    n = len(df)
+def measure(r: Rollup, t: Thresholds) -> dict[str, Value]:
+    """Every catalogue value for one cut of the page_load_times rollup."""
+    loads, hist = r.tables["loads"], r.tables["load_time"]
+    n = int(loads["n"].sum())
+    lt, counts = hist["load_time_ms"].to_numpy(dtype="float64"), hist["n"].to_numpy()
+    p50, p75, p95 = table_percentiles(hist, "load_time_ms", (50, 75, 95))
     values: dict[str, Value] = {
-        "views": n, "mean_load_ms": float(lt.mean()) if n else None,
-        "p50_load_ms": percentile(lt, 50), "p75_load_ms": percentile(lt, 75),
-        "p95_load_ms": percentile(lt, 95),
-        "good_share": float((lt <= t.page_p75_ms).mean()) if n else None,
-        "poor_share": float((lt > t.page_poor_ms).mean()) if n else None,
+        "views": n, "mean_load_ms": float(loads["load_time_ms_sum"].sum() / n) if n else None,
+        "p50_load_ms": p50, "p75_load_ms": p75, "p95_load_ms": p95,
+        "good_share": float(counts[lt <= t.page_p75_ms].sum() / n) if n else None,
+        "poor_share": float(counts[lt > t.page_poor_ms].sum() / n) if n else None,
     }
     if n:
         values["slowest_page"] = str(
-            df.groupby("page_url", observed=True)["load_time_ms"].quantile(0.75).idxmax())
+            table_quantiles(hist, "page_url", "load_time_ms", (0.75,))["p75"].idxmax())
     return values
 
 
-def breakdown(df: pd.DataFrame, by: str, t: Thresholds) -> pd.DataFrame:
-    work = df.assign(good=df["load_time_ms"] <= t.page_p75_ms,
-                     poor=df["load_time_ms"] > t.page_poor_ms)
-    g = work.groupby(by, observed=True)
-    out = pd.DataFrame({"views": g.size(), "mean_ms": g["load_time_ms"].mean()})
-    out = out.join(quantiles(work, by, "load_time_ms", (0.5, 0.75, 0.95)).rename(
+def breakdown(r: Rollup, by: str, t: Thresholds) -> pd.DataFrame:
+    """Per page or device (rows without one left out): views, mean, percentiles, the good
+    and poor shares and the p75's band."""
+    loads, hist = r.tables["loads"], r.tables["load_time"]
+    lt, counts = hist["load_time_ms"].to_numpy(dtype="float64"), hist["n"].to_numpy()
+    sums = table_sums(loads, by, {"views": "n", "ms": "load_time_ms_sum"})
+    shares = table_sums(hist, by, {"n": "n", "good": counts * (lt <= t.page_p75_ms),
+                                   "poor": counts * (lt > t.page_poor_ms)})
+    out = pd.DataFrame({"views": sums["views"], "mean_ms": sums["ms"] / sums["views"]})
+    out = out.join(table_quantiles(hist, by, "load_time_ms", (0.5, 0.75, 0.95)).rename(
         columns=lambda c: f"{c}_ms"))
-    out["good_share"] = g["good"].mean()
-    out["poor_share"] = g["poor"].mean()
+    out["good_share"] = shares["good"] / shares["n"]
+    out["poor_share"] = shares["poor"] / shares["n"]
     out["band"] = np.where(out["p75_ms"] <= t.page_p75_ms, "good",
                            np.where(out["p75_ms"] <= t.page_poor_ms, "needs work", "poor"))
     return out.sort_values("p75_ms", ascending=False)
 
 
-def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -> Section:
-    cur, prev = window(rows_of(frames[SOURCE]), "timestamp", period)
+def compute(frames: Mapping[str, Rollup | pd.DataFrame], period: Period, t: Thresholds
+            ) -> Section:
+    cur, prev = rollups_of(rollup_of(frames[SOURCE], SOURCE), period)
     values = measure(cur, t)
     prev_values = measure(prev, t) if prev is not None else None
     kpis = build_kpis(NAME, CATALOGUE, values, prev_values, t)
-    if cur.empty:
+    if not len(cur):
         return Section(NAME, TITLE, "no data", "No page loads in this period.", kpis=kpis)
     pages = breakdown(cur, "page_url", t)
     words = formatting.threshold_words(t)
@@ -84,8 +91,8 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -
     tables = [Table("by_page", "By page (slowest p75 first)", pages.head(15).reset_index(),
                     UNITS, note)]
     breakdowns = {"by_page": records(pages)}
-    if cur["device"].notna().any():
-        devices = breakdown(cur.dropna(subset=["device"]), "device", t)
+    if cur.tables["loads"]["device"].notna().any():
+        devices = breakdown(cur, "device", t)
         tables.append(Table("by_device", "By device", devices.reset_index(), UNITS))
         breakdowns["by_device"] = records(devices)
     charts = (Chart("pages_p75", "barh", "p75 load time by page (ms)",

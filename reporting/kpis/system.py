@@ -8,9 +8,10 @@ import pandas as pd
 from .. import formatting
 from ..config import Thresholds
 from ..periods import Period
-from ..rollups import rows_of
+from ..rollups import Rollup, rollup_of
 from .base import (Chart, Insight, Metric, Section, Table, Value, build_kpis, higher_is_better,
-                   lower_is_better, metric, percentile, quantiles, window)
+                   lower_is_better, metric, rollups_of, table_percentiles, table_quantiles,
+                   table_sums)
 
 SOURCE = "system_metrics"
 NAME = "system"
@@ -29,34 +30,45 @@ CPU = metric(CATALOGUE, "cpu_p95_pct")
 HEADLINE = ("system.cpu_p95_pct", "system.uptime")
 
 
-def measure(df: pd.DataFrame, t: Thresholds) -> dict[str, Value]:
-    if df.empty:
+def measure(r: Rollup, t: Thresholds) -> dict[str, Value]:
+    """Every catalogue value for one cut of the system_metrics rollup (none when empty)."""
+    if not len(r):
         return {}
-    healthy = df["healthy"].dropna()
+    samples = r.tables["samples"]
+    probes = int(samples["probes"].sum())
     return {
-        "cpu_p95_pct": percentile(df["cpu_pct"], 95),
-        "memory_p95_pct": percentile(df["memory_pct"], 95),
-        "uptime": float(healthy.mean()) if len(healthy) else None,
+        "cpu_p95_pct": table_percentiles(r.tables["cpu"], "cpu_pct", (95,))[0],
+        "memory_p95_pct": table_percentiles(r.tables["memory"], "memory_pct", (95,))[0],
+        "uptime": float(samples["healthy_sum"].sum() / probes) if probes else None,
         "hottest_service": str(
-            df.groupby("service_name", observed=True)["cpu_pct"].quantile(0.95).idxmax()),
+            table_quantiles(r.tables["cpu"], "service_name", "cpu_pct", (0.95,))["p95"].idxmax()),
     }
 
 
-def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -> Section:
-    cur, prev = window(rows_of(frames[SOURCE]), "timestamp", period)
+def by_service(r: Rollup) -> pd.DataFrame:
+    """Per service: samples, CPU and memory p95, uptime (healthy share of the probes) and
+    failed probes; hottest CPU first."""
+    sums = table_sums(r.tables["samples"], "service_name",
+                      {"samples": "n", "probes": "probes", "healthy": "healthy_sum",
+                       "failed_probes": "failed"})
+    services = sums[["samples"]]
+    services = services.join(table_quantiles(r.tables["cpu"], "service_name", "cpu_pct", (0.95,))
+                             .rename(columns={"p95": "cpu_p95"}))
+    services = services.join(table_quantiles(r.tables["memory"], "service_name", "memory_pct",
+                                             (0.95,)).rename(columns={"p95": "memory_p95"}))
+    services["uptime"] = (sums["healthy"] / sums["probes"]).where(sums["probes"] > 0)
+    services["failed_probes"] = sums["failed_probes"]
+    return services.sort_values("cpu_p95", ascending=False)
+
+
+def compute(frames: Mapping[str, Rollup | pd.DataFrame], period: Period, t: Thresholds
+            ) -> Section:
+    cur, prev = rollups_of(rollup_of(frames[SOURCE], SOURCE), period)
     values = measure(cur, t)
     kpis = build_kpis(NAME, CATALOGUE, values, measure(prev, t) if prev is not None else None, t)
-    if cur.empty:
+    if not len(cur):
         return Section(NAME, TITLE, "no data", "No system metrics in this period.", kpis=kpis)
-    g = cur.assign(failed=(cur["healthy"] == 0)).groupby("service_name", observed=True)
-    services = pd.DataFrame({"samples": g.size()})
-    services = services.join(quantiles(cur, "service_name", "cpu_pct", (0.95,))
-                             .rename(columns={"p95": "cpu_p95"}))
-    services = services.join(quantiles(cur, "service_name", "memory_pct", (0.95,))
-                             .rename(columns={"p95": "memory_p95"}))
-    services["uptime"] = g["healthy"].mean()
-    services["failed_probes"] = g["failed"].sum()
-    services = services.sort_values("cpu_p95", ascending=False)
+    services = by_service(cur)
     units = {"samples": "count", "cpu_p95": "pct", "memory_p95": "pct", "uptime": "ratio",
              "failed_probes": "count"}
     tables = (Table("services", "By service", services.reset_index(), units),)
