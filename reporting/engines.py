@@ -45,7 +45,7 @@ ENGINES = ("local", "dask")
 CHUNK_ROWS = 1_000_000
 # True: build and alerts load through `load_rollups` (rollups, no rows). False: today's
 # in-memory loader (`sources.load_all`, then `rollups.from_frames`), kept as a fallback.
-ROLLUP_ENGINE = True
+ROLLUP_ENGINE = False
 
 Progress = Callable[[str], None]
 

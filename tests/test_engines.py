@@ -247,6 +247,8 @@ def test_a_query_is_fetched_in_chunks_with_todays_rows_and_reasons(tmp_path: Pat
     assert new.quality["api_logs"].as_dict()["unit"] == "query"
 
 
+@pytest.mark.skipif(not engines.ROLLUP_ENGINE, reason="builds load through the engines only "
+                    "once engines.ROLLUP_ENGINE is set")
 def test_dask_and_local_builds_write_the_same_kpis_json(seed_dir: Path, tmp_path: Path,
                                                         monkeypatch) -> None:
     """The acceptance of issue 15, point 4: a LocalCluster of 2 workers gives the local
