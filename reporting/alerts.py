@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from . import channels, incidents, rollups
+from . import channels, incidents
 from .archive import Archive
 from .config import Config
 from .context import HISTORY_WEEKS
@@ -53,12 +53,10 @@ def run(config: Config, data_dir: Path, output_dir: Path, *,
         ) -> AlertOutcome:
     """Detect, record and send; every new incident once (`now`: the clock, which bounds
     the timestamps accepted, as in a build)."""
-    from .sources import default_time_range, load_all
+    from .engines import load
 
-    loaded = load_all(data_dir, config.tz, config.columns, time_range=default_time_range(
-        now, config.earliest_timestamp, config.future_margin_hours))
-    # The high-volume sources as rollups, as in a build (the chunked engine replaces this).
-    frames = rollups.from_frames(loaded.frames, config.tz)
+    loaded = load(config, data_dir, now=now)
+    frames = loaded.frames
     window = lookback(frames, config.alerts.lookback_hours)
     outcome = AlertOutcome(window=(window.start, window.end))
     with Archive(output_dir) as store:

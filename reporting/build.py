@@ -21,15 +21,15 @@ from typing import Any
 
 import pandas as pd
 
-from . import (__version__, archive, charts, coverage, files, guard, kpis, periods, render,
-               rollups, sections, site, slices)
+from . import (__version__, archive, charts, coverage, engines, files, guard, kpis, periods,
+               render, rollups, sections, site, slices)
 from .audience import check_audiences
 from .config import Audience, Config
 from .context import BuildContext, with_archived_rollups
 from .errors import PdfTimeout, ReportError, SourceError
 from .kpis.base import Section
 from .safecsv import neutralise
-from .sources import SPECS, Loaded, default_time_range, load_all
+from .sources import SPECS, Loaded
 
 log = logging.getLogger(__name__)
 FORMATS = ("pdf", "html", "both")
@@ -66,7 +66,8 @@ def data_span(frames: Mapping[str, pd.DataFrame | rollups.Rollup]
 def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | None = None,
           fmt: str = "both", strict: bool = False, data_dir: Path | None = None,
           output_dir: Path | None = None, now: datetime | None = None,
-          on_stage: Callable[[str], None] | None = None) -> BuildResult:
+          on_stage: Callable[[str], None] | None = None,
+          on_progress: Callable[[str], None] | None = None) -> BuildResult:
     """Build every requested audience's report for `period`; returns what was written.
 
     Stages, each entered once: load (read and validate the sources), context (the
@@ -88,8 +89,7 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
         files.sweep_temporary_files(output_dir / "reports")
         build_id = guard.claim(output_dir)    # a killed build's PDF workers lose the folder
         with stage("load"):
-            loaded = _load(config, data_dir, period, now)
-            loaded.frames = rollups.from_frames(loaded.frames, config.tz)
+            loaded = engines.load(config, data_dir, period=period, now=now, progress=on_progress)
             if strict and loaded.errors:
                 raise SourceError(loaded.errors[0])
             span = data_span(loaded.frames)
@@ -253,13 +253,6 @@ def tables_csv(audience: Audience, computed: Mapping[str, Section]) -> str:
     frame = frame[["section", "table", *[c for c in frame.columns
                                          if c not in ("section", "table")]]]
     return neutralise(frame).to_csv(index=False)
-
-
-def _load(config: Config, data_dir: Path, period: str, now: datetime | None) -> Loaded:
-    """Every source, configured ones only for the window `period` needs."""
-    return load_all(data_dir, config.tz, config.columns, time_range=default_time_range(
-        now, config.earliest_timestamp, config.future_margin_hours),
-        sources=config.sources, period=period, now=now)
 
 
 def _record(store: archive.Archive, config: Config, loaded: Loaded, result: BuildResult,

@@ -163,9 +163,12 @@ def _run_build(period: str, audiences: tuple[str, ...], data_dir: Path | None,
     with err.status("starting", spinner="dots") as status:
         def on_stage(name: str) -> None:
             status.update(f"{STAGE_TEXT.get(name, name)}…")
+
+        def on_progress(text: str) -> None:     # the load's chunks and rows
+            status.update(f"{text}…")
         result = build(config, period=period, audiences=audiences or None, fmt=fmt,
                        strict=strict, data_dir=data_dir, output_dir=output_dir,
-                       on_stage=on_stage)
+                       on_stage=on_stage, on_progress=on_progress)
     for warning in result.warnings:
         err.print(f"[yellow]warning:[/] {warning}", markup=True, soft_wrap=True)
     p = result.period

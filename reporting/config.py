@@ -166,6 +166,12 @@ class Config:
     service_map: dict[str, ServiceLinks] = field(default_factory=dict)  # others inferred
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     sources: dict[str, SourceConfig] = field(default_factory=dict)
+    engine: str = "local"              # local | dask (design.md, "Engines")
+    workers: int = 0                   # local engine's processes; 0 = every core
+    chunk_rows: int = 1_000_000        # rows per chunk (a CSV block, Parquet row groups)
+    dask_scheduler: str = "local"      # tcp://host:8786, or "local": a LocalCluster here
+    dask_workers: int = 2              # a LocalCluster's workers
+    dask_memory_limit: str = "2GB"     # each LocalCluster worker's memory
     source: Path | None = None
 
     @property
@@ -196,7 +202,8 @@ class Config:
         top = {"timezone", "data_dir", "output_dir", "lock_timeout_s", "thresholds",
                "columns", "smtp", "audiences", "scheduler", "top_n", "earliest_timestamp",
                "future_margin_hours", "pdf_timeout_s",
-               "service_map", "public_url", "alerts", "sources", "currency", "funnel"}
+               "service_map", "public_url", "alerts", "sources", "currency", "funnel",
+               *ENGINE_KEYS}
         _no_unknown(raw, top, where, "")
         base = base or Path.cwd()
         kwargs: dict[str, Any] = {"source": source}
@@ -246,6 +253,7 @@ class Config:
         if "alerts" in raw:
             kwargs["alerts"] = _alerts(raw["alerts"], where)
         kwargs["sources"] = _sources(raw.get("sources", {}), where, base)
+        kwargs.update(_engine(raw, where))
         return cls(**kwargs)
 
     def digest(self) -> str:
@@ -304,6 +312,40 @@ def _limits(raw: dict[str, Any], where: str) -> dict[str, Any]:
             raise ConfigError(f"{where}: earliest_timestamp must be a date such as "
                               f"2000-01-01, not {raw['earliest_timestamp']!r}.")
         out["earliest_timestamp"] = text
+    return out
+
+
+ENGINE_KEYS = ("engine", "workers", "chunk_rows", "dask_scheduler", "dask_workers",
+               "dask_memory_limit")
+
+
+def _engine(raw: dict[str, Any], where: str) -> dict[str, Any]:
+    """The engine keys, checked: a known engine, whole numbers, a scheduler address."""
+    out: dict[str, Any] = {}
+    if "engine" in raw:
+        if raw["engine"] not in ("local", "dask"):
+            raise ConfigError(f"{where}: engine must be \"local\" or \"dask\", not "
+                              f"{str(raw['engine'])[:40]!r}.")
+        out["engine"] = raw["engine"]
+    for key, lowest in (("workers", 0), ("chunk_rows", 1000), ("dask_workers", 1)):
+        if key in raw:
+            n = _number(raw[key], where, key)
+            if n != int(n) or n < lowest:
+                raise ConfigError(f"{where}: {key} must be a whole number of at least "
+                                  f"{lowest:,}, not {raw[key]!r}.")
+            out[key] = int(n)
+    if "dask_scheduler" in raw:
+        text = str(raw["dask_scheduler"]).strip()
+        if text != "local" and not re.fullmatch(r"(tcp|tls|ucx|inproc)://[^\s/]+", text):
+            raise ConfigError(f"{where}: dask_scheduler must be \"local\" or an address such "
+                              f"as \"tcp://scheduler:8786\", not {text[:60]!r}.")
+        out["dask_scheduler"] = text
+    if "dask_memory_limit" in raw:
+        text = str(raw["dask_memory_limit"]).strip()
+        if not re.fullmatch(r"\d+(\.\d+)?\s*([KMGT]i?B)?|auto", text, re.IGNORECASE):
+            raise ConfigError(f"{where}: dask_memory_limit must be a size such as \"2GB\" "
+                              f"or \"auto\", not {text[:40]!r}.")
+        out["dask_memory_limit"] = text
     return out
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -127,9 +128,24 @@ def read_query(src: SourceConfig, spec: Spec, mapping: dict[str, str], window: W
     """The query's rows in the window (plus rows without a time, which validation rejects)."""
     from .readers import Origins, Read
 
+    found: list[str] = []
+    parts = list(query_frames(src, spec, mapping, window, found))
+    frame = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+    origins = Origins(names=[f"query of {src.name}"])
+    origins.add(0, 1, len(frame))
+    log.info("%s: %d rows from %s", src.name, len(frame), safe_url(src.url))
+    return Read(frame, found, origins, f"query on {safe_url(src.url)}", "query", 1, 0)
+
+
+def query_frames(src: SourceConfig, spec: Spec, mapping: dict[str, str], window: Window,
+                 found: list[str], rows: int | None = None) -> Iterator[pd.DataFrame]:
+    """The query's rows in the window with contract column names, `rows` at a time
+    through a server-side cursor (all at once when None; at least one frame, maybe
+    empty); `found` receives the query's column names."""
     engine, url, conn = _connect(src)
     try:
-        found, rename, time_col = _columns(src, spec, mapping, url, conn)
+        columns, rename, time_col = _columns(src, spec, mapping, url, conn)
+        found.extend(columns)
         q = conn.dialect.identifier_preparer.quote(time_col)
         cols = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in rename)
         sql = f"SELECT {cols} FROM ({_query(src)}) AS src"
@@ -143,13 +159,26 @@ def read_query(src: SourceConfig, spec: Spec, mapping: dict[str, str], window: W
                 cond.append(f"src.{q} < :window_end")
                 params["window_end"] = _bound(window.end, conn)
             sql += f" WHERE ({' AND '.join(cond)}) OR src.{q} IS NULL"
+        if rows is not None:
+            conn = conn.execution_options(stream_results=True)
         result = _run(src, url, conn, sql, params)
         names = list(result.keys())
-        rows = result.fetchall()
+        batches = result.partitions(rows) if rows is not None else iter([result.fetchall()])
+        first = True
+        for batch in batches:
+            first = False
+            yield _typed(pd.DataFrame.from_records(batch, columns=names, coerce_float=False),
+                         rename, spec)
+        if first:
+            yield _typed(pd.DataFrame.from_records([], columns=names), rename, spec)
     finally:
         conn.close()
         engine.dispose()
-    frame = pd.DataFrame.from_records(rows, columns=names, coerce_float=False)
+
+
+def _typed(frame: pd.DataFrame, rename: dict[str, str], spec: Spec) -> pd.DataFrame:
+    """Driver values as the validation expects them: text as text, times as ISO text
+    where the driver gave objects."""
     frame = frame[list(rename)]
     for raw, col in rename.items():
         if col not in spec.timestamps and col not in spec.numbers:
@@ -159,10 +188,7 @@ def read_query(src: SourceConfig, spec: Spec, mapping: dict[str, str], window: W
             frame[raw] = frame[raw].map(lambda v: v.isoformat() if hasattr(v, "isoformat")
                                         else v)
     frame.columns = [rename[c] for c in frame.columns]
-    origins = Origins(names=[f"query of {src.name}"])
-    origins.add(0, 1, len(frame))
-    log.info("%s: %d rows from %s", src.name, len(frame), safe_url(src.url))
-    return Read(frame, found, origins, f"query on {safe_url(src.url)}", "query", 1, 0)
+    return frame
 
 
 def _bound(t: pd.Timestamp, conn):

@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 
-from reporting import archive, context, periods, rollups
+from reporting import archive, context, engines, periods, rollups
 from reporting.archive import Archive
-from reporting.build import _load, build
+from reporting.build import build
 from reporting.config import Config
 from reporting.simulate import simulate
 from reporting.sources import SPECS
@@ -219,7 +219,7 @@ def fortnight(tmp_path_factory):
 
 
 def loaded(config: Config, data: Path) -> dict:
-    return rollups.from_frames(_load(config, data, "2026-W44", None).frames, config.tz)
+    return engines.load(config, data, period="2026-W44").frames
 
 
 def comparable(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
