@@ -45,7 +45,7 @@ ENGINES = ("local", "dask")
 CHUNK_ROWS = 1_000_000
 # True: build and alerts load through `load_rollups` (rollups, no rows). False: today's
 # in-memory loader (`sources.load_all`, then `rollups.from_frames`), kept as a fallback.
-ROLLUP_ENGINE = False
+ROLLUP_ENGINE = True
 
 Progress = Callable[[str], None]
 
@@ -154,14 +154,17 @@ class ParquetTask:
             pf = pq.ParquetFile(fh)
             sizes = [pf.metadata.row_group(g).num_rows for g in self.groups]
             table = pf.read_row_groups(list(self.groups), columns=list(rename))
-        raw = table.to_pandas(types_mapper=pd.ArrowDtype)
+        # reset: pandas' metadata may hold the writer's index (a filtered frame's RangeIndex
+        # from 20,101), and the steps below align on positions
+        raw = table.to_pandas(types_mapper=pd.ArrowDtype).reset_index(drop=True)
         raw.columns = [rename[c] for c in raw.columns]
         rows = np.concatenate([np.arange(first, first + n) for first, n
                                in zip(self.first_rows, sizes)]) if sizes else np.zeros(0, int)
         part, positions = step(self.job, raw, self.path, rows.astype(np.int64))
         if self.job.folder and part.rejected:     # every column as text, as written
             with _open(self.path) as fh:
-                every = pq.ParquetFile(fh).read_row_groups(list(self.groups)).to_pandas()
+                every = pq.ParquetFile(fh).read_row_groups(list(self.groups)).to_pandas() \
+                    .reset_index(drop=True)
             bad = every.iloc[positions].astype("str").reset_index(drop=True)
             bad.insert(0, "row", part.rejected[0]["row"].to_numpy())
             bad["reason"] = part.rejected[0]["reason"].to_numpy()
@@ -202,7 +205,7 @@ class CsvTask:
         line = 2                             # the header is row 1, as in a spreadsheet
         rename = dict(self.rename)
         for batch in _csv_blocks(self.path, self.job.spec, rename, self.chunk_rows):
-            raw = batch.to_pandas(types_mapper=pd.ArrowDtype)
+            raw = batch.to_pandas(types_mapper=pd.ArrowDtype).reset_index(drop=True)
             raw.columns = [rename[c] for c in raw.columns]
             part, _ = step(self.job, raw, self.path, np.arange(line, line + len(raw)))
             total.add(part)
@@ -756,6 +759,7 @@ def run_local(tasks: list[Any], settings: Settings, meter: _Meter) -> dict[str, 
     do); results merge as they arrive, at most two tasks per worker in flight."""
     meter.start(len(tasks))
     merged: dict[str, Part] = {}
+    tasks = _on_client(tasks, merged, meter)
     workers = min(settings.workers or os.cpu_count() or 1, len(tasks))
     if workers <= 1:
         for task in tasks:
@@ -775,6 +779,14 @@ def run_local(tasks: list[Any], settings: Settings, meter: _Meter) -> dict[str, 
             part = f.result()
             _merge(merged, part.rollup.source, part, meter)
     return _sorted(merged)
+
+
+def _on_client(tasks: list[Any], merged: dict[str, Part], meter: _Meter) -> list[Any]:
+    """Run here the tasks that must (queries: the password stays in this process's
+    environment, never in a worker's or on a cluster); the others are returned."""
+    for task in [t for t in tasks if getattr(t, "on_client", False)]:
+        _merge(merged, task.job.source, run_task(task), meter)
+    return [t for t in tasks if not getattr(t, "on_client", False)]
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
@@ -852,9 +864,7 @@ def run_dask(tasks: list[Any], settings: Settings, meter: _Meter) -> dict[str, P
 
     meter.start(len(tasks))
     merged: dict[str, Part] = {}
-    for task in [t for t in tasks if getattr(t, "on_client", False)]:
-        _merge(merged, task.job.source, run_task(task), meter)
-    tasks = [t for t in tasks if not getattr(t, "on_client", False)]
+    tasks = _on_client(tasks, merged, meter)
     if not tasks:
         return _sorted(merged)
     with client(settings) as c:

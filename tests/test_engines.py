@@ -68,6 +68,24 @@ def test_sample_in_chunks_equals_todays_rollups() -> None:
     assert_same(today(config, ROOT / "data"), chunked(config, ROOT / "data", workers=2))
 
 
+def test_parquet_written_from_a_filtered_frame_reads_every_row(tmp_path: Path) -> None:
+    """pandas keeps a filtered frame's index in the file's metadata (rows 3.. of the
+    original); the chunk's rows must still line up with their values (they came out as
+    'unparseable timestamp' for every row)."""
+    rows = pd.DataFrame({
+        "timestamp": pd.date_range("2026-11-02", periods=6, freq="h", tz="UTC"),
+        "endpoint": ["/a"] * 6, "status_code": [200, 200, 200, 500, 200, 200],
+        "response_time_ms": [10.0, 20.0, 30.0, 40.0, 50.0, 60.0], "service_name": ["web"] * 6})
+    rows.iloc[3:].to_parquet(tmp_path / "api_logs.parquet")          # index 3, 4, 5
+    config = Config()
+    new = chunked(config, tmp_path)
+    q = new.quality["api_logs"]
+    assert (q.rows, q.valid, q.rejected) == (3, 3, {})
+    api = new.frames["api_logs"].tables["requests"]
+    assert api["n"].sum() == 3 and api["response_time_ms_sum"].sum() == 150.0
+    assert_same(today(config, tmp_path), new)
+
+
 def test_seed_csv_in_blocks_equals_todays_rollups(seed_dir: Path) -> None:
     config = Config()
     old, new = today(config, seed_dir), chunked(config, seed_dir)
@@ -247,8 +265,6 @@ def test_a_query_is_fetched_in_chunks_with_todays_rows_and_reasons(tmp_path: Pat
     assert new.quality["api_logs"].as_dict()["unit"] == "query"
 
 
-@pytest.mark.skipif(not engines.ROLLUP_ENGINE, reason="builds load through the engines only "
-                    "once engines.ROLLUP_ENGINE is set")
 def test_dask_and_local_builds_write_the_same_kpis_json(seed_dir: Path, tmp_path: Path,
                                                         monkeypatch) -> None:
     """The acceptance of issue 15, point 4: a LocalCluster of 2 workers gives the local
