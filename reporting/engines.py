@@ -43,9 +43,6 @@ log = logging.getLogger(__name__)
 
 ENGINES = ("local", "dask")
 CHUNK_ROWS = 1_000_000
-# True: build and alerts load through `load_rollups` (rollups, no rows). False: today's
-# in-memory loader (`sources.load_all`, then `rollups.from_frames`), kept as a fallback.
-ROLLUP_ENGINE = True
 
 Progress = Callable[[str], None]
 
@@ -519,16 +516,9 @@ class _Plan:
 
 def load(config: Any, data_dir: Path, *, period: str | None = None, now: Any = None,
          progress: Progress | None = None) -> Loaded:
-    """What build and alerts load: through the engines when ROLLUP_ENGINE is set, else
-    the rows in memory, reduced to rollups afterwards."""
-    if ROLLUP_ENGINE:
-        return load_rollups(config, data_dir, period=period, now=now, progress=progress)
-    loaded = sources.load_all(data_dir, config.tz, config.columns,
-                              time_range=sources.default_time_range(
-                                  now, config.earliest_timestamp, config.future_margin_hours),
-                              sources=config.sources, period=period, now=now)
-    loaded.frames = rollups.from_frames(loaded.frames, config.tz)
-    return loaded
+    """What build and alerts load: the small sources as rows, the high-volume ones as
+    rollups from the configured engine (no rows of theirs held)."""
+    return load_rollups(config, data_dir, period=period, now=now, progress=progress)
 
 
 def load_rollups(config: Any, data_dir: Path, *, period: str | None = None, now: Any = None,

@@ -169,7 +169,6 @@ def test_an_unreachable_scheduler_is_one_sentence_exit_2(tmp_path: Path, seed_di
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     monkeypatch.setattr(engines, "CONNECT_TIMEOUT", "1s")
-    monkeypatch.setattr(engines, "ROLLUP_ENGINE", True)
     (tmp_path / "report.toml").write_text(
         f'engine = "dask"\ndask_scheduler = "tcp://127.0.0.1:{port}"\n')
     result = CliRunner().invoke(build_report, [
