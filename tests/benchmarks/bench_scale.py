@@ -4,6 +4,7 @@ checkout has them, by the local engine and by the Dask engine on a LocalCluster.
 
 Run on demand: `.venv/bin/python -m pytest -q -s tests/benchmarks/bench_scale.py`
 (`make bench` runs it with the others). BENCH_SCALE_WEEKS="1,4" picks sizes,
+BENCH_SCALE_DASK=0 leaves the Dask engine out,
 BENCH_SCALE_DIR (default /tmp/bench-scale) caches the generated data between runs,
 BENCH_BASELINE_REF (default f37535d, main before the rollup path; "" = this checkout)
 names the commit whose in-memory build is the baseline unless this checkout takes
@@ -367,7 +368,8 @@ def test_scale() -> None:
     local = dask = None
     if has_engines():
         local = Engine("local", 'engine = "local"\n', ROOT)
-        if "dask_scheduler" in {f.name for f in dataclasses.fields(Config)}:
+        if "dask_scheduler" in {f.name for f in dataclasses.fields(Config)} and \
+                os.environ.get("BENCH_SCALE_DASK", "1") != "0":
             dask = Engine("dask", "", ROOT)
     runs: list[Run] = []
     peaks: dict[int, float] = {}       # the baseline's peak by weeks (Parquet)
