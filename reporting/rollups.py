@@ -491,22 +491,3 @@ def hist_quantiles(codes: np.ndarray, values: np.ndarray, counts: np.ndarray, n:
         diff = b - a                                           # numpy's _lerp
         out[i, has] = np.where(gamma >= 0.5, b - diff * (1 - gamma), a + diff * gamma)
     return out
-
-
-def quantiles_by(table: pd.DataFrame, by: str | list[str] | None, value: str,
-                 qs: Iterable[float], weight: str = "n") -> pd.DataFrame:
-    """Per group of `by` (None: one row for all), the quantiles of a histogram table's
-    `value` column weighted by `weight`; columns p50, p95, ... as `kpis.base.table_quantiles`."""
-    qs = list(qs)
-    if by is None:
-        codes = np.zeros(len(table), dtype=np.int64)
-        labels = pd.Index(["all"])
-    else:
-        codes, uniques = pd.factorize(table[by] if isinstance(by, str)
-                                      else pd.MultiIndex.from_frame(table[by]))
-        labels = pd.Index(uniques, name=by if isinstance(by, str) else None)
-    out = hist_quantiles(codes, table[value].to_numpy(dtype="float64"),
-                         table[weight].to_numpy(), len(labels), qs)
-    frame = pd.DataFrame({f"p{round(q * 100)}": out[i] for i, q in enumerate(qs)},
-                         index=labels)
-    return frame.dropna(how="all")

@@ -406,29 +406,8 @@ def grouped_quantiles(codes: np.ndarray, values: np.ndarray, n: int, qs: Sequenc
                       ) -> np.ndarray:
     """The quantiles `qs` of `values` per group code 0..n-1 (-1: no group; NaN values
     ignored; NaN where a group is empty), one row per q, equal to np.percentile's linear
-    method to the last bit: one sort by value, then a stable sort by group, no loop over
-    groups (hours of the incident grid, services)."""
-    ok = (codes >= 0) & ~np.isnan(values)
-    codes, values = codes[ok], values[ok]
-    order = np.argsort(values)
-    # stable by group: numpy does it as a radix sort for 16-bit keys (fast for hours)
-    order = order[np.argsort(codes[order].astype(np.uint16 if n < 2**16 else np.int64),
-                             kind="stable")]
-    codes, values = codes[order], values[order]
-    bounds = np.searchsorted(codes, np.arange(n + 1))
-    counts = np.diff(bounds)
-    has = counts > 0
-    start, size = bounds[:-1][has], counts[has]
-    out = np.full((len(qs), n), np.nan)
-    for i, q in enumerate(qs):
-        virtual = (size - 1) * np.true_divide(q * 100, 100)   # as np.percentile sees q * 100
-        below = np.floor(virtual)
-        gamma = virtual - below
-        a = values[start + below.astype(np.int64)]
-        b = values[start + np.minimum(below + 1, size - 1).astype(np.int64)]
-        diff = b - a                                           # numpy's _lerp
-        out[i, has] = np.where(gamma >= 0.5, b - diff * (1 - gamma), a + diff * gamma)
-    return out
+    method to the last bit: the histogram quantiles of `rollups`, each value counted once."""
+    return rollups.hist_quantiles(codes, values, np.ones(len(values), dtype=np.int64), n, qs)
 
 
 def grouped_quantile(codes: np.ndarray, values: np.ndarray, n: int, q: float) -> np.ndarray:

@@ -12,9 +12,9 @@ import pyarrow.compute as pc
 from .. import formatting
 from ..config import DEFAULT_FUNNEL, Thresholds
 from ..periods import Period
-from ..rollups import Rollup, quantiles_by, rollup_of
+from ..rollups import Rollup, rollup_of
 from .base import (Chart, Cut, Insight, Metric, Section, Table, Value, build_kpis,
-                   periods_of, ratio, top)
+                   periods_of, ratio, table_percentiles, top)
 
 SOURCE = "session_tracking"
 NAME = "sessions"
@@ -66,10 +66,10 @@ def measure(r: Rollup, cut: Cut) -> dict[str, Value]:
     finished = _finished(table)
     # "Reached the cart": any step naming the cart (cart, /cart, Cart page).
     cart = _per_path(table, lambda c: c.str.contains("cart", case=False, regex=False))
-    median_s = quantiles_by(r.table("durations", *cut), None, "seconds", (0.5,))
+    median_s, = table_percentiles(r.table("durations", *cut), "seconds", (50,))
     return {
         "count": n, "avg_duration_min": float(table["seconds_sum"].sum()) / n / 60,
-        "median_duration_min": float(median_s["p50"].iloc[0]) / 60,
+        "median_duration_min": median_s / 60,
         "bounce_rate": int(w[steps == 1].sum()) / n,
         "completion_rate": int(w[finished].sum()) / n,
         "top_drop_off_page": top(table[~finished], "drop_off_page"),
