@@ -382,18 +382,7 @@ def discover_remote(url: str) -> list[str]:
 
 def _digest(files: list[str]) -> str:
     """`readers._digest` for local paths and URLs alike."""
-    if not any(remote(f) for f in files):
-        return readers._digest([Path(f) for f in files])
-    import hashlib
-
-    total = hashlib.sha256()
-    for path in files:
-        h = hashlib.sha256()
-        with _open(path) as fh:
-            while chunk := fh.read(1 << 22):
-                h.update(chunk)
-        total.update(h.digest())
-    return total.hexdigest()
+    return readers._digest(files, _open)
 
 
 # --- planning: a source's tasks ------------------------------------------------------------

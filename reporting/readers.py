@@ -15,12 +15,12 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -397,12 +397,14 @@ def _time_filter(kind: pa.DataType, col: str, window: Window, tz: ZoneInfo):
     return expr | f.is_null()
 
 
-def _digest(files: list[Path]) -> str:
-    """One hash over the files' contents, in order (the archive's input identity)."""
+def _digest(files: list[Any], opener: Callable[[Any], Any] = lambda p: open(p, "rb")
+            ) -> str:
+    """One hash over the files' contents, in order (the archive's input identity);
+    `opener` opens one for reading bytes (a URL through fsspec)."""
     total = hashlib.sha256()
     for path in files:
         h = hashlib.sha256()
-        with open(path, "rb") as fh:
+        with opener(path) as fh:
             while chunk := fh.read(1 << 22):
                 h.update(chunk)
         total.update(h.digest())
