@@ -391,18 +391,25 @@ def _pdf_job(job: PdfJob) -> Path:
     if not timeout or not _main_thread():
         return render.write_pdf(html, base_dir, target, roots, owner=owner)
 
+    late = PdfTimeout(f"The {target.stem} PDF took longer than {timeout:g} s to render "
+                      f"and was stopped (pdf_timeout_s in the config); its HTML version "
+                      f"is {base_dir / (target.stem + '.html')}.")
+    fired: list[bool] = []
+
     def expired(*_: object) -> None:
-        raise PdfTimeout(f"The {target.stem} PDF took longer than {timeout:g} s to render "
-                         f"and was stopped (pdf_timeout_s in the config); its HTML version "
-                         f"is {base_dir / (target.stem + '.html')}.")
+        fired.append(True)
+        raise late
 
     previous = signal.signal(signal.SIGALRM, expired)
     signal.setitimer(signal.ITIMER_REAL, timeout)
     try:
-        return render.write_pdf(html, base_dir, target, roots, owner=owner)
+        written = render.write_pdf(html, base_dir, target, roots, owner=owner)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+    if fired:    # the alarm's exception was caught inside WeasyPrint: still too late
+        raise late
+    return written
 
 
 def _main_thread() -> bool:
