@@ -21,8 +21,8 @@ from typing import Any
 
 import pandas as pd
 
-from . import (__version__, archive, charts, coverage, engines, files, guard, kpis, periods,
-               render, rollups, sections, site, slices)
+from . import (__version__, archive, charts, coverage, engines, files, guard, kpis, memory,
+               periods, render, rollups, sections, site, slices)
 from .audience import check_audiences
 from .config import Audience, Config
 from .context import BuildContext, with_archived_rollups
@@ -81,7 +81,6 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
     if fmt not in FORMATS:
         raise ReportError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}.")
     data_dir, output_dir = Path(data_dir or config.data_dir), Path(output_dir or config.output_dir)
-    _start_pdf_workers(fmt, len(names))
     staging: list[Path] = []
     with _undo_on_failure(output_dir, staging), \
             archive.build_lock(output_dir, config.lock_timeout_s), \
@@ -96,6 +95,7 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
             p = periods.resolve(period, config.tz, span, now,
                                 coverage.last_complete_day(loaded.frames, config.tz))
             covered = coverage.require_some(coverage.compute(loaded.frames, p), span)
+        _start_pdf_workers(fmt, len(names))    # after the load's workers: not beside them
         with stage("context"):
             loaded.frames = with_archived_rollups(store, loaded.frames, p)
             ctx, sliced = _contexts(store, config, p, names, loaded.quality)
@@ -332,6 +332,7 @@ class _Stages:
         self.started = time.perf_counter()
 
     def __exit__(self, *exc: object) -> None:
+        memory.trim()                  # what the stage freed goes back to the system
         seconds = time.perf_counter() - self.started
         self.timings[self.current] = round(seconds, 3)
         log.info("%s done in %.2f s", self.current, seconds)
@@ -351,8 +352,9 @@ def _page(p: periods.Period, config: Config, span: tuple[pd.Timestamp, pd.Timest
 
 
 def _pdf_workers() -> multiprocessing.context.BaseContext:
-    """The fork server the PDF workers start from; starting it early lets it import
-    WeasyPrint while the data loads."""
+    """The fork server the PDF workers start from; starting it once the data is loaded
+    lets it import WeasyPrint while the sections compute (not during the load, where its
+    memory would add to the load's workers')."""
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["reporting._forkserver", "reporting.render", "weasyprint"])
     multiprocessing.forkserver.ensure_running()

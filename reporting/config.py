@@ -168,7 +168,7 @@ class Config:
     sources: dict[str, SourceConfig] = field(default_factory=dict)
     engine: str = "local"              # local | dask (design.md, "Engines")
     workers: int = 0                   # local engine's processes; 0 = every core
-    chunk_rows: int = 1_000_000        # rows per chunk (a CSV block, Parquet row groups)
+    chunk_rows: int = 250_000          # rows per chunk (a CSV block, a Parquet batch)
     dask_scheduler: str = "local"      # tcp://host:8786, or "local": a LocalCluster here
     dask_workers: int = 2              # a LocalCluster's workers
     dask_memory_limit: str = "2GB"     # each LocalCluster worker's memory

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from . import readers, rollups, sources
+from . import memory, readers, rollups, sources
 from .config import SourceConfig
 from .errors import SourceError
 from .sources import SPECS, Loaded, Quality
@@ -42,7 +42,7 @@ from .sources import SPECS, Loaded, Quality
 log = logging.getLogger(__name__)
 
 ENGINES = ("local", "dask")
-CHUNK_ROWS = 1_000_000
+CHUNK_ROWS = 250_000
 
 Progress = Callable[[str], None]
 
@@ -80,18 +80,30 @@ class Part:
     rows: int = 0
     valid: int = 0
     order: int = 0            # the task's place, so rejected rows keep file order
-    pending: list[rollups.Rollup] = field(default_factory=list, repr=False)
     error: str | None = None  # why the source could not be read (its first such task)
+    pile: rollups.Pile | None = field(default=None, repr=False)   # rollups added, unmerged
 
     def add(self, other: Part) -> None:
+        """Another part's counts at once; its rollup goes on the pile (`settle` merges)."""
         self.error = self.error or other.error
         if len(other.rollup):
-            self.rollup = rollups.merge([self.rollup, other.rollup])
+            if self.pile is None:
+                mine = self.rollup
+                self.pile = rollups.Pile(mine.source, mine.tz, mine.minutes)
+                self.pile.add(mine)
+                self.rollup = rollups.empty(mine.source, mine.tz, mine.minutes)
+            self.pile.add(other.rollup)
         self.rejected.extend(other.rejected)
         for reason, n in other.counts.items():
             self.counts[reason] = self.counts.get(reason, 0) + n
         self.rows += other.rows
         self.valid += other.valid
+
+    def settle(self) -> Part:
+        """The pile merged into the rollup (before the part travels or is read)."""
+        if self.pile is not None:
+            self.rollup, self.pile = self.pile.result(), None
+        return self
 
 
 def step(job: Job, raw: pd.DataFrame, where: str, rows: np.ndarray, *,
@@ -134,7 +146,8 @@ def step(job: Job, raw: pd.DataFrame, where: str, rows: np.ndarray, *,
 
 @dataclass(frozen=True)
 class ParquetTask:
-    """Some row groups of one Parquet file."""
+    """Some row groups of one Parquet file, read and reduced in batches of `chunk_rows`
+    rows (a row group of millions of rows is never held whole)."""
 
     job: Job
     path: str
@@ -142,32 +155,46 @@ class ParquetTask:
     groups: tuple[int, ...]
     first_rows: tuple[int, ...]       # row number (from 1) of each group's first row
     order: int = 0
+    chunk_rows: int = CHUNK_ROWS
 
     def run(self) -> Part:
         import pyarrow.parquet as pq
 
         rename = dict(self.rename)
+        total = Part(rollups.empty(self.job.source, self.job.zone, self.job.minutes))
+        found: list[np.ndarray] = []              # rejected rows' positions in the task
         with _open(self.path) as fh:
             pf = pq.ParquetFile(fh)
             sizes = [pf.metadata.row_group(g).num_rows for g in self.groups]
-            table = pf.read_row_groups(list(self.groups), columns=list(rename))
-        # reset: pandas' metadata may hold the writer's index (a filtered frame's RangeIndex
-        # from 20,101), and the steps below align on positions
-        raw = table.to_pandas(types_mapper=pd.ArrowDtype).reset_index(drop=True)
-        raw.columns = [rename[c] for c in raw.columns]
-        rows = np.concatenate([np.arange(first, first + n) for first, n
-                               in zip(self.first_rows, sizes)]) if sizes else np.zeros(0, int)
-        part, positions = step(self.job, raw, self.path, rows.astype(np.int64))
-        if self.job.folder and part.rejected:     # every column as text, as written
+            rows = np.concatenate([np.arange(first, first + n, dtype=np.int64) for first, n
+                                   in zip(self.first_rows, sizes)]) if sizes \
+                else np.zeros(0, np.int64)
+            done = 0
+            for batch in pf.iter_batches(batch_size=self.chunk_rows, columns=list(rename),
+                                         row_groups=list(self.groups)):
+                # reset: pandas' metadata may hold the writer's index (a filtered frame's
+                # RangeIndex from 20,101), and the steps below align on positions
+                raw = batch.to_pandas(types_mapper=pd.ArrowDtype).reset_index(drop=True)
+                raw.columns = [rename[c] for c in raw.columns]
+                part, positions = step(self.job, raw, self.path,
+                                       rows[done:done + len(raw)])
+                found.append(positions + done)
+                total.add(part)
+                done += len(raw)
+                del raw, part
+                memory.trim()
+        if self.job.folder and total.rejected:     # every column as text, as written
+            positions = np.concatenate(found)
+            found_rows = pd.concat(total.rejected, ignore_index=True)
             with _open(self.path) as fh:
                 every = pq.ParquetFile(fh).read_row_groups(list(self.groups)).to_pandas() \
                     .reset_index(drop=True)
             bad = every.iloc[positions].astype("str").reset_index(drop=True)
-            bad.insert(0, "row", part.rejected[0]["row"].to_numpy())
-            bad["reason"] = part.rejected[0]["reason"].to_numpy()
-            part.rejected = [bad]
-        part.order = self.order
-        return part
+            bad.insert(0, "row", found_rows["row"].to_numpy())
+            bad["reason"] = found_rows["reason"].to_numpy()
+            total.rejected = [bad]
+        total.order = self.order
+        return total.settle()
 
 
 @dataclass(frozen=True)
@@ -210,7 +237,7 @@ class CsvTask:
         if self.job.folder and total.rejected:
             found = pd.concat(total.rejected, ignore_index=True)
             total.rejected = [_csv_as_written(self.path, list(self.found), found)]
-        return total
+        return total.settle()
 
     def _whole(self) -> Part:
         """Today's whole-file readers (with their repairs), then the same step."""
@@ -263,7 +290,7 @@ class QueryTask:
             part, _ = step(job, raw, where, np.arange(line, line + len(raw)))
             total.add(part)
             line += len(raw)
-        return total
+        return total.settle()
 
 
 class _Repair(Exception):
@@ -428,7 +455,8 @@ def parquet_tasks(job: Job, path: str | Path, mapping: dict[str, str], window: r
     if current or not tasks:
         tasks.append(current)
     return [ParquetTask(job, str(path), tuple(rename.items()), tuple(t),
-                        tuple(int(offsets[g]) + 1 for g in t)) for t in tasks]
+                        tuple(int(offsets[g]) + 1 for g in t), chunk_rows=chunk_rows)
+            for t in tasks]
 
 
 def csv_task(job: Job, path: str | Path, mapping: dict[str, str], chunk_rows: int
@@ -769,45 +797,34 @@ def _on_client(tasks: list[Any], merged: dict[str, Part], meter: _Meter) -> list
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
+    """Workers started fresh (spawn): they import only what a task needs, not the
+    WeasyPrint and matplotlib of the PDF workers' fork server."""
     import multiprocessing
-    import multiprocessing.forkserver
 
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["reporting._forkserver", "reporting.engines"])
     from ._forkserver import die_with_parent
-    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=die_with_parent)
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=die_with_parent)
 
 
-MERGE_EVERY = 8      # parts held before they are merged into the running rollup
 
 
 def _merge(merged: dict[str, Part], source: str, part: Part, meter: _Meter) -> None:
-    """Add a task's part to its source's: counts at once, rollups every few parts (one
-    group-by over several parts instead of one per part)."""
+    """Add a task's part to its source's: counts at once, the rollup to the source's
+    pile (merged per time bucket as parts arrive, `rollups.Pile`)."""
     meter.add(part.rows)
     part.rejected = [(part.order, r) for r in part.rejected]
     if source not in merged:
         merged[source] = part
-        part.pending = []
         return
-    total = merged[source]
-    total.pending.append(part.rollup)
-    part.rollup = rollups.empty(source, total.rollup.tz, total.rollup.minutes)
-    total.add(part)
-    if len(total.pending) >= MERGE_EVERY:
-        _flush(total)
-
-
-def _flush(total: Part) -> None:
-    if total.pending:
-        total.rollup = rollups.merge([total.rollup, *total.pending])
-        total.pending = []
+    merged[source].add(part)
+    memory.trim()
 
 
 def _sorted(merged: dict[str, Part]) -> dict[str, Part]:
     """Rejected rows back in file order (tasks finish in any order)."""
     for part in merged.values():
-        _flush(part)
+        part.settle()
+        memory.trim()
         part.rejected = [r for _, r in sorted(part.rejected, key=lambda x: x[0])]
     return merged
 
@@ -833,11 +850,17 @@ def client(settings: Settings) -> Any:
                           "the address.") from None
 
 
+SPLIT_EVERY = 8         # parts a Dask reduction combines at once
+PIECES_PER_OUTPUT = 16  # a reduced table gets one output partition per this many parts
+
+
 def run_dask(tasks: list[Any], settings: Settings, meter: _Meter) -> dict[str, Part]:
-    """The tasks on a Dask cluster: each task's part stays on its worker; per rollup
-    table, the parts' tables are the partitions of a dask.dataframe that Dask's groupby
-    aggregation reduces on the cluster; only the reduced tables, the rejected rows and
-    the counts come back."""
+    """The tasks on a Dask cluster as one graph: each task's part is cut into its tables
+    at once (the part is then freed), each rollup table's pieces are the partitions of a
+    dask.dataframe that Dask's own groupby aggregation reduces as a tree (SPLIT_EVERY at
+    a time, into several output partitions for the large ones), so no worker ever holds
+    every part; only the reduced tables, the rejected rows and the counts come back."""
+    import dask
     import dask.dataframe as dd
     from distributed import as_completed
 
@@ -846,28 +869,42 @@ def run_dask(tasks: list[Any], settings: Settings, meter: _Meter) -> dict[str, P
     tasks = _on_client(tasks, merged, meter)
     if not tasks:
         return _sorted(merged)
-    with client(settings) as c:
-        parts = c.map(run_task, tasks, pure=False)
-        info = c.map(_counts_of, parts, pure=False)
-        by_source: dict[str, list[Any]] = {}
-        for task, part in zip(tasks, parts):
-            by_source.setdefault(task.job.source, []).append(part)
-        wanted = {}
-        for source, futures in by_source.items():
-            for name, spec in rollups.TABLES[source].items():
-                pieces = c.map(_table_of, futures, name=name, pure=False)
-                frame = dd.from_delayed(pieces, meta=_meta(source, name), verify_meta=False)
-                wanted[source, name] = frame.groupby(list(spec.keys), dropna=False,
-                                                     observed=True, sort=False
-                                                     ).agg(dict(spec.merge)).reset_index()
-        for future in as_completed(info, loop=c.loop):
+    parts = [dask.delayed(run_task, pure=False)(task) for task in tasks]
+    counts = [dask.delayed(_counts_of, pure=True)(part) for part in parts]
+    wanted: dict[tuple[str, str], Any] = {}
+    for source in dict.fromkeys(task.job.source for task in tasks):
+        mine = [part for task, part in zip(tasks, parts) if task.job.source == source]
+        for name, spec in rollups.TABLES[source].items():
+            pieces = [dask.delayed(_table_of, pure=True)(part, name) for part in mine]
+            frame = dd.from_delayed(pieces, meta=_meta(source, name), verify_meta=False)
+            wanted[source, name] = _reduced(frame, spec, len(pieces))
+    with client(settings) as c, c.as_current():
+        # one graph of delayed objects: the tables' output partitions share the tasks'
+        # parts with the counts, so every task runs once
+        outputs = {key: frame.to_delayed() for key, frame in wanted.items()}
+        futures = c.compute([*counts, *(d for out in outputs.values() for d in out)])
+        for future in as_completed(futures[:len(counts)]):
             counted = future.result()
             _merge(merged, counted.rollup.source, counted, meter)
-        tables = dict(zip(wanted, c.compute(list(wanted.values()), sync=True)))
+            future.release()
+        done = iter(c.gather(futures[len(counts):]))
+        tables = {key: [next(done) for _ in out] for key, out in outputs.items()}
     _sorted(merged)
-    for (source, name), table in tables.items():
-        merged[source].rollup.tables[name] = _typed(table.reset_index(drop=True), source, name)
+    for (source, name), frames in tables.items():
+        table = pd.concat(frames, ignore_index=True) if len(frames) > 1 else \
+            frames[0].reset_index(drop=True)
+        merged[source].rollup.tables[name] = _typed(table, source, name)
     return merged
+
+
+def _reduced(frame: Any, spec: rollups.Table, pieces: int) -> Any:
+    """A rollup table's partitions grouped on its keys by Dask (a key-only table: its
+    distinct rows)."""
+    split_out = max(1, pieces // PIECES_PER_OUTPUT)
+    if not spec.merge:
+        return frame.drop_duplicates(split_every=SPLIT_EVERY, split_out=split_out)
+    return frame.groupby(list(spec.keys), dropna=False, observed=True, sort=False).agg(
+        dict(spec.merge), split_every=SPLIT_EVERY, split_out=split_out).reset_index()
 
 
 def _counts_of(part: Part) -> Part:

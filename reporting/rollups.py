@@ -23,7 +23,7 @@ always a slot boundary); `day` is the row's local calendar day, as days since
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -67,9 +67,10 @@ def slots(times: pd.Series, minutes: int) -> np.ndarray:
 
 
 def days(times: pd.Series, tz: ZoneInfo) -> np.ndarray:
-    """Each time's local calendar day as days since 1970-01-01."""
+    """Each time's local calendar day as days since 1970-01-01 (int32: half the bytes of
+    a key that every day table holds on each of its entries)."""
     local = times.dt.tz_convert(tz).dt.tz_localize(None).to_numpy().astype("datetime64[D]")
-    return local.astype("int64")
+    return local.astype("int64").astype("int32")
 
 
 def day_number(d: date) -> int:
@@ -287,9 +288,9 @@ TABLES: dict[str, dict[str, Table]] = {
     "clickstream": {
         "times": _times("timestamp"),
         "clicks": Table(("slot", "page", "element_clicked"), {"n": SUM}, _clicks),
-        # distinct users: one row per day, page, element and user (exact, not a sketch)
-        "users": Table(("day", "page", "element_clicked", "user"), {"n": SUM},
-                       _click_users, "day"),
+        # distinct users: one row per day, page, element and user (exact, not a sketch);
+        # keys only, the clicks are counted in `clicks`
+        "users": Table(("day", "page", "element_clicked", "user"), {}, _click_users, "day"),
     },
     "session_tracking": {
         "times": _times("start_time"),
@@ -389,6 +390,8 @@ def reduce_table(frame: pd.DataFrame, source: str, name: str, keys: Keys) -> pd.
 def _group(rows: pd.DataFrame, spec: Table) -> pd.DataFrame:
     if not len(rows):
         return rows.head(0).reindex(columns=[*spec.keys, *spec.merge])
+    if not spec.merge:                 # a set of keys (the first of each, in order)
+        return rows[list(spec.keys)].drop_duplicates(ignore_index=True)
     grouped = rows.groupby(list(spec.keys), observed=True, sort=False, dropna=False)
     return grouped.agg(dict(spec.merge)).reset_index()
 
@@ -428,6 +431,76 @@ def same_categories(frames: list[pd.DataFrame]) -> list[pd.DataFrame]:
         dtype = pd.CategoricalDtype(cats)
         out = [f.assign(**{col: f[col].astype(dtype)}) if col in f else f for f in out]
     return out
+
+
+MERGE_EVERY = 8            # pieces a time bucket holds before they are grouped again
+BUCKET_MINUTES = 1440      # a slot table's bucket: one UTC day of slots
+
+
+class Pile:
+    """Rollups of one source merged as they arrive, in memory that grows with the merged
+    tables and not with the number of parts: each table is held per time bucket (a
+    local day for day tables, a UTC day of slots for slot tables), and a bucket is
+    grouped again once MERGE_EVERY pieces wait in it. A part's rows meet only the few
+    buckets it touches, never the whole period's table, so merging a long period costs
+    no copy of what is already merged (`merge` over the period's table each time did)."""
+
+    def __init__(self, source: str, tz: ZoneInfo, minutes: int,
+                 every: int = MERGE_EVERY) -> None:
+        self.source, self.tz, self.minutes, self.every = source, tz, minutes, every
+        self.only: dict[str, pd.DataFrame] = {}            # a table's one piece so far
+        self.buckets: dict[str, dict[int, list[pd.DataFrame]]] = {
+            name: {} for name in TABLES[source]}
+
+    def add(self, rollup: Rollup) -> None:
+        for name, frame in rollup.tables.items():
+            if not len(frame):
+                continue
+            if name not in self.only and not self.buckets[name]:
+                self.only[name] = frame          # one part: kept as it is, unsplit
+                continue
+            if name in self.only:
+                self._file(name, self.only.pop(name))
+            self._file(name, frame)
+
+    def _file(self, name: str, frame: pd.DataFrame) -> None:
+        spec = TABLES[self.source][name]
+        held = self.buckets[name]
+        for bucket, piece in _by_bucket(frame, spec):
+            pieces = held.setdefault(bucket, [])
+            pieces.append(piece)
+            if len(pieces) >= self.every:
+                held[bucket] = [merge_table(pieces, spec)]
+
+    def result(self) -> Rollup:
+        """The merged rollup (the pile is empty after it): each table's buckets in time
+        order."""
+        tables = {}
+        for name, spec in TABLES[self.source].items():
+            held = self.buckets[name]
+            if name in self.only:
+                tables[name] = self.only.pop(name)
+            elif not held:
+                tables[name] = pd.DataFrame(columns=[*spec.keys, *spec.merge])
+            else:
+                frames = [merge_table(held.pop(b), spec) for b in sorted(held)]
+                tables[name] = frames[0] if len(frames) == 1 else \
+                    pd.concat(same_categories(frames), ignore_index=True)
+        return Rollup(self.source, tables, self.tz, self.minutes)
+
+
+def _by_bucket(frame: pd.DataFrame, spec: Table) -> Iterator[tuple[int, pd.DataFrame]]:
+    """A table's rows per time bucket (copies, so a bucket merged later frees its rows)."""
+    key = frame[spec.time].to_numpy(dtype=np.int64)
+    bucket = key if spec.time == "day" else key // BUCKET_MINUTES
+    if (bucket == bucket[0]).all():
+        yield int(bucket[0]), frame
+        return
+    order = np.argsort(bucket, kind="stable")
+    ordered = bucket[order]
+    cuts = np.flatnonzero(ordered[1:] != ordered[:-1]) + 1
+    for lo, hi in zip([0, *cuts], [*cuts, len(ordered)]):
+        yield int(ordered[lo]), frame.take(order[lo:hi]).reset_index(drop=True)
 
 
 def empty(source: str, tz: ZoneInfo, minutes: int | None = None) -> Rollup:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from . import incidents, trends
+from . import incidents, memory, trends
 from .config import Config
 from .context import BuildContext
 from .kpis import api, cart, clicks, feedback, pages, sessions, support, system, with_previous
@@ -128,6 +128,7 @@ def compute_all(frames: Mapping[str, pd.DataFrame], ctx: BuildContext,
             done[spec.name] = absent(spec.name, spec.title, ctx.quality.get(missing[0]))
         else:
             done[spec.name] = spec.compute(frames, ctx, done)
+        memory.trim()      # each section's scratch arrays freed before the next one's
     return with_previous(done, ctx.previous)
 
 

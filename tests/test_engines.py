@@ -341,3 +341,23 @@ def test_an_error_inside_a_task_marks_its_source_only(seed_dir: Path, monkeypatc
                                               "it was read.")
     assert "clickstream" not in new.frames
     assert new.quality["api_logs"].status == "loaded" and new.frames["api_logs"].count > 0
+
+
+def test_one_large_row_group_is_read_in_batches_of_chunk_rows(tmp_path: Path) -> None:
+    """A Parquet file of one 20,000-row row group, read 1,000 rows at a time: the same
+    rollups, counts and rejected rows (every column as written, with its row number) as
+    the whole file read at once."""
+    rows = _api_rows(20_000, 499, seed=3)
+    rows["timestamp"] = pd.to_datetime(rows["timestamp"])
+    rows["status_code"] = rows["status_code"].astype(int)
+    rows["response_time_ms"] = rows["response_time_ms"].astype(float)
+    pq.write_table(pa.Table.from_pandas(rows, preserve_index=False),
+                   tmp_path / "api_logs.parquet", row_group_size=20_000)
+    assert pq.ParquetFile(tmp_path / "api_logs.parquet").metadata.num_row_groups == 1
+    config = Config()
+    old, new = today(config, tmp_path), chunked(config, tmp_path)
+    assert_same(old, new)
+    assert new.quality["api_logs"].rejected == {"negative response_time_ms": 41,
+                                                "status_code out of range": 1}
+    bad = new.rejected["api_logs"]
+    assert bad["row"].tolist()[:3] == [1, 8, 500]     # rows counted from 1

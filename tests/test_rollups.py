@@ -89,3 +89,55 @@ def test_day_tables_cut_on_local_days():
 def test_slots_are_quarter_hours_where_the_zone_needs_them():
     assert rollups.slot_minutes(ZoneInfo("Europe/Paris")) == 60
     assert rollups.slot_minutes(ZoneInfo("Asia/Kolkata")) == 15
+
+
+def _clicks(n: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "timestamp": pd.Timestamp("2026-11-02", tz="UTC")
+        + pd.to_timedelta(rng.integers(0, 5 * 86400, n), unit="s"),
+        "page": pd.Categorical(rng.choice(["home", "cart"], n)),
+        "element_clicked": pd.Categorical(rng.choice(["logo", "buy", "search"], n)),
+        "user_id": pd.Categorical(rng.choice([f"U{i}" for i in range(40)], n))})
+
+
+@pytest.mark.parametrize("source, rows", [("api_logs", _api), ("clickstream", _clicks)])
+def test_a_pile_of_parts_over_many_days_equals_merging_them(source, rows):
+    """Parts that each span several days, piled per day (grouped again every 2 pieces of a
+    day), give the tables `merge` gives; the day buckets come back in time order."""
+    frame = rows(4000)
+    parts = [rollups.reduce(frame.iloc[i::7], source, UTC) for i in range(7)]
+    pile = rollups.Pile(source, UTC, 60, every=2)
+    for part in parts:
+        pile.add(part)
+    got, want = pile.result(), rollups.merge(parts)
+    for name, spec in rollups.TABLES[source].items():
+        pd.testing.assert_frame_equal(_sorted(got.tables[name], spec.keys),
+                                      _sorted(want.tables[name], spec.keys),
+                                      check_dtype=False, check_exact=False, rtol=1e-12)
+        time = got.tables[name][spec.time].to_numpy()
+        bucket = time if spec.time == "day" else time // rollups.BUCKET_MINUTES
+        assert (np.diff(bucket) >= 0).all()
+    assert got.count == 4000
+
+
+def test_a_pile_of_one_part_is_that_part():
+    part = rollups.reduce(_api(300), "api_logs", UTC)
+    pile = rollups.Pile("api_logs", UTC, 60)
+    pile.add(part)
+    got = pile.result()
+    assert all(got.tables[name] is part.tables[name] for name in part.tables)
+
+
+def test_distinct_users_are_one_row_per_day_page_element_and_user():
+    # U1 clicks the logo on home 3 times on 2 Nov and once on 3 Nov; U2 once on 2 Nov
+    frame = pd.DataFrame({
+        "timestamp": pd.to_datetime(["2026-11-02 08:00", "2026-11-02 09:00",
+                                     "2026-11-02 10:00", "2026-11-03 08:00",
+                                     "2026-11-02 11:00"]).tz_localize("UTC"),
+        "page": ["home"] * 5, "element_clicked": ["logo"] * 5,
+        "user_id": ["U1", "U1", "U1", "U1", "U2"]})
+    users = rollups.reduce(frame, "clickstream", UTC).tables["users"]
+    assert list(users.columns) == ["day", "page", "element_clicked", "user"]
+    assert len(users) == 3 and users["day"].dtype == np.int32
+    assert users["user"].nunique() == 2

@@ -50,10 +50,34 @@ def by_hour_of_week(clicks: pd.DataFrame, tz: Any) -> pd.DataFrame:
     return pd.DataFrame(counts, index=DAYS, columns=range(24))
 
 
-def _per(users: pd.DataFrame, key: str) -> pd.DataFrame:
-    """Clicks and distinct users per value of `key`, in the key's order (a categorical's
-    categories: the order the values first appear in the input), which ties keep."""
-    return users.groupby(key, observed=True).agg(clicks=("n", "sum"), users=("user", "nunique"))
+def _per(clicks: pd.DataFrame, users: pd.DataFrame, key: str) -> pd.DataFrame:
+    """Clicks and distinct users per value of `key`, in the key's order in `users` (a
+    categorical's categories: the order the values first appear in the input), which
+    ties keep."""
+    reach = distinct_users(users, key)
+    counts = clicks.groupby(key, observed=True)["n"].sum()
+    counts.index = counts.index.astype(object)
+    clicks_of = counts.reindex(reach.index.astype(object)).fillna(0).astype("int64")
+    return pd.DataFrame({"clicks": clicks_of.to_numpy(), "users": reach.to_numpy()},
+                        index=reach.index)
+
+
+def distinct_users(users: pd.DataFrame, key: str) -> pd.Series:
+    """Distinct user hashes per value of `key` (as groupby(key)["user"].nunique() gives
+    them, in its order), one value at a time: memory for one value's users, not a sort
+    of the whole period's table (tens of millions of rows over a quarter)."""
+    col = users[key]
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        codes, labels = col.cat.codes.to_numpy(), col.cat.categories
+    else:
+        codes, labels = pd.factorize(col, sort=True)
+    user = users["user"].to_numpy()
+    seen = np.bincount(codes[codes >= 0], minlength=len(labels))
+    present = np.flatnonzero(seen)
+    counts = [len(pd.unique(user[codes == code])) for code in present]   # per value
+    index = pd.CategoricalIndex(labels[present], categories=labels, name=key) \
+        if isinstance(col.dtype, pd.CategoricalDtype) else pd.Index(labels[present], name=key)
+    return pd.Series(counts, index=index, dtype="int64", name="user")
 
 
 def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -> Section:
@@ -64,10 +88,11 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -
                       t)
     if not values["total"]:
         return Section(NAME, TITLE, "no data", "No clicks in this period.", kpis=kpis)
-    users = r.table("users", *cur)
-    elements = _per(users, "element_clicked").sort_values(["clicks", "users"], ascending=False)
-    pages = _per(users, "page").sort_values("clicks", ascending=False)
-    grid = by_hour_of_week(r.table("clicks", *cur), r.tz)
+    users, clicks = r.table("users", *cur), r.table("clicks", *cur)
+    elements = _per(clicks, users, "element_clicked").sort_values(["clicks", "users"],
+                                                                  ascending=False)
+    pages = _per(clicks, users, "page").sort_values("clicks", ascending=False)
+    grid = by_hour_of_week(clicks, r.tz)
     by_hour = grid.sum(axis=0)
     peak_hour = int(by_hour.idxmax())
     tables = (
