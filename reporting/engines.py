@@ -184,17 +184,28 @@ class ParquetTask:
                 del raw, part
                 memory.trim()
         if self.job.folder and total.rejected:     # every column as text, as written
-            positions = np.concatenate(found)
             found_rows = pd.concat(total.rejected, ignore_index=True)
-            with _open(self.path) as fh:
-                every = pq.ParquetFile(fh).read_row_groups(list(self.groups)).to_pandas() \
-                    .reset_index(drop=True)
-            bad = every.iloc[positions].astype("str").reset_index(drop=True)
+            bad = self._as_written(np.concatenate(found))
             bad.insert(0, "row", found_rows["row"].to_numpy())
             bad["reason"] = found_rows["reason"].to_numpy()
             total.rejected = [bad]
         total.order = self.order
         return total.settle()
+
+    def _as_written(self, positions: np.ndarray) -> pd.DataFrame:
+        """The rows at `positions` of the task (every column, as text), read again a batch
+        at a time."""
+        import pyarrow.parquet as pq
+
+        kept, start = [], 0
+        with _open(self.path) as fh:
+            for batch in pq.ParquetFile(fh).iter_batches(batch_size=self.chunk_rows,
+                                                         row_groups=list(self.groups)):
+                hit = positions[(positions >= start) & (positions < start + len(batch))]
+                if len(hit):
+                    kept.append(pa.Table.from_batches([batch.take(pa.array(hit - start))]))
+                start += len(batch)
+        return pa.concat_tables(kept).to_pandas().reset_index(drop=True).astype("str")
 
 
 @dataclass(frozen=True)
@@ -851,7 +862,7 @@ def client(settings: Settings) -> Any:
 
 
 SPLIT_EVERY = 8         # parts a Dask reduction combines at once
-PIECES_PER_OUTPUT = 16  # a reduced table gets one output partition per this many parts
+PIECES_PER_OUTPUT = 4   # a reduced table gets one output partition per this many parts
 
 
 def run_dask(tasks: list[Any], settings: Settings, meter: _Meter) -> dict[str, Part]:
@@ -882,13 +893,19 @@ def run_dask(tasks: list[Any], settings: Settings, meter: _Meter) -> dict[str, P
         # one graph of delayed objects: the tables' output partitions share the tasks'
         # parts with the counts, so every task runs once
         outputs = {key: frame.to_delayed() for key, frame in wanted.items()}
+        owner = [None] * len(counts) + [key for key, out in outputs.items() for _ in out]
         futures = c.compute([*counts, *(d for out in outputs.values() for d in out)])
-        for future in as_completed(futures[:len(counts)]):
-            counted = future.result()
-            _merge(merged, counted.rollup.source, counted, meter)
+        place = {future.key: i for i, future in enumerate(futures)}
+        tables: dict[tuple[str, str], list[pd.DataFrame]] = {key: [] for key in outputs}
+        # each result comes to the client as soon as it is done and leaves the cluster:
+        # reduced tables waiting on the workers for the others would fill their memory
+        for future, result in as_completed(futures, with_results=True):
+            key = owner[place[future.key]]
+            if key is None:
+                _merge(merged, result.rollup.source, result, meter)
+            else:
+                tables[key].append(result)
             future.release()
-        done = iter(c.gather(futures[len(counts):]))
-        tables = {key: [next(done) for _ in out] for key, out in outputs.items()}
     _sorted(merged)
     for (source, name), frames in tables.items():
         table = pd.concat(frames, ignore_index=True) if len(frames) > 1 else \
@@ -900,7 +917,7 @@ def run_dask(tasks: list[Any], settings: Settings, meter: _Meter) -> dict[str, P
 def _reduced(frame: Any, spec: rollups.Table, pieces: int) -> Any:
     """A rollup table's partitions grouped on its keys by Dask (a key-only table: its
     distinct rows)."""
-    split_out = max(1, pieces // PIECES_PER_OUTPUT)
+    split_out = -(-pieces // PIECES_PER_OUTPUT)        # more than one: Dask's shuffle
     if not spec.merge:
         return frame.drop_duplicates(split_every=SPLIT_EVERY, split_out=split_out)
     return frame.groupby(list(spec.keys), dropna=False, observed=True, sort=False).agg(
@@ -914,22 +931,17 @@ def _counts_of(part: Part) -> Part:
 
 
 def _table_of(part: Part, name: str) -> pd.DataFrame:
-    """One table of a part, text keys as plain strings (categories differ by partition)."""
+    """One table of a part (text keys categorical, each part with its own categories:
+    Dask unions them where it concatenates, and hashes their values, not their codes)."""
     table = part.rollup.tables[name]
-    return _plain(table if len(table) else _meta(part.rollup.source, name))
-
-
-def _plain(frame: pd.DataFrame) -> pd.DataFrame:
-    out = frame.copy()
-    for col in out.columns:
-        if isinstance(out[col].dtype, pd.CategoricalDtype) or out[col].dtype == object:
-            out[col] = out[col].astype(object)
-    return out
+    return table if len(table) else _meta(part.rollup.source, name)
 
 
 def _meta(source: str, name: str, plain: bool = True) -> pd.DataFrame:
-    """A table's columns and types, empty (what an empty chunk reduces to); `plain`:
-    text keys as objects, as the partitions carry them."""
+    """A table's columns and types, empty (what an empty chunk reduces to); `plain`: its
+    categories unknown, as Dask is told of the partitions'."""
+    from dask.dataframe.utils import clear_known_categories
+
     spec = rollups.TABLES[source][name]
     frame = _empty_rows(source)
     keys = rollups.Keys(ZoneInfo("UTC"), 60)
@@ -937,7 +949,7 @@ def _meta(source: str, name: str, plain: bool = True) -> pd.DataFrame:
     meta = rows[[*spec.keys, *spec.merge]].astype(
         {c: "int64" for c in spec.merge if spec.merge[c] == "sum" and
          pd.api.types.is_bool_dtype(rows[c])})
-    return _plain(meta) if plain else meta
+    return clear_known_categories(meta) if plain else meta
 
 
 def _empty_rows(source: str) -> pd.DataFrame:
