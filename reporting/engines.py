@@ -2,16 +2,19 @@
 
 `load` is the one entry point (build and alerts): the small sources (carts, feedback,
 tickets) are read as today (`sources`); each high-volume source is cut into tasks (a
-few Parquet row groups, or one CSV file read in blocks), and each task runs the same
-step anywhere: read -> validate (`sources._validate`, `reject_out_of_range`,
-`flag_replaced`) -> `rollups.reduce` -> (rollup, rejected rows with file, row and
-reason, counts by reason). Results merge as they arrive, so memory is bounded by the
-chunk size times the workers plus the rollups, not by the length of the period.
+few Parquet row groups, or one CSV file), each read in batches of `chunk_rows`, and
+each batch goes through the same step anywhere: read -> validate (`sources._validate`,
+`reject_out_of_range`, `flag_replaced`) -> `rollups.reduce` -> (rollup, rejected rows
+with file, row and reason, counts by reason). Results merge as they arrive, per time
+bucket (`rollups.Pile`), so memory is bounded by the batch size times the workers plus
+the merged rollups, not by the length of the period or the size of a row group.
 
 Engines: "local" runs the tasks in a process pool on this machine's cores; "dask" runs
-them on a Dask cluster (an existing scheduler, or a `LocalCluster`) as the partitions of
-a `dask.dataframe` per rollup table, which Dask's own groupby aggregation reduces on
-the cluster: only rollup tables, rejected rows and counts travel back to the client.
+them on a Dask cluster (an existing scheduler, or a `LocalCluster`) as one graph: each
+task's rollup is cut into its tables, each table's pieces are the partitions of a
+`dask.dataframe` that Dask's own groupby aggregation (or drop_duplicates) reduces on
+the cluster, and each reduced partition comes back as soon as it is done: only rollup
+tables, rejected rows and counts travel to the client.
 
 Rejected rows and quality records are the ones today's loader gives: a file in the data
 folder keeps each rejected row exactly as written (every column, as text) with its row
