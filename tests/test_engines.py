@@ -361,3 +361,35 @@ def test_one_large_row_group_is_read_in_batches_of_chunk_rows(tmp_path: Path) ->
                                                 "status_code out of range": 1}
     bad = new.rejected["api_logs"]
     assert bad["row"].tolist()[:3] == [1, 8, 500]     # rows counted from 1
+
+
+def test_dask_reduces_many_chunks_through_its_shuffle_as_the_local_engine(tmp_path: Path
+                                                                        ) -> None:
+    """Twelve row groups of API rows and of clicks, one chunk each, whose text values
+    differ from chunk to chunk (so do their categories): past four chunks a table is
+    reduced into several output partitions by Dask's shuffle, and the distinct users by
+    its drop_duplicates; the tables equal the local engine's."""
+    rng = np.random.default_rng(5)
+    n = 6000
+    times = pd.Timestamp("2026-11-09T00:00Z") + pd.to_timedelta(np.arange(n) * 60, "s")
+    block = np.arange(n) // 500                              # one row group per 500 rows
+    api = pd.DataFrame({
+        "timestamp": times, "endpoint": [f"/e{b % 5}" for b in block],
+        "status_code": rng.choice([200, 200, 503], n),
+        "response_time_ms": np.round(rng.lognormal(5, 1, n), 1),
+        "service_name": [f"svc-{(b * 7) % 4}" for b in block]})
+    clicks = pd.DataFrame({
+        "user_id": [f"u{i}" for i in rng.integers(0, 300, n)], "timestamp": times,
+        "page": [f"/p{b % 3}" for b in block],
+        "element_clicked": rng.choice(["buy", "logo", "search"], n)})
+    for name, frame in (("api_logs", api), ("clickstream", clicks)):
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False),
+                       tmp_path / f"{name}.parquet", row_group_size=500)
+    config = Config()
+    local = chunked(config, tmp_path, chunk_rows=500)
+    dask = chunked(config, tmp_path, chunk_rows=500, engine="dask", dask_workers=2,
+                   dask_processes=False)
+    assert_same(local, dask)
+    users = dask.frames["clickstream"].tables["users"]
+    assert users["user"].nunique() == clicks["user_id"].nunique()
+    assert dask.frames["api_logs"].count == n
