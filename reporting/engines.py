@@ -101,6 +101,7 @@ class Part:
             self.counts[reason] = self.counts.get(reason, 0) + n
         self.rows += other.rows
         self.valid += other.valid
+        memory.trim()         # the batch's or part's scratch memory back to the system
 
     def settle(self) -> Part:
         """The pile merged into the rollup (before the part travels or is read)."""
@@ -184,8 +185,6 @@ class ParquetTask:
                 found.append(positions + done)
                 total.add(part)
                 done += len(raw)
-                del raw, part
-                memory.trim()
         if self.job.folder and total.rejected:     # every column as text, as written
             found_rows = pd.concat(total.rejected, ignore_index=True)
             bad = self._as_written(np.concatenate(found))
@@ -820,8 +819,6 @@ def _pool(workers: int) -> ProcessPoolExecutor:
                                initializer=die_with_parent)
 
 
-
-
 def _merge(merged: dict[str, Part], source: str, part: Part, meter: _Meter) -> None:
     """Add a task's part to its source's: counts at once, the rollup to the source's
     pile (merged per time bucket as parts arrive, `rollups.Pile`)."""
@@ -831,7 +828,6 @@ def _merge(merged: dict[str, Part], source: str, part: Part, meter: _Meter) -> N
         merged[source] = part
         return
     merged[source].add(part)
-    memory.trim()
 
 
 def _sorted(merged: dict[str, Part]) -> dict[str, Part]:
@@ -896,14 +892,14 @@ def run_dask(tasks: list[Any], settings: Settings, meter: _Meter) -> dict[str, P
         # one graph of delayed objects: the tables' output partitions share the tasks'
         # parts with the counts, so every task runs once
         outputs = {key: frame.to_delayed() for key, frame in wanted.items()}
-        owner = [None] * len(counts) + [key for key, out in outputs.items() for _ in out]
+        owners = [None] * len(counts) + [key for key, out in outputs.items() for _ in out]
         futures = c.compute([*counts, *(d for out in outputs.values() for d in out)])
-        place = {future.key: i for i, future in enumerate(futures)}
+        owner = {future.key: key for future, key in zip(futures, owners)}   # None: counts
         tables: dict[tuple[str, str], list[pd.DataFrame]] = {key: [] for key in outputs}
         # each result comes to the client as soon as it is done and leaves the cluster:
         # reduced tables waiting on the workers for the others would fill their memory
         for future, result in as_completed(futures, with_results=True):
-            key = owner[place[future.key]]
+            key = owner[future.key]
             if key is None:
                 _merge(merged, result.rollup.source, result, meter)
             else:
@@ -940,8 +936,8 @@ def _table_of(part: Part, name: str) -> pd.DataFrame:
     return table if len(table) else _meta(part.rollup.source, name)
 
 
-def _meta(source: str, name: str, plain: bool = True) -> pd.DataFrame:
-    """A table's columns and types, empty (what an empty chunk reduces to); `plain`: its
+def _meta(source: str, name: str, unknown: bool = True) -> pd.DataFrame:
+    """A table's columns and types, empty (what an empty chunk reduces to); `unknown`: its
     categories unknown, as Dask is told of the partitions'."""
     from dask.dataframe.utils import clear_known_categories
 
@@ -952,7 +948,7 @@ def _meta(source: str, name: str, plain: bool = True) -> pd.DataFrame:
     meta = rows[[*spec.keys, *spec.merge]].astype(
         {c: "int64" for c in spec.merge if spec.merge[c] == "sum" and
          pd.api.types.is_bool_dtype(rows[c])})
-    return clear_known_categories(meta) if plain else meta
+    return clear_known_categories(meta) if unknown else meta
 
 
 def _empty_rows(source: str) -> pd.DataFrame:
@@ -965,7 +961,7 @@ def _empty_rows(source: str) -> pd.DataFrame:
 
 def _typed(table: pd.DataFrame, source: str, name: str) -> pd.DataFrame:
     """A table from the cluster with the local engine's types (text keys categorical)."""
-    meta = _meta(source, name, plain=False)
+    meta = _meta(source, name, unknown=False)
     for col in meta.columns:
         if col not in table:
             continue

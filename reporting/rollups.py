@@ -481,7 +481,7 @@ class Pile:
             if name in self.only:
                 tables[name] = self.only.pop(name)
             elif not held:
-                tables[name] = pd.DataFrame(columns=[*spec.keys, *spec.merge])
+                tables[name] = _blank(spec)
             else:
                 frames = [merge_table(held.pop(b), spec) for b in sorted(held)]
                 tables[name] = frames[0] if len(frames) == 1 else \
@@ -505,9 +505,13 @@ def _by_bucket(frame: pd.DataFrame, spec: Table) -> Iterator[tuple[int, pd.DataF
 
 def empty(source: str, tz: ZoneInfo, minutes: int | None = None) -> Rollup:
     """A source with no valid row."""
-    return Rollup(source, {name: pd.DataFrame(columns=[*spec.keys, *spec.merge])
-                           for name, spec in TABLES[source].items()},
+    return Rollup(source, {name: _blank(spec) for name, spec in TABLES[source].items()},
                   tz, minutes or slot_minutes(tz))
+
+
+def _blank(spec: Table) -> pd.DataFrame:
+    """A table with no entry."""
+    return pd.DataFrame(columns=[*spec.keys, *spec.merge])
 
 
 def from_frames(frames: Mapping[str, Any], tz: ZoneInfo) -> dict[str, Any]:
