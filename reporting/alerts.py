@@ -7,7 +7,6 @@ a later run that sees it grow updates the archived window and sends nothing.
 """
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,15 +16,19 @@ from typing import Any
 
 import pandas as pd
 
-from . import channels, incidents
-from .archive import Archive
-from .config import Config
-from .context import HISTORY_WEEKS
-from .errors import DeliveryError, ReportError
-from .files import atomic_write
-from .periods import Period
+from .compute.coverage import data_span
+from .compute.incidents import section as incidents
+from .core.config import Config
+from .core.errors import DeliveryError, ReportError
+from .core.periods import BASELINE_WEEKS, Period
+from .deliver import channels
+from .deliver.compose import new_message
+from .deliver.reports import OUTBOX, report_link
+from .deliver.smtp import send
+from .ingest.engine.load import load
+from .store.archive import Archive
+from .store.files import atomic_write
 
-log = logging.getLogger(__name__)
 AUDIENCE = "alerts"          # the deliveries rows of alerts carry this audience name
 
 
@@ -34,12 +37,11 @@ class AlertOutcome:
     new: list[dict[str, Any]] = field(default_factory=list)       # alerted now
     known: list[dict[str, Any]] = field(default_factory=list)     # alerted before
     failed: list[tuple[str, str]] = field(default_factory=list)   # (where, error)
-    window: tuple[pd.Timestamp, pd.Timestamp] | None = None
+    searched: tuple[pd.Timestamp, pd.Timestamp] | None = None   # the hours looked at
 
 
 def lookback(frames: dict[str, pd.DataFrame], hours: float) -> Period:
     """The newest `hours` of data, in whole hours, ending after the newest timestamp."""
-    from .build import data_span
     span = data_span(frames)
     if span is None:
         raise ReportError("No timestamped data to look for incidents in.")
@@ -53,16 +55,15 @@ def run(config: Config, data_dir: Path, output_dir: Path, *,
         ) -> AlertOutcome:
     """Detect, record and send; every new incident once (`now`: the clock, which bounds
     the timestamps accepted, as in a build)."""
-    from .engines import load
 
     loaded = load(config, data_dir, now=now)
     frames = loaded.frames
-    window = lookback(frames, config.alerts.lookback_hours)
-    outcome = AlertOutcome(window=(window.start, window.end))
+    recent = lookback(frames, config.alerts.lookback_hours)
+    outcome = AlertOutcome(searched=(recent.start, recent.end))
     with Archive(output_dir) as store:
-        history = store.signal_history(window.start - pd.Timedelta(weeks=HISTORY_WEEKS),
-                                       window.start)
-        _, typed, _ = incidents.compute(frames, window, config.thresholds, history,
+        history = store.signal_history(recent.start - pd.Timedelta(weeks=BASELINE_WEEKS),
+                                       recent.start)
+        _, typed, _ = incidents.compute(frames, recent, config.thresholds, history,
                                         links=config.service_map, top_n=config.top_n)
         found = [i.as_dict() for i in typed]
         link = _it_report(store, config)
@@ -76,7 +77,6 @@ def run(config: Config, data_dir: Path, output_dir: Path, *,
 
 
 def _it_report(store: Archive, config: Config) -> str:
-    from .delivery import report_link
     for row in sorted(store.periods(), key=lambda r: r.end, reverse=True):
         if "it" in row.audiences:
             built = store.latest_build(row.period_id, "it")
@@ -98,7 +98,6 @@ def message(incident: dict[str, Any], link: str) -> tuple[str, str]:
 def _send(store: Archive, config: Config, output_dir: Path, alert_id: str,
           incident: dict[str, Any], link: str, sleep: Callable[[float], None],
           outcome: AlertOutcome) -> None:
-    from .delivery import OUTBOX, new_message, send
 
     title, body = message(incident, link)
     for url in config.alerts.notify:

@@ -1,19 +1,9 @@
 """The builder: load → context → sections → charts → HTML → PDF → files → archive."""
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import multiprocessing
-import multiprocessing.forkserver
-import os
-import shutil
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -21,17 +11,36 @@ from typing import Any
 
 import pandas as pd
 
-from . import (__version__, archive, charts, coverage, engines, files, guard, kpis, memory,
-               periods, render, rollups, sections, site, slices)
-from .audience import check_audiences
-from .config import Audience, Config
-from .context import BuildContext, with_archived_rollups
-from .errors import PdfTimeout, ReportError, SourceError
-from .kpis.base import Section
-from .safecsv import neutralise
-from .sources import SPECS, Loaded
+from . import __version__
+from .compute import coverage, sections, slices
+from .compute import document as kpis
+from .compute.context import BuildContext, with_archived_rollups
+from .compute.coverage import data_span
+from .core import memory, periods, rollups
+from .core.config import Audience, Config
+from .core.errors import ReportError, SourceError
+from .core.quality import Loaded
+from .core.registry import sources
+from .core.values import Section
+from .ingest.engine.load import load
+from .present import charts, site
+from .present import html as render
+from .present.audience import check_audiences
+from .present.export import tables_csv
+from .present.pdf import PdfJob, render_pdfs, start_pdf_workers
+from .store import archive, files, owner
+from .store.paths import report_folder
+from .store.publish import (
+    stage_copy,
+    staging_folder,
+    undo_on_failure,
+    write_manifest,
+    write_side_files,
+)
 
 log = logging.getLogger(__name__)
+
+
 FORMATS = ("pdf", "html", "both")
 
 
@@ -43,24 +52,6 @@ class BuildResult:
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     document: dict[str, Any] = field(default_factory=dict)
-
-
-def data_span(frames: Mapping[str, pd.DataFrame | rollups.Rollup]
-              ) -> tuple[pd.Timestamp, pd.Timestamp] | None:
-    """First and last event over the sources' period columns (a ticket's later
-    resolution time does not stretch the data's span; a rollup's from its times table)."""
-    lows, highs = [], []
-    for name, frame in frames.items():
-        if isinstance(frame, rollups.Rollup):
-            if frame.span is not None:
-                lows.append(frame.span[0].tz_convert(frame.tz))
-                highs.append(frame.span[1].tz_convert(frame.tz))
-            continue
-        col = SPECS[name].time
-        if len(frame) and frame[col].notna().any():
-            lows.append(frame[col].min())
-            highs.append(frame[col].max())
-    return (min(lows), max(highs)) if lows else None
 
 
 def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | None = None,
@@ -82,20 +73,15 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
         raise ReportError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}.")
     data_dir, output_dir = Path(data_dir or config.data_dir), Path(output_dir or config.output_dir)
     staging: list[Path] = []
-    with _undo_on_failure(output_dir, staging), \
+    with undo_on_failure(output_dir, staging), \
             archive.build_lock(output_dir, config.lock_timeout_s), \
             archive.Archive(output_dir) as store:
         files.sweep_temporary_files(output_dir / "reports")
-        build_id = guard.claim(output_dir)    # a killed build's PDF workers lose the folder
+        build_id = owner.take_over(output_dir)    # a killed build's PDF workers lose the folder
         with stage("load"):
-            loaded = engines.load(config, data_dir, period=period, now=now, progress=on_progress)
-            if strict and loaded.errors:
-                raise SourceError(loaded.errors[0])
-            span = data_span(loaded.frames)
-            p = periods.resolve(period, config.tz, span, now,
-                                coverage.last_complete_day(loaded.frames, config.tz))
-            covered = coverage.require_some(coverage.compute(loaded.frames, p), span)
-        _start_pdf_workers(fmt, len(names))    # after the load's workers: not beside them
+            loaded, p, span, covered = _load(config, data_dir, period, now, strict,
+                                             on_progress)
+        start_pdf_workers(fmt, len(names))    # after the load's workers: not beside them
         with stage("context"):
             loaded.frames = with_archived_rollups(store, loaded.frames, p)
             ctx, sliced = _contexts(store, config, p, names, loaded.quality)
@@ -103,8 +89,8 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
         with stage("sections"):
             computed, document = _sections(loaded.frames, loaded.quality, ctx, covered)
             slice_builds = [_compute_slice(a, c, loaded, warnings, covered) for a, c in sliced]
-        final = files.report_folder(output_dir, p.id)
-        staging.append(_stage_copy(final, staging_folder(output_dir, p.id)))
+        final = report_folder(output_dir, p.id)
+        staging.append(stage_copy(final, staging_folder(output_dir, p.id)))
         result = BuildResult(p, staging[0], warnings=warnings, document=document)
         with stage("charts"):
             drawn = _draw(computed, slice_builds, result.folder / "html" / "charts", covered)
@@ -113,16 +99,37 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
             jobs, archived = _render_html(ctx, computed, drawn, document, page, fmt, result,
                                           (output_dir, build_id), slice_builds)
         with stage("pdf"):
-            result.files.extend(_render_pdfs(jobs))
+            result.files.extend(render_pdfs(jobs))
         with stage("write"):
-            result.files.extend(_write_side_files(result.folder, loaded, document, slice_builds))
-            result.files.append(_manifest(result.folder, config, loaded, p, names, built_at,
-                                          result, stage.timings))
+            result.files.extend(write_side_files(
+                result.folder, loaded, document,
+                {sb.audience.name: sb.document for sb in slice_builds}))
+            result.files.append(write_manifest(result.folder, config, loaded, p, names,
+                                               built_at, document, result.files,
+                                               stage.timings))
         with stage("archive"):
             _record(store, config, loaded, result, archived, computed, built_at, stage.timings,
                     final, {sb.audience.name: sb.document["kpis"] for sb in slice_builds})
     result.timings = stage.timings
     return result
+
+
+def _load(config: Config, data_dir: Path, period: str, now: datetime | None, strict: bool,
+          progress: Callable[[str], None] | None
+          ) -> tuple[Loaded, periods.Period, tuple[pd.Timestamp, pd.Timestamp] | None,
+                     coverage.Coverage]:
+    """The sources, read for `period`, which is resolved once: a week or a range before the
+    load (its window bounds what configured sources read), latest and all after it (they
+    end where the data does); stops when no source has a row in the period."""
+    p = periods.named(period, config.tz, now)
+    loaded = load(config, data_dir, periods.window_of(period, p), now=now, progress=progress)
+    if strict and loaded.errors:
+        raise SourceError(loaded.errors[0])
+    span = data_span(loaded.frames)
+    if p is None:
+        p = periods.resolve(period, config.tz, span, now,
+                            coverage.last_complete_day(loaded.frames, config.tz))
+    return loaded, p, span, coverage.require_some(coverage.compute(loaded.frames, p), span)
 
 
 def _sections(frames: Mapping[str, pd.DataFrame], quality: Mapping[str, Any],
@@ -132,7 +139,7 @@ def _sections(frames: Mapping[str, pd.DataFrame], quality: Mapping[str, Any],
     KPIs are never good nor compared; money carries the currency; then the kpis.json
     document, with the coverage."""
     computed = sections.compute_all(frames, ctx)
-    computed = coverage.untrusted(computed, sections.sources(), covered)
+    computed = coverage.untrusted(computed, sources(), covered)
     computed = kpis.with_currency(computed, ctx.config.currency)
     document = kpis.document(computed, ctx.period, quality, {
         a.name: kpis.headline_keys(computed, a.sections) for a in ctx.audiences},
@@ -142,50 +149,9 @@ def _sections(frames: Mapping[str, pd.DataFrame], quality: Mapping[str, Any],
     return computed, document
 
 
-def staging_folder(output_dir: Path, period_id: str) -> Path:
-    """Where a build writes before its files and index rows become visible together."""
-    return output_dir / "reports" / f".staging-{period_id}-{os.getpid()}"
-
-
-@contextmanager
-def _undo_on_failure(output_dir: Path, staging: list[Path]) -> Iterator[None]:
-    """A failed build leaves nothing of itself; a full disk is one sentence."""
-    try:
-        yield
-    except Exception as exc:
-        for folder in staging:
-            shutil.rmtree(folder, ignore_errors=True)
-        if archive.is_disk_full(exc):
-            raise archive.no_space(output_dir) from None
-        raise
-
-
-def _stage_copy(final: Path, staging: Path) -> Path:
-    """The staging folder starts as the published one, in hard links (other audiences'
-    files stay); this build's files then replace their links. Staging folders of a
-    killed build go first (safe: we hold the build lock)."""
-    _sweep_staging(staging.parent)
-    if final.is_dir():
-        def link(src: str, dst: str) -> None:
-            try:
-                os.link(src, dst)
-            except OSError:
-                shutil.copy2(src, dst)
-        shutil.copytree(final, staging, copy_function=link)
-    staging.mkdir(parents=True, exist_ok=True)
-    return staging
-
-
-def _sweep_staging(folder: Path) -> None:
-    """Staging folders of a build that was killed; safe while we hold the build lock."""
-    for tmp in [*folder.glob(".staging-*"), *folder.glob(".*.old-*")] if folder.is_dir() else ():
-        log.info("removing %s, left by an interrupted build", tmp)
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def _contexts(store: archive.Archive, config: Config, p: periods.Period, names: list[str],
               quality: Mapping[str, Any]) -> tuple[BuildContext, list[tuple[Audience,
-                                                                          BuildContext]]]:
+                                                                            BuildContext]]]:
     """The whole data's context (audiences without filters), and each sliced audience's
     own (its slice's archived KPIs and trends)."""
     whole = [n for n in names if not config.audiences[n].filters]
@@ -198,7 +164,7 @@ def _draw(computed: Mapping[str, Section], slice_builds: list[SliceBuild], folde
           covered: coverage.Coverage) -> dict[str, str]:
     """The charts, gaps where a source has no data; a slice's in a folder of its own
     (`charts/<audience>/`)."""
-    days, missing = covered.days(), covered.missing_days(sections.sources())
+    days, missing = covered.days(), covered.missing_days(sources())
     for sb in slice_builds:
         sb.drawn = {k: f"{sb.audience.name}/{v}" for k, v in
                     charts.draw_all(sb.computed, folder / sb.audience.name, days,
@@ -238,21 +204,6 @@ def _render_html(ctx: BuildContext, computed: Mapping[str, Section], drawn: Mapp
                          [html_dir, render.template_dir(), assets], owner,
                          ctx.config.pdf_timeout_s))
     return jobs, archived
-
-
-def tables_csv(audience: Audience, computed: Mapping[str, Section]) -> str:
-    """Every table of the audience's sections as one CSV for pivoting: `section` and
-    `table` columns first, then the union of the tables' columns, raw values (not the
-    page's formatting); cells that a spreadsheet would run are made inert."""
-    parts = [t.frame.reset_index(drop=True).assign(section=name, table=t.name)
-             for name in audience.sections if name in computed
-             for t in computed[name].tables if len(t.frame)]
-    if not parts:
-        return "section,table\n"
-    frame = pd.concat(parts, ignore_index=True)
-    frame = frame[["section", "table", *[c for c in frame.columns
-                                         if c not in ("section", "table")]]]
-    return neutralise(frame).to_csv(index=False)
 
 
 def _record(store: archive.Archive, config: Config, loaded: Loaded, result: BuildResult,
@@ -338,153 +289,12 @@ class _Stages:
         log.info("%s done in %.2f s", self.current, seconds)
 
 
-def _start_pdf_workers(fmt: str, pdfs: int) -> None:
-    if fmt != "html" and (_pdf_worker_count(pdfs) > 1 or not _main_thread()):
-        _pdf_workers()
-
-
 def _page(p: periods.Period, config: Config, span: tuple[pd.Timestamp, pd.Timestamp] | None
           ) -> tuple[datetime, render.Page]:
     """The build's clock and what every audience's page shares."""
     built_at = datetime.now(config.tz)
     return built_at, render.Page(p, f"{built_at:%a %-d %b %Y %H:%M} {config.tz.key}",
                                  _span_text(span, config.tz), config.thresholds)
-
-
-def _pdf_workers() -> multiprocessing.context.BaseContext:
-    """The fork server the PDF workers start from; starting it once the data is loaded
-    lets it import WeasyPrint while the sections compute (not during the load, where its
-    memory would add to the load's workers')."""
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["reporting._forkserver", "reporting.render", "weasyprint"])
-    multiprocessing.forkserver.ensure_running()
-    return ctx
-
-
-def _pdf_worker_count(pdfs: int) -> int:
-    return min(pdfs, os.cpu_count() or 1)
-
-
-PdfJob = tuple[str, Path, Path, list[Path], tuple[Path, str] | None, float | None]
-
-
-def _render_pdfs(jobs: list[PdfJob]) -> list[Path]:
-    """One PDF per audience, in worker processes when there is more than one core."""
-    workers = _pdf_worker_count(len(jobs))
-    if not jobs:
-        return []
-    if workers <= 1 and _main_thread():
-        return [_pdf_job(job) for job in jobs]
-    # Off the main thread (the scheduler) a PDF renders in a worker process even alone:
-    # only a process's main thread can have the alarm that enforces pdf_timeout_s.
-    ctx = _pdf_workers()
-    # Longest documents first, so the two workers finish close together.
-    ordered = sorted(jobs, key=lambda job: len(job[0]), reverse=True)
-    # The workers die with the build (see _die_with_parent): a build killed during this
-    # stage leaves no worker behind to replace a later build's PDFs.
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_die_with_parent,
-                             initargs=(os.getpid(),)) as pool:
-        done = dict(zip([job[2] for job in ordered], pool.map(_pdf_job, ordered)))
-    return [done[job[2]] for job in jobs]
-
-
-def _pdf_job(job: PdfJob) -> Path:
-    html, base_dir, target, roots, owner, timeout = job
-    if not timeout or not _main_thread():
-        return render.write_pdf(html, base_dir, target, roots, owner=owner)
-
-    late = PdfTimeout(f"The {target.stem} PDF took longer than {timeout:g} s to render "
-                      f"and was stopped (pdf_timeout_s in the config); its HTML version "
-                      f"is {base_dir / (target.stem + '.html')}.")
-    fired: list[bool] = []
-
-    def expired(*_: object) -> None:
-        fired.append(True)
-        raise late
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, timeout)
-    try:
-        written = render.write_pdf(html, base_dir, target, roots, owner=owner)
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-    if fired:    # the alarm's exception was caught inside WeasyPrint: still too late
-        raise late
-    return written
-
-
-def _main_thread() -> bool:
-    return threading.current_thread() is threading.main_thread()
-
-
-def _die_with_parent(build_pid: int) -> None:
-    """Worker initializer: SIGKILL when the fork server (the worker's parent) dies, and the
-    fork server dies with the build (PR_SET_PDEATHSIG, Linux; elsewhere a no-op)."""
-    from ._forkserver import die_with_parent
-
-    if die_with_parent() and not os.path.exists(f"/proc/{build_pid}"):
-        os._exit(1)                              # the build died before prctl ran
-
-
-def _write_side_files(folder: Path, loaded: Loaded, document: dict[str, Any],
-                      slice_builds: list[SliceBuild] = ()) -> list[Path]:
-    written = [files.atomic_write(folder / "kpis.json",
-                                  json.dumps(document, indent=2, default=str) + "\n")]
-    written += [files.atomic_write(folder / f"kpis-{sb.audience.name}.json",
-                                   json.dumps(sb.document, indent=2, default=str) + "\n")
-                for sb in slice_builds]
-    for source, frame in loaded.rejected.items():
-        written.append(files.atomic_write(folder / "rejected" / f"{source}.csv",
-                                          neutralise(frame).to_csv(index=False)))
-    return written
-
-
-def _manifest(folder: Path, config: Config, loaded: Loaded, p: periods.Period,
-              names: list[str], built_at: datetime, result: BuildResult,
-              timings: Mapping[str, float]) -> Path:
-    """manifest.json: every file in the period's folder with the build that wrote it. A file
-    an earlier build wrote from other KPI values, and this build did not rewrite, disagrees
-    with the new kpis.json: it is removed (the files table and `send` never meet it)."""
-    build_id = built_at.isoformat(timespec="seconds")
-    digest = kpis.digest(result.document)
-    outputs = {}
-    for f in result.files:
-        data = f.read_bytes()
-        outputs[str(f.relative_to(folder))] = {"sha256": hashlib.sha256(data).hexdigest(),
-                                               "size": len(data), "build": build_id,
-                                               "kpis": digest}
-    earlier = _earlier_outputs(folder / "manifest.json")
-    for f in sorted(x for x in folder.rglob("*") if x.is_file()):
-        rel = str(f.relative_to(folder))
-        if rel in outputs or rel == "manifest.json" or f.parent.name == "charts":
-            continue
-        old = earlier.get(rel)
-        if old and old.get("kpis") == digest:
-            outputs[rel] = old            # an earlier build from the same KPI values
-        elif old is not None or f.suffix in (".pdf", ".html", ".csv"):
-            log.info("removing %s: an earlier build of %s wrote it from other data", f, p.id)
-            f.unlink()
-        else:
-            outputs[rel] = {"sha256": None, "size": f.stat().st_size, "build": None,
-                            "kpis": None}
-    manifest = {
-        "version": __version__, "built_at": build_id, "kpis": digest,
-        "seconds": round(sum(timings.values()), 3), "timings": dict(timings),
-        "config_hash": config.digest(), "period": p.as_dict(), "audiences": names,
-        "inputs": {name: {"path": q.file, "sha256": q.sha256, "rows": q.rows, "valid": q.valid,
-                          "rejected": q.rows - q.valid, "status": q.status}
-                   for name, q in loaded.quality.items()},
-        "outputs": dict(sorted(outputs.items())),
-    }
-    return files.atomic_write(folder / "manifest.json", json.dumps(manifest, indent=2) + "\n")
-
-
-def _earlier_outputs(path: Path) -> dict[str, dict[str, Any]]:
-    try:
-        return dict(json.loads(path.read_text()).get("outputs", {}))
-    except (OSError, ValueError, AttributeError):
-        return {}
 
 
 def _span_text(span: tuple[pd.Timestamp, pd.Timestamp] | None, tz: Any) -> str:

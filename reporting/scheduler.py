@@ -15,45 +15,44 @@ time.
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
-from apscheduler.job import Job
-from apscheduler.jobstores.base import BaseJobStore, ConflictingIdError, JobLookupError
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
-from zoneinfo import ZoneInfo
 
-from .archive import Archive, now_iso
-from .config import Audience, Config
-from .errors import ConfigError, ReportError
+from .core.config import Audience, Config
+from .core.errors import ConfigError, ReportError
+from .store.archive import Archive
+from .store.jobstore import RUN_JOB, PlainJobStore, ReportTrigger
+from .store.ledger import now_iso
 
 log = logging.getLogger(__name__)
+
+
 PREFIX = "report-"
-RUN_JOB = "reporting.scheduler:run_in_child"   # the only callable a stored job names
+
 _children: dict[int, subprocess.Popen[bytes]] = {}   # jobs running now, by pid
 _children_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
-class Settings:
+class JobSettings:
     """What a job needs, as plain picklable values (stored with the job)."""
 
     config_path: str | None
@@ -91,162 +90,12 @@ def scheduled(config: Config) -> dict[str, Audience]:
     return wanted
 
 
-class ReportTrigger(CronTrigger):
-    """A cron trigger that remembers its crontab text: what the job store keeps."""
-
-    __slots__ = ("crontab",)
-
-    @classmethod
-    def parse(cls, cron: str, tz: Any) -> ReportTrigger:
-        trigger = cls.from_crontab(cron, timezone=tz)
-        trigger.crontab = cron
-        return trigger
-
-
 def trigger_for(cron: str, config: Config) -> CronTrigger:
     try:
         return ReportTrigger.parse(cron, config.tz)
     except ValueError as exc:
         raise ConfigError(f"Schedule {cron!r} is not a 5-field cron expression "
                           f"(minute hour day month weekday): {exc}.") from None
-
-
-class PlainJobStore(BaseJobStore):
-    """Jobs as JSON rows in SQLite: nothing stored is executed, unpickled or imported.
-
-    A file that is not a readable store is moved aside with a warning and a new one is
-    made (the jobs come back from the config); a row that does not read as a job is
-    dropped with a warning, for the same reason."""
-
-    TABLE = "report_jobs"
-
-    def __init__(self, path: Path) -> None:
-        super().__init__()
-        self.path = Path(path)
-
-    def _db(self) -> closing[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        return closing(db)
-
-    def start(self, scheduler: Any, alias: str) -> None:
-        super().start(scheduler, alias)
-        try:
-            self._open()
-        except sqlite3.DatabaseError as exc:
-            aside = self.path.with_name(
-                f"{self.path.name}.corrupt-{datetime.now():%Y%m%dT%H%M%S}")
-            os.rename(self.path, aside)
-            log.warning("%s is not a readable job store (%s); moved it to %s and rebuilt "
-                        "the jobs from the config (a run missed meanwhile is not known)",
-                        self.path, exc, aside.name)
-            self._open()
-
-    def _open(self) -> None:
-        with self._db() as db:
-            db.execute(f"CREATE TABLE IF NOT EXISTS {self.TABLE} (id TEXT PRIMARY KEY,"
-                       " next_run_time REAL, state TEXT NOT NULL)")
-            legacy = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"
-                                " AND name = 'apscheduler_jobs'").fetchone()
-            if legacy:     # an older version's pickled jobs: never loaded, dropped
-                db.execute("DROP TABLE apscheduler_jobs")
-                log.warning("%s held jobs in the older pickled form; they were dropped "
-                            "unread and rebuilt from the config", self.path)
-            db.execute(f"SELECT COUNT(*) FROM {self.TABLE}").fetchone()
-
-    @staticmethod
-    def _state(job: Job) -> str:
-        if job.func_ref != RUN_JOB or not isinstance(job.trigger, ReportTrigger):
-            raise ValueError(f"job {job.id}: only report jobs with a cron schedule are stored")
-        if not all(a is None or isinstance(a, str) for a in job.args) or \
-                not all(v is None or isinstance(v, str) for v in job.kwargs.values()):
-            raise ValueError(f"job {job.id}: only text arguments are stored")
-        return json.dumps({
-            "cron": job.trigger.crontab, "timezone": str(job.trigger.timezone),
-            "args": list(job.args), "kwargs": dict(job.kwargs), "name": job.name,
-            "executor": job.executor, "misfire_grace_time": job.misfire_grace_time,
-            "coalesce": job.coalesce, "max_instances": job.max_instances})
-
-    def _job(self, jid: str, next_run: float | None, text: str) -> Job | None:
-        try:
-            state = json.loads(text)
-            trigger = ReportTrigger.parse(state["cron"], ZoneInfo(state["timezone"]))
-            args, kwargs = state["args"], state["kwargs"]
-            if not (isinstance(args, list) and isinstance(kwargs, dict) and all(
-                    a is None or isinstance(a, str) for a in [*args, *kwargs.values()])):
-                raise ValueError("arguments are not text")
-            grace = state["misfire_grace_time"]
-            if grace is not None and not isinstance(grace, (int, float)):
-                raise ValueError("misfire_grace_time is not a number")
-            job = Job.__new__(Job)
-            job.__setstate__({
-                "version": 1, "id": jid, "func": RUN_JOB, "trigger": trigger,
-                "executor": str(state["executor"]), "args": tuple(args), "kwargs": kwargs,
-                "name": str(state["name"]), "misfire_grace_time": grace,
-                "coalesce": bool(state["coalesce"]),
-                "max_instances": int(state["max_instances"]),
-                "next_run_time": None if next_run is None else
-                datetime.fromtimestamp(float(next_run), timezone.utc).astimezone(
-                    trigger.timezone)})
-        except Exception as exc:   # a damaged row: the config brings the job back
-            log.warning("%s: job %s does not read as a job (%s); dropped, and rebuilt from "
-                        "the config", self.path, jid, exc)
-            with self._db() as db:
-                db.execute(f"DELETE FROM {self.TABLE} WHERE id = ?", (jid,))
-            return None
-        job._scheduler = self._scheduler
-        job._jobstore_alias = self._alias
-        return job
-
-    def _jobs(self, where: str = "", params: tuple[Any, ...] = ()) -> list[Job]:
-        with self._db() as db:
-            rows = db.execute(f"SELECT id, next_run_time, state FROM {self.TABLE} {where}"
-                              " ORDER BY next_run_time IS NULL, next_run_time, id",
-                              params).fetchall()
-        return [j for j in (self._job(*r) for r in rows) if j is not None]
-
-    def lookup_job(self, job_id: str) -> Job | None:
-        found = self._jobs("WHERE id = ?", (job_id,))
-        return found[0] if found else None
-
-    def get_due_jobs(self, now: datetime) -> list[Job]:
-        return self._jobs("WHERE next_run_time <= ?", (now.timestamp(),))
-
-    def get_next_run_time(self) -> datetime | None:
-        with self._db() as db:
-            row = db.execute(f"SELECT MIN(next_run_time) FROM {self.TABLE}").fetchone()
-        return None if row[0] is None else datetime.fromtimestamp(row[0], timezone.utc)
-
-    def get_all_jobs(self) -> list[Job]:
-        return self._jobs()
-
-    @staticmethod
-    def _when(job: Job) -> float | None:
-        return job.next_run_time.timestamp() if job.next_run_time else None
-
-    def add_job(self, job: Job) -> None:
-        try:
-            with self._db() as db:
-                db.execute(f"INSERT INTO {self.TABLE} VALUES (?,?,?)",
-                           (job.id, self._when(job), self._state(job)))
-        except sqlite3.IntegrityError:
-            raise ConflictingIdError(job.id) from None
-
-    def update_job(self, job: Job) -> None:
-        with self._db() as db:
-            done = db.execute(f"UPDATE {self.TABLE} SET next_run_time = ?, state = ?"
-                              " WHERE id = ?", (self._when(job), self._state(job), job.id))
-        if not done.rowcount:
-            raise JobLookupError(job.id)
-
-    def remove_job(self, job_id: str) -> None:
-        with self._db() as db:
-            done = db.execute(f"DELETE FROM {self.TABLE} WHERE id = ?", (job_id,))
-        if not done.rowcount:
-            raise JobLookupError(job_id)
-
-    def remove_all_jobs(self) -> None:
-        with self._db() as db:
-            db.execute(f"DELETE FROM {self.TABLE}")
 
 
 @contextmanager
@@ -281,7 +130,7 @@ def _scheduler(kind: type, config: Config, output_dir: Path) -> Any:
         timezone=config.tz)
 
 
-def sync(config: Config, settings: Settings) -> list[dict[str, Any]]:
+def sync(config: Config, settings: JobSettings) -> list[dict[str, Any]]:
     """Make the stored jobs match the config; returns what changed (for the log)."""
     output_dir = Path(settings.output_dir)
     scheduler = _scheduler(OfflineScheduler, config, output_dir)
@@ -314,7 +163,7 @@ def sync(config: Config, settings: Settings) -> list[dict[str, Any]]:
     return changes
 
 
-def jobs(config: Config, settings: Settings) -> list[dict[str, Any]]:
+def jobs(config: Config, settings: JobSettings) -> list[dict[str, Any]]:
     """The stored jobs with their next run and the last run's result."""
     output_dir = Path(settings.output_dir)
     scheduler = _scheduler(OfflineScheduler, config, output_dir)
@@ -358,8 +207,9 @@ def run_job(config_path: str | None, audience: str, data_dir: str, output_dir: s
             scheduled_for: str | None = None) -> None:
     """Build one audience's report for its period and mail it; record the run (a row in
     state "running" first, so a run that is stopped is never silent)."""
+    # lazy: start-up time (the scheduler never builds; its job's child process does)
     from .build import build
-    from .delivery import deliver, failure_sentence
+    from .deliver.reports import deliver, failure_sentence
 
     clock = time.monotonic()
     jid = job_id(audience)
@@ -372,6 +222,7 @@ def run_job(config_path: str | None, audience: str, data_dir: str, output_dir: s
     try:
         config = Config.load(config_path) if config_path else Config()
         if audience == ALERTS:        # incident detection, not a report
+            # lazy: start-up time (the scheduler never builds; its job's child process does)
             from . import alerts
             alerts.raise_if_failed(alerts.run(config, Path(data_dir), Path(output_dir)))
         else:
@@ -408,8 +259,10 @@ def _notify_failure(config: Config, output_dir: Path, audience: str, error: str)
     to = config.scheduler.notify_on_failure
     if not to:
         return
-    from .delivery import new_message, send
-    from .files import atomic_write
+    # lazy: start-up time (the scheduler imports mail only to report a failure)
+    from .deliver.compose import new_message
+    from .deliver.smtp import send
+    from .store.files import atomic_write
 
     msg = new_message(config.smtp, f"Scheduled {audience} report failed", [to])
     msg.set_content(f"The scheduled {audience} report failed at {now_iso()}:\n\n{error}\n")
@@ -424,7 +277,7 @@ def _notify_failure(config: Config, output_dir: Path, audience: str, error: str)
         log.error("could not send the failure notice: %s", exc)
 
 
-def serve(config: Config, settings: Settings, *, stop: threading.Event | None = None,
+def serve(config: Config, settings: JobSettings, *, stop: threading.Event | None = None,
           grace_s: float | None = None) -> None:
     """Run until SIGTERM/SIGINT (or `stop`); a job in progress gets `grace_s` (default
     `scheduler.stop_grace_s`) to finish, then is ended and recorded as interrupted."""
@@ -471,7 +324,7 @@ def _on_event(config: Config, output_dir: Path) -> Any:
     return on_event
 
 
-def _run_interrupted_again(scheduler: Any, config: Config, settings: Settings) -> int:
+def _run_interrupted_again(scheduler: Any, config: Config, settings: JobSettings) -> int:
     """Runs left "running" by a scheduler that was killed are interrupted; the newest run
     of a job that was interrupted runs again now when it started within the grace time.
     Returns how many jobs are scheduled."""

@@ -19,14 +19,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote
 
-from .errors import ReportError
+from .core.errors import ReportError
 
 log = logging.getLogger(__name__)
+
 
 PUBLISHED = ("index.html", "assets", "site", "reports")   # what of output/ the site is
 TYPES = {".svg": "image/svg+xml", ".json": "application/json", ".csv": "text/csv",
          ".ttf": "font/ttf", ".html": "text/html", ".pdf": "application/pdf",
          ".css": "text/css"}
+
 # No page of ours runs a script; the browser is told so.
 CSP = ("default-src 'none'; img-src 'self'; font-src 'self'; style-src 'unsafe-inline'; "
        "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
@@ -174,4 +176,3 @@ def serve(output_dir: Path, host: str, port: int,
     finally:
         signal.signal(signal.SIGTERM, previous)
         server.server_close()
-

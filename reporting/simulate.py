@@ -12,7 +12,6 @@ shift, a memory creep) can be injected instead. What was injected is written to
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -23,10 +22,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from .errors import ReportError
-from .files import atomic_path
-
-log = logging.getLogger(__name__)
+from .core.errors import ReportError
+from .store.files import atomic_path
 
 API_ROWS_PER_WEEK = {"tiny": 10_000, "small": 50_000, "medium": 500_000, "large": 5_000_000}
 DEFAULT_START = date(2026, 10, 19)   # a Monday: 4 weeks end with 2026-W46

@@ -1,17 +1,17 @@
 """Shared fixtures: the seed data, small frames loaded through the real loader, periods."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from zoneinfo import ZoneInfo
-
-import os
 
 import pandas as pd
 import pytest
 
-from reporting.config import Thresholds
-from reporting.periods import Period, date_range
-from reporting.sources import SPECS, load_source
+from reporting.core.config import Thresholds
+from reporting.core.contracts import SPECS
+from reporting.core.periods import Period, date_range
+from reporting.ingest.folder import load_source
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT.parent / "shared" / "seed-data"

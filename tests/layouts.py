@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from reporting.sources import SPECS
+from reporting.core.contracts import SPECS
 
 # Database tables use the team's own names; the configured query maps them back.
 TICKETS_SQL = ("select id as ticket_id, opened as created_at, closed as resolved_at, "

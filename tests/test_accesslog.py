@@ -12,12 +12,12 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 
-from reporting.accesslog import compile_format, fold_endpoint
 from reporting.build import build
-from reporting.config import Config
-from reporting.errors import SourceError
-from reporting.sources import load_all
+from reporting.core.config import Config
+from reporting.core.errors import SourceError
+from reporting.ingest.accesslog import compile_format, fold_endpoint
 
+from .rows import load_all
 from .servers import nginx
 
 UTC = ZoneInfo("UTC")

@@ -13,12 +13,12 @@ import pytest
 from click.testing import CliRunner
 
 from reporting import alerts
-from reporting.archive import Archive
 from reporting.cli import main
-from reporting.config import Config
-from reporting.errors import ConfigError
-from reporting.scheduler import ALERTS, Settings, job_id, jobs, sync
+from reporting.core.config import Config
+from reporting.core.errors import ConfigError
+from reporting.scheduler import ALERTS, JobSettings, job_id, jobs, sync
 from reporting.simulate import simulate
+from reporting.store.archive import Archive
 
 from .test_channels import hooks  # noqa: F401 (fixture)
 from .test_delivery import server  # noqa: F401 (fixture)
@@ -118,8 +118,8 @@ def test_reporting_alert_cli_and_the_scheduler_job(tmp_path):
     r = CliRunner().invoke(main, args)
     assert "0 new incident(s) alerted, 1 alerted before" in r.output
     config = Config.load(tmp_path / "report.toml")
-    settings = Settings(str(tmp_path / "report.toml"), str(tmp_path / "data"),
-                        str(tmp_path / "out"))
+    settings = JobSettings(str(tmp_path / "report.toml"), str(tmp_path / "data"),
+                           str(tmp_path / "out"))
     sync(config, settings)
     [job] = [j for j in jobs(config, settings) if j["id"] == job_id(ALERTS)]
     assert job["cron"] == "15 * * * *" and job["next_run"].endswith(":15:00+00:00")

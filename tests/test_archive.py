@@ -11,9 +11,12 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from reporting.archive import MIGRATIONS, SCHEMA_VERSION, Archive, build_lock
 from reporting.cli import build_report, main
+from reporting.compute.incidents.signals import TIME_COLUMNS
+from reporting.core.errors import ReportError
 from reporting.simulate import simulate
+from reporting.store.archive import Archive, build_lock
+from reporting.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 
 def run(cmd, args):
@@ -167,7 +170,6 @@ def test_an_index_from_a_newer_version_is_refused(tmp_path):
     db = sqlite3.connect(tmp_path / "archive.sqlite")
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     db.close()
-    from reporting.errors import ReportError
     with pytest.raises(ReportError, match="written by a newer version"):
         Archive(tmp_path)
 
@@ -180,7 +182,6 @@ def test_archive_commands_without_an_archive(tmp_path):
 def test_incident_baselines_come_from_the_archive(tmp_path):
     """Weeks 43-44 built from full data, week 45 from a folder holding only week 45: the
     outage in week 45 is judged against the archived hours, as with the full data."""
-    from reporting.incidents import TIME_COLUMNS
     simulate(tmp_path / "full", weeks=3, scale="tiny", seed=14, fmt="parquet")
     (tmp_path / "w45").mkdir()
     start = pd.Timestamp("2026-11-02", tz="UTC")
@@ -319,7 +320,7 @@ def test_prune_keeps_n_of_each_kind_of_period(tmp_path, two_weeks):
 def test_a_new_archive_logs_once_and_the_parquet_export_keeps_instants(tmp_path, two_weeks,
                                                                        caplog):
     import logging
-    with caplog.at_level(logging.INFO, logger="reporting.archive"):
+    with caplog.at_level(logging.INFO, logger="reporting.store.archive"):
         Archive(tmp_path / "new").db.close()
     assert [r.getMessage() for r in caplog.records] == [
         f"archive {tmp_path / 'new' / 'archive.sqlite'} created (schema {SCHEMA_VERSION})"]

@@ -10,12 +10,17 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 
-from reporting import archive, context, engines, periods, rollups
-from reporting.archive import Archive
 from reporting.build import build
-from reporting.config import Config
+from reporting.compute import context
+from reporting.core import periods, rollups
+from reporting.core.config import Config
+from reporting.core.contracts import HIGH_VOLUME, SPECS
+from reporting.core.periods import window_for
+from reporting.ingest.engine import load
 from reporting.simulate import simulate
-from reporting.sources import SPECS
+from reporting.store import archive
+from reporting.store.archive import Archive
+from reporting.store.files import swap_in
 
 UTC = ZoneInfo("UTC")
 W45 = {"id": "2026-W45", "start": "2026-11-02T00:00:00+00:00",
@@ -156,7 +161,7 @@ def test_a_failed_build_leaves_no_rollups_and_the_earlier_ones_as_they_were(
     """`kpis`: the transaction fails before the rollups are swapped in; `swap`: after (the
     report folder's swap fails): either way the rows roll back and the folder with them."""
     record(tmp_path, W45, ARCHIVED, "2026-11-10T00:00:00+00:00")
-    original = archive._swap_in
+    original = swap_in
 
     def broken(staging: Path, final: Path):
         if final.parent.name == "reports":
@@ -166,7 +171,7 @@ def test_a_failed_build_leaves_no_rollups_and_the_earlier_ones_as_they_were(
     if fails == "kpis":
         monkeypatch.setattr(archive, "_write_kpis", lambda *a: 1 / 0)
     else:
-        monkeypatch.setattr(archive, "_swap_in", broken)
+        monkeypatch.setattr(archive, "swap_in", broken)
     (tmp_path / "stage").mkdir()
     for period, built_at in ((W45, "2026-11-11T00:00:00+00:00"),
                              ({**W45, "id": "2026-W44", "start": "2026-10-26T00:00:00+00:00",
@@ -219,7 +224,7 @@ def fortnight(tmp_path_factory):
 
 
 def loaded(config: Config, data: Path) -> dict:
-    return engines.load(config, data, period="2026-W44").frames
+    return load.load(config, data, window_for(periods.week(2026, 44, config.tz))).frames
 
 
 def comparable(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -238,7 +243,7 @@ def test_the_archived_rollups_fill_the_week_the_inputs_no_longer_hold(fortnight)
     assert partial["api_logs"].span[0] >= p.start            # the inputs lack W43
     with Archive(out) as store:
         merged = context.with_archived_rollups(store, partial, p)
-    for source in rollups.HIGH_VOLUME:
+    for source in HIGH_VOLUME:
         for name, spec in rollups.TABLES[source].items():
             keys = list(spec.keys)
             pd.testing.assert_frame_equal(

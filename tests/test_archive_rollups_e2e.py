@@ -15,9 +15,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from reporting import rollups, sections
 from reporting.build import build
-from reporting.config import Config
+from reporting.core.config import Config
+from reporting.core.contracts import HIGH_VOLUME
+from reporting.core.registry import sources
 from tests.test_archive_rollups import two_weeks
 
 UTC = ZoneInfo("UTC")
@@ -47,7 +48,7 @@ def documents(tmp_path_factory):
 
 
 def high_volume_kpis(document: dict) -> dict:
-    wanted = {s for s, src in sections.sources().items() if src in rollups.HIGH_VOLUME}
+    wanted = {s for s, src in sources().items() if src in HIGH_VOLUME}
     return {k: v for k, v in document["kpis"].items() if k.split(".")[0] in wanted
             and isinstance(v["value"], (int, float)) and not isinstance(v["value"], bool)}
 

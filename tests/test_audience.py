@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from reporting.audience import audience_view, check_audiences
-from reporting.config import DEFAULT_AUDIENCES
-from reporting.errors import ReportError
+from reporting.core.config import DEFAULT_AUDIENCES
+from reporting.core.errors import ReportError
+from reporting.present.audience import audience_view, check_audiences
 
 DOC = {
     "kpis": {"api.p95_ms": {"value": 250.0, "previous": 200.0, "unit": "ms", "status": "good"},

@@ -4,8 +4,9 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
-from reporting import archive, build
-from reporting.config import Config
+from reporting import build
+from reporting.core.config import Config
+from reporting.store import archive
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 STAGES = ["load", "context", "sections", "charts", "html", "pdf", "write", "archive"]

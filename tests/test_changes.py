@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import pytest
 
-from reporting.formatting import delta
-from reporting.kpis.base import KPI
-from reporting.render import kpi_view
+from reporting.compute.document import with_currency
+from reporting.core.config import Config
+from reporting.core.errors import ConfigError
+from reporting.core.formatting import delta, value
+from reporting.core.values import KPI, Section
+from reporting.present.html import kpi_view
 
 
 @pytest.mark.parametrize("value, previous, unit, better, text, arrow, tone", [
@@ -41,12 +44,6 @@ def test_the_tile_reads_points():
 
 
 def test_money_carries_the_currency_and_kpis_json_is_rounded():
-    from reporting.config import Config
-    from reporting.errors import ConfigError
-    from reporting.formatting import value
-    from reporting.kpis import with_currency
-    from reporting.kpis.base import Section
-
     k = KPI("cart.abandoned_value", "Abandoned value", 134106.91000000003, 120000.0,
             "money", None, "down")
     assert k.as_dict()["value"] == 134106.91

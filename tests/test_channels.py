@@ -15,15 +15,15 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from reporting import formatting
-from reporting.archive import Archive
-from reporting.audience import audience_view
-from reporting.channels import Channel
 from reporting.cli import build_report, main
-from reporting.config import Config
-from reporting.delivery import deliver
-from reporting.errors import ConfigError
+from reporting.core import formatting
+from reporting.core.config import Config
+from reporting.core.errors import ConfigError
+from reporting.deliver.channels import Channel
+from reporting.deliver.reports import deliver
+from reporting.present.audience import audience_view
 from reporting.simulate import simulate
+from reporting.store.archive import Archive
 
 from .test_delivery import built, out  # noqa: F401 (fixtures: executive and it of 2026-W43)
 
@@ -205,7 +205,7 @@ def test_build_report_deliver_sends_mail_and_channels_email_only_mail(hooks, tmp
 
 
 def test_a_missing_secret_variable_is_a_failure_naming_the_variable_not_a_crash(out,
-                                                                                 monkeypatch):
+                                                                                monkeypatch):
     monkeypatch.delenv("NO_SUCH_TOKEN", raising=False)
     config = config_for({"it": ["mmost://chat.example.com/{NO_SUCH_TOKEN}"]})
     outcome = deliver(config, out, PERIOD, ["it"], sleep=no_sleep)

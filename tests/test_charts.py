@@ -7,8 +7,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from reporting import charts
-from reporting.kpis.base import Chart
+from reporting.compute import sections
+from reporting.compute.context import BuildContext
+from reporting.compute.coverage import data_span
+from reporting.core.config import Config
+from reporting.core.periods import resolve
+from reporting.core.values import Chart
+from reporting.present import charts
+from reporting.present.charts import daily
+
+from .rows import load_all
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -37,9 +45,6 @@ def test_daily_charts_show_every_day_gaps_as_nan_and_weeks_past_five():
 
     import numpy as np
     import pandas as pd
-
-    from reporting.charts import daily
-    from reporting.kpis.base import Chart
 
     days = [date(2026, 11, 9) + timedelta(days=i) for i in range(7)]
     c = Chart("cart_value_by_day", "bar", "Abandoned cart value per day",
@@ -77,13 +82,6 @@ EXPECTED = {
 def sample_charts():
     """Every chart the sections draw for 2026-W46 (its incident week) of the shipped sample."""
     import dataclasses
-
-    from reporting import sections
-    from reporting.build import data_span
-    from reporting.config import Config
-    from reporting.context import BuildContext
-    from reporting.periods import resolve
-    from reporting.sources import load_all
 
     config = Config()
     loaded = load_all(Path(__file__).resolve().parent.parent / "data", config.tz)

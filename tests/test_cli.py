@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from pypdf import PdfReader
 
 from reporting.cli import build_report, main
-from reporting.config import DEFAULT_AUDIENCES
+from reporting.core.config import DEFAULT_AUDIENCES
 from reporting.simulate import simulate
 
 from .conftest import require_seed

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from reporting.config import Config
-from reporting.errors import ConfigError
+from reporting.core.config import Config
+from reporting.core.errors import ConfigError
 
 
 def test_defaults_without_a_file(tmp_path, monkeypatch):
@@ -82,8 +82,6 @@ def test_the_readme_config_example_loads(tmp_path):
 
 
 def test_funnel_steps_from_the_config_in_order():
-    from reporting.config import Config, ConfigError
-
     c = Config.from_dict({"funnel": {"search": ["search*", "*/search*"], "buy": "checkout"}})
     assert c.funnel == (("search", ("search*", "*/search*")), ("buy", ("checkout",)))
     with pytest.raises(ConfigError, match="funnel.buy must be a list of page patterns"):

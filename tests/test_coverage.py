@@ -11,13 +11,14 @@ import pytest
 from click.testing import CliRunner
 from pypdf import PdfReader
 
-from reporting import coverage, scheduler
-from reporting.archive import Archive
+from reporting import scheduler
 from reporting.cli import build_report
-from reporting.errors import NoDataError
-from reporting.kpis.base import KPI, Section
-from reporting.periods import date_range, resolve, week
+from reporting.compute import coverage
+from reporting.core.errors import NoDataError
+from reporting.core.periods import date_range, resolve, week
+from reporting.core.values import KPI, Section
 from reporting.simulate import simulate
+from reporting.store.archive import Archive
 
 UTC = ZoneInfo("UTC")
 
@@ -159,7 +160,6 @@ def test_latest_ends_on_the_last_day_covered_to_its_end():
     f = {"api_logs": pd.DataFrame({"timestamp": times.dt.tz_convert(warsaw)})}
     assert f"{coverage.last_complete_day(f, warsaw)}" == "2026-11-15"
     assert f"{coverage.last_complete_day(f, UTC)}" == "2026-11-15"
-    from reporting.periods import resolve
     p = resolve("latest", warsaw, (times.min(), times.max()), None,
                 coverage.last_complete_day(f, warsaw))
     assert p.id == "2026-W46"

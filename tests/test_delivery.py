@@ -16,10 +16,12 @@ from aiosmtpd.controller import Controller
 from click.testing import CliRunner
 
 from reporting.cli import build_report, main
-from reporting.config import Config
-from reporting.delivery import OUTBOX, compose, deliver
-from reporting.errors import ConfigError
+from reporting.core.config import Config
+from reporting.core.errors import ConfigError
+from reporting.deliver.compose import compose
+from reporting.deliver.reports import OUTBOX, deliver
 from reporting.simulate import simulate
+from reporting.store.archive import Archive
 
 from .conftest import pdf_text
 
@@ -140,7 +142,6 @@ def test_temporary_451_twice_is_retried_to_success(server, out):
     outcome = deliver(config_for(controller.port), out, PERIOD, ["it"], sleep=slept.append)
     assert not outcome.failed and len(handler.messages) == 1
     assert slept == [0.01, 0.02]                       # exponential backoff
-    from reporting.archive import Archive
     with Archive(out) as a:
         rows = a.deliveries(PERIOD)
     assert {(r["recipient"], r["status"], r["attempts"]) for r in rows} == {
@@ -155,7 +156,6 @@ def test_permanent_550_is_recorded_as_failed_without_retry(server, out):
     assert outcome.sent == [("it", "ops@example.com")]
     assert outcome.failed == [("it", "oncall@example.com", "550 No such user here")]
     assert slept == []
-    from reporting.archive import Archive
     with Archive(out) as a:
         row = [r for r in a.deliveries(PERIOD) if r["recipient"] == "oncall@example.com"][0]
     assert (row["status"], row["attempts"], row["last_error"]) == (
@@ -267,7 +267,6 @@ class LateAnswer(Recorder):
 
 
 def rows_of(out, period=PERIOD):
-    from reporting.archive import Archive
     with Archive(out) as a:
         return [(r["recipient"], r["status"]) for r in a.deliveries(period)]
 
@@ -377,8 +376,8 @@ def test_two_processes_sending_at_once_send_each_recipient_one_copy(out):
     controller = Controller(handler, hostname="127.0.0.1", port=free_port())
     controller.start()
     toml = write_toml(out, controller.port, 5)
-    code = ("import sys; from pathlib import Path; from reporting.config import Config;"
-            "from reporting.delivery import deliver;"
+    code = ("import sys; from pathlib import Path; from reporting.core.config import Config;"
+            "from reporting.deliver.reports import deliver;"
             f"o = deliver(Config.load('{toml}'), Path('{out}'), '{PERIOD}', ['it']);"
             "print(len(o.sent), len(o.skipped))")
     try:

@@ -13,10 +13,21 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from reporting import engines, rollups, sources
+from reporting import build
 from reporting.cli import build_report
-from reporting.config import Config, SourceConfig
-from reporting.errors import ConfigError, SourceError
+from reporting.core import rollups
+from reporting.core.config import Config, SourceConfig
+from reporting.core.contracts import HIGH_VOLUME
+from reporting.core.errors import ConfigError, SourceError
+from reporting.core.periods import Window
+from reporting.core.quality import Loaded
+from reporting.ingest.engine import load
+from reporting.ingest.engine import runners
+from reporting.ingest.engine.runners import EngineSettings
+from reporting.ingest.engine.tasks import CsvTask
+from reporting.ingest.validate import default_time_range
+
+from .rows import load_all
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = pd.Timestamp("2026-11-25T12:00Z")
@@ -31,16 +42,16 @@ def canon(table: pd.DataFrame) -> pd.DataFrame:
     return t.sort_values(list(t.columns)).reset_index(drop=True)
 
 
-def today(config: Config, data: Path) -> sources.Loaded:
+def today(config: Config, data: Path) -> Loaded:
     """Today's loader, then the rollups of its rows."""
-    loaded = sources.load_all(data, config.tz, config.columns,
-                              time_range=sources.default_time_range(NOW),
-                              sources=config.sources, period="all", now=NOW)
+    loaded = load_all(data, config.tz, config.columns,
+                      time_range=default_time_range(NOW),
+                      sources=config.sources, period="all", now=NOW)
     loaded.frames = rollups.from_frames(loaded.frames, config.tz)
     return loaded
 
 
-def assert_same(old: sources.Loaded, new: sources.Loaded) -> None:
+def assert_same(old: Loaded, new: Loaded) -> None:
     assert {n: q.as_dict() for n, q in old.quality.items()} == \
         {n: q.as_dict() for n, q in new.quality.items()}
     assert list(old.frames) == list(new.frames)
@@ -57,9 +68,9 @@ def assert_same(old: sources.Loaded, new: sources.Loaded) -> None:
         pd.testing.assert_frame_equal(bad, new.rejected[name], check_dtype=False)
 
 
-def chunked(config: Config, data: Path, **options) -> sources.Loaded:
-    settings = engines.Settings(**{"workers": 1, "chunk_rows": 1000, **options})
-    return engines.load_rollups(config, data, period="all", now=NOW, settings=settings)
+def chunked(config: Config, data: Path, **options) -> Loaded:
+    settings = EngineSettings(**{"workers": 1, "chunk_rows": 1000, **options})
+    return load.load(config, data, Window(), now=NOW, settings=settings)
 
 
 def test_sample_in_chunks_equals_todays_rollups() -> None:
@@ -168,7 +179,7 @@ def test_an_unreachable_scheduler_is_one_sentence_exit_2(tmp_path: Path, seed_di
     with socket.socket() as s:          # a loopback port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    monkeypatch.setattr(engines, "CONNECT_TIMEOUT", "1s")
+    monkeypatch.setattr(runners, "CONNECT_TIMEOUT", "1s")
     (tmp_path / "report.toml").write_text(
         f'engine = "dask"\ndask_scheduler = "tcp://127.0.0.1:{port}"\n')
     result = CliRunner().invoke(build_report, [
@@ -184,7 +195,7 @@ def test_engine_config_keys() -> None:
     config = Config.from_dict({"engine": "dask", "dask_scheduler": "tcp://sched:8786",
                                "workers": 3, "chunk_rows": 200_000, "dask_workers": 4,
                                "dask_memory_limit": "1.5GB"})
-    settings = engines.Settings.of(config)
+    settings = EngineSettings.of(config)
     assert (settings.engine, settings.dask_scheduler, settings.workers, settings.chunk_rows,
             settings.dask_workers, settings.dask_memory_limit) == \
         ("dask", "tcp://sched:8786", 3, 200_000, 4, "1.5GB")
@@ -197,10 +208,10 @@ def test_engine_config_keys() -> None:
 def test_progress_tells_chunks_and_rows(seed_dir: Path) -> None:
     told: list[str] = []
     config = Config()
-    engines.load_rollups(config, seed_dir, now=NOW, progress=told.append,
-                         settings=engines.Settings(workers=1, chunk_rows=1000))
-    rows = sum(sources.load_all(seed_dir, config.tz).quality[n].rows
-               for n in rollups.HIGH_VOLUME)
+    load.load(config, seed_dir, now=NOW, progress=told.append,
+              settings=EngineSettings(workers=1, chunk_rows=1000))
+    rows = sum(load_all(seed_dir, config.tz).quality[n].rows
+               for n in HIGH_VOLUME)
     assert told[-1] == f"loading: 4 of 4 chunks, {rows:,} rows read"
 
 
@@ -216,7 +227,7 @@ def test_a_broken_source_is_recorded_and_the_others_load(tmp_path: Path) -> None
     assert new.frames["page_load_times"].count == 98
     assert_same(today(Config(), tmp_path), new)
     with pytest.raises(SourceError):
-        engines.load_rollups(Config(), tmp_path / "missing")
+        load.load(Config(), tmp_path / "missing")
 
 
 def test_fsspec_urls_read_like_local_paths(tmp_path: Path) -> None:
@@ -270,9 +281,7 @@ def test_dask_and_local_builds_write_the_same_kpis_json(seed_dir: Path, tmp_path
     engine's kpis.json (each build hears its progress)."""
     import json
 
-    from reporting import build
-
-    monkeypatch.setattr(engines.Settings, "of", classmethod(
+    monkeypatch.setattr(EngineSettings, "of", classmethod(
         lambda cls, config: cls(engine=config.engine, workers=2, chunk_rows=1000,
                                 dask_workers=2, dask_processes=False)))
     documents, told = [], []
@@ -318,10 +327,10 @@ def test_latest_reads_the_window_after_the_folder_files_newest_time(tmp_path: Pa
                                                                index=False)
     config = Config(sources={"page_load_times": SourceConfig(
         "page_load_times", path=str(folder / "*.csv"))})
-    old = sources.load_all(tmp_path, config.tz, time_range=sources.default_time_range(NOW),
-                           sources=config.sources, period="latest", now=NOW)
-    new = engines.load_rollups(config, tmp_path, period="latest", now=NOW,
-                               settings=engines.Settings(workers=1, chunk_rows=1000))
+    old = load_all(tmp_path, config.tz, time_range=default_time_range(NOW),
+                   sources=config.sources, period="latest", now=NOW)
+    new = load.load(config, tmp_path, Window(newest=True), now=NOW,
+                    settings=EngineSettings(workers=1, chunk_rows=1000))
     assert new.quality["page_load_times"].as_dict() == \
         old.quality["page_load_times"].as_dict()
     assert (new.quality["page_load_times"].read, new.quality["page_load_times"].skipped) == \
@@ -333,8 +342,8 @@ def test_an_error_inside_a_task_marks_its_source_only(seed_dir: Path, monkeypatc
         if self.job.source == "clickstream":
             raise SourceError(f"{self.path} broke while it was read.")
         return original(self)
-    original = engines.CsvTask._streamed
-    monkeypatch.setattr(engines.CsvTask, "_streamed", broken)
+    original = CsvTask._streamed
+    monkeypatch.setattr(CsvTask, "_streamed", broken)
     new = chunked(Config(), seed_dir)
     q = new.quality["clickstream"]
     assert (q.status, q.message) == ("error", f"{seed_dir / 'clickstream.csv'} broke while "

@@ -5,7 +5,7 @@ import importlib
 import pkgutil
 
 import reporting
-from reporting import errors
+from reporting.core import errors
 
 
 def _subclasses(cls: type) -> set[type]:
@@ -16,7 +16,7 @@ def test_the_docstring_draws_every_report_error_and_they_live_in_errors_py():
     for info in pkgutil.walk_packages(reporting.__path__, "reporting."):
         importlib.import_module(info.name)
     found = _subclasses(errors.ReportError)
-    assert {c.__module__ for c in found} == {"reporting.errors"}
+    assert {c.__module__ for c in found} == {"reporting.core.errors"}
     tree = errors.__doc__
     for cls in found | {errors.ReportError}:
         assert f" {cls.__name__} " in tree, cls.__name__

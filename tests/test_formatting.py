@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from reporting import formatting
-from reporting.config import Thresholds
+from reporting.core import formatting
+from reporting.core.config import Thresholds
 
 
 @pytest.mark.parametrize("value, unit, text", [

@@ -14,7 +14,6 @@ import pytest
 from tests.conftest import require_seed
 from tests.golden import golden
 
-
 # Cases whose values have more than 4 significant digits (1,234.5 ms): their percentiles
 # come from a histogram and are within 0.1 % (design.md, "Percentiles").
 APPROXIMATE = {"sim_small_latest"}

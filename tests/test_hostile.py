@@ -15,7 +15,26 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from reporting.build import build
+from reporting.compute.coverage import data_span
+from reporting.compute.incidents import section as incidents
+from reporting.compute.incidents.signals import _by, grid, signals
+from reporting.core import periods
+from reporting.core.config import Config, Thresholds
+from reporting.core.contracts import SPECS
+from reporting.core.errors import ConfigError, NotOwner, ReportError, SourceError
+from reporting.core.safecsv import neutralise
+from reporting.core.values import Chart, Table
+from reporting.ingest.csvrepair import LONG_LINE, prepared_csv
+from reporting.ingest.folder import load_source
+from reporting.present import charts
+from reporting.present.html import table_view
 from reporting.simulate import simulate
+from reporting.store import owner
+from reporting.store.archive import Archive
+from reporting.store.paths import inside
+
+from .rows import load_all
 
 UTC = ZoneInfo("UTC")
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,16 +89,16 @@ def test_kill_9_during_pdf_stage_leaves_no_worker(tiny, tmp_path):
     """kill -9 of a build while its two PDF workers render: the fork server and workers
     die with it (before: they lived on and replaced the next build's PDFs)."""
     (tmp_path / "slowpdf.py").write_text(
-        "import time\nimport reporting.build\n\n"
-        "def job(job):\n    time.sleep(60)\n    return reporting.build._pdf_job(job)\n")
+        "import time\nimport reporting.present.pdf\n\n"
+        "def job(job):\n    time.sleep(60)\n    return reporting.present.pdf.pdf_job(job)\n")
     marker, out = tmp_path / "stage", tmp_path / "out"
     script = (
         "import sys, pathlib\n"
         f"sys.path.insert(0, {str(tmp_path)!r})\n"
-        "import slowpdf, reporting.build as b\n"
-        "from reporting.config import Config\n"
-        "b._pdf_job = slowpdf.job\n"
-        "b._pdf_worker_count = lambda n: 2\n"
+        "import slowpdf, reporting.build as b, reporting.present.pdf as pdf\n"
+        "from reporting.core.config import Config\n"
+        "pdf.pdf_job = slowpdf.job\n"
+        "pdf._pdf_worker_count = lambda n: 2\n"
         f"b.build(Config(), audiences=['it', 'support'], fmt='pdf', data_dir={str(tiny)!r},"
         f" output_dir={str(out)!r},"
         f" on_stage=lambda s: pathlib.Path({str(marker)!r}).write_text(s))\n")
@@ -114,18 +133,16 @@ def test_kill_9_during_pdf_stage_leaves_no_worker(tiny, tmp_path):
 
 
 def test_stale_build_cannot_replace_a_newer_builds_pdf(tmp_path):
-    from reporting import guard
-
-    old = guard.claim(tmp_path)
-    new = guard.claim(tmp_path)          # the next build of the same period took the folder
+    old = owner.take_over(tmp_path)
+    new = owner.take_over(tmp_path)          # the next build of the same period took the folder
     target = tmp_path / "reports" / "2026-W45" / "it.pdf"
     target.parent.mkdir(parents=True)
     target.write_bytes(b"the new build's PDF")
-    with pytest.raises(guard.NotOwner):
-        guard.write_if_owner(target, b"stale", tmp_path, old)
+    with pytest.raises(NotOwner):
+        owner.write_if_owner(target, b"stale", tmp_path, old)
     assert target.read_bytes() == b"the new build's PDF"
     assert [p.name for p in target.parent.iterdir()] == ["it.pdf"]   # no temporary left
-    guard.write_if_owner(target, b"current", tmp_path, new)
+    owner.write_if_owner(target, b"current", tmp_path, new)
     assert target.read_bytes() == b"current"
 
 
@@ -146,8 +163,6 @@ def test_symlink_to_proc_environ_leaks_nothing(tiny, tmp_path):
 
 
 def test_symlink_outside_data_folder_is_refused_and_the_rest_loads(tiny, tmp_path):
-    from reporting.sources import load_all
-
     secret = tmp_path / "shadow"
     secret.write_text("root:$6$saltsalt$secrethash:19000:0:99999:7:::\n")
     data = tmp_path / "data"
@@ -165,9 +180,6 @@ def test_symlink_outside_data_folder_is_refused_and_the_rest_loads(tiny, tmp_pat
 
 
 def test_missing_column_message_quotes_a_bounded_sanitised_header(tmp_path):
-    from reporting.errors import SourceError
-    from reporting.sources import SPECS, load_source
-
     secret = ",".join(f"KEY{i}=s3cr3t-{'x' * 300}" for i in range(50))
     path = tmp_path / "api_logs.csv"
     path.write_text(secret + "\n1,2\n")
@@ -183,8 +195,6 @@ def test_missing_column_message_quotes_a_bounded_sanitised_header(tmp_path):
 # --- 3. memory grows with rows x distinct names ---------------------------------------------
 
 def test_by_groups_in_one_pass():
-    from reporting.incidents import _by
-
     col = pd.Series(["b", "a", None, "b", "c", "a"], dtype="category")
     groups = {name: idx.tolist() for name, idx in _by(col)}
     assert groups == {"a": [1, 5], "b": [0, 3], "c": [4]}
@@ -193,9 +203,6 @@ def test_by_groups_in_one_pass():
 def test_incidents_judge_the_top_n_services_plus_other(tmp_path):
     """5k distinct services (scaled to 300): per-entity signals and archived rows cover the
     top 100 by volume and one "other" bucket."""
-    from reporting import incidents
-    from reporting.config import Thresholds
-    from reporting.sources import SPECS, load_source
     from tests.conftest import week_of
 
     rows = []
@@ -213,17 +220,14 @@ def test_incidents_judge_the_top_n_services_plus_other(tmp_path):
     entities = set(archived["entity"])
     assert len(entities) == 101
     assert {f"busy{i}" for i in range(10)} <= entities and "other" in entities
-    hours = incidents.grid(period, {"api_logs": frame})
-    sigs = incidents.signals({"api_logs": frame}, hours, 100)
+    hours = grid(period, {"api_logs": frame})
+    sigs = signals({"api_logs": frame}, hours, 100)
     other = next(s for s in sigs if s.name == "api.requests" and s.entity == "other")
     assert other.values.sum() == 14 * 600 - sum(
         s.values.sum() for s in sigs if s.name == "api.requests" and s.entity != "other")
 
 
 def test_bar_chart_of_5000_services_draws_25_bars_and_says_how_many_more(tmp_path):
-    from reporting import charts
-    from reporting.kpis.base import Chart
-
     data = pd.DataFrame({"service_name": [f"svc{i}" for i in range(5000)],
                          "p95_ms": np.arange(5000, 0, -1, dtype=float)})
     path = charts.draw(Chart("api_p95_service", "barh", "p95 latency by service (ms)", data,
@@ -236,9 +240,6 @@ def test_bar_chart_of_5000_services_draws_25_bars_and_says_how_many_more(tmp_pat
 
 
 def test_tables_say_how_many_rows_are_not_shown():
-    from reporting.kpis.base import Table
-    from reporting.render import table_view
-
     view = table_view(Table("services", "By service",
                             pd.DataFrame({"service_name": [f"s{i}" for i in range(40)]}), {}), {})
     assert len(view["rows"]) == 15 and view["more"] == 25
@@ -247,9 +248,6 @@ def test_tables_say_how_many_rows_are_not_shown():
 # --- 4. one long comment stalls rendering --------------------------------------------------
 
 def test_5000_character_comment_renders_quickly_cut_with_ellipsis(tiny, tmp_path):
-    from reporting.build import build
-    from reporting.config import Config
-
     data = tmp_path / "data"
     data.mkdir()
     for f in tiny.iterdir():
@@ -270,10 +268,6 @@ def test_5000_character_comment_renders_quickly_cut_with_ellipsis(tiny, tmp_path
 def test_pdf_render_timeout_is_one_sentence_naming_the_audience(tiny, tmp_path):
     import dataclasses
 
-    from reporting.build import build
-    from reporting.config import Config
-    from reporting.errors import ReportError
-
     config = dataclasses.replace(Config(), pdf_timeout_s=0.01)
     with pytest.raises(ReportError, match=r"^The support PDF took longer than 0\.01 s to "
                                           r"render and was stopped \(pdf_timeout_s"):
@@ -287,9 +281,6 @@ def test_pdf_timeout_holds_off_the_main_thread_too(tiny, tmp_path):
     in a worker process whose alarm does."""
     import dataclasses
     import threading
-
-    from reporting.build import build
-    from reporting.config import Config
 
     config = dataclasses.replace(Config(), pdf_timeout_s=0.01)
     caught: list[BaseException] = []
@@ -309,9 +300,6 @@ def test_pdf_timeout_holds_off_the_main_thread_too(tiny, tmp_path):
 # --- 5. paths from names --------------------------------------------------------------------
 
 def test_audience_named_with_dots_and_slashes_is_refused(tmp_path):
-    from reporting.config import Config
-    from reporting.errors import ConfigError
-
     path = tmp_path / "report.toml"
     path.write_text('[audiences."../../../../x"]\ntitle = "x"\n')
     with pytest.raises(ConfigError, match="is not a valid name"):
@@ -324,8 +312,6 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_send_refuses_a_period_outside_the_archive(tmp_path):
-    from reporting.archive import Archive
-
     out = tmp_path / "out"
     with Archive(out):
         pass
@@ -341,9 +327,6 @@ def test_send_refuses_a_period_outside_the_archive(tmp_path):
 
 def test_prune_refuses_a_tampered_folder_outside_the_output(tmp_path):
     import sqlite3
-
-    from reporting.archive import Archive
-    from reporting.errors import ReportError
 
     out, victim = tmp_path / "out", tmp_path / "victim"
     victim.mkdir()
@@ -361,27 +344,19 @@ def test_prune_refuses_a_tampered_folder_outside_the_output(tmp_path):
 
 
 def test_inside_refuses_paths_that_leave_the_folder(tmp_path):
-    from reporting import guard
-    from reporting.errors import ReportError
-
     good = tmp_path / "reports/2026-W46/it.pdf"
-    assert guard.inside(tmp_path, good) == good
+    assert inside(tmp_path, good) == good
     for bad in ("../x.pdf", "reports/../../x", "/tmp/x.pdf"):
         with pytest.raises(ReportError, match="outside the output folder"):
-            guard.inside(tmp_path, tmp_path / bad)
+            inside(tmp_path, tmp_path / bad)
     (tmp_path / "link").symlink_to("/tmp")
     with pytest.raises(ReportError):
-        guard.inside(tmp_path, tmp_path / "link/x.pdf")
+        inside(tmp_path, tmp_path / "link/x.pdf")
 
 
 # --- 6. extreme timestamps -------------------------------------------------------------------
 
 def test_extreme_timestamps_are_rejected_rows_and_the_build_works(tmp_path):
-    from reporting import periods
-    from reporting.build import build, data_span
-    from reporting.config import Config
-    from reporting.sources import load_all
-
     data = tmp_path / "data"
     data.mkdir()
     extreme = ["9999-12-31", "2262-04-12", "0001-01-01T00:00:00Z", "1500-01-01",
@@ -404,9 +379,6 @@ def test_extreme_timestamps_are_rejected_rows_and_the_build_works(tmp_path):
 
 
 def test_timestamp_range_is_configurable(tmp_path):
-    from reporting.config import Config
-    from reporting.errors import ConfigError
-
     c = Config.from_dict({"earliest_timestamp": "2026-11-02", "future_margin_hours": 0})
     assert (c.earliest_timestamp, c.future_margin_hours) == ("2026-11-02", 0.0)
     with pytest.raises(ConfigError, match="earliest_timestamp must be a date"):
@@ -417,7 +389,6 @@ def test_timestamp_range_is_configurable(tmp_path):
 
 def test_one_short_row_is_a_rejected_row_with_its_line_number(tmp_path):
     """40,000 rows with one of 5 fields (scaled to 2,000): the other rows load."""
-    from reporting.sources import load_all
 
     lines = api_rows(2000)
     lines[999] = "2026-11-02T10:00:00Z,/e1,200,120,svc1\n"     # line 1001 of the file
@@ -436,8 +407,6 @@ def test_one_short_row_is_a_rejected_row_with_its_line_number(tmp_path):
 
 
 def test_one_latin1_byte_rejects_one_feedback_row_not_all(tmp_path):
-    from reporting.sources import load_all
-
     text = ('user_id,timestamp,feedback_text,rating\n'
             'U1,2026-11-02T10:00:00Z,fine,4\n'
             'U2,2026-11-02T11:00:00Z,caf\xe9 was slow,2\n'
@@ -454,7 +423,6 @@ def test_one_latin1_byte_rejects_one_feedback_row_not_all(tmp_path):
 def test_oversized_line_and_header_field(tmp_path):
     """A 1 GB line (scaled to 20 MB) is one rejected row with its line number and the
     rest of the source loads; a 200 KB header field is just an extra column."""
-    from reporting.sources import load_all
 
     lines = api_rows(100)
     lines[50] = f"2026-11-02T10:00:00Z,/{'x' * 20_000_000},200,5,svc,GET\n"   # line 52
@@ -478,8 +446,6 @@ def test_oversized_line_and_header_field(tmp_path):
 
 
 def test_prepared_csv_drops_long_lines_without_holding_them(tmp_path):
-    from reporting.sources import LONG_LINE, prepared_csv
-
     path = tmp_path / "x.csv"
     path.write_bytes(b"a,b\n1,2\n" + b"y" * (3 * LONG_LINE) + b"\n3,4\n" + b"z" * LONG_LINE * 2)
     data, dropped = prepared_csv(path, drop_long=True)
@@ -494,8 +460,6 @@ def test_prepared_csv_drops_long_lines_without_holding_them(tmp_path):
 # --- 8. CSV formula injection ------------------------------------------------------------------
 
 def test_archive_export_neutralises_formulas(tmp_path):
-    from reporting.archive import Archive
-
     out = tmp_path / "out"
     with Archive(out) as store:
         store.record_build(
@@ -518,8 +482,6 @@ def test_archive_export_neutralises_formulas(tmp_path):
 
 
 def test_neutralise_follows_owasp_and_leaves_numbers():
-    from reporting.safecsv import neutralise
-
     frame = pd.DataFrame({"page": ["=1+2", "-2+3+cmd", "\tx", "\rx", "@x", "/ok", "-12.5"],
                           "n": [-1, 2, 3, 4, 5, 6, 7]})
     out = neutralise(frame)
@@ -529,9 +491,6 @@ def test_neutralise_follows_owasp_and_leaves_numbers():
 
 
 def test_rejected_rows_file_neutralises_formulas(tmp_path):
-    from reporting.build import build
-    from reporting.config import Config
-
     data = tmp_path / "data"
     data.mkdir()
     lines = api_rows(100) + ['2026-11-02T10:00:00Z,=HYPERLINK("http://evil"),200,-5,svc1,GET\n']
@@ -547,9 +506,6 @@ def test_rejected_rows_file_neutralises_formulas(tmp_path):
 def test_breakdowns_keep_the_top_n_and_count_the_rest(tmp_path, monkeypatch):
     """430k distinct endpoints (scaled to 300): kpis.json keeps 100 and says 200 more."""
     import dataclasses
-
-    from reporting.build import build
-    from reporting.config import Config
 
     data = tmp_path / "data"
     data.mkdir()
@@ -571,9 +527,6 @@ def test_breakdowns_keep_the_top_n_and_count_the_rest(tmp_path, monkeypatch):
 
 
 def test_top_n_is_validated():
-    from reporting.config import Config
-    from reporting.errors import ConfigError
-
     assert Config.from_dict({"top_n": 20}).top_n == 20
     with pytest.raises(ConfigError, match="top_n must be a whole number"):
         Config.from_dict({"top_n": 0})

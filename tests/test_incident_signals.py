@@ -9,8 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reporting import incidents, rollups
-from reporting.periods import Period
+from reporting.compute.incidents.links import service_map
+from reporting.compute.incidents.signals import Signal, grid, signals, top_entities
+from reporting.core import rollups
+from reporting.core.periods import Period
 
 UTC = ZoneInfo("UTC")
 T0 = pd.Timestamp("2026-11-02 00:00", tz="UTC")
@@ -36,7 +38,7 @@ def api_rows() -> pd.DataFrame:
                          "response_time_ms": list(ms)})
 
 
-def by_name(sigs: list[incidents.Signal]) -> dict[tuple[str, str], incidents.Signal]:
+def by_name(sigs: list[Signal]) -> dict[tuple[str, str], Signal]:
     return {(s.name, s.entity): s for s in sigs}
 
 
@@ -44,7 +46,7 @@ def test_api_requests_5xx_rate_and_p95_per_service_and_hour_from_a_merged_rollup
     rows = api_rows()
     merged = rollups.merge([rollups.reduce(rows.iloc[:4], "api_logs", UTC),
                             rollups.reduce(rows.iloc[4:], "api_logs", UTC)])
-    sigs = by_name(incidents.signals({"api_logs": merged}, HOURS))
+    sigs = by_name(signals({"api_logs": merged}, HOURS))
     pay, search = "payment-api", "search-api"
     assert sigs["api.requests", pay].values.tolist() == [4, 2, 0]
     assert sigs["api.requests", search].values.tolist() == [0, 3, 0]
@@ -62,9 +64,9 @@ def test_api_requests_5xx_rate_and_p95_per_service_and_hour_from_a_merged_rollup
     # above: values over the hour's level, 250 ms in hour 0 (300, 400), 900 in hour 1 (both)
     assert p95.above(np.array([250.0, 900.0, np.nan])).tolist() == [2, 2, 0]
     # the same signals from one reduce of all rows, and from the rows themselves
-    whole = by_name(incidents.signals({"api_logs": rollups.reduce(rows, "api_logs", UTC)},
-                                      HOURS))
-    raw = by_name(incidents.signals({"api_logs": rows}, HOURS))
+    whole = by_name(signals({"api_logs": rollups.reduce(rows, "api_logs", UTC)},
+                            HOURS))
+    raw = by_name(signals({"api_logs": rows}, HOURS))
     for key, sig in sigs.items():
         for other in (whole[key], raw[key]):
             assert np.array_equal(sig.values, other.values, equal_nan=True)
@@ -75,7 +77,7 @@ def test_hours_are_cut_in_utc_in_a_zone_with_15_minute_slots():
     kolkata = ZoneInfo("Asia/Kolkata")                 # UTC+05:30: 15-minute slots
     rollup = rollups.reduce(api_rows(), "api_logs", kolkata)
     assert rollup.minutes == 15
-    sigs = by_name(incidents.signals({"api_logs": rollup}, HOURS))
+    sigs = by_name(signals({"api_logs": rollup}, HOURS))
     assert sigs["api.requests", "payment-api"].values.tolist() == [4, 2, 0]
     assert sigs["api.requests", "search-api"].values.tolist() == [0, 3, 0]
 
@@ -88,7 +90,7 @@ def test_system_cpu_memory_means_and_failed_probes_per_service_and_hour():
         "timestamp": at([0, 30, 60, 75, 150]), "service_name": ["payment-api"] * 5,
         "host": ["h1", "h2", "h1", "h2", "h1"], "cpu_pct": [50.0, 70, 90, 80, 10],
         "memory_pct": [40.0, 60, 70, 90, 20], "healthy": [1.0, 0, 0, np.nan, 1]})
-    sigs = by_name(incidents.signals(
+    sigs = by_name(signals(
         {"system_metrics": rollups.reduce(frame, "system_metrics", UTC)}, HOURS))
     cpu = sigs["system.cpu_pct", "payment-api"]
     assert cpu.values.tolist() == [60.0, 85.0, 10.0] and cpu.events.tolist() == [2, 2, 1]
@@ -106,10 +108,10 @@ def test_pages_p75_and_sessions_dropped_at_checkout_where_they_end():
         "session_id": ["s1", "s2", "s3", "s4"], "user_id": ["u1", "u2", "u3", "u4"],
         "start_time": at([0, 10, 20, 50]), "end_time": at([5, 15, 25, 65]),
         "page_sequence": ["/,/cart"] * 4, "drop_off_page": ["Checkout", "checkout", "cart",
-                                                             "checkout"]})
+                                                            "checkout"]})
     frames = {"page_load_times": rollups.reduce(pages, "page_load_times", UTC),
               "session_tracking": rollups.reduce(sessions, "session_tracking", UTC)}
-    sigs = by_name(incidents.signals(frames, HOURS))
+    sigs = by_name(signals(frames, HOURS))
     p75 = sigs["pages.p75_load_ms", "/checkout"]
     # p75 of 1,000 ... 5,000: index 3 -> 4,000 (within 0.5 %)
     assert abs(p75.values[0] / 4000 - 1) <= 0.005 and np.isnan(p75.values[1:]).all()
@@ -133,9 +135,9 @@ def test_top_entities_of_a_table_fold_by_volume_not_by_entries():
                           "response_time_ms": 100.0})
     rollup = rollups.reduce(frame, "api_logs", UTC)
     table = rollup.tables["requests"]
-    folded = incidents.top_entities(table["service_name"], 2, table["n"].to_numpy())
+    folded = top_entities(table["service_name"], 2, table["n"].to_numpy())
     assert sorted(set(folded.astype(str))) == ["a", "c", "other"]
-    sigs = by_name(incidents.signals({"api_logs": rollup}, HOURS, top_n=2))
+    sigs = by_name(signals({"api_logs": rollup}, HOURS, top_n=2))
     assert sorted(e for n, e in sigs if n == "api.requests") == ["a", "c", "other"]
     assert sigs["api.requests", "other"].values.tolist() == [1, 2, 1]   # b, b + d, b
     assert sigs["api.p95_ms", "other"].events.tolist() == [1, 2, 1]
@@ -145,7 +147,7 @@ def test_top_entities_of_a_table_fold_by_volume_not_by_entries():
 def test_the_grid_starts_at_the_hour_of_the_first_event_of_a_rollup():
     frames = {"api_logs": rollups.reduce(api_rows(), "api_logs", UTC)}
     period = Period("x", T0 + pd.Timedelta(days=1), T0 + pd.Timedelta(days=2))
-    hours = incidents.grid(period, frames)
+    hours = grid(period, frames)
     assert hours[0] == T0 and hours[-1] == period.end - pd.Timedelta(hours=1)
-    assert incidents.service_map(frames).keys() == {"payment-api", "search-api"}
-    assert incidents.service_map(frames)["payment-api"].carts      # /pay, /checkout
+    assert service_map(frames).keys() == {"payment-api", "search-api"}
+    assert service_map(frames)["payment-api"].carts      # /pay, /checkout

@@ -8,19 +8,36 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from scipy import stats
 
-from reporting import incidents
-from reporting.config import Config, ServiceLinks, Thresholds
-from reporting.incidents import (Signal, baseline, count_tail, fisher, ratio_tail, side, tail,
-                                 windows)
-from reporting.kpis.base import grouped_quantile
-from reporting.periods import resolve
-from reporting.simulate import Fault, simulate
-from reporting.sources import load_all
+from reporting.compute.incidents import section
+from reporting.compute.incidents import section as incidents
+from reporting.compute.incidents.detect import SUGGESTIVE, _extra, _incidents, detect
+from reporting.compute.incidents.findings import Impact, Incident
+from reporting.compute.incidents.links import infer_links, service_map, tied
+from reporting.compute.incidents.signals import HOUR, TIME_COLUMNS, Signal, signals
+from reporting.compute.incidents.stats import (
+    _column_median,
+    _ordinary,
+    baseline,
+    count_tail,
+    fisher,
+    level_shift,
+    ratio_tail,
+    runs,
+    shifted,
+    side,
+    tail,
+)
+from reporting.compute.incidents.words import sentence
+from reporting.compute.kpis.base import grouped_quantile
+from reporting.core.config import Config, ServiceLinks, Thresholds
+from reporting.core.periods import date_range, resolve
+from reporting.present import charts
+from reporting.simulate import Fault, _write, simulate
 
 from .conftest import UTC
+from .rows import load_all
 
 
 def test_baseline_is_the_same_hour_of_the_week_over_up_to_four_weeks():
@@ -103,12 +120,12 @@ def test_the_false_alarm_bound_counts_every_hour_and_service():
     combined = fisher(np.array([1e-4]), np.array([1e-3]))[0]
     assert combined == pytest.approx(1e-7 * (1 - np.log(1e-7)))
     args = (p, np.zeros_like(p), sigs, {"pay": [0]}, {"pay": [1]}, ["pay"])
-    [(inc, (a, b, rows))] = incidents._incidents(*args, 0.01 / (168 * 6), hours, UTC)
+    [(inc, (a, b, rows))] = _incidents(*args, 0.01 / (168 * 6), hours, UTC)
     assert (a, b) == (1, 2) and inc.services == ("pay",) and rows == [0, 1]
-    assert incidents._incidents(*args, 0.01 / (168 * 60), hours, UTC) == []
+    assert _incidents(*args, 0.01 / (168 * 60), hours, UTC) == []
     # each side must also be below SUGGESTIVE on its own
     p[1, 1] = 0.02
-    assert incidents._incidents(*args, 1.0, hours, UTC) == []
+    assert _incidents(*args, 1.0, hours, UTC) == []
 
 
 def test_ratios_are_judged_with_their_event_count_not_a_minimum():
@@ -117,7 +134,7 @@ def test_ratios_are_judged_with_their_event_count_not_a_minimum():
     events = np.full(n, 3.0)
     values[-2:] = [1 / 3, 1.0]     # 1 of 3 failed, then all 3
     p, _ = tail(Signal("api.server_error_rate", "s", "ratio", values, events, "ratio"), 30)
-    assert p[-2] > incidents.SUGGESTIVE and p[-1] < 1e-4
+    assert p[-2] > SUGGESTIVE and p[-1] < 1e-4
 
 
 def test_an_earlier_incident_in_the_baseline_is_left_out():
@@ -131,16 +148,16 @@ def test_an_earlier_incident_in_the_baseline_is_left_out():
     p2 = p1 * 1.12 / 2 * 0.125
     assert 1 - p0 - p1 - p2 == pytest.approx(1.0e-4, rel=0.05)
     stack = np.array([[0.0, 1.0], [0.0, 0.0], [0.0, 0.0], [3.0, 1.0]])
-    kept = incidents._ordinary(stack, np.array([0.03, 0.03]))
+    kept = _ordinary(stack, np.array([0.03, 0.03]))
     assert kept[:, 0].tolist() == [True, True, True, False]
     # one ticket in two of the weeks: P(X >= 1) = 1 - 0.875^1.12 = 0.139, ordinary
     assert kept[:, 1].all()
     # 5xx: 4 of 14 requests failing against 0 of 26 in the other weeks is an outage
     errors, events = np.array([[0.0], [0.0], [0.0], [4.0]]), np.array([[8.0], [10], [8], [14]])
-    assert incidents._ordinary(errors, np.array([0.001]), events)[:, 0].tolist() == [
+    assert _ordinary(errors, np.array([0.001]), events)[:, 0].tolist() == [
         True, True, True, False]
     # NaN cells (hours before the data) are never ordinary; 2 known others are needed
-    assert incidents._ordinary(np.array([[np.nan], [0.0], [9.0]]))[:, 0].tolist() == [
+    assert _ordinary(np.array([[np.nan], [0.0], [9.0]]))[:, 0].tolist() == [
         False, True, True]
 
 
@@ -153,7 +170,7 @@ def test_an_outage_is_found_when_the_previous_one_is_in_its_baseline(tmp_path):
     simulate(tmp_path, weeks=7, scale="tiny", seed=2, fmt="parquet",
              start=pd.Timestamp("2026-06-01").date())
     frames = load_all(tmp_path, UTC).frames
-    found = incidents.detect(frames, resolve("2026-W29", UTC, None), Thresholds())
+    found = detect(frames, resolve("2026-W29", UTC, None), Thresholds())
     [inc] = found.incidents
     assert inc.start == pd.Timestamp("2026-07-15 10:00", tz="UTC")
     assert inc.end == pd.Timestamp("2026-07-15 12:00", tz="UTC")
@@ -177,33 +194,33 @@ def test_impact_is_the_excess_over_expected_with_its_standard_error():
     sigs = [Signal("support.new_tickets", "Payment Failure", "count", tickets, tickets,
                    "count"),
             Signal("cart.abandoned_value", "all", "value", value, carts, "money")]
-    got, se = incidents._extra(sigs, usual, [0, 1], "support.new_tickets", a, a + 2)
+    got, se = _extra(sigs, usual, [0, 1], "support.new_tickets", a, a + 2)
     assert got == 2.0 and se == pytest.approx(np.sqrt(3.375))
     # money: 900 + 700 - 600; compound Poisson: 300 / 100 = 3 carts an hour expected, each
     # with a mean square of 100^2 + 50^2 = 12,500, the expected level a mean of 4 weeks:
     # 2 x 3 x 12,500 x (1 + 1/4) = 93,750
-    got, se = incidents._extra(sigs, usual, [0, 1], "cart.abandoned_value", a, a + 2)
+    got, se = _extra(sigs, usual, [0, 1], "cart.abandoned_value", a, a + 2)
     assert got == 1000.0 and se == pytest.approx(np.sqrt(93_750))
 
 
 def test_a_noisy_impact_is_told_with_its_uncertainty():
     start = pd.Timestamp("2026-09-09 02:00", tz="UTC")
     def text(impact):
-        return incidents._sentence(incidents.Incident(
-            start, start + 2 * incidents.HOUR, ("payment-api",), (), (), impact), "EUR")
+        return sentence(Incident(
+            start, start + 2 * HOUR, ("payment-api",), (), (), impact), "EUR")
     # a few carts at night: two standard errors (800) are more than a fifth of 153
-    assert text(incidents.Impact(153.3, 2, 5, 399.8, 1.5, 0.3)) == (
+    assert text(Impact(153.3, 2, 5, 399.8, 1.5, 0.3)) == (
         "Wed 9 Sep 02:00–04:00: 2 more carts than usual abandoned, worth 153.30 EUR "
         "(± 799.60 EUR); 5 extra tickets.")
     # a daytime outage: 1,400 is 7 % of 19,992, so no range
-    assert text(incidents.Impact(19991.9, 120, 11, 700.0, 11, 0.8)).endswith(
+    assert text(Impact(19991.9, 120, 11, 700.0, 11, 0.8)).endswith(
         "120 more carts than usual abandoned, worth 19,991.90 EUR; 11 extra tickets.")
 
 
 def test_windows_merge_consecutive_hours():
     flagged = np.array([0, 1, 1, 0, 0, 1, 0, 1, 1, 1], dtype=bool)
-    assert windows(flagged) == [(1, 3), (5, 6), (7, 10)]
-    assert windows(np.zeros(4, bool)) == []
+    assert runs(flagged) == [(1, 3), (5, 6), (7, 10)]
+    assert runs(np.zeros(4, bool)) == []
 
 
 @pytest.fixture(scope="module", params=[11, 12, 13])
@@ -216,7 +233,7 @@ def sim(request, tmp_path_factory):
 
 def test_injected_outage_is_found_with_its_window_service_and_impact(sim):
     frames, injected = sim
-    found = incidents.detect(frames, resolve("2026-W45", UTC, None), Thresholds())
+    found = detect(frames, resolve("2026-W45", UTC, None), Thresholds())
     [inc] = found.incidents
     assert abs(inc.start - pd.Timestamp(injected["start"])) <= pd.Timedelta(hours=1)
     assert abs(inc.end - pd.Timestamp(injected["end"])) <= pd.Timedelta(hours=1)
@@ -236,7 +253,7 @@ def test_injected_outage_is_found_with_its_window_service_and_impact(sim):
 @pytest.mark.parametrize("week", ["2026-W44", "2026-W46"])
 def test_no_incident_in_weeks_without_one(sim, week):
     frames, _ = sim
-    found = incidents.detect(frames, resolve(week, UTC, None), Thresholds())
+    found = detect(frames, resolve(week, UTC, None), Thresholds())
     assert found.incidents == () and found.user_felt == () and found.shifts == ()
 
 
@@ -280,7 +297,7 @@ def test_hours_before_a_source_starts_are_unknown_not_zero():
     hours = pd.date_range("2026-11-02", periods=48, freq="h", tz="UTC")
     tickets = pd.DataFrame({"created_at": pd.to_datetime(["2026-11-03 05:30"]).tz_localize("UTC"),
                             "issue_type": ["Payment Failure"]})
-    [sig] = incidents.signals({"support_tickets": tickets}, hours)
+    [sig] = signals({"support_tickets": tickets}, hours)
     assert np.isnan(sig.values[:29]).all()             # up to 04:00 on the second day
     assert sig.values[29] == 1 and (sig.values[30:] == 0).all()
 
@@ -290,22 +307,21 @@ def test_archived_hours_fill_the_weeks_the_data_lacks(sim):
     same incident with the same baselines as the full data."""
     frames, _ = sim
     w45 = resolve("2026-W45", UTC, None)
-    history = pd.concat([incidents.compute(frames, resolve(w, UTC, None), Thresholds())[2]
+    history = pd.concat([section.compute(frames, resolve(w, UTC, None), Thresholds())[2]
                          for w in ("2026-W43", "2026-W44")])
     assert set(history.columns) == {"signal", "entity", "hour", "value", "events"}
     assert len(history) == history[["signal", "entity", "hour"]].drop_duplicates().shape[0]
-    cut = {name: f[f[incidents.TIME_COLUMNS[name]] >= w45.start]
-           for name, f in frames.items() if name in incidents.TIME_COLUMNS}
-    full = incidents.detect(frames, w45, Thresholds()).incidents
-    alone = incidents.detect(cut, w45, Thresholds()).incidents
-    archived = incidents.detect(cut, w45, Thresholds(), history=history).incidents
+    cut = {name: f[f[TIME_COLUMNS[name]] >= w45.start]
+           for name, f in frames.items() if name in TIME_COLUMNS}
+    full = detect(frames, w45, Thresholds()).incidents
+    alone = detect(cut, w45, Thresholds()).incidents
+    archived = detect(cut, w45, Thresholds(), history=history).incidents
     assert archived == full and len(full) == 1
     # Without the archive, Wednesday has two earlier days of history: too few to judge.
     assert alone == ()
 
 
 def test_timeline_without_its_sources_says_no_data(tmp_path):
-    from reporting import charts
     tickets = pd.DataFrame({"created_at": pd.to_datetime(["2026-11-10 05:30"]).tz_localize("UTC"),
                             "issue_type": ["Payment Failure"]})
     section, found, rows = incidents.compute({"support_tickets": tickets},
@@ -327,15 +343,14 @@ API = """timestamp,endpoint,status_code,response_time_ms,service_name
 
 
 def test_timeline_is_hourly_for_a_week_and_daily_for_longer_periods(frame):
-    from reporting.periods import date_range
     frames = {"api_logs": frame("api_logs", API)}
     week = date_range(pd.Timestamp("2026-11-01").date(), pd.Timestamp("2026-11-07").date(), UTC)
-    hourly = incidents.compute(frames, week, Thresholds())[0].charts[0]
+    hourly = section.compute(frames, week, Thresholds())[0].charts[0]
     assert hourly.title.endswith("per hour") and len(hourly.data) == 7 * 24
     rate = hourly.data["5xx rate (%)"].to_numpy()
     assert rate[10] == pytest.approx(1 / 3) and rate[23] == 0 and np.isnan(rate[11])
     month = date_range(pd.Timestamp("2026-11-01").date(), pd.Timestamp("2026-11-21").date(), UTC)
-    daily = incidents.compute(frames, month, Thresholds())[0].charts[0]
+    daily = section.compute(frames, month, Thresholds())[0].charts[0]
     assert daily.title.endswith("per day") and len(daily.data) == 21
     rate = daily.data["5xx rate (%)"].to_numpy()
     # 1 of 4 requests on 1 Nov, 1 of 2 on 5 Nov, no requests on the other days
@@ -346,7 +361,7 @@ def test_timeline_is_hourly_for_a_week_and_daily_for_longer_periods(frame):
 def test_column_median_matches_numpy():
     rows = np.array([[1.0, np.nan, 5.0, np.nan], [3.0, 2.0, np.nan, np.nan],
                      [2.0, 4.0, np.nan, np.nan], [10.0, np.nan, np.nan, np.nan]])
-    got = incidents._column_median(rows)
+    got = _column_median(rows)
     assert got[:3].tolist() == [2.5, 3.0, 5.0] and np.isnan(got[3])
 
 
@@ -370,22 +385,22 @@ def test_two_days_of_history_are_no_baseline():
 # --- the service map -----------------------------------------------------------------
 
 def test_service_links_are_inferred_from_names():
-    pay = incidents.infer_links("payment-api", ["/checkout", "/payments/authorize"])
+    pay = infer_links("payment-api", ["/checkout", "/payments/authorize"])
     assert pay.carts and "pay" in pay.feedback_words
     links = {"payment-api": pay,
-             "user-service": incidents.infer_links("user-service", ["/login", "/profile"]),
-             "product-api": incidents.infer_links("product-api", ["/products", "/search"]),
-             "recommendation-api": incidents.infer_links("recommendation-api")}
-    assert incidents.tied(links, issue_type="Payment Failure") == ("payment-api",)
-    assert incidents.tied(links, issue_type="Refund Request") == ("payment-api",)
+             "user-service": infer_links("user-service", ["/login", "/profile"]),
+             "product-api": infer_links("product-api", ["/products", "/search"]),
+             "recommendation-api": infer_links("recommendation-api")}
+    assert tied(links, issue_type="Payment Failure") == ("payment-api",)
+    assert tied(links, issue_type="Refund Request") == ("payment-api",)
     # /payments/authorize is a payment word, not `auth` of the accounts family
-    assert incidents.tied(links, issue_type="Login Issue") == ("user-service",)
-    assert incidents.tied(links, issue_type="Account Update") == ("user-service",)
-    assert incidents.tied(links, page="/checkout") == ("payment-api",)
-    assert incidents.tied(links, page="/search") == ("product-api",)
-    assert incidents.tied(links, carts=True) == ("payment-api",)
-    assert incidents.tied(links, issue_type="Technical Bug") == ()     # tied to nothing
-    assert incidents.tied(links, page="/") == ()
+    assert tied(links, issue_type="Login Issue") == ("user-service",)
+    assert tied(links, issue_type="Account Update") == ("user-service",)
+    assert tied(links, page="/checkout") == ("payment-api",)
+    assert tied(links, page="/search") == ("product-api",)
+    assert tied(links, carts=True) == ("payment-api",)
+    assert tied(links, issue_type="Technical Bug") == ()     # tied to nothing
+    assert tied(links, page="/") == ()
 
 
 def test_service_map_from_the_config_replaces_the_inferred_links():
@@ -396,11 +411,11 @@ def test_service_map_from_the_config_replaces_the_inferred_links():
                                                               ("card",), True)}
     frames = {"api_logs": pd.DataFrame({"service_name": ["payments-gw", "login-svc"],
                                         "endpoint": ["/v2/x", "/v2/login"]})}
-    links = incidents.service_map(frames, config.service_map)
+    links = service_map(frames, config.service_map)
     assert links["payments-gw"] == config.service_map["payments-gw"]
     assert "login" in links["login-svc"].feedback_words           # the other one inferred
-    assert incidents.tied(links, page="/pay/confirm") == ("payments-gw",)
-    assert incidents.tied(links, issue_type="Payment Failure") == ()   # not configured
+    assert tied(links, page="/pay/confirm") == ("payments-gw",)
+    assert tied(links, issue_type="Payment Failure") == ()   # not configured
     with pytest.raises(Exception, match="service_map.x.carts must be true or false"):
         Config.from_dict({"service_map": {"x": {"carts": "yes"}}})
     with pytest.raises(Exception, match="unknown key"):
@@ -435,7 +450,7 @@ def unrelated(tmp_path_factory):
 
 
 def test_unrelated_coincident_signals_make_no_incident_and_each_side_is_shown(unrelated):
-    found = incidents.detect(unrelated, resolve("2026-W45", UTC, None), Thresholds())
+    found = detect(unrelated, resolve("2026-W45", UTC, None), Thresholds())
     assert found.incidents == ()
     [back] = found.back_end
     assert back.side == "back-end" and back.entity == "payment-api"
@@ -449,7 +464,7 @@ def test_unrelated_coincident_signals_make_no_incident_and_each_side_is_shown(un
 
 def test_the_same_tickets_tied_to_the_failing_service_make_an_incident(tmp_path):
     frames = _scenario(tmp_path, "Payment Failure")
-    found = incidents.detect(frames, resolve("2026-W45", UTC, None), Thresholds())
+    found = detect(frames, resolve("2026-W45", UTC, None), Thresholds())
     [inc] = found.incidents
     assert inc.services == ("payment-api",) and inc.start == WED + pd.Timedelta(hours=14)
     assert inc.impact.tickets == pytest.approx(14, abs=2)
@@ -457,7 +472,7 @@ def test_the_same_tickets_tied_to_the_failing_service_make_an_incident(tmp_path)
 
 
 def test_a_level_shift_is_one_finding_with_its_start(unrelated):
-    found = incidents.detect(unrelated, resolve("2026-W45", UTC, None), Thresholds())
+    found = detect(unrelated, resolve("2026-W45", UTC, None), Thresholds())
     [shift] = [s for s in found.shifts if s.entity == "recommendation-api"]
     assert shift.name == "api.p95_ms" and not shift.rising
     assert abs(shift.start - (WED - pd.Timedelta(hours=15))) <= pd.Timedelta(hours=2)
@@ -486,10 +501,10 @@ def test_level_shift_start_and_later_hours_still_judged():
     sig, judged = _shifted_week(3.0, spike_at=3 * 168 + 3 * 24 + 10)    # Thursday 10:00
     p, usual = tail(sig, 30, judged)
     assert np.sum(p[judged] < 1e-6) > 100               # unshifted: every later hour flags
-    start, before, after, rising = incidents.level_shift(sig, usual, judged, 0.01, 30)
+    start, before, after, rising = level_shift(sig, usual, judged, 0.01, 30)
     assert start == 3 * 168 + 33 and before == pytest.approx(100, rel=0.05)
     assert after == pytest.approx(300, rel=0.05) and not rising
-    p, _ = tail(incidents._shifted(sig, start, usual), 30, judged)
+    p, _ = tail(shifted(sig, start, usual), 30, judged)
     flagged = np.flatnonzero(p < 1e-6)
     assert flagged.tolist() == [3 * 168 + 3 * 24 + 10]    # only the spike after the shift
 
@@ -497,15 +512,14 @@ def test_level_shift_start_and_later_hours_still_judged():
 def test_no_level_shift_in_noise_or_a_short_burst():
     sig, judged = _shifted_week(1.0)
     _, usual = tail(sig, 30, judged)
-    assert incidents.level_shift(sig, usual, judged, 0.01, 30) is None
+    assert level_shift(sig, usual, judged, 0.01, 30) is None
     values = sig.values.copy()
     values[-20:] *= 2                                   # 20 hours: less than a day
     burst = dataclasses.replace(sig, values=values)
-    assert incidents.level_shift(burst, usual, judged, 0.01, 30) is None
+    assert level_shift(burst, usual, judged, 0.01, 30) is None
 
 
 def test_it_report_shows_back_end_anomalies_and_support_what_users_felt(unrelated, tmp_path):
-    from reporting.simulate import _write
     from tests.test_cli import main, run
     data = tmp_path / "data"
     data.mkdir()

@@ -45,7 +45,7 @@ def one_error_line(result) -> str:
 
 
 def test_an_output_that_cannot_be_written_is_one_sentence_exit_2(week, tmp_path,
-                                                                  read_only_folder):
+                                                                 read_only_folder):
     a_file = tmp_path / "a-file"
     a_file.write_text("x")
     cases = [(read_only_folder / "out", "the file system is read-only"

@@ -6,8 +6,8 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 
-from reporting.errors import PeriodError
-from reporting.periods import resolve
+from reporting.core.errors import PeriodError
+from reporting.core.periods import resolve
 
 UTC = ZoneInfo("UTC")
 WAW = ZoneInfo("Europe/Warsaw")

@@ -13,7 +13,7 @@ import pytest
 from pypdf import PdfReader
 
 from reporting.build import build
-from reporting.config import Config
+from reporting.core.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"

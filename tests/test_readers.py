@@ -12,13 +12,13 @@ import pytest
 from click.testing import CliRunner
 
 from reporting.cli import main
-from reporting.config import Config
-from reporting.errors import ConfigError
-from reporting.readers import Window, window_for
-from reporting.sources import load_all
-from reporting.periods import week
+from reporting.core.config import Config
+from reporting.core.errors import ConfigError
+from reporting.core.periods import Window, week, window_for
+from reporting.ingest.accesslog import compile_format
 
 from .conftest import UTC
+from .rows import load_all
 
 API_HEAD = "timestamp,endpoint,status_code,response_time_ms,service_name\n"
 
@@ -156,7 +156,7 @@ def test_validate_says_where_each_source_comes_from(tmp_path):
         '[sources.clickstream]\npath = "clicks/*.csv.gz"\n')
     result = CliRunner().invoke(main, ["validate", "--config", str(tmp_path / "report.toml"),
                                        "--data", str(tmp_path)], catch_exceptions=False,
-                                 env={"COLUMNS": "400"})
+                                env={"COLUMNS": "400"})
     out = " ".join(result.output.split())
     assert result.exit_code == 2
     assert "api/*.csv (2 files read)" in out
@@ -168,7 +168,6 @@ def test_validate_says_where_each_source_comes_from(tmp_path):
 
 def test_the_readme_your_data_example_loads(tmp_path):
     """The README's "Your data" example is valid as written, one source per kind."""
-    from reporting.accesslog import compile_format
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     example = readme.split("## Your data", 1)[1].split("```toml", 1)[1].split("```", 1)[0]

@@ -1,16 +1,22 @@
 from __future__ import annotations
 
-
 import pytest
 
-from reporting import render
+from reporting.cli import build_report
+from reporting.core.config import Thresholds
+from reporting.core.values import KPI, Chart
+from reporting.present import html
+from reporting.present.glossary import entries
+from reporting.present.html import flagged_insights
+from reporting.present.pdf import allowed_path, fetcher
+from reporting.simulate import simulate
 
 
 def test_fetcher_serves_only_allowed_folders(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "chart.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
-    f = render.fetcher([run])
+    f = fetcher([run])
     assert f.fetch((run / "chart.svg").as_uri()).read().startswith(b"<svg")
     for url in ("file:///etc/passwd", "http://example.com/x.png", "https://example.com/",
                 (run / ".." / "secret.txt").as_uri(), "ftp://example.com/x",
@@ -22,12 +28,12 @@ def test_fetcher_serves_only_allowed_folders(tmp_path):
 def test_allowed_path_resolves_traversal(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "b.txt").write_text("x")
-    assert render.allowed_path(f"file://{tmp_path}/a/../b.txt", [tmp_path / "a"]) is None
-    assert render.allowed_path(f"file://{tmp_path}/b.txt", [tmp_path]) == tmp_path / "b.txt"
+    assert allowed_path(f"file://{tmp_path}/a/../b.txt", [tmp_path / "a"]) is None
+    assert allowed_path(f"file://{tmp_path}/b.txt", [tmp_path]) == tmp_path / "b.txt"
 
 
 def test_untrusted_text_is_escaped_and_never_evaluated():
-    env = render.environment()
+    env = html.environment()
     t = env.from_string("{{ x }}")
     evil = '<a rel="attachment" href="file:///etc/passwd">x</a> {{ 7*7 }}'
     out = t.render(x=evil)
@@ -36,14 +42,11 @@ def test_untrusted_text_is_escaped_and_never_evaluated():
 
 
 def test_templates_are_found(tmp_path):
-    assert (render.template_dir() / "base.html").is_file()
-    assert (render.template_dir() / "audiences" / "generic.html").is_file()
+    assert (html.template_dir() / "base.html").is_file()
+    assert (html.template_dir() / "audiences" / "generic.html").is_file()
 
 
 def test_a_warn_kpi_without_an_insight_gets_a_plain_sentence():
-    from reporting.kpis.base import KPI
-    from reporting.render import flagged_insights
-
     burn = KPI("api.max_burn_rate", "Worst 1-hour burn rate", 12.0, None, "x", "warn", "down")
     csat = KPI("feedback.csat", "CSAT", 0.432, None, "ratio", "bad", "up")
     said = [{"domain": "feedback", "severity": "high", "text": "CSAT was 43.2 % (340 ...)."}]
@@ -56,9 +59,6 @@ def test_a_warn_kpi_without_an_insight_gets_a_plain_sentence():
 def test_pdfs_are_tagged_archival_and_every_figure_has_alt_text(tmp_path):
     from click.testing import CliRunner
     from pypdf import PdfReader
-
-    from reporting.cli import build_report
-    from reporting.simulate import simulate
 
     simulate(tmp_path / "data", weeks=1, scale="tiny", seed=3)
     out = tmp_path / "out"
@@ -92,8 +92,6 @@ def test_pdfs_are_tagged_archival_and_every_figure_has_alt_text(tmp_path):
 def test_alt_text_names_the_highest_bar_against_its_target():
     import pandas as pd
 
-    from reporting.kpis.base import Chart
-
     c = Chart("pages_p75", "barh", "p75 load time by page (ms)",
               pd.DataFrame({"page_url": ["/checkout", "/", "/cart"],
                             "p75_ms": [3625.5, 1849.0, 2117.5]}),
@@ -103,10 +101,6 @@ def test_alt_text_names_the_highest_bar_against_its_target():
 
 
 def test_the_glossary_says_what_a_kpi_counts_and_its_configured_target():
-    from reporting.config import Thresholds
-    from reporting.glossary import entries
-    from reporting.kpis.base import KPI
-
     csat = KPI("feedback.csat", "CSAT (4-5 stars)", 0.432, None, "ratio", "bad", "up")
     views = KPI("pages.views", "Page views", 13900, None, "count", None)
     slowest = KPI("pages.slowest_page", "Slowest page", "/checkout", None, "text", None)

@@ -6,11 +6,13 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 
-from reporting import coverage, rollups, slices
-from reporting.build import data_span
-from reporting.kpis import clicks, sessions
-from reporting.kpis.base import periods_of
-from reporting.periods import week
+from reporting.compute import coverage, slices
+from reporting.compute.coverage import data_span
+from reporting.compute.kpis import clicks, sessions
+from reporting.compute.kpis.base import periods_of
+from reporting.core import rollups
+from reporting.core.contracts import COLUMNS, FILTER_KEYS
+from reporting.core.periods import date_range, week
 
 UTC = ZoneInfo("UTC")
 WARSAW = ZoneInfo("Europe/Warsaw")
@@ -49,7 +51,6 @@ def test_an_hour_missing_in_a_day_long_period_from_a_rollup():
     times = pd.Series(pd.date_range("2026-11-08", "2026-11-10 23:00", freq="h", tz=WARSAW))
     times = times[times != pd.Timestamp("2026-11-10 03:00", tz=WARSAW)]
     r = split_merged(click_rows(times.reset_index(drop=True)), "clickstream", WARSAW)
-    from reporting.periods import date_range
     day = date_range(pd.Timestamp("2026-11-10").date(), pd.Timestamp("2026-11-10").date(),
                      WARSAW)
     c = coverage.of_source(r, day)
@@ -88,7 +89,7 @@ def test_a_slice_restricts_every_table_of_a_rollup(thresholds):
     cut = slices.restrict(frames, {"pages": ["/checkout*"]})
     c = cut["clickstream"]
     assert sorted(c.table("clicks")["page"].astype(str).unique()) == ["/checkout",
-                                                                       "/checkout/pay"]
+                                                                      "/checkout/pay"]
     assert c.count == 3 and len(c.tables["users"]) == 3
     # the slice's times are its slots': its first time is the 10:00 slot of 3 Nov
     assert c.span[0] == pd.Timestamp("2026-11-03 10:00", tz=UTC)
@@ -108,9 +109,9 @@ def test_a_slice_restricts_every_table_of_a_rollup(thresholds):
     assert empty["clickstream"].span is None
 
 
-@pytest.mark.parametrize("key", slices.FILTER_KEYS)
+@pytest.mark.parametrize("key", FILTER_KEYS)
 def test_every_table_of_a_sliced_source_keeps_the_filter_column(key):
-    for source, column in slices.COLUMNS[key]:
+    for source, column in COLUMNS[key]:
         if source in rollups.TABLES:
             for name, spec in rollups.TABLES[source].items():
                 assert name == "times" or column in spec.keys, (source, name)

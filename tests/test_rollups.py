@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reporting import rollups
+from reporting.core import rollups
 
 UTC = ZoneInfo("UTC")
 

@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from reporting import incidents
 from reporting.cli import main
-from reporting.config import Thresholds
-from reporting.periods import resolve
-from reporting.sources import load_all
+from reporting.compute.incidents.detect import detect
+from reporting.core.config import Thresholds
+from reporting.core.periods import resolve
 
 from .conftest import UTC
+from .rows import load_all
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"
@@ -63,7 +63,7 @@ def test_the_newest_week_holds_the_one_injected_incident(frames):
     [injected] = json.loads((DATA / "simulation.json").read_text())["incidents"]
     assert (injected["start"], injected["end"]) == ("2026-11-11T10:00:00+00:00",
                                                     "2026-11-11T12:00:00+00:00")
-    found = incidents.detect(frames, resolve("2026-W46", UTC, None), Thresholds())
+    found = detect(frames, resolve("2026-W46", UTC, None), Thresholds())
     [inc] = found.incidents
     assert abs(inc.start - pd.Timestamp(injected["start"])) <= pd.Timedelta(hours=1)
     assert abs(inc.end - pd.Timestamp(injected["end"])) <= pd.Timedelta(hours=1)
@@ -74,5 +74,5 @@ def test_the_newest_week_holds_the_one_injected_incident(frames):
 
 @pytest.mark.parametrize("week", ["2026-W44", "2026-W45"])
 def test_the_weeks_before_it_are_quiet(frames, week):
-    found = incidents.detect(frames, resolve(week, UTC, None), Thresholds())
+    found = detect(frames, resolve(week, UTC, None), Thresholds())
     assert found.incidents == () and found.user_felt == () and found.shifts == ()

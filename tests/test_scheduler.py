@@ -16,10 +16,10 @@ import pytest
 from click.testing import CliRunner
 
 from reporting import scheduler
-from reporting.archive import Archive
 from reporting.cli import main
-from reporting.config import Config
+from reporting.core.config import Config
 from reporting.simulate import simulate
+from reporting.store.archive import Archive
 
 from .conftest import pdf_text
 
@@ -31,11 +31,11 @@ def data(tmp_path_factory):
     return folder
 
 
-def setup(tmp_path: Path, data: Path, toml: str) -> tuple[Config, scheduler.Settings]:
+def setup(tmp_path: Path, data: Path, toml: str) -> tuple[Config, scheduler.JobSettings]:
     path = tmp_path / "report.toml"
     path.write_text(toml)
     config = Config.load(path)
-    return config, scheduler.Settings(str(path), str(data), str(tmp_path / "out"))
+    return config, scheduler.JobSettings(str(path), str(data), str(tmp_path / "out"))
 
 
 IT_ONLY = """
@@ -59,7 +59,7 @@ def stored(config, settings):
 def test_sync_keeps_one_job_per_audience_across_restarts(tmp_path, data):
     config, settings = setup(tmp_path, data, IT_ONLY)
     assert {c["job"] for c in scheduler.sync(config, settings)} == {"report-it",
-                                                                  "report-support"}
+                                                                    "report-support"}
     first = stored(config, settings)
     assert scheduler.sync(config, settings) == []          # a restart changes nothing
     assert stored(config, settings) == first
@@ -306,7 +306,7 @@ def test_a_second_scheduler_on_the_same_output_exits_2_naming_the_first(tmp_path
 
 
 def test_sigterm_during_a_job_records_it_interrupted_and_the_next_start_runs_it(tmp_path,
-                                                                                 data):
+                                                                                data):
     config, settings = setup(tmp_path, data, IT_ONLY + '[scheduler]\nstop_grace_s = 0.2\n'
                              'notify_on_failure = "ops@example.com"\n')
     scheduler.sync(config, settings)

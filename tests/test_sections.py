@@ -8,23 +8,26 @@ import pandas as pd
 import pytest
 from pypdf import PdfReader
 
-from reporting import render, sections
 from reporting.build import build
-from reporting.config import Config
-from reporting.context import BuildContext
-from reporting.errors import ConfigError
-from reporting.kpis.base import KPI, Section, Table
-from reporting.periods import resolve
+from reporting.compute import sections
+from reporting.compute.context import BuildContext
+from reporting.core import registry
+from reporting.core.config import Config
+from reporting.core.errors import ConfigError
+from reporting.core.periods import resolve
+from reporting.core.registry import PARTS, SectionSpec, names
+from reporting.core.values import KPI, Section, Table
+from reporting.present import html
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 TESTS = [p.stem for p in (ROOT / "tests").rglob("test_*.py")]
 
 
-def problems(spec: sections.SectionSpec, is_part: bool = False) -> list[str]:
+def problems(spec: SectionSpec, is_part: bool = False) -> list[str]:
     """What a registry entry lacks: compute, a reachable template, a README row, tests."""
     out = []
-    env = render.environment()
+    env = html.environment()
     if not is_part and not callable(spec.compute):
         out.append("no compute")
     try:
@@ -43,21 +46,27 @@ def test_every_section_has_compute_template_readme_row_and_tests(spec):
     assert problems(spec) == []
 
 
-@pytest.mark.parametrize("spec", sections.PARTS, ids=lambda s: s.name)
+@pytest.mark.parametrize("spec", PARTS, ids=lambda s: s.name)
 def test_every_page_part_has_its_template_and_readme_row(spec):
     assert problems(spec, is_part=True) == []
 
 
 def test_the_contract_catches_a_half_added_section():
-    half = sections.SectionSpec("half_done", "Half", (), None, template="sections/nope.html")
+    half = SectionSpec("half_done", "Half", (), None, template="sections/nope.html")
     assert problems(half) == ["no compute", "no template", "no README row",
                               "no unit test module"]
-    generic = sections.SectionSpec("half_done", "Half", (), lambda *a: None)
+    generic = SectionSpec("half_done", "Half", (), lambda *a: None)
     assert "no template" not in problems(generic)      # the generic partial is reachable
 
 
+def test_the_registry_knows_the_built_in_names_without_importing_them():
+    """Configs are checked against BUILT_IN_NAMES before the sections are imported; they
+    must be the built-in entries' names, in page order."""
+    assert list(registry.BUILT_IN_NAMES) == [s.name for s in sections.SECTIONS]
+
+
 def test_config_validates_section_names_against_the_registry():
-    assert sections.names() == (
+    assert names() == (
         "overview", "insights", "api", "pages", "clicks", "cart", "sessions", "feedback",
         "support", "system", "incidents", "trends", "data_quality")
     with pytest.raises(ConfigError, match="unknown section.s. toy; known: overview"):
@@ -85,7 +94,7 @@ def toy(frames, ctx, earlier):
 
 def test_a_toy_section_from_one_entry_and_one_function_reaches_the_pdf(monkeypatch, tmp_path):
     monkeypatch.setattr(sections, "SECTIONS", [
-        *sections.SECTIONS, sections.SectionSpec("toy", "Toy requests", ("api_logs",), toy)])
+        *sections.SECTIONS, SectionSpec("toy", "Toy requests", ("api_logs",), toy)])
     config = Config.from_dict({"audiences": {"toy_readers": {"sections": ["toy"]}}})
     result = build(config, period="2026-W46", audiences=["toy_readers"], fmt="pdf",
                    data_dir=ROOT / "data", output_dir=tmp_path)

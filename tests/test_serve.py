@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from reporting.serve import Refused, resolve
+
 SECRET = b"top secret outside the output folder"
 
 
@@ -138,8 +140,6 @@ def test_missing_folder_and_busy_port_are_one_sentence(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("target", ["//etc/passwd", "/%2F%2Fetc/passwd", "/a/../b"])
 def test_resolve_refuses_absolute_and_parent_paths(site: Path, target: str) -> None:
-    from reporting.serve import Refused, resolve
-
     with pytest.raises(Refused) as info:
         resolve(site, target)
     assert info.value.status == 403

@@ -7,10 +7,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from reporting.cli import main
 from reporting.simulate import DEFAULT_START, simulate, suite_faults
-from reporting.sources import load_all
 
 from .conftest import UTC
+from .rows import load_all
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +78,6 @@ def test_scale_sets_api_rows(tmp_path):
 def test_incident_week_puts_the_outage_on_that_weeks_wednesday(tmp_path):
     from click.testing import CliRunner
 
-    from reporting.cli import main
     r = CliRunner().invoke(main, ["simulate", "--out", str(tmp_path / "two"), "--weeks", "3",
                                   "--scale", "tiny", "--incident-week", "2"])
     assert r.exit_code == 0, r.output
@@ -97,7 +97,6 @@ def test_simulating_past_today_warns_that_those_weeks_will_be_rejected(tmp_path)
     # outage of week 7 (Wed 2 Dec) was rejected as in the future and looked missed.
     from click.testing import CliRunner
 
-    from reporting.cli import main
     r = CliRunner().invoke(main, ["simulate", "--out", str(tmp_path / "future"), "--weeks",
                                   "1", "--scale", "tiny", "--start", "2099-01-07"])
     assert r.exit_code == 0, r.output
@@ -111,7 +110,6 @@ def test_simulating_past_today_warns_that_those_weeks_will_be_rejected(tmp_path)
 def test_incident_week_outside_the_simulated_weeks_is_one_sentence_and_exit_2(tmp_path):
     from click.testing import CliRunner
 
-    from reporting.cli import main
     r = CliRunner().invoke(main, ["simulate", "--out", str(tmp_path), "--weeks", "4",
                                   "--incident-week", "5"])
     assert r.exit_code == 2

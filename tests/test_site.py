@@ -17,14 +17,24 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from click.testing import CliRunner
 
-from reporting import formatting
 from reporting.build import build
 from reporting.cli import main
-from reporting.config import Config
+from reporting.core import formatting
+from reporting.core.config import Config
+from reporting.core.errors import ConfigError
+from reporting.deliver.reports import deliver
 from reporting.simulate import simulate
 
-from .browser import (broken_images, chromium, fonts, links, open_page, overflow, screenshot,
-                      set_width)
+from .browser import (
+    broken_images,
+    chromium,
+    fonts,
+    links,
+    open_page,
+    overflow,
+    screenshot,
+    set_width,
+)
 
 WEEKS = ["2026-W43", "2026-W44", "2026-W45"]
 BAD_ROW = '2026-11-03 09:00:00Z,"/checkout",200,-5,"payment-api","GET"\n'
@@ -213,8 +223,6 @@ def test_pages_in_chromium(archive: Path, served: str, browser: object, page: st
                                    "javascript:alert(1)", "https://x/?a=1",
                                    "https://x/a b", 42])
 def test_public_url_must_be_an_http_address(value: object) -> None:
-    from reporting.errors import ConfigError
-
     with pytest.raises(ConfigError, match="public_url must be an http:// or https:// address"):
         Config.from_dict({"public_url": value})
 
@@ -224,8 +232,6 @@ def test_mail_links_to_the_published_report_and_index(archive: Path, tmp_path: P
     public_url and to the index; the links name files that exist under output/."""
     import email
     from email import policy
-
-    from reporting.delivery import deliver
 
     out = tmp_path / "output"
     shutil.copytree(archive, out)
@@ -253,7 +259,7 @@ def test_mail_links_to_the_published_report_and_index(archive: Path, tmp_path: P
 
 
 def test_a_pdf_only_folder_gets_no_fonts_until_a_page_needs_them(archive: Path,
-                                                                  tmp_path: Path) -> None:
+                                                                 tmp_path: Path) -> None:
     out = tmp_path / "output"
     build(Config(), period=WEEKS[0], fmt="pdf", audiences=["support"],
           data_dir=archive.parent / "data", output_dir=out)

@@ -8,18 +8,19 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from reporting import periods, slices
-from reporting.archive import Archive
 from reporting.cli import build_report
-from reporting.config import Config
-from reporting.context import BuildContext
-from reporting.errors import ConfigError
-from reporting.kpis import api, pages
+from reporting.compute import slices
+from reporting.compute.context import BuildContext
+from reporting.compute.coverage import data_span
+from reporting.compute.kpis import api, pages
+from reporting.core import periods
+from reporting.core.config import Config
+from reporting.core.errors import ConfigError
 from reporting.simulate import simulate
-from reporting.build import data_span
-from reporting.sources import load_all
+from reporting.store.archive import Archive
 
 from .conftest import pdf_text
+from .rows import load_all
 
 UTC = ZoneInfo("UTC")
 CONFIG = """

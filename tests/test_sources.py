@@ -6,10 +6,12 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 
-from reporting.errors import SourceError
-from reporting.sources import SPECS, load_all, load_source
+from reporting.core.contracts import SPECS
+from reporting.core.errors import SourceError
+from reporting.ingest.folder import load_source
 
 from .conftest import UTC, write_csv
+from .rows import load_all
 
 API_HEAD = "timestamp,endpoint,status_code,response_time_ms,service_name\n"
 GOOD_API = "2026-11-10T09:00:00,/a,200,120,svc\n"

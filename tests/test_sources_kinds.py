@@ -10,11 +10,16 @@ import pytest
 import sqlalchemy
 
 from reporting.build import build
-from reporting.config import Config
+from reporting.cli import build_report
+from reporting.core.config import Config
+from reporting.core.contracts import SPECS
+from reporting.core.periods import Window
+from reporting.core.quality import Loaded
+from reporting.ingest.engine.load import newest_window
 from reporting.simulate import simulate
-from reporting.sources import SPECS
 
 from . import layouts
+from .rows import load_all
 from .servers import postgres
 
 WEEK = "2026-W46"          # simulated weeks: 2026-W43 .. 2026-W48
@@ -121,8 +126,6 @@ def test_sql_reads_only_the_window_with_bound_values(flat, pg_url, tmp_path, mon
     build reads the week, its previous week and the baseline weeks, not the later ones."""
     from zoneinfo import ZoneInfo
 
-    from reporting import sources
-
     statements = []
     monkeypatch.setenv("PW", PASSWORD)
 
@@ -133,8 +136,8 @@ def test_sql_reads_only_the_window_with_bound_values(flat, pg_url, tmp_path, mon
     try:
         config = Config.from_dict({"sources": {"api_logs": {
             "url": pg_url, "password_env": "PW", "sql": "select * from api_logs"}}})
-        loaded = sources.load_all(tmp_path, ZoneInfo("UTC"), sources=config.sources,
-                                  period=WEEK)
+        loaded = load_all(tmp_path, ZoneInfo("UTC"), sources=config.sources,
+                          period=WEEK)
     finally:
         sqlalchemy.event.remove(sqlalchemy.engine.Engine, "before_cursor_execute", seen)
     api = loaded.frames["api_logs"]
@@ -157,8 +160,7 @@ def test_unreachable_database_names_host_port_database_not_password(tmp_path, mo
         "sql": "select * from tickets"}}})
     from zoneinfo import ZoneInfo
 
-    from reporting import sources
-    loaded = sources.load_all(tmp_path, ZoneInfo("UTC"), sources=config.sources)
+    loaded = load_all(tmp_path, ZoneInfo("UTC"), sources=config.sources)
     q = loaded.quality["support_tickets"]
     assert q.status == "error"
     assert q.message.startswith(f"Source support_tickets: cannot reach the database helpdesk "
@@ -169,14 +171,12 @@ def test_unreachable_database_names_host_port_database_not_password(tmp_path, mo
 def test_sql_error_gives_the_database_message_and_the_source(pg_url, tmp_path, monkeypatch):
     from zoneinfo import ZoneInfo
 
-    from reporting import sources
-
     monkeypatch.setenv("PW", PASSWORD)
     config = Config.from_dict({"sources": {
         "user_feedback": {"url": pg_url, "password_env": "PW", "sql": "select * from nope"},
         "cart_abandonment": {"url": pg_url, "password_env": "PW",
                              "sql": "select user_id, cart_id from cart_abandonment"}}})
-    loaded = sources.load_all(tmp_path, ZoneInfo("UTC"), sources=config.sources)
+    loaded = load_all(tmp_path, ZoneInfo("UTC"), sources=config.sources)
     assert loaded.quality["user_feedback"].message == (
         'Source user_feedback: the database refused the query: relation "nope" does not '
         'exist.')
@@ -188,10 +188,9 @@ def test_sql_error_gives_the_database_message_and_the_source(pg_url, tmp_path, m
 
 @pytest.mark.parametrize("kind", ["postgresql", "sqlite"])
 def test_a_rejected_row_names_the_query_and_its_row(kind, pg_url, tmp_path, monkeypatch):
-    import pandas as pd
     from zoneinfo import ZoneInfo
 
-    from reporting import sources
+    import pandas as pd
 
     monkeypatch.setenv("PW", PASSWORD)
     if kind == "postgresql":
@@ -212,8 +211,8 @@ def test_a_rejected_row_names_the_query_and_its_row(kind, pg_url, tmp_path, monk
     if kind == "postgresql":
         source["password_env"] = "PW"
     config = Config.from_dict({"sources": {"api_logs": source}})
-    loaded = sources.load_all(tmp_path, ZoneInfo("UTC"), sources=config.sources,
-                              period="2026-W46")
+    loaded = load_all(tmp_path, ZoneInfo("UTC"), sources=config.sources,
+                      period="2026-W46")
     bad = loaded.rejected["api_logs"]
     assert bad[["query", "row", "reason"]].values.tolist() == [
         ["query of api_logs", 2, "negative response_time_ms"],
@@ -224,16 +223,14 @@ def test_a_rejected_row_names_the_query_and_its_row(kind, pg_url, tmp_path, monk
 def test_latest_asks_the_database_for_its_newest_time(flat, pg_url, monkeypatch):
     """`--period latest` finds the newest time with one max() query, then reads that
     week's window only."""
-    import pandas as pd
     from zoneinfo import ZoneInfo
 
-    from reporting import sources
-    from reporting.readers import Window
+    import pandas as pd
 
     monkeypatch.setenv("PW", PASSWORD)
     config = Config.from_dict({"sources": {"api_logs": {
         "url": pg_url, "password_env": "PW", "sql": "select * from api_logs"}}})
-    window = sources._window(config.sources, "latest", ZoneInfo("UTC"), None, {}, {})
+    window = newest_window(config.sources, ZoneInfo("UTC"), Loaded({}, {}, {}), {})
     newest = layouts.typed(flat, "api_logs")["timestamp"].max()     # Sunday 29 Nov
     assert newest.date() == pd.Timestamp("2026-11-29").date()
     # latest week 23..29 Nov; its window 26 Oct - 1 day .. 30 Nov + 1 day
@@ -243,8 +240,6 @@ def test_latest_asks_the_database_for_its_newest_time(flat, pg_url, monkeypatch)
 
 def test_strict_build_stops_on_an_unreachable_database(tmp_path):
     from click.testing import CliRunner
-
-    from reporting.cli import build_report
 
     from .servers import free_port
 

@@ -5,11 +5,11 @@ import dataclasses
 
 import pandas as pd
 
-from reporting import trends
-from reporting.config import Config
-from reporting.context import BuildContext
-from reporting.kpis.base import KPI, Section
-from reporting.periods import resolve
+from reporting.compute import trends
+from reporting.compute.context import BuildContext
+from reporting.core.config import Config
+from reporting.core.periods import resolve
+from reporting.core.values import KPI, Section
 
 
 def _context(history: pd.DataFrame) -> BuildContext:

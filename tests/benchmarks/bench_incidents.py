@@ -16,19 +16,20 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import date
 import tempfile
+from datetime import date
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 from scipy import stats
 
-from reporting import incidents, rollups
-from reporting.config import Thresholds
-from reporting.periods import resolve
+from reporting.compute.incidents.detect import detect
+from reporting.core import rollups
+from reporting.core.config import Thresholds
+from reporting.core.periods import resolve
 from reporting.simulate import simulate, suite_faults
-from reporting.sources import load_all
+from tests.rows import load_all
 
 UTC = ZoneInfo("UTC")
 HOUR = pd.Timedelta(hours=1)
@@ -53,7 +54,7 @@ def run_seed(seed: int) -> dict:
     out = {"found": {}, "false": {"quiet": 0, "other": 0}, "impact": [], "shift": None,
            "creep_incidents": 0, "details": []}
     for week in range(2, 10):
-        found = incidents.detect(frames, resolve(week_id(t0, week), UTC, None), Thresholds())
+        found = detect(frames, resolve(week_id(t0, week), UTC, None), Thresholds())
         mine = [(f, meta) for f, meta in zip(faults, injected)
                 if f.start < t0 + pd.Timedelta(weeks=week + 1) and
                 f.end > t0 + pd.Timedelta(weeks=week)]

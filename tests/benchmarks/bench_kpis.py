@@ -9,13 +9,13 @@ import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from reporting import charts
-from reporting.build import data_span
-from reporting.context import BuildContext
-from reporting.sections import SECTIONS, compute_all
-from reporting.periods import resolve
+from reporting.compute.context import BuildContext
+from reporting.compute.coverage import data_span
+from reporting.compute.sections import SECTIONS, compute_all
+from reporting.core.periods import resolve
+from reporting.present import charts
 from reporting.simulate import simulate
-from reporting.sources import load_all
+from tests.rows import load_all
 
 
 def test_kpis_against_load(tmp_path_factory):

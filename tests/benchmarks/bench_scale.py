@@ -41,10 +41,10 @@ from typing import Any, Iterator
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-
 from reporting.config import Config
-from reporting.simulate import simulate
 from reporting.sources import SPECS
+
+from reporting.simulate import simulate
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("BENCH_SCALE_DIR", "/tmp/bench-scale"))

@@ -20,8 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from reporting.core.contracts import SPECS
 from reporting.simulate import simulate
-from reporting.sources import SPECS
 
 START = date(2026, 9, 7)      # a Monday; weeks 1..8 = 2026-W37 .. 2026-W44
 WEEKS = 8

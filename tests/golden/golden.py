@@ -14,7 +14,8 @@ from typing import Any
 from pypdf import PdfReader
 
 from reporting.build import build
-from reporting.config import Config
+from reporting.core.config import Config
+from reporting.simulate import simulate
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -47,7 +48,6 @@ def pdf_text(path: Path) -> str:
 
 def simulated(folder: Path) -> Path:
     """The simulated golden case's data, written into `folder`."""
-    from reporting.simulate import simulate
 
     simulate(folder, weeks=2, scale="small", seed=11, incident_weeks=[2])
     return folder

@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from reporting.kpis import api
+from reporting.compute.kpis import api
 
 from ..conftest import week_of
 

@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import pytest
 
-from reporting.kpis import cart, clicks
+from reporting.compute.kpis import cart, clicks
+from reporting.core.periods import resolve
 
 from ..conftest import week_of
+from ..rows import load_all
 
 W46 = week_of("2026-11-09")
 CLICKS = """user_id,timestamp,page,element_clicked
@@ -52,9 +54,6 @@ def test_cart_kpis_by_hand(frame, thresholds):
 
 
 def test_seed_carts(seed_dir, thresholds):
-    from reporting.periods import resolve
-    from reporting.sources import load_all
-
     from ..conftest import UTC
     f = load_all(seed_dir, UTC).frames
     t = f["cart_abandonment"]["abandonment_time"]

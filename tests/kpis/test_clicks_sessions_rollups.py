@@ -7,9 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from reporting import rollups
-from reporting.kpis import clicks, sessions
-from reporting.periods import date_range
+from reporting.compute.kpis import clicks, sessions
+from reporting.core import rollups
+from reporting.core.periods import date_range
 
 from ..conftest import week_of
 

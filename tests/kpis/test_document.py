@@ -3,9 +3,14 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from reporting.kpis import document, headline_keys, ranked_insights, with_previous
-from reporting.kpis.base import KPI, Insight, Section
-from reporting.periods import resolve
+from reporting.compute.document import (
+    document,
+    headline_keys,
+    ranked_insights,
+    with_previous,
+)
+from reporting.core.periods import resolve
+from reporting.core.values import KPI, Insight, Section
 
 P = resolve("2026-W46", ZoneInfo("UTC"), None)
 

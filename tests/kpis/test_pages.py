@@ -2,9 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from reporting.kpis import pages
+from reporting.compute.kpis import pages
+from reporting.core import formatting, registry
+from reporting.core.config import Thresholds
+from reporting.core.periods import resolve
 
 from ..conftest import week_of
+from ..rows import load_all
 
 ROWS = """page_url,timestamp,load_time_ms,device
 /a,2026-11-10T09:00:00,1000,desktop
@@ -41,9 +45,6 @@ def test_without_device_column(frame, thresholds):
 
 
 def test_seed_pages_mean_and_slowest(seed_dir, thresholds):
-    from reporting.periods import resolve
-    from reporting.sources import load_all
-
     from ..conftest import UTC
     f = load_all(seed_dir, UTC).frames
     p = resolve("all", UTC, (f["page_load_times"]["timestamp"].min(),
@@ -55,9 +56,6 @@ def test_seed_pages_mean_and_slowest(seed_dir, thresholds):
 
 
 def test_every_threshold_label_band_and_sentence_follows_the_config(frame):
-    from reporting import formatting, sections
-    from reporting.config import Thresholds
-
     t = Thresholds(page_p75_ms=3000, page_poor_ms=4500)
     s = pages.compute({"page_load_times": frame("page_load_times", ROWS)}, W46, t)
     labels = {k.key: k.label for k in s.kpis}
@@ -73,7 +71,7 @@ def test_every_threshold_label_band_and_sentence_follows_the_config(frame):
     assert [i.severity for i in s.insights] == ["high"]
     assert "in the poor band (> 4.5 s)" in s.insights[0].text
     assert "take over 4.5 s" in s.insights[0].text
-    headers = sections.headers("pages", formatting.threshold_words(t))
+    headers = registry.headers("pages", formatting.threshold_words(t))
     assert (headers["good_share"], headers["poor_share"]) == ("≤ 3 s", "> 4.5 s")
 
 

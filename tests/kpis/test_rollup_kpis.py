@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reporting import rollups
-from reporting.kpis import api, pages, system
-from reporting.kpis.base import rollups_of
-from reporting.periods import date_range
+from reporting.compute.kpis import api, pages, system
+from reporting.compute.kpis.base import rollups_of
+from reporting.core import rollups
+from reporting.core.periods import date_range
 
 from ..conftest import UTC, week_of
 

@@ -3,9 +3,12 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from reporting.kpis import feedback, sessions
+from reporting.compute import sentiment
+from reporting.compute.kpis import feedback, sessions
+from reporting.core.periods import resolve
 
 from ..conftest import week_of
+from ..rows import load_all
 
 W46 = week_of("2026-11-09")
 SESSIONS = """session_id,user_id,start_time,end_time,page_sequence,drop_off_page
@@ -49,9 +52,6 @@ def test_funnel_from_page_patterns_in_order():
 
 
 def test_seed_sessions(seed_dir, thresholds):
-    from reporting.periods import resolve
-    from reporting.sources import load_all
-
     from ..conftest import UTC
     f = load_all(seed_dir, UTC).frames
     t = f["session_tracking"]["start_time"]
@@ -88,7 +88,6 @@ def test_feedback_kpis_by_hand(frame, thresholds):
 
 
 def test_sentiment_is_computed_once_per_distinct_text(frame, thresholds):
-    from reporting import sentiment
     rows = "user_id,timestamp,feedback_text,rating\n" + "".join(
         f"u{i},2026-11-10T09:00:00,Unique text number {i % 3} is great,5\n" for i in range(300))
     sentiment.score.cache_clear()
@@ -97,9 +96,6 @@ def test_sentiment_is_computed_once_per_distinct_text(frame, thresholds):
 
 
 def test_seed_feedback_mean_rating(seed_dir, thresholds):
-    from reporting.periods import resolve
-    from reporting.sources import load_all
-
     from ..conftest import UTC
     f = load_all(seed_dir, UTC).frames
     t = f["user_feedback"]["timestamp"]
@@ -116,6 +112,5 @@ def test_feedback_with_no_text_in_the_period(frame, thresholds):
 
 
 def test_sentiment_of_no_text_keeps_its_types():
-    from reporting import sentiment
     s = sentiment.scores(pd.Series([], dtype="string"))
     assert s["polarity"].dtype == "float64" and s["opinion"].dtype == "bool"

@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import pytest
 
-from reporting.kpis import support, system
+from reporting.compute.kpis import support, system
+from reporting.core.periods import resolve
 
 from ..conftest import week_of
+from ..rows import load_all
 
 W46 = week_of("2026-11-09")
 TICKETS = """ticket_id,created_at,status,channel,issue_type,resolved_at,first_response_at
@@ -33,9 +35,6 @@ def test_support_kpis_by_hand(frame, thresholds):
 
 
 def test_seed_tickets(seed_dir, thresholds):
-    from reporting.periods import resolve
-    from reporting.sources import load_all
-
     from ..conftest import UTC
     f = load_all(seed_dir, UTC).frames
     t = f["support_tickets"]["created_at"]

@@ -1,0 +1,309 @@
+"""How much of a period each source's data covers, known before any KPI is computed.
+
+A bin (a day, or an hour for a period of one day) is *missing* when the source has no
+row in it although it usually has: it has rows in that weekday (hour of day) on at
+least half of the weeks (days) its own data spans. A period no source reaches is an
+error; a period some source covers in part builds, says so on page 1, and that
+source's KPIs are never judged good nor compared with a full previous period.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..core import rollups
+from ..core.contracts import SPECS
+from ..core.errors import NoDataError
+from ..core.periods import Period
+from ..core.rollups import Rollup
+
+# How a source is named in a sentence a manager reads ("API logs end 12 Nov").
+LABELS = {
+    "clickstream": "Clicks", "cart_abandonment": "Abandoned carts",
+    "page_load_times": "Page loads", "api_logs": "API logs", "user_feedback": "Feedback",
+    "session_tracking": "Sessions", "support_tickets": "Tickets",
+    "system_metrics": "System metrics",
+}
+USUAL_SHARE = 0.5        # a bin is expected when its kind has rows this often
+
+
+@dataclass(frozen=True)
+class SourceCoverage:
+    source: str
+    first: pd.Timestamp | None          # first and last event inside the period
+    last: pd.Timestamp | None
+    missing: tuple[pd.Timestamp, ...]   # starts of expected bins without rows
+    hourly: bool                        # bins are hours (a day-long period) or days
+
+    @property
+    def status(self) -> str:
+        """full | partial | absent (no row in the period at all)."""
+        if self.first is None:
+            return "absent"
+        return "partial" if self.missing else "full"
+
+    def sentence(self, period: Period, label: str | None = None) -> str:
+        """'API logs end 12 Nov', 'Tickets missing on 14 Nov', '' when complete."""
+        label = label or LABELS.get(self.source, self.source)
+        if self.status == "absent":
+            return f"{label} have no rows in this period"
+        parts = []
+        step = pd.Timedelta(hours=1) if self.hourly else pd.Timedelta(days=1)
+        after = [t for t in self.missing if t > self.last]
+        before = [t for t in self.missing if t + step <= self.first]
+        inside = [t for t in self.missing if t not in after and t not in before]
+        if before and before[0] <= period.start:
+            parts.append(f"{label} start {_when(self.first, self.hourly)}")
+        else:
+            inside = before + inside
+        if after and after[-1] + step >= period.end:
+            unit = "hours" if self.hourly else "days"
+            total = len(_bins_of(period, self.hourly))
+            parts.append(f"{label + ' ' if not parts else ''}end {_when(self.last, self.hourly)} "
+                         f"({len(after)} of {total} {unit} without data)")
+        else:
+            inside = inside + after
+        if inside:   # the source is named once: "Clicks end 12 Nov (…); also missing on 9 Nov"
+            parts.append(f"{'also' if parts else label} missing {_bins(inside, self.hourly)}")
+        return "; ".join(parts)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"status": self.status,
+                "first": self.first.isoformat() if self.first is not None else None,
+                "last": self.last.isoformat() if self.last is not None else None,
+                "missing": [t.isoformat() for t in self.missing],
+                "bin": "hour" if self.hourly else "day"}
+
+
+@dataclass(frozen=True)
+class Coverage:
+    period: Period
+    sources: Mapping[str, SourceCoverage]
+
+    @property
+    def partial(self) -> dict[str, SourceCoverage]:
+        return {n: c for n, c in self.sources.items() if c.status != "full"}
+
+    def notes(self) -> list[str]:
+        """One sentence per gap, naming together the sources that share it."""
+        groups: dict[str, list[str]] = {}
+        for c in self.partial.values():
+            groups.setdefault(c.sentence(self.period, "\0"), []).append(
+                LABELS.get(c.source, c.source))
+        out = []
+        for text, labels in groups.items():
+            who = ("All sources" if len(labels) == len(self.sources) > 1 else
+                   labels[0] if len(labels) == 1 else
+                   f"{', '.join(labels[:-1])} and {labels[-1]}")
+            out.append(text.replace("\0", who))
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {n: c.as_dict() for n, c in self.sources.items()}
+
+    def days(self) -> list[date]:
+        """The period's days, for charts that show each one."""
+        return [b.date() for b in _bins_of(self.period, False)]
+
+    def missing_days(self, sections: Mapping[str, str]) -> dict[str, set[date]]:
+        """Section -> days its source has no data in (the incidents section: any source's)."""
+        def of(c: SourceCoverage) -> set[date]:
+            if c.status == "absent":
+                return set(self.days())
+            return {t.date() for t in c.missing} if not c.hourly else set()
+        out = {name: of(self.sources[src]) for name, src in sections.items()
+               if src in self.sources}
+        out["incidents"] = set().union(*out.values()) if out else set()
+        return out
+
+
+def of_source(times: pd.Series | Rollup, period: Period) -> SourceCoverage | None:
+    """The coverage of `period` by one source's event times (or its rollup's slots); None
+    without any time."""
+    lo, hi = _spans(times)
+    if lo.empty:
+        return None
+    hourly = period.days <= 1
+    inside = period.mask(lo)   # a slot is in the period or out: periods start on a slot
+    first = lo[inside].min() if inside.any() else None
+    last = hi[inside].max() if inside.any() else None
+    bins = _bins_of(period, hourly)
+    have = set(_floor(lo[inside], hourly))
+    usual = _usual(lo, hourly)
+    key = (lambda t: t.hour) if hourly else (lambda t: t.weekday())
+    missing = tuple(b for b in bins if b not in have and usual.get(key(b), False))
+    return SourceCoverage(source="", first=first, last=last, missing=missing, hourly=hourly)
+
+
+def _spans(value: pd.Series | Rollup) -> tuple[pd.Series, pd.Series]:
+    """First and last time of each group of a source's events, in its zone: a rollup's
+    slots (each lies in one local hour and day), or plain times one by one."""
+    if not isinstance(value, Rollup):
+        times = value.dropna()
+        return times, times
+    t = value.tables["times"]
+
+    def local(col: str) -> pd.Series:
+        us = t[col].to_numpy(dtype="int64")
+        return pd.Series(pd.to_datetime(us, unit="us", utc=True)).dt.tz_convert(value.tz)
+    return local("tmin"), local("tmax")
+
+
+def _times_of(name: str, value: pd.DataFrame | Rollup) -> pd.Series | Rollup | None:
+    """What `_spans` reads for a loaded source: its rollup, or its period column."""
+    if isinstance(value, Rollup):
+        return value
+    col = SPECS[name].time
+    return value[col] if col in value else None
+
+
+def compute(frames: Mapping[str, pd.DataFrame | Rollup], period: Period) -> Coverage:
+    """Each loaded source's coverage of `period`."""
+    out = {}
+    for name, frame in frames.items():
+        times = _times_of(name, frame)
+        c = of_source(times, period) if times is not None else None
+        if c is not None:
+            out[name] = dataclasses.replace(c, source=name)
+    return Coverage(period, out)
+
+
+def last_complete_day(frames: Mapping[str, pd.DataFrame | Rollup], tz: Any) -> date | None:
+    """The last day the data covers to its end, in zone `tz`: the newest day on which
+    some source reaches the hour its days usually end in (the median of its daily last
+    hours). A day that holds only the first hour of data is not reported as a whole day.
+    (Times past the build's clock + `future_margin_hours` are rejected rows by then.)"""
+    best: date | None = None
+    newest: date | None = None
+    for name, frame in frames.items():
+        times = _times_of(name, frame)
+        lo, hi = _spans(times) if times is not None else (pd.Series(), pd.Series())
+        if lo.empty:
+            continue
+        lo, hi = lo.dt.tz_convert(tz), hi.dt.tz_convert(tz)
+        last = hi.max()
+        newest = max(newest, last.date()) if newest else last.date()
+        recent = (hi >= last - pd.Timedelta(days=15)).to_numpy()   # enough days for a median
+        daily_last_hour = hi[recent].groupby(lo[recent].dt.date.to_numpy()).max().dt.hour
+        usual = int(daily_last_hour.iloc[:-1].median()) if len(daily_last_hour) > 1 else 0
+        day = last.date() if last.hour >= usual else last.date() - timedelta(days=1)
+        best = max(best, day) if best else day
+    return best if best is not None else newest
+
+
+def require_some(coverage: Coverage, span: tuple[pd.Timestamp, pd.Timestamp] | None
+                 ) -> Coverage:
+    """`coverage`, or stop (exit 1) when no source has a single row in the period: known
+    before any KPI, so nothing is built, written or sent."""
+    p = coverage.period
+    if any(c.first is not None for c in coverage.sources.values()):
+        return coverage
+    if span is None:
+        raise NoDataError(f"The data holds no timestamped rows, so {p.id} has no data; "
+                          "nothing was built.")
+    first, last = (t.tz_convert(p.start.tz) for t in span)
+    if last < p.start:
+        raise NoDataError(f"The data ends {last:%-d %b %Y}, before {p.id} starts; "
+                          "nothing was built.")
+    if first >= p.end:
+        raise NoDataError(f"The data starts {first:%-d %b %Y}, after {p.id} ends; "
+                          "nothing was built.")
+    raise NoDataError(f"The data has no rows in {p.id} ({first:%-d %b %Y} – "
+                      f"{last:%-d %b %Y} has a gap there); nothing was built.")
+
+
+def untrusted(sections: Mapping[str, Any], sources: Mapping[str, str],
+              coverage: Coverage) -> dict[str, Any]:
+    """Sections whose source is partial or absent: no KPI judged good, no change
+    against a full previous period (`previous` cleared)."""
+    out = dict(sections)
+    for name, source in sources.items():
+        c = coverage.sources.get(source)
+        if name not in out or c is None or c.status == "full":
+            continue
+        s = out[name]
+        kpis = tuple(dataclasses.replace(k, previous=None,
+                                         status=None if k.status == "good" else k.status)
+                     for k in s.kpis)
+        out[name] = dataclasses.replace(s, kpis=kpis)
+    return out
+
+
+def _bins_of(period: Period, hourly: bool) -> list[pd.Timestamp]:
+    if hourly:   # cut in UTC so a DST day has 23 or 25 hours, none ambiguous
+        utc = pd.date_range(period.start.tz_convert("UTC"), period.end.tz_convert("UTC"),
+                            freq="h", inclusive="left")
+        return list(utc.tz_convert(period.start.tz))
+    days = pd.date_range(period.start.date(), period.end.date(), freq="D", inclusive="left")
+    return [pd.Timestamp(d.date(), tz=period.start.tz) for d in days]
+
+
+def _floor(times: pd.Series, hourly: bool) -> list[pd.Timestamp]:
+    if hourly:
+        return list(times.dt.tz_convert("UTC").dt.floor("h").dt.tz_convert(times.dt.tz).unique())
+    return [pd.Timestamp(d, tz=times.dt.tz) for d in pd.unique(times.dt.date)]
+
+
+def _usual(times: pd.Series, hourly: bool) -> dict[int, bool]:
+    """For each hour of day (weekday), whether the source has rows in it on at least
+    USUAL_SHARE of the days (weeks) its data spans."""
+    dates = times.dt.date
+    if hourly:
+        kinds = times.dt.hour.to_numpy()
+        units = pd.Series(list(zip(dates, kinds))).drop_duplicates()
+        per_kind = pd.Series([k for _, k in units]).value_counts()
+        span_units = max(len(pd.unique(dates)), 1)
+        possible = {h: span_units for h in range(24)}
+    else:
+        unique_days = pd.Series(pd.unique(dates))
+        per_kind = unique_days.map(lambda d: d.weekday()).value_counts()
+        first, last = min(unique_days), max(unique_days)
+        possible = {w: _weekdays_between(first, last, w) for w in range(7)}
+    return {k: possible[k] > 0 and per_kind.get(k, 0) / possible[k] >= USUAL_SHARE
+            for k in possible}
+
+
+def _weekdays_between(first: date, last: date, weekday: int) -> int:
+    n = (last - first).days + 1
+    return int(np.sum([(first.weekday() + i) % 7 == weekday for i in range(n)]))
+
+
+def _when(t: pd.Timestamp, hourly: bool) -> str:
+    return f"{t:%H:%M}" if hourly else f"{t:%-d %b}"
+
+
+def _bins(bins: list[pd.Timestamp], hourly: bool) -> str:
+    """'on 14 Nov', 'on 3 days (14 Nov – 16 Nov)', 'at 03:00', 'in 4 hours (...)'."""
+    if hourly:
+        if len(bins) == 1:
+            return f"at {bins[0]:%H:%M}"
+        return f"in {len(bins)} hours ({bins[0]:%H:%M} – {bins[-1]:%H:%M})"
+    if len(bins) == 1:
+        return f"on {bins[0]:%-d %b}"
+    if len(bins) <= 3:
+        return "on " + ", ".join(f"{b:%-d %b}" for b in bins)
+    return f"on {len(bins)} days ({bins[0]:%-d %b} – {bins[-1]:%-d %b})"
+
+
+def data_span(frames: Mapping[str, pd.DataFrame | rollups.Rollup]
+              ) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """First and last event over the sources' period columns (a ticket's later
+    resolution time does not stretch the data's span; a rollup's from its times table)."""
+    lows, highs = [], []
+    for name, frame in frames.items():
+        if isinstance(frame, rollups.Rollup):
+            if frame.span is not None:
+                lows.append(frame.span[0].tz_convert(frame.tz))
+                highs.append(frame.span[1].tz_convert(frame.tz))
+            continue
+        col = SPECS[name].time
+        if len(frame) and frame[col].notna().any():
+            lows.append(frame[col].min())
+            highs.append(frame[col].max())
+    return (min(lows), max(highs)) if lows else None

@@ -1,0 +1,150 @@
+"""The incidents section: the period's incidents, anomalies and level shifts as tables,
+insights, a timeline chart, kpis.json entries and the hourly values the archive keeps."""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ...core import formatting as fmt
+from ...core.config import ServiceLinks, Thresholds
+from ...core.periods import Period
+from ...core.values import Chart, Insight, Section, Table
+from .detect import detect
+from .findings import Findings, Incident
+from .signals import Signal, archive_rows
+from .words import chance_text, label, sentence, span_text, usual_text
+
+NAME = "incidents"
+TITLE = "Incidents across the stack"
+
+
+def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
+            history: pd.DataFrame | None = None,
+            links: Mapping[str, ServiceLinks] | None = None, top_n: int | None = None,
+            currency: str = "") -> tuple[Section, list[Incident], pd.DataFrame]:
+    """The incidents section, the incidents for kpis.json, and the period's hourly
+    signal values for the archive; money in their sentences carries `currency`."""
+    if not frames:
+        return (Section(NAME, TITLE, "no data", "No data to look for incidents in."), [],
+                archive_rows([], pd.DatetimeIndex([], tz="UTC"), period))
+    found = detect(frames, period, t, history=history, links=links, top_n=top_n)
+    hours, sigs = found.hours, list(found.signals)
+    tz = period.start.tz
+    in_period = np.asarray((hours >= period.start) & (hours < period.end))
+    incidents = [dataclasses.replace(i, text=sentence(i, currency)) if currency else i
+                 for i in found.incidents]
+    timeline = _timeline(hours[in_period], sigs, in_period, incidents, tz)
+    insights = tuple(Insight("high", NAME, i.text, impact=1e12 + i.impact.abandoned_value)
+                     for i in incidents)
+    insights += tuple(Insight("medium", _domain(a.signals[0].name), a.text)
+                      for a in found.back_end + found.user_felt)
+    insights += tuple(Insight("medium", _domain(s.name), s.text) for s in found.shifts)
+    message = "" if incidents else (
+        "No incident: in no hour were a back-end service and what its users see (its pages, "
+        "tickets, comments, carts) both unusual beyond the false-alarm bound "
+        f"({t.incident_false_alarms:g} per period).")
+    section = Section(
+        NAME, TITLE, "ok", message, tables=_tables(found), charts=(timeline,),
+        insights=insights,
+        breakdowns={"count": len(incidents),
+                    "back_end_anomalies": [a.as_dict() for a in found.back_end],
+                    "user_felt_anomalies": [a.as_dict() for a in found.user_felt],
+                    "level_shifts": [s.as_dict() for s in found.shifts]})
+    return section, incidents, archive_rows(sigs, hours, period)
+
+
+def _domain(signal: str) -> str:
+    """The report section a one-sided finding belongs to (api, system, support, ...)."""
+    return {"sessions": "sessions", "cart": "cart", "feedback": "feedback", "pages": "pages",
+            "support": "support", "system": "system"}.get(signal.split(".")[0], "api")
+
+
+def _tables(found: Findings) -> tuple[Table, ...]:
+    incidents = found.incidents
+    windows_ = [span_text(i.start, i.end) for i in incidents]
+    table = pd.DataFrame([{
+        "window": w, "services": ", ".join(i.services) or "–",
+        "abandoned_carts": i.impact.abandoned_carts,
+        "abandoned_value": i.impact.abandoned_value, "tickets": i.impact.tickets,
+    } for w, i in zip(windows_, incidents)],
+        columns=["window", "services", "abandoned_carts", "abandoned_value", "tickets"])
+
+    def readings(items: Sequence[Any], who: str | None = None) -> pd.DataFrame:
+        columns = ["window"] + ([who] if who else []) + ["signal", "peak", "usual", "chance"]
+        return pd.DataFrame([{
+            "window": span_text(i.start, i.end),
+            **({who: i.entity} if who else {}),
+            # the service column already names a back-end signal's service
+            "signal": label({"name": r.name, "entity": "all" if who and r.entity == i.entity
+                             else r.entity}),
+            "peak": fmt.value(r.peak, r.unit), "usual": usual_text(r), "chance": chance_text(r.p),
+        } for i in items for r in i.signals], columns=columns)
+
+    shifts = pd.DataFrame([{
+        "signal": label({"name": s.name, "entity": s.entity}),
+        "since": f"{s.start:%a %-d %b %H:%M}", "usual": fmt.value(s.before, s.unit),
+        "now": fmt.value(s.after, s.unit), "kind": "still rising" if s.rising else "step",
+    } for s in found.shifts], columns=["signal", "since", "usual", "now", "kind"])
+    usual_note = ("Usual: the median of the same hour of the week over up to 4 earlier weeks "
+                  "in the data or the archive (of the same hour of day when history is "
+                  "short). Peak: the window's least likely hour. Chance: how likely that "
+                  "hour was under its baseline.")
+    return (
+        Table("incidents", "Incidents, most costly first", table,
+              {"abandoned_carts": "count", "abandoned_value": "money", "tickets": "count"},
+              "Impact is what exceeded the usual level during the window."),
+        Table("signals", "What each incident's signals did", readings(incidents), {},
+              usual_note),
+        Table("back_end", "Back-end anomalies users did not visibly feel",
+              readings(found.back_end, "service"), {},
+              "A back-end signal far from its usual level with no sign in the pages, "
+              "tickets, comments or carts tied to that service."),
+        Table("user_felt", "What users felt without a back-end cause",
+              readings(found.user_felt), {},
+              "Pages, tickets, comments or carts far from their usual level with no "
+              "back-end service failing at the time."),
+        Table("level_shifts", "Level shifts", shifts, {},
+              "A change that lasted at least a day: the hours after it are judged against "
+              "the new level."),
+    )
+
+
+def _timeline(hours: pd.DatetimeIndex, sigs: list[Signal], in_period: np.ndarray,
+              found: Sequence[Incident], tz: Any) -> Chart:
+    """API 5xx rate, abandoned cart value and negative feedback per hour (per day when the
+    period is longer than two weeks), incidents shaded."""
+    def total(name: str, weight: bool = False) -> np.ndarray | None:
+        chosen = [s for s in sigs if s.name == name]
+        if not chosen:
+            return None
+        return sum(np.nan_to_num(s.values) * (s.events if weight else 1)
+                   for s in chosen)[in_period]
+
+    local = hours.tz_convert(tz)
+    sums = pd.DataFrame(index=local)
+    for column, values in (("errors", total("api.server_error_rate", weight=True)),
+                           ("requests", total("api.requests")),
+                           ("abandoned value", total("cart.abandoned_value")),
+                           ("negative comments", total("feedback.negative"))):
+        if values is not None:
+            sums[column] = values
+    daily = len(local) > 14 * 24
+    if daily and len(sums.columns):
+        sums = sums.groupby(local.floor("D") if len(local) else local).sum()
+    data = pd.DataFrame({"hour": sums.index})
+    if "requests" in sums:
+        with np.errstate(all="ignore"):
+            data["5xx rate (%)"] = (sums["errors"] / sums["requests"].where(
+                sums["requests"] > 0)).to_numpy()
+    for column in ("abandoned value", "negative comments"):
+        if column in sums:
+            data[column] = sums[column].to_numpy()
+    shade = [(i.start, i.end) for i in found]
+    unit = "day" if daily else "hour"
+    return Chart("incidents_timeline", "stacked_lines",
+                 f"API errors, abandoned carts and negative feedback per {unit}", data,
+                 {"x": "hour", "shade": shade})

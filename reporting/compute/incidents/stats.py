@@ -1,0 +1,342 @@
+"""Baselines and tail probabilities of hourly signals: the same hour of earlier weeks
+(or days), screened of earlier incidents; count, ratio and robust-scale tails; level
+shifts; Fisher's combination of two sides."""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import stats
+
+from .signals import Signal
+
+WEEK_H = 168
+
+K = 0.6745          # makes the MAD comparable to a standard deviation
+MIN_DAYS = 3        # the same hour on at least 3 earlier days, where weeks are short
+
+PRIOR_HOURS = 4.0   # weight of the same-hour-of-day prior for counts, in hours
+PRIOR_EVENTS = 100.0  # ... and for ratios, in requests
+TAIL_TERMS = 2000   # terms summed for a ratio's far tail
+SCREEN = 1e-3       # a baseline hour this unlikely under the others is left out
+SHIFT_HOURS = 24    # a level shift lasts at least a day
+SHIFT_LEVEL = np.log(1.2)   # and moves a percentile by 20 % or more
+SHIFT_PCT = 5.0             # or CPU/memory by 5 percentage points or more
+
+
+# --- baselines and tail probabilities --------------------------------------------------
+
+def _stack(values: np.ndarray, at: np.ndarray, step: int, count: int) -> np.ndarray:
+    """values at `at` - step, - 2 step, ... - count step (NaN before the grid)."""
+    idx = at[None, :] - step * np.arange(1, count + 1)[:, None]
+    return np.where(idx >= 0, values[np.maximum(idx, 0)], np.nan)
+
+
+def history(values: np.ndarray, at: np.ndarray, weeks: int = 4,
+            also: Sequence[np.ndarray] = ()) -> list[np.ndarray]:
+    """Earlier values of each hour in `at`, one column per hour: the same hour of up to
+    `weeks` preceding weeks where at least 2 exist, else the same hour of day over up to
+    28 preceding days (none with fewer than MIN_DAYS); then the same cells of each array
+    in `also` (NaN where `values` is)."""
+    values = values.astype(float)
+    weekly = _stack(values, at, WEEK_H, weeks)
+    daily = _stack(values, at, 24, 28)
+    use_weekly = np.sum(~np.isnan(weekly), axis=0) >= 2
+    use_daily = ~use_weekly & (np.sum(~np.isnan(daily), axis=0) >= MIN_DAYS)
+    rows = np.full((max(weeks, 28), len(at)), np.nan)
+    rows[:weeks, use_weekly] = weekly[:, use_weekly]
+    rows[:28, use_daily] = daily[:, use_daily]
+    out = [rows]
+    for other in also:
+        o = np.full(rows.shape, np.nan)
+        o[:weeks, use_weekly] = _stack(other.astype(float), at, WEEK_H, weeks)[:, use_weekly]
+        o[:28, use_daily] = _stack(other.astype(float), at, 24, 28)[:, use_daily]
+        out.append(np.where(np.isnan(rows), np.nan, o))
+    return out
+
+
+def baseline(values: np.ndarray, weeks: int = 4, at: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Median and MAD per hour over its `history` (only for the hours `at`, default all;
+    NaN elsewhere and where there is no history)."""
+    n = len(values)
+    at = np.arange(n) if at is None else np.asarray(at, dtype=int)
+    [rows] = history(values, at, weeks)
+    median, mad = np.full(n, np.nan), np.full(n, np.nan)
+    median[at] = _column_median(rows)
+    mad[at] = _column_median(np.abs(rows - median[at]))
+    return median, mad
+
+
+def _column_median(rows: np.ndarray) -> np.ndarray:
+    """np.nanmedian(rows, axis=0) for a few rows and many columns, without its per-column
+    warnings and masked arrays: NaN where a column has no value."""
+    ordered = np.sort(rows, axis=0)                  # NaN sorts last
+    k = np.sum(~np.isnan(rows), axis=0)
+    lo = np.take_along_axis(ordered, np.maximum((k - 1) // 2, 0)[None, :], axis=0)[0]
+    hi = np.take_along_axis(ordered, np.maximum(k // 2, 0)[None, :], axis=0)[0]
+    return np.where(k > 0, (lo + hi) / 2, np.nan)
+
+
+def noise_floor(kind: str, median: np.ndarray, events: np.ndarray) -> np.ndarray:
+    """The smallest MAD that a robust-scale signal's own sampling noise allows."""
+    with np.errstate(all="ignore"):
+        if kind == "pct":
+            return np.full(len(median), 5.0)   # percentage points (CPU, memory)
+        if kind == "traffic":    # hourly traffic swings well beyond Poisson noise
+            return 0.1 * np.abs(median)
+        # An hourly percentile swings ~25 % on its own at 100 events, more on fewer.
+        return 0.25 * np.abs(median) * np.maximum(1.0, np.sqrt(100 / np.maximum(events, 1)))
+
+
+def count_tail(x: np.ndarray, total: np.ndarray, hours: np.ndarray, prior: np.ndarray
+               ) -> np.ndarray:
+    """P(X >= x) for a Poisson count whose rate was seen as `total` events in `hours`
+    earlier hours, with a gamma prior of mean `prior` worth PRIOR_HOURS: the negative
+    binomial predictive (the Poisson tail as the history grows)."""
+    shape = total + PRIOR_HOURS * prior
+    rate = hours + PRIOR_HOURS
+    with np.errstate(all="ignore"):
+        return stats.nbinom.sf(x - 1, shape, rate / (rate + 1))
+
+
+def ratio_tail(errors: np.ndarray, events: np.ndarray, seen_errors: np.ndarray,
+               seen_events: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """P(E >= errors) of `events` requests whose error rate was seen as `seen_errors` of
+    `seen_events` earlier, with a beta prior of mean `prior` worth PRIOR_EVENTS requests:
+    the beta-binomial predictive (the binomial tail as the history grows)."""
+    a = seen_errors + PRIOR_EVENTS * prior
+    b = seen_events - seen_errors + PRIOR_EVENTS * (1 - prior)
+    n = np.maximum(events, 0).astype(np.int64)
+    e = np.clip(np.nan_to_num(errors), 0, n).astype(np.int64)
+    with np.errstate(all="ignore"):
+        out = np.asarray(stats.betabinom.sf(e - 1, n, a, b), dtype=float)
+        # scipy takes 1 - cdf, which loses the digits of a small tail: above the mean
+        # sum the pmf instead.
+        mean = n * a / (a + b)
+        far = np.flatnonzero((e > 0) & (e >= mean) & (out < 0.01))
+        if far.size:
+            # up to 12 standard deviations (with the beta's extra spread) past the mean
+            sd = np.sqrt(mean * (1 - a / (a + b)) * (1 + (n - 1) / (a + b + 1)))[far]
+            width = int(min(TAIL_TERMS, np.max(e[far] - mean[far] + 12 * sd) + 20))
+            ks = e[far, None] + np.arange(max(width, 1))[None, :]
+            terms = np.exp(stats.betabinom.logpmf(ks, n[far, None], a[far, None],
+                                                  b[far, None]))
+            out[far] = np.sum(np.where(ks <= n[far, None], terms, 0.0), axis=1)
+    return np.where(events >= 1, out, np.nan)
+
+
+def fisher(p_back: np.ndarray, p_user: np.ndarray) -> np.ndarray:
+    """Fisher's combination of two independent tail probabilities: with q = p1 p2,
+    P(-2 ln(P1 P2) >= -2 ln q) = q (1 - ln q) (chi-square with 4 degrees of freedom)."""
+    q = np.asarray(p_back, dtype=float) * np.asarray(p_user, dtype=float)
+    with np.errstate(all="ignore"):
+        return np.where(q > 0, q * (1 - np.log(np.where(q > 0, q, 1))), 0.0)
+
+
+def _ordinary(counts: np.ndarray, prior: np.ndarray | None = None,
+              events: np.ndarray | None = None) -> np.ndarray:
+    """Which cells of a (baseline hours x hours) stack are ordinary: each is judged against
+    the others of its column, left out of them (a count by `count_tail`, errors of
+    `events` by `ratio_tail`; `prior` as there, default the others' own mean), and one
+    below SCREEN is an earlier incident, not the usual level: a previous outage in the
+    same hour of an earlier week would otherwise raise the expected count and hide the
+    next one. Judged where at least 2 others are known; NaN cells are not ordinary."""
+    known = ~np.isnan(counts)
+    c = np.where(known, counts, 0.0)
+    others_n = np.sum(known, axis=0) - known
+    with np.errstate(all="ignore"):
+        if events is None:
+            others = np.sum(c, axis=0) - c
+            mean = prior if prior is not None else (others + 0.5) / (others_n + 1)
+            q = count_tail(c, others, others_n, np.broadcast_to(mean, c.shape))
+        else:
+            n = np.where(known, events, 0.0)
+            others, others_ev = np.sum(c, axis=0) - c, np.sum(n, axis=0) - n
+            mean = prior if prior is not None else (others + 0.5) / (others_ev + 1)
+            q = ratio_tail(c.ravel(), n.ravel(), others.ravel(), others_ev.ravel(),
+                           np.broadcast_to(mean, c.shape).ravel()).reshape(c.shape)
+    return known & ~((others_n >= 2) & (np.nan_to_num(q, nan=1.0) < SCREEN))
+
+
+def _screened(values: np.ndarray, counts: np.ndarray, prior: np.ndarray | None = None,
+              events: np.ndarray | None = None) -> np.ndarray:
+    """`values` with the cells that are not `_ordinary` by their counts made NaN."""
+    return np.where(_ordinary(counts, prior, events), values, np.nan)
+
+
+def _expected(kind: str, values: np.ndarray, events: np.ndarray, rows: np.ndarray,
+              seen: np.ndarray, x: np.ndarray, at: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """A count's tail and expected value (a money total: no tail, its mean) over the
+    ordinary baseline hours, the prior from the same hour of day's ordinary days."""
+    # the counts behind each cell: the values themselves, or a money total's events
+    day, day_n = _stack(values, at, 24, 28), _stack(events, at, 24, 28)
+    day_counts, counts = (day, rows) if kind == "count" else (day_n, seen)
+    day = _screened(day, day_counts)
+    days = np.sum(~np.isnan(day), axis=0)
+    day_prior = (np.nansum(_screened(day_counts, day_counts), axis=0) + 0.5) / (days + 1)
+    rows = _screened(rows, counts, day_prior)
+    seen_hours = np.sum(~np.isnan(rows), axis=0)
+    if kind == "count":
+        prior = (np.nansum(day, axis=0) + 0.5) / (days + 1)
+        q = count_tail(x, np.nansum(rows, axis=0), seen_hours, prior)
+        # the expected count, so that what exceeds it is an unbiased impact
+        return q, (np.nansum(rows, axis=0) + PRIOR_HOURS * prior) / (seen_hours + PRIOR_HOURS)
+    mean = np.where(seen_hours > 0, np.nansum(rows, axis=0) / np.maximum(seen_hours, 1),
+                    np.nan)
+    return np.full(len(at), np.nan), mean    # a money total is the impact, not a symptom
+
+
+def _ratio_p(values: np.ndarray, events: np.ndarray, rows: np.ndarray, seen: np.ndarray,
+             x: np.ndarray, ev: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """An error ratio's tail over the ordinary baseline hours, the prior from the same hour
+    of day's ordinary days."""
+    day, day_n = _stack(values, at, 24, 28), _stack(events, at, 24, 28)
+    day_e = np.round(day * day_n)
+    ok = _ordinary(day_e, events=day_n)
+    prior = (np.nansum(np.where(ok, day_e, 0), axis=0) + 0.5) / (np.nansum(
+        np.where(ok, day_n, 0), axis=0) + 1)
+    seen_e = np.round(rows * seen)
+    ok = _ordinary(seen_e, prior, events=seen)
+    return ratio_tail(np.round(np.nan_to_num(x) * ev), ev,
+                      np.nansum(np.where(ok, seen_e, 0), axis=0),
+                      np.nansum(np.where(ok, seen, 0), axis=0), prior)
+
+
+def tail(sig: Signal, min_events: int, at: np.ndarray | None = None
+         ) -> tuple[np.ndarray, np.ndarray]:
+    """Upper-tail probability of each hour under its baseline (NaN where it cannot be
+    judged, or outside `at`), and the usual level (the baseline median; the expected
+    value for counts and money). Baseline hours of counts, ratios and money that were
+    themselves far from the others (earlier incidents, `_ordinary`) are left out."""
+    n = len(sig.values)
+    at = np.arange(n) if at is None else np.asarray(at, dtype=int)
+    values, events = sig.values.astype(float), sig.events.astype(float)
+    rows, seen = history(values, at, also=[events])
+    median = _column_median(rows)
+    usual, p = np.full(n, np.nan), np.full(n, np.nan)
+    usual[at] = median
+    x, ev = values[at], events[at]
+    known = (np.sum(~np.isnan(rows), axis=0) > 0) & ~np.isnan(x)
+    with np.errstate(all="ignore"):
+        if sig.kind in ("count", "value"):
+            q, usual[at] = _expected(sig.kind, values, events, rows, seen, x, at)
+        elif sig.kind == "ratio":
+            q = _ratio_p(values, events, rows, seen, x, ev, at)
+        else:     # level, pct, traffic: a robust scale
+            mad = np.fmax(_column_median(np.abs(rows - median)),
+                          noise_floor(sig.kind, median, ev))
+            z = K * (x - median) / mad
+            if sig.kind == "traffic":
+                # Traffic is judged by its falls (clients that cannot reach a service), in
+                # hours that usually have enough of it.
+                z = np.where(median >= min_events, -z, np.nan)
+            else:
+                z = np.where(ev >= (min_events if sig.kind == "level" else 1), z, np.nan)
+            q = stats.norm.sf(z)
+            if sig.above is not None:
+                q = _above_tail(sig, q, median, ev, np.nansum(seen, axis=0), at, min_events)
+    p[at] = np.where(known, q, np.nan)
+    return p, usual
+
+
+def _above_tail(sig: Signal, q: np.ndarray, median: np.ndarray, ev: np.ndarray,
+                seen: np.ndarray, at: np.ndarray, min_events: int) -> np.ndarray:
+    """A percentile's tail: how many of the hour's events lie above its usual level, a
+    binomial with the chance 1 - quantile raised by three standard errors of a quantile
+    estimated from the `seen` baseline events (the usual level is an estimate too). Heavy
+    tails make a lone jump of the percentile cheap, so in hours with `min_events` the
+    robust z must agree; in thinner hours the count alone judges."""
+    level = np.full(len(sig.values), np.nan)
+    level[at] = median
+    over = sig.above(level)[at]
+    share = 1 - sig.quantile
+    with np.errstate(all="ignore"):
+        chance = np.minimum(share + 3 * np.sqrt(share * (1 - share) / np.maximum(seen, 1)), 1)
+    counted = stats.binom.sf(over - 1, np.maximum(ev, 0).astype(np.int64), chance)
+    counted = np.where((ev >= 1) & ~np.isnan(median), counted, np.nan)
+    return np.where(ev >= min_events, np.maximum(q, counted), counted)
+
+
+def level_shift(sig: Signal, usual: np.ndarray, judged: np.ndarray, alpha: float,
+                min_events: int) -> tuple[int, float, float, bool] | None:
+    """(first hour, usual level, level since, still rising) of a lasting rise of a
+    percentile or CPU/memory signal over the judged hours, or None.
+
+    The residual is log(value / usual) (percentiles) or value - usual (percentage points);
+    the start is the CUSUM estimate with reference half the smallest shift worth naming,
+    then half the shift so found;
+    the shift must hold for SHIFT_HOURS, have a median of at least that smallest shift,
+    and more of its hours above usual than chance allows (sign test at `alpha` over the
+    candidate starts)."""
+    if sig.kind not in ("level", "pct"):
+        return None
+    x, med, ev = sig.values[judged].astype(float), usual[judged], sig.events[judged]
+    # Only against weekly baselines: the same hour of earlier days hides a weekly rhythm.
+    weekly = np.sum(~np.isnan(_stack(sig.values.astype(float), judged, WEEK_H, 4)), axis=0) >= 2
+    with np.errstate(all="ignore"):
+        if sig.kind == "level":
+            ok = weekly & (x > 0) & (med > 0) & (ev >= min_events)
+            r, theta = np.log(x / med), SHIFT_LEVEL
+        else:
+            ok = weekly & np.isfinite(x) & np.isfinite(med) & (ev > 0)
+            r, theta = x - med, SHIFT_PCT
+    r = r[ok]
+    if len(r) < SHIFT_HOURS:
+        return None
+    i = int(np.argmax(np.cumsum((r - theta / 2)[::-1])[::-1]))
+    if len(r) - i >= SHIFT_HOURS:
+        # again with the reference at half the shift it found: a start closer to the truth
+        step = max(float(np.median(r[i:])), theta)
+        i = int(np.argmax(np.cumsum((r - step / 2)[::-1])[::-1]))
+    after = r[i:]
+    if len(after) < SHIFT_HOURS or np.median(after) < theta:
+        return None
+    above = int(np.sum(after > 0))
+    if stats.binom.sf(above - 1, len(after), 0.5) > alpha / len(r):
+        return None
+    half = len(after) // 2
+    rising = bool(np.median(after[half:]) - np.median(after[:half]) >= theta)
+    start = int(judged[np.flatnonzero(ok)[i]])
+    return start, float(np.median(med[ok][i:])), float(np.median(x[ok][i:])), rising
+
+
+def shifted(sig: Signal, start: int, usual: np.ndarray) -> Signal:
+    """The signal as judged after a level shift: from `start` on, moved back by the
+    shift's median, so later hours are judged against the new level."""
+    values = sig.values.astype(float).copy()
+    above = sig.above
+    with np.errstate(all="ignore"):
+        if sig.kind == "level":
+            factor = np.ones(len(values))
+            factor[start:] = np.exp(np.nanmedian(np.log(values[start:] / usual[start:])))
+            values /= factor
+            if sig.above is not None:
+                above = lambda level: sig.above(level * factor)   # noqa: E731
+        else:
+            values[start:] -= np.nanmedian(values[start:] - usual[start:])
+    return dataclasses.replace(sig, values=values, above=above)
+
+
+def runs(flagged: np.ndarray) -> list[tuple[int, int]]:
+    """Runs of consecutive flagged hours as [start, end) index pairs."""
+    idx = np.flatnonzero(flagged)
+    if not idx.size:
+        return []
+    breaks = np.flatnonzero(np.diff(idx) > 1)
+    starts = np.r_[idx[0], idx[breaks + 1]]
+    ends = np.r_[idx[breaks] + 1, idx[-1] + 1]
+    return list(zip(starts.tolist(), ends.tolist()))
+
+
+def side(p: np.ndarray, rows: Sequence[int]) -> np.ndarray:
+    """One side's evidence per hour: its smallest tail probability times the number of
+    its signals judged that hour (Bonferroni), at most 1; 1 where none is judged."""
+    if not len(rows):
+        return np.ones(p.shape[1])
+    chosen = p[list(rows)]
+    judged = np.sum(~np.isnan(chosen), axis=0)
+    low = np.min(np.where(np.isnan(chosen), 1.0, chosen), axis=0)
+    return np.minimum(low * np.maximum(judged, 1), 1.0)

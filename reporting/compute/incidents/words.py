@@ -1,0 +1,109 @@
+"""The sentences and labels of incidents, anomalies and their readings."""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ...core import formatting as fmt
+from .findings import Incident, Reading
+from .signals import BACK_END
+
+
+def finite(v: Any) -> float | None:
+    return None if v is None or not np.isfinite(v) else float(v)
+
+
+def reading_text(r: Reading) -> str:
+    return (f"{label(dataclasses.asdict(r))} {fmt.value(r.peak, r.unit)} "
+            f"(usually {fmt.value(r.baseline, r.unit)})")
+
+
+def sentence(inc: Incident, currency: str = "") -> str:
+    """'Wed 4 Nov 10:00-12:00: payment-api 5xx at 38.0 % (baseline 0.40 %), p95 ...'"""
+    parts = []
+    by = {(r.name, r.entity): r for r in inc.signals}
+    for service in inc.services[:2]:
+        bits = []
+        e = by.get(("api.server_error_rate", service))
+        if e:
+            bits.append(f"5xx at {fmt.pct(e.peak)} (baseline {fmt.pct(e.baseline)})")
+        p = by.get(("api.p95_ms", service))
+        if p:
+            bits.append(f"p95 {fmt.ms(p.peak)} (baseline {fmt.ms(p.baseline)})")
+        r = by.get(("api.requests", service))
+        if r:
+            bits.append(f"{fmt.count(r.peak)} requests in an hour (usually "
+                        f"{fmt.count(r.baseline)})")
+        c = by.get(("system.cpu_pct", service))
+        if c:
+            bits.append(f"CPU {fmt.pct_points(c.peak)}")
+        if bits:
+            parts.append(f"{service} " + ", ".join(bits))
+    impact = inc.impact
+    if impact.abandoned_value > 0:
+        parts.append(f"{fmt.count(impact.abandoned_carts)} more carts than usual abandoned, "
+                     f"worth {fmt.money(impact.abandoned_value, currency)}"
+                     + _give_or_take(impact.abandoned_value, impact.abandoned_value_se,
+                                     lambda v: fmt.money(v, currency)))
+    if impact.tickets > 0:
+        kinds = [r.entity for r in inc.signals if r.name == "support.new_tickets"]
+        parts.append(f"{fmt.count(impact.tickets)} extra tickets"
+                     + _give_or_take(impact.tickets, impact.tickets_se, fmt.count)
+                     + (f" ({', '.join(kinds[:2])})" if kinds else ""))
+    for r in inc.signals:
+        if r.name.startswith("feedback."):
+            parts.append(f"{fmt.count(r.peak)} negative comments in an hour "
+                         f"(usually {fmt.count(r.baseline)})")
+            break
+    if not impact.abandoned_value and not impact.tickets:   # say what users felt
+        felt = [r for r in inc.signals if not r.name.startswith(BACK_END)]
+        parts += [reading_text(r) for r in felt[:1] if not r.name.startswith("feedback.")]
+    return f"{span_text(inc.start, inc.end)}: " + "; ".join(parts) + "."
+
+
+def _give_or_take(value: float, se: float, show: Callable[[float], str]) -> str:
+    """' (± 640)': two standard errors, where they are more than a fifth of the value (a
+    few carts at night: the window's ordinary traffic weighs as much as the incident)."""
+    return f" (± {show(2 * se)})" if 2 * se > 0.2 * value else ""
+
+
+LABELS = {
+    "api.requests": "requests per hour", "api.server_error_rate": "5xx rate",
+    "api.p95_ms": "p95 latency", "pages.p75_load_ms": "p75 load time",
+    "cart.abandoned_carts": "abandoned carts per hour",
+    "cart.abandoned_value": "abandoned value per hour",
+    "sessions.dropped_at_checkout": "sessions dropped at checkout per hour",
+    "feedback.negative": "negative comments per hour",
+    "feedback.negative_about": "negative comments per hour",
+    "support.new_tickets": "new tickets per hour", "system.cpu_pct": "CPU",
+    "system.memory_pct": "memory", "system.failed_probes": "failed health probes per hour",
+}
+
+
+def label(row: Mapping[str, Any]) -> str:
+    """'payment-api 5xx rate'; signals over everything ('all') name only the measure."""
+    what = LABELS.get(row["name"], row["name"])
+    if row["name"] == "feedback.negative_about":
+        return f"Negative comments on {row['entity']} per hour"
+    return what[0].upper() + what[1:] if row["entity"] == "all" else f"{row['entity']} {what}"
+
+
+def usual_text(r: Reading) -> str:
+    """A usual count is an expected value: 0.4 tickets an hour is not 0."""
+    if r.unit == "count" and r.baseline is not None and r.baseline < 10:
+        return fmt.number(r.baseline, 1)
+    return fmt.value(r.baseline, r.unit)
+
+
+def chance_text(p: float | None) -> str:
+    return "–" if p is None else "< 1e-12" if p < 1e-12 else f"{p:.0e}".replace("e-0", "e-")
+
+
+def span_text(start: pd.Timestamp, end: pd.Timestamp) -> str:
+    if start.date() == (end - pd.Timedelta(seconds=1)).date():
+        return f"{start:%a %-d %b %H:%M}–{end:%H:%M}"
+    return f"{start:%a %-d %b %H:%M} – {end:%a %-d %b %H:%M}"

@@ -1,0 +1,92 @@
+"""Abandoned carts: how many, how much value, when, and the biggest ones."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pandas as pd
+
+from ...core import formatting
+from ...core.config import Thresholds
+from ...core.periods import Period
+from ...core.values import Chart, Insight, Section, Table, Value
+from .base import Metric, build_kpis, days, hours, mean, period_rows
+
+SOURCE = "cart_abandonment"
+NAME = "cart"
+TITLE = "Cart abandonment"
+
+CATALOGUE = [
+    Metric("abandoned_carts", "Abandoned carts", "count", "down"),
+    Metric("abandoned_value", "Abandoned value", "money", "down"),
+    Metric("avg_value", "Average cart value", "money"),
+    Metric("avg_items", "Average items per cart", "items"),
+]
+HEADLINE = ("cart.abandoned_carts", "cart.abandoned_value")
+
+
+def measure(df: pd.DataFrame, t: Thresholds) -> dict[str, Value]:
+    return {"abandoned_carts": len(df), "abandoned_value": float(df["total_value"].sum()),
+            "avg_value": mean(df["total_value"]), "avg_items": mean(df["items_in_cart"])}
+
+
+def peak_window(df: pd.DataFrame, hours_wide: int = 2) -> tuple[pd.Timestamp, float] | None:
+    """Start of the `hours_wide` window holding the most abandoned value, and its share."""
+    total = df["total_value"].sum()
+    if not total:
+        return None
+    per_hour = df.groupby(hours(df["abandonment_time"]))["total_value"].sum()
+    per_hour = per_hour.asfreq("h", fill_value=0) if len(per_hour) > 1 else per_hour
+    rolled = per_hour.rolling(hours_wide, min_periods=1).sum()
+    end = rolled.idxmax()
+    return end - pd.Timedelta(hours=hours_wide - 1), float(rolled.max() / total)
+
+
+def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
+            currency: str = "") -> Section:
+    cur, prev = period_rows(frames[SOURCE], "abandonment_time", period)
+    values = measure(cur, t)
+    prev_values = measure(prev, t) if prev is not None else None
+    kpis = build_kpis(NAME, CATALOGUE, values, prev_values, t)
+    if cur.empty:
+        return Section(NAME, TITLE, "no data", "No abandoned carts in this period.", kpis=kpis)
+    by_day = (cur.groupby(days(cur["abandonment_time"]))
+              .agg(carts=("cart_id", "size"), value=("total_value", "sum")))
+    by_day.index.name = "day"
+    by_hour = (cur.groupby(cur["abandonment_time"].dt.hour)
+               .agg(carts=("cart_id", "size"), value=("total_value", "sum"))
+               .reindex(range(24), fill_value=0))
+    by_hour.index.name = "hour"
+    biggest = cur.nlargest(10, "total_value")[
+        ["cart_id", "user_id", "abandonment_time", "items_in_cart", "total_value"]]
+    units = {"carts": "count", "value": "money", "items_in_cart": "count",
+             "total_value": "money", "abandonment_time": "datetime", "day": "date"}
+    tables = (
+        Table("biggest", "Biggest abandoned carts", biggest, units),
+        Table("by_day", "By day", by_day.reset_index(), units),
+    )
+    charts = (
+        Chart("cart_value_by_day", "bar", "Abandoned cart value per day",
+              by_day.reset_index()[["day", "value"]],
+              {"label": "day", "value": "value", "unit": "money", "date_labels": True}),
+        Chart("cart_by_hour", "bar", "Abandoned carts by hour of day (count)",
+              by_hour.reset_index()[["hour", "carts"]],
+              {"label": "hour", "value": "carts", "unit": "count"}),
+    )
+    insights = []
+    value = values["abandoned_value"]
+    text = f"Abandoned carts were worth {formatting.money(value, currency)} this period"
+    pv = prev_values["abandoned_value"] if prev_values else None
+    if pv:
+        change = (value - pv) / pv
+        text += f", {formatting.change(change)} vs the previous period"
+    peak = peak_window(cur)
+    if peak and peak[1] >= 0.2 and len(cur) >= 30:
+        start, share = peak
+        text += (f"; {formatting.pct(share)} were abandoned between {start:%H:%M} and "
+                 f"{start + pd.Timedelta(hours=2):%H:%M} on {start:%A %-d %b}")
+    severity = "high" if pv and (value - pv) / pv > 0.25 else "medium" if pv and \
+        (value - pv) / pv > 0.10 else "low"
+    insights.append(Insight(severity, NAME, text + ".", impact=float(value)))
+    return Section(NAME, TITLE, kpis=kpis, tables=tables, charts=charts,
+                   insights=tuple(insights), headline=HEADLINE,
+                   breakdowns={"by_hour": {int(h): float(v) for h, v in by_hour["value"].items()}})

@@ -1,0 +1,119 @@
+"""Clickstream: volume, reach, what gets clicked and when."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ...core import formatting
+from ...core.config import Thresholds
+from ...core.periods import Period
+from ...core.rollups import Rollup, rollup_of
+from ...core.values import Chart, Insight, Section, Table, Value
+from .base import Cut, Metric, build_kpis, periods_of, ratio, top
+
+SOURCE = "clickstream"
+NAME = "clicks"
+TITLE = "Clickstream"
+DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+
+CATALOGUE = [
+    Metric("total", "Clicks", "count"),
+    Metric("unique_users", "Unique users", "count", "up"),
+    Metric("clicks_per_user", "Clicks per user", "per_user"),
+    Metric("top_page", "Most clicked page", "text"),
+    Metric("top_element", "Most clicked element", "text"),
+]
+HEADLINE = ("clicks.total", "clicks.unique_users")
+
+
+def measure(r: Rollup, cut: Cut) -> dict[str, Value]:
+    """The KPIs of the clicks in [start, end): unique users are distinct user hashes
+    over the cut's days."""
+    clicks = r.table("clicks", *cut)
+    total = int(clicks["n"].sum())
+    users = int(r.table("users", *cut)["user"].nunique())
+    return {"total": total, "unique_users": users, "clicks_per_user": ratio(total, users),
+            "top_page": top(clicks, "page"), "top_element": top(clicks, "element_clicked")}
+
+
+def by_hour_of_week(clicks: pd.DataFrame, tz: Any) -> pd.DataFrame:
+    """7 x 24 click counts in zone `tz`: rows Mon..Sun, columns hour 0..23 (a slot lies in
+    one local hour, so its start's weekday and hour are its rows')."""
+    local = pd.to_datetime(clicks["slot"].to_numpy(dtype="int64"), unit="m", utc=True) \
+        .tz_convert(tz)
+    cell = np.asarray(local.day_of_week) * 24 + np.asarray(local.hour)
+    counts = np.bincount(cell, weights=clicks["n"].to_numpy(dtype="float64"),
+                         minlength=7 * 24).astype("int64").reshape(7, 24)
+    return pd.DataFrame(counts, index=DAYS, columns=range(24))
+
+
+def _per(clicks: pd.DataFrame, users: pd.DataFrame, key: str) -> pd.DataFrame:
+    """Clicks and distinct users per value of `key`, in the key's order in `users` (a
+    categorical's categories: the order the values first appear in the input), which
+    ties keep."""
+    reach = distinct_users(users, key)
+    counts = clicks.groupby(key, observed=True)["n"].sum()
+    counts.index = counts.index.astype(object)
+    clicks_of = counts.reindex(reach.index.astype(object)).fillna(0).astype("int64")
+    return pd.DataFrame({"clicks": clicks_of.to_numpy(), "users": reach.to_numpy()},
+                        index=reach.index)
+
+
+def distinct_users(users: pd.DataFrame, key: str) -> pd.Series:
+    """Distinct user hashes per value of `key` (as groupby(key)["user"].nunique() gives
+    them, in its order), one value at a time: memory for one value's users, not a sort
+    of the whole period's table (tens of millions of rows over a quarter)."""
+    col = users[key]
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        codes, labels = col.cat.codes.to_numpy(), col.cat.categories
+    else:
+        codes, labels = pd.factorize(col, sort=True)
+    user = users["user"].to_numpy()
+    seen = np.bincount(codes[codes >= 0], minlength=len(labels))
+    present = np.flatnonzero(seen)
+    counts = [len(pd.unique(user[codes == code])) for code in present]   # per value
+    index = pd.CategoricalIndex(labels[present], categories=labels, name=key) \
+        if isinstance(col.dtype, pd.CategoricalDtype) else pd.Index(labels[present], name=key)
+    return pd.Series(counts, index=index, dtype="int64", name="user")
+
+
+def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -> Section:
+    r = rollup_of(frames[SOURCE], SOURCE)
+    cur, prev = periods_of(r, period)
+    values = measure(r, cur)
+    kpis = build_kpis(NAME, CATALOGUE, values, measure(r, prev) if prev is not None else None,
+                      t)
+    if not values["total"]:
+        return Section(NAME, TITLE, "no data", "No clicks in this period.", kpis=kpis)
+    users, clicks = r.table("users", *cur), r.table("clicks", *cur)
+    elements = _per(clicks, users, "element_clicked").sort_values(["clicks", "users"],
+                                                                  ascending=False)
+    pages = _per(clicks, users, "page").sort_values("clicks", ascending=False)
+    grid = by_hour_of_week(clicks, r.tz)
+    by_hour = grid.sum(axis=0)
+    peak_hour = int(by_hour.idxmax())
+    tables = (
+        Table("top_elements", "Most clicked elements", elements.head(10).reset_index(),
+              {"clicks": "count", "users": "count"}),
+        Table("top_pages", "Clicks by page", pages.head(10).reset_index(),
+              {"clicks": "count", "users": "count"}),
+    )
+    charts = (
+        Chart("clicks_heatmap", "heatmap", "Clicks by hour of week (count)", grid,
+              {"x_label": "hour of day", "colorbar": "clicks"}),
+        Chart("clicks_top_elements", "barh", "Most clicked elements (clicks)",
+              elements.head(10).reset_index()[["element_clicked", "clicks"]],
+              {"label": "element_clicked", "value": "clicks", "unit": "count"}),
+    )
+    share = by_hour.max() / by_hour.sum() if by_hour.sum() else 0
+    insights = (Insight("low", NAME,
+                        f"{formatting.count(values['total'])} clicks from "
+                        f"{formatting.count(values['unique_users'])} users; {values['top_element']} on "
+                        f"{values['top_page']} leads, and {peak_hour:02d}:00-{peak_hour + 1:02d}:00 "
+                        f"is the busiest hour ({formatting.pct(share)} of clicks).", impact=0),)
+    return Section(NAME, TITLE, kpis=kpis, tables=tables, charts=charts, insights=insights,
+                   headline=HEADLINE,
+                   breakdowns={"by_hour": {int(h): int(c) for h, c in by_hour.items()}})

@@ -1,0 +1,2 @@
+"""Reports to people: mail (compose, SMTP, delivery claims) and chat channels.
+Imports `core`, `store` and `present`."""

@@ -1,0 +1,105 @@
+"""Column names: a file's header, the contract's names and aliases, the config's
+`[columns.<source>]` mapping, and the sentence for a missing column."""
+from __future__ import annotations
+
+import csv
+import gzip
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from ..core.contracts import Spec
+from ..core.errors import SourceError
+from .files import unreadable_parquet
+
+ALIASES = {"created_date": "created_at", "resolved_date": "resolved_at"}
+
+
+def file_header(path: Path) -> list[str]:
+    """The column names as written in the file (BOM removed)."""
+    if path.suffix == ".parquet":
+        try:
+            return list(pq.read_schema(path).names)
+        except Exception as exc:  # pyarrow raises several types for a corrupt file
+            raise unreadable_parquet(path, exc) from None
+    # A 200 KB column name is odd but harmless (it is ignored); the csv module's own
+    # limit of 128 KiB would otherwise fail the source.
+    csv.field_size_limit(max(csv.field_size_limit(), HEADER_FIELD_LIMIT))
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
+            return next(csv.reader(fh), [])
+    except csv.Error:    # a field beyond the csv module's 128 KiB limit
+        raise SourceError(f"{path}: the first line has a field longer than "
+                          f"{csv.field_size_limit() // 1024} KiB; the first line must hold "
+                          "the column names.") from None
+
+
+HEADER_FIELD_LIMIT = 16 << 20
+
+
+def mapping_note(mapping: dict[str, str], spec: Spec, found: list[str]) -> str:
+    """What is wrong with the config's [columns.<source>] mapping, when something is."""
+    present = {c.strip().lower() for c in found}
+    notes = [f"columns.{spec.name} maps {src!r} to {dst!r}, which is not a column of "
+             f"{spec.name} (known: {', '.join(spec.columns)})"
+             for src, dst in mapping.items() if dst not in spec.columns]
+    notes += [f"columns.{spec.name} maps {src!r}, which is not in the file"
+              for src in mapping if src not in present]
+    return (" Check the config: " + "; ".join(notes) + ".") if notes else ""
+
+
+def column_map(found: list[str], spec: Spec, mapping: dict[str, str]) -> dict[str, str]:
+    """File column -> contract column, for the contract columns present (first wins)."""
+    result: dict[str, str] = {}
+    for raw in found:
+        key = raw.strip().lower()
+        key = mapping.get(key, ALIASES.get(key, key))
+        if key in spec.columns and key not in result.values():
+            result[raw] = key
+    return result
+
+
+# --- hostile input (issue 18): what a file may not do to a build ------------------------
+
+MESSAGE_NAMES = 12        # column names quoted in an error, at most
+MESSAGE_NAME_CHARS = 40   # characters of each, at most
+
+
+def describe_columns(found: list[str]) -> str:
+    """A bounded, printable list of column names for an error message: never a file's
+    raw content (a secret read as a 'header' stays out of logs, kpis.json and mail)."""
+    if not found:
+        return "none"
+    shown = []
+    for name in found[:MESSAGE_NAMES]:
+        clean = re.sub(r"[^\w .:/()-]", "?", name.strip())
+        shown.append(repr(clean if len(clean) <= MESSAGE_NAME_CHARS
+                          else clean[:MESSAGE_NAME_CHARS - 1] + "…"))
+    more = len(found) - MESSAGE_NAMES
+    return ", ".join(shown) + (f" and {more:,} more" if more > 0 else "")
+
+
+def missing_column_error(where: str, spec: Spec, rename: dict[str, str],
+                         found: Iterable[str]) -> SourceError | None:
+    """The one missing-column sentence, for a file or a query alike."""
+    missing = [c for c in spec.required if c not in rename.values()]
+    if not missing:
+        return None
+
+    return SourceError(
+        f"{where} has no column {', '.join(repr(c) for c in missing)} "
+        f"(required: {', '.join(spec.required)}); columns found: "
+        f"{describe_columns(list(found))}.")
+
+
+def csv_header(path: Path) -> list[str]:
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:
+            return next(csv.reader(fh), [])
+    except UnicodeDecodeError:
+        raise SourceError(f"{path} is not UTF-8 text; export it as UTF-8 CSV.") from None
+    except (OSError, EOFError) as exc:
+        raise SourceError(f"{path} could not be read ({exc}).") from None

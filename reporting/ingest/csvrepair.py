@@ -1,0 +1,141 @@
+"""CSV files as real exports write them: bytes that are not UTF-8, lines of megabytes
+and lines with the wrong number of fields, each a rejected row, not a failed source."""
+from __future__ import annotations
+
+import codecs
+import csv
+import tempfile
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.csv as pcsv
+
+from ..core.errors import SourceError
+
+
+def unreadable_csv(path: Path, exc: Exception) -> str:
+    """One sentence for a CSV that cannot be parsed at all."""
+    text = str(exc)
+    if "straddling" in text or "block size" in text:
+        return (f"{path} has a line of many megabytes, longer than the CSV reader's block; "
+                "no export row is that long: find it with `awk 'length > 1000000 "
+                "{print NR}' FILE` and fix or remove it.")
+    return f"{path} could not be read as CSV: {text[:200].rstrip('.')}."
+
+
+LONG_LINE = 1 << 20     # a line longer than this (1 MiB) is a rejected row, not read
+
+
+def fix_for(exc: Exception) -> str | None:
+    """Which repair lets pyarrow read the file after `exc`: "replace" (bytes that are not
+    UTF-8), "drop_long" (a line longer than its block), or None."""
+    text = str(exc)
+    if "invalid utf8" in text.lower():
+        return "replace"
+    if "straddling" in text or "block size" in text:
+        return "drop_long"
+    return None
+
+
+def prepared_csv(path: Path, replace: bool = False, drop_long: bool = False
+                 ) -> tuple[IO[bytes], list[int]]:
+    """The file's bytes without lines longer than LONG_LINE (`drop_long`; their line
+    numbers are returned) and with bytes that are not UTF-8 replaced by U+FFFD
+    (`replace`), streamed into a temporary file (memory up to 64 MiB, then disk); a long
+    line is never held in memory whole."""
+    out: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=64 << 20)
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace") if replace else None
+
+    def emit(data: bytes | bytearray) -> None:
+        out.write(decoder.decode(bytes(data)).encode("utf-8") if decoder else data)
+
+    dropped: list[int] = []
+    line, current, skipping = 1, bytearray(), False
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            if not drop_long:
+                emit(chunk)
+                continue
+            start = 0
+            while start <= len(chunk):
+                nl = chunk.find(b"\n", start)
+                end = len(chunk) if nl < 0 else nl + 1
+                if not skipping:
+                    current += chunk[start:end]
+                    if len(current) > LONG_LINE:
+                        if line == 1:
+                            raise SourceError(f"{path}: the first line is longer than "
+                                              "1 MiB; it must hold the column names.")
+                        skipping, current = True, bytearray()
+                if nl < 0:
+                    break
+                if skipping:
+                    dropped.append(line)
+                else:
+                    emit(current)
+                skipping, current, line, start = False, bytearray(), line + 1, nl + 1
+    if skipping:
+        dropped.append(line)
+    elif current:
+        emit(current)
+    if decoder:
+        out.write(decoder.decode(b"", final=True).encode("utf-8"))
+    out.seek(0)
+    return out, dropped
+
+
+def malformed_lines(source: Path | IO[bytes], texts: list[str],
+                    dropped: list[int] | None = None) -> list[dict[str, Any]]:
+    """Line number, text and reason of each line with the wrong number of fields (a
+    second, single-threaded pass: only pyarrow's serial reader knows line numbers) and
+    of each line too long to read (`dropped`, numbers in the file)."""
+
+    found: list[dict[str, Any]] = []
+
+    def handler(row: Any) -> str:
+        found.append({"row": row.number, "text": row.text,
+                      "reason": f"malformed line ({row.actual_columns} of "
+                                f"{row.expected_columns} fields)"})
+        return "skip"
+
+    if not isinstance(source, Path):
+        source.seek(0)
+    reader = pcsv.open_csv(source, read_options=pcsv.ReadOptions(use_threads=False),
+                           parse_options=pcsv.ParseOptions(invalid_row_handler=handler),
+                           convert_options=pcsv.ConvertOptions(
+                               column_types={}, include_columns=[], strings_can_be_null=False))
+    for _ in reader:
+        pass
+    if not isinstance(source, Path):
+        source.seek(0)
+    if texts and not found:
+        found = [{"row": None, "text": t, "reason": "malformed line"} for t in texts]
+    if dropped:      # numbers in the stream without the long lines -> numbers in the file
+        gaps = np.asarray(dropped) - 1 - np.arange(len(dropped))
+        for m in found:
+            if m["row"] is not None:
+                m["row"] += int(np.searchsorted(gaps, m["row"], side="left"))
+        found += [{"row": d, "text": "", "reason": f"line longer than {LONG_LINE >> 20} MiB "
+                   "(not read)"} for d in dropped]
+        found.sort(key=lambda m: m["row"] or 0)
+    return found
+
+
+def malformed_rows(bad: pd.DataFrame, malformed: list[dict[str, Any]],
+                   found: list[str]) -> pd.DataFrame:
+    """The malformed lines as rejected rows: their fields in the file's columns (extra
+    fields joined into the last), their line number and reason; in file order."""
+    records = []
+    for m in malformed:
+        fields = next(csv.reader([m["text"]]), [])
+        if len(fields) > len(found):
+            fields = fields[:len(found) - 1] + [",".join(fields[len(found) - 1:])]
+        record = {"row": m["row"], **dict(zip(found, fields)), "reason": m["reason"]}
+        records.append(record)
+    extra = pd.DataFrame(records)
+    out = pd.concat([bad, extra], ignore_index=True) if len(bad) else extra
+    if out["row"].notna().all():
+        out = out.sort_values("row", kind="stable").reset_index(drop=True)
+    return out

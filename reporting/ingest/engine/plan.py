@@ -1,0 +1,174 @@
+"""A source's tasks: the Parquet row groups a window needs, a few per task, and one
+task per CSV file; what each source's quality record says of them."""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+import pyarrow.dataset as ds
+
+from ...core.config import SourceConfig
+from ...core.errors import SourceError
+from ...core.periods import Window
+from ...core.quality import Quality
+from .. import configured
+from ..columns import (
+    column_map,
+    csv_header,
+    file_header,
+    mapping_note,
+    missing_column_error,
+)
+from ..files import (
+    check_formats,
+    check_input,
+    discover,
+    file_format,
+    in_window,
+    source_root,
+    unreadable_parquet,
+)
+from ..folder import find_file
+from ..read import time_filter
+from ..sql import safe_url
+from .remote import discover_remote, remote, remote_header
+from .tasks import CsvTask, Job, ParquetTask, QueryTask
+
+# --- planning: a source's tasks ------------------------------------------------------------
+
+def parquet_tasks(job: Job, path: str | Path, mapping: dict[str, str], window: Window,
+                  chunk_rows: int) -> list[ParquetTask]:
+    """The row groups that may hold rows in the window (`read.time_filter`), a few
+    per task; the columns checked as `read._parquet` checks them."""
+
+    try:
+        if remote(path):
+            # lazy: start-up time (only fsspec URLs need it)
+            import fsspec
+            fs, inner = fsspec.core.url_to_fs(str(path))
+            dataset = ds.dataset(inner, format="parquet", filesystem=fs)
+        else:
+            dataset = ds.dataset(str(path), format="parquet")
+        fragment = next(dataset.get_fragments())
+        schema = fragment.physical_schema
+        sizes = [rg.num_rows for rg in fragment.row_groups]
+    except Exception as exc:  # pyarrow raises several types for a corrupt file
+        raise unreadable_parquet(path, exc) from None
+    found = list(schema.names)
+    rename = column_map(found, job.spec, mapping)
+    error = missing_column_error(str(path), job.spec, rename, found)
+    if error is not None:
+        if job.folder:
+            error = SourceError(str(error) + mapping_note(mapping, job.spec, found))
+        raise error
+    time_col = next((raw for raw, col in rename.items() if col == job.spec.time), None)
+    expr = time_filter(schema.field(time_col).type, time_col, window, job.zone) \
+        if time_col is not None else None
+    groups = [p.row_groups[0].id for p in fragment.split_by_row_group(expr)] \
+        if expr is not None else list(range(len(sizes)))
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+    tasks, current, held = [], [], 0
+    for g in groups:
+        current.append(g)
+        held += sizes[g]
+        if held >= chunk_rows:
+            tasks.append(current)
+            current, held = [], 0
+    if current or not tasks:
+        tasks.append(current)
+    return [ParquetTask(job, str(path), tuple(rename.items()), tuple(t),
+                        tuple(int(offsets[g]) + 1 for g in t), chunk_rows=chunk_rows)
+            for t in tasks]
+
+
+def csv_task(job: Job, path: str | Path, mapping: dict[str, str], chunk_rows: int
+             ) -> CsvTask | None:
+    """One CSV file's task (None: an empty file, valid and empty)."""
+    if remote(path):
+        found = remote_header(str(path))
+    else:
+        path = Path(path)
+        found = csv_header(path) if not job.folder else file_header(path)
+    rename = column_map(found, job.spec, mapping)
+    missing = [c for c in job.spec.required if c not in rename.values()]
+    if not found and (remote(path) or path.stat().st_size == 0):
+        return None
+    if missing:
+        error = missing_column_error(str(path), job.spec, rename, found)
+        note = mapping_note(mapping, job.spec, found) if job.folder else ""
+        raise SourceError(str(error) + note)
+    return CsvTask(job, str(path), tuple(rename.items()), tuple(found), chunk_rows)
+
+
+def file_tasks(job: Job, files: list[Any], mapping: dict[str, str], window: Window,
+               chunk_rows: int, fmt: str = "") -> list[ParquetTask | CsvTask]:
+    tasks: list[ParquetTask | CsvTask] = []
+    for path in files:
+        if file_format(PurePosixPath(str(path)), fmt) == "parquet":
+            tasks.extend(parquet_tasks(job, path, mapping, window, chunk_rows))
+        elif (t := csv_task(job, path, mapping, chunk_rows)) is not None:
+            tasks.append(t)
+    return [dataclasses.replace(t, order=i) for i, t in enumerate(tasks)]
+
+
+@dataclass
+class Plan:
+    """A high-volume source's tasks and what its quality record says about them."""
+
+    name: str
+    tasks: list[Any]
+    started: float
+    file: str | None = None
+    files: list[Path] = field(default_factory=list)
+    hashed: bool = True       # files have a sha256; a query has none
+
+
+def folder_plan(job: Job, data_dir: Path, q: Quality, mapping: dict[str, str],
+                chunk_rows: int, configured: dict[str, Any]) -> Plan | None:
+    """A source's one file in the data folder (None when there is none)."""
+    name = job.source
+    path = find_file(data_dir, name) if data_dir.is_dir() else None
+    if path is None:
+        q.message = f"no {name}.csv, {name}.csv.gz or {name}.parquet in {data_dir}"
+        return None
+    check_input(path, [data_dir])
+    if path.name.lower().endswith(".gz"):    # compressed: as a configured source
+        return source_plan(dataclasses.replace(job, folder=False),
+                           SourceConfig(name, path=str(path)), Window(), q,
+                           mapping, chunk_rows)
+    q.file = str(path)
+    return Plan(name, file_tasks(job, [path], mapping, Window(), chunk_rows),
+                time.perf_counter(), str(path), [path])
+
+
+def query_plan(job: Job, src: SourceConfig, window: Window, q: Quality,
+               chunk_rows: int) -> Plan:
+
+    q.origin = configured.describe(src)
+    q.file, q.unit, q.read, q.skipped = f"query on {safe_url(src.url)}", "query", 1, 0
+    return Plan(job.source, [QueryTask(job, src, window, chunk_rows)], time.perf_counter(),
+                q.file, hashed=False)
+
+
+def source_plan(job: Job, src: SourceConfig, window: Window, q: Quality,
+                mapping: dict[str, str], chunk_rows: int) -> Plan:
+    """A configured source of files: those dated outside the window left unopened."""
+    started = time.perf_counter()
+    q.origin = configured.describe(src)
+    urls = {PurePosixPath(u): u for u in discover_remote(src.path)} if remote(src.path) \
+        else {}
+    named = list(urls) if urls else discover(src.path)
+    check_formats(named, src)
+    kept, skipped = in_window(named, window)
+    files: list[Any] = [urls[f] for f in kept] if urls else kept
+    if not remote(src.path):
+        root = source_root(src.path)
+        for f in files:
+            check_input(f, [root])
+    tasks = file_tasks(job, files, mapping, window, chunk_rows, src.format)
+    q.file, q.unit, q.read, q.skipped = src.path, "file", len(files), skipped
+    return Plan(job.source, tasks, started, src.path, files)

@@ -1,0 +1,354 @@
+"""One task's step, the same on any worker: read a chunk, validate it, reduce the valid
+rows to a rollup and keep the rejected ones with their file, row and reason."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+
+from ...core import memory, rollups
+from ...core.config import SourceConfig
+from ...core.contracts import SPECS, Spec
+from ...core.errors import SourceError
+from ...core.periods import Window
+from ...core.quality import Quality
+from ..folder import load_source
+from ..read import Origins, read_csv_rows
+from ..sql import query_frames
+from ..validate import categorical, flag_replaced, reject_out_of_range, validate_rows
+from .remote import open_bytes, open_input, remote
+
+log = logging.getLogger(__name__)
+
+
+CHUNK_ROWS = 250_000
+
+
+# --- one task's step ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Job:
+    """What every task of one source needs (small, sent with each task)."""
+
+    source: str
+    tz: str
+    minutes: int
+    time_range: tuple[pd.Timestamp, pd.Timestamp]
+    mapping: tuple[tuple[str, str], ...] = ()
+    folder: bool = False      # a data-folder file: rejected rows as written, no file column
+    unit: str = "file"
+
+    @property
+    def spec(self) -> Spec:
+        return SPECS[self.source]
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.tz)
+
+
+@dataclass
+class Part:
+    """One task's result (or several merged): mergeable in any order of arrival."""
+
+    rollup: rollups.Rollup
+    rejected: list[pd.DataFrame] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    rows: int = 0
+    valid: int = 0
+    order: int = 0            # the task's place, so rejected rows keep file order
+    error: str | None = None  # why the source could not be read (its first such task)
+    pile: rollups.Pile | None = field(default=None, repr=False)   # rollups added, unmerged
+
+    def add(self, other: Part) -> None:
+        """Another part's counts at once; its rollup goes on the pile (`settle` merges)."""
+        self.error = self.error or other.error
+        if len(other.rollup):
+            if self.pile is None:
+                mine = self.rollup
+                self.pile = rollups.Pile(mine.source, mine.tz, mine.minutes)
+                self.pile.add(mine)
+                self.rollup = rollups.empty(mine.source, mine.tz, mine.minutes)
+            self.pile.add(other.rollup)
+        self.rejected.extend(other.rejected)
+        for reason, n in other.counts.items():
+            self.counts[reason] = self.counts.get(reason, 0) + n
+        self.rows += other.rows
+        self.valid += other.valid
+        memory.trim()         # the batch's or part's scratch memory back to the system
+
+    def settle(self) -> Part:
+        """The pile merged into the rollup (before the part travels or is read)."""
+        if self.pile is not None:
+            self.rollup, self.pile = self.pile.result(), None
+        return self
+
+
+def step(job: Job, raw: pd.DataFrame, where: str, rows: np.ndarray, *,
+         replaced: bool = False) -> tuple[Part, np.ndarray]:
+    """Validate one chunk of raw rows (contract column names) and reduce the valid ones;
+    `rows` are the chunk's row numbers in `where`. Also returns the positions of the
+    rejected rows in the chunk (a data-folder file looks up their text as written)."""
+    spec, tz = job.spec, job.zone
+    for col in raw.columns:
+        if col in spec.categories:
+            raw[col] = categorical(raw[col])
+    frame, codes, labels = validate_rows(raw, spec, tz)
+    if replaced:
+        flag_replaced(raw, codes, labels)
+    reject_out_of_range(frame, spec, codes, labels, job.time_range)
+    bad = codes > 0
+    counts = np.bincount(codes, minlength=len(labels) + 1)
+    part = Part(rollups.empty(job.source, tz, job.minutes), rows=len(raw),
+                valid=int(counts[0]),
+                counts={label: int(counts[i + 1]) for i, label in enumerate(labels)
+                        if counts[i + 1]})
+    positions = np.flatnonzero(bad)
+    if len(positions):
+        reasons = np.array(labels, dtype=object)[codes[bad] - 1]
+        if job.folder:
+            part.rejected.append(pd.DataFrame({"row": rows[positions], "reason": reasons}))
+        else:
+            out = raw.iloc[positions].astype("str").reset_index(drop=True)
+            out.insert(0, "row", rows[positions])
+            out.insert(0, job.unit, where)
+            out["reason"] = reasons
+            part.rejected.append(out)
+        frame = frame.loc[~bad]
+    if len(frame):
+        part.rollup = rollups.reduce(frame, job.source, tz, job.minutes)
+    return part, positions
+
+
+# --- tasks ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ParquetTask:
+    """Some row groups of one Parquet file, read and reduced in batches of `chunk_rows`
+    rows (a row group of millions of rows is never held whole)."""
+
+    job: Job
+    path: str
+    rename: tuple[tuple[str, str], ...]
+    groups: tuple[int, ...]
+    first_rows: tuple[int, ...]       # row number (from 1) of each group's first row
+    order: int = 0
+    chunk_rows: int = CHUNK_ROWS
+
+    def run(self) -> Part:
+        rename = dict(self.rename)
+        total = Part(rollups.empty(self.job.source, self.job.zone, self.job.minutes))
+        found: list[np.ndarray] = []              # rejected rows' positions in the task
+        with open_bytes(self.path) as fh:
+            pf = pq.ParquetFile(fh)
+            sizes = [pf.metadata.row_group(g).num_rows for g in self.groups]
+            rows = np.concatenate([np.arange(first, first + n, dtype=np.int64) for first, n
+                                   in zip(self.first_rows, sizes)]) if sizes \
+                else np.zeros(0, np.int64)
+            done = 0
+            for batch in pf.iter_batches(batch_size=self.chunk_rows, columns=list(rename),
+                                         row_groups=list(self.groups)):
+                # reset: pandas' metadata may hold the writer's index (a filtered frame's
+                # RangeIndex from 20,101), and the steps below align on positions
+                raw = batch.to_pandas(types_mapper=pd.ArrowDtype).reset_index(drop=True)
+                raw.columns = [rename[c] for c in raw.columns]
+                part, positions = step(self.job, raw, self.path,
+                                       rows[done:done + len(raw)])
+                found.append(positions + done)
+                total.add(part)
+                done += len(raw)
+        if self.job.folder and total.rejected:     # every column as text, as written
+            found_rows = pd.concat(total.rejected, ignore_index=True)
+            bad = self._as_written(np.concatenate(found))
+            bad.insert(0, "row", found_rows["row"].to_numpy())
+            bad["reason"] = found_rows["reason"].to_numpy()
+            total.rejected = [bad]
+        total.order = self.order
+        return total.settle()
+
+    def _as_written(self, positions: np.ndarray) -> pd.DataFrame:
+        """The rows at `positions` of the task (every column, as text), read again a batch
+        at a time."""
+
+        kept, start = [], 0
+        with open_bytes(self.path) as fh:
+            for batch in pq.ParquetFile(fh).iter_batches(batch_size=self.chunk_rows,
+                                                         row_groups=list(self.groups)):
+                hit = positions[(positions >= start) & (positions < start + len(batch))]
+                if len(hit):
+                    kept.append(pa.Table.from_batches([batch.take(pa.array(hit - start))]))
+                start += len(batch)
+        return pa.concat_tables(kept).to_pandas().reset_index(drop=True).astype("str")
+
+
+@dataclass(frozen=True)
+class CsvTask:
+    """One CSV (or .csv.gz) file, read in blocks of about `chunk_rows` rows and reduced
+    block by block; a file that needs repairs (bytes that are not UTF-8, lines of
+    megabytes, lines with the wrong number of fields) or whose later blocks do not fit
+    the types of the first is read whole by today's reader instead."""
+
+    job: Job
+    path: str
+    rename: tuple[tuple[str, str], ...]
+    found: tuple[str, ...]
+    chunk_rows: int = CHUNK_ROWS
+    order: int = 0
+
+    def run(self) -> Part:
+        try:
+            part = self._streamed()
+        except _Repair as exc:
+            if remote(self.path):
+                raise SourceError(f"{self.path} needs repairs before it can be read ({exc}); "
+                                  "such files are repaired only from local paths: copy "
+                                  "it to one.") from None
+            log.info("%s: %s; reading it whole", Path(self.path).name, exc)
+            part = self._whole()
+        part.order = self.order
+        return part
+
+    def _streamed(self) -> Part:
+        total = Part(rollups.empty(self.job.source, self.job.zone, self.job.minutes))
+        line = 2                             # the header is row 1, as in a spreadsheet
+        rename = dict(self.rename)
+        for batch in _csv_blocks(self.path, self.job.spec, rename, self.chunk_rows):
+            raw = batch.to_pandas(types_mapper=pd.ArrowDtype).reset_index(drop=True)
+            raw.columns = [rename[c] for c in raw.columns]
+            part, _ = step(self.job, raw, self.path, np.arange(line, line + len(raw)))
+            total.add(part)
+            line += len(raw)
+        if self.job.folder and total.rejected:
+            found = pd.concat(total.rejected, ignore_index=True)
+            total.rejected = [_csv_as_written(self.path, list(self.found), found)]
+        return total.settle()
+
+    def _whole(self) -> Part:
+        """Today's whole-file readers (with their repairs), then the same step."""
+        job = self.job
+        if job.folder:
+            q = Quality(job.source)
+            frame, bad = load_source(Path(self.path), job.spec, job.zone,
+                                     dict(job.mapping), q, time_range=job.time_range)
+            part = Part(rollups.reduce(frame, job.source, job.zone, job.minutes)
+                        if len(frame) else rollups.empty(job.source, job.zone, job.minutes),
+                        [bad] if len(bad) else [], dict(q.rejected), q.rows, q.valid)
+            return part
+        origins, refused = Origins(names=[self.path]), []
+        raw, _, replaced = read_csv_rows(Path(self.path), job.spec, dict(job.mapping), origins,
+                                         0, refused)
+        if raw is None:
+            return Part(rollups.empty(job.source, job.zone, job.minutes))
+        _, rows = origins.locate(np.arange(len(raw)))
+        part, _ = step(job, raw, self.path, np.asarray(rows), replaced=replaced)
+        pre = pd.concat(refused, ignore_index=True) if refused else pd.DataFrame()
+        if len(pre):
+            part.rejected.insert(0, pre)
+            part.rows += len(pre)
+            for reason, n in pre["reason"].value_counts().items():
+                part.counts[reason] = part.counts.get(reason, 0) + int(n)
+        return part
+
+
+@dataclass(frozen=True)
+class QueryTask:
+    """A SQL source's query over the window, fetched `chunk_rows` rows at a time through
+    a server-side cursor; each batch goes through the same step. It runs where the
+    database can be reached with the password: this machine (the Dask engine's client)."""
+
+    job: Job
+    src: SourceConfig
+    window: Window
+    chunk_rows: int = CHUNK_ROWS
+    order: int = 0
+    on_client = True
+
+    def run(self) -> Part:
+        job = self.job
+        total = Part(rollups.empty(job.source, job.zone, job.minutes), order=self.order)
+        where, line = f"query of {self.src.name}", 1
+        for raw in query_frames(self.src, job.spec, dict(job.mapping), self.window, [],
+                                self.chunk_rows):
+            part, _ = step(job, raw, where, np.arange(line, line + len(raw)))
+            total.add(part)
+            line += len(raw)
+        return total.settle()
+
+
+class _Repair(Exception):
+    """The streaming reader cannot read this file as it is."""
+
+
+def _csv_blocks(path: str, spec: Spec, rename: dict[str, str], rows: int
+                ) -> Iterator[pa.Table]:
+    """The file's needed columns in tables of about `rows` rows, typed as
+    `read.read_frame` types them (text columns as text, the rest inferred)."""
+
+    numeric_or_time = set(spec.numbers) | set(spec.timestamps)
+    types = {raw: pa.string() for raw, col in rename.items() if col not in numeric_or_time}
+    malformed: list[Any] = []
+
+    def handler(row: Any) -> str:
+        malformed.append(row)
+        return "skip"
+
+    try:
+        reader = pcsv.open_csv(
+            open_input(path), read_options=pcsv.ReadOptions(block_size=_block_size(rows)),
+            parse_options=pcsv.ParseOptions(invalid_row_handler=handler),
+            convert_options=pcsv.ConvertOptions(
+                include_columns=list(rename), column_types=types, null_values=[""],
+                strings_can_be_null=True, quoted_strings_can_be_null=True))
+        batches, held = [], 0
+        for batch in reader:
+            if malformed:
+                raise _Repair("lines with the wrong number of fields")
+            batches.append(batch)
+            held += batch.num_rows
+            if held >= rows:
+                yield pa.Table.from_batches(batches)
+                batches, held = [], 0
+        if malformed:
+            raise _Repair("lines with the wrong number of fields")
+        if batches:
+            yield pa.Table.from_batches(batches)
+    except (pa.ArrowException, UnicodeDecodeError) as exc:
+        raise _Repair(str(exc).splitlines()[0][:120]) from None
+
+
+def _block_size(rows: int) -> int:
+    """Bytes per CSV block: about `rows` rows of 100 bytes, from 64 KiB to 64 MiB."""
+    return int(min(max(rows * 100, 1 << 16), 1 << 26))
+
+
+def _csv_as_written(path: str, found: list[str], bad: pd.DataFrame) -> pd.DataFrame:
+    """Rejected rows of a data-folder CSV file exactly as written: every column as text,
+    read again in blocks, only the rejected rows kept."""
+
+    wanted = bad["row"].to_numpy() - 2                   # positions among the data rows
+    names = [f"c{i}" for i in range(len(found))]
+    reader = pcsv.open_csv(
+        open_input(path),
+        read_options=pcsv.ReadOptions(column_names=names, skip_rows=1, block_size=1 << 24),
+        convert_options=pcsv.ConvertOptions(column_types={n: pa.string() for n in names},
+                                            strings_can_be_null=False))
+    kept, start = [], 0
+    for batch in reader:
+        hit = wanted[(wanted >= start) & (wanted < start + batch.num_rows)] - start
+        if len(hit):
+            kept.append(batch.take(pa.array(hit)).to_pandas())
+        start += batch.num_rows
+    table = pd.concat(kept, ignore_index=True) if kept else pd.DataFrame(columns=names)
+    table.columns = found
+    table.insert(0, "row", bad["row"].to_numpy())
+    table["reason"] = bad["reason"].to_numpy()
+    return table

@@ -1,0 +1,180 @@
+"""Finding input files: paths, folders and globs (any letter case), dates in names,
+the window's files, file safety, formats and content hashes."""
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import re
+import stat
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from ..core.config import SourceConfig
+from ..core.errors import SourceError
+from ..core.periods import Window
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def check_input(path: Path, roots: list[Path]) -> Path:
+    """`path` when it is a regular file inside one of `roots` once links are resolved;
+    a link to /etc/shadow or /proc/self/environ, a device or a pipe is refused."""
+    real = Path(os.path.realpath(path))
+    try:
+        mode = os.stat(real).st_mode
+    except OSError as exc:
+        raise SourceError(f"{path} cannot be read ({exc.strerror}).") from None
+    if not stat.S_ISREG(mode):
+        raise SourceError(f"{path} is not a regular file; inputs must be plain files.")
+    if not any(real.is_relative_to(os.path.realpath(r)) for r in roots):
+        raise SourceError(f"{path} links to a file outside the data folder; inputs must be "
+                          "files inside it (copy the file there instead of linking).")
+    return real
+
+
+DATE_IN_NAME = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?!\d)")
+FORMAT_OF_SUFFIX = {".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet", ".parq": "parquet"}
+
+
+class NoData(Exception):
+    """The source's path or pattern names nothing: the source is absent (its message says so)."""
+
+
+def is_pattern(text: str) -> bool:
+    return any(c in text for c in "*?[")
+
+
+def discover(path: str, *, any_suffix: bool = False) -> list[Path]:
+    """The files a `path` names: a file, every data file under a folder, or a glob's
+    matches; names (and patterns) compare case-insensitively."""
+    if is_pattern(path):
+        found = _iglob(path)
+        if not found:
+            raise NoData(f"no file matches {path}")
+        return sorted(p for p in found if p.is_file())
+    p = Path(path).expanduser()
+    if p.is_dir():
+        files = sorted(f for f in p.rglob("*") if f.is_file() and not hidden(f.relative_to(p))
+                       and (any_suffix or file_format(f)))
+        if not files:
+            raise NoData(f"{p} holds no .csv, .csv.gz or .parquet file")
+        return files
+    if p.is_file():
+        return [p]
+    match = _case_insensitive(p)
+    if match is not None:
+        return discover(str(match), any_suffix=any_suffix)
+    raise NoData(f"{p} does not exist")
+
+
+def hidden(rel: Path) -> bool:
+    # dot files, our own temporaries, Spark's _SUCCESS and _committed markers
+    return any(part.startswith((".", "_")) for part in rel.parts)
+
+
+def _case_insensitive(p: Path) -> Path | None:
+    parent = p.parent
+    if not parent.is_dir():
+        return None
+    for entry in parent.iterdir():
+        if entry.name.lower() == p.name.lower():
+            return entry
+    return None
+
+
+def _iglob(pattern: str) -> list[Path]:
+    """glob whose every name, with or without wildcards, compares case-insensitively."""
+    path = Path(os.path.expanduser(pattern))
+    current = [Path(path.anchor) if path.is_absolute() else Path(".")]
+    for part in path.parts[1 if path.is_absolute() else 0:]:
+        nxt: list[Path] = []
+        for folder in current:
+            if part == "**":
+                nxt.append(folder)
+                nxt.extend(d for d in folder.rglob("*") if d.is_dir())
+            elif not is_pattern(part) and (folder / part).exists():
+                nxt.append(folder / part)
+            else:
+                try:
+                    entries = list(folder.iterdir())
+                except (NotADirectoryError, PermissionError, FileNotFoundError):
+                    continue
+                nxt.extend(e for e in entries
+                           if fnmatch.fnmatchcase(e.name.lower(), part.lower()))
+        current = nxt
+    return sorted(set(current))
+
+
+def file_format(path: Path, configured: str = "") -> str:
+    """csv or parquet from the name (case-insensitive), else the configured format."""
+    name = path.name.lower()
+    for suffix, kind in FORMAT_OF_SUFFIX.items():
+        if name.endswith(suffix):
+            return kind
+    return configured if configured in ("csv", "parquet") else ""
+
+
+def name_date(path: Path) -> date | None:
+    """The date a file's name (or its partition folder, `date=2026-11-11`) carries."""
+    for part in reversed(path.parts[-3:]):
+        m = DATE_IN_NAME.findall(part)
+        if m:
+            try:
+                return date(*map(int, m[-1]))
+            except ValueError:
+                continue
+    return None
+
+
+def in_window(files: list[Path], window: Window) -> tuple[list[Path], int]:
+    """Files that may hold rows in the window, and how many were left unopened."""
+    if not window.bounded:
+        return files, 0
+    kept = [f for f in files if (d := name_date(f)) is None or window.keeps_day(d)]
+    return kept, len(files) - len(kept)
+
+
+def source_root(path: str) -> Path:
+    """The folder a configured path names files in: inputs must resolve inside it."""
+    p = Path(os.path.expanduser(path))
+    parts = p.parts
+    fixed = next((i for i, part in enumerate(parts) if is_pattern(part)), len(parts))
+    base = Path(*parts[:fixed]) if fixed else Path(".")
+    return base if base.is_dir() else base.parent
+
+
+def files_digest(files: list[Any], opener: Callable[[Any], Any] = lambda p: open(p, "rb")
+            ) -> str:
+    """One hash over the files' contents, in order (the archive's input identity);
+    `opener` opens one for reading bytes (a URL through fsspec)."""
+    total = hashlib.sha256()
+    for path in files:
+        h = hashlib.sha256()
+        with opener(path) as fh:
+            while chunk := fh.read(1 << 22):
+                h.update(chunk)
+        total.update(h.digest())
+    return total.hexdigest()
+
+
+def check_formats(files: list[Any], src: SourceConfig) -> None:
+    """Every file of a configured source is .csv, .csv.gz or .parquet by its name, or
+    the source sets `format`; else one sentence naming the first that is not."""
+    unknown = [f for f in files if not file_format(f, src.format)]
+    if unknown:
+        raise SourceError(f"{unknown[0]} (source {src.name}) is neither .csv, .csv.gz nor "
+                          f".parquet; set format = \"csv\" or \"parquet\" for it.")
+
+
+def unreadable_parquet(path: Any, exc: Exception) -> SourceError:
+    """The one sentence for a Parquet file pyarrow cannot open."""
+    return SourceError(f"{path} is not a readable Parquet file ({exc}).")

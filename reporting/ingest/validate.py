@@ -1,0 +1,236 @@
+"""Row-by-row validation against the data contract: each row passes or is set aside with
+a reason (the first failing rule wins), typed columns come out."""
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from ..core.contracts import Spec
+
+
+def categorical(s: pd.Series) -> pd.Series:
+    """Dictionary-encode text in pyarrow (several times faster than astype('category'))."""
+    arr = arrow_data(s)
+    if arr is None or not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        return s.astype("str").astype("category") if not isinstance(
+            s.dtype, pd.CategoricalDtype) else s
+    return pd.Series(arr.dictionary_encode().to_pandas(), index=s.index, name=s.name)
+
+
+def arrow_data(s: pd.Series) -> pa.Array | pa.ChunkedArray | None:
+    """The pyarrow data behind an Arrow-backed column; None for a numpy-backed one."""
+    if isinstance(s.dtype, pd.ArrowDtype) or (
+            isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow"):
+        return pa.array(s.array)   # __arrow_array__: no copy
+    return None
+
+
+REASON_TIME = "unparseable {col}"
+REASON_MISSING = "missing value in {col}"
+
+
+class _Reasons:
+    """A reason code per row (0 = valid) and the reasons' texts; the first failing rule wins."""
+
+    def __init__(self, n: int) -> None:
+        self.codes = np.zeros(n, dtype=np.uint8)
+        self.labels: list[str] = []
+
+    def reject(self, mask: Any, reason: str) -> None:
+        _reject(self.codes, self.labels, np.asarray(mask, dtype=bool), reason)
+
+
+def _reject(codes: np.ndarray, labels: list[str], mask: np.ndarray, reason: str) -> None:
+    """Give `reason` to the rows of `mask` that no earlier rule rejected."""
+    if mask.any():
+        if reason not in labels:
+            labels.append(reason)
+        codes[mask & (codes == 0)] = labels.index(reason) + 1
+
+
+def validate_rows(raw: pd.DataFrame, spec: Spec, tz: ZoneInfo
+              ) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
+    """Typed frame, a reason code per row (0 = valid) and the reasons' texts.
+
+    The first failing rule wins; codes index `labels` from 1.
+    """
+    reasons = _Reasons(len(raw))
+    out: dict[str, pd.Series] = {}
+    for col in raw.columns:
+        required = col in spec.required and col not in spec.may_be_empty
+        if col in spec.timestamps:
+            out[col] = _timestamp_column(raw[col], col, required, tz, reasons)
+        elif col in spec.numbers:
+            out[col] = _number_column(raw[col], col, spec.numbers[col], required, reasons)
+        else:
+            out[col] = _text_column(raw[col], col, col in spec.categories, required, reasons)
+    for start, end in spec.order:
+        if start in out and end in out:
+            with np.errstate(invalid="ignore"):
+                reasons.reject((out[end] < out[start]).to_numpy(dtype=bool, na_value=False),
+                               f"{end} before {start}" if end != "end_time"
+                               else "end before start")
+    for col in spec.columns:     # absent optional columns exist, empty, downstream
+        if col not in out:
+            out[col] = _empty_column(col, spec, raw.index, tz)
+    frame = pd.DataFrame({col: out[col] for col in spec.columns}, index=raw.index, copy=False)
+    return frame, reasons.codes, reasons.labels
+
+
+def _timestamp_column(s: pd.Series, col: str, required: bool, tz: ZoneInfo,
+                      reasons: _Reasons) -> pd.Series:
+    empty = s.isna().to_numpy()
+    parsed = parse_timestamps(s, tz)
+    if required:
+        reasons.reject(empty, REASON_MISSING.format(col=col))
+    reasons.reject(parsed.isna().to_numpy() & ~empty,
+                   "unparseable timestamp" if col == "timestamp" else REASON_TIME.format(col=col))
+    return parsed
+
+
+def _number_column(s: pd.Series, col: str, rule: tuple[float | None, float | None, bool],
+                   required: bool, reasons: _Reasons) -> pd.Series:
+    lo, hi, whole = rule
+    empty = s.isna().to_numpy()
+    num = _numbers(s)
+    v = num.to_numpy(dtype="float64", na_value=np.nan)
+    if required:
+        reasons.reject(empty, REASON_MISSING.format(col=col))
+    reasons.reject(~np.isfinite(v) & ~empty, f"non-numeric {col}")
+    with np.errstate(invalid="ignore"):
+        if lo == 0 and hi is None:
+            reasons.reject(v < 0, f"negative {col}")
+        else:
+            reasons.reject((v < (-np.inf if lo is None else lo))
+                           | (v > (np.inf if hi is None else hi)), f"{col} out of range")
+        if whole and not pd.api.types.is_integer_dtype(num):
+            reasons.reject(np.isfinite(v) & (v != np.round(v)), f"{col} not a whole number")
+    if whole and required and not pd.api.types.is_integer_dtype(num):
+        return pd.Series(np.where(reasons.codes == 0, v, 0).astype("int64"), index=s.index)
+    if not whole or not pd.api.types.is_integer_dtype(num):
+        return pd.Series(v, index=s.index)
+    return num
+
+
+def _text_column(s: pd.Series, col: str, category: bool, required: bool,
+                 reasons: _Reasons) -> pd.Series:
+    stripped = _strip_text(s, category)
+    if required:
+        blank = (stripped == "").to_numpy(dtype=bool, na_value=True)
+        reasons.reject(s.isna().to_numpy() | blank, REASON_MISSING.format(col=col))
+    return stripped
+
+
+def _empty_column(col: str, spec: Spec, index: pd.Index, tz: ZoneInfo) -> pd.Series:
+    """An absent optional column, empty and of its type."""
+    if col in spec.timestamps:
+        return pd.Series(pd.NaT, index=index, dtype=f"datetime64[ns, {tz.key}]")
+    if col in spec.numbers:
+        return pd.Series(np.nan, index=index)
+    return pd.Series(pd.NA, index=index, dtype="str")
+
+
+def _numbers(s: pd.Series) -> pd.Series:
+    """A numeric column as numpy int64 (whole, no gaps) or float64; text is parsed."""
+    arr = arrow_data(s)
+    if arr is not None and pa.types.is_integer(arr.type) and arr.null_count == 0:
+        return pd.Series(arr.to_numpy(), index=s.index).astype("int64")
+    if arr is not None and (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type)):
+        return pd.Series(s.to_numpy(dtype="float64", na_value=np.nan), index=s.index)
+    if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s) and arr is None:
+        return s
+    return pd.to_numeric(s.astype("str").str.strip(), errors="coerce").astype("float64")
+
+
+def _strip_text(s: pd.Series, category: bool = False) -> pd.Series:
+    """Text with surrounding spaces removed; low-cardinality columns as categoricals."""
+    if category and not isinstance(s.dtype, pd.CategoricalDtype):
+        s = s.astype("str").str.strip().astype("category")
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        cats = s.cat.categories.astype("str")
+        stripped = cats.str.strip()
+        if stripped.equals(cats):
+            return s
+        return s.astype("str").str.strip().astype("category")
+    return s.astype("str").str.strip()
+
+
+def parse_timestamps(s: pd.Series, tz: ZoneInfo) -> pd.Series:
+    """ISO 8601 (T or space, optional Z/offset) or bare dates, mixed; naive = `tz`."""
+    zone = tz.key
+    arr = arrow_data(s)
+    if arr is not None and pa.types.is_date(arr.type):
+        arr = arr.cast(pa.timestamp("s"))
+    if arr is not None and pa.types.is_timestamp(arr.type):
+        s = pd.Series(arr.to_pandas(), index=s.index)
+    if pd.api.types.is_datetime64_any_dtype(s):
+        if getattr(s.dt, "tz", None) is None:
+            return _localize(s, zone)
+        return s.dt.tz_convert(zone)
+    text = s.astype("str") if not pd.api.types.is_string_dtype(s) else s
+    if s.dtype == object:   # e.g. datetime.date objects from pyarrow's date32
+        text = s.map(lambda v: v.isoformat() if hasattr(v, "isoformat") else v).astype("str")
+    text = text.str.strip()
+    if zone == "UTC":
+        return pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
+    aware = text.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True, na=False).to_numpy()
+    result = pd.Series(pd.NaT, index=s.index, dtype=f"datetime64[us, {zone}]")
+    if aware.any():
+        result[aware] = pd.to_datetime(text[aware], format="ISO8601", errors="coerce",
+                                       utc=True).dt.tz_convert(zone)
+    if (~aware).any():
+        naive = pd.to_datetime(text[~aware], format="ISO8601", errors="coerce")
+        result[~aware] = _localize(naive, zone)
+    return result
+
+
+def _localize(s: pd.Series, zone: str) -> pd.Series:
+    # DST: an hour that does not exist moves forward; a repeated hour is read as the
+    # first (summer-time) one, so no row is rejected for the clock change.
+    return s.dt.tz_localize(zone, nonexistent="shift_forward",
+                            ambiguous=np.ones(len(s), dtype=bool))
+
+
+REASON_REPLACED = "not UTF-8 (bytes replaced with �)"
+
+
+def flag_replaced(raw: pd.DataFrame, codes: np.ndarray, labels: list[str]) -> None:
+    """Reject (with a reason) the rows where undecodable bytes were replaced."""
+    hit = np.zeros(len(raw), dtype=bool)
+    for col in raw.columns:
+        s = raw[col]
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            bad = s.cat.categories.astype("str").str.contains("\ufffd", regex=False)
+            hit |= np.asarray(bad, dtype=bool)[s.cat.codes.to_numpy()] & (
+                s.cat.codes.to_numpy() >= 0)
+        elif pd.api.types.is_string_dtype(s) or s.dtype == object:
+            hit |= s.astype("str").str.contains("\ufffd", regex=False).to_numpy(
+                dtype=bool, na_value=False)
+    _reject(codes, labels, hit, REASON_REPLACED)
+
+
+def default_time_range(now: pd.Timestamp | None = None, earliest: str = "2000-01-01",
+                       future_margin_hours: float = 24.0) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """Timestamps a build accepts: from `earliest` to the build's clock plus the margin."""
+    now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
+    if now.tzinfo is None:
+        now = now.tz_localize("UTC")
+    return (pd.Timestamp(earliest, tz="UTC"), now + pd.Timedelta(hours=future_margin_hours))
+
+
+def reject_out_of_range(frame: pd.DataFrame, spec: Spec, codes: np.ndarray,
+                        labels: list[str], bounds: tuple[pd.Timestamp, pd.Timestamp]) -> None:
+    """Reject rows with a timestamp before the range or after the clock's margin (year 1,
+    9999 or 2262 would break periods, charts and memory); the first failing rule wins."""
+    lo, hi = bounds
+    for col in spec.timestamps:
+        if col not in frame or not len(frame):
+            continue
+        t = frame[col]
+        for mask, text in (((t < lo), f"{col} before {lo:%Y-%m-%d}"),
+                           ((t > hi), f"{col} in the future")):
+            _reject(codes, labels, mask.to_numpy(dtype=bool, na_value=False), text)

@@ -1,0 +1,422 @@
+"""Draw the Sections' chart specs as SVG files in one house theme."""
+from __future__ import annotations
+
+import dataclasses
+import io
+import textwrap
+import warnings
+from collections.abc import Callable, Mapping
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import matplotlib.dates as mdates
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.ticker import Formatter, FuncFormatter, MaxNLocator, PercentFormatter
+
+from ..core.values import Chart, Section
+from ..store.files import atomic_write
+
+matplotlib.use("Agg")
+
+# Okabe-Ito: distinguishable with the common colour-vision deficiencies.
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442",
+           "#000000"]
+SENTIMENT = {"negative": "#D55E00", "neutral": "#BBBBBB", "positive": "#009E73"}
+INK = "#333333"
+THEME = {
+    "font.family": "DejaVu Sans", "font.size": 8.5, "axes.titlesize": 10,
+    "axes.titleweight": "bold", "axes.titlelocation": "left", "axes.titlepad": 8,
+    "axes.edgecolor": "#999999", "axes.labelcolor": INK, "axes.labelsize": 8.5,
+    "xtick.color": INK, "ytick.color": INK, "axes.spines.top": False,
+    "axes.spines.right": False, "axes.grid": True, "grid.color": "#E5E5E5",
+    "grid.linewidth": 0.6, "axes.axisbelow": True, "axes.prop_cycle":
+    matplotlib.cycler(color=PALETTE), "svg.fonttype": "none", "legend.frameon": False,
+    "legend.fontsize": 8, "figure.dpi": 100, "svg.hashsalt": "reporting",
+    "text.parse_math": False,   # page names and endpoints are data: "$" is not mathtext
+}
+WIDTH = 7.0          # inches: the A4 text width at our margins
+MAX_LABEL = 38
+MAX_BARS = 25        # bars in one bar chart; the title says how many more there are
+
+
+def thousands(x: float, _pos: int | None = None) -> str:
+    return f"{x:,.0f}" if abs(x) >= 10 or x == int(x) else f"{x:,.1f}"
+
+
+class Adaptive(Formatter):
+    """Thousands separators and as many decimals as the tick step needs (99.95 %, not 100 %)."""
+
+    def __init__(self, suffix: str = "") -> None:
+        self.suffix = suffix
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        locs = np.asarray(self.axis.get_majorticklocs() if self.axis else [], dtype=float)
+        step = np.min(np.abs(np.diff(locs))) if locs.size > 1 else 0.0
+        digits = int(np.clip(-np.floor(np.log10(step)), 0, 4)) if step > 0 else 0
+        return f"{x:,.{digits}f}{self.suffix}"
+
+
+def _short(label: object) -> str:
+    text = str(label)
+    return text if len(text) <= MAX_LABEL else text[:MAX_LABEL - 1] + "…"
+
+
+def draw(chart: Chart, path: Path) -> Path:
+    """Render one chart to `path` (SVG), written atomically."""
+    with plt.rc_context(THEME), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)   # locator chatter on very short series
+        fig = _figure(chart)
+        try:
+            fig.tight_layout(pad=0.6, h_pad=1.2)
+            svg = io.BytesIO()
+            fig.savefig(svg, format="svg", metadata={"Date": None})
+        finally:
+            plt.close(fig)
+    return atomic_write(path, svg.getvalue())
+
+
+def draw_all(sections: Mapping[str, Section], folder: Path,
+             days: list[date] | None = None,
+             missing: Mapping[str, set[date]] | None = None) -> dict[str, str]:
+    """Every chart of every section; returns chart name -> file name within `folder`.
+
+    `days` are the period's days: a daily chart shows each of them (weekly bins past
+    five weeks); `missing` (section -> days its source has no data) become gaps, not 0.
+    """
+    out = {}
+    for name, section in sections.items():
+        gaps = (missing or {}).get(name, set())
+        for chart in section.charts:
+            chart = daily(chart, days, gaps) if days else chart
+            out[chart.name] = draw(chart, folder / f"{chart.name}.svg").name
+    return out
+
+
+WEEKLY_AFTER_DAYS = 35        # past five weeks, daily bars become weekly ones
+
+
+def daily(chart: Chart, days: list[date], gaps: set[date]) -> Chart:
+    """A chart over dates, on every day of the period: NaN (a gap) where the source has no
+    data, 0 where it has data but no event; weekly sums past five weeks."""
+    o = chart.options
+    if chart.kind in ("line_dual", "stacked_lines") and gaps:
+        data = chart.data.copy()
+        when = pd.to_datetime(data[o["x"]]).dt.date
+        cols = [c for c in data.columns if c != o["x"]]
+        data.loc[when.isin(gaps).to_numpy(), cols] = np.nan
+        return dataclasses.replace(chart, data=data)
+    if not o.get("date_labels") or chart.kind not in ("bar", "stacked"):
+        return chart
+    index = pd.Index(days)
+    if chart.kind == "bar":
+        frame = chart.data.set_index(chart.data[o["label"]].map(
+            lambda v: pd.Timestamp(v).date()))[[o["value"]]]
+    else:
+        frame = chart.data.set_axis([pd.Timestamp(v).date() for v in chart.data.index])
+    frame = frame.groupby(level=0).sum().reindex(index, fill_value=0).astype(float)
+    frame.loc[frame.index.isin(gaps)] = np.nan
+    title, options = chart.title, dict(o)
+    if len(days) > WEEKLY_AFTER_DAYS:
+        week = [d - timedelta(days=d.weekday()) for d in frame.index]
+        frame = frame.groupby(week).sum(min_count=1)
+        title = title.replace("per day", "per week")
+        options["week_labels"] = True
+    if chart.kind == "bar":
+        frame = frame.rename_axis(o["label"]).reset_index()
+    return dataclasses.replace(chart, title=title, data=frame, options=options)
+
+
+def _figure(chart: Chart) -> plt.Figure:
+    data = chart.data
+    if data is None or len(data) == 0 or (chart.kind in ("heatmap", "stacked")
+                                          and not np.asarray(data.to_numpy(), float).any()):
+        return _empty(chart.title)
+    if chart.kind not in KINDS:
+        raise ValueError(f"unknown chart kind {chart.kind!r}")
+    if chart.kind in ("barh", "funnel") and len(data) > MAX_BARS:
+        # 5,000 services: the first 25 bars, and the title says how many there are
+        chart = dataclasses.replace(chart, data=data.head(MAX_BARS),
+                                    title=f"{chart.title} (first {MAX_BARS} of {len(data):,})")
+    return KINDS[chart.kind](chart)
+
+
+def _titled(fig: plt.Figure, ax: plt.Axes, chart: Chart) -> plt.Figure:
+    ax.set_title(chart.title)
+    return fig
+
+
+def _barh(chart: Chart) -> plt.Figure:
+    """Horizontal bars, largest first, each with its value; thresholds as vertical lines."""
+    data, o = chart.data, chart.options
+    fig, ax, n = _rows(chart, 1.6, 0.6, 0.26)
+    values = data[o["value"]].to_numpy(dtype=float)[::-1]
+    color = PALETTE[2] if chart.kind == "funnel" else PALETTE[0]
+    bars = ax.barh(range(n), values, color=color, height=0.65)
+    ax.xaxis.set_major_formatter(FuncFormatter(thousands))
+    for bar, v in zip(bars, values):
+        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {v:,.0f}",
+                va="center", fontsize=7.5, color=INK)
+    right = max(values.max() if len(values) else 0, o.get("threshold2") or 0,
+                o.get("threshold") or 0)
+    ax.set_xlim(0, right * 1.15 or 1)
+    _thresholds(ax, o, vertical=True)
+    return _titled(fig, ax, chart)
+
+
+def _rows(chart: Chart, least: float, base: float, per_row: float
+          ) -> tuple[plt.Figure, plt.Axes, int]:
+    """A figure as tall as its rows need, one labelled row per data row, first on top."""
+    n = len(chart.data)
+    fig, ax = plt.subplots(figsize=(WIDTH, max(least, base + per_row * n)))
+    ax.set_yticks(range(n), [_short(v) for v in chart.data[chart.options["label"]]][::-1])
+    ax.grid(axis="y", visible=False)
+    return fig, ax, n
+
+
+def _funnel(chart: Chart) -> plt.Figure:
+    """The funnel's steps as bars of sessions."""
+    fig = _barh(chart)
+    fig.axes[0].set_xlabel("sessions")
+    return fig
+
+
+def _grouped_barh(chart: Chart) -> plt.Figure:
+    """Several percentages per label (CPU and memory per service), on a 0-100 % axis."""
+    data, o = chart.data, chart.options
+    fig, ax, n = _rows(chart, 1.8, 0.7, 0.42)
+    h = 0.8 / len(o["values"])
+    for i, (col, name) in enumerate(zip(o["values"], o["names"])):
+        ax.barh(np.arange(n) + i * h - 0.4 + h / 2, data[col].to_numpy(float)[::-1],
+                height=h, label=name, color=PALETTE[i])
+    ax.set_xlim(0, 100)
+    ax.xaxis.set_major_formatter(PercentFormatter(100, decimals=0))
+    _thresholds(ax, o, vertical=True)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=3)   # below: bars stay clear
+    return _titled(fig, ax, chart)
+
+
+def _bar(chart: Chart) -> plt.Figure:
+    """Vertical bars over days or categories."""
+    data, o = chart.data, chart.options
+    fig, ax = plt.subplots(figsize=(WIDTH, 2.4))
+    x = data[o["label"]]
+    labels = _date_labels(x, o) if o.get("date_labels") else [str(v) for v in x]
+    ax.bar(range(len(x)), data[o["value"]].to_numpy(float), color=PALETTE[0], width=0.7)
+    ax.set_xticks(range(len(x)), labels)
+    ax.set_xlim(-0.6, max(len(x), 5) - 0.4)   # a lone bar stays bar-shaped
+    _thin_ticks(ax, len(x), 8 if o.get("date_labels") else 24)
+    ax.yaxis.set_major_formatter(FuncFormatter(thousands))
+    ax.grid(axis="x", visible=False)
+    ax.set_ylabel({"money": f"value ({o['currency']})" if o.get("currency") else "value",
+                   "count": "count"}.get(o.get("unit"), ""))
+    return _titled(fig, ax, chart)
+
+
+def _stacked(chart: Chart) -> plt.Figure:
+    """Stacked bars, one colour per column (sentiment columns in their own colours)."""
+    data, o = chart.data, chart.options
+    fig, ax = plt.subplots(figsize=(WIDTH, 2.5))
+    bottom = np.zeros(len(data))
+    labels = (_date_labels(data.index, o) if o.get("date_labels")
+              else [str(v) for v in data.index])
+    for i, col in enumerate(data.columns):
+        vals = data[col].to_numpy(float)
+        ax.bar(range(len(data)), vals, bottom=bottom, label=_short(col), width=0.7,
+               color=SENTIMENT.get(col, PALETTE[i % len(PALETTE)]))
+        bottom = bottom + np.nan_to_num(vals)     # a gap (NaN) stacks nothing
+    ax.set_xticks(range(len(data)), labels)
+    _thin_ticks(ax, len(data), 8 if o.get("date_labels") else 14)
+    ax.set_xlabel(o.get("x_label", ""))
+    ax.set_ylabel(o.get("y_label", ""))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_formatter(FuncFormatter(thousands))
+    ax.grid(axis="x", visible=False)
+    ax.legend(loc="upper left", bbox_to_anchor=(1, 1))
+    return _titled(fig, ax, chart)
+
+
+def _date_labels(values: Any, o: Mapping[str, Any]) -> list[str]:
+    if o.get("week_labels"):
+        return [f"w/c {pd.Timestamp(v):%-d %b}" for v in values]
+    return [f"{pd.Timestamp(v):%a %-d %b}" for v in values]
+
+
+def _thin_ticks(ax: plt.Axes, n: int, most: int = 12) -> None:
+    """At most `most` tick labels, evenly spaced, so none overlaps its neighbour."""
+    step = -(-n // most)
+    if step > 1:
+        for i, lab in enumerate(ax.get_xticklabels()):
+            lab.set_visible(i % step == 0)
+
+
+def _heatmap(chart: Chart) -> plt.Figure:
+    """Day-of-week rows by hour-of-day columns, with a colour bar."""
+    data, o = chart.data, chart.options
+    fig, ax = plt.subplots(figsize=(WIDTH, 2.5))
+    im = ax.imshow(data.to_numpy(float), aspect="auto", cmap="Blues")
+    ax.set_yticks(range(len(data.index)), list(data.index))
+    ax.set_xticks(range(0, 24, 2), [f"{h:02d}" for h in range(0, 24, 2)])
+    ax.set_xlabel(o.get("x_label", ""))
+    ax.grid(False)
+    bar = fig.colorbar(im, ax=ax, pad=0.01, fraction=0.04)
+    bar.set_label(o.get("colorbar", ""))
+    bar.ax.yaxis.set_major_formatter(FuncFormatter(thousands))
+    return _titled(fig, ax, chart)
+
+
+def _hist(chart: Chart) -> plt.Figure:
+    """A distribution, with the threshold (an SLA) as a vertical line."""
+    data, o = chart.data, chart.options
+    fig, ax = plt.subplots(figsize=(WIDTH, 2.4))
+    v = data[o["value"]].to_numpy(float)
+    ax.hist(v, bins=min(30, max(5, int(np.sqrt(len(v))))), color=PALETTE[0])
+    ax.set_xlabel({"h": "hours"}.get(o.get("unit"), o.get("unit", "")))
+    ax.set_ylabel("count")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(axis="x", visible=False)
+    _thresholds(ax, o, vertical=True)
+    return _titled(fig, ax, chart)
+
+
+def _line_dual(chart: Chart) -> plt.Figure:
+    """Hourly volume as steps (left axis) and a rate as a line (right axis)."""
+    data, o = chart.data, chart.options
+    fig, ax = plt.subplots(figsize=(WIDTH, 2.5))
+    x = pd.to_datetime(data[o["x"]])
+    # Steps an hour wide (one path, cheap to draw): a lone busy hour still shows.
+    y = data[o["y"]].to_numpy(float)
+    ax.fill_between(list(x) + [x.iloc[-1] + pd.Timedelta(hours=1)], np.append(y, y[-1:]),
+                    step="post", color=PALETTE[5], alpha=0.6, linewidth=0,
+                    label=o.get("y_label"))
+    ax.set_ylabel(o.get("y_label", ""))
+    ax.yaxis.set_major_formatter(FuncFormatter(thousands))
+    ax2 = ax.twinx()
+    ax2.plot(x + pd.Timedelta(minutes=30), data[o["y2"]].to_numpy(float),
+             color=PALETTE[3], linewidth=1.1, label=o.get("y2_label"),
+             marker="o" if len(x) < 6 else None, markersize=3)
+    ax2.set_ylabel(o.get("y2_label", ""), color=PALETTE[3])
+    ax2.yaxis.set_major_formatter(PercentFormatter(1, decimals=1))
+    ax2.spines["right"].set_visible(True)
+    ax2.grid(False)
+    ax2.set_ylim(0, max(float(np.nanmax(data[o["y2"]].to_numpy(float), initial=0)) * 1.15,
+                        0.001))
+    ax.set_ylim(bottom=0)
+    if len(x) < 6:   # a few hours only: keep them readable, not a bare line
+        ax.set_xlim(x.min() - pd.Timedelta(hours=2), x.max() + pd.Timedelta(hours=2))
+    _time_axis(ax, x.dt.tz)
+    for s in o.get("shade", []):
+        ax.axvspan(s[0], s[1], color=PALETTE[1], alpha=0.25, linewidth=0)
+    return _titled(fig, ax, chart)
+
+
+def _time_axis(ax: plt.Axes, tz: Any) -> None:
+    ax.xaxis.set_major_locator(mdates.AutoDateLocator(tz=tz, maxticks=8))
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%a %d %b\n%H:%M", tz=tz))
+    for t in ax.get_xticklabels():
+        t.set_fontsize(7.5)
+
+
+def _trends(chart: Chart) -> plt.Figure:
+    """Small multiples: each headline KPI over the archived periods, this one highlighted."""
+    data, o = chart.data, chart.options
+    cols = o.get("columns", 4)
+    rows = -(-len(data.columns) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(o.get("width", WIDTH),
+                                                  (1.45 if cols > 4 else 1.55) * rows
+                                                  + (0.45 if chart.title else 0.2)),
+                             squeeze=False)
+    every = -(-len(data.index) // 8)   # at most 8 period labels on an axis
+    ticks = [_short_period(p) if i % every == (len(data.index) - 1) % every else ""
+             for i, p in enumerate(data.index)]
+    x = np.arange(len(data.index))
+    for ax, key in zip(axes.flat, data.columns):
+        y = data[key].to_numpy(dtype=float)
+        unit = o["units"].get(key, "")
+        scale = 100 if unit == "ratio" else 1
+        ax.plot(x, y * scale, color=PALETTE[0], marker="o", markersize=3, linewidth=1.2)
+        if o.get("current") in data.index:
+            i = list(data.index).index(o["current"])
+            ax.plot([i], [y[i] * scale], marker="o", markersize=6, color=PALETTE[3])
+        ax.set_title(textwrap.fill(o["labels"].get(key, key), 66 // cols,
+                                   break_long_words=False), fontsize=7.2, loc="left")
+        ax.set_xticks(x, ticks, fontsize=6.5)
+        _thin_ticks(ax, len(x), 4 if cols <= 4 else 3)   # small multiples: a few labels each
+        ax.tick_params(axis="y", labelsize=6.5)
+        ax.yaxis.set_major_formatter(Adaptive(" %" if unit in ("ratio", "pct") else ""))
+        ax.yaxis.set_major_locator(MaxNLocator(4))
+        ax.margins(x=0.15, y=0.25)
+    for ax in list(axes.flat)[len(data.columns):]:
+        ax.set_axis_off()
+    if chart.title:
+        fig.suptitle(chart.title, x=0.01, ha="left", fontsize=10, fontweight="bold")
+    return fig
+
+
+def _stacked_lines(chart: Chart) -> plt.Figure:
+    """Hourly series one above the other on a shared time axis, incident windows shaded."""
+    data, o = chart.data, chart.options
+    cols = [c for c in data.columns if c != o["x"]]
+    if not cols:
+        return _empty(chart.title)
+    fig, axes = plt.subplots(len(cols), 1, figsize=(WIDTH, 0.5 + 1.1 * len(cols)),
+                             sharex=True, squeeze=False)
+    x = pd.to_datetime(data[o["x"]])
+    for i, (ax, col) in enumerate(zip(axes[:, 0], cols)):
+        y = data[col].to_numpy(dtype=float) * (100 if "%" in col else 1)
+        ax.plot(x, y, color=PALETTE[[0, 3, 4][i % 3]], linewidth=0.9,
+                marker="o" if len(x) < 6 else None, markersize=3)
+        ax.set_ylabel(col, fontsize=7.5, rotation=0, ha="right", va="center")
+        ax.yaxis.set_major_locator(MaxNLocator(3))
+        ax.yaxis.set_major_formatter(Adaptive())
+        ax.set_ylim(0, max(1.0, float(np.nanmax(y, initial=0)) * 1.1))  # flat zero: 0-1
+        for start, end in o.get("shade", []):
+            ax.axvspan(start, end, color=PALETTE[1], alpha=0.3, linewidth=0)
+    tz = x.dt.tz
+    last = axes[-1, 0]
+    last.xaxis.set_major_locator(mdates.AutoDateLocator(tz=tz, minticks=4, maxticks=8))
+    last.xaxis.set_major_formatter(mdates.DateFormatter("%a\n%d %b", tz=tz))
+    fig.suptitle(chart.title + (" (incidents shaded)" if o.get("shade") else ""), x=0.01,
+                 ha="left", fontsize=10, fontweight="bold")
+    return fig
+
+
+KINDS: dict[str, Callable[[Chart], plt.Figure]] = {
+    "barh": _barh, "funnel": _funnel, "grouped_barh": _grouped_barh, "bar": _bar,
+    "stacked": _stacked, "heatmap": _heatmap, "hist": _hist, "line_dual": _line_dual,
+    "trends": _trends, "stacked_lines": _stacked_lines,
+}
+
+
+def _short_period(period_id: str) -> str:
+    """'2026-W46' -> 'W46'; a date range -> its first day as '9 Nov'."""
+    if "-W" in period_id:
+        return period_id.split("-", 1)[1]
+    try:
+        return f"{pd.Timestamp(period_id[:10]):%-d %b}"
+    except ValueError:
+        return period_id
+
+
+def _thresholds(ax: plt.Axes, o: Mapping, *, vertical: bool) -> None:
+    for key, style in (("threshold", "--"), ("threshold2", ":")):
+        value = o.get(key)
+        if value is None:
+            continue
+        line = ax.axvline if vertical else ax.axhline
+        line(value, color=PALETTE[3], linestyle=style, linewidth=1.1,
+             label=o.get(f"{key}_label"))
+    if o.get("threshold") is not None and o.get("threshold_label"):
+        ax.legend(loc="lower right", fontsize=7.5)
+
+
+def _empty(title: str) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(WIDTH, 1.0))
+    ax.set_axis_off()
+    ax.set_title(title)
+    ax.text(0.5, 0.35, "No data for this period", ha="center", va="center",
+            color="#777777", fontsize=9, transform=ax.transAxes)
+    return fig

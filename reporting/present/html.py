@@ -1,0 +1,211 @@
+"""Jinja2 (autoescaped) to HTML, WeasyPrint to PDF, fetching only our own files.
+
+External text (feedback, page names, endpoints) reaches templates only as values,
+never as template source; the URL fetcher serves files under the run's own folder
+and the templates folder, and refuses everything else (network, other paths).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pandas as pd
+
+from ..core import formatting, registry
+from ..core.config import Audience, Thresholds
+from ..core.periods import Period
+from ..core.quality import origin_text, rejected_rows
+from ..core.values import KPI, Section, Table
+from . import glossary
+from .audience import audience_view
+
+TEXT_UNITS = {"text", "", None}
+
+
+def template_dir() -> Path:
+    """Templates inside the installed wheel (`reporting/templates`), else the repository's
+    `templates/`."""
+    package = Path(__file__).resolve().parents[1]
+    packaged = package / "templates"
+    return packaged if packaged.is_dir() else package.parent / "templates"
+
+
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(template_dir()),
+        autoescape=True,                      # every value is escaped, HTML or not
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True, lstrip_blocks=True,
+    )
+    env.filters.update({
+        "fmt": formatting.value, "ms": formatting.ms, "pct": formatting.pct,
+        "count": formatting.count, "money": formatting.money, "change": formatting.change,
+    })
+    return env
+
+
+# --- views: plain dicts and lists for the templates ---------------------------------------
+
+def kpi_view(k: KPI) -> dict[str, Any]:
+    return {"key": k.key, "label": k.label, "value": k.value, "previous": k.previous,
+            "unit": k.unit, "status": k.status,
+            **formatting.change_view(k.value, k.previous, k.unit, k.better)}
+
+
+def table_view(t: Table, headers: Mapping[str, str], max_rows: int = 15) -> dict[str, Any]:
+    frame = t.frame.head(max_rows)
+    cols = list(frame.columns)
+    units = [t.units.get(c, "text") for c in cols]
+    rows = []
+    for rec in frame.itertuples(index=False, name=None):   # at most `max_rows` rows
+        rows.append([{"v": _cell(v), "u": u} for v, u in zip(rec, units)])
+    return {"name": t.name, "title": t.title, "note": t.note,
+            "more": max(0, len(t.frame) - max_rows),
+            "columns": [{"name": headers.get(c, c.replace("_", " ").capitalize()),
+                         "numeric": u not in TEXT_UNITS and u not in ("datetime", "date"),
+                         "wide": c in ("comment", "endpoint", "page_url", "theme")}
+                        for c, u in zip(cols, units)],
+            "rows": rows}
+
+
+DISPLAY_CHARS = 300   # a table cell's text is cut here (the full text stays in kpis.json
+
+                      # and the rejected files): a 5,000-character comment stalled the PDF
+
+
+def cut(text: str, limit: int = DISPLAY_CHARS) -> str:
+    """`text` shortened to `limit` characters with "…", at a space when one is near."""
+    if len(text) <= limit:
+        return text
+    head = text[:limit - 1]
+    space = head.rfind(" ")
+    return (head[:space] if space > limit * 0.8 else head).rstrip() + "…"
+
+
+def _cell(v: Any) -> Any:
+    if v is None or (isinstance(v, float) and pd.isna(v)) or v is pd.NaT:
+        return None
+    if isinstance(v, str):
+        return cut(v)
+    if isinstance(v, pd.Timestamp):
+        return v.to_pydatetime()
+    return v.item() if hasattr(v, "item") and not isinstance(v, str) else v
+
+
+def section_view(s: Section, charts: Mapping[str, str], words: Mapping[str, str]
+                 ) -> dict[str, Any]:
+    headers = registry.headers(s.name, words)
+    return {"name": s.name, "title": s.title, "status": s.status, "message": s.message,
+            "kpis": [kpi_view(k) for k in s.kpis],
+            "headline": [kpi_view(k) for k in s.kpis if k.key in s.headline],
+            "tables": [table_view(t, headers) for t in s.tables],
+            "charts": [{"name": c.name, "src": f"charts/{charts[c.name]}", "title": c.title,
+                        "alt": c.options.get("alt") or c.alt}
+                       for c in s.charts if c.name in charts],
+            "insights": [i.as_dict() for i in s.insights], "rule": s.breakdowns.get("rule")}
+
+
+def _shown_kpis(audience: Audience, computed: Mapping[str, Section],
+                tiles: list[dict[str, Any]]) -> list[KPI]:
+    """The KPIs a page shows, once each: the overview tiles, then each section's table
+    (a compact page: its headline tiles)."""
+    every = {k.key: k for s in computed.values() for k in s.kpis}
+    shown = [every[t["key"]] for t in tiles] + [
+        k for n in audience.sections if n in computed and computed[n].status == "ok"
+        for k in (computed[n].kpis if not audience.compact else
+                  [x for x in computed[n].kpis if x.key in computed[n].headline])]
+    return list({k.key: k for k in shown}.values())
+
+
+def flagged_insights(shown: Iterable[KPI], insights: list[dict[str, Any]],
+                     titles: Mapping[str, str]) -> list[dict[str, Any]]:
+    """A plain sentence for each KPI shown as warn or bad that no insight speaks of (an
+    insight of its domain that quotes its value), so no table row is left unexplained."""
+    out = []
+    for k in shown:
+        if k.status not in ("warn", "bad"):
+            continue
+        domain = k.key.split(".")[0]
+        shown_value = formatting.value(k.value, k.unit)
+        if any(i["domain"] == domain and shown_value in i["text"] for i in insights):
+            continue
+        how = "just outside" if k.status == "warn" else "well outside"
+        out.append({"severity": "medium" if k.status == "warn" else "high", "domain": domain,
+                    "text": f"{k.label} was {shown_value}, {how} its target "
+                            f"(see {titles.get(domain, domain)}).",
+                    "kpi": k.key})
+    return out
+
+
+@dataclass(frozen=True)
+class Page:
+    """What every audience's page of one build shares besides the sections."""
+
+    period: Period
+    generated_at: str
+    data_span: str
+    thresholds: Thresholds
+
+
+def context(audience: Audience, computed: Mapping[str, Section], charts: Mapping[str, str],
+            document: Mapping[str, Any], quality: Mapping[str, Any], page: Page
+            ) -> dict[str, Any]:
+    """Everything one audience's page needs, as plain values."""
+    words = formatting.threshold_words(page.thresholds)
+    views = {name: section_view(s, charts, words) for name, s in computed.items()}
+    view = audience_view(document, audience)
+    by_key = {t["key"]: t for v in views.values() for t in v["headline"]}
+    keys = view.headline_keys
+    tiles = [by_key[k] for k in keys if k in by_key]
+    if audience.compact:   # each number once: a short report's sections skip the overview's tiles
+        for v in views.values():
+            v["headline"] = [t for t in v["headline"] if t["key"] not in keys]
+    shown = _shown_kpis(audience, computed, tiles)
+    chosen = list(view.insights)
+    extra_insights = flagged_insights(shown, chosen, {n: s.title for n, s in computed.items()})
+    order = {"high": 0, "medium": 1, "low": 2}
+    chosen = sorted(chosen + extra_insights, key=lambda i: order.get(i["severity"], 9))
+    p = page.period
+    return {
+        "audience": {"name": audience.name, "title": audience.title,
+                     "sections": list(audience.sections), "template": audience.template},
+        "compact": audience.compact, "insight_limit": view.insight_limit,
+        "assets": template_dir().resolve().as_uri(),
+        "period": {"id": p.id, "label": p.label,
+                   "previous": p.previous.label if p.previous else None},
+        "generated_at": page.generated_at, "data_span": page.data_span,
+        "slice": document.get("slice"),
+        "sections": views, "tiles_list": tiles,
+        # An audience reads the insights of its own sections (incidents span them all),
+        # and a sentence for every KPI it shows as warn or bad.
+        "insights": chosen,
+        "flagged": len([k for k in shown if k.status in ("warn", "bad")]),
+        "glossary": glossary.entries(shown, page.thresholds),
+        "coverage": list(document.get("coverage_notes") or []),
+        "quality": [_quality_view(name, q) for name, q in quality.items()],
+        "templates": {name: spec.templates for name, spec in registry.registry().items()},
+    }
+
+
+def _quality_view(name: str, q: Any) -> dict[str, Any]:
+    d = q.as_dict() if hasattr(q, "as_dict") else dict(q)
+    d["source"] = name
+    d["rejected_total"] = rejected_rows(d)
+    d["file_name"] = Path(d["file"]).name if d.get("file") else None
+    if d.get("origin"):
+        d["file_name"] = origin_text(d)
+    return d
+
+
+def render_html(ctx: Mapping[str, Any]) -> str:
+    env = environment()
+    name = ctx["audience"]["name"]
+    chosen = ctx["audience"].get("template") or f"audiences/{name}.html"
+    try:
+        template = env.get_template(chosen)
+    except jinja2.TemplateNotFound:
+        template = env.get_template("audiences/generic.html")
+    return template.render(**ctx)

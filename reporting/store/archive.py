@@ -1,0 +1,404 @@
+"""The archive: an SQLite index of every build and the KPI values of every period.
+
+History needs no PDF parsing: each build stores its KPIs here. The schema has a
+version (SQLite's `user_version`) and a list of migrations; opening an older
+index upgrades it in place.
+"""
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import logging
+import shutil
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import filelock
+import pandas as pd
+
+from ..core.errors import LockTimeout, ReportError
+from ..core.rollups import Rollup, day_number
+from .files import swap_back, swap_in
+from .ledger import Ledger, now_iso
+from .paths import inside, rollup_folder
+from .rollup_files import ArchivedRollups, stage_rollups
+from .schema import MIGRATIONS, SCHEMA_VERSION, statements
+
+log = logging.getLogger(__name__)
+
+
+def no_space(output_dir: Path) -> ReportError:
+    """The one sentence for a full disk, wherever in a build it struck."""
+    return ReportError(f"No space left on the device holding {output_dir}/; free some space "
+                       "(or prune the archive) and build again: nothing of this build was "
+                       "kept.")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)) or (
+        isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc))
+
+
+@dataclass(frozen=True)
+class PeriodRow:
+    period_id: str
+    start: str
+    end: str
+    folder: str
+    built_at: str
+    audiences: tuple[str, ...]
+    size: int
+
+
+@contextmanager
+def build_lock(output_dir: Path, timeout: float) -> Iterator[None]:
+    """One build at a time per output folder; the next waits up to `timeout` seconds."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    lock = filelock.FileLock(str(output_dir / ".build.lock"))
+    try:
+        lock.acquire(timeout=timeout)
+    except filelock.Timeout:
+        raise LockTimeout(f"Another build is writing to {output_dir}; waited {timeout:g} s "
+                          "for it to finish (lock_timeout_s in the config).") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+class Archive(Ledger):
+    """The index at `<output>/archive.sqlite`; use as a context manager."""
+
+    def __init__(self, output_dir: Path) -> None:
+        self.output_dir = Path(output_dir)
+        self.path = self.output_dir / "archive.sqlite"
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        self.db.row_factory = sqlite3.Row
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA busy_timeout=60000")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            if is_disk_full(exc):
+                raise no_space(self.output_dir) from None
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise
+            raise ReportError(
+                f"{self.path} is not a readable archive index ({exc}); move it aside "
+                f"(mv {self.path} {self.path}.bad): the next build starts a new index, and "
+                "the report folders stay as they are.") from None
+
+    def __enter__(self) -> Archive:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+            self.db.execute("COMMIT")
+        except BaseException:
+            # A failed COMMIT (disk full) may already have rolled back.
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise ReportError(f"{self.path} was written by a newer version of this tool "
+                              f"(schema {version}, this one knows {SCHEMA_VERSION}).")
+        for number in range(version, SCHEMA_VERSION):
+            with self.transaction() as db:
+                if db.execute("PRAGMA user_version").fetchone()[0] > number:
+                    continue    # another connection migrated while we waited for the lock
+                for statement in statements(MIGRATIONS[number]):
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {number + 1}")
+        if version == 0:
+            log.info("archive %s created (schema %d)", self.path, SCHEMA_VERSION)
+        elif version < SCHEMA_VERSION:
+            log.info("archive %s upgraded from schema %d to %d", self.path, version,
+                     SCHEMA_VERSION)
+
+    @property
+    def version(self) -> int:
+        return self.db.execute("PRAGMA user_version").fetchone()[0]
+
+    # --- writing ----------------------------------------------------------------------
+
+    def record_build(self, *, period: Mapping[str, Any], folder: Path,
+                     files: Mapping[str, Path], kpis: Mapping[str, Mapping[str, Any]],
+                     version: str, config_hash: str, inputs: Mapping[str, Any],
+                     seconds: float, built_at: str | None = None,
+                     signals: pd.DataFrame | None = None, final: Path | None = None,
+                     slices: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+                     rollups: Mapping[str, Rollup] | None = None) -> None:
+        """One row per audience file, the period, its KPI values (and each audience
+        slice's, under the audience's name), its hourly incident signals
+        (`incidents.archive_rows`) and its `rollups` cut to the period
+        (`output/rollups/<id>/`, replacing an earlier build's), in one transaction.
+
+        With `final`, `folder` is a staging folder: it replaces `final` inside the
+        transaction, so the files and their rows become visible together or not at all;
+        the rollups' folder is swapped in the same way."""
+        built_at = built_at or now_iso()
+        target = Path(final or folder)
+        swaps: list[tuple[Path, Path, Path | None]] = []     # staging, final, old
+        staged = None
+        try:
+            if rollups is not None:
+                staged = stage_rollups(self.output_dir, period, rollups, built_at)
+            with self.transaction() as db:
+                for audience, path in files.items():
+                    data = Path(path).read_bytes()
+                    db.execute(
+                        "INSERT INTO builds (period_id, period_start, period_end, audience, path,"
+                        " sha256, size, built_at, version, config_hash, inputs, seconds)"
+                        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                        (period["id"], period["start"], period["end"], audience,
+                         self._rel(target / Path(path).relative_to(folder)),
+                         hashlib.sha256(data).hexdigest(), len(data), built_at,
+                         version, config_hash, json.dumps(inputs, sort_keys=True), seconds))
+                db.execute("INSERT OR REPLACE INTO periods VALUES (?,?,?,?,?)",
+                           (period["id"], period["start"], period["end"], self._rel(target),
+                            built_at))
+                for slice_name, values in {"": kpis, **dict(slices or {})}.items():
+                    _write_kpis(db, period["id"], slice_name, values, built_at)
+                if signals is not None:
+                    # An hour archived before by another period takes the newer build's value.
+                    db.execute("DELETE FROM signal_hours WHERE period_id = ?", (period["id"],))
+                    cols = ["signal", "entity", "hour", "value", "events"]
+                    db.executemany(
+                        "INSERT OR REPLACE INTO signal_hours VALUES (?,?,?,?,?,?)",
+                        ((sig, ent, int(h), float(v), float(e), period["id"]) for sig, ent, h, v, e
+                         in signals[cols].itertuples(index=False, name=None)))
+                if staged is not None:
+                    kept = rollup_folder(self.output_dir, period["id"])
+                    swaps.append((staged, kept, swap_in(staged, kept)))
+                if final is not None:
+                    swaps.append((Path(folder), target, swap_in(Path(folder), target)))
+        except BaseException:
+            for staging, kept, old in reversed(swaps):   # the rows did not commit: the
+                swap_back(staging, kept, old)             # files go back as they were
+            if staged is not None:
+                shutil.rmtree(staged, ignore_errors=True)
+            raise
+        for _, _, old in swaps:
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+
+    def signal_history(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+        """Archived hourly signal values with `start <= hour < end`."""
+        first, last = (int(t.timestamp()) // 3600 for t in (start, end))
+        return pd.read_sql_query(
+            "SELECT signal, entity, hour, value, events FROM signal_hours"
+            " WHERE hour >= ? AND hour < ?", self.db, params=(first, last))
+
+    def archived_rollups(self, start: pd.Timestamp, end: pd.Timestamp, tz: ZoneInfo,
+                         minutes: int) -> list[ArchivedRollups]:
+        """The archived rollups of periods overlapping [start, end), newest build first:
+        only those the period's committed build wrote (its built_at) in the same zone
+        and slot length (day and slot numbers mean the same)."""
+        out = []
+        for r in self.db.execute("SELECT period_id, period_start, period_end, built_at"
+                                 " FROM periods").fetchall():
+            a, b = pd.Timestamp(r["period_start"]), pd.Timestamp(r["period_end"])
+            if b <= start or a >= end:
+                continue
+            try:
+                folder = rollup_folder(self.output_dir, r["period_id"])
+                meta = json.loads((folder / "meta.json").read_text())
+            except (ReportError, OSError, ValueError):
+                continue
+            if (meta.get("built_at"), meta.get("tz"), meta.get("minutes")) != (
+                    r["built_at"], tz.key, minutes):
+                continue
+            out.append(ArchivedRollups(
+                r["period_id"], day_number(a.tz_convert(tz).date()),
+                day_number(b.tz_convert(tz).date()), folder,
+                {s: tuple(names) for s, names in meta.get("sources", {}).items()},
+                pd.Timestamp(r["built_at"])))
+        return sorted(out, key=lambda x: x.built_at, reverse=True)
+
+    def _rel(self, path: Path) -> str:
+        try:
+            return str(Path(path).resolve().relative_to(self.output_dir.resolve()))
+        except ValueError:
+            return str(Path(path).resolve())
+
+    def _abs(self, rel: str) -> Path:
+        p = Path(rel)
+        return p if p.is_absolute() else self.output_dir / p
+
+    def latest_build(self, period_id: str, audience: str) -> dict[str, Any] | None:
+        row = self._latest_files(period_id).get(audience)
+        return dict(row) if row else None
+
+    # --- reading ----------------------------------------------------------------------
+
+    def kpi_values(self, period_id: str, slice_name: str = "") -> dict[str, Any]:
+        rows = self.db.execute("SELECT key, value, text, unit FROM kpis WHERE period_id = ?"
+                               " AND slice = ?", (period_id, slice_name))
+        return {r["key"]: r["text"] if r["text"] is not None else
+                int(r["value"]) if r["unit"] == "count" and r["value"] is not None else
+                r["value"] for r in rows}
+
+    def periods(self) -> list[PeriodRow]:
+        rows = self.db.execute(
+            "SELECT p.period_id, p.period_start, p.period_end, p.folder, p.built_at,"
+            " (SELECT GROUP_CONCAT(DISTINCT audience) FROM builds b"
+            "  WHERE b.period_id = p.period_id) AS audiences"
+            " FROM periods p ORDER BY p.period_start, p.period_id").fetchall()
+        out = []
+        for r in rows:
+            size = sum(s for s in self._latest_files(r["period_id"]).values()
+                       for s in [s["size"]])
+            out.append(PeriodRow(r["period_id"], r["period_start"], r["period_end"],
+                                 r["folder"], r["built_at"],
+                                 tuple(sorted((r["audiences"] or "").split(",")))
+                                 if r["audiences"] else (), size))
+        return out
+
+    def _latest_files(self, period_id: str) -> dict[str, sqlite3.Row]:
+        """The newest build row per audience of a period."""
+        rows = self.db.execute("SELECT * FROM builds WHERE period_id = ? ORDER BY id",
+                               (period_id,)).fetchall()
+        return {r["audience"]: r for r in rows}
+
+    def history(self, keys: Iterable[str] | None, start: str, end: str, limit: int = 8,
+                slice_name: str = "") -> pd.DataFrame:
+        """Up to `limit` archived periods of the same length before `start`, one column per
+        KPI key (numeric values; every archived key when `keys` is None), indexed by
+        period id, oldest first; `slice_name`: an audience slice's values."""
+        every = keys is None
+        keys = [] if keys is None else list(keys)
+        length = (pd.Timestamp(end) - pd.Timestamp(start))
+        rows = self.db.execute("SELECT period_id, period_start, period_end FROM periods"
+                               ).fetchall()
+        # Compared as instants, not strings: archived periods may carry other offsets.
+        rows = sorted(rows, key=lambda r: pd.Timestamp(r["period_start"]), reverse=True)
+        chosen = [r["period_id"] for r in rows
+                  if pd.Timestamp(r["period_end"]) - pd.Timestamp(r["period_start"]) == length
+                  and pd.Timestamp(r["period_end"]) <= pd.Timestamp(start)][:limit][::-1]
+        if not chosen or not (keys or every):
+            return pd.DataFrame(columns=keys)
+        marks = ",".join("?" * len(chosen))
+        kmarks = ",".join("?" * len(keys))
+        frame = pd.read_sql_query(
+            f"SELECT period_id, key, value FROM kpis WHERE slice = ? AND period_id IN ({marks})"
+            + ("" if every else f" AND key IN ({kmarks})"), self.db,
+            params=[slice_name] + chosen + keys)
+        table = frame.pivot(index="period_id", columns="key", values="value")
+        return table.reindex(index=chosen) if every else table.reindex(index=chosen,
+                                                                       columns=keys)
+
+    def show(self, period_id: str) -> dict[str, Any]:
+        """KPIs and files of a period, each file checked against its recorded sha256."""
+        period = self.db.execute("SELECT * FROM periods WHERE period_id = ?",
+                                 (period_id,)).fetchone()
+        if period is None:
+            raise ReportError(f"Period {period_id} is not in the archive {self.path}; "
+                              "`reporting archive list` shows what is.")
+        files = []
+        for audience, r in self._latest_files(period_id).items():
+            path = self._abs(r["path"])
+            if not path.exists():
+                state = "missing"
+            elif hashlib.sha256(path.read_bytes()).hexdigest() != r["sha256"]:
+                state = "checksum mismatch"
+            else:
+                state = "ok"
+            files.append({"audience": audience, "path": str(path), "sha256": r["sha256"],
+                          "size": r["size"], "built_at": r["built_at"], "state": state,
+                          "inputs": json.loads(r["inputs"] or "{}")})
+        kpis = [dict(r) for r in self.db.execute(
+            "SELECT key, value, text, unit, status FROM kpis WHERE period_id = ? AND slice = ''"
+            " ORDER BY key",
+            (period_id,))]
+        builds = self.db.execute("SELECT COUNT(*) FROM builds WHERE period_id = ?",
+                                 (period_id,)).fetchone()[0]
+        return {"period": dict(period), "files": files, "kpis": kpis, "builds": builds}
+
+    def prune(self, keep: int) -> list[str]:
+        """Remove all but the newest `keep` periods of each kind (weeks, date ranges, all
+        data): their folders and their rows together."""
+        if keep < 0:
+            raise ReportError("--keep must be 0 or more.")
+        rows = self.db.execute("SELECT period_id, folder FROM periods"
+                               " ORDER BY period_start DESC, period_id DESC").fetchall()
+        seen: dict[str, int] = {}
+        doomed = []
+        for r in rows:
+            kind = period_kind(r["period_id"])
+            seen[kind] = seen.get(kind, 0) + 1
+            if seen[kind] > keep:
+                doomed.append(r)
+        removed = []
+        for r in doomed:
+            folder = self._abs(r["folder"]) if r["folder"] else None
+            if folder is not None:      # the index is not trusted: a tampered row may
+                try:                    # name "../victim"; such a folder is left alone
+                    inside(self.output_dir / "reports", folder)
+                    if folder.resolve() == (self.output_dir / "reports").resolve():
+                        raise ReportError("the reports folder itself")
+                except ReportError:
+                    raise ReportError(
+                        f"The archive index names {str(r['folder'])[:200]!r} as the folder of "
+                        f"{str(r['period_id'])[:40]!r}, outside {self.output_dir / 'reports'};"
+                        " refusing to delete it (the index may have been edited).") from None
+            with self.transaction() as db:
+                for table in ("builds", "kpis", "deliveries", "signal_hours", "periods"):
+                    db.execute(f"DELETE FROM {table} WHERE period_id = ?", (r["period_id"],))
+            if folder and folder.is_dir() and folder.resolve() != self.output_dir.resolve():
+                shutil.rmtree(folder)
+            try:
+                shutil.rmtree(rollup_folder(self.output_dir, r["period_id"]),
+                              ignore_errors=True)
+            except ReportError:         # not a period id: it never had a rollup folder
+                pass
+            removed.append(r["period_id"])
+        return removed
+
+    def export(self) -> pd.DataFrame:
+        """The KPI history as one tidy table: period, start, end, kpi, value, text, unit,
+        status, slice (the audience whose filters made it; '' = all data)."""
+        table = pd.read_sql_query(
+            "SELECT k.period_id AS period, p.period_start AS start, p.period_end AS end,"
+            " k.key AS kpi, k.value, k.text, k.unit, k.status, k.slice"
+            " FROM kpis k JOIN periods p USING (period_id)"
+            " ORDER BY p.period_start, k.slice, k.key", self.db)
+        for col in ("start", "end"):    # instants, not text, in Parquet and for BI tools
+            table[col] = pd.to_datetime(table[col], utc=True)
+        return table
+
+
+def _write_kpis(db: sqlite3.Connection, period_id: str, slice_name: str,
+                kpis: Mapping[str, Mapping[str, Any]], built_at: str) -> None:
+    db.execute("DELETE FROM kpis WHERE period_id = ? AND slice = ?", (period_id, slice_name))
+    for key, k in kpis.items():
+        v = k.get("value")
+        number = v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+        text = v if isinstance(v, str) else None
+        db.execute("INSERT INTO kpis (period_id, slice, key, value, text, unit, status,"
+                   " built_at) VALUES (?,?,?,?,?,?,?,?)",
+                   (period_id, slice_name, key, number, text, k.get("unit", ""),
+                    k.get("status"), built_at))
+
+
+def period_kind(period_id: str) -> str:
+    """"week" (2026-W46), "all", or "range" (2026-11-01_2026-11-30): what --keep counts."""
+    if period_id == "all":
+        return "all"
+    return "week" if "-W" in period_id else "range"
