@@ -41,9 +41,9 @@ from typing import Any, Iterator
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from reporting.config import Config
-from reporting.sources import SPECS
 
+from reporting.core.config import Config
+from reporting.core.contracts import SPECS
 from reporting.simulate import simulate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -250,15 +250,6 @@ def has_engines() -> bool:
     return "engine" in {f.name for f in dataclasses.fields(Config)}
 
 
-def engines_switched_on() -> bool:
-    """False while reporting.engines.ROLLUP_ENGINE keeps builds on today's path."""
-    try:
-        from reporting import engines
-    except ImportError:
-        return False
-    return bool(getattr(engines, "ROLLUP_ENGINE", True))
-
-
 def build(run: Run, data: Path, engine: Engine, extra_roots: tuple[int, ...] = ()) -> Run:
     """The fastest of REPEAT builds, with the largest peak of them all."""
     tries = [_build(dataclasses.replace(run), data, engine, extra_roots) for _ in range(REPEAT)]
@@ -408,12 +399,9 @@ def test_scale() -> None:
     if base.cwd != ROOT:
         print(f"baseline: the in-memory build of {BASELINE_REF} (this checkout has no "
               "engine = \"memory\"); the engines' kpis.json must equal its KPIs")
-    if local is not None and not engines_switched_on():
-        print("reporting.engines.ROLLUP_ENGINE is off: the local and Dask rows load "
-              "through today's path")
     if local is None:
         print("local and Dask engines: not available in this checkout (no `engine` in "
-              "reporting/config.py's Config)")
+              "reporting/core/config.py's Config)")
     elif dask is None:
         print("Dask engine: not available in this checkout (no `dask_scheduler` in Config)")
     _table(runs)
