@@ -55,7 +55,6 @@ def run(config: Config, data_dir: Path, output_dir: Path, *,
         ) -> AlertOutcome:
     """Detect, record and send; every new incident once (`now`: the clock, which bounds
     the timestamps accepted, as in a build)."""
-
     loaded = load(config, data_dir, now=now)
     frames = loaded.frames
     recent = lookback(frames, config.alerts.lookback_hours)

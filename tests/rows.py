@@ -19,7 +19,7 @@ from reporting.core.errors import SourceError
 from reporting.core.periods import Window, named, window_of
 from reporting.core.quality import Loaded, Quality
 from reporting.ingest import configured
-from reporting.ingest.engine.load import newest_window
+from reporting.ingest.engine.load import keep_source, newest_window
 from reporting.ingest.folder import near_misses, read_folder_file
 
 
@@ -37,7 +37,7 @@ def load_all(data_dir: Path, tz: ZoneInfo, mappings: dict[str, dict[str, str]] |
     for name, spec in SPECS.items():
         q = loaded.quality[name] = Quality(name)
         if name not in sources:
-            _keep(loaded, name, lambda: read_folder_file(
+            keep_source(loaded, name, lambda: read_folder_file(
                 data_dir, spec, tz, mappings.get(name, {}), q,
                 keep_raw_rejected=keep_raw_rejected, time_range=time_range))
     spec = period or "all"
@@ -45,24 +45,8 @@ def load_all(data_dir: Path, tz: ZoneInfo, mappings: dict[str, dict[str, str]] |
     if window.newest:
         window = newest_window(sources, tz, loaded, mappings)
     for name, src in sources.items():
-        _keep(loaded, name, lambda: configured.load(
+        keep_source(loaded, name, lambda: configured.load(
             src, SPECS[name], tz, mappings.get(name, {}), window, loaded.quality[name],
             time_range))
     return loaded
 
-
-def _keep(loaded: Loaded, name: str, load: Any) -> None:
-    """Run one source's load; a SourceError marks that source, the others go on."""
-    q = loaded.quality[name]
-    try:
-        result = load()
-    except SourceError as exc:
-        q.status, q.message = "error", str(exc)
-        return
-    if result is None:
-        return
-    frame, bad = result
-    if q.status == "loaded":
-        loaded.frames[name] = frame
-    if len(bad):
-        loaded.rejected[name] = bad

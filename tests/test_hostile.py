@@ -389,7 +389,6 @@ def test_timestamp_range_is_configurable(tmp_path):
 
 def test_one_short_row_is_a_rejected_row_with_its_line_number(tmp_path):
     """40,000 rows with one of 5 fields (scaled to 2,000): the other rows load."""
-
     lines = api_rows(2000)
     lines[999] = "2026-11-02T10:00:00Z,/e1,200,120,svc1\n"     # line 1001 of the file
     lines[1500] = "2026-11-02T10:00:00Z,/e1,abc,120,svc1,GET\n"  # an ordinary bad row
@@ -423,7 +422,6 @@ def test_one_latin1_byte_rejects_one_feedback_row_not_all(tmp_path):
 def test_oversized_line_and_header_field(tmp_path):
     """A 1 GB line (scaled to 20 MB) is one rejected row with its line number and the
     rest of the source loads; a 200 KB header field is just an extra column."""
-
     lines = api_rows(100)
     lines[50] = f"2026-11-02T10:00:00Z,/{'x' * 20_000_000},200,5,svc,GET\n"   # line 52
     lines[70] = "2026-11-02T10:00:00Z,/e1,200,120,svc1\n"                   # line 72

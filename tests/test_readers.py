@@ -168,7 +168,6 @@ def test_validate_says_where_each_source_comes_from(tmp_path):
 
 def test_the_readme_your_data_example_loads(tmp_path):
     """The README's "Your data" example is valid as written, one source per kind."""
-
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     example = readme.split("## Your data", 1)[1].split("```toml", 1)[1].split("```", 1)[0]
     (tmp_path / "report.toml").write_text(example)

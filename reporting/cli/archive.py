@@ -53,7 +53,6 @@ def archive_group() -> None:
 def archive_alerts(as_json: bool, output_dir: Path | None, config_path: Path | None,
                    verbose: bool) -> None:
     """Every incident alert `reporting alert` sent, newest first, and where it went."""
-
     with open_archive(output_dir, config_path) as store:
         rows = store.alerts()
     if as_json:
@@ -76,7 +75,6 @@ def archive_alerts(as_json: bool, output_dir: Path | None, config_path: Path | N
 def archive_list(as_json: bool, output_dir: Path | None, config_path: Path | None,
                  verbose: bool) -> None:
     """Every archived period: audiences, built at, size."""
-
     with open_archive(output_dir, config_path) as store:
         rows = store.periods()
     if as_json:

@@ -12,9 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-from ..core import memory
+from ..core import memory, registry
 from ..core.config import Config
-from ..core import registry
 from ..core.registry import SectionSpec
 from ..core.values import Section
 from . import trends

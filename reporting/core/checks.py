@@ -41,7 +41,6 @@ def number(value: Any, where: str, key: str) -> float:
 
 def public_url(value: Any, where: str) -> str:
     """An http(s) URL with a host, e.g. https://reports.example.com/diagnostics/ ("" = none)."""
-
     text = value.strip() if isinstance(value, str) else "-"
     if text == "":
         return ""                      # the default: no links

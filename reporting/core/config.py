@@ -25,6 +25,7 @@ from .contracts import FILTER_KEYS, SOURCE_NAMES
 from .errors import ConfigError
 from .registry import names
 
+
 @dataclass(frozen=True)
 class Thresholds:
     """Targets the KPIs are judged against; sources noted where they are borrowed."""

@@ -62,7 +62,6 @@ def deliver(config: Config, output_dir: Path, period_id: str, audiences: Iterabl
     """Mail each audience's archived PDF of `period_id` at most once per recipient, and
     post it to each of its `notify` channels (unless `channels` is false) at most once
     per channel; record every attempt."""
-
     outcome = Outcome()
     folder = report_folder(output_dir, period_id)
     doc_path = folder / "kpis.json"
@@ -136,7 +135,6 @@ def _post(store: Archive, config: Config, audience: Audience, period_id: str, la
           document: Mapping[str, Any], pdf: Path, force: bool,
           sleep: Callable[[float], None], outcome: Outcome) -> None:
     """The audience's chat and webhook channels: claimed like mail, one row per claim."""
-
     kpis = headline(document, audience)
     insights = list(audience_view(document, audience).insights[:5])
     link = report_link(config, period_id, pdf)
@@ -170,7 +168,6 @@ def _post(store: Archive, config: Config, audience: Audience, period_id: str, la
 
 def _same_build(folder: Path, pdf: Path, document: Mapping[str, Any]) -> None:
     """Refuse to mail a PDF built from other KPI values than the kpis.json the body quotes."""
-
     try:
         outputs = json.loads((folder / "manifest.json").read_text()).get("outputs", {})
     except (OSError, ValueError):

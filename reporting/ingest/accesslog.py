@@ -155,7 +155,6 @@ def parse(lines: list[str], pattern: re.Pattern[str] | None, services: dict[str,
 def read_logs(src: SourceConfig, spec: Spec, window: Window, tz: ZoneInfo) -> Read:
     """Every log file the path names (plain or .gz); files last written before the window
     are not opened."""
-
     pattern = compile_format(src.log_format) if src.log_format else None
 
     files = discover(src.path, any_suffix=True)

@@ -38,7 +38,6 @@ def load(src: SourceConfig, spec: Spec, tz: ZoneInfo, mapping: dict[str, str], w
          quality, time_range: tuple[pd.Timestamp, pd.Timestamp] | None = None
          ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read and validate a configured source; fills `quality` like `folder.load_source`."""
-
     started = time.perf_counter()
     q = quality
     q.origin = describe(src)

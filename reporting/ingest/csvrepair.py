@@ -91,7 +91,6 @@ def malformed_lines(source: Path | IO[bytes], texts: list[str],
     """Line number, text and reason of each line with the wrong number of fields (a
     second, single-threaded pass: only pyarrow's serial reader knows line numbers) and
     of each line too long to read (`dropped`, numbers in the file)."""
-
     found: list[dict[str, Any]] = []
 
     def handler(row: Any) -> str:

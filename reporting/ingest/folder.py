@@ -48,10 +48,20 @@ def find_file(data_dir: Path, name: str) -> Path | None:
     return found[0] if found else None
 
 
+def folder_file(data_dir: Path, name: str, q: Quality) -> Path | None:
+    """A source's one file in the data folder, checked to be a regular file inside it;
+    None, with the quality record saying so, when there is none."""
+    path = find_file(data_dir, name) if data_dir.is_dir() else None
+    if path is None:
+        q.message = f"no {name}.csv, {name}.csv.gz or {name}.parquet in {data_dir}"
+        return None
+    check_input(path, [data_dir])
+    return path
+
+
 def near_misses(data_dir: Path, skip: Any = ()) -> list[str]:
     """Data files whose name is close to a source's but matches none ("did you mean");
     sources in `skip` (configured elsewhere) are not suggested."""
-
     notes = []
     for p in sorted(data_dir.iterdir()):
         lower = p.name.lower()
@@ -69,13 +79,10 @@ def near_misses(data_dir: Path, skip: Any = ()) -> list[str]:
 def read_folder_file(data_dir: Path, spec: Spec, tz: ZoneInfo, mapping: dict[str, str],
                      q: Quality, **options: Any) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     """A source's one file in the data folder (None when there is none)."""
-
     name = spec.name
-    path = find_file(data_dir, name) if data_dir.is_dir() else None
+    path = folder_file(data_dir, name, q)
     if path is None:
-        q.message = f"no {name}.csv, {name}.csv.gz or {name}.parquet in {data_dir}"
         return None
-    check_input(path, [data_dir])
     if path.name.lower().endswith(".gz"):    # compressed: the configured-source reader
         return configured.load(SourceConfig(name, path=str(path)), spec, tz, mapping,
                                Window(), q, options["time_range"])

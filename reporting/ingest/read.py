@@ -136,7 +136,6 @@ class Read:
 def read_files(src: SourceConfig, spec: Spec, mapping: dict[str, str], window: Window,
                tz: ZoneInfo) -> Read:
     """Every file the source's path names, those dated outside the window left unopened."""
-
     files = discover(src.path)
     check_formats(files, src)
     files, skipped = in_window(files, window)
@@ -172,7 +171,6 @@ def read_csv_rows(path: Path, spec: Spec, mapping: dict[str, str], origins: Orig
                   refused: list[pd.DataFrame]) -> tuple[pd.DataFrame | None, list[str], bool]:
     """One CSV file's rows (contract names), its header, and whether bytes were replaced;
     lines with the wrong number of fields go to `refused` with their line number."""
-
     found = csv_header(path)
     rename = column_map(found, spec, mapping)
     error = missing_column_error(str(path), spec, rename, found)
@@ -218,7 +216,6 @@ def _concat(parts: list[pd.DataFrame | pa.Table], tables: list[pa.Table], spec
 def _parquet(path: Path, spec: Spec, mapping: dict[str, str], window: Window, tz: ZoneInfo,
              origins: Origins, index: int) -> tuple[pa.Table, list[str]]:
     """The needed columns of the row groups that may hold rows in the window."""
-
     try:
         fragment = next(ds.dataset(str(path), format="parquet").get_fragments())
         schema = fragment.physical_schema
@@ -246,7 +243,6 @@ def _parquet(path: Path, spec: Spec, mapping: dict[str, str], window: Window, tz
 
 def time_filter(kind: pa.DataType, col: str, window: Window, tz: ZoneInfo):
     """`col` within the window, or null (a row without a time is still judged)."""
-
     if not pa.types.is_timestamp(kind) or not window.bounded:
         return None
     f = ds.field(col)
@@ -269,7 +265,6 @@ def time_filter(kind: pa.DataType, col: str, window: Window, tz: ZoneInfo):
 
 def parquet_latest(files: list[Path], spec: Spec, mapping: dict[str, str]) -> pd.Timestamp | None:
     """The largest time in row-group statistics (no data read), if every file has them."""
-
     best = None
     for path in files:
         if file_format(path) != "parquet":

@@ -114,7 +114,6 @@ def _run(src: SourceConfig, url, conn, sql: str, params: dict | None = None):
 
 def _columns(src: SourceConfig, spec: Spec, mapping: dict[str, str], url, conn):
     """The query's columns (from an empty run), checked against the contract."""
-
     found = list(_run(src, url, conn, f"SELECT * FROM ({_query(src)}) AS src WHERE 1 = 0"
                       ).keys())
     rename = column_map(found, spec, mapping)
@@ -128,7 +127,6 @@ def _columns(src: SourceConfig, spec: Spec, mapping: dict[str, str], url, conn):
 def read_query(src: SourceConfig, spec: Spec, mapping: dict[str, str], window: Window,
                tz: ZoneInfo) -> Read:
     """The query's rows in the window (plus rows without a time, which validation rejects)."""
-
     found: list[str] = []
     parts = list(query_frames(src, spec, mapping, window, found))
     frame = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
@@ -203,7 +201,6 @@ def _bound(t: pd.Timestamp, conn):
 def latest_time(src: SourceConfig, spec: Spec, mapping: dict[str, str], tz: ZoneInfo
                 ) -> pd.Timestamp | None:
     """The newest value of the time column (one aggregate query)."""
-
     engine, url, conn = _connect(src)
     try:
         _, _, time_col = _columns(src, spec, mapping, url, conn)

@@ -41,7 +41,6 @@ STATUS_ORDER = {"bad": 0, "warn": 1, "good": 2}
 def ensure_assets(output_dir: Path, fonts: bool = True) -> Path:
     """Copy our icon, and with `fonts` our fonts (1.4 MB, once per output folder), to
     `output/assets/` unless the same bytes are there."""
-
     target = Path(output_dir) / ASSETS
     pairs = [(template_dir() / "site" / "favicon.svg", target / "favicon.svg")]
     pairs += [(template_dir() / "fonts" / name, target / "fonts" / name)
@@ -130,7 +129,6 @@ def write_index(output_dir: Path, titles: Mapping[str, str] | None = None,
 
     `titles` and `sections` are the configured audiences' titles and section names
     (an audience no longer configured keeps its name as title)."""
-
     output_dir = Path(output_dir)
     titles = dict(titles or {})
     sections = {k: tuple(v) for k, v in (sections or {}).items()}
@@ -265,7 +263,6 @@ def _history_charts(found: list[_Period], history: pd.DataFrame, titles: Mapping
     """Per audience, its headline KPIs over every archived period as long as the newest
     one (a week beside a whole year would mislead), one small SVG per KPI drawn by our
     chart code, so a narrow screen shows them one under the other at a readable size."""
-
     newest = next((p for p in found if p.document), None)
     if newest is None or history.empty:
         return []

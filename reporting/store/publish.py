@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..core.periods import Period
 from ..core.config import Config
+from ..core.periods import Period
 from ..core.quality import Loaded
 from ..core.safecsv import neutralise
 from . import archive, files

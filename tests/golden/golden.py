@@ -48,7 +48,6 @@ def pdf_text(path: Path) -> str:
 
 def simulated(folder: Path) -> Path:
     """The simulated golden case's data, written into `folder`."""
-
     simulate(folder, weeks=2, scale="small", seed=11, incident_weeks=[2])
     return folder
 

@@ -82,7 +82,7 @@ def load(config: Config, data_dir: Path, window: Window = Window(), *, now: Any 
         if name in configured:
             continue
         if name not in HIGH_VOLUME:
-            _keep(loaded, name, lambda: read_folder_file(
+            keep_source(loaded, name, lambda: read_folder_file(
                 data_dir, spec, tz, mappings.get(name, {}), q, time_range=time_range))
             continue
         _plan(loaded, plans, name, lambda: folder_plan(
@@ -111,7 +111,7 @@ def _configured(loaded: Loaded, plans: list[Plan], job: Job, src: SourceConfig,
             dataclasses.replace(job, unit="query"), src, window.for_source(name), q,
             chunk_rows))
     elif name not in HIGH_VOLUME or src.format == "access_log":
-        _keep(loaded, name, lambda: configured.load(
+        keep_source(loaded, name, lambda: configured.load(
             src, SPECS[name], tz, dict(job.mapping), window, q, job.time_range))
         if name in loaded.frames and name in HIGH_VOLUME:
             loaded.frames[name] = rollups.reduce(loaded.frames[name], name, tz, job.minutes)
@@ -176,7 +176,7 @@ def _ordered(loaded: Loaded, configured: dict[str, Any]) -> Loaded:
     return loaded
 
 
-def _keep(loaded: Loaded, name: str, load: Any) -> None:
+def keep_source(loaded: Loaded, name: str, load: Any) -> None:
     """Run one source's load; a SourceError marks that source, the others go on."""
     q = loaded.quality[name]
     try:

@@ -32,7 +32,7 @@ from ..files import (
     source_root,
     unreadable_parquet,
 )
-from ..folder import find_file
+from ..folder import folder_file
 from ..read import time_filter
 from ..sql import safe_url
 from .remote import discover_remote, remote, remote_header
@@ -44,7 +44,6 @@ def parquet_tasks(job: Job, path: str | Path, mapping: dict[str, str], window: W
                   chunk_rows: int) -> list[ParquetTask]:
     """The row groups that may hold rows in the window (`read.time_filter`), a few
     per task; the columns checked as `read._parquet` checks them."""
-
     try:
         if remote(path):
             # lazy: start-up time (only fsspec URLs need it)
@@ -131,11 +130,9 @@ def folder_plan(job: Job, data_dir: Path, q: Quality, mapping: dict[str, str],
                 chunk_rows: int, configured: dict[str, Any]) -> Plan | None:
     """A source's one file in the data folder (None when there is none)."""
     name = job.source
-    path = find_file(data_dir, name) if data_dir.is_dir() else None
+    path = folder_file(data_dir, name, q)
     if path is None:
-        q.message = f"no {name}.csv, {name}.csv.gz or {name}.parquet in {data_dir}"
         return None
-    check_input(path, [data_dir])
     if path.name.lower().endswith(".gz"):    # compressed: as a configured source
         return source_plan(dataclasses.replace(job, folder=False),
                            SourceConfig(name, path=str(path)), Window(), q,

@@ -178,7 +178,6 @@ class ParquetTask:
     def _as_written(self, positions: np.ndarray) -> pd.DataFrame:
         """The rows at `positions` of the task (every column, as text), read again a batch
         at a time."""
-
         kept, start = [], 0
         with open_bytes(self.path) as fh:
             for batch in pq.ParquetFile(fh).iter_batches(batch_size=self.chunk_rows,
@@ -292,7 +291,6 @@ def _csv_blocks(path: str, spec: Spec, rename: dict[str, str], rows: int
                 ) -> Iterator[pa.Table]:
     """The file's needed columns in tables of about `rows` rows, typed as
     `read.read_frame` types them (text columns as text, the rest inferred)."""
-
     numeric_or_time = set(spec.numbers) | set(spec.timestamps)
     types = {raw: pa.string() for raw, col in rename.items() if col not in numeric_or_time}
     malformed: list[Any] = []
@@ -333,7 +331,6 @@ def _block_size(rows: int) -> int:
 def _csv_as_written(path: str, found: list[str], bad: pd.DataFrame) -> pd.DataFrame:
     """Rejected rows of a data-folder CSV file exactly as written: every column as text,
     read again in blocks, only the rejected rows kept."""
-
     wanted = bad["row"].to_numpy() - 2                   # positions among the data rows
     names = [f"c{i}" for i in range(len(found))]
     reader = pcsv.open_csv(
