@@ -188,6 +188,32 @@ def unmarked_lazy(all_edges: list[Edge]) -> list[str]:
             f"'{LAZY} <why>' comment" for e in all_edges if e.lazy and not e.marked]
 
 
+def unmarked_lazy_libraries(root: Path = PACKAGE) -> list[str]:
+    """Imports of other packages (standard library, WeasyPrint, Dask ...) inside a function
+    without a `# lazy:` comment: they too are kept lazy only for start-up time."""
+    out = []
+    for name, path in modules(root).items():
+        lines = path.read_text(encoding="utf-8").splitlines()
+        tree = ast.parse("\n".join(lines))
+        for fn in ast.walk(tree):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for holder in ast.walk(fn):
+                stmts = getattr(holder, "body", None)
+                run_start = None
+                for stmt in stmts if isinstance(stmts, list) else []:
+                    if not isinstance(stmt, (ast.Import, ast.ImportFrom)):
+                        run_start = None
+                        continue
+                    run_start = run_start or stmt.lineno
+                    if isinstance(stmt, ast.ImportFrom) and stmt.level:
+                        continue              # the package's own: `edges` judges them
+                    if not _marked(lines, stmt, run_start):
+                        out.append(f"{name}:{stmt.lineno} {ast.unparse(stmt)} without a "
+                                   f"'{LAZY} <why>' comment")
+    return sorted(set(out))
+
+
 def private_names(root: Path = PACKAGE) -> list[str]:
     """A module's private names (`_x`) used by another module of the package."""
     out = []
@@ -216,7 +242,7 @@ def problems(root: Path = PACKAGE) -> list[str]:
     all_edges = edges(root)
     return (layer_problems(all_edges)
             + [f"import circle: {' <-> '.join(c)}" for c in circles(all_edges)]
-            + unmarked_lazy(all_edges) + private_names(root))
+            + unmarked_lazy(all_edges) + unmarked_lazy_libraries(root) + private_names(root))
 
 
 # --- the tests -----------------------------------------------------------------------------
@@ -231,6 +257,10 @@ def test_no_two_modules_import_each_other():
 
 def test_every_import_inside_a_function_says_why_it_is_lazy():
     assert unmarked_lazy(edges()) == []
+
+
+def test_every_library_import_inside_a_function_says_why_it_is_lazy():
+    assert unmarked_lazy_libraries() == []
 
 
 def test_no_module_uses_another_modules_private_names():
@@ -269,6 +299,8 @@ def write(root: Path, files: dict[str, str]) -> Path:
     ({"core/a.py": "def f():\n    from . import b\n", "core/b.py": ""},
      "reporting.core.a:2 imports reporting.core.b inside a function without a "
      "'# lazy: <why>' comment"),
+    ({"core/a.py": "def f():\n    import json\n"},
+     "reporting.core.a:2 import json without a '# lazy: <why>' comment"),
     ({"core/a.py": "from .b import _hidden\n", "core/b.py": "_hidden = 1\n"},
      "reporting.core.a:1 imports reporting.core.b._hidden"),
     ({"core/a.py": "from . import b\n", "core/b.py": "from . import c\n",

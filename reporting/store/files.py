@@ -1,4 +1,4 @@
-"""Where a build's files go, and the one way every writer puts a file there."""
+"""The one way every writer puts a file (or a whole folder) in place: atomically.
 from __future__ import annotations
 
 import logging

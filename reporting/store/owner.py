@@ -1,10 +1,6 @@
-"""Paths and files a build may touch (issue 18): names that stay names, paths that stay
-inside the output folder, and PDFs that only their own build may put in place.
-
-What the product trusts: the config file and the output folder. What it does not: every
-input file, and anything read back from the archive index (a tampered `archive.sqlite`
-must not make `archive prune` delete outside the output folder).
-"""
+"""PDFs that only their own build may put in place (issue 18): a build takes the output
+folder over under a lock, and a PDF worker that outlived its build (killed, or replaced
+by a newer one) finds the folder no longer its own and writes nothing."""
 from __future__ import annotations
 
 import uuid

@@ -14,7 +14,7 @@ import pandas as pd
 
 from ...core.config import ServiceLinks
 from ...core.contracts import SPECS
-from ...core.periods import Period
+from ...core.periods import BASELINE_WEEKS, Period
 from ...core.rollups import Rollup, hist_quantiles, rollup_of
 from .. import sentiment
 from ..kpis.base import codes_of, hour_numbers
@@ -58,7 +58,7 @@ class Signal:
         return self.name.startswith(BACK_END)
 
 
-def grid(period: Period, frames: Mapping[str, Any], weeks: int = 4,
+def grid(period: Period, frames: Mapping[str, Any], weeks: int = BASELINE_WEEKS,
          history_from: pd.Timestamp | None = None) -> pd.DatetimeIndex:
     """Hours from up to `weeks` weeks before the period to its end (cut in UTC); the weeks
     before start no earlier than the first event in the data or the first archived hour."""

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats
 
+from ...core.periods import BASELINE_WEEKS
 from .signals import Signal
 
 WEEK_H = 168
@@ -33,7 +34,7 @@ def _stack(values: np.ndarray, at: np.ndarray, step: int, count: int) -> np.ndar
     return np.where(idx >= 0, values[np.maximum(idx, 0)], np.nan)
 
 
-def history(values: np.ndarray, at: np.ndarray, weeks: int = 4,
+def history(values: np.ndarray, at: np.ndarray, weeks: int = BASELINE_WEEKS,
             also: Sequence[np.ndarray] = ()) -> list[np.ndarray]:
     """Earlier values of each hour in `at`, one column per hour: the same hour of up to
     `weeks` preceding weeks where at least 2 exist, else the same hour of day over up to
@@ -56,7 +57,7 @@ def history(values: np.ndarray, at: np.ndarray, weeks: int = 4,
     return out
 
 
-def baseline(values: np.ndarray, weeks: int = 4, at: np.ndarray | None = None
+def baseline(values: np.ndarray, weeks: int = BASELINE_WEEKS, at: np.ndarray | None = None
              ) -> tuple[np.ndarray, np.ndarray]:
     """Median and MAD per hour over its `history` (only for the hours `at`, default all;
     NaN elsewhere and where there is no history)."""
@@ -275,7 +276,8 @@ def level_shift(sig: Signal, usual: np.ndarray, judged: np.ndarray, alpha: float
         return None
     x, med, ev = sig.values[judged].astype(float), usual[judged], sig.events[judged]
     # Only against weekly baselines: the same hour of earlier days hides a weekly rhythm.
-    weekly = np.sum(~np.isnan(_stack(sig.values.astype(float), judged, WEEK_H, 4)), axis=0) >= 2
+    weekly = np.sum(~np.isnan(_stack(sig.values.astype(float), judged, WEEK_H,
+                                     BASELINE_WEEKS)), axis=0) >= 2
     with np.errstate(all="ignore"):
         if sig.kind == "level":
             ok = weekly & (x > 0) & (med > 0) & (ev >= min_events)
