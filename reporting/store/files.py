@@ -1,4 +1,4 @@
-"""The one way every writer puts a file (or a whole folder) in place: atomically.
+"""The one way every writer puts a file (or a whole folder) in place: atomically."""
 from __future__ import annotations
 
 import logging
