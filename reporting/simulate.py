@@ -1,12 +1,14 @@
-"""Realistic simulated exports for all eight sources, vectorised with numpy.
+"""Realistic simulated exports for all ten sources, vectorised with numpy.
 
-The same users and sessions run through every file; traffic has daily and weekly
-seasonality; latencies are lognormal with a long tail. In every block of 4 weeks a
-payment outage is injected (Wednesday of the block's third week, 10:00-12:00) that
-shows in API errors and latency, abandoned carts, feedback, tickets and CPU;
-`incident_weeks` puts it in the weeks named instead. Other faults (`Fault`,
-`suite_faults`: latency only, an error burst, a night outage, a traffic drop, a level
-shift, a memory creep) can be injected instead. What was injected is written to
+The same users and sessions run through every file: a session that finishes places an
+order. Traffic has daily and weekly seasonality; latencies are lognormal with a long
+tail; each service deploys a few times a week in office hours. In every block of 4
+weeks a payment outage is injected (Wednesday of the block's third week, 10:00-12:00),
+20 minutes after a deploy of payment-api, that shows in API errors and latency,
+abandoned carts, orders, feedback, tickets and CPU; `incident_weeks` puts it in the
+weeks named instead. Other faults (`Fault`, `suite_faults`: latency only, an error
+burst, a night outage, a traffic drop, a level shift, a memory creep; `maintenance`: a
+planned downtime) can be injected instead. What was injected is written to
 `simulation.json` beside the data.
 """
 from __future__ import annotations
@@ -108,6 +110,16 @@ class Fault:
     slow_pages: tuple[str, ...] = ("checkout",)   # pages that load 2.5x slower
     cpu: bool = True                # CPU pinned and health probes failing
     memory_per_hour: float = 0.0    # memory creep, percentage points per hour
+    deploy_before: int = 20         # minutes after a deploy of the service (0: none)
+
+
+def maintenance(start: pd.Timestamp, end: pd.Timestamp, service: str = "inventory-service"
+                ) -> Fault:
+    """A planned downtime: every request of `service` fails with 5xx in the window, and
+    users, told in advance, do nothing unusual."""
+    return Fault(start, end, service, "maintenance", error_rate=1.0, latency_factor=1.0,
+                 cart_factor=1.0, finish_p=None, feedback=(), slow_pages=(), cpu=False,
+                 deploy_before=0)
 
 
 def suite_faults(t0: pd.Timestamp) -> list[Fault]:
@@ -164,7 +176,7 @@ def simulate(out: Path, weeks: int = 4, scale: str = "small", seed: int = 7,
              start: date = DEFAULT_START, fmt: str = "csv",
              incident_weeks: list[int] | None = None,
              faults: list[Fault] | None = None) -> dict[str, int]:
-    """Write the eight sources to `out`; returns rows written per source.
+    """Write the ten sources to `out`; returns rows written per source.
     `incident_weeks` (1 = the first simulated week; [] for none) says which weeks hold
     the payment outage, by default the third week of every block of 4; `faults`
     replaces those outages."""
@@ -208,6 +220,11 @@ def simulate(out: Path, weeks: int = 4, scale: str = "small", seed: int = 7,
     frames["support_tickets"] = _tickets(rng, int(160 * k), t0, weights, users, incidents,
                                          t0 + pd.Timedelta(hours=hours_total))
     frames["system_metrics"] = _system(rng, t0, hours_total, scale, incidents)
+    # The optional sources draw from a generator of their own: the eight above stay as
+    # they were before orders and deploys were simulated.
+    more = np.random.default_rng([seed, 1])
+    frames["orders"] = _orders(more, sessions)
+    frames["deployments"] = _deployments(more, t0, weeks, incidents)
 
     out.mkdir(parents=True, exist_ok=True)
     counts = {}
@@ -225,7 +242,8 @@ def simulate(out: Path, weeks: int = 4, scale: str = "small", seed: int = 7,
                  "latency_factor": i.latency_factor,
                  "extra_abandoned_carts": injected_carts[j][0],
                  "extra_abandoned_value": round(injected_carts[j][1], 2),
-                 "extra_tickets": i.ticket_extra, "extra_ticket_type": i.ticket_type}
+                 "extra_tickets": i.ticket_extra, "extra_ticket_type": i.ticket_type,
+                 "deployed_minutes_before": i.deploy_before if i.service in SERVICES else 0}
                 for j, i in enumerate(incidents)]}
     (out / "simulation.json").write_text(json.dumps(meta, indent=2) + "\n")
     return counts
@@ -495,6 +513,42 @@ def _system(rng, t0, hours_total, scale, incidents):
                 "memory_pct": np.round(np.clip(mem, 0, 100), 1), "healthy": healthy}))
     return pd.concat(rows, ignore_index=True).sort_values("timestamp", kind="stable") \
         .reset_index(drop=True)
+
+
+def _orders(rng, sessions):
+    """One order per session that finished, placed when it ended; values like carts'."""
+    done = sessions.loc[(sessions["drop_off_page"] == "none").to_numpy()]
+    items, value = _cart_rows(rng, len(done), None)
+    frame = pd.DataFrame({"user_id": done["user_id"].to_numpy(),
+                          "ordered_at": done["end_time"].to_numpy(), "value": value})
+    frame = frame.sort_values("ordered_at", kind="stable").reset_index(drop=True)
+    frame.insert(0, "order_id", np.char.add("O", np.char.zfill(
+        np.arange(1, len(frame) + 1).astype(str), 7)))
+    return frame
+
+
+def _deployments(rng, t0, weeks, incidents):
+    """Each service deploys on about 2 working days a week, in office hours, its version
+    counting up; a fault's service deployed `deploy_before` minutes before it began."""
+    days = pd.date_range(t0, periods=weeks * 7, freq="D")
+    workdays = days[days.day_of_week < 5]
+    rows = []
+    for i, name in enumerate(SERVICES):
+        picked = workdays[rng.random(len(workdays)) < 0.4]
+        starts = picked + pd.to_timedelta(rng.integers(9 * 60, 17 * 60, len(picked)),
+                                          unit="min")
+        rows += [(name, t) for t in starts]
+    rows += [(inc.service, inc.start - pd.Timedelta(minutes=inc.deploy_before))
+             for inc in incidents if inc.service in SERVICES and inc.deploy_before]
+    frame = pd.DataFrame(rows, columns=["service", "deployed_at"]).sort_values(
+        "deployed_at", kind="stable").reset_index(drop=True)
+    n = frame.groupby("service").cumcount().to_numpy() + 1
+    minor = {name: 10 + 3 * i for i, name in enumerate(SERVICES)}
+    frame["version"] = [f"2.{minor[s] + k // 10}.{k % 10}" for s, k in
+                        zip(frame["service"], n)]
+    took = pd.to_timedelta(rng.integers(4, 19, len(frame)), unit="min")
+    frame["ended_at"] = frame["deployed_at"] + took
+    return frame[["deployed_at", "service", "version", "ended_at"]]
 
 
 def _write(frame: pd.DataFrame, path: Path, fmt: str) -> None:

@@ -185,7 +185,8 @@ def test_incident_baselines_come_from_the_archive(tmp_path):
     simulate(tmp_path / "full", weeks=3, scale="tiny", seed=14, fmt="parquet")
     (tmp_path / "w45").mkdir()
     start = pd.Timestamp("2026-11-02", tz="UTC")
-    for source, column in TIME_COLUMNS.items():
+    for source, column in {**TIME_COLUMNS, "orders": "ordered_at",
+                           "deployments": "deployed_at"}.items():
         f = pd.read_parquet(tmp_path / "full" / f"{source}.parquet")
         f[f[column] >= start].to_parquet(tmp_path / "w45" / f"{source}.parquet")
     out, alone = tmp_path / "out", tmp_path / "alone"

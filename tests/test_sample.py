@@ -38,7 +38,7 @@ def test_make_simulate_writes_exactly_the_shipped_sample(tmp_path):
     r = CliRunner().invoke(main, ["simulate", *args])
     assert r.exit_code == 0, r.output
     shipped = sorted(p.name for p in DATA.glob("*.parquet"))
-    assert sorted(p.name for p in tmp_path.glob("*.parquet")) == shipped and len(shipped) == 8
+    assert sorted(p.name for p in tmp_path.glob("*.parquet")) == shipped and len(shipped) == 10
     for name in shipped:
         pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / name),
                                       pd.read_parquet(DATA / name), obj=name)

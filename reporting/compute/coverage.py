@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..core import rollups
-from ..core.contracts import SPECS
+from ..core.contracts import EVENT_SOURCES, SPECS
 from ..core.errors import NoDataError
 from ..core.periods import Period
 from ..core.rollups import Rollup
@@ -28,7 +28,7 @@ LABELS = {
     "clickstream": "Clicks", "cart_abandonment": "Abandoned carts",
     "page_load_times": "Page loads", "api_logs": "API logs", "user_feedback": "Feedback",
     "session_tracking": "Sessions", "support_tickets": "Tickets",
-    "system_metrics": "System metrics",
+    "system_metrics": "System metrics", "orders": "Orders",
 }
 USUAL_SHARE = 0.5        # a bin is expected when its kind has rows this often
 
@@ -156,7 +156,10 @@ def _spans(value: pd.Series | Rollup) -> tuple[pd.Series, pd.Series]:
 
 
 def _times_of(name: str, value: pd.DataFrame | Rollup) -> pd.Series | Rollup | None:
-    """What `_spans` reads for a loaded source: its rollup, or its period column."""
+    """What `_spans` reads for a loaded source: its rollup, or its period column; None for
+    a source of occasional events (deploys), which says nothing of coverage."""
+    if name in EVENT_SOURCES:
+        return None
     if isinstance(value, Rollup):
         return value
     col = SPECS[name].time
@@ -294,7 +297,8 @@ def _bins(bins: list[pd.Timestamp], hourly: bool) -> str:
 def data_span(frames: Mapping[str, pd.DataFrame | rollups.Rollup]
               ) -> tuple[pd.Timestamp, pd.Timestamp] | None:
     """First and last event over the sources' period columns (a ticket's later
-    resolution time does not stretch the data's span; a rollup's from its times table)."""
+    resolution time does not stretch the data's span, nor does a deploy; a rollup's from
+    its times table)."""
     lows, highs = [], []
     for name, frame in frames.items():
         if isinstance(frame, rollups.Rollup):
@@ -303,7 +307,7 @@ def data_span(frames: Mapping[str, pd.DataFrame | rollups.Rollup]
                 highs.append(frame.span[1].tz_convert(frame.tz))
             continue
         col = SPECS[name].time
-        if len(frame) and frame[col].notna().any():
+        if name not in EVENT_SOURCES and len(frame) and frame[col].notna().any():
             lows.append(frame[col].min())
             highs.append(frame[col].max())
     return (min(lows), max(highs)) if lows else None

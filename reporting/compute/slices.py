@@ -13,7 +13,7 @@ from fnmatch import fnmatchcase
 
 import pandas as pd
 
-from ..core.contracts import COLUMNS
+from ..core.contracts import COLUMNS, EVENT_SOURCES
 from ..core.periods import Period
 from ..core.rollups import MINUTE_US, TABLES, Rollup
 
@@ -87,9 +87,12 @@ def _restrict_rollup(r: Rollup, column: str, patterns: Sequence[str], steps: boo
 
 def rows_in_period(frames: Mapping[str, pd.DataFrame | Rollup], filters: Filters,
                    period: Period) -> int:
-    """How many rows of the restricted sources fall in `period` (0: an empty slice)."""
+    """How many rows of the restricted sources fall in `period` (0: an empty slice); a
+    deploy is no row of traffic."""
     total = 0
     for source in restricted_sources(filters):
+        if source in EVENT_SOURCES:
+            continue
         frame = frames.get(source)
         if isinstance(frame, Rollup):
             total += int(frame.table("times", period.start, period.end)["n"].sum())

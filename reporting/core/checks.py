@@ -1,11 +1,13 @@
 """Checks of single config values, each failure one sentence naming its key: names that
-become file names, numbers, email addresses, URLs, currencies, chat channel URLs and SMTP
-settings that would hang or leak a password."""
+become file names, numbers, email addresses, URLs, currencies, chat channel URLs, SMTP
+settings that would hang or leak a password, thresholds and times."""
 from __future__ import annotations
 
 import re
 import threading
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
@@ -109,3 +111,54 @@ def currency(raw: Any, where: str) -> str:
         raise ConfigError(f"{where}: currency must be an ISO 4217 code such as "
                           f"'EUR' or 'USD', not {raw!r}.")
     return code
+
+
+LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
+def check_smtp(smtp: Any, where: str) -> None:
+    """Values that would hang, loop or leak a password are config errors."""
+    if smtp.timeout <= 0:
+        raise ConfigError(f"{where}: smtp.timeout must be more than 0 seconds.")
+    for key in ("deadline_s", "retries", "retry_base_s"):
+        if getattr(smtp, key) < 0:
+            raise ConfigError(f"{where}: smtp.{key} must be 0 or more.")
+    if not 0 < smtp.port < 65536:
+        raise ConfigError(f"{where}: smtp.port must be between 1 and 65535.")
+    if smtp.password_env and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", smtp.password_env):
+        # Never echoed: a password pasted here by mistake must not reach a log.
+        raise ConfigError(f"{where}: smtp.password_env must be the name of an environment "
+                          "variable that holds the password (letters, digits and _), not "
+                          "the password itself.")
+    if smtp.host and smtp.username and smtp.security == "none" \
+            and not smtp.allow_plaintext_auth and smtp.host.lower() not in LOOPBACK \
+            and not smtp.host.startswith("127."):
+        raise ConfigError(f"{where}: smtp.security = \"none\" would send the password for "
+                          f"{smtp.username} in clear text to {smtp.host}; use starttls or ssl, "
+                          "or set smtp.allow_plaintext_auth = true.")
+
+
+def check_thresholds(t: Any, where: str) -> None:
+    """Thresholds that would divide by zero or read no window at all."""
+    if t.slo_window_days != int(t.slo_window_days) or not 1 <= t.slo_window_days <= 366:
+        raise ConfigError(f"{where}: thresholds.slo_window_days must be a whole number of "
+                          f"days from 1 to 366, not {t.slo_window_days!r}.")
+    if not 0 < t.availability_slo < 1:
+        raise ConfigError(f"{where}: thresholds.availability_slo must be between 0 and 1 "
+                          f"(0.999 = 99.9 %), not {t.availability_slo!r}.")
+    for key in ("deploy_link_minutes", "support_first_response_hours"):
+        if getattr(t, key) < 0:
+            raise ConfigError(f"{where}: thresholds.{key} must be 0 or more.")
+
+
+def moment(value: Any, where: str, key: str, tz: ZoneInfo) -> datetime:
+    """A TOML datetime or an ISO 8601 string, as an aware datetime (naive: in `tz`)."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            value = None
+    if not isinstance(value, datetime):
+        raise ConfigError(f"{where}: {key} must be a date and time such as "
+                          f"\"2026-11-08 02:00\", not {value!r}.")
+    return value if value.tzinfo else value.replace(tzinfo=tz)

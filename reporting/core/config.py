@@ -7,6 +7,7 @@ import json
 import re
 import tomllib
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -15,7 +16,10 @@ from .checks import (
     address,
     attach,
     check_name,
+    check_smtp,
+    check_thresholds,
     currency,
+    moment,
     no_unknown,
     notify_urls,
     number,
@@ -35,7 +39,11 @@ class Thresholds:
     apdex_t_ms: float = 500.0          # Apdex T; tolerating up to 4T
     page_p75_ms: float = 2500.0        # web.dev LCP "good" band, borrowed for load time
     page_poor_ms: float = 4000.0       # web.dev LCP "poor" band
-    support_sla_hours: float = 24.0
+    support_sla_hours: float = 24.0    # resolution target of a priority not named below
+    # resolution target per ticket priority (names matched in any case)
+    support_sla_hours_by_priority: tuple[tuple[str, float], ...] = (
+        ("urgent", 4.0), ("high", 8.0), ("normal", 24.0), ("low", 72.0))
+    support_first_response_hours: float = 4.0
     cpu_p95_pct: float = 80.0
     memory_p95_pct: float = 85.0
     uptime: float = 0.99
@@ -43,6 +51,34 @@ class Thresholds:
     burn_rate_page: float = 14.4       # SRE workbook: page at 14.4x burn over 1 h
     incident_false_alarms: float = 0.01  # chance a quiet period shows any false finding
     incident_min_events: int = 30
+    slo_window_days: int = 28          # the rolling error budget's window (SRE practice)
+    deploy_link_minutes: float = 60.0  # a finding this soon after a deploy of its service
+    # Core Web Vitals at p75: web.dev's good and poor bands
+    lcp_good_ms: float = 2500.0
+    lcp_poor_ms: float = 4000.0
+    inp_good_ms: float = 200.0
+    inp_poor_ms: float = 500.0
+    cls_good: float = 0.1
+    cls_poor: float = 0.25
+
+    def sla_hours(self, priority: str | None) -> float:
+        """The resolution target of a ticket of `priority` (any case; none or a priority
+        not named: `support_sla_hours`)."""
+        key = str(priority).strip().lower() if priority is not None else ""
+        return dict(self.support_sla_hours_by_priority).get(key, self.support_sla_hours)
+
+
+@dataclass(frozen=True)
+class Maintenance:
+    """A planned maintenance window (`[maintenance.NAME]`): its hours are not judged as
+    anomalies and are marked on charts. Times are naive in the config's zone or carry an
+    offset; `repeat` = "daily" or "weekly" repeats it; no `services` = every service."""
+
+    name: str
+    start: datetime
+    end: datetime
+    services: tuple[str, ...] = ()
+    repeat: str = ""
 
 
 @dataclass(frozen=True)
@@ -91,8 +127,8 @@ class Audience:
 DEFAULT_AUDIENCES: dict[str, Audience] = {
     "executive": Audience(
         "executive", "Executive summary",
-        ("overview", "insights", "incidents", "api", "pages", "cart", "feedback", "support",
-         "trends", "data_quality"), compact=True),
+        ("overview", "insights", "incidents", "orders", "api", "pages", "cart", "feedback",
+         "support", "trends", "data_quality"), compact=True),
     "ux": Audience(
         "ux", "UX weekly",
         ("overview", "insights", "clicks", "sessions", "pages", "cart", "feedback",
@@ -171,6 +207,7 @@ class Config:
     service_map: dict[str, ServiceLinks] = field(default_factory=dict)  # others inferred
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     sources: dict[str, SourceConfig] = field(default_factory=dict)
+    maintenance: tuple[Maintenance, ...] = ()   # planned windows, not judged as anomalies
     engine: str = "local"              # local | dask (design.md, "Engines")
     workers: int = 0                   # local engine's processes; 0 = every core
     chunk_rows: int = 250_000          # rows per chunk (a CSV block, a Parquet batch)
@@ -208,7 +245,7 @@ class Config:
                "columns", "smtp", "audiences", "scheduler", "top_n", "earliest_timestamp",
                "future_margin_hours", "pdf_timeout_s",
                "service_map", "public_url", "alerts", "sources", "currency", "funnel",
-               *ENGINE_KEYS}
+               "maintenance", *ENGINE_KEYS}
         no_unknown(raw, top, where, "")
         base = base or Path.cwd()
         kwargs: dict[str, Any] = {"source": source}
@@ -232,14 +269,7 @@ class Config:
             kwargs["lock_timeout_s"] = number(raw["lock_timeout_s"], where, "lock_timeout_s")
         kwargs.update(_limits(raw, where))
         kwargs["thresholds"] = _sub(Thresholds, raw.get("thresholds", {}), where, "thresholds")
-        kwargs["smtp"] = _sub(SmtpConfig, raw.get("smtp", {}), where, "smtp")
-        if kwargs["smtp"].ca_file and not Path(kwargs["smtp"].ca_file).is_absolute():
-            kwargs["smtp"] = dataclasses.replace(
-                kwargs["smtp"], ca_file=str(base / kwargs["smtp"].ca_file))
-        if kwargs["smtp"].security not in ("none", "starttls", "ssl"):
-            raise ConfigError(f"{where}: smtp.security must be none, starttls or ssl, "
-                              f"not {kwargs['smtp'].security!r}.")
-        _check_smtp(kwargs["smtp"], where)
+        kwargs["smtp"] = _smtp(raw.get("smtp", {}), where, base)
         if kwargs.get("lock_timeout_s", 0) < 0:
             raise ConfigError(f"{where}: lock_timeout_s must be 0 or more.")
         kwargs["scheduler"] = _sub(SchedulerConfig, raw.get("scheduler", {}), where, "scheduler")
@@ -258,6 +288,8 @@ class Config:
         if "alerts" in raw:
             kwargs["alerts"] = _alerts(raw["alerts"], where)
         kwargs["sources"] = _sources(raw.get("sources", {}), where, base)
+        kwargs["maintenance"] = _maintenance(raw.get("maintenance", {}), where,
+                                             ZoneInfo(kwargs.get("timezone", "UTC")))
         kwargs.update(_engine(raw, where))
         return cls(**kwargs)
 
@@ -269,29 +301,17 @@ class Config:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-LOOPBACK = ("localhost", "127.0.0.1", "::1")
-
-
-def _check_smtp(smtp: SmtpConfig, where: str) -> None:
-    """Values that would hang, loop or leak a password are config errors."""
-    if smtp.timeout <= 0:
-        raise ConfigError(f"{where}: smtp.timeout must be more than 0 seconds.")
-    for key in ("deadline_s", "retries", "retry_base_s"):
-        if getattr(smtp, key) < 0:
-            raise ConfigError(f"{where}: smtp.{key} must be 0 or more.")
-    if not 0 < smtp.port < 65536:
-        raise ConfigError(f"{where}: smtp.port must be between 1 and 65535.")
-    if smtp.password_env and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", smtp.password_env):
-        # Never echoed: a password pasted here by mistake must not reach a log.
-        raise ConfigError(f"{where}: smtp.password_env must be the name of an environment "
-                          "variable that holds the password (letters, digits and _), not "
-                          "the password itself.")
-    if smtp.host and smtp.username and smtp.security == "none" \
-            and not smtp.allow_plaintext_auth and smtp.host.lower() not in LOOPBACK \
-            and not smtp.host.startswith("127."):
-        raise ConfigError(f"{where}: smtp.security = \"none\" would send the password for "
-                          f"{smtp.username} in clear text to {smtp.host}; use starttls or ssl, "
-                          "or set smtp.allow_plaintext_auth = true.")
+def _smtp(raw: dict[str, Any], where: str, base: Path) -> SmtpConfig:
+    """The [smtp] table: a CA file relative to the config, a known security, settings that
+    would hang or leak a password refused."""
+    smtp = _sub(SmtpConfig, raw, where, "smtp")
+    if smtp.ca_file and not Path(smtp.ca_file).is_absolute():
+        smtp = dataclasses.replace(smtp, ca_file=str(base / smtp.ca_file))
+    if smtp.security not in ("none", "starttls", "ssl"):
+        raise ConfigError(f"{where}: smtp.security must be none, starttls or ssl, "
+                          f"not {smtp.security!r}.")
+    check_smtp(smtp, where)
+    return smtp
 
 
 def _limits(raw: dict[str, Any], where: str) -> dict[str, Any]:
@@ -368,8 +388,44 @@ def _sub(kind: type, raw: dict[str, Any], where: str, prefix: str) -> Any:
             raise ConfigError(f"{where}: {prefix}.{key} must be a string, not {value!r}.")
         elif isinstance(default, bool) and not isinstance(value, bool):
             raise ConfigError(f"{where}: {prefix}.{key} must be true or false.")
+        elif isinstance(default, tuple):      # a table of name = number (hours by priority)
+            no_unknown(value, set(value) if isinstance(value, dict) else set(), where,
+                       f"{prefix}.{key}.")
+            value = tuple((str(k).strip().lower(), number(v, where, f"{prefix}.{key}.{k}"))
+                          for k, v in value.items())
+            if any(v <= 0 for _, v in value):
+                raise ConfigError(f"{where}: every {prefix}.{key} value must be more than 0 "
+                                  "hours.")
         values[key] = value
-    return kind(**values)
+    out = kind(**values)
+    if kind is Thresholds:
+        check_thresholds(out, where)
+    return out
+
+
+def _maintenance(raw: Any, where: str, tz: ZoneInfo) -> tuple[Maintenance, ...]:
+    """`[maintenance.NAME]` tables: start and end (TOML or ISO 8601 times; naive ones in
+    `timezone`), optional services and repeat ("daily" or "weekly")."""
+    no_unknown(raw, set(raw) if isinstance(raw, dict) else set(), where, "maintenance.")
+    out = []
+    for name, table in raw.items():
+        key = f"maintenance.{name}"
+        no_unknown(table, {"start", "end", "services", "repeat"}, where, key + ".")
+        start, end = (moment(table.get(k), where, f"{key}.{k}", tz) for k in ("start", "end"))
+        if end <= start:
+            raise ConfigError(f"{where}: {key} ends before it starts ({end} <= {start}).")
+        services = table.get("services", [])
+        if not isinstance(services, list) or not all(isinstance(v, str) for v in services):
+            raise ConfigError(f"{where}: {key}.services must be a list of service names.")
+        repeat = table.get("repeat", "")
+        if repeat not in ("", "daily", "weekly"):
+            raise ConfigError(f"{where}: {key}.repeat must be \"daily\" or \"weekly\", not "
+                              f"{str(repeat)[:40]!r}.")
+        if repeat and end - start >= timedelta(days=1 if repeat == "daily" else 7):
+            raise ConfigError(f"{where}: {key} lasts longer than it repeats ({repeat}).")
+        out.append(Maintenance(str(name), start, end,
+                               tuple(s.strip() for s in services if s.strip()), repeat))
+    return tuple(out)
 
 
 def _funnel(raw: Any, where: str) -> tuple[tuple[str, tuple[str, ...]], ...]:

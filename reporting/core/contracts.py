@@ -34,8 +34,11 @@ SPECS: dict[str, Spec] = {s.name: s for s in (
          ("user_id", "cart_id", "abandonment_time", "items_in_cart", "total_value"),
          time="abandonment_time", timestamps=("abandonment_time",),
          numbers={"items_in_cart": (0, None, True), "total_value": (0, None, False)}),
-    Spec("page_load_times", ("page_url", "timestamp", "load_time_ms"), ("device",),
-         numbers={"load_time_ms": (0, None, False)}, categories=("page_url", "device")),
+    Spec("page_load_times", ("page_url", "timestamp", "load_time_ms"),
+         ("device", "lcp_ms", "inp_ms", "cls"),     # + Core Web Vitals, where RUM gives them
+         numbers={"load_time_ms": (0, None, False), "lcp_ms": (0, None, False),
+                  "inp_ms": (0, None, False), "cls": (0, None, False)},
+         categories=("page_url", "device")),
     Spec("api_logs",
          ("timestamp", "endpoint", "status_code", "response_time_ms", "service_name"),
          ("method",),
@@ -58,12 +61,19 @@ SPECS: dict[str, Spec] = {s.name: s for s in (
          numbers={"cpu_pct": (0, 100, False), "memory_pct": (0, 100, False),
                   "healthy": (0, 1, True)},
          categories=("service_name", "host")),
+    # optional sources: a shop's orders (revenue, conversion) and its deploys
+    Spec("orders", ("order_id", "user_id", "ordered_at", "value"), time="ordered_at",
+         timestamps=("ordered_at",), numbers={"value": (0, None, False)}),
+    Spec("deployments", ("deployed_at", "service", "version"), ("ended_at",),
+         time="deployed_at", timestamps=("deployed_at", "ended_at"), categories=("service",),
+         order=(("deployed_at", "ended_at"),)),
 )}
 SOURCE_NAMES: tuple[str, ...] = tuple(SPECS)
 
 # filter key -> the (source, column) pairs it restricts
 COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
-    "services": (("api_logs", "service_name"), ("system_metrics", "service_name")),
+    "services": (("api_logs", "service_name"), ("system_metrics", "service_name"),
+                 ("deployments", "service")),
     "endpoints": (("api_logs", "endpoint"),),
     "pages": (("page_load_times", "page_url"), ("clickstream", "page"),
               ("session_tracking", "page_sequence")),   # sessions that visited a page
@@ -71,6 +81,10 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     "channels": (("support_tickets", "channel"),),
 }
 FILTER_KEYS = tuple(COLUMNS)
+
+# Sources of occasional events (a deploy), not of traffic: a day without one is not a gap
+# in the data, so they take no part in coverage, the data's span or the latest period.
+EVENT_SOURCES = ("deployments",)
 
 HIGH_VOLUME = ("api_logs", "page_load_times", "clickstream", "session_tracking",
                "system_metrics")

@@ -166,10 +166,15 @@ def seconds(v_ms: Any) -> str:
 
 def threshold_words(t: Any) -> dict[str, str]:
     """Every threshold as text, for labels and sentences: {"page_p75_ms": "2.5 s", ...}.
-    Milliseconds read as seconds, ratios as percentages, hours with "h"."""
+    Milliseconds read as seconds, ratios as percentages, hours with "h"; CLS is unitless
+    and tables (hours by priority) are left out."""
     out = {}
     for name, v in vars(t).items():
-        if name.endswith("_ms"):
+        if not _ok(v):
+            continue
+        if name.startswith("cls_"):
+            out[name] = f"{v:g}"
+        elif name.endswith("_ms"):
             out[name] = seconds(v)
         elif name.endswith("_hours"):
             out[name] = f"{v:g} h"

@@ -42,6 +42,11 @@ class Period:
         """Rows whose time falls in [start, end)."""
         return ((times >= self.start) & (times < self.end)).to_numpy(dtype=bool, na_value=False)
 
+    def days_back(self, days: int) -> pd.Timestamp:
+        """The start of the `days` local days that end with the period (the rolling error
+        budget's window): local midnight, whatever daylight-saving change lies between."""
+        return _day(self.end.date() - timedelta(days=days), self.end.tz)
+
     def as_dict(self) -> dict[str, str | None]:
         return {"id": self.id, "start": self.start.isoformat(), "end": self.end.isoformat(),
                 "previous_id": self.previous.id if self.previous else None}
@@ -157,23 +162,28 @@ class Window:
         return self.start is not None or self.end is not None
 
 
-def window_for(p: Period) -> Window:
-    """The period, its previous period and the incident baseline weeks, a day either side."""
+def window_for(p: Period, reach_days: int = 0) -> Window:
+    """The period, its previous period and the incident baseline weeks, a day either side;
+    back to `reach_days` days before the period's end where that is earlier (the rolling
+    error budget's window, `slo_window_days`, of this period and of the previous one)."""
     start = p.start - pd.Timedelta(weeks=BASELINE_WEEKS)
     if p.previous is not None:
         start = min(start, p.previous.start)
+    if reach_days:
+        start = min(start, p.days_back(reach_days),
+                    *([p.previous.days_back(reach_days)] if p.previous else []))
     return Window(start - MARGIN, p.end + MARGIN)
 
 
-def window_of(spec: str, p: Period | None) -> Window:
+def window_of(spec: str, p: Period | None, reach_days: int = 0) -> Window:
     """The rows a build of `spec` reads: its period's (`window_for`) when the spec names
     one (`named`), else a `latest` build's newest rows or all of them."""
     if p is not None:
-        return window_for(p)
+        return window_for(p, reach_days)
     return Window(newest=(spec or "latest").strip() == "latest")
 
 
-def latest_window(newest: pd.Timestamp, tz: ZoneInfo) -> Window:
+def latest_window(newest: pd.Timestamp, tz: ZoneInfo, reach_days: int = 0) -> Window:
     """The rows a `latest` period ending on `newest`'s day reads (`window_for`)."""
     last = newest.tz_convert(tz).date()
-    return window_for(date_range(last - timedelta(days=6), last, tz))
+    return window_for(date_range(last - timedelta(days=6), last, tz), reach_days)

@@ -211,6 +211,27 @@ def _page_hist_hourly(f: pd.DataFrame, k: Keys) -> pd.DataFrame:
                          "load_time_ms": level_buckets(f["load_time_ms"])})
 
 
+VITALS = ("lcp_ms", "inp_ms", "cls")       # Core Web Vitals, optional columns
+
+
+def _page_vitals(f: pd.DataFrame, k: Keys) -> pd.DataFrame:
+    """One entry per Core Web Vital a load carries (loads without any, or rows without
+    the optional columns at all, add nothing)."""
+    day = k.day(f["timestamp"])
+    parts = []
+    for name in (v for v in VITALS if v in f):
+        has = f[name].notna().to_numpy()
+        if has.any():
+            parts.append(pd.DataFrame({"day": day[has], "page_url": f["page_url"][has],
+                                       "device": f["device"][has], "metric": name,
+                                       "value": buckets(f[name][has])}))
+    if not parts:
+        return pd.DataFrame({"day": day[:0], "page_url": f["page_url"][:0],
+                             "device": f["device"][:0], "metric": pd.Series([], dtype="str"),
+                             "value": np.zeros(0)}).astype({"metric": "category"})
+    return pd.concat(parts, ignore_index=True).astype({"metric": "category"})
+
+
 def _clicks(f: pd.DataFrame, k: Keys) -> pd.DataFrame:
     return pd.DataFrame({"slot": k.slot(f["timestamp"]), "page": f["page"],
                          "element_clicked": f["element_clicked"]})
@@ -285,6 +306,9 @@ TABLES: dict[str, dict[str, TableSpec]] = {
                                _page_hist, "day"),
         "load_time_hourly": TableSpec(("slot", "page_url", "load_time_ms"), {"n": SUM},
                                       _page_hist_hourly),
+        # Core Web Vitals per local day, page and device: their p75s (kpis.pages)
+        "vitals": TableSpec(("day", "page_url", "device", "metric", "value"), {"n": SUM},
+                            _page_vitals, "day"),
     },
     "clickstream": {
         "times": _times("timestamp"),

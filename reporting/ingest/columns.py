@@ -14,7 +14,11 @@ from ..core.contracts import Spec
 from ..core.errors import SourceError
 from .files import unreadable_parquet
 
-ALIASES = {"created_date": "created_at", "resolved_date": "resolved_at"}
+ALIASES = {"created_date": "created_at", "resolved_date": "resolved_at",
+           # Core Web Vitals as RUM tools and the Chrome UX Report name them (ms; CLS
+           # unitless): web-vitals' and DebugBear's ids, CrUX's metric names
+           "lcp": "lcp_ms", "inp": "inp_ms", "largest_contentful_paint": "lcp_ms",
+           "interaction_to_next_paint": "inp_ms", "cumulative_layout_shift": "cls"}
 
 
 def file_header(path: Path) -> list[str]:

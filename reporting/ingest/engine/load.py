@@ -34,7 +34,7 @@ import pandas as pd
 
 from ...core import rollups
 from ...core.config import Config, SourceConfig
-from ...core.contracts import HIGH_VOLUME, SPECS
+from ...core.contracts import EVENT_SOURCES, HIGH_VOLUME, SPECS
 from ...core.errors import SourceError
 from ...core.periods import Window, latest_window
 from ...core.quality import Loaded, Quality
@@ -94,7 +94,8 @@ def load(config: Config, data_dir: Path, window: Window = Window(), *, now: Any 
         if plans:
             _run(loaded, plans, run, settings, meter)    # their newest time bounds it
             plans = []
-        window = newest_window(configured, tz, loaded, mappings)
+        window = newest_window(configured, tz, loaded, mappings,
+                               config.thresholds.slo_window_days)
     for name, src in configured.items():
         _configured(loaded, plans, job(name, False), src, window, settings.chunk_rows)
     _run(loaded, plans, run, settings, meter)
@@ -195,17 +196,19 @@ def keep_source(loaded: Loaded, name: str, load: Any) -> None:
 
 
 def newest_window(configured: dict[str, Any], tz: ZoneInfo, loaded: Loaded,
-                  mappings: dict[str, dict[str, str]]) -> Window:
+                  mappings: dict[str, dict[str, str]], reach_days: int = 0) -> Window:
     """A `latest` build's window, from the newest time of what is loaded (a rollup's span)
     and of each configured source (asked cheaply: file names, Parquet statistics, a
     query's MAX); unbounded when a source cannot tell without being read."""
     newest = [f.span[1] if isinstance(f, rollups.Rollup) else f[SPECS[n].time].max()
-              for n, f in loaded.frames.items()
-              if (f.span if isinstance(f, rollups.Rollup) else len(f))]
+              for n, f in loaded.frames.items() if n not in EVENT_SOURCES
+              and (f.span if isinstance(f, rollups.Rollup) else len(f))]
     for name, src in configured.items():
+        if name in EVENT_SOURCES:        # a deploy does not say how far the data reaches
+            continue
         t = latest(src, SPECS[name], mappings.get(name, {}), tz)
         if t is None:      # a source that cannot tell cheaply: read all of it
             return Window()
         newest.append(t)
     newest = [t for t in newest if pd.notna(t)]
-    return latest_window(max(newest), tz) if newest else Window()
+    return latest_window(max(newest), tz, reach_days) if newest else Window()
