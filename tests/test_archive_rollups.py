@@ -12,8 +12,9 @@ import pytest
 
 from reporting.build import build
 from reporting.compute import context
+from reporting.compute.kpis import api as kpis_api
 from reporting.core import periods, rollups
-from reporting.core.config import Config
+from reporting.core.config import Config, Thresholds
 from reporting.core.contracts import HIGH_VOLUME, SPECS
 from reporting.core.periods import window_for
 from reporting.ingest.engine import load
@@ -104,6 +105,33 @@ def test_missing_days_come_from_the_archive_and_held_days_only_from_the_inputs(t
         (20767, 40.0, 1)]
     # text keys stay categorical, with the archive's categories added
     assert isinstance(merged.tables["requests"]["endpoint"].dtype, pd.CategoricalDtype)
+
+
+def test_the_rolling_error_budget_adds_the_archived_days_to_the_inputs(tmp_path):
+    """Issue 31: a W46 build whose inputs hold W46 only takes the rolling window's W45 from
+    the archived rollups (14-day window, SLO 80 %: 20 % of requests may fail)."""
+    week45 = [(f"2026-11-{d:02d} 10:00", "/a", 500 if d == 2 else 200, 10.0)
+              for d in range(2, 9)]
+    record(tmp_path, W45, api(*week45, ("2026-11-04 11:00", "/a", 200, 10.0)),
+           "2026-11-10T00:00:00+00:00")
+    inputs = api(*[(f"2026-11-{d:02d} 10:00", "/a", 500 if d == 9 else 200, 10.0)
+                   for d in range(9, 16)])
+    p = periods.week(2026, 46, UTC)
+    t = Thresholds(slo_window_days=14, availability_slo=0.8)
+    with Archive(tmp_path) as store:
+        frames = context.with_archived_rollups(store, {"api_logs": inputs}, p, 14)
+    s = kpis_api.compute(frames, p, t)
+    # 2-15 Nov: W45 from the archive (8 requests, 1 error) and W46 from the inputs (7, 1):
+    # 2 errors of 15 against 20 % allowed, burn 2/3, a third left; every day has requests
+    assert s.breakdowns["rolling_budget"]["days_with_data"] == 14
+    assert s.kpi("api.burn_rate_rolling").value == pytest.approx(2 / 3)
+    assert s.kpi("api.budget_remaining_rolling").value == pytest.approx(1 / 3)
+    assert s.kpi("api.budget_remaining_rolling").status == "good"
+    # the inputs alone cover 7 of the 14 days: shown, not judged
+    alone = kpis_api.compute({"api_logs": inputs}, p, t)
+    assert alone.kpi("api.burn_rate_rolling").value == pytest.approx((1 / 7) / 0.2)
+    assert alone.kpi("api.burn_rate_rolling").status is None
+    assert "only 7 of them" in alone.message
 
 
 def test_a_day_two_archived_periods_hold_comes_from_the_newest_build(tmp_path):

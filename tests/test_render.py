@@ -105,6 +105,8 @@ def test_the_glossary_says_what_a_kpi_counts_and_its_configured_target():
     views = KPI("pages.views", "Page views", 13900, None, "count", None)
     slowest = KPI("pages.slowest_page", "Slowest page", "/checkout", None, "text", None)
     assert entries([csat, views, slowest, csat], Thresholds(csat=0.8)) == [
-        {"label": "CSAT (4-5 stars)", "meaning": "Share of ratings with 4 or 5 stars.",
+        {"label": "CSAT (4-5 stars)",
+         "meaning": "Share of the feedback form's ratings with 4 or 5 stars (not the "
+                    "tickets' CSAT).",
          "judged": "good ≥ 80.0 %, warn ≥ 70.0 % (thresholds.csat)."},
         {"label": "Page views", "meaning": "Page loads measured.", "judged": "–"}]

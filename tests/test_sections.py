@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -67,8 +68,8 @@ def test_the_registry_knows_the_built_in_names_without_importing_them():
 
 def test_config_validates_section_names_against_the_registry():
     assert names() == (
-        "overview", "insights", "api", "pages", "clicks", "cart", "sessions", "feedback",
-        "support", "system", "incidents", "trends", "data_quality")
+        "overview", "insights", "api", "pages", "clicks", "cart", "orders", "sessions",
+        "feedback", "support", "system", "incidents", "trends", "data_quality")
     with pytest.raises(ConfigError, match="unknown section.s. toy; known: overview"):
         Config.from_dict({"audiences": {"x": {"sections": ["overview", "toy"]}}})
 
@@ -103,3 +104,15 @@ def test_a_toy_section_from_one_entry_and_one_function_reaches_the_pdf(monkeypat
     assert "Toy requests" in text and "Toy table" in text
     assert f"Toy request count {requests:,}" in text
     assert result.document["kpis"]["toy.requests"]["value"] == requests > 0
+
+
+def test_the_readme_kpi_table_lists_every_catalogue_key():
+    """Issue 31: each domain's catalogue is the README's row for it, in order (a new KPI
+    without a README row fails here)."""
+    rows = dict(re.findall(r"^\| `(\w+)` \| ([`*].*?) \| .*\|$", README, re.M))
+    for spec in sections.SECTIONS:
+        module = sys.modules.get(spec.compute.__qualname__.rsplit(".", 1)[0])
+        if module is None or not hasattr(module, "CATALOGUE"):
+            continue
+        listed = re.findall(r"`(\w+)`", rows[spec.name])
+        assert listed == [m.name for m in module.CATALOGUE], spec.name

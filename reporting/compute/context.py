@@ -65,11 +65,12 @@ class BuildContext:
 
 # --- archived rollups: the days before the period that the inputs no longer hold -------
 
-def with_archived_rollups(store: Archive, frames: Mapping[str, Any], period: Period
-                          ) -> dict[str, Any]:
+def with_archived_rollups(store: Archive, frames: Mapping[str, Any], period: Period,
+                          reach_days: int = 0) -> dict[str, Any]:
     """`frames` with each high-volume source's rollup extended by archived rollups: for
-    every local day the build needs before its period (the previous period and the
-    incident baseline weeks, `periods.window_for`) on which the inputs hold no row of
+    every local day the build needs before its period (the previous period, the incident
+    baseline weeks and the rolling error budget's `reach_days`, `periods.window_for`) on
+    which the inputs hold no row of
     that source, the tables of the newest build that archived the day. A day the inputs
     hold comes from the inputs only, so nothing is counted twice.
 
@@ -79,7 +80,7 @@ def with_archived_rollups(store: Archive, frames: Mapping[str, Any], period: Per
     if not held:
         return dict(frames)
     some = next(iter(held.values()))
-    start = window_for(period).start + MARGIN
+    start = window_for(period, reach_days).start + MARGIN
     days = range(*(rollups.day_number(t.tz_convert(some.tz).date())
                    for t in (start, period.start)))
     archived = (store.archived_rollups(start, period.start, some.tz, some.minutes)

@@ -48,8 +48,10 @@ def with_currency(sections: Mapping[str, Section], code: str) -> dict[str, Secti
 
 def headline_keys(sections: Mapping[str, Section], names: list[str] | tuple[str, ...]
                   ) -> list[str]:
-    """The headline KPI keys of the named sections, in order (the overview tiles)."""
-    return [k for n in names if n in sections for k in sections[n].headline][:12]
+    """The headline KPI keys of the named sections, in order (the overview tiles); a key
+    the section does not carry (a Core Web Vital the data lacks) takes no place."""
+    return [k for n in names if n in sections for k in sections[n].headline
+            if sections[n].kpi(k)][:12]
 
 
 def all_kpis(sections: Mapping[str, Section]) -> dict[str, KPI]:

@@ -20,7 +20,7 @@ from . import trends
 from .context import BuildContext
 from .document import with_previous
 from .incidents import section as incidents
-from .kpis import api, cart, clicks, feedback, pages, sessions, support, system
+from .kpis import api, cart, clicks, feedback, orders, pages, sessions, support, system
 from .kpis.base import absent
 
 
@@ -38,32 +38,40 @@ def domain(module: ModuleType, headers: Mapping[str, str] | None = None,
 
 def _incidents(frames: Mapping[str, pd.DataFrame], ctx: BuildContext,
                earlier: Mapping[str, Section]) -> Section:
-    section, found, signal_rows = incidents.compute(
+    section, _, signal_rows = incidents.compute(
         frames, ctx.period, ctx.thresholds, ctx.signal_history, ctx.config.service_map,
-        top_n=ctx.config.top_n, currency=ctx.config.currency)
-    return dataclasses.replace(section, document={"incidents": [i.as_dict() for i in found]},
-                               signals=signal_rows)
+        top_n=ctx.config.top_n, currency=ctx.config.currency,
+        maintenance=ctx.config.maintenance)
+    return dataclasses.replace(section, signals=signal_rows)
 
 
 # The built-in sections in page order; a new one is one more entry (datasette-style hook list).
 SECTIONS: list[SectionSpec] = [
     domain(api, {"endpoint": "Endpoint", "server_error_rate": "5xx rate",
                  "client_error_rate": "4xx rate", "availability": "Availability",
-                 "apdex": "Apdex"}),
+                 "apdex": "Apdex", "status_code": "Status", "class": "Class",
+                 "errors": "Errors", "share": "Share of class", "server_errors": "5xx",
+                 "server_share": "Share of 5xx", "client_errors": "4xx",
+                 "client_share": "Share of 4xx"}),
     domain(pages, {"page_url": "Page", "device": "Device", "views": "Views",
                    "good_share": "≤ {page_p75_ms}", "poor_share": "> {page_poor_ms}",
-                   "band": "Band"}),
+                   "band": "Band", "loads": "Loads", "lcp_p75_ms": "LCP p75",
+                   "inp_p75_ms": "INP p75", "cls_p75": "CLS p75"}),
     domain(clicks, {"element_clicked": "Element", "clicks": "Clicks", "users": "Users"}),
     domain(cart, {"cart_id": "Cart", "abandonment_time": "Abandoned at",
                   "items_in_cart": "Items", "total_value": "Value", "day": "Day",
                   "carts": "Carts"}, lambda c: {"currency": c.currency}),
+    domain(orders, {"day": "Day", "orders": "Orders", "revenue": "Revenue",
+                    "avg_order_value": "Average order"}, lambda c: {"currency": c.currency}),
     domain(sessions, {"step": "Step", "sessions": "Sessions",
                       "step_conversion": "Step conversion"}, lambda c: {"steps": c.funnel}),
     domain(feedback, {"theme": "Theme", "mentions": "Mentions", "avg_rating": "Avg rating",
                       "negative_share": "Negative", "rating": "Stars", "polarity": "Polarity",
                       "comment": "Comment"}),
     domain(support, {"issue_type": "Issue type", "resolved": "Resolved",
-                     "channel": "Channel"}),
+                     "channel": "Channel", "priority": "Priority", "sla_hours": "Target",
+                     "breached": "Over target", "breach_rate": "Breach rate",
+                     "median_h": "Median"}),
     domain(system, {"samples": "Samples", "cpu_p95": "CPU p95", "memory_p95": "Memory p95",
                     "uptime": "Uptime", "failed_probes": "Failed probes"}),
     SectionSpec(incidents.NAME, incidents.TITLE, (), _incidents),

@@ -25,8 +25,8 @@ Compute = Callable[[Mapping[str, Any], Any, Mapping[str, Any]], Any]
 GENERIC_TEMPLATE = "sections/_section.html"
 BUILT_IN = "reporting.compute.sections"      # its SECTIONS: the built-in sections
 # Their names in page order, known without importing them (a test holds the two equal).
-BUILT_IN_NAMES = ("api", "pages", "clicks", "cart", "sessions", "feedback", "support",
-                  "system", "incidents", "trends")
+BUILT_IN_NAMES = ("api", "pages", "clicks", "cart", "orders", "sessions", "feedback",
+                  "support", "system", "incidents", "trends")
 
 
 @dataclass(frozen=True)

@@ -183,7 +183,7 @@ def context(audience: Audience, computed: Mapping[str, Section], charts: Mapping
         # and a sentence for every KPI it shows as warn or bad.
         "insights": chosen,
         "flagged": len([k for k in shown if k.status in ("warn", "bad")]),
-        "glossary": glossary.entries(shown, page.thresholds),
+        "glossary": glossary.entries(shown, page.thresholds, audience.compact),
         "coverage": list(document.get("coverage_notes") or []),
         "quality": [_quality_view(name, q) for name, q in quality.items()],
         "templates": {name: spec.templates for name, spec in registry.registry().items()},

@@ -2,9 +2,12 @@ from __future__ import annotations
 
 import dataclasses
 
+import pandas as pd
 import pytest
 
 from reporting.compute.kpis import api
+from reporting.core.config import Thresholds
+from reporting.core.rollups import rollup_of
 
 from ..conftest import week_of
 
@@ -106,3 +109,85 @@ def test_insight_names_service_number_and_target(frame, thresholds):
     assert any(t.startswith("svc2 p95 latency was 2,290.0 ms, above the 800.0 ms target")
                for t in texts)
     assert any("Availability was 80.0 % against a 99.90 % SLO" in t for t in texts)
+
+
+# Issue 31: the rolling error budget, errors by status and endpoint, the 6-hour burn rate.
+
+def test_errors_by_status_code_and_endpoint(frame, thresholds):
+    s = api.compute({"api_logs": frame("api_logs", ROWS)}, W46, thresholds)
+    # W46: one 500 and one 404, both on /b
+    assert s.breakdowns["errors_by_status"] == {"500": {"errors": 1.0, "share": 1.0},
+                                                "404": {"errors": 1.0, "share": 1.0}}
+    assert s.table("errors_by_status").frame["class"].tolist() == ["5xx", "4xx"]
+    assert s.breakdowns["errors_by_endpoint"] == {"/b": {
+        "server_errors": 1.0, "server_share": 1.0, "client_errors": 1.0, "client_share": 1.0}}
+
+
+def test_errors_breakdowns_rank_and_share(frame, thresholds):
+    rows = HEAD + "".join(f"2026-11-10T09:{i:02d}:00,{e},{c},10,svc\n" for i, (e, c) in
+                          enumerate([("/a", 500), ("/a", 502), ("/b", 500), ("/b", 404),
+                                     ("/b", 404), ("/c", 401), ("/c", 200)]))
+    s = api.compute({"api_logs": frame("api_logs", rows)}, W46, thresholds)
+    statuses = s.table("errors_by_status").frame
+    assert statuses["status_code"].tolist() == ["500", "502", "404", "401"]
+    assert statuses["share"].tolist() == pytest.approx([2 / 3, 1 / 3, 2 / 3, 1 / 3])
+    by_endpoint = s.table("errors_by_endpoint").frame.set_index("endpoint")
+    assert by_endpoint.index.tolist() == ["/a", "/b", "/c"]       # most 5xx first, then 4xx
+    assert by_endpoint.loc["/b"].tolist() == pytest.approx([1, 1 / 3, 2, 2 / 3])
+
+
+def test_a_rolling_window_the_data_covers_in_part_is_shown_not_judged(frame, thresholds):
+    s = api.compute({"api_logs": frame("api_logs", ROWS)}, W46, thresholds)
+    # 28 days to Sun 15 Nov: requests on 2 Nov and 10 Nov only; 1 server error of 6
+    assert s.kpi("api.burn_rate_rolling").value == pytest.approx((1 / 6) / 0.001)
+    assert s.kpi("api.budget_remaining_rolling").value == pytest.approx(1 - (1 / 6) / 0.001)
+    assert s.kpi("api.burn_rate_rolling").status is None
+    assert s.kpi("api.budget_remaining_rolling").status is None
+    assert s.message == ("The rolling error budget covers the 28 days to 15 Nov 2026, but the "
+                         "data has requests on only 2 of them: its figures are shown, not "
+                         "judged.")
+    assert s.breakdowns["rolling_budget"] == {
+        "from": "2026-10-19T00:00:00+00:00", "to": "2026-11-16T00:00:00+00:00", "days": 28,
+        "days_with_data": 2, "requests": 6, "server_errors": 1}
+
+
+def daily(first: str, per_day: int, errors: int) -> str:
+    """`per_day` requests on each of 7 days from `first`, the first `errors` of them 500s."""
+    out, n = "", 0
+    for day in pd.date_range(first, periods=7, freq="D"):
+        for i in range(per_day):
+            out += f"{day:%Y-%m-%d}T{9 + i:02d}:00:00,/a,{500 if n < errors else 200},10,s\n"
+            n += 1
+    return out
+
+
+def test_a_covered_rolling_window_by_hand(frame):
+    t = Thresholds(slo_window_days=7, availability_slo=0.8)     # errors allowed: 20 %
+    rows = HEAD + daily("2026-11-02", 2, 4) + daily("2026-11-09", 2, 2)
+    s = api.compute({"api_logs": frame("api_logs", rows)}, W46, t)
+    # W46's 7 days: 2 errors of 14 = 1/7, burn (1/7) / 0.2 = 0.714x, 28.6 % of the budget left
+    burn, left = s.kpi("api.burn_rate_rolling"), s.kpi("api.budget_remaining_rolling")
+    assert burn.value == pytest.approx(5 / 7) and left.value == pytest.approx(2 / 7)
+    assert (burn.status, left.status) == ("good", "good")
+    # the previous window (W45): 4 errors of 14 = 2/7, burn 1.43x, overspent by 43 %
+    assert burn.previous == pytest.approx(10 / 7) and left.previous == pytest.approx(-3 / 7)
+    assert s.message == "" and burn.label == "Burn rate (7 days)"
+    bad = api.compute({"api_logs": frame("api_logs", HEAD + daily("2026-11-09", 2, 3))}, W46, t)
+    assert bad.kpi("api.budget_remaining_rolling").status == "bad"        # 1 - 1.07 < 0
+    assert bad.kpi("api.burn_rate_rolling").status == "bad"
+
+
+def test_the_six_hour_burn_rate_pages_a_slow_burn_the_hour_misses(frame):
+    # SLO 99 %: 1 h pages at 14.4x (a 14.4 % error rate), 6 h at 6x (6 %); six hours of 50
+    # requests with 4 errors each: 8 % an hour -> 8x on both windows
+    t = Thresholds(availability_slo=0.99)
+    rows = HEAD + "".join(f"2026-11-10T{9 + h:02d}:{m:02d}:00,/a,{500 if m < 4 else 200},10,s\n"
+                          for h in range(6) for m in range(50))
+    s = api.compute({"api_logs": frame("api_logs", rows)}, W46, t)
+    assert s.kpi("api.max_burn_rate").value == pytest.approx(8.0)
+    assert s.breakdowns["burn_rates"] == {"1h": pytest.approx(8.0), "6h": pytest.approx(8.0)}
+    assert ("Over the worst 6 hours (to Tue 10 Nov 15:00) server errors burned the error "
+            "budget 8.0x faster than the SLO allows; the SRE workbook's multi-window rule "
+            "pages at 14.4x over 1 hour or 6x over 6 hours.") in [i.text for i in s.insights]
+    h = api.per_hour(rollup_of(frame("api_logs", rows), "api_logs"))
+    assert api.burn_6h(h.head(5), t) == (None, None)         # no whole 6-hour window yet

@@ -63,7 +63,8 @@ def test_every_threshold_label_band_and_sentence_follows_the_config(frame):
     assert labels["pages.poor_share"] == "Loads > 4.5 s"
     assert s.kpi("pages.good_share").value == 0.75        # 1000, 2000, 3000 of 4
     assert "good (≤ 3 s at p75) and poor (> 4.5 s)" in s.message
-    assert s.table("by_page").note == s.message
+    assert s.message == "Core Web Vitals (LCP, INP, CLS): not in this data. " + \
+        s.table("by_page").note
     chart = s.charts[0].options
     assert (chart["threshold_label"], chart["threshold2_label"]) == ("good ≤ 3,000 ms",
                                                                      "poor > 4,500 ms")
@@ -81,3 +82,54 @@ def test_insight_severity_follows_the_p75_status(frame, thresholds):
     assert [(i.severity, i.text.split()[0]) for i in s.insights] == [("high", "/b")]
     assert pages.P75.severity(3000, thresholds) == "medium"   # warn band
     assert pages.P75.severity(4001, thresholds) == "high"
+
+
+# Core Web Vitals as a RUM export names them (web-vitals' ids, read through the aliases);
+# a load without a value carries none of that vital.
+VITALS = """page_url,timestamp,load_time_ms,LCP,INP,CLS
+/a,2026-11-10T09:00:00,1000,1000,100,0.01
+/a,2026-11-10T09:01:00,1000,2000,,0.2
+/a,2026-11-10T09:02:00,1000,3000,300,
+/b,2026-11-10T09:03:00,1000,5000,600,0.3
+/b,2026-11-10T09:04:00,1000,,,
+"""
+
+
+def test_core_web_vitals_p75_and_bands_by_hand(frame, thresholds):
+    s = pages.compute({"page_load_times": frame("page_load_times", VITALS)}, W46, thresholds)
+    v = {k.key: k.value for k in s.kpis}
+    # LCP 1000 2000 3000 5000: position 2.25 -> 3000 + 0.25 * 2000
+    assert v["pages.lcp_p75_ms"] == 3500
+    assert v["pages.inp_p75_ms"] == 450            # 100 300 600: 300 + 0.5 * 300
+    assert v["pages.cls_p75"] == pytest.approx(0.25)   # 0.01 0.2 0.3: 0.2 + 0.5 * 0.1
+    assert [k.key for k in s.kpis][:3] == ["pages.lcp_p75_ms", "pages.inp_p75_ms",
+                                           "pages.cls_p75"]       # they lead the section
+    # web.dev: LCP good <= 2.5 s, poor > 4 s; INP 200/500 ms; CLS 0.1/0.25 (0.25 is not poor)
+    assert {k.key: k.status for k in s.kpis if k.key.startswith(("pages.l", "pages.i",
+                                                                  "pages.c"))} == {
+        "pages.lcp_p75_ms": "warn", "pages.inp_p75_ms": "warn", "pages.cls_p75": "warn"}
+    by_page = s.table("vitals").frame.set_index("page_url")
+    assert by_page.loc["/a", ["loads", "lcp_p75_ms", "inp_p75_ms"]].tolist() == [3, 2500, 250]
+    assert by_page.loc["/a", "cls_p75"] == pytest.approx(0.1525)   # 0.01, 0.2: 0.01 + 0.75 * 0.19
+    assert by_page["band"].to_dict() == {"/b": "poor", "/a": "needs improvement"}
+    assert s.charts[0].name == "pages_lcp" and s.tables[0].name == "vitals"
+    assert "not in this data" not in s.message
+    assert s.insights[0].text.startswith("LCP p75 was 3,500.0 ms, needs improvement")
+    assert s.kpi("pages.lcp_p75_ms").previous is None
+
+
+def test_without_core_web_vitals_the_section_says_so_and_adds_no_key(frame, thresholds):
+    s = pages.compute({"page_load_times": frame("page_load_times", ROWS)}, W46, thresholds)
+    assert s.message.startswith("Core Web Vitals (LCP, INP, CLS): not in this data.")
+    assert not [k for k in s.kpis if "lcp" in k.key or "inp" in k.key or "cls" in k.key]
+    assert s.table("vitals") is None and "vitals_by_page" not in s.breakdowns
+
+
+@pytest.mark.parametrize("header", ["lcp_ms,inp_ms,cls", "largest_contentful_paint,"
+                                    "interaction_to_next_paint,cumulative_layout_shift"])
+def test_core_web_vitals_column_names_of_rum_exports(frame, thresholds, header):
+    rows = f"page_url,timestamp,load_time_ms,{header}\n/a,2026-11-10T09:00:00,900,1800,90,0.05\n"
+    s = pages.compute({"page_load_times": frame("page_load_times", rows)}, W46, thresholds)
+    assert (s.kpi("pages.lcp_p75_ms").value, s.kpi("pages.inp_p75_ms").value,
+            s.kpi("pages.cls_p75").value) == (1800, 90, 0.05)
+    assert s.kpi("pages.lcp_p75_ms").status == "good"

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ...core import formatting
+from ...core import formatting, rollups
 from ...core.config import Thresholds
 from ...core.periods import Period
 from ...core.rollups import Rollup, rollup_of
@@ -57,9 +59,18 @@ CATALOGUE = [
     Metric("max_burn_rate", "Worst 1-hour burn rate", "x", "down",
            lambda v, t: lower_is_better(v, 1.0, t.burn_rate_page)),
     Metric("apdex", "Apdex", "score", "up", lambda v, t: higher_is_better(v, 0.85, 0.70)),
+    Metric("budget_remaining_rolling", "Error budget left ({slo_window_days} days)", "ratio",
+           "up", lambda v, t: higher_is_better(v, 0.25, 0.0)),
+    Metric("burn_rate_rolling", "Burn rate ({slo_window_days} days)", "x", "down",
+           lambda v, t: lower_is_better(v, 0.75, 1.0)),
 ]
 P95 = metric(CATALOGUE, "p95_ms")
 BUDGET = metric(CATALOGUE, "error_budget_used")
+ROLLING = ("budget_remaining_rolling", "burn_rate_rolling")
+SIX_HOURS = 6
+# The SRE workbook's multi-window rule: page at 14.4x over 1 hour (2 % of a 30-day budget)
+# or 6x over 6 hours (5 %): the 6-hour rate is 5/12 of the 1-hour one.
+SIX_HOUR_SHARE = 5 / 12
 HEADLINE = ("api.availability", "api.p95_ms", "api.error_budget_used", "api.apdex")
 
 
@@ -119,6 +130,51 @@ def per_hour(r: Rollup) -> pd.DataFrame:
     }, index=index)
     out["server_error_rate"] = (out["server_errors"] / out["requests"]).where(out["requests"] > 0)
     return out
+
+
+@dataclass(frozen=True)
+class Rolling:
+    """The rolling error budget: the `slo_window_days` local days ending with a period,
+    the days among them the data (inputs and archived rollups) has requests on, and the
+    requests and server errors of those days."""
+
+    start: pd.Timestamp
+    end: pd.Timestamp
+    days: int
+    days_with_data: int
+    requests: int
+    server_errors: int
+
+    @property
+    def partial(self) -> bool:
+        return self.days_with_data < self.days
+
+    def values(self, t: Thresholds) -> dict[str, Value]:
+        """Budget left (1 - errors / errors allowed) and burn rate (the 5xx rate over the
+        rate the SLO allows: 1x spends the window's budget exactly)."""
+        if not self.requests:
+            return {name: None for name in ROLLING}
+        burn = self.server_errors / self.requests / _err_budget(t)
+        return {"budget_remaining_rolling": 1 - burn, "burn_rate_rolling": burn}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"from": self.start.isoformat(), "to": self.end.isoformat(), "days": self.days,
+                "days_with_data": self.days_with_data, "requests": self.requests,
+                "server_errors": self.server_errors}
+
+
+def rolling(r: Rollup, end: Period, t: Thresholds) -> Rolling:
+    """The rolling window of `t.slo_window_days` days ending with period `end`, from the
+    rollup (inputs and archived days alike)."""
+    start = end.days_back(t.slo_window_days)
+    req = r.table("requests", start, end.end)
+    status = req["status_code"].to_numpy()
+    n = req["n"].to_numpy(dtype="int64")
+    times = r.table("times", start, end.end)
+    slots = times.loc[times["n"] > 0, "slot"].to_numpy(dtype="int64")
+    days = np.unique(rollups.days(pd.Series(pd.to_datetime(slots, unit="m", utc=True)), r.tz))
+    return Rolling(start, end.end, t.slo_window_days, len(days), int(n.sum()),
+                   int(n[status >= 500].sum()))
 
 
 def measure(r: Rollup, t: Thresholds, services: pd.DataFrame | None = None,
@@ -186,34 +242,108 @@ def breakdown(r: Rollup, by: str, t: Thresholds) -> pd.DataFrame:
 
 UNITS = {"requests": "count", "server_error_rate": "ratio", "client_error_rate": "ratio",
          "availability": "ratio", "mean_ms": "ms", "p50_ms": "ms", "p95_ms": "ms",
-         "p99_ms": "ms", "apdex": "score"}
+         "p99_ms": "ms", "apdex": "score", "errors": "count", "share": "ratio",
+         "server_errors": "count", "server_share": "ratio", "client_errors": "count",
+         "client_share": "ratio"}
+
+
+def errors_by_status(req: pd.DataFrame) -> pd.DataFrame:
+    """Per status code of 400 or more in a requests table: the errors and their share of
+    the errors of their class (5xx or 4xx), server errors first, most first."""
+    n, status = req["n"].to_numpy(dtype="int64"), req["status_code"].to_numpy()
+    err = status >= 400
+    out = table_sums(req.loc[err], "status_code", {"errors": n[err]})
+    out = out[out["errors"] > 0]
+    server = out.index.to_numpy() >= 500
+    out["class"] = np.where(server, "5xx", "4xx")
+    totals = out.groupby("class")["errors"].transform("sum")
+    out["share"] = out["errors"] / totals
+    out = out.assign(server=server).sort_values(["server", "errors"], ascending=False)
+    out.index = out.index.astype("str")
+    return out[["class", "errors", "share"]]
+
+
+def errors_by_endpoint(req: pd.DataFrame) -> pd.DataFrame:
+    """Per endpoint with errors: its 5xx and 4xx and their shares of the period's 5xx and
+    4xx, the most server errors first."""
+    n, status = req["n"].to_numpy(dtype="int64"), req["status_code"].to_numpy()
+    out = table_sums(req, "endpoint", {"server_errors": n * (status >= 500),
+                                       "client_errors": n * ((status >= 400) & (status < 500))})
+    out = out[(out["server_errors"] > 0) | (out["client_errors"] > 0)]
+    for col, share in (("server_errors", "server_share"), ("client_errors", "client_share")):
+        total = out[col].sum()
+        out[share] = out[col] / total if total else np.nan
+    return out.sort_values(["server_errors", "client_errors"], ascending=False)[
+        ["server_errors", "server_share", "client_errors", "client_share"]]
 
 
 def compute(frames: Mapping[str, Rollup | pd.DataFrame], period: Period, t: Thresholds
             ) -> Section:
-    cur, prev = map(exact, rollups_of(rollup_of(frames[SOURCE], SOURCE), period))
-    if not len(cur):
-        values = measure(cur, t)
-    else:
+    full = rollup_of(frames[SOURCE], SOURCE)
+    cur, prev = map(exact, rollups_of(full, period))
+    services = endpoints = None
+    if len(cur):
         services = breakdown(cur, "service_name", t)
         endpoints = breakdown(cur, "endpoint", t)
-        values = measure(cur, t, services, endpoints)
+    window = rolling(full, period, t)
+    values = {**measure(cur, t, services, endpoints), **window.values(t)}
     prev_services = breakdown(prev, "service_name", t) if prev is not None and len(prev) else None
     prev_values = measure(prev, t, prev_services) if prev is not None else None
+    if prev_values is not None:       # the previous window's, when the data covers it all
+        before = rolling(full, period.previous, t)
+        prev_values.update(dict.fromkeys(ROLLING) if before.partial else before.values(t))
     kpis = build_kpis(NAME, CATALOGUE, values, prev_values, t)
+    if window.partial:                # a window the data covers in part is never judged
+        kpis = tuple(dataclasses.replace(k, status=None) if k.key.split(".")[1] in ROLLING
+                     else k for k in kpis)
+    note = _rolling_note(window)
     if not len(cur):
         return Section(NAME, TITLE, "no data", "No API requests in this period.", kpis=kpis)
     h = per_hour(cur)
+    statuses, failing = errors_by_status(cur.tables["requests"]), \
+        errors_by_endpoint(cur.tables["requests"])
+    return Section(NAME, TITLE, kpis=kpis, tables=_tables(services, endpoints, statuses, failing),
+                   charts=_charts(h, services, endpoints, t),
+                   insights=tuple(_insights(values, prev_values, services, prev_services, h, t)),
+                   headline=HEADLINE, message=note,
+                   breakdowns={"by_service": records(services), "by_endpoint": records(endpoints),
+                               "errors_by_status": records(statuses),
+                               "errors_by_endpoint": records(failing),
+                               "rolling_budget": window.as_dict(),
+                               "burn_rates": {"1h": values.get("max_burn_rate"),
+                                              "6h": burn_6h(h, t)[0]}})
+
+
+def _rolling_note(window: Rolling) -> str:
+    """What the page says of a rolling window the data covers only in part."""
+    if not window.partial:
+        return ""
+    last = window.end - pd.Timedelta(days=1)
+    return (f"The rolling error budget covers the {window.days} days to {last:%-d %b %Y}, "
+            f"but the data has requests on only {window.days_with_data} of them: its figures "
+            "are shown, not judged.")
+
+
+def _tables(services: pd.DataFrame, endpoints: pd.DataFrame, statuses: pd.DataFrame,
+            failing: pd.DataFrame) -> tuple[Table, ...]:
     cols = ["requests", "server_error_rate", "availability", "mean_ms", "p50_ms", "p95_ms",
             "p99_ms", "apdex"]
-    tables = (
+    return (
         Table("services", "By service", services[cols].reset_index(), UNITS,
               f"p99 shown for groups of {P99_MIN}+ requests."),
         Table("endpoints", "Slowest endpoints (by p95)",
               endpoints[["requests", "server_error_rate", "mean_ms", "p50_ms", "p95_ms",
                          "p99_ms"]].head(10).reset_index(), UNITS),
+        Table("errors_by_status", "Errors by status code", statuses.reset_index(), UNITS,
+              "Share: of the period's server errors (5xx) or client errors (4xx)."),
+        Table("errors_by_endpoint", "Errors by endpoint (most 5xx first)",
+              failing.head(10).reset_index(), UNITS),
     )
-    charts = (
+
+
+def _charts(h: pd.DataFrame, services: pd.DataFrame, endpoints: pd.DataFrame, t: Thresholds
+            ) -> tuple[Chart, ...]:
+    return (
         Chart("api_hourly", "line_dual", "Requests and server-error rate per hour",
               h.reset_index(), {"x": "hour", "y": "requests", "y_label": "requests / hour",
                                 "y2": "server_error_rate", "y2_label": "5xx rate (%)"}),
@@ -225,10 +355,19 @@ def compute(frames: Mapping[str, Rollup | pd.DataFrame], period: Period, t: Thre
               endpoints.head(10).reset_index()[["endpoint", "p95_ms"]],
               {"label": "endpoint", "value": "p95_ms", "unit": "ms"}),
     )
-    return Section(NAME, TITLE, kpis=kpis, tables=tables, charts=charts,
-                   insights=tuple(_insights(values, prev_values, services, prev_services, h, t)),
-                   headline=HEADLINE,
-                   breakdowns={"by_service": records(services), "by_endpoint": records(endpoints)})
+
+
+def burn_6h(h: pd.DataFrame, t: Thresholds) -> tuple[float | None, pd.Timestamp | None]:
+    """The worst 6-hour burn rate (server errors over 6 consecutive hours / requests, over
+    the rate the SLO allows) among windows of at least `incident_min_events` requests, and
+    the end of that window."""
+    req = h["requests"].rolling(SIX_HOURS).sum()         # whole 6-hour windows only
+    err = h["server_errors"].rolling(SIX_HOURS).sum()
+    rate = (err / req).where(req >= t.incident_min_events)
+    if not rate.notna().any():
+        return None, None
+    end = rate.idxmax()
+    return float(rate.max() / _err_budget(t)), end + pd.Timedelta(hours=1)
 
 
 def _insights(v: dict[str, Value], pv: dict[str, Value] | None, services: pd.DataFrame,
@@ -260,15 +399,9 @@ def _insights(v: dict[str, Value], pv: dict[str, Value] | None, services: pd.Dat
             f"{worst} had the highest 5xx rate "
             f"({formatting.pct(services.loc[worst, 'server_error_rate'])}).",
             impact=float(v["server_errors"] or 0) * 10))
-    burn = v.get("max_burn_rate")
-    if isinstance(burn, float) and burn >= t.burn_rate_page:
-        judged = h[h["requests"] >= t.incident_min_events]
-        hour = judged["server_error_rate"].idxmax()
-        out.append(Insight(
-            "high", NAME,
-            f"In the worst hour ({hour:%a %-d %b %H:%M}) server errors burned the error budget "
-            f"{burn:,.1f}x faster than the SLO allows; the SRE workbook pages at "
-            f"{t.burn_rate_page:g}x over 1 hour.", impact=burn))
+    burn_text = _burn_text(v.get("max_burn_rate"), h, t)
+    if burn_text:
+        out.append(Insight("high", NAME, burn_text, impact=v.get("max_burn_rate") or 0.0))
     if pv and isinstance(v.get("p95_ms"), float) and isinstance(pv.get("p95_ms"), float):
         change = (v["p95_ms"] - pv["p95_ms"]) / pv["p95_ms"] if pv["p95_ms"] else 0
         if change > 0.25:
@@ -277,3 +410,25 @@ def _insights(v: dict[str, Value], pv: dict[str, Value] | None, services: pd.Dat
                                f"{formatting.ms(v['p95_ms'])} ({formatting.change(change)}) "
                                "vs the previous period.", impact=change))
     return out
+
+
+def _burn_text(burn: Value, h: pd.DataFrame, t: Thresholds) -> str:
+    """The SRE workbook's multi-window rule in words, when either window burns at its
+    paging rate: 1 hour at `burn_rate_page` (14.4x), 6 hours at 5/12 of it (6x)."""
+    six, six_end = burn_6h(h, t)
+    page6 = t.burn_rate_page * SIX_HOUR_SHARE
+    fast = isinstance(burn, float) and burn >= t.burn_rate_page
+    if not fast and not (six is not None and six >= page6):
+        return ""
+    rule = (f"the SRE workbook's multi-window rule pages at {t.burn_rate_page:g}x over 1 hour "
+            f"or {page6:g}x over 6 hours")
+    six_text = f"{six:,.1f}x over the worst 6 hours (to {six_end:%a %-d %b %H:%M})" \
+        if six is not None else ""
+    if not fast:
+        return (f"Over the worst 6 hours (to {six_end:%a %-d %b %H:%M}) server errors burned "
+                f"the error budget {six:,.1f}x faster than the SLO allows; {rule}.")
+    judged = h[h["requests"] >= t.incident_min_events]
+    hour = judged["server_error_rate"].idxmax()
+    return (f"In the worst hour ({hour:%a %-d %b %H:%M}) server errors burned the error "
+            f"budget {burn:,.1f}x faster than the SLO allows"
+            + (f", and {six_text}" if six_text else "") + f"; {rule}.")

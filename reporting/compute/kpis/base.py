@@ -35,6 +35,13 @@ def metric(catalogue: list[Metric], name: str) -> Metric:
     return next(m for m in catalogue if m.name == name)
 
 
+def carried(catalogue: list[Metric], values: Mapping[str, Value], optional: set[str]
+            ) -> list[Metric]:
+    """The catalogue without the metrics of an optional input the data does not carry
+    (`measure` leaves their names out): no kpis.json key, nothing shown."""
+    return [m for m in catalogue if m.name not in optional or m.name in values]
+
+
 def lower_is_better(value: Value, good: float, warn: float) -> str | None:
     if not isinstance(value, (int, float)) or np.isnan(value):
         return None

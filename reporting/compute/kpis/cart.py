@@ -9,7 +9,8 @@ from ...core import formatting
 from ...core.config import Thresholds
 from ...core.periods import Period
 from ...core.values import Chart, Insight, Section, Table, Value
-from .base import Metric, build_kpis, days, hours, mean, period_rows
+from . import orders
+from .base import Metric, build_kpis, carried, days, hours, mean, period_rows, ratio
 
 SOURCE = "cart_abandonment"
 NAME = "cart"
@@ -20,13 +21,23 @@ CATALOGUE = [
     Metric("abandoned_value", "Abandoned value", "money", "down"),
     Metric("avg_value", "Average cart value", "money"),
     Metric("avg_items", "Average items per cart", "items"),
+    Metric("abandoned_share", "Abandoned share of cart and order value", "ratio", "down"),
 ]
+OPTIONAL = {"abandoned_share"}          # only with the orders source
 HEADLINE = ("cart.abandoned_carts", "cart.abandoned_value")
 
 
-def measure(df: pd.DataFrame, t: Thresholds) -> dict[str, Value]:
-    return {"abandoned_carts": len(df), "abandoned_value": float(df["total_value"].sum()),
-            "avg_value": mean(df["total_value"]), "avg_items": mean(df["items_in_cart"])}
+def measure(df: pd.DataFrame, t: Thresholds, revenue: float | None = None
+            ) -> dict[str, Value]:
+    """The period's carts; with the orders' `revenue` of the same period, the abandoned
+    value's share of abandoned value + revenue."""
+    value = float(df["total_value"].sum())
+    out: dict[str, Value] = {
+        "abandoned_carts": len(df), "abandoned_value": value,
+        "avg_value": mean(df["total_value"]), "avg_items": mean(df["items_in_cart"])}
+    if revenue is not None:
+        out["abandoned_share"] = ratio(value, value + revenue)
+    return out
 
 
 def peak_window(df: pd.DataFrame, hours_wide: int = 2) -> tuple[pd.Timestamp, float] | None:
@@ -44,9 +55,13 @@ def peak_window(df: pd.DataFrame, hours_wide: int = 2) -> tuple[pd.Timestamp, fl
 def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
             currency: str = "") -> Section:
     cur, prev = period_rows(frames[SOURCE], "abandonment_time", period)
-    values = measure(cur, t)
-    prev_values = measure(prev, t) if prev is not None else None
-    kpis = build_kpis(NAME, CATALOGUE, values, prev_values, t)
+    sold = frames.get(orders.SOURCE)
+
+    def revenue(p: Period) -> float | None:
+        return orders.revenue_in(sold, p.start, p.end) if sold is not None else None
+    values = measure(cur, t, revenue(period))
+    prev_values = measure(prev, t, revenue(period.previous)) if prev is not None else None
+    kpis = build_kpis(NAME, carried(CATALOGUE, values, OPTIONAL), values, prev_values, t)
     if cur.empty:
         return Section(NAME, TITLE, "no data", "No abandoned carts in this period.", kpis=kpis)
     by_day = (cur.groupby(days(cur["abandonment_time"]))
@@ -72,9 +87,21 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
               by_hour.reset_index()[["hour", "carts"]],
               {"label": "hour", "value": "carts", "unit": "count"}),
     )
-    insights = []
+    insights = [_insight(values, prev_values, cur, currency, revenue(period))]
+    return Section(NAME, TITLE, kpis=kpis, tables=tables, charts=charts,
+                   insights=tuple(insights), headline=HEADLINE,
+                   breakdowns={"by_hour": {int(h): float(v) for h, v in by_hour["value"].items()}})
+
+
+def _insight(values: dict[str, Value], prev_values: dict[str, Value] | None,
+             cur: pd.DataFrame, currency: str, revenue: float | None) -> Insight:
+    """The abandoned value (against revenue, where orders are given), its change and its
+    busiest two hours; high when it rose by more than a quarter."""
     value = values["abandoned_value"]
     text = f"Abandoned carts were worth {formatting.money(value, currency)} this period"
+    if revenue:
+        text += (f" ({formatting.pct(value / revenue)} of revenue, "
+                 f"{formatting.pct(values['abandoned_share'])} of cart and order value)")
     pv = prev_values["abandoned_value"] if prev_values else None
     if pv:
         change = (value - pv) / pv
@@ -86,7 +113,4 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
                  f"{start + pd.Timedelta(hours=2):%H:%M} on {start:%A %-d %b}")
     severity = "high" if pv and (value - pv) / pv > 0.25 else "medium" if pv and \
         (value - pv) / pv > 0.10 else "low"
-    insights.append(Insight(severity, NAME, text + ".", impact=float(value)))
-    return Section(NAME, TITLE, kpis=kpis, tables=tables, charts=charts,
-                   insights=tuple(insights), headline=HEADLINE,
-                   breakdowns={"by_hour": {int(h): float(v) for h, v in by_hour["value"].items()}})
+    return Insight(severity, NAME, text + ".", impact=float(value))

@@ -36,7 +36,7 @@ THEMES = {   # theme -> words that mark it (lower case, matched as substrings)
 CATALOGUE = [
     Metric("responses", "Responses", "count"),
     Metric("avg_rating", "Average rating", "rating", "up"),
-    Metric("csat", "CSAT (4-5 stars)", "ratio", "up",
+    Metric("csat", "Feedback CSAT (4-5 stars)", "ratio", "up",
            lambda v, t: higher_is_better(v, t.csat, t.csat - 0.1)),
     Metric("positive_share", "Positive text", "ratio", "up"),
     Metric("negative_share", "Negative text", "ratio", "down"),
@@ -142,8 +142,8 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -
                 if worst is not None else "")
         insights.append(Insight(
             CSAT.severity(csat, t), NAME,
-            f"CSAT was {formatting.pct(csat)} ({formatting.count(values['responses'])} "
-            f"responses), below the {formatting.pct(t.csat)} target{tail}.",
+            f"Feedback CSAT was {formatting.pct(csat)} ({formatting.count(values['responses'])} "
+            f"feedback form responses), below the {formatting.pct(t.csat)} target{tail}.",
             impact=float(t.csat - csat) * 100))
     return Section(NAME, TITLE, kpis=kpis, tables=tables, charts=charts,
                    insights=tuple(insights), headline=HEADLINE, message=NOTE,

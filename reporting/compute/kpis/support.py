@@ -1,8 +1,10 @@
-"""Support tickets: volume, backlog, flow, response and resolution times, SLA."""
+"""Support tickets: volume, backlog and its age, flow, response and resolution times
+against the SLA (per priority where tickets carry one), and the tickets' own CSAT."""
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
 import pandas as pd
 
 from ...core import formatting
@@ -12,13 +14,16 @@ from ...core.values import Chart, Insight, Section, Table, Value
 from .base import (
     Metric,
     build_kpis,
+    carried,
     covers_previous,
     days,
+    higher_is_better,
     lower_is_better,
     metric,
     mode,
     percentile,
     ratio,
+    records,
 )
 
 SOURCE = "support_tickets"
@@ -29,18 +34,68 @@ CLOSED = ("resolved", "closed", "done", "solved")
 CATALOGUE = [
     Metric("tickets", "New tickets", "count", "down"),
     Metric("open_backlog", "Open backlog at period end", "count", "down"),
+    Metric("backlog_median_age_h", "Median age of the open backlog", "h", "down"),
     Metric("net_flow", "Net flow (created − resolved)", "count", "down"),
     Metric("median_first_response_h", "Median first response", "h", "down"),
+    Metric("first_response_sla_breach", "First responses over {support_first_response_hours}",
+           "ratio", "down", lambda v, t: lower_is_better(v, 0.10, 0.20)),
     Metric("median_resolution_h", "Median resolution time", "h", "down",
            lambda v, t: lower_is_better(v, t.support_sla_hours, 1.25 * t.support_sla_hours)),
     Metric("p90_resolution_h", "p90 resolution time", "h", "down"),
     Metric("sla_breach_rate", "SLA breach rate", "ratio", "down",
            lambda v, t: lower_is_better(v, 0.10, 0.20)),
+    Metric("ticket_csat", "Ticket CSAT (rated 4-5)", "ratio", "up",
+           lambda v, t: higher_is_better(v, t.csat, t.csat - 0.1)),
+    Metric("rated_tickets", "Tickets rated (CSAT)", "count", "up"),
     Metric("top_issue_type", "Top issue type", "text"),
 ]
+# present only where the tickets carry them (a csat or a first_response_at column)
+OPTIONAL = {"ticket_csat", "rated_tickets", "first_response_sla_breach"}
 BREACH = metric(CATALOGUE, "sla_breach_rate")
+FIRST = metric(CATALOGUE, "first_response_sla_breach")
+CSAT = metric(CATALOGUE, "ticket_csat")
 HEADLINE = ("support.tickets", "support.open_backlog", "support.median_resolution_h",
             "support.sla_breach_rate")
+# where tickets are rated, their CSAT takes the median resolution's tile (one row of 4)
+RATED_HEADLINE = ("support.tickets", "support.open_backlog", "support.sla_breach_rate",
+                  "support.ticket_csat")
+
+
+def targets(df: pd.DataFrame, t: Thresholds) -> np.ndarray:
+    """Each ticket's resolution target in hours: its priority's, else support_sla_hours."""
+    by = dict(t.support_sla_hours_by_priority)
+    key = df["priority"].astype("str").str.strip().str.lower()
+    return key.map(by).astype("float64").fillna(t.support_sla_hours).to_numpy()
+
+
+def _first_response(df: pd.DataFrame, new: np.ndarray, end: pd.Timestamp, t: Thresholds
+                    ) -> tuple[float | None, dict[str, Value]]:
+    """Median first response (h) of the tickets created in the period and, where tickets
+    carry first_response_at, the share answered later than the target: a ticket still
+    unanswered at the period's end counts once it has waited longer than the target
+    (earlier it is not judged yet); a resolution answers a ticket without a reply."""
+    created, first = df["created_at"], df["first_response_at"]
+    waited = ((first - created).dt.total_seconds() / 3600)[new]
+    median = float(waited.median()) if waited.notna().any() else None
+    if not first.notna().any():
+        return median, {}
+    answer = first.fillna(df["resolved_at"])[new]
+    took = ((answer - created[new]).dt.total_seconds() / 3600).to_numpy()
+    open_for = ((end - created[new]).dt.total_seconds() / 3600).to_numpy()
+    target = t.support_first_response_hours
+    late = np.where(np.isnan(took), open_for > target, took > target)
+    judged = ~np.isnan(took) | (open_for > target)
+    return median, {"first_response_sla_breach": ratio(late[judged].sum(), judged.sum())}
+
+
+def _csat(df: pd.DataFrame, new: np.ndarray) -> dict[str, Value]:
+    """Of the tickets created in the period that were rated, the share rated 4 or 5."""
+    if not df["csat"].notna().any():
+        return {}
+    csat = df["csat"].to_numpy(dtype="float64")[new]
+    rated = ~np.isnan(csat)
+    return {"ticket_csat": ratio((csat[rated] >= 4).sum(), rated.sum()),
+            "rated_tickets": int(rated.sum())}
 
 
 def measure(df: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, t: Thresholds
@@ -48,25 +103,45 @@ def measure(df: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, t: Thresho
     """KPIs of [start, end): created in it, resolved in it, open at its end."""
     created = df["created_at"]
     resolved = df["resolved_at"]
-    new = (created >= start) & (created < end)
-    done = ((resolved >= start) & (resolved < end)).fillna(False)
+    new = ((created >= start) & (created < end)).to_numpy()
+    done = ((resolved >= start) & (resolved < end)).fillna(False).to_numpy()
     closed_status = df["status"].astype("str").str.lower().isin(CLOSED)
     # Open at the end: created before it and not resolved before it (a ticket marked
     # closed without a resolution time counts as closed).
-    open_at_end = (created < end) & (
-        (resolved >= end).fillna(False) | (resolved.isna() & ~closed_status))
-    hours = ((resolved - created).dt.total_seconds() / 3600)[done.to_numpy()]
-    first = ((df["first_response_at"] - created).dt.total_seconds() / 3600)[new.to_numpy()]
+    open_at_end = ((created < end) & (
+        (resolved >= end).fillna(False) | (resolved.isna() & ~closed_status))).to_numpy()
+    hours = ((resolved - created).dt.total_seconds() / 3600)[done]
+    age = ((end - created[open_at_end]).dt.total_seconds() / 3600)
+    first, optional = _first_response(df, new, end, t)
     n_new = int(new.sum())
     return {
         "tickets": n_new, "open_backlog": int(open_at_end.sum()),
+        "backlog_median_age_h": float(age.median()) if len(age) else None,
         "net_flow": n_new - int(done.sum()),
-        "median_first_response_h": float(first.median()) if first.notna().any() else None,
+        "median_first_response_h": first,
         "median_resolution_h": float(hours.median()) if len(hours) else None,
         "p90_resolution_h": percentile(hours, 90),
-        "sla_breach_rate": ratio((hours > t.support_sla_hours).sum(), len(hours)),
-        "top_issue_type": mode(df.loc[new.to_numpy(), "issue_type"]),
+        "sla_breach_rate": ratio((hours.to_numpy() > targets(df, t)[done]).sum(), len(hours)),
+        "top_issue_type": mode(df.loc[new, "issue_type"]),
+        **optional, **_csat(df, new),
     }
+
+
+def by_priority(df: pd.DataFrame, period: Period, t: Thresholds) -> pd.DataFrame:
+    """Per priority of the tickets resolved in the period: resolved, target, breached,
+    breach rate and median resolution, the tightest target first."""
+    done = period.mask(df["resolved_at"]) & df["priority"].notna().to_numpy()
+    hours = ((df["resolved_at"] - df["created_at"]).dt.total_seconds() / 3600)[done]
+    target = targets(df, t)[done]
+    frame = pd.DataFrame({"priority": df.loc[done, "priority"].astype("str").to_numpy(),
+                          "hours": hours.to_numpy(), "sla_hours": target,
+                          "breached": hours.to_numpy() > target})
+    out = frame.groupby("priority").agg(
+        resolved=("hours", "size"), sla_hours=("sla_hours", "first"),
+        breached=("breached", "sum"), median_h=("hours", "median"))
+    out["breach_rate"] = out["breached"] / out["resolved"]
+    return out.sort_values(["sla_hours", "resolved"], ascending=[True, False])[
+        ["resolved", "sla_hours", "breached", "breach_rate", "median_h"]]
 
 
 def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -> Section:
@@ -75,7 +150,7 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -
     prev = period.previous
     prev_values = (measure(df, prev.start, prev.end, t)
                    if covers_previous(df["created_at"], period) else None)
-    kpis = build_kpis(NAME, CATALOGUE, values, prev_values, t)
+    kpis = build_kpis(NAME, carried(CATALOGUE, values, OPTIONAL), values, prev_values, t)
     new = df.loc[period.mask(df["created_at"])]
     if new.empty and not values["open_backlog"]:
         return Section(NAME, TITLE, "no data", "No tickets in this period.", kpis=kpis)
@@ -88,12 +163,16 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -
                .agg(tickets=("ticket_id", "size"), resolved=("resolved", "sum"))
                .sort_values("tickets", ascending=False).reset_index())
     per_day = pd.crosstab(days(new["created_at"]), new["channel"].astype("str"))
-    units = {"tickets": "count", "resolved": "count", "share": "ratio"}
+    units = {"tickets": "count", "resolved": "count", "share": "ratio", "breached": "count",
+             "sla_hours": "h", "breach_rate": "ratio", "median_h": "h"}
     by_channel["share"] = by_channel["tickets"] / max(len(new), 1)
+    priorities = by_priority(df, period, t)
     tables = (
         Table("by_type", "By issue type", by_type.head(12), units),
         Table("by_channel", "By channel", by_channel, units),
-    )
+    ) + ((Table("by_priority", "Resolution SLA by priority", priorities.reset_index(), units,
+                "Target per priority: thresholds.support_sla_hours_by_priority; a priority "
+                "not named there: thresholds.support_sla_hours."),) if len(priorities) else ())
     charts = (
         Chart("support_per_day", "stacked", "New tickets per day by channel (tickets)",
               per_day, {"x_label": "", "y_label": "tickets", "date_labels": True}),
@@ -102,26 +181,36 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -
               {"value": "hours", "unit": "h", "threshold": t.support_sla_hours,
                "threshold_label": f"SLA {t.support_sla_hours:g} h"}),
     )
-    insights = _insights(values, prev_values, new, df, period, t)
+    insights = _insights(values, prev_values, new, df, period, t, priorities)
+    breakdowns = {"by_channel": dict(zip(by_channel["channel"],
+                                         by_channel["tickets"].astype(int).tolist()))}
+    if len(priorities):
+        breakdowns["sla_breach_by_priority"] = records(priorities)
     return Section(NAME, TITLE, kpis=kpis, tables=tables, charts=charts,
-                   insights=tuple(insights), headline=HEADLINE,
-                   breakdowns={"by_channel": dict(zip(by_channel["channel"],
-                                                      by_channel["tickets"].astype(int).tolist()))})
+                   insights=tuple(insights), breakdowns=breakdowns,
+                   headline=RATED_HEADLINE if "ticket_csat" in values else HEADLINE)
 
 
 def _insights(values: dict[str, Value], prev_values: dict[str, Value] | None,
-              new: pd.DataFrame, df: pd.DataFrame, period: Period, t: Thresholds
-              ) -> list[Insight]:
-    """SLA breaches (severity as the KPI is judged), a growing backlog, a rising issue type."""
+              new: pd.DataFrame, df: pd.DataFrame, period: Period, t: Thresholds,
+              priorities: pd.DataFrame) -> list[Insight]:
+    """SLA breaches (severity as the KPI is judged), late first responses, low ticket
+    CSAT, a growing backlog, a rising issue type."""
     insights = []
-    breach = values["sla_breach_rate"]
-    if isinstance(breach, float) and BREACH.judge(breach, t) != "good":
-        insights.append(Insight(
-            BREACH.severity(breach, t), NAME,
-            f"{formatting.pct(breach)} of tickets resolved this period took longer than the "
-            f"{t.support_sla_hours:g} h target "
-            f"(median {formatting.value(values['median_resolution_h'], 'h')}, "
-            f"p90 {formatting.value(values['p90_resolution_h'], 'h')}).", impact=breach * 100))
+    said = {
+        BREACH: lambda v: _breach_text(v, values, priorities, t),
+        FIRST: lambda v: (f"{formatting.pct(v)} of the new tickets waited longer than "
+                          f"{t.support_first_response_hours:g} h for a first answer (median "
+                          f"{formatting.value(values['median_first_response_h'], 'h')})."),
+        CSAT: lambda v: (f"Ticket CSAT was {formatting.pct(v)}: of "
+                         f"{formatting.count(values['rated_tickets'])} rated tickets, that "
+                         f"share rated their support 4 or 5 (target {formatting.pct(t.csat)})."),
+    }
+    for m, say in said.items():        # each as its KPI is judged, when not good
+        v = values.get(m.name)
+        if isinstance(v, float) and m.judge(v, t) != "good":
+            insights.append(Insight(m.severity(v, t), NAME, say(v),
+                                    impact=100 * (v if m.better == "down" else t.csat - v)))
     if values["net_flow"] and values["net_flow"] > 0 and values["tickets"]:
         grow = values["net_flow"] / values["tickets"]
         if grow > 0.1:
@@ -142,3 +231,19 @@ def _insights(values: dict[str, Value], prev_values: dict[str, Value] | None,
                                     f"({formatting.change((now_n - before) / before)}).",
                                     impact=float(now_n - before)))
     return insights
+
+
+def _breach_text(breach: float, values: Mapping[str, Value], priorities: pd.DataFrame,
+                 t: Thresholds) -> str:
+    """'x % of tickets resolved took longer than the 24 h target (...)', or, where tickets
+    carry a priority, than their priority's target, naming the worst priority."""
+    spread = (f"(median {formatting.value(values['median_resolution_h'], 'h')}, "
+              f"p90 {formatting.value(values['p90_resolution_h'], 'h')})")
+    if not len(priorities):
+        return (f"{formatting.pct(breach)} of tickets resolved this period took longer than "
+                f"the {t.support_sla_hours:g} h target {spread}.")
+    worst = priorities.sort_values(["breach_rate", "resolved"], ascending=False).iloc[0]
+    return (f"{formatting.pct(breach)} of tickets resolved this period took longer than "
+            f"their priority's target {spread}; worst: {worst.name}, "
+            f"{formatting.pct(worst['breach_rate'])} of {formatting.count(worst['resolved'])} "
+            f"over {worst['sla_hours']:g} h.")
