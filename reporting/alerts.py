@@ -63,7 +63,8 @@ def run(config: Config, data_dir: Path, output_dir: Path, *,
         history = store.signal_history(recent.start - pd.Timedelta(weeks=BASELINE_WEEKS),
                                        recent.start)
         _, typed, _ = incidents.compute(frames, recent, config.thresholds, history,
-                                        links=config.service_map, top_n=config.top_n)
+                                        links=config.service_map, top_n=config.top_n,
+                                        maintenance=config.maintenance)
         found = [i.as_dict() for i in typed]
         link = _it_report(store, config)
         for incident in found:

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from . import __version__
-from .compute import coverage, sections, slices
+from .compute import changes, coverage, sections, slices
 from .compute import document as kpis
 from .compute.context import BuildContext, with_archived_rollups
 from .compute.coverage import data_span
@@ -83,7 +83,8 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
                                              on_progress)
         start_pdf_workers(fmt, len(names))    # after the load's workers: not beside them
         with stage("context"):
-            loaded.frames = with_archived_rollups(store, loaded.frames, p)
+            loaded.frames = with_archived_rollups(store, loaded.frames, p,
+                                                  config.thresholds.slo_window_days)
             ctx, sliced = _contexts(store, config, p, names, loaded.quality)
         warnings = list(loaded.messages)
         with stage("sections"):
@@ -122,7 +123,9 @@ def _load(config: Config, data_dir: Path, period: str, now: datetime | None, str
     load (its window bounds what configured sources read), latest and all after it (they
     end where the data does); stops when no source has a row in the period."""
     p = periods.named(period, config.tz, now)
-    loaded = load(config, data_dir, periods.window_of(period, p), now=now, progress=progress)
+    loaded = load(config, data_dir,
+                  periods.window_of(period, p, config.thresholds.slo_window_days),
+                  now=now, progress=progress)
     if strict and loaded.errors:
         raise SourceError(loaded.errors[0])
     span = data_span(loaded.frames)
@@ -136,11 +139,12 @@ def _sections(frames: Mapping[str, pd.DataFrame], quality: Mapping[str, Any],
               ctx: BuildContext, covered: coverage.Coverage
               ) -> tuple[dict[str, Section], dict[str, Any]]:
     """Every section computed (for the whole data or one slice's rows); a partial source's
-    KPIs are never good nor compared; money carries the currency; then the kpis.json
-    document, with the coverage."""
+    KPIs are never good nor compared; money carries the currency; timelines mark deploys
+    and maintenance; then the kpis.json document, with the coverage."""
     computed = sections.compute_all(frames, ctx)
     computed = coverage.untrusted(computed, sources(), covered)
     computed = kpis.with_currency(computed, ctx.config.currency)
+    computed = changes.with_marks(computed, frames, ctx.config.maintenance, ctx.period)
     document = kpis.document(computed, ctx.period, quality, {
         a.name: kpis.headline_keys(computed, a.sections) for a in ctx.audiences},
         top_n=ctx.config.top_n)

@@ -112,3 +112,17 @@ def test_each_kind_draws_real_data_with_its_title_and_axis_labels(kind, sample_c
         series = [c for c in chart.data.columns if c != chart.options["x"]]
         assert series and all(s in drawn for s in series)
         assert f"{chart.title} (incidents shaded)" in drawn
+
+
+@pytest.mark.parametrize("kind", ["line_dual", "stacked_lines"])
+def test_timelines_draw_deploys_and_maintenance_with_a_legend(tmp_path, kind):
+    hours = pd.date_range("2026-11-11 06:00", periods=8, freq="h", tz="UTC")
+    data = pd.DataFrame({"hour": hours, "requests": [5, 6, 7, 9, 8, 7, 6, 5],
+                         "5xx rate (%)": [0, 0, 0, 0.3, 0.2, 0, 0, 0]})
+    options = {"x": "hour", "y": "requests", "y2": "5xx rate (%)"}
+    plain = texts(charts.draw(Chart("t", kind, "Timeline", data, options), tmp_path / "a.svg"))
+    assert "deploy" not in plain and "planned maintenance" not in plain
+    marked = {**options, "deploys": [hours[3] - pd.Timedelta(minutes=20)],
+              "maintenance": [(hours[0], hours[1])]}
+    drawn = texts(charts.draw(Chart("t", kind, "Timeline", data, marked), tmp_path / "b.svg"))
+    assert "deploy" in drawn and "planned maintenance" in drawn

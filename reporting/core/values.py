@@ -104,7 +104,7 @@ def _describe(c: Chart) -> str:
         peak = d[o["y"]].idxmax()
         return (f"{x.min():%-d %b} to {x.max():%-d %b}; {o.get('y_label', o['y'])} peaks at "
                 f"{d[o['y']].max():,.0f} ({x[peak]:%a %-d %b %H:%M}); {o.get('y2_label', '')} "
-                f"peaks at {d[o['y2']].max() * 100:,.2f} %")
+                f"peaks at {d[o['y2']].max() * 100:,.2f} %" + _marks(o))
     if c.kind == "stacked":
         totals = d.sum(axis=1)
         dates = bool(o.get("date_labels"))
@@ -128,8 +128,17 @@ def _describe(c: Chart) -> str:
         cols = [x for x in d.columns if x != o["x"]]
         shade = o.get("shade") or []
         return (f"{', '.join(cols)} over {len(d)} points; "
-                f"{len(shade)} incident window{'s' if len(shade) != 1 else ''} shaded")
+                f"{len(shade)} incident window{'s' if len(shade) != 1 else ''} shaded"
+                + _marks(o))
     return ""
+
+
+def _marks(o: Mapping[str, Any]) -> str:
+    """'; 3 deploys and 1 maintenance window marked', where a timeline marks them."""
+    parts = [f"{len(o[k])} {w}{'s' if len(o[k]) != 1 else ''}"
+             for k, w in (("deploys", "deploy"), ("maintenance", "maintenance window"))
+             if o.get(k)]
+    return f"; {' and '.join(parts)} marked" if parts else ""
 
 
 @dataclass(frozen=True)

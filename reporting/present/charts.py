@@ -13,6 +13,8 @@ from typing import Any
 import matplotlib
 import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 import numpy as np
 import pandas as pd
 from matplotlib.ticker import Formatter, FuncFormatter, MaxNLocator, PercentFormatter
@@ -310,7 +312,39 @@ def _line_dual(chart: Chart) -> plt.Figure:
     _time_axis(ax, x.dt.tz)
     for s in o.get("shade", []):
         ax.axvspan(s[0], s[1], color=PALETTE[1], alpha=0.25, linewidth=0)
+    if _marks(ax, o):
+        ax.legend(handles=_mark_handles(o), loc="upper left", fontsize=7, ncols=2)
     return _titled(fig, ax, chart)
+
+
+MARK = "#555555"        # deploys (dotted lines) and maintenance (grey bands)
+
+
+def _marks(ax: plt.Axes, o: Mapping[str, Any], label: bool = True) -> bool:
+    """The period's deploys as dotted lines (one an incident followed solid, `label`: with
+    its service and version) and maintenance windows as grey bands (the options
+    `changes.with_marks` gives timelines); whether there were any."""
+    for start, end in o.get("maintenance", []):
+        ax.axvspan(start, end, color=MARK, alpha=0.18, linewidth=0)
+    for when in o.get("deploys", []):
+        ax.axvline(when, color=MARK, linestyle=":", linewidth=0.9)
+    for when, text in o.get("linked", []):
+        ax.axvline(when, color=INK, linewidth=1.2)
+        if label:
+            ax.annotate(_short(text), xy=(when, 1.0), xycoords=("data", "axes fraction"),
+                        xytext=(0, 1), textcoords="offset points", ha="center", va="bottom",
+                        fontsize=7, color=INK)
+    return bool(o.get("maintenance") or o.get("deploys"))
+
+
+def _mark_handles(o: Mapping[str, Any]) -> list[Any]:
+    """Legend entries for the marks a timeline draws."""
+    out: list[Any] = []
+    if o.get("deploys"):
+        out.append(Line2D([], [], color=MARK, linestyle=":", linewidth=0.9, label="deploy"))
+    if o.get("maintenance"):
+        out.append(Patch(color=MARK, alpha=0.18, label="planned maintenance"))
+    return out
 
 
 def _time_axis(ax: plt.Axes, tz: Any) -> None:
@@ -375,6 +409,9 @@ def _stacked_lines(chart: Chart) -> plt.Figure:
         ax.set_ylim(0, max(1.0, float(np.nanmax(y, initial=0)) * 1.1))  # flat zero: 0-1
         for start, end in o.get("shade", []):
             ax.axvspan(start, end, color=PALETTE[1], alpha=0.3, linewidth=0)
+        marked = _marks(ax, o, label=i == 0)
+    if marked:
+        axes[0, 0].legend(handles=_mark_handles(o), loc="upper left", fontsize=7, ncols=2)
     tz = x.dt.tz
     last = axes[-1, 0]
     last.xaxis.set_major_locator(mdates.AutoDateLocator(tz=tz, minticks=4, maxticks=8))

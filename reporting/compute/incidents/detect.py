@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 
 from ...core import formatting as fmt
-from ...core.config import ServiceLinks, Thresholds
+from ...core.config import Maintenance, ServiceLinks, Thresholds
 from ...core.periods import Period
+from ..changes import unjudged
 from . import stats
 from .findings import Anomaly, Findings, Impact, Incident, LevelShift, Reading
 from .links import service_map
@@ -27,12 +28,12 @@ SUGGESTIVE = 0.01   # each side of an incident hour, and each hour a window grow
 def detect(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
            tz: Any = None, history: pd.DataFrame | None = None,
            links: Mapping[str, ServiceLinks] | None = None,
-           top_n: int | None = None) -> Findings:
+           top_n: int | None = None, maintenance: Sequence[Maintenance] = ()) -> Findings:
     """Incidents of the period (most costly first), back-end-only and user-felt-only
     anomalies, level shifts, with the hour grid and signals. `history` (archived hourly
     values, see `archive_rows`) fills the weeks that the data does not cover; `links` is
     the configured service map (the rest is inferred); `top_n` bounds the entities per
-    signal."""
+    signal; `maintenance` windows' hours are unknown (`changes.unjudged`)."""
     frames = as_tables(frames)
     history_from = None
     if history is not None and not history.empty:
@@ -40,9 +41,9 @@ def detect(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
     hours = grid(period, frames, history_from=history_from)
     if len(hours) == 0:
         return Findings((), (), (), (), hours, ())
-    tz = tz or period.start.tz
-    link_map = service_map(frames, links)
-    sigs = with_history(signals(frames, hours, top_n, link_map), hours, history)
+    tz, link_map = tz or period.start.tz, service_map(frames, links)
+    sigs = unjudged(with_history(signals(frames, hours, top_n, link_map), hours, history),
+                    hours, maintenance)
     judged = np.flatnonzero(np.asarray((hours >= period.start) & (hours < period.end)))
     alpha = t.incident_false_alarms
     p = np.full((len(sigs), len(hours)), np.nan)

@@ -10,12 +10,13 @@ import numpy as np
 import pandas as pd
 
 from ...core import formatting as fmt
-from ...core.config import ServiceLinks, Thresholds
+from ...core.config import Maintenance, ServiceLinks, Thresholds
 from ...core.periods import Period
 from ...core.values import Chart, Insight, Section, Table
+from .. import changes
 from .detect import detect
 from .findings import Findings, Incident
-from .signals import Signal, archive_rows
+from .signals import BACK_END, Signal, archive_rows
 from .words import chance_text, label, sentence, span_text, usual_text
 
 NAME = "incidents"
@@ -25,18 +26,21 @@ TITLE = "Incidents across the stack"
 def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
             history: pd.DataFrame | None = None,
             links: Mapping[str, ServiceLinks] | None = None, top_n: int | None = None,
-            currency: str = "") -> tuple[Section, list[Incident], pd.DataFrame]:
-    """The incidents section, the incidents for kpis.json, and the period's hourly
-    signal values for the archive; money in their sentences carries `currency`."""
+            currency: str = "", maintenance: Sequence[Maintenance] = ()
+            ) -> tuple[Section, list[Incident], pd.DataFrame]:
+    """The incidents section (its kpis.json entries in `document`), the incidents, and
+    the period's hourly signal values for the archive; money in their sentences carries
+    `currency`; hours of `maintenance` windows are not judged."""
     if not frames:
         return (Section(NAME, TITLE, "no data", "No data to look for incidents in."), [],
                 archive_rows([], pd.DatetimeIndex([], tz="UTC"), period))
-    found = detect(frames, period, t, history=history, links=links, top_n=top_n)
+    found = detect(frames, period, t, history=history, links=links, top_n=top_n,
+                   maintenance=maintenance)
     hours, sigs = found.hours, list(found.signals)
     tz = period.start.tz
     in_period = np.asarray((hours >= period.start) & (hours < period.end))
-    incidents = [dataclasses.replace(i, text=sentence(i, currency)) if currency else i
-                 for i in found.incidents]
+    found, details = _changes(found, frames, t, currency)
+    incidents = list(found.incidents)
     timeline = _timeline(hours[in_period], sigs, in_period, incidents, tz)
     insights = tuple(Insight("high", NAME, i.text, impact=1e12 + i.impact.abandoned_value)
                      for i in incidents)
@@ -47,14 +51,40 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
         "No incident: in no hour were a back-end service and what its users see (its pages, "
         "tickets, comments, carts) both unusual beyond the false-alarm bound "
         f"({t.incident_false_alarms:g} per period).")
+    if message and changes.windows(maintenance, period.start, period.end):
+        message += " Hours in planned maintenance were not judged."
     section = Section(
-        NAME, TITLE, "ok", message, tables=_tables(found), charts=(timeline,),
-        insights=insights,
+        NAME, TITLE, "ok", message,
+        tables=_tables(found) + changes.table(changes.deploys(frames), maintenance, period),
+        charts=(timeline,), insights=insights,
         breakdowns={"count": len(incidents),
                     "back_end_anomalies": [a.as_dict() for a in found.back_end],
                     "user_felt_anomalies": [a.as_dict() for a in found.user_felt],
-                    "level_shifts": [s.as_dict() for s in found.shifts]})
+                    "level_shifts": [s.as_dict() for s in found.shifts]},
+        document={"incidents": [{**i.as_dict(), **d} for i, d in zip(incidents, details)]})
     return section, incidents, archive_rows(sigs, hours, period)
+
+
+def _changes(found: Findings, frames: Mapping[str, Any], t: Thresholds, currency: str
+             ) -> tuple[Findings, list[dict[str, Any]]]:
+    """The findings' sentences with money in `currency`, the deploy each followed, and an
+    incident's cost against the day's revenue (`changes`); each incident's added
+    kpis.json entries."""
+    deploys, minutes = changes.deploys(frames), t.deploy_link_minutes
+    incidents, details = [], []
+    for i in found.incidents:
+        i = dataclasses.replace(i, text=sentence(i, currency)) if currency else i
+        i, extra = changes.linked(i, i.services, deploys, minutes)
+        text, share = changes.revenue_text(i.impact.abandoned_value, i.start, i.end,
+                                           frames.get("orders"), currency)
+        incidents.append(dataclasses.replace(i, text=i.text + text))
+        details.append({**extra, **({"revenue_share": share} if share is not None else {})})
+    back_end = tuple(changes.linked(a, (a.entity,), deploys, minutes)[0]
+                     for a in found.back_end)
+    shifts = tuple(changes.linked(s, (s.entity,) if s.name.startswith(BACK_END) else (),
+                                  deploys, minutes)[0] for s in found.shifts)
+    return dataclasses.replace(found, incidents=tuple(incidents), back_end=back_end,
+                               shifts=shifts), details
 
 
 def _domain(signal: str) -> str:
