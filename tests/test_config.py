@@ -52,7 +52,7 @@ sections = ["cart", "data_quality"]
     ('[thresholds]\napi_p99_ms = 3', "thresholds.api_p99_ms"),
     ('[audiences.it]\nsections = ["api", "weather"]', "unknown section(s) weather"),
     ('timezone = "Mars/Olympus"', "not an IANA time zone"),
-    ('[smtp]\nsecurity = "tls"', "smtp.security must be none, starttls or ssl"),
+    ('[smtp]\nsecurity = "tls"', 'smtp.security must be "none", "starttls" or "ssl"'),
     ('[thresholds]\napi_p95_ms = "fast"', "must be a number"),
     ('timezone = ', "not valid TOML"),
 ])

@@ -135,7 +135,7 @@ def test_support_tickets_window_keeps_old_open_tickets():
 @pytest.mark.parametrize("table, message", [
     ({"path": "x", "url": "sqlite://", "sql": "select 1"}, "either path"),
     ({"url": "sqlite://"}, "needs both url and sql"),
-    ({"path": "x", "format": "xlsx"}, "format must be one of csv, parquet, access_log"),
+    ({"path": "x", "format": "xlsx"}, 'format must be "csv", "parquet" or "access_log"'),
     ({"path": "x", "services": {"/a": "b"}}, "need format = \"access_log\""),
 ])
 def test_source_config_errors(table, message):

@@ -23,16 +23,6 @@ def check_name(name: str, what: str) -> str:
     return name
 
 
-def no_unknown(raw: dict[str, Any], allowed: set[str], where: str, prefix: str) -> None:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: {prefix.rstrip('.')} must be a table.")
-    unknown = sorted(set(raw) - allowed)
-    if unknown:
-        names = ", ".join(prefix + k for k in unknown)
-        raise ConfigError(f"{where}: unknown key(s) {names}; allowed: "
-                          f"{', '.join(sorted(allowed))}.")
-
-
 def number(value: Any, where: str, key: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"{where}: {key} must be a number, not {value!r}.")
@@ -92,14 +82,6 @@ def notify_urls(raw: Any, key: str, where: str) -> tuple[str, ...]:
             raise ConfigError(f"{where}: {key} has an entry that is not a URL of the form "
                               "service://...; see the README's Channels and alerts.")
     return tuple(raw)
-
-
-def attach(raw: Any, name: str, where: str) -> tuple[str, ...]:
-    if isinstance(raw, str) or not isinstance(raw, (list, tuple)) \
-            or any(a not in ATTACHMENTS for a in raw):
-        raise ConfigError(f"{where}: audiences.{name}.attach must be a list of "
-                          f"{' and '.join(repr(a) for a in ATTACHMENTS)}, not {raw!r}.")
-    return tuple(dict.fromkeys(raw))
 
 
 def currency(raw: Any, where: str) -> str:

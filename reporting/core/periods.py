@@ -5,7 +5,6 @@ preceding period of the same length that every KPI is compared with.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -14,10 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import PeriodError
-
-WEEK_RE = re.compile(r"^(\d{4})-W(\d{2})$")
-RANGE_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:\.\.|_)(\d{4}-\d{2}-\d{2})$")
-FORMS = "latest, last-week, YYYY-Www (e.g. 2026-W46), YYYY-MM-DD..YYYY-MM-DD or all"
+from .periodforms import FORMS, RANGE_RE, WEEK_RE
 
 
 @dataclass(frozen=True)
