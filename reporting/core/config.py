@@ -108,7 +108,7 @@ class Audience:
                             "`timezone`); \"\" turns it off", kind="cron")
     period: str = setting("last-week", "the period a scheduled run builds", kind="period")
     template: str = setting("", "a template of your own; \"\" = audiences/<name>.html or the "
-                            "generic page", example="audiences/finance.html")
+                            "generic page")
     compact: bool = setting(False, "domain sections as tiles and one chart, top 5 insights")
     notify: tuple[str, ...] = setting((), "Apprise URLs; {VAR} is read from the environment",
                                       kind="urls", secret=True,
@@ -157,7 +157,7 @@ class SourceConfig:
 
     name: str
     path: str = setting("", "a file, a folder or a glob; relative to the config file",
-                        kind="path", example="exports/page_loads/*.csv.gz")
+                        kind="path", example="/var/log/nginx/access.log*")
     format: str = setting("", "\"\" = from the file names; needed for logs", kind="choice",
                           choices=SOURCE_FORMATS, example="access_log")
     url: str = setting("", "SQLAlchemy URL of a database, without the password", kind="url",
@@ -241,7 +241,7 @@ class Config:
     alerts: AlertsConfig = setting(None, "incident alerts (`reporting alert`)",
                                    factory=AlertsConfig, kind="table", of=AlertsConfig)
     sources: dict[str, SourceConfig] = setting(
-        None, "where a source's rows come from, when not a file in data_dir", factory=dict,
+        None, "a source kept elsewhere: either path (+ format) or url and sql", factory=dict,
         kind="table", of=SourceConfig, named="<source>")
     engine: str = setting("local", "where the high-volume sources are reduced",
                           kind="choice", choices=ENGINES)
@@ -320,7 +320,7 @@ def _top(values: dict[str, Any], where: str, base: Path) -> dict[str, Any]:
         if key in values:
             p = Path(values[key])
             values[key] = p if p.is_absolute() else base / p
-    if "currency" in values:
+    if values.get("currency"):          # "" (the default): no currency shown
         values["currency"] = currency(values["currency"], where)
     text = values.get("dask_scheduler", "local")
     if text != "local" and not re.fullmatch(r"(tcp|tls|ucx|inproc)://[^\s/]+", text):

@@ -61,6 +61,13 @@ def week(year: int, number: int, tz: ZoneInfo, *, with_previous: bool = True) ->
                   prev)
 
 
+def weeks_ending(last_day: date, n: int, tz: ZoneInfo) -> list[Period]:
+    """The `n` ISO weeks ending with the week that holds `last_day`, oldest first."""
+    monday = last_day - timedelta(days=last_day.weekday())
+    return [week(*(monday - timedelta(weeks=k)).isocalendar()[:2], tz)
+            for k in range(n - 1, -1, -1)]
+
+
 def date_range(first: date, last: date, tz: ZoneInfo, *, with_previous: bool = True) -> Period:
     """Whole days first..last inclusive; a range that is exactly an ISO week gets its id."""
     if last < first:

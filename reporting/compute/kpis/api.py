@@ -228,7 +228,8 @@ def compute(frames: Mapping[str, Rollup | pd.DataFrame], period: Period, t: Thre
     return Section(NAME, TITLE, kpis=kpis, tables=tables, charts=charts,
                    insights=tuple(_insights(values, prev_values, services, prev_services, h, t)),
                    headline=HEADLINE,
-                   breakdowns={"by_service": records(services), "by_endpoint": records(endpoints)})
+                   breakdowns={"by_service": records(services, UNITS),
+                               "by_endpoint": records(endpoints, UNITS)})
 
 
 def _insights(v: dict[str, Value], pv: dict[str, Value] | None, services: pd.DataFrame,

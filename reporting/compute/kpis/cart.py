@@ -89,4 +89,5 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
     insights.append(Insight(severity, NAME, text + ".", impact=float(value)))
     return Section(NAME, TITLE, kpis=kpis, tables=tables, charts=charts,
                    insights=tuple(insights), headline=HEADLINE,
-                   breakdowns={"by_hour": {int(h): float(v) for h, v in by_hour["value"].items()}})
+                   breakdowns={"by_hour": {int(h): formatting.rounded(float(v), "money")
+                                          for h, v in by_hour["value"].items()}})
