@@ -55,19 +55,20 @@ def allowed(key: Key) -> str:
 
 # --- the docs' config reference -------------------------------------------------------------
 
+REFERENCE = Path("docs") / "snippets" / "config-keys.md"     # included by docs/config.md
+
+
 def reference() -> str:
-    """docs/config.md: every declared key, table by table (`make docs` writes it; a test
-    holds the committed page equal to this)."""
-    out = [
-        "# Config reference", "",
-        "<!-- Generated from the declarations in reporting/core/config.py by "
-        "`make config-docs`; do not edit by hand. -->", "",
-        "One TOML file, `report.toml` in the working folder or `--config FILE`. Every key is "
-        "optional; relative paths are relative to the config file; an unknown key is an error "
-        "that names the closest known one. `reporting init` writes a commented file with "
-        "every key below, and `reporting config check` prints the config as it is read.", ""]
+    """The config reference: every declared key, table by table, as Markdown tables
+    (`make config-docs` writes it to REFERENCE; a test holds the committed file equal to
+    this)."""
+    out = ["<!-- Generated from the declarations in reporting/core/config.py by",
+           "     `make config-docs` (python -m reporting.core.configtext); do not edit. -->",
+           "",
+           "Names in angle brackets are yours: `[audiences.<audience>]` is `[audiences.it]` "
+           "or a new audience, `[sources.<source>]` one of the eight sources.", ""]
     for title, keys in _tables():
-        out += [f"## `{title}`" if title else "## Top level", ""]
+        out += [f"### `{title}`" if title else "### Top level", ""]
         out += ["| key | type | default | allowed | meaning | example |",
                 "|---|---|---|---|---|---|"]
         out += [_row(k) for k in keys]
@@ -229,3 +230,8 @@ def hide(value: str) -> str:
 def without_password(url: str) -> str:
     """A URL with any password in it shown as ***: user:***@host."""
     return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+
+
+if __name__ == "__main__":           # make config-docs: write the config reference
+    REFERENCE.parent.mkdir(parents=True, exist_ok=True)
+    REFERENCE.write_text(reference(), encoding="utf-8")
