@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +24,7 @@ from .core.quality import Loaded
 from .core.registry import sources
 from .core.values import Section
 from .ingest.engine.load import load
+from .ingest.folder import no_rows
 from .present import charts, site
 from .present import html as render
 from .present.audience import check_audiences
@@ -74,13 +76,14 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
     data_dir, output_dir = Path(data_dir or config.data_dir), Path(output_dir or config.output_dir)
     staging: list[Path] = []
     with undo_on_failure(output_dir, staging), \
-            archive.build_lock(output_dir, config.lock_timeout_s), \
-            archive.Archive(output_dir) as store:
+            archive.build_lock(output_dir, config.lock_timeout_s), ExitStack() as opened:
         files.sweep_temporary_files(output_dir / "reports")
         build_id = owner.take_over(output_dir)    # a killed build's PDF workers lose the folder
         with stage("load"):
             loaded, p, span, covered = _load(config, data_dir, period, now, strict,
                                              on_progress)
+        # Opened once there is something to build: a run that finds no data leaves no index.
+        store = opened.enter_context(archive.Archive(output_dir))
         start_pdf_workers(fmt, len(names))    # after the load's workers: not beside them
         with stage("context"):
             loaded.frames = with_archived_rollups(store, loaded.frames, p,
@@ -129,10 +132,33 @@ def _load(config: Config, data_dir: Path, period: str, now: datetime | None, str
     if strict and loaded.errors:
         raise SourceError(loaded.errors[0])
     span = data_span(loaded.frames)
-    if p is None:
-        p = periods.resolve(period, config.tz, span, now,
-                            coverage.last_complete_day(loaded.frames, config.tz))
+    if span is None and p is not None and not any(q.status == "loaded"
+                                                  for q in loaded.quality.values()):
+        raise SourceError(no_rows(loaded.quality, data_dir))   # an empty or wrong folder
+    p = p or _from_data(period, config, loaded, span, data_dir, now)
     return loaded, p, span, coverage.require_some(coverage.compute(loaded.frames, p), span)
+
+
+def _from_data(spec: str, config: Config, loaded: Loaded,
+               span: tuple[pd.Timestamp, pd.Timestamp] | None, data_dir: Path,
+               now: datetime | None) -> periods.Period:
+    """`latest` or `all`: where the loaded data ends (an empty folder is one sentence
+    naming the files expected)."""
+    if span is None:
+        raise SourceError(no_rows(loaded.quality, data_dir))
+    return periods.resolve(spec, config.tz, span, now,
+                           coverage.last_complete_day(loaded.frames, config.tz))
+
+
+def period_of(config: Config, data_dir: Path, spec: str, now: datetime | None = None
+              ) -> periods.Period:
+    """The period `spec` names, without building it: `latest` and `all` read the data to
+    find where it ends (what `reporting backfill --until` counts back from)."""
+    p = periods.named(spec, config.tz, now)
+    if p is not None:
+        return p
+    loaded = load(config, Path(data_dir), periods.window_of(spec, None), now=now)
+    return _from_data(spec, config, loaded, data_span(loaded.frames), Path(data_dir), now)
 
 
 def _sections(frames: Mapping[str, pd.DataFrame], quality: Mapping[str, Any],
@@ -143,7 +169,7 @@ def _sections(frames: Mapping[str, pd.DataFrame], quality: Mapping[str, Any],
     and maintenance; then the kpis.json document, with the coverage."""
     computed = sections.compute_all(frames, ctx)
     computed = coverage.untrusted(computed, sources(), covered)
-    computed = kpis.with_currency(computed, ctx.config.currency)
+    computed = kpis.with_rounded(kpis.with_currency(computed, ctx.config.currency))
     computed = changes.with_marks(computed, frames, ctx.config.maintenance, ctx.period)
     document = kpis.document(computed, ctx.period, quality, {
         a.name: kpis.headline_keys(computed, a.sections) for a in ctx.audiences},

@@ -34,10 +34,9 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEv
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
-from apscheduler.triggers.cron import CronTrigger
 
 from .core.config import Audience, Config
-from .core.errors import ConfigError, ReportError
+from .core.errors import ReportError
 from .store.archive import Archive
 from .store.jobstore import RUN_JOB, PlainJobStore, ReportTrigger
 from .store.ledger import now_iso
@@ -90,14 +89,6 @@ def scheduled(config: Config) -> dict[str, Audience]:
     return wanted
 
 
-def trigger_for(cron: str, config: Config) -> CronTrigger:
-    try:
-        return ReportTrigger.parse(cron, config.tz)
-    except ValueError as exc:
-        raise ConfigError(f"Schedule {cron!r} is not a 5-field cron expression "
-                          f"(minute hour day month weekday): {exc}.") from None
-
-
 @contextmanager
 def scheduler_lock(output_dir: Path) -> Iterator[None]:
     """One scheduler per output folder, for its lifetime; the lock file names its pid."""
@@ -143,7 +134,8 @@ def sync(config: Config, settings: JobSettings) -> list[dict[str, Any]]:
                 scheduler.remove_job(job.id)
                 changes.append({"job": job.id, "change": "removed"})
         for jid, audience in wanted.items():
-            trigger = trigger_for(audience.schedule, config)
+            # parsed when the config was read (settings.cron_check): valid here
+            trigger = ReportTrigger.parse(audience.schedule, config.tz)
             args = (settings.config_path, audience.name, settings.data_dir, settings.output_dir)
             existing = scheduler.get_job(jid)
             if existing is None:

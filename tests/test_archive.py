@@ -59,7 +59,7 @@ def test_trend_chart_shows_both_weeks(two_weeks):
 def test_list_show_and_export(two_weeks, tmp_path):
     listed = run(main, ["archive", "list", "--output", two_weeks, "--json"])
     rows = json.loads(listed.output)
-    assert [r["period_id"] for r in rows] == ["2026-W44", "2026-W45"]
+    assert [r["period_id"] for r in rows] == ["2026-W45", "2026-W44"]   # newest first
     assert rows[0]["audiences"] == ["executive", "it", "support", "ux"]
     shown = run(main, ["archive", "show", "2026-W45", "--output", two_weeks])
     assert shown.exit_code == 0 and "api.requests" in shown.output

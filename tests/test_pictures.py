@@ -65,7 +65,7 @@ def test_the_pngs_are_those_pages_at_the_targets_resolution_and_small():
 
 def test_the_readme_opens_with_both_pictures():
     readme = (ROOT / "README.md").read_text()
-    head = readme[:readme.index("## What a build writes")]
+    head = readme[:readme.index("## Two commands")]
     stored = json.loads((DOCS / "pictures.json").read_text())
     for audience in ("executive", "it"):
         assert f"](docs/{stored[audience]['png']})" in head

@@ -135,7 +135,7 @@ def test_support_tickets_window_keeps_old_open_tickets():
 @pytest.mark.parametrize("table, message", [
     ({"path": "x", "url": "sqlite://", "sql": "select 1"}, "either path"),
     ({"url": "sqlite://"}, "needs both url and sql"),
-    ({"path": "x", "format": "xlsx"}, "format must be one of csv, parquet, access_log"),
+    ({"path": "x", "format": "xlsx"}, 'format must be "csv", "parquet" or "access_log"'),
     ({"path": "x", "services": {"/a": "b"}}, "need format = \"access_log\""),
 ])
 def test_source_config_errors(table, message):
@@ -166,10 +166,11 @@ def test_validate_says_where_each_source_comes_from(tmp_path):
     assert (tmp_path / "feedback.db").exists()       # beside the config, not in the cwd
 
 
-def test_the_readme_your_data_example_loads(tmp_path):
-    """The README's "Your data" example is valid as written, one source per kind."""
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    example = readme.split("## Your data", 1)[1].split("```toml", 1)[1].split("```", 1)[0]
+def test_the_docs_your_data_example_loads(tmp_path):
+    """The Data sources page's "Your data" example is valid as written, one source per
+    kind."""
+    page = (Path(__file__).resolve().parent.parent / "docs" / "sources.md").read_text()
+    example = page.split("## Your data", 1)[1].split("```toml", 1)[1].split("```", 1)[0]
     (tmp_path / "report.toml").write_text(example)
     s = Config.load(tmp_path / "report.toml").sources
     assert len(s) == 7 and s["support_tickets"].password_env == "HELPDESK_DB_PASSWORD"

@@ -12,12 +12,24 @@ import click
 from rich.table import Table
 
 from .. import __version__
-from ..core.config import Config
 from ..core.errors import ReportError
 from ..present.audience import check_audiences
 from ..store.paths import report_folder
-from .archive import archive_group, open_archive, with_archive_options
-from .common import entry_point, err, load_config, out, with_build_options, with_common
+from .archive import archive_group, open_archive, period_arg, with_archive_options
+from .backfill import backfill_cmd
+from .common import (
+    STAGE_TEXT,
+    entry_point,
+    err,
+    error,
+    load_config,
+    out,
+    send,
+    warn,
+    with_build_options,
+    with_common,
+)
+from .setup import config_group, init_cmd
 
 
 def _run_build(period: str, audiences: tuple[str, ...], data_dir: Path | None,
@@ -41,7 +53,7 @@ def _run_build(period: str, audiences: tuple[str, ...], data_dir: Path | None,
                        strict=strict, data_dir=data_dir, output_dir=output_dir,
                        on_stage=on_stage, on_progress=on_progress)
     for warning in result.warnings:
-        err.print(f"[yellow]warning:[/] {warning}", markup=True, soft_wrap=True)
+        warn(warning)
     p = result.period
     out.print(f"Report {p.label if p.id in p.label else f'{p.id} ({p.label})'}",
               highlight=False, soft_wrap=True)
@@ -58,42 +70,14 @@ def _run_build(period: str, audiences: tuple[str, ...], data_dir: Path | None,
     stages = "  ".join(f"{k} {v:.1f} s" for k, v in result.timings.items())
     out.print(f"done in {time.perf_counter() - started:.1f} s ({stages})")
     if email or deliver:
-        _send(config, Path(output_dir or config.output_dir), result.period.id,
+        send(config, Path(output_dir or config.output_dir), result.period.id,
               list(audiences or config.audiences), force=False, channels=deliver)
 
 
-def _send(config: Config, output_dir: Path, period_id: str, audiences: list[str],
-          force: bool, channels: bool = False) -> None:
-    """Deliver and report; exit 1 with one sentence when anything was not delivered."""
-    # lazy: start-up time (a command imports what it runs)
-    from ..deliver.reports import deliver, raise_if_failed
-
-    with err.status("sending…", spinner="dots"):
-        outcome = deliver(config, output_dir, period_id, audiences, force=force,
-                          channels=channels)
-    if outcome.channel_sent or outcome.channel_skipped or outcome.channel_failed:
-        out.print(f"channels: {len(outcome.channel_sent)} delivered, "
-                  f"{len(outcome.channel_skipped)} not sent again, "
-                  f"{len(outcome.channel_failed)} failed", highlight=False)
-    for warning in outcome.warnings:
-        err.print(f"[yellow]warning:[/] {warning}", markup=True, soft_wrap=True)
-    for path in outcome.written:
-        out.print(f"wrote {path}")
-    if config.smtp.host:
-        out.print(f"mail: {len(outcome.sent)} delivered, {len(outcome.skipped)} not sent "
-                  f"again (delivered, unknown or in progress earlier), {len(outcome.failed)} "
-                  f"failed" + (f", {len(outcome.unknown)} unknown" if outcome.unknown else ""))
-    elif outcome.skipped and not outcome.written:
-        out.print("mail: already written to the outbox (use --force to write again)")
-    raise_if_failed(config.smtp, outcome)
-
-
-STAGE_TEXT = {"load": "loading and validating inputs",
-              "context": "reading previous KPIs and history from the archive",
-              "sections": "computing KPIs, incidents and trends", "charts": "drawing charts",
-              "html": "rendering HTML", "pdf": "rendering PDFs",
-              "write": "writing kpis.json and manifest",
-              "archive": "recording the build in the archive and rewriting index.html"}
+def local_time(iso: str, tz: Any) -> str:
+    """An instant as the schedule's zone shows it: next runs and last runs alike (the
+    archive records runs in UTC)."""
+    return f"{datetime.fromisoformat(iso).astimezone(tz):%Y-%m-%d %H:%M}"
 
 
 @click.command("build-report")
@@ -112,6 +96,9 @@ def main() -> None:
 
 
 main.add_command(archive_group)
+main.add_command(backfill_cmd)
+main.add_command(init_cmd)
+main.add_command(config_group)
 
 
 @main.command("build")
@@ -132,6 +119,7 @@ def validate_cmd(data_dir: Path | None, config_path: Path | None, verbose: bool)
     # lazy: start-up time (a command imports what it runs)
     from ..core.quality import origin_text
     from ..ingest.engine.load import load
+    from ..ingest.folder import no_rows
 
     config = load_config(config_path)
     loaded = load(config, Path(data_dir or config.data_dir))
@@ -151,10 +139,12 @@ def validate_cmd(data_dir: Path | None, config_path: Path | None, verbose: bool)
                           "missing (no data)" if q.status == "absent" else q.message or "")
     out.print(table)
     for message in loaded.warnings:
-        err.print(f"[bold yellow]warning:[/] {message}", markup=True, soft_wrap=True)
+        warn(message)
+    if all(q.status == "absent" for q in loaded.quality.values()):
+        warn(no_rows(loaded.quality, Path(data_dir or config.data_dir)))
     if loaded.errors:
         for message in loaded.errors:
-            err.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+            error(message)
         sys.exit(2)
 
 
@@ -205,10 +195,9 @@ def simulate_cmd(out_dir: Path, weeks: int, scale: str, seed: int, start: Any, f
     if end > today + timedelta(days=1):
         # Sources reject rows after the clock (a day's margin): the weeks after today hold
         # no data, and an outage injected there is never seen.
-        err.print(f"[yellow]warning:[/] the simulated data runs to {last:%-d %b %Y}, "
-                  "after today; rows in the future are rejected when the data is read, so "
-                  f"from {today:%-d %b %Y} on there is none (pass an earlier --start).",
-                  markup=True, soft_wrap=True)
+        warn(f"the simulated data runs to {last:%-d %b %Y}, after today; rows in the future "
+             f"are rejected when the data is read, so from {today:%-d %b %Y} on there is none "
+             "(pass an earlier --start).")
 
 
 @main.command("alert")
@@ -226,8 +215,8 @@ def alert_cmd(data_dir: Path | None, output_dir: Path | None, config_path: Path 
 
     config = load_config(config_path)
     if not (config.alerts.notify or config.alerts.recipients):
-        err.print("[yellow]warning:[/] [alerts] has no notify channels and no recipients; "
-                  "incidents are recorded but sent nowhere.", markup=True, soft_wrap=True)
+        warn("[alerts] has no notify channels and no recipients; incidents are recorded but "
+             "sent nowhere.")
     outcome = alerts.run(config, Path(data_dir or config.data_dir),
                          Path(output_dir or config.output_dir))
     a, b = outcome.searched
@@ -281,15 +270,8 @@ def send_cmd(period_id: str, audiences: tuple[str, ...], force: bool, email_only
     or was never sent, or everything with --force."""
     config = load_config(config_path)
     folder = Path(output_dir or config.output_dir)
-    if period_id == "latest":
-        with open_archive(folder, config_path) as store:
-            rows = store.periods()
-        if not rows:
-            raise ReportError(f"The archive in {folder} holds no period yet.")
-        period_id = max(rows, key=lambda r: r.end).period_id
-    # lazy: start-up time (a command imports what it runs)
-    from ..store.paths import check_period_id
-    check_period_id(period_id)
+    with open_archive(folder, config_path) as store:
+        period_id = period_arg(store, period_id)
     check_audiences(audiences, config.audiences)
     if not audiences:   # every configured audience that has a PDF for this period
         audiences = tuple(a for a in config.audiences
@@ -297,7 +279,7 @@ def send_cmd(period_id: str, audiences: tuple[str, ...], force: bool, email_only
         if not audiences:
             raise ReportError(f"No PDF of {period_id} in {report_folder(folder, period_id)}; "
                               "build the report first.")
-    _send(config, folder, period_id, list(audiences), force, channels=not email_only)
+    send(config, folder, period_id, list(audiences), force, channels=not email_only)
 
 
 @main.command("schedule")
@@ -342,8 +324,9 @@ def schedule_cmd(list_jobs: bool, run_now: str | None, data_dir: Path | None,
         for job in scheduler.jobs(config, settings):
             last = job["last_run"]
             table.add_row(job["audience"], job["cron"], job["timezone"],
-                          (job["next_run"] or "paused").replace("T", " ")[:16],
-                          f"{last['status']} at {last['finished_at'][:16].replace('T', ' ')}"
+                          local_time(job["next_run"], config.tz) if job["next_run"] else "paused",
+                          f"{last['status']} at "
+                          f"{local_time(last['finished_at'] or last['started_at'], config.tz)}"
                           if last else "never run")
         out.print(table)
         return

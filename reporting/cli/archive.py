@@ -12,9 +12,10 @@ from typing import Any
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from ..core.errors import ReportError
-from .common import entry_point, err, load_config, out, with_common
+from .common import entry_point, load_config, out, warn, with_common
 
 
 def open_archive(output_dir: Path | None, config_path: Path | None) -> Any:
@@ -90,19 +91,34 @@ def archive_list(as_json: bool, output_dir: Path | None, config_path: Path | Non
     out.print(table)
 
 
+def period_arg(store: Any, text: str) -> str:
+    """A period id typed by a user: `latest` (the archive's newest period, as `archive list`
+    shows first) or an id in any letter case (2026-w46)."""
+    # lazy: start-up time (a command imports what it runs)
+    from ..store.paths import check_period_id
+
+    if text.strip().lower() == "latest":
+        rows = store.periods()
+        if not rows:
+            raise ReportError(f"The archive in {store.output_dir} holds no period yet.")
+        return rows[0].period_id
+    return check_period_id(text)
+
+
 @archive_group.command("show")
 @click.argument("period")
 @with_archive_options
 @entry_point
 def archive_show(period: str, output_dir: Path | None, config_path: Path | None,
                  verbose: bool) -> None:
-    """KPIs, files and checksums of one period; flags missing or changed files."""
+    """KPIs, files and checksums of one period (an id, or latest); flags missing or changed
+    files."""
     # lazy: start-up time (a command imports what it runs)
     from ..core import formatting
-    from ..store.paths import check_period_id
 
     with open_archive(output_dir, config_path) as store:
-        info = store.show(check_period_id(period))
+        period = period_arg(store, period)
+        info = store.show(period)
     builds = info["builds"]
     files = Table(title=f"Files of {period} ({builds} build{'' if builds == 1 else 's'} "
                   "recorded)",
@@ -115,7 +131,7 @@ def archive_show(period: str, output_dir: Path | None, config_path: Path | None,
         problems += state != "ok"
         files.add_row(f["audience"], f["path"], f["sha256"][:16] + "…",
                       f"{f['size'] / 1024:,.0f} KiB", f["built_at"].replace("T", " ")[:16],
-                      state if state == "ok" else f"[bold red]{state}[/]")
+                      state if state == "ok" else Text(state, style="bold red"))
     out.print(files)
     kpis = Table(title="KPIs", title_justify="left")
     for col in ("kpi", "value", "status"):
@@ -127,10 +143,9 @@ def archive_show(period: str, output_dir: Path | None, config_path: Path | None,
     if problems:
         for f in info["files"]:
             if f["state"] != "ok":
-                err.print(f"[bold red]warning:[/] {f['path']}: {f['state']}", markup=True,
-                          soft_wrap=True)
-        err.print(f"[bold red]warning:[/] {problems} file(s) of {period} are missing or "
-                  "no longer match their recorded checksum.", markup=True, soft_wrap=True)
+                warn(f"{f['path']}: {f['state']}")
+        warn(f"{problems} file(s) of {period} are missing or no longer match their recorded "
+             "checksum.")
         sys.exit(1)
 
 
@@ -153,7 +168,7 @@ def archive_prune(keep: int, output_dir: Path | None, config_path: Path | None,
         removed = store.prune(keep)
         warnings = rewrite_index(config, folder)   # under the build lock, like a build's
     for warning in warnings:
-        err.print(f"[yellow]warning:[/] {warning}", markup=True, soft_wrap=True)
+        warn(warning)
     if removed:
         out.print(f"removed {len(removed)} period(s): {', '.join(removed)}")
     else:

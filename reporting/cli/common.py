@@ -13,6 +13,7 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.text import Text
 
 from ..core.config import Config
 from ..core.errors import ReportError
@@ -21,16 +22,31 @@ from ..core.errors import ReportError
 def _console(stderr: bool) -> Console:
     """A terminal gets rich output at its width; a pipe (cron, the journal) gets lines that
     are never wrapped."""
-    console = Console(stderr=stderr, highlight=False)
+    # markup off: text we print (warnings, table cells) may hold "[alerts]" or "[sources]"
+    console = Console(stderr=stderr, highlight=False, markup=False)
     if console.is_terminal:
         return console
-    return Console(stderr=stderr, highlight=False, width=10_000, soft_wrap=True)
+    return Console(stderr=stderr, highlight=False, markup=False, width=10_000, soft_wrap=True)
 
 
 err = _console(stderr=True)
 
 
 out = _console(stderr=False)
+
+_said: set[str] = set()          # the warnings this command printed: each once
+
+
+def warn(text: str) -> None:
+    """One "warning: ..." line on stderr, printed as written and only once per command."""
+    if text not in _said:
+        _said.add(text)
+        err.print(Text.assemble(("warning:", "yellow"), " ", text), soft_wrap=True)
+
+
+def error(text: str) -> None:
+    """One "error: ..." line on stderr, printed as written."""
+    err.print(Text.assemble(("error:", "bold red"), " ", text), soft_wrap=True)
 
 
 log = logging.getLogger("reporting")
@@ -67,10 +83,11 @@ def entry_point(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         verbose = kwargs.get("verbose", False)
         _setup_logging(verbose)
+        _said.clear()
         try:
             return fn(*args, **kwargs)
         except ReportError as exc:
-            err.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+            error(str(exc))
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             err.print("interrupted")
@@ -78,13 +95,12 @@ def entry_point(fn: Callable[..., Any]) -> Callable[..., Any]:
         except Exception as exc:  # a bug: one line, or the traceback with --verbose
             problem = _file_problem(exc) if isinstance(exc, OSError) else None
             if problem:          # a path the user gave that cannot be used
-                err.print(f"[bold red]error:[/] {problem}", markup=True, soft_wrap=True)
+                error(problem)
                 sys.exit(2)
             if verbose:
                 raise
-            err.print(f"[bold red]error:[/] unexpected failure: {type(exc).__name__}: {exc} "
-                      "(run again with --verbose for the traceback)", markup=True,
-                      soft_wrap=True)
+            error(f"unexpected failure: {type(exc).__name__}: {exc} (run again with "
+                  "--verbose for the traceback)")
             sys.exit(1)
     return wrapper
 
@@ -148,3 +164,40 @@ def with_build_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(build_options):
         fn = option(fn)
     return with_common(fn)
+
+
+def send(config: Config, output_dir: Path, period_id: str, audiences: list[str],
+         force: bool, channels: bool = False) -> None:
+    """Deliver an archived period and say what happened; exit 1 with one sentence when
+    anything was not delivered (build-report --email/--deliver, send, backfill)."""
+    # lazy: start-up time (a command imports what it runs)
+    from ..deliver.reports import deliver, raise_if_failed
+
+    with err.status("sending…", spinner="dots"):
+        outcome = deliver(config, output_dir, period_id, audiences, force=force,
+                          channels=channels)
+    if outcome.channel_sent or outcome.channel_skipped or outcome.channel_failed:
+        out.print(f"channels: {len(outcome.channel_sent)} delivered, "
+                  f"{len(outcome.channel_skipped)} not sent again, "
+                  f"{len(outcome.channel_failed)} failed", highlight=False)
+    for warning in outcome.warnings:
+        warn(warning)
+    for name, where, problem in outcome.channel_failed[:-1]:    # the last: in the error
+        warn(f"the {name} report to {where} was not delivered: {problem}")
+    for path in outcome.written:
+        out.print(f"wrote {path}")
+    if config.smtp.host:
+        out.print(f"mail: {len(outcome.sent)} delivered, {len(outcome.skipped)} not sent "
+                  f"again (delivered, unknown or in progress earlier), {len(outcome.failed)} "
+                  f"failed" + (f", {len(outcome.unknown)} unknown" if outcome.unknown else ""))
+    elif outcome.skipped and not outcome.written:
+        out.print("mail: already written to the outbox (use --force to write again)")
+    raise_if_failed(config.smtp, outcome)
+
+
+STAGE_TEXT = {"load": "loading and validating inputs",
+              "context": "reading previous KPIs and history from the archive",
+              "sections": "computing KPIs, incidents and trends", "charts": "drawing charts",
+              "html": "rendering HTML", "pdf": "rendering PDFs",
+              "write": "writing kpis.json and manifest",
+              "archive": "recording the build in the archive and rewriting index.html"}

@@ -7,8 +7,9 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from ..core.formatting import rounded
 from ..core.periods import Period
-from ..core.values import KPI, SEVERITY_ORDER, Insight, Section
+from ..core.values import KPI, SEVERITY_ORDER, Insight, Section, plain
 from .kpis.base import top_entries
 
 
@@ -44,6 +45,17 @@ def with_currency(sections: Mapping[str, Section], code: str) -> dict[str, Secti
                                                          "currency": code})
                          for c in s.charts))
     return out
+
+
+def with_rounded(sections: Mapping[str, Section]) -> dict[str, Section]:
+    """KPI values and previous values rounded with their unit's digits, as kpis.json and the
+    archive keep them: a tile's change, a trend chart's newest point and kpis.json then
+    agree (an unrounded point beside rounded archived ones drew a fall a tile called "no
+    change"). Statuses were judged on the exact values before."""
+    return {name: dataclasses.replace(s, kpis=tuple(
+        dataclasses.replace(k, value=rounded(plain(k.value), k.unit),
+                            previous=rounded(plain(k.previous), k.unit)) for k in s.kpis))
+            for name, s in sections.items()}
 
 
 def headline_keys(sections: Mapping[str, Section], names: list[str] | tuple[str, ...]

@@ -6,7 +6,8 @@ from collections.abc import Mapping
 import pandas as pd
 
 from ..core.config import Audience
-from ..core.values import Chart, Section
+from ..core.formatting import rounded
+from ..core.values import Chart, Section, plain
 from .context import BuildContext
 from .document import all_kpis, headline_keys
 
@@ -29,7 +30,9 @@ def trend_chart(sections: Mapping[str, Section], ctx: BuildContext,
     if history.empty:
         return None
     every = all_kpis(sections)
-    current = {k: every[k].value for k in keys if isinstance(every[k].value, (int, float))}
+    # rounded as the archived points are (kpis.json's digits), so the line and the tile agree
+    current = {k: rounded(plain(every[k].value), every[k].unit) for k in keys
+               if isinstance(every[k].value, (int, float))}
     table = pd.concat([history, pd.DataFrame([current], index=[ctx.period.id])])
     table = table.loc[:, table.notna().any()]
     periods = list(table.index)

@@ -1,14 +1,14 @@
 """Checks of single config values, each failure one sentence naming its key: names that
-become file names, numbers, email addresses, URLs, currencies, chat channel URLs, SMTP
-settings that would hang or leak a password, thresholds and times."""
+become file names, numbers, email addresses, URLs, currencies, chat channel URLs and
+times."""
 from __future__ import annotations
 
 import re
 import threading
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from .errors import ConfigError
 
@@ -23,16 +23,6 @@ def check_name(name: str, what: str) -> str:
         raise ConfigError(f"{what} {str(name)[:80]!r} is not a valid name: use letters, "
                           "digits, '_' and '-' (at most 64), no dots, slashes or spaces.")
     return name
-
-
-def no_unknown(raw: dict[str, Any], allowed: set[str], where: str, prefix: str) -> None:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: {prefix.rstrip('.')} must be a table.")
-    unknown = sorted(set(raw) - allowed)
-    if unknown:
-        names = ", ".join(prefix + k for k in unknown)
-        raise ConfigError(f"{where}: unknown key(s) {names}; allowed: "
-                          f"{', '.join(sorted(allowed))}.")
 
 
 def number(value: Any, where: str, key: str) -> float:
@@ -96,14 +86,6 @@ def notify_urls(raw: Any, key: str, where: str) -> tuple[str, ...]:
     return tuple(raw)
 
 
-def attach(raw: Any, name: str, where: str) -> tuple[str, ...]:
-    if isinstance(raw, str) or not isinstance(raw, (list, tuple)) \
-            or any(a not in ATTACHMENTS for a in raw):
-        raise ConfigError(f"{where}: audiences.{name}.attach must be a list of "
-                          f"{' and '.join(repr(a) for a in ATTACHMENTS)}, not {raw!r}.")
-    return tuple(dict.fromkeys(raw))
-
-
 def currency(raw: Any, where: str) -> str:
     """An ISO 4217 code (EUR, USD, PLN) shown with money values."""
     code = str(raw).strip().upper()
@@ -111,44 +93,6 @@ def currency(raw: Any, where: str) -> str:
         raise ConfigError(f"{where}: currency must be an ISO 4217 code such as "
                           f"'EUR' or 'USD', not {raw!r}.")
     return code
-
-
-LOOPBACK = ("localhost", "127.0.0.1", "::1")
-
-
-def check_smtp(smtp: Any, where: str) -> None:
-    """Values that would hang, loop or leak a password are config errors."""
-    if smtp.timeout <= 0:
-        raise ConfigError(f"{where}: smtp.timeout must be more than 0 seconds.")
-    for key in ("deadline_s", "retries", "retry_base_s"):
-        if getattr(smtp, key) < 0:
-            raise ConfigError(f"{where}: smtp.{key} must be 0 or more.")
-    if not 0 < smtp.port < 65536:
-        raise ConfigError(f"{where}: smtp.port must be between 1 and 65535.")
-    if smtp.password_env and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", smtp.password_env):
-        # Never echoed: a password pasted here by mistake must not reach a log.
-        raise ConfigError(f"{where}: smtp.password_env must be the name of an environment "
-                          "variable that holds the password (letters, digits and _), not "
-                          "the password itself.")
-    if smtp.host and smtp.username and smtp.security == "none" \
-            and not smtp.allow_plaintext_auth and smtp.host.lower() not in LOOPBACK \
-            and not smtp.host.startswith("127."):
-        raise ConfigError(f"{where}: smtp.security = \"none\" would send the password for "
-                          f"{smtp.username} in clear text to {smtp.host}; use starttls or ssl, "
-                          "or set smtp.allow_plaintext_auth = true.")
-
-
-def check_thresholds(t: Any, where: str) -> None:
-    """Thresholds that would divide by zero or read no window at all."""
-    if t.slo_window_days != int(t.slo_window_days) or not 1 <= t.slo_window_days <= 366:
-        raise ConfigError(f"{where}: thresholds.slo_window_days must be a whole number of "
-                          f"days from 1 to 366, not {t.slo_window_days!r}.")
-    if not 0 < t.availability_slo < 1:
-        raise ConfigError(f"{where}: thresholds.availability_slo must be between 0 and 1 "
-                          f"(0.999 = 99.9 %), not {t.availability_slo!r}.")
-    for key in ("deploy_link_minutes", "support_first_response_hours"):
-        if getattr(t, key) < 0:
-            raise ConfigError(f"{where}: thresholds.{key} must be 0 or more.")
 
 
 def moment(value: Any, where: str, key: str, tz: ZoneInfo) -> datetime:

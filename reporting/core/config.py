@@ -1,4 +1,11 @@
-"""The one validated configuration object, built once from `report.toml` and passed down."""
+"""The one validated configuration object, built once from `report.toml` and passed down.
+
+Every key is declared once, here, as a field made by `settings.setting(default, help, ...)`:
+its name, kind, default, allowed range or values, one-line help and an example. Reading a
+file checks each value against its declaration (`settings.read_table`); `reporting init`,
+`reporting config check` and the docs' config reference are generated from the same
+declarations. A new key is one field with its `setting(...)`.
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -6,60 +13,69 @@ import hashlib
 import json
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from .checks import (
-    address,
-    attach,
-    check_name,
-    check_smtp,
-    check_thresholds,
-    currency,
-    moment,
-    no_unknown,
-    notify_urls,
-    number,
-    public_url,
-)
+from .checks import ATTACHMENTS, check_name, currency, moment, number, public_url
 from .contracts import FILTER_KEYS, SOURCE_NAMES
 from .errors import ConfigError
 from .registry import names
+from .settings import read_table, setting, unknown_keys
 
 
 @dataclass(frozen=True)
 class Thresholds:
     """Targets the KPIs are judged against; sources noted where they are borrowed."""
 
-    availability_slo: float = 0.999
-    api_p95_ms: float = 800.0
-    apdex_t_ms: float = 500.0          # Apdex T; tolerating up to 4T
-    page_p75_ms: float = 2500.0        # web.dev LCP "good" band, borrowed for load time
-    page_poor_ms: float = 4000.0       # web.dev LCP "poor" band
-    support_sla_hours: float = 24.0    # resolution target of a priority not named below
-    # resolution target per ticket priority (names matched in any case)
-    support_sla_hours_by_priority: tuple[tuple[str, float], ...] = (
-        ("urgent", 4.0), ("high", 8.0), ("normal", 24.0), ("low", 72.0))
-    support_first_response_hours: float = 4.0
-    cpu_p95_pct: float = 80.0
-    memory_p95_pct: float = 85.0
-    uptime: float = 0.99
-    csat: float = 0.7
-    burn_rate_page: float = 14.4       # SRE workbook: page at 14.4x burn over 1 h
-    incident_false_alarms: float = 0.01  # chance a quiet period shows any false finding
-    incident_min_events: int = 30
-    slo_window_days: int = 28          # the rolling error budget's window (SRE practice)
-    deploy_link_minutes: float = 60.0  # a finding this soon after a deploy of its service
-    # Core Web Vitals at p75: web.dev's good and poor bands
-    lcp_good_ms: float = 2500.0
-    lcp_poor_ms: float = 4000.0
-    inp_good_ms: float = 200.0
-    inp_poor_ms: float = 500.0
-    cls_good: float = 0.1
-    cls_poor: float = 0.25
+    availability_slo: float = setting(
+        0.999, "API availability objective (1 - server-error rate); sets the error budget",
+        kind="ratio", low=0, high=1, above=True, example=0.995)
+    api_p95_ms: float = setting(800.0, "API p95 latency target", low=0, above=True, unit="ms")
+    apdex_t_ms: float = setting(500.0, "Apdex T: satisfied at or under T, tolerating up to 4T",
+                                low=0, above=True, unit="ms")
+    page_p75_ms: float = setting(2500.0, "page p75 load time good up to this (web.dev's LCP "
+                                 "\"good\" band, borrowed)", low=0, above=True, unit="ms")
+    page_poor_ms: float = setting(4000.0, "page load time poor above this (web.dev's LCP "
+                                  "\"poor\" band)", low=0, above=True, unit="ms")
+    support_sla_hours: float = setting(24.0, "ticket resolution target of a priority not "
+                                       "named in support_sla_hours_by_priority", low=0,
+                                       above=True, unit="h")
+    support_sla_hours_by_priority: tuple[tuple[str, float], ...] = setting(
+        (("urgent", 4.0), ("high", 8.0), ("normal", 24.0), ("low", 72.0)),
+        "resolution target per ticket priority (names in any case), in hours", kind="table",
+        example={"urgent": 4, "high": 8, "normal": 24, "low": 72})
+    support_first_response_hours: float = setting(
+        4.0, "first-response target: a ticket unanswered this long breaches it", low=0,
+        unit="h")
+    cpu_p95_pct: float = setting(80.0, "CPU p95 target per service", low=0, high=100, unit="%")
+    memory_p95_pct: float = setting(85.0, "memory p95 target per service", low=0, high=100,
+                                    unit="%")
+    uptime: float = setting(0.99, "share of healthy probes that is good", kind="ratio")
+    csat: float = setting(0.7, "share of 4-5 ratings that is good", kind="ratio")
+    burn_rate_page: float = setting(14.4, "worst 1-hour burn rate judged bad above this (the "
+                                    "SRE workbook pages at 14.4x)", low=0, above=True, unit="x")
+    incident_false_alarms: float = setting(
+        0.01, "chance that a quiet week shows any false incident", kind="ratio", low=0,
+        above=True)
+    incident_min_events: int = setting(30, "events an hour needs before its ratios are judged",
+                                       low=1)
+    slo_window_days: int = setting(28, "the rolling error budget's window (SRE practice)",
+                                   low=1, high=366, unit="days")
+    deploy_link_minutes: float = setting(60.0, "a finding this soon after a deploy of its "
+                                         "service says so", low=0, unit="min")
+    lcp_good_ms: float = setting(2500.0, "LCP p75 good up to this (web.dev)", low=0,
+                                 above=True, unit="ms")
+    lcp_poor_ms: float = setting(4000.0, "LCP p75 poor above this (web.dev)", low=0,
+                                 above=True, unit="ms")
+    inp_good_ms: float = setting(200.0, "INP p75 good up to this (web.dev)", low=0,
+                                 above=True, unit="ms")
+    inp_poor_ms: float = setting(500.0, "INP p75 poor above this (web.dev)", low=0,
+                                 above=True, unit="ms")
+    cls_good: float = setting(0.1, "CLS p75 good up to this (web.dev)", low=0)
+    cls_poor: float = setting(0.25, "CLS p75 poor above this (web.dev)", low=0)
 
     def sla_hours(self, priority: str | None) -> float:
         """The resolution target of a ticket of `priority` (any case; none or a priority
@@ -75,10 +91,13 @@ class Maintenance:
     offset; `repeat` = "daily" or "weekly" repeats it; no `services` = every service."""
 
     name: str
-    start: datetime
-    end: datetime
-    services: tuple[str, ...] = ()
-    repeat: str = ""
+    start: datetime = setting(None, "when it starts (naive: in `timezone`)", kind="text",
+                              example="2026-11-08 02:00")
+    end: datetime = setting(None, "when it ends", kind="text", example="2026-11-08 04:00")
+    services: tuple[str, ...] = setting((), "the services it takes down; none = every "
+                                        "service", kind="list", example=["inventory-service"])
+    repeat: str = setting("", "\"daily\" or \"weekly\" repeats it; \"\" = once",
+                          kind="choice", choices=("", "daily", "weekly"))
 
 
 @dataclass(frozen=True)
@@ -86,42 +105,64 @@ class ServiceLinks:
     """What users see of one back-end service: shell patterns for pages and ticket issue
     types, words in feedback, and whether abandoned carts are its doing."""
 
-    pages: tuple[str, ...] = ()
-    issue_types: tuple[str, ...] = ()
-    feedback_words: tuple[str, ...] = ()
-    carts: bool = False
+    pages: tuple[str, ...] = setting((), "pages its users see (shell patterns, any case)",
+                                     kind="list", example=["/checkout*", "/pay/*"])
+    issue_types: tuple[str, ...] = setting((), "ticket issue types it causes (shell patterns)",
+                                           kind="list", example=["Payment*", "Refund*"])
+    feedback_words: tuple[str, ...] = setting((), "words of feedback about it", kind="list",
+                                              example=["pay", "card", "checkout"])
+    carts: bool = setting(False, "abandoned carts and checkout drop-offs are its doing")
 
 
 @dataclass(frozen=True)
 class SmtpConfig:
-    host: str = ""
-    port: int = 587
-    security: str = "starttls"
-    username: str = ""
-    password_env: str = ""
-    sender: str = "Diagnostics reports <reports@localhost>"
-    timeout: float = 30.0              # each wait for the server
-    deadline_s: float = 0.0            # one whole conversation; 0 = 4 x timeout
-    allow_plaintext_auth: bool = False  # security = "none" with a login off loopback
-    retries: int = 3
-    retry_base_s: float = 2.0          # backoff: 2 s, 4 s, 8 s ...
-    ca_file: str = ""                  # CA bundle to trust (e.g. a self-signed server)
-    max_attachment_mb: float = 10.0
+    host: str = setting("", "SMTP server; \"\" writes mail to output/outbox/*.eml",
+                        example="smtp.example.com")
+    port: int = setting(587, "SMTP port", low=1, high=65535)
+    security: str = setting("starttls", "how the connection is encrypted", kind="choice",
+                            choices=("none", "starttls", "ssl"))
+    username: str = setting("", "login name; \"\" = no login", example="reports")
+    password_env: str = setting("", "environment variable holding the SMTP password",
+                                kind="env", example="REPORT_SMTP_PASSWORD")
+    sender: str = setting("Diagnostics reports <reports@localhost>", "the From address",
+                          example="Diagnostics <reports@example.com>")
+    timeout: float = setting(30.0, "each wait for the server", low=0, above=True, unit="s")
+    deadline_s: float = setting(0.0, "one whole SMTP conversation; 0 = 4 x timeout", low=0,
+                                unit="s")
+    allow_plaintext_auth: bool = setting(False, "allow security = \"none\" with a login off "
+                                         "loopback")
+    retries: int = setting(3, "retries of a temporary failure (exponential backoff)", low=0)
+    retry_base_s: float = setting(2.0, "first backoff: 2 s, 4 s, 8 s ...", low=0, unit="s")
+    ca_file: str = setting("", "CA bundle to trust (a private or self-signed server)",
+                           kind="path", example="certs/mail-ca.pem")
+    max_attachment_mb: float = setting(10.0, "a larger PDF is linked, not attached", low=0,
+                                       above=True, unit="MB")
 
 
 @dataclass(frozen=True)
 class Audience:
     name: str
-    title: str
-    sections: tuple[str, ...]
-    recipients: tuple[str, ...] = ()
-    schedule: str = "0 7 * * mon"
-    period: str = "last-week"
-    template: str = ""   # "" = audiences/<name>.html if it exists, else the generic page
-    compact: bool = False  # domain sections as tiles and one chart, top 5 insights only
-    notify: tuple[str, ...] = ()         # Apprise URLs; {VAR} placeholders from the environment
-    attach: tuple[str, ...] = ("pdf",)   # what mail and chat carry: pdf and/or csv
-    filters: tuple[tuple[str, tuple[str, ...]], ...] = ()   # a slice: (key, patterns) pairs
+    title: str = setting("", "the report's title (default: the audience's, or its name)",
+                         example="IT & operations weekly")
+    sections: tuple[str, ...] = setting(
+        ("overview", "insights", "data_quality"), "sections in page order (see Sections)",
+        kind="list", example=["api", "system", "incidents", "data_quality"])
+    recipients: tuple[str, ...] = setting((), "email addresses; a string is one recipient",
+                                          kind="emails", example=["ops@example.com"])
+    schedule: str = setting("0 7 * * mon", "when the scheduler builds and sends it (cron in "
+                            "`timezone`); \"\" turns it off", kind="cron")
+    period: str = setting("last-week", "the period a scheduled run builds", kind="period")
+    template: str = setting("", "a template of your own; \"\" = audiences/<name>.html or the "
+                            "generic page")
+    compact: bool = setting(False, "domain sections as tiles and one chart, top 5 insights")
+    notify: tuple[str, ...] = setting((), "Apprise URLs; {VAR} is read from the environment",
+                                      kind="urls", secret=True,
+                                      example=["slack://{SLACK_TOKENS}/#ops"])
+    attach: tuple[str, ...] = setting(("pdf",), "what mail and chat carry", kind="list",
+                                      choices=ATTACHMENTS, example=["pdf", "csv"])
+    filters: tuple[tuple[str, tuple[str, ...]], ...] = setting(
+        (), "a slice: shell patterns per key", kind="table", choices=FILTER_KEYS,
+        example={"services": ["payments-*"], "pages": ["/checkout*"]})
 
 
 DEFAULT_AUDIENCES: dict[str, Audience] = {
@@ -152,69 +193,115 @@ DEFAULT_FUNNEL: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("checkout", ("checkout*", "*/checkout*")),
 )
 
+SOURCE_FORMATS = ("csv", "parquet", "access_log")
+
 
 @dataclass(frozen=True)
 class SourceConfig:
     """Where one source's rows come from (`[sources.NAME]`, design.md "Sources")."""
 
     name: str
-    path: str = ""               # a file, a folder or a glob; relative to the config file
-    format: str = ""             # csv | parquet | access_log; "" = from the file names
-    url: str = ""                # SQLAlchemy URL, without the password
-    sql: str = ""
-    password_env: str = ""       # the environment variable holding the password
-    log_format: str = ""         # an nginx log_format line, for format = "access_log"
-    services: dict[str, str] = field(default_factory=dict)   # path prefix -> service
-
-
-SOURCE_FORMATS = ("csv", "parquet", "access_log")
+    path: str = setting("", "a file, a folder or a glob; relative to the config file",
+                        kind="path", example="/var/log/nginx/access.log*")
+    format: str = setting("", "\"\" = from the file names; needed for logs", kind="choice",
+                          choices=SOURCE_FORMATS, example="access_log")
+    url: str = setting("", "SQLAlchemy URL of a database, without the password", kind="url",
+                       example="postgresql://reports@db.internal:5432/helpdesk")
+    sql: str = setting("", "the query; its columns are matched like a file's",
+                       example="select * from tickets")
+    password_env: str = setting("", "environment variable holding the database password",
+                                kind="env", example="HELPDESK_DB_PASSWORD")
+    log_format: str = setting("", "access logs: the site's nginx log_format string",
+                              example="$remote_addr - $remote_user [$time_local] \"$request\" "
+                              "$status $body_bytes_sent $request_time")
+    services: dict[str, str] = setting(None, "access logs: path prefix = service name",
+                                       factory=dict, kind="table",
+                                       example={"/v2/pay": "payments-gw"})
 
 
 @dataclass(frozen=True)
 class SchedulerConfig:
-    misfire_grace_hours: float = 6.0
-    allow_partial: bool = True         # mail a report whose period the data covers in part
-    notify_on_failure: str = ""
-    stop_grace_s: float = 8.0          # a running job's time to finish after SIGTERM
+    misfire_grace_hours: float = setting(6.0, "a run missed while down still runs this late",
+                                         low=0, unit="h")
+    allow_partial: bool = setting(True, "mail a report whose period the data covers in part")
+    notify_on_failure: str = setting("", "who gets a short notice when a job fails",
+                                     kind="email", example="ops@example.com")
+    stop_grace_s: float = setting(8.0, "a running job's time to finish after SIGTERM", low=0,
+                                  unit="s")
 
 
 @dataclass(frozen=True)
 class AlertsConfig:
-    schedule: str = ""                   # cron in `timezone`; "" = only when run by hand
-    lookback_hours: float = 6.0          # the newest hours of data that are searched
-    notify: tuple[str, ...] = ()         # Apprise URLs, as for audiences
-    recipients: tuple[str, ...] = ()     # email
+    schedule: str = setting("", "cron in `timezone` for `reporting alert`; \"\" = by hand only",
+                            kind="cron", example="*/30 * * * *")
+    lookback_hours: float = setting(6.0, "the newest hours of data that are searched", low=1,
+                                    high=168, unit="h")
+    notify: tuple[str, ...] = setting((), "Apprise URLs, as for audiences", kind="urls",
+                                      secret=True, example=["slack://{SLACK_TOKENS}/#oncall"])
+    recipients: tuple[str, ...] = setting((), "email addresses; a string is one recipient",
+                                          kind="emails", example=["oncall@example.com"])
+
+
+ENGINES = ("local", "dask")
 
 
 @dataclass(frozen=True)
 class Config:
-    timezone: str = "UTC"
-    data_dir: Path = Path("data")
-    output_dir: Path = Path("output")
-    lock_timeout_s: float = 600.0
-    top_n: int = 100                   # entities kept per breakdown, incident and archive
-    earliest_timestamp: str = "2000-01-01"
-    future_margin_hours: float = 24.0  # later timestamps than the clock + this: rejected
-    pdf_timeout_s: float = 300.0       # one audience's PDF; then the build stops
-    thresholds: Thresholds = field(default_factory=Thresholds)
-    columns: dict[str, dict[str, str]] = field(default_factory=dict)
-    smtp: SmtpConfig = field(default_factory=SmtpConfig)
-    audiences: dict[str, Audience] = field(default_factory=lambda: dict(DEFAULT_AUDIENCES))
-    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
-    currency: str = ""                 # ISO 4217 code shown with money; "" = none
-    funnel: tuple[tuple[str, tuple[str, ...]], ...] = DEFAULT_FUNNEL
-    public_url: str = ""     # where output/ is published: mail links to the HTML reports
-    service_map: dict[str, ServiceLinks] = field(default_factory=dict)  # others inferred
-    alerts: AlertsConfig = field(default_factory=AlertsConfig)
-    sources: dict[str, SourceConfig] = field(default_factory=dict)
-    maintenance: tuple[Maintenance, ...] = ()   # planned windows, not judged as anomalies
-    engine: str = "local"              # local | dask (design.md, "Engines")
-    workers: int = 0                   # local engine's processes; 0 = every core
-    chunk_rows: int = 250_000          # rows per chunk (a CSV block, a Parquet batch)
-    dask_scheduler: str = "local"      # tcp://host:8786, or "local": a LocalCluster here
-    dask_workers: int = 2              # a LocalCluster's workers
-    dask_memory_limit: str = "2GB"     # each LocalCluster worker's memory
-    source: Path | None = None
+    timezone: str = setting("UTC", "periods and naive times are in this zone", kind="zone",
+                            example="Europe/Warsaw")
+    data_dir: Path = setting(Path("data"), "the folder of one file per source", kind="path")
+    output_dir: Path = setting(Path("output"), "where reports and the archive go", kind="path")
+    lock_timeout_s: float = setting(600.0, "how long a build waits for another to finish",
+                                    low=0, unit="s")
+    top_n: int = setting(100, "entities kept per breakdown, judged for incidents, archived",
+                         low=1, high=100_000)
+    earliest_timestamp: str = setting("2000-01-01", "earlier timestamps are rejected rows",
+                                      kind="date")
+    future_margin_hours: float = setting(24.0, "later than the build's clock + this: rejected",
+                                         low=0, unit="h")
+    pdf_timeout_s: float = setting(300.0, "one audience's PDF; then the build stops", low=0,
+                                   above=True, unit="s")
+    thresholds: Thresholds = setting(None, "targets the KPIs are judged against",
+                                     factory=Thresholds, kind="table", of=Thresholds)
+    columns: dict[str, dict[str, str]] = setting(
+        None, "per source: column in your file = contract column", factory=dict, kind="table",
+        named="<source>", example={"support_tickets": {"opened": "created_at"}})
+    smtp: SmtpConfig = setting(None, "mail server; without a host mail goes to the outbox",
+                               factory=SmtpConfig, kind="table", of=SmtpConfig)
+    audiences: dict[str, Audience] = setting(
+        None, "a table merges onto the default audience of its name; a new name adds one",
+        factory=lambda: dict(DEFAULT_AUDIENCES), kind="table", of=Audience, named="<audience>")
+    scheduler: SchedulerConfig = setting(None, "the long-running scheduler",
+                                         factory=SchedulerConfig, kind="table",
+                                         of=SchedulerConfig)
+    currency: str = setting("", "ISO 4217 code shown with money; \"\" = none", example="EUR")
+    funnel: tuple[tuple[str, tuple[str, ...]], ...] = setting(
+        DEFAULT_FUNNEL, "steps in order: name = [page patterns]; \"finished\" is added",
+        kind="table", example={"search": ["search*"], "checkout": ["checkout*"]})
+    public_url: str = setting("", "where output/ is published: mail links to the reports",
+                              kind="url", example="https://reports.example.com/diagnostics/")
+    service_map: dict[str, ServiceLinks] = setting(
+        None, "what users see of a back-end service (others are inferred from names)",
+        factory=dict, kind="table", of=ServiceLinks, named="<service>")
+    alerts: AlertsConfig = setting(None, "incident alerts (`reporting alert`)",
+                                   factory=AlertsConfig, kind="table", of=AlertsConfig)
+    sources: dict[str, SourceConfig] = setting(
+        None, "a source kept elsewhere: either path (+ format) or url and sql", factory=dict,
+        kind="table", of=SourceConfig, named="<source>")
+    maintenance: tuple[Maintenance, ...] = setting(
+        (), "planned windows: their hours are not judged as anomalies", kind="table",
+        of=Maintenance, named="<name>")
+    engine: str = setting("local", "where the high-volume sources are reduced",
+                          kind="choice", choices=ENGINES)
+    workers: int = setting(0, "local engine's processes; 0 = every core", low=0)
+    chunk_rows: int = setting(250_000, "rows per chunk (a CSV block, a Parquet batch)",
+                              low=1000)
+    dask_scheduler: str = setting("local", "\"local\" (a LocalCluster here) or an address",
+                                  example="tcp://dask-scheduler.internal:8786")
+    dask_workers: int = setting(2, "a local Dask cluster's worker processes", low=1)
+    dask_memory_limit: str = setting("2GB", "each local Dask worker's memory (\"auto\": a "
+                                     "share of RAM)", kind="size")
+    source: Path | None = None         # the file read (not a key)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -239,58 +326,28 @@ class Config:
     @classmethod
     def from_dict(cls, raw: dict[str, Any], *, base: Path | None = None,
                   source: Path | None = None) -> Config:
-        """Validate a parsed TOML document; unknown keys are an error that names them."""
+        """Check a parsed TOML document against the declarations; a mistake is one sentence
+        naming the key (an unknown one with the closest declared key)."""
         where = str(source or "config")
-        top = {"timezone", "data_dir", "output_dir", "lock_timeout_s", "thresholds",
-               "columns", "smtp", "audiences", "scheduler", "top_n", "earliest_timestamp",
-               "future_margin_hours", "pdf_timeout_s",
-               "service_map", "public_url", "alerts", "sources", "currency", "funnel",
-               "maintenance", *ENGINE_KEYS}
-        no_unknown(raw, top, where, "")
         base = base or Path.cwd()
-        kwargs: dict[str, Any] = {"source": source}
-        if "timezone" in raw:
-            tz = raw["timezone"]
-            try:
-                ZoneInfo(str(tz))
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ConfigError(f"{where}: timezone {tz!r} is not an IANA time zone "
-                                  "such as 'UTC' or 'Europe/Warsaw'.") from None
-            kwargs["timezone"] = str(tz)
-        for key in ("data_dir", "output_dir"):
-            if key in raw:
-                p = Path(str(raw[key]))
-                kwargs[key] = p if p.is_absolute() else base / p
-        if "currency" in raw:
-            kwargs["currency"] = currency(raw["currency"], where)
-        if "funnel" in raw:
-            kwargs["funnel"] = _funnel(raw["funnel"], where)
-        if "lock_timeout_s" in raw:
-            kwargs["lock_timeout_s"] = number(raw["lock_timeout_s"], where, "lock_timeout_s")
-        kwargs.update(_limits(raw, where))
-        kwargs["thresholds"] = _sub(Thresholds, raw.get("thresholds", {}), where, "thresholds")
+        kwargs = _top(read_table(cls, raw, where, "", skip=TABLES), where, base)
+        kwargs["source"] = source
+        if "public_url" in raw:      # its own check names what a published URL looks like
+            kwargs["public_url"] = public_url(raw["public_url"], where)
+        kwargs["thresholds"] = _thresholds(raw.get("thresholds", {}), where)
         kwargs["smtp"] = _smtp(raw.get("smtp", {}), where, base)
-        if kwargs.get("lock_timeout_s", 0) < 0:
-            raise ConfigError(f"{where}: lock_timeout_s must be 0 or more.")
-        kwargs["scheduler"] = _sub(SchedulerConfig, raw.get("scheduler", {}), where, "scheduler")
-        for key in ("misfire_grace_hours", "stop_grace_s"):
-            if getattr(kwargs["scheduler"], key) < 0:
-                raise ConfigError(f"{where}: scheduler.{key} must be 0 or more.")
-        columns = raw.get("columns", {})
-        no_unknown(columns, set(SOURCE_NAMES), where, "columns.")
-        kwargs["columns"] = {src: {str(k).strip().lower(): str(v).strip().lower()
-                                   for k, v in mapping.items()}
-                             for src, mapping in columns.items()}
+        kwargs["scheduler"] = SchedulerConfig(**read_table(
+            SchedulerConfig, raw.get("scheduler", {}), where, "scheduler."))
+        kwargs["columns"] = _columns(raw.get("columns", {}), where)
         kwargs["audiences"] = _audiences(raw.get("audiences", {}), where)
         kwargs["service_map"] = _service_map(raw.get("service_map", {}), where)
-        if "public_url" in raw:
-            kwargs["public_url"] = public_url(raw["public_url"], where)
-        if "alerts" in raw:
-            kwargs["alerts"] = _alerts(raw["alerts"], where)
+        kwargs["alerts"] = AlertsConfig(**read_table(AlertsConfig, raw.get("alerts", {}),
+                                                     where, "alerts."))
         kwargs["sources"] = _sources(raw.get("sources", {}), where, base)
+        if "funnel" in raw:
+            kwargs["funnel"] = _funnel(raw["funnel"], where)
         kwargs["maintenance"] = _maintenance(raw.get("maintenance", {}), where,
                                              ZoneInfo(kwargs.get("timezone", "UTC")))
-        kwargs.update(_engine(raw, where))
         return cls(**kwargs)
 
     def digest(self) -> str:
@@ -301,131 +358,98 @@ class Config:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _smtp(raw: dict[str, Any], where: str, base: Path) -> SmtpConfig:
-    """The [smtp] table: a CA file relative to the config, a known security, settings that
-    would hang or leak a password refused."""
-    smtp = _sub(SmtpConfig, raw, where, "smtp")
-    if smtp.ca_file and not Path(smtp.ca_file).is_absolute():
-        smtp = dataclasses.replace(smtp, ca_file=str(base / smtp.ca_file))
-    if smtp.security not in ("none", "starttls", "ssl"):
-        raise ConfigError(f"{where}: smtp.security must be none, starttls or ssl, "
-                          f"not {smtp.security!r}.")
-    check_smtp(smtp, where)
-    return smtp
+# Keys read by their own functions below (tables, and the published URL).
+TABLES = ("thresholds", "columns", "smtp", "audiences", "scheduler", "funnel", "service_map",
+          "alerts", "sources", "public_url", "maintenance")
 
 
-def _limits(raw: dict[str, Any], where: str) -> dict[str, Any]:
-    """top_n, the accepted timestamp range and the PDF timeout, checked."""
-    out: dict[str, Any] = {}
-    if "top_n" in raw:
-        n = number(raw["top_n"], where, "top_n")
-        if n != int(n) or not 1 <= n <= 100_000:
-            raise ConfigError(f"{where}: top_n must be a whole number from 1 to 100000, "
-                              f"not {raw['top_n']!r}.")
-        out["top_n"] = int(n)
-    for key in ("future_margin_hours", "pdf_timeout_s"):
-        if key in raw:
-            out[key] = number(raw[key], where, key)
-            lowest_ok = out[key] > 0 if key == "pdf_timeout_s" else out[key] >= 0
-            if not lowest_ok:
-                raise ConfigError(f"{where}: {key} must be "
-                                  f"{'more than' if key == 'pdf_timeout_s' else 'at least'} 0, "
-                                  f"not {raw[key]!r}.")
-    if "earliest_timestamp" in raw:
-        text = str(raw["earliest_timestamp"])
-        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text) or not "1900" <= text <= "2200":
-            raise ConfigError(f"{where}: earliest_timestamp must be a date such as "
-                              f"2000-01-01, not {raw['earliest_timestamp']!r}.")
-        out["earliest_timestamp"] = text
-    return out
+def _top(values: dict[str, Any], where: str, base: Path) -> dict[str, Any]:
+    """The top-level keys: paths made relative to the config file; the currency and the
+    Dask scheduler's address checked."""
+    for key in ("data_dir", "output_dir"):
+        if key in values:
+            p = Path(values[key])
+            values[key] = p if p.is_absolute() else base / p
+    if values.get("currency"):          # "" (the default): no currency shown
+        values["currency"] = currency(values["currency"], where)
+    text = values.get("dask_scheduler", "local")
+    if text != "local" and not re.fullmatch(r"(tcp|tls|ucx|inproc)://[^\s/]+", text):
+        raise ConfigError(f"{where}: dask_scheduler must be \"local\" or an address such "
+                          f"as \"tcp://scheduler:8786\", not {text[:60]!r}.")
+    return values
 
 
-ENGINE_KEYS = ("engine", "workers", "chunk_rows", "dask_scheduler", "dask_workers",
-               "dask_memory_limit")
+def _thresholds(raw: Any, where: str) -> Thresholds:
+    values = read_table(Thresholds, raw, where, "thresholds.")
+    if "support_sla_hours_by_priority" in values:
+        values["support_sla_hours_by_priority"] = _hours_by_priority(
+            values["support_sla_hours_by_priority"], where)
+    t = Thresholds(**values)
+    if t.page_poor_ms < t.page_p75_ms:
+        raise ConfigError(f"{where}: thresholds.page_poor_ms ({t.page_poor_ms:g}) must be at "
+                          f"least thresholds.page_p75_ms ({t.page_p75_ms:g}): a page is poor "
+                          "only beyond good.")
+    return t
 
 
-def _engine(raw: dict[str, Any], where: str) -> dict[str, Any]:
-    """The engine keys, checked: a known engine, whole numbers, a scheduler address."""
-    out: dict[str, Any] = {}
-    if "engine" in raw:
-        if raw["engine"] not in ("local", "dask"):
-            raise ConfigError(f"{where}: engine must be \"local\" or \"dask\", not "
-                              f"{str(raw['engine'])[:40]!r}.")
-        out["engine"] = raw["engine"]
-    for key, lowest in (("workers", 0), ("chunk_rows", 1000), ("dask_workers", 1)):
-        if key in raw:
-            n = number(raw[key], where, key)
-            if n != int(n) or n < lowest:
-                raise ConfigError(f"{where}: {key} must be a whole number of at least "
-                                  f"{lowest:,}, not {raw[key]!r}.")
-            out[key] = int(n)
-    if "dask_scheduler" in raw:
-        text = str(raw["dask_scheduler"]).strip()
-        if text != "local" and not re.fullmatch(r"(tcp|tls|ucx|inproc)://[^\s/]+", text):
-            raise ConfigError(f"{where}: dask_scheduler must be \"local\" or an address such "
-                              f"as \"tcp://scheduler:8786\", not {text[:60]!r}.")
-        out["dask_scheduler"] = text
-    if "dask_memory_limit" in raw:
-        text = str(raw["dask_memory_limit"]).strip()
-        if not re.fullmatch(r"\d+(\.\d+)?\s*([KMGT]i?B)?|auto", text, re.IGNORECASE):
-            raise ConfigError(f"{where}: dask_memory_limit must be a size such as \"2GB\" "
-                              f"or \"auto\", not {text[:40]!r}.")
-        out["dask_memory_limit"] = text
-    return out
-
-
-def _sub(kind: type, raw: dict[str, Any], where: str, prefix: str) -> Any:
-    fields = {f.name: f for f in dataclasses.fields(kind)}
-    no_unknown(raw, set(fields), where, prefix + ".")
-    values = {}
-    for key, value in raw.items():
-        default = fields[key].default
-        if isinstance(default, (int, float)) and not isinstance(default, bool):
-            value = number(value, where, f"{prefix}.{key}")
-            if isinstance(default, int):
-                value = int(value)
-        elif isinstance(default, str) and not isinstance(value, str):
-            raise ConfigError(f"{where}: {prefix}.{key} must be a string, not {value!r}.")
-        elif isinstance(default, bool) and not isinstance(value, bool):
-            raise ConfigError(f"{where}: {prefix}.{key} must be true or false.")
-        elif isinstance(default, tuple):      # a table of name = number (hours by priority)
-            no_unknown(value, set(value) if isinstance(value, dict) else set(), where,
-                       f"{prefix}.{key}.")
-            value = tuple((str(k).strip().lower(), number(v, where, f"{prefix}.{key}.{k}"))
-                          for k, v in value.items())
-            if any(v <= 0 for _, v in value):
-                raise ConfigError(f"{where}: every {prefix}.{key} value must be more than 0 "
-                                  "hours.")
-        values[key] = value
-    out = kind(**values)
-    if kind is Thresholds:
-        check_thresholds(out, where)
+def _hours_by_priority(raw: Any, where: str) -> tuple[tuple[str, float], ...]:
+    """`support_sla_hours_by_priority = { urgent = 4, ... }`: hours, each more than 0."""
+    key = "thresholds.support_sla_hours_by_priority"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: {key} must be a table such as {{ urgent = 4, high = 8 }}.")
+    out = tuple((str(k).strip().lower(), number(v, where, f"{key}.{k}"))
+                for k, v in raw.items())
+    if any(v <= 0 for _, v in out):
+        raise ConfigError(f"{where}: every {key} value must be more than 0 hours.")
     return out
 
 
 def _maintenance(raw: Any, where: str, tz: ZoneInfo) -> tuple[Maintenance, ...]:
     """`[maintenance.NAME]` tables: start and end (TOML or ISO 8601 times; naive ones in
     `timezone`), optional services and repeat ("daily" or "weekly")."""
-    no_unknown(raw, set(raw) if isinstance(raw, dict) else set(), where, "maintenance.")
+    unknown_keys(raw, set(raw) if isinstance(raw, dict) else set(), where, "maintenance.")
     out = []
     for name, table in raw.items():
         key = f"maintenance.{name}"
-        no_unknown(table, {"start", "end", "services", "repeat"}, where, key + ".")
+        values = read_table(Maintenance, table, where, key + ".", skip=("start", "end"))
         start, end = (moment(table.get(k), where, f"{key}.{k}", tz) for k in ("start", "end"))
         if end <= start:
             raise ConfigError(f"{where}: {key} ends before it starts ({end} <= {start}).")
-        services = table.get("services", [])
-        if not isinstance(services, list) or not all(isinstance(v, str) for v in services):
-            raise ConfigError(f"{where}: {key}.services must be a list of service names.")
-        repeat = table.get("repeat", "")
-        if repeat not in ("", "daily", "weekly"):
-            raise ConfigError(f"{where}: {key}.repeat must be \"daily\" or \"weekly\", not "
-                              f"{str(repeat)[:40]!r}.")
+        repeat = values.get("repeat", "")
         if repeat and end - start >= timedelta(days=1 if repeat == "daily" else 7):
             raise ConfigError(f"{where}: {key} lasts longer than it repeats ({repeat}).")
-        out.append(Maintenance(str(name), start, end,
-                               tuple(s.strip() for s in services if s.strip()), repeat))
+        services = tuple(s.strip() for s in values.get("services", ()) if s.strip())
+        out.append(Maintenance(str(name), start, end, services, repeat))
     return tuple(out)
+
+
+LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
+def _smtp(raw: Any, where: str, base: Path) -> SmtpConfig:
+    """[smtp], relative ca_file beside the config; values that would send a password in
+    clear text are refused."""
+    smtp = SmtpConfig(**read_table(SmtpConfig, raw, where, "smtp."))
+    if smtp.ca_file and not Path(smtp.ca_file).is_absolute():
+        smtp = dataclasses.replace(smtp, ca_file=str(base / smtp.ca_file))
+    if smtp.host and smtp.username and smtp.security == "none" \
+            and not smtp.allow_plaintext_auth and smtp.host.lower() not in LOOPBACK \
+            and not smtp.host.startswith("127."):
+        raise ConfigError(f"{where}: smtp.security = \"none\" would send the password for "
+                          f"{smtp.username} in clear text to {smtp.host}; use starttls or ssl, "
+                          "or set smtp.allow_plaintext_auth = true.")
+    return smtp
+
+
+def _columns(raw: Any, where: str) -> dict[str, dict[str, str]]:
+    unknown_keys(raw, SOURCE_NAMES, where, "columns.")
+    for src, mapping in raw.items():
+        if not isinstance(mapping, dict) or not all(isinstance(v, str)
+                                                    for v in mapping.values()):
+            raise ConfigError(f"{where}: columns.{src} must be a table of your column = "
+                              "contract column, such as opened = \"created_at\".")
+    return {src: {str(k).strip().lower(): str(v).strip().lower() for k, v in mapping.items()}
+            for src, mapping in raw.items()}
 
 
 def _funnel(raw: Any, where: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
@@ -444,35 +468,25 @@ def _funnel(raw: Any, where: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
     return tuple(steps)
 
 
-def _audiences(raw: dict[str, Any], where: str) -> dict[str, Audience]:
-    no_unknown(raw, set(raw), where, "audiences.")
+def _audiences(raw: Any, where: str) -> dict[str, Audience]:
+    """Each table merges onto the default audience of its name; a new name adds one."""
+    unknown_keys(raw, set(raw) if isinstance(raw, dict) else (), where, "audiences.")
     result = dict(DEFAULT_AUDIENCES)
-    allowed = {"title", "sections", "recipients", "schedule", "period", "template", "compact",
-               "notify", "attach", "filters"}
     for name, table in raw.items():
         check_name(name, f"{where}: audience")
-        no_unknown(table, allowed, where, f"audiences.{name}.")
-        base = result.get(name) or Audience(name, name.replace("_", " ").title(),
-                                            ("overview", "insights", "data_quality"))
-        sections = tuple(table.get("sections", base.sections))
+        prefix = f"audiences.{name}."
+        values = read_table(Audience, table, where, prefix, skip=("filters",))
         known = names()
-        bad = [s for s in sections if s not in known]
+        bad = [s for s in values.get("sections", ()) if s not in known]
         if bad:
             raise ConfigError(f"{where}: audiences.{name}.sections has unknown section(s) "
                               f"{', '.join(bad)}; known: {', '.join(known)}.")
-        recipients = tuple(address(str(r), where, name)
-                           for r in table.get("recipients", base.recipients))
-        result[name] = dataclasses.replace(
-            base, title=str(table.get("title", base.title)), sections=sections,
-            recipients=recipients, schedule=str(table.get("schedule", base.schedule)),
-            period=str(table.get("period", base.period)),
-            template=str(table.get("template", base.template)),
-            compact=bool(table.get("compact", base.compact)),
-            notify=notify_urls(table.get("notify", base.notify), f"audiences.{name}.notify",
-                                where),
-            attach=attach(table.get("attach", base.attach), name, where),
-            filters=_filters(table["filters"], name, where) if "filters" in table
-            else base.filters)
+        if "attach" in values:
+            values["attach"] = tuple(dict.fromkeys(values["attach"]))
+        if "filters" in table:
+            values["filters"] = _filters(table["filters"], name, where)
+        base = result.get(name) or Audience(name, name.replace("_", " ").title())
+        result[name] = dataclasses.replace(base, **values)
     return result
 
 
@@ -481,7 +495,7 @@ def _filters(raw: Any, name: str, where: str) -> tuple[tuple[str, tuple[str, ...
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: audiences.{name}.filters must be a table such as "
                           '{ services = ["payments-*"], pages = ["/checkout*"] }.')
-    no_unknown(raw, set(FILTER_KEYS), where, f"audiences.{name}.filters.")
+    unknown_keys(raw, FILTER_KEYS, where, f"audiences.{name}.filters.")
     out = []
     for key, patterns in raw.items():
         if isinstance(patterns, str):
@@ -494,57 +508,20 @@ def _filters(raw: Any, name: str, where: str) -> tuple[tuple[str, tuple[str, ...
     return tuple(out)
 
 
-def _alerts(raw: Any, where: str) -> AlertsConfig:
-    """The [alerts] table: schedule, lookback_hours, notify, recipients."""
-    no_unknown(raw, {f.name for f in dataclasses.fields(AlertsConfig)}, where, "alerts.")
-    hours = number(raw.get("lookback_hours", 6.0), where, "alerts.lookback_hours")
-    if not 1 <= hours <= 24 * 7:
-        raise ConfigError(f"{where}: alerts.lookback_hours must be from 1 to 168, not "
-                          f"{raw['lookback_hours']!r}.")
-    schedule = raw.get("schedule", "")
-    if not isinstance(schedule, str):
-        raise ConfigError(f"{where}: alerts.schedule must be a cron string such as "
-                          '"0 * * * *", or "" for none.')
-    recipients = raw.get("recipients", [])
-    if isinstance(recipients, str) or not isinstance(recipients, list):
-        raise ConfigError(f"{where}: alerts.recipients must be a list of email addresses.")
-    return AlertsConfig(schedule, hours, notify_urls(raw.get("notify", []), "alerts.notify",
-                                                      where),
-                        tuple(address(str(r), where, "alerts", "alerts.recipients")
-                              for r in recipients))
-
-
-def _sources(raw: dict[str, Any], where: str, base: Path) -> dict[str, SourceConfig]:
+def _sources(raw: Any, where: str, base: Path) -> dict[str, SourceConfig]:
     """`[sources.NAME]` tables: a path (file, folder, glob) or a SQL query, checked here."""
-    no_unknown(raw, set(SOURCE_NAMES), where, "sources.")
+    unknown_keys(raw, SOURCE_NAMES, where, "sources.")
     result = {}
     for name, table in raw.items():
         key = f"sources.{name}"
-        no_unknown(table, {f.name for f in dataclasses.fields(SourceConfig)} - {"name"},
-                    where, key + ".")
+        values = read_table(SourceConfig, table, where, key + ".", skip=("services",))
         services = table.get("services", {})
         if not isinstance(services, dict):
             raise ConfigError(f"{where}: {key}.services must be a table of path prefix = "
                               "service name.")
-        text = {k: table[k] for k in table if k != "services"}
-        for k, v in text.items():
-            if not isinstance(v, str):
-                raise ConfigError(f"{where}: {key}.{k} must be a string, not {v!r}.")
         src = SourceConfig(name, services={str(k): str(v) for k, v in services.items()},
-                           **{k: v.strip() for k, v in text.items()})
-        if bool(src.path) == bool(src.url or src.sql):
-            raise ConfigError(f"{where}: {key} needs either path (a file, folder or glob) "
-                              "or url and sql (a database query), not both.")
-        if (src.url or src.sql) and not (src.url and src.sql):
-            raise ConfigError(f"{where}: {key} needs both url and sql to read a database.")
-        if src.format and src.format not in SOURCE_FORMATS:
-            raise ConfigError(f"{where}: {key}.format must be one of "
-                              f"{', '.join(SOURCE_FORMATS)}, not {src.format!r}.")
-        if src.format == "access_log" and name != "api_logs":
-            raise ConfigError(f"{where}: {key}.format = \"access_log\" is only for api_logs.")
-        if (src.log_format or src.services) and src.format != "access_log":
-            raise ConfigError(f"{where}: {key}.log_format and services need "
-                              "format = \"access_log\".")
+                           **{k: v.strip() for k, v in values.items()})
+        _check_source(src, where, key)
         if src.path and not Path(src.path).expanduser().is_absolute():
             src = dataclasses.replace(src, path=str(base / src.path))
         if src.url.startswith("sqlite:///") and not src.url.startswith("sqlite:////"):
@@ -556,24 +533,28 @@ def _sources(raw: dict[str, Any], where: str, base: Path) -> dict[str, SourceCon
     return result
 
 
-def _service_map(raw: dict[str, Any], where: str) -> dict[str, ServiceLinks]:
+def _check_source(src: SourceConfig, where: str, key: str) -> None:
+    """A source reads either files or a query, and log settings only for logs."""
+    if bool(src.path) == bool(src.url or src.sql):
+        raise ConfigError(f"{where}: {key} needs either path (a file, folder or glob) "
+                          "or url and sql (a database query), not both.")
+    if (src.url or src.sql) and not (src.url and src.sql):
+        raise ConfigError(f"{where}: {key} needs both url and sql to read a database.")
+    if src.format == "access_log" and src.name != "api_logs":
+        raise ConfigError(f"{where}: {key}.format = \"access_log\" is only for api_logs.")
+    if (src.log_format or src.services) and src.format != "access_log":
+        raise ConfigError(f"{where}: {key}.log_format and services need "
+                          "format = \"access_log\".")
+
+
+def _service_map(raw: Any, where: str) -> dict[str, ServiceLinks]:
     """`[service_map.NAME]` tables: lists of strings, and `carts` true or false."""
-    no_unknown(raw, set(raw), where, "service_map.")
+    unknown_keys(raw, set(raw) if isinstance(raw, dict) else (), where, "service_map.")
     out = {}
     for name, table in raw.items():
-        no_unknown(table, {f.name for f in dataclasses.fields(ServiceLinks)}, where,
-                    f"service_map.{name}.")
-        values: dict[str, Any] = {}
-        for key, value in table.items():
-            if key == "carts":
-                if not isinstance(value, bool):
-                    raise ConfigError(f"{where}: service_map.{name}.carts must be true or "
-                                      f"false, not {value!r}.")
-                values[key] = value
-            elif not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
-                raise ConfigError(f"{where}: service_map.{name}.{key} must be a list of "
-                                  f"strings, not {value!r}.")
-            else:
+        values = read_table(ServiceLinks, table, where, f"service_map.{name}.")
+        for key, value in values.items():
+            if key != "carts":
                 values[key] = tuple(v.strip().lower() for v in value if v.strip())
         out[str(name)] = ServiceLinks(**values)
     return out

@@ -5,7 +5,6 @@ preceding period of the same length that every KPI is compared with.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -14,10 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import PeriodError
-
-WEEK_RE = re.compile(r"^(\d{4})-W(\d{2})$")
-RANGE_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:\.\.|_)(\d{4}-\d{2}-\d{2})$")
-FORMS = "latest, last-week, YYYY-Www (e.g. 2026-W46), YYYY-MM-DD..YYYY-MM-DD or all"
+from .periodforms import FORMS, RANGE_RE, WEEK_RE
 
 
 @dataclass(frozen=True)
@@ -68,6 +64,13 @@ def week(year: int, number: int, tz: ZoneInfo, *, with_previous: bool = True) ->
         prev = week(y, w, tz, with_previous=False)
     return Period(f"{year}-W{number:02d}", _day(monday, tz), _day(monday + timedelta(days=7), tz),
                   prev)
+
+
+def weeks_ending(last_day: date, n: int, tz: ZoneInfo) -> list[Period]:
+    """The `n` ISO weeks ending with the week that holds `last_day`, oldest first."""
+    monday = last_day - timedelta(days=last_day.weekday())
+    return [week(*(monday - timedelta(weeks=k)).isocalendar()[:2], tz)
+            for k in range(n - 1, -1, -1)]
 
 
 def date_range(first: date, last: date, tz: ZoneInfo, *, with_previous: bool = True) -> Period:

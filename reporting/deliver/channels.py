@@ -147,7 +147,8 @@ def send_once(url: str, secrets: Sequence[str], title: str, body: str,
     for name in REDACTED_LOGGERS:
         logging.getLogger(name).addFilter(redact)
     apprise_log.addHandler(capture)
-    try:
+    propagate, apprise_log.propagate = apprise_log.propagate, False   # said once: our
+    try:                                                              # ChannelFailure
         plugin = apprise.Apprise.instantiate(url)
         if plugin is None:
             raise ChannelFailure("not a URL Apprise understands", temporary=False)
@@ -159,6 +160,7 @@ def send_once(url: str, secrets: Sequence[str], title: str, body: str,
                         if attached else None)
     finally:
         apprise_log.removeHandler(capture)
+        apprise_log.propagate = propagate
         for name in REDACTED_LOGGERS:
             logging.getLogger(name).removeFilter(redact)
     if not ok:

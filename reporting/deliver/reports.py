@@ -160,9 +160,7 @@ def _post(store: Archive, config: Config, audience: Audience, period_id: str, la
         store.finish_delivery(row, status, tries, error or None, None)
         if status == "delivered":
             outcome.channel_sent.append((audience.name, channel.label))
-        else:
-            log.warning("%s report to %s not delivered: %s", audience.name, channel.label,
-                        error)
+        else:               # said once, by whoever reports the outcome (failure_sentence)
             outcome.channel_failed.append((audience.name, channel.label, error))
 
 
@@ -205,7 +203,7 @@ def _claim(store: Archive, config: Config, period_id: str, name: str, force: boo
 
 def _check_archived(store: Archive, period_id: str, audience: str, pdf: Path) -> None:
     """Only the PDF the archive recorded is mailed."""
-    row = store.latest_build(period_id, audience)
+    row = store.latest_build(period_id, audience, suffix=".pdf")
     digest = hashlib.sha256(pdf.read_bytes()).hexdigest()
     if row is None or row["sha256"] != digest:
         raise ReportError(

@@ -59,6 +59,19 @@ def folder_file(data_dir: Path, name: str, q: Quality) -> Path | None:
     return path
 
 
+def no_rows(quality: dict[str, Quality], data_dir: Path) -> str:
+    """Why there is nothing to report, when no source has a timestamped row: which files
+    were expected (no source was found at all), or that every row was set aside."""
+    if any(q.status == "loaded" for q in quality.values()):
+        return ("No source has a valid timestamped row to report; `reporting validate` "
+                "shows why the rows were set aside.")
+    names = ", ".join(f"{name}.csv" for name in SPECS)
+    return (f"No source has a row to report: {data_dir} holds none of the files a source is "
+            f"read from (one per source: {names}; or .csv.gz or .parquet), and no [sources] "
+            "table reads one from elsewhere. `reporting init` writes a report.toml for the "
+            "files and logs/ folder it finds.")
+
+
 def near_misses(data_dir: Path, skip: Any = ()) -> list[str]:
     """Data files whose name is close to a source's but matches none ("did you mean");
     sources in `skip` (configured elsewhere) are not suggested."""

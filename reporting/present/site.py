@@ -141,7 +141,7 @@ def write_index(output_dir: Path, titles: Mapping[str, str] | None = None,
         folder = output_dir / r.folder if r.folder else output_dir / "reports" / r.period_id
         found.append(_Period(r.period_id, pd.Timestamp(r.start), pd.Timestamp(r.end), folder,
                              r.built_at, r.audiences, _document(folder)))
-    found.sort(key=lambda p: (p.end, p.start, p.id), reverse=True)   # newest first
+    # newest first, in the archive's order (as `archive list` shows them)
     chart_dir = output_dir / SITE / "charts"
     charts = _history_charts(found, history, titles, chart_dir)
     current = {c["src"].rsplit("/", 1)[1] for h in charts for c in h["charts"]}
@@ -229,9 +229,12 @@ def _period_view(p: _Period, output_dir: Path, titles: Mapping[str, str]) -> dic
 
 def _incidents(found: list[_Period], output_dir: Path, titles: Mapping[str, str],
                sections: Mapping[str, tuple[str, ...]]) -> list[dict[str, Any]]:
-    """Every period's incidents, newest first, each linking into a report that shows them
-    (the IT report where it exists)."""
-    out = []
+    """Every incident once, newest first, linking into a report that shows it (the IT
+    report where it exists). An outage lies in every archived period that holds it (its
+    week, a date range, all): it is listed from the first period that has it (the newest,
+    shortest), and an incident of a later period that overlaps it on a shared service is
+    the same one."""
+    out: list[dict[str, Any]] = []
     for p in found:
         items = (p.document or {}).get("incidents") or []
         if not items:
@@ -243,13 +246,16 @@ def _incidents(found: list[_Period], output_dir: Path, titles: Mapping[str, str]
                   if showing else None)
         for item in items:
             start, end = pd.Timestamp(item["start"]), pd.Timestamp(item["end"])
+            if any(start < o["end"] and o["sort"] < end
+                   and set(o["services"]) & set(item.get("services") or []) for o in out):
+                continue                       # listed already, from another period
             impact = item.get("impact") or {}
             out.append({
                 "period": p.id, "href": target,
                 "report": titles.get(showing[0], showing[0]) if showing else None,
                 "when": (f"{start:%a %-d %b %Y %H:%M} – {end:%H:%M}" if start.date() == end.date()
                          else f"{start:%a %-d %b %Y %H:%M} – {end:%a %-d %b %H:%M}"),
-                "sort": start, "services": item.get("services") or [],
+                "sort": start, "end": end, "services": item.get("services") or [],
                 "pages": item.get("pages") or [], "text": item.get("text") or "",
                 "abandoned_value": impact.get("abandoned_value"),
                 "tickets": impact.get("tickets"),

@@ -242,8 +242,13 @@ class Archive(Ledger):
         p = Path(rel)
         return p if p.is_absolute() else self.output_dir / p
 
-    def latest_build(self, period_id: str, audience: str) -> dict[str, Any] | None:
-        row = self._latest_files(period_id).get(audience)
+    def latest_build(self, period_id: str, audience: str, suffix: str = ""
+                     ) -> dict[str, Any] | None:
+        """The audience's newest build row of the period; with `suffix` (".pdf"), the
+        newest that recorded such a file (an HTML-only rebuild keeps the PDF's row)."""
+        rows = self.db.execute("SELECT * FROM builds WHERE period_id = ? AND audience = ?"
+                               " ORDER BY id DESC", (period_id, audience)).fetchall()
+        row = next((r for r in rows if r["path"].endswith(suffix)), None)
         return dict(row) if row else None
 
     # --- reading ----------------------------------------------------------------------
@@ -256,11 +261,18 @@ class Archive(Ledger):
                 r["value"] for r in rows}
 
     def periods(self) -> list[PeriodRow]:
+        """Every archived period, newest first: by end, then start (a week before the
+        longer period ending with it), then id; the order `archive list` and the index
+        show, and the first is `latest`."""
         rows = self.db.execute(
             "SELECT p.period_id, p.period_start, p.period_end, p.folder, p.built_at,"
             " (SELECT GROUP_CONCAT(DISTINCT audience) FROM builds b"
             "  WHERE b.period_id = p.period_id) AS audiences"
-            " FROM periods p ORDER BY p.period_start, p.period_id").fetchall()
+            " FROM periods p").fetchall()
+        # Compared as instants, not strings: archived periods may carry other offsets.
+        rows = sorted(rows, key=lambda r: (pd.Timestamp(r["period_end"]),
+                                           pd.Timestamp(r["period_start"]), r["period_id"]),
+                      reverse=True)
         out = []
         for r in rows:
             size = sum(s for s in self._latest_files(r["period_id"]).values()

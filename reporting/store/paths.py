@@ -13,11 +13,13 @@ PERIOD_ID = re.compile(r"\d{4}-W\d{2}|\d{4}-\d{2}-\d{2}_\d{4}-\d{2}-\d{2}|all")
 
 
 def check_period_id(text: str) -> str:
-    """A period id as archived (2026-W46, 2026-11-01_2026-11-30 or all), else one sentence."""
-    if not isinstance(text, str) or not PERIOD_ID.fullmatch(text):
+    """A period id as archived (2026-W46, 2026-11-01_2026-11-30 or all), in any letter case
+    (2026-w46 is 2026-W46), else one sentence."""
+    canonical = text.strip().upper().replace("ALL", "all") if isinstance(text, str) else ""
+    if not PERIOD_ID.fullmatch(canonical):
         raise ReportError(f"{str(text)[:80]!r} is not a period id; ids look like 2026-W46, "
                           "2026-11-01_2026-11-30 or all (`reporting archive list` shows them).")
-    return text
+    return canonical
 
 
 def inside(root: Path, path: Path) -> Path:

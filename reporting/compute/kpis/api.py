@@ -306,9 +306,10 @@ def compute(frames: Mapping[str, Rollup | pd.DataFrame], period: Period, t: Thre
                    charts=_charts(h, services, endpoints, t),
                    insights=tuple(_insights(values, prev_values, services, prev_services, h, t)),
                    headline=HEADLINE, message=note,
-                   breakdowns={"by_service": records(services), "by_endpoint": records(endpoints),
-                               "errors_by_status": records(statuses),
-                               "errors_by_endpoint": records(failing),
+                   breakdowns={"by_service": records(services, UNITS),
+                               "by_endpoint": records(endpoints, UNITS),
+                               "errors_by_status": records(statuses, UNITS),
+                               "errors_by_endpoint": records(failing, UNITS),
                                "rolling_budget": window.as_dict(),
                                "burn_rates": {"1h": values.get("max_burn_rate"),
                                               "6h": burn_6h(h, t)[0]}})

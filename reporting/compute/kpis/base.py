@@ -10,7 +10,7 @@ import pandas as pd
 
 from ...core import rollups
 from ...core.config import Thresholds
-from ...core.formatting import threshold_words
+from ...core.formatting import rounded, threshold_words
 from ...core.periods import Period
 from ...core.values import KPI, Section, Value, plain
 
@@ -132,10 +132,12 @@ def percentiles(values: pd.Series | np.ndarray, qs: tuple[float, ...]
     return [float(v) for v in np.percentile(arr, list(qs))]
 
 
-def records(frame: pd.DataFrame) -> dict[str, dict[str, Value]]:
-    """A breakdown for kpis.json: row label -> its numeric columns, NaN as None."""
+def records(frame: pd.DataFrame, units: Mapping[str, str]) -> dict[str, dict[str, Value]]:
+    """A breakdown for kpis.json: row label -> its numeric columns, each rounded with its
+    unit's digits as KPI values are (693.8499999999996 ms is 693.8), NaN as None."""
     num = frame.select_dtypes("number").astype("float64").replace({np.nan: None})
-    return {str(k): v for k, v in num.to_dict("index").items()}
+    return {str(k): {c: rounded(v, units.get(c, "")) for c, v in row.items()}
+            for k, row in num.to_dict("index").items()}
 
 
 def ratio(part: float, whole: float) -> float | None:

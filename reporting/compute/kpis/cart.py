@@ -90,7 +90,8 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
     insights = [_insight(values, prev_values, cur, currency, revenue(period))]
     return Section(NAME, TITLE, kpis=kpis, tables=tables, charts=charts,
                    insights=tuple(insights), headline=HEADLINE,
-                   breakdowns={"by_hour": {int(h): float(v) for h, v in by_hour["value"].items()}})
+                   breakdowns={"by_hour": {int(h): formatting.rounded(float(v), "money")
+                                          for h, v in by_hour["value"].items()}})
 
 
 def _insight(values: dict[str, Value], prev_values: dict[str, Value] | None,

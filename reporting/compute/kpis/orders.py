@@ -76,7 +76,7 @@ def compute(frames: Mapping[str, Any], period: Period, t: Thresholds, currency: 
                       {"label": "day", "value": "revenue", "unit": "money",
                        "date_labels": True}),),
         insights=(_insight(values, prev_values, currency),), headline=HEADLINE,
-        breakdowns={"by_day": records(by_day.set_axis(by_day.index.astype("str")))})
+        breakdowns={"by_day": records(by_day.set_axis(by_day.index.astype("str")), units)})
 
 
 def _insight(v: dict[str, Value], pv: dict[str, Value] | None, currency: str) -> Insight:

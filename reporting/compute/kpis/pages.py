@@ -154,11 +154,11 @@ def compute(frames: Mapping[str, Rollup | pd.DataFrame], period: Period, t: Thre
     note = NOTE.format(**words)
     tables = [Table("by_page", "By page (slowest p75 first)", pages.head(15).reset_index(),
                     UNITS, note)]
-    breakdowns = {"by_page": records(pages)}
+    breakdowns = {"by_page": records(pages, UNITS)}
     if cur.tables["loads"]["device"].notna().any():
         devices = breakdown(cur, "device", t)
         tables.append(Table("by_device", "By device", devices.reset_index(), UNITS))
-        breakdowns["by_device"] = records(devices)
+        breakdowns["by_device"] = records(devices, UNITS)
     charts = [Chart("pages_p75", "barh", "p75 load time by page (ms)",
                     pages.head(15).reset_index()[["page_url", "p75_ms"]],
                     {"label": "page_url", "value": "p75_ms", "unit": "ms",
@@ -172,7 +172,7 @@ def compute(frames: Mapping[str, Rollup | pd.DataFrame], period: Period, t: Thre
         tables.insert(0, Table("vitals", "Core Web Vitals by page (p75, worst LCP first)",
                                vitals.head(15).reset_index(), UNITS, VITALS_NOTE.format(**words)))
         charts.insert(0, _lcp_chart(vitals, t))
-        breakdowns["vitals_by_page"] = records(vitals)
+        breakdowns["vitals_by_page"] = records(vitals, UNITS)
         insights = _vital_insights(values, vitals, t) + insights
     else:
         note = NO_VITALS + note

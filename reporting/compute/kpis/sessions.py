@@ -172,4 +172,7 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
             impact=float(1 - worst["step_conversion"])))
     return Section(NAME, TITLE, kpis=kpis, tables=tables, charts=charts,
                    insights=tuple(insights), headline=HEADLINE,
-                   breakdowns={"funnel": steps.replace({np.nan: None}).to_dict("records")})
+                   breakdowns={"funnel": [
+                       {**step, "step_conversion": formatting.rounded(step["step_conversion"],
+                                                                      "ratio")}
+                       for step in steps.replace({np.nan: None}).to_dict("records")]})

@@ -185,7 +185,7 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -
     breakdowns = {"by_channel": dict(zip(by_channel["channel"],
                                          by_channel["tickets"].astype(int).tolist()))}
     if len(priorities):
-        breakdowns["sla_breach_by_priority"] = records(priorities)
+        breakdowns["sla_breach_by_priority"] = records(priorities, units)
     return Section(NAME, TITLE, kpis=kpis, tables=tables, charts=charts,
                    insights=tuple(insights), breakdowns=breakdowns,
                    headline=RATED_HEADLINE if "ticket_csat" in values else HEADLINE)

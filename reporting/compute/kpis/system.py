@@ -16,6 +16,7 @@ from .base import (
     higher_is_better,
     lower_is_better,
     metric,
+    records,
     rollups_of,
     table_percentiles,
     table_quantiles,
@@ -102,6 +103,4 @@ def compute(frames: Mapping[str, Rollup | pd.DataFrame], period: Period, t: Thre
             "probes.", impact=float(t.uptime - up) * 1000))
     return Section(NAME, TITLE, kpis=kpis, tables=tables, charts=charts,
                    insights=tuple(insights), headline=HEADLINE,
-                   breakdowns={"by_service": {str(k): {c: (None if pd.isna(v) else float(v))
-                                                       for c, v in r.items()}
-                                              for k, r in services.iterrows()}})
+                   breakdowns={"by_service": records(services, units)})
