@@ -78,7 +78,8 @@ def test_an_empty_data_folder_names_the_files_expected_and_leaves_no_archive(tmp
     assert r.exit_code == 2
     said = " ".join(r.output.split())
     assert "holds none of the files a source is read from (one per source: clickstream.csv" \
-        in said and "system_metrics.csv; or .csv.gz or .parquet)" in said
+        in said and "system_metrics.csv; or .csv.gz or .parquet; optional: orders.csv and " \
+        "deployments.csv)" in said
     assert "no [sources] table" in said and "--period explicitly" not in said
     assert not (tmp_path / "out" / "archive.sqlite").exists()
 

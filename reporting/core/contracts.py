@@ -69,6 +69,7 @@ SPECS: dict[str, Spec] = {s.name: s for s in (
          order=(("deployed_at", "ended_at"),)),
 )}
 SOURCE_NAMES: tuple[str, ...] = tuple(SPECS)
+OPTIONAL_SOURCES = ("orders", "deployments")    # a shop without them still gets a report
 
 # filter key -> the (source, column) pairs it restricts
 COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {

@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..core.config import SourceConfig
-from ..core.contracts import SPECS, Spec
+from ..core.contracts import OPTIONAL_SOURCES, SPECS, Spec
 from ..core.errors import SourceError
 from ..core.periods import Window
 from ..core.quality import Quality
@@ -65,9 +65,11 @@ def no_rows(quality: dict[str, Quality], data_dir: Path) -> str:
     if any(q.status == "loaded" for q in quality.values()):
         return ("No source has a valid timestamped row to report; `reporting validate` "
                 "shows why the rows were set aside.")
-    names = ", ".join(f"{name}.csv" for name in SPECS)
+    names = ", ".join(f"{name}.csv" for name in SPECS if name not in OPTIONAL_SOURCES)
+    extra = " and ".join(f"{name}.csv" for name in OPTIONAL_SOURCES)
     return (f"No source has a row to report: {data_dir} holds none of the files a source is "
-            f"read from (one per source: {names}; or .csv.gz or .parquet), and no [sources] "
+            f"read from (one per source: {names}; or .csv.gz or .parquet; optional: {extra}), "
+            "and no [sources] "
             "table reads one from elsewhere. `reporting init` writes a report.toml for the "
             "files and logs/ folder it finds.")
 

@@ -311,8 +311,9 @@ def compute(frames: Mapping[str, Rollup | pd.DataFrame], period: Period, t: Thre
                                "errors_by_status": records(statuses, UNITS),
                                "errors_by_endpoint": records(failing, UNITS),
                                "rolling_budget": window.as_dict(),
-                               "burn_rates": {"1h": values.get("max_burn_rate"),
-                                              "6h": burn_6h(h, t)[0]}})
+                               "burn_rates": {
+                                   "1h": formatting.rounded(values.get("max_burn_rate"), "x"),
+                                   "6h": formatting.rounded(burn_6h(h, t)[0], "x")}})
 
 
 def _rolling_note(window: Rolling) -> str:
