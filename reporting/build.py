@@ -175,7 +175,8 @@ def _sections(frames: Mapping[str, pd.DataFrame], quality: Mapping[str, Any],
         a.name: kpis.headline_keys(computed, a.sections) for a in ctx.audiences},
         top_n=ctx.config.top_n)
     document["coverage"] = covered.as_dict()
-    document["coverage_notes"] = covered.notes()
+    document["coverage_notes"] = covered.notes() + [
+        n for s in computed.values() for n in s.notes]
     return computed, document
 
 

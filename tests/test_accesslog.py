@@ -88,7 +88,7 @@ def test_configured_log_format_with_host(tmp_path):
 
 
 def test_log_format_without_what_the_report_needs():
-    with pytest.raises(SourceError, match=r"lacks \$status, \$request_time"):
+    with pytest.raises(SourceError, match=r"lacks \$status; "):
         compile_format('$remote_addr [$time_local] "$request"')
 
 

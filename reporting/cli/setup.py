@@ -2,14 +2,13 @@
 from the key declarations for the data it finds, and the config as it is read."""
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
 import click
 
 from ..core.configtext import resolved, template
 from ..core.contracts import SOURCE_NAMES
-from ..core.errors import ReportError
+from ..core.errors import ReportError, SourceError
 from .common import entry_point, load_config, out, warn, with_common
 
 LOGS = "logs"
@@ -74,21 +73,21 @@ def _logs(folder: Path, data: Path) -> tuple[Path, str] | None:
 
 
 def _format_note(path: Path) -> str:
-    """Whether the first line reads as nginx's combined format with $request_time (or
-    Apache's with %D); otherwise the config needs the site's log_format."""
+    """Which layout the first lines read as (combined, with or without a response time,
+    common, ingress-nginx); otherwise the config needs the site's log_format."""
     # lazy: start-up time (a command imports what it runs)
-    from ..ingest.accesslog import COMBINED
+    from ..ingest.accesslog import detect
+    from ..ingest.logfiles import first_lines
 
-    opener = gzip.open if path.name.endswith(".gz") else open
     try:
-        with opener(path, "rt", encoding="utf-8", errors="replace") as f:
-            first = f.readline().rstrip("\n")
-    except OSError as exc:
-        return f"{path.name} could not be read ({exc.strerror})."
-    if COMBINED.match(first):
-        return f"{path.name} reads as the combined format with a request time."
-    return (f"the first line of {path.name} is not the combined format with a request time: "
-            "add its nginx log_format under [sources.api_logs].")
+        _, lines = first_lines([path], 20)
+    except SourceError as exc:
+        return str(exc)
+    layout = detect(lines)[0] if lines else None
+    if layout is not None:
+        return f"{path.name} reads as the {layout}."
+    return (f"the first lines of {path.name} are no access log layout the report knows: "
+            "add its nginx log_format (or Apache LogFormat) under [sources.api_logs].")
 
 
 def _rel(path: Path, folder: Path) -> str:

@@ -193,7 +193,8 @@ DEFAULT_FUNNEL: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("checkout", ("checkout*", "*/checkout*")),
 )
 
-SOURCE_FORMATS = ("csv", "parquet", "access_log")
+LOG_FORMATS = ("access_log", "json_log", "w3c_log")
+SOURCE_FORMATS = ("csv", "parquet", *LOG_FORMATS)
 
 
 @dataclass(frozen=True)
@@ -211,12 +212,22 @@ class SourceConfig:
                        example="select * from tickets")
     password_env: str = setting("", "environment variable holding the database password",
                                 kind="env", example="HELPDESK_DB_PASSWORD")
-    log_format: str = setting("", "access logs: the site's nginx log_format string",
+    log_format: str = setting("", "access logs: the nginx log_format or Apache LogFormat; "
+                              "\"\" = detected on the first lines",
                               example="$remote_addr - $remote_user [$time_local] \"$request\" "
                               "$status $body_bytes_sent $request_time")
     services: dict[str, str] = setting(None, "access logs: path prefix = service name",
                                        factory=dict, kind="table",
                                        example={"/v2/pay": "payments-gw"})
+    fields: dict[str, str] = setting(None, "JSON logs: time, status, method, path or request, "
+                                     "duration, host = the log's key (a.b: nested)",
+                                     factory=dict, kind="table",
+                                     example={"time": "ts", "status": "status",
+                                              "method": "request.method",
+                                              "path": "request.uri", "duration": "duration",
+                                              "host": "request.host"})
+    duration_unit: str = setting("s", "JSON logs: the unit of the duration field",
+                                 kind="choice", choices=("s", "ms", "us", "ns"), example="ms")
 
 
 @dataclass(frozen=True)
@@ -514,12 +525,16 @@ def _sources(raw: Any, where: str, base: Path) -> dict[str, SourceConfig]:
     result = {}
     for name, table in raw.items():
         key = f"sources.{name}"
-        values = read_table(SourceConfig, table, where, key + ".", skip=("services",))
-        services = table.get("services", {})
+        values = read_table(SourceConfig, table, where, key + ".", skip=("services", "fields"))
+        services, fields = table.get("services", {}), table.get("fields", {})
         if not isinstance(services, dict):
             raise ConfigError(f"{where}: {key}.services must be a table of path prefix = "
                               "service name.")
+        if not isinstance(fields, dict) or not all(isinstance(v, str) for v in fields.values()):
+            raise ConfigError(f"{where}: {key}.fields must be a table of report field = the "
+                              'log\'s key, such as { time = "ts", status = "status" }.')
         src = SourceConfig(name, services={str(k): str(v) for k, v in services.items()},
+                           fields={str(k): v for k, v in fields.items()},
                            **{k: v.strip() for k, v in values.items()})
         _check_source(src, where, key)
         if src.path and not Path(src.path).expanduser().is_absolute():
@@ -540,11 +555,35 @@ def _check_source(src: SourceConfig, where: str, key: str) -> None:
                           "or url and sql (a database query), not both.")
     if (src.url or src.sql) and not (src.url and src.sql):
         raise ConfigError(f"{where}: {key} needs both url and sql to read a database.")
-    if src.format == "access_log" and src.name != "api_logs":
-        raise ConfigError(f"{where}: {key}.format = \"access_log\" is only for api_logs.")
-    if (src.log_format or src.services) and src.format != "access_log":
-        raise ConfigError(f"{where}: {key}.log_format and services need "
-                          "format = \"access_log\".")
+    if src.format in LOG_FORMATS and src.name != "api_logs":
+        raise ConfigError(f"{where}: {key}.format = \"{src.format}\" is only for api_logs.")
+    if (src.log_format or src.services) and src.format not in LOG_FORMATS:
+        raise ConfigError(f"{where}: {key}.log_format and services need format = "
+                          "\"access_log\", \"json_log\" or \"w3c_log\".")
+    if src.log_format and src.format != "access_log":
+        raise ConfigError(f"{where}: {key}.log_format is for format = \"access_log\".")
+    if src.format == "json_log":
+        _check_fields(src, where, key)
+    elif src.fields:
+        raise ConfigError(f"{where}: {key}.fields is for format = \"json_log\".")
+
+
+JSON_FIELDS = ("time", "status", "method", "path", "request", "duration", "host")
+
+
+def _check_fields(src: SourceConfig, where: str, key: str) -> None:
+    """A JSON log's field map names a time, a status and a path (or request line)."""
+    unknown = sorted(set(src.fields) - set(JSON_FIELDS))
+    if unknown:
+        raise ConfigError(f"{where}: {key}.fields.{unknown[0]} is not a field the report "
+                          f"reads; use {', '.join(JSON_FIELDS)}.")
+    lacking = [k for k in ("time", "status") if k not in src.fields]
+    if "path" not in src.fields and "request" not in src.fields:
+        lacking.append("path (or request)")
+    if lacking:
+        raise ConfigError(f"{where}: {key}.fields needs {', '.join(lacking)}: the log's "
+                          'keys for them, such as fields = { time = "ts", status = '
+                          '"status", path = "request.uri" }.')
 
 
 def _service_map(raw: Any, where: str) -> dict[str, ServiceLinks]:

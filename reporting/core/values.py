@@ -169,6 +169,7 @@ class Section:
     breakdowns: Mapping[str, Any] = field(default_factory=dict)   # kpis.json "breakdowns"
     document: Mapping[str, Any] = field(default_factory=dict)  # top-level kpis.json entries
     signals: pd.DataFrame | None = None     # hourly values the archive keeps (incidents)
+    notes: tuple[str, ...] = ()             # what the data cannot tell, repeated on page 1
 
     def kpi(self, key: str) -> KPI | None:
         return next((k for k in self.kpis if k.key == key), None)

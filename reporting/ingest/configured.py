@@ -8,6 +8,7 @@ names its file (or query) and its row there.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from zoneinfo import ZoneInfo
@@ -19,7 +20,7 @@ from ..core.config import SourceConfig
 from ..core.contracts import Spec
 from ..core.errors import SourceError
 from ..core.periods import Window
-from .accesslog import read_logs
+from . import accesslog, jsonlog, w3clog
 from .files import NoData, discover, name_date
 from .read import Read, parquet_latest, read_files
 from .sql import latest_time, read_query, safe_url
@@ -32,6 +33,8 @@ from .validate import (
 )
 
 log = logging.getLogger(__name__)
+LOG_READERS = {"access_log": accesslog.read_logs, "json_log": jsonlog.read_logs,
+               "w3c_log": w3clog.read_logs}
 
 
 def load(src: SourceConfig, spec: Spec, tz: ZoneInfo, mapping: dict[str, str], window: Window,
@@ -40,6 +43,8 @@ def load(src: SourceConfig, spec: Spec, tz: ZoneInfo, mapping: dict[str, str], w
     """Read and validate a configured source; fills `quality` like `folder.load_source`."""
     started = time.perf_counter()
     q = quality
+    if src.format in LOG_READERS:   # a logged request without a duration ("-") still counts
+        spec = dataclasses.replace(spec, may_be_empty=(*spec.may_be_empty, "response_time_ms"))
     q.origin = describe(src)
     try:
         r = read_source(src, spec, mapping, window, tz)
@@ -60,6 +65,8 @@ def load(src: SourceConfig, spec: Spec, tz: ZoneInfo, mapping: dict[str, str], w
     counts = np.bincount(codes, minlength=len(labels) + 1)
     pre = r.rejected if r.rejected is not None else pd.DataFrame()
     q.status, q.rows, q.valid = "loaded", len(raw) + len(pre), int(counts[0])
+    if r.warnings:
+        q.message = " ".join(r.warnings)
     q.rejected = {label: int(counts[i + 1]) for i, label in enumerate(labels) if counts[i + 1]}
     for reason, n in (pre["reason"].value_counts().items() if len(pre) else ()):
         q.rejected[reason] = q.rejected.get(reason, 0) + int(n)
@@ -70,6 +77,8 @@ def load(src: SourceConfig, spec: Spec, tz: ZoneInfo, mapping: dict[str, str], w
         bad = raw.iloc[positions].astype("str").reset_index(drop=True)
         bad.insert(0, "row", rows)
         bad.insert(0, r.unit, where)
+        if r.line_reader is not None:     # a parsed log line: the line as written
+            bad["line"] = r.line_reader(where, rows)
         bad["reason"] = np.array(labels, dtype=object)[codes[bad_mask] - 1]
         frame = frame.loc[~bad_mask].reset_index(drop=True)
     if len(pre):
@@ -86,7 +95,8 @@ def describe(src: SourceConfig) -> str:
     password)."""
     if src.url:
         return f"query on {safe_url(src.url)}"
-    kind = "access logs " if src.format == "access_log" else ""
+    kind = {"access_log": "access logs ", "json_log": "JSON logs ",
+            "w3c_log": "W3C logs "}.get(src.format, "")
     return f"{kind}{src.path}"
 
 
@@ -96,8 +106,8 @@ def read_source(src: SourceConfig, spec: Spec, mapping: dict[str, str], window: 
     window = window.for_source(src.name)
     if src.url:
         return read_query(src, spec, mapping, window, tz)
-    if src.format == "access_log":
-        return read_logs(src, spec, window, tz)
+    if src.format in LOG_READERS:
+        return LOG_READERS[src.format](src, spec, window, tz)
     return read_files(src, spec, mapping, window, tz)
 
 
@@ -107,7 +117,7 @@ def latest(src: SourceConfig, spec: Spec, mapping: dict[str, str], tz: ZoneInfo
     try:
         if src.url:
             return latest_time(src, spec, mapping, tz)
-        if src.format == "access_log":
+        if src.format in LOG_READERS:
             return None
         files = discover(src.path)
     except (NoData, SourceError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -129,6 +130,9 @@ class Read:
     sha256: str | None = None
     rejected: pd.DataFrame | None = None     # rows refused before validation (log lines)
     replaced: bool = False                   # undecodable bytes were replaced somewhere
+    warnings: list[str] = field(default_factory=list)   # e.g. a gzip log cut short
+    # (files, rows) -> the rows' lines as written, for sources whose rows are parsed lines
+    line_reader: Callable[[list[str], np.ndarray], list[str]] | None = None
 
 
 # --- files ------------------------------------------------------------------------------

@@ -184,7 +184,7 @@ def measure(r: Rollup, t: Thresholds, services: pd.DataFrame | None = None,
     req, hist = r.tables["requests"], latency(r)
     counts = req["n"].to_numpy(dtype="int64")
     status = req["status_code"].to_numpy()
-    n = int(counts.sum())
+    n, timed = int(counts.sum()), timed_requests(hist)
     server = int(counts[status >= 500].sum())
     client = int(counts[(status >= 400) & (status < 500)].sum())
     ser = ratio(server, n)
@@ -194,27 +194,41 @@ def measure(r: Rollup, t: Thresholds, services: pd.DataFrame | None = None,
         "availability": None if ser is None else 1 - ser,
         **dict(zip(("p50_ms", "p95_ms", "p99_ms"),
                    table_percentiles(hist, "response_time_ms", (50, 95, 99)))),
-        "mean_ms": float(req["response_time_ms_sum"].sum() / n) if n else None,
+        # over the requests with a response time (logs may carry none)
+        "mean_ms": float(req["response_time_ms_sum"].sum() / timed) if timed else None,
         "error_budget_used": ratio(server, _err_budget(t) * n) if n else None,
     }
     if n:
+        h = per_hour(r)
+        judged = h[h["requests"] >= t.incident_min_events]
+        values["max_burn_rate"] = (float(judged["server_error_rate"].max() / _err_budget(t))
+                                   if len(judged) else None)
+    if timed:
         p95 = endpoints["p95_ms"] if endpoints is not None else \
             table_quantiles(hist, "endpoint", "response_time_ms", (0.95,))["p95"]
         means = services["mean_ms"] if services is not None else _means(req, "service_name")
         values["slowest_endpoint"] = str(p95.idxmax())
         values["slowest_service_by_mean"] = str(means.idxmax())
-        h = per_hour(r)
-        judged = h[h["requests"] >= t.incident_min_events]
-        values["max_burn_rate"] = (float(judged["server_error_rate"].max() / _err_budget(t))
-                                   if len(judged) else None)
         sat, tol = _apdex_parts(hist, t)
-        values["apdex"] = float((sat.sum() + tol.sum() / 2) / n)
+        values["apdex"] = float((sat.sum() + tol.sum() / 2) / timed)
     return values
+
+
+def timed_requests(hist: pd.DataFrame) -> int:
+    """How many requests carry a response time (the latency histogram's count)."""
+    if not len(hist):
+        return 0
+    return int(hist["n"].to_numpy(dtype="int64")[hist["response_time_ms"].notna().to_numpy()]
+               .sum())
 
 
 def _means(req: pd.DataFrame, by: str) -> pd.Series:
     sums = table_sums(req, by, {"n": "n", "ms": "response_time_ms_sum"})
     return sums["ms"] / sums["n"]
+
+
+NO_TIMES = ("The API logs carry no response time: requests, errors and availability are "
+            "counted, but latency percentiles, Apdex and the latency charts cannot be shown.")
 
 
 def breakdown(r: Rollup, by: str, t: Thresholds) -> pd.DataFrame:
@@ -228,15 +242,20 @@ def breakdown(r: Rollup, by: str, t: Thresholds) -> pd.DataFrame:
                                "ms": "response_time_ms_sum"})
     apdex = table_sums(hist, by, {"n": "n", "sat": sat, "tol": tol})
     per = np.maximum(out["requests"], 1)
+    has_time = hist["response_time_ms"].notna().to_numpy()
+    timed = table_sums(hist.loc[has_time], by, {"n": "n"})["n"].reindex(out.index)
     out = pd.DataFrame({
         "requests": out["requests"], "server_error_rate": out["server"] / per,
-        "client_error_rate": out["client"] / per, "mean_ms": out["ms"] / per,
+        "client_error_rate": out["client"] / per,
+        "mean_ms": out["ms"] / timed.where(timed > 0),
         "apdex": (apdex["sat"] + apdex["tol"] / 2) / np.maximum(apdex["n"], 1),
     }, index=out.index)
     out = out.join(table_quantiles(hist, by, "response_time_ms", (0.5, 0.95, 0.99)).rename(
         columns=lambda c: f"{c}_ms"))
     out.loc[out["requests"] < P99_MIN, "p99_ms"] = np.nan
     out["availability"] = 1 - out["server_error_rate"]
+    if not out["p95_ms"].notna().any():       # no response times: most requests first
+        return out.sort_values("requests", ascending=False, kind="stable")
     return out.sort_values("p95_ms", ascending=False)
 
 
@@ -302,10 +321,15 @@ def compute(frames: Mapping[str, Rollup | pd.DataFrame], period: Period, t: Thre
     h = per_hour(cur)
     statuses, failing = errors_by_status(cur.tables["requests"]), \
         errors_by_endpoint(cur.tables["requests"])
-    return Section(NAME, TITLE, kpis=kpis, tables=_tables(services, endpoints, statuses, failing),
-                   charts=_charts(h, services, endpoints, t),
+    untimed = not timed_requests(latency(cur))
+    charts = _charts(h, services, endpoints, t)
+    if untimed:
+        charts, note = charts[:1], " ".join(x for x in (NO_TIMES, note) if x)
+    return Section(NAME, TITLE, kpis=kpis,
+                   tables=_tables(services, endpoints, statuses, failing, untimed),
+                   charts=charts,
                    insights=tuple(_insights(values, prev_values, services, prev_services, h, t)),
-                   headline=HEADLINE, message=note,
+                   headline=HEADLINE, message=note, notes=(NO_TIMES,) if untimed else (),
                    breakdowns={"by_service": records(services, UNITS),
                                "by_endpoint": records(endpoints, UNITS),
                                "errors_by_status": records(statuses, UNITS),
@@ -327,15 +351,21 @@ def _rolling_note(window: Rolling) -> str:
 
 
 def _tables(services: pd.DataFrame, endpoints: pd.DataFrame, statuses: pd.DataFrame,
-            failing: pd.DataFrame) -> tuple[Table, ...]:
+            failing: pd.DataFrame, untimed: bool = False) -> tuple[Table, ...]:
+    """The section's tables; without response times, no latency column (not a column of
+    dashes) and the endpoints with the most requests."""
     cols = ["requests", "server_error_rate", "availability", "mean_ms", "p50_ms", "p95_ms",
             "p99_ms", "apdex"]
+    latency_cols = ["mean_ms", "p50_ms", "p95_ms", "p99_ms"]
+    ep_cols = ["requests", "server_error_rate", *latency_cols]
+    if untimed:
+        cols = [c for c in cols if c not in (*latency_cols, "apdex")]
+        ep_cols = ["requests", "server_error_rate", "client_error_rate"]
     return (
         Table("services", "By service", services[cols].reset_index(), UNITS,
-              f"p99 shown for groups of {P99_MIN}+ requests."),
-        Table("endpoints", "Slowest endpoints (by p95)",
-              endpoints[["requests", "server_error_rate", "mean_ms", "p50_ms", "p95_ms",
-                         "p99_ms"]].head(10).reset_index(), UNITS),
+              "" if untimed else f"p99 shown for groups of {P99_MIN}+ requests."),
+        Table("endpoints", "Busiest endpoints" if untimed else "Slowest endpoints (by p95)",
+              endpoints[ep_cols].head(10).reset_index(), UNITS),
         Table("errors_by_status", "Errors by status code", statuses.reset_index(), UNITS,
               "Share: of the period's server errors (5xx) or client errors (4xx)."),
         Table("errors_by_endpoint", "Errors by endpoint (most 5xx first)",
@@ -377,7 +407,7 @@ def _insights(v: dict[str, Value], pv: dict[str, Value] | None, services: pd.Dat
               ) -> list[Insight]:
     out: list[Insight] = []
     # only the services over the target (not a loop over 100,000 fine ones)
-    for name, row in services[~(services["p95_ms"] <= t.api_p95_ms)].iterrows():
+    for name, row in services[services["p95_ms"] > t.api_p95_ms].iterrows():
         p95 = row["p95_ms"]
         before = prev_services["p95_ms"].get(name) if prev_services is not None else None
         trend = (f"rose from {formatting.ms(before)} to {formatting.ms(p95)} "

@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from ...core import rollups
-from ...core.config import Config, SourceConfig
+from ...core.config import LOG_FORMATS, Config, SourceConfig
 from ...core.contracts import EVENT_SOURCES, HIGH_VOLUME, SPECS
 from ...core.errors import SourceError
 from ...core.periods import Window, latest_window
@@ -111,7 +111,7 @@ def _configured(loaded: Loaded, plans: list[Plan], job: Job, src: SourceConfig,
         _plan(loaded, plans, name, lambda: query_plan(
             dataclasses.replace(job, unit="query"), src, window.for_source(name), q,
             chunk_rows))
-    elif name not in HIGH_VOLUME or src.format == "access_log":
+    elif name not in HIGH_VOLUME or src.format in LOG_FORMATS:
         keep_source(loaded, name, lambda: configured.load(
             src, SPECS[name], tz, dict(job.mapping), window, q, job.time_range))
         if name in loaded.frames and name in HIGH_VOLUME:
