@@ -203,7 +203,7 @@ IIS = f"""#Software: Microsoft Internet Information Services 10.0
 #Version: 1.0
 #Date: 2026-11-10 10:00:00
 {IIS_FIELDS}
-2026-11-10 10:00:01 10.0.0.5 GET /default.htm - 80 - 192.0.2.10 Mozilla/5.0+(Windows+NT) - 200 0 0 15
+2026-11-10 10:00:01 10.0.0.5 GET /default.htm - 80 - 192.0.2.10 Mozilla/5.0+(Windows) - 200 0 0 15
 2026-11-10 10:00:02 10.0.0.5 POST /api/orders/42 id=1 443 - 192.0.2.11 Mozilla/5.0 - 500 0 0 1203
 #Software: Microsoft Internet Information Services 10.0
 #Version: 1.0
