@@ -10,6 +10,7 @@ that does not match is a rejected row with its file, line number and text.
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -28,15 +29,15 @@ from .read import Read
 
 __all__ = ["LAYOUTS", "compile_format", "detect", "fold_endpoint", "read_logs", "service_of"]
 
-_HEAD = (r'^(?P<remote_addr>\S+) \S+ (?P<remote_user>\S+) \[(?P<time_local>[^\]]+)\] '
-         r'"(?P<request>[^"]*)" (?P<status>\d{3}) (?P<body_bytes_sent>\S+)')
-_REF = r' "(?P<http_referer>[^"]*)" "(?P<http_user_agent>[^"]*)"'
+# Only the fields the report reads are captured: RE2 runs about 3x faster without the rest.
+_HEAD = (r'^\S+ \S+ \S+ \[(?P<time_local>[^\]]+)\] '
+         r'"(?P<request>[^"]*)" (?P<status>\d{3}) \S+')
+_REF = r' "[^"]*" "[^"]*"'
 # The layouts tried when no log_format is given, the most specific first: a line matched
 # by several is read by the first (combined also matches combined + a time).
 LAYOUTS = {
     "ingress-nginx upstream format": _HEAD + _REF + (
-        r' (?P<request_length>\d+) (?P<request_time>\d+(?:\.\d+)?) '
-        r'\[(?P<proxy_upstream_name>[^\]]*)\] \[[^\]]*\] .*$'),
+        r' \d+ (?P<request_time>\d+(?:\.\d+)?) \[[^\]]*\] \[[^\]]*\] .*$'),
     # nginx's $request_time is seconds with a point ("0.120"), Apache's %D microseconds
     "combined format with a response time ($request_time or %D)": _HEAD + _REF
     + r' (?P<duration_auto>\d+(?:\.\d+)?)(?: .*)?$',
@@ -48,6 +49,8 @@ DURATIONS = {"duration_auto": 1.0, "request_time": 1000.0, "upstream_response_ti
              "duration_s": 1000.0, "duration_ms": 1.0, "duration_us": 0.001}
 TIMES = ("time_local", "time_iso8601", "msec")
 HOSTS = ("host", "http_host", "server_name")
+USED = {*TIMES, *HOSTS, *DURATIONS, "request", "request_method", "request_uri", "uri",
+        "status"}
 REQUEST = r"^(?P<method>[A-Z]+) (?P<target>\S+)(?: HTTP/[\d.]+)?$"
 REASON_LINE = "unparseable log line"
 REASON_REQUEST = "unparseable request line"
@@ -96,7 +99,8 @@ def compile_format(log_format: str) -> str:
         name = m.group(1) or m.group(2)
         after = text[m.end():m.end() + 1]
         body = {'"': r'[^"]*', "]": r"[^\]]*", "": r".*"}.get(after, r"\S*")
-        parts.append(f"(?P<{name}>{body})" if name not in seen else f"(?:{body})")
+        used = name in USED and name not in seen
+        parts.append(f"(?P<{name}>{body})" if used else f"(?:{body})")
         seen.add(name)
         pos = m.end()
     parts.append(_escape(text[pos:]))
@@ -131,11 +135,14 @@ def detect(lines: list[str]) -> tuple[str | None, int]:
 
 def parser(pattern: str):
     """A function that parses a chunk of lines with `pattern`."""
-    def parse(lines: list[str]) -> Parsed:
-        arr = pa.array(lines, pa.large_string())
-        blank = pc.equal(pc.utf8_trim_whitespace(arr), "").to_numpy(zero_copy_only=False)
-        got = pc.extract_regex(arr, pattern)
-        ok = got.is_valid().to_numpy(zero_copy_only=False) & ~blank
+    def parse(arr: pa.Array) -> Parsed:
+        got = extract(arr, pattern)
+        ok = got.is_valid().to_numpy(zero_copy_only=False)
+        blank = np.zeros(len(arr), bool)
+        if not ok.all():                 # a blank line is no row, and not a bad one
+            missed = np.flatnonzero(~ok)
+            blank[missed] = pc.equal(pc.utf8_trim_whitespace(arr.take(missed)), ""
+                                     ).to_numpy(zero_copy_only=False)
         reasons = np.where(ok | blank, "", REASON_LINE).astype(object)
         pos = np.flatnonzero(ok)
         got = got.filter(pa.array(ok))
@@ -151,10 +158,9 @@ def parser(pattern: str):
             good = pc.not_equal(target, "")
         good_np = good.to_numpy(zero_copy_only=False)
         reasons[pos[~good_np]] = REASON_REQUEST
-        fields = pd.DataFrame({"time": _times(f), "method": method.to_pandas(),
-                               "target": target.to_pandas(),
-                               "status": pd.to_numeric(f["status"].to_pandas(),
-                                                       errors="coerce")})
+        fields = pd.DataFrame({"time": _times(f), "method": categories(method),
+                               "target": categories(target),
+                               "status": number(f["status"])})
         ms = _duration(f)
         if ms is not None:
             fields["ms"] = ms
@@ -165,9 +171,34 @@ def parser(pattern: str):
     return parse
 
 
+def categories(text: pa.Array) -> pd.Categorical:
+    """Arrow strings as a pandas Categorical, encoded in Arrow (paths repeat a lot)."""
+    enc = pc.dictionary_encode(text)
+    codes = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False)
+    return pd.Categorical.from_codes(codes, pd.Index(enc.dictionary.to_pylist(), dtype=object))
+
+
+POOL = ThreadPoolExecutor(2, thread_name_prefix="logregex")
+
+
+def extract(arr: pa.Array, pattern: str) -> pa.StructArray:
+    """`pc.extract_regex` on two halves at once (Arrow lets go of the GIL): matching is
+    most of a log's reading time."""
+    if len(arr) < 100_000:
+        return pc.extract_regex(arr, pattern)
+    half = len(arr) // 2
+    parts = list(POOL.map(lambda a: pc.extract_regex(a, pattern),
+                          (arr.slice(0, half), arr.slice(half))))
+    return pa.concat_arrays(parts)
+
+
 def _times(f: dict[str, pa.Array]) -> pd.Series:
     """UTC times from whichever time variable the format has; each line's own offset."""
     if "time_local" in f:
+        enc = pc.dictionary_encode(f["time_local"])     # a busy second: one parse
+        fast = local_times(enc.dictionary) if not enc.indices.null_count else None
+        if fast is not None:
+            return pd.Series(fast[enc.indices.to_numpy()]).dt.tz_localize("UTC")
         t = pc.strptime(f["time_local"], format="%d/%b/%Y:%H:%M:%S %z", unit="s",
                         error_is_null=True)
         return t.to_pandas().astype("datetime64[ns, UTC]")
@@ -178,19 +209,66 @@ def _times(f: dict[str, pa.Array]) -> pd.Series:
                           utc=True)
 
 
-def _duration(f: dict[str, pa.Array]) -> pd.Series | None:
+def number(text: pa.Array) -> np.ndarray:
+    """Decimal texts as floats in Arrow ("-", "" and the like: NaN)."""
+    ok = pc.match_substring_regex(text, r"^\d+(?:\.\d+)?$")
+    kept = pc.if_else(ok, text, pa.scalar(None, text.type))
+    return pc.cast(kept, pa.float64()).to_numpy(zero_copy_only=False)
+
+
+MONTHS = pa.array(["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
+                   "Nov", "Dec"])
+MONTH_DAYS = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
+
+
+def local_times(text: pa.Array) -> np.ndarray | None:
+    """`$time_local` texts ("10/Oct/2000:13:55:36 -0700") as UTC datetime64 by their
+    fixed positions, about 5x faster than strptime; None when any text is not exactly
+    that (then strptime judges each)."""
+    if not len(text) or pc.any(pc.not_equal(pc.utf8_length(text), 26)).as_py():
+        return None
+
+    def part(a: int, b: int) -> np.ndarray:
+        return pc.cast(pc.utf8_slice_codeunits(text, a, b), pa.int64()).to_numpy()
+    try:
+        d, y, hh, mm, ss = part(0, 2), part(7, 11), part(12, 14), part(15, 17), part(18, 20)
+        zh, zm = part(22, 24), part(24, 26)
+    except pa.ArrowInvalid:
+        return None
+    m = pc.index_in(pc.utf8_slice_codeunits(text, 3, 6), value_set=MONTHS)
+    sign = pc.utf8_slice_codeunits(text, 21, 22)
+    if m.null_count or not pc.all(pc.is_in(sign, value_set=pa.array(["+", "-"]))).as_py():
+        return None
+    m = m.to_numpy() + 1
+    leap = (y % 4 == 0) & ((y % 100 != 0) | (y % 400 == 0))
+    days_in = MONTH_DAYS[m - 1] + (leap & (m == 2))
+    if ((d < 1) | (d > days_in) | (hh > 23) | (mm > 59) | (ss > 60) | (zm > 59)).any():
+        return None
+    # days from 1970-01-01 of a civil date (H. Hinnant's algorithm)
+    yy = y - (m <= 2)
+    era = yy // 400
+    yoe = yy - era * 400
+    doy = (153 * (m + np.where(m > 2, -3, 9)) + 2) // 5 + d - 1
+    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+    east = np.where(sign.to_numpy(zero_copy_only=False) == "-", -1, 1)
+    seconds = days * 86400 + hh * 3600 + mm * 60 + ss - east * (zh * 3600 + zm * 60)
+    return seconds.astype("datetime64[s]").astype("datetime64[ns]")
+
+
+def _duration(f: dict[str, pa.Array]) -> np.ndarray | None:
     """Milliseconds from the first duration field the format has (for upstream times
     that list several tries, "0.010, 0.020", their first); "-" is no value."""
     name = next((d for d in DURATIONS if d in f), None)
     if name is None:
         return None
-    text = f[name].to_pandas()
+    text = f[name]
     if name == "upstream_response_time":
-        text = text.str.extract(r"^\s*([\d.]+)", expand=False)
+        text = pc.extract_regex(text, r"^\s*(?P<first>[\d.]+)").field("first")
+    value = number(text)
     if name == "duration_auto":
-        seconds = text.str.contains(".", regex=False).to_numpy(dtype=bool, na_value=False)
-        return pd.to_numeric(text, errors="coerce") * np.where(seconds, 1000.0, 0.001)
-    return pd.to_numeric(text, errors="coerce") * DURATIONS[name]
+        seconds = pc.match_substring(text, ".").to_numpy(zero_copy_only=False)
+        return value * np.where(seconds, 1000.0, 0.001)
+    return value * DURATIONS[name]
 
 
 def read_logs(src: SourceConfig, spec: Spec, window: Window, tz: ZoneInfo) -> Read:

@@ -45,7 +45,8 @@ def parser(fields: dict[str, str], unit: str):
     """A function that parses a chunk of JSON lines with the field map."""
     getters = {name: _getter(key) for name, key in fields.items()}
 
-    def parse(lines: list[str]) -> Parsed:
+    def parse(chunk) -> Parsed:
+        lines = chunk.to_pylist()
         values: dict[str, list] = {name: [] for name in getters}
         reasons = np.full(len(lines), "", dtype=object)
         pos = []

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..core.config import SourceConfig
 from ..core.errors import SourceError
@@ -44,7 +46,7 @@ class Parsed:
     reasons: np.ndarray
 
 
-Parser = Callable[[list[str]], Parsed]
+Parser = Callable[[pa.Array], Parsed]
 
 
 @dataclass
@@ -84,9 +86,9 @@ class _Cut(Exception):
     """A gzip file ended early: its last, partial line is not a line."""
 
 
-def chunks(path: Path, warnings: list[str], size: int = CHUNK_BYTES) -> Iterator[list[str]]:
-    """The lines of a plain or gzip file, about `size` bytes at a time (line ends `\\n` or
-    `\\r\\n`; bytes that are not UTF-8 replaced)."""
+def chunks(path: Path, warnings: list[str], size: int = CHUNK_BYTES) -> Iterator[pa.Array]:
+    """The lines of a plain or gzip file as Arrow strings, about `size` bytes at a time
+    (line ends `\\n` or `\\r\\n`; bytes that are not UTF-8 replaced)."""
     try:
         fh = open(path, "rb")
     except OSError as exc:
@@ -117,12 +119,18 @@ def chunks(path: Path, warnings: list[str], size: int = CHUNK_BYTES) -> Iterator
             yield _split(rest)
 
 
-def _split(data: bytes) -> list[str]:
-    text = data.decode("utf-8", errors="replace")
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [s[:-1] if s.endswith("\r") else s for s in lines]
+def _split(data: bytes) -> pa.Array:
+    """Lines split in Arrow (no Python string per line); bytes that are not UTF-8 are
+    replaced (then through Python's decoder)."""
+    if data.endswith(b"\n"):
+        data = data[:-1]
+    lines = pc.split_pattern(pa.array([data], pa.large_binary()), b"\n").flatten()
+    try:
+        lines = lines.cast(pa.large_string())
+    except pa.ArrowInvalid:
+        text = data.decode("utf-8", errors="replace")
+        lines = pc.split_pattern(pa.array([text], pa.large_string()), "\n").flatten()
+    return pc.utf8_rtrim(lines, "\r")
 
 
 def first_lines(files: list[Path], n: int = SAMPLE_LINES) -> tuple[Path | None, list[str]]:
@@ -130,7 +138,7 @@ def first_lines(files: list[Path], n: int = SAMPLE_LINES) -> tuple[Path | None, 
     for path in files:
         got: list[str] = []
         for lines in chunks(path, [], size=1 << 20):
-            got.extend(s for s in lines if s.strip())
+            got.extend(s for s in lines.to_pylist() if s.strip())
             if len(got) >= n:
                 break
         if got:
@@ -158,14 +166,19 @@ def read_log_files(src: SourceConfig, window: Window, files: list[Path], skipped
     and the lines no parser understood (file, line, text, reason)."""
     found = LogRead()
     frames, files_of, rows_of, rejected = [], [], [], []
-    seen: list[np.ndarray] = []
+    seen: np.ndarray | None = None
     for i, path in enumerate(files):
         parser, hashes, line = parser_for(path), [], 0
-        before = np.unique(np.concatenate(seen)) if seen else None
         for lines in chunks(path, found.warnings):
-            h = pd.util.hash_array(np.asarray(lines, dtype=object))
-            hashes.append(h)
-            dup = np.isin(h, before) if before is not None else np.zeros(len(h), bool)
+            dup = np.zeros(len(lines), bool)
+            if len(files) > 1:      # copytruncate: lines found in another file count once
+                # Python's string hash: the same within a run, which is all a run needs
+                h = np.fromiter(map(hash, lines.to_pylist()), dtype=np.int64,
+                                count=len(lines))
+                hashes.append(h)
+                if seen is not None and len(seen):
+                    at = np.minimum(np.searchsorted(seen, h), len(seen) - 1)
+                    dup = seen[at] == h
             got = untimed_rejected(parser(lines))
             found.timed |= "ms" in got.fields
             keep = ~dup[got.pos]
@@ -179,10 +192,11 @@ def read_log_files(src: SourceConfig, window: Window, files: list[Path], skipped
             bad = np.flatnonzero((got.reasons != "") & ~dup)
             if len(bad):
                 rejected.append(pd.DataFrame({"file": str(path), "row": line + bad + 1,
-                                              "line": [lines[j] for j in bad],
+                                              "line": lines.take(bad).to_pylist(),
                                               "reason": got.reasons[bad]}))
             line += len(lines)
-        seen.append(np.unique(np.concatenate(hashes)) if hashes else np.zeros(0, np.uint64))
+        if hashes:
+            seen = np.sort(np.concatenate([seen, *hashes] if seen is not None else hashes))
     for text in found.warnings:
         log.warning("api_logs: %s", text)
     return _result(frames, files_of, rows_of, rejected, files, skipped, found, origin)
@@ -218,6 +232,28 @@ def _result(frames, files_of, rows_of, rejected, files, skipped, found: LogRead,
                 None, bad, warnings=found.warnings, line_reader=lines_at)
 
 
+def endpoints_of(target: pd.Series, services: dict[str, str], host: pd.Series | None
+                 ) -> tuple[pd.Categorical, np.ndarray]:
+    """Endpoints (categorical) and services of request targets, folded and mapped once
+    per distinct target."""
+    if not isinstance(target.dtype, pd.CategoricalDtype):
+        target = target.astype("category")
+    codes = target.cat.codes.to_numpy()
+    folded = fold_endpoint(pd.Series(target.cat.categories, dtype=object))
+    fcodes, funiq = pd.factorize(folded)
+    ecodes = np.where(codes >= 0, fcodes[np.maximum(codes, 0)], -1)
+    endpoint = pd.Categorical.from_codes(ecodes, funiq)
+    svc = service_of(pd.Series(funiq, dtype=object), services, None).to_numpy(dtype=object)
+    mapped = np.array([s != "other" for s in svc], dtype=bool)
+    service = np.where(ecodes >= 0, svc[np.maximum(ecodes, 0)], "other").astype(object)
+    if host is not None and len(service):
+        by_host = service_of(pd.Series(np.full(len(service), None, object)), {},
+                             host.reset_index(drop=True)).to_numpy(dtype=object)
+        unmapped = ~mapped[np.maximum(ecodes, 0)] | (ecodes < 0)
+        service = np.where(unmapped, by_host, service)
+    return endpoint, service
+
+
 def lines_at(names: list[str], rows: np.ndarray) -> list[str]:
     """The text of line `rows[i]` (from 1) of file `names[i]`, read again: rows that
     validation rejects keep the line as the server wrote it, while the rows read keep
@@ -228,7 +264,8 @@ def lines_at(names: list[str], rows: np.ndarray) -> list[str]:
         line, last = 0, int(g["row"].max())
         for lines in chunks(Path(name), []):
             sel = g[(g["row"] > line) & (g["row"] <= line + len(lines))]
-            out[sel.index.to_numpy()] = [lines[r - line - 1] for r in sel["row"]]
+            out[sel.index.to_numpy()] = lines.take(
+                (sel["row"].to_numpy() - line - 1)).to_pylist()
             line += len(lines)
             if line >= last:
                 break
@@ -249,15 +286,13 @@ def rows(fields: pd.DataFrame, services: dict[str, str], window: Window | None
     f = fields.loc[inside]
     n = len(f)
     target = f["target"] if "target" in f else pd.Series([], dtype="str")
-    endpoint = fold_endpoint(target) if n else pd.Series([], dtype="str")
+    endpoint, service = endpoints_of(target, services, f["host"] if "host" in f else None)
     ms = f["ms"] if "ms" in f else pd.Series(np.full(n, np.nan), index=f.index)
-    host = f["host"] if "host" in f else None
     return pd.DataFrame({
-        "timestamp": pd.Series(f["time"].to_numpy(), dtype="datetime64[ns, UTC]"),
-        "endpoint": endpoint.to_numpy(dtype=object),
-        "status_code": f["status"].to_numpy() if "status" in f else np.zeros(0, object),
+        "timestamp": pd.DatetimeIndex(f["time"]).tz_convert("UTC"),
+        "endpoint": endpoint, "status_code": f["status"].to_numpy() if "status" in f
+        else np.zeros(0, object),
         "response_time_ms": np.round(ms.to_numpy(dtype="float64"), 3),
-        "service_name": service_of(endpoint, services, host).to_numpy(dtype=object)
-        if n else np.zeros(0, object),
+        "service_name": service,
         "method": f["method"].to_numpy() if "method" in f else np.zeros(0, object),
         "_pos": np.flatnonzero(inside)})

@@ -38,7 +38,8 @@ class Parser:
             self.fields = line.split(":", 1)[1].split()
             self.seconds = any(f.lower().startswith("x-edge") for f in self.fields)
 
-    def __call__(self, lines: list[str]) -> Parsed:
+    def __call__(self, chunk) -> Parsed:
+        lines = chunk.to_pylist()
         reasons = np.full(len(lines), "", dtype=object)
         segments: list[tuple[list[str] | None, bool, list[int]]] = []
         current: list[int] = []
