@@ -108,6 +108,8 @@ def test_layout_detected_and_named(tmp_path):
     _write(tmp_path, "access.log", "".join(f"{line} {s}\n" for line, s in zip(COMBINED, SECONDS)))
     q = _load(tmp_path).quality["api_logs"]
     assert q.file.endswith("(combined format with a response time ($request_time or %D))")
+    assert q.origin == (f"access logs {tmp_path / 'logs' / '*'} (combined format with a "
+                        "response time ($request_time or %D))")      # what validate shows
     (tmp_path / "logs" / "access.log").write_text(APACHE_COMMON + "\n")
     loaded = _load(tmp_path)
     assert loaded.quality["api_logs"].file.endswith("(common format (no response time))")

@@ -52,6 +52,8 @@ def load(src: SourceConfig, spec: Spec, tz: ZoneInfo, mapping: dict[str, str], w
         q.status, q.message = "absent", f"no data: {exc}"
         return pd.DataFrame(), pd.DataFrame()
     q.file, q.unit, q.read, q.skipped, q.sha256 = r.origin, r.unit, r.read, r.skipped, r.sha256
+    if src.format in LOG_READERS:     # the path and the layout read (validate shows it)
+        q.origin = describe(src, r.origin)
     raw = r.frame
     for col in raw.columns:
         if col in spec.categories:
@@ -90,14 +92,14 @@ def load(src: SourceConfig, spec: Spec, tz: ZoneInfo, mapping: dict[str, str], w
     return frame, bad
 
 
-def describe(src: SourceConfig) -> str:
+def describe(src: SourceConfig, path: str = "") -> str:
     """Where a source comes from, for people: the path or pattern, or the database (no
     password)."""
     if src.url:
         return f"query on {safe_url(src.url)}"
     kind = {"access_log": "access logs ", "json_log": "JSON logs ",
             "w3c_log": "W3C logs "}.get(src.format, "")
-    return f"{kind}{src.path}"
+    return f"{kind}{path or src.path}"
 
 
 def read_source(src: SourceConfig, spec: Spec, mapping: dict[str, str], window: Window,
