@@ -49,7 +49,8 @@ class SourceCoverage:
         return "partial" if self.missing else "full"
 
     def sentence(self, period: Period, label: str | None = None) -> str:
-        """'API logs end 12 Nov', 'Tickets missing on 14 Nov', '' when complete."""
+        """'API logs end 12 Nov: 13–15 Nov without data (3 of 7 days)', 'Tickets missing
+        on 14 Nov', '' when complete."""
         label = label or LABELS.get(self.source, self.source)
         if self.status == "absent":
             return f"{label} have no rows in this period"
@@ -58,18 +59,18 @@ class SourceCoverage:
         after = [t for t in self.missing if t > self.last]
         before = [t for t in self.missing if t + step <= self.first]
         inside = [t for t in self.missing if t not in after and t not in before]
+        total = len(_bins_of(period, self.hourly))
         if before and before[0] <= period.start:
-            parts.append(f"{label} start {_when(self.first, self.hourly)}")
+            parts.append(f"{label} start {_when(self.first, self.hourly)}: "
+                         f"{_run(before, self.hourly, total)}")
         else:
             inside = before + inside
         if after and after[-1] + step >= period.end:
-            unit = "hours" if self.hourly else "days"
-            total = len(_bins_of(period, self.hourly))
-            parts.append(f"{label + ' ' if not parts else ''}end {_when(self.last, self.hourly)} "
-                         f"({len(after)} of {total} {unit} without data)")
+            parts.append(f"{label + ' ' if not parts else ''}end "
+                         f"{_when(self.last, self.hourly)}: {_run(after, self.hourly, total)}")
         else:
             inside = inside + after
-        if inside:   # the source is named once: "Clicks end 12 Nov (…); also missing on 9 Nov"
+        if inside:   # the source is named once: "Clicks end 12 Nov: …; also missing on 9 Nov"
             parts.append(f"{'also' if parts else label} missing {_bins(inside, self.hourly)}")
         return "; ".join(parts)
 
@@ -137,7 +138,12 @@ def of_source(times: pd.Series | Rollup, period: Period) -> SourceCoverage | Non
     have = set(_floor(lo[inside], hourly))
     usual = _usual(lo, hourly)
     key = (lambda t: t.hour) if hourly else (lambda t: t.weekday())
-    missing = tuple(b for b in bins if b not in have and usual.get(key(b), False))
+    ends = _floor(pd.Series([lo.min(), hi.max()]), hourly)
+    # Outside the source's own span a bin is missing unless its span shows that weekday
+    # (hour) to be one without rows: a short span that never held a Thursday says nothing.
+    outside = {b for b in bins if b < ends[0] or b > ends[-1]}
+    missing = tuple(b for b in bins if b not in have and (
+        usual.get(key(b)) or (b in outside and usual.get(key(b)) is None)))
     return SourceCoverage(source="", first=first, last=last, missing=missing, hourly=hourly)
 
 
@@ -253,9 +259,10 @@ def _floor(times: pd.Series, hourly: bool) -> list[pd.Timestamp]:
     return [pd.Timestamp(d, tz=times.dt.tz) for d in pd.unique(times.dt.date)]
 
 
-def _usual(times: pd.Series, hourly: bool) -> dict[int, bool]:
+def _usual(times: pd.Series, hourly: bool) -> dict[int, bool | None]:
     """For each hour of day (weekday), whether the source has rows in it on at least
-    USUAL_SHARE of the days (weeks) its data spans."""
+    USUAL_SHARE of the days (weeks) its data spans; None for a weekday its span does not
+    hold at all (nothing is known of it)."""
     dates = times.dt.date
     if hourly:
         kinds = times.dt.hour.to_numpy()
@@ -268,7 +275,7 @@ def _usual(times: pd.Series, hourly: bool) -> dict[int, bool]:
         per_kind = unique_days.map(lambda d: d.weekday()).value_counts()
         first, last = min(unique_days), max(unique_days)
         possible = {w: _weekdays_between(first, last, w) for w in range(7)}
-    return {k: possible[k] > 0 and per_kind.get(k, 0) / possible[k] >= USUAL_SHARE
+    return {k: per_kind.get(k, 0) / possible[k] >= USUAL_SHARE if possible[k] > 0 else None
             for k in possible}
 
 
@@ -279,6 +286,21 @@ def _weekdays_between(first: date, last: date, weekday: int) -> int:
 
 def _when(t: pd.Timestamp, hourly: bool) -> str:
     return f"{t:%H:%M}" if hourly else f"{t:%-d %b}"
+
+
+def _run(bins: list[pd.Timestamp], hourly: bool, total: int) -> str:
+    """'13–15 Nov without data (3 of 7 days)', '16 Nov without data (1 of 7 days)',
+    '06:00–23:00 without data (18 of 24 hours)': the bins at one end of a period."""
+    unit = "hours" if hourly else "days"
+    if hourly:
+        names = [f"{b:%H:%M}" for b in (bins[0], bins[-1])]
+    elif bins[0].month == bins[-1].month:
+        names = [f"{bins[0]:%-d}", f"{bins[-1]:%-d %b}"]
+    else:
+        names = [f"{bins[0]:%-d %b}", f"{bins[-1]:%-d %b}"]
+    what = f"{bins[-1]:%H:%M}" if hourly and len(bins) == 1 else \
+        f"{bins[-1]:%-d %b}" if len(bins) == 1 else "–".join(names)
+    return f"{what} without data ({len(bins)} of {total} {unit})"
 
 
 def _bins(bins: list[pd.Timestamp], hourly: bool) -> str:
