@@ -60,14 +60,16 @@ class SourceCoverage:
         before = [t for t in self.missing if t + step <= self.first]
         inside = [t for t in self.missing if t not in after and t not in before]
         total = len(_bins_of(period, self.hourly))
+        years = period.start.year != (period.end - pd.Timedelta(seconds=1)).year
         if before and before[0] <= period.start:
-            parts.append(f"{label} start {_when(self.first, self.hourly)}: "
-                         f"{_run(before, self.hourly, total)}")
+            parts.append(f"{label} start {_when(self.first, self.hourly, years)}: "
+                         f"{_run(before, self.hourly, total, years)}")
         else:
             inside = before + inside
         if after and after[-1] + step >= period.end:
             parts.append(f"{label + ' ' if not parts else ''}end "
-                         f"{_when(self.last, self.hourly)}: {_run(after, self.hourly, total)}")
+                         f"{_when(self.last, self.hourly, years)}: "
+                         f"{_run(after, self.hourly, total, years)}")
         else:
             inside = inside + after
         if inside:   # the source is named once: "Clicks end 12 Nov: …; also missing on 9 Nov"
@@ -284,22 +286,26 @@ def _weekdays_between(first: date, last: date, weekday: int) -> int:
     return int(np.sum([(first.weekday() + i) % 7 == weekday for i in range(n)]))
 
 
-def _when(t: pd.Timestamp, hourly: bool) -> str:
-    return f"{t:%H:%M}" if hourly else f"{t:%-d %b}"
+def _when(t: pd.Timestamp, hourly: bool, years: bool = False) -> str:
+    return f"{t:%H:%M}" if hourly else f"{t:%-d %b %Y}" if years else f"{t:%-d %b}"
 
 
-def _run(bins: list[pd.Timestamp], hourly: bool, total: int) -> str:
+def _run(bins: list[pd.Timestamp], hourly: bool, total: int, years: bool = False) -> str:
     """'13–15 Nov without data (3 of 7 days)', '16 Nov without data (1 of 7 days)',
-    '06:00–23:00 without data (18 of 24 hours)': the bins at one end of a period."""
+    '06:00–23:00 without data (18 of 24 hours)': the bins at one end of a period (days
+    with their year in a period over several years)."""
     unit = "hours" if hourly else "days"
+    day = "%-d %b %Y" if years else "%-d %b"
+    a, b = bins[0], bins[-1]
     if hourly:
-        names = [f"{b:%H:%M}" for b in (bins[0], bins[-1])]
-    elif bins[0].month == bins[-1].month:
-        names = [f"{bins[0]:%-d}", f"{bins[-1]:%-d %b}"]
+        names = [f"{a:%H:%M}", f"{b:%H:%M}"]
+    elif (a.year, a.month) == (b.year, b.month):
+        names = [f"{a:%-d}", f"{b:{day}}"]
+    elif a.year == b.year:
+        names = [f"{a:%-d %b}", f"{b:{day}}"]
     else:
-        names = [f"{bins[0]:%-d %b}", f"{bins[-1]:%-d %b}"]
-    what = f"{bins[-1]:%H:%M}" if hourly and len(bins) == 1 else \
-        f"{bins[-1]:%-d %b}" if len(bins) == 1 else "–".join(names)
+        names = [f"{a:{day}}", f"{b:{day}}"]
+    what = names[1] if len(bins) == 1 else "–".join(names)
     return f"{what} without data ({len(bins)} of {total} {unit})"
 
 

@@ -104,6 +104,9 @@ def chance_text(p: float | None) -> str:
 
 
 def span_text(start: pd.Timestamp, end: pd.Timestamp) -> str:
+    """'Mon 16 Nov 03:00–07:00'; a window that ends at midnight ends at 24:00 of its day
+    (not at a bare '00:00' that reads as its start); one over days names both."""
     if start.date() == (end - pd.Timedelta(seconds=1)).date():
-        return f"{start:%a %-d %b %H:%M}–{end:%H:%M}"
+        until = "24:00" if end.date() != start.date() else f"{end:%H:%M}"
+        return f"{start:%a %-d %b %H:%M}–{until}"
     return f"{start:%a %-d %b %H:%M} – {end:%a %-d %b %H:%M}"
