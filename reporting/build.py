@@ -89,7 +89,11 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
             loaded.frames = with_archived_rollups(store, loaded.frames, p,
                                                   config.thresholds.slo_window_days)
             ctx, sliced = _contexts(store, config, p, names, loaded.quality)
-        warnings = list(loaded.messages)
+        # one warning per source a report needs that is missing (a failed one's error is
+        # among the messages already): the build goes on and page 1 says so
+        warnings = list(loaded.messages) + [
+            text for name, text in coverage.not_loaded(loaded.quality).items()
+            if loaded.quality[name].status == "absent"]
         with stage("sections"):
             computed, document = _sections(loaded.frames, loaded.quality, ctx, covered)
             slice_builds = [_compute_slice(a, c, loaded, warnings, covered) for a, c in sliced]

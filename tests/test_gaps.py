@@ -3,12 +3,14 @@ judged, and the windows that are judged say where they end."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 from click.testing import CliRunner
+from pypdf import PdfReader
 
 from reporting.cli import build_report
 from reporting.compute.incidents.detect import detect
@@ -16,6 +18,8 @@ from reporting.compute.incidents.signals import signals
 from reporting.compute.incidents.words import span_text
 from reporting.core.config import Thresholds
 from reporting.core.periods import week
+
+from .conftest import require_seed
 
 UTC = ZoneInfo("UTC")
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -80,3 +84,42 @@ def test_a_range_past_the_sample_judges_no_hour_after_the_data(tmp_path):
     assert incident["text"].startswith("Wed 11 Nov 10:00–12:00: payment-api 5xx")
     assert doc["coverage_notes"] == [
         "All sources end 15 Nov: 16–20 Nov without data (5 of 11 days)"]
+
+
+def _without_status_code(tmp_path: Path) -> Path:
+    """The seed data with api_logs.csv stripped of its status_code column."""
+    data = tmp_path / "data"
+    shutil.copytree(require_seed(), data)
+    api = pd.read_csv(data / "api_logs.csv")
+    api.drop(columns=["status_code"]).to_csv(data / "api_logs.csv", index=False)
+    return data
+
+
+def test_a_source_that_lost_a_column_is_named_on_page_1_and_no_all_clear(tmp_path):
+    """Before issue 27 this IT report's page 1 said "Every KPI shown is within its target
+    this period" and "No incident: ...", with the API tiles silently gone."""
+    data, out = _without_status_code(tmp_path), tmp_path / "out"
+    r = CliRunner().invoke(build_report, ["--data", str(data), "--output", str(out),
+                                          "-p", "all", "-a", "it", "--format", "pdf"])
+    assert r.exit_code == 0, r.output
+    said = " ".join(r.output.split())
+    assert said.count("warning:") == 2          # the lost column, the missing system metrics
+    assert "api_logs.csv has no column 'status_code'" in said
+    assert "warning: System metrics: no data was supplied." in said
+    first = " ".join(PdfReader(out / "reports" / "all" / "it.pdf").pages[0]
+                     .extract_text().split())
+    assert "Not loaded. API logs did not load: " in first
+    assert "System metrics: no data was supplied." in first
+    assert "within its target" not in first and "No incident" not in first
+    assert ("Not judged from API logs and System metrics: no data from them, so an "
+            "incident there would not show here.") in first
+    doc = json.loads((out / "reports" / "all" / "kpis.json").read_text())
+    assert sorted(doc["not_loaded"]) == ["api_logs", "system_metrics"]
+    assert doc["incidents_not_judged"] == ["api_logs", "system_metrics"]
+
+
+def test_strict_still_stops_on_a_source_that_lost_a_column(tmp_path):
+    data, out = _without_status_code(tmp_path), tmp_path / "out"
+    r = CliRunner().invoke(build_report, ["--data", str(data), "--output", str(out),
+                                          "-p", "all", "-a", "it", "--strict"])
+    assert r.exit_code == 2 and "no column 'status_code'" in " ".join(r.output.split())

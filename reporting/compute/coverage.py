@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..core import rollups
-from ..core.contracts import EVENT_SOURCES, SPECS
+from ..core.contracts import EVENT_SOURCES, OPTIONAL_SOURCES, SPECS
 from ..core.errors import NoDataError
 from ..core.periods import Period
 from ..core.rollups import Rollup
@@ -227,6 +227,27 @@ def require_some(coverage: Coverage, span: tuple[pd.Timestamp, pd.Timestamp] | N
                           "nothing was built.")
     raise NoDataError(f"The data has no rows in {p.id} ({first:%-d %b %Y} – "
                       f"{last:%-d %b %Y} has a gap there); nothing was built.")
+
+
+def not_loaded(quality: Mapping[str, Any]) -> dict[str, str]:
+    """Source -> one sentence, for each source that failed to load (a lost column, an
+    unreadable file) or that is missing although a report needs it (the optional orders
+    and deploys are not missing): what page 1 of an audience showing it says."""
+    out = {}
+    for name, q in quality.items():
+        d = q.as_dict() if hasattr(q, "as_dict") else dict(q)
+        label = LABELS.get(name, name)
+        if d.get("status") == "error":
+            out[name] = f"{label} did not load: {d.get('message') or 'unreadable'}"
+        elif d.get("status") == "absent" and name not in OPTIONAL_SOURCES:
+            out[name] = f"{label}: no data was supplied."
+    return out
+
+
+def names(sources: list[str]) -> str:
+    """'API logs', 'API logs and System metrics', 'Clicks, API logs and Tickets'."""
+    labels = [LABELS.get(s, s) for s in sources]
+    return labels[0] if len(labels) == 1 else f"{', '.join(labels[:-1])} and {labels[-1]}"
 
 
 def untrusted(sections: Mapping[str, Any], sources: Mapping[str, str],
