@@ -12,7 +12,7 @@ import pandas as pd
 from click.testing import CliRunner
 from pypdf import PdfReader
 
-from reporting.cli import build_report
+from reporting.cli import build_report, main
 from reporting.compute.incidents.detect import detect
 from reporting.compute.incidents.signals import signals
 from reporting.compute.incidents.words import span_text
@@ -123,3 +123,87 @@ def test_strict_still_stops_on_a_source_that_lost_a_column(tmp_path):
     r = CliRunner().invoke(build_report, ["--data", str(data), "--output", str(out),
                                           "-p", "all", "-a", "it", "--strict"])
     assert r.exit_code == 2 and "no column 'status_code'" in " ".join(r.output.split())
+
+
+def _nginx_log(folder: Path) -> Path:
+    """An nginx log (combined + $request_time) of one call every 10 minutes from Sun 17
+    May 2015 10:05 to Wed 20 May 2015 21:05 UTC, and a config reading it as api_logs."""
+    times = pd.date_range("2015-05-17 10:05", "2015-05-20 21:05", freq="10min")
+    lines = [f'83.149.9.216 - - [{t:%d/%b/%Y:%H:%M:%S} +0000] "GET /presentations/x '
+             f'HTTP/1.1" 200 203023 "-" "Mozilla/5.0" 0.012\n' for t in times]
+    (folder / "access.log").write_text("".join(lines))
+    toml = folder / "report.toml"
+    toml.write_text(f'[sources.api_logs]\npath = "{folder}/access.log*"\n'
+                    'format = "access_log"\n')
+    return toml
+
+
+def test_a_week_after_an_access_log_names_the_log_and_its_last_day(tmp_path):
+    """Before issue 27: "The data holds no timestamped rows" (the log was read only for
+    the week's window, so it seemed empty)."""
+    toml, data = _nginx_log(tmp_path), tmp_path / "data"
+    data.mkdir()
+    r = CliRunner().invoke(build_report, ["--config", str(toml), "--data", str(data),
+                                          "--output", str(tmp_path / "out"),
+                                          "-p", "2015-W30"])
+    assert r.exit_code == 1
+    assert ("API logs end 20 May 2015, before 2015-W30 starts; nothing was built."
+            in " ".join(r.output.split()))
+    r = CliRunner().invoke(build_report, ["--config", str(toml), "--data", str(data),
+                                          "--output", str(tmp_path / "out"),
+                                          "-p", "2015-W10"])
+    assert r.exit_code == 1
+    assert ("API logs start 17 May 2015, after 2015-W10 ends; nothing was built."
+            in " ".join(r.output.split()))
+
+
+def test_validate_prints_each_sources_span_and_what_latest_builds(tmp_path):
+    # Three calls, Mon 9 Nov 08:00 .. Sun 15 Nov 23:30 2026: 15 Nov reaches past the hour
+    # the log's days usually end in (the median of 08 and 10), so latest is 2026-W46.
+    (tmp_path / "api_logs.csv").write_text(
+        "timestamp,endpoint,status_code,response_time_ms,service_name\n"
+        "2026-11-09T08:00:00Z,/pay,200,120,payment-api\n"
+        "2026-11-12T10:00:00Z,/pay,500,90,payment-api\n"
+        "2026-11-15T23:30:00Z,/pay,200,100,payment-api\n")
+    r = CliRunner().invoke(main, ["validate", "--data", str(tmp_path)],
+                           env={"COLUMNS": "250"})
+    row = next(line for line in r.output.splitlines() if "api_logs" in line)
+    assert "2026-11-09 08:00" in row and "2026-11-15 23:30" in row
+    assert "--period latest would build 2026-W46 (9 Nov 2026 – 15 Nov 2026)" in r.output
+
+
+def _reviews(spike_day: str, negatives: int) -> pd.DataFrame:
+    """A review export with bare dates (every time a midnight): 19 Oct .. 15 Nov 2026,
+    each day 30 reviews of which 1 negative; on `spike_day` `negatives` negative ones."""
+    rows = []
+    for day in pd.date_range("2026-10-19", "2026-11-15", freq="D", tz=UTC):
+        bad = negatives if f"{day:%Y-%m-%d}" == spike_day else 1
+        rows += [(day, "Terrible, awful checkout.")] * bad + [(day, "Great product.")] * 29
+    times, text = zip(*rows)
+    return pd.DataFrame({"user_id": "U1", "timestamp": list(times),
+                         "feedback_text": list(text), "rating": 3})
+
+
+def test_bare_dates_are_judged_per_day_not_per_hour():
+    """Before issue 27: "Mon 9 Nov 00:00–01:00: Negative comments per hour 44 (usually
+    1)". The day's 44 negative reviews against 1 on each of the 4 Mondays before."""
+    frames = {"user_feedback": _reviews("2026-11-09", 44)}
+    found = detect(frames, week(2026, 46, UTC), Thresholds())
+    [neg] = [s for s in found.signals if s.name == "feedback.negative"]
+    assert neg.daily
+    at = found.hours.get_loc(pd.Timestamp("2026-11-09 00:00", tz=UTC))
+    assert neg.values[at] == 44 and np.isnan(neg.values[at + 1:at + 24]).all()
+    [anomaly] = found.user_felt
+    assert anomaly.text == ("Mon 9 Nov: Negative comments per day 44 (usually 1); "
+                            "no back-end cause found.")
+    assert (anomaly.start, anomaly.end) == (pd.Timestamp("2026-11-09", tz=UTC),
+                                            pd.Timestamp("2026-11-10", tz=UTC))
+    assert anomaly.signals[0].as_dict()["daily"] is True
+
+
+def test_a_timeline_of_bare_dates_is_daily():
+    from reporting.compute.incidents import section
+    chart, *_ = section.compute({"user_feedback": _reviews("2026-11-09", 44)},
+                                week(2026, 46, UTC), Thresholds())[0].charts
+    assert chart.title == "API errors, abandoned carts and negative feedback per day"
+    assert chart.data["negative comments"].tolist() == [44, 1, 1, 1, 1, 1, 1]

@@ -208,24 +208,37 @@ def last_complete_day(frames: Mapping[str, pd.DataFrame | Rollup], tz: Any) -> d
     return best if best is not None else newest
 
 
-def require_some(coverage: Coverage, span: tuple[pd.Timestamp, pd.Timestamp] | None
+def require_some(coverage: Coverage, span: tuple[pd.Timestamp, pd.Timestamp] | None,
+                 spans: Mapping[str, tuple[pd.Timestamp, pd.Timestamp]] | None = None
                  ) -> Coverage:
     """`coverage`, or stop (exit 1) when no source has a single row in the period: known
-    before any KPI, so nothing is built, written or sent."""
+    before any KPI, so nothing is built, written or sent. `spans` (each source's first
+    and last row over all its data, not only the window read) names the side and the
+    date: the source when one alone holds rows ("API logs end 20 May 2015, before
+    2015-W30 starts")."""
     p = coverage.period
     if any(c.first is not None for c in coverage.sources.values()):
         return coverage
+    spans = {n: s for n, s in (spans or {}).items() if s is not None}
+    if spans:
+        span = (min(s[0] for s in spans.values()), max(s[1] for s in spans.values()))
     if span is None:
         raise NoDataError(f"The data holds no timestamped rows, so {p.id} has no data; "
                           "nothing was built.")
+    who, verb = "The data", "s"
+    if len(spans) == 1:
+        [name] = spans
+        who = LABELS.get(name, name)
+        verb = "s" if who == "Feedback" else ""
     first, last = (t.tz_convert(p.start.tz) for t in span)
     if last < p.start:
-        raise NoDataError(f"The data ends {last:%-d %b %Y}, before {p.id} starts; "
+        raise NoDataError(f"{who} end{verb} {last:%-d %b %Y}, before {p.id} starts; "
                           "nothing was built.")
     if first >= p.end:
-        raise NoDataError(f"The data starts {first:%-d %b %Y}, after {p.id} ends; "
+        raise NoDataError(f"{who} start{verb} {first:%-d %b %Y}, after {p.id} ends; "
                           "nothing was built.")
-    raise NoDataError(f"The data has no rows in {p.id} ({first:%-d %b %Y} – "
+    has = "has" if verb else "have"
+    raise NoDataError(f"{who} {has} no rows in {p.id} ({first:%-d %b %Y} – "
                       f"{last:%-d %b %Y} has a gap there); nothing was built.")
 
 
@@ -343,20 +356,26 @@ def _bins(bins: list[pd.Timestamp], hourly: bool) -> str:
     return f"on {len(bins)} days ({bins[0]:%-d %b} – {bins[-1]:%-d %b})"
 
 
-def data_span(frames: Mapping[str, pd.DataFrame | rollups.Rollup]
-              ) -> tuple[pd.Timestamp, pd.Timestamp] | None:
-    """First and last event over the sources' period columns (a ticket's later
-    resolution time does not stretch the data's span, nor does a deploy; a rollup's from
-    its times table)."""
-    lows, highs = [], []
+def source_spans(frames: Mapping[str, pd.DataFrame | rollups.Rollup]
+                 ) -> dict[str, tuple[pd.Timestamp, pd.Timestamp]]:
+    """Each source's first and last event over its period column (a ticket's later
+    resolution time does not stretch it, a deploy has none; a rollup's from its times
+    table), in the source's zone; sources without a timestamped row are left out."""
+    out = {}
     for name, frame in frames.items():
         if isinstance(frame, rollups.Rollup):
             if frame.span is not None:
-                lows.append(frame.span[0].tz_convert(frame.tz))
-                highs.append(frame.span[1].tz_convert(frame.tz))
+                out[name] = (frame.span[0].tz_convert(frame.tz),
+                             frame.span[1].tz_convert(frame.tz))
             continue
         col = SPECS[name].time
         if name not in EVENT_SOURCES and len(frame) and frame[col].notna().any():
-            lows.append(frame[col].min())
-            highs.append(frame[col].max())
-    return (min(lows), max(highs)) if lows else None
+            out[name] = (frame[col].min(), frame[col].max())
+    return out
+
+
+def data_span(frames: Mapping[str, pd.DataFrame | rollups.Rollup]
+              ) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """First and last event over the sources' period columns (`source_spans`)."""
+    spans = source_spans(frames).values()
+    return (min(s[0] for s in spans), max(s[1] for s in spans)) if spans else None

@@ -62,3 +62,25 @@ def blank(sig: Any, unknown_hours: np.ndarray) -> Any:
     values, events = sig.values.astype(float), sig.events.astype(float)
     values[unknown_hours], events[unknown_hours] = np.nan, 0
     return dataclasses.replace(sig, values=values, events=events)
+
+
+def at_midnight(frame: Any, col: str) -> bool:
+    """Whether every time of the source is a local midnight: bare dates (a review export
+    with a day and no time), whose rows say which day, not which hour."""
+    if isinstance(frame, Rollup):
+        t = frame.tables["times"]
+        us = np.concatenate([t["tmin"].to_numpy(dtype="int64"), t["tmax"].to_numpy(dtype="int64")])
+        times = pd.Series(pd.to_datetime(us, unit="us", utc=True)).dt.tz_convert(frame.tz)
+    else:
+        times = frame[col].dropna()
+    if not len(times):
+        return False
+    return bool((times == times.dt.normalize()).all())
+
+
+def day_hours(hours: pd.DatetimeIndex, tz: Any) -> np.ndarray:
+    """Per hour of the grid (UTC), whether it holds a local midnight in zone `tz`: where
+    a source of bare dates puts each day's rows, so its one judged hour per day."""
+    local = hours.tz_convert(tz)
+    last = (hours + HOUR - pd.Timedelta(microseconds=1)).tz_convert(tz)
+    return np.asarray((local.date != last.date) | ((local.hour == 0) & (local.minute == 0)))

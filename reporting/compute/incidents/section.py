@@ -153,13 +153,19 @@ def _tables(found: Findings) -> tuple[Table, ...]:
 def _timeline(hours: pd.DatetimeIndex, sigs: list[Signal], in_period: np.ndarray,
               found: Sequence[Incident], tz: Any) -> Chart:
     """API 5xx rate, abandoned cart value and negative feedback per hour (per day when the
-    period is longer than two weeks), incidents shaded."""
+    period is longer than two weeks, or when one of them comes from bare dates), incidents
+    shaded; hours no source of a line covers are gaps, not zeros."""
+    names = ("api.server_error_rate", "api.requests", "cart.abandoned_value",
+             "feedback.negative")
+
     def total(name: str, weight: bool = False) -> np.ndarray | None:
         chosen = [s for s in sigs if s.name == name]
         if not chosen:
             return None
-        return sum(np.nan_to_num(s.values) * (s.events if weight else 1)
-                   for s in chosen)[in_period]
+        values = np.vstack([s.values.astype(float) * (s.events if weight else 1)
+                            for s in chosen])
+        known = ~np.isnan(values).all(axis=0)
+        return np.where(known, np.nansum(values, axis=0), np.nan)[in_period]
 
     local = hours.tz_convert(tz)
     sums = pd.DataFrame(index=local)
@@ -169,9 +175,9 @@ def _timeline(hours: pd.DatetimeIndex, sigs: list[Signal], in_period: np.ndarray
                            ("negative comments", total("feedback.negative"))):
         if values is not None:
             sums[column] = values
-    daily = len(local) > 14 * 24
+    daily = len(local) > 14 * 24 or any(s.daily for s in sigs if s.name in names)
     if daily and len(sums.columns):
-        sums = sums.groupby(local.floor("D") if len(local) else local).sum()
+        sums = sums.groupby(local.floor("D") if len(local) else local).sum(min_count=1)
     data = pd.DataFrame({"hour": sums.index})
     if "requests" in sums:
         with np.errstate(all="ignore"):

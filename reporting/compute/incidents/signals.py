@@ -53,6 +53,7 @@ class Signal:
     quantile: float = 0.0  # a percentile signal: which one (0.95)
     # ... and how many of each hour's events lie above a level given per hour
     above: Callable[[np.ndarray], np.ndarray] | None = None
+    daily: bool = False    # a source of bare dates: one value a day, in its midnight hour
 
     @property
     def back_end(self) -> bool:
@@ -358,6 +359,10 @@ def signals(frames: Mapping[str, Any], hours: pd.DatetimeIndex,
                 frame = frame.assign(**{col: top_entities(frame[col], top_n)})
             made = make(frame, _slot(frame[TIME_COLUMNS[source]], hours), n, links)
         unknown = gaps.unknown(frame, TIME_COLUMNS[source], hours)
+        if gaps.at_midnight(frame, TIME_COLUMNS[source]):   # judged per day, not per hour
+            tz = frame.tz if isinstance(frame, Rollup) else frame[TIME_COLUMNS[source]].dt.tz
+            unknown = unknown | ~gaps.day_hours(hours, tz)
+            made = [dataclasses.replace(sig, daily=True) for sig in made]
         out += [gaps.blank(sig, unknown) for sig in made]
     return out
 
