@@ -3,6 +3,7 @@ judged, and the windows that are judged say where they end."""
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -12,12 +13,14 @@ import pandas as pd
 from click.testing import CliRunner
 from pypdf import PdfReader
 
+from reporting import scheduler
 from reporting.cli import build_report, main
 from reporting.compute.incidents.detect import detect
 from reporting.compute.incidents.signals import signals
 from reporting.compute.incidents.words import span_text
 from reporting.core.config import Thresholds
 from reporting.core.periods import week
+from reporting.store.archive import Archive
 
 from .conftest import require_seed
 
@@ -207,3 +210,17 @@ def test_a_timeline_of_bare_dates_is_daily():
                                 week(2026, 46, UTC), Thresholds())[0].charts
     assert chart.title == "API errors, abandoned carts and negative feedback per day"
     assert chart.data["negative comments"].tolist() == [44, 1, 1, 1, 1, 1, 1]
+
+
+def test_the_schedulers_log_carries_the_lost_column_once(tmp_path, caplog):
+    data, out = _without_status_code(tmp_path), tmp_path / "out"
+    toml = tmp_path / "report.toml"
+    toml.write_text('[audiences.it]\nperiod = "all"\nrecipients = ["it@example.com"]\n')
+    with caplog.at_level(logging.WARNING, logger="reporting.scheduler"):
+        scheduler.run_job(str(toml), "it", str(data), str(out))
+    said = [r.getMessage() for r in caplog.records if r.name == "reporting.scheduler"]
+    assert len([m for m in said if "no column 'status_code'" in m]) == 1
+    assert len([m for m in said if "System metrics: no data was supplied." in m]) == 1
+    with Archive(out) as a:
+        [run] = [dict(r) for r in a.db.execute("SELECT * FROM runs")]
+    assert run["status"] == "ok"
