@@ -89,7 +89,7 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
             loaded.frames = with_archived_rollups(store, loaded.frames, p,
                                                   config.thresholds.slo_window_days)
             ctx, sliced = _contexts(store, config, p, names, loaded.quality)
-        warnings = list(loaded.messages)
+        warnings = _warnings(loaded)
         with stage("sections"):
             computed, document = _sections(loaded.frames, loaded.quality, ctx, covered)
             slice_builds = [_compute_slice(a, c, loaded, warnings, covered) for a, c in sliced]
@@ -118,6 +118,15 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
     return result
 
 
+def _warnings(loaded: Loaded) -> list[str]:
+    """What the CLI and the scheduler's log say: the load's errors and warnings, and one
+    sentence per source a report needs that is missing (the build goes on; page 1 of
+    each audience showing it says so)."""
+    return list(loaded.messages) + [
+        text for name, text in coverage.not_loaded(loaded.quality).items()
+        if loaded.quality[name].status == "absent"]
+
+
 def _load(config: Config, data_dir: Path, period: str, now: datetime | None, strict: bool,
           progress: Callable[[str], None] | None
           ) -> tuple[Loaded, periods.Period, tuple[pd.Timestamp, pd.Timestamp] | None,
@@ -136,7 +145,13 @@ def _load(config: Config, data_dir: Path, period: str, now: datetime | None, str
                                                   for q in loaded.quality.values()):
         raise SourceError(no_rows(loaded.quality, data_dir))   # an empty or wrong folder
     p = p or _from_data(period, config, loaded, span, data_dir, now)
-    return loaded, p, span, coverage.require_some(coverage.compute(loaded.frames, p), span)
+    covered = coverage.compute(loaded.frames, p)
+    if not any(c.first is not None for c in covered.sources.values()):
+        # nothing in the window read: each source's own span, from all its data, names
+        # the side and the date (a log read only for the window would seem empty)
+        whole = load(config, data_dir, periods.Window(), now=now)
+        coverage.require_some(covered, span, coverage.source_spans(whole.frames))
+    return loaded, p, span, covered
 
 
 def _from_data(spec: str, config: Config, loaded: Loaded,
@@ -147,6 +162,17 @@ def _from_data(spec: str, config: Config, loaded: Loaded,
     if span is None:
         raise SourceError(no_rows(loaded.quality, data_dir))
     return periods.resolve(spec, config.tz, span, now,
+                           coverage.last_complete_day(loaded.frames, config.tz))
+
+
+def latest_of(config: Config, loaded: Loaded, now: datetime | None = None
+              ) -> periods.Period | None:
+    """What `--period latest` builds from data already loaded (`validate` says it); None
+    when no source has a timestamped row."""
+    span = data_span(loaded.frames)
+    if span is None:
+        return None
+    return periods.resolve("latest", config.tz, span, now,
                            coverage.last_complete_day(loaded.frames, config.tz))
 
 

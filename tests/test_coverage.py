@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import dataclasses
+import email
+import email.policy
 import json
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -42,7 +44,7 @@ def test_a_source_that_ends_early_and_a_missing_day_are_named():
                                                             skip=("2026-11-14",))), p)
     assert cov.sources["api_logs"].status == "partial"
     assert [f"{t:%d}" for t in cov.sources["api_logs"].missing] == ["13", "14", "15"]
-    assert cov.notes() == ["API logs end 12 Nov (3 of 7 days without data)",
+    assert cov.notes() == ["API logs end 12 Nov: 13–15 Nov without data (3 of 7 days)",
                            "Tickets missing on 14 Nov"]
 
 
@@ -60,7 +62,7 @@ def test_a_day_long_period_is_judged_by_the_hour():
     p = date_range(pd.Timestamp("2026-11-12").date(), pd.Timestamp("2026-11-12").date(), UTC)
     c = coverage.compute(frames(api_logs=times), p).sources["api_logs"]
     assert c.hourly and len(c.missing) == 18
-    assert c.sentence(p) == "API logs end 05:00 (18 of 24 hours without data)"
+    assert c.sentence(p) == "API logs end 05:00: 06:00–23:00 without data (18 of 24 hours)"
 
 
 def test_a_period_after_the_data_is_one_sentence():
@@ -107,7 +109,7 @@ def test_partial_period_builds_and_page_one_names_the_gap(tmp_path):
     assert result.exit_code == 0, result.output
     folder = out / "reports" / "2026-10-22_2026-10-28"
     first = " ".join(PdfReader(folder / "it.pdf").pages[0].extract_text().split())
-    assert "All sources end 25 Oct (3 of 7 days without data)" in first
+    assert "All sources end 25 Oct: 26–28 Oct without data (3 of 7 days)" in first
     doc = json.loads((folder / "kpis.json").read_text())
     assert doc["coverage"]["api_logs"]["status"] == "partial"
     assert [k for k, v in doc["kpis"].items()
@@ -145,8 +147,9 @@ def test_a_scheduled_partial_report_is_mailed_with_the_warning_unless_refused(tm
     if allow:
         assert run["status"] == "ok"
         [mail] = mails
-        body = mail.read_text()
-        assert "Partial data: All sources end 25 Oct (3 of 7 days without data)" in body
+        message = email.message_from_bytes(mail.read_bytes(), policy=email.policy.default)
+        body = message.get_body(("plain",)).get_content()
+        assert "Partial data: All sources end 25 Oct: 26–28 Oct without data (3 of 7 days)" in body
     else:
         assert run["status"] == "failed" and "built but not mailed" in run["error"]
         assert mails == []
@@ -195,4 +198,26 @@ def test_a_source_with_two_gaps_is_named_once():
     c = dataclasses.replace(coverage.of_source(pd.concat([usual, days], ignore_index=True), p),
                             source="clickstream")
     assert coverage.Coverage(p, {"clickstream": c}).notes() == [
-        "Clicks end 12 Nov (3 of 7 days without data); also missing on 11 Nov"]
+        "Clicks end 12 Nov: 13–15 Nov without data (3 of 7 days); also missing on 11 Nov"]
+
+
+def test_days_after_a_short_log_ends_are_all_missing_and_named():
+    # Issue 27: a log of Sun 17 May 10:05 .. Wed 20 May 21:05 2015 (the span of a public
+    # Apache sample). In 2015-W21 (Mon 18 .. Sun 24 May) Thu 21 .. Sun 24 hold nothing:
+    # 4 days, all after the log's end, although Thu-Sat never occur in its own span.
+    # Before: "API logs end 20 May (1 of 7 days without data)" (only Sunday counted).
+    times = pd.Series(pd.date_range("2015-05-17 10:05", "2015-05-20 21:05", freq="7min",
+                                    tz=UTC))
+    p = week(2015, 21, UTC)
+    c = coverage.compute(frames(api_logs=times), p).sources["api_logs"]
+    assert [f"{t:%d}" for t in c.missing] == ["21", "22", "23", "24"]
+    assert c.sentence(p) == "API logs end 20 May: 21–24 May without data (4 of 7 days)"
+
+
+def test_days_before_a_log_starts_are_all_missing_and_named():
+    # Rows from Thu 12 Nov 2026 on: Mon 9 .. Wed 11 Nov of 2026-W46 are before the first.
+    times = every_day("2026-11-12", "2026-11-15")
+    p = week(2026, 46, UTC)
+    c = coverage.compute(frames(api_logs=times), p).sources["api_logs"]
+    assert [f"{t:%d}" for t in c.missing] == ["09", "10", "11"]
+    assert c.sentence(p) == "API logs start 12 Nov: 9–11 Nov without data (3 of 7 days)"

@@ -297,13 +297,15 @@ def test_traffic_is_judged_by_its_falls_in_busy_hours():
     assert np.isnan(p[-1])                              # 20 requests an hour: too few to judge
 
 
-def test_hours_before_a_source_starts_are_unknown_not_zero():
+def test_hours_before_a_source_starts_and_after_it_ends_are_unknown_not_zero():
     hours = pd.date_range("2026-11-02", periods=48, freq="h", tz="UTC")
-    tickets = pd.DataFrame({"created_at": pd.to_datetime(["2026-11-03 05:30"]).tz_localize("UTC"),
-                            "issue_type": ["Payment Failure"]})
+    tickets = pd.DataFrame({"created_at": pd.to_datetime(["2026-11-03 05:30",
+                                                          "2026-11-03 07:10"]).tz_localize("UTC"),
+                            "issue_type": ["Payment Failure"] * 2})
     [sig] = signals({"support_tickets": tickets}, hours)
     assert np.isnan(sig.values[:29]).all()             # up to 04:00 on the second day
-    assert sig.values[29] == 1 and (sig.values[30:] == 0).all()
+    assert sig.values[29:32].tolist() == [1, 0, 1]     # 05:00, 06:00 (a real 0), 07:00
+    assert np.isnan(sig.values[32:]).all()             # after the last ticket: unknown
 
 
 def test_archived_hours_fill_the_weeks_the_data_lacks(sim):
@@ -333,7 +335,7 @@ def test_timeline_without_its_sources_says_no_data(tmp_path):
     assert found == [] and list(section.charts[0].data.columns) == ["hour"]
     svg = charts.draw(section.charts[0], tmp_path / "t.svg").read_text()
     assert "No data for this period" in svg
-    assert len(rows) == 7 * 24 - 29          # the week's hours from the ticket's hour on
+    assert len(rows) == 1          # the ticket's own hour: the tickets say nothing of others
 
 
 API = """timestamp,endpoint,status_code,response_time_ms,service_name

@@ -44,7 +44,7 @@ def test_coverage_gaps_from_a_rollup():
     c = cov.sources["clickstream"]
     assert [f"{t:%d}" for t in c.missing] == ["11", "13", "14", "15"]
     assert f"{c.first:%d %H:%M}" == "09 09:00" and f"{c.last:%d %H:%M}" == "12 15:00"
-    assert cov.notes()[0].startswith("Clicks end 12 Nov (3 of 7 days without data); ")
+    assert cov.notes()[0].startswith("Clicks end 12 Nov: 13–15 Nov without data (3 of 7 days); ")
 
 
 def test_an_hour_missing_in_a_day_long_period_from_a_rollup():

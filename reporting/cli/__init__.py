@@ -117,27 +117,40 @@ def build_cmd(**kwargs: Any) -> None:
 def validate_cmd(data_dir: Path | None, config_path: Path | None, verbose: bool) -> None:
     """Check the inputs and print a data-quality table; writes nothing."""
     # lazy: start-up time (a command imports what it runs)
+    import pandas as pd   # lazy: start-up time (a command imports what it runs)
+
+    from ..build import latest_of
+    from ..compute.coverage import source_spans
     from ..core.quality import origin_text
     from ..ingest.engine.load import load
     from ..ingest.folder import no_rows
 
     config = load_config(config_path)
     loaded = load(config, Path(data_dir or config.data_dir))
+    spans = source_spans(loaded.frames)
     table = Table(title="Data quality", title_justify="left")
     for col, just in (("source", "left"), ("from", "left"), ("rows", "right"),
-                      ("valid", "right"), ("rejected", "right"), ("status / reasons", "left")):
+                      ("valid", "right"), ("rejected", "right"), ("first", "left"),
+                      ("last", "left"), ("status / reasons", "left")):
         table.add_column(col, justify=just, overflow="fold")
     for name, q in loaded.quality.items():
         where = origin_text(q.as_dict())
+        first, last = (f"{t.tz_convert(config.tz):%Y-%m-%d %H:%M}" for t in spans[name]) \
+            if name in spans else ("–", "–")
         if q.status == "loaded":
             reasons = "; ".join(f"{r}: {n:,}" for r, n in q.rejected.items()) or "all rows valid"
             table.add_row(name, where, f"{q.rows:,}", f"{q.valid:,}",
-                          f"{q.rows - q.valid:,}", reasons)
+                          f"{q.rows - q.valid:,}", first, last, reasons)
         else:
-            table.add_row(name, where, "–", "–", "–",
+            table.add_row(name, where, "–", "–", "–", "–", "–",
                           q.message if q.origin and q.message else
                           "missing (no data)" if q.status == "absent" else q.message or "")
     out.print(table)
+    latest = latest_of(config, loaded)
+    if latest is not None:
+        last_day = latest.end - pd.Timedelta(microseconds=1)
+        out.print(f"--period latest would build {latest.id} ({latest.start:%-d %b %Y} – "
+                  f"{last_day:%-d %b %Y})", soft_wrap=True)
     for message in loaded.warnings:
         warn(message)
     if all(q.status == "absent" for q in loaded.quality.values()):

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..core import rollups
-from ..core.contracts import EVENT_SOURCES, SPECS
+from ..core.contracts import EVENT_SOURCES, OPTIONAL_SOURCES, SPECS
 from ..core.errors import NoDataError
 from ..core.periods import Period
 from ..core.rollups import Rollup
@@ -49,7 +49,8 @@ class SourceCoverage:
         return "partial" if self.missing else "full"
 
     def sentence(self, period: Period, label: str | None = None) -> str:
-        """'API logs end 12 Nov', 'Tickets missing on 14 Nov', '' when complete."""
+        """'API logs end 12 Nov: 13–15 Nov without data (3 of 7 days)', 'Tickets missing
+        on 14 Nov', '' when complete."""
         label = label or LABELS.get(self.source, self.source)
         if self.status == "absent":
             return f"{label} have no rows in this period"
@@ -58,18 +59,20 @@ class SourceCoverage:
         after = [t for t in self.missing if t > self.last]
         before = [t for t in self.missing if t + step <= self.first]
         inside = [t for t in self.missing if t not in after and t not in before]
+        total = len(_bins_of(period, self.hourly))
+        years = period.start.year != (period.end - pd.Timedelta(seconds=1)).year
         if before and before[0] <= period.start:
-            parts.append(f"{label} start {_when(self.first, self.hourly)}")
+            parts.append(f"{label} start {_when(self.first, self.hourly, years)}: "
+                         f"{_run(before, self.hourly, total, years)}")
         else:
             inside = before + inside
         if after and after[-1] + step >= period.end:
-            unit = "hours" if self.hourly else "days"
-            total = len(_bins_of(period, self.hourly))
-            parts.append(f"{label + ' ' if not parts else ''}end {_when(self.last, self.hourly)} "
-                         f"({len(after)} of {total} {unit} without data)")
+            parts.append(f"{label + ' ' if not parts else ''}end "
+                         f"{_when(self.last, self.hourly, years)}: "
+                         f"{_run(after, self.hourly, total, years)}")
         else:
             inside = inside + after
-        if inside:   # the source is named once: "Clicks end 12 Nov (…); also missing on 9 Nov"
+        if inside:   # the source is named once: "Clicks end 12 Nov: …; also missing on 9 Nov"
             parts.append(f"{'also' if parts else label} missing {_bins(inside, self.hourly)}")
         return "; ".join(parts)
 
@@ -137,7 +140,12 @@ def of_source(times: pd.Series | Rollup, period: Period) -> SourceCoverage | Non
     have = set(_floor(lo[inside], hourly))
     usual = _usual(lo, hourly)
     key = (lambda t: t.hour) if hourly else (lambda t: t.weekday())
-    missing = tuple(b for b in bins if b not in have and usual.get(key(b), False))
+    ends = _floor(pd.Series([lo.min(), hi.max()]), hourly)
+    # Outside the source's own span a bin is missing unless its span shows that weekday
+    # (hour) to be one without rows: a short span that never held a Thursday says nothing.
+    outside = {b for b in bins if b < ends[0] or b > ends[-1]}
+    missing = tuple(b for b in bins if b not in have and (
+        usual.get(key(b)) or (b in outside and usual.get(key(b)) is None)))
     return SourceCoverage(source="", first=first, last=last, missing=missing, hourly=hourly)
 
 
@@ -200,25 +208,59 @@ def last_complete_day(frames: Mapping[str, pd.DataFrame | Rollup], tz: Any) -> d
     return best if best is not None else newest
 
 
-def require_some(coverage: Coverage, span: tuple[pd.Timestamp, pd.Timestamp] | None
+def require_some(coverage: Coverage, span: tuple[pd.Timestamp, pd.Timestamp] | None,
+                 spans: Mapping[str, tuple[pd.Timestamp, pd.Timestamp]] | None = None
                  ) -> Coverage:
     """`coverage`, or stop (exit 1) when no source has a single row in the period: known
-    before any KPI, so nothing is built, written or sent."""
+    before any KPI, so nothing is built, written or sent. `spans` (each source's first
+    and last row over all its data, not only the window read) names the side and the
+    date: the source when one alone holds rows ("API logs end 20 May 2015, before
+    2015-W30 starts")."""
     p = coverage.period
     if any(c.first is not None for c in coverage.sources.values()):
         return coverage
+    spans = {n: s for n, s in (spans or {}).items() if s is not None}
+    if spans:
+        span = (min(s[0] for s in spans.values()), max(s[1] for s in spans.values()))
     if span is None:
         raise NoDataError(f"The data holds no timestamped rows, so {p.id} has no data; "
                           "nothing was built.")
+    who, verb = "The data", "s"
+    if len(spans) == 1:
+        [name] = spans
+        who = LABELS.get(name, name)
+        verb = "s" if who == "Feedback" else ""
     first, last = (t.tz_convert(p.start.tz) for t in span)
     if last < p.start:
-        raise NoDataError(f"The data ends {last:%-d %b %Y}, before {p.id} starts; "
+        raise NoDataError(f"{who} end{verb} {last:%-d %b %Y}, before {p.id} starts; "
                           "nothing was built.")
     if first >= p.end:
-        raise NoDataError(f"The data starts {first:%-d %b %Y}, after {p.id} ends; "
+        raise NoDataError(f"{who} start{verb} {first:%-d %b %Y}, after {p.id} ends; "
                           "nothing was built.")
-    raise NoDataError(f"The data has no rows in {p.id} ({first:%-d %b %Y} – "
+    has = "has" if verb else "have"
+    raise NoDataError(f"{who} {has} no rows in {p.id} ({first:%-d %b %Y} – "
                       f"{last:%-d %b %Y} has a gap there); nothing was built.")
+
+
+def not_loaded(quality: Mapping[str, Any]) -> dict[str, str]:
+    """Source -> one sentence, for each source that failed to load (a lost column, an
+    unreadable file) or that is missing although a report needs it (the optional orders
+    and deploys are not missing): what page 1 of an audience showing it says."""
+    out = {}
+    for name, q in quality.items():
+        d = q.as_dict() if hasattr(q, "as_dict") else dict(q)
+        label = LABELS.get(name, name)
+        if d.get("status") == "error":
+            out[name] = f"{label} did not load: {d.get('message') or 'unreadable'}"
+        elif d.get("status") == "absent" and name not in OPTIONAL_SOURCES:
+            out[name] = f"{label}: no data was supplied."
+    return out
+
+
+def names(sources: list[str]) -> str:
+    """'API logs', 'API logs and System metrics', 'Clicks, API logs and Tickets'."""
+    labels = [LABELS.get(s, s) for s in sources]
+    return labels[0] if len(labels) == 1 else f"{', '.join(labels[:-1])} and {labels[-1]}"
 
 
 def untrusted(sections: Mapping[str, Any], sources: Mapping[str, str],
@@ -253,9 +295,10 @@ def _floor(times: pd.Series, hourly: bool) -> list[pd.Timestamp]:
     return [pd.Timestamp(d, tz=times.dt.tz) for d in pd.unique(times.dt.date)]
 
 
-def _usual(times: pd.Series, hourly: bool) -> dict[int, bool]:
+def _usual(times: pd.Series, hourly: bool) -> dict[int, bool | None]:
     """For each hour of day (weekday), whether the source has rows in it on at least
-    USUAL_SHARE of the days (weeks) its data spans."""
+    USUAL_SHARE of the days (weeks) its data spans; None for a weekday its span does not
+    hold at all (nothing is known of it)."""
     dates = times.dt.date
     if hourly:
         kinds = times.dt.hour.to_numpy()
@@ -268,7 +311,7 @@ def _usual(times: pd.Series, hourly: bool) -> dict[int, bool]:
         per_kind = unique_days.map(lambda d: d.weekday()).value_counts()
         first, last = min(unique_days), max(unique_days)
         possible = {w: _weekdays_between(first, last, w) for w in range(7)}
-    return {k: possible[k] > 0 and per_kind.get(k, 0) / possible[k] >= USUAL_SHARE
+    return {k: per_kind.get(k, 0) / possible[k] >= USUAL_SHARE if possible[k] > 0 else None
             for k in possible}
 
 
@@ -277,8 +320,27 @@ def _weekdays_between(first: date, last: date, weekday: int) -> int:
     return int(np.sum([(first.weekday() + i) % 7 == weekday for i in range(n)]))
 
 
-def _when(t: pd.Timestamp, hourly: bool) -> str:
-    return f"{t:%H:%M}" if hourly else f"{t:%-d %b}"
+def _when(t: pd.Timestamp, hourly: bool, years: bool = False) -> str:
+    return f"{t:%H:%M}" if hourly else f"{t:%-d %b %Y}" if years else f"{t:%-d %b}"
+
+
+def _run(bins: list[pd.Timestamp], hourly: bool, total: int, years: bool = False) -> str:
+    """'13–15 Nov without data (3 of 7 days)', '16 Nov without data (1 of 7 days)',
+    '06:00–23:00 without data (18 of 24 hours)': the bins at one end of a period (days
+    with their year in a period over several years)."""
+    unit = "hours" if hourly else "days"
+    day = "%-d %b %Y" if years else "%-d %b"
+    a, b = bins[0], bins[-1]
+    if hourly:
+        names = [f"{a:%H:%M}", f"{b:%H:%M}"]
+    elif (a.year, a.month) == (b.year, b.month):
+        names = [f"{a:%-d}", f"{b:{day}}"]
+    elif a.year == b.year:
+        names = [f"{a:%-d %b}", f"{b:{day}}"]
+    else:
+        names = [f"{a:{day}}", f"{b:{day}}"]
+    what = names[1] if len(bins) == 1 else "–".join(names)
+    return f"{what} without data ({len(bins)} of {total} {unit})"
 
 
 def _bins(bins: list[pd.Timestamp], hourly: bool) -> str:
@@ -294,20 +356,26 @@ def _bins(bins: list[pd.Timestamp], hourly: bool) -> str:
     return f"on {len(bins)} days ({bins[0]:%-d %b} – {bins[-1]:%-d %b})"
 
 
-def data_span(frames: Mapping[str, pd.DataFrame | rollups.Rollup]
-              ) -> tuple[pd.Timestamp, pd.Timestamp] | None:
-    """First and last event over the sources' period columns (a ticket's later
-    resolution time does not stretch the data's span, nor does a deploy; a rollup's from
-    its times table)."""
-    lows, highs = [], []
+def source_spans(frames: Mapping[str, pd.DataFrame | rollups.Rollup]
+                 ) -> dict[str, tuple[pd.Timestamp, pd.Timestamp]]:
+    """Each source's first and last event over its period column (a ticket's later
+    resolution time does not stretch it, a deploy has none; a rollup's from its times
+    table), in the source's zone; sources without a timestamped row are left out."""
+    out = {}
     for name, frame in frames.items():
         if isinstance(frame, rollups.Rollup):
             if frame.span is not None:
-                lows.append(frame.span[0].tz_convert(frame.tz))
-                highs.append(frame.span[1].tz_convert(frame.tz))
+                out[name] = (frame.span[0].tz_convert(frame.tz),
+                             frame.span[1].tz_convert(frame.tz))
             continue
         col = SPECS[name].time
         if name not in EVENT_SOURCES and len(frame) and frame[col].notna().any():
-            lows.append(frame[col].min())
-            highs.append(frame[col].max())
-    return (min(lows), max(highs)) if lows else None
+            out[name] = (frame[col].min(), frame[col].max())
+    return out
+
+
+def data_span(frames: Mapping[str, pd.DataFrame | rollups.Rollup]
+              ) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """First and last event over the sources' period columns (`source_spans`)."""
+    spans = source_spans(frames).values()
+    return (min(s[0] for s in spans), max(s[1] for s in spans)) if spans else None

@@ -10,6 +10,7 @@ from typing import Any
 from ..core.formatting import rounded
 from ..core.periods import Period
 from ..core.values import KPI, SEVERITY_ORDER, Insight, Section, plain
+from . import coverage
 from .kpis.base import top_entries
 
 
@@ -102,5 +103,6 @@ def document(sections: Mapping[str, Section], period: Period,
         **{key: value for s in sections.values() for key, value in s.document.items()},
         "data_quality": {name: q.as_dict() if hasattr(q, "as_dict") else q
                          for name, q in quality.items()},
+        "not_loaded": coverage.not_loaded(quality),
         "headline": dict(headline or {}),
     }

@@ -185,9 +185,22 @@ def context(audience: Audience, computed: Mapping[str, Section], charts: Mapping
         "flagged": len([k for k in shown if k.status in ("warn", "bad")]),
         "glossary": glossary.entries(shown, page.thresholds, audience.compact),
         "coverage": list(document.get("coverage_notes") or []),
+        "not_loaded": not_loaded(audience, document),
         "quality": [_quality_view(name, q) for name, q in quality.items()],
         "templates": {name: spec.templates for name, spec in registry.registry().items()},
     }
+
+
+def not_loaded(audience: Audience, document: Mapping[str, Any]) -> list[str]:
+    """A sentence for each source the audience shows (by its sections; the incidents
+    section shows every source it judges from) that did not load or was not supplied:
+    page 1 says so, so that no all-clear stands over it."""
+    missing = document.get("not_loaded") or {}
+    by_section = registry.sources()
+    shown = {by_section[s] for s in audience.sections if s in by_section}
+    if "incidents" in audience.sections:
+        shown |= set(document.get("incidents_not_judged") or ())
+    return [text for source, text in missing.items() if source in shown]
 
 
 def _quality_view(name: str, q: Any) -> dict[str, Any]:

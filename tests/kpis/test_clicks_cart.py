@@ -62,3 +62,15 @@ def test_seed_carts(seed_dir, thresholds):
     assert s.kpi("cart.abandoned_value").value == pytest.approx(1213.19)
     assert s.kpi("cart.abandoned_carts").value == 10
     assert s.kpi("cart.avg_items").value == pytest.approx(2.4)
+
+
+def test_carts_with_bare_dates_have_no_hour_of_day_chart(frame, thresholds):
+    # Issue 27: an export with dates only would put every cart at 00:00 in an
+    # "abandoned carts by hour of day" chart; only the daily chart stays.
+    text = CARTS.replace("T09:00:00", "").replace("T11:00:00", "")
+    s = cart.compute({"cart_abandonment": frame("cart_abandonment", text)}, W46, thresholds)
+    assert [c.name for c in s.charts] == ["cart_value_by_day"]
+    assert s.table("by_day").frame["value"].tolist() == [30.5, 30.25]
+    hourly = cart.compute({"cart_abandonment": frame("cart_abandonment", CARTS)}, W46,
+                          thresholds)
+    assert [c.name for c in hourly.charts] == ["cart_value_by_day", "cart_by_hour"]

@@ -177,7 +177,8 @@ def _readings(p: np.ndarray, usual: np.ndarray, sigs: Sequence[Signal], rows: li
         chances = np.nan_to_num(p[i, a:b], nan=np.inf)
         k = a + int(np.argmin(chances))
         out.append(Reading(sigs[i].name, sigs[i].entity, finite(sigs[i].values[k]),
-                           finite(usual[i, k]), finite(p[i, k]), sigs[i].unit))
+                           finite(usual[i, k]), finite(p[i, k]), sigs[i].unit,
+                           sigs[i].daily))
     return tuple(sorted(out, key=lambda r: r.p if r.p is not None else 1.0))
 
 
@@ -221,6 +222,10 @@ def _variance(sig: Signal, mu: np.ndarray, a: int, b: int) -> np.ndarray:
 def _anomaly(side_: str, entity: str, readings: tuple[Reading, ...], a: int, b: int,
              hours: pd.DatetimeIndex, tz: Any) -> Anomaly:
     start, end = hours[a].tz_convert(tz), hours[b - 1].tz_convert(tz) + HOUR
+    if all(r.daily for r in readings):      # bare dates: the window is the days they name
+        inside = HOUR - pd.Timedelta(microseconds=1)    # the local midnight in an hour
+        start = (hours[a] + inside).tz_convert(tz).normalize()
+        end = (hours[b - 1] + inside).tz_convert(tz).normalize() + pd.Timedelta(days=1)
     shown = "; ".join(reading_text(r) for r in readings[:3])
     tail_text = ("; no sign that users felt it" if side_ == "back-end"
                  else "; no back-end cause found")

@@ -21,9 +21,13 @@ class Reading:
     baseline: float | None
     p: float | None        # tail probability of the worst hour under its baseline
     unit: str
+    daily: bool = False    # a signal of bare dates: its value is a day's, not an hour's
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if not self.daily:      # the hourly readings' shape is unchanged
+            del d["daily"]
+        return d
 
 
 @dataclass(frozen=True)

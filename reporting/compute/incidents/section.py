@@ -13,10 +13,10 @@ from ...core import formatting as fmt
 from ...core.config import Maintenance, ServiceLinks, Thresholds
 from ...core.periods import Period
 from ...core.values import Chart, Insight, Section, Table
-from .. import changes
+from .. import changes, coverage
 from .detect import detect
 from .findings import Findings, Incident
-from .signals import BACK_END, Signal, archive_rows
+from .signals import BACK_END, SIGNALS, Signal, archive_rows
 from .words import chance_text, label, sentence, span_text, usual_text
 
 NAME = "incidents"
@@ -47,10 +47,16 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
     insights += tuple(Insight("medium", _domain(a.signals[0].name), a.text)
                       for a in found.back_end + found.user_felt)
     insights += tuple(Insight("medium", _domain(s.name), s.text) for s in found.shifts)
+    lacking = [name for name in SIGNALS if frames.get(name) is None or not len(frames[name])]
     message = "" if incidents else (
         "No incident: in no hour were a back-end service and what its users see (its pages, "
         "tickets, comments, carts) both unusual beyond the false-alarm bound "
         f"({t.incident_false_alarms:g} per period).")
+    if lacking:       # never an all-clear over a source that did not load
+        message = (f"Not judged from {coverage.names(lacking)}: no data from "
+                   f"{'it' if len(lacking) == 1 else 'them'}, so an incident there would "
+                   "not show here." + ("" if incidents else
+                                       " None was found in the other sources."))
     if message and changes.windows(maintenance, period.start, period.end):
         message += " Hours in planned maintenance were not judged."
     section = Section(
@@ -61,7 +67,8 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
                     "back_end_anomalies": [a.as_dict() for a in found.back_end],
                     "user_felt_anomalies": [a.as_dict() for a in found.user_felt],
                     "level_shifts": [s.as_dict() for s in found.shifts]},
-        document={"incidents": [{**i.as_dict(), **d} for i, d in zip(incidents, details)]})
+        document={"incidents": [{**i.as_dict(), **d} for i, d in zip(incidents, details)],
+                  "incidents_not_judged": lacking})
     return section, incidents, archive_rows(sigs, hours, period)
 
 
@@ -146,13 +153,19 @@ def _tables(found: Findings) -> tuple[Table, ...]:
 def _timeline(hours: pd.DatetimeIndex, sigs: list[Signal], in_period: np.ndarray,
               found: Sequence[Incident], tz: Any) -> Chart:
     """API 5xx rate, abandoned cart value and negative feedback per hour (per day when the
-    period is longer than two weeks), incidents shaded."""
+    period is longer than two weeks, or when one of them comes from bare dates), incidents
+    shaded; hours no source of a line covers are gaps, not zeros."""
+    names = ("api.server_error_rate", "api.requests", "cart.abandoned_value",
+             "feedback.negative")
+
     def total(name: str, weight: bool = False) -> np.ndarray | None:
         chosen = [s for s in sigs if s.name == name]
         if not chosen:
             return None
-        return sum(np.nan_to_num(s.values) * (s.events if weight else 1)
-                   for s in chosen)[in_period]
+        values = np.vstack([s.values.astype(float) * (s.events if weight else 1)
+                            for s in chosen])
+        known = ~np.isnan(values).all(axis=0)
+        return np.where(known, np.nansum(values, axis=0), np.nan)[in_period]
 
     local = hours.tz_convert(tz)
     sums = pd.DataFrame(index=local)
@@ -162,9 +175,9 @@ def _timeline(hours: pd.DatetimeIndex, sigs: list[Signal], in_period: np.ndarray
                            ("negative comments", total("feedback.negative"))):
         if values is not None:
             sums[column] = values
-    daily = len(local) > 14 * 24
+    daily = len(local) > 14 * 24 or any(s.daily for s in sigs if s.name in names)
     if daily and len(sums.columns):
-        sums = sums.groupby(local.floor("D") if len(local) else local).sum()
+        sums = sums.groupby(local.floor("D") if len(local) else local).sum(min_count=1)
     data = pd.DataFrame({"hour": sums.index})
     if "requests" in sums:
         with np.errstate(all="ignore"):

@@ -18,6 +18,7 @@ from ...core.periods import BASELINE_WEEKS, Period
 from ...core.rollups import Rollup, hist_quantiles, rollup_of
 from .. import sentiment
 from ..kpis.base import codes_of, hour_numbers
+from . import gaps
 from .links import service_map, tied
 
 HOUR = pd.Timedelta(hours=1)
@@ -52,6 +53,7 @@ class Signal:
     quantile: float = 0.0  # a percentile signal: which one (0.95)
     # ... and how many of each hour's events lie above a level given per hour
     above: Callable[[np.ndarray], np.ndarray] | None = None
+    daily: bool = False    # a source of bare dates: one value a day, in its midnight hour
 
     @property
     def back_end(self) -> bool:
@@ -337,13 +339,13 @@ def signals(frames: Mapping[str, Any], hours: pd.DatetimeIndex,
             top_n: int | None = None, links: Mapping[str, ServiceLinks] | None = None
             ) -> list[Signal]:
     """Every hourly signal the present sources give (the high-volume ones from their
-    rollup tables), tied to services by `links` (default: inferred); hours before a
-    source's first event are unknown (NaN), not zero. Per-entity signals cover the
+    rollup tables), tied to services by `links` (default: inferred); hours the source
+    says nothing of (before its first event, after its last, its missing days: `gaps`)
+    are unknown (NaN), not zero. Per-entity signals cover the
     `top_n` busiest entities and "other"."""
     frames = as_tables(frames)
     links = service_map(frames) if links is None else links
     n = len(hours)
-    firsts = _firsts(frames)
     out: list[Signal] = []
     for source, make in SIGNALS.items():
         frame = frames.get(source)
@@ -356,17 +358,13 @@ def signals(frames: Mapping[str, Any], hours: pd.DatetimeIndex,
                 col = ENTITY_COLUMNS[source]
                 frame = frame.assign(**{col: top_entities(frame[col], top_n)})
             made = make(frame, _slot(frame[TIME_COLUMNS[source]], hours), n, links)
-        first = max(0, int(hours.searchsorted(firsts[source], side="right")) - 1)
-        out += [_unknown_before(sig, first) for sig in made]
+        unknown = gaps.unknown(frame, TIME_COLUMNS[source], hours)
+        if gaps.at_midnight(frame, TIME_COLUMNS[source]):   # judged per day, not per hour
+            tz = frame.tz if isinstance(frame, Rollup) else frame[TIME_COLUMNS[source]].dt.tz
+            unknown = unknown | ~gaps.day_hours(hours, tz)
+            made = [dataclasses.replace(sig, daily=True) for sig in made]
+        out += [gaps.blank(sig, unknown) for sig in made]
     return out
-
-
-def _unknown_before(sig: Signal, first: int) -> Signal:
-    if first <= 0:
-        return sig
-    values, events = sig.values.astype(float), sig.events.astype(float)
-    values[:first], events[:first] = np.nan, 0
-    return dataclasses.replace(sig, values=values, events=events)
 
 
 def epoch_hours(hours: pd.DatetimeIndex) -> np.ndarray:

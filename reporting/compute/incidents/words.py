@@ -56,7 +56,8 @@ def sentence(inc: Incident, currency: str = "") -> str:
                      + (f" ({', '.join(kinds[:2])})" if kinds else ""))
     for r in inc.signals:
         if r.name.startswith("feedback."):
-            parts.append(f"{fmt.count(r.peak)} negative comments in an hour "
+            parts.append(f"{fmt.count(r.peak)} negative comments in "
+                         f"{'a day' if r.daily else 'an hour'} "
                          f"(usually {fmt.count(r.baseline)})")
             break
     if not impact.abandoned_value and not impact.tickets:   # say what users felt
@@ -85,11 +86,16 @@ LABELS = {
 
 
 def label(row: Mapping[str, Any]) -> str:
-    """'payment-api 5xx rate'; signals over everything ('all') name only the measure."""
+    """'payment-api 5xx rate'; signals over everything ('all') name only the measure; a
+    signal of bare dates counts per day."""
     what = LABELS.get(row["name"], row["name"])
     if row["name"] == "feedback.negative_about":
-        return f"Negative comments on {row['entity']} per hour"
-    return what[0].upper() + what[1:] if row["entity"] == "all" else f"{row['entity']} {what}"
+        what = f"Negative comments on {row['entity']} per hour"
+    elif row["entity"] == "all":
+        what = what[0].upper() + what[1:]
+    else:
+        what = f"{row['entity']} {what}"
+    return what.replace("per hour", "per day") if row.get("daily") else what
 
 
 def usual_text(r: Reading) -> str:
@@ -104,6 +110,14 @@ def chance_text(p: float | None) -> str:
 
 
 def span_text(start: pd.Timestamp, end: pd.Timestamp) -> str:
+    """'Mon 16 Nov 03:00–07:00'; a window that ends at midnight ends at 24:00 of its day
+    (not at a bare '00:00' that reads as its start); one over days names both; whole
+    days (a source of bare dates) only their days: 'Mon 30 Jul', 'Mon 30 Jul – Tue 31 Jul'."""
+    if start == start.normalize() and end == end.normalize() and end > start:
+        last = end - pd.Timedelta(days=1)
+        return f"{start:%a %-d %b}" if last.date() == start.date() else \
+            f"{start:%a %-d %b} – {last:%a %-d %b}"
     if start.date() == (end - pd.Timedelta(seconds=1)).date():
-        return f"{start:%a %-d %b %H:%M}–{end:%H:%M}"
+        until = "24:00" if end.date() != start.date() else f"{end:%H:%M}"
+        return f"{start:%a %-d %b %H:%M}–{until}"
     return f"{start:%a %-d %b %H:%M} – {end:%a %-d %b %H:%M}"

@@ -87,6 +87,9 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
               by_hour.reset_index()[["hour", "carts"]],
               {"label": "hour", "value": "carts", "unit": "count"}),
     )
+    times = cur["abandonment_time"]
+    if bool((times == times.dt.normalize()).all()):   # bare dates: no hour to chart by
+        charts = charts[:1]
     insights = [_insight(values, prev_values, cur, currency, revenue(period))]
     return Section(NAME, TITLE, kpis=kpis, tables=tables, charts=charts,
                    insights=tuple(insights), headline=HEADLINE,
