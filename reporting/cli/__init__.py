@@ -235,13 +235,16 @@ def alert_cmd(data_dir: Path | None, output_dir: Path | None, config_path: Path 
               help="Address to listen on (0.0.0.0 shares the site with your network).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
               help="Port to listen on (0 picks a free one).")
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",
+              help="A Host name to answer besides localhost/127.0.0.1/::1 (repeatable; "
+                   "the name people type when --host shares the site).")
 @with_common
 @entry_point
-def serve_cmd(output_dir: Path | None, host: str, port: int, config_path: Path | None,
-              verbose: bool) -> None:
+def serve_cmd(output_dir: Path | None, host: str, port: int, allow_hosts: tuple[str, ...],
+              config_path: Path | None, verbose: bool) -> None:
     """Serve the archive site (index.html and the reports) read-only until Ctrl-C."""
     # lazy: start-up time (a command imports what it runs)
-    from ..serve import serve
+    from ..serve import Limits, serve
 
     config = load_config(config_path)
     folder = Path(output_dir or config.output_dir)
@@ -250,7 +253,7 @@ def serve_cmd(output_dir: Path | None, host: str, port: int, config_path: Path |
         click.echo(f"Serving {folder} at {url} (Ctrl-C to stop)")
         sys.stdout.flush()
 
-    serve(folder, host, port, on_ready=ready)
+    serve(folder, host, port, on_ready=ready, limits=Limits.of(config.serve, allow_hosts))
 
 
 @main.command("send")
