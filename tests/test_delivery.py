@@ -582,3 +582,37 @@ def test_a_535_reply_echoing_the_credentials_is_stored_and_printed_scrubbed(out,
         for form in (SMTP_SECRET, blob, "s3cr3t-P%40ss%2Fw%2Brd", "s3cr3t-P"):
             assert form not in text, (form, text)
     assert "AUTH PLAIN ***" in stored[0]
+
+
+def test_send_during_a_rebuild_of_the_same_period_waits_for_it(out):
+    """A rebuild swaps the report folder away for a moment under the build lock (the old
+    folder is renamed, then the new one takes its place: store.files.swap_in); send used
+    to say "No PDF of 2026-W43 ...; build the report first." in that moment."""
+    import os
+    import threading
+    import time as _time
+
+    from reporting.store.archive import build_lock
+
+    folder = out / "reports" / PERIOD
+    old = folder.with_name(f".{PERIOD}.old-{os.getpid()}")
+    locked, done = threading.Event(), threading.Event()
+
+    def rebuild():
+        with build_lock(out, 60):
+            os.rename(folder, old)              # swap_in's first rename ...
+            locked.set()
+            _time.sleep(1.5)                    # ... the moment held open for the test
+            os.rename(old, folder)              # ... and the (new) folder in place
+        done.set()
+
+    config = out / "outbox.toml"
+    config.write_text('[audiences.it]\nrecipients = ["ops@example.com"]\n')
+    threading.Thread(target=rebuild, daemon=True).start()
+    assert locked.wait(10)
+    assert not folder.exists()
+    r = CliRunner().invoke(main, ["send", "-p", PERIOD, "-a", "it", "--output", str(out),
+                                  "--config", str(config)])
+    assert done.is_set()
+    assert r.exit_code == 0, r.output
+    assert (out / "outbox" / f"{PERIOD}-it.eml").exists()

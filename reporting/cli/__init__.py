@@ -271,11 +271,15 @@ def send_cmd(period_id: str, audiences: tuple[str, ...], force: bool, email_only
              output_dir: Path | None, config_path: Path | None, verbose: bool) -> None:
     """Deliver archived PDFs by mail and to each audience's notify channels: what failed
     or was never sent, or everything with --force."""
+    # lazy: start-up time (a command imports what it runs)
+    from ..store.archive import wait_for_build
+
     config = load_config(config_path)
     folder = Path(output_dir or config.output_dir)
     with open_archive(folder, config_path) as store:
         period_id = period_arg(store, period_id)
     check_audiences(audiences, config.audiences)
+    wait_for_build(folder, config.lock_timeout_s)     # a rebuild's files are in place
     if not audiences:   # every configured audience that has a PDF for this period
         audiences = tuple(a for a in config.audiences
                           if (report_folder(folder, period_id) / f"{a}.pdf").exists())

@@ -119,6 +119,14 @@ def build_lock(output_dir: Path, timeout: float) -> Iterator[None]:
         lock.release()
 
 
+def wait_for_build(output_dir: Path, timeout: float) -> None:
+    """Return once no build is writing to `output_dir` (a rebuild swaps the report folder
+    away for a moment): waits up to `timeout` seconds, then LockTimeout says a build is
+    running."""
+    with build_lock(output_dir, timeout):
+        pass
+
+
 class Archive(Ledger):
     """The index at `<output>/archive.sqlite`; use as a context manager."""
 
