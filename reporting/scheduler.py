@@ -39,6 +39,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from .core.config import Audience, Config
 from .core.errors import ReportError
+from .core.secrets import scrub
 from .store.archive import Archive
 from .store.jobstore import JOB_PREFIX, RUN_JOB, PlainJobStore, ReportTrigger
 from .store.ledger import now_iso
@@ -275,7 +276,8 @@ def _notify_failure(config: Config, output_dir: Path, audience: str, error: str)
     from .store.files import atomic_write
 
     msg = new_message(config.smtp, f"Scheduled {audience} report failed", [to])
-    msg.set_content(f"The scheduled {audience} report failed at {now_iso()}:\n\n{error}\n")
+    msg.set_content(f"The scheduled {audience} report failed at {now_iso()}:\n\n"
+                    f"{scrub(error)}\n")
     try:
         if config.smtp.host:
             send(config.smtp, msg, [to])
