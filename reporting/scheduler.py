@@ -6,8 +6,10 @@ machine was down runs once at start when it is within the grace time, otherwise 
 is logged and recorded as skipped.
 
 The job store (`scheduler.sqlite`) holds plain data only: per job its id, the cron text,
-the time zone, the job's string arguments and its next run time, as JSON. Nothing in
-it is unpickled or imported on load; the callable is always `run_job`. Only one
+the time zone, its audience and its next run time, as JSON. Nothing in it is unpickled
+or imported on load; the callable is always `run_in_child`. Where a job reads and sends
+(config, data and output folders) comes from this scheduler's start-up arguments, never
+from the store: editing it can change when a report runs, not where. Only one
 scheduler runs per output folder (a lock held for its lifetime), and a job stopped by
 SIGTERM is recorded as interrupted and runs again at the next start within the grace
 time.
@@ -37,14 +39,15 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from .core.config import Audience, Config
 from .core.errors import ReportError
+from .core.secrets import scrub
 from .store.archive import Archive
-from .store.jobstore import RUN_JOB, PlainJobStore, ReportTrigger
+from .store.jobstore import JOB_PREFIX, RUN_JOB, PlainJobStore, ReportTrigger
 from .store.ledger import now_iso
 
 log = logging.getLogger(__name__)
 
 
-PREFIX = "report-"
+PREFIX = JOB_PREFIX
 
 _children: dict[int, subprocess.Popen[bytes]] = {}   # jobs running now, by pid
 _children_lock = threading.Lock()
@@ -52,11 +55,16 @@ _children_lock = threading.Lock()
 
 @dataclass(frozen=True)
 class JobSettings:
-    """What a job needs, as plain picklable values (stored with the job)."""
+    """Where jobs read and write: the scheduler's start-up arguments (never stored)."""
 
     config_path: str | None
     data_dir: str
     output_dir: str
+
+
+# What this scheduler process was started with: the settings and the job ids its config
+# schedules. A stored job names only its audience; `run_in_child` takes the rest here.
+_started: dict[str, Any] = {}
 
 
 class OfflineScheduler(BaseScheduler):
@@ -136,7 +144,7 @@ def sync(config: Config, settings: JobSettings) -> list[dict[str, Any]]:
         for jid, audience in wanted.items():
             # parsed when the config was read (settings.cron_check): valid here
             trigger = ReportTrigger.parse(audience.schedule, config.tz)
-            args = (settings.config_path, audience.name, settings.data_dir, settings.output_dir)
+            args = (audience.name,)     # the paths are the scheduler's, never stored
             existing = scheduler.get_job(jid)
             if existing is None:
                 scheduler.add_job(RUN_JOB, trigger, args=args, id=jid,
@@ -167,7 +175,7 @@ def jobs(config: Config, settings: JobSettings) -> list[dict[str, Any]]:
     out = []
     with Archive(output_dir) as store:
         for job in stored:
-            audience = job.args[1]
+            audience = job.args[0]
             cron = config.audiences[audience].schedule if audience in config.audiences else \
                 config.alerts.schedule if audience == ALERTS else ""
             out.append({"id": job.id, "audience": audience, "cron": cron,
@@ -177,14 +185,25 @@ def jobs(config: Config, settings: JobSettings) -> list[dict[str, Any]]:
     return out
 
 
-def run_in_child(config_path: str | None, audience: str, data_dir: str, output_dir: str,
-                 scheduled_for: str | None = None) -> None:
+def started(config: Config, settings: JobSettings) -> None:
+    """Record what this scheduler was started with, for the jobs it will run."""
+    _started.update(settings=settings, jobs=frozenset(scheduled(config)))
+
+
+def run_in_child(audience: str) -> None:
     """What the scheduler runs: `run_job` in a child process of its own process group
     (`reporting schedule --run-now`), so that a stop can end the job whole, PDF workers
-    included, before its partial files are removed."""
-    cmd = [sys.executable, "-m", "reporting", "schedule", "--run-now", audience,
-           "--data", data_dir, "--output", output_dir]
-    child = subprocess.Popen(cmd + (["--config", config_path] if config_path else []),
+    included, before its partial files are removed. The config, data and output folders
+    are the scheduler's own (`_started`); an audience its config does not schedule is
+    refused."""
+    settings: JobSettings | None = _started.get("settings")
+    if settings is None or job_id(audience) not in _started.get("jobs", ()):
+        raise ReportError(f"job {job_id(audience)[:80]!r} is not one this scheduler's config "
+                          "schedules; not run")
+    cmd = [sys.executable, "-m", "reporting", "schedule", f"--run-now={audience}",
+           "--data", settings.data_dir, "--output", settings.output_dir]
+    child = subprocess.Popen(cmd + (["--config", settings.config_path]
+                                    if settings.config_path else []),
                              stdout=subprocess.DEVNULL, start_new_session=True)
     with _children_lock:
         _children[child.pid] = child
@@ -257,7 +276,8 @@ def _notify_failure(config: Config, output_dir: Path, audience: str, error: str)
     from .store.files import atomic_write
 
     msg = new_message(config.smtp, f"Scheduled {audience} report failed", [to])
-    msg.set_content(f"The scheduled {audience} report failed at {now_iso()}:\n\n{error}\n")
+    msg.set_content(f"The scheduled {audience} report failed at {now_iso()}:\n\n"
+                    f"{scrub(error)}\n")
     try:
         if config.smtp.host:
             send(config.smtp, msg, [to])
@@ -277,6 +297,7 @@ def serve(config: Config, settings: JobSettings, *, stop: threading.Event | None
     grace_s = config.scheduler.stop_grace_s if grace_s is None else grace_s
     with scheduler_lock(output_dir):
         sync(config, settings)
+        started(config, settings)
         scheduler = _scheduler(BlockingScheduler, config, output_dir)
         scheduler.add_listener(_on_event(config, output_dir), EVENT_JOB_MISSED | EVENT_JOB_ERROR)
         wanted = _run_interrupted_again(scheduler, config, settings)
@@ -333,8 +354,7 @@ def _run_interrupted_again(scheduler: Any, config: Config, settings: JobSettings
                         "again", jid, run["started_at"], config.scheduler.misfire_grace_hours)
             continue
         log.warning("job %s was interrupted at %s; running it again", jid, run["started_at"])
-        scheduler.add_job(run_in_child, "date", args=(settings.config_path, wanted[jid],
-                                                      settings.data_dir, settings.output_dir),
+        scheduler.add_job(run_in_child, "date", args=(wanted[jid],),
                           id=f"again-{jid}", jobstore="once", misfire_grace_time=None)
     return len(wanted)
 

@@ -332,3 +332,47 @@ def test_a_new_archive_logs_once_and_the_parquet_export_keeps_instants(tmp_path,
     table = pd.read_parquet(target)
     assert isinstance(table["start"].dtype, pd.DatetimeTZDtype)
     assert table["start"].min() == pd.Timestamp("2026-10-26", tz="UTC")
+
+
+# --- issue 33: advice that keeps data ---------------------------------------------------
+
+def test_a_full_disk_never_advises_moving_a_healthy_archive_aside(small_disk, one_week):
+    """send and prune on a full disk used to call archive.sqlite "not a readable archive
+    index (disk I/O error)" and advise `mv` (which drops the delivery history once-only
+    mail relies on); now they say the disk is full and keep the file."""
+    disk = small_disk("6m")
+    out = disk / "output"
+    assert run(build_report, ["--data", one_week, "--output", out, "--format", "pdf",
+                              "-a", "it"]).exit_code == 0
+    before = (out / "archive.sqlite").read_bytes()
+    free = shutil.disk_usage(disk).free
+    (disk / "filler").write_bytes(b"\0" * (free - 4096))
+    for args in (["send", "-p", "latest", "--output", out],
+                 ["archive", "prune", "--keep", "0", "--output", out]):
+        r = run(main, args)
+        assert r.exit_code == 2, r.output
+        assert r.output == (f"error: Cannot use {out / 'archive.sqlite'}: no space left on "
+                            f"the device holding {out}/ (0.0 MB free); the archive is kept as "
+                            "it is: free some space (or check the device) and run again.\n")
+        assert "mv " not in r.output and "move" not in r.output
+    assert (out / "archive.sqlite").read_bytes() == before
+    assert not list(out.glob("archive.sqlite.damaged-*"))
+    (disk / "filler").unlink()
+    shown = run(main, ["archive", "show", "2026-W43", "--output", out])
+    assert shown.exit_code == 0 and "(1 build recorded)" in shown.output, shown.output
+
+
+def test_only_a_damaged_archive_is_called_damaged_and_copied_before_any_advice(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    damaged = b"not a database " * 500
+    (out / "archive.sqlite").write_bytes(damaged)
+    r = run(main, ["archive", "list", "--output", out])
+    assert r.exit_code == 2
+    [copy] = out.glob("archive.sqlite.damaged-*")
+    assert copy.read_bytes() == damaged                       # copied before the advice
+    assert r.output == (f"error: {out / 'archive.sqlite'} is not a readable archive index "
+                        f"(file is not a database); a copy is kept at {copy}: move it aside "
+                        f"(mv {out / 'archive.sqlite'} {out / 'archive.sqlite'}.bad), the next "
+                        "build starts a new index, and the report folders stay as they "
+                        "are.\n")

@@ -452,3 +452,167 @@ def test_plain_text_login_is_allowed_on_loopback_or_when_asked():
         assert Config.from_dict({"smtp": smtp}).smtp.username == "u"
     with pytest.raises(ConfigError, match="lock_timeout_s must be 0 or more"):
         Config.from_dict({"lock_timeout_s": -1})
+
+
+# --- issue 33: a reply has a bound; secrets never reach the archive or the screen -------
+
+def flooding_server(stop, greeting: bool, limit: int = 20 << 20) -> tuple[int, list[int]]:
+    """A server that floods `220-` lines as its greeting, or greets and answers EHLO with
+    `250-` lines without end (it stops by itself after `limit` bytes); the list gets the
+    bytes it sent to each connection."""
+    import threading
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(10)
+    sent: list[int] = []
+
+    def serve():
+        try:
+            conn = listener.accept()[0]
+        except OSError:
+            return
+        conn.settimeout(10)
+        total, line = 0, (b"220-" if greeting else b"250-") + b"x" * 70 + b"\r\n"
+        try:
+            if not greeting:
+                conn.sendall(b"220 flood.example ESMTP\r\n")
+                conn.recv(1000)                          # EHLO
+            while total < limit and not stop.is_set():
+                conn.sendall(line * 100)
+                total += len(line) * 100
+        except OSError:
+            pass
+        sent.append(total)
+        stop.wait(10)
+        conn.close()
+        listener.close()
+    threading.Thread(target=serve, daemon=True).start()
+    return listener.getsockname()[1], sent
+
+
+@pytest.mark.parametrize("greeting", [True, False])
+def test_a_server_flooding_reply_lines_ends_at_the_line_bound(out, greeting):
+    import threading
+    import time as _time
+    import tracemalloc
+    stop = threading.Event()
+    port, sent = flooding_server(stop, greeting)
+    tracemalloc.start()
+    try:
+        started = _time.monotonic()
+        outcome = deliver(config_for(port, timeout=5, retries=0), out, PERIOD, ["it"])
+        took = _time.monotonic() - started
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        stop.set()
+    assert took < 3                                  # not the 20 s deadline
+    assert peak < 8 << 20                            # MB, while the server sent up to 20
+    assert len(outcome.failed) == 2
+    assert "the server's reply passed 100 lines or 64 KB" in outcome.failed[0][2]
+    assert rows_of(out) == [("ops@example.com", "failed"), ("oncall@example.com", "failed")]
+
+
+SMTP_SECRET = "s3cr3t-P@ss/w+rd"
+
+
+def echoing_server(stop) -> int:
+    """A server offering AUTH PLAIN that refuses every login with a 535 reply quoting the
+    client's AUTH line (base64 of "\\0user\\0password"), the password as typed and its
+    URL-encoded form, as some servers' debug modes do."""
+    import threading
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(0.5)
+
+    def talk(conn):
+        conn.settimeout(10)
+        file = conn.makefile("rb")
+        conn.sendall(b"220 echo.example ESMTP\r\n")
+        while line := file.readline():
+            if line.upper().startswith((b"EHLO", b"HELO")):
+                conn.sendall(b"250-echo.example\r\n250 AUTH PLAIN\r\n")
+            elif line.upper().startswith(b"AUTH"):
+                echoed = line.strip().decode()
+                conn.sendall(f"535 5.7.8 authentication failed: {echoed} (password "
+                             f"{SMTP_SECRET}, sent as s3cr3t-P%40ss%2Fw%2Brd)\r\n".encode())
+            elif line.upper().startswith(b"QUIT"):
+                conn.sendall(b"221 bye\r\n")
+                break
+            else:
+                conn.sendall(b"250 OK\r\n")
+        conn.close()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn = listener.accept()[0]
+            except OSError:
+                continue
+            threading.Thread(target=talk, args=(conn,), daemon=True).start()
+        listener.close()
+    threading.Thread(target=serve, daemon=True).start()
+    return listener.getsockname()[1]
+
+
+def test_a_535_reply_echoing_the_credentials_is_stored_and_printed_scrubbed(out, tmp_path):
+    import base64
+    import threading
+    stop = threading.Event()
+    port = echoing_server(stop)
+    path = write_toml(tmp_path, port, 5)
+    path.write_text(path.read_text().replace(
+        'retries = 0\n', 'retries = 0\nusername = "reports"\n'
+                         'password_env = "ISSUE33_SMTP_PASSWORD"\n'))
+    try:
+        r = CliRunner().invoke(main, ["send", "-p", PERIOD, "-a", "it", "--output", str(out),
+                                      "--config", str(path)],
+                               env={"ISSUE33_SMTP_PASSWORD": SMTP_SECRET})
+    finally:
+        stop.set()
+    assert r.exit_code == 1, r.output
+    with Archive(out) as store:
+        stored = [d["last_error"] for d in store.deliveries(PERIOD)]
+    assert len(stored) == 2 and all(e.startswith("login refused: 535 5.7.8") for e in stored)
+    blob = base64.b64encode(f"\0reports\0{SMTP_SECRET}".encode()).decode()
+    for text in [*stored, r.output]:
+        assert "535" in text or "login refused" in text
+        for form in (SMTP_SECRET, blob, "s3cr3t-P%40ss%2Fw%2Brd", "s3cr3t-P"):
+            assert form not in text, (form, text)
+    assert "AUTH PLAIN ***" in stored[0]
+
+
+def test_send_during_a_rebuild_of_the_same_period_waits_for_it(out):
+    """A rebuild swaps the report folder away for a moment under the build lock (the old
+    folder is renamed, then the new one takes its place: store.files.swap_in); send used
+    to say "No PDF of 2026-W43 ...; build the report first." in that moment."""
+    import os
+    import threading
+    import time as _time
+
+    from reporting.store.archive import build_lock
+
+    folder = out / "reports" / PERIOD
+    old = folder.with_name(f".{PERIOD}.old-{os.getpid()}")
+    locked, done = threading.Event(), threading.Event()
+
+    def rebuild():
+        with build_lock(out, 60):
+            os.rename(folder, old)              # swap_in's first rename ...
+            locked.set()
+            _time.sleep(1.5)                    # ... the moment held open for the test
+            os.rename(old, folder)              # ... and the (new) folder in place
+        done.set()
+
+    config = out / "outbox.toml"
+    config.write_text('[audiences.it]\nrecipients = ["ops@example.com"]\n')
+    threading.Thread(target=rebuild, daemon=True).start()
+    assert locked.wait(10)
+    assert not folder.exists()
+    r = CliRunner().invoke(main, ["send", "-p", PERIOD, "-a", "it", "--output", str(out),
+                                  "--config", str(config)])
+    assert done.is_set()
+    assert r.exit_code == 0, r.output
+    assert (out / "outbox" / f"{PERIOD}-it.eml").exists()

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from reporting import scheduler
 from reporting.cli import main
 from reporting.core.config import Config
+from reporting.core.errors import ReportError
 from reporting.simulate import simulate
 from reporting.store.archive import Archive
 
@@ -232,9 +233,8 @@ def test_the_job_store_holds_plain_json_and_drops_a_tampered_row(tmp_path, data)
     state = json.loads(db.execute("SELECT state FROM report_jobs WHERE id = 'report-it'"
                                   ).fetchone()[0])
     assert state["cron"] == "0 7 * * mon" and state["timezone"] == "UTC"
-    assert state["args"] == [settings.config_path, "it", settings.data_dir,
-                             settings.output_dir]
-    state["args"] = [{"py/object": "os.system"}]
+    assert state["audience"] == "it"
+    state["audience"] = {"py/object": "os.system"}
     db.execute("UPDATE report_jobs SET state = ? WHERE id = 'report-it'", (json.dumps(state),))
     db.commit()
     db.close()
@@ -338,3 +338,61 @@ def test_sigterm_during_a_job_records_it_interrupted_and_the_next_start_runs_it(
     assert [r["status"] for r in runs(settings)] == ["interrupted", "ok"]
     assert (out / "reports" / "2026-W43" / "it.pdf").exists()
     assert (out / "outbox" / "2026-W43-it.eml").exists()
+
+
+# --- issue 33: the job store trusts nothing ----------------------------------------------
+
+def test_an_edited_job_row_changes_when_a_report_runs_never_where(tmp_path, data,
+                                                                   monkeypatch):
+    """A row carries the audience and the schedule only; a row edited to name another
+    config, data and output folder (the earlier form of a row) runs with the scheduler's
+    own folders, and a row naming an audience the config does not schedule never runs."""
+    import json
+    import sqlite3
+
+    from reporting.store.jobstore import PlainJobStore
+
+    config, settings = setup(tmp_path, data, IT_ONLY)
+    scheduler.sync(config, settings)
+    path = tmp_path / "out" / "scheduler.sqlite"
+    db = sqlite3.connect(path)
+    state = json.loads(db.execute("SELECT state FROM report_jobs WHERE id = 'report-it'"
+                                  ).fetchone()[0])
+    assert set(state) == {"cron", "timezone", "audience", "name", "executor",
+                          "misfire_grace_time", "coalesce", "max_instances"}
+    evil = tmp_path / "evil"
+    del state["audience"]
+    state["args"] = [str(evil / "report.toml"), "it", str(evil / "data"), str(evil / "out")]
+    state["cron"] = "5 5 * * *"
+    db.execute("UPDATE report_jobs SET state = ? WHERE id = 'report-it'", (json.dumps(state),))
+    db.execute("INSERT INTO report_jobs VALUES ('report-ghost', 1, ?)",
+               (json.dumps({**state, "args": [None, "ghost", "/", "/"],
+                            "cron": "* * * * *"}),))
+    db.commit()
+    db.close()
+
+    commands = []
+
+    class Child:
+        pid = 424242
+
+        def __init__(self, cmd, **kwargs):
+            commands.append(cmd)
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(scheduler.subprocess, "Popen", Child)
+    scheduler.started(config, settings)          # what `serve` does at start
+    store = PlainJobStore(path)
+    store.start(None, "default")
+    job = store.lookup_job("report-it")
+    assert str(job.trigger).startswith("cron[month='*', day='*', day_of_week='*', hour='5'")
+    job.func(*job.args, **job.kwargs)            # what the executor does when it is due
+    assert commands == [[sys.executable, "-m", "reporting", "schedule", "--run-now=it",
+                         "--data", settings.data_dir, "--output", settings.output_dir,
+                         "--config", settings.config_path]]
+    ghost = store.lookup_job("report-ghost")
+    with pytest.raises(ReportError, match="not one this scheduler's config schedules"):
+        ghost.func(*ghost.args, **ghost.kwargs)
+    assert len(commands) == 1

@@ -144,3 +144,135 @@ def test_resolve_refuses_absolute_and_parent_paths(site: Path, target: str) -> N
         resolve(site, target)
     assert info.value.status == 403
     assert resolve(site, "/") == (site / "index.html").resolve()
+
+
+# --- issue 33: every wait and every connection has a bound; only our Host names ---------
+
+@pytest.fixture(scope="module")
+def linked(site: Path) -> Path:
+    """Links inside a report folder that point at the archive, the outbox and another
+    report folder; a .sqlite file copied into a report folder."""
+    week = site / "reports" / "2026-W45"
+    os.symlink(site / "archive.sqlite", week / "db.txt")
+    os.symlink(site / "outbox", week / "mail")
+    (site / "reports" / "2026-W44").mkdir()
+    (site / "reports" / "2026-W44" / "x.html").write_text("<p>other week</p>")
+    os.symlink(site / "reports" / "2026-W44" / "x.html", week / "other.html")
+    (week / "copy.sqlite").write_bytes(b"SQLite format 3\x00")
+    (week / "copy.EML").write_text("To: ops@example.com\n")
+    return site
+
+
+def start(site: Path, *args: str, limit_files: int | None = None,
+          config: Path | None = None) -> tuple[subprocess.Popen, int]:
+    """`reporting serve` as a real process; optionally with few file descriptors."""
+    def limits() -> None:
+        import resource
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit_files, limit_files))
+    cmd = [sys.executable, "-m", "reporting", "serve", "--output", str(site), "--port", "0",
+           *args, *(["--config", str(config)] if config else [])]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=limits if limit_files else None)
+    line = proc.stdout.readline()
+    assert "http://127.0.0.1:" in line, line + proc.stderr.read()
+    return proc, int(line.split("http://127.0.0.1:")[1].split("/")[0])
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+
+
+@pytest.mark.parametrize("target", [
+    "/reports/2026-W45/db.txt",                 # a link to output/archive.sqlite
+    "/reports/2026-W45/mail/2026-W45-it.eml",   # a link to output/outbox/
+    "/reports/2026-W45/other.html",             # a link into another report folder
+    "/reports/2026-W45/copy.sqlite",            # never by any path, not even a real file
+    "/reports/2026-W45/copy.EML",
+])
+def test_links_inside_a_report_folder_never_reach_the_archive_or_mail(server: int,
+                                                                      linked: Path,
+                                                                      target: str) -> None:
+    status, body = get(server, target)
+    assert status in (403, 404), body
+    assert b"SQLite" not in body and b"ops@example.com" not in body
+    assert b"other week" not in body
+    assert get(server, "/reports/2026-W44/x.html")[0] == 200     # by its own path: yes
+
+
+@pytest.mark.parametrize("host, expected", [
+    ("127.0.0.1", 200), ("localhost:8000", 200), ("[::1]:8000", 200), ("LOCALHOST.", 200),
+    ("evil.example", 421), ("evil.example:8000", 421), ("127.0.0.1.evil.example", 421),
+    ("", 421),
+])
+def test_only_loopback_host_names_are_answered(server: int, host: str, expected: int) -> None:
+    status, body = raw(server, f"GET / HTTP/1.1\r\nHost: {host}\r\n"
+                               "Connection: close\r\n\r\n".encode())
+    assert status == expected
+    assert (b"<title>index</title>" in body) == (expected == 200)
+
+
+def test_allow_host_adds_a_name(site: Path) -> None:
+    proc, port = start(site, "--allow-host", "reports.internal")
+    try:
+        assert raw(port, b"GET / HTTP/1.1\r\nHost: reports.internal:8000\r\n"
+                         b"Connection: close\r\n\r\n")[0] == 200
+        assert raw(port, b"GET / HTTP/1.1\r\nHost: other.internal\r\n"
+                         b"Connection: close\r\n\r\n")[0] == 421
+    finally:
+        stop(proc)
+    assert "--allow-host other.internal" in proc.stderr.read()
+
+
+def test_idle_half_requests_never_stop_the_server(site: Path, tmp_path: Path) -> None:
+    """300 connections that send half a request head and wait, against a server with 128
+    file descriptors (the flood would use them all) and a cap of 32 connections: a real
+    request is still answered at once, and every half-request is closed within the idle
+    timeout."""
+    config = tmp_path / "serve.toml"
+    config.write_text("[serve]\nmax_connections = 32\nidle_timeout_s = 2\n"
+                      "read_timeout_s = 2\n")
+    proc, port = start(site, limit_files=128, config=config)
+    idle = []
+    try:
+        for _ in range(300):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.sendall(b"GET /index.html HTTP/1.1\r\nHost: 127.0")
+            idle.append(s)
+        status, body = get(port, "/")        # raw() waits at most 10 s for each read
+        assert status == 200 and body.endswith(b"<title>index</title>")
+        for s in idle:                       # all closed by the server (EOF or reset)
+            s.settimeout(6)
+            try:
+                assert s.recv(100) == b""
+            except ConnectionResetError:
+                pass
+    finally:
+        for s in idle:
+            s.close()
+        stop(proc)
+
+
+def test_a_request_head_that_trickles_is_closed_at_the_idle_timeout(site: Path,
+                                                                    tmp_path: Path) -> None:
+    import time
+    config = tmp_path / "serve.toml"
+    config.write_text("[serve]\nidle_timeout_s = 1.5\nread_timeout_s = 5\n")
+    proc, port = start(site, config=config)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            started, closed = time.monotonic(), False
+            for byte in b"GET /index.html HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 40:
+                try:
+                    s.sendall(bytes([byte]))
+                except OSError:
+                    closed = True
+                    break
+                time.sleep(0.2)     # each byte well within read_timeout_s
+            took = time.monotonic() - started
+            if not closed:
+                s.settimeout(5)
+                closed = s.recv(100) == b""
+        assert closed and took < 4.5, took
+    finally:
+        stop(proc)

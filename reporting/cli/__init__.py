@@ -248,13 +248,16 @@ def alert_cmd(data_dir: Path | None, output_dir: Path | None, config_path: Path 
               help="Address to listen on (0.0.0.0 shares the site with your network).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
               help="Port to listen on (0 picks a free one).")
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",
+              help="A Host name to answer besides localhost/127.0.0.1/::1 (repeatable; "
+                   "the name people type when --host shares the site).")
 @with_common
 @entry_point
-def serve_cmd(output_dir: Path | None, host: str, port: int, config_path: Path | None,
-              verbose: bool) -> None:
+def serve_cmd(output_dir: Path | None, host: str, port: int, allow_hosts: tuple[str, ...],
+              config_path: Path | None, verbose: bool) -> None:
     """Serve the archive site (index.html and the reports) read-only until Ctrl-C."""
     # lazy: start-up time (a command imports what it runs)
-    from ..serve import serve
+    from ..serve import Limits, serve
 
     config = load_config(config_path)
     folder = Path(output_dir or config.output_dir)
@@ -263,7 +266,7 @@ def serve_cmd(output_dir: Path | None, host: str, port: int, config_path: Path |
         click.echo(f"Serving {folder} at {url} (Ctrl-C to stop)")
         sys.stdout.flush()
 
-    serve(folder, host, port, on_ready=ready)
+    serve(folder, host, port, on_ready=ready, limits=Limits.of(config.serve, allow_hosts))
 
 
 @main.command("send")
@@ -281,11 +284,15 @@ def send_cmd(period_id: str, audiences: tuple[str, ...], force: bool, email_only
              output_dir: Path | None, config_path: Path | None, verbose: bool) -> None:
     """Deliver archived PDFs by mail and to each audience's notify channels: what failed
     or was never sent, or everything with --force."""
+    # lazy: start-up time (a command imports what it runs)
+    from ..store.archive import wait_for_build
+
     config = load_config(config_path)
     folder = Path(output_dir or config.output_dir)
     with open_archive(folder, config_path) as store:
         period_id = period_arg(store, period_id)
     check_audiences(audiences, config.audiences)
+    wait_for_build(folder, config.lock_timeout_s)     # a rebuild's files are in place
     if not audiences:   # every configured audience that has a PDF for this period
         audiences = tuple(a for a in config.audiences
                           if (report_folder(folder, period_id) / f"{a}.pdf").exists())

@@ -17,6 +17,7 @@ from rich.text import Text
 
 from ..core.config import Config
 from ..core.errors import ReportError
+from ..core.secrets import ScrubFilter, scrub
 
 
 def _console(stderr: bool) -> Console:
@@ -39,13 +40,15 @@ _said: set[str] = set()          # the warnings this command printed: each once
 
 def warn(text: str) -> None:
     """One "warning: ..." line on stderr, printed as written and only once per command."""
+    text = scrub(text)
     if text not in _said:
         _said.add(text)
         err.print(Text.assemble(("warning:", "yellow"), " ", text), soft_wrap=True)
 
 
 def error(text: str) -> None:
-    """One "error: ..." line on stderr, printed as written."""
+    """One "error: ..." line on stderr, printed as written (scrubbed of secrets)."""
+    text = scrub(text)
     err.print(Text.assemble(("error:", "bold red"), " ", text), soft_wrap=True)
 
 
@@ -58,7 +61,7 @@ class _PlainFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = f"{record.levelname.lower()}: {record.getMessage()}"
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            line += "\n" + scrub(self.formatException(record.exc_info))
         return line
 
 
@@ -69,6 +72,7 @@ def _setup_logging(verbose: bool) -> None:
     else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(_PlainFormatter())
+    handler.addFilter(ScrubFilter())        # no secret reaches the log, whoever logs it
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
                         handlers=[handler], force=True)
     logging.getLogger("fontTools").setLevel(logging.WARNING)

@@ -23,6 +23,7 @@ from .checks import ATTACHMENTS, check_name, currency, moment, number, public_ur
 from .contracts import FILTER_KEYS, SOURCE_NAMES
 from .errors import ConfigError
 from .registry import names
+from .secrets import remember_config
 from .settings import read_table, setting, unknown_keys
 
 
@@ -137,6 +138,10 @@ class SmtpConfig:
                            kind="path", example="certs/mail-ca.pem")
     max_attachment_mb: float = setting(10.0, "a larger PDF is linked, not attached", low=0,
                                        above=True, unit="MB")
+    max_reply_lines: int = setting(100, "a server reply of more lines ends the conversation",
+                                   low=1)
+    max_reply_kb: float = setting(64.0, "a server reply of more bytes ends the conversation",
+                                  low=1, unit="KB")
 
 
 @dataclass(frozen=True)
@@ -242,6 +247,20 @@ class SchedulerConfig:
 
 
 @dataclass(frozen=True)
+class ServeConfig:
+    read_timeout_s: float = setting(10.0, "`reporting serve`: each read or write on a "
+                                    "connection", low=0, above=True, unit="s")
+    idle_timeout_s: float = setting(15.0, "`reporting serve`: a request's head must arrive "
+                                    "within this; then the connection is closed", low=0,
+                                    above=True, unit="s")
+    max_connections: int = setting(64, "`reporting serve`: open connections; the longest "
+                                   "idle one is closed to make room", low=1, high=10_000)
+    allow_hosts: tuple[str, ...] = setting((), "`reporting serve`: Host names answered "
+                                           "besides the loopback ones (--allow-host)",
+                                           kind="list", example=["reports.internal"])
+
+
+@dataclass(frozen=True)
 class AlertsConfig:
     schedule: str = setting("", "cron in `timezone` for `reporting alert`; \"\" = by hand only",
                             kind="cron", example="*/30 * * * *")
@@ -294,6 +313,8 @@ class Config:
     service_map: dict[str, ServiceLinks] = setting(
         None, "what users see of a back-end service (others are inferred from names)",
         factory=dict, kind="table", of=ServiceLinks, named="<service>")
+    serve: ServeConfig = setting(None, "`reporting serve`'s bounds", factory=ServeConfig,
+                                 kind="table", of=ServeConfig)
     alerts: AlertsConfig = setting(None, "incident alerts (`reporting alert`)",
                                    factory=AlertsConfig, kind="table", of=AlertsConfig)
     sources: dict[str, SourceConfig] = setting(
@@ -352,6 +373,8 @@ class Config:
         kwargs["columns"] = _columns(raw.get("columns", {}), where)
         kwargs["audiences"] = _audiences(raw.get("audiences", {}), where)
         kwargs["service_map"] = _service_map(raw.get("service_map", {}), where)
+        kwargs["serve"] = ServeConfig(**read_table(ServeConfig, raw.get("serve", {}), where,
+                                                   "serve."))
         kwargs["alerts"] = AlertsConfig(**read_table(AlertsConfig, raw.get("alerts", {}),
                                                      where, "alerts."))
         kwargs["sources"] = _sources(raw.get("sources", {}), where, base)
@@ -359,7 +382,9 @@ class Config:
             kwargs["funnel"] = _funnel(raw["funnel"], where)
         kwargs["maintenance"] = _maintenance(raw.get("maintenance", {}), where,
                                              ZoneInfo(kwargs.get("timezone", "UTC")))
-        return cls(**kwargs)
+        config = cls(**kwargs)
+        remember_config(config)     # error texts are scrubbed of these secrets
+        return config
 
     def digest(self) -> str:
         """A short hash of the effective settings, recorded in each manifest."""
@@ -371,7 +396,7 @@ class Config:
 
 # Keys read by their own functions below (tables, and the published URL).
 TABLES = ("thresholds", "columns", "smtp", "audiences", "scheduler", "funnel", "service_map",
-          "alerts", "sources", "public_url", "maintenance")
+          "serve", "alerts", "sources", "public_url", "maintenance")
 
 
 def _top(values: dict[str, Any], where: str, base: Path) -> dict[str, Any]:

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..core.secrets import remember, scrub
+
 log = logging.getLogger(__name__)
 
 
@@ -76,6 +78,7 @@ class Channel:
             raise ChannelFailure(f"environment variable {missing[0]} (named in the channel's "
                                  "URL) is not set", temporary=False)
         secrets = [environ[v] for v in self.variables if environ[v]]
+        remember(*secrets)              # every later error text is scrubbed of them
         return PLACEHOLDER.sub(lambda m: environ[m.group(1)], self.url), secrets
 
 
@@ -125,13 +128,10 @@ class _Redact(logging.Filter):
 
     def __init__(self, secrets: Sequence[str]) -> None:
         super().__init__()
-        self.secrets = [s for s in secrets if s]
+        remember(*secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        text = record.getMessage()
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        record.msg, record.args = text, ()
+        record.msg, record.args = scrub(record.getMessage()), ()
         return True
 
 
@@ -164,9 +164,7 @@ def send_once(url: str, secrets: Sequence[str], title: str, body: str,
         for name in REDACTED_LOGGERS:
             logging.getLogger(name).removeFilter(redact)
     if not ok:
-        text = capture.lines[-1] if capture.lines else "the service did not accept it"
-        for secret in secrets:
-            text = text.replace(secret, "***")
+        text = scrub(capture.lines[-1] if capture.lines else "the service did not accept it")
         found = re.search(r"error=(\d{3})", text)
         if found is None:          # no HTTP answer: connection refused, timeout, ...
             raise ChannelFailure(text.rstrip("."), temporary=True)

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..core.config import SmtpConfig
 from ..core.errors import ReportError
+from ..core.secrets import remember, scrub
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,58 @@ class UnknownOutcome(Exception):
     """The message was sent but the server's answer never came: it may have it."""
 
 
+MAX_LINE = 8192           # one reply line, as smtplib allows
+
+
+class ReplyTooLong(smtplib.SMTPException):
+    """The server's reply passed `smtp.max_reply_lines` or `smtp.max_reply_kb`."""
+
+
+class _BoundedReplies:
+    """smtplib's `getreply` with a bound on a reply's lines and bytes: a server that
+    sends `250-` lines without end ends the conversation instead of filling memory."""
+
+    max_lines = 100
+    max_bytes = 64 * 1024
+
+    def getreply(self) -> tuple[int, bytes]:
+        lines: list[bytes] = []
+        size = 0
+        if self.file is None:
+            self.file = self.sock.makefile("rb")
+        while True:
+            try:
+                line = self.file.readline(min(MAX_LINE, self.max_bytes - size) + 1)
+            except OSError as exc:
+                self.close()
+                raise smtplib.SMTPServerDisconnected(f"Connection unexpectedly closed: {exc}")
+            if not line:
+                self.close()
+                raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+            size += len(line)
+            if len(line) > MAX_LINE or size > self.max_bytes \
+                    or len(lines) >= self.max_lines:
+                self.close()
+                raise ReplyTooLong(
+                    f"the server's reply passed {self.max_lines} lines or "
+                    f"{self.max_bytes // 1024} KB (smtp.max_reply_lines, smtp.max_reply_kb)")
+            lines.append(line[4:].strip(b" \t\r\n"))
+            try:
+                code = int(line[:3])
+            except ValueError:
+                return -1, b"\n".join(lines)
+            if line[3:4] != b"-":
+                return code, b"\n".join(lines)
+
+
+class BoundedSMTP(_BoundedReplies, smtplib.SMTP):
+    pass
+
+
+class BoundedSMTPSSL(_BoundedReplies, smtplib.SMTP_SSL):
+    pass
+
+
 # --- sending ------------------------------------------------------------------------------
 
 def smtp_password(smtp: SmtpConfig) -> str | None:
@@ -45,6 +98,7 @@ def smtp_password(smtp: SmtpConfig) -> str | None:
     if value is None:
         raise ReportError(f"smtp.password_env names {smtp.password_env}, but that "
                           "environment variable is not set.")
+    remember(value, login=smtp.username)     # a server may echo it back in a reply
     return value
 
 
@@ -75,7 +129,7 @@ def send(smtp: SmtpConfig, msg: EmailMessage, recipients: list[str],
             if attempts > smtp.retries:
                 results.update({r: ("failed", error) for r in pending})
                 break
-            log.info("temporary failure (%s); retrying in %.1f s", error,
+            log.info("temporary failure (%s); retrying in %.1f s", scrub(error),
                      smtp.retry_base_s * 2 ** (attempts - 1))
             sleep(smtp.retry_base_s * 2 ** (attempts - 1))
             continue
@@ -93,7 +147,8 @@ def send(smtp: SmtpConfig, msg: EmailMessage, recipients: list[str],
         if retry:
             sleep(smtp.retry_base_s * 2 ** (attempts - 1))
         pending = retry
-    return {r: (status, error, attempts) for r, (status, error) in results.items()}
+    # The server's own words (a 535 may quote the AUTH line) leave here scrubbed.
+    return {r: (status, scrub(error), attempts) for r, (status, error) in results.items()}
 
 
 def _payload(msg: EmailMessage) -> bytes:
@@ -104,14 +159,22 @@ def _payload(msg: EmailMessage) -> bytes:
     return data + (b"" if data.endswith(b"\r\n") else b"\r\n") + b".\r\n"
 
 
+def _client(smtp: SmtpConfig, context: ssl.SSLContext) -> smtplib.SMTP:
+    """A client (not yet connected) whose replies are bounded as the config says."""
+    client: smtplib.SMTP = (BoundedSMTPSSL(timeout=smtp.timeout, context=context)
+                            if smtp.security == "ssl" else BoundedSMTP(timeout=smtp.timeout))
+    client.max_lines = smtp.max_reply_lines
+    client.max_bytes = int(smtp.max_reply_kb * 1024)
+    return client
+
+
 def _send_once(smtp: SmtpConfig, msg: EmailMessage, recipients: list[str],
                password: str | None) -> dict[str, tuple[int, str]]:
     """One connection, one transaction, within the overall deadline; refused recipients
     with their codes. Once the server accepted the message, the rest is a courtesy."""
     context = ssl.create_default_context(cafile=smtp.ca_file or None)
     limit = deadline_s(smtp)
-    client: smtplib.SMTP = (smtplib.SMTP_SSL(timeout=smtp.timeout, context=context)
-                            if smtp.security == "ssl" else smtplib.SMTP(timeout=smtp.timeout))
+    client = _client(smtp, context)
     expired = threading.Event()
 
     def expire() -> None:       # ends a conversation that trickles past the deadline
@@ -149,6 +212,7 @@ def _send_once(smtp: SmtpConfig, msg: EmailMessage, recipients: list[str],
     except (smtplib.SMTPException, OSError) as exc:
         client.close()
         why = (f"no complete answer within the {limit:g} s deadline" if expired.is_set()
+               else str(exc) if isinstance(exc, ReplyTooLong)
                else f"{type(exc).__name__}: {exc}")
         if sent:
             raise UnknownOutcome(f"the message was sent but the server's answer never came "

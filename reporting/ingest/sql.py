@@ -17,6 +17,7 @@ from ..core.config import SourceConfig
 from ..core.contracts import Spec
 from ..core.errors import SourceError
 from ..core.periods import Window
+from ..core.secrets import remember, scrub
 from .columns import column_map, missing_column_error
 from .read import Origins, Read
 from .validate import parse_timestamps
@@ -80,8 +81,8 @@ def _message(exc: Exception, url) -> str:
     orig = getattr(exc, "orig", None) or exc
     text = " ".join(str(orig).strip().splitlines()[:1]).rstrip(".") or type(orig).__name__
     if url.password:
-        text = text.replace(str(url.password), "***")
-    return text
+        remember(str(url.password))
+    return scrub(text)
 
 
 def _query(src: SourceConfig) -> str:

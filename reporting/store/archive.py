@@ -13,7 +13,7 @@ import logging
 import shutil
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,53 @@ def is_disk_full(exc: BaseException) -> bool:
         isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc))
 
 
+DEVICE_ERRORS = {10: "a disk I/O error", 13: "the disk is full",
+                 14: "the file could not be opened"}   # SQLITE_IOERR, _FULL, _CANTOPEN
+
+
+def unusable(path: Path, exc: sqlite3.DatabaseError) -> ReportError:
+    """The sentence for an archive index that cannot be opened. A full disk or an I/O
+    error says so and keeps the file (it holds the delivery history that once-only mail
+    relies on); only a file that fails SQLite's integrity check is called damaged, and
+    moving it aside is advised only once a copy of it was made here."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    if is_disk_full(exc) or code in DEVICE_ERRORS:
+        free = shutil.disk_usage(path.parent).free
+        what = "no space left" if is_disk_full(exc) or free < 1 << 20 else \
+            DEVICE_ERRORS.get(code, str(exc))
+        return ReportError(f"Cannot use {path}: {what} on the device holding {path.parent}/ "
+                           f"({free / 1e6:.1f} MB free); the archive is kept as it is: free "
+                           "some space (or check the device) and run again.")
+    problem = integrity_problem(path)
+    if problem is None:
+        return ReportError(f"Cannot use {path} ({exc}); it passes SQLite's integrity check "
+                           "and is kept as it is: run again, with --verbose for details.")
+    copy = path.with_name(f"{path.name}.damaged-{now_iso().replace(':', '')[:17]}")
+    try:
+        shutil.copy2(path, copy)
+    except OSError as err:
+        copy.unlink(missing_ok=True)
+        return ReportError(f"{path} is not a readable archive index ({problem}); a copy "
+                           f"could not be made ({err.strerror or err}): free some space and "
+                           "run again before moving anything.")
+    return ReportError(
+        f"{path} is not a readable archive index ({problem}); a copy is kept at {copy}: "
+        f"move it aside (mv {path} {path}.bad), the next build starts a new index, and the "
+        "report folders stay as they are.")
+
+
+def integrity_problem(path: Path) -> str | None:
+    """SQLite's own verdict on `path`, read-only: None when it is sound."""
+    try:
+        with closing(sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True,
+                                     timeout=5)) as db:
+            rows = db.execute("PRAGMA integrity_check(5)").fetchall()
+    except sqlite3.DatabaseError as exc:
+        return str(exc)
+    verdict = "; ".join(str(r[0]) for r in rows)
+    return None if verdict == "ok" else verdict[:300]
+
+
 @dataclass(frozen=True)
 class PeriodRow:
     period_id: str
@@ -72,6 +119,14 @@ def build_lock(output_dir: Path, timeout: float) -> Iterator[None]:
         lock.release()
 
 
+def wait_for_build(output_dir: Path, timeout: float) -> None:
+    """Return once no build is writing to `output_dir` (a rebuild swaps the report folder
+    away for a moment): waits up to `timeout` seconds, then LockTimeout says a build is
+    running."""
+    with build_lock(output_dir, timeout):
+        pass
+
+
 class Archive(Ledger):
     """The index at `<output>/archive.sqlite`; use as a context manager."""
 
@@ -87,14 +142,9 @@ class Archive(Ledger):
             self._migrate()
         except sqlite3.DatabaseError as exc:
             self.db.close()
-            if is_disk_full(exc):
-                raise no_space(self.output_dir) from None
             if "locked" in str(exc) or "busy" in str(exc):
                 raise
-            raise ReportError(
-                f"{self.path} is not a readable archive index ({exc}); move it aside "
-                f"(mv {self.path} {self.path}.bad): the next build starts a new index, and "
-                "the report folders stay as they are.") from None
+            raise unusable(self.path, exc) from None
 
     def __enter__(self) -> Archive:
         return self

@@ -1,5 +1,10 @@
 """The scheduler's job store: cron jobs as JSON rows in SQLite, nothing stored is
-executed, unpickled or imported."""
+executed, unpickled or imported.
+
+A row carries only when a job runs and for whom: its cron text, time zone and audience.
+Where a job reads, writes and sends (the config, data and output folders) is never
+stored: it comes from the scheduler's own start-up arguments, so an edit of this file
+can change when a report runs, never where it reads or sends."""
 from __future__ import annotations
 
 import json
@@ -32,6 +37,20 @@ class ReportTrigger(CronTrigger):
         trigger = cls.from_crontab(cron, timezone=tz)
         trigger.crontab = cron
         return trigger
+
+
+JOB_PREFIX = "report-"     # a job's id: this and its audience
+
+
+def _audience(state: dict[str, Any]) -> str:
+    """A row's audience; a row of an earlier version stored the paths beside it
+    (config, audience, data, output): only the audience is read, the paths never."""
+    audience = state.get("audience")
+    if audience is None and isinstance(state.get("args"), list) and len(state["args"]) == 4:
+        audience = state["args"][1]
+    if not isinstance(audience, str) or not audience:
+        raise ValueError("it names no audience")
+    return audience
 
 
 class PlainJobStore(BaseJobStore):
@@ -80,12 +99,12 @@ class PlainJobStore(BaseJobStore):
     def _state(job: Job) -> str:
         if job.func_ref != RUN_JOB or not isinstance(job.trigger, ReportTrigger):
             raise ValueError(f"job {job.id}: only report jobs with a cron schedule are stored")
-        if not all(a is None or isinstance(a, str) for a in job.args) or \
-                not all(v is None or isinstance(v, str) for v in job.kwargs.values()):
-            raise ValueError(f"job {job.id}: only text arguments are stored")
+        if len(job.args) != 1 or not isinstance(job.args[0], str) or job.kwargs or \
+                job.id != JOB_PREFIX + job.args[0]:
+            raise ValueError(f"job {job.id}: only its audience is stored")
         return json.dumps({
             "cron": job.trigger.crontab, "timezone": str(job.trigger.timezone),
-            "args": list(job.args), "kwargs": dict(job.kwargs), "name": job.name,
+            "audience": job.args[0], "name": job.name,
             "executor": job.executor, "misfire_grace_time": job.misfire_grace_time,
             "coalesce": job.coalesce, "max_instances": job.max_instances})
 
@@ -93,17 +112,16 @@ class PlainJobStore(BaseJobStore):
         try:
             state = json.loads(text)
             trigger = ReportTrigger.parse(state["cron"], ZoneInfo(state["timezone"]))
-            args, kwargs = state["args"], state["kwargs"]
-            if not (isinstance(args, list) and isinstance(kwargs, dict) and all(
-                    a is None or isinstance(a, str) for a in [*args, *kwargs.values()])):
-                raise ValueError("arguments are not text")
+            audience = _audience(state)
+            if jid != JOB_PREFIX + audience:
+                raise ValueError(f"it names the audience {audience[:40]!r}")
             grace = state["misfire_grace_time"]
             if grace is not None and not isinstance(grace, (int, float)):
                 raise ValueError("misfire_grace_time is not a number")
             job = Job.__new__(Job)
             job.__setstate__({
                 "version": 1, "id": jid, "func": RUN_JOB, "trigger": trigger,
-                "executor": str(state["executor"]), "args": tuple(args), "kwargs": kwargs,
+                "executor": str(state["executor"]), "args": (audience,), "kwargs": {},
                 "name": str(state["name"]), "misfire_grace_time": grace,
                 "coalesce": bool(state["coalesce"]),
                 "max_instances": int(state["max_instances"]),

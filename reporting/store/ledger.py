@@ -10,6 +10,14 @@ from typing import Any
 
 import pandas as pd
 
+from ..core.secrets import scrub
+
+
+def clean(error: str | None) -> str | None:
+    """An error text as stored: scrubbed of every secret (a server's or a driver's own
+    words may quote one)."""
+    return None if error is None else scrub(error)
+
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -80,7 +88,7 @@ class Ledger:
         with self.transaction() as db:
             db.execute("UPDATE deliveries SET status = ?, attempts = ?, last_error = ?,"
                        " message_id = ?, updated_at = ? WHERE id = ?",
-                       (status, attempts, error, message_id, now_iso(), row_id))
+                       (status, attempts, clean(error), message_id, now_iso(), row_id))
 
     def deliveries(self, period_id: str | None = None) -> list[dict[str, Any]]:
         """Every attempt, oldest first."""
@@ -131,13 +139,13 @@ class Ledger:
             return db.execute(
                 "INSERT INTO runs (job_id, audience, scheduled_for, started_at, finished_at,"
                 " status, error, pid) VALUES (?,?,?,?,?,?,?,?)",
-                (job_id, audience, scheduled_for, started_at, finished_at, status, error,
-                 os.getpid())).lastrowid
+                (job_id, audience, scheduled_for, started_at, finished_at, status,
+                 clean(error), os.getpid())).lastrowid
 
     def finish_run(self, run_id: int, status: str, error: str | None) -> None:
         with self.transaction() as db:
             db.execute("UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE id = ?",
-                       (status, error, now_iso(), run_id))
+                       (status, clean(error), now_iso(), run_id))
 
     def interrupt_runs(self, pid: int | None, error: str) -> list[dict[str, Any]]:
         """Mark as "interrupted" the running rows of `pid` (None: of every process that
@@ -147,7 +155,7 @@ class Ledger:
                     if (r["pid"] == pid if pid is not None else not alive(r["pid"]))]
             for r in rows:
                 db.execute("UPDATE runs SET status = 'interrupted', error = ?,"
-                           " finished_at = ? WHERE id = ?", (error, now_iso(), r["id"]))
+                           " finished_at = ? WHERE id = ?", (clean(error), now_iso(), r["id"]))
         return rows
 
     def last_run(self, job_id: str) -> dict[str, Any] | None:
