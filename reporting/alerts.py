@@ -1,9 +1,12 @@
-"""Incident alerts between reports: `reporting alert` looks for cross-signal incidents in
-the newest `lookback_hours` of data and sends each new one once, by mail and to the
-`[alerts]` channels.
+"""Alerts between reports: `reporting alert` looks in the newest `lookback_hours` of data
+for what `[alerts] on` names (cross-signal incidents and back-end anomalies by default;
+user-felt anomalies and level shifts on request) and sends each new one once, by mail and
+to the `[alerts]` channels.
 
-An incident is the same one as an archived alert when their windows overlap or touch:
-a later run that sees it grow updates the archived window and sends nothing.
+A finding is the same one as an archived alert when their windows overlap or touch and
+they name a service in common (or either names none): a later run that sees it grow, or
+sees a back-end anomaly become an incident as users feel it, updates the archived window
+and sends nothing.
 """
 from __future__ import annotations
 
@@ -40,12 +43,18 @@ class AlertOutcome:
     searched: tuple[pd.Timestamp, pd.Timestamp] | None = None   # the hours looked at
 
 
-def lookback(frames: dict[str, pd.DataFrame], hours: float) -> Period:
-    """The newest `hours` of data, in whole hours, ending after the newest timestamp."""
+def lookback(frames: dict[str, pd.DataFrame], hours: float,
+             now: datetime | None = None) -> Period:
+    """The newest `hours` of data in whole hours, ending with the hour of the newest
+    timestamp once the clock (`now`) has passed that hour's end, else the hour before: an
+    hour still being written is not judged (its falls in traffic are only its future)."""
     span = data_span(frames)
     if span is None:
         raise ReportError("No timestamped data to look for incidents in.")
+    clock = pd.Timestamp(now) if now is not None else pd.Timestamp.now(tz="UTC")
     end = span[1].floor("h") + pd.Timedelta(hours=1)
+    if clock.tz_convert("UTC") < end:
+        end -= pd.Timedelta(hours=1)
     start = end - pd.Timedelta(hours=hours)
     return Period(f"alert-{start:%Y%m%dT%H%M}", start, end)
 
@@ -57,15 +66,16 @@ def run(config: Config, data_dir: Path, output_dir: Path, *,
     the timestamps accepted, as in a build)."""
     loaded = load(config, data_dir, now=now)
     frames = loaded.frames
-    recent = lookback(frames, config.alerts.lookback_hours)
+    recent = lookback(frames, config.alerts.lookback_hours, now)
     outcome = AlertOutcome(searched=(recent.start, recent.end))
     with Archive(output_dir) as store:
         history = store.signal_history(recent.start - pd.Timedelta(weeks=BASELINE_WEEKS),
                                        recent.start)
-        _, typed, _ = incidents.compute(frames, recent, config.thresholds, history,
-                                        links=config.service_map, top_n=config.top_n,
-                                        maintenance=config.maintenance)
-        found = [i.as_dict() for i in typed]
+        section, typed, _ = incidents.compute(
+            frames, recent, config.thresholds, history, links=config.service_map,
+            top_n=config.top_n, currency=config.currency, maintenance=config.maintenance)
+        found = wanted(config.alerts.on, [i.as_dict() for i in typed], section.breakdowns,
+                       recent)
         link = _it_report(store, config)
         for incident in found:
             alert_id, is_new = store.record_alert(incident)
@@ -74,6 +84,22 @@ def run(config: Config, data_dir: Path, output_dir: Path, *,
             # its failed ones are retried.
             _send(store, config, output_dir, alert_id, incident, link, sleep, outcome)
     return outcome
+
+
+def wanted(on: tuple[str, ...], found: list[dict[str, Any]], breakdowns: dict[str, Any],
+           recent: Period) -> list[dict[str, Any]]:
+    """What `[alerts] on` asks for, oldest first, each as an alert: start, end, the
+    services it names and its sentence (a level shift lasts to the end of the hours
+    searched)."""
+    picked = list(found) if "incidents" in on else []
+    for kind, key in (("back_end", "back_end_anomalies"), ("user_felt", "user_felt_anomalies")):
+        if kind in on:
+            picked += [{**a, "services": [a["entity"]] if kind == "back_end" else []}
+                       for a in breakdowns.get(key, [])]
+    if "level_shifts" in on:
+        picked += [{**s, "end": recent.end.isoformat(), "services": [s["entity"]]}
+                   for s in breakdowns.get("level_shifts", [])]
+    return sorted(picked, key=lambda a: a["start"])
 
 
 def _it_report(store: Archive, config: Config) -> str:
@@ -89,7 +115,9 @@ def message(incident: dict[str, Any], link: str) -> tuple[str, str]:
     """Title and body of one alert: the incident's sentence and the IT report's link."""
     start = pd.Timestamp(incident["start"])
     services = ", ".join(incident["services"]) or "several services"
-    title = f"Incident: {services} since {start:%a %-d %b %H:%M}"
+    kind = ("Incident" if "impact" in incident else "Level shift" if "before" in incident
+            else "Anomaly")
+    title = f"{kind}: {services} since {start:%a %-d %b %H:%M}"
     body = incident["text"] + "\n\n" + (f"IT report: {link}" if link else
                                         "No IT report is archived yet.")
     return title, body

@@ -235,7 +235,9 @@ def run_job(config_path: str | None, audience: str, data_dir: str, output_dir: s
         if audience == ALERTS:        # incident detection, not a report
             # lazy: start-up time (the scheduler never builds; its job's child process does)
             from . import alerts
-            alerts.raise_if_failed(alerts.run(config, Path(data_dir), Path(output_dir)))
+            outcome = alerts.run(config, Path(data_dir), Path(output_dir))
+            period_id = f"{len(outcome.new)} new alert(s), {len(outcome.known)} alerted before"
+            alerts.raise_if_failed(outcome)
         else:
             result = build(config, period=config.audiences[audience].period,
                            audiences=[audience], data_dir=Path(data_dir),
@@ -275,15 +277,16 @@ def _notify_failure(config: Config, output_dir: Path, audience: str, error: str)
     from .deliver.smtp import send
     from .store.files import atomic_write
 
-    msg = new_message(config.smtp, f"Scheduled {audience} report failed", [to])
-    msg.set_content(f"The scheduled {audience} report failed at {now_iso()}:\n\n"
-                    f"{scrub(error)}\n")
+    what = "alert job" if audience == ALERTS else f"{audience} report"
+    msg = new_message(config.smtp, f"Scheduled {what} failed", [to])
+    msg.set_content(f"The scheduled {what} failed at {now_iso()}:\n\n{scrub(error)}\n")
     try:
         if config.smtp.host:
             send(config.smtp, msg, [to])
         else:
             stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
-            atomic_write(output_dir / "outbox" / f"failure-{audience}-{stamp}.eml",
+            name = audience.lstrip(":")     # the [alerts] job: failure-alerts-...
+            atomic_write(output_dir / "outbox" / f"failure-{name}-{stamp}.eml",
                          msg.as_bytes())
     except Exception as exc:  # the failure mail must not hide the failure itself
         log.error("could not send the failure notice: %s", exc)

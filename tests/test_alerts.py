@@ -16,8 +16,10 @@ from reporting import alerts
 from reporting.cli import main
 from reporting.core.config import Config
 from reporting.core.errors import ConfigError
-from reporting.scheduler import ALERTS, JobSettings, job_id, jobs, sync
-from reporting.simulate import simulate
+from reporting.core.periods import Period
+from reporting.scheduler import (ALERTS, JobSettings, job_id, jobs, run_in_child, started,
+                                 sync)
+from reporting.simulate import Fault, simulate
 from reporting.store.archive import Archive
 
 from .test_channels import hooks  # noqa: F401 (fixture)
@@ -112,11 +114,11 @@ def test_reporting_alert_cli_and_the_scheduler_job(tmp_path):
             "--config", str(tmp_path / "report.toml")]
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0, r.output
-    assert "1 new incident(s) alerted, 0 alerted before" in r.output
+    assert "1 new alert(s), 0 alerted before" in r.output
     assert "Wed 4 Nov 10:00" in r.output
     assert "sent nowhere" in r.output
     r = CliRunner().invoke(main, args)
-    assert "0 new incident(s) alerted, 1 alerted before" in r.output
+    assert "0 new alert(s), 1 alerted before" in r.output
     config = Config.load(tmp_path / "report.toml")
     settings = JobSettings(str(tmp_path / "report.toml"), str(tmp_path / "data"),
                            str(tmp_path / "out"))
@@ -130,3 +132,111 @@ def test_reporting_alert_cli_and_the_scheduler_job(tmp_path):
 def test_bad_alerts_tables_are_config_errors(alerts_table):
     with pytest.raises(ConfigError, match="alerts"):
         Config.from_dict({"alerts": alerts_table})
+
+
+@pytest.fixture(scope="module")
+def back_end_only(tmp_path_factory) -> Path:
+    """Five small weeks from Mon 21 Sep 2026 whose last Thursday, 22 Oct 10:00-12:00 UTC,
+    has payment-api answering 35 % 5xx while users show nothing yet: no slow page, no
+    extra carts, tickets or comments (an incident needs both sides; this is back-end only)."""
+    t = pd.Timestamp("2026-10-22T10:00", tz="UTC")
+    fault = Fault(t, t + pd.Timedelta(hours=2), "payment-api", error_rate=0.35,
+                  latency_factor=1.0, cart_factor=1.0, finish_p=None, feedback=(),
+                  slow_pages=(), cpu=False)
+    folder = tmp_path_factory.mktemp("back_end") / "data"
+    simulate(folder, weeks=5, scale="small", seed=8, start=date(2026, 9, 21), faults=[fault])
+    return folder
+
+
+def test_the_scheduled_alert_job_posts_a_back_end_only_outage_once(hooks, back_end_only,  # noqa: F811
+                                                                   tmp_path):
+    """The cron job's path (a child `reporting schedule --run-now :alerts`), twice: one
+    post, two run rows, and `--list` shows the last run; `on = ["incidents"]` alone would
+    send nothing for it."""
+    data, out = back_end_only, tmp_path / "out"
+    config = tmp_path / "report.toml"
+    config.write_text('[alerts]\nschedule = "15 * * * *"\nlookback_hours = 120\n'
+                      f'notify = ["json://127.0.0.1:{hooks.port}/alerts"]\n')
+    started(Config.load(config), JobSettings(str(config), str(data), str(out)))
+    for _ in range(2):
+        run_in_child(ALERTS)
+    assert len(hooks.requests) == 1
+    posted = hooks.requests[0][1]
+    assert posted["title"] == "Anomaly: payment-api since Thu 22 Oct 10:00"
+    assert posted["message"].startswith("Thu 22 Oct 10:00–12:00: payment-api 5xx rate 35.8 % "
+                                        "(usually 0.0 %); no sign that users felt it.")
+    with Archive(out) as store:
+        runs = store.db.execute("SELECT status FROM runs WHERE job_id = ?",
+                                (job_id(ALERTS),)).fetchall()
+    assert [r["status"] for r in runs] == ["ok", "ok"]
+    r = CliRunner().invoke(main, ["schedule", "--list", "--config", str(config),
+                                  "--output", str(out)])
+    [row] = [line for line in r.output.splitlines() if ":alerts" in line]
+    assert "ok at" in row and "never run" not in row
+    narrow = Config.from_dict({"alerts": {"lookback_hours": 120, "on": ["incidents"]}})
+    assert alerts.run(narrow, data, tmp_path / "narrow").new == []
+
+
+def test_a_failed_alert_job_has_its_run_row_and_failure_notice(tmp_path):
+    config = tmp_path / "report.toml"
+    config.write_text('[alerts]\nschedule = "15 * * * *"\n'
+                      '[scheduler]\nnotify_on_failure = "ops@example.com"\n')
+    r = CliRunner().invoke(main, ["schedule", "--run-now", ":alerts", "--config", str(config),
+                                  "--data", str(tmp_path / "none"),
+                                  "--output", str(tmp_path / "out")])
+    assert r.exit_code == 1
+    assert ":alerts: failed (" in " ".join(r.output.split())
+    with Archive(tmp_path / "out") as store:
+        assert store.last_run(job_id(ALERTS))["status"] == "failed"
+    [notice] = (tmp_path / "out" / "outbox").glob("failure-alerts-*.eml")
+    assert "Subject: Scheduled alert job failed" in notice.read_text()
+
+
+def test_alerts_on_chooses_what_is_sent_and_matches_by_service():
+    recent = Period("alert", pd.Timestamp("2026-10-21", tz="UTC"),
+                    pd.Timestamp("2026-10-26", tz="UTC"))
+    incident = {"start": "2026-10-22T10:00:00+00:00", "end": "2026-10-22T12:00:00+00:00",
+                "services": ["payment-api"], "impact": {}, "text": "i"}
+    found = {"back_end_anomalies": [{"start": "2026-10-21T09:00:00+00:00",
+                                     "end": "2026-10-21T10:00:00+00:00",
+                                     "entity": "search-api", "text": "b"}],
+             "user_felt_anomalies": [{"start": "2026-10-23T09:00:00+00:00",
+                                      "end": "2026-10-23T10:00:00+00:00",
+                                      "entity": "/checkout", "text": "u"}],
+             "level_shifts": [{"start": "2026-10-24T09:00:00+00:00", "entity": "cart-api",
+                               "before": 1.0, "after": 2.0, "text": "s"}]}
+    assert [a["text"] for a in alerts.wanted(("incidents", "back_end"), [incident], found,
+                                             recent)] == ["b", "i"]
+    every = alerts.wanted(("incidents", "back_end", "user_felt", "level_shifts"), [incident],
+                          found, recent)
+    assert [(a["text"], a["services"]) for a in every] == [
+        ("b", ["search-api"]), ("i", ["payment-api"]), ("u", []), ("s", ["cart-api"])]
+    assert every[-1]["end"] == "2026-10-26T00:00:00+00:00"
+    assert alerts.message(every[-1], "")[0] == "Level shift: cart-api since Sat 24 Oct 09:00"
+
+
+def test_an_alert_is_the_same_one_only_for_a_service_in_common(tmp_path):
+    def finding(start: str, end: str, *services: str) -> dict:
+        return {"start": f"2026-10-22T{start}:00+00:00", "end": f"2026-10-22T{end}:00+00:00",
+                "services": list(services), "text": "x"}
+    with Archive(tmp_path) as store:
+        assert store.record_alert(finding("10:00", "11:00", "payment-api")) == ("alert-1", True)
+        # the same service's window grows: the same alert, not sent again
+        assert store.record_alert(finding("10:00", "12:00", "payment-api")) == ("alert-1", False)
+        # another service at the same time is another alert
+        assert store.record_alert(finding("10:00", "11:00", "search-api")) == ("alert-2", True)
+        # a finding naming no service (users felt it) is the one it overlaps
+        assert store.record_alert(finding("11:00", "12:00")) == ("alert-2", False)
+        assert store.record_alert(finding("14:00", "15:00", "search-api")) == ("alert-3", True)
+
+
+def test_a_failing_channel_is_named_once_per_run_whatever_its_retries(hooks, back_end_only,  # noqa: F811
+                                                                      tmp_path):
+    hooks.statuses["/alerts"] = [503, 503, 503, 503]       # temporary: retried, then given up
+    config = tmp_path / "report.toml"
+    config.write_text('[alerts]\nlookback_hours = 120\n'
+                      f'notify = ["json://127.0.0.1:{hooks.port}/alerts"]\n')
+    r = CliRunner().invoke(main, ["alert", "--data", str(back_end_only), "--output",
+                                  str(tmp_path / "out"), "--config", str(config)])
+    assert r.exit_code == 1 and len(hooks.requests) > 1
+    assert r.output.count(f"127.0.0.1:{hooks.port}") == 1, r.output

@@ -222,7 +222,8 @@ def simulate_cmd(out_dir: Path, weeks: int, scale: str, seed: int, start: Any, f
 @entry_point
 def alert_cmd(data_dir: Path | None, output_dir: Path | None, config_path: Path | None,
               verbose: bool) -> None:
-    """Send each new cross-signal incident of the newest [alerts] lookback_hours once."""
+    """Send what [alerts] on names (incidents, anomalies, level shifts) in the newest
+    [alerts] lookback_hours, each once."""
     # lazy: start-up time (a command imports what it runs)
     from .. import alerts
 
@@ -234,8 +235,8 @@ def alert_cmd(data_dir: Path | None, output_dir: Path | None, config_path: Path 
                          Path(output_dir or config.output_dir))
     a, b = outcome.searched
     out.print(f"looked at {a:%Y-%m-%d %H:%M} – {b:%Y-%m-%d %H:%M} {config.tz.key}: "
-              f"{len(outcome.new)} new incident(s) alerted, {len(outcome.known)} alerted "
-              "before", highlight=False, soft_wrap=True)
+              f"{len(outcome.new)} new alert(s), {len(outcome.known)} alerted before",
+              highlight=False, soft_wrap=True)
     for incident in outcome.new:
         out.print(f"- {incident['text']}", highlight=False, soft_wrap=True)
     alerts.raise_if_failed(outcome)
@@ -306,7 +307,8 @@ def send_cmd(period_id: str, audiences: tuple[str, ...], force: bool, email_only
 @click.option("--list", "list_jobs", is_flag=True,
               help="Show every job: audience, cron, time zone, next run, last result.")
 @click.option("--run-now", "run_now", metavar="AUDIENCE",
-              help="Run one audience's job now, in the foreground.")
+              help="Run one audience's job (or :alerts, the [alerts] job) now, in the "
+              "foreground.")
 @click.option("--data", "data_dir", type=click.Path(path_type=Path),
               help="Folder of input files (default: data_dir from the config, or data/).")
 @with_archive_options
@@ -324,7 +326,8 @@ def schedule_cmd(list_jobs: bool, run_now: str | None, data_dir: Path | None,
         data_dir=str(Path(data_dir or config.data_dir).resolve()),
         output_dir=str(Path(output_dir or config.output_dir).resolve()))
     if run_now:
-        check_audiences([run_now], config.audiences)
+        if run_now != scheduler.ALERTS:       # the [alerts] job, as the scheduler names it
+            check_audiences([run_now], config.audiences)
         logging.getLogger("reporting.scheduler").setLevel(logging.INFO)
         scheduler.run_job(settings.config_path, run_now, settings.data_dir,
                           settings.output_dir)

@@ -71,6 +71,7 @@ def address(text: str, where: str, audience: str, key: str = "") -> str:
 
 
 ATTACHMENTS = ("pdf", "csv")
+ALERT_KINDS = ("incidents", "back_end", "user_felt", "level_shifts")   # [alerts] on
 
 
 def notify_urls(raw: Any, key: str, where: str) -> tuple[str, ...]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from .checks import ATTACHMENTS, check_name, currency, moment, number, public_url
+from .checks import ALERT_KINDS, ATTACHMENTS, check_name, currency, moment, number, public_url
 from .contracts import FILTER_KEYS, SOURCE_NAMES
 from .errors import ConfigError
 from .registry import names
@@ -270,6 +270,10 @@ class AlertsConfig:
                                       secret=True, example=["slack://{SLACK_TOKENS}/#oncall"])
     recipients: tuple[str, ...] = setting((), "email addresses; a string is one recipient",
                                           kind="emails", example=["oncall@example.com"])
+    on: tuple[str, ...] = setting(
+        ("incidents", "back_end"), "what is alerted: cross-signal incidents, back-end and "
+        "user-felt anomalies, level shifts", kind="list", choices=ALERT_KINDS,
+        example=["incidents", "back_end", "level_shifts"])
 
 
 ENGINES = ("local", "dask")

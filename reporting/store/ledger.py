@@ -100,12 +100,16 @@ class Ledger:
 
     def record_alert(self, incident: Mapping[str, Any]) -> tuple[str, bool]:
         """The alert id of `incident` and whether it is new. An archived alert whose window
-        overlaps or touches the incident's is the same incident: its window grows."""
+        overlaps or touches the incident's, and that names a service in common with it (or
+        either names none), is the same incident: its window grows."""
         start, end = (pd.Timestamp(incident[k]) for k in ("start", "end"))
+        services = set(incident.get("services", []))
         with self.transaction() as db:
             for row in db.execute("SELECT * FROM alerts ORDER BY id DESC").fetchall():
                 a, b = pd.Timestamp(row["start"]), pd.Timestamp(row["end"])
-                if start <= b and end >= a:     # its sentence follows only when it grew
+                named = {s for s in row["services"].split(", ") if s}
+                same = not services or not named or bool(services & named)
+                if same and start <= b and end >= a:   # its sentence follows only if it grew
                     db.execute("UPDATE alerts SET start = ?, end = ?, text = ?, last_seen = ?"
                                " WHERE id = ?", (min(a, start).isoformat(),
                                                  max(b, end).isoformat(),
