@@ -16,7 +16,8 @@ from click.testing import CliRunner
 from reporting import build
 from reporting.cli import build_report
 from reporting.core import rollups
-from reporting.core.config import Config, SourceConfig
+from reporting.core.config import Config
+from reporting.core.sourceconfig import SourceConfig
 from reporting.core.contracts import HIGH_VOLUME
 from reporting.core.errors import ConfigError, SourceError
 from reporting.core.periods import Window

@@ -12,7 +12,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from ..core.config import SourceConfig
+from ..core.sourceconfig import SourceConfig
 from ..core.errors import SourceError
 from ..core.periods import Window
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ..core.config import SourceConfig
+from ..core.sourceconfig import SourceConfig
 from ..core.contracts import OPTIONAL_SOURCES, SPECS, Spec
 from ..core.errors import SourceError
 from ..core.periods import Window

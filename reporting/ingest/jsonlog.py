@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from ..core.config import SourceConfig
+from ..core.sourceconfig import SourceConfig
 from ..core.contracts import Spec
 from ..core.periods import Window
 from .logfiles import Parsed, log_files, read_log_files

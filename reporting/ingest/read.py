@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from ..core.config import SourceConfig
+from ..core.sourceconfig import SourceConfig
 from ..core.contracts import Spec
 from ..core.errors import SourceError
 from ..core.periods import Window

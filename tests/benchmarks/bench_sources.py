@@ -104,7 +104,7 @@ LOG_ROWS = {"small": 200_000, "large": 2_000_000}.get(SCALE, 2_000_000)
 READ_ONE = """
 import sys, time
 from zoneinfo import ZoneInfo
-from reporting.core.config import SourceConfig
+from reporting.core.sourceconfig import SourceConfig
 from reporting.core.contracts import SPECS
 from reporting.core.periods import Window
 from reporting.core.quality import Quality

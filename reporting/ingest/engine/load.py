@@ -33,7 +33,8 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from ...core import rollups
-from ...core.config import LOG_FORMATS, Config, SourceConfig
+from ...core.config import Config
+from ...core.sourceconfig import LOG_FORMATS, SourceConfig
 from ...core.contracts import EVENT_SOURCES, HIGH_VOLUME, SPECS
 from ...core.errors import SourceError
 from ...core.periods import Window, latest_window

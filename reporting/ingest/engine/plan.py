@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pyarrow.dataset as ds
 
-from ...core.config import SourceConfig
+from ...core.sourceconfig import SourceConfig
 from ...core.errors import SourceError
 from ...core.periods import Window
 from ...core.quality import Quality

@@ -16,7 +16,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from ...core import memory, rollups
-from ...core.config import SourceConfig
+from ...core.sourceconfig import SourceConfig
 from ...core.contracts import SPECS, Spec
 from ...core.errors import SourceError
 from ...core.periods import Window
