@@ -24,10 +24,10 @@ def open_archive(output_dir: Path | None, config_path: Path | None) -> Any:
 
     config = load_config(config_path)
     folder = Path(output_dir or config.output_dir)
-    if not (folder / "archive.sqlite").exists():
+    if not config.archive_url and not (folder / "archive.sqlite").exists():
         raise ReportError(f"No archive in {folder}: build a report first "
                           "(build-report --output {folder}).".replace("{folder}", str(folder)))
-    return Archive(folder)
+    return Archive.of(config, folder)
 
 
 archive_options = [

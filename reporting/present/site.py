@@ -103,7 +103,8 @@ def rewrite_index(config: Any, output_dir: Path) -> list[str]:
     try:
         write_index(output_dir, {n: a.title for n, a in config.audiences.items()},
                     {n: a.sections for n, a in config.audiences.items()},
-                    now=datetime.now(config.tz))
+                    now=datetime.now(config.tz),
+                    archive=(config.archive_url, config.archive_password_env))
     except Exception as exc:
         log.info("index.html not updated", exc_info=True)
         return [f"{Path(output_dir) / 'index.html'} was not updated: "
@@ -124,16 +125,17 @@ class _Period:
 
 def write_index(output_dir: Path, titles: Mapping[str, str] | None = None,
                 sections: Mapping[str, Iterable[str]] | None = None,
-                now: datetime | None = None) -> Path:
+                now: datetime | None = None, archive: tuple[str, str] = ("", "")) -> Path:
     """Rewrite `output/index.html` (and its charts) from the archive in `output_dir`.
 
     `titles` and `sections` are the configured audiences' titles and section names
-    (an audience no longer configured keeps its name as title)."""
+    (an audience no longer configured keeps its name as title); `archive`: the
+    configured archive_url and archive_password_env."""
     output_dir = Path(output_dir)
     titles = dict(titles or {})
     sections = {k: tuple(v) for k, v in (sections or {}).items()}
     ensure_assets(output_dir, fonts=False)   # the fonts come with the first HTML build
-    with Archive(output_dir) as store:
+    with Archive(output_dir, *archive) as store:
         rows = store.periods()
         history = store.export()
     found = []
