@@ -162,3 +162,30 @@ def test_the_same_migrations_upgrade_an_older_postgresql_archive(pg, monkeypatch
             assert history[["audience", "kpi", "value"]].values.tolist() == [
                 ["all", "api.requests", 1200.0]]
             assert store.db.execute("SELECT COUNT(*) FROM schema_version").fetchone()[0] == 1
+
+
+def test_a_claim_waits_for_another_hosts_open_claim_of_the_same_recipient(
+        pg, monkeypatch, tmp_path):   # noqa: F811
+    """Host A holds the recipient's claim key (its transaction is still open); host B's
+    claim waits for it, then reads A's committed row and sends nothing. Without the row
+    lock B would read no row and claim the recipient a second time."""
+    import threading
+    import time
+
+    config = pg_config(pg.database("claims"), monkeypatch)
+    key = ("2026-W45", "it", "ops@example.com")
+    with Archive.of(config, tmp_path / "a") as a, Archive.of(config, tmp_path / "b") as b:
+        result: dict[str, object] = {}
+        waiter = threading.Thread(target=lambda: result.update(
+            zip(("claimed", "skipped"), b.claim(*key[:2], [key[2]]))))
+        with a.transaction() as db:
+            db.execute("INSERT INTO delivery_keys VALUES (?,?,?) ON CONFLICT DO NOTHING", key)
+            db.execute("SELECT 1 FROM delivery_keys WHERE period_id = ? AND audience = ? AND"
+                       " recipient = ? FOR UPDATE", key)
+            waiter.start()
+            time.sleep(0.5)
+            assert waiter.is_alive()            # B waits on A's lock
+            db.execute("INSERT INTO deliveries (period_id, audience, recipient, status,"
+                       " attempts, updated_at) VALUES (?,?,?,'delivered',1,'now')", key)
+        waiter.join(10)
+        assert result == {"claimed": {}, "skipped": {"ops@example.com": "delivered"}}
