@@ -67,6 +67,12 @@ def test_kpi_history_rows_equal_the_builds_kpis_json(two_builds, kind):
         assert (row["status"] if isinstance(row["status"], str) else None) == k["status"], key
         assert row["unit"] == k["unit"] and row["label"] == doc["labels"][key], key
         assert row["period_id"] == WEEK and row["period_start"] == doc["period"]["start"]
+        for bound in ("threshold", "threshold_bad"):    # the config's, as judged
+            assert (None if pd.isna(row[bound]) else row[bound]) == k.get(bound), key
+    # worked by hand from the default thresholds: p95 good up to 800 ms, bad over 1.25 x
+    assert mine.loc["api.p95_ms", ["threshold", "threshold_bad"]].tolist() == [800.0, 1000.0]
+    assert mine.loc["api.availability", ["threshold", "threshold_bad"]].tolist() == [
+        0.999, 0.998]
     # slices: every sliced audience's kpis-<audience>.json is its own rows
     sliced = sorted(p.stem[len("kpis-"):] for p in (folder / "reports" / WEEK).glob("kpis-*"))
     assert sorted(set(rows["audience"]) - {"all"}) == sliced
