@@ -3,13 +3,21 @@ session (`servers.postgres`, on loopback), a fresh database per test."""
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import sqlalchemy
 
+from reporting.build import build
+from reporting.core.config import Config
+
 from .servers import postgres
+
+ROOT = Path(__file__).resolve().parent.parent
+WEEKS = ("2026-W44", "2026-W45")      # the sample data's two full weeks
 
 PASSWORD = "archive-pg-secret-29"
 _names = itertools.count(1)
@@ -34,3 +42,27 @@ class Server:
 def pg() -> Iterator[Server]:
     with postgres(PASSWORD) as (port, _):
         yield Server(port)
+
+
+def pg_config(url: str, monkeypatch: pytest.MonkeyPatch) -> Config:
+    monkeypatch.setenv("REPORTS_ARCHIVE_PW", PASSWORD)
+    return Config.from_dict({"archive_url": url, "archive_password_env": "REPORTS_ARCHIVE_PW"})
+
+
+@pytest.fixture(scope="session")
+def two_builds(pg, tmp_path_factory):
+    """The sample's two weeks built into a SQLite and into a PostgreSQL archive: kind ->
+    (config, output folder, kpis.json of the newest week, {week: kpis.json})."""
+    mp = pytest.MonkeyPatch()
+    root = tmp_path_factory.mktemp("pgarch")
+    pg_cfg = pg_config(pg.database("build"), mp)
+    out = {}
+    for name, config in (("sqlite", Config()), ("postgresql", pg_cfg)):
+        docs = {}
+        for week in WEEKS:
+            result = build(config, period=week, data_dir=ROOT / "data", fmt="html",
+                           output_dir=root / name)
+            docs[week] = json.loads((result.folder / "kpis.json").read_text())
+        out[name] = (config, root / name, docs[WEEKS[-1]], docs)
+    yield out
+    mp.undo()
