@@ -203,3 +203,23 @@ def test_every_bi_column_is_documented():
         body = section[1].split("\n### ", 1)[0]
         for col in columns:
             assert f"| `{col}` |" in body, f"{table}.{col} is not documented"
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_the_site_links_each_report_to_its_rows(two_builds, kind):  # noqa: F811
+    """Each report card of the index links to its period's kpi_history rows, whose KPI
+    keys and values are its kpis.json's."""
+    _, folder, _, docs = two_builds[kind]
+    index = (folder / "index.html").read_text()
+    for week, doc in docs.items():
+        href = f"site/rows/{week}/kpi_history-all.csv"
+        assert index.count(f'<a href="{href}"') == len(Config().audiences)
+        rows = pd.read_csv(folder / href).set_index("kpi")
+        assert sorted(rows.index) == sorted(doc["kpis"])
+        for key, k in doc["kpis"].items():
+            if isinstance(k["value"], (int, float)):
+                assert rows.loc[key, "value"] == pytest.approx(k["value"]), key
+        for table in ("incidents", "anomalies", "data_quality"):
+            assert f'<a href="site/rows/{week}/{table}.csv">' in index
+        quality = pd.read_csv(folder / f"site/rows/{week}/data_quality.csv")
+        assert sorted(quality["source"]) == sorted(doc["data_quality"])
