@@ -68,7 +68,7 @@ def run(config: Config, data_dir: Path, output_dir: Path, *,
     frames = loaded.frames
     recent = lookback(frames, config.alerts.lookback_hours, now)
     outcome = AlertOutcome(searched=(recent.start, recent.end))
-    with Archive(output_dir) as store:
+    with Archive.of(config, output_dir) as store:
         history = store.signal_history(recent.start - pd.Timedelta(weeks=BASELINE_WEEKS),
                                        recent.start)
         section, typed, _ = incidents.compute(

@@ -83,7 +83,7 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
             loaded, p, span, covered = _load(config, data_dir, period, now, strict,
                                              on_progress)
         # Opened once there is something to build: a run that finds no data leaves no index.
-        store = opened.enter_context(archive.Archive(output_dir))
+        store = opened.enter_context(archive.Archive.of(config, output_dir))
         start_pdf_workers(fmt, len(names))    # after the load's workers: not beside them
         with stage("context"):
             loaded.frames = with_archived_rollups(store, loaded.frames, p,
@@ -279,6 +279,7 @@ def _record(store: archive.Archive, config: Config, loaded: Loaded, result: Buil
         built_at=built_at.isoformat(timespec="seconds"),
         signals=pd.concat(signals, ignore_index=True) if len(signals) > 1
         else signals[0] if signals else None, final=final, slices=slice_kpis,
+        document=result.document,
         rollups={n: f for n, f in loaded.frames.items() if isinstance(f, rollups.Rollup)})
     result.files = [final / f.relative_to(result.folder) for f in result.files]
     result.folder = final

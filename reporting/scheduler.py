@@ -173,7 +173,7 @@ def jobs(config: Config, settings: JobSettings) -> list[dict[str, Any]]:
     finally:
         scheduler.shutdown(wait=False)
     out = []
-    with Archive(output_dir) as store:
+    with Archive.of(config, output_dir) as store:
         for job in stored:
             audience = job.args[0]
             cron = config.audiences[audience].schedule if audience in config.audiences else \
@@ -214,6 +214,15 @@ def run_in_child(audience: str) -> None:
             _children.pop(child.pid, None)
 
 
+def _config_of(path: str | None) -> tuple[Config, Exception | None]:
+    """The job's configuration (it names the archive the run is recorded in); one that
+    cannot be read is the run's failure, recorded in the default archive."""
+    try:
+        return (Config.load(path) if path else Config()), None
+    except Exception as exc:   # noqa: BLE001 - a job never stops the scheduler
+        return Config(), exc
+
+
 def run_job(config_path: str | None, audience: str, data_dir: str, output_dir: str,
             scheduled_for: str | None = None) -> None:
     """Build one audience's report for its period and mail it; record the run (a row in
@@ -226,12 +235,13 @@ def run_job(config_path: str | None, audience: str, data_dir: str, output_dir: s
     jid = job_id(audience)
     status, error, period_id = "ok", None, None
     log.info("job %s started", jid)
-    config = Config()
-    with Archive(Path(output_dir)) as store:
+    config, unreadable = _config_of(config_path)
+    with Archive.of(config, Path(output_dir)) as store:
         run_id = store.record_run(jid, audience, scheduled_for, now_iso(), None, "running",
                                   None)
     try:
-        config = Config.load(config_path) if config_path else Config()
+        if unreadable is not None:
+            raise unreadable
         if audience == ALERTS:        # incident detection, not a report
             # lazy: start-up time (the scheduler never builds; its job's child process does)
             from . import alerts
@@ -257,7 +267,7 @@ def run_job(config_path: str | None, audience: str, data_dir: str, output_dir: s
         status, error = "failed", (str(exc) if isinstance(exc, ReportError)
                                    else f"{type(exc).__name__}: {exc}")
     finally:
-        with Archive(Path(output_dir)) as store:
+        with Archive.of(config, Path(output_dir)) as store:
             store.finish_run(run_id, status, error)
     seconds = time.monotonic() - clock
     if status == "failed":
@@ -332,7 +342,7 @@ def _on_event(config: Config, output_dir: Path) -> Any:
             log.warning("missed the %s run of %s (beyond the %g h grace time); skipped",
                         event.scheduled_run_time, event.job_id,
                         config.scheduler.misfire_grace_hours)
-            with Archive(output_dir) as store:
+            with Archive.of(config, output_dir) as store:
                 store.record_run(event.job_id, audience, event.scheduled_run_time.isoformat(),
                                  now_iso(), now_iso(), "skipped", "missed beyond grace time")
         elif event.code == EVENT_JOB_ERROR:
@@ -346,7 +356,7 @@ def _run_interrupted_again(scheduler: Any, config: Config, settings: JobSettings
     Returns how many jobs are scheduled."""
     wanted = {jid: a.name for jid, a in scheduled(config).items()}
     grace = timedelta(hours=config.scheduler.misfire_grace_hours)
-    with Archive(Path(settings.output_dir)) as store:
+    with Archive.of(config, Path(settings.output_dir)) as store:
         store.interrupt_runs(None, "the scheduler stopped while it ran")
         last = {jid: store.last_run(jid) for jid in wanted}
     for jid, run in last.items():
@@ -375,7 +385,7 @@ def _interrupted(config: Config, output_dir: Path) -> None:
         except ProcessLookupError:
             pass
         child.wait()
-        with Archive(output_dir) as store:
+        with Archive.of(config, output_dir) as store:
             rows = store.interrupt_runs(child.pid, error)
         for folder in (output_dir / "reports").glob(f".staging-*-{child.pid}"):
             shutil.rmtree(folder, ignore_errors=True)

@@ -158,7 +158,7 @@ def test_opening_an_index_of_an_older_schema_upgrades_it(tmp_path):
     db.commit()
     db.close()
     with Archive(tmp_path) as a:
-        assert a.version == SCHEMA_VERSION == 6
+        assert a.version == SCHEMA_VERSION == 8
         assert a.kpi_values("2026-W40") == {"api.requests": 5}
         assert [p.period_id for p in a.periods()] == ["2026-W40"]
         assert a.db.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0] == 0

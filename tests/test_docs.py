@@ -78,7 +78,7 @@ def test_the_examples_are_the_ones_the_readme_links():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert sorted(re.findall(r"\]\((examples/[^)]+)\)", readme)) == sorted(
         str(p.relative_to(ROOT)) for p in EXAMPLES)
-    assert len(EXAMPLES) == 3         # PostgreSQL archive: with the archive on PostgreSQL
+    assert len(EXAMPLES) == 4
 
 
 REPO_PATH = re.compile(r"(?<![\w./-])((?:reporting|templates|tests|docs|examples|data|\.ci)"

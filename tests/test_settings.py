@@ -109,7 +109,7 @@ def test_a_recipient_written_as_a_string_is_one_recipient():
     ({"sources": {"api_log": {"path": "x"}}},
      "unknown key(s) sources.api_log (did you mean sources.api_logs?)"),
     ({"smtp": {"passwd_env": "X"}}, "smtp.passwd_env (did you mean smtp.password_env?)"),
-    ({"weather": "fine"}, "unknown key(s) weather; allowed: alerts, audiences"),
+    ({"weather": "fine"}, "unknown key(s) weather; allowed: alerts, archive_password_env, archive_url, audiences"),
 ])
 def test_unknown_keys_say_what_was_meant(raw, words):
     assert words in error(raw)

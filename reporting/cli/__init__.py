@@ -333,7 +333,7 @@ def schedule_cmd(list_jobs: bool, run_now: str | None, data_dir: Path | None,
                           settings.output_dir)
         # lazy: start-up time (a command imports what it runs)
         from ..store.archive import Archive
-        with Archive(Path(settings.output_dir)) as store:
+        with Archive.of(config, Path(settings.output_dir)) as store:
             run = store.last_run(scheduler.job_id(run_now))
         out.print(f"{run_now}: {run['status']}" + (f" ({run['error']})" if run["error"] else ""))
         if run["status"] != "ok":

@@ -24,10 +24,10 @@ def open_archive(output_dir: Path | None, config_path: Path | None) -> Any:
 
     config = load_config(config_path)
     folder = Path(output_dir or config.output_dir)
-    if not (folder / "archive.sqlite").exists():
+    if not config.archive_url and not (folder / "archive.sqlite").exists():
         raise ReportError(f"No archive in {folder}: build a report first "
                           "(build-report --output {folder}).".replace("{folder}", str(folder)))
-    return Archive(folder)
+    return Archive.of(config, folder)
 
 
 archive_options = [
@@ -176,19 +176,27 @@ def archive_prune(keep: int, output_dir: Path | None, config_path: Path | None,
 
 
 @archive_group.command("export")
-@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv",
-              show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "powerbi", "grafana"]),
+              default="csv", show_default=True,
+              help="csv/parquet: the KPI history as one file; powerbi: the BI tables as "
+                   "Parquet folders, CSV and .pbids files; grafana: a provisioning bundle.")
 @click.option("--out", "out_file", type=click.Path(path_type=Path),
-              help="File to write (default: <output>/kpi_history.<format>).")
+              help="File (csv, parquet) or folder (powerbi, grafana) to write (default: "
+                   "<output>/kpi_history.<format> or <output>/<format>/).")
 @with_archive_options
 @entry_point
 def archive_export(fmt: str, out_file: Path | None, output_dir: Path | None,
                    config_path: Path | None, verbose: bool) -> None:
-    """The KPI history as one tidy table (period, kpi, value, unit, status) for BI tools."""
+    """The KPI history as one tidy table (period, kpi, value, unit, status), or the BI
+    tables for Power BI or Grafana (docs/dashboards.md)."""
     # lazy: start-up time (a command imports what it runs)
     from ..core.safecsv import neutralise
     from ..store.files import atomic_write
 
+    if fmt in ("powerbi", "grafana"):
+        target = dashboards_export(fmt, out_file, output_dir, config_path)
+        out.print(f"wrote the {fmt} export to {target}")
+        return
     with open_archive(output_dir, config_path) as store:
         table = neutralise(store.export())
         target = out_file or store.output_dir / f"kpi_history.{fmt}"
@@ -199,3 +207,52 @@ def archive_export(fmt: str, out_file: Path | None, output_dir: Path | None,
         table.to_parquet(buffer, index=False)
         atomic_write(target, buffer.getvalue())
     out.print(f"wrote {len(table):,} rows to {target}")
+
+
+def dashboards_export(fmt: str, out_dir: Path | None, output_dir: Path | None,
+                      config_path: Path | None) -> Path:
+    """`archive export --format powerbi|grafana`: the BI tables as files Power BI opens,
+    or a Grafana bundle whose panels query the archive itself."""
+    # lazy: start-up time (a command imports what it runs)
+    from ..present import grafana, powerbi
+    from ..store import bi
+
+    config = load_config(config_path)
+    with open_archive(output_dir, config_path) as store:
+        target = Path(out_dir or store.output_dir / fmt)
+        url, dialect = store.url, store.db.dialect
+        server = f"{url.host}:{url.port or 5432}" if dialect == "postgresql" else ""
+        if fmt == "powerbi":
+            powerbi.write_powerbi({t: bi.read(store.db, t) for t in bi.TABLES}, target,
+                                  (server, url.database or "") if server else None)
+            return target
+        rows = headline_rows(config, store)
+    where = ({"server": server, "user": url.username or "", "database": url.database or "",
+              "password_env": config.archive_password_env} if server
+             else {"path": str(Path(url.database or "").resolve())})
+    grafana.write_grafana(target, dialect, where, rows)
+    return target
+
+
+def headline_rows(config: Any, store: Any) -> list[tuple[str, str, list[dict[str, Any]]]]:
+    """Per configured audience: its name, its kpi_history slice ('all' unless its filters
+    make a slice of its own) and its headline KPIs in the newest period's kpis.json."""
+    # lazy: start-up time (a command imports what it runs)
+    from ..present.audience import audience_view
+
+    periods = store.periods()
+    if not periods:
+        raise ReportError("The archive holds no period yet: build a report first.")
+    folder = Path(periods[0].folder)
+    folder = folder if folder.is_absolute() else store.output_dir / folder
+    rows = []
+    for name, audience in config.audiences.items():
+        sliced = bool(audience.filters)
+        path = folder / (f"kpis-{name}.json" if sliced else "kpis.json")
+        try:
+            document = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue        # an audience the newest period was not built for
+        view = audience_view(document, audience)
+        rows.append((name, name if sliced else "all", list(view.headline)))
+    return rows

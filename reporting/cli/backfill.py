@@ -6,6 +6,7 @@ listed and skipped; nothing is sent unless --deliver."""
 from __future__ import annotations
 
 import time
+from typing import Any
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -55,7 +56,7 @@ def backfill_cmd(n: int, until: str, data_dir: Path | None, output_dir: Path | N
     with err.status(f"finding the week of {until}…", spinner="dots"):
         last = period_of(config, data, until)
     weeks = weeks_ending((last.end - timedelta(microseconds=1)).date(), n, config.tz)
-    archived = set() if force else _archived(output)
+    archived = set() if force else _archived(config, output)
     done: list[Week] = []
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   console=err, transient=True) as bar:
@@ -84,13 +85,13 @@ def backfill_cmd(n: int, until: str, data_dir: Path | None, output_dir: Path | N
             send(config, output, week.id, list(config.audiences), force=False, channels=True)
 
 
-def _archived(output: Path) -> set[str]:
+def _archived(config: Any, output: Path) -> set[str]:
     """Period ids the archive holds (none when there is no archive yet: none is made)."""
-    if not (output / "archive.sqlite").exists():
+    if not config.archive_url and not (output / "archive.sqlite").exists():
         return set()
     # lazy: start-up time (a command imports what it runs)
     from ..store.archive import Archive
-    with Archive(output) as store:
+    with Archive.of(config, output) as store:
         return {r.period_id for r in store.periods()}
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import threading
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -43,6 +44,27 @@ def public_url(value: Any, where: str) -> str:
                           f"where output/ is published, such as "
                           f"'https://reports.example.com/diagnostics/', not {value!r}.")
     return text.rstrip("/") + "/"
+
+
+def database_url(value: str, where: str, base: Path) -> str:
+    """archive_url: postgresql://user@host[:port]/db (the password comes from
+    archive_password_env, never from the file) or sqlite:///file (relative: beside the
+    config file)."""
+    text = value.strip()
+    parts = urlsplit(text)
+    scheme = parts.scheme.split("+")[0]
+    if scheme == "sqlite" and text.startswith("sqlite:///"):
+        file = text[len("sqlite:///"):]
+        return text if file.startswith("/") else f"sqlite:///{base / file}"
+    if scheme not in ("postgresql", "postgres") or not parts.hostname or \
+            not parts.path.strip("/"):
+        raise ConfigError(f"{where}: archive_url must be a PostgreSQL URL such as "
+                          "'postgresql://reports@db.internal:5432/reports' (or "
+                          f"sqlite:///file), not {text[:80]!r}.")
+    if parts.password is not None:
+        raise ConfigError(f"{where}: archive_url holds a password; remove it and name the "
+                          "environment variable that holds it in archive_password_env.")
+    return text
 
 
 _special_use = threading.Lock()

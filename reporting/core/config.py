@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from .checks import ALERT_KINDS, ATTACHMENTS, check_name, currency, moment, number, public_url
+from .checks import (ALERT_KINDS, ATTACHMENTS, check_name, currency, database_url, moment,
+                     number, public_url)
 from .contracts import FILTER_KEYS, SOURCE_NAMES
 from .errors import ConfigError
 from .registry import names
@@ -249,6 +250,12 @@ class Config:
                             example="Europe/Warsaw")
     data_dir: Path = setting(Path("data"), "the folder of one file per source", kind="path")
     output_dir: Path = setting(Path("output"), "where reports and the archive go", kind="path")
+    archive_url: str = setting("", "the archive's database; \"\" = output_dir/archive.sqlite; "
+                               "PostgreSQL (no password) for several hosts", kind="url",
+                               example="postgresql://reports@db.internal:5432/reports")
+    archive_password_env: str = setting("", "environment variable holding the archive "
+                                        "database's password", kind="env",
+                                        example="REPORTS_DB_PASSWORD")
     lock_timeout_s: float = setting(600.0, "how long a build waits for another to finish",
                                     low=0, unit="s")
     top_n: int = setting(100, "entities kept per breakdown, judged for incidents, archived",
@@ -374,6 +381,8 @@ def _top(values: dict[str, Any], where: str, base: Path) -> dict[str, Any]:
         if key in values:
             p = Path(values[key])
             values[key] = p if p.is_absolute() else base / p
+    if values.get("archive_url"):
+        values["archive_url"] = database_url(values["archive_url"], where, base)
     if values.get("currency"):          # "" (the default): no currency shown
         values["currency"] = currency(values["currency"], where)
     text = values.get("dask_scheduler", "local")

@@ -24,6 +24,7 @@ class KPI:
     unit: str                 # count ms ratio min h money items score rating pct x text
     status: str | None        # good | warn | bad | None (no threshold)
     better: str | None = None  # "up" | "down": which direction of change is good
+    bounds: tuple[float, float] | None = None   # judged: (threshold, threshold_bad)
 
     @property
     def change(self) -> float | None:
@@ -33,7 +34,9 @@ class KPI:
     def as_dict(self) -> dict[str, Any]:
         return {"value": rounded(plain(self.value), self.unit),
                 "previous": rounded(plain(self.previous), self.unit), "unit": self.unit,
-                "status": self.status, "better": self.better}
+                "status": self.status, "better": self.better,
+                **({"threshold": round(self.bounds[0], 6),      # no float noise
+                    "threshold_bad": round(self.bounds[1], 6)} if self.bounds else {})}
 
 
 def relative_change(value: Any, previous: Any) -> float | None:

@@ -69,7 +69,7 @@ def deliver(config: Config, output_dir: Path, period_id: str, audiences: Iterabl
         raise ReportError(f"No report for {period_id} in {output_dir}: build it first.")
     document = json.loads(doc_path.read_text())
     label = document.get("period", {}).get("label") or period_id
-    with Archive(output_dir) as store:
+    with Archive.of(config, output_dir) as store:
         for name in audiences:
             audience = config.audiences[name]
             pdf = inside(output_dir, folder / f"{name}.pdf")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,6 +22,8 @@ import pandas as pd
 from ..core import formatting
 from ..core.quality import rejected_rows
 from ..core.values import Chart
+from ..core.safecsv import neutralise
+from ..store import bi
 from ..store.archive import Archive
 from ..store.files import atomic_write
 from . import charts
@@ -103,7 +106,8 @@ def rewrite_index(config: Any, output_dir: Path) -> list[str]:
     try:
         write_index(output_dir, {n: a.title for n, a in config.audiences.items()},
                     {n: a.sections for n, a in config.audiences.items()},
-                    now=datetime.now(config.tz))
+                    now=datetime.now(config.tz),
+                    archive=(config.archive_url, config.archive_password_env))
     except Exception as exc:
         log.info("index.html not updated", exc_info=True)
         return [f"{Path(output_dir) / 'index.html'} was not updated: "
@@ -124,18 +128,21 @@ class _Period:
 
 def write_index(output_dir: Path, titles: Mapping[str, str] | None = None,
                 sections: Mapping[str, Iterable[str]] | None = None,
-                now: datetime | None = None) -> Path:
+                now: datetime | None = None, archive: tuple[str, str] = ("", "")) -> Path:
     """Rewrite `output/index.html` (and its charts) from the archive in `output_dir`.
 
     `titles` and `sections` are the configured audiences' titles and section names
-    (an audience no longer configured keeps its name as title)."""
+    (an audience no longer configured keeps its name as title); `archive`: the
+    configured archive_url and archive_password_env."""
     output_dir = Path(output_dir)
     titles = dict(titles or {})
     sections = {k: tuple(v) for k, v in (sections or {}).items()}
     ensure_assets(output_dir, fonts=False)   # the fonts come with the first HTML build
-    with Archive(output_dir) as store:
+    with Archive(output_dir, *archive) as store:
         rows = store.periods()
         history = store.export()
+        tables = {t: bi.read(store.db, t) for t in ROW_TABLES}
+    links = write_rows(output_dir, tables, [r.period_id for r in rows])
     found = []
     for r in rows:
         folder = output_dir / r.folder if r.folder else output_dir / "reports" / r.period_id
@@ -149,7 +156,8 @@ def write_index(output_dir: Path, titles: Mapping[str, str] | None = None,
         if quote(stale.name) not in current:
             stale.unlink(missing_ok=True)
     context = {
-        "periods": [_period_view(p, output_dir, titles) for p in found],
+        "periods": [{**_period_view(p, output_dir, titles), "rows": links.get(p.id, {})}
+                    for p in found],
         "history": charts,
         "incidents": _incidents(found, output_dir, titles, sections),
         "updated": _when(now or datetime.now().astimezone()),
@@ -158,6 +166,32 @@ def write_index(output_dir: Path, titles: Mapping[str, str] | None = None,
     }
     html = environment().get_template("site/index.html").render(**context)
     return atomic_write(output_dir / "index.html", html)
+
+
+ROW_TABLES = ("kpi_history", "incidents", "anomalies", "data_quality")
+
+
+def write_rows(output_dir: Path, tables: Mapping[str, pd.DataFrame], periods: list[str]
+               ) -> dict[str, dict[str, str]]:
+    """Each period's rows of the BI tables (docs/dashboards.md) as CSV under
+    `site/rows/<period>/`: `kpi_history-<audience>.csv` per slice (`all` = the whole
+    report) and `<table>.csv` for the others; returns period -> name -> link. A pruned
+    period's folder goes."""
+    root = output_dir / SITE / "rows"
+    links: dict[str, dict[str, str]] = {}
+    for period in periods:
+        folder = root / period
+        for table, frame in tables.items():
+            mine = frame[frame["period_id"] == period]
+            parts = ({f"kpi_history-{a}": g for a, g in mine.groupby("audience")}
+                     if table == "kpi_history" else {table: mine})
+            for name, part in parts.items():
+                path = atomic_write(folder / f"{name}.csv", neutralise(part).to_csv(index=False))
+                links.setdefault(period, {})[name] = _href(path, output_dir)
+    for stale in root.iterdir() if root.is_dir() else ():
+        if stale.name not in periods:
+            shutil.rmtree(stale, ignore_errors=True)
+    return links
 
 
 def _when(t: datetime) -> str:

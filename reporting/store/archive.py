@@ -1,8 +1,9 @@
-"""The archive: an SQLite index of every build and the KPI values of every period.
+"""The archive: an index of every build and the KPI values of every period, in an SQLite
+file beside the reports or in a PostgreSQL database several hosts share (`archive_url`).
 
 History needs no PDF parsing: each build stores its KPIs here. The schema has a
-version (SQLite's `user_version`) and a list of migrations; opening an older
-index upgrades it in place.
+version (SQLite's `user_version`, PostgreSQL's `schema_version` table) and a list of
+migrations; opening an older index upgrades it in place.
 """
 from __future__ import annotations
 
@@ -25,12 +26,18 @@ import pandas as pd
 from ..core.errors import LockTimeout, ReportError
 from ..core.rollups import Rollup, day_number
 from .files import swap_back, swap_in
+from . import bi
+from .db import Db, archive_url, shown
 from .ledger import Ledger, now_iso
 from .paths import inside, rollup_folder
 from .rollup_files import ArchivedRollups, stage_rollups
 from .schema import MIGRATIONS, SCHEMA_VERSION, statements
 
 log = logging.getLogger(__name__)
+
+# builds of this output folder (a shared archive; in an SQLite file beside the reports
+# every row is this folder's, wherever it was moved): rows before issue 29 name none
+MINE = "(? = '' OR output = ? OR output IS NULL)"
 
 
 def no_space(output_dir: Path) -> ReportError:
@@ -128,23 +135,49 @@ def wait_for_build(output_dir: Path, timeout: float) -> None:
 
 
 class Archive(Ledger):
-    """The index at `<output>/archive.sqlite`; use as a context manager."""
+    """The index (`<output>/archive.sqlite`, or the database `url` names); use as a
+    context manager. Report and rollup folders stay under `output_dir` either way."""
 
-    def __init__(self, output_dir: Path) -> None:
+    def __init__(self, output_dir: Path, url: str = "", password_env: str = "") -> None:
         self.output_dir = Path(output_dir)
-        self.path = self.output_dir / "archive.sqlite"
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        self.db.row_factory = sqlite3.Row
+        self.url = archive_url(url, self.output_dir, password_env)
+        self.local = self.url.get_backend_name() == "sqlite"
+        # how messages name the archive: the file, or the URL without its password
+        self.path = Path(self.url.database or "") if self.local else shown(self.url)
         try:
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA busy_timeout=60000")
+            self.db = Db(self.url)
+        except Exception as exc:        # noqa: BLE001 - the driver's own words, one line
+            raise self._unusable(exc) from None
+        try:
             self._migrate()
-        except sqlite3.DatabaseError as exc:
+        except ReportError:
+            self.db.close()
+            raise
+        except Exception as exc:        # noqa: BLE001
             self.db.close()
             if "locked" in str(exc) or "busy" in str(exc):
                 raise
-            raise unusable(self.path, exc) from None
+            raise self._unusable(exc) from None
+
+    @classmethod
+    def of(cls, config: Any, output_dir: Path | None = None) -> Archive:
+        """The archive a configuration names (`archive_url`, `archive_password_env`)."""
+        return cls(Path(output_dir or config.output_dir), config.archive_url,
+                   config.archive_password_env)
+
+    def _unusable(self, exc: BaseException) -> ReportError:
+        """One sentence for an archive that cannot be opened (never the password)."""
+        if not self.local:
+            if is_disk_full(exc):
+                return no_space(self.output_dir)
+            text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            if self.url.password:
+                text = text.replace(str(self.url.password), "***")
+            return ReportError(f"The archive database {self.path} (archive_url) cannot be "
+                               f"used: {text}")
+        # the driver's own error (SQLAlchemy wraps sqlite3's): full disk, I/O or damage
+        return unusable(self.path, getattr(exc, "orig", None) or exc)
 
     def __enter__(self) -> Archive:
         return self
@@ -153,29 +186,23 @@ class Archive(Ledger):
         self.db.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-            self.db.execute("COMMIT")
-        except BaseException:
-            # A failed COMMIT (disk full) may already have rolled back.
-            if self.db.in_transaction:
-                self.db.execute("ROLLBACK")
-            raise
+    def transaction(self) -> Iterator[Db]:
+        with self.db.transaction() as db:
+            yield db
 
     def _migrate(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        version = self.db.version()
         if version > SCHEMA_VERSION:
             raise ReportError(f"{self.path} was written by a newer version of this tool "
                               f"(schema {version}, this one knows {SCHEMA_VERSION}).")
         for number in range(version, SCHEMA_VERSION):
             with self.transaction() as db:
-                if db.execute("PRAGMA user_version").fetchone()[0] > number:
+                db.lock_schema()
+                if db.version() > number:
                     continue    # another connection migrated while we waited for the lock
                 for statement in statements(MIGRATIONS[number]):
-                    db.execute(statement)
-                db.execute(f"PRAGMA user_version = {number + 1}")
+                    db.execute(db.ddl(statement))
+                db.set_version(number + 1)
         if version == 0:
             log.info("archive %s created (schema %d)", self.path, SCHEMA_VERSION)
         elif version < SCHEMA_VERSION:
@@ -184,7 +211,7 @@ class Archive(Ledger):
 
     @property
     def version(self) -> int:
-        return self.db.execute("PRAGMA user_version").fetchone()[0]
+        return self.db.version()
 
     # --- writing ----------------------------------------------------------------------
 
@@ -194,9 +221,11 @@ class Archive(Ledger):
                      seconds: float, built_at: str | None = None,
                      signals: pd.DataFrame | None = None, final: Path | None = None,
                      slices: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
-                     rollups: Mapping[str, Rollup] | None = None) -> None:
+                     rollups: Mapping[str, Rollup] | None = None,
+                     document: Mapping[str, Any] | None = None) -> None:
         """One row per audience file, the period, its KPI values (and each audience
-        slice's, under the audience's name), its hourly incident signals
+        slice's, under the audience's name), the BI rows of its kpis.json `document`
+        (labels, incidents, anomalies, data quality: `bi`), its hourly incident signals
         (`incidents.archive_rows`) and its `rollups` cut to the period
         (`output/rollups/<id>/`, replacing an earlier build's), in one transaction.
 
@@ -211,29 +240,22 @@ class Archive(Ledger):
             if rollups is not None:
                 staged = stage_rollups(self.output_dir, period, rollups, built_at)
             with self.transaction() as db:
-                for audience, path in files.items():
-                    data = Path(path).read_bytes()
-                    db.execute(
-                        "INSERT INTO builds (period_id, period_start, period_end, audience, path,"
-                        " sha256, size, built_at, version, config_hash, inputs, seconds)"
-                        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                        (period["id"], period["start"], period["end"], audience,
-                         self._rel(target / Path(path).relative_to(folder)),
-                         hashlib.sha256(data).hexdigest(), len(data), built_at,
-                         version, config_hash, json.dumps(inputs, sort_keys=True), seconds))
-                db.execute("INSERT OR REPLACE INTO periods VALUES (?,?,?,?,?)",
-                           (period["id"], period["start"], period["end"], self._rel(target),
-                            built_at))
+                _write_period(db, period, self._rel(target), built_at)
+                rows = [(period["id"], period["start"], period["end"], audience,
+                         self._rel(target / Path(path).relative_to(folder)), *_digest(path),
+                         built_at, version, config_hash, json.dumps(inputs, sort_keys=True),
+                         seconds, self.output_key) for audience, path in files.items()]
+                db.executemany(
+                    "INSERT INTO builds (period_id, period_start, period_end, audience, path,"
+                    " sha256, size, built_at, version, config_hash, inputs, seconds, output)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+                labels = (document or {}).get("labels")
                 for slice_name, values in {"": kpis, **dict(slices or {})}.items():
-                    _write_kpis(db, period["id"], slice_name, values, built_at)
+                    _write_kpis(db, period["id"], slice_name, values, built_at, labels)
+                if document is not None:
+                    bi.write_document(db, period["id"], document, built_at)
                 if signals is not None:
-                    # An hour archived before by another period takes the newer build's value.
-                    db.execute("DELETE FROM signal_hours WHERE period_id = ?", (period["id"],))
-                    cols = ["signal", "entity", "hour", "value", "events"]
-                    db.executemany(
-                        "INSERT OR REPLACE INTO signal_hours VALUES (?,?,?,?,?,?)",
-                        ((sig, ent, int(h), float(v), float(e), period["id"]) for sig, ent, h, v, e
-                         in signals[cols].itertuples(index=False, name=None)))
+                    _write_signals(db, period["id"], signals)
                 if staged is not None:
                     kept = rollup_folder(self.output_dir, period["id"])
                     swaps.append((staged, kept, swap_in(staged, kept)))
@@ -252,9 +274,9 @@ class Archive(Ledger):
     def signal_history(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
         """Archived hourly signal values with `start <= hour < end`."""
         first, last = (int(t.timestamp()) // 3600 for t in (start, end))
-        return pd.read_sql_query(
+        return self.db.frame(
             "SELECT signal, entity, hour, value, events FROM signal_hours"
-            " WHERE hour >= ? AND hour < ?", self.db, params=(first, last))
+            " WHERE hour >= ? AND hour < ?", (first, last))
 
     def archived_rollups(self, start: pd.Timestamp, end: pd.Timestamp, tz: ZoneInfo,
                          minutes: int) -> list[ArchivedRollups]:
@@ -282,6 +304,16 @@ class Archive(Ledger):
                 pd.Timestamp(r["built_at"])))
         return sorted(out, key=lambda x: x.built_at, reverse=True)
 
+    @property
+    def output_key(self) -> str:
+        """Names this output folder in rows several hosts share (builds' `output`)."""
+        return str(self.output_dir.resolve())
+
+    def _mine(self) -> tuple[str, str]:
+        """MINE's parameters: on a shared database, this folder's key."""
+        key = "" if self.local else self.output_key
+        return key, key
+
     def _rel(self, path: Path) -> str:
         try:
             return str(Path(path).resolve().relative_to(self.output_dir.resolve()))
@@ -297,7 +329,8 @@ class Archive(Ledger):
         """The audience's newest build row of the period; with `suffix` (".pdf"), the
         newest that recorded such a file (an HTML-only rebuild keeps the PDF's row)."""
         rows = self.db.execute("SELECT * FROM builds WHERE period_id = ? AND audience = ?"
-                               " ORDER BY id DESC", (period_id, audience)).fetchall()
+                               f" AND {MINE} ORDER BY id DESC",
+                               (period_id, audience, *self._mine())).fetchall()
         row = next((r for r in rows if r["path"].endswith(suffix)), None)
         return dict(row) if row else None
 
@@ -315,10 +348,11 @@ class Archive(Ledger):
         longer period ending with it), then id; the order `archive list` and the index
         show, and the first is `latest`."""
         rows = self.db.execute(
-            "SELECT p.period_id, p.period_start, p.period_end, p.folder, p.built_at,"
-            " (SELECT GROUP_CONCAT(DISTINCT audience) FROM builds b"
-            "  WHERE b.period_id = p.period_id) AS audiences"
+            "SELECT p.period_id, p.period_start, p.period_end, p.folder, p.built_at"
             " FROM periods p").fetchall()
+        audiences: dict[str, set[str]] = {}
+        for b in self.db.execute("SELECT DISTINCT period_id, audience FROM builds"):
+            audiences.setdefault(b["period_id"], set()).add(b["audience"])
         # Compared as instants, not strings: archived periods may carry other offsets.
         rows = sorted(rows, key=lambda r: (pd.Timestamp(r["period_end"]),
                                            pd.Timestamp(r["period_start"]), r["period_id"]),
@@ -329,14 +363,14 @@ class Archive(Ledger):
                        for s in [s["size"]])
             out.append(PeriodRow(r["period_id"], r["period_start"], r["period_end"],
                                  r["folder"], r["built_at"],
-                                 tuple(sorted((r["audiences"] or "").split(",")))
-                                 if r["audiences"] else (), size))
+                                 tuple(sorted(audiences.get(r["period_id"], ()))), size))
         return out
 
-    def _latest_files(self, period_id: str) -> dict[str, sqlite3.Row]:
-        """The newest build row per audience of a period."""
-        rows = self.db.execute("SELECT * FROM builds WHERE period_id = ? ORDER BY id",
-                               (period_id,)).fetchall()
+    def _latest_files(self, period_id: str) -> dict[str, Any]:
+        """The newest build row per audience of a period, of this output folder's builds
+        (another host's files are under its own folder)."""
+        rows = self.db.execute(f"SELECT * FROM builds WHERE period_id = ? AND {MINE}"
+                               " ORDER BY id", (period_id, *self._mine())).fetchall()
         return {r["audience"]: r for r in rows}
 
     def history(self, keys: Iterable[str] | None, start: str, end: str, limit: int = 8,
@@ -358,10 +392,9 @@ class Archive(Ledger):
             return pd.DataFrame(columns=keys)
         marks = ",".join("?" * len(chosen))
         kmarks = ",".join("?" * len(keys))
-        frame = pd.read_sql_query(
+        frame = self.db.frame(
             f"SELECT period_id, key, value FROM kpis WHERE slice = ? AND period_id IN ({marks})"
-            + ("" if every else f" AND key IN ({kmarks})"), self.db,
-            params=[slice_name] + chosen + keys)
+            + ("" if every else f" AND key IN ({kmarks})"), [slice_name] + chosen + keys)
         table = frame.pivot(index="period_id", columns="key", values="value")
         return table.reindex(index=chosen) if every else table.reindex(index=chosen,
                                                                        columns=keys)
@@ -421,7 +454,8 @@ class Archive(Ledger):
                         f"{str(r['period_id'])[:40]!r}, outside {self.output_dir / 'reports'};"
                         " refusing to delete it (the index may have been edited).") from None
             with self.transaction() as db:
-                for table in ("builds", "kpis", "deliveries", "signal_hours", "periods"):
+                for table in ("builds", "kpis", "deliveries", "delivery_keys", "signal_hours",
+                              "incidents", "anomalies", "data_quality", "periods"):
                     db.execute(f"DELETE FROM {table} WHERE period_id = ?", (r["period_id"],))
             if folder and folder.is_dir() and folder.resolve() != self.output_dir.resolve():
                 shutil.rmtree(folder)
@@ -436,27 +470,50 @@ class Archive(Ledger):
     def export(self) -> pd.DataFrame:
         """The KPI history as one tidy table: period, start, end, kpi, value, text, unit,
         status, slice (the audience whose filters made it; '' = all data)."""
-        table = pd.read_sql_query(
-            "SELECT k.period_id AS period, p.period_start AS start, p.period_end AS end,"
+        table = self.db.frame(
+            "SELECT k.period_id AS period, p.period_start AS start, p.period_end AS \"end\","
             " k.key AS kpi, k.value, k.text, k.unit, k.status, k.slice"
             " FROM kpis k JOIN periods p USING (period_id)"
-            " ORDER BY p.period_start, k.slice, k.key", self.db)
+            " ORDER BY p.period_start, k.slice, k.key")
         for col in ("start", "end"):    # instants, not text, in Parquet and for BI tools
             table[col] = pd.to_datetime(table[col], utc=True)
         return table
 
 
-def _write_kpis(db: sqlite3.Connection, period_id: str, slice_name: str,
-                kpis: Mapping[str, Mapping[str, Any]], built_at: str) -> None:
+def _write_kpis(db: Db, period_id: str, slice_name: str,
+                kpis: Mapping[str, Mapping[str, Any]], built_at: str,
+                labels: Mapping[str, str] | None = None) -> None:
     db.execute("DELETE FROM kpis WHERE period_id = ? AND slice = ?", (period_id, slice_name))
-    for key, k in kpis.items():
-        v = k.get("value")
-        number = v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
-        text = v if isinstance(v, str) else None
-        db.execute("INSERT INTO kpis (period_id, slice, key, value, text, unit, status,"
-                   " built_at) VALUES (?,?,?,?,?,?,?,?)",
-                   (period_id, slice_name, key, number, text, k.get("unit", ""),
-                    k.get("status"), built_at))
+    db.executemany(bi.KPI_INSERT, [
+        bi.kpi_row(period_id, slice_name, key, k, (labels or {}).get(key), built_at)
+        for key, k in kpis.items()])
+
+
+def _write_period(db: Db, period: Mapping[str, Any], folder: str, built_at: str) -> None:
+    """The period's row, first in a build's transaction: on PostgreSQL the upsert locks
+    it, so two hosts building one period write its rows one after the other."""
+    db.execute("INSERT INTO periods VALUES (?,?,?,?,?) ON CONFLICT (period_id) DO UPDATE SET"
+               " period_start = excluded.period_start, period_end = excluded.period_end,"
+               " folder = excluded.folder, built_at = excluded.built_at",
+               (period["id"], period["start"], period["end"], folder, built_at))
+
+
+def _digest(path: Path) -> tuple[str, int]:
+    data = Path(path).read_bytes()
+    return hashlib.sha256(data).hexdigest(), len(data)
+
+
+def _write_signals(db: Db, period_id: str, signals: pd.DataFrame) -> None:
+    """The period's hourly signal values; an hour archived before by another period
+    takes the newer build's value."""
+    db.execute("DELETE FROM signal_hours WHERE period_id = ?", (period_id,))
+    cols = ["signal", "entity", "hour", "value", "events"]
+    db.executemany(
+        "INSERT INTO signal_hours VALUES (?,?,?,?,?,?) ON CONFLICT (signal, entity, hour)"
+        " DO UPDATE SET value = excluded.value, events = excluded.events,"
+        " period_id = excluded.period_id",
+        ((sig, ent, int(h), float(v), float(e), period_id) for sig, ent, h, v, e
+         in signals[cols].itertuples(index=False, name=None)))
 
 
 def period_kind(period_id: str) -> str:

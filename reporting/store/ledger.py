@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-import sqlite3
+import socket
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime, timezone
@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from ..core.secrets import scrub
+from .db import Db
 
 
 def clean(error: str | None) -> str | None:
@@ -23,8 +24,14 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def alive(pid: int | None) -> bool:
-    """Whether a process of this machine still runs (the archive is a local file)."""
+HOST = socket.gethostname()
+
+
+def alive(pid: int | None, host: str | None = None) -> bool:
+    """Whether the process that wrote a row still runs. Only this machine's processes can
+    be asked: one of another host (a shared archive) is taken to be alive."""
+    if host and host != HOST:
+        return True
     if not pid:
         return False
     try:
@@ -41,8 +48,8 @@ class Ledger:
     message leaves, one row per attempt), incident alerts and scheduled runs. A mixin of
     `Archive`, whose connection (`db`) and `transaction` it uses."""
 
-    db: sqlite3.Connection
-    transaction: Callable[[], AbstractContextManager[sqlite3.Connection]]
+    db: Db
+    transaction: Callable[[], AbstractContextManager[Db]]
 
     # --- deliveries: one row per attempt; the newest row per recipient is its state ----
 
@@ -57,12 +64,16 @@ class Ledger:
         reached the server."""
         claimed, skipped = {}, {}
         with self.transaction() as db:
+            recipients = list(dict.fromkeys(recipients))
+            for r in sorted(recipients):    # locked in one order: senders never deadlock
+                _lock_key(db, period_id, audience, r)
             for r in recipients:
-                row = db.execute("SELECT id, status, pid FROM deliveries WHERE period_id = ?"
-                                 " AND audience = ? AND recipient = ? ORDER BY id DESC LIMIT 1",
+                row = db.execute("SELECT id, status, pid, host FROM deliveries WHERE"
+                                 " period_id = ? AND audience = ? AND recipient = ?"
+                                 " ORDER BY id DESC LIMIT 1",
                                  (period_id, audience, r)).fetchone()
                 status = row["status"] if row else None
-                if status == "sending" and not alive(row["pid"]):
+                if status == "sending" and not alive(row["pid"], row["host"]):
                     db.execute("UPDATE deliveries SET status = 'unknown', last_error = ?,"
                                " updated_at = ? WHERE id = ?",
                                (f"the sending process (pid {row['pid']}) stopped before the "
@@ -79,8 +90,8 @@ class Ledger:
                     continue
                 claimed[r] = db.execute(
                     "INSERT INTO deliveries (period_id, audience, recipient, status, attempts,"
-                    " updated_at, pid) VALUES (?,?,?,'sending',0,?,?)",
-                    (period_id, audience, r, now_iso(), os.getpid())).lastrowid
+                    " updated_at, pid, host) VALUES (?,?,?,'sending',0,?,?,?) RETURNING id",
+                    (period_id, audience, r, now_iso(), os.getpid(), HOST)).fetchone()[0]
         return claimed, skipped
 
     def finish_delivery(self, row_id: int, status: str, attempts: int, error: str | None,
@@ -110,17 +121,18 @@ class Ledger:
                 named = {s for s in row["services"].split(", ") if s}
                 same = not services or not named or bool(services & named)
                 if same and start <= b and end >= a:   # its sentence follows only if it grew
-                    db.execute("UPDATE alerts SET start = ?, end = ?, text = ?, last_seen = ?"
+                    db.execute("UPDATE alerts SET start = ?, \"end\" = ?, text = ?,"
+                               " last_seen = ?"
                                " WHERE id = ?", (min(a, start).isoformat(),
                                                  max(b, end).isoformat(),
                                                  incident["text"] if end > b else row["text"],
                                                  now_iso(), row["id"]))
                     return f"alert-{row['id']}", False
             row_id = db.execute(
-                "INSERT INTO alerts (start, end, services, text, first_seen, last_seen)"
-                " VALUES (?,?,?,?,?,?)", (start.isoformat(), end.isoformat(),
-                                          ", ".join(incident.get("services", [])),
-                                          incident["text"], now_iso(), now_iso())).lastrowid
+                "INSERT INTO alerts (start, \"end\", services, text, first_seen, last_seen)"
+                " VALUES (?,?,?,?,?,?) RETURNING id",
+                (start.isoformat(), end.isoformat(), ", ".join(incident.get("services", [])),
+                 incident["text"], now_iso(), now_iso())).fetchone()[0]
         return f"alert-{row_id}", True
 
     def alerts(self) -> list[dict[str, Any]]:
@@ -140,11 +152,11 @@ class Ledger:
                    started_at: str, finished_at: str | None, status: str,
                    error: str | None) -> int:
         with self.transaction() as db:
-            return db.execute(
+            return int(db.execute(
                 "INSERT INTO runs (job_id, audience, scheduled_for, started_at, finished_at,"
-                " status, error, pid) VALUES (?,?,?,?,?,?,?,?)",
+                " status, error, pid, host) VALUES (?,?,?,?,?,?,?,?,?) RETURNING id",
                 (job_id, audience, scheduled_for, started_at, finished_at, status,
-                 clean(error), os.getpid())).lastrowid
+                 clean(error), os.getpid(), HOST)).fetchone()[0])
 
     def finish_run(self, run_id: int, status: str, error: str | None) -> None:
         with self.transaction() as db:
@@ -156,7 +168,8 @@ class Ledger:
         is gone); returns them."""
         with self.transaction() as db:
             rows = [dict(r) for r in db.execute("SELECT * FROM runs WHERE status = 'running'")
-                    if (r["pid"] == pid if pid is not None else not alive(r["pid"]))]
+                    if r["host"] in (None, HOST) and
+                    (r["pid"] == pid if pid is not None else not alive(r["pid"]))]
             for r in rows:
                 db.execute("UPDATE runs SET status = 'interrupted', error = ?,"
                            " finished_at = ? WHERE id = ?", (clean(error), now_iso(), r["id"]))
@@ -166,3 +179,14 @@ class Ledger:
         row = self.db.execute("SELECT * FROM runs WHERE job_id = ? ORDER BY id DESC LIMIT 1",
                               (job_id,)).fetchone()
         return dict(row) if row else None
+
+
+def _lock_key(db: Db, period_id: str, audience: str, recipient: str) -> None:
+    """Hold the recipient's claim key until COMMIT: its row is made once (a unique key)
+    and locked (PostgreSQL: FOR UPDATE), so a second sender, on any host, reads the
+    first one's claim only after it is committed. SQLite's BEGIN IMMEDIATE already lets
+    one writer in at a time."""
+    db.execute("INSERT INTO delivery_keys (period_id, audience, recipient) VALUES (?,?,?)"
+               " ON CONFLICT DO NOTHING", (period_id, audience, recipient))
+    db.execute("SELECT 1 FROM delivery_keys WHERE period_id = ? AND audience = ? AND"
+               " recipient = ?" + db.lock_rows(), (period_id, audience, recipient))

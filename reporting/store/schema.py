@@ -1,5 +1,6 @@
 """The archive index's schema: each migration upgrades it by one version (SQLite's
-`user_version`); a released entry is never edited."""
+`user_version`, PostgreSQL's `schema_version` table); a released entry is never edited.
+The statements are SQLite's; `db.Db.ddl` spells the few differing words for PostgreSQL."""
 from __future__ import annotations
 
 # Each entry upgrades the schema by one version; never edit a released entry.
@@ -91,6 +92,55 @@ MIGRATIONS: list[str] = [
         services TEXT NOT NULL, text TEXT NOT NULL, first_seen TEXT NOT NULL,
         last_seen TEXT NOT NULL
     );
+    """,
+    # 7: one archive for several hosts (issue 29): a build row names its output folder,
+    #    a delivery attempt and a run the host whose process made them, and a recipient's
+    #    claim key is one row that a sender locks (PostgreSQL: SELECT ... FOR UPDATE)
+    """
+    ALTER TABLE builds ADD COLUMN output TEXT;
+    ALTER TABLE deliveries ADD COLUMN host TEXT;
+    ALTER TABLE runs ADD COLUMN host TEXT;
+    CREATE TABLE delivery_keys (
+        period_id TEXT NOT NULL, audience TEXT NOT NULL, recipient TEXT NOT NULL,
+        PRIMARY KEY (period_id, audience, recipient)
+    );
+    """,
+    # 8: tidy tables for BI tools (docs/dashboards.md documents every column): a KPI row
+    #    keeps what kpis.json says of it; a period's incidents, anomalies and data quality
+    #    are rows of their own (the period's latest build wins); kpi_history is a view
+    """
+    ALTER TABLE kpis ADD COLUMN label TEXT;
+    ALTER TABLE kpis ADD COLUMN previous REAL;
+    ALTER TABLE kpis ADD COLUMN change REAL;
+    ALTER TABLE kpis ADD COLUMN change_unit TEXT;
+    ALTER TABLE kpis ADD COLUMN better TEXT;
+    ALTER TABLE kpis ADD COLUMN threshold REAL;
+    ALTER TABLE kpis ADD COLUMN threshold_bad REAL;
+    CREATE TABLE incidents (
+        period_id TEXT NOT NULL, number INTEGER NOT NULL, started_at TEXT NOT NULL,
+        ended_at TEXT NOT NULL, services TEXT NOT NULL, pages TEXT NOT NULL,
+        signals TEXT NOT NULL, abandoned_carts REAL, abandoned_value REAL, tickets REAL,
+        deploy TEXT, text TEXT NOT NULL, built_at TEXT NOT NULL,
+        PRIMARY KEY (period_id, number)
+    );
+    CREATE TABLE anomalies (
+        period_id TEXT NOT NULL, number INTEGER NOT NULL, side TEXT NOT NULL,
+        started_at TEXT NOT NULL, ended_at TEXT NOT NULL, entity TEXT NOT NULL,
+        signals TEXT NOT NULL, text TEXT NOT NULL, built_at TEXT NOT NULL,
+        PRIMARY KEY (period_id, number)
+    );
+    CREATE TABLE data_quality (
+        period_id TEXT NOT NULL, source TEXT NOT NULL, reason TEXT NOT NULL,
+        status TEXT NOT NULL, row_count INTEGER NOT NULL, valid_rows INTEGER, message TEXT,
+        built_at TEXT NOT NULL,
+        PRIMARY KEY (period_id, source, reason)
+    );
+    CREATE VIEW kpi_history AS
+        SELECT k.period_id, p.period_start, p.period_end,
+               CASE WHEN k.slice = '' THEN 'all' ELSE k.slice END AS audience,
+               k.key AS kpi, k.label, k.unit, k.value, k.text, k.previous, k.change,
+               k.change_unit, k.status, k.better, k.threshold, k.threshold_bad, k.built_at
+        FROM kpis k JOIN periods p ON p.period_id = k.period_id;
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

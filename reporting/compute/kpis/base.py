@@ -54,6 +54,30 @@ def higher_is_better(value: Value, good: float, warn: float) -> str | None:
     return "good" if value >= good else "warn" if value >= warn else "bad"
 
 
+@dataclass(frozen=True)
+class Judge:
+    """A KPI's rule from the configured thresholds: good up to (higher is better: from)
+    the first bound, warn up to (from) the second, bad beyond; the bounds are what
+    kpis.json and the BI tables call `threshold` and `threshold_bad`."""
+
+    higher: bool
+    bounds: Callable[[Thresholds], tuple[float, float]]
+
+    def __call__(self, value: Value, t: Thresholds) -> str | None:
+        good, warn = self.bounds(t)
+        return (higher_is_better if self.higher else lower_is_better)(value, good, warn)
+
+
+def lower(bounds: Callable[[Thresholds], tuple[float, float]]) -> Judge:
+    """Lower is better: good up to bounds(t)[0], bad above bounds(t)[1]."""
+    return Judge(False, bounds)
+
+
+def higher(bounds: Callable[[Thresholds], tuple[float, float]]) -> Judge:
+    """Higher is better: good from bounds(t)[0], bad below bounds(t)[1]."""
+    return Judge(True, bounds)
+
+
 def build_kpis(domain: str, catalogue: list[Metric], current: Mapping[str, Value],
                previous: Mapping[str, Value] | None, thresholds: Thresholds) -> tuple[KPI, ...]:
     """KPIs in catalogue order, each judged by its metric's thresholds; a label may name
@@ -64,8 +88,10 @@ def build_kpis(domain: str, catalogue: list[Metric], current: Mapping[str, Value
         value = current.get(m.name)
         prev = previous.get(m.name) if previous else None
         status = m.judge(value, thresholds) if m.judge and value is not None else None
+        bounds = m.judge.bounds(thresholds) if isinstance(m.judge, Judge) else None
         out.append(KPI(f"{domain}.{m.name}", m.label.format(**words), plain(value),
-                       plain(prev), m.unit, status, m.better))
+                       plain(prev), m.unit, status, m.better,
+                       tuple(float(b) for b in bounds) if bounds else None))
     return tuple(out)
 
 

@@ -15,7 +15,7 @@ from ...core.config import Thresholds
 from ...core.periods import Period
 from ...core.values import Chart, Insight, Section, Table, Value
 from .. import sentiment
-from .base import Metric, build_kpis, higher_is_better, mean, metric, period_rows, ratio
+from .base import Metric, build_kpis, higher, mean, metric, period_rows, ratio
 
 SOURCE = "user_feedback"
 NAME = "feedback"
@@ -37,7 +37,7 @@ CATALOGUE = [
     Metric("responses", "Responses", "count"),
     Metric("avg_rating", "Average rating", "rating", "up"),
     Metric("csat", "Feedback CSAT (4-5 stars)", "ratio", "up",
-           lambda v, t: higher_is_better(v, t.csat, t.csat - 0.1)),
+           higher(lambda t: (t.csat, t.csat - 0.1))),
     Metric("positive_share", "Positive text", "ratio", "up"),
     Metric("negative_share", "Negative text", "ratio", "down"),
     Metric("mismatch_rate", "Text/rating mismatch", "ratio", "down"),

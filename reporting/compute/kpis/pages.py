@@ -22,7 +22,7 @@ from .base import (
     build_kpis,
     carried,
     codes_of,
-    lower_is_better,
+    lower,
     metric,
     records,
     rollups_of,
@@ -47,7 +47,7 @@ VITALS = {"lcp_ms": ("lcp_p75_ms", "LCP p75", "ms", "lcp_good_ms", "lcp_poor_ms"
 def _vital(column: str) -> Metric:
     name, label, unit, good, poor = VITALS[column]
     return Metric(name, label, unit, "down",
-                  lambda v, t: lower_is_better(v, getattr(t, good), getattr(t, poor)))
+                  lower(lambda t: (getattr(t, good), getattr(t, poor))))
 
 
 CATALOGUE = [*(_vital(c) for c in VITALS),
@@ -55,7 +55,7 @@ CATALOGUE = [*(_vital(c) for c in VITALS),
     Metric("mean_load_ms", "Mean load time", "ms", "down"),
     Metric("p50_load_ms", "p50 load time", "ms", "down"),
     Metric("p75_load_ms", "p75 load time", "ms", "down",
-           lambda v, t: lower_is_better(v, t.page_p75_ms, t.page_poor_ms)),
+           lower(lambda t: (t.page_p75_ms, t.page_poor_ms))),
     Metric("p95_load_ms", "p95 load time", "ms", "down"),
     Metric("good_share", "Loads ≤ {page_p75_ms}", "ratio", "up"),
     Metric("poor_share", "Loads > {page_poor_ms}", "ratio", "down"),

@@ -13,8 +13,8 @@ from ...core.values import Chart, Insight, Section, Table, Value
 from .base import (
     Metric,
     build_kpis,
-    higher_is_better,
-    lower_is_better,
+    higher,
+    lower,
     metric,
     records,
     rollups_of,
@@ -29,11 +29,11 @@ TITLE = "System metrics"
 
 CATALOGUE = [
     Metric("cpu_p95_pct", "CPU p95", "pct", "down",
-           lambda v, t: lower_is_better(v, t.cpu_p95_pct, min(100.0, t.cpu_p95_pct + 10))),
+           lower(lambda t: (t.cpu_p95_pct, min(100.0, t.cpu_p95_pct + 10)))),
     Metric("memory_p95_pct", "Memory p95", "pct", "down",
-           lambda v, t: lower_is_better(v, t.memory_p95_pct, min(100.0, t.memory_p95_pct + 10))),
+           lower(lambda t: (t.memory_p95_pct, min(100.0, t.memory_p95_pct + 10)))),
     Metric("uptime", "Uptime (healthy probes)", "ratio", "up",
-           lambda v, t: higher_is_better(v, t.uptime, t.uptime - (1 - t.uptime))),
+           higher(lambda t: (t.uptime, t.uptime - (1 - t.uptime)))),
     Metric("hottest_service", "Hottest service (CPU p95)", "text"),
 ]
 CPU = metric(CATALOGUE, "cpu_p95_pct")
