@@ -74,7 +74,7 @@ EXPECTED = {
     "hist": ("support_resolution", ["hours", "count", "SLA 24 h"]),
     "line_dual": ("api_hourly", ["requests / hour", "5xx rate (%)"]),
     "trends": ("trends_it", ["Availability", "p95 latency", "W44", "W46"]),
-    "stacked_lines": ("incidents_timeline", ["5xx rate (%)", "11 Nov"]),
+    "stacked_lines": ("incidents_timeline", ["payment-api 5xx rate (%)", "11 Nov"]),
 }
 
 
