@@ -81,22 +81,29 @@ def _resolution(hours) -> Chart:
 
 
 def test_the_resolution_histogram_ends_at_its_data_and_has_a_bin_edge_on_the_sla(figure):
-    hours = np.r_[np.linspace(0.5, 60, 150), [62.0]]
+    # 199 tickets from 0.3 h to 60 h and one at 175 h: the axis ran to 175 h before
+    hours = np.r_[np.linspace(0.3, 60, 199), [175.0]]
     fig = figure(_resolution(hours))
     ax = fig.axes[0]
-    assert ax.get_xlim() == (0.0, 62.0)         # not 175 h past bars that stop near 60
+    # the 99th percentile is 59.4 h: 30 bins of 2 h (24 / 12) end at 60 h
+    assert ax.get_xlim() == (0.0, 60.0)
     edges = sorted({round(p.get_x(), 9) for p in ax.patches})
     assert 24.0 in edges                        # a bin starts on the SLA line: none hides it
-    assert edges[1] - edges[0] == 3.0           # 62 h / 30 bins -> 3 h steps (24 / 8)
+    assert edges[1] - edges[0] == 2.0 and len(edges) == 30
+    assert sum(p.get_height() for p in ax.patches) == 200     # the 175 h one is counted
+    in_last = int(((hours >= 58) & (hours <= 60)).sum())
+    assert ax.patches[-1].get_height() == in_last + 1    # 175 h shares the last bar
+    assert ax.get_xlabel() == "hours (1 over 60 counted in the last bar)"
     assert [ln.get_xdata()[0] for ln in ax.lines] == [24]
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["SLA 24 h"]
 
 
 def test_a_histogram_of_quick_tickets_still_shows_the_sla_line(figure):
     fig = figure(_resolution([1.0, 2.0, 3.5, 5.0]))
-    lo, hi = fig.axes[0].get_xlim()
-    assert lo == 0 and hi == pytest.approx(26.4)   # the line at 24 h stays in view
-    assert charts._bins(np.array([1.0, 5.0]), 24)[1] == 1.0   # 24 / 24 per bin, 25 edges
+    ax = fig.axes[0]
+    lo, hi = ax.get_xlim()
+    assert lo == 0 and hi == 27.0              # past the line at 24 h: 26.4 h to a 1 h step
+    assert ax.get_xlabel() == "hours"
 
 
 def test_cpu_and_memory_each_have_their_own_target_in_their_colour(figure):

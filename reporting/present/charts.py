@@ -272,15 +272,23 @@ def _heatmap(chart: Chart) -> plt.Figure:
 
 def _hist(chart: Chart) -> plt.Figure:
     """A distribution, with the threshold (an SLA) as a vertical line: the axis ends at the
-    data (or just past the line) and the bins have edges on the line, so no bin hides it."""
+    data's 99th percentile (or just past the line), the few beyond it counted in the last
+    bar and named in the axis label, and the bins have edges on the line."""
     data, o = chart.data, chart.options
     fig, ax = plt.subplots(figsize=(WIDTH, 2.4))
     v = data[o["value"]].to_numpy(float)
     v = v[np.isfinite(v)]
-    ax.hist(v, bins=_bins(v, o.get("threshold")), color=PALETTE[0])
-    ax.set_xlim(0 if not len(v) or v.min() >= 0 else v.min(),
-                max(float(v.max()) if len(v) else 1.0, (o.get("threshold") or 0) * 1.1))
-    ax.set_xlabel({"h": "hours"}.get(o.get("unit"), o.get("unit", "")))
+    line = o.get("threshold") or 0
+    top = max(float(np.quantile(v, 0.99)) if len(v) else 1.0, line * 1.1)
+    bins = _bins(v[v <= top], line, top)
+    last = float(bins[-1]) if isinstance(bins, np.ndarray) else top
+    beyond = int((v > last).sum())
+    ax.hist(np.minimum(v, last - 1e-9) if isinstance(bins, np.ndarray) else v, bins=bins,
+            color=PALETTE[0])
+    ax.set_xlim(0 if not len(v) or v.min() >= 0 else v.min(), last)
+    unit = {"h": "hours"}.get(o.get("unit"), o.get("unit", ""))
+    ax.set_xlabel(f"{unit} ({beyond:,} over {last:,.0f} counted in the last bar)"
+                  if beyond else unit)
     ax.set_ylabel("count")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(axis="x", visible=False)
@@ -288,12 +296,11 @@ def _hist(chart: Chart) -> plt.Figure:
     return _titled(fig, ax, chart)
 
 
-def _bins(v: np.ndarray, line: float | None) -> np.ndarray | int:
-    """Bin edges from 0 to past the data in a step that divides the line (24 h SLA: 2, 3,
-    4, 6, 8 or 12 h), about 30 bins; without a line, matplotlib's own count."""
+def _bins(v: np.ndarray, line: float | None, top: float) -> np.ndarray | int:
+    """Bin edges from 0 to `top` in a step that divides the line (24 h SLA: 1, 2, 3, 4, 6,
+    8, 12 or 24 h), at most 30 bins; without a line, matplotlib's own count."""
     if not len(v) or not line or line <= 0 or v.min() < 0:
         return min(30, max(5, int(np.sqrt(max(len(v), 1)))))
-    top = max(float(v.max()), line)
     steps = [line / k for k in (48, 24, 12, 8, 6, 4, 3, 2, 1)]
     step = next((s for s in steps if top / s <= 30), steps[-1])
     return np.arange(0, top + step, step)
@@ -438,7 +445,7 @@ def _stacked_lines(chart: Chart) -> plt.Figure:
     cols = [c for c in data.columns if c != o["x"]]
     if not cols:
         return _empty(chart.title)
-    fig, axes = plt.subplots(len(cols), 1, figsize=(WIDTH, 0.5 + 1.1 * len(cols)),
+    fig, axes = plt.subplots(len(cols), 1, figsize=(WIDTH, 0.4 + 0.75 * len(cols)),
                              sharex=True, squeeze=False)
     x = pd.to_datetime(data[o["x"]])
     units = o.get("units", {})
