@@ -58,3 +58,19 @@ def test_the_comparison_sees_a_moved_block_and_ignores_faint_noise(tmp_path):
     assert visual.difference(base, tmp_path / "c.png") == 0.0
     Image.new("RGB", (80, 99), "white").save(tmp_path / "d.png")
     assert visual.difference(base, tmp_path / "d.png") == 1.0     # a page size change
+
+
+def test_money_tiles_with_a_currency_keep_value_and_comparison_on_one_line(tmp_path):
+    # With currency = "EUR" the abandoned-value tile wrapped "EUR" and its comparison.
+    from reporting.build import build
+    from reporting.core.config import Config
+    result = build(Config.from_dict({"currency": "EUR"}), period="latest",
+                   audiences=["executive"], fmt="pdf", data_dir=visual.ROOT / "data",
+                   output_dir=tmp_path)
+    pdf = next(p for p in result.files if p.suffix == ".pdf")
+    lines = subprocess.run(["pdftotext", "-layout", "-f", "1", "-l", "1", str(pdf), "-"],
+                           capture_output=True, text=True, check=True).stdout.splitlines()
+    assert any("163,172.06 EUR" in line for line in lines)
+    assert any("vs 138,637.92 EUR" in line for line in lines)
+    assert any("▼ −3.1 % vs 92,929.66 EUR" in line for line in lines)
+    assert not any(line.strip() == "EUR" for line in lines)
