@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PERIOD ?= latest
 
-.PHONY: report test docs config-docs bench validate simulate pictures clean system-packages
+.PHONY: report test docs config-docs bench validate simulate pictures visual-baseline clean \
+	system-packages
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +48,11 @@ simulate: $(STAMP)
 # timeline, from `make report`'s output (pdftoppm, Debian's poppler-utils).
 pictures: report
 	$(BIN)/python docs/pictures.py --output output --docs docs
+
+# The visual regression check's stored pictures (tests/visual/*.png): page 1 of each
+# audience and the site at 1280 and 390 px. Rewrite only after an intended layout change.
+visual-baseline: $(STAMP) system-packages
+	$(BIN)/python -m tests.visual.render
 
 clean:
 	rm -rf $(VENV) output build

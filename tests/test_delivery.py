@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import email
 import hashlib
+import json
 import shutil
 import socket
 import ssl
@@ -18,7 +19,7 @@ from click.testing import CliRunner
 from reporting.cli import build_report, main
 from reporting.core.config import Config
 from reporting.core.errors import ConfigError
-from reporting.deliver.compose import compose
+from reporting.deliver.compose import compose, headline, status_word
 from reporting.deliver.reports import OUTBOX, deliver
 from reporting.simulate import simulate
 from reporting.store.archive import Archive
@@ -616,3 +617,20 @@ def test_send_during_a_rebuild_of_the_same_period_waits_for_it(out):
     assert done.is_set()
     assert r.exit_code == 0, r.output
     assert (out / "outbox" / f"{PERIOD}-it.eml").exists()
+
+
+def test_the_mail_shows_each_status_as_icon_and_word_not_colour_alone(out):
+    cfg = Config.from_dict({})
+    pdf = out / "reports" / PERIOD / "it.pdf"
+    document = json.loads((out / "reports" / PERIOD / "kpis.json").read_text())
+    msg, _ = compose(audience=cfg.audiences["it"], period_id=PERIOD, period_label="p",
+                     document=document, pdf=pdf, recipients=["ops@example.com"],
+                     smtp=cfg.smtp, archive_path=str(pdf))
+    html_body = msg.get_body(("html",)).get_content()
+    statuses = [k["status"] for k in headline(document, cfg.audiences["it"])]
+    judged = [s for s in statuses if s]
+    assert judged, statuses
+    for status in set(judged):
+        icon = {"good": "✓", "warn": "⚠", "bad": "✖"}[status]
+        assert html_body.count(f"{icon} {status}</td>") == judged.count(status)
+    assert status_word(None) == "" and status_word("warn") == "⚠ warn"

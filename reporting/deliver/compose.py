@@ -92,6 +92,12 @@ def text_body(audience: Audience, period_label: str, kpis: list[dict[str, Any]],
 
 STATUS_COLOUR = {"good": "#009E73", "warn": "#B07700", "bad": "#D55E00"}
 TONE_COLOUR = {"good": "#00734f", "bad": "#b34700"}     # as the PDF's .tone-good/.tone-bad
+STATUS_ICON = {"good": "✓", "warn": "⚠", "bad": "✖"}     # as the PDF's badges
+
+
+def status_word(status: str | None) -> str:
+    """A status as icon and word ('✖ bad'), never colour alone; '' when not judged."""
+    return f"{STATUS_ICON[status]} {status}" if status in STATUS_ICON else ""
 
 
 def _html_body(audience: Audience, period_label: str, kpis: list[dict[str, Any]],
@@ -103,8 +109,11 @@ def _html_body(audience: Audience, period_label: str, kpis: list[dict[str, Any]]
         f'<tr><td style="padding:4px 12px 4px 0;color:#555">{e(k["label"])}</td>'
         f'<td style="padding:4px 12px 4px 0;font-weight:bold;'
         f'color:{STATUS_COLOUR.get(k["status"] or "", "#222")}">{e(k["value"])}</td>'
-        f'<td style="padding:4px 0;color:{TONE_COLOUR.get(k["tone"] or "", "#777")}">'
-        f'{e(k["change"])}</td></tr>' for k in kpis)
+        f'<td style="padding:4px 12px 4px 0;color:{TONE_COLOUR.get(k["tone"] or "", "#777")}">'
+        f'{e(k["change"])}</td>'
+        f'<td style="padding:4px 0;font-weight:bold;white-space:nowrap;'
+        f'color:{STATUS_COLOUR.get(k["status"] or "", "#222")}">{status_word(k["status"])}'
+        '</td></tr>' for k in kpis)
     items = "".join(f'<li style="margin:0 0 6px 0">{e(i["text"])}</li>' for i in insights)
     return (
         '<div style="font-family:Arial,Helvetica,sans-serif;font-size:14px;color:#222">'

@@ -271,17 +271,39 @@ def _heatmap(chart: Chart) -> plt.Figure:
 
 
 def _hist(chart: Chart) -> plt.Figure:
-    """A distribution, with the threshold (an SLA) as a vertical line."""
+    """A distribution, with the threshold (an SLA) as a vertical line: the axis ends at the
+    data's 99th percentile (or just past the line), the few beyond it counted in the last
+    bar and named in the axis label, and the bins have edges on the line."""
     data, o = chart.data, chart.options
     fig, ax = plt.subplots(figsize=(WIDTH, 2.4))
     v = data[o["value"]].to_numpy(float)
-    ax.hist(v, bins=min(30, max(5, int(np.sqrt(len(v))))), color=PALETTE[0])
-    ax.set_xlabel({"h": "hours"}.get(o.get("unit"), o.get("unit", "")))
+    v = v[np.isfinite(v)]
+    line = o.get("threshold") or 0
+    top = max(float(np.quantile(v, 0.99)) if len(v) else 1.0, line * 1.1)
+    bins = _bins(v[v <= top], line, top)
+    last = float(bins[-1]) if isinstance(bins, np.ndarray) else top
+    beyond = int((v > last).sum())
+    ax.hist(np.minimum(v, last - 1e-9) if isinstance(bins, np.ndarray) else v, bins=bins,
+            color=PALETTE[0])
+    ax.set_xlim(0 if not len(v) or v.min() >= 0 else v.min(), last)
+    unit = {"h": "hours"}.get(o.get("unit"), o.get("unit", ""))
+    ax.set_xlabel(f"{unit} ({beyond:,} over {last:,.0f} counted in the last bar)"
+                  if beyond else unit)
     ax.set_ylabel("count")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(axis="x", visible=False)
     _thresholds(ax, o, vertical=True)
     return _titled(fig, ax, chart)
+
+
+def _bins(v: np.ndarray, line: float | None, top: float) -> np.ndarray | int:
+    """Bin edges from 0 to `top` in a step that divides the line (24 h SLA: 1, 2, 3, 4, 6,
+    8, 12 or 24 h), at most 30 bins; without a line, matplotlib's own count."""
+    if not len(v) or not line or line <= 0 or v.min() < 0:
+        return min(30, max(5, int(np.sqrt(max(len(v), 1)))))
+    steps = [line / k for k in (48, 24, 12, 8, 6, 4, 3, 2, 1)]
+    step = next((s for s in steps if top / s <= 30), steps[-1])
+    return np.arange(0, top + step, step)
 
 
 def _line_dual(chart: Chart) -> plt.Figure:
@@ -383,11 +405,38 @@ def _trends(chart: Chart) -> plt.Figure:
         ax.yaxis.set_major_formatter(Adaptive(" %" if unit in ("ratio", "pct") else ""))
         ax.yaxis.set_major_locator(MaxNLocator(4))
         ax.margins(x=0.15, y=0.25)
+        _trend_range(ax, y * scale)
     for ax in list(axes.flat)[len(data.columns):]:
         ax.set_axis_off()
     if chart.title:
         fig.suptitle(chart.title, x=0.01, ha="left", fontsize=10, fontweight="bold")
     return fig
+
+
+TREND_SPAN = 0.1   # a trend axis spans at least 10 % of its values: +0.2 % looks small
+
+
+def _trend_range(ax: plt.Axes, y: np.ndarray) -> bool:
+    """A trend panel's value range: from 0 when the values reach down to half their top,
+    else about the values but at least TREND_SPAN of their size wide, so a change shows in
+    proportion; a panel not from 0 says so. Whether it starts at 0."""
+    y = y[np.isfinite(y)]
+    if not len(y):
+        return True
+    lo, hi = float(y.min()), float(y.max())
+    if lo >= 0 and lo <= hi / 2:
+        ax.set_ylim(0, hi * 1.25 or 1.0)
+        return True
+    span = max(hi - lo, TREND_SPAN * max(abs(lo), abs(hi)))
+    middle = (hi + lo) / 2
+    low, high = middle - span * 0.75, middle + span * 0.75
+    if lo >= 0 and low <= 0:
+        ax.set_ylim(0, high)
+        return True
+    ax.set_ylim(low, high)
+    ax.text(1.0, 0.0, "axis not from 0", transform=ax.transAxes, ha="right", va="bottom",
+            fontsize=6.5, color="#777777")
+    return False
 
 
 def _stacked_lines(chart: Chart) -> plt.Figure:
@@ -396,19 +445,22 @@ def _stacked_lines(chart: Chart) -> plt.Figure:
     cols = [c for c in data.columns if c != o["x"]]
     if not cols:
         return _empty(chart.title)
-    fig, axes = plt.subplots(len(cols), 1, figsize=(WIDTH, 0.5 + 1.1 * len(cols)),
+    fig, axes = plt.subplots(len(cols), 1, figsize=(WIDTH, 0.4 + 0.75 * len(cols)),
                              sharex=True, squeeze=False)
     x = pd.to_datetime(data[o["x"]])
+    units = o.get("units", {})
     for i, (ax, col) in enumerate(zip(axes[:, 0], cols)):
         y = data[col].to_numpy(dtype=float) * (100 if "%" in col else 1)
         ax.plot(x, y, color=PALETTE[[0, 3, 4][i % 3]], linewidth=0.9,
                 marker="o" if len(x) < 6 else None, markersize=3)
-        ax.set_ylabel(col, fontsize=7.5, rotation=0, ha="right", va="center")
-        ax.yaxis.set_major_locator(MaxNLocator(3))
+        ax.set_ylabel(_panel_label(col, o), fontsize=7.5, rotation=0, ha="right",
+                      va="center")
+        ax.yaxis.set_major_locator(MaxNLocator(3, integer=units.get(col) == "count"))
         ax.yaxis.set_major_formatter(Adaptive())
         ax.set_ylim(0, max(1.0, float(np.nanmax(y, initial=0)) * 1.1))  # flat zero: 0-1
         for start, end in o.get("shade", []):
-            ax.axvspan(start, end, color=PALETTE[1], alpha=0.3, linewidth=0)
+            ax.axvspan(*_visible_span(start, end, x), color=PALETTE[1], alpha=0.45,
+                       linewidth=0)
         marked = _marks(ax, o, label=i == 0)
     if marked:
         axes[0, 0].legend(handles=_mark_handles(o), loc="upper left", fontsize=7, ncols=2)
@@ -419,6 +471,29 @@ def _stacked_lines(chart: Chart) -> plt.Figure:
     fig.suptitle(chart.title + (" (incidents shaded)" if o.get("shade") else ""), x=0.01,
                  ha="left", fontsize=10, fontweight="bold")
     return fig
+
+
+def _panel_label(col: str, o: Mapping[str, Any]) -> str:
+    """A panel's axis label; a money panel names its currency ('abandoned value (EUR)')."""
+    if o.get("units", {}).get(col) == "money" and o.get("currency"):
+        return f"{col} ({o['currency']})"
+    return col
+
+
+SHADE_MIN = 0.025       # an incident band is at least this share of the time axis wide
+
+
+def _visible_span(start: Any, end: Any, x: pd.Series) -> tuple[Any, Any]:
+    """An incident window widened about its middle to at least SHADE_MIN of the axis, so
+    a two-hour window on a week's axis is a visible band in print, not a hairline."""
+    start, end = pd.Timestamp(start), pd.Timestamp(end)
+    if len(x) < 2:
+        return start, end
+    least = (x.max() - x.min()) * SHADE_MIN
+    if end - start >= least:
+        return start, end
+    middle = start + (end - start) / 2
+    return middle - least / 2, middle + least / 2
 
 
 KINDS: dict[str, Callable[[Chart], plt.Figure]] = {
@@ -439,12 +514,15 @@ def _short_period(period_id: str) -> str:
 
 
 def _thresholds(ax: plt.Axes, o: Mapping, *, vertical: bool) -> None:
-    for key, style in (("threshold", "--"), ("threshold2", ":")):
+    """The targets as lines; with `threshold_colors` each in its series' colour (CPU
+    target in CPU's, memory target in memory's), else both in the alarm colour."""
+    for i, (key, style) in enumerate((("threshold", "--"), ("threshold2", ":"))):
         value = o.get(key)
         if value is None:
             continue
         line = ax.axvline if vertical else ax.axhline
-        line(value, color=PALETTE[3], linestyle=style, linewidth=1.1,
+        line(value, color=PALETTE[i] if o.get("threshold_colors") else PALETTE[3],
+             linestyle=style, linewidth=1.4 if o.get("threshold_colors") else 1.1,
              label=o.get(f"{key}_label"))
     if o.get("threshold") is not None and o.get("threshold_label"):
         ax.legend(loc="lower right", fontsize=7.5)

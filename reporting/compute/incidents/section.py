@@ -41,7 +41,7 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
     in_period = np.asarray((hours >= period.start) & (hours < period.end))
     found, details = _changes(found, frames, t, currency)
     incidents = list(found.incidents)
-    timeline = _timeline(hours[in_period], sigs, in_period, incidents, tz)
+    timeline = _timeline(hours[in_period], sigs, in_period, incidents, tz, currency)
     insights = tuple(Insight("high", NAME, i.text, impact=1e12 + i.impact.abandoned_value)
                      for i in incidents)
     insights += tuple(Insight("medium", _domain(a.signals[0].name), a.text)
@@ -151,15 +151,21 @@ def _tables(found: Findings) -> tuple[Table, ...]:
 
 
 def _timeline(hours: pd.DatetimeIndex, sigs: list[Signal], in_period: np.ndarray,
-              found: Sequence[Incident], tz: Any) -> Chart:
+              found: Sequence[Incident], tz: Any, currency: str = "") -> Chart:
     """API 5xx rate, abandoned cart value and negative feedback per hour (per day when the
     period is longer than two weeks, or when one of them comes from bare dates), incidents
-    shaded; hours no source of a line covers are gaps, not zeros."""
+    shaded; hours no source of a line covers are gaps, not zeros. The 5xx panel is the
+    most costly incident's failing service (the series its sentence names), else all of
+    the API."""
     names = ("api.server_error_rate", "api.requests", "cart.abandoned_value",
              "feedback.negative")
+    service = next((s for i in found for s in i.services
+                    if any(g.name == "api.server_error_rate" and g.entity == s
+                           for g in sigs)), None)
 
-    def total(name: str, weight: bool = False) -> np.ndarray | None:
-        chosen = [s for s in sigs if s.name == name]
+    def total(name: str, weight: bool = False, entity: str | None = None
+              ) -> np.ndarray | None:
+        chosen = [s for s in sigs if s.name == name and entity in (None, s.entity)]
         if not chosen:
             return None
         values = np.vstack([s.values.astype(float) * (s.events if weight else 1)
@@ -169,8 +175,8 @@ def _timeline(hours: pd.DatetimeIndex, sigs: list[Signal], in_period: np.ndarray
 
     local = hours.tz_convert(tz)
     sums = pd.DataFrame(index=local)
-    for column, values in (("errors", total("api.server_error_rate", weight=True)),
-                           ("requests", total("api.requests")),
+    for column, values in (("errors", total("api.server_error_rate", True, service)),
+                           ("requests", total("api.requests", entity=service)),
                            ("abandoned value", total("cart.abandoned_value")),
                            ("negative comments", total("feedback.negative"))):
         if values is not None:
@@ -179,9 +185,10 @@ def _timeline(hours: pd.DatetimeIndex, sigs: list[Signal], in_period: np.ndarray
     if daily and len(sums.columns):
         sums = sums.groupby(local.floor("D") if len(local) else local).sum(min_count=1)
     data = pd.DataFrame({"hour": sums.index})
+    rate = f"{service} 5xx rate (%)" if service else "5xx rate (%)"
     if "requests" in sums:
         with np.errstate(all="ignore"):
-            data["5xx rate (%)"] = (sums["errors"] / sums["requests"].where(
+            data[rate] = (sums["errors"] / sums["requests"].where(
                 sums["requests"] > 0)).to_numpy()
     for column in ("abandoned value", "negative comments"):
         if column in sums:
@@ -190,4 +197,6 @@ def _timeline(hours: pd.DatetimeIndex, sigs: list[Signal], in_period: np.ndarray
     unit = "day" if daily else "hour"
     return Chart("incidents_timeline", "stacked_lines",
                  f"API errors, abandoned carts and negative feedback per {unit}", data,
-                 {"x": "hour", "shade": shade})
+                 {"x": "hour", "shade": shade, "currency": currency,
+                  "units": {rate: "pct", "abandoned value": "money",
+                            "negative comments": "count"}})

@@ -86,7 +86,9 @@ def compute(frames: Mapping[str, Rollup | pd.DataFrame], period: Period, t: Thre
                     services.reset_index()[["service_name", "cpu_p95", "memory_p95"]],
                     {"label": "service_name", "values": ["cpu_p95", "memory_p95"],
                      "names": ["CPU p95", "memory p95"], "unit": "pct",
-                     "threshold": t.cpu_p95_pct, "threshold_label": "CPU target"}),)
+                     "threshold": t.cpu_p95_pct, "threshold_label": "CPU target",
+                     "threshold2": t.memory_p95_pct, "threshold2_label": "memory target",
+                     "threshold_colors": True}),)
     insights = []
     for name, row in services[services["cpu_p95"] > t.cpu_p95_pct].head(3).iterrows():
         insights.append(Insight(
