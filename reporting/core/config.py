@@ -217,6 +217,8 @@ class SourceConfig:
     services: dict[str, str] = setting(None, "access logs: path prefix = service name",
                                        factory=dict, kind="table",
                                        example={"/v2/pay": "payments-gw"})
+    query_timeout_s: float = setting(600.0, "a query running longer is stopped and its "
+                                     "source marked not loaded", low=0, above=True, unit="s")
 
 
 @dataclass(frozen=True)
@@ -520,7 +522,8 @@ def _sources(raw: Any, where: str, base: Path) -> dict[str, SourceConfig]:
             raise ConfigError(f"{where}: {key}.services must be a table of path prefix = "
                               "service name.")
         src = SourceConfig(name, services={str(k): str(v) for k, v in services.items()},
-                           **{k: v.strip() for k, v in values.items()})
+                           **{k: v.strip() if isinstance(v, str) else v
+                              for k, v in values.items()})
         _check_source(src, where, key)
         if src.path and not Path(src.path).expanduser().is_absolute():
             src = dataclasses.replace(src, path=str(base / src.path))

@@ -26,6 +26,15 @@ def unreadable_csv(path: Path, exc: Exception) -> str:
 
 
 LONG_LINE = 1 << 20     # a line longer than this (1 MiB) is a rejected row, not read
+NO_COLUMN = "\x00none"  # a column no file has: counting lines converts nothing
+
+
+def empty_file(path: object, names: tuple[str, ...]) -> SourceError:
+    """The sentence for a 0-byte CSV: an export that wrote nothing, not "no rows" (a
+    file with only its header line is that)."""
+    return SourceError(f"{path} is empty (0 bytes); expected a CSV export whose first line "
+                       f"names the columns ({', '.join(names)}); a file with only that "
+                       "line is read as no rows.")
 
 
 def fix_for(exc: Exception) -> str | None:
@@ -103,8 +112,10 @@ def malformed_lines(source: Path | IO[bytes], texts: list[str],
         source.seek(0)
     reader = pcsv.open_csv(source, read_options=pcsv.ReadOptions(use_threads=False),
                            parse_options=pcsv.ParseOptions(invalid_row_handler=handler),
+                           # no column converted: an empty include list would convert
+                           # them all, and a later block's type drift would raise here
                            convert_options=pcsv.ConvertOptions(
-                               column_types={}, include_columns=[], strings_can_be_null=False))
+                               include_columns=[NO_COLUMN], include_missing_columns=True))
     for _ in reader:
         pass
     if not isinstance(source, Path):

@@ -2,15 +2,19 @@
 the window's files, file safety, formats and content hashes."""
 from __future__ import annotations
 
+import csv
 import fnmatch
 import hashlib
 import os
 import re
 import stat
+import zlib
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
+
+import pyarrow as pa
 
 from ..core.config import SourceConfig
 from ..core.errors import SourceError
@@ -178,3 +182,22 @@ def check_formats(files: list[Any], src: SourceConfig) -> None:
 def unreadable_parquet(path: Any, exc: Exception) -> SourceError:
     """The one sentence for a Parquet file pyarrow cannot open."""
     return SourceError(f"{path} is not a readable Parquet file ({exc}).")
+
+
+# What reading one source may raise besides SourceError: pyarrow's parse and conversion
+# errors, the operating system's, and the decompressors' (gzip's BadGzipFile is an
+# OSError, a truncated stream an EOFError). Each marks that source, never the build.
+READ_ERRORS = (pa.ArrowException, OSError, EOFError, zlib.error, UnicodeDecodeError, csv.Error)
+
+
+def unreadable(where: object, exc: BaseException) -> SourceError:
+    """One sentence for a source that failed while being read: what failed and what was
+    expected, naming the file (or query)."""
+    detail = " ".join(str(exc).split())[:200].rstrip(".") or type(exc).__name__
+    if isinstance(exc, (EOFError, zlib.error)) or "gzip" in f"{type(exc).__name__} {detail}" \
+            .lower() or "compress" in detail.lower():
+        return SourceError(f"{where} could not be decompressed ({detail}); expected a "
+                           "complete gzip file: the copy may be cut short or damaged, "
+                           "copy it again.")
+    return SourceError(f"{where} could not be read ({detail}); expected a CSV or Parquet "
+                       "export as the data contract describes.")

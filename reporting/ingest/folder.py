@@ -21,7 +21,7 @@ from ..core.periods import Window
 from ..core.quality import Quality
 from . import configured
 from .columns import column_map, describe_columns, file_header, mapping_note
-from .csvrepair import malformed_rows, prepared_csv
+from .csvrepair import empty_file, malformed_rows, prepared_csv
 from .files import check_input, file_sha256
 from .read import read_frame
 from .validate import (
@@ -113,8 +113,8 @@ def load_source(path: Path, spec: Spec, tz: ZoneInfo, mapping: dict[str, str] | 
     started = time.perf_counter()
     q.file = str(path)
     found = file_header(path)
-    if not found and path.stat().st_size == 0:   # an empty file: valid and empty
-        found = list(spec.required)
+    if not found and path.stat().st_size == 0:   # an export that wrote nothing
+        raise empty_file(path, spec.required)
     rename = column_map(found, spec, mapping or {})
     missing = [c for c in spec.required if c not in rename.values()]
     if missing:

@@ -40,7 +40,7 @@ from ...core.periods import Window, latest_window
 from ...core.quality import Loaded, Quality
 from .. import configured
 from ..configured import latest
-from ..files import NoData, file_sha256, files_digest
+from ..files import READ_ERRORS, NoData, file_sha256, files_digest, unreadable
 from ..folder import near_misses, read_folder_file
 from ..validate import default_time_range
 from .plan import Plan, folder_plan, query_plan, source_plan
@@ -132,7 +132,10 @@ def _plan(loaded: Loaded, plans: list[Plan], name: str, make: Callable[[], Any])
     """One source's plan; a SourceError marks that source, the others go on."""
     q = loaded.quality[name]
     try:
-        plan = make()
+        try:
+            plan = make()
+        except READ_ERRORS as exc:    # a damaged file: it fails alone, in one sentence
+            raise unreadable(q.file or q.origin or name, exc) from None
     except SourceError as exc:
         q.status, q.message = "error", str(exc)
         log.info("%s", exc)
@@ -153,7 +156,7 @@ def _finish(loaded: Loaded, plan: Plan, part: Part | None) -> None:
             q.file, q.read, q.skipped = None, 0, 0
         log.info("%s", part.error)
         return
-    job = plan.tasks[0].job if plan.tasks else None
+    job = plan.tasks[0].job if plan.tasks else plan.job
     part = part or Part(rollups.empty(plan.name, job.zone, job.minutes) if job else None)
     if plan.hashed:
         q.sha256 = file_sha256(plan.files[0]) if q.origin is None and plan.files \
@@ -181,9 +184,13 @@ def keep_source(loaded: Loaded, name: str, load: Any) -> None:
     """Run one source's load; a SourceError marks that source, the others go on."""
     q = loaded.quality[name]
     try:
-        result = load()
+        try:
+            result = load()
+        except READ_ERRORS as exc:    # a damaged file: it fails alone, in one sentence
+            raise unreadable(q.file or q.origin or name, exc) from None
     except SourceError as exc:
         q.status, q.message = "error", str(exc)
+        q.file = q.file if q.origin is None else None    # nothing was read
         log.info("%s", exc)      # the caller shows it to the user, once
         return
     if result is None:
