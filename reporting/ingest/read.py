@@ -53,6 +53,7 @@ def read_frame(path: Path, usecols: list[str], spec: Spec, rename: dict[str, str
         source: Path | IO[bytes] = path
         fixes = {"replace": False, "drop_long": False}
         dropped: list[int] = []
+        heads: dict[int, tuple[bytes, int]] = {}
         try:
             frame = pd.read_csv(path, dtype=dtype, **options)
         except pd.errors.EmptyDataError:
@@ -67,7 +68,7 @@ def read_frame(path: Path, usecols: list[str], spec: Spec, rename: dict[str, str
                 fix = fix_for(error)
                 if fix and not fixes[fix]:
                     fixes[fix] = True
-                    source, dropped = prepared_csv(path, **fixes)
+                    source, dropped = prepared_csv(path, **fixes, heads=heads)
                 malformed.clear()
                 try:
                     frame = pd.read_csv(source, dtype="str", **options)
@@ -79,7 +80,7 @@ def read_frame(path: Path, usecols: list[str], spec: Spec, rename: dict[str, str
                     error = exc
             frame.attrs["fixes"] = fixes
         if malformed or dropped:
-            frame.attrs["malformed"] = malformed_lines(source, malformed, dropped)
+            frame.attrs["malformed"] = malformed_lines(source, malformed, dropped, heads)
     return frame
 
 
