@@ -22,7 +22,8 @@ def unreadable_csv(path: Path, exc: Exception) -> str:
         return (f"{path} has a line of many megabytes, longer than the CSV reader's block; "
                 "no export row is that long: find it with `awk 'length > 1000000 "
                 "{print NR}' FILE` and fix or remove it.")
-    return f"{path} could not be read as CSV: {text[:200].rstrip('.')}."
+    detail = " ".join(text.split())[:200].rstrip(".")    # one line: rows may be quoted
+    return f"{path} could not be read as CSV: {detail}."
 
 
 LONG_LINE = 1 << 20     # a line longer than this (1 MiB) is a rejected row, not read
