@@ -3,6 +3,8 @@ the rejected rows keep its first KiB and its length; a text key longer than 2 Ki
 before it is a key."""
 from __future__ import annotations
 
+import gzip
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -10,8 +12,10 @@ import pyarrow as pa
 
 from reporting.core.config import Config
 from reporting.ingest.engine.load import load
+from reporting.ingest.files import Inflation
 from reporting.ingest.validate import KEY_CHARS, KEY_CUT, categorical
 
+ROOT = Path(__file__).resolve().parent.parent
 HEADER = "timestamp,endpoint,status_code,response_time_ms,service_name,method\n"
 
 
@@ -63,3 +67,34 @@ def test_categorical_cuts_arrow_and_numpy_text_alike():
         assert [len(c) for c in out.cat.categories] == [2, 2048]
         assert out.iloc[1].endswith(KEY_CUT) and out.iloc[0] == "/a"
     assert categorical(arrow).isna().tolist() == [False, False, True]
+
+
+def test_a_decompression_bomb_stops_at_its_bound_and_fails_alone(tmp_path):
+    """76 MB of one repeated row gzip to 221 KB (ratio about 345): past 200 times its size
+    and past the 64 MiB always allowed, so both the streamed (api_logs) and the whole-file
+    (user_feedback) readers stop it; cart_abandonment still loads. Raising the ratio reads
+    it all."""
+    row = b"2026-11-02T10:00:00Z,/a,200,5,svc,GET\n"
+    (tmp_path / "api_logs.csv.gz").write_bytes(gzip.compress(HEADER.encode() + row * 2_000_000))
+    (tmp_path / "user_feedback.csv.gz").write_bytes(gzip.compress(
+        b"user_id,timestamp,feedback_text,rating\n" + b"U1,2026-11-02T10:00:00Z,ok,4\n" * 3_000_000))
+    shutil.copy(ROOT / "data" / "cart_abandonment.parquet", tmp_path)
+    loaded = load(Config.from_dict({"workers": 1}), tmp_path)
+    for name in ("api_logs", "user_feedback"):
+        q = loaded.quality[name]
+        assert q.status == "error" and q.message == (
+            f"{tmp_path / name}.csv.gz expands past 64 MiB when decompressed (at most 200 "
+            "times its compressed size and 16,384 MiB: max_decompression_ratio, "
+            "max_decompressed_mb); expected an export, not a decompression bomb: check the "
+            "file, or raise the limits.")
+    assert loaded.quality["cart_abandonment"].valid == 4449
+    loaded = load(Config.from_dict({"workers": 1, "max_decompression_ratio": 1000}), tmp_path)
+    assert loaded.quality["api_logs"].valid == 2_000_000
+    assert loaded.quality["user_feedback"].valid == 3_000_000
+
+
+def test_the_absolute_cap_holds_whatever_the_ratio():
+    bound = Inflation(max_mb=100, ratio=1000)
+    assert bound.limit(1 << 20) == 100 << 20          # 1,000 MiB by ratio, capped at 100
+    assert bound.limit(1000) == 64 << 20               # a small file: the floor
+    assert Inflation(max_mb=10).limit(1000) == 10 << 20

@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow.csv as pcsv
 
 from ..core.errors import SourceError
+from .files import Inflation, open_decompressed
 
 
 def unreadable_csv(path: Path, exc: Exception) -> str:
@@ -51,8 +52,8 @@ def fix_for(exc: Exception) -> str | None:
 
 
 def prepared_csv(path: Path, replace: bool = False, drop_long: bool = False,
-                 heads: dict[int, tuple[bytes, int]] | None = None
-                 ) -> tuple[IO[bytes], list[int]]:
+                 heads: dict[int, tuple[bytes, int]] | None = None,
+                 bound: Inflation | None = None) -> tuple[IO[bytes], list[int]]:
     """The file's bytes without lines longer than LONG_LINE (`drop_long`; their line
     numbers are returned, and in `heads` their first KEEP_HEAD bytes and length) and with
     bytes that are not UTF-8 replaced by U+FFFD (`replace`), streamed into a temporary
@@ -66,7 +67,7 @@ def prepared_csv(path: Path, replace: bool = False, drop_long: bool = False,
 
     dropped: list[int] = []
     line, current, skipping, length = 1, bytearray(), False, 0
-    with open(path, "rb") as fh:
+    with open_decompressed(path, bound) as fh:    # a .gz within `bound`
         while chunk := fh.read(1 << 20):
             if not drop_long:
                 emit(chunk)

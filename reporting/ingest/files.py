@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import csv
 import fnmatch
+import gzip
 import hashlib
+import io
 import os
 import re
 import stat
 import zlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pyarrow as pa
 
@@ -201,3 +204,63 @@ def unreadable(where: object, exc: BaseException) -> SourceError:
                            "copy it again.")
     return SourceError(f"{where} could not be read ({detail}); expected a CSV or Parquet "
                        "export as the data contract describes.")
+
+
+# --- decompression bombs ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Inflation:
+    """How far one compressed input may expand: `ratio` times its compressed size (never
+    below FLOOR_MB: a small file of repeated lines is ordinary) and `max_mb` at most
+    (config keys max_decompression_ratio, max_decompressed_mb)."""
+
+    max_mb: int = 16_384
+    ratio: float = 200.0
+
+    def limit(self, compressed: int) -> int:
+        return min(self.max_mb << 20, max(int(self.ratio * compressed), FLOOR_MB << 20))
+
+
+FLOOR_MB = 64
+
+
+class Bounded(io.RawIOBase):
+    """A decompressed stream that stops with one sentence once it has given more bytes
+    than `limit` (the bomb is never read to its end)."""
+
+    def __init__(self, inner: Any, limit: int, name: object, bound: Inflation) -> None:
+        self.inner, self.limit, self.name_, self.bound, self.given = inner, limit, name, \
+            bound, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.inner.read(len(buffer))
+        self.given += len(data)
+        if self.given > self.limit:
+            raise SourceError(
+                f"{self.name_} expands past {self.limit >> 20:,} MiB when decompressed (at "
+                f"most {self.bound.ratio:g} times its compressed size and "
+                f"{self.bound.max_mb:,} MiB: max_decompression_ratio, max_decompressed_mb); "
+                "expected an export, not a decompression bomb: check the file, or raise "
+                "the limits.")
+        buffer[:len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self.inner.close()
+        super().close()
+
+
+def compressed(path: object) -> bool:
+    return str(path).lower().endswith(".gz")
+
+
+def open_decompressed(path: Path, bound: Inflation | None) -> IO[bytes]:
+    """A local file's bytes, gunzipped (within `bound`) when its name ends in .gz."""
+    if not compressed(path):
+        return open(path, "rb")
+    bound = bound or Inflation()
+    limit = bound.limit(os.path.getsize(path))
+    return io.BufferedReader(Bounded(gzip.open(path, "rb"), limit, path, bound), 1 << 20)

@@ -100,7 +100,8 @@ def read_folder_file(data_dir: Path, spec: Spec, tz: ZoneInfo, mapping: dict[str
         return None
     if path.name.lower().endswith(".gz"):    # compressed: the configured-source reader
         return configured.load(SourceConfig(name, path=str(path)), spec, tz, mapping,
-                               Window(), q, options["time_range"])
+                               Window(), q, options["time_range"], options.get("bound"))
+    options.pop("bound", None)
     return load_source(path, spec, tz, mapping, q, **options)
 
 

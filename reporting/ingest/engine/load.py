@@ -40,7 +40,14 @@ from ...core.periods import Window, latest_window
 from ...core.quality import Loaded, Quality
 from .. import configured
 from ..configured import latest
-from ..files import READ_ERRORS, NoData, file_sha256, files_digest, unreadable
+from ..files import (
+    READ_ERRORS,
+    Inflation,
+    NoData,
+    file_sha256,
+    files_digest,
+    unreadable,
+)
 from ..folder import near_misses, read_folder_file
 from ..validate import default_time_range
 from .plan import Plan, folder_plan, query_plan, source_plan
@@ -71,10 +78,11 @@ def load(config: Config, data_dir: Path, window: Window = Window(), *, now: Any 
     loaded = Loaded({}, {}, {}, near_misses(data_dir, configured)
                     if data_dir.is_dir() else [])
     minutes = rollups.slot_minutes(tz)
+    bound = Inflation(config.max_decompressed_mb, config.max_decompression_ratio)
 
     def job(name: str, folder: bool) -> Job:
         return Job(name, tz.key, minutes, time_range,
-                   tuple(mappings.get(name, {}).items()), folder)
+                   tuple(mappings.get(name, {}).items()), folder, bound=bound)
 
     plans: list[Plan] = []
     for name, spec in SPECS.items():
@@ -83,7 +91,8 @@ def load(config: Config, data_dir: Path, window: Window = Window(), *, now: Any 
             continue
         if name not in HIGH_VOLUME:
             keep_source(loaded, name, lambda: read_folder_file(
-                data_dir, spec, tz, mappings.get(name, {}), q, time_range=time_range))
+                data_dir, spec, tz, mappings.get(name, {}), q, time_range=time_range,
+                bound=bound))
             continue
         _plan(loaded, plans, name, lambda: folder_plan(
             job(name, True), data_dir, q, mappings.get(name, {}), settings.chunk_rows,
@@ -113,7 +122,7 @@ def _configured(loaded: Loaded, plans: list[Plan], job: Job, src: SourceConfig,
             chunk_rows))
     elif name not in HIGH_VOLUME or src.format == "access_log":
         keep_source(loaded, name, lambda: configured.load(
-            src, SPECS[name], tz, dict(job.mapping), window, q, job.time_range))
+            src, SPECS[name], tz, dict(job.mapping), window, q, job.time_range, job.bound))
         if name in loaded.frames and name in HIGH_VOLUME:
             loaded.frames[name] = rollups.reduce(loaded.frames[name], name, tz, job.minutes)
     else:

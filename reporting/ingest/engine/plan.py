@@ -92,7 +92,7 @@ def csv_task(job: Job, path: str | Path, mapping: dict[str, str], chunk_rows: in
         found = remote_header(str(path))
     else:
         path = Path(path)
-        found = csv_header(path) if not job.folder else file_header(path)
+        found = csv_header(path, job.bound) if not job.folder else file_header(path)
     rename = column_map(found, job.spec, mapping)
     missing = [c for c in job.spec.required if c not in rename.values()]
     if not found and (remote(path) or path.stat().st_size == 0):
