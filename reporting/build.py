@@ -136,7 +136,11 @@ def _load(config: Config, data_dir: Path, period: str, now: datetime | None, str
                                                   for q in loaded.quality.values()):
         raise SourceError(no_rows(loaded.quality, data_dir))   # an empty or wrong folder
     p = p or _from_data(period, config, loaded, span, data_dir, now)
-    return loaded, p, span, coverage.require_some(coverage.compute(loaded.frames, p), span)
+    covered = coverage.require_some(coverage.compute(loaded.frames, p), span)
+    if (period or "latest").strip() == "latest" and \
+            (note := coverage.sparse_latest(covered, span)) is not None:
+        loaded.warnings.append(note)
+    return loaded, p, span, covered
 
 
 def _from_data(spec: str, config: Config, loaded: Loaded,

@@ -223,3 +223,28 @@ def test_non_iso_times_reach_validation_and_are_counted(tmp_path):
     assert loaded.rejected["api_logs"]["timestamp"].tolist() == ["11/10/2026 10:00",
                                                                  "tuesday"]
     assert set(SPECS["api_logs"].required) <= set(loaded.rejected["api_logs"].columns)
+
+
+# --- --period latest ---------------------------------------------------------------------
+
+def test_one_stray_later_row_moving_latest_is_warned(tmp_path):
+    """The sample ends 15 Nov; one feedback row dated 30 Nov 23:30 moves `latest` to
+    24-30 Nov, in which one day has data: the build says so (before: silently)."""
+    from reporting.build import build
+
+    data = _data(tmp_path)
+
+    def latest() -> list[str]:
+        result = build(Config(), period="latest", audiences=["executive"], fmt="html",
+                       data_dir=data, output_dir=tmp_path / "out")
+        return [w for w in result.warnings if w.startswith("--period latest")]
+
+    assert latest() == []
+    feedback = pd.read_parquet(data / "user_feedback.parquet")
+    stray = feedback.tail(1).copy()
+    stray["timestamp"] = pd.Timestamp("2026-11-30 23:30", tz="UTC")
+    pd.concat([feedback, stray], ignore_index=True).to_parquet(data / "user_feedback.parquet")
+    assert latest() == [
+        "--period latest chose 24 Nov – 30 Nov 2026 because the newest row is dated "
+        "30 Nov 2026, but only 1 of its 7 days have data in any source: a stray "
+        "later-dated row may have moved the week; check the newest rows, or pass --period."]
