@@ -151,6 +151,9 @@ def _load(config: Config, data_dir: Path, period: str, now: datetime | None, str
         # the side and the date (a log read only for the window would seem empty)
         whole = load(config, data_dir, periods.Window(), now=now)
         coverage.require_some(covered, span, coverage.source_spans(whole.frames))
+    if (period or "latest").strip() == "latest" and \
+            (note := coverage.sparse_latest(covered, span)) is not None:
+        loaded.warnings.append(note)
     return loaded, p, span, covered
 
 

@@ -157,9 +157,11 @@ def test_column_mapping_from_config(tmp_path):
     assert good["created_at"].iloc[0] == pd.Timestamp("2026-11-10", tz="UTC")
 
 
-def test_empty_file_is_valid_and_empty(tmp_path):
-    good, bad = load(tmp_path, "api_logs", "")
-    assert good.empty and bad.empty
+def test_0_byte_file_is_not_loaded_and_header_only_is_valid_and_empty(tmp_path):
+    """A 0-byte export wrote nothing: not "no rows" (issue 33); a header alone is."""
+    with pytest.raises(SourceError, match=r"api_logs.csv is empty \(0 bytes\); expected a "
+                       "CSV export whose first line names the columns"):
+        load(tmp_path, "api_logs", "")
     good, bad = load(tmp_path, "api_logs", API_HEAD)
     assert good.empty and list(good.columns)[:5] == list(SPECS["api_logs"].required)
 

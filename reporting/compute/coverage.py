@@ -208,6 +208,28 @@ def last_complete_day(frames: Mapping[str, pd.DataFrame | Rollup], tz: Any) -> d
     return best if best is not None else newest
 
 
+def sparse_latest(coverage: Coverage, span: tuple[pd.Timestamp, pd.Timestamp] | None,
+                  most: int = 2) -> str | None:
+    """A warning when `latest` chose a week in which at most `most` days have any data
+    though the data starts before it: one stray later-dated row moved the week."""
+    days = set(coverage.days())
+    if span is None or len(days) < 7 or span[0] >= coverage.period.start:
+        return None
+    covered: set[date] = set()
+    for c in coverage.sources.values():
+        if c.status != "absent" and not c.hourly:
+            covered |= days - {t.date() for t in c.missing}
+    if len(covered) > most:
+        return None
+    newest = span[1].tz_convert(coverage.period.start.tz)
+    first, last = min(days), max(days)
+    return (f"--period latest chose {first:%-d %b} – {last:%-d %b %Y} because the newest "
+            "row is dated "
+            f"{newest:%-d %b %Y}, but only {len(covered)} of its {len(days)} days have "
+            "data in any source: a stray later-dated row may have moved the week; check "
+            "the newest rows, or pass --period.")
+
+
 def require_some(coverage: Coverage, span: tuple[pd.Timestamp, pd.Timestamp] | None,
                  spans: Mapping[str, tuple[pd.Timestamp, pd.Timestamp]] | None = None
                  ) -> Coverage:

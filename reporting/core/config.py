@@ -308,6 +308,11 @@ class Config:
     dask_workers: int = setting(2, "a local Dask cluster's worker processes", low=1)
     dask_memory_limit: str = setting("2GB", "each local Dask worker's memory (\"auto\": a "
                                      "share of RAM)", kind="size")
+    max_decompressed_mb: int = setting(16_384, "what one .gz input may expand to; past it "
+                                       "the source is not loaded", low=1, unit="MiB")
+    max_decompression_ratio: float = setting(200.0, "and at most this many times its "
+                                             "compressed size (64 MiB always allowed)",
+                                             low=1)
     source: Path | None = None         # the file read (not a key)
 
     @property

@@ -46,6 +46,8 @@ class SourceConfig:
                                               "host": "request.host"})
     duration_unit: str = setting("s", "JSON logs: the unit of the duration field",
                                  kind="choice", choices=("s", "ms", "us", "ns"), example="ms")
+    query_timeout_s: float = setting(600.0, "a query running longer is stopped and its "
+                                     "source marked not loaded", low=0, above=True, unit="s")
 
 
 
@@ -65,7 +67,8 @@ def read_sources(raw: Any, where: str, base: Path) -> dict[str, SourceConfig]:
                               'log\'s key, such as { time = "ts", status = "status" }.')
         src = SourceConfig(name, services={str(k): str(v) for k, v in services.items()},
                            fields={str(k): v for k, v in fields.items()},
-                           **{k: v.strip() for k, v in values.items()})
+                           **{k: v.strip() if isinstance(v, str) else v
+                              for k, v in values.items()})
         _check_source(src, where, key)
         if src.path and not Path(src.path).expanduser().is_absolute():
             src = dataclasses.replace(src, path=str(base / src.path))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-import gzip
+import io
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 
 from ..core.contracts import Spec
 from ..core.errors import SourceError
-from .files import unreadable_parquet
+from .files import Inflation, open_decompressed, unreadable_parquet
 
 ALIASES = {"created_date": "created_at", "resolved_date": "resolved_at",
            # Core Web Vitals as RUM tools and the Chrome UX Report name them (ms; CLS
@@ -98,10 +98,11 @@ def missing_column_error(where: str, spec: Spec, rename: dict[str, str],
         f"{describe_columns(list(found))}.")
 
 
-def csv_header(path: Path) -> list[str]:
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
+def csv_header(path: Path, bound: Inflation | None = None) -> list[str]:
+    """The first line's names of a .csv or .csv.gz (decompressed within `bound`)."""
     try:
-        with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:
+        with io.TextIOWrapper(open_decompressed(path, bound), encoding="utf-8-sig",
+                              newline="") as fh:
             return next(csv.reader(fh), [])
     except UnicodeDecodeError:
         raise SourceError(f"{path} is not UTF-8 text; export it as UTF-8 CSV.") from None

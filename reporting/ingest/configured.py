@@ -21,7 +21,7 @@ from ..core.contracts import Spec
 from ..core.errors import SourceError
 from ..core.periods import Window
 from . import accesslog, jsonlog, w3clog
-from .files import NoData, discover, name_date
+from .files import Inflation, NoData, discover, name_date
 from .read import Read, parquet_latest, read_files
 from .sql import latest_time, read_query, safe_url
 from .validate import (
@@ -38,8 +38,8 @@ LOG_READERS = {"access_log": accesslog.read_logs, "json_log": jsonlog.read_logs,
 
 
 def load(src: SourceConfig, spec: Spec, tz: ZoneInfo, mapping: dict[str, str], window: Window,
-         quality, time_range: tuple[pd.Timestamp, pd.Timestamp] | None = None
-         ) -> tuple[pd.DataFrame, pd.DataFrame]:
+         quality, time_range: tuple[pd.Timestamp, pd.Timestamp] | None = None,
+         bound: Inflation | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read and validate a configured source; fills `quality` like `folder.load_source`."""
     started = time.perf_counter()
     q = quality
@@ -47,7 +47,7 @@ def load(src: SourceConfig, spec: Spec, tz: ZoneInfo, mapping: dict[str, str], w
         spec = dataclasses.replace(spec, may_be_empty=(*spec.may_be_empty, "response_time_ms"))
     q.origin = describe(src)
     try:
-        r = read_source(src, spec, mapping, window, tz)
+        r = read_source(src, spec, mapping, window, tz, bound)
     except NoData as exc:
         q.status, q.message = "absent", f"no data: {exc}"
         return pd.DataFrame(), pd.DataFrame()
@@ -103,14 +103,14 @@ def describe(src: SourceConfig, path: str = "") -> str:
 
 
 def read_source(src: SourceConfig, spec: Spec, mapping: dict[str, str], window: Window,
-                tz: ZoneInfo) -> Read:
+                tz: ZoneInfo, bound: Inflation | None = None) -> Read:
     """Rows of a configured source within `window` (NoData when its path names nothing)."""
     window = window.for_source(src.name)
     if src.url:
         return read_query(src, spec, mapping, window, tz)
     if src.format in LOG_READERS:
         return LOG_READERS[src.format](src, spec, window, tz)
-    return read_files(src, spec, mapping, window, tz)
+    return read_files(src, spec, mapping, window, tz, bound)
 
 
 def latest(src: SourceConfig, spec: Spec, mapping: dict[str, str], tz: ZoneInfo

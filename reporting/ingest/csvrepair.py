@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow.csv as pcsv
 
 from ..core.errors import SourceError
+from .files import Inflation, open_decompressed
 
 
 def unreadable_csv(path: Path, exc: Exception) -> str:
@@ -22,10 +23,21 @@ def unreadable_csv(path: Path, exc: Exception) -> str:
         return (f"{path} has a line of many megabytes, longer than the CSV reader's block; "
                 "no export row is that long: find it with `awk 'length > 1000000 "
                 "{print NR}' FILE` and fix or remove it.")
-    return f"{path} could not be read as CSV: {text[:200].rstrip('.')}."
+    detail = " ".join(text.split())[:200].rstrip(".")    # one line: rows may be quoted
+    return f"{path} could not be read as CSV: {detail}."
 
 
 LONG_LINE = 1 << 20     # a line longer than this (1 MiB) is a rejected row, not read
+KEEP_HEAD = 1 << 10     # what the rejected rows keep of such a line: its first 1 KiB
+NO_COLUMN = "\x00none"  # a column no file has: counting lines converts nothing
+
+
+def empty_file(path: object, names: tuple[str, ...]) -> SourceError:
+    """The sentence for a 0-byte CSV: an export that wrote nothing, not "no rows" (a
+    file with only its header line is that)."""
+    return SourceError(f"{path} is empty (0 bytes); expected a CSV export whose first line "
+                       f"names the columns ({', '.join(names)}); a file with only that "
+                       "line is read as no rows.")
 
 
 def fix_for(exc: Exception) -> str | None:
@@ -39,12 +51,14 @@ def fix_for(exc: Exception) -> str | None:
     return None
 
 
-def prepared_csv(path: Path, replace: bool = False, drop_long: bool = False
-                 ) -> tuple[IO[bytes], list[int]]:
+def prepared_csv(path: Path, replace: bool = False, drop_long: bool = False,
+                 heads: dict[int, tuple[bytes, int]] | None = None,
+                 bound: Inflation | None = None) -> tuple[IO[bytes], list[int]]:
     """The file's bytes without lines longer than LONG_LINE (`drop_long`; their line
-    numbers are returned) and with bytes that are not UTF-8 replaced by U+FFFD
-    (`replace`), streamed into a temporary file (memory up to 64 MiB, then disk); a long
-    line is never held in memory whole."""
+    numbers are returned, and in `heads` their first KEEP_HEAD bytes and length) and with
+    bytes that are not UTF-8 replaced by U+FFFD (`replace`), streamed into a temporary
+    file (memory up to 64 MiB, then disk); a long line is never held in memory whole."""
+    heads = {} if heads is None else heads
     out: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=64 << 20)
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace") if replace else None
 
@@ -52,8 +66,8 @@ def prepared_csv(path: Path, replace: bool = False, drop_long: bool = False
         out.write(decoder.decode(bytes(data)).encode("utf-8") if decoder else data)
 
     dropped: list[int] = []
-    line, current, skipping = 1, bytearray(), False
-    with open(path, "rb") as fh:
+    line, current, skipping, length = 1, bytearray(), False, 0
+    with open_decompressed(path, bound) as fh:    # a .gz within `bound`
         while chunk := fh.read(1 << 20):
             if not drop_long:
                 emit(chunk)
@@ -62,22 +76,26 @@ def prepared_csv(path: Path, replace: bool = False, drop_long: bool = False
             while start <= len(chunk):
                 nl = chunk.find(b"\n", start)
                 end = len(chunk) if nl < 0 else nl + 1
+                length += end - start
                 if not skipping:
                     current += chunk[start:end]
                     if len(current) > LONG_LINE:
                         if line == 1:
                             raise SourceError(f"{path}: the first line is longer than "
                                               "1 MiB; it must hold the column names.")
-                        skipping, current = True, bytearray()
+                        skipping, current = True, current[:KEEP_HEAD]
                 if nl < 0:
                     break
                 if skipping:
                     dropped.append(line)
+                    heads[line] = (bytes(current), length)
                 else:
                     emit(current)
-                skipping, current, line, start = False, bytearray(), line + 1, nl + 1
+                skipping, current, line, start, length = False, bytearray(), line + 1, \
+                    nl + 1, 0
     if skipping:
         dropped.append(line)
+        heads[line] = (bytes(current), length)
     elif current:
         emit(current)
     if decoder:
@@ -87,10 +105,13 @@ def prepared_csv(path: Path, replace: bool = False, drop_long: bool = False
 
 
 def malformed_lines(source: Path | IO[bytes], texts: list[str],
-                    dropped: list[int] | None = None) -> list[dict[str, Any]]:
+                    dropped: list[int] | None = None,
+                    heads: dict[int, tuple[bytes, int]] | None = None
+                    ) -> list[dict[str, Any]]:
     """Line number, text and reason of each line with the wrong number of fields (a
     second, single-threaded pass: only pyarrow's serial reader knows line numbers) and
-    of each line too long to read (`dropped`, numbers in the file)."""
+    of each line too long to read (`dropped`, numbers in the file; `heads`: their first
+    KiB and length, which is what the rejected rows keep of them)."""
     found: list[dict[str, Any]] = []
 
     def handler(row: Any) -> str:
@@ -103,8 +124,10 @@ def malformed_lines(source: Path | IO[bytes], texts: list[str],
         source.seek(0)
     reader = pcsv.open_csv(source, read_options=pcsv.ReadOptions(use_threads=False),
                            parse_options=pcsv.ParseOptions(invalid_row_handler=handler),
+                           # no column converted: an empty include list would convert
+                           # them all, and a later block's type drift would raise here
                            convert_options=pcsv.ConvertOptions(
-                               column_types={}, include_columns=[], strings_can_be_null=False))
+                               include_columns=[NO_COLUMN], include_missing_columns=True))
     for _ in reader:
         pass
     if not isinstance(source, Path):
@@ -116,10 +139,20 @@ def malformed_lines(source: Path | IO[bytes], texts: list[str],
         for m in found:
             if m["row"] is not None:
                 m["row"] += int(np.searchsorted(gaps, m["row"], side="left"))
-        found += [{"row": d, "text": "", "reason": f"line longer than {LONG_LINE >> 20} MiB "
-                   "(not read)"} for d in dropped]
+        found += [{"row": d, "text": long_text(*(heads or {}).get(d, (b"", 0))),
+                   "reason": f"line longer than {LONG_LINE >> 20} MiB (not read)"}
+                  for d in dropped]
         found.sort(key=lambda m: m["row"] or 0)
     return found
+
+
+def long_text(head: bytes, length: int) -> str:
+    """What a rejected row keeps of a line too long to read: its first KiB (as text) and
+    its length."""
+    if not length:
+        return ""
+    return (head.decode("utf-8", errors="replace").rstrip("\r\n") +
+            f"… [{length} bytes; first {len(head)} kept]")   # no comma: it is CSV
 
 
 def malformed_rows(bad: pd.DataFrame, malformed: list[dict[str, Any]],

@@ -2,15 +2,22 @@
 the window's files, file safety, formats and content hashes."""
 from __future__ import annotations
 
+import csv
 import fnmatch
+import gzip
 import hashlib
+import io
 import os
 import re
 import stat
+import zlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+import pyarrow as pa
 
 from ..core.sourceconfig import SourceConfig
 from ..core.errors import SourceError
@@ -178,3 +185,82 @@ def check_formats(files: list[Any], src: SourceConfig) -> None:
 def unreadable_parquet(path: Any, exc: Exception) -> SourceError:
     """The one sentence for a Parquet file pyarrow cannot open."""
     return SourceError(f"{path} is not a readable Parquet file ({exc}).")
+
+
+# What reading one source may raise besides SourceError: pyarrow's parse and conversion
+# errors, the operating system's, and the decompressors' (gzip's BadGzipFile is an
+# OSError, a truncated stream an EOFError). Each marks that source, never the build.
+READ_ERRORS = (pa.ArrowException, OSError, EOFError, zlib.error, UnicodeDecodeError, csv.Error)
+
+
+def unreadable(where: object, exc: BaseException) -> SourceError:
+    """One sentence for a source that failed while being read: what failed and what was
+    expected, naming the file (or query)."""
+    detail = " ".join(str(exc).split())[:200].rstrip(".") or type(exc).__name__
+    if isinstance(exc, (EOFError, zlib.error)) or "gzip" in f"{type(exc).__name__} {detail}" \
+            .lower() or "compress" in detail.lower():
+        return SourceError(f"{where} could not be decompressed ({detail}); expected a "
+                           "complete gzip file: the copy may be cut short or damaged, "
+                           "copy it again.")
+    return SourceError(f"{where} could not be read ({detail}); expected a CSV or Parquet "
+                       "export as the data contract describes.")
+
+
+# --- decompression bombs ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Inflation:
+    """How far one compressed input may expand: `ratio` times its compressed size (never
+    below FLOOR_MB: a small file of repeated lines is ordinary) and `max_mb` at most
+    (config keys max_decompression_ratio, max_decompressed_mb)."""
+
+    max_mb: int = 16_384
+    ratio: float = 200.0
+
+    def limit(self, compressed: int) -> int:
+        return min(self.max_mb << 20, max(int(self.ratio * compressed), FLOOR_MB << 20))
+
+
+FLOOR_MB = 64
+
+
+class Bounded(io.RawIOBase):
+    """A decompressed stream that stops with one sentence once it has given more bytes
+    than `limit` (the bomb is never read to its end)."""
+
+    def __init__(self, inner: Any, limit: int, name: object, bound: Inflation) -> None:
+        self.inner, self.limit, self.name_, self.bound, self.given = inner, limit, name, \
+            bound, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.inner.read(len(buffer))
+        self.given += len(data)
+        if self.given > self.limit:
+            raise SourceError(
+                f"{self.name_} expands past {self.limit >> 20:,} MiB when decompressed (at "
+                f"most {self.bound.ratio:g} times its compressed size and "
+                f"{self.bound.max_mb:,} MiB: max_decompression_ratio, max_decompressed_mb); "
+                "expected an export, not a decompression bomb: check the file, or raise "
+                "the limits.")
+        buffer[:len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self.inner.close()
+        super().close()
+
+
+def compressed(path: object) -> bool:
+    return str(path).lower().endswith(".gz")
+
+
+def open_decompressed(path: Path, bound: Inflation | None) -> IO[bytes]:
+    """A local file's bytes, gunzipped (within `bound`) when its name ends in .gz."""
+    if not compressed(path):
+        return open(path, "rb")
+    bound = bound or Inflation()
+    limit = bound.limit(os.path.getsize(path))
+    return io.BufferedReader(Bounded(gzip.open(path, "rb"), limit, path, bound), 1 << 20)

@@ -21,7 +21,7 @@ from ..core.periods import Window
 from ..core.quality import Quality
 from . import configured
 from .columns import column_map, describe_columns, file_header, mapping_note
-from .csvrepair import malformed_rows, prepared_csv
+from .csvrepair import empty_file, malformed_rows, prepared_csv
 from .files import check_input, file_sha256
 from .read import read_frame
 from .validate import (
@@ -100,7 +100,8 @@ def read_folder_file(data_dir: Path, spec: Spec, tz: ZoneInfo, mapping: dict[str
         return None
     if path.name.lower().endswith(".gz"):    # compressed: the configured-source reader
         return configured.load(SourceConfig(name, path=str(path)), spec, tz, mapping,
-                               Window(), q, options["time_range"])
+                               Window(), q, options["time_range"], options.get("bound"))
+    options.pop("bound", None)
     return load_source(path, spec, tz, mapping, q, **options)
 
 
@@ -113,8 +114,8 @@ def load_source(path: Path, spec: Spec, tz: ZoneInfo, mapping: dict[str, str] | 
     started = time.perf_counter()
     q.file = str(path)
     found = file_header(path)
-    if not found and path.stat().st_size == 0:   # an empty file: valid and empty
-        found = list(spec.required)
+    if not found and path.stat().st_size == 0:   # an export that wrote nothing
+        raise empty_file(path, spec.required)
     rename = column_map(found, spec, mapping or {})
     missing = [c for c in spec.required if c not in rename.values()]
     if missing:

@@ -23,12 +23,14 @@ from ..core.periods import Window
 from .columns import column_map, csv_header, missing_column_error
 from .csvrepair import fix_for, malformed_lines, prepared_csv, unreadable_csv
 from .files import (
+    Inflation,
     check_formats,
     check_input,
     discover,
     file_format,
     files_digest,
     in_window,
+    open_decompressed,
     source_root,
     unreadable_parquet,
 )
@@ -36,8 +38,10 @@ from .files import (
 log = logging.getLogger(__name__)
 
 
-def read_frame(path: Path, usecols: list[str], spec: Spec, rename: dict[str, str]) -> pd.DataFrame:
-    """The needed columns, Arrow-backed: pyarrow's columns are handed over without a copy."""
+def read_frame(path: Path, usecols: list[str], spec: Spec, rename: dict[str, str],
+               bound: Inflation | None = None) -> pd.DataFrame:
+    """The needed columns, Arrow-backed: pyarrow's columns are handed over without a copy;
+    a .gz decompressed within `bound`."""
     if path.suffix == ".parquet":
         # A pandas index stored in the file (a filtered frame's row labels) means nothing
         # here: rows are known by position, and labels would misalign the Arrow columns.
@@ -54,8 +58,10 @@ def read_frame(path: Path, usecols: list[str], spec: Spec, rename: dict[str, str
         source: Path | IO[bytes] = path
         fixes = {"replace": False, "drop_long": False}
         dropped: list[int] = []
+        heads: dict[int, tuple[bytes, int]] = {}
         try:
-            frame = pd.read_csv(path, dtype=dtype, **options)
+            with open_decompressed(path, bound) as stream:
+                frame = pd.read_csv(stream, dtype=dtype, **options)
         except pd.errors.EmptyDataError:
             return pd.DataFrame({c: pd.Series(dtype="str") for c in usecols})
         except (ValueError, TypeError, NotImplementedError, pa.ArrowException) as first:
@@ -68,7 +74,7 @@ def read_frame(path: Path, usecols: list[str], spec: Spec, rename: dict[str, str
                 fix = fix_for(error)
                 if fix and not fixes[fix]:
                     fixes[fix] = True
-                    source, dropped = prepared_csv(path, **fixes)
+                    source, dropped = prepared_csv(path, **fixes, heads=heads, bound=bound)
                 malformed.clear()
                 try:
                     frame = pd.read_csv(source, dtype="str", **options)
@@ -80,7 +86,7 @@ def read_frame(path: Path, usecols: list[str], spec: Spec, rename: dict[str, str
                     error = exc
             frame.attrs["fixes"] = fixes
         if malformed or dropped:
-            frame.attrs["malformed"] = malformed_lines(source, malformed, dropped)
+            frame.attrs["malformed"] = malformed_lines(source, malformed, dropped, heads)
     return frame
 
 
@@ -138,7 +144,7 @@ class Read:
 # --- files ------------------------------------------------------------------------------
 
 def read_files(src: SourceConfig, spec: Spec, mapping: dict[str, str], window: Window,
-               tz: ZoneInfo) -> Read:
+               tz: ZoneInfo, bound: Inflation | None = None) -> Read:
     """Every file the source's path names, those dated outside the window left unopened."""
     files = discover(src.path)
     check_formats(files, src)
@@ -160,7 +166,8 @@ def read_files(src: SourceConfig, spec: Spec, mapping: dict[str, str], window: W
                 tables.append(table)
                 parts.append(table)
             else:
-                frame, found, fixed = read_csv_rows(path, spec, mapping, origins, i, refused)
+                frame, found, fixed = read_csv_rows(path, spec, mapping, origins, i, refused,
+                                                    bound)
                 replaced |= fixed
                 if frame is not None:
                     parts.append(frame)
@@ -172,17 +179,18 @@ def read_files(src: SourceConfig, spec: Spec, mapping: dict[str, str], window: W
 
 
 def read_csv_rows(path: Path, spec: Spec, mapping: dict[str, str], origins: Origins, index: int,
-                  refused: list[pd.DataFrame]) -> tuple[pd.DataFrame | None, list[str], bool]:
+                  refused: list[pd.DataFrame], bound: Inflation | None = None
+                  ) -> tuple[pd.DataFrame | None, list[str], bool]:
     """One CSV file's rows (contract names), its header, and whether bytes were replaced;
     lines with the wrong number of fields go to `refused` with their line number."""
-    found = csv_header(path)
+    found = csv_header(path, bound)
     rename = column_map(found, spec, mapping)
     error = missing_column_error(str(path), spec, rename, found)
     if error is not None and not (not found and path.stat().st_size == 0):
         raise error
     if not rename:          # an empty file: valid and empty
         return None, found, False
-    frame = read_frame(path, list(rename), spec, rename)
+    frame = read_frame(path, list(rename), spec, rename, bound)
     malformed = frame.attrs.pop("malformed", [])
     replaced = bool(frame.attrs.pop("fixes", {}).get("replace", False))
     frame.columns = [rename[c] for c in frame.columns]

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -55,20 +56,53 @@ def _engine(src: SourceConfig):
         url = url.set(password=password)
     if url.drivername == "postgresql":   # psycopg 3 is the driver we ship with
         url = url.set(drivername="postgresql+psycopg")
-    args = {"connect_timeout": 10} if url.get_backend_name() == "postgresql" else {}
+    args: dict = {}
+    if url.get_backend_name() == "postgresql":   # the server stops a query past the bound
+        args = {"connect_timeout": 10,
+                "options": f"-c statement_timeout={int(src.query_timeout_s * 1000)}"}
     try:
-        return create_engine(url, connect_args=args, pool_pre_ping=False), url
+        engine = create_engine(url, connect_args=args, pool_pre_ping=False)
     except (NoSuchModuleError, ImportError) as exc:
         raise SourceError(f"Source {src.name}: no database driver for {url.drivername} "
                           f"({exc}).") from None
+    if url.get_backend_name() == "sqlite":
+        _sqlite_deadline(engine, src.query_timeout_s)
+    return engine, url
+
+
+def _sqlite_deadline(engine, seconds: float) -> None:
+    """SQLite has no statement timeout: a progress handler (called every 10,000 virtual
+    machine steps) interrupts a statement running longer than `seconds` since it began."""
+    # lazy: start-up time (only SQL sources need it)
+    import time
+
+    from sqlalchemy import event
+
+    began: dict[int, float] = {}
+
+    @event.listens_for(engine, "connect")
+    def _bound(dbapi_conn, _record) -> None:
+        key = id(dbapi_conn)
+        dbapi_conn.set_progress_handler(
+            lambda: int(time.monotonic() - began.get(key, time.monotonic()) > seconds),
+            10_000)
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _restart(conn, *_args) -> None:
+        began[id(conn.connection.dbapi_connection)] = time.monotonic()
+
+
+def _where(url) -> str:
+    """The database and its host and port (SQLite: its file)."""
+    if url.host or url.get_backend_name() != "sqlite":
+        return (f"database {url.database or '(default)'} on {url.host or 'localhost'}"
+                f":{url.port or _default_port(url)}")
+    return f"database {url.database}"
 
 
 def _unreachable(src: SourceConfig, url, exc: Exception) -> SourceError:
-    where = (f"database {url.database or '(default)'} on {url.host or 'localhost'}"
-             f":{url.port or _default_port(url)}") if url.host or url.get_backend_name() != \
-        "sqlite" else f"database {url.database}"
     reason = _message(exc, url)
-    return SourceError(f"Source {src.name}: cannot reach the {where} ({reason}).")
+    return SourceError(f"Source {src.name}: cannot reach the {_where(url)} ({reason}).")
 
 
 def _default_port(url) -> str:
@@ -86,7 +120,13 @@ def _message(exc: Exception, url) -> str:
 
 
 def _query(src: SourceConfig) -> str:
-    return src.sql.strip().rstrip(";").strip()
+    """The configured query as a subquery: a final `;` (and a `-- comment` after it) cut;
+    it is wrapped on lines of its own, so a final `-- comment` ends before the `)`."""
+    return re.sub(r";\s*(--[^\n]*)?\s*$", "", src.sql.strip()).strip()
+
+
+def _wrapped(src: SourceConfig) -> str:
+    return f"(\n{_query(src)}\n) AS src"
 
 
 def _connect(src: SourceConfig):
@@ -109,13 +149,34 @@ def _run(src: SourceConfig, url, conn, sql: str, params: dict | None = None):
     try:
         return conn.execute(text(sql), params or {})
     except (DBAPIError, StatementError) as exc:
-        raise SourceError(f"Source {src.name}: the database refused the query: "
-                          f"{_message(exc, url)}.") from None
+        raise _failed(src, url, exc, 0) from None
+
+
+def _failed(src: SourceConfig, url, exc: Exception, rows: int | None) -> SourceError:
+    """The sentence for a query that failed: stopped at `query_timeout_s`, its connection
+    lost (`rows` read before), or refused by the database."""
+    text = _message(exc, url)
+    if "statement timeout" in text or text.lower() == "interrupted":
+        return SourceError(f"Source {src.name}: the query ran longer than query_timeout_s = "
+                           f"{src.query_timeout_s:g} s and was stopped; make it cheaper (an "
+                           "index on its time column) or raise query_timeout_s.")
+    if getattr(exc, "connection_invalidated", False) or _lost(text):
+        return SourceError(f"Source {src.name}: the connection to the {_where(url)} was lost "
+                           f"after {rows:,} rows ({text}); expected the query's rows to the "
+                           "end: run the build again when the database is back.")
+    return SourceError(f"Source {src.name}: the database refused the query: {text}.")
+
+
+def _lost(text: str) -> bool:
+    lower = text.lower()
+    return any(w in lower for w in ("terminating connection", "server closed the connection",
+                                    "connection is lost", "connection is closed",
+                                    "consuming input failed", "connection reset"))
 
 
 def _columns(src: SourceConfig, spec: Spec, mapping: dict[str, str], url, conn):
     """The query's columns (from an empty run), checked against the contract."""
-    found = list(_run(src, url, conn, f"SELECT * FROM ({_query(src)}) AS src WHERE 1 = 0"
+    found = list(_run(src, url, conn, f"SELECT * FROM {_wrapped(src)} WHERE 1 = 0"
                       ).keys())
     rename = column_map(found, spec, mapping)
     error = missing_column_error(f"The query of source {src.name}", spec, rename, found)
@@ -148,7 +209,7 @@ def query_frames(src: SourceConfig, spec: Spec, mapping: dict[str, str], window:
         found.extend(columns)
         q = conn.dialect.identifier_preparer.quote(time_col)
         cols = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in rename)
-        sql = f"SELECT {cols} FROM ({_query(src)}) AS src"
+        sql = f"SELECT {cols} FROM {_wrapped(src)}"
         params = {}
         if window.bounded:
             cond = []
@@ -159,21 +220,50 @@ def query_frames(src: SourceConfig, spec: Spec, mapping: dict[str, str], window:
                 cond.append(f"src.{q} < :window_end")
                 params["window_end"] = _bound(window.end, conn)
             sql += f" WHERE ({' AND '.join(cond)}) OR src.{q} IS NULL"
+            if conn.dialect.name == "sqlite":
+                # SQLite keeps times as text and compares them as text: a time not in
+                # ISO form would fall outside any window unseen; it comes through, and
+                # validation rejects and counts it
+                sql += f" OR NOT (src.{q} GLOB '{ISO_GLOB}')"
         if rows is not None:
             conn = conn.execution_options(stream_results=True)
         result = _run(src, url, conn, sql, params)
         names = list(result.keys())
-        batches = result.partitions(rows) if rows is not None else iter([result.fetchall()])
-        first = True
-        for batch in batches:
-            first = False
+        done = 0
+        for batch in _fetched(src, url, result, rows, lambda: done):
+            done += len(batch)
             yield _typed(pd.DataFrame.from_records(batch, columns=names, coerce_float=False),
                          rename, spec)
-        if first:
-            yield _typed(pd.DataFrame.from_records([], columns=names), rename, spec)
     finally:
         conn.close()
         engine.dispose()
+
+
+def _fetched(src: SourceConfig, url, result, rows: int | None,
+             done: Callable[[], int]) -> Iterator[list]:
+    """The result's rows, `rows` at a time (all at once when None; at least one batch,
+    maybe empty); an error while fetching (a dropped connection, the timeout) becomes the
+    source's sentence naming the host and how many rows had come."""
+    # lazy: start-up time (only SQL sources need it)
+    from sqlalchemy.exc import DBAPIError, StatementError
+
+    batches = result.partitions(rows) if rows is not None else None
+    got = False
+    while True:
+        try:
+            batch = next(batches, None) if batches is not None else \
+                None if got else result.fetchall()
+        except (DBAPIError, StatementError) as exc:
+            raise _failed(src, url, exc, done()) from None
+        if batch is None:
+            break
+        got = True
+        yield batch
+    if not got:
+        yield []
+
+
+ISO_GLOB = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*"
 
 
 def _typed(frame: pd.DataFrame, rename: dict[str, str], spec: Spec) -> pd.DataFrame:
@@ -206,7 +296,7 @@ def latest_time(src: SourceConfig, spec: Spec, mapping: dict[str, str], tz: Zone
     try:
         _, _, time_col = _columns(src, spec, mapping, url, conn)
         q = conn.dialect.identifier_preparer.quote(time_col)
-        value = _run(src, url, conn, f"SELECT max(src.{q}) FROM ({_query(src)}) AS src"
+        value = _run(src, url, conn, f"SELECT max(src.{q}) FROM {_wrapped(src)}"
                      ).scalar()
     finally:
         conn.close()

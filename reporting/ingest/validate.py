@@ -12,13 +12,36 @@ import pyarrow as pa
 from ..core.contracts import Spec
 
 
+KEY_CHARS = 2048                 # a text key (endpoint, page, service) longer is cut
+KEY_CUT = "… (cut at 2 KiB)"     # what a cut key ends with
+
+
 def categorical(s: pd.Series) -> pd.Series:
-    """Dictionary-encode text in pyarrow (several times faster than astype('category'))."""
+    """Dictionary-encode text in pyarrow (several times faster than astype('category')),
+    values longer than KEY_CHARS cut with KEY_CUT: a 50 MB request path is no key."""
     arr = arrow_data(s)
     if arr is None or not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
-        return s.astype("str").astype("category") if not isinstance(
+        out = s.astype("str").astype("category") if not isinstance(
             s.dtype, pd.CategoricalDtype) else s
-    return pd.Series(arr.dictionary_encode().to_pandas(), index=s.index, name=s.name)
+    else:
+        out = pd.Series(arr.dictionary_encode().to_pandas(), index=s.index, name=s.name)
+    return cut_keys(out)
+
+
+def cut_keys(s: pd.Series) -> pd.Series:
+    """A categorical column with categories longer than KEY_CHARS cut (those now equal
+    merged); only the categories are looked at, not the rows."""
+    cats = s.cat.categories
+    if cats.dtype != object and not pd.api.types.is_string_dtype(cats.dtype):
+        return s
+    long = np.asarray(cats.str.len() > KEY_CHARS, dtype=bool)
+    if not long.any():
+        return s
+    values = np.asarray(cats, dtype=object)
+    values[long] = [v[:KEY_CHARS - len(KEY_CUT)] + KEY_CUT for v in values[long]]
+    codes = s.cat.codes.to_numpy()
+    cut = np.where(codes >= 0, values[np.maximum(codes, 0)], None)
+    return pd.Series(cut, index=s.index, name=s.name).astype("category")
 
 
 def arrow_data(s: pd.Series) -> pa.Array | pa.ChunkedArray | None:

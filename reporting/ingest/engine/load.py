@@ -41,7 +41,14 @@ from ...core.periods import Window, latest_window
 from ...core.quality import Loaded, Quality
 from .. import configured
 from ..configured import latest
-from ..files import NoData, file_sha256, files_digest
+from ..files import (
+    READ_ERRORS,
+    Inflation,
+    NoData,
+    file_sha256,
+    files_digest,
+    unreadable,
+)
 from ..folder import near_misses, read_folder_file
 from ..validate import default_time_range
 from .plan import Plan, folder_plan, query_plan, source_plan
@@ -72,10 +79,11 @@ def load(config: Config, data_dir: Path, window: Window = Window(), *, now: Any 
     loaded = Loaded({}, {}, {}, near_misses(data_dir, configured)
                     if data_dir.is_dir() else [])
     minutes = rollups.slot_minutes(tz)
+    bound = Inflation(config.max_decompressed_mb, config.max_decompression_ratio)
 
     def job(name: str, folder: bool) -> Job:
         return Job(name, tz.key, minutes, time_range,
-                   tuple(mappings.get(name, {}).items()), folder)
+                   tuple(mappings.get(name, {}).items()), folder, bound=bound)
 
     plans: list[Plan] = []
     for name, spec in SPECS.items():
@@ -84,7 +92,8 @@ def load(config: Config, data_dir: Path, window: Window = Window(), *, now: Any 
             continue
         if name not in HIGH_VOLUME:
             keep_source(loaded, name, lambda: read_folder_file(
-                data_dir, spec, tz, mappings.get(name, {}), q, time_range=time_range))
+                data_dir, spec, tz, mappings.get(name, {}), q, time_range=time_range,
+                bound=bound))
             continue
         _plan(loaded, plans, name, lambda: folder_plan(
             job(name, True), data_dir, q, mappings.get(name, {}), settings.chunk_rows,
@@ -114,7 +123,7 @@ def _configured(loaded: Loaded, plans: list[Plan], job: Job, src: SourceConfig,
             chunk_rows))
     elif name not in HIGH_VOLUME or src.format in LOG_FORMATS:
         keep_source(loaded, name, lambda: configured.load(
-            src, SPECS[name], tz, dict(job.mapping), window, q, job.time_range))
+            src, SPECS[name], tz, dict(job.mapping), window, q, job.time_range, job.bound))
         if name in loaded.frames and name in HIGH_VOLUME:
             loaded.frames[name] = rollups.reduce(loaded.frames[name], name, tz, job.minutes)
     else:
@@ -133,7 +142,10 @@ def _plan(loaded: Loaded, plans: list[Plan], name: str, make: Callable[[], Any])
     """One source's plan; a SourceError marks that source, the others go on."""
     q = loaded.quality[name]
     try:
-        plan = make()
+        try:
+            plan = make()
+        except READ_ERRORS as exc:    # a damaged file: it fails alone, in one sentence
+            raise unreadable(q.file or q.origin or name, exc) from None
     except SourceError as exc:
         q.status, q.message = "error", str(exc)
         log.info("%s", exc)
@@ -154,7 +166,7 @@ def _finish(loaded: Loaded, plan: Plan, part: Part | None) -> None:
             q.file, q.read, q.skipped = None, 0, 0
         log.info("%s", part.error)
         return
-    job = plan.tasks[0].job if plan.tasks else None
+    job = plan.tasks[0].job if plan.tasks else plan.job
     part = part or Part(rollups.empty(plan.name, job.zone, job.minutes) if job else None)
     if plan.hashed:
         q.sha256 = file_sha256(plan.files[0]) if q.origin is None and plan.files \
@@ -182,9 +194,13 @@ def keep_source(loaded: Loaded, name: str, load: Any) -> None:
     """Run one source's load; a SourceError marks that source, the others go on."""
     q = loaded.quality[name]
     try:
-        result = load()
+        try:
+            result = load()
+        except READ_ERRORS as exc:    # a damaged file: it fails alone, in one sentence
+            raise unreadable(q.file or q.origin or name, exc) from None
     except SourceError as exc:
         q.status, q.message = "error", str(exc)
+        q.file = q.file if q.origin is None else None    # nothing was read
         log.info("%s", exc)      # the caller shows it to the user, once
         return
     if result is None:

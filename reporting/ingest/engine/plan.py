@@ -32,6 +32,7 @@ from ..files import (
     source_root,
     unreadable_parquet,
 )
+from ..csvrepair import empty_file
 from ..folder import folder_file
 from ..read import time_filter
 from ..sql import safe_url
@@ -91,11 +92,13 @@ def csv_task(job: Job, path: str | Path, mapping: dict[str, str], chunk_rows: in
         found = remote_header(str(path))
     else:
         path = Path(path)
-        found = csv_header(path) if not job.folder else file_header(path)
+        found = csv_header(path, job.bound) if not job.folder else file_header(path)
     rename = column_map(found, job.spec, mapping)
     missing = [c for c in job.spec.required if c not in rename.values()]
     if not found and (remote(path) or path.stat().st_size == 0):
-        return None
+        if job.folder:       # the source's one file: an export that wrote nothing
+            raise empty_file(path, job.spec.required)
+        return None          # one empty file among a configured source's: no rows
     if missing:
         error = missing_column_error(str(path), job.spec, rename, found)
         note = mapping_note(mapping, job.spec, found) if job.folder else ""
@@ -124,6 +127,7 @@ class Plan:
     file: str | None = None
     files: list[Path] = field(default_factory=list)
     hashed: bool = True       # files have a sha256; a query has none
+    job: Job | None = None    # what an empty plan's rollup is made of (no task carries it)
 
 
 def folder_plan(job: Job, data_dir: Path, q: Quality, mapping: dict[str, str],
@@ -139,7 +143,7 @@ def folder_plan(job: Job, data_dir: Path, q: Quality, mapping: dict[str, str],
                            mapping, chunk_rows)
     q.file = str(path)
     return Plan(name, file_tasks(job, [path], mapping, Window(), chunk_rows),
-                time.perf_counter(), str(path), [path])
+                time.perf_counter(), str(path), [path], job=job)
 
 
 def query_plan(job: Job, src: SourceConfig, window: Window, q: Quality,
@@ -148,7 +152,7 @@ def query_plan(job: Job, src: SourceConfig, window: Window, q: Quality,
     q.origin = configured.describe(src)
     q.file, q.unit, q.read, q.skipped = f"query on {safe_url(src.url)}", "query", 1, 0
     return Plan(job.source, [QueryTask(job, src, window, chunk_rows)], time.perf_counter(),
-                q.file, hashed=False)
+                q.file, hashed=False, job=job)
 
 
 def source_plan(job: Job, src: SourceConfig, window: Window, q: Quality,
@@ -168,4 +172,4 @@ def source_plan(job: Job, src: SourceConfig, window: Window, q: Quality,
             check_input(f, [root])
     tasks = file_tasks(job, files, mapping, window, chunk_rows, src.format)
     q.file, q.unit, q.read, q.skipped = src.path, "file", len(files), skipped
-    return Plan(job.source, tasks, started, src.path, files)
+    return Plan(job.source, tasks, started, src.path, files, job=job)

@@ -9,7 +9,16 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..files import NoData, file_format, hidden, is_pattern
+from ..files import (
+    Bounded,
+    Inflation,
+    NoData,
+    compressed,
+    file_format,
+    hidden,
+    is_pattern,
+    open_decompressed,
+)
 
 
 def open_bytes(path: str) -> Any:
@@ -25,13 +34,23 @@ def remote(path: str | Path) -> bool:
     return "://" in str(path)
 
 
-def open_input(path: str) -> pa.NativeFile:
-    """The bytes of a local file or an fsspec URL, decompressed when it ends in .gz."""
+def open_input(path: str, bound: Inflation | None = None) -> pa.NativeFile:
+    """The bytes of a local file or an fsspec URL, decompressed when it ends in .gz (within
+    `bound`: at most so many times its size, and max_decompressed_mb)."""
+    if not compressed(path):
+        return pa.input_stream(path) if not remote(path) else \
+            pa.PythonFile(open_bytes(path), mode="r")
     if not remote(path):
-        return pa.input_stream(path, compression="detect")
-    stream = pa.PythonFile(open_bytes(path), mode="r")
-    return pa.CompressedInputStream(stream, "gzip") if path.lower().endswith(".gz") \
-        else stream
+        return pa.PythonFile(open_decompressed(Path(path), bound), mode="r")
+    bound = bound or Inflation()
+    # lazy: start-up time (only fsspec URLs need it)
+    import fsspec
+
+    fs, inner = fsspec.core.url_to_fs(path)
+    limit = bound.limit(int(fs.size(inner)))
+    stream = pa.CompressedInputStream(pa.PythonFile(open_bytes(path), mode="r"), "gzip")
+    return pa.PythonFile(io.BufferedReader(Bounded(stream, limit, path, bound), 1 << 20),
+                         mode="r")
 
 
 def discover_remote(url: str) -> list[str]:

@@ -18,6 +18,7 @@ import pandas as pd
 from ...core import memory, rollups
 from ...core.contracts import SPECS
 from ...core.errors import SourceError
+from ..files import READ_ERRORS, unreadable
 from ..validate import validate_rows
 from .tasks import CHUNK_ROWS, Part
 
@@ -81,10 +82,13 @@ def run_task(task: Any) -> Part:
     """A task's part; a SourceError (a file that cannot be read) marks its source."""
     try:
         return task.run()
+    except READ_ERRORS as exc:    # a damaged file: it fails alone, in one sentence
+        error = str(unreadable(getattr(task, "path", task.job.source), exc))
     except SourceError as exc:
-        job = task.job
-        return Part(rollups.empty(job.source, job.zone, job.minutes), order=task.order,
-                    error=str(exc))
+        error = str(exc)
+    job = task.job
+    return Part(rollups.empty(job.source, job.zone, job.minutes), order=task.order,
+                error=error)
 
 
 def run_local(tasks: list[Any], settings: EngineSettings, meter: Meter) -> dict[str, Part]:
