@@ -1,5 +1,5 @@
-"""A source's tasks: the Parquet row groups a window needs, a few per task, and one
-task per CSV file; what each source's quality record says of them."""
+"""A source's tasks: the Parquet row groups a window needs, a few per task, one task
+per CSV file, small CSV files a few to a task; what each source's quality record says of them."""
 from __future__ import annotations
 
 import dataclasses
@@ -37,7 +37,7 @@ from ..folder import folder_file
 from ..read import time_filter
 from ..sql import safe_url
 from .remote import discover_remote, remote, remote_header
-from .tasks import CsvTask, Job, ParquetTask, QueryTask
+from .tasks import CsvTask, Job, ParquetTask, QueryTask, group_small
 
 # --- planning: a source's tasks ------------------------------------------------------------
 
@@ -107,13 +107,16 @@ def csv_task(job: Job, path: str | Path, mapping: dict[str, str], chunk_rows: in
 
 
 def file_tasks(job: Job, files: list[Any], mapping: dict[str, str], window: Window,
-               chunk_rows: int, fmt: str = "") -> list[ParquetTask | CsvTask]:
-    tasks: list[ParquetTask | CsvTask] = []
+               chunk_rows: int, fmt: str = "") -> list[Any]:
+    """Each file's tasks in file order (small CSV files a few to a task)."""
+    tasks: list[Any] = []
     for path in files:
         if file_format(PurePosixPath(str(path)), fmt) == "parquet":
             tasks.extend(parquet_tasks(job, path, mapping, window, chunk_rows))
         elif (t := csv_task(job, path, mapping, chunk_rows)) is not None:
             tasks.append(t)
+    # small files share a task (issue 34): about `chunk_rows` rows of 100 bytes each
+    tasks = group_small(tasks, chunk_rows * 100)
     return [dataclasses.replace(t, order=i) for i, t in enumerate(tasks)]
 
 

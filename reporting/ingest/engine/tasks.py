@@ -22,7 +22,7 @@ from ...core.errors import SourceError
 from ...core.periods import Window
 from ...core.quality import Quality
 from ..csvrepair import LONG_LINE
-from ..files import Inflation
+from ..files import READ_ERRORS, Inflation, unreadable
 from ..folder import load_source
 from ..read import Origins, read_csv_rows
 from ..sql import query_frames
@@ -96,10 +96,11 @@ class Part:
         return self
 
 
-def step(job: Job, raw: pd.DataFrame, where: str, rows: np.ndarray, *,
+def step(job: Job, raw: pd.DataFrame, where: str | np.ndarray, rows: np.ndarray, *,
          replaced: bool = False) -> tuple[Part, np.ndarray]:
     """Validate one chunk of raw rows (contract column names) and reduce the valid ones;
-    `rows` are the chunk's row numbers in `where`. Also returns the positions of the
+    `rows` are the chunk's row numbers in `where` (one file, or each row's own file when
+    the chunk holds several small files). Also returns the positions of the
     rejected rows in the chunk (a data-folder file looks up their text as written)."""
     spec, tz = job.spec, job.zone
     for col in raw.columns:
@@ -123,7 +124,7 @@ def step(job: Job, raw: pd.DataFrame, where: str, rows: np.ndarray, *,
         else:
             out = raw.iloc[positions].astype("str").reset_index(drop=True)
             out.insert(0, "row", rows[positions])
-            out.insert(0, job.unit, where)
+            out.insert(0, job.unit, where if isinstance(where, str) else where[positions])
             out["reason"] = reasons
             part.rejected.append(out)
         frame = frame.loc[~bad]
@@ -261,6 +262,105 @@ class CsvTask:
             for reason, n in pre["reason"].value_counts().items():
                 part.counts[reason] = part.counts.get(reason, 0) + int(n)
         return part
+
+
+@dataclass(frozen=True)
+class CsvGroupTask:
+    """Several small CSV files of one configured source as one task (issue 34: a folder
+    of 1,000 small files cost a reduce and a merge each). The files are read one after
+    another into batches of about `chunk_rows` rows, each batch validated and reduced
+    once; every row keeps its own file and row number, so rejected rows and counts are
+    those of one task per file. Files whose columns differ in name, order or type go in
+    different batches; a file that needs repairs is read alone, as its own task would."""
+
+    job: Job
+    members: tuple[CsvTask, ...]
+    chunk_rows: int = CHUNK_ROWS
+    order: int = 0
+
+    def run(self) -> Part:
+        total = Part(rollups.empty(self.job.source, self.job.zone, self.job.minutes))
+        pending: list[tuple[pa.Table, str, int]] = []   # table, file, its first row number
+        for member in self.members:
+            try:
+                tables = _member_tables(member)
+            except _Repair:
+                pending = self._flush(pending, total)
+                total.add(member.run())
+                continue
+            except READ_ERRORS as exc:  # a damaged file named, as its own task names it
+                raise unreadable(member.path, exc) from None
+            for table, line in tables:
+                if pending and not table.schema.equals(pending[0][0].schema):
+                    pending = self._flush(pending, total)
+                pending.append((table, member.path, line))
+                if sum(t.num_rows for t, _, _ in pending) >= self.chunk_rows:
+                    pending = self._flush(pending, total)
+        self._flush(pending, total)
+        total.order = self.order
+        return total.settle()
+
+    def _flush(self, pending: list[tuple[pa.Table, str, int]], total: Part) -> list[Any]:
+        """The pending files' rows as one chunk through `step`; nothing pending after."""
+        if pending:
+            table = pa.concat_tables([t for t, _, _ in pending])
+            raw = table.to_pandas(types_mapper=pd.ArrowDtype).reset_index(drop=True)
+            sizes = [t.num_rows for t, _, _ in pending]
+            rows = np.concatenate([np.arange(line, line + n, dtype=np.int64)
+                                   for (_, _, line), n in zip(pending, sizes)])
+            where = np.repeat(np.array([p for _, p, _ in pending], dtype=object), sizes)
+            part, _ = step(self.job, raw, where, rows)
+            total.add(part)
+        return []
+
+
+def _member_tables(task: CsvTask) -> list[tuple[pa.Table, int]]:
+    """One small file's blocks, columns renamed to the contract's, each with the row
+    number of its first row (the header is row 1); raises _Repair as `_csv_blocks`."""
+    rename = dict(task.rename)
+    out, line = [], 2
+    for table in _csv_blocks(task.path, task.job.spec, rename, task.chunk_rows,
+                             task.job.bound):
+        out.append((table.rename_columns([rename[c] for c in table.column_names]), line))
+        line += table.num_rows
+    return out
+
+
+def group_small(tasks: list[Any], budget: int) -> list[Any]:
+    """Runs of neighbouring local CSV files of a configured source, each under `budget`
+    bytes, as one CsvGroupTask per `budget` bytes (a lone file stays its own task)."""
+    out: list[Any] = []
+    run: list[CsvTask] = []
+    held = 0
+
+    def close() -> None:
+        if len(run) > 1:
+            out.append(CsvGroupTask(run[0].job, tuple(run), run[0].chunk_rows))
+        else:
+            out.extend(run)
+
+    for task in tasks:
+        size = _small_size(task, budget)
+        if size is None:
+            close()
+            run, held = [], 0
+            out.append(task)
+            continue
+        if run and held + size > budget:
+            close()
+            run, held = [], 0
+        run.append(task)
+        held += size
+    close()
+    return out
+
+
+def _small_size(task: Any, budget: int) -> int | None:
+    """A local CSV file's size in bytes when it may join a group (None: it may not)."""
+    if not isinstance(task, CsvTask) or task.job.folder or remote(task.path):
+        return None
+    size = Path(task.path).stat().st_size
+    return size if size < budget else None
 
 
 @dataclass(frozen=True)
