@@ -281,21 +281,23 @@ class CsvGroupTask:
     def run(self) -> Part:
         total = Part(rollups.empty(self.job.source, self.job.zone, self.job.minutes))
         pending: list[tuple[pa.Table, str, int]] = []   # table, file, its first row number
+        held = 0
         for member in self.members:
             try:
                 tables = _member_tables(member)
             except _Repair:
-                pending = self._flush(pending, total)
+                pending, held = self._flush(pending, total), 0
                 total.add(member.run())
                 continue
             except READ_ERRORS as exc:  # a damaged file named, as its own task names it
                 raise unreadable(member.path, exc) from None
             for table, line in tables:
                 if pending and not table.schema.equals(pending[0][0].schema):
-                    pending = self._flush(pending, total)
+                    pending, held = self._flush(pending, total), 0
                 pending.append((table, member.path, line))
-                if sum(t.num_rows for t, _, _ in pending) >= self.chunk_rows:
-                    pending = self._flush(pending, total)
+                held += table.num_rows
+                if held >= self.chunk_rows:
+                    pending, held = self._flush(pending, total), 0
         self._flush(pending, total)
         total.order = self.order
         return total.settle()
