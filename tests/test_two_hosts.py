@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
@@ -33,12 +34,29 @@ build(config, period="{week}", audiences=["it"], data_dir=Path(sys.argv[3]), out
       fmt="pdf")
 # both hosts built: they send at the same moment (a barrier of two files)
 (out.parent / (out.name + ".ready")).touch()
+waited = time.monotonic()
 while len(list(out.parent.glob("*.ready"))) < 2:
+    if time.monotonic() - waited > 120:
+        sys.exit("the other host never finished its build")
     time.sleep(0.01)
 o = deliver(config, out, "{week}", ["it"])
 print(json.dumps({{"sent": len(o.sent), "skipped": len(o.skipped),
                   "channels": len(o.channel_sent)}}))
 """
+
+
+def finish(procs: list[subprocess.Popen]) -> list[tuple[str, str]]:
+    """Each process's output; one that fails ends the others (it waited for it at the
+    barrier), so the failure's own stderr is what the test shows."""
+    deadline = time.monotonic() + 300
+    while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+        if any(p.poll() not in (None, 0) for p in procs):
+            break
+        time.sleep(0.1)
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+    return [p.communicate() for p in procs]
 
 
 def test_two_hosts_sharing_one_postgresql_archive_send_each_message_once(
@@ -64,7 +82,7 @@ def test_two_hosts_sharing_one_postgresql_archive_send_each_message_once(
             [sys.executable, "-c", HOST.format(week=WEEK), str(toml), str(tmp_path / host),
              str(tmp_path / "data")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True, env=env) for host in ("host-a", "host-b")]
-        outputs = [p.communicate(timeout=300) for p in procs]
+        outputs = finish(procs)
     finally:
         controller.stop()
     assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outputs]
