@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -172,3 +174,38 @@ def test_a_claim_waits_for_another_hosts_open_claim_of_the_same_recipient(
                        " attempts, updated_at) VALUES (?,?,?,'delivered',1,'now')", key)
         waiter.join(10)
         assert result == {"claimed": {}, "skipped": {"ops@example.com": "delivered"}}
+
+
+def test_a_host_that_waited_for_another_hosts_first_migration_sees_it_done(
+        pg, monkeypatch, tmp_path):   # noqa: F811
+    """Two hosts open a new archive at once: the second waits for the migration lock while
+    the first creates every table, then finds the schema current instead of creating the
+    tables again ("relation builds already exists", seen once in CI). Its earlier look for
+    `schema_version` must not be answered from the session's stale catalog cache."""
+    config = pg_config(pg.database("race"), monkeypatch)
+    first = Db(archive_url(config.archive_url, tmp_path, config.archive_password_env))
+    opened: list[object] = []
+    with first.transaction():
+        first.lock_schema()
+        second = threading.Thread(target=lambda: opened.append(_open(config, tmp_path)))
+        second.start()
+        waiting = "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        deadline = time.monotonic() + 30
+        while first.execute(waiting).fetchone()[0] == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert first.execute(waiting).fetchone()[0] == 1    # the second host waits
+        for script in MIGRATIONS:
+            for statement in statements(script):
+                first.execute(first.ddl(statement))
+        first.set_version(SCHEMA_VERSION)
+    second.join(30)
+    first.close()
+    assert opened == [SCHEMA_VERSION]
+
+
+def _open(config: Config, folder: Path) -> object:
+    try:
+        with Archive.of(config, folder) as store:
+            return store.version
+    except ReportError as exc:
+        return str(exc)

@@ -160,8 +160,13 @@ class Db:
     def version(self) -> int:
         if self.dialect == "sqlite":
             return int(self.execute("PRAGMA user_version").fetchone()[0])
-        # created by the first migration, under its lock: two hosts never race to make it
-        if self.execute("SELECT to_regclass('schema_version')").fetchone()[0] is None:
+        # created by the first migration, under its lock. Asked of pg_tables (read with
+        # the statement's own snapshot), not to_regclass: that answers from the session's
+        # catalog cache, which inside a transaction that waited for the lock still says
+        # "no such table" after the other host created it (and then CREATE TABLE fails)
+        if not self.execute("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables WHERE "
+                            "schemaname = current_schema() AND tablename = 'schema_version')"
+                            ).fetchone()[0]:
             return 0
         row = self.execute("SELECT MAX(version) FROM schema_version").fetchone()
         return int(row[0] or 0)
