@@ -154,9 +154,6 @@ def test_a_claim_waits_for_another_hosts_open_claim_of_the_same_recipient(
     """Host A holds the recipient's claim key (its transaction is still open); host B's
     claim waits for it, then reads A's committed row and sends nothing. Without the row
     lock B would read no row and claim the recipient a second time."""
-    import threading
-    import time
-
     config = pg_config(pg.database("claims"), monkeypatch)
     key = ("2026-W45", "it", "ops@example.com")
     with Archive.of(config, tmp_path / "a") as a, Archive.of(config, tmp_path / "b") as b:
