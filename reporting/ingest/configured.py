@@ -109,7 +109,7 @@ def read_source(src: SourceConfig, spec: Spec, mapping: dict[str, str], window: 
     if src.url:
         return read_query(src, spec, mapping, window, tz)
     if src.format in LOG_READERS:
-        return LOG_READERS[src.format](src, spec, window, tz)
+        return LOG_READERS[src.format](src, spec, window, tz, bound)
     return read_files(src, spec, mapping, window, tz, bound)
 
 
