@@ -220,3 +220,67 @@ def test_the_schedulers_log_carries_the_lost_column_once(tmp_path, caplog):
     with Archive(out) as a:
         [run] = [dict(r) for r in a.db.execute("SELECT * FROM runs")]
     assert run["status"] == "ok"
+
+
+def _minutely(first: str, last: str) -> pd.DataFrame:
+    """One 200 call of payment-api a minute from `first` to `last` (inclusive)."""
+    times = pd.Series(pd.date_range(first, last, freq="min", tz=UTC))
+    return pd.DataFrame({"timestamp": times, "endpoint": "/pay", "status_code": 200,
+                         "response_time_ms": 100.0, "service_name": "payment-api"})
+
+
+def test_the_partial_first_and_last_hours_of_a_source_are_not_judged():
+    """Rows from Mon 10:30 to Wed 17:29: the 10:00 and 17:00 hours hold 30 calls (usually
+    60) because the data starts and ends inside them. Before: judged as 30."""
+    hours = pd.date_range("2026-11-09", "2026-11-12", freq="h", tz=UTC, inclusive="left")
+    [req] = [s for s in signals({"api_logs": _minutely("2026-11-09 10:30", "2026-11-11 17:29")},
+                                hours) if s.name == "api.requests"]
+    at = {h.strftime("%d %H"): v for h, v in zip(hours, req.values)}
+    assert np.isnan(at["09 10"]) and np.isnan(at["11 17"])
+    assert at["09 11"] == 60 and at["11 16"] == 60
+    assert np.isnan(at["09 09"]) and np.isnan(at["11 18"])
+    # a first row at the hour's start and a last in its last minute: whole hours, judged
+    [req] = [s for s in signals({"api_logs": _minutely("2026-11-09 10:00", "2026-11-11 17:59")},
+                                hours) if s.name == "api.requests"]
+    at = {h.strftime("%d %H"): v for h, v in zip(hours, req.values)}
+    assert at["09 10"] == 60 and at["11 17"] == 60 and np.isnan(at["11 18"])
+
+
+def _nginx_minutely(first: str, last: str) -> bytes:
+    """nginx `combined` + `$request_time` lines (ngx_http_log_module's documented
+    format), one GET /pay a minute from `first` to `last` (inclusive)."""
+    times = pd.date_range(first, last, freq="min", tz=UTC).strftime("%d/%b/%Y:%H:%M:%S +0000")
+    return "".join(f'192.0.2.1 - - [{t}] "GET /pay HTTP/1.1" 200 512 "-" "curl/8" 0.100\n'
+                   for t in times).encode()
+
+
+def test_a_hole_between_the_files_of_a_rotated_set_is_not_judged(tmp_path):
+    """access.log.3.gz ends Tue 10 Nov 10:00, access.log.2.gz starts Wed 11 Nov 14:00:
+    no whole day is missing, so before only the days were checked and the 28 hours
+    between were 0 requests (usually 60), back-end anomalies."""
+    import gzip
+
+    from reporting.core.config import Config
+    from reporting.ingest.engine.load import load
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "access.log.3.gz").write_bytes(gzip.compress(
+        _nginx_minutely("2026-10-19 00:00", "2026-11-10 10:00")))
+    (logs / "access.log.2.gz").write_bytes(gzip.compress(
+        _nginx_minutely("2026-11-11 14:00", "2026-11-13 23:59")))
+    (logs / "access.log.1").write_bytes(_nginx_minutely("2026-11-14 00:00", "2026-11-15 23:59"))
+    (logs / "access.log").write_bytes(b"")
+    (tmp_path / "empty").mkdir()
+    config = Config.from_dict({"workers": 1, "sources": {"api_logs": {
+        "path": str(logs / "*"), "format": "access_log"}}})
+    frames = {"api_logs": load(config, tmp_path / "empty").frames["api_logs"]}
+    assert frames["api_logs"].holes == ((pd.Timestamp("2026-11-10 10:00", tz=UTC),
+                                         pd.Timestamp("2026-11-11 14:00", tz=UTC)),)
+    found = detect(frames, week(2026, 46, UTC), Thresholds())
+    [req] = [s for s in found.signals if s.name == "api.requests"]
+    at = {h.strftime("%d %H"): v for h, v in zip(found.hours, req.values)}
+    assert at["10 09"] == 60 and at["11 14"] == 60 and at["13 23"] == 60
+    hole = [k for k, v in at.items() if "10 10" <= k <= "11 13"]
+    assert len(hole) == 28 and all(np.isnan(at[k]) for k in hole)
+    assert found.back_end == () and found.incidents == ()

@@ -351,6 +351,7 @@ class Rollup:
     tables: dict[str, pd.DataFrame]
     tz: ZoneInfo
     minutes: int
+    holes: tuple = ()    # (last row before, first after): stretches no input file covers
 
     @property
     def count(self) -> int:

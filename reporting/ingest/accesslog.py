@@ -24,6 +24,7 @@ from ..core.contracts import Spec
 from ..core.errors import SourceError
 from ..core.periods import Window
 from .endpoints import fold_endpoint, service_of
+from .files import Inflation
 from .logfiles import Parsed, first_lines, log_files, read_log_files
 from .read import Read
 
@@ -271,12 +272,13 @@ def _duration(f: dict[str, pa.Array]) -> np.ndarray | None:
     return value * DURATIONS[name]
 
 
-def read_logs(src: SourceConfig, spec: Spec, window: Window, tz: ZoneInfo) -> Read:
+def read_logs(src: SourceConfig, spec: Spec, window: Window, tz: ZoneInfo,
+              bound: Inflation | None = None) -> Read:
     """Every log file the path names (plain or .gz); files last written before the window
     are not opened. The layout is the configured `log_format`, else the one that reads
     the most of the first lines."""
     files, skipped = log_files(src, window)
-    path, sample = first_lines(files)
+    path, sample = first_lines(files, bound=bound)
     if src.log_format:
         pattern, layout = compile_format(src.log_format), "the configured log_format"
     else:
@@ -290,7 +292,7 @@ def read_logs(src: SourceConfig, spec: Spec, window: Window, tz: ZoneInfo) -> Re
             pa.array(sample, pa.large_string()), pattern)).as_py():
         raise SourceError(no_match(path, sample, f"log_format {src.log_format!r}"))
     return read_log_files(src, window, files, skipped, lambda _: parser(pattern),
-                          f"{src.path} ({layout})")
+                          f"{src.path} ({layout})", bound)
 
 
 def no_match(path: Path | None, sample: list[str], what: str) -> str:

@@ -66,11 +66,13 @@ def load(src: SourceConfig, spec: Spec, tz: ZoneInfo, mapping: dict[str, str], w
     bad_mask = codes > 0
     counts = np.bincount(codes, minlength=len(labels) + 1)
     pre = r.rejected if r.rejected is not None else pd.DataFrame()
-    q.status, q.rows, q.valid = "loaded", len(raw) + len(pre), int(counts[0])
+    q.status, q.rows, q.valid = "loaded", len(raw) + len(pre) + sum(r.unkept.values()), \
+        int(counts[0])
     if r.warnings:
         q.message = " ".join(r.warnings)
     q.rejected = {label: int(counts[i + 1]) for i, label in enumerate(labels) if counts[i + 1]}
-    for reason, n in (pre["reason"].value_counts().items() if len(pre) else ()):
+    for reason, n in [*(pre["reason"].value_counts().items() if len(pre) else ()),
+                      *r.unkept.items()]:     # lines past the kept ones: counted only
         q.rejected[reason] = q.rejected.get(reason, 0) + int(n)
     bad = pd.DataFrame()
     if bad_mask.any():
@@ -86,6 +88,7 @@ def load(src: SourceConfig, spec: Spec, tz: ZoneInfo, mapping: dict[str, str], w
     if len(pre):
         bad = pd.concat([pre, bad], ignore_index=True) if len(bad) else pre
     q.seconds = time.perf_counter() - started
+    frame.attrs["holes"] = r.holes     # stretches no file covers: not judged (gaps.holes)
     log.info("loaded %s from %s: %d rows, %d valid, %d rejected; %d %ss read, %d skipped "
              "in %.2f s", src.name, q.origin, q.rows, q.valid, q.rows - q.valid, q.read,
              q.unit, q.skipped, q.seconds)
@@ -109,7 +112,7 @@ def read_source(src: SourceConfig, spec: Spec, mapping: dict[str, str], window: 
     if src.url:
         return read_query(src, spec, mapping, window, tz)
     if src.format in LOG_READERS:
-        return LOG_READERS[src.format](src, spec, window, tz)
+        return LOG_READERS[src.format](src, spec, window, tz, bound)
     return read_files(src, spec, mapping, window, tz, bound)
 
 

@@ -236,7 +236,8 @@ class Bounded(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
-        data = self.inner.read(len(buffer))
+        # read1: a gzip cut short raises on the call after the last bytes, never with them
+        data = self.inner.read1(len(buffer))
         self.given += len(data)
         if self.given > self.limit:
             raise SourceError(
@@ -257,10 +258,14 @@ def compressed(path: object) -> bool:
     return str(path).lower().endswith(".gz")
 
 
-def open_decompressed(path: Path, bound: Inflation | None) -> IO[bytes]:
-    """A local file's bytes, gunzipped (within `bound`) when its name ends in .gz."""
+def open_decompressed(path: Path, bound: Inflation | None, raw: bool = False) -> IO[bytes]:
+    """A local file's bytes, gunzipped (within `bound`) when its name ends in .gz; the one
+    opener of every reader. `raw`: unbuffered, each read one step of the decompressor,
+    so a gzip cut short gives every byte before the cut before its EOFError (the log
+    readers keep those lines)."""
     if not compressed(path):
         return open(path, "rb")
     bound = bound or Inflation()
     limit = bound.limit(os.path.getsize(path))
-    return io.BufferedReader(Bounded(gzip.open(path, "rb"), limit, path, bound), 1 << 20)
+    stream = Bounded(gzip.open(path, "rb"), limit, path, bound)
+    return stream if raw else io.BufferedReader(stream, 1 << 20)

@@ -18,6 +18,7 @@ import pandas as pd
 from ..core.sourceconfig import SourceConfig
 from ..core.contracts import Spec
 from ..core.periods import Window
+from .files import Inflation
 from .logfiles import Parsed, log_files, read_log_files
 from .read import Read
 
@@ -111,9 +112,10 @@ def times(raw: pd.Series) -> pd.Series:
     return out.astype("datetime64[ns, UTC]")
 
 
-def read_logs(src: SourceConfig, spec: Spec, window: Window, tz: ZoneInfo) -> Read:
+def read_logs(src: SourceConfig, spec: Spec, window: Window, tz: ZoneInfo,
+              bound: Inflation | None = None) -> Read:
     """Every JSON log file the path names (plain or .gz), in the window."""
     files, skipped = log_files(src, window)
     return read_log_files(src, window, files, skipped,
                           lambda _: parser(src.fields, src.duration_unit),
-                          f"{src.path} (JSON lines)")
+                          f"{src.path} (JSON lines)", bound)

@@ -9,6 +9,9 @@ that come out name their file and line, the lines that do not keep their text an
 """
 from __future__ import annotations
 
+import functools
+import gzip
+import itertools
 import logging
 import zlib
 from collections.abc import Callable, Iterator
@@ -24,14 +27,18 @@ from ..core.sourceconfig import SourceConfig
 from ..core.errors import SourceError
 from ..core.periods import Window
 from .endpoints import fold_endpoint, service_of
-from .files import check_input, discover, source_root
+from .csvrepair import KEEP_HEAD, LONG_LINE, long_text
+from .files import Inflation, check_input, discover, open_decompressed, source_root
 from .read import Origins, Read
 
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 1 << 24          # text per chunk: memory is bounded by it, not by the file
+CHUNK_LINES = 1 << 18          # and lines per chunk (a parsed line costs more than its text)
 COLUMNS = ["timestamp", "endpoint", "status_code", "response_time_ms", "service_name",
            "method"]
+HOLE = pd.Timedelta(hours=1)   # a longer stretch that no file of a source covers is a hole
+KEEP_REJECTED = 10_000         # rejected lines per source kept with their text
 SAMPLE_LINES = 1000            # the lines a layout is detected (or a log_format checked) on
 
 
@@ -56,67 +63,135 @@ class LogRead:
     warnings: list[str] = field(default_factory=list)
     duplicates: int = 0
     timed: bool = False        # some file's format carries a response time
+    kept: int = 0              # rejected lines kept with their text
+    unkept: dict[str, int] = field(default_factory=dict)   # the rest: reason -> count
+
+    def set_aside(self, rejected: list[pd.DataFrame], path: Path, line: int,
+                  chunk: Chunk, reasons: np.ndarray, bad: np.ndarray) -> None:
+        """The chunk's rejected lines (positions `bad`) kept with their text, up to
+        KEEP_REJECTED per source; past it counted by reason only (10 M junk lines in a
+        20 KB gzip held 2 GB as rejected rows)."""
+        room = max(KEEP_REJECTED - self.kept, 0)
+        kept, rest = bad[:room], bad[room:]
+        if len(rest):
+            for reason, n in pd.Series(reasons[rest]).value_counts().items():
+                self.unkept[reason] = self.unkept.get(reason, 0) + int(n)
+        if len(kept):
+            self.kept += len(kept)
+            rejected.append(pd.DataFrame({
+                "file": str(path), "row": line + kept + 1,
+                "line": [chunk.long.get(p, t) for p, t in zip(
+                    kept, chunk.lines.take(kept).to_pylist())],
+                "reason": reasons[kept]}))
 
 
-def _gzip_blocks(fh, path: Path, warnings: list[str]) -> Iterator[bytes]:
-    """Decompressed bytes of a gzip file (several members too); a file that ends before
-    its end-of-stream marker, or is corrupt past some point, gives what came before."""
-    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    fed = False
+BLOCK = 1 << 18       # bytes read at a time: what of a long line is held past LONG_LINE
+MARK = "\x00long line "  # the line put where a line over LONG_LINE was (never parsed)
+REASON_LONG = f"line longer than {LONG_LINE >> 20} MiB (not read)"
+_marks = itertools.count()
+
+
+@dataclass
+class Chunk:
+    """Whole lines of a file as Arrow strings; `long`: position -> what a rejected row
+    keeps of a line over LONG_LINE (its first KiB and its length), which was not read."""
+
+    lines: pa.Array
+    long: dict[int, str] = field(default_factory=dict)
+
+
+class _Splitter:
+    """Bytes in, chunks of about `size` bytes of whole lines out. A line is never held
+    much past LONG_LINE: once it is that long, what came of it is replaced by a marker
+    line, and the rest of it is counted, not kept."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.pending, self.held, self.open = size, [], 0, 0
+        self.skipping, self.head, self.length = False, b"", 0
+        self.marks: dict[str, str] = {}
+
+    def feed(self, block: bytes) -> Iterator[Chunk]:
+        if self.skipping:
+            nl = block.find(b"\n")
+            if nl < 0:
+                self.length += len(block)
+                return
+            self._mark(self.head, self.length + nl + 1)
+            self.skipping, block = False, block[nl + 1:]
+        first = block.find(b"\n")
+        end = len(block) if first < 0 else first + 1
+        if self.open + end > LONG_LINE:          # the open line is too long: cut it out
+            data = b"".join(self.pending) + block[:end]
+            start = self.held - self.open
+            self.pending, self.held, self.open = [data[:start]], start, 0
+            if first < 0:
+                self.skipping, self.head, self.length = True, data[start:start + KEEP_HEAD], \
+                    len(data) - start
+                return
+            self._mark(data[start:start + KEEP_HEAD], len(data) - start)
+            block = block[end:]
+        last = block.rfind(b"\n")
+        self.open = self.open + len(block) if last < 0 else len(block) - last - 1
+        self.pending.append(block)
+        self.held += len(block)
+        if self.held >= self.size:
+            yield from self.flush(whole=False)
+
+    def _mark(self, head: bytes, length: int) -> None:
+        key = f"{MARK}{next(_marks)}\x00"
+        self.marks[key] = long_text(head, length)
+        self.pending.append(key.encode() + b"\n")
+        self.held += len(key) + 1
+
+    def flush(self, whole: bool = True, cut: bool = False) -> Iterator[Chunk]:
+        """The complete lines held; `whole`: the last line too (the file ended), unless
+        `cut` (a gzip that ended early: its partial last line is no line)."""
+        if whole and self.skipping and not cut:
+            self._mark(self.head, self.length)
+        text = b"".join(self.pending)
+        at = len(text) if whole and not cut else text.rfind(b"\n") + 1
+        rest = b"" if whole else text[at:]
+        self.pending, self.held = ([rest] if rest else []), len(rest)
+        if at:
+            lines = _split(text[:at])
+            for start in range(0, len(lines), CHUNK_LINES):   # short lines: memory per line
+                yield self._chunk(lines.slice(start, CHUNK_LINES))
+
+    def _chunk(self, lines: pa.Array) -> Chunk:
+        if not self.marks:
+            return Chunk(lines)
+        at = np.flatnonzero(pc.starts_with(lines, MARK).to_numpy(zero_copy_only=False))
+        found = {int(p): self.marks.pop(t) for p, t in zip(at, lines.take(at).to_pylist())
+                 if t in self.marks}
+        return Chunk(lines, found)
+
+
+def chunks(path: Path, warnings: list[str], size: int = CHUNK_BYTES,
+           bound: Inflation | None = None) -> Iterator[Chunk]:
+    """The lines of a plain or gzip file (within `bound`) as Arrow strings, about `size`
+    bytes at a time (lines end at `\\n` only, a `\\r` before it dropped; bytes that are not
+    UTF-8 replaced). A gzip file that ends before its end marker, or is corrupt past some
+    point, gives the lines before the damage and one warning."""
     try:
-        while raw := fh.read(1 << 20):
-            while raw:
-                fed = True
-                yield d.decompress(raw)
-                if d.eof:
-                    raw, d, fed = d.unused_data, zlib.decompressobj(16 + zlib.MAX_WBITS), False
-                else:
-                    raw = b""
-    except zlib.error as exc:
-        warnings.append(f"{path} is corrupt past some point ({exc}); the lines before it "
-                        "were read.")
-        return
-    if fed and not d.eof:
-        warnings.append(f"{path} ends before its gzip end marker (still being written, or "
-                        "copied while it was); the lines up to the cut were read.")
-        raise _Cut
-
-
-class _Cut(Exception):
-    """A gzip file ended early: its last, partial line is not a line."""
-
-
-def chunks(path: Path, warnings: list[str], size: int = CHUNK_BYTES) -> Iterator[pa.Array]:
-    """The lines of a plain or gzip file as Arrow strings, about `size` bytes at a time
-    (line ends `\\n` or `\\r\\n`; bytes that are not UTF-8 replaced)."""
-    try:
-        fh = open(path, "rb")
+        fh = open_decompressed(path, bound, raw=True)
     except OSError as exc:
         raise SourceError(f"{path} could not be read ({exc.strerror}).") from None
+    split = _Splitter(size)
     with fh:
-        if path.name.lower().endswith(".gz"):
-            blocks = _gzip_blocks(fh, path, warnings)
-        else:
-            blocks = iter(lambda: fh.read(size), b"")
-        rest = b""
         try:
-            pending: list[bytes] = []
-            held = 0
-            for block in blocks:
-                pending.append(block)
-                held += len(block)
-                if held >= size:
-                    text = rest + b"".join(pending)
-                    cut = text.rfind(b"\n") + 1
-                    rest, pending, held = text[cut:], [], 0
-                    if cut:
-                        yield _split(text[:cut])
-            rest += b"".join(pending)
-        except _Cut:
-            rest += b"".join(pending)
-            rest = rest[:rest.rfind(b"\n") + 1]      # the partial last line is dropped
-        if rest:
-            yield _split(rest)
+            while block := fh.read(BLOCK):
+                yield from split.feed(block)
+        except EOFError:
+            warnings.append(f"{path} ends before its gzip end marker (still being written, "
+                            "or copied while it was); the lines up to the cut were read.")
+            yield from split.flush(cut=True)
+            return
+        except (zlib.error, gzip.BadGzipFile) as exc:
+            warnings.append(f"{path} is corrupt past some point ({exc}); the lines before "
+                            "it were read.")
+            yield from split.flush(cut=True)
+            return
+    yield from split.flush()
 
 
 def _split(data: bytes) -> pa.Array:
@@ -133,12 +208,15 @@ def _split(data: bytes) -> pa.Array:
     return pc.utf8_rtrim(lines, "\r")
 
 
-def first_lines(files: list[Path], n: int = SAMPLE_LINES) -> tuple[Path | None, list[str]]:
-    """The first file with a non-blank line, and its first `n` non-blank lines."""
+def first_lines(files: list[Path], n: int = SAMPLE_LINES, bound: Inflation | None = None
+                ) -> tuple[Path | None, list[str]]:
+    """The first file with a non-blank line, and its first `n` non-blank lines (a line
+    over LONG_LINE is none of them)."""
     for path in files:
         got: list[str] = []
-        for lines in chunks(path, [], size=1 << 20):
-            got.extend(s for s in lines.to_pylist() if s.strip())
+        for chunk in chunks(path, [], size=1 << 20, bound=bound):
+            got.extend(s for i, s in enumerate(chunk.lines.to_pylist())
+                       if s.strip() and i not in chunk.long)
             if len(got) >= n:
                 break
         if got:
@@ -161,15 +239,18 @@ def log_files(src: SourceConfig, window: Window) -> tuple[list[Path], int]:
 
 
 def read_log_files(src: SourceConfig, window: Window, files: list[Path], skipped: int,
-                   parser_for: Callable[[Path], Parser], origin: str) -> Read:
+                   parser_for: Callable[[Path], Parser], origin: str,
+                   bound: Inflation | None = None) -> Read:
     """Every file's rows within the window, duplicates of another file's lines dropped,
-    and the lines no parser understood (file, line, text, reason)."""
+    and the lines no parser understood or too long to read (file, line, text, reason);
+    a .gz decompressed within `bound`."""
     found = LogRead()
     frames, files_of, rows_of, rejected = [], [], [], []
     seen: np.ndarray | None = None
     for i, path in enumerate(files):
         parser, hashes, line = parser_for(path), [], 0
-        for lines in chunks(path, found.warnings):
+        for chunk in chunks(path, found.warnings, bound=bound):
+            lines = chunk.lines
             dup = np.zeros(len(lines), bool)
             if len(files) > 1:      # copytruncate: lines found in another file count once
                 # Python's string hash: the same within a run, which is all a run needs
@@ -179,7 +260,7 @@ def read_log_files(src: SourceConfig, window: Window, files: list[Path], skipped
                 if seen is not None and len(seen):
                     at = np.minimum(np.searchsorted(seen, h), len(seen) - 1)
                     dup = seen[at] == h
-            got = untimed_rejected(parser(lines))
+            got = long_rejected(untimed_rejected(parser(lines)), chunk.long)
             found.timed |= "ms" in got.fields
             keep = ~dup[got.pos]
             found.duplicates += int((~keep).sum())
@@ -191,15 +272,18 @@ def read_log_files(src: SourceConfig, window: Window, files: list[Path], skipped
             rows_of.append(line + pos + 1)
             bad = np.flatnonzero((got.reasons != "") & ~dup)
             if len(bad):
-                rejected.append(pd.DataFrame({"file": str(path), "row": line + bad + 1,
-                                              "line": lines.take(bad).to_pylist(),
-                                              "reason": got.reasons[bad]}))
+                found.set_aside(rejected, path, line, chunk, got.reasons, bad)
             line += len(lines)
         if hashes:
             seen = np.sort(np.concatenate([seen, *hashes] if seen is not None else hashes))
+    if found.unkept:
+        found.warnings.append(f"{sum(found.unkept.values()):,} more lines were rejected; "
+                              f"the first {KEEP_REJECTED:,} are kept with their text, the "
+                              "rest counted.")
     for text in found.warnings:
         log.warning("api_logs: %s", text)
-    return _result(frames, files_of, rows_of, rejected, files, skipped, found, origin)
+    return _result(frames, files_of, rows_of, rejected, files, skipped, found, origin,
+                   bound)
 
 
 REASON_TIME = "unparseable timestamp"
@@ -215,21 +299,50 @@ def untimed_rejected(got: Parsed) -> Parsed:
                   got.reasons)
 
 
+def long_rejected(got: Parsed, long: dict[int, str]) -> Parsed:
+    """The marker lines put where lines over LONG_LINE were are rejected rows, never rows
+    (whatever a parser made of them)."""
+    if not long:
+        return got
+    at = np.fromiter(long, dtype=np.int64, count=len(long))
+    got.reasons[at] = REASON_LONG
+    keep = ~np.isin(got.pos, at)
+    return Parsed(got.fields.loc[keep].reset_index(drop=True), got.pos[keep], got.reasons)
+
+
 def _result(frames, files_of, rows_of, rejected, files, skipped, found: LogRead,
-            origin: str) -> Read:
+            origin: str, bound: Inflation | None) -> Read:
     frame = pd.concat(frames, ignore_index=True) if frames else rows(
         pd.DataFrame({"time": pd.Series(dtype="datetime64[ns, UTC]")}), {}, None)
     frame = frame.drop(columns="_pos", errors="ignore")
     if not found.timed:          # no response time in the logs: the column is absent
         frame = frame.drop(columns="response_time_ms")
     origins = Origins(names=[str(p) for p in files])
-    origins.explicit(np.concatenate(files_of) if files_of else np.zeros(0, np.int32),
-                     np.concatenate(rows_of) if rows_of else np.zeros(0, np.int64))
+    file_of = np.concatenate(files_of) if files_of else np.zeros(0, np.int32)
+    origins.explicit(file_of, np.concatenate(rows_of) if rows_of else np.zeros(0, np.int64))
     bad = pd.concat(rejected, ignore_index=True) if rejected else None
     log.info("api_logs: %d rows from %d log files (%d skipped); %d lines found in another "
              "file too were counted once", len(frame), len(files), skipped, found.duplicates)
     return Read(frame, list(frame.columns), origins, origin, "file", len(files), skipped,
-                None, bad, warnings=found.warnings, line_reader=lines_at)
+                None, bad, warnings=found.warnings,
+                line_reader=functools.partial(lines_at, bound=bound),
+                holes=holes(frame["timestamp"], file_of), unkept=found.unkept)
+
+
+def holes(times: pd.Series, file_of: np.ndarray
+          ) -> tuple[tuple[pd.Timestamp, pd.Timestamp], ...]:
+    """(last row before, first row after) of each stretch longer than HOLE that none of
+    the files covers (each file from its first row to its last): a rotated set with a
+    file lost (access.log.3.gz ends Tue 10:00, access.log.2.gz starts Wed 14:00). The
+    hours in it are not judged (`incidents.gaps`), as no file says what happened then."""
+    spans = pd.Series(times.to_numpy(), index=file_of).dropna().groupby(level=0).agg(
+        ["min", "max"]).sort_values("min")
+    out, reach = [], None
+    for start, end in zip(spans["min"], spans["max"]):
+        if reach is not None and start - reach > HOLE:
+            out.append((reach, start))
+        reach = end if reach is None else max(reach, end)
+    return tuple(out)
 
 
 def endpoints_of(target: pd.Series, services: dict[str, str], host: pd.Series | None
@@ -254,7 +367,8 @@ def endpoints_of(target: pd.Series, services: dict[str, str], host: pd.Series | 
     return endpoint, service
 
 
-def lines_at(names: list[str], rows: np.ndarray) -> list[str]:
+def lines_at(names: list[str], rows: np.ndarray, bound: Inflation | None = None
+             ) -> list[str]:
     """The text of line `rows[i]` (from 1) of file `names[i]`, read again: rows that
     validation rejects keep the line as the server wrote it, while the rows read keep
     only their fields (memory)."""
@@ -262,7 +376,8 @@ def lines_at(names: list[str], rows: np.ndarray) -> list[str]:
     out = np.full(len(want), "", dtype=object)
     for name, g in want.groupby("file", sort=False):
         line, last = 0, int(g["row"].max())
-        for lines in chunks(Path(name), []):
+        for chunk in chunks(Path(name), [], bound=bound):
+            lines = chunk.lines
             sel = g[(g["row"] > line) & (g["row"] <= line + len(lines))]
             out[sel.index.to_numpy()] = lines.take(
                 (sel["row"].to_numpy() - line - 1)).to_pylist()

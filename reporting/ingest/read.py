@@ -139,6 +139,8 @@ class Read:
     warnings: list[str] = field(default_factory=list)   # e.g. a gzip log cut short
     # (files, rows) -> the rows' lines as written, for sources whose rows are parsed lines
     line_reader: Callable[[list[str], np.ndarray], list[str]] | None = None
+    holes: tuple = ()    # (last row before, first after): stretches no file covers (logs)
+    unkept: dict[str, int] = field(default_factory=dict)  # rejected, not kept: reason -> n
 
 
 # --- files ------------------------------------------------------------------------------

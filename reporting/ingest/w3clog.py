@@ -17,6 +17,7 @@ from ..core.sourceconfig import SourceConfig
 from ..core.contracts import Spec
 from ..core.errors import SourceError
 from ..core.periods import Window
+from .files import Inflation
 from .logfiles import Parsed, log_files, read_log_files
 from .read import Read
 
@@ -91,7 +92,9 @@ def _segment(lines: list[str], fields: list[str] | None, seconds: bool, idx: lis
     return out, np.asarray(idx, dtype=np.int64)[ok]
 
 
-def read_logs(src: SourceConfig, spec: Spec, window: Window, tz: ZoneInfo) -> Read:
+def read_logs(src: SourceConfig, spec: Spec, window: Window, tz: ZoneInfo,
+              bound: Inflation | None = None) -> Read:
     """Every W3C log file the path names (plain or .gz), in the window."""
     files, skipped = log_files(src, window)
-    return read_log_files(src, window, files, skipped, Parser, f"{src.path} (W3C extended)")
+    return read_log_files(src, window, files, skipped, Parser,
+                          f"{src.path} (W3C extended)", bound)

@@ -125,7 +125,9 @@ def _configured(loaded: Loaded, plans: list[Plan], job: Job, src: SourceConfig,
         keep_source(loaded, name, lambda: configured.load(
             src, SPECS[name], tz, dict(job.mapping), window, q, job.time_range, job.bound))
         if name in loaded.frames and name in HIGH_VOLUME:
-            loaded.frames[name] = rollups.reduce(loaded.frames[name], name, tz, job.minutes)
+            rows = loaded.frames[name]
+            loaded.frames[name] = dataclasses.replace(rollups.reduce(
+                rows, name, tz, job.minutes), holes=rows.attrs.get("holes", ()))
     else:
         _plan(loaded, plans, name, lambda: source_plan(
             job, src, window.for_source(name), q, dict(job.mapping), chunk_rows))
