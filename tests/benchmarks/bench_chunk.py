@@ -135,12 +135,13 @@ def tasks_for(path: Path, job: Job) -> Any:
     return CsvTask(job, str(path), rename, COLUMNS)
 
 
-def timed(engine: Callable, task: Any) -> tuple[float, Part]:
+def timed(engine: Callable, task: Any) -> tuple[tuple[float, float], Part]:
+    """(wall seconds, CPU seconds of the process: every thread) of one run, its part."""
     tasks.arrow_step = engine          # the step every task of this module calls
     try:
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         part = task.run()
-        return time.perf_counter() - t, part
+        return (time.perf_counter() - t, time.process_time() - cpu), part
     finally:
         tasks.arrow_step = ENGINES["polars"]
 
@@ -156,35 +157,68 @@ def same(a: Part, b: Part, label: str) -> None:
                                       check_dtype=False, rtol=1e-12, obj=f"{label} {name}")
 
 
-def measure(path: Path, rounds: int) -> dict[str, list[float]]:
-    """Seconds per engine over `rounds` interleaved rounds, after one checked warm-up."""
+class Held:
+    """The task's chunks as read (pyarrow tables), run through an engine from memory:
+    the step without the reading, which the engines share."""
+
+    def __init__(self, task: Any) -> None:
+        self.job, self.chunks = task.job, []
+
+        def keep(job: Job, table: pa.Table, where: Any, rows: np.ndarray) -> Any:
+            self.chunks.append((table, where, rows))
+            return pandas_step(job, table, where, rows)
+        timed(keep, task)
+
+    def run(self) -> Part:
+        total = Part(rollups.empty(self.job.source, self.job.zone, self.job.minutes))
+        for table, where, rows in self.chunks:
+            total.add(tasks.arrow_step(self.job, table, where, rows)[0])
+        return total.settle()
+
+
+def measure(path: Path, rounds: int) -> dict[str, dict[str, list[float]]]:
+    """Seconds per engine over `rounds` interleaved rounds, after one checked warm-up:
+    the task as the product runs it (read included) and its chunks from memory."""
     job = Job("api_logs", "UTC", 60, default_time_range(NOW))
-    task = tasks_for(path, job)
+    runs = {"read + step": tasks_for(path, job)}
+    runs["step alone"] = Held(runs["read + step"])
     engines = {**ENGINES, "duckdb": DuckStep()}
-    _, ref = timed(engines["pandas"], task)
+    _, ref = timed(engines["pandas"], runs["read + step"])
     for name in ("polars", "duckdb"):
-        same(ref, timed(engines[name], task)[1], f"{name} on {path.name}")
-    times: dict[str, list[float]] = {name: [] for name in engines}
+        for task in runs.values():
+            same(ref, timed(engines[name], task)[1], f"{name} on {path.name}")
+    times = {f"{kind}, {clock}": {name: [] for name in engines}
+             for kind in runs for clock in ("wall", "CPU")}
     for i in range(rounds):
-        for name, engine in engines.items():
-            times[name].append(timed(engine, task)[0])
-        print(f"  round {i + 1} ({path.suffix[1:]}): " + ", ".join(
-            f"{n} {t[-1]:.2f} s" for n, t in times.items()), flush=True)
+        for kind, task in runs.items():
+            for name, engine in engines.items():
+                wall, cpu = timed(engine, task)[0]
+                times[f"{kind}, wall"][name].append(wall)
+                times[f"{kind}, CPU"][name].append(cpu)
+            print(f"  round {i + 1} ({path.suffix[1:]}, {kind}): " + ", ".join(
+                f"{n} {times[kind + ', wall'][n][-1]:.2f} s wall, "
+                f"{times[kind + ', CPU'][n][-1]:.2f} s CPU" for n in engines), flush=True)
     return times
 
 
-def table(results: dict[str, dict[str, list[float]]], rows: int) -> str:
+def table(results: dict[str, dict[str, dict[str, list[float]]]], rows: int) -> str:
     lines = [f"| API-log chunk step, {rows:,} rows, one process | pandas (today) | Polars | "
              "DuckDB | pandas / Polars | pandas / DuckDB |", "|---|---|---|---|---|---|"]
-    for fmt, times in results.items():
-        def mm(name: str) -> str:
-            v = sorted(times[name])
-            return f"{v[0]:.2f} / {v[len(v) // 2]:.2f}"
-        ratios = [[p / o for p, o in zip(times["pandas"], times[n])] for n in ("polars", "duckdb")]
-        lines.append(f"| {fmt}: min / median s | {mm('pandas')} | {mm('polars')} | "
-                     f"{mm('duckdb')} | " + " | ".join(f"{min(r):.2f}-{max(r):.2f}x"
-                                                       for r in ratios) + " |")
+    for fmt, kinds in results.items():
+        for kind, times in kinds.items():
+            lines.append(row(f"{fmt}, {kind}", times))
     return "\n".join(lines)
+
+
+def row(label: str, times: dict[str, list[float]]) -> str:
+    """One line of the table: min / median seconds per engine, ratios within a round."""
+    def mm(name: str) -> str:
+        v = sorted(times[name])
+        return f"{v[0]:.2f} / {v[len(v) // 2]:.2f}"
+    ratios = [[p / o for p, o in zip(times["pandas"], times[n])] for n in ("polars", "duckdb")]
+    return (f"| {label}: min / median s | {mm('pandas')} | {mm('polars')} | "
+            f"{mm('duckdb')} | " + " | ".join(f"{min(r):.2f}-{max(r):.2f}x" for r in ratios)
+            + " |")
 
 
 def bench(api_rows: int, rounds: int) -> str:

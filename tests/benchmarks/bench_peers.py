@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shutil
 import subprocess
 import sys
@@ -150,10 +151,18 @@ print(json.dumps({"kpis": out, "seconds": time.perf_counter() - t0}))
 '''
 
 
-def watched(cmd: list[str]) -> tuple[float, int, str]:
-    """Wall seconds, peak resident bytes of the process tree (sampled every 20 ms) and
-    stdout of one command."""
-    t = time.perf_counter()
+def cpu_children() -> float:
+    """CPU seconds (user + system) of the ended child processes and their waited-for
+    children (the build's pool workers) so far."""
+    use = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return use.ru_utime + use.ru_stime
+
+
+def watched(cmd: list[str]) -> tuple[float, float, int, str]:
+    """Wall seconds, CPU seconds, peak resident bytes of the process tree (sampled every
+    20 ms) and stdout of one command. On a shared machine CPU seconds vary less than
+    wall seconds (a process waiting for a core costs wall time, not CPU time)."""
+    t, cpu = time.perf_counter(), cpu_children()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=ROOT)
     top, peak = psutil.Process(proc.pid), 0
@@ -167,29 +176,29 @@ def watched(cmd: list[str]) -> tuple[float, int, str]:
     out, err = proc.communicate()
     if proc.returncode:
         raise RuntimeError(f"{cmd[:4]} failed ({proc.returncode}): {err[-2000:]}")
-    return time.perf_counter() - t, peak, out
+    return time.perf_counter() - t, cpu_children() - cpu, peak, out
 
 
 def run_build(data: Path) -> dict:
     """The product's build of the latest week without the PDF stage, in a fresh output."""
     out = Path(tempfile.mkdtemp(prefix="peers-out-"))
     try:
-        seconds, peak, _ = watched([sys.executable, "-m", "reporting", "build", "--data",
+        seconds, cpu, peak, _ = watched([sys.executable, "-m", "reporting", "build", "--data",
                                     str(data), "--output", str(out), "--format", "html"])
         report = next(out.glob("reports/*/kpis.json")).parent
         kpis = json.loads((report / "kpis.json").read_text())
         manifest = json.loads((report / "manifest.json").read_text())
     finally:
         shutil.rmtree(out, ignore_errors=True)
-    return {"seconds": seconds, "peak": peak, "kpis": kpis,
+    return {"seconds": seconds, "cpu": cpu, "peak": peak, "kpis": kpis,
             "load": manifest["timings"]["load"]}
 
 
 def run_peer(script: str, data: Path, ext: str, period: dict) -> dict:
-    seconds, peak, out = watched([sys.executable, "-c", script, str(data), ext,
-                                  period["start"], period["end"]])
+    seconds, cpu, peak, out = watched([sys.executable, "-c", script, str(data), ext,
+                                       period["start"], period["end"]])
     result = json.loads(out)
-    return {"seconds": seconds, "peak": peak, "kpis": result["kpis"],
+    return {"seconds": seconds, "cpu": cpu, "peak": peak, "kpis": result["kpis"],
             "inner": result["seconds"]}
 
 
@@ -228,7 +237,8 @@ def one_format(data: Path, ext: str, rounds: int) -> dict[str, list[dict]]:
             runs[name].append(peer)
         print(f"  round {i + 1} ({ext}): build {built['seconds']:.1f} s (load "
               f"{built['load']:.1f} s), duckdb {runs['duckdb'][-1]['seconds']:.1f} s, "
-              f"polars {runs['polars'][-1]['seconds']:.1f} s; build / duckdb "
+              f"polars {runs['polars'][-1]['seconds']:.1f} s (CPU {built['cpu']:.1f} / "
+              f"{runs['duckdb'][-1]['cpu']:.1f} / {runs['polars'][-1]['cpu']:.1f} s); build / duckdb "
               f"{built['seconds'] / runs['duckdb'][-1]['seconds']:.2f}x, build / polars "
               f"{built['seconds'] / runs['polars'][-1]['seconds']:.2f}x", flush=True)
     return runs
@@ -245,6 +255,8 @@ def table(results: dict[str, dict[str, list[dict]]], rows: dict[str, int]) -> st
             return f"{v[0]:.1f} / {v[len(v) // 2]:.1f}"
         lines.append(f"| {ext}, wall (min / median s) | {mm('build')} | {mm('duckdb')} | "
                      f"{mm('polars')} |")
+        lines.append(f"| {ext}, CPU (min / median s) | {mm('build', 'cpu')} | "
+                     f"{mm('duckdb', 'cpu')} | {mm('polars', 'cpu')} |")
         lines.append(f"| {ext}, build's load stage / peers' own timing (min / median s) | "
                      f"{mm('build', 'load')} | {mm('duckdb', 'inner')} | "
                      f"{mm('polars', 'inner')} |")
@@ -253,7 +265,11 @@ def table(results: dict[str, dict[str, list[dict]]], rows: dict[str, int]) -> st
                                   for n in ("build", "duckdb", "polars")) + " |")
         ratios = [[b["seconds"] / p["seconds"] for b, p in zip(runs["build"], runs[n])]
                   for n in ("duckdb", "polars")]
-        lines.append(f"| {ext}, build / peer within a round | | "
+        lines.append(f"| {ext}, build / peer within a round, wall | | "
+                     + " | ".join(f"{min(r):.2f}-{max(r):.2f}x" for r in ratios) + " |")
+        ratios = [[b["cpu"] / p["cpu"] for b, p in zip(runs["build"], runs[n])]
+                  for n in ("duckdb", "polars")]
+        lines.append(f"| {ext}, build / peer within a round, CPU | | "
                      + " | ".join(f"{min(r):.2f}-{max(r):.2f}x" for r in ratios) + " |")
     return "\n".join(lines)
 
