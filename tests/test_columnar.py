@@ -115,3 +115,10 @@ def test_text_times_take_todays_step() -> None:
     assert part.counts == {"unparseable timestamp": 1, "negative response_time_ms": 1,
                            "missing value in service_name": 1}
     assert part.valid == 3
+
+
+def test_an_empty_chunk_is_an_empty_part() -> None:
+    """A row group of no rows: no rows, no valid row, every table empty (today's step)."""
+    part, positions = arrow_step(JOB, chunk().slice(0, 0), "api.parquet", np.arange(0))
+    assert (part.rows, part.valid, len(positions)) == (0, 0, 0)
+    assert all(len(t) == 0 for t in part.rollup.tables.values())
