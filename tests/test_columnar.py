@@ -122,3 +122,21 @@ def test_an_empty_chunk_is_an_empty_part() -> None:
     part, positions = arrow_step(JOB, chunk().slice(0, 0), "api.parquet", np.arange(0))
     assert (part.rows, part.valid, len(positions)) == (0, 0, 0)
     assert all(len(t) == 0 for t in part.rollup.tables.values())
+
+
+def test_times_on_and_just_outside_the_range_as_today() -> None:
+    """Nanosecond times: 2000-01-01 00:00 exactly is valid, half a microsecond before it
+    is rejected (a microsecond cut would have kept it), as today's rules say."""
+    stamps = pd.to_datetime(["2000-01-01 00:00:00", "1999-12-31 23:59:59.9999995",
+                             "2026-10-19 10:00", "2026-10-19 10:00", "2026-10-19 10:00",
+                             "2026-10-19 10:00"], utc=True, format="ISO8601").as_unit("ns")
+    table = chunk(timestamp=pa.array(stamps, pa.timestamp("ns", tz="UTC")),
+                  status_code=[200] * 6, response_time_ms=[5.0] * 6,
+                  endpoint=["/a"] * 6, service_name=["s1"] * 6)
+    part, positions = arrow_step(JOB, table, "api.parquet", np.arange(2, 8))
+    assert part.counts == {"timestamp before 2000-01-01": 1}
+    assert positions.tolist() == [1] and part.valid == 5
+    old, _ = today(table)
+    for name, frame in old.rollup.tables.items():    # an empty table's dtypes may differ
+        pd.testing.assert_frame_equal(canon(frame), canon(part.rollup.tables[name]),
+                                      check_dtype=False)

@@ -19,7 +19,7 @@ first appear, as pandas' `groupby(sort=False)` does.
 """
 from __future__ import annotations
 
-from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -77,11 +77,13 @@ def suspect_rows(table: pa.Table, bounds: tuple[pd.Timestamp, pd.Timestamp],
                  odd_keys: np.ndarray) -> np.ndarray:
     """Rows that some rule of today's validation might reject or change (True): these
     take today's step. `odd_keys` from `encode`."""
-    lo, hi = (pa.scalar(t.to_pydatetime(), pa.timestamp("us", tz="UTC")) for t in bounds)
-    ts = _utc_us(table)
+    # strictly inside, in whole microseconds (floored): a time cut from nanoseconds, or
+    # one on a bound, is left to today's rules
+    lo, hi = (pa.scalar(int(pd.Timestamp(t).value // 1000), pa.int64()) for t in bounds)
+    ts = _utc_us(table).combine_chunks().view(pa.int64())
     status = table.column("status_code")
     rt = pc.cast(table.column("response_time_ms"), pa.float64())
-    ok = pc.and_kleene(pc.greater_equal(ts, lo), pc.less_equal(ts, hi))
+    ok = pc.and_kleene(pc.greater(ts, lo), pc.less(ts, hi))
     ok = pc.and_kleene(ok, pc.and_kleene(pc.greater_equal(status, 100),
                                          pc.less_equal(status, 599)))
     ok = pc.and_kleene(ok, pc.and_kleene(pc.is_finite(rt), pc.greater_equal(rt, 0.0)))
@@ -103,12 +105,7 @@ def reduce(table: pa.Table, tz: str, minutes: int, cats: dict[str, pd.Index],
     plans = _plans(frame)
     tables = dict(zip(plans, pl.collect_all(list(plans.values()))))
     out = {name: _to_pandas(t, cats) for name, t in tables.items()}
-    return rollups.Rollup(SOURCE, out, _zone(tz), minutes)
-
-
-def _zone(tz: str) -> Any:
-    from zoneinfo import ZoneInfo   # lazy: a name to a zone only when a rollup is made
-    return ZoneInfo(tz)
+    return rollups.Rollup(SOURCE, out, ZoneInfo(tz), minutes)
 
 
 def _columns(table: pa.Table, tz: str, minutes: int, codes: dict[str, np.ndarray]
