@@ -175,8 +175,11 @@ def seasonal_times(rng: np.random.Generator, n: int, start: pd.Timestamp, weight
 def simulate(out: Path, weeks: int = 4, scale: str = "small", seed: int = 7,
              start: date = DEFAULT_START, fmt: str = "csv",
              incident_weeks: list[int] | None = None,
-             faults: list[Fault] | None = None) -> dict[str, int]:
+             faults: list[Fault] | None = None,
+             api_rows_per_week: int | None = None) -> dict[str, int]:
     """Write the ten sources to `out`; returns rows written per source.
+    `api_rows_per_week` replaces the scale's API rows a week (the other sources in
+    proportion, system metrics as the scale's): a benchmark's size between two scales.
     `incident_weeks` (1 = the first simulated week; [] for none) says which weeks hold
     the payment outage, by default the third week of every block of 4; `faults`
     replaces those outages."""
@@ -196,7 +199,8 @@ def simulate(out: Path, weeks: int = 4, scale: str = "small", seed: int = 7,
     t0 = pd.Timestamp(start, tz="UTC")
     hours_total = weeks * 7 * 24
     weights = hour_weights(t0, hours_total)
-    k = API_ROWS_PER_WEEK[scale] / 50_000 * weeks
+    per_week = api_rows_per_week or API_ROWS_PER_WEEK[scale]
+    k = per_week / 50_000 * weeks
     incidents = faults if faults is not None else [
         Fault(t0 + pd.Timedelta(days=7 * (w - 1) + 2, hours=10),
               t0 + pd.Timedelta(days=7 * (w - 1) + 2, hours=12),
@@ -215,7 +219,7 @@ def simulate(out: Path, weeks: int = 4, scale: str = "small", seed: int = 7,
     frames["cart_abandonment"], injected_carts = _carts(rng, sessions, pushed, t0, weights,
                                                         incidents)
     frames["user_feedback"] = _feedback(rng, sessions, incidents)
-    frames["api_logs"] = _api(rng, int(API_ROWS_PER_WEEK[scale] * weeks), t0, weights,
+    frames["api_logs"] = _api(rng, int(per_week * weeks), t0, weights,
                               incidents)
     frames["support_tickets"] = _tickets(rng, int(160 * k), t0, weights, users, incidents,
                                          t0 + pd.Timedelta(hours=hours_total))

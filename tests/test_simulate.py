@@ -75,6 +75,16 @@ def test_scale_sets_api_rows(tmp_path):
     assert (tmp_path / "api_logs.parquet").exists() and not (tmp_path / "api_logs.csv").exists()
 
 
+def test_api_rows_per_week_sizes_the_week_between_scales(tmp_path):
+    """2,000 API rows a week instead of tiny's 10,000; sessions in proportion (5,200 per
+    50,000 API rows: 208), system metrics as the scale's (6 services, 1 host, every 10
+    minutes: 6 x 1,008 samples)."""
+    counts = simulate(tmp_path, weeks=1, scale="tiny", seed=1, api_rows_per_week=2_000)
+    assert counts["api_logs"] == 2_000
+    assert counts["session_tracking"] == 208
+    assert counts["system_metrics"] == 6 * 1_008
+
+
 def test_incident_week_puts_the_outage_on_that_weeks_wednesday(tmp_path):
     from click.testing import CliRunner
 

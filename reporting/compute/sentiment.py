@@ -4,7 +4,6 @@ from __future__ import annotations
 from functools import lru_cache
 
 import pandas as pd
-from textblob import TextBlob
 
 POSITIVE = 0.1    # polarity above this reads positive
 NEGATIVE = -0.1   # below this, negative
@@ -13,6 +12,9 @@ NEGATIVE = -0.1   # below this, negative
 @lru_cache(maxsize=65536)
 def score(text: str) -> tuple[float, bool]:
     """(polarity, has opinion words) for one text."""
+    # lazy: TextBlob imports NLTK (~1 s); only feedback with text needs it
+    from textblob import TextBlob
+
     result = TextBlob(text).sentiment_assessments
     return float(result.polarity), bool(result.assessments)
 

@@ -7,10 +7,10 @@ import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import stats
 
 from ...core.periods import BASELINE_WEEKS
 from .signals import Signal
+from .tails import betabinom_sf
 
 WEEK_H = 168
 
@@ -96,6 +96,8 @@ def count_tail(x: np.ndarray, total: np.ndarray, hours: np.ndarray, prior: np.nd
     """P(X >= x) for a Poisson count whose rate was seen as `total` events in `hours`
     earlier hours, with a gamma prior of mean `prior` worth PRIOR_HOURS: the negative
     binomial predictive (the Poisson tail as the history grows)."""
+    # lazy: scipy.stats costs ~1 s of start-up; only the incidents' tails need it
+    from scipy import stats
     shape = total + PRIOR_HOURS * prior
     rate = hours + PRIOR_HOURS
     with np.errstate(all="ignore"):
@@ -107,12 +109,14 @@ def ratio_tail(errors: np.ndarray, events: np.ndarray, seen_errors: np.ndarray,
     """P(E >= errors) of `events` requests whose error rate was seen as `seen_errors` of
     `seen_events` earlier, with a beta prior of mean `prior` worth PRIOR_EVENTS requests:
     the beta-binomial predictive (the binomial tail as the history grows)."""
+    # lazy: scipy.stats costs ~1 s of start-up; only the incidents' tails need it
+    from scipy import stats
     a = seen_errors + PRIOR_EVENTS * prior
     b = seen_events - seen_errors + PRIOR_EVENTS * (1 - prior)
     n = np.maximum(events, 0).astype(np.int64)
     e = np.clip(np.nan_to_num(errors), 0, n).astype(np.int64)
     with np.errstate(all="ignore"):
-        out = np.asarray(stats.betabinom.sf(e - 1, n, a, b), dtype=float)
+        out = betabinom_sf(e - 1, n, a, b)   # scipy's values, without its per-element loop
         # scipy takes 1 - cdf, which loses the digits of a small tail: above the mean
         # sum the pmf instead.
         mean = n * a / (a + b)
@@ -212,6 +216,8 @@ def tail(sig: Signal, min_events: int, at: np.ndarray | None = None
     judged, or outside `at`), and the usual level (the baseline median; the expected
     value for counts and money). Baseline hours of counts, ratios and money that were
     themselves far from the others (earlier incidents, `_ordinary`) are left out."""
+    # lazy: scipy.stats costs ~1 s of start-up; only the incidents' tails need it
+    from scipy import stats
     n = len(sig.values)
     at = np.arange(n) if at is None else np.asarray(at, dtype=int)
     values, events = sig.values.astype(float), sig.events.astype(float)
@@ -250,6 +256,8 @@ def _above_tail(sig: Signal, q: np.ndarray, median: np.ndarray, ev: np.ndarray,
     estimated from the `seen` baseline events (the usual level is an estimate too). Heavy
     tails make a lone jump of the percentile cheap, so in hours with `min_events` the
     robust z must agree; in thinner hours the count alone judges."""
+    # lazy: scipy.stats costs ~1 s of start-up; only the incidents' tails need it
+    from scipy import stats
     level = np.full(len(sig.values), np.nan)
     level[at] = median
     over = sig.above(level)[at]
@@ -272,6 +280,8 @@ def level_shift(sig: Signal, usual: np.ndarray, judged: np.ndarray, alpha: float
     the shift must hold for SHIFT_HOURS, have a median of at least that smallest shift,
     and more of its hours above usual than chance allows (sign test at `alpha` over the
     candidate starts)."""
+    # lazy: scipy.stats costs ~1 s of start-up; only the incidents' tails need it
+    from scipy import stats
     if sig.kind not in ("level", "pct"):
         return None
     x, med, ev = sig.values[judged].astype(float), usual[judged], sig.events[judged]

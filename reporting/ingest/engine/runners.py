@@ -20,6 +20,7 @@ from ...core.contracts import SPECS
 from ...core.errors import SourceError
 from ..files import READ_ERRORS, unreadable
 from ..validate import validate_rows
+from .remote import remote
 from .tasks import CHUNK_ROWS, Part
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class EngineSettings:
 
     engine: str = "local"
     workers: int = 0                  # local processes; 0 = os.cpu_count()
+    pool_min_mb: int = 0              # smaller local inputs: no pool (the config's default 48)
     chunk_rows: int = CHUNK_ROWS
     dask_scheduler: str = "local"     # tcp://host:8786, or "local": a LocalCluster here
     dask_workers: int = 2             # a LocalCluster's worker processes
@@ -98,7 +100,7 @@ def run_local(tasks: list[Any], settings: EngineSettings, meter: Meter) -> dict[
     merged: dict[str, Part] = {}
     tasks = _on_client(tasks, merged, meter)
     workers = min(settings.workers or os.cpu_count() or 1, len(tasks))
-    if workers <= 1:
+    if workers <= 1 or input_bytes(tasks) < settings.pool_min_mb * 2**20:
         for task in tasks:
             _merge(merged, task.job.source, run_task(task), meter)
         return _sorted(merged)
@@ -116,6 +118,19 @@ def run_local(tasks: list[Any], settings: EngineSettings, meter: Meter) -> dict[
             part = f.result()
             _merge(merged, part.rollup.source, part, meter)
     return _sorted(merged)
+
+
+def input_bytes(tasks: list[Any]) -> float:
+    """Bytes on disk of the local files the tasks read (each file once, however many
+    tasks share its row groups; a group of small CSVs each member); a remote file, a
+    query or a file that cannot be seen counts as unbounded: it always gets the pool."""
+    paths = set()
+    for task in tasks:
+        paths.update([m.path for m in getattr(task, "members", ())] or
+                     [getattr(task, "path", "")])
+    if any(not p or remote(p) or not os.path.isfile(p) for p in paths):
+        return float("inf")
+    return float(sum(os.path.getsize(p) for p in paths))
 
 
 def _on_client(tasks: list[Any], merged: dict[str, Part], meter: Meter) -> list[Any]:
