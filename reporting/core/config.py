@@ -301,10 +301,9 @@ class Config:
     engine: str = setting("local", "where the high-volume sources are reduced",
                           kind="choice", choices=ENGINES)
     workers: int = setting(0, "local engine's processes; 0 = every core", low=0)
-    pool_min_mb: int = setting(48, "local engine: inputs smaller than this (local files, "
-                               "on disk) are reduced in the build's own process, as starting "
-                               "a pool costs more than it saves (docs/scaling.md); 0 = "
-                               "always a pool", low=0, unit="MiB")
+    pool_min_mb: int = setting(48, "local engine: smaller local inputs skip the worker pool "
+                               "(docs/scaling.md); 0 = always a pool",
+                               low=0, unit="MiB")
     chunk_rows: int = setting(250_000, "rows per chunk (a CSV block, a Parquet batch)",
                               low=1000)
     dask_scheduler: str = setting("local", "\"local\" (a LocalCluster here) or an address",
