@@ -29,15 +29,18 @@ PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F
            "#000000"]
 SENTIMENT = {"negative": "#D55E00", "neutral": "#BBBBBB", "positive": "#009E73"}
 INK = "#333333"
+# The least text size in a chart, in points of the figure: a figure WIDTH wide fills the
+# page's text width (510 pt, a scale of 1.01), so every label prints at 9 pt or more.
+SMALL = 9.0
 THEME = {
-    "font.family": "DejaVu Sans", "font.size": 8.5, "axes.titlesize": 10,
+    "font.family": "DejaVu Sans", "font.size": SMALL, "axes.titlesize": 10.5,
     "axes.titleweight": "bold", "axes.titlelocation": "left", "axes.titlepad": 8,
-    "axes.edgecolor": "#999999", "axes.labelcolor": INK, "axes.labelsize": 8.5,
+    "axes.edgecolor": "#999999", "axes.labelcolor": INK, "axes.labelsize": SMALL,
     "xtick.color": INK, "ytick.color": INK, "axes.spines.top": False,
     "axes.spines.right": False, "axes.grid": True, "grid.color": "#E5E5E5",
     "grid.linewidth": 0.6, "axes.axisbelow": True, "axes.prop_cycle":
     matplotlib.cycler(color=PALETTE), "svg.fonttype": "none", "legend.frameon": False,
-    "legend.fontsize": 8, "figure.dpi": 100, "svg.hashsalt": "reporting",
+    "legend.fontsize": SMALL, "figure.dpi": 100, "svg.hashsalt": "reporting",
     "text.parse_math": False,   # page names and endpoints are data: "$" is not mathtext
 }
 WIDTH = 7.0          # inches: the A4 text width at our margins
@@ -161,7 +164,7 @@ def _barh(chart: Chart) -> plt.Figure:
     ax.xaxis.set_major_formatter(FuncFormatter(thousands))
     for bar, v in zip(bars, values):
         ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {v:,.0f}",
-                va="center", fontsize=7.5, color=INK)
+                va="center", fontsize=SMALL, color=INK)
     right = max(values.max() if len(values) else 0, o.get("threshold2") or 0,
                 o.get("threshold") or 0)
     ax.set_xlim(0, right * 1.15 or 1)
@@ -244,7 +247,8 @@ def _stacked(chart: Chart) -> plt.Figure:
 def _date_labels(values: Any, o: Mapping[str, Any]) -> list[str]:
     if o.get("week_labels"):
         return [f"w/c {pd.Timestamp(v):%-d %b}" for v in values]
-    return [f"{pd.Timestamp(v):%a %-d %b}" for v in values]
+    # two lines: seven "Mon 9 Nov" labels at 9 pt ran into each other on one
+    return [f"{pd.Timestamp(v):%a\n%-d %b}" for v in values]
 
 
 def _thin_ticks(ax: plt.Axes, n: int, most: int = 12) -> None:
@@ -335,7 +339,7 @@ def _line_dual(chart: Chart) -> plt.Figure:
     for s in o.get("shade", []):
         ax.axvspan(s[0], s[1], color=PALETTE[1], alpha=0.25, linewidth=0)
     if _marks(ax, o):
-        ax.legend(handles=_mark_handles(o), loc="upper left", fontsize=7, ncols=2)
+        ax.legend(handles=_mark_handles(o), loc="upper left", fontsize=SMALL, ncols=2)
     return _titled(fig, ax, chart)
 
 
@@ -355,7 +359,7 @@ def _marks(ax: plt.Axes, o: Mapping[str, Any], label: bool = True) -> bool:
         if label:
             ax.annotate(_short(text), xy=(when, 1.0), xycoords=("data", "axes fraction"),
                         xytext=(0, 1), textcoords="offset points", ha="center", va="bottom",
-                        fontsize=7, color=INK)
+                        fontsize=SMALL, color=INK)
     return bool(o.get("maintenance") or o.get("deploys"))
 
 
@@ -373,7 +377,7 @@ def _time_axis(ax: plt.Axes, tz: Any) -> None:
     ax.xaxis.set_major_locator(mdates.AutoDateLocator(tz=tz, maxticks=8))
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%a %d %b\n%H:%M", tz=tz))
     for t in ax.get_xticklabels():
-        t.set_fontsize(7.5)
+        t.set_fontsize(SMALL)
 
 
 def _trends(chart: Chart) -> plt.Figure:
@@ -382,7 +386,7 @@ def _trends(chart: Chart) -> plt.Figure:
     cols = o.get("columns", 4)
     rows = -(-len(data.columns) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(o.get("width", WIDTH),
-                                                  (1.45 if cols > 4 else 1.55) * rows
+                                                  (1.6 if cols > 4 else 1.7) * rows
                                                   + (0.45 if chart.title else 0.2)),
                              squeeze=False)
     every = -(-len(data.index) // 8)   # at most 8 period labels on an axis
@@ -397,11 +401,11 @@ def _trends(chart: Chart) -> plt.Figure:
         if o.get("current") in data.index:
             i = list(data.index).index(o["current"])
             ax.plot([i], [y[i] * scale], marker="o", markersize=6, color=PALETTE[3])
-        ax.set_title(textwrap.fill(o["labels"].get(key, key), 66 // cols,
-                                   break_long_words=False), fontsize=7.2, loc="left")
-        ax.set_xticks(x, ticks, fontsize=6.5)
+        ax.set_title(textwrap.fill(o["labels"].get(key, key), 52 // cols,
+                                   break_long_words=False), fontsize=SMALL, loc="left")
+        ax.set_xticks(x, ticks, fontsize=SMALL)
         _thin_ticks(ax, len(x), 4 if cols <= 4 else 3)   # small multiples: a few labels each
-        ax.tick_params(axis="y", labelsize=6.5)
+        ax.tick_params(axis="y", labelsize=SMALL)
         ax.yaxis.set_major_formatter(Adaptive(" %" if unit in ("ratio", "pct") else ""))
         ax.yaxis.set_major_locator(MaxNLocator(4))
         ax.margins(x=0.15, y=0.25)
@@ -409,7 +413,7 @@ def _trends(chart: Chart) -> plt.Figure:
     for ax in list(axes.flat)[len(data.columns):]:
         ax.set_axis_off()
     if chart.title:
-        fig.suptitle(chart.title, x=0.01, ha="left", fontsize=10, fontweight="bold")
+        fig.suptitle(chart.title, x=0.01, ha="left", fontsize=10.5, fontweight="bold")
     return fig
 
 
@@ -435,7 +439,7 @@ def _trend_range(ax: plt.Axes, y: np.ndarray) -> bool:
         return True
     ax.set_ylim(low, high)
     ax.text(1.0, 0.0, "axis not from 0", transform=ax.transAxes, ha="right", va="bottom",
-            fontsize=6.5, color="#777777")
+            fontsize=SMALL, color="#777777")
     return False
 
 
@@ -453,7 +457,7 @@ def _stacked_lines(chart: Chart) -> plt.Figure:
         y = data[col].to_numpy(dtype=float) * (100 if "%" in col else 1)
         ax.plot(x, y, color=PALETTE[[0, 3, 4][i % 3]], linewidth=0.9,
                 marker="o" if len(x) < 6 else None, markersize=3)
-        ax.set_ylabel(_panel_label(col, o), fontsize=7.5, rotation=0, ha="right",
+        ax.set_ylabel(_panel_label(col, o), fontsize=SMALL, rotation=0, ha="right",
                       va="center")
         ax.yaxis.set_major_locator(MaxNLocator(3, integer=units.get(col) == "count"))
         ax.yaxis.set_major_formatter(Adaptive())
@@ -463,13 +467,13 @@ def _stacked_lines(chart: Chart) -> plt.Figure:
                        linewidth=0)
         marked = _marks(ax, o, label=i == 0)
     if marked:
-        axes[0, 0].legend(handles=_mark_handles(o), loc="upper left", fontsize=7, ncols=2)
+        axes[0, 0].legend(handles=_mark_handles(o), loc="upper left", fontsize=SMALL, ncols=2)
     tz = x.dt.tz
     last = axes[-1, 0]
     last.xaxis.set_major_locator(mdates.AutoDateLocator(tz=tz, minticks=4, maxticks=8))
     last.xaxis.set_major_formatter(mdates.DateFormatter("%a\n%d %b", tz=tz))
     fig.suptitle(chart.title + (" (incidents shaded)" if o.get("shade") else ""), x=0.01,
-                 ha="left", fontsize=10, fontweight="bold")
+                 ha="left", fontsize=10.5, fontweight="bold")
     return fig
 
 
@@ -525,7 +529,7 @@ def _thresholds(ax: plt.Axes, o: Mapping, *, vertical: bool) -> None:
              linestyle=style, linewidth=1.4 if o.get("threshold_colors") else 1.1,
              label=o.get(f"{key}_label"))
     if o.get("threshold") is not None and o.get("threshold_label"):
-        ax.legend(loc="lower right", fontsize=7.5)
+        ax.legend(loc="lower right", fontsize=SMALL)
 
 
 def _empty(title: str) -> plt.Figure:
