@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from reporting.build import build
+from reporting.core import formatting
 from reporting.core.config import Config
 from reporting.present import html as render
 from reporting.present import pdf
@@ -72,3 +73,115 @@ def test_every_chart_prints_its_text_at_9_pt_or_more(built, audience):
     assert sizes, "no charts found"
     small = {name: round(pt, 2) for name, pt in sizes.items() if pt < 9.0}
     assert small == {}, f"{audience}: chart text under 9 pt as printed"
+
+
+# --- tiles: each line on one line ---------------------------------------------------------
+
+# The executive's tiles as a German page would label them (~30-50 % longer than English),
+# with money in EUR: "Open backlog at period end" wrapped even in English before.
+GERMAN = [
+    ("Umsatz", 163172.06, 138637.92, "EUR", "good"),
+    ("Konversion (Bestellungen / Sitzungen)", 0.137, 0.138, "ratio", None),
+    ("Verbrauchtes Fehlerbudget", 1.10, 0.58, "ratio", "bad"),
+    ("Wert abgebrochener Warenkörbe", 163172.06, 138637.92, "EUR", "warn"),
+    ("Offener Rückstand zum Periodenende", 13, 16, "count", None),
+    ("Durchschnittliche Bearbeitungszeit", 1234567.8, 1034567.8, "ms", "bad"),
+    ("Feedback-CSAT (4–5 Sterne)", 0.375, 0.427, "ratio", "bad"),
+    ("Open backlog at period end", 13, 16, "count", None),
+]
+
+
+def tile_page(css: str, kpis: list[tuple]) -> str:
+    """The tiles macro with `kpis` (label, value, previous, unit, status) on a page with
+    the report's own style sheet."""
+    env = render.environment()
+    views = [{"label": label, "value": value, "previous": previous, "unit": unit,
+              "status": status, **formatting.change_view(value, previous, unit, "higher")}
+             for label, value, previous, unit, status in kpis]
+    tiles = env.get_template("sections/_macros.html").module.tiles(views)
+    return f"<html><head><style>{css}</style></head><body>{tiles}</body></html>"
+
+
+def most_lines(box: Any) -> int:
+    """The most lines any block inside `box` is set on (a flex value and its status are
+    two blocks of one line each)."""
+    lines = sum(type(c).__name__ == "LineBox" for c in getattr(box, "children", ()) or ())
+    return max([lines] + [most_lines(c) for c in getattr(box, "children", ()) or ()])
+
+
+def tile_lines(doc: Any) -> list[tuple[str, str, int, float]]:
+    """Per tile line (label, value, comparison): its text, the most lines a block of it is
+    set on, and how far its text reaches past the tile's inside (pt; <= 0: it fits)."""
+    out = []
+    for box in (b for page in doc.pages for b in boxes(page._page_box)):
+        if box.element_tag != "div" or "tile" not in box.element.get("class", "").split():
+            continue
+        right = box.content_box_x() + box.width
+        for part in box.children:
+            lines = most_lines(part)
+            texts = [b for b in boxes(part) if type(b).__name__ == "TextBox"]
+            reach = max(t.position_x + t.width for t in texts) - right
+            out.append((part.element.get("class").split()[0],
+                        " ".join(t.text for t in texts), lines, reach * PT_PER_PX))
+    return out
+
+
+def report_css(built: Path) -> str:
+    html = (built / "html" / "executive.html").read_text()
+    return html[html.index("<style>") + 7:html.index("</style>")]
+
+
+def test_the_executive_tiles_hold_each_line_on_one_line(built):
+    found = tile_lines(laid_out(built / "html" / "executive.html"))
+    assert len(found) == 3 * 16                  # 12 headline tiles and 4 support tiles
+    assert [f for f in found if f[2] != 1 or f[3] > 0.5] == []
+
+
+def test_german_length_labels_and_euro_values_stay_on_one_line(built, tmp_path):
+    from weasyprint import HTML
+
+    doc = HTML(string=tile_page(report_css(built), GERMAN), base_url=str(tmp_path)).render()
+    found = tile_lines(doc)
+    assert len(found) == 3 * len(GERMAN)
+    assert [f for f in found if f[2] != 1 or f[3] > 0.5] == []
+    sizes = {b.element.text: b.style["font_size"] * PT_PER_PX for b in boxes(
+        doc.pages[0]._page_box) if b.element_tag == "div" and b.element.get("class") == "label"}
+    # the longest (19.1 em) shrinks to the tile's 108 pt; a short one keeps its 7 pt
+    assert round(sizes["Konversion (Bestellungen / Sitzungen)"], 2) == round(108 / 19.12, 2)
+    assert round(sizes["Umsatz"], 6) == 7.0
+
+
+def test_a_label_too_long_to_shrink_wraps_inside_its_tile(built, tmp_path):
+    from weasyprint import HTML
+
+    label = "Offener Rückstand am Ende des Zeitraums"      # 21.6 em: 5.0 pt, under 5.4
+    doc = HTML(string=tile_page(report_css(built), [(label, 13, 16, "count", None)]),
+               base_url=str(tmp_path)).render()
+    (_, text, lines, reach), *rest = tile_lines(doc)
+    assert (text, lines) == (label, 2) and reach <= 0.5
+    assert all(r[2] == 1 for r in rest)
+
+
+# --- the glossary: one table, not a spill of a few rows --------------------------------------
+
+def glossary_pages(doc: Any) -> dict[int, int]:
+    """Page number -> glossary rows (not its heading row) laid out on it."""
+    out: dict[int, int] = {}
+    rows: set[int] = set()
+    for number, page in enumerate(doc.pages, 1):
+        for box in boxes(page._page_box):
+            if box.element_tag == "section" and box.element.get("class") == "glossary":
+                body = box.element.find(".//tbody")
+                rows = {id(tr) for tr in body.iter("tr")}
+            if box.element_tag == "tr" and id(box.element) in rows:
+                out[number] = out.get(number, 0) + 1
+    return out
+
+
+@pytest.mark.parametrize("audience", AUDIENCES)
+def test_the_glossary_is_laid_out_on_one_page(built, audience):
+    # UX page 8 and executive page 5 held one glossary row each (issue 32); the sample's
+    # glossaries (up to 31 rows) each fit a page, so each is on one page whole.
+    doc = laid_out(built / "html" / f"{audience}.html")
+    pages = glossary_pages(doc)
+    assert len(pages) == 1 and sum(pages.values()) >= 8, pages
