@@ -25,8 +25,10 @@ FONT = re.compile(r"font(?:-size)?:[^;\"]*?([\d.]+)px")
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
-    """The sample's latest week, HTML and PDF, for every audience: its report folder."""
+    """The sample's latest week, HTML and PDF, for every audience: its report folder (the
+    week before as HTML, so the index draws its KPI history)."""
     out = tmp_path_factory.mktemp("readable")
+    build(Config(), period="2026-W45", fmt="html", data_dir=ROOT / "data", output_dir=out)
     result = build(Config(), period="latest", data_dir=ROOT / "data", output_dir=out)
     return result.folder
 
@@ -185,3 +187,45 @@ def test_the_glossary_is_laid_out_on_one_page(built, audience):
     doc = laid_out(built / "html" / f"{audience}.html")
     pages = glossary_pages(doc)
     assert len(pages) == 1 and sum(pages.values()) >= 8, pages
+
+
+# --- on a screen: chart text at least 11 CSS px, a phone's too ------------------------------
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    from .browser import chromium
+
+    with chromium(tmp_path_factory.mktemp("chromium")) as driver:
+        yield driver
+
+
+def shown_chart_text(driver: Any, url: str, width: int, folder: Path) -> dict[str, float]:
+    """Each chart's smallest text in CSS px as the page shows it at `width` px: its size
+    in the SVG chosen (a phone gets the narrow variant) times shown / natural width."""
+    from .browser import open_page, set_width
+
+    set_width(driver, width)
+    assert open_page(driver, url) == []
+    shown = driver.execute_script(
+        "return [...document.images].filter(i => i.currentSrc.endsWith('.svg'))"
+        ".map(i => [i.currentSrc, i.getBoundingClientRect().width, i.naturalWidth])")
+    out = {}
+    for src, on_page, natural in shown:
+        svg = folder / src[len(folder.as_uri()) + 1:]
+        own, sizes = svg_text_sizes(svg)
+        # an SVG's own unit is a pt: 4/3 CSS px at its natural size
+        out[svg.relative_to(folder).as_posix()] = min(sizes) * 4 / 3 * on_page / natural
+    return out
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+@pytest.mark.parametrize("page", ["reports/2026-W46/html/it.html",
+                                  "reports/2026-W46/html/executive.html", "index.html"])
+def test_chart_text_on_screen_is_at_least_11_px(built, browser, page, width):
+    root = built.parents[1]
+    sizes = shown_chart_text(browser, (root / page).as_uri(), width, root)
+    assert sizes, "no charts found"
+    if width == 390 and page != "index.html":
+        assert [n for n in sizes if "/narrow/" not in n] == []       # the phone variant
+    small = {name: round(px, 1) for name, px in sizes.items() if px < 11}
+    assert small == {}

@@ -126,7 +126,9 @@ def section_view(s: Section, charts: Mapping[str, str], words: Mapping[str, str]
             "headline": [kpi_view(k) for k in s.kpis if k.key in s.headline],
             "tables": [table_view(t, headers) for t in s.tables],
             "charts": [{"name": c.name, "src": f"charts/{charts[c.name]}", "title": c.title,
-                        "alt": c.options.get("alt") or c.alt}
+                        "alt": c.options.get("alt") or c.alt,
+                        "narrow": (f"charts/{charts[c.name + ':narrow']}"
+                                   if c.name + ":narrow" in charts else None)}
                        for c in s.charts if c.name in charts],
             "insights": [i.as_dict() for i in s.insights], "rule": s.breakdowns.get("rule")}
 
