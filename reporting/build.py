@@ -97,8 +97,7 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
         staging.append(stage_copy(final, staging_folder(output_dir, p.id)))
         result = BuildResult(p, staging[0], warnings=warnings, document=document)
         with stage("charts"):
-            drawn = _draw(computed, slice_builds, result.folder / "html" / "charts", covered,
-                          narrow=fmt != "pdf")
+            drawn = _draw(computed, slice_builds, result.folder / "html" / "charts", covered, fmt)
         built_at, page = _page(p, config, span)
         with stage("html"):
             jobs, archived = _render_html(ctx, computed, drawn, document, page, fmt, result,
@@ -222,11 +221,12 @@ def _contexts(store: archive.Archive, config: Config, p: periods.Period, names: 
 
 
 def _draw(computed: Mapping[str, Section], slice_builds: list[SliceBuild], folder: Path,
-          covered: coverage.Coverage, narrow: bool = False) -> dict[str, str]:
+          covered: coverage.Coverage, fmt: str = "pdf") -> dict[str, str]:
     """The charts, gaps where a source has no data; a slice's in a folder of its own
-    (`charts/<audience>/`); with `narrow` (an HTML page is written) each chart's phone
+    (`charts/<audience>/`); when an HTML page is written (`fmt`), each chart's phone
     variant too."""
     days, missing = covered.days(), covered.missing_days(sources())
+    narrow = fmt != "pdf"
     for sb in slice_builds:
         sb.drawn = {k: f"{sb.audience.name}/{v}" for k, v in
                     charts.draw_all(sb.computed, folder / sb.audience.name, days,
