@@ -97,7 +97,7 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
         staging.append(stage_copy(final, staging_folder(output_dir, p.id)))
         result = BuildResult(p, staging[0], warnings=warnings, document=document)
         with stage("charts"):
-            drawn = _draw(computed, slice_builds, result.folder / "html" / "charts", covered)
+            drawn = _draw(computed, slice_builds, result.folder / "html" / "charts", covered, fmt)
         built_at, page = _page(p, config, span)
         with stage("html"):
             jobs, archived = _render_html(ctx, computed, drawn, document, page, fmt, result,
@@ -221,15 +221,17 @@ def _contexts(store: archive.Archive, config: Config, p: periods.Period, names: 
 
 
 def _draw(computed: Mapping[str, Section], slice_builds: list[SliceBuild], folder: Path,
-          covered: coverage.Coverage) -> dict[str, str]:
+          covered: coverage.Coverage, fmt: str = "pdf") -> dict[str, str]:
     """The charts, gaps where a source has no data; a slice's in a folder of its own
-    (`charts/<audience>/`)."""
+    (`charts/<audience>/`); when an HTML page is written (`fmt`), each chart's phone
+    variant too."""
     days, missing = covered.days(), covered.missing_days(sources())
+    narrow = fmt != "pdf"
     for sb in slice_builds:
         sb.drawn = {k: f"{sb.audience.name}/{v}" for k, v in
                     charts.draw_all(sb.computed, folder / sb.audience.name, days,
-                                    missing).items()}
-    return charts.draw_all(computed, folder, days, missing)
+                                    missing, narrow).items()}
+    return charts.draw_all(computed, folder, days, missing, narrow)
 
 
 def _render_html(ctx: BuildContext, computed: Mapping[str, Section], drawn: Mapping[str, str],

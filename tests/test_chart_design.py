@@ -169,3 +169,24 @@ def test_the_5xx_panel_plots_the_failing_service_its_sentence_names():
     assert chart.options["currency"] == "EUR"
     quiet = _timeline(hours, sigs, np.ones(4, bool), [], "UTC")
     assert quiet.data["5xx rate (%)"].tolist() == [0.0, 0.04, 0.01, 0.009]
+
+
+def test_every_chart_text_is_at_least_9_pt_in_the_figure():
+    # A figure WIDTH wide fills the page's 510 pt text width (test_readable measures the
+    # printed size): nothing may be set smaller than 9 pt in the figure itself.
+    sizes = [charts.THEME[k] for k in ("font.size", "axes.labelsize", "legend.fontsize")]
+    assert min(sizes) == charts.SMALL == 9.0
+
+
+def test_a_weeks_day_labels_do_not_run_into_each_other(figure):
+    days = pd.date_range("2026-11-09", periods=7, freq="D")
+    data = pd.DataFrame({"Chat": [7, 6, 17, 7, 4, 3, 9], "Email": [16, 8, 11, 4, 9, 7, 6]},
+                        index=days)
+    fig = figure(Chart("support_per_day", "stacked", "New tickets per day", data,
+                       {"date_labels": True, "y_label": "tickets"}))
+    labels = [t for t in fig.axes[0].get_xticklabels() if t.get_visible()]
+    assert len(labels) == 7                   # one label per day, none thinned away
+    assert min(t.get_fontsize() for t in labels) >= 9
+    boxes = [t.get_window_extent() for t in labels]
+    gaps = [right.x0 - left.x1 for left, right in zip(boxes, boxes[1:])]
+    assert min(gaps) > 0, gaps                # "Tue 10 NovWed 11 Nov" before: overlapping

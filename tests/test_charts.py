@@ -68,7 +68,7 @@ EXPECTED = {
     "barh": ("api_p95_service", ["payment-api", "target"]),
     "funnel": ("sessions_funnel", ["sessions"]),
     "grouped_barh": ("system_p95", ["payment-api", "CPU p95", "memory p95", "CPU target"]),
-    "bar": ("cart_value_by_day", ["value", "Wed 11 Nov"]),
+    "bar": ("cart_value_by_day", ["value", "11 Nov"]),    # "Wed" above, on its own line
     "stacked": ("feedback_sentiment", ["rating (stars)", "responses", "negative"]),
     "heatmap": ("clicks_heatmap", ["hour of day", "clicks", "Mon"]),
     "hist": ("support_resolution", ["count", "SLA 24 h"]),   # "hours (...)": test_chart_design

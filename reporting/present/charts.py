@@ -1,6 +1,7 @@
 """Draw the Sections' chart specs as SVG files in one house theme."""
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import io
 import textwrap
@@ -29,18 +30,34 @@ PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F
            "#000000"]
 SENTIMENT = {"negative": "#D55E00", "neutral": "#BBBBBB", "positive": "#009E73"}
 INK = "#333333"
+# The least text size in a chart, in points of the figure: a figure WIDTH wide fills the
+# page's text width (510 pt, a scale of 1.01), so every label prints at 9 pt or more.
+SMALL = 9.0
 THEME = {
-    "font.family": "DejaVu Sans", "font.size": 8.5, "axes.titlesize": 10,
+    "font.family": "DejaVu Sans", "font.size": SMALL, "axes.titlesize": 10.5,
     "axes.titleweight": "bold", "axes.titlelocation": "left", "axes.titlepad": 8,
-    "axes.edgecolor": "#999999", "axes.labelcolor": INK, "axes.labelsize": 8.5,
+    "axes.edgecolor": "#999999", "axes.labelcolor": INK, "axes.labelsize": SMALL,
     "xtick.color": INK, "ytick.color": INK, "axes.spines.top": False,
     "axes.spines.right": False, "axes.grid": True, "grid.color": "#E5E5E5",
     "grid.linewidth": 0.6, "axes.axisbelow": True, "axes.prop_cycle":
     matplotlib.cycler(color=PALETTE), "svg.fonttype": "none", "legend.frameon": False,
-    "legend.fontsize": 8, "figure.dpi": 100, "svg.hashsalt": "reporting",
+    "legend.fontsize": SMALL, "figure.dpi": 100, "svg.hashsalt": "reporting",
     "text.parse_math": False,   # page names and endpoints are data: "$" is not mathtext
 }
 WIDTH = 7.0          # inches: the A4 text width at our margins
+# inches: a phone's ~370 px column shows a figure this wide at ~its own size, so its 9 pt
+# text is ~11.5 CSS px (a WIDTH one shrank to 6 px); the site's pages pick it by media query
+NARROW = 3.9
+_WIDTH = contextvars.ContextVar("chart_width", default=WIDTH)
+
+
+def _w() -> float:
+    """The width of the figure being drawn: WIDTH, or NARROW for a phone's variant."""
+    return _WIDTH.get()
+
+
+def _narrow() -> bool:
+    return _w() < WIDTH
 MAX_LABEL = 38
 MAX_BARS = 25        # bars in one bar chart; the title says how many more there are
 
@@ -64,11 +81,21 @@ class Adaptive(Formatter):
 
 def _short(label: object) -> str:
     text = str(label)
-    return text if len(text) <= MAX_LABEL else text[:MAX_LABEL - 1] + "…"
+    most = MAX_LABEL if not _narrow() else MAX_LABEL // 2
+    return text if len(text) <= most else text[:most - 1] + "…"
 
 
-def draw(chart: Chart, path: Path) -> Path:
-    """Render one chart to `path` (SVG), written atomically."""
+def draw(chart: Chart, path: Path, width: float = WIDTH) -> Path:
+    """Render one chart to `path` (SVG), written atomically, `width` inches wide (NARROW:
+    the phone variant, fewer ticks, shorter labels, small multiples two across)."""
+    token = _WIDTH.set(width)
+    try:
+        return _draw(chart, path)
+    finally:
+        _WIDTH.reset(token)
+
+
+def _draw(chart: Chart, path: Path) -> Path:
     with plt.rc_context(THEME), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)   # locator chatter on very short series
         fig = _figure(chart)
@@ -83,8 +110,10 @@ def draw(chart: Chart, path: Path) -> Path:
 
 def draw_all(sections: Mapping[str, Section], folder: Path,
              days: list[date] | None = None,
-             missing: Mapping[str, set[date]] | None = None) -> dict[str, str]:
-    """Every chart of every section; returns chart name -> file name within `folder`.
+             missing: Mapping[str, set[date]] | None = None, narrow: bool = False
+             ) -> dict[str, str]:
+    """Every chart of every section; returns chart name -> file name within `folder`
+    (and, with `narrow`, "<name>:narrow" -> "narrow/<file>", its phone variant).
 
     `days` are the period's days: a daily chart shows each of them (weekly bins past
     five weeks); `missing` (section -> days its source has no data) become gaps, not 0.
@@ -95,6 +124,9 @@ def draw_all(sections: Mapping[str, Section], folder: Path,
         for chart in section.charts:
             chart = daily(chart, days, gaps) if days else chart
             out[chart.name] = draw(chart, folder / f"{chart.name}.svg").name
+            if narrow:
+                file = draw(chart, folder / "narrow" / f"{chart.name}.svg", NARROW).name
+                out[f"{chart.name}:narrow"] = f"narrow/{file}"
     return out
 
 
@@ -161,7 +193,7 @@ def _barh(chart: Chart) -> plt.Figure:
     ax.xaxis.set_major_formatter(FuncFormatter(thousands))
     for bar, v in zip(bars, values):
         ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {v:,.0f}",
-                va="center", fontsize=7.5, color=INK)
+                va="center", fontsize=SMALL, color=INK)
     right = max(values.max() if len(values) else 0, o.get("threshold2") or 0,
                 o.get("threshold") or 0)
     ax.set_xlim(0, right * 1.15 or 1)
@@ -173,7 +205,7 @@ def _rows(chart: Chart, least: float, base: float, per_row: float
           ) -> tuple[plt.Figure, plt.Axes, int]:
     """A figure as tall as its rows need, one labelled row per data row, first on top."""
     n = len(chart.data)
-    fig, ax = plt.subplots(figsize=(WIDTH, max(least, base + per_row * n)))
+    fig, ax = plt.subplots(figsize=(_w(), max(least, base + per_row * n)))
     ax.set_yticks(range(n), [_short(v) for v in chart.data[chart.options["label"]]][::-1])
     ax.grid(axis="y", visible=False)
     return fig, ax, n
@@ -204,7 +236,7 @@ def _grouped_barh(chart: Chart) -> plt.Figure:
 def _bar(chart: Chart) -> plt.Figure:
     """Vertical bars over days or categories."""
     data, o = chart.data, chart.options
-    fig, ax = plt.subplots(figsize=(WIDTH, 2.4))
+    fig, ax = plt.subplots(figsize=(_w(), 2.4))
     x = data[o["label"]]
     labels = _date_labels(x, o) if o.get("date_labels") else [str(v) for v in x]
     ax.bar(range(len(x)), data[o["value"]].to_numpy(float), color=PALETTE[0], width=0.7)
@@ -221,7 +253,7 @@ def _bar(chart: Chart) -> plt.Figure:
 def _stacked(chart: Chart) -> plt.Figure:
     """Stacked bars, one colour per column (sentiment columns in their own colours)."""
     data, o = chart.data, chart.options
-    fig, ax = plt.subplots(figsize=(WIDTH, 2.5))
+    fig, ax = plt.subplots(figsize=(_w(), 2.5))
     bottom = np.zeros(len(data))
     labels = (_date_labels(data.index, o) if o.get("date_labels")
               else [str(v) for v in data.index])
@@ -237,18 +269,24 @@ def _stacked(chart: Chart) -> plt.Figure:
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.yaxis.set_major_formatter(FuncFormatter(thousands))
     ax.grid(axis="x", visible=False)
-    ax.legend(loc="upper left", bbox_to_anchor=(1, 1))
+    if _narrow():       # no room beside the bars: the legend goes under them
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncols=2)
+    else:
+        ax.legend(loc="upper left", bbox_to_anchor=(1, 1))
     return _titled(fig, ax, chart)
 
 
 def _date_labels(values: Any, o: Mapping[str, Any]) -> list[str]:
     if o.get("week_labels"):
         return [f"w/c {pd.Timestamp(v):%-d %b}" for v in values]
-    return [f"{pd.Timestamp(v):%a %-d %b}" for v in values]
+    # two lines: seven "Mon 9 Nov" labels at 9 pt ran into each other on one
+    return [f"{pd.Timestamp(v):%a\n%-d %b}" for v in values]
 
 
 def _thin_ticks(ax: plt.Axes, n: int, most: int = 12) -> None:
-    """At most `most` tick labels, evenly spaced, so none overlaps its neighbour."""
+    """At most `most` tick labels (fewer on a narrower figure), evenly spaced, so none
+    overlaps its neighbour."""
+    most = max(2, int(most * _w() / WIDTH))
     step = -(-n // most)
     if step > 1:
         for i, lab in enumerate(ax.get_xticklabels()):
@@ -258,7 +296,7 @@ def _thin_ticks(ax: plt.Axes, n: int, most: int = 12) -> None:
 def _heatmap(chart: Chart) -> plt.Figure:
     """Day-of-week rows by hour-of-day columns, with a colour bar."""
     data, o = chart.data, chart.options
-    fig, ax = plt.subplots(figsize=(WIDTH, 2.5))
+    fig, ax = plt.subplots(figsize=(_w(), 2.5))
     im = ax.imshow(data.to_numpy(float), aspect="auto", cmap="Blues")
     ax.set_yticks(range(len(data.index)), list(data.index))
     ax.set_xticks(range(0, 24, 2), [f"{h:02d}" for h in range(0, 24, 2)])
@@ -275,7 +313,7 @@ def _hist(chart: Chart) -> plt.Figure:
     data's 99th percentile (or just past the line), the few beyond it counted in the last
     bar and named in the axis label, and the bins have edges on the line."""
     data, o = chart.data, chart.options
-    fig, ax = plt.subplots(figsize=(WIDTH, 2.4))
+    fig, ax = plt.subplots(figsize=(_w(), 2.4))
     v = data[o["value"]].to_numpy(float)
     v = v[np.isfinite(v)]
     line = o.get("threshold") or 0
@@ -309,7 +347,7 @@ def _bins(v: np.ndarray, line: float | None, top: float) -> np.ndarray | int:
 def _line_dual(chart: Chart) -> plt.Figure:
     """Hourly volume as steps (left axis) and a rate as a line (right axis)."""
     data, o = chart.data, chart.options
-    fig, ax = plt.subplots(figsize=(WIDTH, 2.5))
+    fig, ax = plt.subplots(figsize=(_w(), 2.5))
     x = pd.to_datetime(data[o["x"]])
     # Steps an hour wide (one path, cheap to draw): a lone busy hour still shows.
     y = data[o["y"]].to_numpy(float)
@@ -335,7 +373,7 @@ def _line_dual(chart: Chart) -> plt.Figure:
     for s in o.get("shade", []):
         ax.axvspan(s[0], s[1], color=PALETTE[1], alpha=0.25, linewidth=0)
     if _marks(ax, o):
-        ax.legend(handles=_mark_handles(o), loc="upper left", fontsize=7, ncols=2)
+        ax.legend(handles=_mark_handles(o), loc="upper left", fontsize=SMALL, ncols=2)
     return _titled(fig, ax, chart)
 
 
@@ -355,7 +393,7 @@ def _marks(ax: plt.Axes, o: Mapping[str, Any], label: bool = True) -> bool:
         if label:
             ax.annotate(_short(text), xy=(when, 1.0), xycoords=("data", "axes fraction"),
                         xytext=(0, 1), textcoords="offset points", ha="center", va="bottom",
-                        fontsize=7, color=INK)
+                        fontsize=SMALL, color=INK)
     return bool(o.get("maintenance") or o.get("deploys"))
 
 
@@ -370,19 +408,19 @@ def _mark_handles(o: Mapping[str, Any]) -> list[Any]:
 
 
 def _time_axis(ax: plt.Axes, tz: Any) -> None:
-    ax.xaxis.set_major_locator(mdates.AutoDateLocator(tz=tz, maxticks=8))
+    ax.xaxis.set_major_locator(mdates.AutoDateLocator(tz=tz, maxticks=4 if _narrow() else 8))
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%a %d %b\n%H:%M", tz=tz))
     for t in ax.get_xticklabels():
-        t.set_fontsize(7.5)
+        t.set_fontsize(SMALL)
 
 
 def _trends(chart: Chart) -> plt.Figure:
     """Small multiples: each headline KPI over the archived periods, this one highlighted."""
     data, o = chart.data, chart.options
-    cols = o.get("columns", 4)
+    cols = min(o.get("columns", 4), 2 if _narrow() else 4)
     rows = -(-len(data.columns) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(o.get("width", WIDTH),
-                                                  (1.45 if cols > 4 else 1.55) * rows
+    fig, axes = plt.subplots(rows, cols, figsize=(min(o.get("width", WIDTH), _w()),
+                                                  (1.6 if cols > 4 else 1.7) * rows
                                                   + (0.45 if chart.title else 0.2)),
                              squeeze=False)
     every = -(-len(data.index) // 8)   # at most 8 period labels on an axis
@@ -397,11 +435,11 @@ def _trends(chart: Chart) -> plt.Figure:
         if o.get("current") in data.index:
             i = list(data.index).index(o["current"])
             ax.plot([i], [y[i] * scale], marker="o", markersize=6, color=PALETTE[3])
-        ax.set_title(textwrap.fill(o["labels"].get(key, key), 66 // cols,
-                                   break_long_words=False), fontsize=7.2, loc="left")
-        ax.set_xticks(x, ticks, fontsize=6.5)
+        ax.set_title(textwrap.fill(o["labels"].get(key, key), 52 // cols,
+                                   break_long_words=False), fontsize=SMALL, loc="left")
+        ax.set_xticks(x, ticks, fontsize=SMALL)
         _thin_ticks(ax, len(x), 4 if cols <= 4 else 3)   # small multiples: a few labels each
-        ax.tick_params(axis="y", labelsize=6.5)
+        ax.tick_params(axis="y", labelsize=SMALL)
         ax.yaxis.set_major_formatter(Adaptive(" %" if unit in ("ratio", "pct") else ""))
         ax.yaxis.set_major_locator(MaxNLocator(4))
         ax.margins(x=0.15, y=0.25)
@@ -409,7 +447,7 @@ def _trends(chart: Chart) -> plt.Figure:
     for ax in list(axes.flat)[len(data.columns):]:
         ax.set_axis_off()
     if chart.title:
-        fig.suptitle(chart.title, x=0.01, ha="left", fontsize=10, fontweight="bold")
+        fig.suptitle(chart.title, x=0.01, ha="left", fontsize=10.5, fontweight="bold")
     return fig
 
 
@@ -435,7 +473,7 @@ def _trend_range(ax: plt.Axes, y: np.ndarray) -> bool:
         return True
     ax.set_ylim(low, high)
     ax.text(1.0, 0.0, "axis not from 0", transform=ax.transAxes, ha="right", va="bottom",
-            fontsize=6.5, color="#777777")
+            fontsize=SMALL, color="#777777")
     return False
 
 
@@ -445,7 +483,7 @@ def _stacked_lines(chart: Chart) -> plt.Figure:
     cols = [c for c in data.columns if c != o["x"]]
     if not cols:
         return _empty(chart.title)
-    fig, axes = plt.subplots(len(cols), 1, figsize=(WIDTH, 0.4 + 0.75 * len(cols)),
+    fig, axes = plt.subplots(len(cols), 1, figsize=(_w(), 0.4 + (1.0 if _narrow() else 0.75) * len(cols)),
                              sharex=True, squeeze=False)
     x = pd.to_datetime(data[o["x"]])
     units = o.get("units", {})
@@ -453,8 +491,11 @@ def _stacked_lines(chart: Chart) -> plt.Figure:
         y = data[col].to_numpy(dtype=float) * (100 if "%" in col else 1)
         ax.plot(x, y, color=PALETTE[[0, 3, 4][i % 3]], linewidth=0.9,
                 marker="o" if len(x) < 6 else None, markersize=3)
-        ax.set_ylabel(_panel_label(col, o), fontsize=7.5, rotation=0, ha="right",
-                      va="center")
+        if _narrow():   # a label beside the panel would take half the width: above it
+            ax.set_title(_panel_label(col, o), fontsize=SMALL, loc="left", pad=2)
+        else:
+            ax.set_ylabel(_panel_label(col, o), fontsize=SMALL, rotation=0, ha="right",
+                          va="center")
         ax.yaxis.set_major_locator(MaxNLocator(3, integer=units.get(col) == "count"))
         ax.yaxis.set_major_formatter(Adaptive())
         ax.set_ylim(0, max(1.0, float(np.nanmax(y, initial=0)) * 1.1))  # flat zero: 0-1
@@ -463,13 +504,14 @@ def _stacked_lines(chart: Chart) -> plt.Figure:
                        linewidth=0)
         marked = _marks(ax, o, label=i == 0)
     if marked:
-        axes[0, 0].legend(handles=_mark_handles(o), loc="upper left", fontsize=7, ncols=2)
+        axes[0, 0].legend(handles=_mark_handles(o), loc="upper left", fontsize=SMALL, ncols=2)
     tz = x.dt.tz
     last = axes[-1, 0]
-    last.xaxis.set_major_locator(mdates.AutoDateLocator(tz=tz, minticks=4, maxticks=8))
+    last.xaxis.set_major_locator(mdates.AutoDateLocator(tz=tz, minticks=3 if _narrow() else 4,
+                                                        maxticks=4 if _narrow() else 8))
     last.xaxis.set_major_formatter(mdates.DateFormatter("%a\n%d %b", tz=tz))
     fig.suptitle(chart.title + (" (incidents shaded)" if o.get("shade") else ""), x=0.01,
-                 ha="left", fontsize=10, fontweight="bold")
+                 ha="left", fontsize=10.5, fontweight="bold")
     return fig
 
 
@@ -525,11 +567,11 @@ def _thresholds(ax: plt.Axes, o: Mapping, *, vertical: bool) -> None:
              linestyle=style, linewidth=1.4 if o.get("threshold_colors") else 1.1,
              label=o.get(f"{key}_label"))
     if o.get("threshold") is not None and o.get("threshold_label"):
-        ax.legend(loc="lower right", fontsize=7.5)
+        ax.legend(loc="lower right", fontsize=SMALL)
 
 
 def _empty(title: str) -> plt.Figure:
-    fig, ax = plt.subplots(figsize=(WIDTH, 1.0))
+    fig, ax = plt.subplots(figsize=(_w(), 1.0))
     ax.set_axis_off()
     ax.set_title(title)
     ax.text(0.5, 0.35, "No data for this period", ha="center", va="center",

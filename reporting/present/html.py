@@ -6,6 +6,7 @@ and the templates folder, and refuses everything else (network, other paths).
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,8 @@ from typing import Any
 
 import jinja2
 import pandas as pd
+from markupsafe import Markup
+from matplotlib.ft2font import FT2Font
 
 from ..core import formatting, registry
 from ..core.config import Audience, Thresholds
@@ -43,8 +46,28 @@ def environment() -> jinja2.Environment:
     env.filters.update({
         "fmt": formatting.value, "ms": formatting.ms, "pct": formatting.pct,
         "count": formatting.count, "money": formatting.money, "change": formatting.change,
+        "em": em_width,
     })
     return env
+
+
+@functools.lru_cache(maxsize=4096)
+def em_width(text: str, bold: bool = False) -> str:
+    """How wide `text` is set in our DejaVu Sans, in em (font sizes), for the CSS that
+    shrinks a tile's label or value to fit its tile instead of wrapping it (a German label
+    is ~30 % longer than the English one; the CSS divides the tile's width by this).
+    Markup is read as its text; at least 1 em, to three decimals."""
+    plain = Markup(text).striptags() if isinstance(text, Markup) else " ".join(str(text).split())
+    name = "DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf"
+    font = _font(str(template_dir() / "fonts" / name))
+    font.set_size(100, 72)               # 100 pt at 72 dpi: widths come out in pt
+    font.set_text(plain)
+    return f"{max(1.0, font.get_width_height()[0] / 64 / 100):.3f}"
+
+
+@functools.lru_cache(maxsize=2)
+def _font(path: str) -> FT2Font:
+    return FT2Font(path)
 
 
 # --- views: plain dicts and lists for the templates ---------------------------------------
@@ -103,7 +126,9 @@ def section_view(s: Section, charts: Mapping[str, str], words: Mapping[str, str]
             "headline": [kpi_view(k) for k in s.kpis if k.key in s.headline],
             "tables": [table_view(t, headers) for t in s.tables],
             "charts": [{"name": c.name, "src": f"charts/{charts[c.name]}", "title": c.title,
-                        "alt": c.options.get("alt") or c.alt}
+                        "alt": c.options.get("alt") or c.alt,
+                        "narrow": (f"charts/{charts[c.name + ':narrow']}"
+                                   if c.name + ":narrow" in charts else None)}
                        for c in s.charts if c.name in charts],
             "insights": [i.as_dict() for i in s.insights], "rule": s.breakdowns.get("rule")}
 
