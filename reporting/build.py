@@ -17,7 +17,7 @@ from .compute import changes, coverage, sections, slices
 from .compute import document as kpis
 from .compute.context import BuildContext, with_archived_rollups
 from .compute.coverage import data_span
-from .core import memory, periods, rollups
+from .core import i18n, memory, periods, rollups
 from .core.config import Audience, Config
 from .core.errors import ReportError, SourceError
 from .core.quality import Loaded
@@ -248,9 +248,10 @@ def _render_html(ctx: BuildContext, computed: Mapping[str, Section], drawn: Mapp
         (sb.audience, sb.computed, sb.drawn, sb.document) for sb in slice_builds]
     siblings = [(a.name, a.title) for a, *_ in pages] if fmt != "pdf" else []
     for audience, computed, drawn, document in pages:
-        values = render.context(audience, computed, drawn, document, ctx.quality, page)
-        values.update(site.page_values(audience.name, fmt, document, siblings))
-        html = render.render_html(values)
+        with i18n.speaking(i18n.of(audience, ctx.config)):   # its language, numbers, zone
+            values = render.context(audience, computed, drawn, document, ctx.quality, page)
+            values.update(site.page_values(audience.name, fmt, document, siblings))
+            html = render.render_html(values)
         if fmt in ("html", "both"):
             archived[audience.name] = files.atomic_write(html_dir / f"{audience.name}.html",
                                                          html)
@@ -355,7 +356,8 @@ def _page(p: periods.Period, config: Config, span: tuple[pd.Timestamp, pd.Timest
     """The build's clock and what every audience's page shares."""
     built_at = datetime.now(config.tz)
     return built_at, render.Page(p, f"{built_at:%a %-d %b %Y %H:%M} {config.tz.key}",
-                                 _span_text(span, config.tz), config.thresholds)
+                                 _span_text(span, config.tz), config.thresholds, built_at,
+                                 span)
 
 
 def _span_text(span: tuple[pd.Timestamp, pd.Timestamp] | None, tz: Any) -> str:
