@@ -32,12 +32,18 @@ def _g(v: float) -> str:
     return f"{v:g}" if voice is None else i18n.short(v, voice.locale)
 
 
+def _sp() -> str:
+    """The space before a unit: a no-break one in German, French and Polish typography,
+    so "2 438,0 ms" never breaks before its unit."""
+    return " " if i18n.active() is None else "\u00a0"
+
+
 def count(v: Any) -> str:
     return _num(v, 0) if _ok(v) else DASH
 
 
 def ms(v: Any) -> str:
-    return f"{_num(v, 1)} ms" if _ok(v) else DASH
+    return f"{_num(v, 1)}{_sp()}ms" if _ok(v) else DASH
 
 
 def pct(v: Any) -> str:
@@ -128,7 +134,8 @@ def delta(value: Any, previous: Any, unit: str, better: str | None = None) -> De
                         for v in (value, previous))
         digits = 2 if near_edge else 1
         shown = round(amount, digits)
-        text = f"{_sign(shown)}{_num(abs(shown), digits)} {_('pp')}"
+        points = _("pp")                  # percentage points: Pp. (de), p.p. (pl), pts (fr)
+        text = f"{_sign(shown)}{_num(abs(shown), digits)} {points}"
     elif unit in ABSOLUTE_UNITS:
         digits = ABSOLUTE_UNITS[unit]
         amount = value - previous
@@ -166,8 +173,8 @@ FORMATS = {
     "ratio": pct,
     "pct": pct_points,
     "money": money,
-    "min": lambda v: f"{_num(v, 1)} min" if _ok(v) else DASH,
-    "h": lambda v: f"{_num(v, 1)} h" if _ok(v) else DASH,
+    "min": lambda v: f"{_num(v, 1)}{_sp()}min" if _ok(v) else DASH,
+    "h": lambda v: f"{_num(v, 1)}{_sp()}h" if _ok(v) else DASH,
     "items": lambda v: number(v, 1),
     "per_user": lambda v: number(v, 2),
     "score": lambda v: number(v, 2),
@@ -211,7 +218,7 @@ def value(v: Any, unit: str) -> str:
 
 def seconds(v_ms: Any) -> str:
     """A threshold in ms as people say it: 2500 -> "2.5 s", 4000 -> "4 s"."""
-    return f"{_g(v_ms / 1000)} s" if _ok(v_ms) else DASH
+    return f"{_g(v_ms / 1000)}{_sp()}s" if _ok(v_ms) else DASH
 
 
 def threshold_words(t: Any) -> dict[str, str]:

@@ -100,7 +100,8 @@ def _cell(v: Any) -> Any:
 def section_view(s: Section, charts: Mapping[str, str], words: Mapping[str, str]
                  ) -> dict[str, Any]:
     headers = registry.headers(s.name, words)
-    return {"name": s.name, "title": s.title, "status": s.status, "message": s.message,
+    return {"name": s.name, "title": i18n.gettext(s.title), "status": s.status,
+            "message": s.message,
             "kpis": [kpi_view(k) for k in s.kpis],
             "headline": [kpi_view(k) for k in s.kpis if k.key in s.headline],
             "tables": [table_view(t, headers) for t in s.tables],
@@ -132,12 +133,17 @@ def flagged_insights(shown: Iterable[KPI], insights: list[dict[str, Any]],
             continue
         domain = k.key.split(".")[0]
         shown_value = formatting.value(k.value, k.unit)
-        if any(i["domain"] == domain and shown_value in i["text"] for i in insights):
+        with i18n.speaking(None):        # the insights' sentences quote values in English
+            quoted = formatting.value(k.value, k.unit)
+        if any(i["domain"] == domain and quoted in i["text"] for i in insights):
             continue
-        how = "just outside" if k.status == "warn" else "well outside"
+        sentence = i18n.gettext("%(kpi)s was %(value)s, just outside its target (see "
+                                "%(section)s).") if k.status == "warn" else \
+            i18n.gettext("%(kpi)s was %(value)s, well outside its target (see %(section)s).")
+        section = i18n.gettext(titles.get(domain, domain))
         out.append({"severity": "medium" if k.status == "warn" else "high", "domain": domain,
-                    "text": f"{k.label} was {shown_value}, {how} its target "
-                            f"(see {titles.get(domain, domain)}).",
+                    "text": sentence % {"kpi": k.label, "value": shown_value,
+                                        "section": section},
                     "kpi": k.key})
     return out
 
