@@ -97,7 +97,7 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
         staging.append(stage_copy(final, staging_folder(output_dir, p.id)))
         result = BuildResult(p, staging[0], warnings=warnings, document=document)
         with stage("charts"):
-            drawn = _draw(computed, slice_builds, result.folder / "html" / "charts", covered)
+            drawn = _draw(computed, slice_builds, result.folder / "html/charts", covered, ctx)
         built_at, page = _page(p, config, span)
         with stage("html"):
             jobs, archived = _render_html(ctx, computed, drawn, document, page, fmt, result,
@@ -221,30 +221,51 @@ def _contexts(store: archive.Archive, config: Config, p: periods.Period, names: 
 
 
 def _draw(computed: Mapping[str, Section], slice_builds: list[SliceBuild], folder: Path,
-          covered: coverage.Coverage) -> dict[str, str]:
-    """The charts, gaps where a source has no data; a slice's in a folder of its own
-    (`charts/<audience>/`)."""
+          covered: coverage.Coverage, ctx: BuildContext) -> dict[str, dict[str, str]]:
+    """The charts, gaps where a source has no data, by locale ("" English, the others'
+    in `charts/<locale>/`); a slice's in a folder of its own (`charts/<audience>/`)."""
     days, missing = covered.days(), covered.missing_days(sources())
     for sb in slice_builds:
         sb.drawn = {k: f"{sb.audience.name}/{v}" for k, v in
                     charts.draw_all(sb.computed, folder / sb.audience.name, days,
                                     missing).items()}
-    return charts.draw_all(computed, folder, days, missing)
+    return {"": charts.draw_all(computed, folder, days, missing),
+            **_draw_voices(ctx, computed, folder, covered)}
 
 
-def _render_html(ctx: BuildContext, computed: Mapping[str, Section], drawn: Mapping[str, str],
+def _draw_voices(ctx: BuildContext, computed: Mapping[str, Section], folder: Path,
+                 covered: coverage.Coverage) -> dict[str, dict[str, str]]:
+    """The charts again for each language other than English among the whole data's
+    audiences (their ticks' numbers and dates in it), in `charts/<locale>/`; by locale."""
+    days, missing = covered.days(), covered.missing_days(sources())
+    out: dict[str, dict[str, str]] = {}
+    for audience in ctx.audiences:
+        voice = i18n.of(audience, ctx.config)
+        if voice.english or voice.name in out:
+            continue
+        with i18n.speaking(voice):
+            out[voice.name] = {k: f"{voice.name}/{v}" for k, v in charts.draw_all(
+                computed, folder / voice.name, days, missing).items()}
+    return out
+
+
+def _render_html(ctx: BuildContext, computed: Mapping[str, Section],
+                 drawn_in: Mapping[str, Mapping[str, str]],
                  document: dict[str, Any], page: render.Page, fmt: str, result: BuildResult,
                  owner: tuple[Path, str], slice_builds: list[SliceBuild] = ()
                  ) -> tuple[list[PdfJob], dict[str, Path]]:
     """Each audience's page; written when HTML is asked for, queued as a PDF job when
     PDFs are (`owner`: the output folder and this build's id, checked before each PDF's
-    rename); a sliced audience's page from its own sections. Returns the PDF jobs and
-    the file archived per audience; writes `<audience>.csv` where `attach` asks for it."""
+    rename); a sliced audience's page from its own sections; `drawn_in`: the charts by
+    locale ("" English). Returns the PDF jobs and the file archived per audience; writes
+    `<audience>.csv` where `attach` asks for it."""
     html_dir = result.folder / "html"
     # output/assets: the HTML pages' fonts (a PDF-only build writes no page needing them)
     assets = site.ensure_assets(result.folder.parents[1], fonts=fmt != "pdf")
     jobs, archived = [], {}
-    pages = [(a, computed, drawn, document) for a in ctx.audiences] + [
+    drawn = drawn_in[""]
+    pages = [(a, computed, drawn_in.get(i18n.of(a, ctx.config).name, drawn), document)
+             for a in ctx.audiences] + [
         (sb.audience, sb.computed, sb.drawn, sb.document) for sb in slice_builds]
     siblings = [(a.name, a.title) for a, *_ in pages] if fmt != "pdf" else []
     for audience, computed, drawn, document in pages:

@@ -247,6 +247,9 @@ def test_german_executive_report(translated):
     assert "▼ −0,05 Pp. ggü. 99,94 %" in tiles
     assert not re.search(r"\d,\d{3}\.\d|\d\.\d+ ?(ms|%)", tiles), tiles
     assert [w for w in TEMPLATE_WORDS if re.search(rf"\b{re.escape(w)}\b", text)] == []
+    # the charts drawn in German: ticks 6.000 and 12.000 (English 6,000), day labels
+    assert "0 6.000 12.000" in text and "Mo., 9. Nov." in text
+    assert "0 6,000 12,000" not in text
 
 
 def test_polish_executive_report(translated):

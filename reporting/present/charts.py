@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import Formatter, FuncFormatter, MaxNLocator, PercentFormatter
 
+from ..core import formatting
 from ..core.values import Chart, Section
 from ..store.files import atomic_write
 
@@ -46,7 +47,8 @@ MAX_BARS = 25        # bars in one bar chart; the title says how many more there
 
 
 def thousands(x: float, _pos: int | None = None) -> str:
-    return f"{x:,.0f}" if abs(x) >= 10 or x == int(x) else f"{x:,.1f}"
+    """A tick in the page's number format: 12,000 (English), 12.000 (German)."""
+    return formatting.number(x, 0 if abs(x) >= 10 or x == int(x) else 1)
 
 
 class Adaptive(Formatter):
@@ -59,7 +61,7 @@ class Adaptive(Formatter):
         locs = np.asarray(self.axis.get_majorticklocs() if self.axis else [], dtype=float)
         step = np.min(np.abs(np.diff(locs))) if locs.size > 1 else 0.0
         digits = int(np.clip(-np.floor(np.log10(step)), 0, 4)) if step > 0 else 0
-        return f"{x:,.{digits}f}{self.suffix}"
+        return f"{formatting.number(x, digits)}{self.suffix}"
 
 
 def _short(label: object) -> str:
@@ -244,7 +246,7 @@ def _stacked(chart: Chart) -> plt.Figure:
 def _date_labels(values: Any, o: Mapping[str, Any]) -> list[str]:
     if o.get("week_labels"):
         return [f"w/c {pd.Timestamp(v):%-d %b}" for v in values]
-    return [f"{pd.Timestamp(v):%a %-d %b}" for v in values]
+    return [formatting.when(pd.Timestamp(v), "day") for v in values]
 
 
 def _thin_ticks(ax: plt.Axes, n: int, most: int = 12) -> None:
