@@ -167,8 +167,9 @@ def test_shipped_catalogues_are_complete(lang):
         assert all(s.strip() for s in strings), (lang, m.id)
         if isinstance(m.id, tuple):
             assert len(strings) == cat.num_plurals, (lang, m.id)
-        holes = set(re.findall(r"%\(\w+\)[sd]", m.id[0] if isinstance(m.id, tuple) else m.id))
-        assert all(holes <= set(re.findall(r"%\(\w+\)[sd]", s)) for s in strings), (lang, m.id)
+        hole = r"%\(\w+\)[sd]|\{\w+\}"        # %(num)d in sentences, {name} in KPI labels
+        holes = set(re.findall(hole, m.id[0] if isinstance(m.id, tuple) else m.id))
+        assert all(holes <= set(re.findall(hole, s)) for s in strings), (lang, m.id)
 
 
 @pytest.mark.parametrize("lang", ["de", "fr", "pl"])
@@ -190,7 +191,7 @@ def test_template_holds_every_marked_sentence(tmp_path):
     without `make locales` fails here."""
     out = tmp_path / "now.pot"
     subprocess.run([str(Path(sys.executable).with_name("pybabel")), "extract", "-F",
-                    "babel.cfg", "-k", "N_", "--no-location", "-o", str(out), "."],
+                    "babel.cfg", "-k", "N_", "-k", "Metric:2", "--no-location", "-o", str(out), "."],
                    cwd=ROOT, check=True, capture_output=True)
     with open(out, "rb") as f:
         now = {m.id for m in read_po(f) if m.id}
@@ -207,7 +208,8 @@ def test_template_holds_every_marked_sentence(tmp_path):
 TEMPLATE_WORDS = ["Period:", "Compared with", "Generated", "Headline KPIs", "What stands out",
                   "Glossary", "Appendix", "Data span", "Rows read", "all rows valid",
                   "no change", "Status against", "more findings", "Executive summary",
-                  "What is counted", "Judged by", "Audience:", "vs", "WARN", "GOOD", "BAD"]
+                  "What is counted", "Judged by", "Audience:", "vs", "WARN", "GOOD", "BAD",
+                  "AVAILABILITY", "REVENUE", "ABANDONED CARTS", "P95 LATENCY"]   # tile labels
 
 
 @pytest.fixture(scope="module")
@@ -244,6 +246,7 @@ def test_german_executive_report(translated):
     tiles = _tiles(text, "Wichtigste Kennzahlen", "Was auffällt")
     # p75 load time 2,438.0 ms and revenue 90,061.50 in the golden English page
     assert "2.438,0 ms ✓ GUT" in tiles and "90.061,50" in tiles
+    assert "VERFÜGBARKEIT" in text and "ANTWORTZEIT P95" in text      # tile labels
     assert "▼ −0,05 Pp. ggü. 99,94 %" in tiles
     assert not re.search(r"\d,\d{3}\.\d|\d\.\d+ ?(ms|%)", tiles), tiles
     assert [w for w in TEMPLATE_WORDS if re.search(rf"\b{re.escape(w)}\b", text)] == []
@@ -260,5 +263,6 @@ def test_polish_executive_report(translated):
     tiles = _tiles(text, "Kluczowe wskaźniki", "Co się wyróżnia")
     assert "2 438,0 ms ✓ DOBRZE" in tiles and "90 061,50" in tiles
     assert "99,89% ⚠ UWAGA" in tiles
+    assert "DOSTĘPNOŚĆ" in text and "PRZYCHÓD" in text
     assert not re.search(r"\d,\d{3}\.\d|\d\.\d+ ?(ms|%)", tiles), tiles
     assert [w for w in TEMPLATE_WORDS if re.search(rf"\b{re.escape(w)}\b", text)] == []

@@ -52,7 +52,8 @@ def environment() -> jinja2.Environment:
 # --- views: plain dicts and lists for the templates ---------------------------------------
 
 def kpi_view(k: KPI) -> dict[str, Any]:
-    return {"key": k.key, "label": k.label, "value": k.value, "previous": k.previous,
+    return {"key": k.key, "label": i18n.gettext(k.label), "value": k.value,
+            "previous": k.previous,
             "unit": k.unit, "status": k.status,
             **formatting.change_view(k.value, k.previous, k.unit, k.better)}
 
@@ -142,7 +143,7 @@ def flagged_insights(shown: Iterable[KPI], insights: list[dict[str, Any]],
             i18n.gettext("%(kpi)s was %(value)s, well outside its target (see %(section)s).")
         section = i18n.gettext(titles.get(domain, domain))
         out.append({"severity": "medium" if k.status == "warn" else "high", "domain": domain,
-                    "text": sentence % {"kpi": k.label, "value": shown_value,
+                    "text": sentence % {"kpi": i18n.gettext(k.label), "value": shown_value,
                                         "section": section},
                     "kpi": k.key})
     return out
