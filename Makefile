@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PERIOD ?= latest
 
-.PHONY: report test docs config-docs bench validate simulate pictures visual-baseline clean \
+.PHONY: report test docs config-docs bench validate simulate pictures visual-baseline clean locales \
 	system-packages
 
 $(STAMP): pyproject.toml
@@ -56,3 +56,15 @@ visual-baseline: $(STAMP) system-packages
 
 clean:
 	rm -rf $(VENV) output build
+
+# The gettext catalogues (issue 32): extract the sentences of the code and templates into
+# reporting/locales/reporting.pot, merge them into each language's .po (new ones empty,
+# changed ones fuzzy: tests/test_i18n.py fails until they are translated), and compile the
+# .mo files the reports read. The compiled .mo files are committed, so a fresh clone's
+# `make report` needs no step of its own; run this after changing a sentence.
+locales: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k N_ -k Metric:2 --no-location --sort-output \
+		--project fullstack-diagnostics -o reporting/locales/reporting.pot .
+	$(BIN)/pybabel update -i reporting/locales/reporting.pot -d reporting/locales \
+		-D reporting -w 88 --ignore-obsolete
+	$(BIN)/pybabel compile -d reporting/locales -D reporting --statistics

@@ -17,7 +17,7 @@ from .compute import changes, coverage, sections, slices
 from .compute import document as kpis
 from .compute.context import BuildContext, with_archived_rollups
 from .compute.coverage import data_span
-from .core import memory, periods, rollups
+from .core import i18n, memory, periods, rollups
 from .core.config import Audience, Config
 from .core.errors import ReportError, SourceError
 from .core.quality import Loaded
@@ -97,7 +97,8 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
         staging.append(stage_copy(final, staging_folder(output_dir, p.id)))
         result = BuildResult(p, staging[0], warnings=warnings, document=document)
         with stage("charts"):
-            drawn = _draw(computed, slice_builds, result.folder / "html" / "charts", covered, fmt)
+            drawn = _draw(computed, slice_builds, result.folder / "html" / "charts", covered, ctx,
+                          fmt)
         built_at, page = _page(p, config, span)
         with stage("html"):
             jobs, archived = _render_html(ctx, computed, drawn, document, page, fmt, result,
@@ -221,38 +222,62 @@ def _contexts(store: archive.Archive, config: Config, p: periods.Period, names: 
 
 
 def _draw(computed: Mapping[str, Section], slice_builds: list[SliceBuild], folder: Path,
-          covered: coverage.Coverage, fmt: str = "pdf") -> dict[str, str]:
-    """The charts, gaps where a source has no data; a slice's in a folder of its own
-    (`charts/<audience>/`); when an HTML page is written (`fmt`), each chart's phone
-    variant too."""
+          covered: coverage.Coverage, ctx: BuildContext, fmt: str = "pdf"
+          ) -> dict[str, dict[str, str]]:
+    """The charts, gaps where a source has no data, by locale ("" English, the others'
+    in `charts/<locale>/`); a slice's in a folder of its own (`charts/<audience>/`); when
+    an HTML page is written (`fmt`), each chart's phone variant too."""
     days, missing = covered.days(), covered.missing_days(sources())
     narrow = fmt != "pdf"
     for sb in slice_builds:
         sb.drawn = {k: f"{sb.audience.name}/{v}" for k, v in
                     charts.draw_all(sb.computed, folder / sb.audience.name, days,
                                     missing, narrow).items()}
-    return charts.draw_all(computed, folder, days, missing, narrow)
+    return {"": charts.draw_all(computed, folder, days, missing, narrow),
+            **_draw_voices(ctx, computed, folder, covered, narrow)}
 
 
-def _render_html(ctx: BuildContext, computed: Mapping[str, Section], drawn: Mapping[str, str],
+def _draw_voices(ctx: BuildContext, computed: Mapping[str, Section], folder: Path,
+                 covered: coverage.Coverage, narrow: bool = False
+                 ) -> dict[str, dict[str, str]]:
+    """The charts again for each language other than English among the whole data's
+    audiences (their ticks' numbers and dates in it), in `charts/<locale>/`; by locale."""
+    days, missing = covered.days(), covered.missing_days(sources())
+    out: dict[str, dict[str, str]] = {}
+    for audience in ctx.audiences:
+        voice = i18n.of(audience, ctx.config)
+        if voice.english or voice.name in out:
+            continue
+        with i18n.speaking(voice):
+            out[voice.name] = {k: f"{voice.name}/{v}" for k, v in charts.draw_all(
+                computed, folder / voice.name, days, missing, narrow).items()}
+    return out
+
+
+def _render_html(ctx: BuildContext, computed: Mapping[str, Section],
+                 drawn_in: Mapping[str, Mapping[str, str]],
                  document: dict[str, Any], page: render.Page, fmt: str, result: BuildResult,
                  owner: tuple[Path, str], slice_builds: list[SliceBuild] = ()
                  ) -> tuple[list[PdfJob], dict[str, Path]]:
     """Each audience's page; written when HTML is asked for, queued as a PDF job when
     PDFs are (`owner`: the output folder and this build's id, checked before each PDF's
-    rename); a sliced audience's page from its own sections. Returns the PDF jobs and
-    the file archived per audience; writes `<audience>.csv` where `attach` asks for it."""
+    rename); a sliced audience's page from its own sections; `drawn_in`: the charts by
+    locale ("" English). Returns the PDF jobs and the file archived per audience; writes
+    `<audience>.csv` where `attach` asks for it."""
     html_dir = result.folder / "html"
     # output/assets: the HTML pages' fonts (a PDF-only build writes no page needing them)
     assets = site.ensure_assets(result.folder.parents[1], fonts=fmt != "pdf")
     jobs, archived = [], {}
-    pages = [(a, computed, drawn, document) for a in ctx.audiences] + [
+    drawn = drawn_in[""]
+    pages = [(a, computed, drawn_in.get(i18n.of(a, ctx.config).name, drawn), document)
+             for a in ctx.audiences] + [
         (sb.audience, sb.computed, sb.drawn, sb.document) for sb in slice_builds]
     siblings = [(a.name, a.title) for a, *_ in pages] if fmt != "pdf" else []
     for audience, computed, drawn, document in pages:
-        values = render.context(audience, computed, drawn, document, ctx.quality, page)
-        values.update(site.page_values(audience.name, fmt, document, siblings))
-        html = render.render_html(values)
+        with i18n.speaking(i18n.of(audience, ctx.config)):   # its language, numbers, zone
+            values = render.context(audience, computed, drawn, document, ctx.quality, page)
+            values.update(site.page_values(audience.name, fmt, document, siblings))
+            html = render.render_html(values)
         if fmt in ("html", "both"):
             archived[audience.name] = files.atomic_write(html_dir / f"{audience.name}.html",
                                                          html)
@@ -357,7 +382,8 @@ def _page(p: periods.Period, config: Config, span: tuple[pd.Timestamp, pd.Timest
     """The build's clock and what every audience's page shares."""
     built_at = datetime.now(config.tz)
     return built_at, render.Page(p, f"{built_at:%a %-d %b %Y %H:%M} {config.tz.key}",
-                                 _span_text(span, config.tz), config.thresholds)
+                                 _span_text(span, config.tz), config.thresholds, built_at,
+                                 span)
 
 
 def _span_text(span: tuple[pd.Timestamp, pd.Timestamp] | None, tz: Any) -> str:

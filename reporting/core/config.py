@@ -167,6 +167,10 @@ class Audience:
                                       example=["slack://{SLACK_TOKENS}/#ops"])
     attach: tuple[str, ...] = setting(("pdf",), "what mail and chat carry", kind="list",
                                       choices=ATTACHMENTS, example=["pdf", "csv"])
+    locale: str = setting("", "language and number format of its pages, mail and charts; "
+                          "\"\" = the top-level `locale`", kind="locale", example="de_DE")
+    timezone: str = setting("", "zone of the times its pages show; \"\" = the top-level "
+                            "`timezone`", kind="zone", example="Europe/Berlin")
     filters: tuple[tuple[str, tuple[str, ...]], ...] = setting(
         (), "a slice: shell patterns per key", kind="table", choices=FILTER_KEYS,
         example={"services": ["payments-*"], "pages": ["/checkout*"]})
@@ -280,6 +284,8 @@ class Config:
                                          factory=SchedulerConfig, kind="table",
                                          of=SchedulerConfig)
     currency: str = setting("", "ISO 4217 code shown with money; \"\" = none", example="EUR")
+    locale: str = setting("en_GB", "every audience's language and number format unless it "
+                          "sets its own (en, de, fr, pl)", kind="locale", example="pl_PL")
     funnel: tuple[tuple[str, tuple[str, ...]], ...] = setting(
         DEFAULT_FUNNEL, "steps in order: name = [page patterns]; \"finished\" is added",
         kind="table", example={"search": ["search*"], "checkout": ["checkout*"]})

@@ -1,10 +1,17 @@
-"""One place for every number's look: 1,234.5 ms, 12.3 %, 1,213.20 (also the Jinja2 filters)."""
+"""One place for every number's look: 1,234.5 ms, 12.3 %, 1,213.20 (also the Jinja2 filters).
+
+While an audience's non-English voice is active (`i18n.speaking`), the same calls give
+its CLDR forms (1.234,5 ms, 12,3 %, 1.213,20 EUR, Sa., 14. Nov. 2026); English keeps the
+f-string forms below byte for byte."""
 from __future__ import annotations
 
 import math
 import numbers
 from dataclasses import dataclass
 from typing import Any
+
+from . import i18n
+from .i18n import gettext as _
 
 DASH = "–"
 
@@ -13,12 +20,30 @@ def _ok(v: Any) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def _num(v: float, digits: int) -> str:
+    """`v` grouped with `digits` decimals in the active voice: 1,234.5 or 1.234,5."""
+    voice = i18n.active()
+    return f"{v:,.{digits}f}" if voice is None else i18n.decimal(v, digits, voice.locale)
+
+
+def _g(v: float) -> str:
+    """`v` as `{v:g}` writes it, with the active voice's decimal sign: 2.5 or 2,5."""
+    voice = i18n.active()
+    return f"{v:g}" if voice is None else i18n.short(v, voice.locale)
+
+
+def _sp() -> str:
+    """The space before a unit: a no-break one in German, French and Polish typography,
+    so "2 438,0 ms" never breaks before its unit."""
+    return " " if i18n.active() is None else "\u00a0"
+
+
 def count(v: Any) -> str:
-    return f"{v:,.0f}" if _ok(v) else DASH
+    return _num(v, 0) if _ok(v) else DASH
 
 
 def ms(v: Any) -> str:
-    return f"{v:,.1f} ms" if _ok(v) else DASH
+    return f"{_num(v, 1)}{_sp()}ms" if _ok(v) else DASH
 
 
 def pct(v: Any) -> str:
@@ -27,18 +52,27 @@ def pct(v: Any) -> str:
         return DASH
     p = v * 100
     digits = 2 if (0 < abs(p) < 1 or 99 < abs(p) < 100) else 1
+    voice = i18n.active()
+    if voice is not None:
+        return i18n.percent(v, digits, voice.locale)
     return f"{p:,.{digits}f} %"
 
 
 def pct_points(v: Any) -> str:
     """A value already in percent (CPU 0-100)."""
-    return f"{v:,.1f} %" if _ok(v) else DASH
+    if not _ok(v):
+        return DASH
+    voice = i18n.active()
+    return f"{v:,.1f} %" if voice is None else i18n.percent(v / 100, 1, voice.locale)
 
 
 def money(v: Any, currency: str = "") -> str:
-    """1,234.50, or 1,234.50 EUR with a configured currency."""
+    """1,234.50, or 1,234.50 EUR with a configured currency (1.234,50 EUR in German)."""
     if not _ok(v):
         return DASH
+    voice = i18n.active()
+    if voice is not None:
+        return i18n.money(v, currency, voice.locale)
     return f"{v:,.2f} {currency}" if currency else f"{v:,.2f}"
 
 
@@ -61,7 +95,7 @@ def rounded(v: Any, unit: str) -> Any:
 
 
 def number(v: Any, digits: int = 1) -> str:
-    return f"{v:,.{digits}f}" if _ok(v) else DASH
+    return _num(v, digits) if _ok(v) else DASH
 
 
 def change(v: Any) -> str:
@@ -69,6 +103,9 @@ def change(v: Any) -> str:
     if not _ok(v):
         return DASH
     sign = "+" if v > 0 else "−" if v < 0 else "±"
+    voice = i18n.active()
+    if voice is not None:
+        return sign + i18n.percent(abs(v), 1, voice.locale)
     return f"{sign}{abs(v) * 100:,.1f} %"
 
 
@@ -97,20 +134,22 @@ def delta(value: Any, previous: Any, unit: str, better: str | None = None) -> De
                         for v in (value, previous))
         digits = 2 if near_edge else 1
         shown = round(amount, digits)
-        text = f"{_sign(shown)}{abs(shown):,.{digits}f} pp"
+        points = _("pp")                  # percentage points: Pp. (de), p.p. (pl), pts (fr)
+        text = f"{_sign(shown)}{_num(abs(shown), digits)} {points}"
     elif unit in ABSOLUTE_UNITS:
         digits = ABSOLUTE_UNITS[unit]
         amount = value - previous
         shown = round(amount, digits)
-        text = f"{_sign(shown)}{abs(shown):,.{digits}f}"
+        text = f"{_sign(shown)}{_num(abs(shown), digits)}"
     else:
         if previous == 0:
             return None
         amount = (value - previous) / abs(previous)
         shown = round(amount * 100, 1)
-        text = f"{_sign(shown)}{abs(shown):,.1f} %"
+        text = f"{_sign(shown)}{_num(abs(shown), 1)} %" if i18n.active() is None else \
+            _sign(shown) + i18n.percent(abs(shown) / 100, 1, i18n.active().locale)
     if shown == 0:
-        return Delta("no change", "", None, 0.0)
+        return Delta(_("no change"), "", None, 0.0)
     tone = None if better is None else "good" if (shown > 0) == (better == "up") else "bad"
     return Delta(text, "▲" if shown > 0 else "▼", tone, amount)
 
@@ -134,17 +173,35 @@ FORMATS = {
     "ratio": pct,
     "pct": pct_points,
     "money": money,
-    "min": lambda v: f"{v:,.1f} min" if _ok(v) else DASH,
-    "h": lambda v: f"{v:,.1f} h" if _ok(v) else DASH,
+    "min": lambda v: f"{_num(v, 1)}{_sp()}min" if _ok(v) else DASH,
+    "h": lambda v: f"{_num(v, 1)}{_sp()}h" if _ok(v) else DASH,
     "items": lambda v: number(v, 1),
     "per_user": lambda v: number(v, 2),
     "score": lambda v: number(v, 2),
-    "rating": lambda v: f"{v:,.2f} / 5" if _ok(v) else DASH,
-    "x": lambda v: f"{v:,.1f}x" if _ok(v) else DASH,
-    "polarity": lambda v: f"{v:+.2f}" if _ok(v) else DASH,
-    "date": lambda v: v.strftime("%a %-d %b %Y") if hasattr(v, "strftime") else DASH,
-    "datetime": lambda v: v.strftime("%a %-d %b %H:%M") if hasattr(v, "strftime") else DASH,
+    "rating": lambda v: f"{_num(v, 2)} / 5" if _ok(v) else DASH,
+    "x": lambda v: f"{_num(v, 1)}x" if _ok(v) else DASH,
+    "polarity": lambda v: (("+" if v >= 0 else "−") + _num(abs(v), 2) if i18n.active()
+                           else f"{v:+.2f}") if _ok(v) else DASH,
+    "date": lambda v: when(v, "date"),
+    "datetime": lambda v: when(v, "datetime"),
 }
+
+ENGLISH_DATES = {"date": "%a %-d %b %Y", "datetime": "%a %-d %b %H:%M", "day": "%a %-d %b",
+                 "dm": "%-d %b", "dmy": "%-d %b %Y", "time": "%H:%M"}
+
+
+def when(t: Any, form: str = "date") -> str:
+    """A time in the active voice (in its audience's zone when `t` is aware): English
+    "Sat 14 Nov 2026" (form date), "Sat 14 Nov 14:05" (datetime), "Sat 14 Nov" (day),
+    "14 Nov" (dm), "14 Nov 2026" (dmy), "14:05" (time); German "Sa., 14. Nov. 2026"."""
+    if not hasattr(t, "strftime"):
+        return DASH
+    voice = i18n.current()
+    if voice is not None and getattr(t, "tzinfo", None) is not None:
+        t = t.astimezone(voice.zone)
+    if voice is None or voice.english:
+        return t.strftime(ENGLISH_DATES[form])
+    return i18n.when(t, form, voice.locale)
 
 
 def value(v: Any, unit: str) -> str:
@@ -161,7 +218,7 @@ def value(v: Any, unit: str) -> str:
 
 def seconds(v_ms: Any) -> str:
     """A threshold in ms as people say it: 2500 -> "2.5 s", 4000 -> "4 s"."""
-    return f"{v_ms / 1000:g} s" if _ok(v_ms) else DASH
+    return f"{_g(v_ms / 1000)}{_sp()}s" if _ok(v_ms) else DASH
 
 
 def threshold_words(t: Any) -> dict[str, str]:
@@ -173,15 +230,15 @@ def threshold_words(t: Any) -> dict[str, str]:
         if not _ok(v):
             continue
         if name.startswith("cls_"):
-            out[name] = f"{v:g}"
+            out[name] = _g(v)
         elif name.endswith("_ms"):
             out[name] = seconds(v)
         elif name.endswith("_hours"):
-            out[name] = f"{v:g} h"
+            out[name] = f"{_g(v)} h"
         elif name.endswith("_pct"):
-            out[name] = f"{v:g} %"
+            out[name] = f"{_g(v)} %"
         elif isinstance(v, float) and 0 < v < 1:
-            out[name] = f"{v * 100:g} %"
+            out[name] = f"{_g(v * 100)} %"
         else:
-            out[name] = f"{v:g}"
+            out[name] = _g(v)
     return out

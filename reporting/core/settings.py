@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .checks import address, notify_urls, number
 from .errors import ConfigError
+from .i18n import locale_name
 from .periodforms import FORMS, is_period
 
 # What each kind of value is, in the words the docs and error messages use.
@@ -29,6 +30,7 @@ KINDS = {
     "period": "period", "zone": "IANA time zone", "date": "date (YYYY-MM-DD)",
     "path": "path (relative to the config file)", "url": "URL", "env": "environment "
     "variable's name", "size": "size such as \"2GB\"", "table": "table",
+    "locale": "locale such as \"de_DE\" (language en, de, fr or pl)",
 }
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -177,6 +179,8 @@ def _text(s: Setting, kind: str, text: str, where: str, key: str) -> str:
         except (ZoneInfoNotFoundError, ValueError):
             raise ConfigError(f"{where}: {key} {text[:60]!r} is not an IANA time zone such as "
                               "'UTC' or 'Europe/Warsaw'.") from None
+    if kind == "locale" and text:
+        return locale_name(text, where, key)
     if kind == "size" and not SIZE.fullmatch(text):
         raise ConfigError(f"{where}: {key} must be a size such as \"2GB\" or \"auto\", not "
                           f"{text[:40]!r}.")

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import Formatter, FuncFormatter, MaxNLocator, PercentFormatter
 
+from ..core import formatting
 from ..core.values import Chart, Section
 from ..store.files import atomic_write
 
@@ -63,7 +64,8 @@ MAX_BARS = 25        # bars in one bar chart; the title says how many more there
 
 
 def thousands(x: float, _pos: int | None = None) -> str:
-    return f"{x:,.0f}" if abs(x) >= 10 or x == int(x) else f"{x:,.1f}"
+    """A tick in the page's number format: 12,000 (English), 12.000 (German)."""
+    return formatting.number(x, 0 if abs(x) >= 10 or x == int(x) else 1)
 
 
 class Adaptive(Formatter):
@@ -76,7 +78,7 @@ class Adaptive(Formatter):
         locs = np.asarray(self.axis.get_majorticklocs() if self.axis else [], dtype=float)
         step = np.min(np.abs(np.diff(locs))) if locs.size > 1 else 0.0
         digits = int(np.clip(-np.floor(np.log10(step)), 0, 4)) if step > 0 else 0
-        return f"{x:,.{digits}f}{self.suffix}"
+        return f"{formatting.number(x, digits)}{self.suffix}"
 
 
 def _short(label: object) -> str:
@@ -279,8 +281,16 @@ def _stacked(chart: Chart) -> plt.Figure:
 def _date_labels(values: Any, o: Mapping[str, Any]) -> list[str]:
     if o.get("week_labels"):
         return [f"w/c {pd.Timestamp(v):%-d %b}" for v in values]
-    # two lines: seven "Mon 9 Nov" labels at 9 pt ran into each other on one
-    return [f"{pd.Timestamp(v):%a\n%-d %b}" for v in values]
+    # two lines, weekday over day: seven "Mon 9 Nov" labels at 9 pt ran into each other on one
+    return [_two_lines(formatting.when(pd.Timestamp(v), "day")) for v in values]
+
+
+def _two_lines(day: str) -> str:
+    """A day label with its weekday on a line of its own: "Mon\n9 Nov", "Sa.\n14. Nov."."""
+    head, sep, rest = day.partition(", ")
+    if not sep:
+        head, sep, rest = day.partition(" ")
+    return f"{head}\n{rest}" if sep else day
 
 
 def _thin_ticks(ax: plt.Axes, n: int, most: int = 12) -> None:

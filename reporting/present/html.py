@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Mapping
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import pandas as pd
 from markupsafe import Markup
 from matplotlib.ft2font import FT2Font
 
-from ..core import formatting, registry
+from ..core import formatting, i18n, registry
 from ..core.config import Audience, Thresholds
 from ..core.periods import Period
 from ..core.quality import origin_text, rejected_rows
@@ -42,6 +43,7 @@ def environment() -> jinja2.Environment:
         autoescape=True,                      # every value is escaped, HTML or not
         undefined=jinja2.StrictUndefined,
         trim_blocks=True, lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
     )
     env.filters.update({
         "fmt": formatting.value, "ms": formatting.ms, "pct": formatting.pct,
@@ -73,7 +75,8 @@ def _font(path: str) -> FT2Font:
 # --- views: plain dicts and lists for the templates ---------------------------------------
 
 def kpi_view(k: KPI) -> dict[str, Any]:
-    return {"key": k.key, "label": k.label, "value": k.value, "previous": k.previous,
+    return {"key": k.key, "label": i18n.gettext(k.label), "value": k.value,
+            "previous": k.previous,
             "unit": k.unit, "status": k.status,
             **formatting.change_view(k.value, k.previous, k.unit, k.better)}
 
@@ -121,7 +124,8 @@ def _cell(v: Any) -> Any:
 def section_view(s: Section, charts: Mapping[str, str], words: Mapping[str, str]
                  ) -> dict[str, Any]:
     headers = registry.headers(s.name, words)
-    return {"name": s.name, "title": s.title, "status": s.status, "message": s.message,
+    return {"name": s.name, "title": i18n.gettext(s.title), "status": s.status,
+            "message": s.message,
             "kpis": [kpi_view(k) for k in s.kpis],
             "headline": [kpi_view(k) for k in s.kpis if k.key in s.headline],
             "tables": [table_view(t, headers) for t in s.tables],
@@ -155,24 +159,54 @@ def flagged_insights(shown: Iterable[KPI], insights: list[dict[str, Any]],
             continue
         domain = k.key.split(".")[0]
         shown_value = formatting.value(k.value, k.unit)
-        if any(i["domain"] == domain and shown_value in i["text"] for i in insights):
+        with i18n.speaking(None):        # the insights' sentences quote values in English
+            quoted = formatting.value(k.value, k.unit)
+        if any(i["domain"] == domain and quoted in i["text"] for i in insights):
             continue
-        how = "just outside" if k.status == "warn" else "well outside"
+        sentence = i18n.gettext("%(kpi)s was %(value)s, just outside its target (see "
+                                "%(section)s).") if k.status == "warn" else \
+            i18n.gettext("%(kpi)s was %(value)s, well outside its target (see %(section)s).")
+        section = i18n.gettext(titles.get(domain, domain))
         out.append({"severity": "medium" if k.status == "warn" else "high", "domain": domain,
-                    "text": f"{k.label} was {shown_value}, {how} its target "
-                            f"(see {titles.get(domain, domain)}).",
+                    "text": sentence % {"kpi": i18n.gettext(k.label), "value": shown_value,
+                                        "section": section},
                     "kpi": k.key})
     return out
 
 
 @dataclass(frozen=True)
 class Page:
-    """What every audience's page of one build shares besides the sections."""
+    """What every audience's page of one build shares besides the sections (the build's
+    clock and data span also as times, for an audience of another language or zone)."""
 
     period: Period
     generated_at: str
     data_span: str
     thresholds: Thresholds
+    built_at: Any = None
+    span: tuple[Any, Any] | None = None
+
+
+def localised(page: Page) -> tuple[str, str, str]:
+    """The period, build time and data span in the active voice and the audience's zone:
+    the build's own text for an English page in the build's zone, else the locale's dates
+    and (not English) the CLDR ISO-week label."""
+    voice, p = i18n.current(), page.period
+    if voice is None or page.built_at is None or (
+            voice.english and voice.zone.key == getattr(page.built_at.tzinfo, "key", "")):
+        return p.label, page.generated_at, page.data_span
+    label = p.label
+    if not voice.english:
+        label = i18n.span(p.start, p.end - pd.Timedelta(microseconds=1), voice.locale)
+        if p.id[:4].isdigit() and "-W" in p.id:
+            year, week = p.id.split("-W")
+            label += f" ({i18n.week(int(year), int(week[:2]), voice.locale)})"
+    built = formatting.when(page.built_at, "date") + " " + \
+        formatting.when(page.built_at, "time") + f" {voice.zone.key}"
+    if page.span is None:
+        return label, built, i18n.gettext("no timestamped data")
+    a, b = (formatting.when(t, "dmy") + " " + formatting.when(t, "time") for t in page.span)
+    return label, built, f"{a} – {b}"
 
 
 def context(audience: Audience, computed: Mapping[str, Section], charts: Mapping[str, str],
@@ -194,14 +228,18 @@ def context(audience: Audience, computed: Mapping[str, Section], charts: Mapping
     order = {"high": 0, "medium": 1, "low": 2}
     chosen = sorted(chosen + extra_insights, key=lambda i: order.get(i["severity"], 9))
     p = page.period
+    label, generated_at, data_span = localised(page)
+    voice = i18n.active()
     return {
-        "audience": {"name": audience.name, "title": audience.title,
+        "lang": voice.locale.language if voice else "en", "english": voice is None,
+        "audience": {"name": audience.name, "title": i18n.gettext(audience.title),
                      "sections": list(audience.sections), "template": audience.template},
         "compact": audience.compact, "insight_limit": view.insight_limit,
         "assets": template_dir().resolve().as_uri(),
-        "period": {"id": p.id, "label": p.label,
-                   "previous": p.previous.label if p.previous else None},
-        "generated_at": page.generated_at, "data_span": page.data_span,
+        "period": {"id": p.id, "label": label,
+                   "previous": localised(dataclasses.replace(page, period=p.previous))[0]
+                   if p.previous else None},
+        "generated_at": generated_at, "data_span": data_span,
         "slice": document.get("slice"),
         "sections": views, "tiles_list": tiles,
         # An audience reads the insights of its own sections (incidents span them all),
@@ -240,6 +278,9 @@ def _quality_view(name: str, q: Any) -> dict[str, Any]:
 
 def render_html(ctx: Mapping[str, Any]) -> str:
     env = environment()
+    voice = i18n.active()
+    env.install_gettext_translations(voice.translations if voice else i18n.translations("en"),
+                                     newstyle=True)
     name = ctx["audience"]["name"]
     chosen = ctx["audience"].get("template") or f"audiences/{name}.html"
     try:

@@ -1,0 +1,268 @@
+"""Locale and time zone per audience (issue 32): config keys, Babel's CLDR numbers, dates
+and week labels, the shipped gettext catalogues, and a German and a Polish executive
+report of the sample read back from their PDFs."""
+from __future__ import annotations
+
+import dataclasses
+import io
+import re
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from babel import Locale
+from babel.messages.mofile import read_mo
+from babel.messages.pofile import read_po
+
+from reporting.core import formatting, i18n
+from reporting.core.config import DEFAULT_AUDIENCES, Config
+from reporting.core.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+LOCALES = ROOT / "reporting" / "locales"
+UTC = ZoneInfo("UTC")
+NB, NNB = "\u00a0", "\u202f"        # CLDR's no-break space (de %, pl groups), narrow (fr)
+
+
+def speak(locale: str, zone: str = "UTC"):
+    return i18n.speaking(i18n.voice(locale, ZoneInfo(zone)))
+
+
+# --- numbers ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("locale, expected", [
+    ("de_DE", [f"1.234,5{NB}ms", f"12,3{NB}%", f"1.234,50{NB}EUR", "1.235", f"99,95{NB}%",
+               f"−4,0{NB}%", "3,04 / 5"]),
+    ("pl_PL", [f"1{NB}234,5{NB}ms", "12,3%", f"1{NB}234,50{NB}EUR", f"1{NB}235", "99,95%",
+               "−4,0%", "3,04 / 5"]),
+    ("fr_FR", [f"1{NNB}234,5{NB}ms", f"12,3{NB}%", f"1{NNB}234,50{NB}EUR", f"1{NNB}235",
+               f"99,95{NB}%", f"−4,0{NB}%", "3,04 / 5"]),
+])
+def test_numbers_in_the_locale(locale, expected):
+    """1234.5 ms, 0.1234 as a ratio, 1234.5 EUR, 1234.6 counted, 0.99953 (two decimals
+    near 100 %), a change of −4 %, a rating of 3.04: each worked out from CLDR's patterns
+    (de: "." groups, "," decimals, "#,##0 %"; pl: no-break space groups, "#,##0%")."""
+    with speak(locale):
+        got = [formatting.ms(1234.5), formatting.pct(0.1234), formatting.money(1234.5, "EUR"),
+               formatting.count(1234.6), formatting.pct(0.99953), formatting.change(-0.04),
+               formatting.value(3.04, "rating")]
+    assert got == expected
+
+
+def test_english_is_unchanged_with_or_without_a_voice():
+    """en_GB speaks the product's own forms, byte for byte (the goldens rest on this)."""
+    forms = lambda: [formatting.ms(1234.5), formatting.pct(0.1234),      # noqa: E731
+                     formatting.money(1234.5, "EUR"), formatting.change(-0.04),
+                     formatting.delta(0.5, 0.427, "ratio").text,
+                     formatting.delta(1.0, 1.0, "count").text]
+    plain = forms()
+    with speak("en_GB"):
+        assert forms() == plain
+    assert plain == ["1,234.5 ms", "12.3 %", "1,234.50 EUR", "−4.0 %", "+7.3 pp", "no change"]
+
+
+def test_changes_in_points_and_no_change_are_translated():
+    """0.427 -> 0.5 is +7.3 percentage points: Pp. in German, p.p. in Polish."""
+    with speak("de_DE"):
+        assert formatting.delta(0.5, 0.427, "ratio").text == "+7,3 Pp."
+        assert formatting.delta(2.0, 2.0, "count").text == "unverändert"
+    with speak("pl_PL"):
+        assert formatting.delta(0.5, 0.427, "ratio").text == "+7,3 p.p."
+
+
+def test_thresholds_in_sentences_take_the_decimal_comma():
+    @dataclasses.dataclass
+    class T:
+        page_p75_ms: float = 2500.0
+        availability_slo: float = 0.999
+        resolution_hours: float = 24.0
+
+    with speak("de_DE"):
+        words = formatting.threshold_words(T())
+    assert words == {"page_p75_ms": f"2,5{NB}s", "availability_slo": "99,9 %",
+                     "resolution_hours": "24 h"}
+
+
+# --- dates, zones and week labels ------------------------------------------------------
+
+def test_dates_in_the_audience_zone():
+    """13:05 UTC on Sat 14 Nov 2026 is 14:05 in Berlin (CET, UTC+1) and 14:05 in Warsaw."""
+    t = datetime(2026, 11, 14, 13, 5, tzinfo=timezone.utc)
+    with speak("de_DE", "Europe/Berlin"):
+        assert formatting.when(t, "datetime") == "Sa., 14. Nov., 14:05"
+        assert formatting.when(t, "date") == "Sa., 14. Nov. 2026"
+    with speak("pl_PL", "Europe/Warsaw"):
+        assert formatting.when(t, "date") == "sob., 14 lis 2026"
+    with speak("en_GB", "America/New_York"):          # English, another zone: 08:05 EST
+        assert formatting.when(t, "datetime") == "Sat 14 Nov 08:05"
+    assert formatting.when(t, "datetime") == "Sat 14 Nov 13:05"
+
+
+@pytest.mark.parametrize("year, week, de, pl", [
+    (2026, 46, "Woche 46 des Jahres 2026", "2026, tydz. 46"),
+    (2020, 53, "Woche 53 des Jahres 2020", "2020, tydz. 53"),    # Mon 28 Dec 2020
+    (2027, 1, "Woche 1 des Jahres 2027", "2027, tydz. 1"),       # Mon 4 Jan 2027
+])
+def test_iso_week_labels_by_cldr_pattern(year, week, de, pl):
+    """CLDR's `yw` pattern with the ISO week and week-year (de, pl: weeks start on Monday
+    and need four days, as ISO 8601's do), also across a year's end."""
+    assert i18n.week(year, week, Locale.parse("de_DE")) == de
+    assert i18n.week(year, week, Locale.parse("pl_PL")) == pl
+
+
+# --- config ----------------------------------------------------------------------------
+
+def test_locale_and_timezone_per_audience(tmp_path):
+    path = tmp_path / "report.toml"
+    path.write_text('locale = "fr"\ntimezone = "Europe/Warsaw"\n'
+                    '[audiences.executive]\nlocale = "de-DE"\ntimezone = "Europe/Berlin"\n')
+    c = Config.load(path)
+    assert c.locale == "fr"
+    assert c.audiences["executive"].locale == "de_DE"
+    exec_voice, it_voice = (i18n.of(c.audiences[n], c) for n in ("executive", "it"))
+    assert (exec_voice.name, exec_voice.zone.key) == ("de_DE", "Europe/Berlin")
+    assert (it_voice.name, it_voice.zone.key) == ("fr", "Europe/Warsaw")
+    assert i18n.of(DEFAULT_AUDIENCES["ux"], Config()).name == "en_GB"
+
+
+@pytest.mark.parametrize("text, key", [
+    ('[audiences.executive]\nlocale = "es_ES"\n', "audiences.executive.locale"),
+    ('locale = "klingon"\n', "locale"),
+    ('[audiences.it]\ntimezone = "Mars/Olympus"\n', "audiences.it.timezone"),
+])
+def test_a_wrong_locale_or_zone_is_one_sentence(tmp_path, text, key):
+    path = tmp_path / "report.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        Config.load(path)
+    message = str(err.value)
+    assert key in message and "\n" not in message and "Traceback" not in message
+
+
+# --- catalogues ------------------------------------------------------------------------
+
+def _catalogue(lang: str):
+    with open(LOCALES / lang / "LC_MESSAGES" / "reporting.po", "rb") as f:
+        return read_po(f, locale=lang)
+
+
+@pytest.mark.parametrize("lang", ["de", "fr", "pl"])
+def test_shipped_catalogues_are_complete(lang):
+    """Every message of the template is translated, none fuzzy, every plural form given
+    (Polish three, French three by CLDR, German two), placeholders kept."""
+    with open(LOCALES / "reporting.pot", "rb") as f:
+        template = read_po(f)
+    cat = _catalogue(lang)
+    wanted = {m.id for m in template if m.id}
+    assert wanted <= {m.id for m in cat if m.id}
+    assert not cat.fuzzy
+    for m in cat:
+        if not m.id:
+            continue
+        strings = m.string if isinstance(m.string, tuple) else (m.string,)
+        assert "fuzzy" not in m.flags, (lang, m.id)
+        assert all(s.strip() for s in strings), (lang, m.id)
+        if isinstance(m.id, tuple):
+            assert len(strings) == cat.num_plurals, (lang, m.id)
+        hole = r"%\(\w+\)[sd]|\{\w+\}"        # %(num)d in sentences, {name} in KPI labels
+        holes = set(re.findall(hole, m.id[0] if isinstance(m.id, tuple) else m.id))
+        assert all(holes <= set(re.findall(hole, s)) for s in strings), (lang, m.id)
+
+
+@pytest.mark.parametrize("lang", ["de", "fr", "pl"])
+def test_compiled_catalogues_match_their_po(lang):
+    """The committed .mo is the .po compiled (`make locales`), so a clone reads it."""
+    with open(LOCALES / lang / "LC_MESSAGES" / "reporting.mo", "rb") as f:
+        mo = read_mo(f)
+    po = _catalogue(lang)
+    def pairs(cat):
+        return {(tuple(m.id) if isinstance(m.id, (list, tuple)) else m.id):
+                (tuple(m.string) if isinstance(m.string, (list, tuple)) else m.string)
+                for m in cat if m.id}
+
+    assert pairs(mo) == pairs(po)
+
+
+def test_template_holds_every_marked_sentence(tmp_path):
+    """`pybabel extract` now finds what the committed reporting.pot holds: a sentence added
+    without `make locales` fails here."""
+    out = tmp_path / "now.pot"
+    subprocess.run([str(Path(sys.executable).with_name("pybabel")), "extract", "-F",
+                    "babel.cfg", "-k", "N_", "-k", "Metric:2", "--no-location", "-o", str(out), "."],
+                   cwd=ROOT, check=True, capture_output=True)
+    with open(out, "rb") as f:
+        now = {m.id for m in read_po(f) if m.id}
+    with open(LOCALES / "reporting.pot", "rb") as f:
+        stored = {m.id for m in read_po(io.BytesIO(f.read())) if m.id}
+    assert now == stored
+
+
+# --- a German and a Polish executive report of the sample --------------------------------
+
+# Words of our templates' own sentences and labels (page 1, tiles, appendix, glossary): none
+# may remain on a translated page. The insights' sentences, KPI labels, glossary rows and
+# chart text are computed in English and are not translated yet (see docs/config.md).
+TEMPLATE_WORDS = ["Period:", "Compared with", "Generated", "Headline KPIs", "What stands out",
+                  "Glossary", "Appendix", "Data span", "Rows read", "all rows valid",
+                  "no change", "Status against", "more findings", "Executive summary",
+                  "What is counted", "Judged by", "Audience:", "vs", "WARN", "GOOD", "BAD",
+                  "AVAILABILITY", "REVENUE", "ABANDONED CARTS", "P95 LATENCY"]   # tile labels
+
+
+@pytest.fixture(scope="module")
+def translated(tmp_path_factory):
+    """One build of the sample's latest week: the executive page in German (Berlin time)
+    and the same page in Polish (Warsaw time)."""
+    from reporting.build import build
+
+    from tests.conftest import pdf_text
+
+    polish = dataclasses.replace(DEFAULT_AUDIENCES["executive"], name="executive_pl",
+                                 locale="pl_PL", timezone="Europe/Warsaw")
+    audiences = {**DEFAULT_AUDIENCES, "executive_pl": polish,
+                 "executive": dataclasses.replace(DEFAULT_AUDIENCES["executive"],
+                                                  locale="de_DE", timezone="Europe/Berlin")}
+    out = tmp_path_factory.mktemp("i18n")
+    result = build(Config(audiences=audiences), period="2026-W46", data_dir=ROOT / "data",
+                   output_dir=out, fmt="pdf", audiences=["executive", "executive_pl"])
+    # Spaces of any kind as one: a tile's value may wrap before its unit (tile widths are
+    # the design pass's, issue 32 point 3), which is a line break in the text.
+    return {p.stem: re.sub(r"\s+", " ", pdf_text(p))
+            for p in result.files if p.suffix == ".pdf"}
+
+
+def _tiles(text: str, start: str, end: str) -> str:
+    return text[text.index(start):text.index(end)]
+
+
+def test_german_executive_report(translated):
+    text = translated["executive"]
+    assert text.startswith("Management-Zusammenfassung")
+    assert "Zeitraum: 9.–15. Nov. 2026 (Woche 46 des Jahres 2026)" in text
+    assert "Europe/Berlin" in text and "Seite 1 von" in text
+    tiles = _tiles(text, "Wichtigste Kennzahlen", "Was auffällt")
+    # p75 load time 2,438.0 ms and revenue 90,061.50 in the golden English page
+    assert "2.438,0 ms ✓ GUT" in tiles and "90.061,50" in tiles
+    assert "VERFÜGBARKEIT" in text and "ANTWORTZEIT P95" in text      # tile labels
+    assert "▼ −0,05 Pp. ggü. 99,94 %" in tiles
+    assert not re.search(r"\d,\d{3}\.\d|\d\.\d+ ?(ms|%)", tiles), tiles
+    assert [w for w in TEMPLATE_WORDS if re.search(rf"\b{re.escape(w)}\b", text)] == []
+    # the charts drawn in German: ticks 6.000 and 12.000 (English 6,000), day labels
+    assert "0 6.000 12.000" in text and "Mo., 9. Nov." in text
+    assert "0 6,000 12,000" not in text
+
+
+def test_polish_executive_report(translated):
+    text = translated["executive_pl"]
+    assert text.startswith("Podsumowanie dla zarządu")
+    assert "Okres: 9–15 lis 2026 (2026, tydz. 46)" in text
+    assert "Europe/Warsaw" in text and "strona 1 z" in text
+    tiles = _tiles(text, "Kluczowe wskaźniki", "Co się wyróżnia")
+    assert "2 438,0 ms ✓ DOBRZE" in tiles and "90 061,50" in tiles
+    assert "99,89% ⚠ UWAGA" in tiles
+    assert "DOSTĘPNOŚĆ" in text and "PRZYCHÓD" in text
+    assert not re.search(r"\d,\d{3}\.\d|\d\.\d+ ?(ms|%)", tiles), tiles
+    assert [w for w in TEMPLATE_WORDS if re.search(rf"\b{re.escape(w)}\b", text)] == []
