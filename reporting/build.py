@@ -97,8 +97,7 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
         staging.append(stage_copy(final, staging_folder(output_dir, p.id)))
         result = BuildResult(p, staging[0], warnings=warnings, document=document)
         with stage("charts"):
-            drawn = _draw(computed, slice_builds, result.folder / "html" / "charts", covered, ctx,
-                          fmt)
+            drawn = _draw(computed, slice_builds, result.folder / "html/charts", covered, ctx, fmt)
         built_at, page = _page(p, config, span)
         with stage("html"):
             jobs, archived = _render_html(ctx, computed, drawn, document, page, fmt, result,

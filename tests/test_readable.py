@@ -97,6 +97,7 @@ def tile_page(css: str, kpis: list[tuple]) -> str:
     """The tiles macro with `kpis` (label, value, previous, unit, status) on a page with
     the report's own style sheet."""
     env = render.environment()
+    env.install_null_translations(newstyle=True)      # the tiles' words in English
     views = [{"label": label, "value": value, "previous": previous, "unit": unit,
               "status": status, **formatting.change_view(value, previous, unit, "higher")}
              for label, value, previous, unit, status in kpis]
