@@ -59,8 +59,8 @@ def detect(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
             shifts.append(_level_shift(sig, hours[start].tz_convert(tz), before, after,
                                        rising))
     hours_judged = max(len(judged), 1)
-    services = sorted({s.entity for s in sigs if s.back_end})
-    back = {s: [i for i, g in enumerate(sigs) if g.back_end and g.entity == s]
+    services = sorted({s.services[0] for s in sigs if s.back_end})   # CPU: of its hosts
+    back = {s: [i for i, g in enumerate(sigs) if g.back_end and g.services[:1] == (s,)]
             for s in services}
     user = {s: [i for i, g in enumerate(sigs) if not g.back_end and s in g.services]
             for s in services}
@@ -176,9 +176,11 @@ def _readings(p: np.ndarray, usual: np.ndarray, sigs: Sequence[Signal], rows: li
     for i in rows:
         chances = np.nan_to_num(p[i, a:b], nan=np.inf)
         k = a + int(np.argmin(chances))
-        out.append(Reading(sigs[i].name, sigs[i].entity, finite(sigs[i].values[k]),
-                           finite(usual[i, k]), finite(p[i, k]), sigs[i].unit,
-                           sigs[i].daily))
+        sig = sigs[i]
+        service = sig.services[0] if sig.back_end and sig.services[:1] != (sig.entity,) \
+            else ""
+        out.append(Reading(sig.name, sig.entity, finite(sig.values[k]), finite(usual[i, k]),
+                           finite(p[i, k]), sig.unit, sig.daily, service))
     return tuple(sorted(out, key=lambda r: r.p if r.p is not None else 1.0))
 
 
@@ -244,4 +246,6 @@ def _level_shift(sig: Signal, start: pd.Timestamp, before: float, after: float,
     text = (f"{what} {verb} since {start:%a %-d %b %H:%M}: {fmt.value(after, sig.unit)} "
             f"against a usual {fmt.value(before, sig.unit)} ({change}); a level shift, "
             "not an incident.")
-    return LevelShift(sig.name, sig.entity, sig.unit, start, before, after, rising, text)
+    service = sig.services[0] if sig.back_end and sig.services[:1] != (sig.entity,) else ""
+    return LevelShift(sig.name, sig.entity, sig.unit, start, before, after, rising, text,
+                      service)

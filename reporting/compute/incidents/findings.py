@@ -22,11 +22,14 @@ class Reading:
     p: float | None        # tail probability of the worst hour under its baseline
     unit: str
     daily: bool = False    # a signal of bare dates: its value is a day's, not an hour's
+    service: str = ""      # a host's reading: the service it serves
 
     def as_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         if not self.daily:      # the hourly readings' shape is unchanged
             del d["daily"]
+        if not self.service:
+            del d["service"]
         return d
 
 
@@ -97,10 +100,13 @@ class LevelShift:
     after: float
     rising: bool
     text: str = ""
+    service: str = ""      # a host's shift: the service it serves
 
     def as_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["start"] = self.start.isoformat()
+        if not self.service:
+            del d["service"]
         return d
 
 

@@ -80,9 +80,13 @@ def _column_median(rows: np.ndarray) -> np.ndarray:
     return np.where(k > 0, (lo + hi) / 2, np.nan)
 
 
-def noise_floor(kind: str, median: np.ndarray, events: np.ndarray) -> np.ndarray:
-    """The smallest MAD that a robust-scale signal's own sampling noise allows."""
+def noise_floor(kind: str, median: np.ndarray, events: np.ndarray, spread: float = 0.0
+                ) -> np.ndarray:
+    """The smallest MAD that a robust-scale signal's own sampling noise allows (a mean of
+    `events` scores whose standard deviation is `spread`: K spread / sqrt(events))."""
     with np.errstate(all="ignore"):
+        if kind == "mean":
+            return K * spread / np.sqrt(np.maximum(events, 1))
         if kind == "pct":
             return np.full(len(median), 5.0)   # percentage points (CPU, memory)
         if kind == "traffic":    # hourly traffic swings well beyond Poisson noise
@@ -226,21 +230,29 @@ def tail(sig: Signal, min_events: int, at: np.ndarray | None = None
             q, usual[at] = _expected(sig.kind, values, events, rows, seen, x, at)
         elif sig.kind == "ratio":
             q = _ratio_p(values, events, rows, seen, x, ev, at)
-        else:     # level, pct, traffic: a robust scale
+        else:     # level, pct, traffic, mean: a robust scale
             mad = np.fmax(_column_median(np.abs(rows - median)),
-                          noise_floor(sig.kind, median, ev))
+                          noise_floor(sig.kind, median, ev, sig.spread))
             z = K * (x - median) / mad
-            if sig.kind == "traffic":
-                # Traffic is judged by its falls (clients that cannot reach a service), in
-                # hours that usually have enough of it.
-                z = np.where(median >= min_events, -z, np.nan)
-            else:
-                z = np.where(ev >= (min_events if sig.kind == "level" else 1), z, np.nan)
-            q = stats.norm.sf(z)
+            # judged in hours with enough events (traffic: that usually have enough)
+            enough = median >= min_events if sig.kind == "traffic" else \
+                ev >= (min_events if sig.kind == "level" else 1)
+            q = np.where(enough, sided(z, sig.sides), np.nan)
             if sig.above is not None:
                 q = _above_tail(sig, q, median, ev, np.nansum(seen, axis=0), at, min_events)
     p[at] = np.where(known, q, np.nan)
     return p, usual
+
+
+def sided(z: np.ndarray, sides: str) -> np.ndarray:
+    """The normal tail of a robust z on the side(s) that mean trouble: a rise (up), a fall
+    (down), or either (both: twice the smaller tail, so that a quiet hour is as unlikely
+    to be flagged as under a one-sided test)."""
+    if sides == "down":
+        return stats.norm.sf(-z)
+    if sides == "both":
+        return np.minimum(2 * stats.norm.sf(np.abs(z)), 1.0)
+    return stats.norm.sf(z)
 
 
 def _above_tail(sig: Signal, q: np.ndarray, median: np.ndarray, ev: np.ndarray,
