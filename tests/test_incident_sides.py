@@ -125,3 +125,37 @@ def test_one_host_that_falls_idle_is_not_hidden_in_its_fleet():
     assert "CPU on search-api-3 fell to 10.0 % (usually 90.0 %)" in a.text
     assert {s.entity for s in found.signals if s.name == "system.cpu_pct"} == {
         f"search-api-{h}" for h in range(1, 5)}
+
+
+def short_cpu(changes: dict[str, float], until: str | None = None) -> pd.DataFrame:
+    """Two weeks of payment-api-1 at 95 % CPU (Mon 2 .. Sun 15 Nov: the days before 9 Nov
+    are the only history), from each timestamp in `changes` at its value (None: back to
+    95 %) up to `until` (default: to the end)."""
+    t = minutes("2026-11-02", "2026-11-15")
+    cpu = np.full(len(t), 95.0)
+    for at, v in changes.items():
+        upto = t < pd.Timestamp(until, tz=UTC) if until else True
+        cpu[((t >= pd.Timestamp(at, tz=UTC)) & upto).to_numpy()] = v
+    return pd.DataFrame({"timestamp": t, "service_name": "payment-api", "host": "payment-api-1",
+                         "cpu_pct": cpu, "memory_pct": 50.0, "healthy": 1.0})
+
+
+def test_a_short_history_is_judged_on_its_days_and_says_so():
+    # one hour at 25 % on Fri 13 Nov 03:00: its baseline is 03:00 of 2 .. 12 Nov, 11 days
+    rows = short_cpu({"2026-11-13 03:00": 25.0}, until="2026-11-13 04:00")
+    [a] = detect({"system_metrics": rows}, W46, Thresholds()).back_end
+    assert a.signals[0].days == 11 and a.signals[0].as_dict()["days"] == 11
+    assert "CPU on payment-api-1 fell to 25.0 % (usually 95.0 %; baseline: 11 days)" in a.text
+
+
+def test_a_change_that_lasts_on_a_short_history_is_one_level_shift_with_its_start():
+    # from Wed 11 Nov 03:00 on at 25 %: judged against 03:00 of the 9 days before (2 .. 10
+    # Nov), not the days that include the change; one level shift, no hour-by-hour anomaly
+    found = detect({"system_metrics": short_cpu({"2026-11-11 03:00": 25.0})}, W46,
+                   Thresholds())
+    [s] = found.shifts
+    assert s.start == pd.Timestamp("2026-11-11 03:00", tz=UTC)
+    assert (s.before, s.after, s.days, s.service) == (95.0, 25.0, 9, "payment-api")
+    assert s.text.startswith("CPU on payment-api-1 has stayed lower since Wed 11 Nov 03:00: "
+                             "25.0 % against a usual 95.0 % (-70.0 pp; baseline: 9 days)")
+    assert found.back_end == () and found.incidents == ()

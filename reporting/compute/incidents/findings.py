@@ -23,13 +23,13 @@ class Reading:
     unit: str
     daily: bool = False    # a signal of bare dates: its value is a day's, not an hour's
     service: str = ""      # a host's reading: the service it serves
+    days: int = 0          # its baseline's days, where the history is short (0: weeks)
 
     def as_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        if not self.daily:      # the hourly readings' shape is unchanged
-            del d["daily"]
-        if not self.service:
-            del d["service"]
+        for key in ("daily", "service", "days"):    # the usual readings' shape is unchanged
+            if not d[key]:
+                del d[key]
         return d
 
 
@@ -101,12 +101,14 @@ class LevelShift:
     rising: bool
     text: str = ""
     service: str = ""      # a host's shift: the service it serves
+    days: int = 0          # its baseline's days, where the history is short (0: weeks)
 
     def as_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["start"] = self.start.isoformat()
-        if not self.service:
-            del d["service"]
+        for key in ("service", "days"):
+            if not d[key]:
+                del d[key]
         return d
 
 

@@ -62,6 +62,8 @@ class Signal:
     above: Callable[[np.ndarray], np.ndarray] | None = None
     daily: bool = False    # a source of bare dates: one value a day, in its midnight hour
     spread: float = 0.0    # a mean's per-event standard deviation (its sampling noise)
+    # per hour: the days its baseline rests on, where the history is short (0: weeks)
+    days: np.ndarray | None = None
 
     @property
     def back_end(self) -> bool:

@@ -23,8 +23,9 @@ def reading_text(r: Reading) -> str:
     verb = " "
     if SIDES.get(r.name, "up") != "up" and r.peak is not None and r.baseline is not None:
         verb = " fell to " if r.peak < r.baseline else " rose to "
+    basis = f"; baseline: {r.days} days" if r.days else ""
     return (f"{label(dataclasses.asdict(r))}{verb}{fmt.value(r.peak, r.unit)} "
-            f"(usually {fmt.value(r.baseline, r.unit)})")
+            f"(usually {fmt.value(r.baseline, r.unit)}{basis})")
 
 
 def sentence(inc: Incident, currency: str = "") -> str:
