@@ -84,20 +84,26 @@ def test_hours_are_cut_in_utc_in_a_zone_with_15_minute_slots():
     assert sigs["api.requests", "search-api"].values[:2].tolist() == [0, 3]
 
 
-def test_system_cpu_memory_means_and_failed_probes_per_service_and_hour():
-    # hour 0: cpu 50 and 70 (mean 60), memory 40 and 60 (50), one probe failed;
-    # hour 1: cpu 90 and 80 (85), memory 70 and 90 (80), one failed, one not probed;
-    # hour 2: cpu 10, memory 20, healthy.
+def test_system_cpu_memory_means_and_failed_probes_per_host_and_hour():
+    # h1: hour 0 cpu 50, memory 40, healthy; hour 1 cpu 90, memory 70, failed; hour 2 cpu
+    # 10, memory 20, healthy. h2: hour 0 cpu 70, memory 60, failed; hour 1 cpu 80, memory
+    # 90, not probed; no sample in hour 2. A sample without a host counts for its service.
     frame = pd.DataFrame({
-        "timestamp": at([0, 30, 60, 75, 150]), "service_name": ["payment-api"] * 5,
-        "host": ["h1", "h2", "h1", "h2", "h1"], "cpu_pct": [50.0, 70, 90, 80, 10],
-        "memory_pct": [40.0, 60, 70, 90, 20], "healthy": [1.0, 0, 0, np.nan, 1]})
+        "timestamp": at([0, 30, 60, 75, 150, 10]),
+        "service_name": ["payment-api"] * 5 + ["search-api"],
+        "host": ["h1", "h2", "h1", "h2", "h1", None], "cpu_pct": [50.0, 70, 90, 80, 10, 5],
+        "memory_pct": [40.0, 60, 70, 90, 20, 5], "healthy": [1.0, 0, 0, np.nan, 1, 1]})
     sigs = by_name(signals(
         {"system_metrics": rollups.reduce(frame, "system_metrics", UTC)}, HOURS))
-    cpu = sigs["system.cpu_pct", "payment-api"]
-    assert cpu.values.tolist() == [60.0, 85.0, 10.0] and cpu.events.tolist() == [2, 2, 1]
-    assert sigs["system.memory_pct", "payment-api"].values.tolist() == [50.0, 80.0, 20.0]
-    assert sigs["system.failed_probes", "payment-api"].values.tolist() == [1, 1, 0]
+    h1, h2 = sigs["system.cpu_pct", "h1"], sigs["system.cpu_pct", "h2"]
+    assert h1.values.tolist() == [50.0, 90.0, 10.0] and h1.events.tolist() == [1, 1, 1]
+    assert h2.values[:2].tolist() == [70.0, 80.0] and np.isnan(h2.values[2])
+    assert h1.services == h2.services == ("payment-api",)
+    assert sigs["system.memory_pct", "h1"].values.tolist() == [40.0, 70.0, 20.0]
+    assert sigs["system.failed_probes", "h1"].values.tolist() == [0, 1, 0]
+    assert sigs["system.failed_probes", "h2"].values.tolist() == [1, 0, 0]
+    assert sigs["system.cpu_pct", "search-api"].values[0] == 5.0
+    assert ("system.cpu_pct", "payment-api") not in sigs
 
 
 def test_pages_p75_and_sessions_dropped_at_checkout_where_they_end():

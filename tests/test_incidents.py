@@ -282,15 +282,16 @@ def test_section_and_kpis_json(tmp_path):
     assert eur[0].text.endswith(" EUR).") and not found[0].text.endswith(" EUR).")
 
 
-def test_traffic_is_judged_by_its_falls_in_busy_hours():
+def test_traffic_is_judged_by_its_falls_and_its_surges_in_busy_hours():
     n = 3 * 168
     values = np.full(n, 100.0)
     values[[-3, -2, -1]] = [30.0, 60.0, 300.0]
     p, _ = tail(Signal("api.requests", "s", "traffic", values, values, "count"), 30)
-    # floor 0.1 * median = 10: a fall to 30 is z = 0.6745 * 70 / 10; to 60, 0.6745 * 40 / 10
-    assert p[-3] == pytest.approx(stats.norm.sf(4.7215)) and p[-2] == pytest.approx(
-        stats.norm.sf(2.698))
-    assert p[-1] > 0.99                                 # a rise is not a failure
+    # floor 0.1 * median = 10: a fall to 30 is z = 0.6745 * 70 / 10; to 60, 0.6745 * 40 / 10;
+    # a surge to 300 is z = 0.6745 * 200 / 10; both sides: twice the normal tail
+    assert p[-3] == pytest.approx(2 * stats.norm.sf(4.7215)) and p[-2] == pytest.approx(
+        2 * stats.norm.sf(2.698))
+    assert p[-1] == pytest.approx(2 * stats.norm.sf(13.49))
     quiet = np.full(n, 20.0)
     quiet[-1] = 0.0
     p, _ = tail(Signal("api.requests", "s", "traffic", quiet, quiet, "count"), 30)

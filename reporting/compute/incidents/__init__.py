@@ -11,9 +11,11 @@ are themselves unlikely under the others (an earlier incident) are left out.
   probes) get the exact upper tail of a Poisson whose rate is learnt from those baseline
   hours (a gamma prior from the same hour of day: the predictive is negative binomial);
   error ratios the exact upper tail of a binomial with the hour's request count, the
-  rate learnt the same way (beta-binomial). Percentiles, CPU and memory, and traffic
-  falls use a robust scale: z = 0.6745 (x - median) / MAD, MAD floored by the signal's
-  own sampling noise, read as a normal tail; a percentile also by the binomial count of
+  rate learnt the same way (beta-binomial). Percentiles, CPU and memory (per host),
+  traffic and the mean rating use a robust scale: z = 0.6745 (x - median) / MAD, MAD
+  floored by the signal's own sampling noise, read as a normal tail on the side that
+  means trouble (`signals.SIDES`: both for requests, CPU and memory; a fall for the
+  rating; else a rise); a percentile also by the binomial count of
   the hour's events above its usual level (alone in hours with few events). Ratios are
   judged at any request count (the tail knows how many events there were).
 - **Service map.** Each back-end service is tied to the pages, ticket issue types,
@@ -32,9 +34,10 @@ are themselves unlikely under the others (an earlier incident) are left out.
   outside an incident is a back-end anomaly (IT report); a user signal below alpha /
   (hours x user signals) outside an incident that holds it is a user-felt anomaly
   (support report). Each family holds the same alpha bound.
-- **Level shifts.** A percentile or CPU/memory signal that stays above its baseline for
-  the rest of the period (at least SHIFT_HOURS) is one level shift with its start (CUSUM
-  estimate, sign test at alpha / (signals x candidate starts)); the hours after it are
+- **Level shifts.** A percentile or CPU/memory signal that stays above (CPU/memory: or
+  below) its baseline for the rest of the period (at least SHIFT_HOURS) is one level
+  shift with its start (CUSUM estimate, judged against the hours before it; sign test at
+  alpha / (signals x candidate starts)); the hours after it are
   judged against the shifted level, so a later failure still shows.
 
 Signals of the high-volume sources come from their rollups (`reporting/rollups.py`), never

@@ -17,7 +17,18 @@ from . import stats
 from .findings import Anomaly, Findings, Impact, Incident, LevelShift, Reading
 from .links import service_map
 from .signals import EPOCH, HOUR, Signal, as_tables, grid, signals, with_history
-from .stats import PRIOR_HOURS, fisher, history, level_shift, runs, shifted, side, tail
+from .stats import (
+    PRIOR_HOURS,
+    baseline_days,
+    before_change,
+    fisher,
+    history,
+    level_shift,
+    runs,
+    shifted,
+    side,
+    tail,
+)
 from .words import finite, label, reading_text, sentence, span_text
 
 SUGGESTIVE = 0.01   # each side of an incident hour, and each hour a window grows by
@@ -35,10 +46,8 @@ def detect(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
     the configured service map (the rest is inferred); `top_n` bounds the entities per
     signal; `maintenance` windows' hours are unknown (`changes.unjudged`)."""
     frames = as_tables(frames)
-    history_from = None
-    if history is not None and not history.empty:
-        history_from = EPOCH + int(history["hour"].min()) * HOUR
-    hours = grid(period, frames, history_from=history_from)
+    hours = grid(period, frames, history_from=None if history is None or history.empty
+                 else EPOCH + int(history["hour"].min()) * HOUR)
     if len(hours) == 0:
         return Findings((), (), (), (), hours, ())
     tz, link_map = tz or period.start.tz, service_map(frames, links)
@@ -51,16 +60,18 @@ def detect(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
     shifts = []
     testable = max(1, sum(s.kind in ("level", "pct") for s in sigs))
     for i, sig in enumerate(sigs):
+        sigs[i] = sig = _with_days(sig, judged)
         p[i], usual[i] = tail(sig, t.incident_min_events, judged)
         found = level_shift(sig, usual[i], judged, alpha / testable, t.incident_min_events)
         if found:
             start, before, after, rising = found
-            p[i], _ = tail(shifted(sig, start, usual[i]), t.incident_min_events, judged)
+            base = before_change(sig.values, start, judged)
+            p[i], _ = tail(shifted(sig, start, base), t.incident_min_events, judged)
             shifts.append(_level_shift(sig, hours[start].tz_convert(tz), before, after,
-                                       rising))
+                                       rising, int(sig.days[start])))
     hours_judged = max(len(judged), 1)
-    services = sorted({s.entity for s in sigs if s.back_end})
-    back = {s: [i for i, g in enumerate(sigs) if g.back_end and g.entity == s]
+    services = sorted({s.services[0] for s in sigs if s.back_end})   # CPU: of its hosts
+    back = {s: [i for i, g in enumerate(sigs) if g.back_end and g.services[:1] == (s,)]
             for s in services}
     user = {s: [i for i, g in enumerate(sigs) if not g.back_end and s in g.services]
             for s in services}
@@ -176,9 +187,12 @@ def _readings(p: np.ndarray, usual: np.ndarray, sigs: Sequence[Signal], rows: li
     for i in rows:
         chances = np.nan_to_num(p[i, a:b], nan=np.inf)
         k = a + int(np.argmin(chances))
-        out.append(Reading(sigs[i].name, sigs[i].entity, finite(sigs[i].values[k]),
-                           finite(usual[i, k]), finite(p[i, k]), sigs[i].unit,
-                           sigs[i].daily))
+        sig = sigs[i]
+        service = sig.services[0] if sig.back_end and sig.services[:1] != (sig.entity,) \
+            else ""
+        days = int(sig.days[k]) if sig.days is not None else 0
+        out.append(Reading(sig.name, sig.entity, finite(sig.values[k]), finite(usual[i, k]),
+                           finite(p[i, k]), sig.unit, sig.daily, service, days))
     return tuple(sorted(out, key=lambda r: r.p if r.p is not None else 1.0))
 
 
@@ -233,15 +247,30 @@ def _anomaly(side_: str, entity: str, readings: tuple[Reading, ...], a: int, b: 
     return Anomaly(side_, start, end, entity, readings, text)
 
 
+def _with_days(sig: Signal, judged: np.ndarray) -> Signal:
+    """The signal with, per judged hour, how many days its baseline rests on where the
+    history is shorter than two weeks (0 where weeks serve): the sentences say so."""
+    days = np.zeros(len(sig.values), dtype=np.int64)
+    days[judged] = baseline_days(sig.values, judged)
+    return dataclasses.replace(sig, days=days)
+
+
 def _level_shift(sig: Signal, start: pd.Timestamp, before: float, after: float,
-                 rising: bool) -> LevelShift:
+                 rising: bool, days: int = 0) -> LevelShift:
+    """The finding and its sentence: 'CPU on h has stayed lower since Tue 10 Nov 03:00:
+    25.0 % against a usual 95.0 % (-70.0 pp; baseline: 5 days); a level shift, ...'."""
     what = label({"name": sig.name, "entity": sig.entity})
     if sig.unit == "ms":
         change = f"{after / before - 1:+.0%}".replace("+", "+") if before else ""
     else:
         change = f"{after - before:+.1f} pp"
-    verb = "has kept rising" if rising else "has stayed higher"
+    up = after >= before
+    verb = ("has kept rising" if up else "has kept falling") if rising else \
+        ("has stayed higher" if up else "has stayed lower")
+    basis = f"; baseline: {days} days" if days else ""
     text = (f"{what} {verb} since {start:%a %-d %b %H:%M}: {fmt.value(after, sig.unit)} "
-            f"against a usual {fmt.value(before, sig.unit)} ({change}); a level shift, "
-            "not an incident.")
-    return LevelShift(sig.name, sig.entity, sig.unit, start, before, after, rising, text)
+            f"against a usual {fmt.value(before, sig.unit)} ({change}{basis}); a level "
+            "shift, not an incident.")
+    service = sig.services[0] if sig.back_end and sig.services[:1] != (sig.entity,) else ""
+    return LevelShift(sig.name, sig.entity, sig.unit, start, before, after, rising, text,
+                      service, days)

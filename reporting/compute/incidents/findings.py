@@ -22,11 +22,14 @@ class Reading:
     p: float | None        # tail probability of the worst hour under its baseline
     unit: str
     daily: bool = False    # a signal of bare dates: its value is a day's, not an hour's
+    service: str = ""      # a host's reading: the service it serves
+    days: int = 0          # its baseline's days, where the history is short (0: weeks)
 
     def as_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        if not self.daily:      # the hourly readings' shape is unchanged
-            del d["daily"]
+        for key in ("daily", "service", "days"):    # the usual readings' shape is unchanged
+            if not d[key]:
+                del d[key]
         return d
 
 
@@ -97,10 +100,15 @@ class LevelShift:
     after: float
     rising: bool
     text: str = ""
+    service: str = ""      # a host's shift: the service it serves
+    days: int = 0          # its baseline's days, where the history is short (0: weeks)
 
     def as_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["start"] = self.start.isoformat()
+        for key in ("service", "days"):
+            if not d[key]:
+                del d[key]
         return d
 
 

@@ -88,7 +88,8 @@ def _changes(found: Findings, frames: Mapping[str, Any], t: Thresholds, currency
         details.append({**extra, **({"revenue_share": share} if share is not None else {})})
     back_end = tuple(changes.linked(a, (a.entity,), deploys, minutes)[0]
                      for a in found.back_end)
-    shifts = tuple(changes.linked(s, (s.entity,) if s.name.startswith(BACK_END) else (),
+    shifts = tuple(changes.linked(s, (s.service or s.entity,) if s.name.startswith(BACK_END)
+                                  else (),
                                   deploys, minutes)[0] for s in found.shifts)
     return dataclasses.replace(found, incidents=tuple(incidents), back_end=back_end,
                                shifts=shifts), details

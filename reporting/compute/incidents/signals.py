@@ -26,6 +26,13 @@ EPOCH = pd.Timestamp(0, tz="UTC")
 
 BACK_END = ("api.", "system.")       # the other signals are what users felt
 
+# Which way of a signal means trouble (the rest: only a rise): traffic that falls (clients
+# cannot reach a service) or surges (a retry storm, a bot); CPU or memory that rises, or
+# falls to near idle on a busy host (its work went elsewhere or it hangs); a rating that
+# falls.
+SIDES = {"api.requests": "both", "system.cpu_pct": "both", "system.memory_pct": "both",
+         "feedback.rating": "down"}
+
 # The time column of each source that gives signals: sessions count where they end.
 TIME_COLUMNS = {name: SPECS[name].time for name in (
     "api_logs", "page_load_times", "cart_abandonment", "session_tracking", "user_feedback",
@@ -41,11 +48,11 @@ SOURCE_TABLES = {"api_logs": ("requests", "latency_hourly"),
 @dataclass(frozen=True)
 class Signal:
     """One hourly series: a count, a ratio of events, a level (percentile, CPU), traffic,
-    or a money total (impact only, never judged)."""
+    a mean of scores (rating), or a money total (impact only, never judged)."""
 
     name: str              # api.server_error_rate
     entity: str            # payment-api, /checkout, Payment Failure, all
-    kind: str              # count | ratio | level | pct | traffic | value
+    kind: str              # count | ratio | level | pct | traffic | mean | value
     values: np.ndarray     # per hour of the grid
     events: np.ndarray     # per hour: how many observations the value rests on
     unit: str
@@ -54,10 +61,18 @@ class Signal:
     # ... and how many of each hour's events lie above a level given per hour
     above: Callable[[np.ndarray], np.ndarray] | None = None
     daily: bool = False    # a source of bare dates: one value a day, in its midnight hour
+    spread: float = 0.0    # a mean's per-event standard deviation (its sampling noise)
+    # per hour: the days its baseline rests on, where the history is short (0: weeks)
+    days: np.ndarray | None = None
 
     @property
     def back_end(self) -> bool:
         return self.name.startswith(BACK_END)
+
+    @property
+    def sides(self) -> str:
+        """up | down | both: which way of the signal means trouble (SIDES)."""
+        return SIDES.get(self.name, "up")
 
 
 def grid(period: Period, frames: Mapping[str, Any], weeks: int = BASELINE_WEEKS,
@@ -275,10 +290,12 @@ def _sessions(tables: Mapping[str, pd.DataFrame], first: int, n: int,
 def _feedback(f: pd.DataFrame, pos: np.ndarray, n: int, links: Mapping[str, ServiceLinks]
               ) -> list[Signal]:
     """Negative comments, all of them (tied to no service) and per service those that use
-    its words."""
+    its words; the mean rating per hour (judged by its falls)."""
     negative = sentiment.scores(f["feedback_text"])["polarity"].to_numpy() < sentiment.NEGATIVE
     count = _count(np.where(negative, pos, -1), n)
     out = [Signal("feedback.negative", "all", "count", count, count, "count")]
+    if "rating" in f:
+        out.append(_rating(f["rating"], pos, n))
     text = f["feedback_text"].astype("str").str.lower()[negative]
     by_words: dict[tuple[str, ...], list[str]] = {}
     for service, link in links.items():      # one signal per set of words
@@ -297,6 +314,17 @@ def _feedback(f: pd.DataFrame, pos: np.ndarray, n: int, links: Mapping[str, Serv
     return out
 
 
+def _rating(rating: pd.Series, pos: np.ndarray, n: int) -> Signal:
+    """Mean rating per hour (NaN where none was given), with the ratings' own standard
+    deviation over all the rows: how far an hour's mean of a few ratings swings by chance."""
+    r = pd.to_numeric(rating, errors="coerce").to_numpy(dtype=float)
+    rated = ~np.isnan(r)
+    given = _count(np.where(rated, pos, -1), n).astype(np.int64)
+    spread = float(np.std(r[rated])) if rated.sum() > 1 else 0.0
+    return Signal("feedback.rating", "all", "mean", _mean(np.where(rated, pos, -1),
+                  np.nan_to_num(r), given), given, "rating", spread=spread)
+
+
 def _tickets(f: pd.DataFrame, pos: np.ndarray, n: int, links: Mapping[str, ServiceLinks]
              ) -> list[Signal]:
     out = []
@@ -309,24 +337,46 @@ def _tickets(f: pd.DataFrame, pos: np.ndarray, n: int, links: Mapping[str, Servi
 
 def _system(tables: Mapping[str, pd.DataFrame], first: int, n: int,
             links: Mapping[str, ServiceLinks]) -> list[Signal]:
-    """Mean CPU and memory per service and hour (sums / samples) and failed health probes,
-    from `samples`."""
+    """Mean CPU and memory per host and hour (sums / samples) and failed health probes,
+    from `samples`: one busy host that falls idle or saturates is not hidden in the
+    average of its fleet. A sample without a host counts for its service."""
     f = tables["samples"]
     pos = _table_slot(f, first, n)
     counts = f["n"].to_numpy(dtype=float)
     cpu, memory = (f[c].to_numpy(dtype=float) for c in ("cpu_pct_sum", "memory_pct_sum"))
     failed = f["failed"].to_numpy(dtype=float)
     out = []
-    for service, mine in _by(f["service_name"]):
+    for (service, entity), mine in _hosts(f):
         p = pos[mine]
         samples = _count(p, n, counts[mine]).astype(np.int64)
         own = (service,)
         fails = _count(p, n, failed[mine])
-        out += [Signal("system.cpu_pct", service, "pct", _mean(p, cpu[mine], samples),
+        out += [Signal("system.cpu_pct", entity, "pct", _mean(p, cpu[mine], samples),
                        samples, "pct", own),
-                Signal("system.memory_pct", service, "pct", _mean(p, memory[mine], samples),
+                Signal("system.memory_pct", entity, "pct", _mean(p, memory[mine], samples),
                        samples, "pct", own),
-                Signal("system.failed_probes", service, "count", fails, fails, "count", own)]
+                Signal("system.failed_probes", entity, "count", fails, fails, "count", own)]
+    return out
+
+
+def _hosts(f: pd.DataFrame) -> list[tuple[tuple[str, str], np.ndarray]]:
+    """((service, entity), row positions) per host of a service: the entity is the host,
+    the service where the host is unknown, 'host (service)' for a host that serves
+    several."""
+    service = f["service_name"].astype("string")
+    host = (f["host"] if "host" in f else pd.Series(pd.NA, index=f.index)).astype("string")
+    host = host.where(host.str.len() > 0)
+    pairs = pd.DataFrame({"service": service, "host": host}).dropna().drop_duplicates()
+    shared = set(pairs["host"][pairs["host"].duplicated(keep=False)])
+    out = []
+    for service_name, rows in _by(service):
+        hosts = host.iloc[rows]
+        known = hosts.notna().to_numpy()
+        if (~known).any():
+            out.append(((service_name, service_name), rows[~known]))
+        for name, mine in _by(hosts[known].reset_index(drop=True)):
+            entity = f"{name} ({service_name})" if name in shared else name
+            out.append(((service_name, entity), rows[known][mine]))
     return out
 
 

@@ -24,6 +24,7 @@ SCREEN = 1e-3       # a baseline hour this unlikely under the others is left out
 SHIFT_HOURS = 24    # a level shift lasts at least a day
 SHIFT_LEVEL = np.log(1.2)   # and moves a percentile by 20 % or more
 SHIFT_PCT = 5.0             # or CPU/memory by 5 percentage points or more
+JUMP_HOURS = 6      # against a baseline of days: the shift is a step within 6 hours
 
 
 # --- baselines and tail probabilities --------------------------------------------------
@@ -80,13 +81,17 @@ def _column_median(rows: np.ndarray) -> np.ndarray:
     return np.where(k > 0, (lo + hi) / 2, np.nan)
 
 
-def noise_floor(kind: str, median: np.ndarray, events: np.ndarray) -> np.ndarray:
-    """The smallest MAD that a robust-scale signal's own sampling noise allows."""
+def noise_floor(kind: str, median: np.ndarray, events: np.ndarray, spread: float = 0.0
+                ) -> np.ndarray:
+    """The smallest MAD that a robust-scale signal's own sampling noise allows (a mean of
+    `events` scores whose standard deviation is `spread`: K spread / sqrt(events))."""
     with np.errstate(all="ignore"):
+        if kind == "mean":
+            return K * spread / np.sqrt(np.maximum(events, 1))
         if kind == "pct":
             return np.full(len(median), 5.0)   # percentage points (CPU, memory)
-        if kind == "traffic":    # hourly traffic swings well beyond Poisson noise
-            return 0.1 * np.abs(median)
+        if kind == "traffic":    # hourly traffic swings beyond Poisson noise (sqrt)
+            return np.fmax(0.1 * np.abs(median), K * np.sqrt(np.abs(median)))
         # An hourly percentile swings ~25 % on its own at 100 events, more on fewer.
         return 0.25 * np.abs(median) * np.maximum(1.0, np.sqrt(100 / np.maximum(events, 1)))
 
@@ -232,21 +237,42 @@ def tail(sig: Signal, min_events: int, at: np.ndarray | None = None
             q, usual[at] = _expected(sig.kind, values, events, rows, seen, x, at)
         elif sig.kind == "ratio":
             q = _ratio_p(values, events, rows, seen, x, ev, at)
-        else:     # level, pct, traffic: a robust scale
-            mad = np.fmax(_column_median(np.abs(rows - median)),
-                          noise_floor(sig.kind, median, ev))
-            z = K * (x - median) / mad
+        else:     # level, pct, traffic, mean: a robust scale
+            spread = _column_median(np.abs(rows - median))
+            mad = np.fmax(spread, noise_floor(sig.kind, median, ev, sig.spread))
             if sig.kind == "traffic":
-                # Traffic is judged by its falls (clients that cannot reach a service), in
-                # hours that usually have enough of it.
-                z = np.where(median >= min_events, -z, np.nan)
-            else:
-                z = np.where(ev >= (min_events if sig.kind == "level" else 1), z, np.nan)
-            q = stats.norm.sf(z)
+                mad = np.fmax(mad, _pooled(spread, median, min_events))
+            z = K * (x - median) / mad
+            # judged in hours with enough events (traffic: that usually have enough)
+            enough = median >= min_events if sig.kind == "traffic" else \
+                ev >= (min_events if sig.kind == "level" else 1)
+            q = np.where(enough, sided(z, sig.sides), np.nan)
             if sig.above is not None:
                 q = _above_tail(sig, q, median, ev, np.nansum(seen, axis=0), at, min_events)
     p[at] = np.where(known, q, np.nan)
     return p, usual
+
+
+def _pooled(spread: np.ndarray, median: np.ndarray, min_events: int) -> np.ndarray:
+    """A traffic signal's typical relative spread (the median over its judged hours with
+    `min_events` of MAD / median) at each hour's level: the MAD of one hour rests on a few
+    baseline values and is often far smaller than how much the signal really swings."""
+    busy = median >= min_events
+    if not busy.any():
+        return np.zeros(len(median))
+    with np.errstate(all="ignore"):
+        return np.nanmedian((spread / median)[busy]) * np.abs(median)
+
+
+def sided(z: np.ndarray, sides: str) -> np.ndarray:
+    """The normal tail of a robust z on the side(s) that mean trouble: a rise (up), a fall
+    (down), or either (both: twice the smaller tail, so that a quiet hour is as unlikely
+    to be flagged as under a one-sided test)."""
+    if sides == "down":
+        return stats.norm.sf(-z)
+    if sides == "both":
+        return np.minimum(2 * stats.norm.sf(np.abs(z)), 1.0)
+    return stats.norm.sf(z)
 
 
 def _above_tail(sig: Signal, q: np.ndarray, median: np.ndarray, ev: np.ndarray,
@@ -271,48 +297,115 @@ def _above_tail(sig: Signal, q: np.ndarray, median: np.ndarray, ev: np.ndarray,
 
 def level_shift(sig: Signal, usual: np.ndarray, judged: np.ndarray, alpha: float,
                 min_events: int) -> tuple[int, float, float, bool] | None:
-    """(first hour, usual level, level since, still rising) of a lasting rise of a
-    percentile or CPU/memory signal over the judged hours, or None.
+    """(first hour, usual level, level since, still moving) of a lasting change of a
+    percentile or CPU/memory signal over the judged hours, or None: a rise, and for a
+    signal that means trouble both ways (CPU, memory) a fall too (each side at half
+    `alpha`).
 
     The residual is log(value / usual) (percentiles) or value - usual (percentage points);
     the start is the CUSUM estimate with reference half the smallest shift worth naming,
-    then half the shift so found;
-    the shift must hold for SHIFT_HOURS, have a median of at least that smallest shift,
-    and more of its hours above usual than chance allows (sign test at `alpha` over the
-    candidate starts)."""
+    then half the shift so found; then every hour is judged again against the baseline of
+    the hours before that start (where the history is shorter than two weeks, the same
+    hour of the days before the change: a baseline of days that include the change would
+    follow it) and the start found again. The shift must hold for SHIFT_HOURS, have a
+    median of at least that smallest shift, and more of its hours beyond usual than chance
+    allows (sign test at `alpha` over the candidate starts). Against a baseline of days it
+    must also be a step (`_step`): a baseline of days cannot tell a slow weekly rhythm
+    from a change."""
     # lazy: scipy.stats costs ~1 s of start-up; only the incidents' tails need it
     from scipy import stats
     if sig.kind not in ("level", "pct"):
         return None
-    x, med, ev = sig.values[judged].astype(float), usual[judged], sig.events[judged]
-    # Only against weekly baselines: the same hour of earlier days hides a weekly rhythm.
-    weekly = np.sum(~np.isnan(_stack(sig.values.astype(float), judged, WEEK_H,
-                                     BASELINE_WEEKS)), axis=0) >= 2
+    ways = (1.0, -1.0) if sig.sides == "both" else (1.0,)
+    for way in ways:
+        found = _start(sig, usual, judged, min_events, way)
+        if found is None:
+            continue
+        base = before_change(sig.values, found, judged)
+        r, ok, theta = _residual(sig, base[judged], judged, min_events, way)
+        i = _cusum(r[ok], theta)
+        if i is None:
+            continue
+        after = r[ok][i:]
+        start = int(judged[np.flatnonzero(ok)[i]])
+        if baseline_days(sig.values, np.array([start]))[0] and not _step(r[ok], i, theta):
+            continue    # days, not weeks: a slow drift may be a weekly rhythm, not a step
+        above = int(np.sum(after > 0))
+        if stats.binom.sf(above - 1, len(after), 0.5) > alpha / len(ways) / ok.sum():
+            continue
+        half = len(after) // 2
+        moving = bool(np.median(after[half:]) - np.median(after[:half]) >= theta)
+        x = sig.values[judged].astype(float)[ok][i:]
+        return start, float(np.median(base[judged][ok][i:])), float(np.median(x)), moving
+    return None
+
+
+def _step(r: np.ndarray, i: int, theta: float) -> bool:
+    """Whether the residuals change at `i` as a step: the median of the JUMP_HOURS from
+    `i` on beyond that of the JUMP_HOURS before by at least `theta` and two thirds of the
+    shift (the median from `i` on); a drift over days moves far less within hours."""
+    if i == 0:
+        return False
+    jump = np.median(r[i:i + JUMP_HOURS]) - np.median(r[max(i - JUMP_HOURS, 0):i])
+    return bool(jump >= max(theta, 2 / 3 * np.median(r[i:])))
+
+
+def _residual(sig: Signal, med: np.ndarray, judged: np.ndarray, min_events: int,
+              way: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """Per judged hour: the residual against `med` on the side `way` (+1 a rise, -1 a
+    fall), which hours can be judged, and the smallest shift worth naming."""
+    x, ev = sig.values[judged].astype(float), sig.events[judged]
     with np.errstate(all="ignore"):
         if sig.kind == "level":
-            ok = weekly & (x > 0) & (med > 0) & (ev >= min_events)
+            ok = (x > 0) & (med > 0) & (ev >= min_events)
             r, theta = np.log(x / med), SHIFT_LEVEL
         else:
-            ok = weekly & np.isfinite(x) & np.isfinite(med) & (ev > 0)
+            ok = np.isfinite(x) & np.isfinite(med) & (ev > 0)
             r, theta = x - med, SHIFT_PCT
-    r = r[ok]
+    return way * np.where(ok, r, 0.0), ok, theta
+
+
+def _cusum(r: np.ndarray, theta: float) -> int | None:
+    """The CUSUM start of a lasting rise of the residuals `r` (reference half `theta`,
+    then half the shift so found), or None where what follows it is shorter than
+    SHIFT_HOURS or its median below `theta`."""
     if len(r) < SHIFT_HOURS:
         return None
     i = int(np.argmax(np.cumsum((r - theta / 2)[::-1])[::-1]))
     if len(r) - i >= SHIFT_HOURS:
-        # again with the reference at half the shift it found: a start closer to the truth
         step = max(float(np.median(r[i:])), theta)
         i = int(np.argmax(np.cumsum((r - step / 2)[::-1])[::-1]))
-    after = r[i:]
-    if len(after) < SHIFT_HOURS or np.median(after) < theta:
+    if len(r) - i < SHIFT_HOURS or np.median(r[i:]) < theta:
         return None
-    above = int(np.sum(after > 0))
-    if stats.binom.sf(above - 1, len(after), 0.5) > alpha / len(r):
-        return None
-    half = len(after) // 2
-    rising = bool(np.median(after[half:]) - np.median(after[:half]) >= theta)
-    start = int(judged[np.flatnonzero(ok)[i]])
-    return start, float(np.median(med[ok][i:])), float(np.median(x[ok][i:])), rising
+    return i
+
+
+def _start(sig: Signal, usual: np.ndarray, judged: np.ndarray, min_events: int,
+           way: float) -> int | None:
+    """The grid position where a lasting change seems to start, against `usual`."""
+    r, ok, theta = _residual(sig, usual[judged], judged, min_events, way)
+    i = _cusum(r[ok], theta)
+    return None if i is None else int(judged[np.flatnonzero(ok)[i]])
+
+
+def before_change(values: np.ndarray, start: int, at: np.ndarray) -> np.ndarray:
+    """The baseline median of each hour in `at` from the hours before `start` only (its
+    `history` with the values from `start` on unknown); NaN elsewhere."""
+    values = values.astype(float).copy()
+    values[start:] = np.nan
+    [rows] = history(values, np.asarray(at, dtype=int))
+    out = np.full(len(values), np.nan)
+    out[at] = _column_median(rows)
+    return out
+
+
+def baseline_days(values: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Per hour in `at`: how many earlier days its baseline rests on where the history is
+    shorter than two weeks (the same hour of day, `history`); 0 where weeks serve."""
+    values = values.astype(float)
+    weekly = np.sum(~np.isnan(_stack(values, at, WEEK_H, BASELINE_WEEKS)), axis=0)
+    daily = np.sum(~np.isnan(_stack(values, at, 24, 28)), axis=0)
+    return np.where((weekly < 2) & (daily >= MIN_DAYS), daily, 0)
 
 
 def shifted(sig: Signal, start: int, usual: np.ndarray) -> Signal:

@@ -10,7 +10,7 @@ import pandas as pd
 
 from ...core import formatting as fmt
 from .findings import Incident, Reading
-from .signals import BACK_END
+from .signals import BACK_END, SIDES
 
 
 def finite(v: Any) -> float | None:
@@ -18,8 +18,14 @@ def finite(v: Any) -> float | None:
 
 
 def reading_text(r: Reading) -> str:
-    return (f"{label(dataclasses.asdict(r))} {fmt.value(r.peak, r.unit)} "
-            f"(usually {fmt.value(r.baseline, r.unit)})")
+    """'payment-api p95 latency 900 ms (usually 200 ms)'; a signal that means trouble
+    both ways (or falling) names its side: 'CPU on ec2-825cc2 fell to 25 % (usually 95 %)'."""
+    verb = " "
+    if SIDES.get(r.name, "up") != "up" and r.peak is not None and r.baseline is not None:
+        verb = " fell to " if r.peak < r.baseline else " rose to "
+    basis = f"; baseline: {r.days} days" if r.days else ""
+    return (f"{label(dataclasses.asdict(r))}{verb}{fmt.value(r.peak, r.unit)} "
+            f"(usually {fmt.value(r.baseline, r.unit)}{basis})")
 
 
 def sentence(inc: Incident, currency: str = "") -> str:
@@ -38,7 +44,9 @@ def sentence(inc: Incident, currency: str = "") -> str:
         if r:
             bits.append(f"{fmt.count(r.peak)} requests in an hour (usually "
                         f"{fmt.count(r.baseline)})")
-        c = by.get(("system.cpu_pct", service))
+        c = by.get(("system.cpu_pct", service)) or next(
+            (r for r in inc.signals if r.name == "system.cpu_pct" and r.service == service),
+            None)
         if c:
             bits.append(f"CPU {fmt.pct_points(c.peak)}")
         if bits:
@@ -82,7 +90,10 @@ LABELS = {
     "feedback.negative_about": "negative comments per hour",
     "support.new_tickets": "new tickets per hour", "system.cpu_pct": "CPU",
     "system.memory_pct": "memory", "system.failed_probes": "failed health probes per hour",
+    "feedback.rating": "mean rating per hour",
 }
+ON_HOST = ("system.cpu_pct", "system.memory_pct")    # 'CPU on ec2-825cc2'
+
 
 
 def label(row: Mapping[str, Any]) -> str:
@@ -91,6 +102,8 @@ def label(row: Mapping[str, Any]) -> str:
     what = LABELS.get(row["name"], row["name"])
     if row["name"] == "feedback.negative_about":
         what = f"Negative comments on {row['entity']} per hour"
+    elif row["name"] in ON_HOST and row["entity"] != "all":
+        what = f"{what} on {row['entity']}"
     elif row["entity"] == "all":
         what = what[0].upper() + what[1:]
     else:

@@ -1,0 +1,161 @@
+"""Anomalies as production series behave (issue 28): falls and surges where both mean
+trouble, each side named; worked out by hand on small series."""
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from reporting.compute.incidents.detect import detect
+from reporting.compute.incidents.signals import Signal
+from reporting.compute.incidents.stats import sided, tail
+from reporting.core.config import Thresholds
+from reporting.core.periods import week
+
+UTC = ZoneInfo("UTC")
+W46 = week(2026, 46, UTC)            # Mon 9 Nov .. Sun 15 Nov 2026
+
+
+def minutes(first: str, last: str, every: str = "min") -> pd.Series:
+    return pd.Series(pd.date_range(first, f"{last} 23:59", freq=every, tz=UTC))
+
+
+def cpu_rows(level: dict[str, float], changed: dict[str, float] | None = None,
+             host: bool = False) -> pd.DataFrame:
+    """One sample a minute per service from 19 Oct to 15 Nov at a steady CPU (memory 50 %,
+    healthy), each sample of the hours in `changed` (timestamp -> CPU) at that value
+    instead; the host unnamed (or `<service>-1`)."""
+    parts = []
+    for service, cpu in level.items():
+        t = minutes("2026-10-19", "2026-11-15")
+        values = np.full(len(t), cpu)
+        for at, v in (changed or {}).items():
+            values[(t.dt.floor("h") == pd.Timestamp(at, tz=UTC)).to_numpy()] = v
+        parts.append(pd.DataFrame({"timestamp": t, "service_name": service, "cpu_pct": values,
+                                   "memory_pct": 50.0, "healthy": 1.0,
+                                   "host": f"{service}-1" if host else None}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_the_tail_of_each_side_by_hand():
+    z = np.array([-2.0, 2.0])
+    # up: P(Z >= z); down: P(Z <= z); both: twice the smaller of the two
+    assert sided(z, "up") == pytest.approx([0.97725, 0.02275], abs=1e-5)
+    assert sided(z, "down") == pytest.approx([0.02275, 0.97725], abs=1e-5)
+    assert sided(z, "both") == pytest.approx([0.0455, 0.0455], abs=1e-4)
+    assert sided(np.array([0.0]), "both")[0] == 1.0
+
+
+def test_cpu_is_judged_by_its_falls_and_its_rises():
+    n = 3 * 168
+    values = np.full(n, 95.0)
+    values[-1 - 2 * 168] = 94.0          # the baseline of the last hour: 94, 95 -> median 94.5
+    values[[-2, -1]] = [25.0, 99.0]
+    p, usual = tail(Signal("system.cpu_pct", "h1", "pct", values, np.full(n, 60), "pct"),
+                    30)
+    # MAD 0.5 floored at 5 points: a fall to 25 is z = 0.6745 * -70 / 5 (both sides: twice
+    # the tail); 99 against 94.5 is z = 0.6745 * 4.5 / 5, nothing unusual
+    assert p[-2] == pytest.approx(2 * stats.norm.sf(0.6745 * 70 / 5))
+    assert p[-1] == pytest.approx(2 * stats.norm.sf(0.6745 * 4.5 / 5))
+    assert usual[-1] == 94.5 and p[-1] > 0.5
+
+
+def test_a_busy_service_whose_cpu_falls_to_near_idle_is_reported_with_its_side():
+    rows = cpu_rows({"payment-api": 95.0, "search-api": 20.0},
+                    {"2026-11-11 03:00": 25.0})
+    found = detect({"system_metrics": rows}, W46, Thresholds())
+    [a] = found.back_end
+    assert (a.entity, a.start, a.end) == ("payment-api", pd.Timestamp("2026-11-11 03:00",
+                                                                      tz=UTC),
+                                          pd.Timestamp("2026-11-11 04:00", tz=UTC))
+    assert "CPU on payment-api fell to 25.0 % (usually 95.0 %)" in a.text
+    rose = detect({"system_metrics": cpu_rows({"payment-api": 20.0},
+                                              {"2026-11-11 03:00": 90.0})}, W46, Thresholds())
+    assert "CPU on payment-api rose to 90.0 % (usually 20.0 %)" in rose.back_end[0].text
+
+
+def test_a_surge_of_requests_is_reported_as_one():
+    # 60 calls an hour; on Tue 10 Nov 14:00 four times as many (a retry storm)
+    t = minutes("2026-10-19", "2026-11-15")
+    extra = pd.Series(pd.date_range("2026-11-10 14:00", periods=180, freq="20s", tz=UTC))
+    api = pd.DataFrame({"timestamp": pd.concat([t, extra], ignore_index=True),
+                        "endpoint": "/pay", "status_code": 200, "response_time_ms": 100.0,
+                        "service_name": "payment-api"}).sort_values("timestamp")
+    found = detect({"api_logs": api}, W46, Thresholds())
+    [a] = found.back_end
+    assert a.start == pd.Timestamp("2026-11-10 14:00", tz=UTC)
+    assert a.end == pd.Timestamp("2026-11-10 15:00", tz=UTC)
+    assert "payment-api requests per hour rose to 240 (usually 60)" in a.text
+
+
+def test_a_fall_of_the_rating_is_felt_by_users_and_a_rise_is_not():
+    # ten ratings an hour, 4 and 5 in turn (mean 4.5); Thu 12 Nov 10:00 all 1, Fri 13 Nov
+    # 10:00 all 5
+    t = minutes("2026-10-19", "2026-11-15", "6min")
+    rating = np.tile([4.0, 5.0], len(t) // 2)
+    hour = t.dt.floor("h")
+    rating[(hour == pd.Timestamp("2026-11-12 10:00", tz=UTC)).to_numpy()] = 1.0
+    rating[(hour == pd.Timestamp("2026-11-13 10:00", tz=UTC)).to_numpy()] = 5.0
+    feedback = pd.DataFrame({"user_id": "u", "timestamp": t, "feedback_text": "ok",
+                             "rating": rating})
+    found = detect({"user_feedback": feedback}, W46, Thresholds())
+    [rating_signal] = [s for s in found.signals if s.name == "feedback.rating"]
+    assert rating_signal.spread == pytest.approx(np.std(rating))
+    [a] = found.user_felt
+    assert a.start == pd.Timestamp("2026-11-12 10:00", tz=UTC)
+    assert "Mean rating per hour fell to 1.00 / 5 (usually 4.50 / 5)" in a.text
+
+
+def test_one_host_that_falls_idle_is_not_hidden_in_its_fleet():
+    # four search-api hosts at 90 %; on Wed 11 Nov 03:00 search-api-3 falls to 10 %: the
+    # fleet's mean falls only to 70 % (z = 0.6745 * 20 / 5 = 2.7, nothing on 168 hours x
+    # signals), the host's to 10 % (z = 0.6745 * 80 / 5 = 10.8)
+    rows = pd.concat([cpu_rows({"search-api": 90.0},
+                               {"2026-11-11 03:00": 10.0} if h == 3 else None)
+                      .assign(host=f"search-api-{h}") for h in range(1, 5)],
+                     ignore_index=True)
+    found = detect({"system_metrics": rows}, W46, Thresholds())
+    [a] = found.back_end
+    assert a.entity == "search-api" and a.start == pd.Timestamp("2026-11-11 03:00", tz=UTC)
+    assert a.signals[0].entity == "search-api-3" and a.signals[0].service == "search-api"
+    assert a.signals[0].as_dict()["service"] == "search-api"
+    assert "CPU on search-api-3 fell to 10.0 % (usually 90.0 %)" in a.text
+    assert {s.entity for s in found.signals if s.name == "system.cpu_pct"} == {
+        f"search-api-{h}" for h in range(1, 5)}
+
+
+def short_cpu(changes: dict[str, float], until: str | None = None) -> pd.DataFrame:
+    """Two weeks of payment-api-1 at 95 % CPU (Mon 2 .. Sun 15 Nov: the days before 9 Nov
+    are the only history), from each timestamp in `changes` at its value (None: back to
+    95 %) up to `until` (default: to the end)."""
+    t = minutes("2026-11-02", "2026-11-15")
+    cpu = np.full(len(t), 95.0)
+    for at, v in changes.items():
+        upto = t < pd.Timestamp(until, tz=UTC) if until else True
+        cpu[((t >= pd.Timestamp(at, tz=UTC)) & upto).to_numpy()] = v
+    return pd.DataFrame({"timestamp": t, "service_name": "payment-api", "host": "payment-api-1",
+                         "cpu_pct": cpu, "memory_pct": 50.0, "healthy": 1.0})
+
+
+def test_a_short_history_is_judged_on_its_days_and_says_so():
+    # one hour at 25 % on Fri 13 Nov 03:00: its baseline is 03:00 of 2 .. 12 Nov, 11 days
+    rows = short_cpu({"2026-11-13 03:00": 25.0}, until="2026-11-13 04:00")
+    [a] = detect({"system_metrics": rows}, W46, Thresholds()).back_end
+    assert a.signals[0].days == 11 and a.signals[0].as_dict()["days"] == 11
+    assert "CPU on payment-api-1 fell to 25.0 % (usually 95.0 %; baseline: 11 days)" in a.text
+
+
+def test_a_change_that_lasts_on_a_short_history_is_one_level_shift_with_its_start():
+    # from Wed 11 Nov 03:00 on at 25 %: judged against 03:00 of the 9 days before (2 .. 10
+    # Nov), not the days that include the change; one level shift, no hour-by-hour anomaly
+    found = detect({"system_metrics": short_cpu({"2026-11-11 03:00": 25.0})}, W46,
+                   Thresholds())
+    [s] = found.shifts
+    assert s.start == pd.Timestamp("2026-11-11 03:00", tz=UTC)
+    assert (s.before, s.after, s.days, s.service) == (95.0, 25.0, 9, "payment-api")
+    assert s.text.startswith("CPU on payment-api-1 has stayed lower since Wed 11 Nov 03:00: "
+                             "25.0 % against a usual 95.0 % (-70.0 pp; baseline: 9 days)")
+    assert found.back_end == () and found.incidents == ()
