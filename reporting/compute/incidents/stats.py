@@ -221,8 +221,6 @@ def tail(sig: Signal, min_events: int, at: np.ndarray | None = None
     judged, or outside `at`), and the usual level (the baseline median; the expected
     value for counts and money). Baseline hours of counts, ratios and money that were
     themselves far from the others (earlier incidents, `_ordinary`) are left out."""
-    # lazy: scipy.stats costs ~1 s of start-up; only the incidents' tails need it
-    from scipy import stats
     n = len(sig.values)
     at = np.arange(n) if at is None else np.asarray(at, dtype=int)
     values, events = sig.values.astype(float), sig.events.astype(float)
@@ -268,6 +266,8 @@ def sided(z: np.ndarray, sides: str) -> np.ndarray:
     """The normal tail of a robust z on the side(s) that mean trouble: a rise (up), a fall
     (down), or either (both: twice the smaller tail, so that a quiet hour is as unlikely
     to be flagged as under a one-sided test)."""
+    # lazy: scipy.stats costs ~1 s of start-up; only the incidents' tails need it
+    from scipy import stats
     if sides == "down":
         return stats.norm.sf(-z)
     if sides == "both":
