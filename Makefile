@@ -21,7 +21,7 @@ validate: $(STAMP)
 	$(BIN)/reporting validate --data data
 
 # PostgreSQL and nginx for the source tests' real servers, Chromium and chromium-driver
-# for the site tests (installed when missing).
+# for the site tests, poppler-utils for the page pictures (installed when missing).
 system-packages:
 	@bash .ci/system-packages
 

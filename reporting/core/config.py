@@ -170,7 +170,8 @@ class Audience:
     locale: str = setting("", "language and number format of its pages, mail and charts; "
                           "\"\" = the top-level `locale`", kind="locale", example="de_DE")
     timezone: str = setting("", "zone of the times its pages show; \"\" = the top-level "
-                            "`timezone`", kind="zone", example="Europe/Berlin")
+                            "`timezone`", kind="zone", inherit=True,
+                            example="Europe/Berlin")
     filters: tuple[tuple[str, tuple[str, ...]], ...] = setting(
         (), "a slice: shell patterns per key", kind="table", choices=FILTER_KEYS,
         example={"services": ["payments-*"], "pages": ["/checkout*"]})

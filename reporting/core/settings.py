@@ -50,6 +50,7 @@ class Setting:
     secret: bool = False                 # shown as *** by `reporting config check`
     of: type | None = None               # a table's own keys (a config dataclass)
     named: str = ""                      # a table of tables: what names them (<audience>)
+    inherit: bool = False                # "" = the top-level key of the same name
 
 
 def setting(default: Any, help: str, *, factory: Callable[[], Any] | None = None,
@@ -173,7 +174,7 @@ def _text(s: Setting, kind: str, text: str, where: str, key: str) -> str:
         period_check(text, where, key)
     if kind == "date" and not (_is_date(text) and "1900" <= text <= "2200"):
         raise ConfigError(f"{where}: {key} must be a date such as 2000-01-01, not {text!r}.")
-    if kind == "zone":
+    if kind == "zone" and (text or not s.inherit):
         try:
             ZoneInfo(text)
         except (ZoneInfoNotFoundError, ValueError):

@@ -97,7 +97,7 @@ def write_manifest(folder: Path, config: Config, loaded: Loaded, p: Period,
     earlier = _earlier_outputs(folder / "manifest.json")
     for f in sorted(x for x in folder.rglob("*") if x.is_file()):
         rel = str(f.relative_to(folder))
-        if rel in outputs or rel == "manifest.json" or f.parent.name == "charts":
+        if rel in outputs or rel == "manifest.json" or "charts" in Path(rel).parts[:-1]:
             continue
         old = earlier.get(rel)
         if old and old.get("kpis") == digest:
