@@ -209,7 +209,10 @@ def test_incidents_judge_the_top_n_services_plus_other(tmp_path):
     for day in range(1, 15):        # two weeks: a baseline week and the period
         for i in range(600):
             svc = f"svc{i % 300}" if i >= 200 else f"busy{i % 10}"   # 10 busy services
-            rows.append(f"2026-11-{day:02d}T{i % 24:02d}:00:00Z,/e,200,{100 + i % 7},{svc},GET\n")
+            # spread over each hour, so the last hour's rows cover it to 23:59 (rows only
+            # at 23:00:00 would leave the rest of that hour unknown, gaps.partial)
+            rows.append(f"2026-11-{day:02d}T{i % 24:02d}:{i % 60:02d}:00Z,/e,200,{100 + i % 7},"
+                        f"{svc},GET\n")
     path = tmp_path / "api_logs.csv"
     path.write_text(API_HEADER + "".join(rows))
     frame, _ = load_source(path, SPECS["api_logs"], UTC)
