@@ -2,6 +2,7 @@
 trouble, each side named; worked out by hand on small series."""
 from __future__ import annotations
 
+import dataclasses
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -159,3 +160,39 @@ def test_a_change_that_lasts_on_a_short_history_is_one_level_shift_with_its_star
     assert s.text.startswith("CPU on payment-api-1 has stayed lower since Wed 11 Nov 03:00: "
                              "25.0 % against a usual 95.0 % (-70.0 pp; baseline: 9 days)")
     assert found.back_end == () and found.incidents == ()
+
+
+def test_a_traffic_hour_is_never_less_likely_than_as_a_count():
+    # Three weeks at 47 requests an hour; the last hour's same hour of the two weeks
+    # before: 50 and 43; the last hour itself 81. As a robust z: median 46.5, MAD 3.5
+    # floored at 10 % of the median (4.65), z = 0.6745 * 34.5 / 4.65 = 5.0, both sides
+    # 5.6e-7. As a count: 93 requests in 2 hours, the prior the same hour of the 20 days
+    # before (18 x 47 + 50 + 43 = 939, (939 + 0.5) / 21), worth 4 hours: the negative
+    # binomial with shape 93 + 4 prior and p = 6 / 7, twice its upper tail: the larger.
+    n = 3 * 168
+    values = np.full(n, 47.0)
+    values[[-1 - 2 * 168, -1 - 168, -1]] = [43.0, 50.0, 81.0]
+    p, usual = tail(Signal("api.requests", "inventory", "traffic", values, values, "count"),
+                    30, np.array([n - 1]))
+    prior = (18 * 47 + 50 + 43 + 0.5) / 21
+    as_count = 2 * stats.nbinom.sf(80, 93 + 4 * prior, 6 / 7)
+    assert 2 * stats.norm.sf(0.6745 * 34.5 / 4.65) < 1e-6 < as_count
+    assert p[-1] == pytest.approx(as_count, rel=1e-9) and usual[-1] == 46.5
+
+
+def test_a_first_weekend_is_not_judged_against_the_weekdays_before_it():
+    # Traffic from Mon 9 Nov: 50 requests an hour on weekdays, 200 at the weekend. With
+    # five weekdays known, Saturday has no weekend day before it: not judged (its rise is
+    # the week's rhythm, not news). Sunday has one weekend day: not judged either. A
+    # weekday is judged against the weekdays before it (Friday: Mon .. Thu, 4 days).
+    hours = pd.date_range("2026-11-09", periods=7 * 24, freq="h", tz=UTC)
+    values = np.where(hours.day_of_week >= 5, 200.0, 50.0)
+    weekend = np.asarray(hours.day_of_week >= 5)
+    sig = Signal("api.requests", "shop", "traffic", values, values, "count", weekend=weekend)
+    p, usual = tail(sig, 30)
+    friday, saturday, sunday = 4 * 24 + 12, 5 * 24 + 12, 6 * 24 + 12
+    assert np.isnan(p[saturday]) and np.isnan(p[sunday]) and np.isnan(usual[saturday])
+    assert usual[friday] == 50.0 and p[friday] == 1.0
+    # without the kinds of day, Saturday would be a surge against Tue .. Fri
+    p_all, usual_all = tail(dataclasses.replace(sig, weekend=None), 30)
+    assert usual_all[saturday] == 50.0 and p_all[saturday] < 1e-9

@@ -94,12 +94,16 @@ def test_nothing_is_found_in_hours_without_data(scores):
 #   Sunday 2 Nov 06:00-09:00, the same Sunday-morning dip that is the one false alarm a
 #   week earlier (26 Oct): under two weeks of data the baseline is the same hour of the
 #   preceding days, weekdays included.
-FOUND_AT_LEAST = {"asg_cpu": 1, "grok_asg": 0, "nyc_taxi": 1}
+# Now (issue 28: both sides, baselines of days, traffic judged as a count too, a baseline
+# of days that keeps to weekdays or weekend days): 3 of 5 windows (grok_asg's first found
+# by a CPU rise), 1 false alarm: nyc_taxi's Thursday night (Fri 24 Oct 00:00-05:00, 96
+# passengers an hour against 52 on the 3 nights before it; there is no earlier Thursday).
+FOUND_AT_LEAST = {"asg_cpu": 1, "grok_asg": 1, "nyc_taxi": 1}
 FALSE_AT_MOST = {"asg_cpu": 0, "grok_asg": 0, "nyc_taxi": 1}
 
 
 def test_recall_and_false_alarms_on_the_labelled_windows(scores):
-    """Recall 2 of 5 windows and 1 false alarm today: a change that finds fewer windows
+    """Recall 3 of 5 windows and 1 false alarm today: a change that finds fewer windows
     in a series, or reports more outside them, fails here (and should say why)."""
     for folder, s in scores.items():
         print(f"{folder}: {s['found']} of {s['windows']} windows found, "

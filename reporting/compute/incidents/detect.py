@@ -32,6 +32,7 @@ from .stats import (
 from .words import finite, label, reading_text, sentence, span_text
 
 SUGGESTIVE = 0.01   # each side of an incident hour, and each hour a window grows by
+WEEKLY = ("traffic", "count", "value")   # volumes: a baseline of days keeps to its kind
 
 
 # --- finding incidents, one-sided anomalies and level shifts ---------------------------
@@ -59,13 +60,14 @@ def detect(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
     usual = np.full((len(sigs), len(hours)), np.nan)
     shifts = []
     testable = max(1, sum(s.kind in ("level", "pct") for s in sigs))
+    weekend = np.asarray(hours.tz_convert(tz).day_of_week >= 5)
     for i, sig in enumerate(sigs):
-        sigs[i] = sig = _with_days(sig, judged)
+        sigs[i] = sig = _with_days(sig, judged, weekend)
         p[i], usual[i] = tail(sig, t.incident_min_events, judged)
         found = level_shift(sig, usual[i], judged, alpha / testable, t.incident_min_events)
         if found:
             start, before, after, rising = found
-            base = before_change(sig.values, start, judged)
+            base = before_change(sig.values, start, judged, sig.weekend)
             p[i], _ = tail(shifted(sig, start, base), t.incident_min_events, judged)
             shifts.append(_level_shift(sig, hours[start].tz_convert(tz), before, after,
                                        rising, int(sig.days[start])))
@@ -219,7 +221,7 @@ def _variance(sig: Signal, mu: np.ndarray, a: int, b: int) -> np.ndarray:
     Poisson: carts x the mean squared cart value, learnt from the hours outside the
     window), plus that of `mu`, a mean of the known baseline hours (and for counts the
     prior worth PRIOR_HOURS)."""
-    [rows] = history(sig.values.astype(float), np.arange(a, b))
+    [rows] = history(sig.values.astype(float), np.arange(a, b), weekend=sig.weekend)
     seen = np.sum(~np.isnan(rows), axis=0)
     if sig.kind == "count":
         return mu * (1 + 1 / (seen + PRIOR_HOURS))
@@ -247,12 +249,17 @@ def _anomaly(side_: str, entity: str, readings: tuple[Reading, ...], a: int, b: 
     return Anomaly(side_, start, end, entity, readings, text)
 
 
-def _with_days(sig: Signal, judged: np.ndarray) -> Signal:
+def _with_days(sig: Signal, judged: np.ndarray, weekend: np.ndarray) -> Signal:
     """The signal with, per judged hour, how many days its baseline rests on where the
-    history is shorter than two weeks (0 where weeks serve): the sentences say so."""
+    history is shorter than two weeks (0 where weeks serve): the sentences say so. A
+    volume (traffic, counts, money) keeps its hours' `weekend`: how many people come
+    follows the week, so its baseline of days keeps to the hour's kind of day (`history`);
+    percentiles, error rates and CPU/memory are judged against every day, and their level
+    shifts against the days before the change."""
+    weekend = weekend if sig.kind in WEEKLY else None
     days = np.zeros(len(sig.values), dtype=np.int64)
-    days[judged] = baseline_days(sig.values, judged)
-    return dataclasses.replace(sig, days=days)
+    days[judged] = baseline_days(sig.values, judged, weekend)
+    return dataclasses.replace(sig, days=days, weekend=weekend)
 
 
 def _level_shift(sig: Signal, start: pd.Timestamp, before: float, after: float,

@@ -64,6 +64,8 @@ class Signal:
     spread: float = 0.0    # a mean's per-event standard deviation (its sampling noise)
     # per hour: the days its baseline rests on, where the history is short (0: weeks)
     days: np.ndarray | None = None
+    # per hour: whether it is on a weekend day (local): a baseline of days keeps to its kind
+    weekend: np.ndarray | None = None
 
     @property
     def back_end(self) -> bool:

@@ -36,14 +36,20 @@ def _stack(values: np.ndarray, at: np.ndarray, step: int, count: int) -> np.ndar
 
 
 def history(values: np.ndarray, at: np.ndarray, weeks: int = BASELINE_WEEKS,
-            also: Sequence[np.ndarray] = ()) -> list[np.ndarray]:
+            also: Sequence[np.ndarray] = (), weekend: np.ndarray | None = None
+            ) -> list[np.ndarray]:
     """Earlier values of each hour in `at`, one column per hour: the same hour of up to
     `weeks` preceding weeks where at least 2 exist, else the same hour of day over up to
     28 preceding days (none with fewer than MIN_DAYS); then the same cells of each array
-    in `also` (NaN where `values` is)."""
+    in `also` (NaN where `values` is).
+
+    Given `weekend` (per grid hour, whether it falls on a Saturday or Sunday), a baseline
+    of days keeps to days of the hour's own kind: a week's rhythm (a Saturday night, a
+    Sunday morning) is not in the weekdays before it, so a first weekend is not judged
+    against them (it is judged once MIN_DAYS weekend days, or two weeks, are known)."""
     values = values.astype(float)
     weekly = _stack(values, at, WEEK_H, weeks)
-    daily = _stack(values, at, 24, 28)
+    daily = _same_kind(_stack(values, at, 24, 28), at, weekend)
     use_weekly = np.sum(~np.isnan(weekly), axis=0) >= 2
     use_daily = ~use_weekly & (np.sum(~np.isnan(daily), axis=0) >= MIN_DAYS)
     rows = np.full((max(weeks, 28), len(at)), np.nan)
@@ -56,6 +62,16 @@ def history(values: np.ndarray, at: np.ndarray, weeks: int = BASELINE_WEEKS,
         o[:28, use_daily] = _stack(other.astype(float), at, 24, 28)[:, use_daily]
         out.append(np.where(np.isnan(rows), np.nan, o))
     return out
+
+
+def _same_kind(daily: np.ndarray, at: np.ndarray, weekend: np.ndarray | None) -> np.ndarray:
+    """A stack of the same hour of preceding days (`_stack` with step 24) with the days
+    of the other kind (weekend or weekday) than each hour's own made NaN."""
+    if weekend is None:
+        return daily
+    idx = at[None, :] - 24 * np.arange(1, daily.shape[0] + 1)[:, None]
+    same = weekend[np.maximum(idx, 0)] == weekend[at][None, :]
+    return np.where(same, daily, np.nan)
 
 
 def baseline(values: np.ndarray, weeks: int = BASELINE_WEEKS, at: np.ndarray | None = None
@@ -96,16 +112,18 @@ def noise_floor(kind: str, median: np.ndarray, events: np.ndarray, spread: float
         return 0.25 * np.abs(median) * np.maximum(1.0, np.sqrt(100 / np.maximum(events, 1)))
 
 
-def count_tail(x: np.ndarray, total: np.ndarray, hours: np.ndarray, prior: np.ndarray
-               ) -> np.ndarray:
-    """P(X >= x) for a Poisson count whose rate was seen as `total` events in `hours`
-    earlier hours, with a gamma prior of mean `prior` worth PRIOR_HOURS: the negative
-    binomial predictive (the Poisson tail as the history grows)."""
+def count_tail(x: np.ndarray, total: np.ndarray, hours: np.ndarray, prior: np.ndarray,
+               lower: bool = False) -> np.ndarray:
+    """P(X >= x) (`lower`: P(X <= x)) for a Poisson count whose rate was seen as `total`
+    events in `hours` earlier hours, with a gamma prior of mean `prior` worth PRIOR_HOURS:
+    the negative binomial predictive (the Poisson tail as the history grows)."""
     # lazy: scipy.stats costs ~1 s of start-up; only the incidents' tails need it
     from scipy import stats
     shape = total + PRIOR_HOURS * prior
     rate = hours + PRIOR_HOURS
     with np.errstate(all="ignore"):
+        if lower:
+            return stats.nbinom.cdf(x, shape, rate / (rate + 1))
         return stats.nbinom.sf(x - 1, shape, rate / (rate + 1))
 
 
@@ -177,10 +195,11 @@ def _screened(values: np.ndarray, counts: np.ndarray, prior: np.ndarray | None =
 
 
 def _expected(kind: str, values: np.ndarray, events: np.ndarray, rows: np.ndarray,
-              seen: np.ndarray, x: np.ndarray, at: np.ndarray
+              seen: np.ndarray, x: np.ndarray, at: np.ndarray, sides: str = "up"
               ) -> tuple[np.ndarray, np.ndarray]:
-    """A count's tail and expected value (a money total: no tail, its mean) over the
-    ordinary baseline hours, the prior from the same hour of day's ordinary days."""
+    """A count's tail on `sides` and expected value (a money total: no tail, its mean)
+    over the ordinary baseline hours, the prior from the same hour of day's ordinary
+    days."""
     # the counts behind each cell: the values themselves, or a money total's events
     day, day_n = _stack(values, at, 24, 28), _stack(events, at, 24, 28)
     day_counts, counts = (day, rows) if kind == "count" else (day_n, seen)
@@ -192,6 +211,9 @@ def _expected(kind: str, values: np.ndarray, events: np.ndarray, rows: np.ndarra
     if kind == "count":
         prior = (np.nansum(day, axis=0) + 0.5) / (days + 1)
         q = count_tail(x, np.nansum(rows, axis=0), seen_hours, prior)
+        if sides != "up":
+            below = count_tail(x, np.nansum(rows, axis=0), seen_hours, prior, lower=True)
+            q = below if sides == "down" else np.minimum(2 * np.minimum(q, below), 1.0)
         # the expected count, so that what exceeds it is an unbiased impact
         return q, (np.nansum(rows, axis=0) + PRIOR_HOURS * prior) / (seen_hours + PRIOR_HOURS)
     mean = np.where(seen_hours > 0, np.nansum(rows, axis=0) / np.maximum(seen_hours, 1),
@@ -224,7 +246,7 @@ def tail(sig: Signal, min_events: int, at: np.ndarray | None = None
     n = len(sig.values)
     at = np.arange(n) if at is None else np.asarray(at, dtype=int)
     values, events = sig.values.astype(float), sig.events.astype(float)
-    rows, seen = history(values, at, also=[events])
+    rows, seen = history(values, at, also=[events], weekend=sig.weekend)
     median = _column_median(rows)
     usual, p = np.full(n, np.nan), np.full(n, np.nan)
     usual[at] = median
@@ -245,10 +267,22 @@ def tail(sig: Signal, min_events: int, at: np.ndarray | None = None
             enough = median >= min_events if sig.kind == "traffic" else \
                 ev >= (min_events if sig.kind == "level" else 1)
             q = np.where(enough, sided(z, sig.sides), np.nan)
+            if sig.kind == "traffic":    # never less likely than as a count (`_counted`)
+                q = _counted(q, values, events, rows, seen, x, at, sig.sides)
             if sig.above is not None:
                 q = _above_tail(sig, q, median, ev, np.nansum(seen, axis=0), at, min_events)
     p[at] = np.where(known, q, np.nan)
     return p, usual
+
+
+def _counted(q: np.ndarray, values: np.ndarray, events: np.ndarray, rows: np.ndarray,
+             seen: np.ndarray, x: np.ndarray, at: np.ndarray, sides: str) -> np.ndarray:
+    """A traffic hour's tail `q` (a robust z) raised to its tail as a count, where that is
+    larger: the negative binomial predictive of `_expected` knows what a normal z on a
+    scale from a few baseline hours does not, that a rate seen in 2 to 4 hours is itself
+    uncertain and that a count's upper tail is longer than a normal one."""
+    as_count, _ = _expected("count", values, events, rows, seen, np.round(x), at, sides)
+    return np.where(np.isnan(q), q, np.fmax(q, as_count))
 
 
 def _pooled(spread: np.ndarray, median: np.ndarray, min_events: int) -> np.ndarray:
@@ -321,14 +355,14 @@ def level_shift(sig: Signal, usual: np.ndarray, judged: np.ndarray, alpha: float
         found = _start(sig, usual, judged, min_events, way)
         if found is None:
             continue
-        base = before_change(sig.values, found, judged)
+        base = before_change(sig.values, found, judged, sig.weekend)
         r, ok, theta = _residual(sig, base[judged], judged, min_events, way)
         i = _cusum(r[ok], theta)
         if i is None:
             continue
         after = r[ok][i:]
         start = int(judged[np.flatnonzero(ok)[i]])
-        if baseline_days(sig.values, np.array([start]))[0] and not _step(r[ok], i, theta):
+        if baseline_days(sig.values, np.array([start]), sig.weekend)[0] and not _step(r[ok], i, theta):
             continue    # days, not weeks: a slow drift may be a weekly rhythm, not a step
         above = int(np.sum(after > 0))
         if stats.binom.sf(above - 1, len(after), 0.5) > alpha / len(ways) / ok.sum():
@@ -388,23 +422,26 @@ def _start(sig: Signal, usual: np.ndarray, judged: np.ndarray, min_events: int,
     return None if i is None else int(judged[np.flatnonzero(ok)[i]])
 
 
-def before_change(values: np.ndarray, start: int, at: np.ndarray) -> np.ndarray:
+def before_change(values: np.ndarray, start: int, at: np.ndarray,
+                  weekend: np.ndarray | None = None) -> np.ndarray:
     """The baseline median of each hour in `at` from the hours before `start` only (its
     `history` with the values from `start` on unknown); NaN elsewhere."""
     values = values.astype(float).copy()
     values[start:] = np.nan
-    [rows] = history(values, np.asarray(at, dtype=int))
+    [rows] = history(values, np.asarray(at, dtype=int), weekend=weekend)
     out = np.full(len(values), np.nan)
     out[at] = _column_median(rows)
     return out
 
 
-def baseline_days(values: np.ndarray, at: np.ndarray) -> np.ndarray:
+def baseline_days(values: np.ndarray, at: np.ndarray, weekend: np.ndarray | None = None
+                  ) -> np.ndarray:
     """Per hour in `at`: how many earlier days its baseline rests on where the history is
-    shorter than two weeks (the same hour of day, `history`); 0 where weeks serve."""
+    shorter than two weeks (the same hour of day of its own kind, `history`); 0 where
+    weeks serve or too few days do."""
     values = values.astype(float)
     weekly = np.sum(~np.isnan(_stack(values, at, WEEK_H, BASELINE_WEEKS)), axis=0)
-    daily = np.sum(~np.isnan(_stack(values, at, 24, 28)), axis=0)
+    daily = np.sum(~np.isnan(_same_kind(_stack(values, at, 24, 28), at, weekend)), axis=0)
     return np.where((weekly < 2) & (daily >= MIN_DAYS), daily, 0)
 
 
