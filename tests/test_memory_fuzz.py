@@ -2,8 +2,8 @@
 megabytes, random bytes, valid rows repeated; plain or gzip) keep the loader's peak RSS
 under 1 GB, and the load ends with the source loaded or one sentence, never a traceback.
 
-Each example loads in a child process, whose own peak (`resource.getrusage`, ru_maxrss)
-is the measure; a handful of examples, each a second or two, keep it fit for CI. The
+Each example loads in a child process, whose own peak (VmHWM in /proc/self/status: its
+ru_maxrss would carry the peak of the pytest process it was spawned from) is the measure; a handful of examples, each a second or two, keep it fit for CI. The
 log lines are nginx `combined` + `$request_time` (ngx_http_log_module's format).
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ GOOD = ('192.0.2.1 - - [10/Nov/2026:10:00:{s:02d} +0000] "GET /pay HTTP/1.1" 200
         '"curl/8" 0.100\n')
 HEAD = "".join(GOOD.format(s=i % 60) for i in range(200)).encode()   # layout detected on it
 CHILD = """
-import json, resource, sys
+import json, sys
 from reporting.core.config import Config
 from reporting.ingest.engine.load import load
 folder, kind = sys.argv[1], sys.argv[2]
@@ -35,7 +35,8 @@ q = loaded.quality["api_logs"]
 print(json.dumps({"status": q.status, "rows": q.rows, "valid": q.valid,
                   "rejected": q.rejected, "message": q.message,
                   "kept": len(loaded.rejected.get("api_logs", [])),
-                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}))
+                  "peak_mb": next(int(x.split()[1]) for x in open("/proc/self/status")
+                                  if x.startswith("VmHWM")) // 1024}))
 """
 # (unit repeated, the most megabytes of it an example writes: many lines cost time)
 UNITS = {"short junk lines": (b"a\n", 6), "a line of 3 MiB": (b"x" * (3 << 20) + b"\n", 48),
