@@ -56,8 +56,7 @@ def detect(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
                     hours, maintenance)
     judged = np.flatnonzero(np.asarray((hours >= period.start) & (hours < period.end)))
     alpha = t.incident_false_alarms
-    p = np.full((len(sigs), len(hours)), np.nan)
-    usual = np.full((len(sigs), len(hours)), np.nan)
+    p, usual = (np.full((len(sigs), len(hours)), np.nan) for _ in range(2))
     shifts = []
     testable = max(1, sum(s.kind in ("level", "pct") for s in sigs))
     weekend = np.asarray(hours.tz_convert(tz).day_of_week >= 5)
