@@ -12,7 +12,7 @@ from scipy import stats
 
 from reporting.compute.incidents.detect import detect
 from reporting.compute.incidents.signals import Signal
-from reporting.compute.incidents.stats import sided, tail
+from reporting.compute.incidents.stats import baseline_days, sided, tail
 from reporting.core.config import Thresholds
 from reporting.core.periods import week
 
@@ -182,17 +182,19 @@ def test_a_traffic_hour_is_never_less_likely_than_as_a_count():
 
 def test_a_first_weekend_is_not_judged_against_the_weekdays_before_it():
     # Traffic from Mon 9 Nov: 50 requests an hour on weekdays, 200 at the weekend. With
-    # five weekdays known, Saturday has no weekend day before it: not judged (its rise is
-    # the week's rhythm, not news). Sunday has one weekend day: not judged either. A
-    # weekday is judged against the weekdays before it (Friday: Mon .. Thu, 4 days).
-    hours = pd.date_range("2026-11-09", periods=7 * 24, freq="h", tz=UTC)
+    # five weekdays known, Saturday 14 has no weekend day before it: not judged (its rise
+    # is the week's rhythm, not news); Sunday 15 has one: not judged either. Monday 16 is
+    # judged against all 7 days (median 50: the weekend is the minority); Saturday 21
+    # against Sat 14 and Sun 15 (2 weekend days: usual 200, nothing unusual).
+    hours = pd.date_range("2026-11-09", periods=13 * 24, freq="h", tz=UTC)
     values = np.where(hours.day_of_week >= 5, 200.0, 50.0)
     weekend = np.asarray(hours.day_of_week >= 5)
     sig = Signal("api.requests", "shop", "traffic", values, values, "count", weekend=weekend)
     p, usual = tail(sig, 30)
-    friday, saturday, sunday = 4 * 24 + 12, 5 * 24 + 12, 6 * 24 + 12
-    assert np.isnan(p[saturday]) and np.isnan(p[sunday]) and np.isnan(usual[saturday])
-    assert usual[friday] == 50.0 and p[friday] == 1.0
-    # without the kinds of day, Saturday would be a surge against Tue .. Fri
+    sat, sun, mon, sat2 = (d * 24 + 12 for d in (5, 6, 7, 12))
+    assert np.isnan(p[sat]) and np.isnan(p[sun]) and np.isnan(usual[sat])
+    assert (usual[mon], usual[sat2]) == (50.0, 200.0) and p[mon] == p[sat2] == 1.0
+    assert list(baseline_days(values, np.array([sat, sun, mon, sat2]), weekend)) == [0, 0, 7, 2]
+    # without the kinds of day, the first Saturday would be a surge against Tue .. Fri
     p_all, usual_all = tail(dataclasses.replace(sig, weekend=None), 30)
-    assert usual_all[saturday] == 50.0 and p_all[saturday] < 1e-9
+    assert usual_all[sat] == 50.0 and p_all[sat] < 1e-9

@@ -16,6 +16,7 @@ WEEK_H = 168
 
 K = 0.6745          # makes the MAD comparable to a standard deviation
 MIN_DAYS = 3        # the same hour on at least 3 earlier days, where weeks are short
+WEEKEND_DAYS = 2    # ... of a volume at the weekend: 2 earlier weekend days (the last one's)
 
 PRIOR_HOURS = 4.0   # weight of the same-hour-of-day prior for counts, in hours
 PRIOR_EVENTS = 100.0  # ... and for ratios, in requests
@@ -43,15 +44,16 @@ def history(values: np.ndarray, at: np.ndarray, weeks: int = BASELINE_WEEKS,
     28 preceding days (none with fewer than MIN_DAYS); then the same cells of each array
     in `also` (NaN where `values` is).
 
-    Given `weekend` (per grid hour, whether it falls on a Saturday or Sunday), a baseline
-    of days keeps to days of the hour's own kind: a week's rhythm (a Saturday night, a
-    Sunday morning) is not in the weekdays before it, so a first weekend is not judged
-    against them (it is judged once MIN_DAYS weekend days, or two weeks, are known)."""
+    Given `weekend` (per grid hour, whether it falls on a Saturday or Sunday), a weekend
+    hour's baseline of days keeps to weekend days, at least WEEKEND_DAYS of them: a
+    week's rhythm (a Saturday night, a Sunday morning) is not in the weekdays before it,
+    so a first weekend is not judged against them. A weekday hour keeps every day: the
+    weekdays are most of them, and the median does not follow a weekend minority."""
     values = values.astype(float)
     weekly = _stack(values, at, WEEK_H, weeks)
     daily = _same_kind(_stack(values, at, 24, 28), at, weekend)
     use_weekly = np.sum(~np.isnan(weekly), axis=0) >= 2
-    use_daily = ~use_weekly & (np.sum(~np.isnan(daily), axis=0) >= MIN_DAYS)
+    use_daily = ~use_weekly & (np.sum(~np.isnan(daily), axis=0) >= _min_days(at, weekend))
     rows = np.full((max(weeks, 28), len(at)), np.nan)
     rows[:weeks, use_weekly] = weekly[:, use_weekly]
     rows[:28, use_daily] = daily[:, use_daily]
@@ -65,13 +67,21 @@ def history(values: np.ndarray, at: np.ndarray, weeks: int = BASELINE_WEEKS,
 
 
 def _same_kind(daily: np.ndarray, at: np.ndarray, weekend: np.ndarray | None) -> np.ndarray:
-    """A stack of the same hour of preceding days (`_stack` with step 24) with the days
-    of the other kind (weekend or weekday) than each hour's own made NaN."""
+    """A stack of the same hour of preceding days (`_stack` with step 24) with, for each
+    weekend hour, the weekdays made NaN."""
     if weekend is None:
         return daily
     idx = at[None, :] - 24 * np.arange(1, daily.shape[0] + 1)[:, None]
-    same = weekend[np.maximum(idx, 0)] == weekend[at][None, :]
+    same = ~weekend[at][None, :] | weekend[np.maximum(idx, 0)]
     return np.where(same, daily, np.nan)
+
+
+def _min_days(at: np.ndarray, weekend: np.ndarray | None) -> np.ndarray:
+    """The days a baseline of days needs per hour in `at`: MIN_DAYS, WEEKEND_DAYS for a
+    weekend hour of a volume (a weekend has two days: the last one's)."""
+    if weekend is None:
+        return np.full(len(at), MIN_DAYS)
+    return np.where(weekend[at], WEEKEND_DAYS, MIN_DAYS)
 
 
 def baseline(values: np.ndarray, weeks: int = BASELINE_WEEKS, at: np.ndarray | None = None
@@ -442,7 +452,7 @@ def baseline_days(values: np.ndarray, at: np.ndarray, weekend: np.ndarray | None
     values = values.astype(float)
     weekly = np.sum(~np.isnan(_stack(values, at, WEEK_H, BASELINE_WEEKS)), axis=0)
     daily = np.sum(~np.isnan(_same_kind(_stack(values, at, 24, 28), at, weekend)), axis=0)
-    return np.where((weekly < 2) & (daily >= MIN_DAYS), daily, 0)
+    return np.where((weekly < 2) & (daily >= _min_days(at, weekend)), daily, 0)
 
 
 def shifted(sig: Signal, start: int, usual: np.ndarray) -> Signal:
