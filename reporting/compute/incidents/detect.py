@@ -66,7 +66,7 @@ def detect(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
         found = level_shift(sig, usual[i], judged, alpha / testable, t.incident_min_events)
         if found:
             start, before, after, rising = found
-            base = before_change(sig.values, start, judged, sig.weekend)
+            base = before_change(sig.values, start, judged)
             p[i], _ = tail(shifted(sig, start, base), t.incident_min_events, judged)
             shifts.append(_level_shift(sig, hours[start].tz_convert(tz), before, after,
                                        rising, int(sig.days[start])))

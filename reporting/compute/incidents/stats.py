@@ -51,7 +51,7 @@ def history(values: np.ndarray, at: np.ndarray, weeks: int = BASELINE_WEEKS,
     weekdays are most of them, and the median does not follow a weekend minority."""
     values = values.astype(float)
     weekly = _stack(values, at, WEEK_H, weeks)
-    daily = _same_kind(_stack(values, at, 24, 28), at, weekend)
+    daily = _days(values, at, weekend)
     use_weekly = np.sum(~np.isnan(weekly), axis=0) >= 2
     use_daily = ~use_weekly & (np.sum(~np.isnan(daily), axis=0) >= _min_days(at, weekend))
     rows = np.full((max(weeks, 28), len(at)), np.nan)
@@ -66,9 +66,10 @@ def history(values: np.ndarray, at: np.ndarray, weeks: int = BASELINE_WEEKS,
     return out
 
 
-def _same_kind(daily: np.ndarray, at: np.ndarray, weekend: np.ndarray | None) -> np.ndarray:
-    """A stack of the same hour of preceding days (`_stack` with step 24) with, for each
+def _days(values: np.ndarray, at: np.ndarray, weekend: np.ndarray | None) -> np.ndarray:
+    """The same hour of the 28 preceding days (`_stack` with step 24) with, for each
     weekend hour, the weekdays made NaN."""
+    daily = _stack(values, at, 24, 28)
     if weekend is None:
         return daily
     idx = at[None, :] - 24 * np.arange(1, daily.shape[0] + 1)[:, None]
@@ -365,14 +366,14 @@ def level_shift(sig: Signal, usual: np.ndarray, judged: np.ndarray, alpha: float
         found = _start(sig, usual, judged, min_events, way)
         if found is None:
             continue
-        base = before_change(sig.values, found, judged, sig.weekend)
+        base = before_change(sig.values, found, judged)
         r, ok, theta = _residual(sig, base[judged], judged, min_events, way)
         i = _cusum(r[ok], theta)
         if i is None:
             continue
         after = r[ok][i:]
         start = int(judged[np.flatnonzero(ok)[i]])
-        if baseline_days(sig.values, np.array([start]), sig.weekend)[0] and not _step(r[ok], i, theta):
+        if baseline_days(sig.values, np.array([start]))[0] and not _step(r[ok], i, theta):
             continue    # days, not weeks: a slow drift may be a weekly rhythm, not a step
         above = int(np.sum(after > 0))
         if stats.binom.sf(above - 1, len(after), 0.5) > alpha / len(ways) / ok.sum():
@@ -432,13 +433,12 @@ def _start(sig: Signal, usual: np.ndarray, judged: np.ndarray, min_events: int,
     return None if i is None else int(judged[np.flatnonzero(ok)[i]])
 
 
-def before_change(values: np.ndarray, start: int, at: np.ndarray,
-                  weekend: np.ndarray | None = None) -> np.ndarray:
+def before_change(values: np.ndarray, start: int, at: np.ndarray) -> np.ndarray:
     """The baseline median of each hour in `at` from the hours before `start` only (its
     `history` with the values from `start` on unknown); NaN elsewhere."""
     values = values.astype(float).copy()
     values[start:] = np.nan
-    [rows] = history(values, np.asarray(at, dtype=int), weekend=weekend)
+    [rows] = history(values, np.asarray(at, dtype=int))
     out = np.full(len(values), np.nan)
     out[at] = _column_median(rows)
     return out
@@ -451,7 +451,7 @@ def baseline_days(values: np.ndarray, at: np.ndarray, weekend: np.ndarray | None
     weeks serve or too few days do."""
     values = values.astype(float)
     weekly = np.sum(~np.isnan(_stack(values, at, WEEK_H, BASELINE_WEEKS)), axis=0)
-    daily = np.sum(~np.isnan(_same_kind(_stack(values, at, 24, 28), at, weekend)), axis=0)
+    daily = np.sum(~np.isnan(_days(values, at, weekend)), axis=0)
     return np.where((weekly < 2) & (daily >= _min_days(at, weekend)), daily, 0)
 
 
