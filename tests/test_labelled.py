@@ -95,7 +95,7 @@ def test_nothing_is_found_in_hours_without_data(scores):
 #   week earlier (26 Oct): under two weeks of data the baseline is the same hour of the
 #   preceding days, weekdays included.
 # Now (issue 28: both sides, baselines of days, traffic judged as a count too, a baseline
-# of days that keeps to weekdays or weekend days): 3 of 5 windows (grok_asg's first found
+# of days that keeps a weekend hour to weekend days): 3 of 5 windows (grok_asg's first found
 # by a CPU rise), 1 false alarm: nyc_taxi's Thursday night (Fri 24 Oct 00:00-05:00, 96
 # passengers an hour against 52 on the 3 nights before it; there is no earlier Thursday).
 FOUND_AT_LEAST = {"asg_cpu": 1, "grok_asg": 1, "nyc_taxi": 1}

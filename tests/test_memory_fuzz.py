@@ -3,8 +3,9 @@ megabytes, random bytes, valid rows repeated; plain or gzip) keep the loader's p
 under 1 GB, and the load ends with the source loaded or one sentence, never a traceback.
 
 Each example loads in a child process, whose own peak (VmHWM in /proc/self/status: its
-ru_maxrss would carry the peak of the pytest process it was spawned from) is the measure; a handful of examples, each a second or two, keep it fit for CI. The
-log lines are nginx `combined` + `$request_time` (ngx_http_log_module's format).
+ru_maxrss would carry the peak of the pytest process it was spawned from) is the
+measure; a handful of examples, each a second or two, keep it fit for CI. The log lines
+are nginx `combined` + `$request_time` (ngx_http_log_module's format).
 """
 from __future__ import annotations
 
