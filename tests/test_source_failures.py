@@ -103,6 +103,35 @@ def test_type_drift_past_the_first_block_is_two_rejected_rows(tmp_path):
     assert loaded.rejected["api_logs"]["row"].tolist() == [150_001, 190_001]
 
 
+@pytest.mark.parametrize("zipped", [False, True])
+def test_latin_1_bytes_in_rows_are_rejected_rows_not_a_failed_source(zipped, tmp_path):
+    """Three rows written by a Latin-1 tool into a UTF-8 export, each a rejected row: a malformed line ("caf\\xe9" where six fields belong; pyarrow could not decode it
+    to call the reader's handler: "Expected 6 columns, got 3", the source failed), a
+    timestamp (pyarrow typed that column as bytes: UnicodeDecodeError in validation) and,
+    within the first 8 KiB, a user id (the header check decoded past the header line:
+    "is not UTF-8 text"). Found by test_fuzz_sources and test_fuzz_build. A text field's
+    replaced bytes make its row a rejected one too (the value is not what was sent)."""
+    head = ("session_id,user_id,start_time,end_time,page_sequence,drop_off_page\n"
+            "S1,U1,2026-11-10 10:00:00+00:00,2026-11-10 10:05:00+00:00,home,cart\n")
+    good = "S2,U2,2026-11-10 11:00:00+00:00,2026-11-10 11:04:00+00:00,home > cart,cart\n"
+    bad = ("S3,caf\xe9,2026-11-10 12:00:00+00:00,2026-11-10 12:01:00+00:00,home,home\n"
+           "S4,U4,2026-11-10 12:0\xe9:00+00:00,2026-11-10 12:05:00+00:00,home,cart\n"
+           "S5,caf\xe9,2026-11-10 13:00:00+00:00\n")
+    text = (head + good + bad + good.replace("S2", "S6")).encode("latin-1")
+    name = "session_tracking.csv" + (".gz" if zipped else "")
+    (tmp_path / name).write_bytes(gzip.compress(text) if zipped else text)
+    loaded = load_all(tmp_path, UTC)
+    q = loaded.quality["session_tracking"]
+    assert (q.status, q.rows, q.valid) == ("loaded", 6, 3), q.message
+    assert q.rejected == {"not UTF-8 (bytes replaced with \ufffd)": 1,
+                          "unparseable start_time": 1, "malformed line (3 of 6 fields)": 1}
+    bad_rows = loaded.rejected["session_tracking"].sort_values("row")
+    assert bad_rows["row"].tolist() == [4, 5, 6]
+    assert bad_rows["reason"].tolist() == ["not UTF-8 (bytes replaced with \ufffd)",
+                                           "unparseable start_time",
+                                           "malformed line (3 of 6 fields)"]
+    assert loaded.frames["session_tracking"]["session_id"].tolist() == ["S1", "S2", "S6"]
+
 def test_a_damaged_csv_gz_fails_alone(tmp_path):
     """A .csv.gz cut in half, and one with 50 bytes overwritten: each source is not loaded
     with a sentence naming its file; the others load."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -12,6 +11,7 @@ import pyarrow.parquet as pq
 
 from ..core.contracts import Spec
 from ..core.errors import SourceError
+from .csvrepair import LONG_LINE
 from .files import Inflation, open_decompressed, unreadable_parquet
 
 ALIASES = {"created_date": "created_at", "resolved_date": "resolved_at",
@@ -100,11 +100,11 @@ def missing_column_error(where: str, spec: Spec, rename: dict[str, str],
 
 def csv_header(path: Path, bound: Inflation | None = None) -> list[str]:
     """The first line's names of a .csv or .csv.gz (decompressed within `bound`)."""
-    try:
-        with io.TextIOWrapper(open_decompressed(path, bound), encoding="utf-8-sig",
-                              newline="") as fh:
-            return next(csv.reader(fh), [])
+    try:    # the first line alone: bytes further on that are not UTF-8 are a row's
+        with open_decompressed(path, bound) as fh:
+            first = fh.readline(LONG_LINE + 1).decode("utf-8-sig")
     except UnicodeDecodeError:
         raise SourceError(f"{path} is not UTF-8 text; export it as UTF-8 CSV.") from None
     except (OSError, EOFError) as exc:
         raise SourceError(f"{path} could not be read ({exc}).") from None
+    return next(csv.reader([first.rstrip("\r\n")]), [])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import sys
 import tempfile
 from pathlib import Path
 from typing import IO, Any
@@ -40,11 +41,52 @@ def empty_file(path: object, names: tuple[str, ...]) -> SourceError:
                        "line is read as no rows.")
 
 
-def fix_for(exc: Exception) -> str | None:
+class BadLines:
+    """pyarrow's `invalid_row_handler`: each line with the wrong number of fields skipped
+    and kept (`rows`). pyarrow decodes such a line as UTF-8 before it calls the handler;
+    one that is not UTF-8 raises there, where no caller can catch it (Python's
+    unraisable hook), and the read then fails on that line ("Expected 6 columns, got
+    3"). `undecodable` says that happened (the bytes need replacing); the hook `quiet()`
+    installs keeps that traceback off the user's terminal."""
+
+    def __init__(self) -> None:
+        self.rows: list[Any] = []
+        self.undecodable = False
+
+    def __call__(self, row: Any) -> str:
+        self.rows.append(row)
+        return "skip"
+
+    def clear(self) -> None:
+        self.rows.clear()
+        self.undecodable = False
+
+    def quiet(self) -> BadLines:
+        """Install the hook that marks this kind of handler's decoding failures."""
+        if sys.unraisablehook is not _unraisable:
+            _previous[0] = sys.unraisablehook
+            sys.unraisablehook = _unraisable
+        return self
+
+
+_previous = [sys.unraisablehook]
+
+
+def _unraisable(event: Any) -> None:
+    """A BadLines handler's UnicodeDecodeError marks it; anything else goes on to the
+    hook that was there before."""
+    if isinstance(event.object, BadLines) and issubclass(event.exc_type, UnicodeDecodeError):
+        event.object.undecodable = True
+    else:
+        _previous[0](event)
+
+
+def fix_for(exc: Exception, undecodable: bool = False) -> str | None:
     """Which repair lets pyarrow read the file after `exc`: "replace" (bytes that are not
-    UTF-8), "drop_long" (a line longer than its block), or None."""
+    UTF-8, also when a malformed line's were: `undecodable`), "drop_long" (a line
+    longer than its block), or None."""
     text = str(exc)
-    if "invalid utf8" in text.lower():
+    if "invalid utf8" in text.lower() or undecodable:
         return "replace"
     if "straddling" in text or "block size" in text:
         return "drop_long"

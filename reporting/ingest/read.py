@@ -21,7 +21,7 @@ from ..core.contracts import Spec
 from ..core.errors import SourceError
 from ..core.periods import Window
 from .columns import column_map, csv_header, missing_column_error
-from .csvrepair import fix_for, malformed_lines, prepared_csv, unreadable_csv
+from .csvrepair import BadLines, fix_for, malformed_lines, prepared_csv, unreadable_csv
 from .files import (
     Inflation,
     check_formats,
@@ -53,8 +53,8 @@ def read_frame(path: Path, usecols: list[str], spec: Spec, rename: dict[str, str
         dtype = {raw: "str" for raw in usecols if rename[raw] not in numeric_or_time}
         options = dict(engine="pyarrow", usecols=usecols, keep_default_na=False,
                        na_values=[""], dtype_backend="pyarrow")
-        malformed: list[str] = []
-        options["on_bad_lines"] = lambda row: malformed.append(row.text) or "skip"
+        malformed = BadLines().quiet()
+        options["on_bad_lines"] = malformed
         source: Path | IO[bytes] = path
         fixes = {"replace": False, "drop_long": False}
         dropped: list[int] = []
@@ -62,6 +62,9 @@ def read_frame(path: Path, usecols: list[str], spec: Spec, rename: dict[str, str
         try:
             with open_decompressed(path, bound) as stream:
                 frame = pd.read_csv(stream, dtype=dtype, **options)
+            if any(isinstance(t, pd.ArrowDtype) and pa.types.is_binary(t.pyarrow_dtype)
+                   for t in frame.dtypes):   # not UTF-8 in a column pyarrow typed itself
+                raise pa.ArrowInvalid("invalid UTF8 in a column read as bytes")
         except pd.errors.EmptyDataError:
             return pd.DataFrame({c: pd.Series(dtype="str") for c in usecols})
         except (ValueError, TypeError, NotImplementedError, pa.ArrowException) as first:
@@ -71,7 +74,7 @@ def read_frame(path: Path, usecols: list[str], spec: Spec, rename: dict[str, str
             log.info("%s: typed read failed (%s); reading as text", path.name, first)
             error: Exception = first
             while True:
-                fix = fix_for(error)
+                fix = fix_for(error, malformed.undecodable)
                 if fix and not fixes[fix]:
                     fixes[fix] = True
                     source, dropped = prepared_csv(path, **fixes, heads=heads, bound=bound)
@@ -80,13 +83,14 @@ def read_frame(path: Path, usecols: list[str], spec: Spec, rename: dict[str, str
                     frame = pd.read_csv(source, dtype="str", **options)
                     break
                 except Exception as exc:  # pyarrow.lib.ArrowInvalid and friends
-                    again = fix_for(exc)
+                    again = fix_for(exc, malformed.undecodable)
                     if again is None or fixes[again]:
                         raise SourceError(unreadable_csv(path, exc)) from None
                     error = exc
             frame.attrs["fixes"] = fixes
-        if malformed or dropped:
-            frame.attrs["malformed"] = malformed_lines(source, malformed, dropped, heads)
+        if malformed.rows or dropped:
+            frame.attrs["malformed"] = malformed_lines(
+                source, [row.text for row in malformed.rows], dropped, heads)
     return frame
 
 

@@ -21,7 +21,7 @@ from ...core.contracts import SPECS, Spec
 from ...core.errors import SourceError
 from ...core.periods import Window
 from ...core.quality import Quality
-from ..csvrepair import LONG_LINE
+from ..csvrepair import LONG_LINE, BadLines
 from ..files import READ_ERRORS, Inflation, unreadable
 from ..folder import load_source
 from ..read import Origins, read_csv_rows
@@ -441,30 +441,27 @@ def _csv_blocks(path: str, spec: Spec, rename: dict[str, str], rows: int,
     `read.read_frame` types them (text columns as text, the rest inferred)."""
     numeric_or_time = set(spec.numbers) | set(spec.timestamps)
     types = {raw: pa.string() for raw, col in rename.items() if col not in numeric_or_time}
-    malformed: list[Any] = []
-
-    def handler(row: Any) -> str:
-        malformed.append(row)
-        return "skip"
-
+    malformed = BadLines().quiet()
     try:
         reader = pcsv.open_csv(
             open_input(path, bound),
             read_options=pcsv.ReadOptions(block_size=_block_size(rows)),
-            parse_options=pcsv.ParseOptions(invalid_row_handler=handler),
+            parse_options=pcsv.ParseOptions(invalid_row_handler=malformed),
             convert_options=pcsv.ConvertOptions(
                 include_columns=list(rename), column_types=types, null_values=[""],
                 strings_can_be_null=True, quoted_strings_can_be_null=True))
         batches, held = [], 0
         for batch in reader:
-            if malformed:
+            if malformed.rows:
                 raise _Repair("lines with the wrong number of fields")
+            if any(pa.types.is_binary(f.type) for f in batch.schema):
+                raise _Repair("bytes that are not UTF-8 in a column typed from its values")
             batches.append(batch)
             held += batch.num_rows
             if held >= rows:
                 yield pa.Table.from_batches(batches)
                 batches, held = [], 0
-        if malformed:
+        if malformed.rows or malformed.undecodable:
             raise _Repair("lines with the wrong number of fields")
         if batches:
             yield pa.Table.from_batches(batches)
