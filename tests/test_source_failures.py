@@ -105,8 +105,9 @@ def test_type_drift_past_the_first_block_is_two_rejected_rows(tmp_path):
 
 @pytest.mark.parametrize("zipped", [False, True])
 def test_latin_1_bytes_in_rows_are_rejected_rows_not_a_failed_source(zipped, tmp_path):
-    """Three rows written by a Latin-1 tool into a UTF-8 export, each a rejected row: a malformed line ("caf\\xe9" where six fields belong; pyarrow could not decode it
-    to call the reader's handler: "Expected 6 columns, got 3", the source failed), a
+    """Three rows written by a Latin-1 tool into a UTF-8 export, each a rejected row: a
+    malformed line ("caf\\xe9" where six fields belong; pyarrow could not decode it to
+    call the reader's handler: "Expected 6 columns, got 3", the source failed), a
     timestamp (pyarrow typed that column as bytes: UnicodeDecodeError in validation) and,
     within the first 8 KiB, a user id (the header check decoded past the header line:
     "is not UTF-8 text"). Found by test_fuzz_sources and test_fuzz_build. A text field's
