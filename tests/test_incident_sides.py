@@ -198,3 +198,29 @@ def test_a_first_weekend_is_not_judged_against_the_weekdays_before_it():
     # without the kinds of day, the first Saturday would be a surge against Tue .. Fri
     p_all, usual_all = tail(dataclasses.replace(sig, weekend=None), 30)
     assert usual_all[sat] == 50.0 and p_all[sat] < 1e-9
+
+
+def test_a_weekend_count_takes_its_prior_from_weekend_days_too():
+    # Carts abandoned at noon, one sample a day: 10 on weekdays, 40 at the weekend, from
+    # Mon 9 Nov; Saturday 21 Nov has 40, as every Saturday. Its baseline is Sat 14 and
+    # Sun 15 (80 in 2 hours); the count's prior (worth PRIOR_HOURS = 4 hours) comes from
+    # the same hour of the same kind of day: (80 + 0.5) / (2 + 1) = 26.83. So X ~ negative
+    # binomial with shape 80 + 4 * 26.83 = 187.33 and p = 6 / 7, mean 31.2: P(X >= 40)
+    # = 0.089, nothing unusual. With the prior from every day (the 10 weekdays' 10s,
+    # the weekend's 40s screened out as unusual among them: (100 + 0.5) / 11 = 9.14),
+    # the mean would be 19.4 and P(X >= 40) = 1.3e-4: an ordinary Saturday 700 times as
+    # unusual as it is.
+    hours = pd.date_range("2026-11-09", periods=13 * 24, freq="h", tz=UTC)
+    noon = np.asarray(hours.hour == 12)
+    values = np.where(noon, np.where(hours.day_of_week >= 5, 40.0, 10.0), np.nan)
+    weekend = np.asarray(hours.day_of_week >= 5)
+    sig = Signal("carts.abandoned", "shop", "count", values, values, "count",
+                 weekend=weekend)
+    sat2 = 12 * 24 + 12
+    p, usual = tail(sig, 1, at=np.array([sat2]))
+    shape = 80 + 4 * (80.5 / 3)
+    assert usual[sat2] == pytest.approx(shape / 6)
+    assert p[sat2] == pytest.approx(stats.nbinom.sf(39, shape, 6 / 7))
+    assert p[sat2] == pytest.approx(0.0894, abs=0.0001)
+    every_day = 80 + 4 * (100.5 / 11)
+    assert stats.nbinom.sf(39, every_day, 6 / 7) == pytest.approx(1.26e-4, rel=0.01)

@@ -206,13 +206,13 @@ def _screened(values: np.ndarray, counts: np.ndarray, prior: np.ndarray | None =
 
 
 def _expected(kind: str, values: np.ndarray, events: np.ndarray, rows: np.ndarray,
-              seen: np.ndarray, x: np.ndarray, at: np.ndarray, sides: str = "up"
-              ) -> tuple[np.ndarray, np.ndarray]:
+              seen: np.ndarray, x: np.ndarray, at: np.ndarray, sides: str = "up",
+              weekend: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A count's tail on `sides` and expected value (a money total: no tail, its mean)
     over the ordinary baseline hours, the prior from the same hour of day's ordinary
-    days."""
+    days (of a weekend hour, given `weekend`: its weekend days, as its baseline)."""
     # the counts behind each cell: the values themselves, or a money total's events
-    day, day_n = _stack(values, at, 24, 28), _stack(events, at, 24, 28)
+    day, day_n = _days(values, at, weekend), _days(events, at, weekend)
     day_counts, counts = (day, rows) if kind == "count" else (day_n, seen)
     day = _screened(day, day_counts)
     days = np.sum(~np.isnan(day), axis=0)
@@ -265,7 +265,8 @@ def tail(sig: Signal, min_events: int, at: np.ndarray | None = None
     known = (np.sum(~np.isnan(rows), axis=0) > 0) & ~np.isnan(x)
     with np.errstate(all="ignore"):
         if sig.kind in ("count", "value"):
-            q, usual[at] = _expected(sig.kind, values, events, rows, seen, x, at)
+            q, usual[at] = _expected(sig.kind, values, events, rows, seen, x, at,
+                                     weekend=sig.weekend)
         elif sig.kind == "ratio":
             q = _ratio_p(values, events, rows, seen, x, ev, at)
         else:     # level, pct, traffic, mean: a robust scale
@@ -279,7 +280,7 @@ def tail(sig: Signal, min_events: int, at: np.ndarray | None = None
                 ev >= (min_events if sig.kind == "level" else 1)
             q = np.where(enough, sided(z, sig.sides), np.nan)
             if sig.kind == "traffic":    # never less likely than as a count (`_counted`)
-                q = _counted(q, values, events, rows, seen, x, at, sig.sides)
+                q = _counted(q, values, events, rows, seen, x, at, sig.sides, sig.weekend)
             if sig.above is not None:
                 q = _above_tail(sig, q, median, ev, np.nansum(seen, axis=0), at, min_events)
     p[at] = np.where(known, q, np.nan)
@@ -287,12 +288,14 @@ def tail(sig: Signal, min_events: int, at: np.ndarray | None = None
 
 
 def _counted(q: np.ndarray, values: np.ndarray, events: np.ndarray, rows: np.ndarray,
-             seen: np.ndarray, x: np.ndarray, at: np.ndarray, sides: str) -> np.ndarray:
+             seen: np.ndarray, x: np.ndarray, at: np.ndarray, sides: str,
+             weekend: np.ndarray | None) -> np.ndarray:
     """A traffic hour's tail `q` (a robust z) raised to its tail as a count, where that is
     larger: the negative binomial predictive of `_expected` knows what a normal z on a
     scale from a few baseline hours does not, that a rate seen in 2 to 4 hours is itself
     uncertain and that a count's upper tail is longer than a normal one."""
-    as_count, _ = _expected("count", values, events, rows, seen, np.round(x), at, sides)
+    as_count, _ = _expected("count", values, events, rows, seen, np.round(x), at, sides,
+                            weekend)
     return np.where(np.isnan(q), q, np.fmax(q, as_count))
 
 
