@@ -5,6 +5,7 @@ naming the file or host; every other source and audience still builds."""
 from __future__ import annotations
 
 import gzip
+import json
 import re
 import shutil
 import sqlite3
@@ -132,6 +133,35 @@ def test_latin_1_bytes_in_rows_are_rejected_rows_not_a_failed_source(zipped, tmp
                                            "unparseable start_time",
                                            "malformed line (3 of 6 fields)"]
     assert loaded.frames["session_tracking"]["session_id"].tolist() == ["S1", "S2", "S6"]
+
+
+@pytest.mark.parametrize("content", ["", "GET /pay 200\nGET /cart 200\n"])
+def test_an_empty_or_unmatched_access_log_never_stops_the_build(content, tmp_path):
+    """The third high defect: API logs from an nginx access log that is empty (its state
+    right after logrotate) or whose lines match no layout. Before: "AttributeError: Can
+    only use .dt accessor with datetimelike values", exit 1, no report for anyone. Now
+    every audience's PDF is written; the empty log is a source with no rows, the
+    unmatched one not loaded, named in one sentence with a line of it."""
+    data = _data(tmp_path)
+    (data / "api_logs.parquet").unlink()
+    (tmp_path / "logs").mkdir()
+    log = tmp_path / "logs" / "access.log"
+    log.write_text(content)
+    config = tmp_path / "report.toml"
+    config.write_text(f'[sources.api_logs]\npath = "{log}"\nformat = "access_log"\n')
+    code, text, folder = _build(tmp_path, "--config", str(config))
+    assert code == 0 and {p.name for p in folder.glob("*.pdf")} == AUDIENCES
+    quality = json.loads((folder / "kpis.json").read_text())["data_quality"]
+    q = quality["api_logs"]
+    if content:
+        assert q["status"] == "error"
+        assert q["message"].startswith(f"None of the first 2 lines of {log} matches any of "
+                                       "the layouts")
+        assert "GET /pay 200" in q["message"] and q["message"] in text
+    else:
+        assert (q["status"], q["rows"]) == ("loaded", 0)
+    assert quality["cart_abandonment"]["valid"] == 4449
+
 
 def test_a_damaged_csv_gz_fails_alone(tmp_path):
     """A .csv.gz cut in half, and one with 50 bytes overwritten: each source is not loaded
