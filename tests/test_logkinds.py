@@ -178,6 +178,27 @@ def test_caddy_json_log(tmp_path):
     assert bad[["row", "line", "reason"]].values.tolist() == [[3, "not json", "not a JSON object"]]
 
 
+def test_caddy_header_lists_and_objects_where_a_value_belongs(tmp_path):
+    """Caddy logs request headers as lists (`"User-Agent": ["curl/8.5.0"]`): a field
+    mapped to one reads its single value. A list of two, or an object, where a status or
+    a path belongs is no value: that row is rejected for it, the others load. Before: a
+    TypeError (unhashable type: 'list') escaped the loader and stopped the build."""
+    hosted = {**CADDY, "request": {**CADDY["request"], "headers": {
+        **CADDY["request"]["headers"], "Host": ["api.shop.example"]}}}
+    two = {**hosted, "status": [200, 500]}
+    nested = {**hosted, "request": {**hosted["request"], "uri": {"path": "/v2/cart/1"}}}
+    _write(tmp_path, "access.log", "\n".join(json.dumps(x) for x in (hosted, two, nested)))
+    loaded = _load(tmp_path, format="json_log", fields={
+        "time": "ts", "status": "status", "method": "request.method", "path": "request.uri",
+        "duration": "duration", "host": "request.headers.Host"})
+    api = loaded.frames["api_logs"]
+    assert api["service_name"].astype(str).tolist() == ["api.shop.example"]
+    assert api["status_code"].tolist() == [200]
+    bad = loaded.rejected["api_logs"].sort_values("row")
+    assert bad[["row", "reason"]].values.tolist() == [
+        [2, "missing value in status_code"], [3, "unparseable request line"]]
+
+
 def test_nginx_escape_json_log(tmp_path):
     # log_format json escape=json '{"time":"$time_iso8601","request":"$request",
     #   "status":"$status","request_time":"$request_time","host":"$host"}';
@@ -239,6 +260,25 @@ def test_iis_w3c_log_with_a_new_header_mid_file(tmp_path):
     assert bad[["row", "reason"]].values.tolist() == [
         [12, "wrong number of fields for its #Fields: directive"]]
     assert bad["line"].iloc[0] == "2026-11-10 10:05:02 GET /health 200"
+
+
+def test_a_damaged_fields_directive_rejects_its_lines_not_the_file(tmp_path):
+    """An IIS header cut mid-file ("#Fields: date time s-ip", the rest lost) leaves its
+    lines without a path or status: they are rejected rows naming why, and the lines of
+    the directives before and after it load. Before: the whole source failed with "The
+    #Fields: directive 'date time s-ip' lacks ...", naming no file."""
+    text = IIS.replace("#Date: 2026-11-10 10:05:00\n", "#Date: 2026-11-10 10:05:00\n"
+                       "#Fields: date time s-ip\n2026-11-10 10:04:00 10.0.0.5\n")
+    _write(tmp_path, "u_ex261110.log", text)
+    loaded = _load(tmp_path, format="w3c_log")
+    api = loaded.frames["api_logs"]
+    assert api["endpoint"].astype(str).tolist() == ["/default.htm", "/api/orders/{id}",
+                                                    "/health"]
+    bad = loaded.rejected["api_logs"].sort_values("row")
+    assert bad[["row", "reason"]].values.tolist() == [
+        [11, "its #Fields: directive lacks date, time, cs-uri-stem or sc-status"],
+        [14, "wrong number of fields for its #Fields: directive"]]
+    assert bad["line"].iloc[0] == "2026-11-10 10:04:00 10.0.0.5"
 
 
 def test_cloudfront_w3c_log_seconds(tmp_path):

@@ -33,13 +33,22 @@ def _getter(key: str):
 
     def get(obj):
         if key in obj:            # a flat key that holds a dot ("request.uri" itself)
-            return obj[key]
+            return scalar(obj[key])
         for p in parts:
             if not isinstance(obj, dict):
                 return None
             obj = obj.get(p)
-        return obj
+        return scalar(obj)
     return get
+
+
+def scalar(value):
+    """A field's value as one value: a list of one its element (Caddy logs headers as
+    lists: `"Host": ["shop.example"]`), any other list or object none (its row is then
+    rejected for the field it lacks, as when the key is missing)."""
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    return None if isinstance(value, (list, dict)) else value
 
 
 def parser(fields: dict[str, str], unit: str):

@@ -15,7 +15,6 @@ import pandas as pd
 
 from ..core.sourceconfig import SourceConfig
 from ..core.contracts import Spec
-from ..core.errors import SourceError
 from ..core.periods import Window
 from .files import Inflation
 from .logfiles import Parsed, log_files, read_log_files
@@ -26,6 +25,7 @@ NAMES = {"date": "date", "time": "clock", "cs-method": "method", "cs-uri-stem": 
          "x-host-header": "host", "s-sitename": "site"}
 REASON_FIELDS = "line before any #Fields: directive"
 REASON_COUNT = "wrong number of fields for its #Fields: directive"
+REASON_LACKS = "its #Fields: directive lacks date, time, cs-uri-stem or sc-status"
 
 
 class Parser:
@@ -67,6 +67,10 @@ def _segment(lines: list[str], fields: list[str] | None, seconds: bool, idx: lis
     if fields is None:
         reasons[idx] = REASON_FIELDS
         return None
+    names = [f.lower() for f in fields]
+    if not {"date", "clock", "target", "status"} <= {NAMES.get(c) for c in names}:
+        reasons[idx] = REASON_LACKS        # a damaged header: its lines, not the file
+        return None
     text = pd.Series([lines[i] for i in idx], dtype="str")
     sep = "\t" if text.str.contains("\t", regex=False).any() else " "
     split = text.str.split(sep, regex=False)
@@ -74,12 +78,9 @@ def _segment(lines: list[str], fields: list[str] | None, seconds: bool, idx: lis
     reasons[np.asarray(idx)[~ok]] = REASON_COUNT
     if not ok.any():
         return None
-    cols = pd.DataFrame(split[ok].tolist(), columns=[f.lower() for f in fields])
-    cols = cols.replace("-", None)
+    cols = pd.DataFrame(split[ok].tolist(), columns=names)
+    cols = cols.loc[:, ~cols.columns.duplicated()].replace("-", None)   # a name twice: first
     named = {NAMES[c]: cols[c] for c in cols.columns if c in NAMES}
-    if not {"date", "clock", "target", "status"} <= set(named):
-        raise SourceError(f"The #Fields: directive {' '.join(fields)!r} lacks date, time, "
-                          "cs-uri-stem or sc-status; the report needs them.")
     out = pd.DataFrame({
         "time": pd.to_datetime(named["date"] + " " + named["clock"], utc=True,
                                format="%Y-%m-%d %H:%M:%S", errors="coerce"),
