@@ -259,6 +259,34 @@ def _sqlite_api(tmp: Path, times: list[str]) -> str:
     return url
 
 
+@pytest.mark.parametrize("engine", ["local", "tasks"])
+def test_blobs_in_sqlite_cells_are_rows_not_a_failed_source(engine, tmp_path):
+    """SQLite keeps any value in any column: a BLOB where text or a number belongs. One
+    of bytes that are not UTF-8 is that row's rejection (bytes replaced, as in a CSV: in a
+    number column, not a number); one of UTF-8 digits is the number. Before: "api_logs could not be read ('utf-8' codec
+    can't decode byte 0x8e ...); expected a CSV or Parquet export", the source lost."""
+    url = _sqlite_api(tmp_path, ["2026-11-10T10:00:00Z", "2026-11-10T10:01:00Z",
+                                 "2026-11-10T10:02:00Z", "2026-11-10T10:03:00Z"])
+    with sqlite3.connect(tmp_path / "api.db") as db:
+        db.execute("update api set endpoint = ? where rowid = 2", (b"/caf\xe9",))
+        db.execute("update api set response_time_ms = ? where rowid = 3", (b"12.5",))
+        db.execute("update api set response_time_ms = ? where rowid = 4", (b"\x8e",))
+    source = {"url": url, "sql": "select ts as timestamp, * from api"}
+    if engine == "local":
+        loaded = load_all(tmp_path, UTC, sources=Config.from_dict(
+            {"sources": {"api_logs": source}}).sources, period="2026-W46")
+        q, frame = loaded.quality["api_logs"], loaded.frames["api_logs"]
+        assert frame["response_time_ms"].tolist() == [10.0, 12.5]
+    else:
+        from reporting.ingest.engine.load import load
+        (tmp_path / "data").mkdir()
+        q = load(Config.from_dict({"workers": 1, "sources": {"api_logs": source}}),
+                 tmp_path / "data").quality["api_logs"]
+    assert (q.status, q.rows, q.valid) == ("loaded", 4, 2), q.message
+    assert q.rejected == {"not UTF-8 (bytes replaced with \ufffd)": 1,     # the endpoint
+                          "non-numeric response_time_ms": 1}
+
+
 def test_a_query_ending_in_a_comment_is_wrapped_whole(tmp_path):
     url = _sqlite_api(tmp_path, ["2026-11-10T10:00:00Z", "2026-11-11T10:00:00Z"])
     for sql in ("select ts as timestamp, * from api -- the api table",

@@ -193,17 +193,18 @@ def unreadable_parquet(path: Any, exc: Exception) -> SourceError:
 READ_ERRORS = (pa.ArrowException, OSError, EOFError, zlib.error, UnicodeDecodeError, csv.Error)
 
 
-def unreadable(where: object, exc: BaseException) -> SourceError:
+def unreadable(where: object, exc: BaseException,
+               expected: str = "a CSV or Parquet export as the data contract describes"
+               ) -> SourceError:
     """One sentence for a source that failed while being read: what failed and what was
-    expected, naming the file (or query)."""
+    `expected`, naming the file (or query)."""
     detail = " ".join(str(exc).split())[:200].rstrip(".") or type(exc).__name__
     if isinstance(exc, (EOFError, zlib.error)) or "gzip" in f"{type(exc).__name__} {detail}" \
             .lower() or "compress" in detail.lower():
         return SourceError(f"{where} could not be decompressed ({detail}); expected a "
                            "complete gzip file: the copy may be cut short or damaged, "
                            "copy it again.")
-    return SourceError(f"{where} could not be read ({detail}); expected a CSV or Parquet "
-                       "export as the data contract describes.")
+    return SourceError(f"{where} could not be read ({detail}); expected {expected}.")
 
 
 # --- decompression bombs ------------------------------------------------------------------

@@ -195,7 +195,8 @@ def read_query(src: SourceConfig, spec: Spec, mapping: dict[str, str], window: W
     origins = Origins(names=[f"query of {src.name}"])
     origins.add(0, 1, len(frame))
     log.info("%s: %d rows from %s", src.name, len(frame), safe_url(src.url))
-    return Read(frame, found, origins, f"query on {safe_url(src.url)}", "query", 1, 0)
+    return Read(frame, found, origins, f"query on {safe_url(src.url)}", "query", 1, 0,
+                replaced=any(p.attrs.get("replaced") for p in parts))
 
 
 def query_frames(src: SourceConfig, spec: Spec, mapping: dict[str, str], window: Window,
@@ -268,8 +269,18 @@ ISO_GLOB = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*"
 
 def _typed(frame: pd.DataFrame, rename: dict[str, str], spec: Spec) -> pd.DataFrame:
     """Driver values as the validation expects them: text as text, times as ISO text
-    where the driver gave objects."""
+    where the driver gave objects. Bytes (a BLOB in SQLite's untyped columns) are read as
+    UTF-8, any byte that is not replaced (`attrs["replaced"]`: such rows are rejected, as
+    in a CSV)."""
     frame = frame[list(rename)]
+    replaced = False
+    for raw in rename:
+        if frame[raw].dtype == object:
+            blob = frame[raw].map(lambda v: isinstance(v, (bytes, bytearray, memoryview)))
+            if blob.any():
+                frame[raw] = frame[raw].where(~blob, frame[raw][blob].map(
+                    lambda v: bytes(v).decode("utf-8", errors="replace")))
+                replaced = True
     for raw, col in rename.items():
         if col not in spec.timestamps and col not in spec.numbers:
             frame[raw] = pd.Series([None if v is None else str(v) for v in frame[raw]],
@@ -278,6 +289,7 @@ def _typed(frame: pd.DataFrame, rename: dict[str, str], spec: Spec) -> pd.DataFr
             frame[raw] = frame[raw].map(lambda v: v.isoformat() if hasattr(v, "isoformat")
                                         else v)
     frame.columns = [rename[c] for c in frame.columns]
+    frame.attrs["replaced"] = replaced
     return frame
 
 

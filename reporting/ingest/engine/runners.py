@@ -19,6 +19,7 @@ from ...core import memory, rollups
 from ...core.contracts import SPECS
 from ...core.errors import SourceError
 from ..files import READ_ERRORS, unreadable
+from ..sql import safe_url
 from ..validate import validate_rows
 from .remote import remote
 from .tasks import CHUNK_ROWS, Part
@@ -85,7 +86,12 @@ def run_task(task: Any) -> Part:
     try:
         return task.run()
     except READ_ERRORS as exc:    # a damaged file: it fails alone, in one sentence
-        error = str(unreadable(getattr(task, "path", task.job.source), exc))
+        src = getattr(task, "src", None)
+        if src is not None and src.url:      # a query: name the database, not a file
+            error = str(unreadable(f"The query of source {src.name} on {safe_url(src.url)}",
+                                   exc, expected="rows as the data contract describes"))
+        else:
+            error = str(unreadable(getattr(task, "path", task.job.source), exc))
     except SourceError as exc:
         error = str(exc)
     job = task.job

@@ -425,7 +425,8 @@ class QueryTask:
         where, line = f"query of {self.src.name}", 1
         for raw in query_frames(self.src, job.spec, dict(job.mapping), self.window, [],
                                 self.chunk_rows):
-            part, _ = step(job, raw, where, np.arange(line, line + len(raw)))
+            part, _ = step(job, raw, where, np.arange(line, line + len(raw)),
+                           replaced=raw.attrs.get("replaced", False))
             total.add(part)
             line += len(raw)
         return total.settle()
