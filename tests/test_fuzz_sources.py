@@ -1,7 +1,9 @@
 """Issue 33 acceptance: random bytes, random valid-looking rows and random truncations
 written into each CSV source kind (plain and .csv.gz) never stop the load the build reads
 through: the dirty source is loaded (its bad rows set aside) or not loaded with one
-sentence naming its file; every good row of every other source is still counted.
+sentence naming its file; every good row of every other source is still counted. And
+hostile cells in a SQLite table read as a SQL source: always loaded. (The log kinds are in
+test_fuzz_logs.py; whole builds in test_fuzz_build.py.)
 
 Loader-level (`ingest.engine.load`, one worker: in this process), so a few hundred
 examples run in well under a minute; the end-to-end builds of the same failures are in
@@ -11,6 +13,7 @@ from __future__ import annotations
 import codecs
 import gzip
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pandas as pd
@@ -139,3 +142,38 @@ def test_truncations(name, cut, zipped, clean, tmp_path):
     data = gzip.compress(whole) if zipped else whole
     path = _dirty(folder, tmp_path, name, data[:int(len(data) * cut)], zipped)
     _check(path.parent, name, valid, path)
+
+
+# SQLite keeps any value in any column: what a hand-edited or loosely fed table holds
+CELLS = st.one_of(st.none(), st.integers(-2 ** 63, 2 ** 63 - 1),
+                  st.floats(allow_nan=False), st.text(max_size=20), st.binary(max_size=10),
+                  st.sampled_from(["", "2026-13-45", "9999-12-31 23:59:59", "NaN", "fast",
+                                   "2026-11-10 10:00:00+01:00", "2026/11/10 10:00"]))
+
+
+@FUZZ
+@given(name=st.sampled_from(KINDS), data=st.data())
+def test_hostile_cells_of_a_sqlite_table(name, data, clean, tmp_path):
+    """A SQL source whose table holds the clean rows with up to four cells replaced by
+    hostile values (text, huge integers, blobs that are not UTF-8): always loaded, each
+    bad cell its row's rejection (before: a blob failed the whole source)."""
+    folder, valid = clean
+    frame = pd.read_csv(folder / f"{name}.csv", dtype=str)
+    cells = frame.astype(object).where(frame.notna(), None).to_numpy()    # NULL, not ""
+    for _ in range(data.draw(st.integers(1, 4))):
+        cells[data.draw(st.integers(0, len(cells) - 1)),
+              data.draw(st.integers(0, cells.shape[1] - 1))] = data.draw(CELLS)
+    db = tmp_path / f"{name}.sqlite"
+    db.unlink(missing_ok=True)
+    with sqlite3.connect(db) as con:
+        con.execute(f"create table t ({', '.join(frame.columns)})")
+        con.executemany(f"insert into t values ({', '.join('?' * cells.shape[1])})",
+                        [tuple(row) for row in cells])
+    con.close()
+    (tmp_path / "empty").mkdir(exist_ok=True)
+    config = Config.from_dict({"workers": 1, "sources": {name: {
+        "url": f"sqlite:///{db}", "sql": "select * from t"}}})
+    q = load(config, tmp_path / "empty").quality[name]
+    assert q.status == "loaded", q.message
+    assert valid[name] - 4 <= q.valid <= q.rows == valid[name]
+    assert sum(q.rejected.values()) == q.rows - q.valid
