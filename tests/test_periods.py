@@ -67,6 +67,17 @@ def test_bad_periods_say_what_is_accepted(spec):
         resolve(spec, UTC, SPAN)
 
 
+@pytest.mark.parametrize("spec", ["9999-W52", "0001-01-01..0001-01-07",
+                                  "9999-12-25..9999-12-31"])
+def test_a_period_at_the_edge_of_the_calendar_is_one_sentence(spec):
+    """Before: "unexpected failure: OverflowError: date value out of range" (found by
+    fuzzing --period)."""
+    with pytest.raises(PeriodError, match=r"is at the edge of the calendar \(year 1 or "
+                                          r"9999\): the period before it, or the day after "
+                                          r"it, is no date\.$"):
+        resolve(spec, UTC, SPAN)
+
+
 def test_latest_without_data():
     with pytest.raises(PeriodError, match="no timestamped rows"):
         resolve("latest", UTC, None)

@@ -102,14 +102,19 @@ def named(spec: str, tz: ZoneInfo, now: datetime | None = None) -> Period | None
         monday = today - timedelta(days=today.weekday() + 7)
         y, w, _ = monday.isocalendar()
         return week(y, w, tz)
-    if m := WEEK_RE.match(spec):
-        return week(int(m[1]), int(m[2]), tz)
-    if m := RANGE_RE.match(spec):
-        try:
-            first, last = date.fromisoformat(m[1]), date.fromisoformat(m[2])
-        except ValueError as exc:
-            raise PeriodError(f"--period {spec}: {exc}.") from None
-        return date_range(first, last, tz)
+    try:
+        if m := WEEK_RE.match(spec):
+            return week(int(m[1]), int(m[2]), tz)
+        if m := RANGE_RE.match(spec):
+            try:
+                first, last = date.fromisoformat(m[1]), date.fromisoformat(m[2])
+            except ValueError as exc:
+                raise PeriodError(f"--period {spec}: {exc}.") from None
+            return date_range(first, last, tz)
+    except OverflowError:      # the period before it (or its end) is not a date
+        raise PeriodError(f"--period {spec} is at the edge of the calendar (year 1 or "
+                          "9999): the period before it, or the day after it, is no date."
+                          ) from None
     raise PeriodError(f"--period {spec!r} is not one of: {FORMS}.")
 
 
