@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pandas as pd
 import pytest
 from babel import Locale
 from babel.messages.mofile import read_mo
@@ -190,9 +191,12 @@ def test_template_holds_every_marked_sentence(tmp_path):
     """`pybabel extract` now finds what the committed reporting.pot holds: a sentence added
     without `make locales` fails here."""
     out = tmp_path / "now.pot"
+    # the keywords `make locales` extracts with (N_, say, Metric:2, Chart:3), read from it
+    keywords = re.findall(r"-k (\S+)", (ROOT / "Makefile").read_text())
+    assert {"N_", "say", "Chart:3"} <= set(keywords)
     subprocess.run([str(Path(sys.executable).with_name("pybabel")), "extract", "-F",
-                    "babel.cfg", "-k", "N_", "-k", "Metric:2", "--no-location", "-o", str(out), "."],
-                   cwd=ROOT, check=True, capture_output=True)
+                    "babel.cfg", *(a for k in keywords for a in ("-k", k)), "--no-location",
+                    "-o", str(out), "."], cwd=ROOT, check=True, capture_output=True)
     with open(out, "rb") as f:
         now = {m.id for m in read_po(f) if m.id}
     with open(LOCALES / "reporting.pot", "rb") as f:
@@ -268,3 +272,31 @@ def test_polish_executive_report(translated):
     assert not re.search(r"\d,\d{3}\.\d|\d\.\d+ ?(ms|%)", tiles), tiles
     assert [w for w in TEMPLATE_WORDS if re.search(rf"\b{re.escape(w)}\b", text)] == []
     assert [w for w in TILE_WORDS if w.lower() in tiles.lower()] == []
+
+
+# --- charts in the page's language -------------------------------------------------------
+
+def test_a_german_chart_says_its_title_axes_legend_and_days_in_german(tmp_path):
+    """A chart's own words come from the catalogue while a German audience's charts are
+    drawn (SVG text stays text: svg.fonttype none); the same chart drawn in English is
+    as it always was."""
+    from reporting.core.values import Chart
+    from reporting.present import charts
+
+    days = pd.date_range("2026-11-09", periods=7, freq="D", tz=UTC)
+    per_day = pd.DataFrame({"Chat": [3, 4, 5, 2, 6, 1, 0], "Email": [1, 2, 0, 3, 1, 2, 2]},
+                           index=days)
+    chart = Chart("support_per_day", "stacked", "New tickets per day by channel (tickets)",
+                  per_day, {"x_label": "", "y_label": "tickets", "date_labels": True})
+    with i18n.speaking(i18n.voice("de_DE", UTC)):
+        german = charts.draw(chart, tmp_path / "de.svg").read_text()
+    english = charts.draw(chart, tmp_path / "en.svg").read_text()
+    def texts(svg: str) -> list[str]:
+        return re.findall(r">([^<>]+)</text>", svg)
+
+    assert texts(german)[:2] == ["Mo.", "9. Nov."]
+    assert texts(german)[-4:] == ["Tickets", "Neue Tickets pro Tag nach Kanal (Tickets)",
+                                  "Chat", "Email"]       # the channels are data: as written
+    assert texts(english)[:2] == ["Mon", "9 Nov"]
+    assert texts(english)[-4:] == ["tickets", "New tickets per day by channel (tickets)",
+                                   "Chat", "Email"]

@@ -23,6 +23,7 @@ from matplotlib.ticker import Formatter, FuncFormatter, MaxNLocator, PercentForm
 from ..core import formatting
 from ..core.values import Chart, Section
 from ..store.files import atomic_write
+from .chartwords import date_labels, days_formatter, say
 
 matplotlib.use("Agg")
 
@@ -175,13 +176,23 @@ def _figure(chart: Chart) -> plt.Figure:
         raise ValueError(f"unknown chart kind {chart.kind!r}")
     if chart.kind in ("barh", "funnel") and len(data) > MAX_BARS:
         # 5,000 services: the first 25 bars, and the title says how many there are
-        chart = dataclasses.replace(chart, data=data.head(MAX_BARS),
-                                    title=f"{chart.title} (first {MAX_BARS} of {len(data):,})")
+        title = say("%(title)s (first %(shown)s of %(all)s)") % {
+            "title": say(chart.title), "shown": MAX_BARS, "all": thousands(len(data))}
+        chart = dataclasses.replace(chart, data=data.head(MAX_BARS), title=title)
     return KINDS[chart.kind](chart)
 
 
+TITLE_CHARS = 78      # of a 10.5 pt bold title across WIDTH (the English all fit); more wrap
+
+
+def _fit(title: str) -> str:
+    """A title on as many lines as the figure's width needs (a translation may be a third
+    longer than the English, which always fits)."""
+    return textwrap.fill(title, int(TITLE_CHARS * _w() / WIDTH), break_long_words=False)
+
+
 def _titled(fig: plt.Figure, ax: plt.Axes, chart: Chart) -> plt.Figure:
-    ax.set_title(chart.title)
+    ax.set_title(_fit(say(chart.title)))
     return fig
 
 
@@ -216,7 +227,7 @@ def _rows(chart: Chart, least: float, base: float, per_row: float
 def _funnel(chart: Chart) -> plt.Figure:
     """The funnel's steps as bars of sessions."""
     fig = _barh(chart)
-    fig.axes[0].set_xlabel("sessions")
+    fig.axes[0].set_xlabel(say("sessions"))
     return fig
 
 
@@ -227,7 +238,7 @@ def _grouped_barh(chart: Chart) -> plt.Figure:
     h = 0.8 / len(o["values"])
     for i, (col, name) in enumerate(zip(o["values"], o["names"])):
         ax.barh(np.arange(n) + i * h - 0.4 + h / 2, data[col].to_numpy(float)[::-1],
-                height=h, label=name, color=PALETTE[i])
+                height=h, label=say(name), color=PALETTE[i])
     ax.set_xlim(0, 100)
     ax.xaxis.set_major_formatter(PercentFormatter(100, decimals=0))
     _thresholds(ax, o, vertical=True)
@@ -240,15 +251,16 @@ def _bar(chart: Chart) -> plt.Figure:
     data, o = chart.data, chart.options
     fig, ax = plt.subplots(figsize=(_w(), 2.4))
     x = data[o["label"]]
-    labels = _date_labels(x, o) if o.get("date_labels") else [str(v) for v in x]
+    labels = date_labels(x, o) if o.get("date_labels") else [str(v) for v in x]
     ax.bar(range(len(x)), data[o["value"]].to_numpy(float), color=PALETTE[0], width=0.7)
     ax.set_xticks(range(len(x)), labels)
     ax.set_xlim(-0.6, max(len(x), 5) - 0.4)   # a lone bar stays bar-shaped
     _thin_ticks(ax, len(x), 8 if o.get("date_labels") else 24)
     ax.yaxis.set_major_formatter(FuncFormatter(thousands))
     ax.grid(axis="x", visible=False)
-    ax.set_ylabel({"money": f"value ({o['currency']})" if o.get("currency") else "value",
-                   "count": "count"}.get(o.get("unit"), ""))
+    ax.set_ylabel({"money": say("value (%(currency)s)") % {"currency": o["currency"]}
+                   if o.get("currency") else say("value"),
+                   "count": say("count")}.get(o.get("unit"), ""))
     return _titled(fig, ax, chart)
 
 
@@ -257,17 +269,17 @@ def _stacked(chart: Chart) -> plt.Figure:
     data, o = chart.data, chart.options
     fig, ax = plt.subplots(figsize=(_w(), 2.5))
     bottom = np.zeros(len(data))
-    labels = (_date_labels(data.index, o) if o.get("date_labels")
+    labels = (date_labels(data.index, o) if o.get("date_labels")
               else [str(v) for v in data.index])
     for i, col in enumerate(data.columns):
         vals = data[col].to_numpy(float)
-        ax.bar(range(len(data)), vals, bottom=bottom, label=_short(col), width=0.7,
+        ax.bar(range(len(data)), vals, bottom=bottom, label=_short(say(str(col))), width=0.7,
                color=SENTIMENT.get(col, PALETTE[i % len(PALETTE)]))
         bottom = bottom + np.nan_to_num(vals)     # a gap (NaN) stacks nothing
     ax.set_xticks(range(len(data)), labels)
     _thin_ticks(ax, len(data), 8 if o.get("date_labels") else 14)
-    ax.set_xlabel(o.get("x_label", ""))
-    ax.set_ylabel(o.get("y_label", ""))
+    ax.set_xlabel(say(o.get("x_label", "")))
+    ax.set_ylabel(say(o.get("y_label", "")))
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.yaxis.set_major_formatter(FuncFormatter(thousands))
     ax.grid(axis="x", visible=False)
@@ -276,21 +288,6 @@ def _stacked(chart: Chart) -> plt.Figure:
     else:
         ax.legend(loc="upper left", bbox_to_anchor=(1, 1))
     return _titled(fig, ax, chart)
-
-
-def _date_labels(values: Any, o: Mapping[str, Any]) -> list[str]:
-    if o.get("week_labels"):
-        return [f"w/c {pd.Timestamp(v):%-d %b}" for v in values]
-    # two lines, weekday over day: seven "Mon 9 Nov" labels at 9 pt ran into each other on one
-    return [_two_lines(formatting.when(pd.Timestamp(v), "day")) for v in values]
-
-
-def _two_lines(day: str) -> str:
-    """A day label with its weekday on a line of its own: "Mon\n9 Nov", "Sa.\n14. Nov."."""
-    head, sep, rest = day.partition(", ")
-    if not sep:
-        head, sep, rest = day.partition(" ")
-    return f"{head}\n{rest}" if sep else day
 
 
 def _thin_ticks(ax: plt.Axes, n: int, most: int = 12) -> None:
@@ -310,10 +307,10 @@ def _heatmap(chart: Chart) -> plt.Figure:
     im = ax.imshow(data.to_numpy(float), aspect="auto", cmap="Blues")
     ax.set_yticks(range(len(data.index)), list(data.index))
     ax.set_xticks(range(0, 24, 2), [f"{h:02d}" for h in range(0, 24, 2)])
-    ax.set_xlabel(o.get("x_label", ""))
+    ax.set_xlabel(say(o.get("x_label", "")))
     ax.grid(False)
     bar = fig.colorbar(im, ax=ax, pad=0.01, fraction=0.04)
-    bar.set_label(o.get("colorbar", ""))
+    bar.set_label(say(o.get("colorbar", "")))
     bar.ax.yaxis.set_major_formatter(FuncFormatter(thousands))
     return _titled(fig, ax, chart)
 
@@ -334,10 +331,12 @@ def _hist(chart: Chart) -> plt.Figure:
     ax.hist(np.minimum(v, last - 1e-9) if isinstance(bins, np.ndarray) else v, bins=bins,
             color=PALETTE[0])
     ax.set_xlim(0 if not len(v) or v.min() >= 0 else v.min(), last)
-    unit = {"h": "hours"}.get(o.get("unit"), o.get("unit", ""))
-    ax.set_xlabel(f"{unit} ({beyond:,} over {last:,.0f} counted in the last bar)"
-                  if beyond else unit)
-    ax.set_ylabel("count")
+    raw = o.get("unit", "")
+    unit = say("hours") if raw == "h" else say(raw)
+    ax.set_xlabel(say("%(unit)s (%(beyond)s over %(last)s counted in the last bar)") % {
+        "unit": unit, "beyond": thousands(beyond), "last": thousands(round(last))}
+        if beyond else unit)
+    ax.set_ylabel(say("count"))
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(axis="x", visible=False)
     _thresholds(ax, o, vertical=True)
@@ -363,14 +362,14 @@ def _line_dual(chart: Chart) -> plt.Figure:
     y = data[o["y"]].to_numpy(float)
     ax.fill_between(list(x) + [x.iloc[-1] + pd.Timedelta(hours=1)], np.append(y, y[-1:]),
                     step="post", color=PALETTE[5], alpha=0.6, linewidth=0,
-                    label=o.get("y_label"))
-    ax.set_ylabel(o.get("y_label", ""))
+                    label=say(o.get("y_label", "")))
+    ax.set_ylabel(say(o.get("y_label", "")))
     ax.yaxis.set_major_formatter(FuncFormatter(thousands))
     ax2 = ax.twinx()
     ax2.plot(x + pd.Timedelta(minutes=30), data[o["y2"]].to_numpy(float),
-             color=PALETTE[3], linewidth=1.1, label=o.get("y2_label"),
+             color=PALETTE[3], linewidth=1.1, label=say(o.get("y2_label", "")),
              marker="o" if len(x) < 6 else None, markersize=3)
-    ax2.set_ylabel(o.get("y2_label", ""), color=PALETTE[3])
+    ax2.set_ylabel(say(o.get("y2_label", "")), color=PALETTE[3])
     ax2.yaxis.set_major_formatter(PercentFormatter(1, decimals=1))
     ax2.spines["right"].set_visible(True)
     ax2.grid(False)
@@ -411,15 +410,16 @@ def _mark_handles(o: Mapping[str, Any]) -> list[Any]:
     """Legend entries for the marks a timeline draws."""
     out: list[Any] = []
     if o.get("deploys"):
-        out.append(Line2D([], [], color=MARK, linestyle=":", linewidth=0.9, label="deploy"))
+        out.append(Line2D([], [], color=MARK, linestyle=":", linewidth=0.9,
+                          label=say("deploy")))
     if o.get("maintenance"):
-        out.append(Patch(color=MARK, alpha=0.18, label="planned maintenance"))
+        out.append(Patch(color=MARK, alpha=0.18, label=say("planned maintenance")))
     return out
 
 
 def _time_axis(ax: plt.Axes, tz: Any) -> None:
     ax.xaxis.set_major_locator(mdates.AutoDateLocator(tz=tz, maxticks=4 if _narrow() else 8))
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%a %d %b\n%H:%M", tz=tz))
+    ax.xaxis.set_major_formatter(days_formatter("%a %d %b\n%H:%M", tz))
     for t in ax.get_xticklabels():
         t.set_fontsize(SMALL)
 
@@ -445,7 +445,7 @@ def _trends(chart: Chart) -> plt.Figure:
         if o.get("current") in data.index:
             i = list(data.index).index(o["current"])
             ax.plot([i], [y[i] * scale], marker="o", markersize=6, color=PALETTE[3])
-        ax.set_title(textwrap.fill(o["labels"].get(key, key), 52 // cols,
+        ax.set_title(textwrap.fill(say(o["labels"].get(key, key)), 52 // cols,
                                    break_long_words=False), fontsize=SMALL, loc="left")
         ax.set_xticks(x, ticks, fontsize=SMALL)
         _thin_ticks(ax, len(x), 4 if cols <= 4 else 3)   # small multiples: a few labels each
@@ -457,7 +457,8 @@ def _trends(chart: Chart) -> plt.Figure:
     for ax in list(axes.flat)[len(data.columns):]:
         ax.set_axis_off()
     if chart.title:
-        fig.suptitle(chart.title, x=0.01, ha="left", fontsize=10.5, fontweight="bold")
+        fig.suptitle(_fit(say(chart.title)), x=0.01, ha="left", fontsize=10.5,
+                     fontweight="bold")
     return fig
 
 
@@ -482,7 +483,7 @@ def _trend_range(ax: plt.Axes, y: np.ndarray) -> bool:
         ax.set_ylim(0, high)
         return True
     ax.set_ylim(low, high)
-    ax.text(1.0, 0.0, "axis not from 0", transform=ax.transAxes, ha="right", va="bottom",
+    ax.text(1.0, 0.0, say("axis not from 0"), transform=ax.transAxes, ha="right", va="bottom",
             fontsize=SMALL, color="#777777")
     return False
 
@@ -493,7 +494,8 @@ def _stacked_lines(chart: Chart) -> plt.Figure:
     cols = [c for c in data.columns if c != o["x"]]
     if not cols:
         return _empty(chart.title)
-    fig, axes = plt.subplots(len(cols), 1, figsize=(_w(), 0.4 + (1.0 if _narrow() else 0.75) * len(cols)),
+    per_panel = 1.0 if _narrow() else 0.75
+    fig, axes = plt.subplots(len(cols), 1, figsize=(_w(), 0.4 + per_panel * len(cols)),
                              sharex=True, squeeze=False)
     x = pd.to_datetime(data[o["x"]])
     units = o.get("units", {})
@@ -519,17 +521,18 @@ def _stacked_lines(chart: Chart) -> plt.Figure:
     last = axes[-1, 0]
     last.xaxis.set_major_locator(mdates.AutoDateLocator(tz=tz, minticks=3 if _narrow() else 4,
                                                         maxticks=4 if _narrow() else 8))
-    last.xaxis.set_major_formatter(mdates.DateFormatter("%a\n%d %b", tz=tz))
-    fig.suptitle(chart.title + (" (incidents shaded)" if o.get("shade") else ""), x=0.01,
-                 ha="left", fontsize=10.5, fontweight="bold")
+    last.xaxis.set_major_formatter(days_formatter("%a\n%d %b", tz))
+    title = say("%(title)s (incidents shaded)") % {"title": say(chart.title)} \
+        if o.get("shade") else say(chart.title)
+    fig.suptitle(_fit(title), x=0.01, ha="left", fontsize=10.5, fontweight="bold")
     return fig
 
 
 def _panel_label(col: str, o: Mapping[str, Any]) -> str:
     """A panel's axis label; a money panel names its currency ('abandoned value (EUR)')."""
     if o.get("units", {}).get(col) == "money" and o.get("currency"):
-        return f"{col} ({o['currency']})"
-    return col
+        return say("%(name)s (%(currency)s)") % {"name": say(col), "currency": o["currency"]}
+    return say(col)
 
 
 SHADE_MIN = 0.025       # an incident band is at least this share of the time axis wide
@@ -575,7 +578,7 @@ def _thresholds(ax: plt.Axes, o: Mapping, *, vertical: bool) -> None:
         line = ax.axvline if vertical else ax.axhline
         line(value, color=PALETTE[i] if o.get("threshold_colors") else PALETTE[3],
              linestyle=style, linewidth=1.4 if o.get("threshold_colors") else 1.1,
-             label=o.get(f"{key}_label"))
+             label=say(o.get(f"{key}_label") or "") or None)
     if o.get("threshold") is not None and o.get("threshold_label"):
         ax.legend(loc="lower right", fontsize=SMALL)
 
@@ -583,7 +586,7 @@ def _thresholds(ax: plt.Axes, o: Mapping, *, vertical: bool) -> None:
 def _empty(title: str) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(_w(), 1.0))
     ax.set_axis_off()
-    ax.set_title(title)
-    ax.text(0.5, 0.35, "No data for this period", ha="center", va="center",
+    ax.set_title(say(title))
+    ax.text(0.5, 0.35, say("No data for this period"), ha="center", va="center",
             color="#777777", fontsize=9, transform=ax.transAxes)
     return fig
