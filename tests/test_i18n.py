@@ -300,3 +300,23 @@ def test_a_german_chart_says_its_title_axes_legend_and_days_in_german(tmp_path):
     assert texts(english)[:2] == ["Mon", "9 Nov"]
     assert texts(english)[-4:] == ["tickets", "New tickets per day by channel (tickets)",
                                    "Chat", "Email"]
+
+
+def test_the_trends_title_and_heatmap_days_in_each_language():
+    from reporting.core.values import Chart
+    from reporting.present.chartwords import trends_title, weekday
+
+    chart = Chart("trends_it", "trends", "Headline KPIs over the last 5 periods (this one "
+                  "in orange)", pd.DataFrame(), {"periods": 5})
+    assert trends_title(chart) == chart.title                          # English as before
+    said = {}
+    for locale in ("de_DE", "fr_FR", "pl_PL"):
+        with i18n.speaking(i18n.voice(locale, UTC)):
+            said[locale] = (trends_title(chart), weekday("Mon"), weekday("Sun"))
+    assert said == {
+        "de_DE": ("Wichtigste Kennzahlen der letzten 5 Perioden (diese in Orange)", "Mo.",
+                  "So."),
+        "fr_FR": ("Indicateurs clés des 5 dernières périodes (celle-ci en orange)", "lun.",
+                  "dim."),
+        "pl_PL": ("Kluczowe wskaźniki z ostatnich 5 okresów (bieżący na pomarańczowo)",
+                  "pon.", "niedz.")}

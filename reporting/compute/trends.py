@@ -41,5 +41,5 @@ def trend_chart(sections: Mapping[str, Section], ctx: BuildContext,
                  table, {"labels": {k: every[k].label for k in table.columns},
                          "units": {k: every[k].unit for k in table.columns},
                          "current": ctx.period.id, "columns": 6 if audience.compact else 4,
-                         "audience": audience.name,
+                         "audience": audience.name, "periods": len(table),
                          "alt": f"Headline KPIs for {', '.join(map(str, periods))}"})

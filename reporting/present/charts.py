@@ -23,7 +23,7 @@ from matplotlib.ticker import Formatter, FuncFormatter, MaxNLocator, PercentForm
 from ..core import formatting
 from ..core.values import Chart, Section
 from ..store.files import atomic_write
-from .chartwords import date_labels, days_formatter, say
+from .chartwords import date_labels, days_formatter, say, trends_title, weekday
 
 matplotlib.use("Agg")
 
@@ -305,7 +305,7 @@ def _heatmap(chart: Chart) -> plt.Figure:
     data, o = chart.data, chart.options
     fig, ax = plt.subplots(figsize=(_w(), 2.5))
     im = ax.imshow(data.to_numpy(float), aspect="auto", cmap="Blues")
-    ax.set_yticks(range(len(data.index)), list(data.index))
+    ax.set_yticks(range(len(data.index)), [weekday(d) for d in data.index])
     ax.set_xticks(range(0, 24, 2), [f"{h:02d}" for h in range(0, 24, 2)])
     ax.set_xlabel(say(o.get("x_label", "")))
     ax.grid(False)
@@ -457,7 +457,7 @@ def _trends(chart: Chart) -> plt.Figure:
     for ax in list(axes.flat)[len(data.columns):]:
         ax.set_axis_off()
     if chart.title:
-        fig.suptitle(_fit(say(chart.title)), x=0.01, ha="left", fontsize=10.5,
+        fig.suptitle(_fit(trends_title(chart)), x=0.01, ha="left", fontsize=10.5,
                      fontweight="bold")
     return fig
 

@@ -10,6 +10,7 @@ import pandas as pd
 from matplotlib.ticker import Formatter, FuncFormatter
 
 from ..core import formatting, i18n
+from ..core.values import Chart
 
 
 def say(message: str) -> str:
@@ -49,3 +50,25 @@ def days_formatter(english: str, tz: Any) -> Formatter:
             return f"{formatting.when(t, 'dm')}\n{formatting.when(t, 'time')}"
         return two_lines(formatting.when(t, "day"))
     return FuncFormatter(label)
+
+
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def weekday(label: Any) -> str:
+    """An English weekday abbreviation ("Mon", a heatmap's row) in the page's language
+    (CLDR's abbreviated form: "Mo.", "lun.", "pon."); anything else as written."""
+    voice = i18n.current()
+    if voice is None or label not in WEEKDAYS:
+        return str(label)
+    return voice.locale.days["format"]["abbreviated"][WEEKDAYS.index(label)]
+
+
+def trends_title(chart: Chart) -> str:
+    """The trends chart's title, its number of periods said in the page's language."""
+    n = chart.options.get("periods")
+    if n is None:
+        return say(chart.title)
+    return i18n.ngettext("Headline KPIs over the last %(n)s period (this one in orange)",
+                         "Headline KPIs over the last %(n)s periods (this one in orange)",
+                         n) % {"n": n}
