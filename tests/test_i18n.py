@@ -320,3 +320,20 @@ def test_the_trends_title_and_heatmap_days_in_each_language():
                   "dim."),
         "pl_PL": ("Kluczowe wskaźniki z ostatnich 5 okresów (bieżący na pomarańczowo)",
                   "pon.", "niedz.")}
+
+
+def test_a_table_title_and_headings_in_german():
+    from reporting.core.values import Table
+    from reporting.present.html import table_view
+
+    table = Table("by_channel", "By channel", pd.DataFrame(
+        {"channel": ["Email"], "tickets": [61], "share": [0.301]}),
+        {"tickets": "count", "share": "ratio"})
+    with i18n.speaking(i18n.voice("de_DE", UTC)):
+        german = table_view(table, {})
+    english = table_view(table, {})
+    assert (german["title"], [c["name"] for c in german["columns"]]) == (
+        "Nach Kanal", ["Kanal", "Tickets", "Anteil"])
+    assert (english["title"], [c["name"] for c in english["columns"]]) == (
+        "By channel", ["Channel", "Tickets", "Share"])
+    assert german["rows"] == english["rows"]             # the values are data: as given

@@ -88,9 +88,9 @@ def table_view(t: Table, headers: Mapping[str, str], max_rows: int = 15) -> dict
     rows = []
     for rec in frame.itertuples(index=False, name=None):   # at most `max_rows` rows
         rows.append([{"v": _cell(v), "u": u} for v, u in zip(rec, units)])
-    return {"name": t.name, "title": t.title, "note": t.note,
+    return {"name": t.name, "title": i18n.gettext(t.title), "note": t.note,
             "more": max(0, len(t.frame) - max_rows),
-            "columns": [{"name": headers.get(c, c.replace("_", " ").capitalize()),
+            "columns": [{"name": i18n.gettext(headers.get(c, c.replace("_", " ").capitalize())),
                          "numeric": u not in TEXT_UNITS and u not in ("datetime", "date"),
                          "wide": c in ("comment", "endpoint", "page_url", "theme")}
                         for c, u in zip(cols, units)],
