@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,6 +41,9 @@ class Row(tuple):
 
     def keys(self) -> tuple[str, ...]:
         return self.names
+
+
+BUSY_MS = 60_000      # SQLite: how long a connection waits for another's lock
 
 
 class Rows:
@@ -106,11 +111,28 @@ class Db:
         self.conn = self.raw.driver_connection
         if self.dialect == "sqlite":
             self.conn.isolation_level = None
-            self.execute("PRAGMA busy_timeout=60000")
-            self.execute("PRAGMA journal_mode=WAL")
+            self.execute(f"PRAGMA busy_timeout={BUSY_MS}")
+            self._wal()
         else:
             self.conn.autocommit = True
         self.in_transaction = False
+
+    def _wal(self) -> None:
+        """WAL mode, kept in the file once set. Setting it needs the file to itself, and
+        SQLite returns "database is locked" at once there, without waiting the busy
+        timeout: connections opening a new archive together (a build and `send`, the
+        scheduler's jobs) retry for up to that timeout (4 of 60 runs of six at once
+        failed)."""
+        deadline = time.monotonic() + BUSY_MS / 1000
+        while True:
+            try:
+                if str(self.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                    self.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     def close(self) -> None:
         self.raw.close()
