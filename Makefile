@@ -67,7 +67,7 @@ clean:
 # .mo files the reports read. The compiled .mo files are committed, so a fresh clone's
 # `make report` needs no step of its own; run this after changing a sentence.
 locales: $(STAMP)
-	$(BIN)/pybabel extract -F babel.cfg -k N_ -k say -k Metric:2 -k Chart:3 --no-location --sort-output \
+	$(BIN)/pybabel extract -F babel.cfg -k N_ -k Metric:2 -k Chart:3 --no-location --sort-output \
 		--project fullstack-diagnostics -o reporting/locales/reporting.pot .
 	$(BIN)/pybabel update -i reporting/locales/reporting.pot -d reporting/locales \
 		-D reporting -w 88 --ignore-obsolete

@@ -111,8 +111,9 @@ def speaking(v: Voice | None) -> Iterator[Voice | None]:
 
 
 def gettext(message: str) -> str:
+    """`message` in the active voice; "" stays "" (a catalogue's "" is its header)."""
     v = _ACTIVE.get()
-    return message if v is None else v.translations.gettext(message)
+    return message if v is None or not message else v.translations.gettext(message)
 
 
 def ngettext(singular: str, plural: str, n: int) -> str:

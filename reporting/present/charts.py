@@ -21,9 +21,10 @@ import pandas as pd
 from matplotlib.ticker import Formatter, FuncFormatter, MaxNLocator, PercentFormatter
 
 from ..core import formatting
+from ..core.i18n import gettext as _
 from ..core.values import Chart, Section
 from ..store.files import atomic_write
-from .chartwords import date_labels, days_formatter, say, trends_title, weekday
+from .chartwords import date_labels, days_formatter, trends_title, weekday
 
 matplotlib.use("Agg")
 
@@ -176,8 +177,8 @@ def _figure(chart: Chart) -> plt.Figure:
         raise ValueError(f"unknown chart kind {chart.kind!r}")
     if chart.kind in ("barh", "funnel") and len(data) > MAX_BARS:
         # 5,000 services: the first 25 bars, and the title says how many there are
-        title = say("%(title)s (first %(shown)s of %(all)s)") % {
-            "title": say(chart.title), "shown": MAX_BARS, "all": thousands(len(data))}
+        title = _("%(title)s (first %(shown)s of %(all)s)") % {
+            "title": _(chart.title), "shown": MAX_BARS, "all": thousands(len(data))}
         chart = dataclasses.replace(chart, data=data.head(MAX_BARS), title=title)
     return KINDS[chart.kind](chart)
 
@@ -192,7 +193,7 @@ def _fit(title: str) -> str:
 
 
 def _titled(fig: plt.Figure, ax: plt.Axes, chart: Chart) -> plt.Figure:
-    ax.set_title(_fit(say(chart.title)))
+    ax.set_title(_fit(_(chart.title)))
     return fig
 
 
@@ -227,7 +228,7 @@ def _rows(chart: Chart, least: float, base: float, per_row: float
 def _funnel(chart: Chart) -> plt.Figure:
     """The funnel's steps as bars of sessions."""
     fig = _barh(chart)
-    fig.axes[0].set_xlabel(say("sessions"))
+    fig.axes[0].set_xlabel(_("sessions"))
     return fig
 
 
@@ -238,7 +239,7 @@ def _grouped_barh(chart: Chart) -> plt.Figure:
     h = 0.8 / len(o["values"])
     for i, (col, name) in enumerate(zip(o["values"], o["names"])):
         ax.barh(np.arange(n) + i * h - 0.4 + h / 2, data[col].to_numpy(float)[::-1],
-                height=h, label=say(name), color=PALETTE[i])
+                height=h, label=_(name), color=PALETTE[i])
     ax.set_xlim(0, 100)
     ax.xaxis.set_major_formatter(PercentFormatter(100, decimals=0))
     _thresholds(ax, o, vertical=True)
@@ -258,9 +259,9 @@ def _bar(chart: Chart) -> plt.Figure:
     _thin_ticks(ax, len(x), 8 if o.get("date_labels") else 24)
     ax.yaxis.set_major_formatter(FuncFormatter(thousands))
     ax.grid(axis="x", visible=False)
-    ax.set_ylabel({"money": say("value (%(currency)s)") % {"currency": o["currency"]}
-                   if o.get("currency") else say("value"),
-                   "count": say("count")}.get(o.get("unit"), ""))
+    ax.set_ylabel({"money": _("value (%(currency)s)") % {"currency": o["currency"]}
+                   if o.get("currency") else _("value"),
+                   "count": _("count")}.get(o.get("unit"), ""))
     return _titled(fig, ax, chart)
 
 
@@ -273,13 +274,13 @@ def _stacked(chart: Chart) -> plt.Figure:
               else [str(v) for v in data.index])
     for i, col in enumerate(data.columns):
         vals = data[col].to_numpy(float)
-        ax.bar(range(len(data)), vals, bottom=bottom, label=_short(say(str(col))), width=0.7,
+        ax.bar(range(len(data)), vals, bottom=bottom, label=_short(_(str(col))), width=0.7,
                color=SENTIMENT.get(col, PALETTE[i % len(PALETTE)]))
         bottom = bottom + np.nan_to_num(vals)     # a gap (NaN) stacks nothing
     ax.set_xticks(range(len(data)), labels)
     _thin_ticks(ax, len(data), 8 if o.get("date_labels") else 14)
-    ax.set_xlabel(say(o.get("x_label", "")))
-    ax.set_ylabel(say(o.get("y_label", "")))
+    ax.set_xlabel(_(o.get("x_label", "")))
+    ax.set_ylabel(_(o.get("y_label", "")))
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.yaxis.set_major_formatter(FuncFormatter(thousands))
     ax.grid(axis="x", visible=False)
@@ -307,10 +308,10 @@ def _heatmap(chart: Chart) -> plt.Figure:
     im = ax.imshow(data.to_numpy(float), aspect="auto", cmap="Blues")
     ax.set_yticks(range(len(data.index)), [weekday(d) for d in data.index])
     ax.set_xticks(range(0, 24, 2), [f"{h:02d}" for h in range(0, 24, 2)])
-    ax.set_xlabel(say(o.get("x_label", "")))
+    ax.set_xlabel(_(o.get("x_label", "")))
     ax.grid(False)
     bar = fig.colorbar(im, ax=ax, pad=0.01, fraction=0.04)
-    bar.set_label(say(o.get("colorbar", "")))
+    bar.set_label(_(o.get("colorbar", "")))
     bar.ax.yaxis.set_major_formatter(FuncFormatter(thousands))
     return _titled(fig, ax, chart)
 
@@ -332,11 +333,11 @@ def _hist(chart: Chart) -> plt.Figure:
             color=PALETTE[0])
     ax.set_xlim(0 if not len(v) or v.min() >= 0 else v.min(), last)
     raw = o.get("unit", "")
-    unit = say("hours") if raw == "h" else say(raw)
-    ax.set_xlabel(say("%(unit)s (%(beyond)s over %(last)s counted in the last bar)") % {
+    unit = _("hours") if raw == "h" else _(raw)
+    ax.set_xlabel(_("%(unit)s (%(beyond)s over %(last)s counted in the last bar)") % {
         "unit": unit, "beyond": thousands(beyond), "last": thousands(round(last))}
         if beyond else unit)
-    ax.set_ylabel(say("count"))
+    ax.set_ylabel(_("count"))
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(axis="x", visible=False)
     _thresholds(ax, o, vertical=True)
@@ -362,14 +363,14 @@ def _line_dual(chart: Chart) -> plt.Figure:
     y = data[o["y"]].to_numpy(float)
     ax.fill_between(list(x) + [x.iloc[-1] + pd.Timedelta(hours=1)], np.append(y, y[-1:]),
                     step="post", color=PALETTE[5], alpha=0.6, linewidth=0,
-                    label=say(o.get("y_label", "")))
-    ax.set_ylabel(say(o.get("y_label", "")))
+                    label=_(o.get("y_label", "")))
+    ax.set_ylabel(_(o.get("y_label", "")))
     ax.yaxis.set_major_formatter(FuncFormatter(thousands))
     ax2 = ax.twinx()
     ax2.plot(x + pd.Timedelta(minutes=30), data[o["y2"]].to_numpy(float),
-             color=PALETTE[3], linewidth=1.1, label=say(o.get("y2_label", "")),
+             color=PALETTE[3], linewidth=1.1, label=_(o.get("y2_label", "")),
              marker="o" if len(x) < 6 else None, markersize=3)
-    ax2.set_ylabel(say(o.get("y2_label", "")), color=PALETTE[3])
+    ax2.set_ylabel(_(o.get("y2_label", "")), color=PALETTE[3])
     ax2.yaxis.set_major_formatter(PercentFormatter(1, decimals=1))
     ax2.spines["right"].set_visible(True)
     ax2.grid(False)
@@ -411,9 +412,9 @@ def _mark_handles(o: Mapping[str, Any]) -> list[Any]:
     out: list[Any] = []
     if o.get("deploys"):
         out.append(Line2D([], [], color=MARK, linestyle=":", linewidth=0.9,
-                          label=say("deploy")))
+                          label=_("deploy")))
     if o.get("maintenance"):
-        out.append(Patch(color=MARK, alpha=0.18, label=say("planned maintenance")))
+        out.append(Patch(color=MARK, alpha=0.18, label=_("planned maintenance")))
     return out
 
 
@@ -445,7 +446,7 @@ def _trends(chart: Chart) -> plt.Figure:
         if o.get("current") in data.index:
             i = list(data.index).index(o["current"])
             ax.plot([i], [y[i] * scale], marker="o", markersize=6, color=PALETTE[3])
-        ax.set_title(textwrap.fill(say(o["labels"].get(key, key)), 52 // cols,
+        ax.set_title(textwrap.fill(_(o["labels"].get(key, key)), 52 // cols,
                                    break_long_words=False), fontsize=SMALL, loc="left")
         ax.set_xticks(x, ticks, fontsize=SMALL)
         _thin_ticks(ax, len(x), 4 if cols <= 4 else 3)   # small multiples: a few labels each
@@ -483,7 +484,7 @@ def _trend_range(ax: plt.Axes, y: np.ndarray) -> bool:
         ax.set_ylim(0, high)
         return True
     ax.set_ylim(low, high)
-    ax.text(1.0, 0.0, say("axis not from 0"), transform=ax.transAxes, ha="right", va="bottom",
+    ax.text(1.0, 0.0, _("axis not from 0"), transform=ax.transAxes, ha="right", va="bottom",
             fontsize=SMALL, color="#777777")
     return False
 
@@ -522,8 +523,8 @@ def _stacked_lines(chart: Chart) -> plt.Figure:
     last.xaxis.set_major_locator(mdates.AutoDateLocator(tz=tz, minticks=3 if _narrow() else 4,
                                                         maxticks=4 if _narrow() else 8))
     last.xaxis.set_major_formatter(days_formatter("%a\n%d %b", tz))
-    title = say("%(title)s (incidents shaded)") % {"title": say(chart.title)} \
-        if o.get("shade") else say(chart.title)
+    title = _("%(title)s (incidents shaded)") % {"title": _(chart.title)} \
+        if o.get("shade") else _(chart.title)
     fig.suptitle(_fit(title), x=0.01, ha="left", fontsize=10.5, fontweight="bold")
     return fig
 
@@ -531,8 +532,8 @@ def _stacked_lines(chart: Chart) -> plt.Figure:
 def _panel_label(col: str, o: Mapping[str, Any]) -> str:
     """A panel's axis label; a money panel names its currency ('abandoned value (EUR)')."""
     if o.get("units", {}).get(col) == "money" and o.get("currency"):
-        return say("%(name)s (%(currency)s)") % {"name": say(col), "currency": o["currency"]}
-    return say(col)
+        return _("%(name)s (%(currency)s)") % {"name": _(col), "currency": o["currency"]}
+    return _(col)
 
 
 SHADE_MIN = 0.025       # an incident band is at least this share of the time axis wide
@@ -578,7 +579,7 @@ def _thresholds(ax: plt.Axes, o: Mapping, *, vertical: bool) -> None:
         line = ax.axvline if vertical else ax.axhline
         line(value, color=PALETTE[i] if o.get("threshold_colors") else PALETTE[3],
              linestyle=style, linewidth=1.4 if o.get("threshold_colors") else 1.1,
-             label=say(o.get(f"{key}_label") or "") or None)
+             label=_(o.get(f"{key}_label") or "") or None)
     if o.get("threshold") is not None and o.get("threshold_label"):
         ax.legend(loc="lower right", fontsize=SMALL)
 
@@ -586,7 +587,7 @@ def _thresholds(ax: plt.Axes, o: Mapping, *, vertical: bool) -> None:
 def _empty(title: str) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(_w(), 1.0))
     ax.set_axis_off()
-    ax.set_title(say(title))
-    ax.text(0.5, 0.35, say("No data for this period"), ha="center", va="center",
+    ax.set_title(_(title))
+    ax.text(0.5, 0.35, _("No data for this period"), ha="center", va="center",
             color="#777777", fontsize=9, transform=ax.transAxes)
     return fig

@@ -10,18 +10,13 @@ import pandas as pd
 from matplotlib.ticker import Formatter, FuncFormatter
 
 from ..core import formatting, i18n
+from ..core.i18n import gettext as _
 from ..core.values import Chart
-
-
-def say(message: str) -> str:
-    """A chart's own words (titles, axis names, legends) in the page's language, from the
-    catalogue; a text it does not hold (a user's name for something) as written."""
-    return i18n.gettext(message) if message else message
 
 
 def date_labels(values: Any, o: Mapping[str, Any]) -> list[str]:
     if o.get("week_labels"):
-        return [say("w/c %(day)s") % {"day": formatting.when(pd.Timestamp(v), "dm")}
+        return [_("w/c %(day)s") % {"day": formatting.when(pd.Timestamp(v), "dm")}
                 for v in values]
     # two lines, weekday over day: seven "Mon 9 Nov" labels at 9 pt ran into each other on one
     return [two_lines(formatting.when(pd.Timestamp(v), "day")) for v in values]
@@ -68,7 +63,7 @@ def trends_title(chart: Chart) -> str:
     """The trends chart's title, its number of periods said in the page's language."""
     n = chart.options.get("periods")
     if n is None:
-        return say(chart.title)
+        return _(chart.title)
     return i18n.ngettext("Headline KPIs over the last %(n)s period (this one in orange)",
                          "Headline KPIs over the last %(n)s periods (this one in orange)",
                          n) % {"n": n}
