@@ -105,12 +105,12 @@ def damage(draw, folder: Path, how: str) -> tuple[str, str, bytes]:
     if how == "cut":
         whole = clean_bytes(folder, name, kind)
         return name, kind, whole[:int(len(whole) * draw(st.floats(0.05, 1)))]
-    lines = (folder / f"{name}.csv").read_text().splitlines(True)
     if kind == "access_log":
         good = access_log(folder / f"{name}.csv").decode().splitlines(True)
         hostile = draw(valid_looking(name, [""] + [line.replace(" ", ",") for line in good]))
         bad = hostile.decode("utf-8", errors="replace").replace(",", " ").encode()
         return name, kind, "".join(good).encode() + bad
+    lines = (folder / f"{name}.csv").read_text().splitlines(True)
     text = "".join(lines).encode() + draw(valid_looking(name, lines)).split(b"\n", 1)[1]
     return name, kind, gzip.compress(text) if kind == "csv.gz" else text
 

@@ -22,7 +22,7 @@ from ..files import READ_ERRORS, unreadable
 from ..sql import safe_url
 from ..validate import validate_rows
 from .remote import remote
-from .tasks import CHUNK_ROWS, Part
+from .tasks import CHUNK_ROWS, Part, QueryTask
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +86,8 @@ def run_task(task: Any) -> Part:
     try:
         return task.run()
     except READ_ERRORS as exc:    # a damaged file: it fails alone, in one sentence
-        src = getattr(task, "src", None)
-        if src is not None and src.url:      # a query: name the database, not a file
+        if isinstance(task, QueryTask):      # a query: name the database, not a file
+            src = task.src
             error = str(unreadable(f"The query of source {src.name} on {safe_url(src.url)}",
                                    exc, expected="rows as the data contract describes"))
         else:
