@@ -1,6 +1,7 @@
 """The builder: load → context → sections → charts → HTML → PDF → files → archive."""
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -277,6 +278,9 @@ def _render_html(ctx: BuildContext, computed: Mapping[str, Section],
             values = render.context(audience, computed, drawn, document, ctx.quality, page)
             values.update(site.page_values(audience.name, fmt, document, siblings))
             html = render.render_html(values)
+            if not i18n.of(audience, ctx.config).english:     # the mail's words, said
+                files.atomic_write(result.folder / "mail" / f"{audience.name}.json",
+                                   json.dumps(render.mail_words(values), ensure_ascii=False))
         if fmt in ("html", "both"):
             archived[audience.name] = files.atomic_write(html_dir / f"{audience.name}.html",
                                                          html)

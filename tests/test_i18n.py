@@ -208,8 +208,18 @@ def test_template_holds_every_marked_sentence(tmp_path):
 # --- a German and a Polish executive report of the sample --------------------------------
 
 # Words of our templates' own sentences and labels (page 1, tiles, appendix, glossary): none
-# may remain on a translated page. The insights' sentences, KPI labels, glossary rows and
-# chart text are computed in English and are not translated yet (see docs/config.md).
+# may remain on a translated page; nor may the common words of English sentences (the
+# findings, the glossary's rows, the charts' target lines), which are neither German nor
+# Polish words. Proper names stay as written (payment-api, Payment Failure, the channels).
+ENGLISH_WORDS = ["the", "were", "of", "and", "with", "than", "above", "below", "usually",
+                 "baseline", "target", "hour", "worth", "more", "good", "warn", "poor", "share",
+                 "loads", "over", "which", "are", "from", "vs"]
+
+
+def english_words(text: str) -> list[str]:
+    return [w for w in ENGLISH_WORDS if re.search(rf"\b{w}\b", text, re.IGNORECASE)]
+
+
 TEMPLATE_WORDS = ["Period:", "Compared with", "Generated", "Headline KPIs", "What stands out",
                   "Glossary", "Appendix", "Data span", "Rows read", "all rows valid",
                   "no change", "Status against", "more findings", "Executive summary",
@@ -259,6 +269,10 @@ def test_german_executive_report(translated):
     # the charts drawn in German: ticks 6.000 and 12.000 (English 6,000), day labels
     assert "0 6.000 12.000" in text and "Mo. 9. Nov." in text   # weekday over date
     assert "0 6,000 12,000" not in text
+    # the findings and the glossary in German, in Berlin time (the sample is UTC)
+    assert "HOCH · VORFÄLLE Mi., 11. Nov., 11:00–13:00: payment-api 5xx bei 38,6 %" in text
+    assert "HOCH · API Die Verfügbarkeit lag bei 99,89 %" in text
+    assert english_words(text) == []
 
 
 def test_polish_executive_report(translated):
@@ -273,6 +287,8 @@ def test_polish_executive_report(translated):
     assert not re.search(r"\d,\d{3}\.\d|\d\.\d+ ?(ms|%)", tiles), tiles
     assert [w for w in TEMPLATE_WORDS if re.search(rf"\b{re.escape(w)}\b", text)] == []
     assert [w for w in TILE_WORDS if w.lower() in tiles.lower()] == []
+    assert "Dostępność wyniosła 99,89% przy SLO 99,90%" in text
+    assert english_words(text) == []
 
 
 # --- charts in the page's language -------------------------------------------------------
@@ -338,3 +354,43 @@ def test_a_table_title_and_headings_in_german():
     assert (english["title"], [c["name"] for c in english["columns"]]) == (
         "By channel", ["Channel", "Tickets", "Share"])
     assert german["rows"] == english["rows"]             # the values are data: as given
+
+
+# --- sentences computed with the data, said in each page's language -------------------
+
+def test_a_phrase_is_its_english_text_and_is_said_again_in_the_page_voice():
+    """An insight's sentence is made once in English (kpis.json, the archive and the logs
+    read that) and made again, from the same arguments, while a page's voice is active:
+    its numbers and words in that language, escaped in the HTML (a page name is text from
+    outside), and a copy sent to another process is its English text."""
+    import copy
+    import json
+    import pickle
+
+    import jinja2
+
+    def build(page: str, ms: float) -> str:
+        return i18n.gettext("%(page)s loads in %(p75)s at p75 over %(views)s views, above "
+                            "the %(good)s good band; %(share)s of its loads take over "
+                            "%(poor)s.") % {"page": page, "p75": formatting.ms(ms),
+                                            "views": formatting.count(3998),
+                                            "share": formatting.pct(0.095),
+                                            "good": "2.5 s", "poor": "4 s"}
+
+    said = i18n.Phrase(build, "<b>/cart</b>", 2900.8)
+    english = ("<b>/cart</b> loads in 2,900.8 ms at p75 over 3,998 views, above the 2.5 s "
+               "good band; 9.5 % of its loads take over 4 s.")
+    assert said == english and json.dumps(said) == json.dumps(english)
+    assert said.said() == english                       # no voice active: the English text
+    page = jinja2.Environment(autoescape=True).from_string("{{ s }}")
+    with speak("de_DE"):
+        german = said.said()
+        html = page.render(s=said)
+        assert i18n.gettext(said) == german
+    assert german.startswith(f"<b>/cart</b> ") and f"2.900,8{NB}ms" in german
+    assert "loads in" not in german and f"9,5{NB}%" in german
+    assert html == german.replace("<", "&lt;").replace(">", "&gt;")   # escaped, German
+    assert page.render(s=said) == english.replace("<", "&lt;").replace(">", "&gt;")
+    assert type(pickle.loads(pickle.dumps(said))) is str
+    assert pickle.loads(pickle.dumps(said)) == english
+    assert copy.deepcopy(said) is said

@@ -21,6 +21,8 @@ import pandas as pd
 
 from ..core import formatting
 from ..core.config import Maintenance
+from ..core.i18n import Phrase, concat, ngettext
+from ..core.i18n import gettext as _
 from ..core.periods import Period
 from ..core.values import Section, Table
 
@@ -114,9 +116,13 @@ def deploy_text(d: Deploy, start: pd.Timestamp) -> str:
     """' It began 20 minutes after payment-api 2.14.0 was deployed (Wed 11 Nov 09:40).'"""
     what = f"{d.service} {d.version}"
     if d.start > start:
-        return f" {what} was deployed at {d.start:%H:%M}, in its first hour."
+        return " " + _("%(what)s was deployed at %(time)s, in its first hour.") % {
+            "what": what, "time": formatting.when(d.start, "time")}
     after = int((start - d.start) / pd.Timedelta(minutes=1))
-    return f" It began {after} minutes after {what} was deployed ({d.start:%a %-d %b %H:%M})."
+    return " " + ngettext("It began %(num)d minute after %(what)s was deployed (%(when)s).",
+                          "It began %(num)d minutes after %(what)s was deployed (%(when)s).",
+                          after) % {"num": after, "what": what,
+                                    "when": formatting.when(d.start, "datetime")}
 
 
 def linked(item: Any, services: Iterable[str], found: Sequence[Deploy], minutes: float
@@ -126,7 +132,8 @@ def linked(item: Any, services: Iterable[str], found: Sequence[Deploy], minutes:
     d = deploy_before(services, item.start, found, minutes)
     if d is None:
         return item, {}
-    return dataclasses.replace(item, text=item.text + deploy_text(d, item.start)), {
+    text = concat(item.text, Phrase(deploy_text, d, item.start))
+    return dataclasses.replace(item, text=text), {
         "deploy": {"service": d.service, "version": d.version,
                    "deployed_at": d.start.isoformat()}}
 
@@ -145,12 +152,21 @@ def revenue_text(cost: float, start: pd.Timestamp, end: pd.Timestamp,
         ((t >= first) & (t < last)).to_numpy(dtype=bool, na_value=False)].sum())
     if not revenue:
         return "", None
-    day = f"{start:%a %-d %b}'s" if last - first <= timedelta(days=1) else \
-        f"{start:%a %-d %b} – {end - pd.Timedelta(microseconds=1):%a %-d %b}"
     share = cost / revenue
-    return (f" Its cost, {formatting.money(cost, currency)} in abandoned carts, was "
-            f"{formatting.pct(share)} of {day} revenue "
-            f"({formatting.money(revenue, currency)})."), share
+    return Phrase(_cost_text, cost, share, revenue, start, end, last - first <= timedelta(days=1),
+                  currency), share
+
+
+def _cost_text(cost: float, share: float, revenue: float, start: pd.Timestamp,
+               end: pd.Timestamp, one_day: bool, currency: str) -> str:
+    said = {"cost": formatting.money(cost, currency), "share": formatting.pct(share),
+            "revenue": formatting.money(revenue, currency), "day": formatting.when(start, "day"),
+            "last": formatting.when(end - pd.Timedelta(microseconds=1), "day")}
+    if one_day:
+        return " " + _("Its cost, %(cost)s in abandoned carts, was %(share)s of %(day)s's "
+                       "revenue (%(revenue)s).") % said
+    return " " + _("Its cost, %(cost)s in abandoned carts, was %(share)s of %(day)s – "
+                   "%(last)s revenue (%(revenue)s).") % said
 
 
 def table(found: Sequence[Deploy], maintenance: Sequence[Maintenance], period: Period

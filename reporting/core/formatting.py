@@ -32,6 +32,11 @@ def _g(v: float) -> str:
     return f"{v:g}" if voice is None else i18n.short(v, voice.locale)
 
 
+def short(v: Any) -> str:
+    """A threshold as a sentence writes it (2.5, 14.4, 6; 2,5 in German)."""
+    return _g(v) if _ok(v) else DASH
+
+
 def _sp() -> str:
     """The space before a unit: a no-break one in German, French and Polish typography,
     so "2 438,0 ms" never breaks before its unit."""
@@ -187,7 +192,8 @@ FORMATS = {
 }
 
 ENGLISH_DATES = {"date": "%a %-d %b %Y", "datetime": "%a %-d %b %H:%M", "day": "%a %-d %b",
-                 "dm": "%-d %b", "dmy": "%-d %b %Y", "time": "%H:%M"}
+                 "dm": "%-d %b", "dmy": "%-d %b %Y", "time": "%H:%M",
+                 "weekday": "%A %-d %b"}
 
 
 def when(t: Any, form: str = "date") -> str:
@@ -211,6 +217,8 @@ def value(v: Any, unit: str) -> str:
     fmt = FORMATS.get(unit)
     if fmt is None and is_currency(unit):
         return money(v, unit)
+    if isinstance(v, i18n.Phrase):        # a window or a signal's name, said per page
+        return v.said()
     if fmt is None:
         return str(v)
     return fmt(v)
@@ -219,6 +227,16 @@ def value(v: Any, unit: str) -> str:
 def seconds(v_ms: Any) -> str:
     """A threshold in ms as people say it: 2500 -> "2.5 s", 4000 -> "4 s"."""
     return f"{_g(v_ms / 1000)}{_sp()}s" if _ok(v_ms) else DASH
+
+
+def thresholds_said(template: str, t: Any) -> i18n.Phrase:
+    """A sentence or label naming thresholds ("Loads > {page_poor_ms}"), filled in and
+    said in the page's voice: "Loads > 4 s", "Ladevorgänge > 4 s"."""
+    return i18n.Phrase(_filled, template, t)
+
+
+def _filled(template: str, t: Any) -> str:
+    return _(template).format(**threshold_words(t))
 
 
 def threshold_words(t: Any) -> dict[str, str]:

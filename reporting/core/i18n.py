@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +22,7 @@ from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_interval, format_skeleton
 from babel.numbers import format_currency, format_decimal, format_percent
 from babel.support import NullTranslations, Translations
+from markupsafe import escape
 
 from .errors import ConfigError
 
@@ -110,10 +111,65 @@ def speaking(v: Voice | None) -> Iterator[Voice | None]:
         _ACTIVE.reset(token)
 
 
+def N_(message: str) -> str:
+    """Marks `message` for extraction; the translation happens where it is shown."""
+    return message
+
+
 def gettext(message: str) -> str:
-    """`message` in the active voice; "" stays "" (a catalogue's "" is its header)."""
+    """`message` in the active voice; "" stays "" (a catalogue's "" is its header); a
+    `Phrase` is said again in that voice."""
+    if isinstance(message, Phrase):
+        return message.said()
     v = _ACTIVE.get()
     return message if v is None or not message else v.translations.gettext(message)
+
+
+class Phrase(str):
+    """A sentence computed with the data (an insight, an incident, a chart's target line)
+    that each page can say in its own voice: the str itself is the English text, made
+    once while no voice is active (kpis.json, the archive, logs and tests read it), and
+    `said()` calls the same builder again with the same arguments while a page's voice is
+    active, so its words go through gettext and its numbers and dates through
+    `formatting` in that locale and zone.
+
+    A template's `{{ insight.text }}` says it in the page's voice: autoescape asks
+    `__html__` (MarkupSafe's protocol) of a str subclass, which returns the said text
+    escaped. `gettext(phrase)` is `phrase.said()`. A copy is the same phrase; a pickled
+    one (a worker's result) is its English text."""
+
+    def __new__(cls, build: Callable[..., str], *args: Any) -> Phrase:
+        with speaking(None):
+            self = super().__new__(cls, build(*args))
+        self._build, self._args = build, args
+        return self
+
+    def said(self) -> str:
+        """The sentence in the active voice (the English text while none is)."""
+        if _ACTIVE.get() is None:
+            return str.__str__(self)
+        return str(self._build(*self._args))
+
+    def __html__(self) -> str:
+        return str(escape(self.said()))
+
+    def __copy__(self) -> Phrase:
+        return self
+
+    def __deepcopy__(self, memo: Any) -> Phrase:
+        return self
+
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        return str, (str.__str__(self),)
+
+
+def _joined(*parts: str) -> str:
+    return "".join(p.said() if isinstance(p, Phrase) else p for p in parts)
+
+
+def concat(*parts: str) -> Phrase:
+    """Sentences and phrases one after another, each said in the page's voice."""
+    return Phrase(_joined, *parts)
 
 
 def ngettext(singular: str, plural: str, n: int) -> str:
@@ -151,7 +207,8 @@ def money(v: float, currency: str, loc: Locale) -> str:
                            currency_digits=False)
 
 
-DATE_FORMS = {"date": "yMMMEd", "day": "MMMEd", "dm": "MMMd", "dmy": "yMMMd"}
+DATE_FORMS = {"date": "yMMMEd", "day": "MMMEd", "dm": "MMMd", "dmy": "yMMMd",
+              "weekday": "MMMEEEEd"}
 
 
 def when(t: Any, form: str, loc: Locale, zone: ZoneInfo | None = None) -> str:

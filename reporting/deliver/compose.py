@@ -12,6 +12,7 @@ from typing import Any
 
 from ..core import formatting
 from ..core.config import Audience, SmtpConfig
+from ..core.i18n import gettext as _
 from ..present import site
 from ..present.audience import audience_view
 
@@ -37,25 +38,29 @@ def new_message(smtp: SmtpConfig, subject: str, recipients: Iterable[str]) -> Em
 
 def compose(*, audience: Audience, period_id: str, period_label: str,
             document: Mapping[str, Any], pdf: Path, recipients: Iterable[str],
-            smtp: SmtpConfig, archive_path: str, public_url: str = ""
-            ) -> tuple[EmailMessage, str | None]:
+            smtp: SmtpConfig, archive_path: str, public_url: str = "",
+            said: Mapping[str, Any] | None = None) -> tuple[EmailMessage, str | None]:
     """The message for one audience; returns it and a warning when the PDF was too big.
-    With `public_url`, it links to the published HTML report and the archive index."""
-    msg = new_message(smtp, f"{audience.title}, {period_id}", recipients)
-    kpis = headline(document, audience)
-    insights = list(audience_view(document, audience).insights[:5])
+    With `public_url`, it links to the published HTML report and the archive index.
+    `said`: the page's own words in the audience's language (`mail_words`), quoted instead
+    of kpis.json's English sentences (the audience's voice is then active)."""
+    msg = new_message(smtp, f"{_(audience.title)}, {period_id}", recipients)
+    kpis, insights = quoted(document, audience, said)
+    if said:
+        period_label = said["period_label"]
     size = pdf.stat().st_size
     too_big = size > smtp.max_attachment_mb * 1024 * 1024
     warning = None
     note = ""
     partial = document.get("coverage_notes") or []
     if partial:   # the same warning as page 1 of the PDF
-        kpis = [{"label": "Partial data", "value": ". ".join(partial), "change": "",
+        kpis = [{"label": _("Partial data"), "value": ". ".join(partial), "change": "",
                  "tone": None, "status": "warn"}] + kpis
     if too_big:
         warning = (f"{pdf.name} is {size / 1024 / 1024:,.1f} MB, over the "
                    f"{smtp.max_attachment_mb:g} MB limit; the message gives its archive path.")
-        note = f"The PDF ({size / 1024 / 1024:,.1f} MB) is too large to attach: {archive_path}"
+        note = _("The PDF (%(size)s MB) is too large to attach: %(path)s") % {
+            "size": formatting.number(size / 1024 / 1024, 1), "path": archive_path}
     links = site.public_links(public_url, period_id, audience.name) if public_url else []
     msg.set_content(text_body(audience, period_label, kpis, insights, note, links))
     msg.add_alternative(_html_body(audience, period_label, kpis, insights, note, links),
@@ -70,6 +75,16 @@ def compose(*, audience: Audience, period_id: str, period_label: str,
     return msg, warning
 
 
+def quoted(document: Mapping[str, Any], audience: Audience,
+           said: Mapping[str, Any] | None = None
+           ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The headline KPIs and first five findings a message quotes: the page's own words
+    where they were kept (`said`), else kpis.json's."""
+    if said:
+        return list(said["headline"]), list(said["insights"])
+    return headline(document, audience), list(audience_view(document, audience).insights[:5])
+
+
 def headline(document: Mapping[str, Any], audience: Audience) -> list[dict[str, Any]]:
     return [{"label": k["label"], "value": formatting.value(k["value"], k["unit"]),
              "change": f"{k['arrow']} {k['change']}".strip() if k["change"] else "",
@@ -80,12 +95,13 @@ def headline(document: Mapping[str, Any], audience: Audience) -> list[dict[str, 
 def text_body(audience: Audience, period_label: str, kpis: list[dict[str, Any]],
               insights: list[dict[str, str]], note: str,
               links: list[tuple[str, str]] = ()) -> str:
-    lines = [f"{audience.title}: {period_label}", ""]
-    lines += [f"- {k['label']}: {k['value']}" + (f" ({k['change']} vs previous)"
-                                                 if k["change"] else "") for k in kpis]
+    lines = [f"{_(audience.title)}: {period_label}", ""]
+    lines += [f"- {k['label']}: {k['value']}" + (
+        " (" + _("%(change)s vs previous") % {"change": k["change"]} + ")"
+        if k["change"] else "") for k in kpis]
     if insights:
-        lines += ["", "What stands out:"] + [f"- {i['text']}" for i in insights]
-    lines += ["", note or "The full report is attached as a PDF."]
+        lines += ["", _("What stands out:")] + [f"- {i['text']}" for i in insights]
+    lines += ["", note or _("The full report is attached as a PDF.")]
     lines += [f"{text}: {url}" for text, url in links]
     return "\n".join(lines) + "\n"
 
@@ -97,7 +113,7 @@ STATUS_ICON = {"good": "✓", "warn": "⚠", "bad": "✖"}     # as the PDF's ba
 
 def status_word(status: str | None) -> str:
     """A status as icon and word ('✖ bad'), never colour alone; '' when not judged."""
-    return f"{STATUS_ICON[status]} {status}" if status in STATUS_ICON else ""
+    return f"{STATUS_ICON[status]} {_(status)}" if status in STATUS_ICON else ""
 
 
 def _html_body(audience: Audience, period_label: str, kpis: list[dict[str, Any]],
@@ -117,12 +133,12 @@ def _html_body(audience: Audience, period_label: str, kpis: list[dict[str, Any]]
     items = "".join(f'<li style="margin:0 0 6px 0">{e(i["text"])}</li>' for i in insights)
     return (
         '<div style="font-family:Arial,Helvetica,sans-serif;font-size:14px;color:#222">'
-        f'<h2 style="color:#0b3c5d;margin:0 0 4px 0">{e(audience.title)}</h2>'
+        f'<h2 style="color:#0b3c5d;margin:0 0 4px 0">{e(_(audience.title))}</h2>'
         f'<p style="margin:0 0 12px 0;color:#555">{e(period_label)}</p>'
         f'<table style="border-collapse:collapse">{rows}</table>'
-        + (f'<h3 style="margin:16px 0 6px 0">What stands out</h3><ul>{items}</ul>'
+        + (f'<h3 style="margin:16px 0 6px 0">{e(_("What stands out"))}</h3><ul>{items}</ul>'
            if items else "")
-        + f'<p style="color:#555">{e(note or "The full report is attached as a PDF.")}</p>'
+        + f'<p style="color:#555">{e(note or _("The full report is attached as a PDF."))}</p>'
         + "".join(f'<p style="margin:0 0 6px 0"><a href="{e(url)}" style="color:#0b5cad">'
                   f'{e(text)}</a></p>' for text, url in links)
         + '</div>')

@@ -21,15 +21,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..core import i18n
 from ..core.config import Audience, Config, SmtpConfig
 from ..core.errors import DeliveryError, ReportError
-from ..present.audience import audience_view
+from ..core.i18n import gettext as _
 from ..store.archive import Archive
 from ..store.files import atomic_write
 from ..store.paths import inside, report_folder
 from ..store.publish import kpis_digest
 from . import channels
-from .compose import compose, headline, one_line, text_body
+from .compose import compose, one_line, quoted, text_body
 from .smtp import send
 
 log = logging.getLogger(__name__)
@@ -79,17 +80,21 @@ def deliver(config: Config, output_dir: Path, period_id: str, audiences: Iterabl
                 raise ReportError(f"{pdf} does not exist: build the PDF before sending.")
             _same_build(folder, pdf, document)
             _check_archived(store, period_id, name, pdf)
-            if channels and audience.notify:
-                _post(store, config, audience, period_id, label, doc, pdf, force, sleep, outcome)
-            claimed = _claim(store, config, period_id, name, force, outcome,
-                             posted=channels and bool(audience.notify))
-            if not claimed:
-                continue
-            msg, warning = compose(audience=audience, period_id=period_id, period_label=label,
-                                   document=doc, pdf=pdf, recipients=audience.recipients,
-                                   smtp=config.smtp, archive_path=str(pdf.resolve()),
-                                   public_url=config.public_url
-                                   if (folder / "html" / f"{name}.html").exists() else "")
+            said = page_words(folder, name, i18n.of(audience, config))
+            with i18n.speaking(i18n.of(audience, config) if said else None):
+                if channels and audience.notify:
+                    _post(store, config, audience, period_id, label, doc, pdf, force, sleep,
+                          outcome, said)
+                claimed = _claim(store, config, period_id, name, force, outcome,
+                                 posted=channels and bool(audience.notify))
+                if not claimed:
+                    continue
+                msg, warning = compose(
+                    audience=audience, period_id=period_id, period_label=label, document=doc,
+                    pdf=pdf, recipients=audience.recipients, smtp=config.smtp,
+                    archive_path=str(pdf.resolve()), said=said,
+                    public_url=config.public_url
+                    if (folder / "html" / f"{name}.html").exists() else "")
             if warning:
                 outcome.warnings.append(warning)
             message_id = msg["Message-ID"]
@@ -122,6 +127,20 @@ def _finish(store: Archive, claimed: Mapping[str, Any], results: Mapping[str, tu
             outcome.failed.append((name, recipient, error))
 
 
+def page_words(folder: Path, name: str, voice: i18n.Voice) -> dict[str, Any] | None:
+    """The words an audience of another language than English reads in its mail, as its
+    page said them (`mail/<audience>.json`, written by the same build); None for English,
+    or when the file is missing or was written in another locale (the mail then quotes
+    kpis.json in English)."""
+    if voice.english:
+        return None
+    try:
+        said = json.loads((folder / "mail" / f"{name}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return said if isinstance(said, dict) and said.get("locale") == voice.name else None
+
+
 def report_link(config: Config, period_id: str, pdf: Path) -> str:
     """Where people open the PDF: under `public_url` when the output folder is published,
     else its path in the archive."""
@@ -133,16 +152,17 @@ def report_link(config: Config, period_id: str, pdf: Path) -> str:
 
 def _post(store: Archive, config: Config, audience: Audience, period_id: str, label: str,
           document: Mapping[str, Any], pdf: Path, force: bool,
-          sleep: Callable[[float], None], outcome: Outcome) -> None:
+          sleep: Callable[[float], None], outcome: Outcome,
+          said: Mapping[str, Any] | None = None) -> None:
     """The audience's chat and webhook channels: claimed like mail, one row per claim."""
-    kpis = headline(document, audience)
-    insights = list(audience_view(document, audience).insights[:5])
+    kpis, insights = quoted(document, audience, said)
+    label = said["period_label"] if said else label
     link = report_link(config, period_id, pdf)
     files = [f for kind, f in (("pdf", pdf), ("csv", pdf.with_suffix(".csv")))
              if kind in audience.attach and f.exists()]
 
     def body(attached: bool) -> str:
-        note = "" if attached else f"The full report: {link}"
+        note = "" if attached else _("The full report: %(link)s") % {"link": link}
         return text_body(audience, label, kpis, insights, note)
 
     for channel in map(channels.Channel, audience.notify):
@@ -153,7 +173,8 @@ def _post(store: Archive, config: Config, audience: Audience, period_id: str, la
         row = claimed[channel.key]
         try:
             status, error, tries = channels.send(
-                channel, one_line(f"{audience.title}, {period_id}"), body, files, sleep=sleep)
+                channel, one_line(f"{_(audience.title)}, {period_id}"), body, files,
+                sleep=sleep)
         except Exception as exc:     # no claim stays "sending" behind us
             store.finish_delivery(row, "failed", 0, f"{type(exc).__name__}", None)
             raise

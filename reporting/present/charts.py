@@ -18,13 +18,13 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 import numpy as np
 import pandas as pd
-from matplotlib.ticker import Formatter, FuncFormatter, MaxNLocator, PercentFormatter
+from matplotlib.ticker import Formatter, FuncFormatter, MaxNLocator
 
 from ..core import formatting
 from ..core.i18n import gettext as _
 from ..core.values import Chart, Section
 from ..store.files import atomic_write
-from .chartwords import date_labels, days_formatter, trends_title, weekday
+from .chartwords import date_labels, days_formatter, percent_axis, trends_title, weekday
 
 matplotlib.use("Agg")
 
@@ -206,7 +206,7 @@ def _barh(chart: Chart) -> plt.Figure:
     bars = ax.barh(range(n), values, color=color, height=0.65)
     ax.xaxis.set_major_formatter(FuncFormatter(thousands))
     for bar, v in zip(bars, values):
-        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {v:,.0f}",
+        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, " " + formatting.count(v),
                 va="center", fontsize=SMALL, color=INK)
     right = max(values.max() if len(values) else 0, o.get("threshold2") or 0,
                 o.get("threshold") or 0)
@@ -241,7 +241,7 @@ def _grouped_barh(chart: Chart) -> plt.Figure:
         ax.barh(np.arange(n) + i * h - 0.4 + h / 2, data[col].to_numpy(float)[::-1],
                 height=h, label=_(name), color=PALETTE[i])
     ax.set_xlim(0, 100)
-    ax.xaxis.set_major_formatter(PercentFormatter(100, decimals=0))
+    ax.xaxis.set_major_formatter(percent_axis(100, 0))
     _thresholds(ax, o, vertical=True)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=3)   # below: bars stay clear
     return _titled(fig, ax, chart)
@@ -371,7 +371,7 @@ def _line_dual(chart: Chart) -> plt.Figure:
              color=PALETTE[3], linewidth=1.1, label=_(o.get("y2_label", "")),
              marker="o" if len(x) < 6 else None, markersize=3)
     ax2.set_ylabel(_(o.get("y2_label", "")), color=PALETTE[3])
-    ax2.yaxis.set_major_formatter(PercentFormatter(1, decimals=1))
+    ax2.yaxis.set_major_formatter(percent_axis(1, 1))
     ax2.spines["right"].set_visible(True)
     ax2.grid(False)
     ax2.set_ylim(0, max(float(np.nanmax(data[o["y2"]].to_numpy(float), initial=0)) * 1.15,

@@ -7,7 +7,7 @@ from typing import Any
 
 import matplotlib.dates as mdates
 import pandas as pd
-from matplotlib.ticker import Formatter, FuncFormatter
+from matplotlib.ticker import Formatter, FuncFormatter, PercentFormatter
 
 from ..core import formatting, i18n
 from ..core.i18n import gettext as _
@@ -67,3 +67,12 @@ def trends_title(chart: Chart) -> str:
     return i18n.ngettext("Headline KPIs over the last %(n)s period (this one in orange)",
                          "Headline KPIs over the last %(n)s periods (this one in orange)",
                          n) % {"n": n}
+
+
+def percent_axis(xmax: float, decimals: int) -> Formatter:
+    """Percent ticks ("1.0%" as matplotlib writes them on English pages; "1,0 %" in German,
+    "1,0%" in Polish)."""
+    voice = i18n.active()
+    if voice is None:
+        return PercentFormatter(xmax, decimals=decimals)
+    return FuncFormatter(lambda v, _pos: i18n.percent(v / xmax, decimals, voice.locale))

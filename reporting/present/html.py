@@ -88,7 +88,7 @@ def table_view(t: Table, headers: Mapping[str, str], max_rows: int = 15) -> dict
     rows = []
     for rec in frame.itertuples(index=False, name=None):   # at most `max_rows` rows
         rows.append([{"v": _cell(v), "u": u} for v, u in zip(rec, units)])
-    return {"name": t.name, "title": i18n.gettext(t.title), "note": t.note,
+    return {"name": t.name, "title": i18n.gettext(t.title), "note": i18n.gettext(t.note),
             "more": max(0, len(t.frame) - max_rows),
             "columns": [{"name": i18n.gettext(headers.get(c, c.replace("_", " ").capitalize())),
                          "numeric": u not in TEXT_UNITS and u not in ("datetime", "date"),
@@ -125,7 +125,7 @@ def section_view(s: Section, charts: Mapping[str, str], words: Mapping[str, str]
                  ) -> dict[str, Any]:
     headers = registry.headers(s.name, words)
     return {"name": s.name, "title": i18n.gettext(s.title), "status": s.status,
-            "message": s.message,
+            "message": i18n.gettext(s.message),
             "kpis": [kpi_view(k) for k in s.kpis],
             "headline": [kpi_view(k) for k in s.kpis if k.key in s.headline],
             "tables": [table_view(t, headers) for t in s.tables],
@@ -252,6 +252,21 @@ def context(audience: Audience, computed: Mapping[str, Section], charts: Mapping
         "quality": [_quality_view(name, q) for name, q in quality.items()],
         "templates": {name: spec.templates for name, spec in registry.registry().items()},
     }
+
+
+def mail_words(values: Mapping[str, Any]) -> dict[str, Any]:
+    """What an audience's mail quotes from its page, in the page's voice (called while it
+    is active): the period, the headline tiles as text and the first five findings. The
+    build keeps it beside the PDF (`mail/<audience>.json`) for an audience of another
+    language than English, as kpis.json holds the English sentences only."""
+    def change(t: Mapping[str, Any]) -> str:
+        return f"{t['arrow']} {t['change']}".strip() if t.get("change") else ""
+    return {"locale": i18n.current().name if i18n.current() else i18n.DEFAULT,
+            "period_label": values["period"]["label"],
+            "headline": [{"label": t["label"], "value": formatting.value(t["value"], t["unit"]),
+                          "change": change(t), "tone": t["tone"], "status": t["status"]}
+                         for t in values["tiles_list"]],
+            "insights": [{"text": i18n.gettext(i["text"])} for i in values["insights"][:5]]}
 
 
 def not_loaded(audience: Audience, document: Mapping[str, Any]) -> list[str]:

@@ -4,10 +4,7 @@ the sections' titles), marked here so that `pybabel extract` puts them in the ca
 in a catalogue, is shown as written)."""
 from __future__ import annotations
 
-
-def N_(message: str) -> str:
-    """Marks `message` for extraction; the translation happens where it is shown."""
-    return message
+from ..core.i18n import N_
 
 
 AUDIENCE_TITLES = (N_("Executive summary"), N_("UX weekly"), N_("IT & operations weekly"),
@@ -56,3 +53,6 @@ TABLE_TITLES = (N_("Back-end anomalies users did not visibly feel"),
                 N_("Text and stars disagree"), N_("Top drop-off pages"),
                 N_("What each incident's signals did"),
                 N_("What users felt without a back-end cause"))
+# The domains that label each finding ("HIGH · API"), shown upper-case.
+DOMAINS = (N_("incidents"), N_("api"), N_("pages"), N_("feedback"), N_("cart"), N_("orders"),
+           N_("sessions"), N_("clicks"), N_("support"), N_("system"))

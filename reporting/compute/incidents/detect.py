@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ...core import formatting as fmt
 from ...core.config import Maintenance, ServiceLinks, Thresholds
 from ...core.periods import Period
+from ...core.i18n import Phrase
 from ..changes import unjudged
 from . import stats
 from .findings import Anomaly, Findings, Impact, Incident, LevelShift, Reading
@@ -29,7 +29,7 @@ from .stats import (
     side,
     tail,
 )
-from .words import finite, label, reading_text, sentence, span_text
+from .words import anomaly_text, finite, sentence, shift_text
 
 SUGGESTIVE = 0.01   # each side of an incident hour, and each hour a window grows by
 WEEKLY = ("traffic", "count", "value")   # volumes: a baseline of days keeps to its kind
@@ -132,7 +132,7 @@ def _incidents(p: np.ndarray, usual: np.ndarray, sigs: Sequence[Signal],
         inc = Incident(hours[a].tz_convert(tz), hours[b - 1].tz_convert(tz) + HOUR, services,
                        tuple(r.entity for r in readings if r.name.startswith("pages.")),
                        readings, impact)
-        out.append((dataclasses.replace(inc, text=sentence(inc)), (a, b, rows)))
+        out.append((dataclasses.replace(inc, text=Phrase(sentence, inc)), (a, b, rows)))
     return out
 
 
@@ -241,11 +241,8 @@ def _anomaly(side_: str, entity: str, readings: tuple[Reading, ...], a: int, b: 
         inside = HOUR - pd.Timedelta(microseconds=1)    # the local midnight in an hour
         start = (hours[a] + inside).tz_convert(tz).normalize()
         end = (hours[b - 1] + inside).tz_convert(tz).normalize() + pd.Timedelta(days=1)
-    shown = "; ".join(reading_text(r) for r in readings[:3])
-    tail_text = ("; no sign that users felt it" if side_ == "back-end"
-                 else "; no back-end cause found")
-    text = f"{span_text(start, end)}: {shown}{tail_text}."
-    return Anomaly(side_, start, end, entity, readings, text)
+    return Anomaly(side_, start, end, entity, readings,
+                   Phrase(anomaly_text, side_, start, end, readings))
 
 
 def _with_days(sig: Signal, judged: np.ndarray, weekend: np.ndarray) -> Signal:
@@ -265,18 +262,8 @@ def _level_shift(sig: Signal, start: pd.Timestamp, before: float, after: float,
                  rising: bool, days: int = 0) -> LevelShift:
     """The finding and its sentence: 'CPU on h has stayed lower since Tue 10 Nov 03:00:
     25.0 % against a usual 95.0 % (-70.0 pp; baseline: 5 days); a level shift, ...'."""
-    what = label({"name": sig.name, "entity": sig.entity})
-    if sig.unit == "ms":
-        change = f"{after / before - 1:+.0%}".replace("+", "+") if before else ""
-    else:
-        change = f"{after - before:+.1f} pp"
-    up = after >= before
-    verb = ("has kept rising" if up else "has kept falling") if rising else \
-        ("has stayed higher" if up else "has stayed lower")
-    basis = f"; baseline: {days} days" if days else ""
-    text = (f"{what} {verb} since {start:%a %-d %b %H:%M}: {fmt.value(after, sig.unit)} "
-            f"against a usual {fmt.value(before, sig.unit)} ({change}{basis}); a level "
-            "shift, not an incident.")
+    text = Phrase(shift_text, {"name": sig.name, "entity": sig.entity}, sig.unit, start,
+                  before, after, rising, days)
     service = sig.services[0] if sig.back_end and sig.services[:1] != (sig.entity,) else ""
     return LevelShift(sig.name, sig.entity, sig.unit, start, before, after, rising, text,
                       service, days)

@@ -11,6 +11,8 @@ import pandas as pd
 
 from ...core import formatting as fmt
 from ...core.config import Maintenance, ServiceLinks, Thresholds
+from ...core.i18n import N_, Phrase, concat, ngettext
+from ...core.i18n import gettext as _
 from ...core.periods import Period
 from ...core.values import Chart, Insight, Section, Table
 from .. import changes, coverage
@@ -48,17 +50,9 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
                       for a in found.back_end + found.user_felt)
     insights += tuple(Insight("medium", _domain(s.name), s.text) for s in found.shifts)
     lacking = [name for name in SIGNALS if frames.get(name) is None or not len(frames[name])]
-    message = "" if incidents else (
-        "No incident: in no hour were a back-end service and what its users see (its pages, "
-        "tickets, comments, carts) both unusual beyond the false-alarm bound "
-        f"({t.incident_false_alarms:g} per period).")
-    if lacking:       # never an all-clear over a source that did not load
-        message = (f"Not judged from {coverage.names(lacking)}: no data from "
-                   f"{'it' if len(lacking) == 1 else 'them'}, so an incident there would "
-                   "not show here." + ("" if incidents else
-                                       " None was found in the other sources."))
-    if message and changes.windows(maintenance, period.start, period.end):
-        message += " Hours in planned maintenance were not judged."
+    planned = bool(changes.windows(maintenance, period.start, period.end))
+    message = Phrase(_message, bool(incidents), coverage.names(lacking) if lacking else "",
+                     len(lacking), t.incident_false_alarms, planned)
     section = Section(
         NAME, TITLE, "ok", message,
         tables=_tables(found) + changes.table(changes.deploys(frames), maintenance, period),
@@ -72,6 +66,29 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
     return section, incidents, archive_rows(sigs, hours, period)
 
 
+def _message(found: bool, lacking: str, n_lacking: int, false_alarms: float,
+             planned: bool) -> str:
+    """What the section says above its tables: never an all-clear over a source that did
+    not load."""
+    if lacking:
+        message = ngettext("Not judged from %(names)s: no data from it, so an incident there "
+                           "would not show here.",
+                           "Not judged from %(names)s: no data from them, so an incident "
+                           "there would not show here.", n_lacking) % {"names": lacking}
+        if not found:
+            message += " " + _("None was found in the other sources.")
+    elif not found:
+        message = _("No incident: in no hour were a back-end service and what its users see "
+                    "(its pages, tickets, comments, carts) both unusual beyond the "
+                    "false-alarm bound (%(bound)s per period).") % {
+            "bound": fmt.short(false_alarms)}
+    else:
+        message = ""
+    if message and planned:
+        message += " " + _("Hours in planned maintenance were not judged.")
+    return message
+
+
 def _changes(found: Findings, frames: Mapping[str, Any], t: Thresholds, currency: str
              ) -> tuple[Findings, list[dict[str, Any]]]:
     """The findings' sentences with money in `currency`, the deploy each followed, and an
@@ -80,11 +97,11 @@ def _changes(found: Findings, frames: Mapping[str, Any], t: Thresholds, currency
     deploys, minutes = changes.deploys(frames), t.deploy_link_minutes
     incidents, details = [], []
     for i in found.incidents:
-        i = dataclasses.replace(i, text=sentence(i, currency)) if currency else i
+        i = dataclasses.replace(i, text=Phrase(sentence, i, currency)) if currency else i
         i, extra = changes.linked(i, i.services, deploys, minutes)
         text, share = changes.revenue_text(i.impact.abandoned_value, i.start, i.end,
                                            frames.get("orders"), currency)
-        incidents.append(dataclasses.replace(i, text=i.text + text))
+        incidents.append(dataclasses.replace(i, text=concat(i.text, text) if text else i.text))
         details.append({**extra, **({"revenue_share": share} if share is not None else {})})
     back_end = tuple(changes.linked(a, (a.entity,), deploys, minutes)[0]
                      for a in found.back_end)
@@ -103,7 +120,7 @@ def _domain(signal: str) -> str:
 
 def _tables(found: Findings) -> tuple[Table, ...]:
     incidents = found.incidents
-    windows_ = [span_text(i.start, i.end) for i in incidents]
+    windows_ = [Phrase(span_text, i.start, i.end) for i in incidents]
     table = pd.DataFrame([{
         "window": w, "services": ", ".join(i.services) or "–",
         "abandoned_carts": i.impact.abandoned_carts,
@@ -114,23 +131,25 @@ def _tables(found: Findings) -> tuple[Table, ...]:
     def readings(items: Sequence[Any], who: str | None = None) -> pd.DataFrame:
         columns = ["window"] + ([who] if who else []) + ["signal", "peak", "usual", "chance"]
         return pd.DataFrame([{
-            "window": span_text(i.start, i.end),
+            "window": Phrase(span_text, i.start, i.end),
             **({who: i.entity} if who else {}),
             # the service column already names a back-end signal's service
-            "signal": label({"name": r.name, "entity": "all" if who and r.entity == i.entity
-                             else r.entity}),
-            "peak": fmt.value(r.peak, r.unit), "usual": usual_text(r), "chance": chance_text(r.p),
+            "signal": Phrase(label, {"name": r.name, "entity": "all" if who and
+                                     r.entity == i.entity else r.entity}),
+            "peak": Phrase(fmt.value, r.peak, r.unit), "usual": Phrase(usual_text, r),
+            "chance": chance_text(r.p),
         } for i in items for r in i.signals], columns=columns)
 
     shifts = pd.DataFrame([{
-        "signal": label({"name": s.name, "entity": s.entity}),
-        "since": f"{s.start:%a %-d %b %H:%M}", "usual": fmt.value(s.before, s.unit),
-        "now": fmt.value(s.after, s.unit), "kind": "still rising" if s.rising else "step",
+        "signal": Phrase(label, {"name": s.name, "entity": s.entity}),
+        "since": Phrase(fmt.when, s.start, "datetime"),
+        "usual": Phrase(fmt.value, s.before, s.unit), "now": Phrase(fmt.value, s.after, s.unit),
+        "kind": Phrase(_, N_("still rising") if s.rising else N_("step")),
     } for s in found.shifts], columns=["signal", "since", "usual", "now", "kind"])
-    usual_note = ("Usual: the median of the same hour of the week over up to 4 earlier weeks "
-                  "in the data or the archive (of the same hour of day when history is "
-                  "short). Peak: the window's least likely hour. Chance: how likely that "
-                  "hour was under its baseline.")
+    usual_note = N_("Usual: the median of the same hour of the week over up to 4 earlier "
+                    "weeks in the data or the archive (of the same hour of day when history "
+                    "is short). Peak: the window's least likely hour. Chance: how likely that "
+                    "hour was under its baseline.")
     return (
         Table("incidents", "Incidents, most costly first", table,
               {"abandoned_carts": "count", "abandoned_value": "money", "tickets": "count"},
@@ -186,7 +205,8 @@ def _timeline(hours: pd.DatetimeIndex, sigs: list[Signal], in_period: np.ndarray
     if daily and len(sums.columns):
         sums = sums.groupby(local.floor("D") if len(local) else local).sum(min_count=1)
     data = pd.DataFrame({"hour": sums.index})
-    rate = f"{service} 5xx rate (%)" if service else "5xx rate (%)"
+    rate = Phrase(lambda name: f"{name} " + _("5xx rate (%)"), service) if service else \
+        "5xx rate (%)"
     if "requests" in sums:
         with np.errstate(all="ignore"):
             data[rate] = (sums["errors"] / sums["requests"].where(

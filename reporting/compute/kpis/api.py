@@ -11,6 +11,8 @@ import pandas as pd
 
 from ...core import formatting, rollups
 from ...core.config import Thresholds
+from ...core.i18n import N_, Phrase, concat
+from ...core.i18n import gettext as _
 from ...core.periods import Period
 from ...core.rollups import Rollup, rollup_of
 from ...core.values import Chart, Insight, Section, Table, Value
@@ -227,7 +229,7 @@ def _means(req: pd.DataFrame, by: str) -> pd.Series:
     return sums["ms"] / sums["n"]
 
 
-NO_TIMES = ("The API logs carry no response time: requests, errors and availability are "
+NO_TIMES = N_("The API logs carry no response time: requests, errors and availability are "
             "counted, but latency percentiles, Apdex and the latency charts cannot be shown.")
 
 
@@ -324,12 +326,14 @@ def compute(frames: Mapping[str, Rollup | pd.DataFrame], period: Period, t: Thre
     untimed = not timed_requests(latency(cur))
     charts = _charts(h, services, endpoints, t)
     if untimed:
-        charts, note = charts[:1], " ".join(x for x in (NO_TIMES, note) if x)
+        charts, note = charts[:1], concat(Phrase(_, NO_TIMES), " ", note) if note else \
+            Phrase(_, NO_TIMES)
     return Section(NAME, TITLE, kpis=kpis,
                    tables=_tables(services, endpoints, statuses, failing, untimed),
                    charts=charts,
                    insights=tuple(_insights(values, prev_values, services, prev_services, h, t)),
-                   headline=HEADLINE, message=note, notes=(NO_TIMES,) if untimed else (),
+                   headline=HEADLINE, message=note,
+                   notes=(Phrase(_, NO_TIMES),) if untimed else (),
                    breakdowns={"by_service": records(services, UNITS),
                                "by_endpoint": records(endpoints, UNITS),
                                "errors_by_status": records(statuses, UNITS),
@@ -344,10 +348,11 @@ def _rolling_note(window: Rolling) -> str:
     """What the page says of a rolling window the data covers only in part."""
     if not window.partial:
         return ""
-    last = window.end - pd.Timedelta(days=1)
-    return (f"The rolling error budget covers the {window.days} days to {last:%-d %b %Y}, "
-            f"but the data has requests on only {window.days_with_data} of them: its figures "
-            "are shown, not judged.")
+    return Phrase(lambda days, last, seen: _(
+        "The rolling error budget covers the %(days)d days to %(last)s, but the data has "
+        "requests on only %(seen)d of them: its figures are shown, not judged.") % {
+        "days": days, "last": formatting.when(last, "dmy"), "seen": seen},
+        window.days, window.end - pd.Timedelta(days=1), window.days_with_data)
 
 
 def _tables(services: pd.DataFrame, endpoints: pd.DataFrame, statuses: pd.DataFrame,
@@ -410,14 +415,8 @@ def _insights(v: dict[str, Value], pv: dict[str, Value] | None, services: pd.Dat
     for name, row in services[services["p95_ms"] > t.api_p95_ms].iterrows():
         p95 = row["p95_ms"]
         before = prev_services["p95_ms"].get(name) if prev_services is not None else None
-        trend = (f"rose from {formatting.ms(before)} to {formatting.ms(p95)} "
-                 f"({formatting.change((p95 - before) / before)})" if before and before < p95
-                 else f"was {formatting.ms(p95)}")
-        sev = P95.severity(p95, t)
-        out.append(Insight(sev, NAME, f"{name} p95 latency {trend}, above the "
-                           f"{formatting.ms(t.api_p95_ms)} target, over "
-                           f"{formatting.count(row['requests'])} requests; slow responses "
-                           "cost conversions.",
+        out.append(Insight(P95.severity(p95, t), NAME,
+                           Phrase(_service_text, name, p95, before, row["requests"], t),
                            impact=float(row["requests"] * (p95 - t.api_p95_ms))))
     avail = v.get("availability")
     if isinstance(avail, float) and avail < t.availability_slo:
@@ -425,42 +424,72 @@ def _insights(v: dict[str, Value], pv: dict[str, Value] | None, services: pd.Dat
         budget = v.get("error_budget_used") or 0
         out.append(Insight(
             BUDGET.severity(budget, t), NAME,
-            f"Availability was {formatting.pct(avail)} against a "
-            f"{formatting.pct(t.availability_slo)} SLO: {formatting.count(v['server_errors'])} "
-            f"server errors used {formatting.pct(budget)} of the period's error budget; "
-            f"{worst} had the highest 5xx rate "
-            f"({formatting.pct(services.loc[worst, 'server_error_rate'])}).",
+            Phrase(_availability_text, avail, v["server_errors"], budget, worst,
+                   services.loc[worst, "server_error_rate"], t),
             impact=float(v["server_errors"] or 0) * 10))
-    burn_text = _burn_text(v.get("max_burn_rate"), h, t)
-    if burn_text:
-        out.append(Insight("high", NAME, burn_text, impact=v.get("max_burn_rate") or 0.0))
+    burn = v.get("max_burn_rate")
+    six, six_end = burn_6h(h, t)
+    if (isinstance(burn, float) and burn >= t.burn_rate_page) or (
+            six is not None and six >= t.burn_rate_page * SIX_HOUR_SHARE):
+        judged = h[h["requests"] >= t.incident_min_events]
+        hour = judged["server_error_rate"].idxmax() if len(judged) else None
+        out.append(Insight("high", NAME, Phrase(_burn_text, burn, hour, six, six_end, t),
+                           impact=burn or 0.0))
     if pv and isinstance(v.get("p95_ms"), float) and isinstance(pv.get("p95_ms"), float):
         change = (v["p95_ms"] - pv["p95_ms"]) / pv["p95_ms"] if pv["p95_ms"] else 0
         if change > 0.25:
             out.append(Insight("medium", NAME,
-                               f"Overall p95 latency rose from {formatting.ms(pv['p95_ms'])} to "
-                               f"{formatting.ms(v['p95_ms'])} ({formatting.change(change)}) "
-                               "vs the previous period.", impact=change))
+                               Phrase(_overall_text, pv["p95_ms"], v["p95_ms"], change),
+                               impact=change))
     return out
 
 
-def _burn_text(burn: Value, h: pd.DataFrame, t: Thresholds) -> str:
+def _service_text(name: str, p95: float, before: float | None, requests: float,
+                  t: Thresholds) -> str:
+    said = {"name": name, "p95": formatting.ms(p95), "was": formatting.ms(before),
+            "target": formatting.ms(t.api_p95_ms), "requests": formatting.count(requests),
+            "change": formatting.change((p95 - before) / before) if before else ""}
+    if before and before < p95:
+        return _("%(name)s p95 latency rose from %(was)s to %(p95)s (%(change)s), above the "
+                 "%(target)s target, over %(requests)s requests; slow responses cost "
+                 "conversions.") % said
+    return _("%(name)s p95 latency was %(p95)s, above the %(target)s target, over "
+             "%(requests)s requests; slow responses cost conversions.") % said
+
+
+def _availability_text(avail: float, errors: Value, budget: float, worst: str,
+                       worst_rate: float, t: Thresholds) -> str:
+    return _("Availability was %(avail)s against a %(slo)s SLO: %(errors)s server errors used "
+             "%(budget)s of the period's error budget; %(worst)s had the highest 5xx rate "
+             "(%(rate)s).") % {
+        "avail": formatting.pct(avail), "slo": formatting.pct(t.availability_slo),
+        "errors": formatting.count(errors), "budget": formatting.pct(budget),
+        "worst": worst, "rate": formatting.pct(worst_rate)}
+
+
+def _overall_text(was: float, now: float, change: float) -> str:
+    return _("Overall p95 latency rose from %(was)s to %(now)s (%(change)s) vs the previous "
+             "period.") % {"was": formatting.ms(was), "now": formatting.ms(now),
+                           "change": formatting.change(change)}
+
+
+def _burn_text(burn: Value, hour: pd.Timestamp | None, six: float | None,
+               six_end: pd.Timestamp | None, t: Thresholds) -> str:
     """The SRE workbook's multi-window rule in words, when either window burns at its
     paging rate: 1 hour at `burn_rate_page` (14.4x), 6 hours at 5/12 of it (6x)."""
-    six, six_end = burn_6h(h, t)
-    page6 = t.burn_rate_page * SIX_HOUR_SHARE
-    fast = isinstance(burn, float) and burn >= t.burn_rate_page
-    if not fast and not (six is not None and six >= page6):
-        return ""
-    rule = (f"the SRE workbook's multi-window rule pages at {t.burn_rate_page:g}x over 1 hour "
-            f"or {page6:g}x over 6 hours")
-    six_text = f"{six:,.1f}x over the worst 6 hours (to {six_end:%a %-d %b %H:%M})" \
-        if six is not None else ""
-    if not fast:
-        return (f"Over the worst 6 hours (to {six_end:%a %-d %b %H:%M}) server errors burned "
-                f"the error budget {six:,.1f}x faster than the SLO allows; {rule}.")
-    judged = h[h["requests"] >= t.incident_min_events]
-    hour = judged["server_error_rate"].idxmax()
-    return (f"In the worst hour ({hour:%a %-d %b %H:%M}) server errors burned the error "
-            f"budget {burn:,.1f}x faster than the SLO allows"
-            + (f", and {six_text}" if six_text else "") + f"; {rule}.")
+    said = {"page": formatting.short(t.burn_rate_page),
+            "page6": formatting.short(t.burn_rate_page * SIX_HOUR_SHARE),
+            "six": formatting.number(six, 1), "burn": formatting.number(burn, 1),
+            "six_end": formatting.when(six_end, "datetime"),
+            "hour": formatting.when(hour, "datetime")}
+    said["rule"] = _("the SRE workbook's multi-window rule pages at %(page)sx over 1 hour or "
+                     "%(page6)sx over 6 hours") % said
+    if not (isinstance(burn, float) and burn >= t.burn_rate_page):
+        return _("Over the worst 6 hours (to %(six_end)s) server errors burned the error "
+                 "budget %(six)sx faster than the SLO allows; %(rule)s.") % said
+    if six is None:
+        return _("In the worst hour (%(hour)s) server errors burned the error budget "
+                 "%(burn)sx faster than the SLO allows; %(rule)s.") % said
+    return _("In the worst hour (%(hour)s) server errors burned the error budget %(burn)sx "
+             "faster than the SLO allows, and %(six)sx over the worst 6 hours (to "
+             "%(six_end)s); %(rule)s.") % said

@@ -10,7 +10,7 @@ import pandas as pd
 
 from ...core import rollups
 from ...core.config import Thresholds
-from ...core.formatting import rounded, threshold_words
+from ...core.formatting import rounded, thresholds_said
 from ...core.periods import Period
 from ...core.values import KPI, Section, Value, plain
 
@@ -82,14 +82,14 @@ def build_kpis(domain: str, catalogue: list[Metric], current: Mapping[str, Value
                previous: Mapping[str, Value] | None, thresholds: Thresholds) -> tuple[KPI, ...]:
     """KPIs in catalogue order, each judged by its metric's thresholds; a label may name
     a threshold ("Loads ≤ {page_p75_ms}"), filled in from `thresholds`."""
-    words = threshold_words(thresholds)
     out = []
     for m in catalogue:
         value = current.get(m.name)
         prev = previous.get(m.name) if previous else None
         status = m.judge(value, thresholds) if m.judge and value is not None else None
         bounds = m.judge.bounds(thresholds) if isinstance(m.judge, Judge) else None
-        out.append(KPI(f"{domain}.{m.name}", m.label.format(**words), plain(value),
+        label = thresholds_said(m.label, thresholds) if "{" in m.label else m.label
+        out.append(KPI(f"{domain}.{m.name}", label, plain(value),
                        plain(prev), m.unit, status, m.better,
                        tuple(float(b) for b in bounds) if bounds else None))
     return tuple(out)

@@ -8,6 +8,8 @@ import pandas as pd
 from ...core import formatting
 from ...core.config import Thresholds
 from ...core.periods import Period
+from ...core.i18n import Phrase
+from ...core.i18n import gettext as _
 from ...core.values import Chart, Insight, Section, Table, Value
 from . import orders
 from .base import Metric, build_kpis, carried, days, hours, mean, period_rows, ratio
@@ -102,19 +104,29 @@ def _insight(values: dict[str, Value], prev_values: dict[str, Value] | None,
     """The abandoned value (against revenue, where orders are given), its change and its
     busiest two hours; high when it rose by more than a quarter."""
     value = values["abandoned_value"]
-    text = f"Abandoned carts were worth {formatting.money(value, currency)} this period"
-    if revenue:
-        text += (f" ({formatting.pct(value / revenue)} of revenue, "
-                 f"{formatting.pct(values['abandoned_share'])} of cart and order value)")
     pv = prev_values["abandoned_value"] if prev_values else None
-    if pv:
-        change = (value - pv) / pv
-        text += f", {formatting.change(change)} vs the previous period"
     peak = peak_window(cur)
-    if peak and peak[1] >= 0.2 and len(cur) >= 30:
-        start, share = peak
-        text += (f"; {formatting.pct(share)} were abandoned between {start:%H:%M} and "
-                 f"{start + pd.Timedelta(hours=2):%H:%M} on {start:%A %-d %b}")
+    peak = peak if peak and peak[1] >= 0.2 and len(cur) >= 30 else None
     severity = "high" if pv and (value - pv) / pv > 0.25 else "medium" if pv and \
         (value - pv) / pv > 0.10 else "low"
-    return Insight(severity, NAME, text + ".", impact=float(value))
+    return Insight(severity, NAME, Phrase(_text, value, values.get("abandoned_share"), pv, peak,
+                                          currency, revenue), impact=float(value))
+
+
+def _text(value: float, share: Value, pv: float | None, peak: tuple[pd.Timestamp, float] | None,
+          currency: str, revenue: float | None) -> str:
+    text = _("Abandoned carts were worth %(value)s this period") % {
+        "value": formatting.money(value, currency)}
+    if revenue:
+        text += " " + _("(%(of_revenue)s of revenue, %(share)s of cart and order value)") % {
+            "of_revenue": formatting.pct(value / revenue), "share": formatting.pct(share)}
+    if pv:
+        text += ", " + _("%(change)s vs the previous period") % {
+            "change": formatting.change((value - pv) / pv)}
+    if peak:
+        start, part = peak
+        text += "; " + _("%(share)s were abandoned between %(start)s and %(end)s on %(day)s") % {
+            "share": formatting.pct(part), "start": formatting.when(start, "time"),
+            "end": formatting.when(start + pd.Timedelta(hours=2), "time"),
+            "day": formatting.when(start, "weekday")}
+    return text + "."

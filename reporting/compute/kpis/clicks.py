@@ -11,6 +11,8 @@ from ...core import formatting
 from ...core.config import Thresholds
 from ...core.periods import Period
 from ...core.rollups import Rollup, rollup_of
+from ...core.i18n import Phrase
+from ...core.i18n import gettext as _
 from ...core.values import Chart, Insight, Section, Table, Value
 from .base import Cut, Metric, build_kpis, periods_of, ratio, top
 
@@ -114,11 +116,15 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -
               {"label": "element_clicked", "value": "clicks", "unit": "count"}),
     )
     share = by_hour.max() / by_hour.sum() if by_hour.sum() else 0
-    insights = (Insight("low", NAME,
-                        f"{formatting.count(values['total'])} clicks from "
-                        f"{formatting.count(values['unique_users'])} users; {values['top_element']} on "
-                        f"{values['top_page']} leads, and {peak_hour:02d}:00-{peak_hour + 1:02d}:00 "
-                        f"is the busiest hour ({formatting.pct(share)} of clicks).", impact=0),)
+    insights = (Insight("low", NAME, Phrase(
+        lambda total, users, element, page, hour, share: _(
+            "%(clicks)s clicks from %(users)s users; %(element)s on %(page)s leads, and "
+            "%(hours)s is the busiest hour (%(share)s of clicks).") % {
+            "clicks": formatting.count(total), "users": formatting.count(users),
+            "element": element, "page": page, "hours": f"{hour:02d}:00-{hour + 1:02d}:00",
+            "share": formatting.pct(share)},
+        values["total"], values["unique_users"], values["top_element"], values["top_page"],
+        peak_hour, share), impact=0),)
     return Section(NAME, TITLE, kpis=kpis, tables=tables, charts=charts, insights=insights,
                    headline=HEADLINE,
                    breakdowns={"by_hour": {int(h): int(c) for h, c in by_hour.items()}})

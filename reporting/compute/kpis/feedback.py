@@ -13,6 +13,8 @@ import pandas as pd
 from ...core import formatting
 from ...core.config import Thresholds
 from ...core.periods import Period
+from ...core.i18n import N_, Phrase
+from ...core.i18n import gettext as _
 from ...core.values import Chart, Insight, Section, Table, Value
 from .. import sentiment
 from .base import Metric, build_kpis, higher, mean, metric, period_rows, ratio
@@ -20,7 +22,7 @@ from .base import Metric, build_kpis, higher, mean, metric, period_rows, ratio
 SOURCE = "user_feedback"
 NAME = "feedback"
 TITLE = "User feedback"
-NOTE = ("Sentiment is TextBlob polarity (> 0.1 positive, < -0.1 negative). TextBlob misreads "
+NOTE = N_("Sentiment is TextBlob polarity (> 0.1 positive, < -0.1 negative). TextBlob misreads "
         "contractions and negations such as \"isn't bad\": read the examples below.")
 THEMES = {   # theme -> words that mark it (lower case, matched as substrings)
     "checkout & payment": ("checkout", "payment", "card", "pay"),
@@ -130,22 +132,35 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -
         opinion = int(cur["opinion"].sum())
         insights.append(Insight(
             "medium", NAME,
-            f"{formatting.pct(values['mismatch_rate'])} of comments with opinion words read the "
-            f"opposite of their stars ({int(pos_bad.sum())} read negative with 4-5 stars) out of "
-            f"{formatting.count(opinion)}; see the examples, TextBlob misreads negations.",
+            Phrase(lambda rate, bad, opinion: _(
+                "%(share)s of comments with opinion words read the opposite of their stars "
+                "(%(bad)d read negative with 4-5 stars) out of %(opinion)s; see the examples, "
+                "TextBlob misreads negations.") % {"share": formatting.pct(rate), "bad": bad,
+                                                   "opinion": formatting.count(opinion)},
+                values["mismatch_rate"], int(pos_bad.sum()), opinion),
             impact=float(values["mismatch_rate"])))
     csat = values.get("csat")
     if isinstance(csat, float) and csat < t.csat:
         worst = theme_table.sort_values("avg_rating").iloc[0] if len(theme_table) else None
-        tail = (f"; comments that mention {worst['theme']} give the fewest stars "
-                f"({formatting.number(worst['avg_rating'], 2)} of 5 on average)"
-                if worst is not None else "")
         insights.append(Insight(
             CSAT.severity(csat, t), NAME,
-            f"Feedback CSAT was {formatting.pct(csat)} ({formatting.count(values['responses'])} "
-            f"feedback form responses), below the {formatting.pct(t.csat)} target{tail}.",
+            Phrase(_csat_text, csat, values["responses"], t.csat,
+                   (worst["theme"], worst["avg_rating"]) if worst is not None else None),
             impact=float(t.csat - csat) * 100))
     return Section(NAME, TITLE, kpis=kpis, tables=tables, charts=charts,
                    insights=tuple(insights), headline=HEADLINE, message=NOTE,
                    breakdowns={"ratings": {int(r): int(c) for r, c in
                                            zip(dist["rating"], dist["responses"])}})
+
+
+def _csat_text(csat: float, responses: Value, target: float,
+               worst: tuple[str, float] | None) -> str:
+    said = {"csat": formatting.pct(csat), "responses": formatting.count(responses),
+            "target": formatting.pct(target)}
+    if worst is None:
+        return _("Feedback CSAT was %(csat)s (%(responses)s feedback form responses), below "
+                 "the %(target)s target.") % said
+    said.update(theme=worst[0], rating=formatting.number(worst[1], 2))
+    return _("Feedback CSAT was %(csat)s (%(responses)s feedback form responses), below the "
+             "%(target)s target; comments that mention %(theme)s give the fewest stars "
+             "(%(rating)s of 5 on average).") % said

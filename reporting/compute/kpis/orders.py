@@ -10,6 +10,8 @@ import pandas as pd
 from ...core import formatting, rollups
 from ...core.config import Thresholds
 from ...core.periods import Period
+from ...core.i18n import N_, Phrase
+from ...core.i18n import gettext as _
 from ...core.values import Chart, Insight, Section, Table, Value
 from .base import Metric, build_kpis, days, period_rows, ratio, records
 
@@ -67,7 +69,7 @@ def compute(frames: Mapping[str, Any], period: Period, t: Thresholds, currency: 
     units = {"orders": "count", "revenue": "money", "avg_order_value": "money",
              "day": "date"}
     message = "" if values["conversion_rate"] is not None else \
-        "Conversion needs the sessions (session_tracking), which are not in this data."
+        N_("Conversion needs the sessions (session_tracking), which are not in this data.")
     return Section(
         NAME, TITLE, message=message, kpis=kpis,
         tables=(Table("by_day", "By day", by_day.reset_index(), units),),
@@ -82,20 +84,31 @@ def compute(frames: Mapping[str, Any], period: Period, t: Thresholds, currency: 
 def _insight(v: dict[str, Value], pv: dict[str, Value] | None, currency: str) -> Insight:
     """Revenue, orders and conversion against the previous period: high when revenue fell
     by more than a quarter, medium by more than a tenth."""
-    text = (f"Revenue was {formatting.money(v['revenue'], currency)} from "
-            f"{formatting.count(v['orders'])} orders (average "
-            f"{formatting.money(v['avg_order_value'], currency)})")
     change = None
     if pv and pv.get("revenue"):
         change = (v["revenue"] - pv["revenue"]) / pv["revenue"]
-        text += f", {formatting.change(change)} vs the previous period"
-    conv = v.get("conversion_rate")
-    if isinstance(conv, float):
-        text += f"; {formatting.pct(conv)} of sessions ordered"
-        before = pv.get("conversion_rate") if pv else None
-        d = formatting.delta(conv, before, "ratio") if isinstance(before, float) else None
-        if d:
-            text += f" ({d.text} vs {formatting.pct(before)})"
+    before = pv.get("conversion_rate") if pv else None
     severity = "high" if change is not None and change < -0.25 else \
         "medium" if change is not None and change < -0.10 else "low"
-    return Insight(severity, NAME, text + ".", impact=-(change or 0.0))
+    return Insight(severity, NAME,
+                   Phrase(_text, v["revenue"], v["orders"], v["avg_order_value"], change,
+                          v.get("conversion_rate"), before, currency),
+                   impact=-(change or 0.0))
+
+
+def _text(revenue: float, orders: Value, average: Value, change: float | None, conv: Value,
+          before: Value, currency: str) -> str:
+    text = _("Revenue was %(revenue)s from %(orders)s orders (average %(average)s)") % {
+        "revenue": formatting.money(revenue, currency), "orders": formatting.count(orders),
+        "average": formatting.money(average, currency)}
+    if change is not None:
+        text += ", " + _("%(change)s vs the previous period") % {
+            "change": formatting.change(change)}
+    if isinstance(conv, float):
+        text += "; " + _("%(conversion)s of sessions ordered") % {
+            "conversion": formatting.pct(conv)}
+        d = formatting.delta(conv, before, "ratio") if isinstance(before, float) else None
+        if d:
+            text += " (" + _("%(change)s vs %(before)s") % {
+                "change": d.text, "before": formatting.pct(before)} + ")"
+    return text + "."

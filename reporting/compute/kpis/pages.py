@@ -16,6 +16,8 @@ from ...core import formatting, rollups
 from ...core.config import Thresholds
 from ...core.periods import Period
 from ...core.rollups import Rollup, rollup_of
+from ...core.i18n import N_, Phrase, concat
+from ...core.i18n import gettext as _
 from ...core.values import Chart, Insight, Section, Table, Value
 from .base import (
     Metric,
@@ -34,10 +36,10 @@ from .base import (
 SOURCE = "page_load_times"
 NAME = "pages"
 TITLE = "Page speed"
-NOTE = ("Load time is not LCP: the good (≤ {page_p75_ms} at p75) and poor "
+NOTE = N_("Load time is not LCP: the good (≤ {page_p75_ms} at p75) and poor "
         "(> {page_poor_ms}) bands are borrowed from web.dev's Largest Contentful Paint "
         "guidance.")
-NO_VITALS = "Core Web Vitals (LCP, INP, CLS): not in this data. "
+NO_VITALS = N_("Core Web Vitals (LCP, INP, CLS): not in this data.")
 # metric column -> (KPI name, label, unit, good and poor band thresholds)
 VITALS = {"lcp_ms": ("lcp_p75_ms", "LCP p75", "ms", "lcp_good_ms", "lcp_poor_ms"),
           "inp_ms": ("inp_p75_ms", "INP p75", "ms", "inp_good_ms", "inp_poor_ms"),
@@ -115,7 +117,7 @@ def vitals_by_page(r: Rollup, t: Thresholds) -> pd.DataFrame:
     p75.insert(0, "loads", table_sums(lcp, "page_url", {"n": "n"})["n"]
                .reindex(p75.index).fillna(0).astype("int64"))
     worst = np.zeros(len(p75), dtype=int)
-    for column, (name, _, _, good, poor) in VITALS.items():
+    for column, (name, _label, _unit, good, poor) in VITALS.items():
         v = p75[name].to_numpy(dtype="float64")
         worst = np.maximum(worst, np.where(v > getattr(t, poor), 2,
                                            np.where(v > getattr(t, good), 1, 0)))
@@ -151,7 +153,7 @@ def compute(frames: Mapping[str, Rollup | pd.DataFrame], period: Period, t: Thre
         return Section(NAME, TITLE, "no data", "No page loads in this period.", kpis=kpis)
     pages = breakdown(cur, "page_url", t)
     words = formatting.threshold_words(t)
-    note = NOTE.format(**words)
+    note = formatting.thresholds_said(NOTE, t)
     tables = [Table("by_page", "By page (slowest p75 first)", pages.head(15).reset_index(),
                     UNITS, note)]
     breakdowns = {"by_page": records(pages, UNITS)}
@@ -159,28 +161,28 @@ def compute(frames: Mapping[str, Rollup | pd.DataFrame], period: Period, t: Thre
         devices = breakdown(cur, "device", t)
         tables.append(Table("by_device", "By device", devices.reset_index(), UNITS))
         breakdowns["by_device"] = records(devices, UNITS)
+    good, poor = _lines(t.page_p75_ms, t.page_poor_ms)
     charts = [Chart("pages_p75", "barh", "p75 load time by page (ms)",
                     pages.head(15).reset_index()[["page_url", "p75_ms"]],
                     {"label": "page_url", "value": "p75_ms", "unit": "ms",
-                     "threshold": t.page_p75_ms,
-                     "threshold_label": f"good ≤ {t.page_p75_ms:,.0f} ms",
-                     "threshold2": t.page_poor_ms,
-                     "threshold2_label": f"poor > {t.page_poor_ms:,.0f} ms"})]
+                     "threshold": t.page_p75_ms, "threshold_label": good,
+                     "threshold2": t.page_poor_ms, "threshold2_label": poor})]
     insights = _insights(pages, t, words)
     if OPTIONAL & set(values):          # the Core Web Vitals lead the section
         vitals = vitals_by_page(cur, t)
         tables.insert(0, Table("vitals", "Core Web Vitals by page (p75, worst LCP first)",
-                               vitals.head(15).reset_index(), UNITS, VITALS_NOTE.format(**words)))
+                               vitals.head(15).reset_index(), UNITS,
+                               formatting.thresholds_said(VITALS_NOTE, t)))
         charts.insert(0, _lcp_chart(vitals, t))
         breakdowns["vitals_by_page"] = records(vitals, UNITS)
         insights = _vital_insights(values, vitals, t) + insights
     else:
-        note = NO_VITALS + note
+        note = concat(Phrase(_, NO_VITALS), " ", note)
     return Section(NAME, TITLE, kpis=kpis, tables=tuple(tables), charts=tuple(charts),
                    insights=insights, headline=HEADLINE, breakdowns=breakdowns, message=note)
 
 
-VITALS_NOTE = ("Each vital's p75 over the page's loads that carry it; bands from web.dev: "
+VITALS_NOTE = N_("Each vital's p75 over the page's loads that carry it; bands from web.dev: "
                "LCP good ≤ {lcp_good_ms}, poor > {lcp_poor_ms}; INP good ≤ {inp_good_ms}, "
                "poor > {inp_poor_ms}; CLS good ≤ {cls_good}, poor > {cls_poor}. A page's "
                "band is its worst vital's.")
@@ -188,13 +190,12 @@ VITALS_NOTE = ("Each vital's p75 over the page's loads that carry it; bands from
 
 def _lcp_chart(vitals: pd.DataFrame, t: Thresholds) -> Chart:
     shown = vitals.dropna(subset=["lcp_p75_ms"]).head(15).reset_index()
+    good, poor = _lines(t.lcp_good_ms, t.lcp_poor_ms)
     return Chart("pages_lcp", "barh", "LCP p75 by page (ms)",
                  shown[["page_url", "lcp_p75_ms"]],
                  {"label": "page_url", "value": "lcp_p75_ms", "unit": "ms",
-                  "threshold": t.lcp_good_ms,
-                  "threshold_label": f"good ≤ {t.lcp_good_ms:,.0f} ms",
-                  "threshold2": t.lcp_poor_ms,
-                  "threshold2_label": f"poor > {t.lcp_poor_ms:,.0f} ms"})
+                  "threshold": t.lcp_good_ms, "threshold_label": good,
+                  "threshold2": t.lcp_poor_ms, "threshold2_label": poor})
 
 
 def _vital_insights(values: Mapping[str, Value], vitals: pd.DataFrame, t: Thresholds
@@ -206,15 +207,25 @@ def _vital_insights(values: Mapping[str, Value], vitals: pd.DataFrame, t: Thresh
         m = metric(CATALOGUE, name)
         if not isinstance(v, float) or m.judge(v, t) == "good":
             continue
-        band = "poor" if m.judge(v, t) == "bad" else "needs improvement"
         worst = vitals[name].dropna().sort_values(ascending=False).head(3)
-        pages = ", ".join(f"{p} {formatting.value(x, unit)}" for p, x in worst.items())
         out.append(Insight(
             m.severity(v, t), NAME,
-            f"{label} was {formatting.value(v, unit)}, {band} by web.dev's bands (good ≤ "
-            f"{formatting.value(getattr(t, good), unit)}); worst pages: {pages}.",
+            Phrase(_vital_text, label, v, unit, m.judge(v, t) == "bad", getattr(t, good),
+                   tuple(worst.items())),
             impact=float(v / getattr(t, good))))
     return tuple(out)
+
+
+def _vital_text(label: str, v: float, unit: str, poor: bool, good: float,
+                worst: tuple[tuple[str, float], ...]) -> str:
+    said = {"vital": label, "value": formatting.value(v, unit),
+            "good": formatting.value(good, unit),
+            "pages": ", ".join(f"{p} {formatting.value(x, unit)}" for p, x in worst)}
+    if poor:
+        return _("%(vital)s was %(value)s, poor by web.dev's bands (good ≤ %(good)s); worst "
+                 "pages: %(pages)s.") % said
+    return _("%(vital)s was %(value)s, needs improvement by web.dev's bands (good ≤ %(good)s); "
+             "worst pages: %(pages)s.") % said
 
 
 def _insights(pages: pd.DataFrame, t: Thresholds, words: dict[str, str]
@@ -223,12 +234,28 @@ def _insights(pages: pd.DataFrame, t: Thresholds, words: dict[str, str]
     out = []
     for page, row in pages[pages["p75_ms"] > t.page_p75_ms].head(5).iterrows():
         severity = P75.severity(row["p75_ms"], t)
-        band = (f"in the poor band (> {words['page_poor_ms']})" if severity == "high"
-                else f"above the {words['page_p75_ms']} good band")
         out.append(Insight(
             severity, NAME,
-            f"{page} loads in {formatting.ms(row['p75_ms'])} at p75 over "
-            f"{formatting.count(row['views'])} views, {band}; "
-            f"{formatting.pct(row['poor_share'])} of its loads take over {words['page_poor_ms']}.",
+            Phrase(_page_text, page, row["p75_ms"], row["views"], row["poor_share"],
+                   severity == "high", t),
             impact=float(row["views"] * (row["p75_ms"] - t.page_p75_ms))))
     return tuple(out)
+
+
+def _page_text(page: str, p75: float, views: float, poor_share: float, poor: bool,
+               t: Thresholds) -> str:
+    words = formatting.threshold_words(t)
+    said = {"page": page, "p75": formatting.ms(p75), "views": formatting.count(views),
+            "share": formatting.pct(poor_share), "poor": words["page_poor_ms"],
+            "good": words["page_p75_ms"]}
+    if poor:
+        return _("%(page)s loads in %(p75)s at p75 over %(views)s views, in the poor band "
+                 "(> %(poor)s); %(share)s of its loads take over %(poor)s.") % said
+    return _("%(page)s loads in %(p75)s at p75 over %(views)s views, above the %(good)s good "
+             "band; %(share)s of its loads take over %(poor)s.") % said
+
+
+def _lines(good: float, poor: float) -> tuple[Phrase, Phrase]:
+    """The legends of a chart's good and poor lines, in the page's voice: 'good ≤ 2,500 ms'."""
+    return (Phrase(lambda v: _("good ≤ %(v)s ms") % {"v": formatting.count(v)}, good),
+            Phrase(lambda v: _("poor > %(v)s ms") % {"v": formatting.count(v)}, poor))

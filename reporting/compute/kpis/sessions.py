@@ -13,6 +13,8 @@ from ...core import formatting
 from ...core.config import DEFAULT_FUNNEL, Thresholds
 from ...core.periods import Period
 from ...core.rollups import Rollup, rollup_of
+from ...core.i18n import Phrase
+from ...core.i18n import gettext as _
 from ...core.values import Chart, Insight, Section, Table, Value
 from .base import Cut, Metric, build_kpis, periods_of, ratio, table_percentiles, top
 
@@ -165,10 +167,8 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
         before = steps.iloc[i - 1]["step"]
         insights.append(Insight(
             "medium" if worst["step_conversion"] < 0.5 else "low", NAME,
-            f"The funnel loses most between {before} and {worst['step']}: only "
-            f"{formatting.pct(worst['step_conversion'])} of sessions go on; "
-            f"{values['top_drop_off_page']} is the most common drop-off page "
-            f"({formatting.count(drops['sessions'].iloc[0]) if len(drops) else 0} sessions).",
+            Phrase(_funnel_text, before, worst["step"], worst["step_conversion"],
+                   values["top_drop_off_page"], drops["sessions"].iloc[0] if len(drops) else 0),
             impact=float(1 - worst["step_conversion"])))
     return Section(NAME, TITLE, kpis=kpis, tables=tables, charts=charts,
                    insights=tuple(insights), headline=HEADLINE,
@@ -176,3 +176,11 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
                        {**step, "step_conversion": formatting.rounded(step["step_conversion"],
                                                                       "ratio")}
                        for step in steps.replace({np.nan: None}).to_dict("records")]})
+
+
+def _funnel_text(before: str, step: str, conversion: float, page: Value, sessions: int) -> str:
+    return _("The funnel loses most between %(before)s and %(step)s: only %(share)s of "
+             "sessions go on; %(page)s is the most common drop-off page (%(sessions)s "
+             "sessions).") % {"before": before, "step": step,
+                               "share": formatting.pct(conversion), "page": page,
+                               "sessions": formatting.count(sessions)}

@@ -10,6 +10,8 @@ import pandas as pd
 from ...core import formatting
 from ...core.config import Thresholds
 from ...core.periods import Period
+from ...core.i18n import Phrase
+from ...core.i18n import gettext as _
 from ...core.values import Chart, Insight, Section, Table, Value
 from .base import (
     Metric,
@@ -173,13 +175,15 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -
     ) + ((Table("by_priority", "Resolution SLA by priority", priorities.reset_index(), units,
                 "Target per priority: thresholds.support_sla_hours_by_priority; a priority "
                 "not named there: thresholds.support_sla_hours."),) if len(priorities) else ())
+    sla_line = Phrase(lambda h: _("SLA %(hours)s h") % {"hours": formatting.short(h)},
+                      t.support_sla_hours)
     charts = (
         Chart("support_per_day", "stacked", "New tickets per day by channel (tickets)",
               per_day, {"x_label": "", "y_label": "tickets", "date_labels": True}),
         Chart("support_resolution", "hist", "Resolution time of tickets resolved (hours)",
               pd.DataFrame({"hours": res_hours.to_numpy()}),
               {"value": "hours", "unit": "h", "threshold": t.support_sla_hours,
-               "threshold_label": f"SLA {t.support_sla_hours:g} h"}),
+               "threshold_label": sla_line}),
     )
     insights = _insights(values, prev_values, new, df, period, t, priorities)
     breakdowns = {"by_channel": dict(zip(by_channel["channel"],
@@ -198,13 +202,9 @@ def _insights(values: dict[str, Value], prev_values: dict[str, Value] | None,
     CSAT, a growing backlog, a rising issue type."""
     insights = []
     said = {
-        BREACH: lambda v: _breach_text(v, values, priorities, t),
-        FIRST: lambda v: (f"{formatting.pct(v)} of the new tickets waited longer than "
-                          f"{t.support_first_response_hours:g} h for a first answer (median "
-                          f"{formatting.value(values['median_first_response_h'], 'h')})."),
-        CSAT: lambda v: (f"Ticket CSAT was {formatting.pct(v)}: of "
-                         f"{formatting.count(values['rated_tickets'])} rated tickets, that "
-                         f"share rated their support 4 or 5 (target {formatting.pct(t.csat)})."),
+        BREACH: lambda v: Phrase(_breach_text, v, values, priorities, t),
+        FIRST: lambda v: Phrase(_first_text, v, values["median_first_response_h"], t),
+        CSAT: lambda v: Phrase(_csat_text, v, values["rated_tickets"], t),
     }
     for m, say in said.items():        # each as its KPI is judged, when not good
         v = values.get(m.name)
@@ -216,10 +216,8 @@ def _insights(values: dict[str, Value], prev_values: dict[str, Value] | None,
         if grow > 0.1:
             insights.append(Insight(
                 "medium", NAME,
-                f"The backlog grew: {formatting.count(values['tickets'])} tickets came in and "
-                f"{formatting.count(values['tickets'] - values['net_flow'])} were resolved, "
-                f"leaving {formatting.count(values['open_backlog'])} open at the end of the "
-                "period.", impact=float(values["net_flow"])))
+                Phrase(_backlog_text, values["tickets"], values["net_flow"],
+                       values["open_backlog"]), impact=float(values["net_flow"])))
     top = values["top_issue_type"]
     if top and prev_values and prev_values.get("tickets"):
         now_n = int((new["issue_type"].astype("str") == top).sum())
@@ -227,23 +225,53 @@ def _insights(values: dict[str, Value], prev_values: dict[str, Value] | None,
         before = int((df.loc[pm, "issue_type"].astype("str") == top).sum())
         if before and now_n > 1.5 * before:
             insights.append(Insight("medium", NAME,
-                                    f"{top} tickets rose from {before} to {now_n} "
-                                    f"({formatting.change((now_n - before) / before)}).",
+                                    Phrase(_rise_text, top, before, now_n),
                                     impact=float(now_n - before)))
     return insights
+
+
+def _first_text(v: float, median_h: Value, t: Thresholds) -> str:
+    return _("%(share)s of the new tickets waited longer than %(hours)s h for a first answer "
+             "(median %(median)s).") % {"share": formatting.pct(v),
+                                         "hours": formatting.short(t.support_first_response_hours),
+                                         "median": formatting.value(median_h, "h")}
+
+
+def _csat_text(v: float, rated: Value, t: Thresholds) -> str:
+    return _("Ticket CSAT was %(csat)s: of %(rated)s rated tickets, that share rated their "
+             "support 4 or 5 (target %(target)s).") % {
+        "csat": formatting.pct(v), "rated": formatting.count(rated),
+        "target": formatting.pct(t.csat)}
+
+
+def _backlog_text(tickets: int, net_flow: int, backlog: Value) -> str:
+    return _("The backlog grew: %(came)s tickets came in and %(resolved)s were resolved, "
+             "leaving %(open)s open at the end of the period.") % {
+        "came": formatting.count(tickets), "resolved": formatting.count(tickets - net_flow),
+        "open": formatting.count(backlog)}
+
+
+def _rise_text(kind: str, before: int, now: int) -> str:
+    return _("%(kind)s tickets rose from %(before)d to %(now)d (%(change)s).") % {
+        "kind": kind, "before": before, "now": now,
+        "change": formatting.change((now - before) / before)}
 
 
 def _breach_text(breach: float, values: Mapping[str, Value], priorities: pd.DataFrame,
                  t: Thresholds) -> str:
     """'x % of tickets resolved took longer than the 24 h target (...)', or, where tickets
     carry a priority, than their priority's target, naming the worst priority."""
-    spread = (f"(median {formatting.value(values['median_resolution_h'], 'h')}, "
-              f"p90 {formatting.value(values['p90_resolution_h'], 'h')})")
+    said = {"share": formatting.pct(breach),
+            "median": formatting.value(values["median_resolution_h"], "h"),
+            "p90": formatting.value(values["p90_resolution_h"], "h"),
+            "hours": formatting.short(t.support_sla_hours)}
     if not len(priorities):
-        return (f"{formatting.pct(breach)} of tickets resolved this period took longer than "
-                f"the {t.support_sla_hours:g} h target {spread}.")
+        return _("%(share)s of tickets resolved this period took longer than the %(hours)s h "
+                 "target (median %(median)s, p90 %(p90)s).") % said
     worst = priorities.sort_values(["breach_rate", "resolved"], ascending=False).iloc[0]
-    return (f"{formatting.pct(breach)} of tickets resolved this period took longer than "
-            f"their priority's target {spread}; worst: {worst.name}, "
-            f"{formatting.pct(worst['breach_rate'])} of {formatting.count(worst['resolved'])} "
-            f"over {worst['sla_hours']:g} h.")
+    said.update(worst=worst.name, rate=formatting.pct(worst["breach_rate"]),
+                resolved=formatting.count(worst["resolved"]),
+                sla=formatting.short(worst["sla_hours"]))
+    return _("%(share)s of tickets resolved this period took longer than their priority's "
+             "target (median %(median)s, p90 %(p90)s); worst: %(worst)s, %(rate)s of "
+             "%(resolved)s over %(sla)s h.") % said

@@ -9,6 +9,9 @@ from ...core import formatting
 from ...core.config import Thresholds
 from ...core.periods import Period
 from ...core.rollups import Rollup, rollup_of
+from ...core import i18n
+from ...core.i18n import Phrase
+from ...core.i18n import gettext as _
 from ...core.values import Chart, Insight, Section, Table, Value
 from .base import (
     Metric,
@@ -93,16 +96,25 @@ def compute(frames: Mapping[str, Rollup | pd.DataFrame], period: Period, t: Thre
     for name, row in services[services["cpu_p95"] > t.cpu_p95_pct].head(3).iterrows():
         insights.append(Insight(
             CPU.severity(row["cpu_p95"], t), NAME,
-            f"{name} ran at {formatting.pct_points(row['cpu_p95'])} CPU at p95, above the "
-            f"{t.cpu_p95_pct:g} % target; saturation shows up as latency and errors.",
+            Phrase(lambda name, cpu, target: _(
+                "%(name)s ran at %(cpu)s CPU at p95, above the %(target)s target; saturation "
+                "shows up as latency and errors.") % {
+                "name": name, "cpu": formatting.pct_points(cpu),
+                "target": f"{target:g} %" if i18n.active() is None
+                else formatting.pct_points(target)},
+                name, row["cpu_p95"], t.cpu_p95_pct),
             impact=float(row["cpu_p95"] - t.cpu_p95_pct)))
     up = values.get("uptime")
     if isinstance(up, float) and up < t.uptime:
         worst = services["uptime"].idxmin()
         insights.append(Insight(
-            "high", NAME, f"Only {formatting.pct(up)} of health probes passed (target "
-            f"{formatting.pct(t.uptime)}); {worst} failed {int(services.loc[worst, 'failed_probes'])} "
-            "probes.", impact=float(t.uptime - up) * 1000))
+            "high", NAME, Phrase(lambda up, target, worst, failed: _(
+                "Only %(up)s of health probes passed (target %(target)s); %(worst)s failed "
+                "%(failed)s probes.") % {"up": formatting.pct(up),
+                                          "target": formatting.pct(target), "worst": worst,
+                                          "failed": formatting.count(failed)},
+                up, t.uptime, worst, int(services.loc[worst, "failed_probes"])),
+            impact=float(t.uptime - up) * 1000))
     return Section(NAME, TITLE, kpis=kpis, tables=tables, charts=charts,
                    insights=tuple(insights), headline=HEADLINE,
                    breakdowns={"by_service": records(services, units)})
