@@ -634,3 +634,28 @@ def test_the_mail_shows_each_status_as_icon_and_word_not_colour_alone(out):
         icon = {"good": "✓", "warn": "⚠", "bad": "✖"}[status]
         assert html_body.count(f"{icon} {status}</td>") == judged.count(status)
     assert status_word(None) == "" and status_word("warn") == "⚠ warn"
+
+
+def test_a_german_audience_reads_its_mail_in_german(built, tmp_path):
+    """The mail quotes the page's own words (mail/<audience>.json, written by the build)
+    for an audience of another language: subject, period, tiles, findings and its own
+    sentences in German; kpis.json stays English."""
+    from reporting.build import build
+
+    config = Config.from_dict({"audiences": {"executive": {
+        "recipients": ["ceo@example.com"], "locale": "de_DE", "timezone": "Europe/Berlin"}}})
+    out = tmp_path / "out"
+    build(config, period=PERIOD, data_dir=built.parent / "data", output_dir=out, fmt="pdf",
+          audiences=["executive"])
+    said = json.loads((out / "reports" / PERIOD / "mail" / "executive.json").read_text())
+    assert said["locale"] == "de_DE"
+    deliver(config, out, PERIOD, ["executive"])
+    msg = parsed((out / "outbox" / f"{PERIOD}-executive.eml").read_bytes())
+    assert msg["Subject"] == f"Management-Zusammenfassung, {PERIOD}"
+    body = msg.get_body(("plain",)).get_content()
+    assert "Der vollständige Bericht ist als PDF angehängt." in body
+    assert "Umsatz:" in body and "attached as a PDF" not in body
+    assert "What stands out" not in body and "Verfügbarkeit" in body
+    html = msg.get_body(("html",)).get_content()
+    assert "Was auffällt" in html or not said["insights"]
+    assert all(i["text"] in body for i in said["insights"])
