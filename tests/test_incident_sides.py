@@ -163,21 +163,67 @@ def test_a_change_that_lasts_on_a_short_history_is_one_level_shift_with_its_star
 
 
 def test_a_traffic_hour_is_never_less_likely_than_as_a_count():
-    # Three weeks at 47 requests an hour; the last hour's same hour of the two weeks
-    # before: 50 and 43; the last hour itself 81. As a robust z: median 46.5, MAD 3.5
-    # floored at 10 % of the median (4.65), z = 0.6745 * 34.5 / 4.65 = 5.0, both sides
-    # 5.6e-7. As a count: 93 requests in 2 hours, the prior the same hour of the 20 days
-    # before (18 x 47 + 50 + 43 = 939, (939 + 0.5) / 21), worth 4 hours: the negative
-    # binomial with shape 93 + 4 prior and p = 6 / 7, twice its upper tail: the larger.
+    # Three weeks at 35 requests an hour; the last hour's same hour of the two weeks
+    # before: 33 and 37; the last hour itself 15. On the log scale: median ln 34.93, MAD
+    # 0.0572 floored at the Poisson noise 0.6745 / sqrt(34.93) = 0.1141, z = 0.6745 ln(15
+    # / 34.93) / 0.1141 = -4.997, both sides 5.8e-7. As a count: 70 requests in 2 hours,
+    # the prior the same hour of the 20 days before ((18 x 35 + 33 + 37 + 0.5) / 21),
+    # worth 4 hours: the negative binomial with shape 70 + 4 prior and p = 6 / 7, twice
+    # its lower tail: the larger, as the fall of a thin count is.
     n = 3 * 168
-    values = np.full(n, 47.0)
-    values[[-1 - 2 * 168, -1 - 168, -1]] = [43.0, 50.0, 81.0]
+    values = np.full(n, 35.0)
+    values[[-1 - 2 * 168, -1 - 168, -1]] = [33.0, 37.0, 15.0]
     p, usual = tail(Signal("api.requests", "inventory", "traffic", values, values, "count"),
                     30, np.array([n - 1]))
-    prior = (18 * 47 + 50 + 43 + 0.5) / 21
-    as_count = 2 * stats.nbinom.sf(80, 93 + 4 * prior, 6 / 7)
-    assert 2 * stats.norm.sf(0.6745 * 34.5 / 4.65) < 1e-6 < as_count
-    assert p[-1] == pytest.approx(as_count, rel=1e-9) and usual[-1] == 46.5
+    prior = (18 * 35 + 33 + 37 + 0.5) / 21
+    as_count = 2 * stats.nbinom.cdf(15, 70 + 4 * prior, 6 / 7)
+    assert 2 * stats.norm.sf(4.997) < 1e-6 < as_count
+    assert p[-1] == pytest.approx(as_count, rel=1e-9) and usual[-1] == 35.0
+
+
+def test_cpu_is_judged_on_how_far_it_usually_lies_from_its_baseline():
+    # An idle host at 6 %; the last day judged against the same hour of the two weeks
+    # before (6 and 6 + d). Each of those 48 baseline values lies d from the other of its
+    # hour: with d = 2 in every hour the scale is 2 points (the median), and a rise to 25
+    # (usual 7) is z = 0.6745 x 18 / 2 = 6.07; with d = 10 in 4 of the 24 hours the 90th
+    # percentile (10) over 1.645 standard deviations sets it, 10 x 0.6745 / 1.645 = 4.100
+    # points: z = 0.6745 x 18 / 4.1 = 2.961, ordinary for a series with such swings.
+    n = 3 * 168
+    def judged_last(d: np.ndarray) -> float:
+        values = np.full(n, 6.0)
+        values[n - 24 - 168:n - 168] += d
+        values[-1] = 25.0
+        p, usual = tail(Signal("system.cpu_pct", "h1", "pct", values, np.full(n, 12), "pct"),
+                        30, np.arange(n - 24, n))
+        assert usual[-1] == 7.0
+        return p[-1]
+    steady = np.full(24, 2.0)
+    swings = steady.copy()
+    swings[:4] = 10.0
+    assert judged_last(steady) == pytest.approx(2 * stats.norm.sf(0.6745 * 18 / 2))
+    assert judged_last(swings) == pytest.approx(2 * stats.norm.sf(0.6745 * 18 / (
+        10 * 0.6745 / 1.645)))
+
+
+def test_a_percentile_is_judged_on_its_relative_swings_wider_on_fewer_events():
+    # A p95 of 100 ms on 200 requests an hour; the last day's hours were 110 ms a week
+    # before, 100 ms two weeks before. Each of those 48 baseline values against the other
+    # of its hour: 10 / 100 = 0.1 and 10 / 110 = 0.0909, a MAD of 0.0955 (the 90th
+    # percentile, 0.1 x 0.6745 / 1.645, is below it), relative to the usual 105 ms: 10.02
+    # ms. The last hour, 160 ms: on 200 requests z = 0.6745 x 55 / 10.02 = 3.70; on 50, a
+    # quarter of the usual events, the scale doubles: z = 1.85.
+    n = 3 * 168
+    def judged_last(events: float) -> float:
+        values, ev = np.full(n, 100.0), np.full(n, 200.0)
+        values[n - 24 - 168:n - 168] = 110.0
+        values[-1], ev[-1] = 160.0, events
+        p, usual = tail(Signal("api.p95_ms", "pay", "level", values, ev, "ms"), 30,
+                        np.arange(n - 24, n))
+        assert usual[-1] == 105.0
+        return p[-1]
+    scale = (0.1 + 10 / 110) / 2 * 105
+    assert judged_last(200) == pytest.approx(stats.norm.sf(0.6745 * 55 / scale))
+    assert judged_last(50) == pytest.approx(stats.norm.sf(0.6745 * 55 / (2 * scale)))
 
 
 def test_a_first_weekend_is_not_judged_against_the_weekdays_before_it():

@@ -267,7 +267,9 @@ def test_section_and_kpis_json(tmp_path):
     assert set(as_json) == {"start", "end", "services", "pages", "signals", "impact", "text"}
     assert as_json["start"] == "2026-11-04T10:00:00+00:00" and as_json["services"][0] == \
         "payment-api"
-    assert set(as_json["signals"][0]) == {"name", "entity", "peak", "baseline", "p", "unit"}
+    keys = {"name", "entity", "peak", "baseline", "p", "unit"}
+    assert all(set(x) == keys | ({"service"} if x["name"].startswith("system.") else set())
+               for x in as_json["signals"])
     quiet, none, _ = incidents.compute(frames, resolve("2026-W44", UTC, None), Thresholds())
     assert none == [] and "No incident" in quiet.message
     # a configured currency reaches the money in the sentence (and nothing else changes)
@@ -282,16 +284,43 @@ def test_section_and_kpis_json(tmp_path):
     assert eur[0].text.endswith(" EUR).") and not found[0].text.endswith(" EUR).")
 
 
+def test_rare_errors_in_the_baseline_are_the_usual_rate_not_an_incident():
+    # 14 days of 250 requests an hour; 1 error in every other hour of the day, but the
+    # 23:00 hours had none except 2 on the third day. The last hour: 3 errors of 195. The
+    # 2 errors are ordinary against the service's rate over all its hours (about 1 in
+    # 500), so the 23:00 baseline keeps them: 2 of 13 x 250 requests, the prior of the
+    # same hour's days (2 + 0.5) / (3,250 + 1): the beta-binomial tail of 3 in 195 is
+    # 0.00068, far above a week's bound (about 1e-6). Left out as an "incident", 0 of 3,000
+    # would make it look like less than 1e-5.
+    n = 14 * 24
+    hour = np.arange(n) % 24
+    errors = np.where(hour % 2 == 1, 1.0, 0.0)
+    errors[hour == 23] = 0.0
+    errors[2 * 24 + 23] = 2.0
+    events = np.full(n, 250.0)
+    events[-1], errors[-1] = 195.0, 3.0
+    p, _ = tail(Signal("api.server_error_rate", "pay", "ratio", errors / events, events,
+                       "ratio"), 30, np.array([n - 1]))
+    kept = ratio_tail(np.array([3.0]), np.array([195.0]), np.array([2.0]),
+                      np.array([3250.0]), np.array([2.5 / 3251]))[0]
+    dropped = ratio_tail(np.array([3.0]), np.array([195.0]), np.array([0.0]),
+                         np.array([3000.0]), np.array([0.5 / 3001]))[0]
+    assert p[-1] == pytest.approx(kept) and kept > 1e-4 and dropped < 1e-5
+
+
 def test_traffic_is_judged_by_its_falls_and_its_surges_in_busy_hours():
     n = 3 * 168
     values = np.full(n, 100.0)
     values[[-3, -2, -1]] = [30.0, 60.0, 300.0]
     p, _ = tail(Signal("api.requests", "s", "traffic", values, values, "count"), 30)
-    # floor 0.1 * median = 10: a fall to 30 is z = 0.6745 * 70 / 10; to 60, 0.6745 * 40 / 10;
-    # a surge to 300 is z = 0.6745 * 200 / 10; both sides: twice the normal tail
-    assert p[-3] == pytest.approx(2 * stats.norm.sf(4.7215)) and p[-2] == pytest.approx(
-        2 * stats.norm.sf(2.698))
-    assert p[-1] == pytest.approx(2 * stats.norm.sf(13.49))
+    # On the log scale, the floor 10 %: a fall to 60 is z = 0.6745 ln(0.6) / 0.1 = -3.4455,
+    # a surge to 300 z = 0.6745 ln 3 / 0.1 = 7.4102 (both sides: twice the normal tail).
+    # A fall to 30 (z = -8.12) is likelier as a count: 200 requests in the 2 weeks' hours,
+    # the prior the same hour of the 20 days before ((20 x 100 + 0.5) / 21) worth 4 hours.
+    assert p[-2] == pytest.approx(2 * stats.norm.sf(3.4455), rel=1e-4)
+    assert p[-1] == pytest.approx(2 * stats.norm.sf(7.4102), rel=1e-4)
+    as_count = 2 * stats.nbinom.cdf(30, 200 + 4 * (2000.5 / 21), 6 / 7)
+    assert p[-3] == pytest.approx(as_count) and as_count > 2 * stats.norm.sf(8.12)
     quiet = np.full(n, 20.0)
     quiet[-1] = 0.0
     p, _ = tail(Signal("api.requests", "s", "traffic", quiet, quiet, "count"), 30)

@@ -98,12 +98,19 @@ def test_nothing_is_found_in_hours_without_data(scores):
 # of days that keeps a weekend hour to weekend days): 3 of 5 windows (grok_asg's first found
 # by a CPU rise), 1 false alarm: nyc_taxi's Thursday night (Fri 24 Oct 00:00-05:00, 96
 # passengers an hour against 52 on the 3 nights before it; there is no earlier Thursday).
-FOUND_AT_LEAST = {"asg_cpu": 1, "grok_asg": 1, "nyc_taxi": 1}
-FALSE_AT_MOST = {"asg_cpu": 0, "grok_asg": 0, "nyc_taxi": 1}
+# Now (traffic on a log scale; each robust scale at least how far the signal's values
+# usually lie from their baseline, learnt from the history before the judged week, its
+# heavy tails included): 2 of 5 windows, no false alarm. nyc_taxi's window was "found" by
+# Sat 1 Nov 05:00-07:00 (137 passengers against 80, x 1.7), as large a move as the false
+# alarm's (x 1.85); night hours against a baseline of days that mixes weekday and weekend
+# nights lie that far from it as a rule (the scale learnt there: a MAD of 0.31 in ln),
+# so neither is reported. The held-out series reported far more outside windows than in.
+FOUND_AT_LEAST = {"asg_cpu": 1, "grok_asg": 1, "nyc_taxi": 0}
+FALSE_AT_MOST = {"asg_cpu": 0, "grok_asg": 0, "nyc_taxi": 0}
 
 
 def test_recall_and_false_alarms_on_the_labelled_windows(scores):
-    """Recall 3 of 5 windows and 1 false alarm today: a change that finds fewer windows
+    """Recall 2 of 5 windows and no false alarm today: a change that finds fewer windows
     in a series, or reports more outside them, fails here (and should say why)."""
     for folder, s in scores.items():
         print(f"{folder}: {s['found']} of {s['windows']} windows found, "

@@ -67,7 +67,7 @@ def detect(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
         if found:
             start, before, after, rising = found
             base = before_change(sig.values, start, judged)
-            p[i], _ = tail(shifted(sig, start, base), t.incident_min_events, judged)
+            p[i], _ = tail(shifted(sig, start, base, rising), t.incident_min_events, judged)
             shifts.append(_level_shift(sig, hours[start].tz_convert(tz), before, after,
                                        rising, int(sig.days[start])))
     hours_judged = max(len(judged), 1)

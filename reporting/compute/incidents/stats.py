@@ -4,6 +4,7 @@ shifts; Fisher's combination of two sides."""
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -21,11 +22,15 @@ WEEKEND_DAYS = 2    # ... of a volume at the weekend: 2 earlier weekend days (th
 PRIOR_HOURS = 4.0   # weight of the same-hour-of-day prior for counts, in hours
 PRIOR_EVENTS = 100.0  # ... and for ratios, in requests
 TAIL_TERMS = 2000   # terms summed for a ratio's far tail
-SCREEN = 1e-3       # a baseline hour this unlikely under the others is left out
+SCREEN = 1e-3       # a baseline hour this unlikely under the others (over its
+                    # hour's baseline cells) is left out
 SHIFT_HOURS = 24    # a level shift lasts at least a day
 SHIFT_LEVEL = np.log(1.2)   # and moves a percentile by 20 % or more
 SHIFT_PCT = 5.0             # or CPU/memory by 5 percentage points or more
 JUMP_HOURS = 6      # against a baseline of days: the shift is a step within 6 hours
+TYPICAL_HOURS = 24  # judged hours a signal needs before its typical offset sets its scale
+PCT_FLOOR = 1.0     # ... at least 1 percentage point for CPU and memory
+LEVEL_FLOOR = 0.05  # ... and 5 % of a percentile's usual level
 
 
 # --- baselines and tail probabilities --------------------------------------------------
@@ -196,7 +201,11 @@ def _ordinary(counts: np.ndarray, prior: np.ndarray | None = None,
             mean = prior if prior is not None else (others + 0.5) / (others_ev + 1)
             q = ratio_tail(c.ravel(), n.ravel(), others.ravel(), others_ev.ravel(),
                            np.broadcast_to(mean, c.shape).ravel()).reshape(c.shape)
-    return known & ~((others_n >= 2) & (np.nan_to_num(q, nan=1.0) < SCREEN))
+    # each hour's baseline cells are tested together: at SCREEN over their number
+    # (Bonferroni), or a rare error hour (2 errors where the others had none) would be
+    # left out as an incident, and the usual rate of rare errors fall towards zero
+    return known & ~((others_n >= 2) & (np.nan_to_num(q, nan=1.0)
+                                        < SCREEN / np.maximum(np.sum(known, axis=0), 1)))
 
 
 def _screened(values: np.ndarray, counts: np.ndarray, prior: np.ndarray | None = None,
@@ -235,10 +244,14 @@ def _expected(kind: str, values: np.ndarray, events: np.ndarray, rows: np.ndarra
 def _ratio_p(values: np.ndarray, events: np.ndarray, rows: np.ndarray, seen: np.ndarray,
              x: np.ndarray, ev: np.ndarray, at: np.ndarray) -> np.ndarray:
     """An error ratio's tail over the ordinary baseline hours, the prior from the same hour
-    of day's ordinary days."""
+    of day's ordinary days. Which days are ordinary is judged with the signal's rate over
+    all its hours as the prior: rare errors (2 in one hour where the same hour of other
+    days had none) are the usual rate, not an incident."""
     day, day_n = _stack(values, at, 24, 28), _stack(events, at, 24, 28)
     day_e = np.round(day * day_n)
-    ok = _ordinary(day_e, events=day_n)
+    known = np.isfinite(values) & (events > 0)
+    overall = (np.sum(np.round(values * events)[known]) + 0.5) / (np.sum(events[known]) + 1)
+    ok = _ordinary(day_e, np.full(len(at), overall), events=day_n)
     prior = (np.nansum(np.where(ok, day_e, 0), axis=0) + 0.5) / (np.nansum(
         np.where(ok, day_n, 0), axis=0) + 1)
     seen_e = np.round(rows * seen)
@@ -257,7 +270,8 @@ def tail(sig: Signal, min_events: int, at: np.ndarray | None = None
     n = len(sig.values)
     at = np.arange(n) if at is None else np.asarray(at, dtype=int)
     values, events = sig.values.astype(float), sig.events.astype(float)
-    rows, seen = history(values, at, also=[events], weekend=sig.weekend)
+    rows, seen, cell = history(values, at, also=[events, np.arange(n, dtype=float)],
+                               weekend=sig.weekend)
     median = _column_median(rows)
     usual, p = np.full(n, np.nan), np.full(n, np.nan)
     usual[at] = median
@@ -270,21 +284,77 @@ def tail(sig: Signal, min_events: int, at: np.ndarray | None = None
         elif sig.kind == "ratio":
             q = _ratio_p(values, events, rows, seen, x, ev, at)
         else:     # level, pct, traffic, mean: a robust scale
-            spread = _column_median(np.abs(rows - median))
-            mad = np.fmax(spread, noise_floor(sig.kind, median, ev, sig.spread))
-            if sig.kind == "traffic":
-                mad = np.fmax(mad, _pooled(spread, median, min_events))
-            z = K * (x - median) / mad
-            # judged in hours with enough events (traffic: that usually have enough)
-            enough = median >= min_events if sig.kind == "traffic" else \
-                ev >= (min_events if sig.kind == "level" else 1)
-            q = np.where(enough, sided(z, sig.sides), np.nan)
+            q = _robust(sig, (rows, seen, cell < at.min()), median, x, ev, min_events)
             if sig.kind == "traffic":    # never less likely than as a count (`_counted`)
                 q = _counted(q, values, events, rows, seen, x, at, sig.sides, sig.weekend)
             if sig.above is not None:
                 q = _above_tail(sig, q, median, ev, np.nansum(seen, axis=0), at, min_events)
     p[at] = np.where(known, q, np.nan)
     return p, usual
+
+
+def _robust(sig: Signal, baseline: tuple[np.ndarray, np.ndarray, np.ndarray],
+            median: np.ndarray, x: np.ndarray, ev: np.ndarray, min_events: int
+            ) -> np.ndarray:
+    """The tail of a robust z, K (x - median) / scale, on the side(s) that mean trouble.
+    Traffic is judged on a log scale (its swings are proportional: a surge to 1.8 times
+    the usual is as likely as a fall to 0.55 of it). The scale is the baseline's MAD, at
+    least the signal's own noise (`noise_floor`) and at least how far the signal's values
+    usually lie from their baseline (`_typical`): a MAD of a few baseline hours is often
+    far smaller than that by chance. `baseline`: the history's values, events and which
+    of its cells come before the judged hours."""
+    rows, seen, early = baseline
+    if sig.kind == "traffic":
+        rows, median, x = (np.log(np.maximum(v, 0.5)) for v in (rows, median, x))
+    spread = _column_median(np.abs(rows - median))
+    if sig.kind == "traffic":
+        level = np.exp(median)
+        floor = noise_floor("traffic", level, ev) / level
+        floor = np.fmax(floor, _pooled(spread, level, min_events))
+        enough = level >= min_events
+    else:
+        floor = noise_floor(sig.kind, median, ev, sig.spread)
+        enough = ev >= (min_events if sig.kind == "level" else 1)
+    learnt = _typical(sig.kind, rows, seen, early, min_events)
+    if learnt is not None:
+        typical, events = learnt
+        if sig.kind == "level":    # relative, wider where an hour has fewer events
+            typical = typical * np.abs(median) * np.sqrt(np.fmax(events / np.maximum(ev, 1), 1))
+        floor = np.fmax(floor, typical) if sig.kind == "traffic" else \
+            np.fmax(typical, PCT_FLOOR) if sig.kind == "pct" else typical
+    z = K * (x - median) / np.fmax(spread, floor)
+    # judged in hours with enough events (traffic: that usually have enough)
+    return np.where(enough, sided(z, sig.sides), np.nan)
+
+
+def _typical(kind: str, rows: np.ndarray, seen: np.ndarray, early: np.ndarray,
+             min_events: int) -> tuple[float, float] | None:
+    """How far a robust-scale signal's value usually lies from the median of its
+    baseline, learnt from the history before the judged hours: each such baseline value
+    against the median of the others of its hour (relative for a percentile, of at least
+    `min_events` events; on the log scale for traffic, as `rows` come), as a MAD (so K (x -
+    median) / it is a z), and the median events of those values. Heavy tails widen it: at
+    least the 90th percentile of |difference| over the normal's (1.645 standard
+    deviations). None with fewer than TYPICAL_HOURS values (then the noise floor serves)
+    and for a mean rating. A change within the judged hours does not widen the scale
+    that judges it."""
+    if kind not in ("level", "pct", "traffic"):
+        return None
+    offs = np.full(rows.shape, np.nan)
+    with np.errstate(all="ignore"):
+        for j in np.flatnonzero(np.any(early, axis=1)):
+            others = rows.copy()
+            others[j] = np.nan
+            med = _column_median(others)
+            off = np.abs(rows[j] - med) / (np.abs(med) if kind == "level" else 1.0)
+            use = early[j] & np.isfinite(off) & ((seen[j] >= min_events) if kind == "level"
+                                                 else True)
+            offs[j] = np.where(use, off, np.nan)
+        got = offs[~np.isnan(offs)]
+        if got.size < TYPICAL_HOURS:
+            return None
+        mad = max(float(np.median(got)), float(np.quantile(got, 0.9)) * K / 1.645)
+        return mad, float(np.median(seen[~np.isnan(offs)]))
 
 
 def _counted(q: np.ndarray, values: np.ndarray, events: np.ndarray, rows: np.ndarray,
@@ -299,15 +369,14 @@ def _counted(q: np.ndarray, values: np.ndarray, events: np.ndarray, rows: np.nda
     return np.where(np.isnan(q), q, np.fmax(q, as_count))
 
 
-def _pooled(spread: np.ndarray, median: np.ndarray, min_events: int) -> np.ndarray:
-    """A traffic signal's typical relative spread (the median over its judged hours with
-    `min_events` of MAD / median) at each hour's level: the MAD of one hour rests on a few
+def _pooled(spread: np.ndarray, level: np.ndarray, min_events: int) -> np.ndarray:
+    """A traffic signal's typical spread on the log scale (the median of its baseline MAD
+    over its hours that usually have `min_events`): the MAD of one hour rests on a few
     baseline values and is often far smaller than how much the signal really swings."""
-    busy = median >= min_events
+    busy = level >= min_events
     if not busy.any():
-        return np.zeros(len(median))
-    with np.errstate(all="ignore"):
-        return np.nanmedian((spread / median)[busy]) * np.abs(median)
+        return np.zeros(len(level))
+    return np.full(len(level), np.nanmedian(spread[busy]))
 
 
 def sided(z: np.ndarray, sides: str) -> np.ndarray:
@@ -458,21 +527,37 @@ def baseline_days(values: np.ndarray, at: np.ndarray, weekend: np.ndarray | None
     return np.where((weekly < 2) & (daily >= _min_days(at, weekend)), daily, 0)
 
 
-def shifted(sig: Signal, start: int, usual: np.ndarray) -> Signal:
+def shifted(sig: Signal, start: int, usual: np.ndarray, moving: bool = False) -> Signal:
     """The signal as judged after a level shift: from `start` on, moved back by the
-    shift's median, so later hours are judged against the new level."""
+    shift's level (`_trend`: its median, or for a change that keeps moving, a leak, its
+    line), so later hours are judged against the new level."""
     values = sig.values.astype(float).copy()
     above = sig.above
     with np.errstate(all="ignore"):
         if sig.kind == "level":
             factor = np.ones(len(values))
-            factor[start:] = np.exp(np.nanmedian(np.log(values[start:] / usual[start:])))
+            factor[start:] = np.exp(_trend(np.log(values[start:] / usual[start:]), moving))
             values /= factor
             if sig.above is not None:
                 above = lambda level: sig.above(level * factor)   # noqa: E731
         else:
-            values[start:] -= np.nanmedian(values[start:] - usual[start:])
+            values[start:] -= _trend(values[start:] - usual[start:], moving)
     return dataclasses.replace(sig, values=values, above=above)
+
+
+def _trend(r: np.ndarray, moving: bool) -> np.ndarray:
+    """A shift's level at each hour from its start: the median of its residuals `r`, or,
+    where it keeps moving, the line through the medians of their two halves (at the
+    halves' middle hours): a leak's later hours are beyond its median, not news."""
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)    # a half of unknown hours
+        if not moving or len(r) < 2:
+            return np.full(len(r), np.nanmedian(r))
+        half = len(r) // 2
+        first, second = np.nanmedian(r[:half]), np.nanmedian(r[half:])
+        at1, at2 = (half - 1) / 2, half + (len(r) - half - 1) / 2
+        line = first + (second - first) / (at2 - at1) * (np.arange(len(r)) - at1)
+        return line if np.isfinite(line).all() else np.full(len(r), np.nanmedian(r))
 
 
 def runs(flagged: np.ndarray) -> list[tuple[int, int]]:
