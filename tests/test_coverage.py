@@ -221,3 +221,33 @@ def test_days_before_a_log_starts_are_all_missing_and_named():
     c = coverage.compute(frames(api_logs=times), p).sources["api_logs"]
     assert [f"{t:%d}" for t in c.missing] == ["09", "10", "11"]
     assert c.sentence(p) == "API logs start 12 Nov: 9–11 Nov without data (3 of 7 days)"
+
+
+def test_each_gap_is_said_in_the_audience_language():
+    # The gaps of the first test, said while a German, a French and a Polish page is
+    # written (issue 32): the sources' names, the dates (CLDR), the list and the plural of
+    # days in each language; the English text (kpis.json, logs) is unchanged.
+    from reporting.core import i18n
+    p = week(2026, 46, UTC)
+    cov = coverage.compute(frames(api_logs=every_day("2026-10-19", "2026-11-12"),
+                                  support_tickets=every_day("2026-10-19", "2026-11-15",
+                                                            skip=("2026-11-14",))), p)
+    notes = cov.notes()
+    said = {}
+    for locale in ("de_DE", "fr_FR", "pl_PL"):
+        with i18n.speaking(i18n.voice(locale, UTC)):
+            said[locale] = [i18n.gettext(n) for n in notes]
+    assert said["de_DE"] == ["API-Logs enden 12. Nov.: 13.–15. Nov. ohne Daten (3 von 7 Tagen)",
+                             "Tickets fehlen am 14. Nov."]
+    assert said["fr_FR"][0] == ("Journaux d’API se terminent 12 nov. : 13–15 nov. sans données "
+                                "(3 sur 7 jours)")
+    assert said["pl_PL"][0] == "Logi API kończą się 12 lis: 13–15 lis bez danych (3 z 7 dni)"
+    assert notes == ["API logs end 12 Nov: 13–15 Nov without data (3 of 7 days)",
+                     "Tickets missing on 14 Nov"]
+    # two sources with the same gap: one sentence, the names listed as the language does
+    both = coverage.compute(frames(api_logs=every_day("2026-10-19", "2026-11-12"),
+                                   support_tickets=every_day("2026-10-19", "2026-11-12")), p)
+    with i18n.speaking(i18n.voice("de_DE", UTC)):
+        assert [i18n.gettext(n) for n in both.notes()] == [
+            "Alle Quellen enden 12. Nov.: 13.–15. Nov. ohne Daten (3 von 7 Tagen)"]
+    assert both.notes() == ["All sources end 12 Nov: 13–15 Nov without data (3 of 7 days)"]

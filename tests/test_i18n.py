@@ -230,7 +230,7 @@ TILE_WORDS = ["Availability", "Revenue", "Abandoned carts", "P95 latency"]   # E
 @pytest.fixture(scope="module")
 def translated(tmp_path_factory):
     """One build of the sample's latest week: the executive page in German (Berlin time)
-    and the same page in Polish (Warsaw time)."""
+    and the same page in Polish (Warsaw time); the IT report in German."""
     from reporting.build import build
 
     from tests.conftest import pdf_text
@@ -239,10 +239,12 @@ def translated(tmp_path_factory):
                                  locale="pl_PL", timezone="Europe/Warsaw")
     audiences = {**DEFAULT_AUDIENCES, "executive_pl": polish,
                  "executive": dataclasses.replace(DEFAULT_AUDIENCES["executive"],
-                                                  locale="de_DE", timezone="Europe/Berlin")}
+                                                  locale="de_DE", timezone="Europe/Berlin"),
+                 "it": dataclasses.replace(DEFAULT_AUDIENCES["it"], locale="de_DE",
+                                           timezone="Europe/Berlin")}
     out = tmp_path_factory.mktemp("i18n")
     result = build(Config(audiences=audiences), period="2026-W46", data_dir=ROOT / "data",
-                   output_dir=out, fmt="pdf", audiences=["executive", "executive_pl"])
+                   output_dir=out, fmt="pdf", audiences=["executive", "executive_pl", "it"])
     # Spaces of any kind as one: a tile's value may wrap before its unit (tile widths are
     # the design pass's, issue 32 point 3), which is a line break in the text.
     return {p.stem: re.sub(r"\s+", " ", pdf_text(p))
@@ -288,6 +290,15 @@ def test_polish_executive_report(translated):
     assert [w for w in TEMPLATE_WORDS if re.search(rf"\b{re.escape(w)}\b", text)] == []
     assert [w for w in TILE_WORDS if w.lower() in tiles.lower()] == []
     assert "Dostępność wyniosła 99,89% przy SLO 99,90%" in text
+    assert english_words(text) == []
+
+
+def test_german_it_report_notes(translated):
+    """The notes under the IT report's tables (impact, deploys, p99, shares) in German."""
+    text = translated["it"]
+    assert "Auswirkung ist, was im Zeitfenster über dem üblichen Niveau lag." in text
+    assert "p99 für Gruppen ab 200 Anfragen gezeigt." in text
+    assert "Anteil: an den Serverfehlern (5xx) oder Clientfehlern (4xx) des Zeitraums." in text
     assert english_words(text) == []
 
 

@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..core import formatting
 from ..core.config import Maintenance
-from ..core.i18n import Phrase, concat, ngettext
+from ..core.i18n import N_, Phrase, concat, ngettext
 from ..core.i18n import gettext as _
 from ..core.periods import Period
 from ..core.values import Section, Table
@@ -184,11 +184,12 @@ def table(found: Sequence[Deploy], maintenance: Sequence[Maintenance], period: P
                             for m, a, b in windows(maintenance, period.start, period.end)],
                            columns=["window", "from", "to", "services"])
     return (Table("deploys", "Deploys", deploys_, {"when": "datetime", "rollout": "min"},
-                  "An incident or anomaly that began soon after a deploy of its service "
-                  "says so."),
+                  N_("An incident or anomaly that began soon after a deploy of its service "
+                     "says so.")),
             Table("maintenance", "Planned maintenance (not judged)", planned,
                   {"from": "datetime", "to": "datetime"},
-                  "Hours inside these windows are not judged as incidents or anomalies."))
+                  N_("Hours inside these windows are not judged as incidents or "
+                     "anomalies.")))
 
 
 def with_marks(sections: Mapping[str, Section], frames: Mapping[str, Any],

@@ -17,18 +17,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..core import rollups
+from ..core import formatting, rollups
 from ..core.contracts import EVENT_SOURCES, OPTIONAL_SOURCES, SPECS
 from ..core.errors import NoDataError
+from ..core.i18n import N_, Phrase, ngettext
+from ..core.i18n import gettext as _
 from ..core.periods import Period
 from ..core.rollups import Rollup
 
 # How a source is named in a sentence a manager reads ("API logs end 12 Nov").
 LABELS = {
-    "clickstream": "Clicks", "cart_abandonment": "Abandoned carts",
-    "page_load_times": "Page loads", "api_logs": "API logs", "user_feedback": "Feedback",
-    "session_tracking": "Sessions", "support_tickets": "Tickets",
-    "system_metrics": "System metrics", "orders": "Orders",
+    "clickstream": N_("Clicks"), "cart_abandonment": N_("Abandoned carts"),
+    "page_load_times": N_("Page loads"), "api_logs": N_("API logs"),
+    "user_feedback": N_("Feedback"), "session_tracking": N_("Sessions"),
+    "support_tickets": N_("Tickets"), "system_metrics": N_("System metrics"),
+    "orders": N_("Orders"),
 }
 USUAL_SHARE = 0.5        # a bin is expected when its kind has rows this often
 
@@ -48,33 +51,13 @@ class SourceCoverage:
             return "absent"
         return "partial" if self.missing else "full"
 
-    def sentence(self, period: Period, label: str | None = None) -> str:
+    def sentence(self, period: Period, labels: tuple[str, ...] = (), every: bool = False
+                 ) -> Phrase:
         """'API logs end 12 Nov: 13–15 Nov without data (3 of 7 days)', 'Tickets missing
-        on 14 Nov', '' when complete."""
-        label = label or LABELS.get(self.source, self.source)
-        if self.status == "absent":
-            return f"{label} have no rows in this period"
-        parts = []
-        step = pd.Timedelta(hours=1) if self.hourly else pd.Timedelta(days=1)
-        after = [t for t in self.missing if t > self.last]
-        before = [t for t in self.missing if t + step <= self.first]
-        inside = [t for t in self.missing if t not in after and t not in before]
-        total = len(_bins_of(period, self.hourly))
-        years = period.start.year != (period.end - pd.Timedelta(seconds=1)).year
-        if before and before[0] <= period.start:
-            parts.append(f"{label} start {_when(self.first, self.hourly, years)}: "
-                         f"{_run(before, self.hourly, total, years)}")
-        else:
-            inside = before + inside
-        if after and after[-1] + step >= period.end:
-            parts.append(f"{label + ' ' if not parts else ''}end "
-                         f"{_when(self.last, self.hourly, years)}: "
-                         f"{_run(after, self.hourly, total, years)}")
-        else:
-            inside = inside + after
-        if inside:   # the source is named once: "Clicks end 12 Nov: …; also missing on 9 Nov"
-            parts.append(f"{'also' if parts else label} missing {_bins(inside, self.hourly)}")
-        return "; ".join(parts)
+        on 14 Nov' (of the sources `labels`, default its own; `every`: all sources), ''
+        when complete; said in each page's voice."""
+        return Phrase(_sentence, self, period, labels or (LABELS.get(self.source,
+                                                                    self.source),), every)
 
     def as_dict(self) -> dict[str, Any]:
         return {"status": self.status,
@@ -95,17 +78,13 @@ class Coverage:
 
     def notes(self) -> list[str]:
         """One sentence per gap, naming together the sources that share it."""
-        groups: dict[str, list[str]] = {}
-        for c in self.partial.values():
-            groups.setdefault(c.sentence(self.period, "\0"), []).append(
-                LABELS.get(c.source, c.source))
-        out = []
-        for text, labels in groups.items():
-            who = ("All sources" if len(labels) == len(self.sources) > 1 else
-                   labels[0] if len(labels) == 1 else
-                   f"{', '.join(labels[:-1])} and {labels[-1]}")
-            out.append(text.replace("\0", who))
-        return out
+        groups: dict[str, list[SourceCoverage]] = {}
+        for c in self.partial.values():      # the same gap, whoever has it
+            groups.setdefault(str(c.sentence(self.period, ("\0",))), []).append(c)
+        return [cs[0].sentence(self.period, tuple(LABELS.get(c.source, c.source)
+                                                  for c in cs),
+                               len(cs) == len(self.sources) > 1)
+                for cs in groups.values()]
 
     def as_dict(self) -> dict[str, Any]:
         return {n: c.as_dict() for n, c in self.sources.items()}
@@ -342,40 +321,78 @@ def _weekdays_between(first: date, last: date, weekday: int) -> int:
     return int(np.sum([(first.weekday() + i) % 7 == weekday for i in range(n)]))
 
 
+def _sentence(c: SourceCoverage, period: Period, labels: tuple[str, ...], every: bool
+              ) -> str:
+    """`SourceCoverage.sentence` in the active voice."""
+    who = _("All sources") if every else formatting.listing([_(x) for x in labels])
+    if c.status == "absent":
+        return _("%(who)s have no rows in this period") % {"who": who}
+    parts: list[str] = []
+    step = pd.Timedelta(hours=1) if c.hourly else pd.Timedelta(days=1)
+    after = [t for t in c.missing if t > c.last]
+    before = [t for t in c.missing if t + step <= c.first]
+    inside = [t for t in c.missing if t not in after and t not in before]
+    total = len(_bins_of(period, c.hourly))
+    years = period.start.year != (period.end - pd.Timedelta(seconds=1)).year
+    if before and before[0] <= period.start:
+        parts.append(_("%(who)s start %(when)s: %(run)s") % {
+            "who": who, "when": _when(c.first, c.hourly, years),
+            "run": _run(before, c.hourly, total, years)})
+    else:
+        inside = before + inside
+    if after and after[-1] + step >= period.end:
+        words = {"who": who, "when": _when(c.last, c.hourly, years),
+                 "run": _run(after, c.hourly, total, years)}
+        parts.append((_("end %(when)s: %(run)s") if parts else
+                      _("%(who)s end %(when)s: %(run)s")) % words)
+    else:
+        inside = inside + after
+    if inside:   # the source is named once: "Clicks end 12 Nov: …; also missing on 9 Nov"
+        words = {"who": who, "bins": _bins(inside, c.hourly)}
+        parts.append((_("also missing %(bins)s") if parts else
+                       _("%(who)s missing %(bins)s")) % words)
+    return "; ".join(parts)
+
+
 def _when(t: pd.Timestamp, hourly: bool, years: bool = False) -> str:
-    return f"{t:%H:%M}" if hourly else f"{t:%-d %b %Y}" if years else f"{t:%-d %b}"
+    return formatting.when(t, "time" if hourly else "dmy" if years else "dm")
 
 
 def _run(bins: list[pd.Timestamp], hourly: bool, total: int, years: bool = False) -> str:
     """'13–15 Nov without data (3 of 7 days)', '16 Nov without data (1 of 7 days)',
     '06:00–23:00 without data (18 of 24 hours)': the bins at one end of a period (days
-    with their year in a period over several years)."""
-    unit = "hours" if hourly else "days"
-    day = "%-d %b %Y" if years else "%-d %b"
+    with their year in a period over several years), in the active voice."""
     a, b = bins[0], bins[-1]
-    if hourly:
-        names = [f"{a:%H:%M}", f"{b:%H:%M}"]
-    elif (a.year, a.month) == (b.year, b.month):
-        names = [f"{a:%-d}", f"{b:{day}}"]
-    elif a.year == b.year:
-        names = [f"{a:%-d %b}", f"{b:{day}}"]
+    if len(bins) == 1:
+        what = _when(a, hourly, years)
+    elif hourly:
+        what = f"{_when(a, True)}–{_when(b, True)}"
     else:
-        names = [f"{a:{day}}", f"{b:{day}}"]
-    what = names[1] if len(bins) == 1 else "–".join(names)
-    return f"{what} without data ({len(bins)} of {total} {unit})"
+        what = formatting.day_span(a, b, years)
+    words = {"what": what, "n": formatting.count(len(bins)), "total": formatting.count(total)}
+    if hourly:
+        return ngettext("%(what)s without data (%(n)s of %(total)s hour)",
+                        "%(what)s without data (%(n)s of %(total)s hours)", total) % words
+    return ngettext("%(what)s without data (%(n)s of %(total)s day)",
+                    "%(what)s without data (%(n)s of %(total)s days)", total) % words
 
 
 def _bins(bins: list[pd.Timestamp], hourly: bool) -> str:
     """'on 14 Nov', 'on 3 days (14 Nov – 16 Nov)', 'at 03:00', 'in 4 hours (...)'."""
     if hourly:
         if len(bins) == 1:
-            return f"at {bins[0]:%H:%M}"
-        return f"in {len(bins)} hours ({bins[0]:%H:%M} – {bins[-1]:%H:%M})"
-    if len(bins) == 1:
-        return f"on {bins[0]:%-d %b}"
+            return _("at %(time)s") % {"time": _when(bins[0], True)}
+        return ngettext("in %(n)s hour (%(first)s – %(last)s)",
+                        "in %(n)s hours (%(first)s – %(last)s)", len(bins)) % {
+            "n": formatting.count(len(bins)), "first": _when(bins[0], True),
+            "last": _when(bins[-1], True)}
     if len(bins) <= 3:
-        return "on " + ", ".join(f"{b:%-d %b}" for b in bins)
-    return f"on {len(bins)} days ({bins[0]:%-d %b} – {bins[-1]:%-d %b})"
+        return _("on %(days)s") % {"days": formatting.listing(
+            [_when(b, False) for b in bins], comma=True)}
+    return ngettext("on %(n)s day (%(first)s – %(last)s)",
+                    "on %(n)s days (%(first)s – %(last)s)", len(bins)) % {
+        "n": formatting.count(len(bins)), "first": _when(bins[0], False),
+        "last": _when(bins[-1], False)}
 
 
 def source_spans(frames: Mapping[str, pd.DataFrame | rollups.Rollup]

@@ -210,6 +210,31 @@ def when(t: Any, form: str = "date") -> str:
     return i18n.when(t, form, voice.locale)
 
 
+def listing(items: list[str], comma: bool = False) -> str:
+    """Words as a list in the active voice: "A, B and C" ("A, B, C" with `comma`);
+    German "A, B und C"."""
+    voice = i18n.current()
+    if comma or len(items) < 2:
+        return ", ".join(items)
+    if voice is None or voice.english:
+        return f"{', '.join(items[:-1])} and {items[-1]}"
+    return i18n.listing(items, voice.locale)
+
+
+def day_span(a: Any, b: Any, years: bool = False) -> str:
+    """Two days as a range in the active voice: "13–15 Nov", "30 Oct–2 Nov", with the
+    year where `years` ("30 Dec 2026–2 Jan 2027"); German "13.–15. Nov."."""
+    voice = i18n.current()
+    if voice is not None and not voice.english:
+        return i18n.span(a, b, voice.locale, voice.zone, "yMMMd" if years else "MMMd")
+    day = "%-d %b %Y" if years else "%-d %b"
+    if (a.year, a.month) == (b.year, b.month):
+        return f"{a:%-d}–{b:{day}}"
+    if a.year == b.year:
+        return f"{a:%-d %b}–{b:{day}}"
+    return f"{a:{day}}–{b:{day}}"
+
+
 def value(v: Any, unit: str) -> str:
     """Format `v` for its unit; text passes through; missing values are a dash."""
     if v is None or (isinstance(v, numbers.Real) and not math.isfinite(v)):

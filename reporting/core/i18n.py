@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_interval, format_skeleton
+from babel.lists import format_list
 from babel.numbers import format_currency, format_decimal, format_percent
 from babel.support import NullTranslations, Translations
 from markupsafe import escape
@@ -222,9 +223,15 @@ def when(t: Any, form: str, loc: Locale, zone: ZoneInfo | None = None) -> str:
     return format_skeleton(DATE_FORMS[form], t, locale=loc)
 
 
-def span(a: Any, b: Any, loc: Locale, zone: ZoneInfo | None = None) -> str:
+def span(a: Any, b: Any, loc: Locale, zone: ZoneInfo | None = None,
+         skeleton: str = "yMMMd") -> str:
     """Two days as the locale writes a range: 9.–15. Nov. 2026 (de)."""
-    return format_interval(_local(a, zone), _local(b, zone), "yMMMd", locale=loc)
+    return format_interval(_local(a, zone), _local(b, zone), skeleton, locale=loc)
+
+
+def listing(items: list[str], loc: Locale) -> str:
+    """Words as the locale lists them: "A, B und C" (de)."""
+    return format_list(items, locale=loc)
 
 
 def week(year: int, number: int, loc: Locale) -> str:

@@ -127,6 +127,8 @@ def _tables(found: Findings) -> tuple[Table, ...]:
         "abandoned_value": i.impact.abandoned_value, "tickets": i.impact.tickets,
     } for w, i in zip(windows_, incidents)],
         columns=["window", "services", "abandoned_carts", "abandoned_value", "tickets"])
+    # object, not pandas' str dtype, which would make each Phrase its English text
+    table["window"] = pd.Series(windows_, index=table.index, dtype=object)
 
     def readings(items: Sequence[Any], who: str | None = None) -> pd.DataFrame:
         columns = ["window"] + ([who] if who else []) + ["signal", "peak", "usual", "chance"]
@@ -138,14 +140,14 @@ def _tables(found: Findings) -> tuple[Table, ...]:
                                      r.entity == i.entity else r.entity}),
             "peak": Phrase(fmt.value, r.peak, r.unit), "usual": Phrase(usual_text, r),
             "chance": chance_text(r.p),
-        } for i in items for r in i.signals], columns=columns)
+        } for i in items for r in i.signals], columns=columns, dtype=object)
 
     shifts = pd.DataFrame([{
         "signal": Phrase(label, {"name": s.name, "entity": s.entity}),
         "since": Phrase(fmt.when, s.start, "datetime"),
         "usual": Phrase(fmt.value, s.before, s.unit), "now": Phrase(fmt.value, s.after, s.unit),
         "kind": Phrase(_, N_("still rising") if s.rising else N_("step")),
-    } for s in found.shifts], columns=["signal", "since", "usual", "now", "kind"])
+    } for s in found.shifts], columns=["signal", "since", "usual", "now", "kind"], dtype=object)
     usual_note = N_("Usual: the median of the same hour of the week over up to 4 earlier "
                     "weeks in the data or the archive (of the same hour of day when history "
                     "is short). Peak: the window's least likely hour. Chance: how likely that "
@@ -153,20 +155,20 @@ def _tables(found: Findings) -> tuple[Table, ...]:
     return (
         Table("incidents", "Incidents, most costly first", table,
               {"abandoned_carts": "count", "abandoned_value": "money", "tickets": "count"},
-              "Impact is what exceeded the usual level during the window."),
+              N_("Impact is what exceeded the usual level during the window.")),
         Table("signals", "What each incident's signals did", readings(incidents), {},
               usual_note),
         Table("back_end", "Back-end anomalies users did not visibly feel",
               readings(found.back_end, "service"), {},
-              "A back-end signal far from its usual level with no sign in the pages, "
-              "tickets, comments or carts tied to that service."),
+              N_("A back-end signal far from its usual level with no sign in the pages, "
+                 "tickets, comments or carts tied to that service.")),
         Table("user_felt", "What users felt without a back-end cause",
               readings(found.user_felt), {},
-              "Pages, tickets, comments or carts far from their usual level with no "
-              "back-end service failing at the time."),
+              N_("Pages, tickets, comments or carts far from their usual level with no "
+                 "back-end service failing at the time.")),
         Table("level_shifts", "Level shifts", shifts, {},
-              "A change that lasted at least a day: the hours after it are judged against "
-              "the new level."),
+              N_("A change that lasted at least a day: the hours after it are judged "
+                 "against the new level.")),
     )
 
 

@@ -368,11 +368,13 @@ def _tables(services: pd.DataFrame, endpoints: pd.DataFrame, statuses: pd.DataFr
         ep_cols = ["requests", "server_error_rate", "client_error_rate"]
     return (
         Table("services", "By service", services[cols].reset_index(), UNITS,
-              "" if untimed else f"p99 shown for groups of {P99_MIN}+ requests."),
+              "" if untimed else Phrase(lambda n: _(
+                  "p99 shown for groups of %(n)s+ requests.") % {
+                  "n": formatting.count(n)}, P99_MIN)),
         Table("endpoints", "Busiest endpoints" if untimed else "Slowest endpoints (by p95)",
               endpoints[ep_cols].head(10).reset_index(), UNITS),
         Table("errors_by_status", "Errors by status code", statuses.reset_index(), UNITS,
-              "Share: of the period's server errors (5xx) or client errors (4xx)."),
+              N_("Share: of the period's server errors (5xx) or client errors (4xx).")),
         Table("errors_by_endpoint", "Errors by endpoint (most 5xx first)",
               failing.head(10).reset_index(), UNITS),
     )

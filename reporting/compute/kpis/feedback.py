@@ -115,7 +115,7 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -
              "negative_share": "ratio", "responses": "count"}
     tables = (
         Table("themes", "Feedback themes", theme_table, units,
-              "Themes are keyword matches; a comment can fall under several."),
+              N_("Themes are keyword matches; a comment can fall under several.")),
         Table("most_negative", "Most negative comments", _examples(negative), units),
         Table("mismatched", "Text and stars disagree", _examples(mismatched), units, NOTE),
     )

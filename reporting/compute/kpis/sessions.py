@@ -13,7 +13,7 @@ from ...core import formatting
 from ...core.config import DEFAULT_FUNNEL, Thresholds
 from ...core.periods import Period
 from ...core.rollups import Rollup, rollup_of
-from ...core.i18n import Phrase
+from ...core.i18n import N_, Phrase
 from ...core.i18n import gettext as _
 from ...core.values import Chart, Insight, Section, Table, Value
 from .base import Cut, Metric, build_kpis, periods_of, ratio, table_percentiles, top
@@ -147,9 +147,9 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
     tables = (
         Table("funnel", f"Funnel: {funnel_steps}",
               steps, {"sessions": "count", "step_conversion": "ratio"},
-              "A session reaches a step when its pages show every step so far, in order "
-              "(the page patterns are in the config's [funnel]). Step conversion: sessions "
-              "at this step / sessions at the step before."),
+              N_("A session reaches a step when its pages show every step so far, in "
+                 "order (the page patterns are in the config's [funnel]). Step conversion: "
+                 "sessions at this step / sessions at the step before.")),
         Table("drop_off", "Top drop-off pages", drops.head(10),
               {"sessions": "count", "share": "ratio"}),
     )

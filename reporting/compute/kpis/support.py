@@ -10,7 +10,7 @@ import pandas as pd
 from ...core import formatting
 from ...core.config import Thresholds
 from ...core.periods import Period
-from ...core.i18n import Phrase
+from ...core.i18n import N_, Phrase
 from ...core.i18n import gettext as _
 from ...core.values import Chart, Insight, Section, Table, Value
 from .base import (
@@ -173,8 +173,9 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -
         Table("by_type", "By issue type", by_type.head(12), units),
         Table("by_channel", "By channel", by_channel, units),
     ) + ((Table("by_priority", "Resolution SLA by priority", priorities.reset_index(), units,
-                "Target per priority: thresholds.support_sla_hours_by_priority; a priority "
-                "not named there: thresholds.support_sla_hours."),) if len(priorities) else ())
+                N_("Target per priority: thresholds.support_sla_hours_by_priority; a "
+                   "priority not named there: thresholds.support_sla_hours.")),)
+         if len(priorities) else ())
     sla_line = Phrase(lambda h: _("SLA %(hours)s h") % {"hours": formatting.short(h)},
                       t.support_sla_hours)
     charts = (
