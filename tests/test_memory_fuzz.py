@@ -4,8 +4,9 @@ under 1 GB, and the load ends with the source loaded or one sentence, never a tr
 
 Each example loads in a child process, whose own peak (VmHWM in /proc/self/status: its
 ru_maxrss would carry the peak of the pytest process it was spawned from) is the
-measure; a handful of examples, each a second or two, keep it fit for CI. The log lines
-are nginx `combined` + `$request_time` (ngx_http_log_module's format).
+measure; a handful of Hypothesis examples (kind of file, kind of junk, gzip or not, a few
+random bytes) keep it fit for CI. The log lines are nginx `combined` + `$request_time`
+(ngx_http_log_module's format).
 """
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ import gzip
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from reporting.ingest.logfiles import KEEP_REJECTED
 
@@ -79,3 +83,58 @@ def test_ten_million_junk_lines_are_counted_not_kept(tmp_path):
                                 f"first {KEEP_REJECTED:,} are kept with their text, the rest "
                                 "counted.")
     assert found["peak_mb"] < 600
+
+
+@settings(max_examples=6, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(kind=st.sampled_from(["csv", "access_log", "json_log"]),
+       unit=st.sampled_from(sorted(UNITS)), zipped=st.booleans(),
+       salt=st.binary(max_size=64))
+def test_hostile_inputs_under_50_mb_stay_under_1_gb(kind, unit, zipped, salt):
+    """Each kind of hostile input (UNITS, made random by a few drawn bytes) of up to 48 MB,
+    plain or gzip, in a CSV, an access log or a JSON-lines log: the load ends with the
+    source loaded (its bad rows set aside) or failed with one sentence, never a
+    traceback, and the child's peak stays under 1 GB."""
+    body, mb = UNITS[unit]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        size = _write(folder, kind, salt + body, mb, zipped)
+        assert size < 50 << 20
+        proc = subprocess.run([sys.executable, "-c", CHILD, str(folder), kind],
+                              capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    found = json.loads(proc.stdout.splitlines()[-1])
+    assert found["status"] in ("loaded", "error"), found
+    if found["status"] == "error":
+        assert "\n" not in found["message"] and found["message"].endswith("."), found
+    else:
+        assert found["valid"] + sum(found["rejected"].values()) == found["rows"], found
+    assert found["peak_mb"] < LIMIT_MB, (kind, unit, zipped, found["peak_mb"])
+
+
+def test_malformed_csv_lines_past_the_kept_ones_are_counted_and_rows_keep_their_numbers(
+        tmp_path):
+    """A CSV of 12,000 one-field lines, then a row with a bad time, then a good row: the
+    first 10,000 malformed lines kept with their text, 2,000 counted, one warning; the
+    bad row is still row 12,002 of the file (header row 1), the good one loaded. Before,
+    every malformed line was kept: 3 M of them held 2.4 GB."""
+    from zoneinfo import ZoneInfo
+
+    from reporting.core.contracts import SPECS
+    from reporting.core.quality import Quality
+    from reporting.ingest.folder import load_source
+
+    path = tmp_path / "api_logs.csv"
+    path.write_text("timestamp,endpoint,status_code,response_time_ms,service_name,method\n"
+                    + "a\n" * 12_000
+                    + "yesterday,/pay,200,12.5,pay,GET\n"
+                    + "2026-11-10T10:00:00Z,/pay,200,12.5,pay,GET\n")
+    q = Quality("api_logs")
+    frame, bad = load_source(path, SPECS["api_logs"], ZoneInfo("UTC"), quality=q)
+    assert (q.rows, q.valid, len(frame)) == (12_002, 1, 1)
+    assert q.rejected["malformed line (1 of 6 fields)"] == 12_000
+    assert q.message == ("2,000 more malformed lines were rejected; the first 10,000 are "
+                         "kept with their text, the rest counted.")
+    assert len(bad) == KEEP_REJECTED + 1
+    timed = bad[bad["reason"] != "malformed line (1 of 6 fields)"]
+    assert timed["row"].tolist() == [12_002] and timed["timestamp"].tolist() == ["yesterday"]

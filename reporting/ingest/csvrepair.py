@@ -6,6 +6,8 @@ import codecs
 import csv
 import sys
 import tempfile
+from array import array
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -41,6 +43,9 @@ def empty_file(path: object, names: tuple[str, ...]) -> SourceError:
                        "line is read as no rows.")
 
 
+KEEP_REJECTED = 10_000         # rejected lines per source kept with their text
+
+
 class BadLines:
     """pyarrow's `invalid_row_handler`: each line with the wrong number of fields skipped
     and kept (`rows`). pyarrow decodes such a line as UTF-8 before it calls the handler;
@@ -50,11 +55,12 @@ class BadLines:
     installs keeps that traceback off the user's terminal."""
 
     def __init__(self) -> None:
-        self.rows: list[Any] = []
+        self.rows: list[Any] = []     # the first KEEP_REJECTED (3 M junk lines: 2.4 GB)
         self.undecodable = False
 
     def __call__(self, row: Any) -> str:
-        self.rows.append(row)
+        if len(self.rows) < KEEP_REJECTED:
+            self.rows.append(row)
         return "skip"
 
     def clear(self) -> None:
@@ -146,20 +152,35 @@ def prepared_csv(path: Path, replace: bool = False, drop_long: bool = False,
     return out, dropped
 
 
+@dataclass
+class Unkept:
+    """Malformed lines past the KEEP_REJECTED kept ones: counts by reason; and the line
+    number of every malformed line, kept or not (8 bytes each)."""
+
+    reasons: dict[str, int] = field(default_factory=dict)
+    numbers: array = field(default_factory=lambda: array("q"))
+
+
 def malformed_lines(source: Path | IO[bytes], texts: list[str],
                     dropped: list[int] | None = None,
-                    heads: dict[int, tuple[bytes, int]] | None = None
-                    ) -> list[dict[str, Any]]:
+                    heads: dict[int, tuple[bytes, int]] | None = None,
+                    rest: Unkept | None = None) -> list[dict[str, Any]]:
     """Line number, text and reason of each line with the wrong number of fields (a
     second, single-threaded pass: only pyarrow's serial reader knows line numbers) and
     of each line too long to read (`dropped`, numbers in the file; `heads`: their first
-    KiB and length, which is what the rejected rows keep of them)."""
+    KiB and length, which is what the rejected rows keep of them). Only the first
+    KEEP_REJECTED are kept so; `rest` counts the others by reason and keeps every
+    malformed line's number (which row numbers after it depend on)."""
     found: list[dict[str, Any]] = []
+    rest = rest if rest is not None else Unkept()
 
     def handler(row: Any) -> str:
-        found.append({"row": row.number, "text": row.text,
-                      "reason": f"malformed line ({row.actual_columns} of "
-                                f"{row.expected_columns} fields)"})
+        reason = f"malformed line ({row.actual_columns} of {row.expected_columns} fields)"
+        if len(found) < KEEP_REJECTED:
+            found.append({"row": row.number, "text": row.text, "reason": reason})
+        else:
+            rest.reasons[reason] = rest.reasons.get(reason, 0) + 1
+        rest.numbers.append(row.number)
         return "skip"
 
     if not isinstance(source, Path):
@@ -181,6 +202,9 @@ def malformed_lines(source: Path | IO[bytes], texts: list[str],
         for m in found:
             if m["row"] is not None:
                 m["row"] += int(np.searchsorted(gaps, m["row"], side="left"))
+        numbers = np.frombuffer(rest.numbers, dtype=np.int64)
+        numbers = numbers + np.searchsorted(gaps, numbers, side="left")
+        rest.numbers = array("q", numbers.tolist()) + array("q", dropped)
         found += [{"row": d, "text": long_text(*(heads or {}).get(d, (b"", 0))),
                    "reason": f"line longer than {LONG_LINE >> 20} MiB (not read)"}
                   for d in dropped]

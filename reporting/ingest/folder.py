@@ -21,7 +21,7 @@ from ..core.periods import Window
 from ..core.quality import Quality
 from . import configured
 from .columns import column_map, describe_columns, file_header, mapping_note
-from .csvrepair import empty_file, malformed_rows, prepared_csv
+from .csvrepair import KEEP_REJECTED, Unkept, empty_file, malformed_rows, prepared_csv
 from .files import check_input, file_sha256
 from .read import read_frame
 from .validate import (
@@ -125,6 +125,7 @@ def load_source(path: Path, spec: Spec, tz: ZoneInfo, mapping: dict[str, str] | 
             f"{describe_columns(found)}." + mapping_note(mapping or {}, spec, found))
     raw = read_frame(path, list(rename), spec, rename)
     malformed = raw.attrs.pop("malformed", [])      # lines with the wrong number of fields
+    rest = raw.attrs.pop("malformed_rest", None) or Unkept()   # ... past the kept ones
     fixes = raw.attrs.pop("fixes", {})              # bytes replaced, long lines dropped
     replaced = fixes.get("replace", False)
     pa.default_memory_pool().release_unused()   # the parser's scratch buffers, back to the OS
@@ -143,14 +144,20 @@ def load_source(path: Path, spec: Spec, tz: ZoneInfo, mapping: dict[str, str] | 
         q.sha256 = digest.result()
     bad_mask = codes > 0
     counts = np.bincount(codes, minlength=len(labels) + 1)
-    q.status, q.rows = "loaded", len(raw) + len(malformed)
+    q.status, q.rows = "loaded", len(raw) + len(malformed) + sum(rest.reasons.values())
     q.valid = int(counts[0])
     q.rejected = {label: int(counts[i + 1]) for i, label in enumerate(labels) if counts[i + 1]}
-    for line in malformed:
-        q.rejected[line["reason"]] = q.rejected.get(line["reason"], 0) + 1
+    for reason, n in [*((m["reason"], 1) for m in malformed), *rest.reasons.items()]:
+        q.rejected[reason] = q.rejected.get(reason, 0) + n
+    if rest.reasons:
+        q.message = (f"{sum(rest.reasons.values()):,} more malformed lines were rejected; "
+                     f"the first {KEEP_REJECTED:,} are kept with their text, the rest "
+                     "counted.")
+    skipped = np.frombuffer(rest.numbers, dtype=np.int64) if len(rest.numbers) else \
+        [m["row"] for m in malformed]
     if bad_mask.any():
-        bad = raw_rows(path, np.flatnonzero(bad_mask), found,
-                       [m["row"] for m in malformed], fixes) if keep_raw_rejected \
+        bad = raw_rows(path, np.flatnonzero(bad_mask), found, skipped, fixes) \
+            if keep_raw_rejected \
             else raw.loc[bad_mask].reset_index(drop=True)
         bad["reason"] = np.array(labels, dtype=object)[codes[bad_mask] - 1]
         frame = frame.loc[~bad_mask].reset_index(drop=True)
@@ -165,7 +172,7 @@ def load_source(path: Path, spec: Spec, tz: ZoneInfo, mapping: dict[str, str] | 
 
 
 def raw_rows(path: Path, positions: np.ndarray, found: list[str],
-             skipped: list[int] | None = None, fixes: dict[str, bool] | None = None
+             skipped: list[int] | np.ndarray | None = None, fixes: dict[str, bool] | None = None
               ) -> pd.DataFrame:
     """The rejected rows exactly as written, every column as text, plus their row number
     (`skipped`: the numbers of malformed lines, which are not among the rows)."""
@@ -181,7 +188,7 @@ def raw_rows(path: Path, positions: np.ndarray, found: list[str],
         bad = table.iloc[positions].copy()
         first = 2    # the header is row 1, as in a spreadsheet
     rows = positions + first
-    if skipped:      # a malformed line before a row moves it one line down
+    if skipped is not None and len(skipped):   # a malformed line before a row: one down
         gaps = np.sort(np.asarray(skipped)) - first - np.arange(len(skipped))
         rows = rows + np.searchsorted(gaps, positions, side="right")
     bad.insert(0, "row", rows)

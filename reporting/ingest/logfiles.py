@@ -27,7 +27,7 @@ from ..core.sourceconfig import SourceConfig
 from ..core.errors import SourceError
 from ..core.periods import Window
 from .endpoints import fold_endpoint, service_of
-from .csvrepair import KEEP_HEAD, LONG_LINE, long_text
+from .csvrepair import KEEP_HEAD, KEEP_REJECTED, LONG_LINE, long_text
 from .files import Inflation, check_input, discover, open_decompressed, source_root
 from .read import Origins, Read
 
@@ -38,7 +38,6 @@ CHUNK_LINES = 1 << 18          # and lines per chunk (a parsed line costs more t
 COLUMNS = ["timestamp", "endpoint", "status_code", "response_time_ms", "service_name",
            "method"]
 HOLE = pd.Timedelta(hours=1)   # a longer stretch that no file of a source covers is a hole
-KEEP_REJECTED = 10_000         # rejected lines per source kept with their text
 SAMPLE_LINES = 1000            # the lines a layout is detected (or a log_format checked) on
 
 

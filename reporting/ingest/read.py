@@ -21,7 +21,8 @@ from ..core.contracts import Spec
 from ..core.errors import SourceError
 from ..core.periods import Window
 from .columns import column_map, csv_header, missing_column_error
-from .csvrepair import BadLines, fix_for, malformed_lines, prepared_csv, unreadable_csv
+from .csvrepair import (BadLines, Unkept, fix_for, malformed_lines, prepared_csv,
+                        unreadable_csv)
 from .files import (
     Inflation,
     check_formats,
@@ -89,8 +90,10 @@ def read_frame(path: Path, usecols: list[str], spec: Spec, rename: dict[str, str
                     error = exc
             frame.attrs["fixes"] = fixes
         if malformed.rows or dropped:
+            rest = Unkept()
             frame.attrs["malformed"] = malformed_lines(
-                source, [row.text for row in malformed.rows], dropped, heads)
+                source, [row.text for row in malformed.rows], dropped, heads, rest)
+            frame.attrs["malformed_rest"] = rest
     return frame
 
 

@@ -174,6 +174,9 @@ def _finish(loaded: Loaded, plan: Plan, part: Part | None) -> None:
         q.sha256 = file_sha256(plan.files[0]) if q.origin is None and plan.files \
             else files_digest([str(f) for f in plan.files], open_bytes)
     q.status, q.rows, q.valid, q.rejected = "loaded", part.rows, part.valid, part.counts
+    if part.note:
+        q.message = part.note
+        log.warning("%s: %s", plan.name, part.note)
     loaded.frames[plan.name] = part.rollup
     if part.rejected:
         loaded.rejected[plan.name] = pd.concat(part.rejected, ignore_index=True)

@@ -70,11 +70,12 @@ class Part:
     valid: int = 0
     order: int = 0            # the task's place, so rejected rows keep file order
     error: str | None = None  # why the source could not be read (its first such task)
+    note: str | None = None   # a loaded source's warning ("3,135,728 more malformed lines")
     pile: rollups.Pile | None = field(default=None, repr=False)   # rollups added, unmerged
 
     def add(self, other: Part) -> None:
         """Another part's counts at once; its rollup goes on the pile (`settle` merges)."""
-        self.error = self.error or other.error
+        self.error, self.note = self.error or other.error, self.note or other.note
         if len(other.rollup):
             if self.pile is None:
                 mine = self.rollup
@@ -288,7 +289,8 @@ class CsvTask:
                                      dict(job.mapping), q, time_range=job.time_range)
             part = Part(rollups.reduce(frame, job.source, job.zone, job.minutes)
                         if len(frame) else rollups.empty(job.source, job.zone, job.minutes),
-                        [bad] if len(bad) else [], dict(q.rejected), q.rows, q.valid)
+                        [bad] if len(bad) else [], dict(q.rejected), q.rows, q.valid,
+                        note=q.message)
             return part
         origins, refused = Origins(names=[self.path]), []
         raw, _, replaced = read_csv_rows(Path(self.path), job.spec, dict(job.mapping), origins,
