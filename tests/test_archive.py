@@ -379,3 +379,47 @@ def test_only_a_damaged_archive_is_called_damaged_and_copied_before_any_advice(t
                         f"(mv {out / 'archive.sqlite'} {out / 'archive.sqlite'}.bad), the next "
                         "build starts a new index, and the report folders stay as they "
                         "are.\n")
+
+
+def _sqlite_with_pages(path: Path) -> None:
+    """A sound SQLite file of many pages: a table of 2,000 rows with an index."""
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")
+        db.execute("CREATE INDEX t_v ON t (v)")
+        db.executemany("INSERT INTO t (v) VALUES (?)", [(f"row {i:05d} " * 8,)
+                                                        for i in range(2000)])
+    sqlite3.connect(path).close()
+
+
+def test_a_file_failing_the_integrity_check_is_copied_before_it_is_called_damaged(tmp_path):
+    """A valid header over broken pages: SQLite's own check fails, so (and only so) the
+    file is called damaged, and a copy is made before moving it aside is advised."""
+    from reporting.store.archive import integrity_problem, unusable
+    path = tmp_path / "archive.sqlite"
+    _sqlite_with_pages(path)
+    data = bytearray(path.read_bytes())
+    page = 4096
+    data[3 * page:3 * page + 2048] = b"\xa5" * 2048           # a page of the table, garbled
+    path.write_bytes(bytes(data))
+    problem = integrity_problem(path)
+    assert problem is not None
+    err = unusable(path, sqlite3.DatabaseError("database disk image is malformed"))
+    [copy] = tmp_path.glob("archive.sqlite.damaged-*")
+    assert copy.read_bytes() == bytes(data)
+    assert str(err) == (f"{path} is not a readable archive index ({problem}); a copy is kept "
+                        f"at {copy}: move it aside (mv {path} {path}.bad), the next build "
+                        "starts a new index, and the report folders stay as they are.")
+
+
+def test_a_sound_file_is_kept_whatever_the_error(tmp_path):
+    """An error on a file that passes SQLite's integrity check (a lock, a driver's hiccup)
+    keeps it as it is: no copy, no advice to move it."""
+    from reporting.store.archive import unusable
+    path = tmp_path / "archive.sqlite"
+    _sqlite_with_pages(path)
+    before = path.read_bytes()
+    err = unusable(path, sqlite3.DatabaseError("database is locked"))
+    assert str(err) == (f"Cannot use {path} (database is locked); it passes SQLite's "
+                        "integrity check and is kept as it is: run again, with --verbose for "
+                        "details.")
+    assert path.read_bytes() == before and not list(tmp_path.glob("*.damaged-*"))

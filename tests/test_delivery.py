@@ -457,10 +457,11 @@ def test_plain_text_login_is_allowed_on_loopback_or_when_asked():
 
 # --- issue 33: a reply has a bound; secrets never reach the archive or the screen -------
 
-def flooding_server(stop, greeting: bool, limit: int = 20 << 20) -> tuple[int, list[int]]:
-    """A server that floods `220-` lines as its greeting, or greets and answers EHLO with
-    `250-` lines without end (it stops by itself after `limit` bytes); the list gets the
-    bytes it sent to each connection."""
+def flooding_server(stop, greeting: bool, limit: int = 20 << 20, width: int = 70
+                    ) -> tuple[int, list[int]]:
+    """A server that floods `220-` lines (of `width` characters) as its greeting, or
+    greets and answers EHLO with `250-` lines without end (it stops by itself after
+    `limit` bytes); the list gets the bytes it sent to each connection."""
     import threading
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -474,14 +475,15 @@ def flooding_server(stop, greeting: bool, limit: int = 20 << 20) -> tuple[int, l
         except OSError:
             return
         conn.settimeout(10)
-        total, line = 0, (b"220-" if greeting else b"250-") + b"x" * 70 + b"\r\n"
+        total, line = 0, (b"220-" if greeting else b"250-") + b"x" * width + b"\r\n"
         try:
             if not greeting:
                 conn.sendall(b"220 flood.example ESMTP\r\n")
                 conn.recv(1000)                          # EHLO
+            batch = line * max(1, 7400 // len(line))     # about 7 KB a send
             while total < limit and not stop.is_set():
-                conn.sendall(line * 100)
-                total += len(line) * 100
+                conn.sendall(batch)
+                total += len(batch)
         except OSError:
             pass
         sent.append(total)
@@ -492,13 +494,15 @@ def flooding_server(stop, greeting: bool, limit: int = 20 << 20) -> tuple[int, l
     return listener.getsockname()[1], sent
 
 
-@pytest.mark.parametrize("greeting", [True, False])
-def test_a_server_flooding_reply_lines_ends_at_the_line_bound(out, greeting):
+@pytest.mark.parametrize("greeting, width", [(True, 70), (False, 70), (False, 100_000)])
+def test_a_server_flooding_reply_lines_ends_at_the_line_bound(out, greeting, width):
+    """100 lines of 70 characters end the conversation; so does one line of 100,000
+    (100 of them would hold 10 MB)."""
     import threading
     import time as _time
     import tracemalloc
     stop = threading.Event()
-    port, sent = flooding_server(stop, greeting)
+    port, sent = flooding_server(stop, greeting, width=width)
     tracemalloc.start()
     try:
         started = _time.monotonic()
@@ -513,6 +517,31 @@ def test_a_server_flooding_reply_lines_ends_at_the_line_bound(out, greeting):
     assert len(outcome.failed) == 2
     assert "the server's reply passed 100 lines or 64 KB" in outcome.failed[0][2]
     assert rows_of(out) == [("ops@example.com", "failed"), ("oncall@example.com", "failed")]
+
+
+def test_a_reply_of_long_lines_ends_at_the_byte_bound():
+    """`smtp.max_reply_kb`: 50 lines of 2,000 characters (100 KB, far under 100 lines)
+    against a bound of 16 KB end after the ninth line (18 KB), not after the last."""
+    import io
+
+    from reporting.deliver.smtp import ReplyTooLong, _BoundedReplies
+
+    class Reader(_BoundedReplies):
+        max_bytes = 16 * 1024
+        closed = False
+
+        def __init__(self, data: bytes) -> None:
+            self.file, self.sock = io.BytesIO(data), None
+
+        def close(self) -> None:
+            self.closed = True
+
+    line = b"250-" + b"x" * 1996 + b"\r\n"
+    reader = Reader(line * 50 + b"250 ok\r\n")
+    with pytest.raises(ReplyTooLong, match="100 lines or 16 KB"):
+        reader.getreply()
+    assert reader.closed and reader.file.tell() <= 9 * len(line)
+    assert Reader(line * 5 + b"250 ok\r\n").getreply()[0] == 250     # 10 KB: read whole
 
 
 SMTP_SECRET = "s3cr3t-P@ss/w+rd"

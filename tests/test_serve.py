@@ -276,3 +276,38 @@ def test_a_request_head_that_trickles_is_closed_at_the_idle_timeout(site: Path,
         assert closed and took < 4.5, took
     finally:
         stop(proc)
+
+
+def test_at_the_cap_with_every_connection_busy_a_new_one_gets_503(site: Path,
+                                                                  tmp_path: Path) -> None:
+    """Two connections each asking for an 8 MB page and never reading it keep both
+    handlers busy writing (none is idle, so none can be closed to make room): a third
+    gets 503 at once. At `read_timeout_s` their writes give up and requests are answered
+    again."""
+    import time
+    big = site / "reports" / "2026-W45" / "html" / "big.html"
+    big.write_bytes(b"<p>" + b"x" * (8 << 20) + b"</p>")
+    config = tmp_path / "serve.toml"
+    config.write_text("[serve]\nmax_connections = 2\nidle_timeout_s = 30\n"
+                      "read_timeout_s = 2\n")
+    proc, port = start(site, config=config)
+    stuck = []
+    try:
+        for _ in range(2):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect(("127.0.0.1", port))
+            s.sendall(b"GET /reports/2026-W45/html/big.html HTTP/1.1\r\n"
+                      b"Host: 127.0.0.1\r\n\r\n")
+            stuck.append(s)
+        time.sleep(0.5)
+        started = time.monotonic()
+        assert get(port, "/")[0] == 503
+        assert time.monotonic() - started < 1
+        time.sleep(2.5)                        # past read_timeout_s: the writes gave up
+        assert get(port, "/")[0] == 200
+    finally:
+        for s in stuck:
+            s.close()
+        stop(proc)
+        big.unlink()
