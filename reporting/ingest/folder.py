@@ -144,17 +144,9 @@ def load_source(path: Path, spec: Spec, tz: ZoneInfo, mapping: dict[str, str] | 
         q.sha256 = digest.result()
     bad_mask = codes > 0
     counts = np.bincount(codes, minlength=len(labels) + 1)
-    q.status, q.rows = "loaded", len(raw) + len(malformed) + sum(rest.reasons.values())
-    q.valid = int(counts[0])
+    q.status, q.rows, q.valid = "loaded", len(raw), int(counts[0])
     q.rejected = {label: int(counts[i + 1]) for i, label in enumerate(labels) if counts[i + 1]}
-    for reason, n in [*((m["reason"], 1) for m in malformed), *rest.reasons.items()]:
-        q.rejected[reason] = q.rejected.get(reason, 0) + n
-    if rest.reasons:
-        q.message = (f"{sum(rest.reasons.values()):,} more malformed lines were rejected; "
-                     f"the first {KEEP_REJECTED:,} are kept with their text, the rest "
-                     "counted.")
-    skipped = np.frombuffer(rest.numbers, dtype=np.int64) if len(rest.numbers) else \
-        [m["row"] for m in malformed]
+    skipped = _count_malformed(q, malformed, rest)
     if bad_mask.any():
         bad = raw_rows(path, np.flatnonzero(bad_mask), found, skipped, fixes) \
             if keep_raw_rejected \
@@ -169,6 +161,22 @@ def load_source(path: Path, spec: Spec, tz: ZoneInfo, mapping: dict[str, str] | 
     log.info("loaded %s: %d rows, %d valid, %d rejected in %.2f s",
              path.name, q.rows, q.valid, q.rows - q.valid, q.seconds)
     return frame, bad
+
+
+def _count_malformed(q: Quality, malformed: list[dict[str, Any]], rest: Unkept
+                     ) -> np.ndarray | list[int]:
+    """The malformed lines (kept, and counted past KEEP_REJECTED) added to the quality
+    record, with one warning for those only counted; the line numbers of all of them
+    (rejected rows after them are numbered past them)."""
+    q.rows += len(malformed) + sum(rest.reasons.values())
+    for reason, n in [*((m["reason"], 1) for m in malformed), *rest.reasons.items()]:
+        q.rejected[reason] = q.rejected.get(reason, 0) + n
+    if rest.reasons:
+        q.message = (f"{sum(rest.reasons.values()):,} more malformed lines were rejected; "
+                     f"the first {KEEP_REJECTED:,} are kept with their text, the rest "
+                     "counted.")
+    return np.frombuffer(rest.numbers, dtype=np.int64) if len(rest.numbers) else \
+        [m["row"] for m in malformed]
 
 
 def raw_rows(path: Path, positions: np.ndarray, found: list[str],
