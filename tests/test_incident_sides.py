@@ -18,6 +18,7 @@ from reporting.core.periods import week
 
 UTC = ZoneInfo("UTC")
 W46 = week(2026, 46, UTC)            # Mon 9 Nov .. Sun 15 Nov 2026
+HOUR = pd.Timedelta(hours=1)
 
 
 def minutes(first: str, last: str, every: str = "min") -> pd.Series:
@@ -270,3 +271,28 @@ def test_a_weekend_count_takes_its_prior_from_weekend_days_too():
     assert p[sat2] == pytest.approx(0.0894, abs=0.0001)
     every_day = 80 + 4 * (100.5 / 11)
     assert stats.nbinom.sf(39, every_day, 6 / 7) == pytest.approx(1.26e-4, rel=0.01)
+
+
+def test_a_host_that_moved_to_repeated_bursts_is_one_finding_not_one_per_burst():
+    # An idle host (5 %) from 19 Oct; in W46, 6 hours at 50 % scattered over Tue-Sun (too
+    # few to move its median: no level shift). Before: 6 back-end anomalies, one per burst.
+    # Now one, from the first burst to the end of the last, its worst hour's reading and
+    # how many times; a single burst elsewhere stays one anomaly of its own.
+    bursts = ["2026-11-10 06:00", "2026-11-11 14:00", "2026-11-12 20:00",
+              "2026-11-13 09:00", "2026-11-14 02:00", "2026-11-15 18:00"]
+    rows = cpu_rows({"worker": 5.0, "api": 20.0},
+                    {**dict.fromkeys(bursts, 50.0)}, host=True)
+    once = rows["service_name"].eq("api") & rows["timestamp"].dt.floor("h").eq(
+        pd.Timestamp("2026-11-12 10:00", tz=UTC))
+    rows.loc[once, "cpu_pct"] = 60.0
+    rows.loc[rows["service_name"].eq("api") & rows["cpu_pct"].eq(50.0), "cpu_pct"] = 20.0
+    found = detect({"system_metrics": rows}, W46, Thresholds())
+    [api, worker] = sorted(found.back_end, key=lambda a: a.entity)
+    assert (worker.entity, worker.start, worker.end) == (
+        "worker", pd.Timestamp(bursts[0], tz=UTC), pd.Timestamp(bursts[-1], tz=UTC) + HOUR)
+    assert "CPU on worker-1 rose to 50.0 % (usually 5.0 %)" in worker.text
+    assert "again and again: 6 times since Tue 10 Nov 06:00, one change, not 6 outages" \
+        in worker.text
+    assert (api.start, api.end) == (pd.Timestamp("2026-11-12 10:00", tz=UTC),
+                                    pd.Timestamp("2026-11-12 11:00", tz=UTC))
+    assert "again and again" not in api.text and found.shifts == ()

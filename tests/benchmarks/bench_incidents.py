@@ -189,7 +189,8 @@ def test_incident_suite():
 PROD_WEEK = date(2026, 9, 14)       # the judged ISO week's Monday (2026-W38)
 API_PEAKS = {"surge-api": 765, "fall-api": 300, "spike-api": 200, "burst-api": 300,
              "shift-api": 200}      # requests at the daily peak
-HOSTS = {"busy-host": 94.6, "idle-host": 6.0, "ramp-host": 20.0, "shift-host": 20.0}
+HOSTS = {"busy-host": 94.6, "idle-host": 6.0, "ramp-host": 20.0, "shift-host": 20.0,
+         "bursty-host": 5.0}
 # kind: (entity, signal prefix, hours, what it does)
 PROD_KINDS = {
     "fall": ("fall-api", "api.requests", 3, "requests fall to 20 %"),
@@ -201,6 +202,7 @@ PROD_KINDS = {
     "ramp": ("ramp-host", "system.cpu_pct", 0, "CPU rises 2 pp an hour for 24 h, stays"),
     "level_shift": ("shift-host", "system.cpu_pct", 0, "CPU 20 % -> 45 %, stays"),
     "level_shift_p95": ("shift-api", "api.p95_ms", 0, "latency x 1.4, stays"),
+    "bursts": ("bursty-host", "system.cpu_pct", 0, "idle host, then 10 hours at ~50 %: once"),
 }
 CUT = pd.Timestamp(PROD_WEEK, tz="UTC") + pd.Timedelta(days=2, hours=12)   # Wed 12:00
 
@@ -274,6 +276,11 @@ def _system_rows(rng: np.random.Generator, hours: pd.DatetimeIndex,
                 cpu[inside] = 25 + rng.normal(0, 2, inside.sum())
             elif kind == "cpu_rise":
                 cpu[inside] = 15 + rng.normal(0, 1, inside.sum())
+            elif kind == "bursts":      # 10 of the hours from the change on, at ~50 %
+                hours_in = np.unique(times[inside].floor("h"))
+                chosen = rng.choice(hours_in, size=min(10, len(hours_in)), replace=False)
+                hit = np.isin(times.floor("h"), chosen)
+                cpu[hit] = 50 + rng.normal(0, 3, hit.sum())
             elif kind == "ramp":
                 cpu[inside] += np.minimum(2 * since[inside], 48)
             else:
@@ -335,7 +342,10 @@ def _matches(report: dict, kind: str, window: tuple[pd.Timestamp, pd.Timestamp])
 def _found(kind: str, window: tuple[pd.Timestamp, pd.Timestamp], mine: list[dict]) -> bool:
     """Recall's rule among the fault's reports: a level shift is found as a level shift
     starting within 3 h of the change; a ramp by a finding that starts while it still
-    rises (24 h); a short fault by any report that starts before its end."""
+    rises (24 h); bursts by exactly one finding; a short fault by any report that starts
+    before its end."""
+    if kind == "bursts":          # one finding for the change, not one per burst
+        return len(mine) == 1 and mine[0]["start"] < window[1]
     if kind.startswith("level_shift"):
         return any(r["family"] == "shift" and abs(r["start"] - window[0]) <= 3 * HOUR
                    for r in mine)

@@ -29,9 +29,10 @@ from .stats import (
     side,
     tail,
 )
-from .words import anomaly_text, finite, sentence, shift_text
+from .words import anomaly_text, finite, recurring_text, sentence, shift_text
 
 SUGGESTIVE = 0.01   # each side of an incident hour, and each hour a window grows by
+RECUR = 4           # a back-end anomaly this many times in a period is one recurring change
 WEEKLY = ("traffic", "count", "value")   # volumes: a baseline of days keeps to its kind
 
 
@@ -87,9 +88,9 @@ def detect(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
         held[rows, a:b] = True
     n_back = sum(s.back_end for s in sigs)
     n_user = sum(not s.back_end and s.kind != "value" for s in sigs)
-    back_end = [a for s in services for a in _back_end(
+    back_end = _recurring([a for s in services for a in _back_end(
         p, usual, sigs, back[s], s, covered[s], alpha / (hours_judged * max(n_back, 1)),
-        hours, tz)]
+        hours, tz)])
     user_rows = [i for i, g in enumerate(sigs) if not g.back_end]
     user_felt = _user_felt(p, usual, sigs, user_rows, held,
                            alpha / (hours_judged * max(n_user, 1)), hours, tz)
@@ -162,6 +163,29 @@ def _back_end(p: np.ndarray, usual: np.ndarray, sigs: Sequence[Signal], rows: li
                 np.r_[p[i, a:b], np.inf]) <= SUGGESTIVE], a, b)
             out.append(_anomaly("back-end", service, readings, a, b, hours, tz))
     return out
+
+
+def _recurring(found: list[Anomaly]) -> list[Anomaly]:
+    """Back-end anomalies of one signal on one side that recur RECUR times or more in the
+    period as one finding from the first to the last, its worst hour's readings and how
+    many times: a host that moved from idle to repeated bursts changed once, it did not
+    fail twelve times."""
+    groups: dict[tuple[Any, ...], list[Anomaly]] = {}
+    for a in found:
+        r = a.signals[0]
+        rose = r.peak is None or r.baseline is None or r.peak >= r.baseline
+        groups.setdefault((a.entity, r.name, r.entity, rose), []).append(a)
+    out = []
+    for items in groups.values():
+        if len(items) < RECUR:
+            out += items
+            continue
+        worst = min(items, key=lambda a: a.signals[0].p if a.signals[0].p is not None
+                    else 1.0)
+        first, last = items[0].start, items[-1].end
+        out.append(Anomaly(items[0].side, first, last, items[0].entity, worst.signals,
+                           Phrase(recurring_text, first, last, worst.signals, len(items))))
+    return sorted(out, key=lambda a: a.start)
 
 
 def _user_felt(p: np.ndarray, usual: np.ndarray, sigs: Sequence[Signal], rows: list[int],

@@ -284,13 +284,26 @@ def tail(sig: Signal, min_events: int, at: np.ndarray | None = None
         elif sig.kind == "ratio":
             q = _ratio_p(values, events, rows, seen, x, ev, at)
         else:     # level, pct, traffic, mean: a robust scale
-            q = _robust(sig, (rows, seen, cell < at.min()), median, x, ev, min_events)
+            q = _robust(sig, (rows, seen, _early(sig, cell, at)), median, x, ev, min_events)
             if sig.kind == "traffic":    # never less likely than as a count (`_counted`)
                 q = _counted(q, values, events, rows, seen, x, at, sig.sides, sig.weekend)
             if sig.above is not None:
                 q = _above_tail(sig, q, median, ev, np.nansum(seen, axis=0), at, min_events)
     p[at] = np.where(known, q, np.nan)
     return p, usual
+
+
+def _early(sig: Signal, cell: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Which cells of a history (grid positions `cell`, NaN where none) come before the
+    judged hours `at`, and, for a signal judged by day kind, are of their hour's kind (a
+    weekday hour's noise is learnt from weekdays: a history that starts on a Friday has
+    a weekend in two of its three early days, whose distance from the weekdays is the
+    week's rhythm, not noise)."""
+    early = np.nan_to_num(cell, nan=np.inf) < at.min()
+    if sig.weekend is None:
+        return early
+    index = np.where(early, np.nan_to_num(cell, nan=0), 0).astype(int)
+    return early & (sig.weekend[index] == sig.weekend[at][None, :])
 
 
 def _robust(sig: Signal, baseline: tuple[np.ndarray, np.ndarray, np.ndarray],

@@ -100,6 +100,19 @@ def anomaly_text(side_: str, start: pd.Timestamp, end: pd.Timestamp,
     return f"{span_text(start, end)}: {shown}; {tail}."
 
 
+def recurring_text(start: pd.Timestamp, end: pd.Timestamp, readings: tuple[Reading, ...],
+                   times: int) -> str:
+    """'Wed 16 Sep 06:00 – Sun 20 Sep 22:00: CPU on h rose to 51.3 % (usually 5.0 %),
+    again and again: 12 times since Wed 16 Sep 06:00, one change, not 12 outages; no sign
+    that users felt it.'"""
+    shown = "; ".join(reading_text(r) for r in readings[:3])
+    again = ngettext("again and again: %(num)d time since %(since)s, one change, not "
+                     "%(num)d outage", "again and again: %(num)d times since %(since)s, one "
+                     "change, not %(num)d outages", times) % {
+        "num": times, "since": fmt.when(start, "datetime")}
+    return f"{span_text(start, end)}: {shown}, {again}; {_('no sign that users felt it')}."
+
+
 def shift_text(row: Mapping[str, Any], unit: str, start: pd.Timestamp, before: float,
                after: float, rising: bool, days: int = 0) -> str:
     """'CPU on h has stayed lower since Tue 10 Nov 03:00: 25.0 % against a usual 95.0 %
