@@ -118,6 +118,11 @@ def _domain(signal: str) -> str:
             "support": "support", "system": "system"}.get(signal.split(".")[0], "api")
 
 
+# A value said with its unit ("2.307,1 ms"): shown as a number, right-aligned and never
+# wrapped inside it (a narrow German column broke "ms" in two).
+SAID = {"peak": "said", "usual": "said", "now": "said"}
+
+
 def _tables(found: Findings) -> tuple[Table, ...]:
     incidents = found.incidents
     windows_ = [Phrase(span_text, i.start, i.end) for i in incidents]
@@ -156,17 +161,17 @@ def _tables(found: Findings) -> tuple[Table, ...]:
         Table("incidents", "Incidents, most costly first", table,
               {"abandoned_carts": "count", "abandoned_value": "money", "tickets": "count"},
               N_("Impact is what exceeded the usual level during the window.")),
-        Table("signals", "What each incident's signals did", readings(incidents), {},
+        Table("signals", "What each incident's signals did", readings(incidents), SAID,
               usual_note),
         Table("back_end", "Back-end anomalies users did not visibly feel",
-              readings(found.back_end, "service"), {},
+              readings(found.back_end, "service"), SAID,
               N_("A back-end signal far from its usual level with no sign in the pages, "
                  "tickets, comments or carts tied to that service.")),
         Table("user_felt", "What users felt without a back-end cause",
-              readings(found.user_felt), {},
+              readings(found.user_felt), SAID,
               N_("Pages, tickets, comments or carts far from their usual level with no "
                  "back-end service failing at the time.")),
-        Table("level_shifts", "Level shifts", shifts, {},
+        Table("level_shifts", "Level shifts", shifts, SAID,
               N_("A change that lasted at least a day: the hours after it are judged "
                  "against the new level.")),
     )
