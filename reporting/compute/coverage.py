@@ -259,9 +259,9 @@ def not_loaded(quality: Mapping[str, Any]) -> dict[str, str]:
 
 
 def names(sources: list[str]) -> str:
-    """'API logs', 'API logs and System metrics', 'Clicks, API logs and Tickets'."""
-    labels = [LABELS.get(s, s) for s in sources]
-    return labels[0] if len(labels) == 1 else f"{', '.join(labels[:-1])} and {labels[-1]}"
+    """'API logs', 'API logs and System metrics', 'Clicks, API logs and Tickets'; in the
+    active voice."""
+    return formatting.listing([_(LABELS.get(s, s)) for s in sources])
 
 
 def untrusted(sections: Mapping[str, Any], sources: Mapping[str, str],

@@ -46,6 +46,12 @@ def empty_file(path: object, names: tuple[str, ...]) -> SourceError:
 KEEP_REJECTED = 10_000         # rejected lines per source kept with their text
 
 
+def unkept_note(count: int, what: str = "lines") -> str:
+    """The warning for rejected lines past the KEEP_REJECTED kept ones."""
+    return (f"{count:,} more {what} were rejected; the first {KEEP_REJECTED:,} are kept "
+            "with their text, the rest counted.")
+
+
 class BadLines:
     """pyarrow's `invalid_row_handler`: each line with the wrong number of fields skipped
     and kept (`rows`). pyarrow decodes such a line as UTF-8 before it calls the handler;

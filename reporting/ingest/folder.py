@@ -21,7 +21,7 @@ from ..core.periods import Window
 from ..core.quality import Quality
 from . import configured
 from .columns import column_map, describe_columns, file_header, mapping_note
-from .csvrepair import KEEP_REJECTED, Unkept, empty_file, malformed_rows, prepared_csv
+from .csvrepair import Unkept, empty_file, malformed_rows, prepared_csv, unkept_note
 from .files import check_input, file_sha256
 from .read import read_frame
 from .validate import (
@@ -172,9 +172,7 @@ def _count_malformed(q: Quality, malformed: list[dict[str, Any]], rest: Unkept
     for reason, n in [*((m["reason"], 1) for m in malformed), *rest.reasons.items()]:
         q.rejected[reason] = q.rejected.get(reason, 0) + n
     if rest.reasons:
-        q.message = (f"{sum(rest.reasons.values()):,} more malformed lines were rejected; "
-                     f"the first {KEEP_REJECTED:,} are kept with their text, the rest "
-                     "counted.")
+        q.message = unkept_note(sum(rest.reasons.values()), "malformed lines")
     return np.frombuffer(rest.numbers, dtype=np.int64) if len(rest.numbers) else \
         [m["row"] for m in malformed]
 

@@ -27,7 +27,7 @@ from ..core.sourceconfig import SourceConfig
 from ..core.errors import SourceError
 from ..core.periods import Window
 from .endpoints import fold_endpoint, service_of
-from .csvrepair import KEEP_HEAD, KEEP_REJECTED, LONG_LINE, long_text
+from .csvrepair import KEEP_HEAD, KEEP_REJECTED, LONG_LINE, long_text, unkept_note
 from .files import Inflation, check_input, discover, open_decompressed, source_root
 from .read import Origins, Read
 
@@ -276,9 +276,7 @@ def read_log_files(src: SourceConfig, window: Window, files: list[Path], skipped
         if hashes:
             seen = np.sort(np.concatenate([seen, *hashes] if seen is not None else hashes))
     if found.unkept:
-        found.warnings.append(f"{sum(found.unkept.values()):,} more lines were rejected; "
-                              f"the first {KEEP_REJECTED:,} are kept with their text, the "
-                              "rest counted.")
+        found.warnings.append(unkept_note(sum(found.unkept.values())))
     for text in found.warnings:
         log.warning("api_logs: %s", text)
     return _result(frames, files_of, rows_of, rejected, files, skipped, found, origin,

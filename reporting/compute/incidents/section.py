@@ -51,8 +51,8 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
     insights += tuple(Insight("medium", _domain(s.name), s.text) for s in found.shifts)
     lacking = [name for name in SIGNALS if frames.get(name) is None or not len(frames[name])]
     planned = bool(changes.windows(maintenance, period.start, period.end))
-    message = Phrase(_message, bool(incidents), coverage.names(lacking) if lacking else "",
-                     len(lacking), t.incident_false_alarms, planned)
+    message = Phrase(_message, bool(incidents), tuple(lacking), t.incident_false_alarms,
+                     planned)
     section = Section(
         NAME, TITLE, "ok", message,
         tables=_tables(found) + changes.table(changes.deploys(frames), maintenance, period),
@@ -66,15 +66,16 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
     return section, incidents, archive_rows(sigs, hours, period)
 
 
-def _message(found: bool, lacking: str, n_lacking: int, false_alarms: float,
-             planned: bool) -> str:
+def _message(found: bool, lacking: tuple[str, ...], false_alarms: float, planned: bool
+             ) -> str:
     """What the section says above its tables: never an all-clear over a source that did
     not load."""
     if lacking:
         message = ngettext("Not judged from %(names)s: no data from it, so an incident there "
                            "would not show here.",
                            "Not judged from %(names)s: no data from them, so an incident "
-                           "there would not show here.", n_lacking) % {"names": lacking}
+                           "there would not show here.", len(lacking)) % {
+            "names": coverage.names(list(lacking))}
         if not found:
             message += " " + _("None was found in the other sources.")
     elif not found:

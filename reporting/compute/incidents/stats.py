@@ -28,7 +28,7 @@ SHIFT_HOURS = 24    # a level shift lasts at least a day
 SHIFT_LEVEL = np.log(1.2)   # and moves a percentile by 20 % or more
 SHIFT_PCT = 5.0             # or CPU/memory by 5 percentage points or more
 JUMP_HOURS = 6      # against a baseline of days: the shift is a step within 6 hours
-TYPICAL_HOURS = 24  # judged hours a signal needs before its typical offset sets its scale
+TYPICAL_HOURS = 24  # baseline values a signal needs before its typical offset sets its scale
 PCT_FLOOR = 1.0     # ... at least 1 percentage point for CPU and memory
 LEVEL_FLOOR = 0.05  # ... and 5 % of a percentile's usual level
 
@@ -360,8 +360,9 @@ def _typical(kind: str, rows: np.ndarray, seen: np.ndarray, early: np.ndarray,
             others[j] = np.nan
             med = _column_median(others)
             off = np.abs(rows[j] - med) / (np.abs(med) if kind == "level" else 1.0)
-            use = early[j] & np.isfinite(off) & ((seen[j] >= min_events) if kind == "level"
-                                                 else True)
+            use = early[j] & np.isfinite(off)
+            if kind == "level":
+                use &= seen[j] >= min_events
             offs[j] = np.where(use, off, np.nan)
         got = offs[~np.isnan(offs)]
         if got.size < TYPICAL_HOURS:
