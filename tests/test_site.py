@@ -306,3 +306,20 @@ def test_a_pdf_only_folder_gets_no_fonts_until_a_page_needs_them(archive: Path,
           data_dir=archive.parent / "data", output_dir=out)
     assert (out / "assets" / "fonts" / "DejaVuSans.ttf").is_file()
     assert 'url("assets/fonts/DejaVuSans.ttf")' in (out / "index.html").read_text()
+
+
+def test_a_week_across_the_change_of_summer_time_is_charted_beside_the_others() -> None:
+    """2026-W43 in Berlin is 169 hours long (clocks go back on Sun 25 Oct): still a week."""
+    from zoneinfo import ZoneInfo
+
+    import pandas as pd
+
+    from reporting.core.periods import resolve
+    from reporting.present import site
+
+    zone = ZoneInfo("Europe/Berlin")
+    weeks = [resolve(w, zone, None) for w in ("2026-W43", "2026-W44")]
+    found = [site._Period(p.id, p.start, p.end, Path("."), "", (), None) for p in weeks]
+    assert [p.end - p.start for p in found] == [pd.Timedelta(hours=169),
+                                                pd.Timedelta(hours=168)]
+    assert [site._days(p) for p in found] == [7, 7]

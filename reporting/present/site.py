@@ -325,6 +325,12 @@ def _window(start: pd.Timestamp, end: pd.Timestamp) -> str:
     return f"{start:%a %-d %b %Y %H:%M} – {end:%a %-d %b %H:%M}"
 
 
+def _days(p: _Period) -> int:
+    """A period's length in calendar days: a week across a change of summer time, 167 or
+    169 hours, is as long as the others."""
+    return round((p.end - p.start) / pd.Timedelta(days=1))
+
+
 def _history_charts(found: list[_Period], history: pd.DataFrame, titles: Mapping[str, str],
                     folder: Path) -> list[dict[str, Any]]:
     """Per audience, its headline KPIs over every archived period as long as the newest
@@ -333,9 +339,9 @@ def _history_charts(found: list[_Period], history: pd.DataFrame, titles: Mapping
     newest = next((p for p in found if p.document), None)
     if newest is None or history.empty:
         return []
-    length = newest.end - newest.start
-    ids = [p.id for p in found if p.end - p.start == length][::-1]          # oldest first
-    others = [p.id for p in found if p.end - p.start != length]
+    length = _days(newest)
+    ids = [p.id for p in found if _days(p) == length][::-1]                 # oldest first
+    others = [p.id for p in found if _days(p) != length]
     numeric = history[history["period"].isin(ids) & history["value"].notna()]
     table = numeric.pivot_table(index="period", columns="kpi", values="value", aggfunc="last")
     table = table.reindex(index=[i for i in ids if i in table.index])
