@@ -21,8 +21,10 @@ import pandas as pd
 
 from .compute.coverage import data_span
 from .compute.incidents import section as incidents
+from .core import formatting, i18n
 from .core.config import Config
 from .core.errors import DeliveryError, ReportError
+from .core.i18n import gettext as _
 from .core.periods import BASELINE_WEEKS, Period
 from .deliver import channels
 from .deliver.compose import new_message
@@ -111,15 +113,21 @@ def _it_report(store: Archive, config: Config) -> str:
     return ""
 
 
-def message(incident: dict[str, Any], link: str) -> tuple[str, str]:
-    """Title and body of one alert: the incident's sentence and the IT report's link."""
-    start = pd.Timestamp(incident["start"])
-    services = ", ".join(incident["services"]) or "several services"
-    kind = ("Incident" if "impact" in incident else "Level shift" if "before" in incident
-            else "Anomaly")
-    title = f"{kind}: {services} since {start:%a %-d %b %H:%M}"
-    body = incident["text"] + "\n\n" + (f"IT report: {link}" if link else
-                                        "No IT report is archived yet.")
+def message(incident: dict[str, Any], link: str, voice: i18n.Voice | None = None
+            ) -> tuple[str, str]:
+    """Title and body of one alert in `voice` (`[alerts] locale`, else the top-level one;
+    None: English, times in their own zone): the incident's sentence and the IT report's
+    link."""
+    with i18n.speaking(voice):
+        start = pd.Timestamp(incident["start"])
+        services = ", ".join(incident["services"]) or _("several services")
+        kind = (_("Incident") if "impact" in incident else
+                _("Level shift") if "before" in incident else _("Anomaly"))
+        title = _("%(kind)s: %(services)s since %(when)s") % {
+            "kind": kind, "services": services, "when": formatting.when(start, "datetime")}
+        body = i18n.gettext(incident["text"]) + "\n\n" + (
+            _("IT report: %(link)s") % {"link": link} if link else
+            _("No IT report is archived yet."))
     return title, body
 
 
@@ -127,7 +135,8 @@ def _send(store: Archive, config: Config, output_dir: Path, alert_id: str,
           incident: dict[str, Any], link: str, sleep: Callable[[float], None],
           outcome: AlertOutcome) -> None:
 
-    title, body = message(incident, link)
+    title, body = message(incident, link,
+                          i18n.voice(config.alerts.locale or config.locale, config.tz))
     for url in config.alerts.notify:
         channel = channels.Channel(url)
         claimed, _ = store.claim(alert_id, AUDIENCE, [channel.key])

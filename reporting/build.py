@@ -230,9 +230,11 @@ def _draw(computed: Mapping[str, Section], slice_builds: list[SliceBuild], folde
     days, missing = covered.days(), covered.missing_days(sources())
     narrow = fmt != "pdf"
     for sb in slice_builds:
-        sb.drawn = {k: f"{sb.audience.name}/{v}" for k, v in
-                    charts.draw_all(sb.computed, folder / sb.audience.name, days,
-                                    missing, narrow).items()}
+        voice = i18n.of(sb.audience, ctx.config)
+        with i18n.speaking(None if voice.english else voice):   # in its own language
+            sb.drawn = {k: f"{sb.audience.name}/{v}" for k, v in
+                        charts.draw_all(sb.computed, folder / sb.audience.name, days,
+                                        missing, narrow).items()}
     return {"": charts.draw_all(computed, folder, days, missing, narrow),
             **_draw_voices(ctx, computed, folder, covered, narrow)}
 

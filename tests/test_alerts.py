@@ -88,6 +88,25 @@ def test_each_incident_is_alerted_once_and_a_later_one_again(hooks, server, data
     assert [a["id"] for a in json.loads(r.output)] == ["alert-2", "alert-1"]
 
 
+def test_an_alert_speaks_the_alerts_locale_in_the_configured_zone(hooks, data,  # noqa: F811
+                                                                    tmp_path):
+    """`[alerts] locale`: the title, the incident's own sentence and the closing line in
+    German, the time in the top-level `timezone` (Berlin: UTC+1 in November)."""
+    config = Config.from_dict({
+        "future_margin_hours": 0, "timezone": "Europe/Berlin",
+        "alerts": {"lookback_hours": 6, "notify": [f"json://127.0.0.1:{hooks.port}/alerts"],
+                   "locale": "de_DE"}})
+    found = alerts.run(config, data, tmp_path / "out", now=at(f"{FIRST}T13:00"))
+    assert [i["start"] for i in found.new] == [f"{FIRST}T11:00:00+01:00"]
+    payload = hooks.requests[-1][1]
+    services = ", ".join(found.new[0]["services"])
+    assert payload["title"] == f"Vorfall: {services} seit Mi., 4. Nov., 11:00"
+    assert "payment-api 5xx bei" in payload["message"]
+    assert payload["message"].endswith("Noch ist kein IT-Bericht archiviert.")
+    assert found.new[0]["text"] not in payload["message"]     # the archive keeps English
+    assert "payment-api 5xx at" in found.new[0]["text"]
+
+
 def test_a_failed_alert_channel_is_retried_by_the_next_run_only(hooks, data, tmp_path):  # noqa: F811
     hooks.statuses["/alerts"] = [404]
     config = Config.from_dict({"future_margin_hours": 0, "alerts": {

@@ -139,6 +139,28 @@ def test_a_small_change_is_drawn_small_and_the_axis_says_it_is_not_from_0(figure
     assert "axis not from 0" in [t.get_text() for t in ax.texts]
 
 
+def test_a_share_s_trend_axis_never_runs_past_100_percent(figure):
+    fig = figure(_trend({"api.availability": [0.9994, 0.9992, 0.9989]},
+                        {"api.availability": "ratio"}))
+    lo, hi = fig.axes[0].get_ylim()
+    assert hi == 100.0 and hi - lo >= 0.1 * 99.94 * 0.999
+    assert max(fig.axes[0].get_yticks()[fig.axes[0].get_yticks() <= hi]) <= 100.0
+
+
+def test_a_long_label_wraps_inside_a_narrow_trend_panel(figure):
+    """The site's history charts are 2.8 in wide, one panel each: a German label
+    ("Konversion (Bestellungen / Sitzungen)") wraps instead of running out of it."""
+    frame = pd.DataFrame({"k": [0.12, 0.13]}, index=["2026-W44", "2026-W45"])
+    fig = figure(Chart("history_k", "trends", "", frame,
+                       {"units": {"k": "ratio"}, "current": "2026-W45", "columns": 1,
+                        "width": 2.8,
+                        "labels": {"k": "Konversion (Bestellungen / Sitzungen)"}}))
+    ax = fig.axes[0]
+    title = ax._left_title.get_window_extent()      # set_title(loc="left")
+    assert "\n" in ax._left_title.get_text()
+    assert title.x1 <= fig.bbox.x1, (title, fig.bbox)
+
+
 def test_a_trend_reaching_down_to_half_its_top_starts_at_0_and_says_nothing(figure):
     fig = figure(_trend({"support.new": [40.0, 120.0, 160.0]}, {"support.new": "count"}))
     ax = fig.axes[0]

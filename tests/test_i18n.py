@@ -405,3 +405,22 @@ def test_a_phrase_is_its_english_text_and_is_said_again_in_the_page_voice():
     assert type(pickle.loads(pickle.dumps(said))) is str
     assert pickle.loads(pickle.dumps(said)) == english
     assert copy.deepcopy(said) is said
+
+
+def test_a_sliced_german_audience_s_charts_are_drawn_in_german(tmp_path):
+    """A slice's charts are its own (`charts/<audience>/`), drawn in its voice: titles,
+    axis names and day labels in German, numbers with the German separators."""
+    from reporting.build import build
+    from reporting.simulate import simulate
+
+    simulate(tmp_path / "data", weeks=2, scale="tiny", seed=8)
+    config = Config.from_dict({"audiences": {"payments": {
+        "title": "Payments weekly", "locale": "de_DE", "sections": ["api", "trends"],
+        "filters": {"services": ["payment-*"]}}}})
+    result = build(config, period="latest", data_dir=tmp_path / "data",
+                   output_dir=tmp_path / "out", fmt="html", audiences=["payments"])
+    svg = (result.folder / "html" / "charts" / "payments" / "api_hourly.svg").read_text()
+    texts = re.findall(r">([^<>]+)</text>", svg)
+    assert "Anfragen und Serverfehlerquote pro Stunde" in texts
+    assert "Anfragen / Stunde" in texts and "26. Okt." in texts
+    assert not [t for t in texts if re.search(r"\b(Requests|per hour|Mon)\b", t)], texts

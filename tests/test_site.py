@@ -112,6 +112,43 @@ def test_index_history_and_incidents(archive: Path) -> None:
     assert 'id="incidents"' in (archive / "reports/2026-W45/html/it.html").read_text()
 
 
+def test_the_index_a_report_page_s_links_and_the_mail_links_in_german(archive: Path,
+                                                                   tmp_path: Path) -> None:
+    """The top-level `locale` speaks the index (its own words, KPI labels, dates in the
+    zone); an audience's `locale` its page's screen links and its mail's links."""
+    out = tmp_path / "output"
+    shutil.copytree(archive, out)
+    config = Config.from_dict({
+        "locale": "de_DE", "timezone": "Europe/Berlin",
+        "public_url": "https://reports.example.com/diag",
+        "audiences": {"it": {"recipients": ["ops@example.com"]}}})
+    build(config, period=WEEKS[2], fmt="both", audiences=["it"], data_dir=archive.parent / "data",
+          output_dir=out)
+    html = (out / "index.html").read_text()
+    assert '<html lang="de">' in html and "<h1>Diagnoseberichte</h1>" in html
+    assert "3 archivierte Zeiträume, neueste zuerst · aktualisiert" in html
+    assert "Vorfälle (1)" in html and "<h2>KPI-Verlauf</h2>" in html
+    assert "Mi., 4. Nov. 2026 11:00 – 13:00" in html           # 10:00-12:00 UTC
+    assert "Verfügbarkeit" in html                              # a headline KPI's label
+    # the incidents' sentences are quoted as archived (kpis.json: English), marked so
+    body = re.sub(r'<div lang="en">.*?</div>', "", html[html.index("<body>"):])
+    assert html.count('<div lang="en">') == 1 and "payment-api 5xx at" in html
+    body = re.sub(r"<[^>]+>", " ", body)
+    english = [w for w in ("Periods", "archived", "built", "rows", "history", "Incidents",
+                           "impact", "tickets", "against") if re.search(rf"\b{w}\b", body)]
+    assert english == []
+    page = (out / "reports" / WEEKS[2] / "html" / "it.html").read_text()
+    assert "← Alle Berichte" in page and "Andere Zielgruppen:" not in page
+    assert "All reports" not in page
+    outcome = deliver(config, out, WEEKS[2], ["it"])
+    import email
+    from email import policy
+    msg = email.message_from_bytes(outcome.written[0].read_bytes(), policy=policy.default)
+    text = msg.get_body(("plain",)).get_content()
+    assert "Diesen Bericht online lesen: https://reports.example.com/diag/" in text
+    assert "Alle Berichte und KPI-Verlauf: https://reports.example.com/diag/index.html" in text
+
+
 def test_prune_rewrites_the_index(archive: Path, tmp_path: Path) -> None:
     out = tmp_path / "output"
     shutil.copytree(archive, out)
@@ -269,3 +306,20 @@ def test_a_pdf_only_folder_gets_no_fonts_until_a_page_needs_them(archive: Path,
           data_dir=archive.parent / "data", output_dir=out)
     assert (out / "assets" / "fonts" / "DejaVuSans.ttf").is_file()
     assert 'url("assets/fonts/DejaVuSans.ttf")' in (out / "index.html").read_text()
+
+
+def test_a_week_across_the_change_of_summer_time_is_charted_beside_the_others() -> None:
+    """2026-W43 in Berlin is 169 hours long (clocks go back on Sun 25 Oct): still a week."""
+    from zoneinfo import ZoneInfo
+
+    import pandas as pd
+
+    from reporting.core.periods import resolve
+    from reporting.present import site
+
+    zone = ZoneInfo("Europe/Berlin")
+    weeks = [resolve(w, zone, None) for w in ("2026-W43", "2026-W44")]
+    found = [site._Period(p.id, p.start, p.end, Path("."), "", (), None) for p in weeks]
+    assert [p.end - p.start for p in found] == [pd.Timedelta(hours=169),
+                                                pd.Timedelta(hours=168)]
+    assert [site._days(p) for p in found] == [7, 7]

@@ -244,6 +244,8 @@ class AlertsConfig:
         ("incidents", "back_end"), "what is alerted: cross-signal incidents, back-end and "
         "user-felt anomalies, level shifts", kind="list", choices=ALERT_KINDS,
         example=["incidents", "back_end", "level_shifts"])
+    locale: str = setting("", "language and number format of the alerts; \"\" = the "
+                          "top-level `locale`", kind="locale", example="de_DE")
 
 
 ENGINES = ("local", "dask")

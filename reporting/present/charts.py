@@ -434,6 +434,7 @@ def _trends(chart: Chart) -> plt.Figure:
                                                   (1.6 if cols > 4 else 1.7) * rows
                                                   + (0.45 if chart.title else 0.2)),
                              squeeze=False)
+    fits = int(52 * min(o.get("width", WIDTH), _w()) / WIDTH) // cols   # title characters
     every = -(-len(data.index) // 8)   # at most 8 period labels on an axis
     ticks = [_short_period(p) if i % every == (len(data.index) - 1) % every else ""
              for i, p in enumerate(data.index)]
@@ -446,7 +447,7 @@ def _trends(chart: Chart) -> plt.Figure:
         if o.get("current") in data.index:
             i = list(data.index).index(o["current"])
             ax.plot([i], [y[i] * scale], marker="o", markersize=6, color=PALETTE[3])
-        ax.set_title(textwrap.fill(_(o["labels"].get(key, key)), 52 // cols,
+        ax.set_title(textwrap.fill(_(o["labels"].get(key, key)), fits,
                                    break_long_words=False), fontsize=SMALL, loc="left")
         ax.set_xticks(x, ticks, fontsize=SMALL)
         _thin_ticks(ax, len(x), 4 if cols <= 4 else 3)   # small multiples: a few labels each
@@ -454,7 +455,7 @@ def _trends(chart: Chart) -> plt.Figure:
         ax.yaxis.set_major_formatter(Adaptive(" %" if unit in ("ratio", "pct") else ""))
         ax.yaxis.set_major_locator(MaxNLocator(4))
         ax.margins(x=0.15, y=0.25)
-        _trend_range(ax, y * scale)
+        _trend_range(ax, y * scale, top=100.0 if unit == "ratio" else None)
     for ax in list(axes.flat)[len(data.columns):]:
         ax.set_axis_off()
     if chart.title:
@@ -466,10 +467,11 @@ def _trends(chart: Chart) -> plt.Figure:
 TREND_SPAN = 0.1   # a trend axis spans at least 10 % of its values: +0.2 % looks small
 
 
-def _trend_range(ax: plt.Axes, y: np.ndarray) -> bool:
+def _trend_range(ax: plt.Axes, y: np.ndarray, top: float | None = None) -> bool:
     """A trend panel's value range: from 0 when the values reach down to half their top,
     else about the values but at least TREND_SPAN of their size wide, so a change shows in
-    proportion; a panel not from 0 says so. Whether it starts at 0."""
+    proportion, and never past `top` (a share: 100 %); a panel not from 0 says so. Whether
+    it starts at 0."""
     y = y[np.isfinite(y)]
     if not len(y):
         return True
@@ -480,6 +482,8 @@ def _trend_range(ax: plt.Axes, y: np.ndarray) -> bool:
     span = max(hi - lo, TREND_SPAN * max(abs(lo), abs(hi)))
     middle = (hi + lo) / 2
     low, high = middle - span * 0.75, middle + span * 0.75
+    if top is not None and hi <= top < high:      # 99.9 % availability: no 104 % tick
+        low, high = low - (high - top), top
     if lo >= 0 and low <= 0:
         ax.set_ylim(0, high)
         return True

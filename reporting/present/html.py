@@ -291,11 +291,17 @@ def _quality_view(name: str, q: Any) -> dict[str, Any]:
     return d
 
 
-def render_html(ctx: Mapping[str, Any]) -> str:
+def spoken_environment() -> jinja2.Environment:
+    """The templates' environment whose `_()` and `ngettext()` speak the active voice."""
     env = environment()
     voice = i18n.active()
     env.install_gettext_translations(voice.translations if voice else i18n.translations("en"),
                                      newstyle=True)
+    return env
+
+
+def render_html(ctx: Mapping[str, Any]) -> str:
+    env = spoken_environment()
     name = ctx["audience"]["name"]
     chosen = ctx["audience"].get("template") or f"audiences/{name}.html"
     try:

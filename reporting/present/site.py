@@ -19,7 +19,8 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from ..core import formatting
+from ..core import formatting, i18n
+from ..core.i18n import gettext as _
 from ..core.quality import rejected_rows
 from ..core.values import Chart
 from ..core.safecsv import neutralise
@@ -27,7 +28,7 @@ from ..store import bi
 from ..store.archive import Archive
 from ..store.files import atomic_write
 from . import charts
-from .html import environment, template_dir
+from .html import spoken_environment, template_dir
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +94,10 @@ def index_url(public_url: str) -> str:
 
 
 def public_links(public_url: str, period_id: str, audience: str) -> list[tuple[str, str]]:
-    """(text, URL) pairs for mail and chat: this report online, and every report."""
-    return [("Read this report online", report_url(public_url, period_id, audience)),
-            ("All reports and KPI history", index_url(public_url))]
+    """(text, URL) pairs for mail and chat: this report online, and every report (the
+    texts in the active voice: the audience's)."""
+    return [(_("Read this report online"), report_url(public_url, period_id, audience)),
+            (_("All reports and KPI history"), index_url(public_url))]
 
 
 # --- the index ----------------------------------------------------------------------------
@@ -107,7 +109,8 @@ def rewrite_index(config: Any, output_dir: Path) -> list[str]:
         write_index(output_dir, {n: a.title for n, a in config.audiences.items()},
                     {n: a.sections for n, a in config.audiences.items()},
                     now=datetime.now(config.tz),
-                    archive=(config.archive_url, config.archive_password_env))
+                    archive=(config.archive_url, config.archive_password_env),
+                    voice=i18n.voice(config.locale, config.tz))
     except Exception as exc:
         log.info("index.html not updated", exc_info=True)
         return [f"{Path(output_dir) / 'index.html'} was not updated: "
@@ -128,15 +131,23 @@ class _Period:
 
 def write_index(output_dir: Path, titles: Mapping[str, str] | None = None,
                 sections: Mapping[str, Iterable[str]] | None = None,
-                now: datetime | None = None, archive: tuple[str, str] = ("", "")) -> Path:
+                now: datetime | None = None, archive: tuple[str, str] = ("", ""),
+                voice: i18n.Voice | None = None) -> Path:
     """Rewrite `output/index.html` (and its charts) from the archive in `output_dir`.
 
     `titles` and `sections` are the configured audiences' titles and section names
     (an audience no longer configured keeps its name as title); `archive`: the
-    configured archive_url and archive_password_env."""
-    output_dir = Path(output_dir)
-    titles = dict(titles or {})
-    sections = {k: tuple(v) for k, v in (sections or {}).items()}
+    configured archive_url and archive_password_env; `voice`: the config's top-level
+    locale and zone, in which the index speaks (None: English in each time's own zone).
+    The incidents' sentences are quoted as archived in kpis.json (English)."""
+    with i18n.speaking(voice):
+        return _write_index(Path(output_dir), dict(titles or {}),
+                            {k: tuple(v) for k, v in (sections or {}).items()}, now, archive)
+
+
+def _write_index(output_dir: Path, titles: dict[str, str], sections: dict[str, tuple[str, ...]],
+                 now: datetime | None, archive: tuple[str, str]) -> Path:
+    titles = {name: _(title) for name, title in titles.items()}   # the default titles
     ensure_assets(output_dir, fonts=False)   # the fonts come with the first HTML build
     with Archive(output_dir, *archive) as store:
         rows = store.periods()
@@ -164,7 +175,9 @@ def write_index(output_dir: Path, titles: Mapping[str, str] | None = None,
         "assets": ASSETS,
         "fonts": all((output_dir / ASSETS / "fonts" / name).is_file() for name in FONTS[:2]),
     }
-    html = environment().get_template("site/index.html").render(**context)
+    voice = i18n.active()
+    context["lang"] = voice.locale.language if voice else "en"
+    html = spoken_environment().get_template("site/index.html").render(**context)
     return atomic_write(output_dir / "index.html", html)
 
 
@@ -196,6 +209,8 @@ def write_rows(output_dir: Path, tables: Mapping[str, pd.DataFrame], periods: li
 
 def _when(t: datetime) -> str:
     zone = getattr(t.tzinfo, "key", None) or t.strftime("%Z")
+    if i18n.active():
+        return f"{formatting.when(t, 'date')} {formatting.when(t, 'time')} {zone}".strip()
     return f"{t:%a %-d %b %Y %H:%M} {zone}".strip()
 
 
@@ -215,6 +230,8 @@ def _href(path: Path, output_dir: Path) -> str:
 
 def _span(p: _Period) -> str:
     last = p.end - timedelta(seconds=1)
+    if i18n.active():
+        return formatting.day_span(p.start, last, years=True)
     if p.id == "all":
         return f"{p.start:%-d %b %Y} – {last:%-d %b %Y}"
     return (f"{p.start:%-d %b} – {last:%-d %b %Y}" if p.start.year == last.year
@@ -233,7 +250,7 @@ def _period_view(p: _Period, output_dir: Path, titles: Mapping[str, str]) -> dic
             k = (doc.get("kpis") or {}).get(key)
             if not k:
                 continue
-            numbers.append({"label": (doc.get("labels") or {}).get(key, key),
+            numbers.append({"label": _((doc.get("labels") or {}).get(key, key)),
                             "value": formatting.value(k.get("value"), k.get("unit", "")),
                             "status": k.get("status") or ""})
         statuses = [n["status"] for n in numbers if n["status"]]
@@ -287,8 +304,7 @@ def _incidents(found: list[_Period], output_dir: Path, titles: Mapping[str, str]
             out.append({
                 "period": p.id, "href": target,
                 "report": titles.get(showing[0], showing[0]) if showing else None,
-                "when": (f"{start:%a %-d %b %Y %H:%M} – {end:%H:%M}" if start.date() == end.date()
-                         else f"{start:%a %-d %b %Y %H:%M} – {end:%a %-d %b %H:%M}"),
+                "when": _window(start, end),
                 "sort": start, "end": end, "services": item.get("services") or [],
                 "pages": item.get("pages") or [], "text": item.get("text") or "",
                 "abandoned_value": impact.get("abandoned_value"),
@@ -296,6 +312,23 @@ def _incidents(found: list[_Period], output_dir: Path, titles: Mapping[str, str]
             })
     out.sort(key=lambda i: i["sort"], reverse=True)
     return out
+
+
+def _window(start: pd.Timestamp, end: pd.Timestamp) -> str:
+    """An incident's hours: "Wed 11 Nov 2026 10:00 – 12:00"."""
+    if i18n.active():
+        form = "time" if start.date() == end.date() else "datetime"
+        return (f"{formatting.when(start, 'date')} {formatting.when(start, 'time')} – "
+                f"{formatting.when(end, form)}")
+    if start.date() == end.date():
+        return f"{start:%a %-d %b %Y %H:%M} – {end:%H:%M}"
+    return f"{start:%a %-d %b %Y %H:%M} – {end:%a %-d %b %H:%M}"
+
+
+def _days(p: _Period) -> int:
+    """A period's length in calendar days: a week across a change of summer time, 167 or
+    169 hours, is as long as the others."""
+    return round((p.end - p.start) / pd.Timedelta(days=1))
 
 
 def _history_charts(found: list[_Period], history: pd.DataFrame, titles: Mapping[str, str],
@@ -306,9 +339,9 @@ def _history_charts(found: list[_Period], history: pd.DataFrame, titles: Mapping
     newest = next((p for p in found if p.document), None)
     if newest is None or history.empty:
         return []
-    length = newest.end - newest.start
-    ids = [p.id for p in found if p.end - p.start == length][::-1]          # oldest first
-    others = [p.id for p in found if p.end - p.start != length]
+    length = _days(newest)
+    ids = [p.id for p in found if _days(p) == length][::-1]                 # oldest first
+    others = [p.id for p in found if _days(p) != length]
     numeric = history[history["period"].isin(ids) & history["value"].notna()]
     table = numeric.pivot_table(index="period", columns="kpi", values="value", aggfunc="last")
     table = table.reindex(index=[i for i in ids if i in table.index])
@@ -336,6 +369,6 @@ def _history_charts(found: list[_Period], history: pd.DataFrame, titles: Mapping
                                "columns": 1, "width": 2.8})   # ~ its column at 1280 px
                 drawn[key] = charts.draw(chart, folder / f"{key}.svg").name
             entry["charts"].append({"src": f"{SITE}/charts/{quote(drawn[key])}",
-                                    "label": labels.get(key, key)})
+                                    "label": _(labels.get(key, key))})
         out.append(entry)
     return out
