@@ -1,12 +1,12 @@
 """Draw the Sections' chart specs as SVG files in one house theme."""
 from __future__ import annotations
 
-import contextvars
+import contextlib
 import dataclasses
 import io
 import textwrap
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,43 +25,11 @@ from ..core.i18n import gettext as _
 from ..core.values import Chart, Section
 from ..store.files import atomic_write
 from .chartwords import date_labels, days_formatter, percent_axis, trends_title, weekday
+from .theme import (INK, NARROW, PALETTE, SENTIMENT, SMALL, THEME, WIDTH, drawn_at,
+                    is_narrow as _narrow, short as _short, width as _w)
 
 matplotlib.use("Agg")
 
-# Okabe-Ito: distinguishable with the common colour-vision deficiencies.
-PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442",
-           "#000000"]
-SENTIMENT = {"negative": "#D55E00", "neutral": "#BBBBBB", "positive": "#009E73"}
-INK = "#333333"
-# The least text size in a chart, in points of the figure: a figure WIDTH wide fills the
-# page's text width (510 pt, a scale of 1.01), so every label prints at 9 pt or more.
-SMALL = 9.0
-THEME = {
-    "font.family": "DejaVu Sans", "font.size": SMALL, "axes.titlesize": 10.5,
-    "axes.titleweight": "bold", "axes.titlelocation": "left", "axes.titlepad": 8,
-    "axes.edgecolor": "#999999", "axes.labelcolor": INK, "axes.labelsize": SMALL,
-    "xtick.color": INK, "ytick.color": INK, "axes.spines.top": False,
-    "axes.spines.right": False, "axes.grid": True, "grid.color": "#E5E5E5",
-    "grid.linewidth": 0.6, "axes.axisbelow": True, "axes.prop_cycle":
-    matplotlib.cycler(color=PALETTE), "svg.fonttype": "none", "legend.frameon": False,
-    "legend.fontsize": SMALL, "figure.dpi": 100, "svg.hashsalt": "reporting",
-    "text.parse_math": False,   # page names and endpoints are data: "$" is not mathtext
-}
-WIDTH = 7.0          # inches: the A4 text width at our margins
-# inches: a phone's ~370 px column shows a figure this wide at ~its own size, so its 9 pt
-# text is ~11.5 CSS px (a WIDTH one shrank to 6 px); the site's pages pick it by media query
-NARROW = 3.9
-_WIDTH = contextvars.ContextVar("chart_width", default=WIDTH)
-
-
-def _w() -> float:
-    """The width of the figure being drawn: WIDTH, or NARROW for a phone's variant."""
-    return _WIDTH.get()
-
-
-def _narrow() -> bool:
-    return _w() < WIDTH
-MAX_LABEL = 38
 MAX_BARS = 25        # bars in one bar chart; the title says how many more there are
 
 
@@ -83,33 +51,26 @@ class Adaptive(Formatter):
         return f"{formatting.number(x, digits)}{self.suffix}"
 
 
-def _short(label: object) -> str:
-    text = str(label)
-    most = MAX_LABEL if not _narrow() else MAX_LABEL // 2
-    return text if len(text) <= most else text[:most - 1] + "…"
-
-
 def draw(chart: Chart, path: Path, width: float = WIDTH) -> Path:
     """Render one chart to `path` (SVG), written atomically, `width` inches wide (NARROW:
     the phone variant, fewer ticks, shorter labels, small multiples two across)."""
-    token = _WIDTH.set(width)
-    try:
-        return _draw(chart, path)
-    finally:
-        _WIDTH.reset(token)
+    with laid_out(chart, width) as fig:
+        svg = io.BytesIO()
+        fig.savefig(svg, format="svg", metadata={"Date": None})
+    return atomic_write(path, svg.getvalue())
 
 
-def _draw(chart: Chart, path: Path) -> Path:
-    with plt.rc_context(THEME), warnings.catch_warnings():
+@contextlib.contextmanager
+def laid_out(chart: Chart, width: float = WIDTH) -> Iterator[plt.Figure]:
+    """The chart's figure in the house theme, laid out as `draw` saves it (closed after)."""
+    with drawn_at(width), plt.rc_context(THEME), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)   # locator chatter on very short series
         fig = _figure(chart)
         try:
             fig.tight_layout(pad=0.6, h_pad=1.2)
-            svg = io.BytesIO()
-            fig.savefig(svg, format="svg", metadata={"Date": None})
+            yield fig
         finally:
             plt.close(fig)
-    return atomic_write(path, svg.getvalue())
 
 
 def draw_all(sections: Mapping[str, Section], folder: Path,
