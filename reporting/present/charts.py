@@ -24,7 +24,8 @@ from ..core import formatting
 from ..core.i18n import gettext as _
 from ..core.values import Chart, Section
 from ..store.files import atomic_write
-from .chartwords import date_labels, days_formatter, percent_axis, trends_title, weekday
+from .chartwords import (HourTicks, axis_zone, date_labels, percent_axis, trends_title,
+                         weekday)
 from .theme import (INK, NARROW, PALETTE, SENTIMENT, SMALL, THEME, WIDTH, drawn_at,
                     is_narrow as _narrow, short as _short, width as _w)
 
@@ -153,8 +154,13 @@ def _fit(title: str) -> str:
     return textwrap.fill(title, int(TITLE_CHARS * _w() / WIDTH), break_long_words=False)
 
 
+MARK_ROOM = 14.0     # points between an axes and its title for a deploy's label (9 pt)
+
+
 def _titled(fig: plt.Figure, ax: plt.Axes, chart: Chart) -> plt.Figure:
-    ax.set_title(_fit(_(chart.title)))
+    """The chart's title over `ax`, raised over the labels of the deploys it marks."""
+    room = MARK_ROOM if chart.options.get("linked") else 0.0
+    ax.set_title(_fit(_(chart.title)), pad=THEME["axes.titlepad"] + room)
     return fig
 
 
@@ -361,11 +367,19 @@ def _marks(ax: plt.Axes, o: Mapping[str, Any], label: bool = True) -> bool:
         ax.axvline(when, color=MARK, linestyle=":", linewidth=0.9)
     for when, text in o.get("linked", []):
         ax.axvline(when, color=INK, linewidth=1.2)
-        if label:
+        if label:   # over the axes, in the room its title leaves (MARK_ROOM)
             ax.annotate(_short(text), xy=(when, 1.0), xycoords=("data", "axes fraction"),
-                        xytext=(0, 1), textcoords="offset points", ha="center", va="bottom",
-                        fontsize=SMALL, color=INK)
+                        xytext=(0, 1), textcoords="offset points", ha=_side(ax, when),
+                        va="bottom", fontsize=SMALL, color=INK)
     return bool(o.get("maintenance") or o.get("deploys"))
+
+
+def _side(ax: plt.Axes, when: Any) -> str:
+    """A mark's label centred on its line, or beginning (ending) at it near the axis'
+    start (end), so that it stays over the axes and inside the figure."""
+    lo, hi = ax.get_xlim()
+    at = (mdates.date2num(pd.Timestamp(when)) - lo) / ((hi - lo) or 1.0)
+    return "left" if at < 0.2 else "right" if at > 0.8 else "center"
 
 
 def _mark_handles(o: Mapping[str, Any]) -> list[Any]:
@@ -380,8 +394,9 @@ def _mark_handles(o: Mapping[str, Any]) -> list[Any]:
 
 
 def _time_axis(ax: plt.Axes, tz: Any) -> None:
+    tz = axis_zone(tz)      # ticks at the midnights of the zone the labels speak
     ax.xaxis.set_major_locator(mdates.AutoDateLocator(tz=tz, maxticks=4 if _narrow() else 8))
-    ax.xaxis.set_major_formatter(days_formatter("%a %d %b\n%H:%M", tz))
+    ax.xaxis.set_major_formatter(HourTicks(tz))
     for t in ax.get_xticklabels():
         t.set_fontsize(SMALL)
 
@@ -466,7 +481,8 @@ def _stacked_lines(chart: Chart) -> plt.Figure:
         ax.plot(x, y, color=PALETTE[[0, 3, 4][i % 3]], linewidth=0.9,
                 marker="o" if len(x) < 6 else None, markersize=3)
         if _narrow():   # a label beside the panel would take half the width: above it
-            ax.set_title(_panel_label(col, o), fontsize=SMALL, loc="left", pad=2)
+            room = MARK_ROOM if i == 0 and o.get("linked") else 0   # over a deploy's label
+            ax.set_title(_panel_label(col, o), fontsize=SMALL, loc="left", pad=2 + room)
         else:
             ax.set_ylabel(_panel_label(col, o), fontsize=SMALL, rotation=0, ha="right",
                           va="center")
@@ -479,11 +495,11 @@ def _stacked_lines(chart: Chart) -> plt.Figure:
         marked = _marks(ax, o, label=i == 0)
     if marked:
         axes[0, 0].legend(handles=_mark_handles(o), loc="upper left", fontsize=SMALL, ncols=2)
-    tz = x.dt.tz
+    tz = axis_zone(x.dt.tz)
     last = axes[-1, 0]
     last.xaxis.set_major_locator(mdates.AutoDateLocator(tz=tz, minticks=3 if _narrow() else 4,
                                                         maxticks=4 if _narrow() else 8))
-    last.xaxis.set_major_formatter(days_formatter("%a\n%d %b", tz))
+    last.xaxis.set_major_formatter(HourTicks(tz))
     title = _("%(title)s (incidents shaded)") % {"title": _(chart.title)} \
         if o.get("shade") else _(chart.title)
     fig.suptitle(_fit(title), x=0.01, ha="left", fontsize=10.5, fontweight="bold")
