@@ -4,11 +4,15 @@ size, histograms that fit their data with the SLA on a bin edge, a target per se
 trend axes that show a change in proportion."""
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.text import Text
 
+from reporting.core import i18n
 from reporting.core.values import Chart
 from reporting.present import charts
 
@@ -212,3 +216,85 @@ def test_a_weeks_day_labels_do_not_run_into_each_other(figure):
     boxes = [t.get_window_extent() for t in labels]
     gaps = [right.x0 - left.x1 for left, right in zip(boxes, boxes[1:])]
     assert min(gaps) > 0, gaps                # "Tue 10 NovWed 11 Nov" before: overlapping
+
+
+# --- hourly time axes and deploy labels (issue 32: page 2's hourly chart) ----------------
+
+def _hourly(kind: str, start: str = "2026-11-09", hours: int = 7 * 24, at: float = 0.5
+            ) -> Chart:
+    """An hourly timeline with a deploy an incident followed (its label above the axes),
+    `at` that share of the way along."""
+    x = pd.date_range(start, periods=hours, freq="h", tz="Europe/Berlin")
+    rng = np.random.default_rng(3)
+    data = pd.DataFrame({"hour": x, "requests": rng.integers(50, 600, len(x)),
+                         "5xx rate (%)": rng.uniform(0, 0.03, len(x))})
+    deploy = x[int((len(x) - 1) * at)] + pd.Timedelta(minutes=40)
+    options = {"x": "hour", "y": "requests", "y2": "5xx rate (%)",
+               "y_label": "requests / hour", "y2_label": "5xx rate (%)",
+               "deploys": [x[3], deploy], "linked": [(deploy, "payment-api 2.16.7")]}
+    if kind == "stacked_lines":
+        data = data.drop(columns="requests")
+    return Chart("api_hourly", kind, "Requests and server-error rate per hour", data, options)
+
+
+def _shown_ticks(fig: plt.Figure) -> list:
+    """The x tick labels drawn: visible, with text, inside the axis' view."""
+    out = []
+    for ax in fig.axes:
+        lo, hi = ax.get_xlim()
+        out += [t for loc, t in zip(ax.xaxis.get_majorticklocs(), ax.get_xticklabels())
+                if lo <= loc <= hi and t.get_visible() and t.get_text()
+                and ax.xaxis.get_visible()]
+    return out
+
+
+def _overlap(a, b) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+@pytest.mark.parametrize("locale", [None, "de_DE", "fr_FR", "pl_PL"])
+@pytest.mark.parametrize("width", [charts.WIDTH, charts.NARROW])
+@pytest.mark.parametrize("kind", ["line_dual", "stacked_lines"])
+def test_hourly_tick_labels_and_the_deploy_label_clear_each_other_and_the_title(
+        kind, width, locale):
+    _check_clear(_hourly(kind), width, locale)
+
+
+@pytest.mark.parametrize("at", [0.0, 1.0])
+@pytest.mark.parametrize("kind", ["line_dual", "stacked_lines"])
+def test_a_deploy_label_at_the_axis_end_stays_inside_the_figure(kind, at):
+    _check_clear(_hourly(kind, at=at), charts.NARROW, "de_DE")
+
+
+def _check_clear(chart: Chart, width: float, locale: str | None) -> None:
+    voice = i18n.voice(locale, ZoneInfo("Europe/Berlin")) if locale else None
+    with i18n.speaking(voice), charts.laid_out(chart, width) as fig:
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        ticks = _shown_ticks(fig)
+        assert len(ticks) >= 2 and min(t.get_fontsize() for t in ticks) >= 9
+        boxes = sorted((t.get_window_extent(renderer) for t in ticks), key=lambda b: b.x0)
+        gaps = [b.x0 - a.x1 for a, b in zip(boxes, boxes[1:])]
+        assert min(gaps) > 0, [t.get_text() for t in ticks]  # "Mon 09 NovTue 10 Nov" before
+        label = next(t for ax in fig.axes for t in ax.texts
+                     if t.get_text() == "payment-api 2.16.7")
+        assert label.get_fontsize() >= 9
+        said = i18n.gettext(chart.title).split()       # wrapped onto lines where long
+        title = next(t for t in fig.findobj(Text) if t.get_text().split() == said)
+        box, top = label.get_window_extent(renderer), title.get_window_extent(renderer)
+        assert not _overlap(box, top), (box, top)           # it touched the title before
+        others = [t.get_text() for t in fig.findobj(Text) if t is not label
+                  and t.get_visible() and t.get_text()
+                  and _overlap(box, t.get_window_extent(renderer))]
+        assert others == []                                 # nor any other text
+        # and inside the figure: not cut at its edge
+        assert 0 <= box.x0 and box.x1 <= fig.bbox.x1 and box.y1 <= fig.bbox.y1
+
+
+@pytest.mark.parametrize("hours", [6, 30])
+def test_a_short_hourly_axis_says_its_day_and_its_hours(hours):
+    with charts.laid_out(_hourly("line_dual", "2026-11-11 06:00", hours)) as fig:
+        fig.canvas.draw()
+        texts = [t.get_text() for t in _shown_ticks(fig)]
+    assert any("11 Nov" in t for t in texts), texts     # the day, at least once
+    assert any(":00" in t for t in texts), texts        # and the hours

@@ -1,12 +1,12 @@
 """Draw the Sections' chart specs as SVG files in one house theme."""
 from __future__ import annotations
 
-import contextvars
+import contextlib
 import dataclasses
 import io
 import textwrap
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,44 +24,13 @@ from ..core import formatting
 from ..core.i18n import gettext as _
 from ..core.values import Chart, Section
 from ..store.files import atomic_write
-from .chartwords import date_labels, days_formatter, percent_axis, trends_title, weekday
+from .chartwords import (HourTicks, axis_zone, date_labels, percent_axis, trends_title,
+                         weekday)
+from .theme import (INK, NARROW, PALETTE, SENTIMENT, SMALL, THEME, WIDTH, drawn_at,
+                    is_narrow as _narrow, short as _short, width as _w)
 
 matplotlib.use("Agg")
 
-# Okabe-Ito: distinguishable with the common colour-vision deficiencies.
-PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442",
-           "#000000"]
-SENTIMENT = {"negative": "#D55E00", "neutral": "#BBBBBB", "positive": "#009E73"}
-INK = "#333333"
-# The least text size in a chart, in points of the figure: a figure WIDTH wide fills the
-# page's text width (510 pt, a scale of 1.01), so every label prints at 9 pt or more.
-SMALL = 9.0
-THEME = {
-    "font.family": "DejaVu Sans", "font.size": SMALL, "axes.titlesize": 10.5,
-    "axes.titleweight": "bold", "axes.titlelocation": "left", "axes.titlepad": 8,
-    "axes.edgecolor": "#999999", "axes.labelcolor": INK, "axes.labelsize": SMALL,
-    "xtick.color": INK, "ytick.color": INK, "axes.spines.top": False,
-    "axes.spines.right": False, "axes.grid": True, "grid.color": "#E5E5E5",
-    "grid.linewidth": 0.6, "axes.axisbelow": True, "axes.prop_cycle":
-    matplotlib.cycler(color=PALETTE), "svg.fonttype": "none", "legend.frameon": False,
-    "legend.fontsize": SMALL, "figure.dpi": 100, "svg.hashsalt": "reporting",
-    "text.parse_math": False,   # page names and endpoints are data: "$" is not mathtext
-}
-WIDTH = 7.0          # inches: the A4 text width at our margins
-# inches: a phone's ~370 px column shows a figure this wide at ~its own size, so its 9 pt
-# text is ~11.5 CSS px (a WIDTH one shrank to 6 px); the site's pages pick it by media query
-NARROW = 3.9
-_WIDTH = contextvars.ContextVar("chart_width", default=WIDTH)
-
-
-def _w() -> float:
-    """The width of the figure being drawn: WIDTH, or NARROW for a phone's variant."""
-    return _WIDTH.get()
-
-
-def _narrow() -> bool:
-    return _w() < WIDTH
-MAX_LABEL = 38
 MAX_BARS = 25        # bars in one bar chart; the title says how many more there are
 
 
@@ -83,33 +52,26 @@ class Adaptive(Formatter):
         return f"{formatting.number(x, digits)}{self.suffix}"
 
 
-def _short(label: object) -> str:
-    text = str(label)
-    most = MAX_LABEL if not _narrow() else MAX_LABEL // 2
-    return text if len(text) <= most else text[:most - 1] + "…"
-
-
 def draw(chart: Chart, path: Path, width: float = WIDTH) -> Path:
     """Render one chart to `path` (SVG), written atomically, `width` inches wide (NARROW:
     the phone variant, fewer ticks, shorter labels, small multiples two across)."""
-    token = _WIDTH.set(width)
-    try:
-        return _draw(chart, path)
-    finally:
-        _WIDTH.reset(token)
+    with laid_out(chart, width) as fig:
+        svg = io.BytesIO()
+        fig.savefig(svg, format="svg", metadata={"Date": None})
+    return atomic_write(path, svg.getvalue())
 
 
-def _draw(chart: Chart, path: Path) -> Path:
-    with plt.rc_context(THEME), warnings.catch_warnings():
+@contextlib.contextmanager
+def laid_out(chart: Chart, width: float = WIDTH) -> Iterator[plt.Figure]:
+    """The chart's figure in the house theme, laid out as `draw` saves it (closed after)."""
+    with drawn_at(width), plt.rc_context(THEME), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)   # locator chatter on very short series
         fig = _figure(chart)
         try:
             fig.tight_layout(pad=0.6, h_pad=1.2)
-            svg = io.BytesIO()
-            fig.savefig(svg, format="svg", metadata={"Date": None})
+            yield fig
         finally:
             plt.close(fig)
-    return atomic_write(path, svg.getvalue())
 
 
 def draw_all(sections: Mapping[str, Section], folder: Path,
@@ -192,8 +154,13 @@ def _fit(title: str) -> str:
     return textwrap.fill(title, int(TITLE_CHARS * _w() / WIDTH), break_long_words=False)
 
 
+MARK_ROOM = 14.0     # points between an axes and its title for a deploy's label (9 pt)
+
+
 def _titled(fig: plt.Figure, ax: plt.Axes, chart: Chart) -> plt.Figure:
-    ax.set_title(_fit(_(chart.title)))
+    """The chart's title over `ax`, raised over the labels of the deploys it marks."""
+    room = MARK_ROOM if chart.options.get("linked") else 0.0
+    ax.set_title(_fit(_(chart.title)), pad=THEME["axes.titlepad"] + room)
     return fig
 
 
@@ -400,11 +367,19 @@ def _marks(ax: plt.Axes, o: Mapping[str, Any], label: bool = True) -> bool:
         ax.axvline(when, color=MARK, linestyle=":", linewidth=0.9)
     for when, text in o.get("linked", []):
         ax.axvline(when, color=INK, linewidth=1.2)
-        if label:
+        if label:   # over the axes, in the room its title leaves (MARK_ROOM)
             ax.annotate(_short(text), xy=(when, 1.0), xycoords=("data", "axes fraction"),
-                        xytext=(0, 1), textcoords="offset points", ha="center", va="bottom",
-                        fontsize=SMALL, color=INK)
+                        xytext=(0, 1), textcoords="offset points", ha=_side(ax, when),
+                        va="bottom", fontsize=SMALL, color=INK)
     return bool(o.get("maintenance") or o.get("deploys"))
+
+
+def _side(ax: plt.Axes, when: Any) -> str:
+    """A mark's label centred on its line, or beginning (ending) at it near the axis'
+    start (end), so that it stays over the axes and inside the figure."""
+    lo, hi = ax.get_xlim()
+    at = (mdates.date2num(pd.Timestamp(when)) - lo) / ((hi - lo) or 1.0)
+    return "left" if at < 0.2 else "right" if at > 0.8 else "center"
 
 
 def _mark_handles(o: Mapping[str, Any]) -> list[Any]:
@@ -419,8 +394,9 @@ def _mark_handles(o: Mapping[str, Any]) -> list[Any]:
 
 
 def _time_axis(ax: plt.Axes, tz: Any) -> None:
+    tz = axis_zone(tz)      # ticks at the midnights of the zone the labels speak
     ax.xaxis.set_major_locator(mdates.AutoDateLocator(tz=tz, maxticks=4 if _narrow() else 8))
-    ax.xaxis.set_major_formatter(days_formatter("%a %d %b\n%H:%M", tz))
+    ax.xaxis.set_major_formatter(HourTicks(tz))
     for t in ax.get_xticklabels():
         t.set_fontsize(SMALL)
 
@@ -509,7 +485,8 @@ def _stacked_lines(chart: Chart) -> plt.Figure:
         ax.plot(x, y, color=PALETTE[[0, 3, 4][i % 3]], linewidth=0.9,
                 marker="o" if len(x) < 6 else None, markersize=3)
         if _narrow():   # a label beside the panel would take half the width: above it
-            ax.set_title(_panel_label(col, o), fontsize=SMALL, loc="left", pad=2)
+            room = MARK_ROOM if i == 0 and o.get("linked") else 0   # over a deploy's label
+            ax.set_title(_panel_label(col, o), fontsize=SMALL, loc="left", pad=2 + room)
         else:
             ax.set_ylabel(_panel_label(col, o), fontsize=SMALL, rotation=0, ha="right",
                           va="center")
@@ -522,11 +499,11 @@ def _stacked_lines(chart: Chart) -> plt.Figure:
         marked = _marks(ax, o, label=i == 0)
     if marked:
         axes[0, 0].legend(handles=_mark_handles(o), loc="upper left", fontsize=SMALL, ncols=2)
-    tz = x.dt.tz
+    tz = axis_zone(x.dt.tz)
     last = axes[-1, 0]
     last.xaxis.set_major_locator(mdates.AutoDateLocator(tz=tz, minticks=3 if _narrow() else 4,
                                                         maxticks=4 if _narrow() else 8))
-    last.xaxis.set_major_formatter(days_formatter("%a\n%d %b", tz))
+    last.xaxis.set_major_formatter(HourTicks(tz))
     title = _("%(title)s (incidents shaded)") % {"title": _(chart.title)} \
         if o.get("shade") else _(chart.title)
     fig.suptitle(_fit(title), x=0.01, ha="left", fontsize=10.5, fontweight="bold")

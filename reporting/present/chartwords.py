@@ -30,21 +30,51 @@ def two_lines(day: str) -> str:
     return f"{head}\n{rest}" if sep else day
 
 
-def days_formatter(english: str, tz: Any) -> Formatter:
-    """Hourly time-axis labels: `english` (strftime) on English pages, as they always
-    were; else, in the page's language, the day over the time ("9. Nov." over "00:00": with
-    its weekday, "Mo., 9. Nov." ran into the next label), or the weekday over the day when
-    `english` has no time."""
-    if i18n.current() is None:
-        return mdates.DateFormatter(english, tz=tz)
-    timed = "%H" in english
+def axis_zone(tz: Any) -> Any:
+    """The zone of a time axis' ticks: the page's (its labels say times in it), else the
+    data's."""
+    voice = i18n.current()
+    return voice.zone if voice is not None else tz
 
-    def label(x: float, _pos: Any = None) -> str:
-        t = pd.Timestamp(mdates.num2date(x, tz=tz))
-        if timed:
-            return f"{formatting.when(t, 'dm')}\n{formatting.when(t, 'time')}"
+
+class HourTicks(Formatter):
+    """An hourly time axis' labels, short so that none runs into the next: a tick at
+    midnight says its day, weekday over date ("Mon" over "09 Nov"; "Mo." over "9. Nov."),
+    any other only its time ("12:00"), the first one shown its time over its day. ("Mon 09
+    Nov" over "00:00" at each of a week's 8 ticks ran into each other at 9 pt.) English
+    pages strftime in `tz`; others say it in their language and zone."""
+
+    def __init__(self, tz: Any) -> None:
+        self.tz = tz
+
+    def __call__(self, x: float, pos: Any = None) -> str:
+        return self.format_ticks([x])[0]
+
+    def format_ticks(self, values: Any) -> list[str]:
+        if not len(values):
+            return []
+        lo, hi = self.axis.get_view_interval() if self.axis else (min(values), max(values))
+        first = next((i for i, v in enumerate(values) if min(lo, hi) <= v), 0)
+        out = []
+        for i, x in enumerate(values):
+            t = pd.Timestamp(mdates.num2date(x, tz=self.tz))
+            if (t.hour, t.minute) == (0, 0):
+                out.append(self.day(t))
+            elif i == first:
+                out.append(f"{self.time(t)}\n{self.day(t).replace(chr(10), ' ')}")
+            else:
+                out.append(self.time(t))
+        return out
+
+    @staticmethod
+    def day(t: pd.Timestamp) -> str:
+        if i18n.current() is None:
+            return t.strftime("%a\n%d %b")
         return two_lines(formatting.when(t, "day"))
-    return FuncFormatter(label)
+
+    @staticmethod
+    def time(t: pd.Timestamp) -> str:
+        return t.strftime("%H:%M") if i18n.current() is None else formatting.when(t, "time")
 
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
