@@ -283,6 +283,7 @@ def _check_clear(chart: Chart, width: float, locale: str | None) -> None:
         title = next(t for t in fig.findobj(Text) if t.get_text().split() == said)
         box, top = label.get_window_extent(renderer), title.get_window_extent(renderer)
         assert not _overlap(box, top), (box, top)           # it touched the title before
+        assert 0 <= top.x0 and top.x1 <= fig.bbox.x1, (top, fig.bbox)   # "…per hou" on a phone
         others = [t.get_text() for t in fig.findobj(Text) if t is not label
                   and t.get_visible() and t.get_text()
                   and _overlap(box, t.get_window_extent(renderer))]

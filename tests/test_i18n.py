@@ -298,6 +298,8 @@ def test_german_it_report_notes(translated):
     text = translated["it"]
     assert "Auswirkung ist, was im Zeitfenster über dem üblichen Niveau lag." in text
     assert "p99 für Gruppen ab 200 Anfragen gezeigt." in text
+    # the timeline's panel named after the failing service, a label computed with the data
+    assert "payment-api 5xx-Quote (%)" in text and "5xx rate" not in text
     assert "Anteil: an den Serverfehlern (5xx) oder Clientfehlern (4xx) des Zeitraums." in text
     assert english_words(text) == []
 

@@ -148,10 +148,14 @@ def _figure(chart: Chart) -> plt.Figure:
 TITLE_CHARS = 78      # of a 10.5 pt bold title across WIDTH (the English all fit); more wrap
 
 
-def _fit(title: str) -> str:
+def _fit(title: str, share: float = 1.0) -> str:
     """A title on as many lines as the figure's width needs (a translation may be a third
-    longer than the English, which always fits)."""
-    return textwrap.fill(title, int(TITLE_CHARS * _w() / WIDTH), break_long_words=False)
+    longer than the English, which always fits); `share`: of the width it is centred in."""
+    return textwrap.fill(title, int(TITLE_CHARS * share * _w() / WIDTH),
+                         break_long_words=False)
+
+
+AXES_SHARE = 0.85    # a phone's axes-centred title: the axes leave room for tick labels
 
 
 MARK_ROOM = 14.0     # points between an axes and its title for a deploy's label (9 pt)
@@ -160,7 +164,8 @@ MARK_ROOM = 14.0     # points between an axes and its title for a deploy's label
 def _titled(fig: plt.Figure, ax: plt.Axes, chart: Chart) -> plt.Figure:
     """The chart's title over `ax`, raised over the labels of the deploys it marks."""
     room = MARK_ROOM if chart.options.get("linked") else 0.0
-    ax.set_title(_fit(_(chart.title)), pad=THEME["axes.titlepad"] + room)
+    ax.set_title(_fit(_(chart.title), AXES_SHARE if _narrow() else 1.0),
+                 pad=THEME["axes.titlepad"] + room)
     return fig
 
 
@@ -506,12 +511,16 @@ def _stacked_lines(chart: Chart) -> plt.Figure:
     last.xaxis.set_major_formatter(HourTicks(tz))
     title = _("%(title)s (incidents shaded)") % {"title": _(chart.title)} \
         if o.get("shade") else _(chart.title)
-    fig.suptitle(_fit(title), x=0.01, ha="left", fontsize=10.5, fontweight="bold")
+    fig.suptitle(_fit(title, 0.95 if _narrow() else 1.0), x=0.01, ha="left", fontsize=10.5,
+                 fontweight="bold")
     return fig
 
 
 def _panel_label(col: str, o: Mapping[str, Any]) -> str:
-    """A panel's axis label; a money panel names its currency ('abandoned value (EUR)')."""
+    """A panel's axis label; a money panel names its currency ('abandoned value (EUR)').
+    A label computed with the data ('payment-api 5xx rate (%)') is the `units` key's
+    Phrase: the frame's column holds its English text only."""
+    col = next((k for k in o.get("units", {}) if k == col), col)
     if o.get("units", {}).get(col) == "money" and o.get("currency"):
         return _("%(name)s (%(currency)s)") % {"name": _(col), "currency": o["currency"]}
     return _(col)
