@@ -25,7 +25,8 @@ from ..core.errors import SourceError
 from ..core.periods import Window
 from .endpoints import fold_endpoint, service_of
 from .files import Inflation
-from .logfiles import Parsed, first_lines, log_files, read_log_files
+from . import quicklog
+from .logfiles import Chunk, Parsed, first_lines, log_files, read_log_files
 from .read import Read
 
 __all__ = ["LAYOUTS", "compile_format", "detect", "fold_endpoint", "read_logs", "service_of"]
@@ -135,14 +136,19 @@ def detect(lines: list[str]) -> tuple[str | None, int]:
 
 
 def parser(pattern: str):
-    """A function that parses a chunk of lines with `pattern`."""
-    def parse(arr: pa.Array) -> Parsed:
-        got = extract(arr, pattern)
+    """A function that parses a chunk of lines with `pattern` (the combined format with a
+    response time mostly without it: `quicklog`)."""
+    def regex(lines: pa.Array) -> pa.StructArray:
+        return extract(lines, pattern)
+
+    def parse(chunk: Chunk) -> Parsed:
+        quick = pattern == LAYOUTS[quicklog.LAYOUT]
+        got = quicklog.fields(chunk, regex) if quick else regex(chunk.lines)
         ok = got.is_valid().to_numpy(zero_copy_only=False)
-        blank = np.zeros(len(arr), bool)
+        blank = np.zeros(len(chunk), bool)
         if not ok.all():                 # a blank line is no row, and not a bad one
             missed = np.flatnonzero(~ok)
-            blank[missed] = pc.equal(pc.utf8_trim_whitespace(arr.take(missed)), ""
+            blank[missed] = pc.equal(pc.utf8_trim_whitespace(chunk.lines.take(missed)), ""
                                      ).to_numpy(zero_copy_only=False)
         reasons = np.where(ok | blank, "", REASON_LINE).astype(object)
         pos = np.flatnonzero(ok)
@@ -150,9 +156,7 @@ def parser(pattern: str):
         names = [got.type.field(i).name for i in range(got.type.num_fields)]
         f = {n: got.field(n) for n in names}
         if "request" in f:
-            req = pc.extract_regex(f["request"], REQUEST)
-            method, target = req.field("method"), req.field("target")
-            good = req.is_valid()
+            method, target, good = requests(f["request"])
         else:
             method = f["request_method"]
             target = f["request_uri"] if "request_uri" in f else f["uri"]
@@ -170,6 +174,15 @@ def parser(pattern: str):
             fields["host"] = host.to_pandas()
         return Parsed(fields.loc[good_np].reset_index(drop=True), pos[good_np], reasons)
     return parse
+
+
+def requests(text: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """Method, target and whether it parsed, of each request line (each distinct one
+    matched once: requests repeat)."""
+    enc = pc.dictionary_encode(text)
+    req = pc.extract_regex(enc.dictionary, REQUEST)
+    return (req.field("method").take(enc.indices), req.field("target").take(enc.indices),
+            pc.fill_null(req.is_valid().take(enc.indices), False))
 
 
 def categories(text: pa.Array) -> pd.Categorical:
@@ -228,7 +241,27 @@ def local_times(text: pa.Array) -> np.ndarray | None:
     that (then strptime judges each)."""
     if not len(text) or pc.any(pc.not_equal(pc.utf8_length(text), 26)).as_py():
         return None
+    got = _ascii_parts(text) or _parts(text)
+    if got is None:
+        return None
+    d, m, y, hh, mm, ss, zh, zm, east = got
+    leap = (y % 4 == 0) & ((y % 100 != 0) | (y % 400 == 0))
+    days_in = MONTH_DAYS[m - 1] + (leap & (m == 2))
+    if ((d < 1) | (d > days_in) | (hh > 23) | (mm > 59) | (ss > 60) | (zm > 59)).any():
+        return None
+    # days from 1970-01-01 of a civil date (H. Hinnant's algorithm)
+    yy = y - (m <= 2)
+    era = yy // 400
+    yoe = yy - era * 400
+    doy = (153 * (m + np.where(m > 2, -3, 9)) + 2) // 5 + d - 1
+    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+    seconds = days * 86400 + hh * 3600 + mm * 60 + ss - east * (zh * 3600 + zm * 60)
+    return seconds.astype("datetime64[s]").astype("datetime64[ns]")
 
+
+def _parts(text: pa.Array) -> tuple[np.ndarray, ...] | None:
+    """Day, month (1-12), year, hour, minute, second, zone hours and minutes, and +1 or
+    -1 east of UTC, from 26-character time texts in Arrow; None when one is no number."""
     def part(a: int, b: int) -> np.ndarray:
         return pc.cast(pc.utf8_slice_codeunits(text, a, b), pa.int64()).to_numpy()
     try:
@@ -240,20 +273,41 @@ def local_times(text: pa.Array) -> np.ndarray | None:
     sign = pc.utf8_slice_codeunits(text, 21, 22)
     if m.null_count or not pc.all(pc.is_in(sign, value_set=pa.array(["+", "-"]))).as_py():
         return None
-    m = m.to_numpy() + 1
-    leap = (y % 4 == 0) & ((y % 100 != 0) | (y % 400 == 0))
-    days_in = MONTH_DAYS[m - 1] + (leap & (m == 2))
-    if ((d < 1) | (d > days_in) | (hh > 23) | (mm > 59) | (ss > 60) | (zm > 59)).any():
-        return None
-    # days from 1970-01-01 of a civil date (H. Hinnant's algorithm)
-    yy = y - (m <= 2)
-    era = yy // 400
-    yoe = yy - era * 400
-    doy = (153 * (m + np.where(m > 2, -3, 9)) + 2) // 5 + d - 1
-    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
     east = np.where(sign.to_numpy(zero_copy_only=False) == "-", -1, 1)
-    seconds = days * 86400 + hh * 3600 + mm * 60 + ss - east * (zh * 3600 + zm * 60)
-    return seconds.astype("datetime64[s]").astype("datetime64[ns]")
+    return d, m.to_numpy() + 1, y, hh, mm, ss, zh, zm, east
+
+
+DIGITS = np.array([0, 1, 7, 8, 9, 10, 12, 13, 15, 16, 18, 19, 22, 23, 24, 25])
+MONTH_KEYS = np.array([(ord(a) << 16) | (ord(b) << 8) | ord(c) for a, b, c in MONTHS.to_pylist()])
+
+
+def _ascii_parts(text: pa.Array) -> tuple[np.ndarray, ...] | None:
+    """What `_parts` gives, read from the bytes with numpy when every text is 26 ASCII
+    bytes whose number places hold digits, its month a month and its sign + or -; None
+    otherwise (then `_parts` judges)."""
+    if text.null_count or text.type not in (pa.string(), pa.large_string()):
+        return None
+    width = np.int64 if text.type == pa.large_string() else np.int32
+    offsets = np.frombuffer(text.buffers()[1], width)[text.offset:text.offset + len(text) + 1]
+    if not (np.diff(offsets) == 26).all():
+        return None
+    raw = np.frombuffer(text.buffers()[2], np.uint8)[offsets[0]:offsets[-1]]
+    b = raw.reshape(len(text), 26).astype(np.int64)
+    digits = b[:, DIGITS] - 48
+    key = (b[:, 3] << 16) | (b[:, 4] << 8) | b[:, 5]
+    m = np.searchsorted(np.sort(MONTH_KEYS), key)
+    month = np.argsort(MONTH_KEYS)[np.minimum(m, 11)] + 1
+    sign = b[:, 21]
+    if ((digits < 0) | (digits > 9)).any() or (MONTH_KEYS[month - 1] != key).any() or (
+            (sign != 43) & (sign != 45)).any():
+        return None
+    def num(*at: int) -> np.ndarray:
+        out = np.zeros(len(text), np.int64)
+        for i in at:
+            out = out * 10 + digits[:, i]
+        return out
+    return (num(0, 1), month, num(2, 3, 4, 5), num(6, 7), num(8, 9), num(10, 11),
+            num(12, 13), num(14, 15), np.where(sign == 45, -1, 1))
 
 
 def _duration(f: dict[str, pa.Array]) -> np.ndarray | None:
@@ -292,7 +346,7 @@ def read_logs(src: SourceConfig, spec: Spec, window: Window, tz: ZoneInfo,
             pa.array(sample, pa.large_string()), pattern)).as_py():
         raise SourceError(no_match(path, sample, f"log_format {src.log_format!r}"))
     return read_log_files(src, window, files, skipped, lambda _: parser(pattern),
-                          f"{src.path} ({layout})", bound)
+                          f"{src.path} ({layout})", bound, raw=True)
 
 
 def no_match(path: Path | None, sample: list[str], what: str) -> str:

@@ -52,7 +52,7 @@ class Parsed:
     reasons: np.ndarray
 
 
-Parser = Callable[[pa.Array], Parsed]
+Parser = Callable[[pa.Array], Parsed]     # or of a Chunk, with `read_log_files(raw=True)`
 
 
 @dataclass
@@ -92,11 +92,28 @@ _marks = itertools.count()
 
 @dataclass
 class Chunk:
-    """Whole lines of a file as Arrow strings; `long`: position -> what a rejected row
-    keeps of a line over LONG_LINE (its first KiB and its length), which was not read."""
+    """Whole lines of a file: `data`, their bytes (a `\\n` after each, maybe not the last),
+    split into Arrow strings (`lines`) when first asked; `long`: position -> what a
+    rejected row keeps of a line over LONG_LINE (its first KiB and its length), which was
+    not read."""
 
-    lines: pa.Array
+    data: bytes | None = None
     long: dict[int, str] = field(default_factory=dict)
+    split: pa.Array | None = None
+
+    @functools.cached_property
+    def lines(self) -> pa.Array:
+        return self.split if self.split is not None else _split(self.data or b"")
+
+    @functools.cached_property
+    def size(self) -> int:
+        if self.split is not None:
+            return len(self.split)
+        data = np.frombuffer(self.data or b"\n", np.uint8)
+        return int(np.count_nonzero(data == 10)) + (data[-1] != 10)
+
+    def __len__(self) -> int:
+        return self.size
 
 
 class _Splitter:
@@ -151,18 +168,20 @@ class _Splitter:
         at = len(text) if whole and not cut else text.rfind(b"\n") + 1
         rest = b"" if whole else text[at:]
         self.pending, self.held = ([rest] if rest else []), len(rest)
-        if at:
+        if at and not self.marks and len(lazy := Chunk(text[:at])) <= CHUNK_LINES:
+            yield lazy                      # split into lines only if a parser asks
+        elif at:
             lines = _split(text[:at])
             for start in range(0, len(lines), CHUNK_LINES):   # short lines: memory per line
                 yield self._chunk(lines.slice(start, CHUNK_LINES))
 
     def _chunk(self, lines: pa.Array) -> Chunk:
         if not self.marks:
-            return Chunk(lines)
+            return Chunk(split=lines)
         at = np.flatnonzero(pc.starts_with(lines, MARK).to_numpy(zero_copy_only=False))
         found = {int(p): self.marks.pop(t) for p, t in zip(at, lines.take(at).to_pylist())
                  if t in self.marks}
-        return Chunk(lines, found)
+        return Chunk(long=found, split=lines)
 
 
 def chunks(path: Path, warnings: list[str], size: int = CHUNK_BYTES,
@@ -239,27 +258,27 @@ def log_files(src: SourceConfig, window: Window) -> tuple[list[Path], int]:
 
 def read_log_files(src: SourceConfig, window: Window, files: list[Path], skipped: int,
                    parser_for: Callable[[Path], Parser], origin: str,
-                   bound: Inflation | None = None) -> Read:
+                   bound: Inflation | None = None, raw: bool = False) -> Read:
     """Every file's rows within the window, duplicates of another file's lines dropped,
     and the lines no parser understood or too long to read (file, line, text, reason);
-    a .gz decompressed within `bound`."""
+    a .gz decompressed within `bound`. `raw`: parsers are given the Chunk, not its lines."""
     found = LogRead()
     frames, files_of, rows_of, rejected = [], [], [], []
     seen: np.ndarray | None = None
     for i, path in enumerate(files):
         parser, hashes, line = parser_for(path), [], 0
         for chunk in chunks(path, found.warnings, bound=bound):
-            lines = chunk.lines
-            dup = np.zeros(len(lines), bool)
+            n = len(chunk)
+            dup = np.zeros(n, bool)
             if len(files) > 1:      # copytruncate: lines found in another file count once
                 # Python's string hash: the same within a run, which is all a run needs
-                h = np.fromiter(map(hash, lines.to_pylist()), dtype=np.int64,
-                                count=len(lines))
+                h = np.fromiter(map(hash, chunk.lines.to_pylist()), dtype=np.int64, count=n)
                 hashes.append(h)
                 if seen is not None and len(seen):
                     at = np.minimum(np.searchsorted(seen, h), len(seen) - 1)
                     dup = seen[at] == h
-            got = long_rejected(untimed_rejected(parser(lines)), chunk.long)
+            got = long_rejected(untimed_rejected(parser(chunk if raw else chunk.lines)),
+                                chunk.long)
             found.timed |= "ms" in got.fields
             keep = ~dup[got.pos]
             found.duplicates += int((~keep).sum())
@@ -272,7 +291,7 @@ def read_log_files(src: SourceConfig, window: Window, files: list[Path], skipped
             bad = np.flatnonzero((got.reasons != "") & ~dup)
             if len(bad):
                 found.set_aside(rejected, path, line, chunk, got.reasons, bad)
-            line += len(lines)
+            line += n
         if hashes:
             seen = np.sort(np.concatenate([seen, *hashes] if seen is not None else hashes))
     if found.unkept:
