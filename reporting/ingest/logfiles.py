@@ -17,6 +17,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -30,6 +31,9 @@ from .endpoints import fold_endpoint, service_of
 from .csvrepair import KEEP_HEAD, KEEP_REJECTED, LONG_LINE, long_text, unkept_note
 from .files import Inflation, check_input, discover, open_decompressed, source_root
 from .read import Origins, Read
+
+if TYPE_CHECKING:
+    from pandas.api.extensions import ExtensionArray
 
 log = logging.getLogger(__name__)
 
@@ -375,13 +379,30 @@ def endpoints_of(target: pd.Series, services: dict[str, str], host: pd.Series | 
     endpoint = pd.Categorical.from_codes(ecodes, funiq)
     svc = service_of(pd.Series(funiq, dtype=object), services, None).to_numpy(dtype=object)
     mapped = np.array([s != "other" for s in svc], dtype=bool)
-    service = np.where(ecodes >= 0, svc[np.maximum(ecodes, 0)], "other").astype(object)
+    scodes, suniq = pd.factorize(np.append(svc, "other"))       # the last: no endpoint
+    service = pd.Categorical.from_codes(scodes[np.where(ecodes >= 0, ecodes, len(svc))],
+                                        pd.Index(suniq, dtype=object))
     if host is not None and len(service):
         by_host = service_of(pd.Series(np.full(len(service), None, object)), {},
                              host.reset_index(drop=True)).to_numpy(dtype=object)
         unmapped = ~mapped[np.maximum(ecodes, 0)] | (ecodes < 0)
-        service = np.where(unmapped, by_host, service)
+        return endpoint, np.where(unmapped, by_host, np.asarray(service, dtype=object))
     return endpoint, service
+
+
+def as_text(values: pd.Series | pd.Categorical | np.ndarray) -> ExtensionArray | np.ndarray:
+    """A categorical of texts as pandas' `str`, built in Arrow from its codes (no Python
+    string per row: 2M rows took 0.14 s); anything else as a numpy array (the frame infers
+    its type)."""
+    if isinstance(values, pd.Series):
+        values = values.array
+    if not isinstance(values, pd.Categorical) or pd.api.types.infer_dtype(
+            values.categories, skipna=False) != "string":
+        return np.asarray(values) if not isinstance(values, np.ndarray) else values
+    codes = values.codes.astype(np.int32)
+    dictionary = pa.array(np.asarray(values.categories, dtype=object), pa.large_string())
+    text = pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0), dictionary)
+    return pd.array(text.cast(pa.large_string()), dtype="str")
 
 
 def lines_at(names: list[str], rows: np.ndarray, bound: Inflation | None = None
@@ -425,6 +446,6 @@ def rows(fields: pd.DataFrame, services: dict[str, str], window: Window | None
         "endpoint": endpoint, "status_code": f["status"].to_numpy() if "status" in f
         else np.zeros(0, object),
         "response_time_ms": np.round(ms.to_numpy(dtype="float64"), 3),
-        "service_name": service,
-        "method": f["method"].to_numpy() if "method" in f else np.zeros(0, object),
+        "service_name": as_text(service),
+        "method": as_text(f["method"]) if "method" in f else np.zeros(0, object),
         "_pos": np.flatnonzero(inside)})
