@@ -153,3 +153,12 @@ def test_time_texts_read_from_bytes_as_arrow_reads_them():
                 "10/Nox/2026:13:55:36 +0100", "+1/Nov/2026:13:55:36 +0100"):
         assert _ascii_parts(pa.array([texts[0], odd])) is None    # Arrow judges these
     assert _ascii_parts(pa.array([texts[0], None])) is None
+
+
+def test_request_parts_spread_from_distinct_lines_as_categories_give_them():
+    from reporting.ingest.accesslog import categories, spread
+    values = pa.array(["a", None, "b", "c", "a"])
+    for rows in ([0, 1, 2, 3, 4, 4, 1], [1, 1, 3], [3, 2, 1, 0], [4, 4]):
+        got, want = spread(values, np.array(rows)), categories(values.take(pa.array(rows)))
+        assert list(got.categories) == list(want.categories)
+        assert got.codes.tolist() == want.codes.tolist()

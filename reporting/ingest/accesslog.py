@@ -156,15 +156,13 @@ def parser(pattern: str):
         names = [got.type.field(i).name for i in range(got.type.num_fields)]
         f = {n: got.field(n) for n in names}
         if "request" in f:
-            method, target, good = requests(f["request"])
+            method, target, good_np = requests(f["request"])
         else:
-            method = f["request_method"]
-            target = f["request_uri"] if "request_uri" in f else f["uri"]
-            good = pc.not_equal(target, "")
-        good_np = good.to_numpy(zero_copy_only=False)
+            uri = f["request_uri"] if "request_uri" in f else f["uri"]
+            method, target = categories(f["request_method"]), categories(uri)
+            good_np = pc.not_equal(uri, "").to_numpy(zero_copy_only=False)
         reasons[pos[~good_np]] = REASON_REQUEST
-        fields = pd.DataFrame({"time": _times(f), "method": categories(method),
-                               "target": categories(target),
+        fields = pd.DataFrame({"time": _times(f), "method": method, "target": target,
                                "status": number(f["status"])})
         ms = _duration(f)
         if ms is not None:
@@ -176,13 +174,32 @@ def parser(pattern: str):
     return parse
 
 
-def requests(text: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
-    """Method, target and whether it parsed, of each request line (each distinct one
-    matched once: requests repeat)."""
+def requests(text: pa.Array) -> tuple[pd.Categorical, pd.Categorical, np.ndarray]:
+    """Method and target (as `categories` gives them) and whether it parsed, of each
+    request line; each distinct line matched once, no text taken per row (they repeat)."""
     enc = pc.dictionary_encode(text)
+    if enc.indices.null_count:
+        req = pc.extract_regex(text, REQUEST)
+        return (categories(req.field("method")), categories(req.field("target")),
+                req.is_valid().to_numpy(zero_copy_only=False))
     req = pc.extract_regex(enc.dictionary, REQUEST)
-    return (req.field("method").take(enc.indices), req.field("target").take(enc.indices),
-            pc.fill_null(req.is_valid().take(enc.indices), False))
+    rows = enc.indices.to_numpy()
+    return (spread(req.field("method"), rows), spread(req.field("target"), rows),
+            req.is_valid().to_numpy(zero_copy_only=False)[rows])
+
+
+def spread(values: pa.Array, rows: np.ndarray) -> pd.Categorical:
+    """`categories(values.take(rows))`, without taking the texts: categories in the order
+    the rows first show them, none for a null."""
+    enc = pc.dictionary_encode(values)
+    codes, first = pd.factorize(pc.fill_null(enc.indices, -1).to_numpy(
+        zero_copy_only=False)[rows])
+    if (first < 0).any():
+        null = int(np.flatnonzero(first < 0)[0])
+        codes = np.where(codes == null, -1, codes - (codes > null))
+        first = first[first >= 0]
+    names = enc.dictionary.take(pa.array(first, pa.int64())).to_pylist()
+    return pd.Categorical.from_codes(codes, pd.Index(names, dtype=object))
 
 
 def categories(text: pa.Array) -> pd.Categorical:
@@ -291,10 +308,9 @@ def _ascii_parts(text: pa.Array) -> tuple[np.ndarray, ...] | None:
     offsets = np.frombuffer(text.buffers()[1], width)[text.offset:text.offset + len(text) + 1]
     if not (np.diff(offsets) == 26).all():
         return None
-    raw = np.frombuffer(text.buffers()[2], np.uint8)[offsets[0]:offsets[-1]]
-    b = raw.reshape(len(text), 26).astype(np.int64)
-    digits = b[:, DIGITS] - 48
-    key = (b[:, 3] << 16) | (b[:, 4] << 8) | b[:, 5]
+    b = np.frombuffer(text.buffers()[2], np.uint8)[offsets[0]:offsets[-1]].reshape(-1, 26)
+    digits = b[:, DIGITS].astype(np.int64) - 48
+    key = (b[:, 3].astype(np.int64) << 16) | (b[:, 4].astype(np.int64) << 8) | b[:, 5]
     m = np.searchsorted(np.sort(MONTH_KEYS), key)
     month = np.argsort(MONTH_KEYS)[np.minimum(m, 11)] + 1
     sign = b[:, 21]
