@@ -71,6 +71,13 @@ def test_the_pieces_read_a_mixed_chunk_as_the_regex_does():
     assert want[7][3] == "0.120" and want[8] is not None and want[11] is None
 
 
+def test_whatever_the_first_line_the_pieces_agree():
+    for first in ("", "garbage", MIXED[5], MIXED[6], GOOD.replace('"', "")):
+        lines = [first, *MIXED, first]
+        assert quick_fields(lines) == regex_fields(lines)
+    assert quicklog._read(b"a\n" + GOOD.encode()).columns == ["0", "1", "2", "4", "6"]
+
+
 def test_the_pieces_are_what_most_of_a_clean_chunk_is_read_from():
     chunk = Chunk(("\n".join([GOOD] * 50 + [MIXED[3]]) + "\n").encode())
     calls = []

@@ -152,7 +152,7 @@ def parser(pattern: str):
                                      ).to_numpy(zero_copy_only=False)
         reasons = np.where(ok | blank, "", REASON_LINE).astype(object)
         pos = np.flatnonzero(ok)
-        got = got.filter(pa.array(ok))
+        got = got if ok.all() else got.filter(pa.array(ok))     # a copy of every text
         names = [got.type.field(i).name for i in range(got.type.num_fields)]
         f = {n: got.field(n) for n in names}
         if "request" in f:

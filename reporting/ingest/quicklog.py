@@ -20,7 +20,7 @@ from .logfiles import Chunk
 
 LAYOUT = "combined format with a response time ($request_time or %D)"
 NAMES = ["time_local", "request", "status", "duration_auto"]
-HEADER = b'0"1"2"3"4"5"6"7\n'            # eight pieces named 0..7; more are dropped
+HEADER = b'0"1"2"3"4"5"6\n'              # seven pieces named 0..6
 S = r"[^ \t\n\f\r]+"                      # RE2's \S+ (its \s is [\t\n\f\r ])
 HEAD = rf"^{S} {S} {S} \[[^\]]{{26}}\] $"
 STATUS = rf"^ [0-9]{{3}} {S} $"
@@ -30,28 +30,41 @@ TAIL = r"^ ([0-9]+(?:\.[0-9]+)?)(?: .*)?$"
 def pieces(data: bytes, n: int) -> pl.DataFrame | None:
     """The lines of `data` cut at each quote, with the fields they give, whether they
     show a match (`sure`, still to be checked against the line's number of quotes) and
-    whether text follows the duration (`more`) or an eighth piece (`wide`); None when
-    the reader refuses the bytes or counts other than `n` lines."""
+    whether text follows the duration (`more`); None when the reader refuses the bytes
+    or counts other than `n` lines."""
     if b"\r" in data:
         return None
-    try:
-        got = pl.read_csv(HEADER + data, separator='"', quote_char=None, has_header=True,
-                          infer_schema=False, truncate_ragged_lines=True,
-                          empty_string_is_null=False, raise_if_empty=False,
-                          columns=["0", "1", "2", "4", "6", "7"])   # not referer, agent
-    except pl.exceptions.PolarsError:
-        return None
-    if got.height != n or got.width != 6:
+    got = _read(data)
+    if got is None or got.height != n:
         return None
     c = pl.col
     duration = c("6").str.extract(TAIL, 1)
-    return got.select(
+    return got.lazy().select(              # lazy: `duration` found once, not twice
         sure=(c("0").str.contains(HEAD) & c("2").str.contains(STATUS) & (c("4") == " ")
               & duration.is_not_null()).fill_null(False),
-        more=c("6").str.len_chars() > duration.str.len_chars() + 1,
-        wide=c("7") != "",
+        more=c("6").str.len_bytes() > duration.str.len_bytes() + 1,
         time_local=c("0").str.slice(-28, 26), request=c("1"),
-        status=c("2").str.slice(1, 3), duration_auto=duration)
+        status=c("2").str.slice(1, 3), duration_auto=duration).collect()
+
+
+def _read(data: bytes) -> pl.DataFrame | None:
+    """Pieces 0, 1, 2, 4 and 6 of each line (not the referer and agent), missing ones
+    empty, those past the seventh dropped. The reader takes the number of pieces from
+    the first line: when that has fewer than seven, a first line of seven is put
+    before (a copy of the chunk)."""
+    options = dict(separator='"', quote_char=None, infer_schema=False,
+                   truncate_ragged_lines=True, empty_string_is_null=False,
+                   raise_if_empty=False)
+    try:
+        got = pl.read_csv(data, has_header=False, columns=[0, 1, 2, 4, 6], **options)
+        return got.rename(dict(zip(got.columns, ["0", "1", "2", "4", "6"])))
+    except pl.exceptions.PolarsError:
+        pass
+    try:
+        return pl.read_csv(HEADER + data, has_header=True, columns=["0", "1", "2", "4", "6"],
+                           **options)
+    except pl.exceptions.PolarsError:
+        return None
 
 
 def quotes_per_line(data: bytes, n: int) -> np.ndarray:
@@ -70,16 +83,14 @@ def fields(chunk: Chunk, extract) -> pa.StructArray:
     if got is None:
         return extract(chunk.lines)
     sure = got["sure"].to_numpy()
-    wide = got["wide"].to_numpy()
     more = got["more"].fill_null(False).to_numpy()
-    # A sure line has six quotes or more (wide: seven or more). When the chunk holds no
-    # quote besides those, each sure line has exactly them; else they are counted.
+    # A sure line has six quotes or more. When the chunk holds no quote besides six per
+    # sure line, each has exactly six; else they are counted line by line.
     quotes = np.count_nonzero(np.frombuffer(chunk.data, np.uint8) == 34)
-    if quotes == int((sure * (6 + wide)).sum()):
-        six = ~wide
+    if quotes == 6 * int(sure.sum()):
+        ok = sure
     else:
-        six = quotes_per_line(chunk.data, n) == 6
-    ok = sure & (six | more)
+        ok = sure & ((quotes_per_line(chunk.data, n) == 6) | more)
     table = got.select(NAMES).to_arrow()
     columns = [table.column(name).combine_chunks() for name in NAMES]
     if ok.all():
