@@ -242,9 +242,21 @@ def _times(f: dict[str, pa.Array]) -> pd.Series:
 
 def number(text: pa.Array) -> np.ndarray:
     """Decimal texts as floats in Arrow ("-", "" and the like: NaN)."""
+    return per_distinct(_number, text)
+
+
+def _number(text: pa.Array) -> np.ndarray:
     ok = pc.match_substring_regex(text, r"^\d+(?:\.\d+)?$")
     kept = pc.if_else(ok, text, pa.scalar(None, text.type))
     return pc.cast(kept, pa.float64()).to_numpy(zero_copy_only=False)
+
+
+def per_distinct(func, text: pa.Array) -> np.ndarray:
+    """`func(text)` (floats) found once per distinct text, NaN for a null: statuses and
+    durations repeat."""
+    enc = pc.dictionary_encode(text)
+    values = np.append(np.asarray(func(enc.dictionary), dtype=np.float64), np.nan)
+    return values[pc.fill_null(enc.indices, len(enc.dictionary)).to_numpy()]
 
 
 MONTHS = pa.array(["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
@@ -335,11 +347,15 @@ def _duration(f: dict[str, pa.Array]) -> np.ndarray | None:
     text = f[name]
     if name == "upstream_response_time":
         text = pc.extract_regex(text, r"^\s*(?P<first>[\d.]+)").field("first")
-    value = number(text)
     if name == "duration_auto":
-        seconds = pc.match_substring(text, ".").to_numpy(zero_copy_only=False)
-        return value * np.where(seconds, 1000.0, 0.001)
-    return value * DURATIONS[name]
+        return per_distinct(_auto, text)
+    return number(text) * DURATIONS[name]
+
+
+def _auto(text: pa.Array) -> np.ndarray:
+    """Milliseconds of nginx's seconds with a point ("0.120") or Apache's microseconds."""
+    seconds = pc.match_substring(text, ".").to_numpy(zero_copy_only=False)
+    return _number(text) * np.where(seconds, 1000.0, 0.001)
 
 
 def read_logs(src: SourceConfig, spec: Spec, window: Window, tz: ZoneInfo,

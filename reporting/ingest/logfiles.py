@@ -113,8 +113,8 @@ class Chunk:
     def size(self) -> int:
         if self.split is not None:
             return len(self.split)
-        data = np.frombuffer(self.data or b"\n", np.uint8)
-        return int(np.count_nonzero(data == 10)) + (data[-1] != 10)
+        data = self.data or b"\n"
+        return data.count(b"\n") + (not data.endswith(b"\n"))   # no 16 MB numpy temporary
 
     def __len__(self) -> int:
         return self.size
@@ -168,16 +168,25 @@ class _Splitter:
         `cut` (a gzip that ended early: its partial last line is no line)."""
         if whole and self.skipping and not cut:
             self._mark(self.head, self.length)
-        text = b"".join(self.pending)
-        at = len(text) if whole and not cut else text.rfind(b"\n") + 1
-        rest = b"" if whole else text[at:]
+        text, rest = (b"".join(self.pending), b"") if whole and not cut else self._cut()
+        rest = b"" if whole else rest
         self.pending, self.held = ([rest] if rest else []), len(rest)
-        if at and not self.marks and len(lazy := Chunk(text[:at])) <= CHUNK_LINES:
+        if text and not self.marks and len(lazy := Chunk(text)) <= CHUNK_LINES:
             yield lazy                      # split into lines only if a parser asks
-        elif at:
-            lines = _split(text[:at])
+        elif text:
+            lines = _split(text)
             for start in range(0, len(lines), CHUNK_LINES):   # short lines: memory per line
                 yield self._chunk(lines.slice(start, CHUNK_LINES))
+
+    def _cut(self) -> tuple[bytes, bytes]:
+        """The bytes held up to their last newline, and the rest (copied once)."""
+        for k in range(len(self.pending) - 1, -1, -1):
+            nl = self.pending[k].rfind(b"\n") + 1
+            if nl:
+                block = self.pending[k]
+                return (b"".join([*self.pending[:k], block[:nl]]),
+                        b"".join([block[nl:], *self.pending[k + 1:]]))
+        return b"", b"".join(self.pending)
 
     def _chunk(self, lines: pa.Array) -> Chunk:
         if not self.marks:
