@@ -169,3 +169,11 @@ def test_request_parts_spread_from_distinct_lines_as_categories_give_them():
         got, want = spread(values, np.array(rows)), categories(values.take(pa.array(rows)))
         assert list(got.categories) == list(want.categories)
         assert got.codes.tolist() == want.codes.tolist()
+
+
+def test_lines_of_a_chunk_are_counted_as_they_split():
+    from reporting.ingest.logfiles import count_byte
+    for data in (b"a", b"\n", b"a\nb", b"a\n\n", b"\n" * 300_001 + b'x"'):
+        assert count_byte(data, 10) == data.count(b"\n")
+        assert count_byte(data, 34) == data.count(b'"')
+        assert len(Chunk(data)) == len(Chunk(data).lines)
