@@ -177,3 +177,16 @@ def test_lines_of_a_chunk_are_counted_as_they_split():
         assert count_byte(data, 10) == data.count(b"\n")
         assert count_byte(data, 34) == data.count(b'"')
         assert len(Chunk(data)) == len(Chunk(data).lines)
+
+
+def test_times_in_runs_are_those_of_each_distinct_text():
+    from reporting.ingest.accesslog import _times, run_heads
+    texts = ["10/Nov/2026:13:55:36 +0100"] * 3 + ["10/Nov/2026:13:55:37 +0100",
+             "10/Nov/2026:13:55:36 +0100", "10/Nov/2026:13:55:36 +0100"]
+    arr = pa.array(texts, pa.large_string())
+    assert run_heads(arr).tolist() == [0, 3, 4]
+    want = _times({"time_local": pa.array(texts + ["x"])})[:6]      # no runs: not 26 bytes
+    assert _times({"time_local": arr}).tolist() == want.tolist()
+    assert str(want[3]) == "2026-11-10 12:55:37+00:00"
+    odd = pa.array(texts[:2] + ["10/Nov/2026:13:55:36 +01:0"], pa.large_string())
+    assert _times({"time_local": odd}).isna().tolist() == [False, False, True]
