@@ -374,6 +374,8 @@ def holes(times: pd.Series, file_of: np.ndarray
     the files covers (each file from its first row to its last): a rotated set with a
     file lost (access.log.3.gz ends Tue 10:00, access.log.2.gz starts Wed 14:00). The
     hours in it are not judged (`incidents.gaps`), as no file says what happened then."""
+    if not len(file_of) or (file_of == file_of[0]).all():
+        return ()                    # one file covers its own span: no stretch between
     # `times.array`, not `to_numpy()`: a zoned column as numpy is one object per row
     spans = pd.Series(times.array, index=file_of).dropna().groupby(level=0).agg(
         ["min", "max"]).sort_values("min")
