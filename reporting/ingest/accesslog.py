@@ -4,8 +4,10 @@ Common and combined, with or without a response time (nginx `$request_time` or
 `$upstream_response_time` in seconds, Apache `%D` in microseconds, `%T` in seconds,
 `%{ms}T`), ingress-nginx's default upstream format, or the `log_format` a site configured,
 in nginx's syntax (`$status`) or Apache's (`%>s`). Without a `log_format` the layout is
-detected on the first lines. Lines are matched with Arrow's RE2 a chunk at a time; a line
-that does not match is a rejected row with its file, line number and text.
+detected on the first lines. Lines are matched with Arrow's RE2 a chunk at a time (the
+combined format with a response time mostly read from its pieces instead, where that is
+sure to give the same: `quicklog`); a line that does not match is a rejected row with its
+file, line number and text.
 """
 from __future__ import annotations
 
