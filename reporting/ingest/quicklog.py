@@ -90,7 +90,7 @@ def fields(chunk: Chunk, extract) -> pa.StructArray:
         ok = sure
     else:
         ok = sure & ((quotes_per_line(chunk.data, n) == 6) | more)
-    table = got.select(NAMES).to_arrow()
+    table = got.select(NAMES).rechunk().to_arrow()      # one copy: Polars' are views
     columns = [table.column(name).combine_chunks() for name in NAMES]
     if ok.all():
         return pa.StructArray.from_arrays(columns, NAMES)
