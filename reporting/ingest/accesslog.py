@@ -4,8 +4,10 @@ Common and combined, with or without a response time (nginx `$request_time` or
 `$upstream_response_time` in seconds, Apache `%D` in microseconds, `%T` in seconds,
 `%{ms}T`), ingress-nginx's default upstream format, or the `log_format` a site configured,
 in nginx's syntax (`$status`) or Apache's (`%>s`). Without a `log_format` the layout is
-detected on the first lines. Lines are matched with Arrow's RE2 a chunk at a time; a line
-that does not match is a rejected row with its file, line number and text.
+detected on the first lines. Lines are matched with Arrow's RE2 a chunk at a time (the
+combined format with a response time mostly read from its pieces instead, where that is
+sure to give the same: `quicklog`); a line that does not match is a rejected row with its
+file, line number and text.
 """
 from __future__ import annotations
 
@@ -25,7 +27,8 @@ from ..core.errors import SourceError
 from ..core.periods import Window
 from .endpoints import fold_endpoint, service_of
 from .files import Inflation
-from .logfiles import Parsed, first_lines, log_files, read_log_files
+from . import quicklog
+from .logfiles import Chunk, Parsed, first_lines, log_files, read_log_files
 from .read import Read
 
 __all__ = ["LAYOUTS", "compile_format", "detect", "fold_endpoint", "read_logs", "service_of"]
@@ -135,32 +138,33 @@ def detect(lines: list[str]) -> tuple[str | None, int]:
 
 
 def parser(pattern: str):
-    """A function that parses a chunk of lines with `pattern`."""
-    def parse(arr: pa.Array) -> Parsed:
-        got = extract(arr, pattern)
+    """A function that parses a chunk of lines with `pattern` (the combined format with a
+    response time mostly without it: `quicklog`)."""
+    def regex(lines: pa.Array) -> pa.StructArray:
+        return extract(lines, pattern)
+
+    def parse(chunk: Chunk) -> Parsed:
+        quick = pattern == LAYOUTS[quicklog.LAYOUT]
+        got = quicklog.fields(chunk, regex) if quick else regex(chunk.lines)
         ok = got.is_valid().to_numpy(zero_copy_only=False)
-        blank = np.zeros(len(arr), bool)
+        blank = np.zeros(len(chunk), bool)
         if not ok.all():                 # a blank line is no row, and not a bad one
             missed = np.flatnonzero(~ok)
-            blank[missed] = pc.equal(pc.utf8_trim_whitespace(arr.take(missed)), ""
+            blank[missed] = pc.equal(pc.utf8_trim_whitespace(chunk.lines.take(missed)), ""
                                      ).to_numpy(zero_copy_only=False)
         reasons = np.where(ok | blank, "", REASON_LINE).astype(object)
         pos = np.flatnonzero(ok)
-        got = got.filter(pa.array(ok))
+        got = got if ok.all() else got.filter(pa.array(ok))     # a copy of every text
         names = [got.type.field(i).name for i in range(got.type.num_fields)]
         f = {n: got.field(n) for n in names}
         if "request" in f:
-            req = pc.extract_regex(f["request"], REQUEST)
-            method, target = req.field("method"), req.field("target")
-            good = req.is_valid()
+            method, target, good_np = requests(f["request"])
         else:
-            method = f["request_method"]
-            target = f["request_uri"] if "request_uri" in f else f["uri"]
-            good = pc.not_equal(target, "")
-        good_np = good.to_numpy(zero_copy_only=False)
+            uri = f["request_uri"] if "request_uri" in f else f["uri"]
+            method, target = categories(f["request_method"]), categories(uri)
+            good_np = pc.not_equal(uri, "").to_numpy(zero_copy_only=False)
         reasons[pos[~good_np]] = REASON_REQUEST
-        fields = pd.DataFrame({"time": _times(f), "method": categories(method),
-                               "target": categories(target),
+        fields = pd.DataFrame({"time": _times(f), "method": method, "target": target,
                                "status": number(f["status"])})
         ms = _duration(f)
         if ms is not None:
@@ -170,6 +174,34 @@ def parser(pattern: str):
             fields["host"] = host.to_pandas()
         return Parsed(fields.loc[good_np].reset_index(drop=True), pos[good_np], reasons)
     return parse
+
+
+def requests(text: pa.Array) -> tuple[pd.Categorical, pd.Categorical, np.ndarray]:
+    """Method and target (as `categories` gives them) and whether it parsed, of each
+    request line; each distinct line matched once, no text taken per row (they repeat)."""
+    enc = pc.dictionary_encode(text)
+    if enc.indices.null_count:
+        req = pc.extract_regex(text, REQUEST)
+        return (categories(req.field("method")), categories(req.field("target")),
+                req.is_valid().to_numpy(zero_copy_only=False))
+    req = pc.extract_regex(enc.dictionary, REQUEST)
+    rows = enc.indices.to_numpy()
+    return (spread(req.field("method"), rows), spread(req.field("target"), rows),
+            req.is_valid().to_numpy(zero_copy_only=False)[rows])
+
+
+def spread(values: pa.Array, rows: np.ndarray) -> pd.Categorical:
+    """`categories(values.take(rows))`, without taking the texts: categories in the order
+    the rows first show them, none for a null."""
+    enc = pc.dictionary_encode(values)
+    codes, first = pd.factorize(pc.fill_null(enc.indices, -1).to_numpy(
+        zero_copy_only=False)[rows])
+    if (first < 0).any():
+        null = int(np.flatnonzero(first < 0)[0])
+        codes = np.where(codes == null, -1, codes - (codes > null))
+        first = first[first >= 0]
+    names = enc.dictionary.take(pa.array(first, pa.int64())).to_pylist()
+    return pd.Categorical.from_codes(codes, pd.Index(names, dtype=object))
 
 
 def categories(text: pa.Array) -> pd.Categorical:
@@ -196,10 +228,17 @@ def extract(arr: pa.Array, pattern: str) -> pa.StructArray:
 def _times(f: dict[str, pa.Array]) -> pd.Series:
     """UTC times from whichever time variable the format has; each line's own offset."""
     if "time_local" in f:
-        enc = pc.dictionary_encode(f["time_local"])     # a busy second: one parse
-        fast = local_times(enc.dictionary) if not enc.indices.null_count else None
+        text = f["time_local"]
+        heads = run_heads(text)
+        if heads is not None:               # a second's lines together: one parse
+            fast = local_times(text.take(pa.array(heads)))
+            index = np.repeat(np.arange(len(heads)), np.diff(np.append(heads, len(text))))
+        else:                               # a busy second: one parse
+            enc = pc.dictionary_encode(text)
+            fast = local_times(enc.dictionary) if not enc.indices.null_count else None
+            index = enc.indices.to_numpy() if fast is not None else None
         if fast is not None:
-            return pd.Series(fast[enc.indices.to_numpy()]).dt.tz_localize("UTC")
+            return pd.Series(fast[index]).dt.tz_localize("UTC")
         t = pc.strptime(f["time_local"], format="%d/%b/%Y:%H:%M:%S %z", unit="s",
                         error_is_null=True)
         return t.to_pandas().astype("datetime64[ns, UTC]")
@@ -212,9 +251,21 @@ def _times(f: dict[str, pa.Array]) -> pd.Series:
 
 def number(text: pa.Array) -> np.ndarray:
     """Decimal texts as floats in Arrow ("-", "" and the like: NaN)."""
+    return per_distinct(_number, text)
+
+
+def _number(text: pa.Array) -> np.ndarray:
     ok = pc.match_substring_regex(text, r"^\d+(?:\.\d+)?$")
     kept = pc.if_else(ok, text, pa.scalar(None, text.type))
     return pc.cast(kept, pa.float64()).to_numpy(zero_copy_only=False)
+
+
+def per_distinct(func, text: pa.Array) -> np.ndarray:
+    """`func(text)` (floats) found once per distinct text, NaN for a null: statuses and
+    durations repeat."""
+    enc = pc.dictionary_encode(text)
+    values = np.append(np.asarray(func(enc.dictionary), dtype=np.float64), np.nan)
+    return values[pc.fill_null(enc.indices, len(enc.dictionary)).to_numpy()]
 
 
 MONTHS = pa.array(["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
@@ -228,7 +279,27 @@ def local_times(text: pa.Array) -> np.ndarray | None:
     that (then strptime judges each)."""
     if not len(text) or pc.any(pc.not_equal(pc.utf8_length(text), 26)).as_py():
         return None
+    got = _ascii_parts(text) or _parts(text)
+    if got is None:
+        return None
+    d, m, y, hh, mm, ss, zh, zm, east = got
+    leap = (y % 4 == 0) & ((y % 100 != 0) | (y % 400 == 0))
+    days_in = MONTH_DAYS[m - 1] + (leap & (m == 2))
+    if ((d < 1) | (d > days_in) | (hh > 23) | (mm > 59) | (ss > 60) | (zm > 59)).any():
+        return None
+    # days from 1970-01-01 of a civil date (H. Hinnant's algorithm)
+    yy = y - (m <= 2)
+    era = yy // 400
+    yoe = yy - era * 400
+    doy = (153 * (m + np.where(m > 2, -3, 9)) + 2) // 5 + d - 1
+    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+    seconds = days * 86400 + hh * 3600 + mm * 60 + ss - east * (zh * 3600 + zm * 60)
+    return seconds.astype("datetime64[s]").astype("datetime64[ns]")
 
+
+def _parts(text: pa.Array) -> tuple[np.ndarray, ...] | None:
+    """Day, month (1-12), year, hour, minute, second, zone hours and minutes, and +1 or
+    -1 east of UTC, from 26-character time texts in Arrow; None when one is no number."""
     def part(a: int, b: int) -> np.ndarray:
         return pc.cast(pc.utf8_slice_codeunits(text, a, b), pa.int64()).to_numpy()
     try:
@@ -240,20 +311,62 @@ def local_times(text: pa.Array) -> np.ndarray | None:
     sign = pc.utf8_slice_codeunits(text, 21, 22)
     if m.null_count or not pc.all(pc.is_in(sign, value_set=pa.array(["+", "-"]))).as_py():
         return None
-    m = m.to_numpy() + 1
-    leap = (y % 4 == 0) & ((y % 100 != 0) | (y % 400 == 0))
-    days_in = MONTH_DAYS[m - 1] + (leap & (m == 2))
-    if ((d < 1) | (d > days_in) | (hh > 23) | (mm > 59) | (ss > 60) | (zm > 59)).any():
-        return None
-    # days from 1970-01-01 of a civil date (H. Hinnant's algorithm)
-    yy = y - (m <= 2)
-    era = yy // 400
-    yoe = yy - era * 400
-    doy = (153 * (m + np.where(m > 2, -3, 9)) + 2) // 5 + d - 1
-    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
     east = np.where(sign.to_numpy(zero_copy_only=False) == "-", -1, 1)
-    seconds = days * 86400 + hh * 3600 + mm * 60 + ss - east * (zh * 3600 + zm * 60)
-    return seconds.astype("datetime64[s]").astype("datetime64[ns]")
+    return d, m.to_numpy() + 1, y, hh, mm, ss, zh, zm, east
+
+
+DIGITS = np.array([0, 1, 7, 8, 9, 10, 12, 13, 15, 16, 18, 19, 22, 23, 24, 25])
+MONTH_KEYS = np.array([(ord(a) << 16) | (ord(b) << 8) | ord(c) for a, b, c in MONTHS.to_pylist()])
+
+
+def _ascii_parts(text: pa.Array) -> tuple[np.ndarray, ...] | None:
+    """What `_parts` gives, read from the bytes with numpy when every text is 26 ASCII
+    bytes whose number places hold digits, its month a month and its sign + or -; None
+    otherwise (then `_parts` judges)."""
+    b = fixed_bytes(text, 26)
+    if b is None:
+        return None
+    digits = b[:, DIGITS].astype(np.int64) - 48
+    key = (b[:, 3].astype(np.int64) << 16) | (b[:, 4].astype(np.int64) << 8) | b[:, 5]
+    m = np.searchsorted(np.sort(MONTH_KEYS), key)
+    month = np.argsort(MONTH_KEYS)[np.minimum(m, 11)] + 1
+    sign = b[:, 21]
+    if ((digits < 0) | (digits > 9)).any() or (MONTH_KEYS[month - 1] != key).any() or (
+            (sign != 43) & (sign != 45)).any():
+        return None
+    def num(*at: int) -> np.ndarray:
+        out = np.zeros(len(text), np.int64)
+        for i in at:
+            out = out * 10 + digits[:, i]
+        return out
+    return (num(0, 1), month, num(2, 3, 4, 5), num(6, 7), num(8, 9), num(10, 11),
+            num(12, 13), num(14, 15), np.where(sign == 45, -1, 1))
+
+
+def fixed_bytes(text: pa.Array, width: int) -> np.ndarray | None:
+    """The texts' bytes, a row of `width` each; None unless each is that long (no null)."""
+    if not len(text) or text.null_count or text.type not in (pa.string(), pa.large_string()):
+        return None
+    kind = np.int64 if text.type == pa.large_string() else np.int32
+    offsets = np.frombuffer(text.buffers()[1], kind)[text.offset:text.offset + len(text) + 1]
+    if not (np.diff(offsets) == width).all():
+        return None
+    raw = np.frombuffer(text.buffers()[2], np.uint8)[offsets[0]:offsets[-1]]
+    return raw.reshape(-1, width)
+
+
+def run_heads(text: pa.Array) -> np.ndarray | None:
+    """Where each run of equal texts starts, when each is 26 bytes (`$time_local`); None
+    otherwise. Several times faster than hashing them: a log's lines come in time order."""
+    b = fixed_bytes(text, 26)
+    if b is None:
+        return None
+    padded = np.zeros((len(b), 32), np.uint8)
+    padded[:, :26] = b
+    words = padded.view(np.uint64)
+    new = np.ones(len(b), bool)
+    new[1:] = (words[1:] != words[:-1]).any(axis=1)
+    return np.flatnonzero(new)
 
 
 def _duration(f: dict[str, pa.Array]) -> np.ndarray | None:
@@ -265,11 +378,15 @@ def _duration(f: dict[str, pa.Array]) -> np.ndarray | None:
     text = f[name]
     if name == "upstream_response_time":
         text = pc.extract_regex(text, r"^\s*(?P<first>[\d.]+)").field("first")
-    value = number(text)
     if name == "duration_auto":
-        seconds = pc.match_substring(text, ".").to_numpy(zero_copy_only=False)
-        return value * np.where(seconds, 1000.0, 0.001)
-    return value * DURATIONS[name]
+        return per_distinct(_auto, text)
+    return number(text) * DURATIONS[name]
+
+
+def _auto(text: pa.Array) -> np.ndarray:
+    """Milliseconds of nginx's seconds with a point ("0.120") or Apache's microseconds."""
+    seconds = pc.match_substring(text, ".").to_numpy(zero_copy_only=False)
+    return _number(text) * np.where(seconds, 1000.0, 0.001)
 
 
 def read_logs(src: SourceConfig, spec: Spec, window: Window, tz: ZoneInfo,
@@ -292,7 +409,7 @@ def read_logs(src: SourceConfig, spec: Spec, window: Window, tz: ZoneInfo,
             pa.array(sample, pa.large_string()), pattern)).as_py():
         raise SourceError(no_match(path, sample, f"log_format {src.log_format!r}"))
     return read_log_files(src, window, files, skipped, lambda _: parser(pattern),
-                          f"{src.path} ({layout})", bound)
+                          f"{src.path} ({layout})", bound, raw=True)
 
 
 def no_match(path: Path | None, sample: list[str], what: str) -> str:

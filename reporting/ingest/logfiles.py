@@ -17,6 +17,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -30,6 +31,9 @@ from .endpoints import fold_endpoint, service_of
 from .csvrepair import KEEP_HEAD, KEEP_REJECTED, LONG_LINE, long_text, unkept_note
 from .files import Inflation, check_input, discover, open_decompressed, source_root
 from .read import Origins, Read
+
+if TYPE_CHECKING:
+    from pandas.api.extensions import ExtensionArray
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +56,7 @@ class Parsed:
     reasons: np.ndarray
 
 
-Parser = Callable[[pa.Array], Parsed]
+Parser = Callable[[pa.Array], Parsed]     # or of a Chunk, with `read_log_files(raw=True)`
 
 
 @dataclass
@@ -84,6 +88,16 @@ class LogRead:
                 "reason": reasons[kept]}))
 
 
+def count_byte(data: bytes, value: int, step: int = 1 << 18) -> int:
+    """How many bytes of `data` are `value`: numpy a piece at a time (about 3x faster than
+    bytes.count; one 16 MB comparison made a temporary as large)."""
+    buf, out, n = np.frombuffer(data, np.uint8), np.empty(step, bool), 0
+    for at in range(0, len(buf), step):
+        part = buf[at:at + step]
+        n += int(np.count_nonzero(np.equal(part, value, out=out[:len(part)])))
+    return n
+
+
 BLOCK = 1 << 18       # bytes read at a time: what of a long line is held past LONG_LINE
 MARK = "\x00long line "  # the line put where a line over LONG_LINE was (never parsed)
 REASON_LONG = f"line longer than {LONG_LINE >> 20} MiB (not read)"
@@ -92,11 +106,28 @@ _marks = itertools.count()
 
 @dataclass
 class Chunk:
-    """Whole lines of a file as Arrow strings; `long`: position -> what a rejected row
-    keeps of a line over LONG_LINE (its first KiB and its length), which was not read."""
+    """Whole lines of a file: `data`, their bytes (a `\\n` after each, maybe not the last),
+    split into Arrow strings (`lines`) when first asked; `long`: position -> what a
+    rejected row keeps of a line over LONG_LINE (its first KiB and its length), which was
+    not read."""
 
-    lines: pa.Array
+    data: bytes | None = None
     long: dict[int, str] = field(default_factory=dict)
+    split: pa.Array | None = None
+
+    @functools.cached_property
+    def lines(self) -> pa.Array:
+        return self.split if self.split is not None else _split(self.data or b"")
+
+    @functools.cached_property
+    def size(self) -> int:
+        if self.split is not None:
+            return len(self.split)
+        data = self.data or b"\n"
+        return count_byte(data, 10) + (not data.endswith(b"\n"))
+
+    def __len__(self) -> int:
+        return self.size
 
 
 class _Splitter:
@@ -147,22 +178,33 @@ class _Splitter:
         `cut` (a gzip that ended early: its partial last line is no line)."""
         if whole and self.skipping and not cut:
             self._mark(self.head, self.length)
-        text = b"".join(self.pending)
-        at = len(text) if whole and not cut else text.rfind(b"\n") + 1
-        rest = b"" if whole else text[at:]
+        text, rest = (b"".join(self.pending), b"") if whole and not cut else self._cut()
+        rest = b"" if whole else rest
         self.pending, self.held = ([rest] if rest else []), len(rest)
-        if at:
-            lines = _split(text[:at])
+        if text and not self.marks and len(lazy := Chunk(text)) <= CHUNK_LINES:
+            yield lazy                      # split into lines only if a parser asks
+        elif text:
+            lines = _split(text)
             for start in range(0, len(lines), CHUNK_LINES):   # short lines: memory per line
                 yield self._chunk(lines.slice(start, CHUNK_LINES))
 
+    def _cut(self) -> tuple[bytes, bytes]:
+        """The bytes held up to their last newline, and the rest (copied once)."""
+        for k in range(len(self.pending) - 1, -1, -1):
+            nl = self.pending[k].rfind(b"\n") + 1
+            if nl:
+                block = self.pending[k]
+                return (b"".join([*self.pending[:k], block[:nl]]),
+                        b"".join([block[nl:], *self.pending[k + 1:]]))
+        return b"", b"".join(self.pending)
+
     def _chunk(self, lines: pa.Array) -> Chunk:
         if not self.marks:
-            return Chunk(lines)
+            return Chunk(split=lines)
         at = np.flatnonzero(pc.starts_with(lines, MARK).to_numpy(zero_copy_only=False))
         found = {int(p): self.marks.pop(t) for p, t in zip(at, lines.take(at).to_pylist())
                  if t in self.marks}
-        return Chunk(lines, found)
+        return Chunk(long=found, split=lines)
 
 
 def chunks(path: Path, warnings: list[str], size: int = CHUNK_BYTES,
@@ -239,27 +281,27 @@ def log_files(src: SourceConfig, window: Window) -> tuple[list[Path], int]:
 
 def read_log_files(src: SourceConfig, window: Window, files: list[Path], skipped: int,
                    parser_for: Callable[[Path], Parser], origin: str,
-                   bound: Inflation | None = None) -> Read:
+                   bound: Inflation | None = None, raw: bool = False) -> Read:
     """Every file's rows within the window, duplicates of another file's lines dropped,
     and the lines no parser understood or too long to read (file, line, text, reason);
-    a .gz decompressed within `bound`."""
+    a .gz decompressed within `bound`. `raw`: parsers are given the Chunk, not its lines."""
     found = LogRead()
     frames, files_of, rows_of, rejected = [], [], [], []
     seen: np.ndarray | None = None
     for i, path in enumerate(files):
         parser, hashes, line = parser_for(path), [], 0
         for chunk in chunks(path, found.warnings, bound=bound):
-            lines = chunk.lines
-            dup = np.zeros(len(lines), bool)
+            n = len(chunk)
+            dup = np.zeros(n, bool)
             if len(files) > 1:      # copytruncate: lines found in another file count once
                 # Python's string hash: the same within a run, which is all a run needs
-                h = np.fromiter(map(hash, lines.to_pylist()), dtype=np.int64,
-                                count=len(lines))
+                h = np.fromiter(map(hash, chunk.lines.to_pylist()), dtype=np.int64, count=n)
                 hashes.append(h)
                 if seen is not None and len(seen):
                     at = np.minimum(np.searchsorted(seen, h), len(seen) - 1)
                     dup = seen[at] == h
-            got = long_rejected(untimed_rejected(parser(lines)), chunk.long)
+            got = long_rejected(untimed_rejected(parser(chunk if raw else chunk.lines)),
+                                chunk.long)
             found.timed |= "ms" in got.fields
             keep = ~dup[got.pos]
             found.duplicates += int((~keep).sum())
@@ -272,7 +314,7 @@ def read_log_files(src: SourceConfig, window: Window, files: list[Path], skipped
             bad = np.flatnonzero((got.reasons != "") & ~dup)
             if len(bad):
                 found.set_aside(rejected, path, line, chunk, got.reasons, bad)
-            line += len(lines)
+            line += n
         if hashes:
             seen = np.sort(np.concatenate([seen, *hashes] if seen is not None else hashes))
     if found.unkept:
@@ -332,6 +374,8 @@ def holes(times: pd.Series, file_of: np.ndarray
     the files covers (each file from its first row to its last): a rotated set with a
     file lost (access.log.3.gz ends Tue 10:00, access.log.2.gz starts Wed 14:00). The
     hours in it are not judged (`incidents.gaps`), as no file says what happened then."""
+    if not len(file_of) or (file_of == file_of[0]).all():
+        return ()                    # one file covers its own span: no stretch between
     # `times.array`, not `to_numpy()`: a zoned column as numpy is one object per row
     spans = pd.Series(times.array, index=file_of).dropna().groupby(level=0).agg(
         ["min", "max"]).sort_values("min")
@@ -356,13 +400,30 @@ def endpoints_of(target: pd.Series, services: dict[str, str], host: pd.Series | 
     endpoint = pd.Categorical.from_codes(ecodes, funiq)
     svc = service_of(pd.Series(funiq, dtype=object), services, None).to_numpy(dtype=object)
     mapped = np.array([s != "other" for s in svc], dtype=bool)
-    service = np.where(ecodes >= 0, svc[np.maximum(ecodes, 0)], "other").astype(object)
+    scodes, suniq = pd.factorize(np.append(svc, "other"))       # the last: no endpoint
+    service = pd.Categorical.from_codes(scodes[np.where(ecodes >= 0, ecodes, len(svc))],
+                                        pd.Index(suniq, dtype=object))
     if host is not None and len(service):
         by_host = service_of(pd.Series(np.full(len(service), None, object)), {},
                              host.reset_index(drop=True)).to_numpy(dtype=object)
         unmapped = ~mapped[np.maximum(ecodes, 0)] | (ecodes < 0)
-        service = np.where(unmapped, by_host, service)
+        return endpoint, np.where(unmapped, by_host, np.asarray(service, dtype=object))
     return endpoint, service
+
+
+def as_text(values: pd.Series | pd.Categorical | np.ndarray) -> ExtensionArray | np.ndarray:
+    """A categorical of texts as pandas' `str`, built in Arrow from its codes (no Python
+    string per row: 2M rows took 0.14 s); anything else as a numpy array (the frame infers
+    its type)."""
+    if isinstance(values, pd.Series):
+        values = values.array
+    if not isinstance(values, pd.Categorical) or pd.api.types.infer_dtype(
+            values.categories, skipna=False) != "string":
+        return np.asarray(values) if not isinstance(values, np.ndarray) else values
+    codes = values.codes.astype(np.int32)
+    dictionary = pa.array(np.asarray(values.categories, dtype=object), pa.large_string())
+    text = pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0), dictionary)
+    return pd.array(text.cast(pa.large_string()), dtype="str")
 
 
 def lines_at(names: list[str], rows: np.ndarray, bound: Inflation | None = None
@@ -406,6 +467,6 @@ def rows(fields: pd.DataFrame, services: dict[str, str], window: Window | None
         "endpoint": endpoint, "status_code": f["status"].to_numpy() if "status" in f
         else np.zeros(0, object),
         "response_time_ms": np.round(ms.to_numpy(dtype="float64"), 3),
-        "service_name": service,
-        "method": f["method"].to_numpy() if "method" in f else np.zeros(0, object),
+        "service_name": as_text(service),
+        "method": as_text(f["method"]) if "method" in f else np.zeros(0, object),
         "_pos": np.flatnonzero(inside)})
