@@ -106,9 +106,8 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
         with stage("pdf"):
             result.files.extend(render_pdfs(jobs))
         with stage("write"):
-            result.files.extend(write_side_files(
-                result.folder, loaded, document,
-                {sb.audience.name: sb.document for sb in slice_builds}))
+            result.files.extend(_side_files(result.folder, config, loaded, document,
+                                            slice_builds))
             result.files.append(write_manifest(result.folder, config, loaded, p, names,
                                                built_at, document, result.files,
                                                stage.timings))
@@ -117,6 +116,14 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
                     final, {sb.audience.name: sb.document["kpis"] for sb in slice_builds})
     result.timings = stage.timings
     return result
+
+
+def _side_files(folder: Path, config: Config, loaded: Loaded, document: dict[str, Any],
+                slice_builds: list[SliceBuild]) -> list[Path]:
+    """kpis.json and the files beside it; the index's words in the top-level locale."""
+    return site.write_words(folder, i18n.voice(config.locale, config.tz), document) + \
+        write_side_files(folder, loaded, document,
+                         {sb.audience.name: sb.document for sb in slice_builds})
 
 
 def _warnings(loaded: Loaded) -> list[str]:

@@ -13,16 +13,18 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
 
 from reporting.build import build
 from reporting.cli import main
-from reporting.core import formatting
+from reporting.core import formatting, i18n
 from reporting.core.config import Config
 from reporting.core.errors import ConfigError
 from reporting.deliver.reports import deliver
+from reporting.present import site
 from reporting.simulate import simulate
 
 from .browser import (
@@ -122,7 +124,8 @@ def test_the_index_a_report_page_s_links_and_the_mail_links_in_german(archive: P
         "locale": "de_DE", "timezone": "Europe/Berlin",
         "public_url": "https://reports.example.com/diag",
         "audiences": {"it": {"recipients": ["ops@example.com"]}}})
-    build(config, period=WEEKS[2], fmt="both", audiences=["it"], data_dir=archive.parent / "data",
+    build(config, period=WEEKS[2], fmt="both", audiences=["it", "executive"],
+          data_dir=archive.parent / "data",
           output_dir=out)
     html = (out / "index.html").read_text()
     assert '<html lang="de">' in html and "<h1>Diagnoseberichte</h1>" in html
@@ -130,15 +133,25 @@ def test_the_index_a_report_page_s_links_and_the_mail_links_in_german(archive: P
     assert "Vorfälle (1)" in html and "<h2>KPI-Verlauf</h2>" in html
     assert "Mi., 4. Nov. 2026 11:00 – 13:00" in html           # 10:00-12:00 UTC
     assert "Verfügbarkeit" in html                              # a headline KPI's label
-    # the incidents' sentences are quoted as archived (kpis.json: English), marked so
-    body = re.sub(r'<div lang="en">.*?</div>', "", html[html.index("<body>"):])
-    assert html.count('<div lang="en">') == 1 and "payment-api 5xx at" in html
+    # the incident's sentence as the build said it in German (site-words.json), and a
+    # KPI label naming its threshold
+    assert "Mi., 4. Nov., 11:00–13:00: payment-api 5xx bei" in html
+    assert 'lang="en"' not in html and "Ladevorgänge &gt; 4\u00a0s" in html
+    # the two older weeks were built in English: their cards keep kpis.json's labels
+    body = html[html.index("<body>"):html.index('<details class="period"')] + html[
+        html.index('<section id="history">'):]
     body = re.sub(r"<[^>]+>", " ", body)
     english = [w for w in ("Periods", "archived", "built", "rows", "history", "Incidents",
-                           "impact", "tickets", "against") if re.search(rf"\b{w}\b", body)]
+                           "impact", "tickets", "against", "Loads", "usual", "than")
+               if re.search(rf"\b{w}\b", body)]
     assert english == []
+    # an index in another locale than the words': kpis.json's English, marked so
+    site.write_index(out, voice=i18n.voice("fr_FR", ZoneInfo("Europe/Paris")))
+    html = (out / "index.html").read_text()
+    assert '<div lang="en">Wed 4 Nov 11:00–13:00: payment-api 5xx at' in html
     page = (out / "reports" / WEEKS[2] / "html" / "it.html").read_text()
-    assert "← Alle Berichte" in page and "Andere Zielgruppen:" not in page
+    assert "← Alle Berichte" in page
+    assert 'Andere Zielgruppen: <a href="executive.html">Management-Zusammenfassung</a>' in page
     assert "All reports" not in page
     outcome = deliver(config, out, WEEKS[2], ["it"])
     import email

@@ -78,7 +78,7 @@ def report_links(audience: str, fmt: str, rejected: Mapping[str, int],
         "kpis": "../kpis.json",
         "rejected": [{"source": name, "href": f"../rejected/{quote(name)}.csv", "rows": rows}
                      for name, rows in rejected.items()],
-        "siblings": [{"title": title, "href": f"{quote(name)}.html"}
+        "siblings": [{"title": _(title), "href": f"{quote(name)}.html"}
                      for name, title in siblings if name != audience],
     }
 
@@ -216,12 +216,41 @@ def _when(t: datetime) -> str:
 
 def _document(folder: Path) -> dict[str, Any] | None:
     """A period's kpis.json, or None when it is missing or unreadable (the index still
-    lists the period and its files)."""
+    lists the period and its files); its KPI labels and incident sentences as the build
+    said them in the index's voice (`site-words.json`), where it did."""
     try:
-        return json.loads((folder / "kpis.json").read_text(encoding="utf-8"))
+        doc = json.loads((folder / "kpis.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         log.warning("index: %s/kpis.json is not readable (%s)", folder, exc)
         return None
+    voice = i18n.active()
+    try:
+        words = json.loads((folder / WORDS).read_text(encoding="utf-8")) if voice else {}
+    except (OSError, ValueError):
+        words = {}
+    incidents = doc.get("incidents") or []
+    if voice is not None and words.get("locale") == voice.name and len(
+            words.get("incidents") or []) == len(incidents):
+        doc["labels"] = {**(doc.get("labels") or {}), **(words.get("labels") or {})}
+        doc["incidents"] = [{**i, "text": text, "said": True}
+                            for i, text in zip(incidents, words["incidents"])]
+    return doc
+
+
+WORDS = "site-words.json"     # a period's words in the top-level locale, when not English
+
+
+def write_words(folder: Path, voice: i18n.Voice, document: Mapping[str, Any]) -> list[Path]:
+    """The KPI labels ("Loads > 4 s" names its threshold) and incident sentences of a
+    build's kpis.json said in `voice`, the top-level locale's, for the index; none for
+    English (kpis.json's own words). Called while the build's Phrases are alive."""
+    if voice.english:
+        return []
+    with i18n.speaking(voice):
+        words = {"locale": voice.name,
+                 "labels": {k: _(v) for k, v in (document.get("labels") or {}).items()},
+                 "incidents": [_(i.get("text") or "") for i in document.get("incidents") or []]}
+    return [atomic_write(folder / WORDS, json.dumps(words, ensure_ascii=False))]
 
 
 def _href(path: Path, output_dir: Path) -> str:
@@ -307,6 +336,7 @@ def _incidents(found: list[_Period], output_dir: Path, titles: Mapping[str, str]
                 "when": _window(start, end),
                 "sort": start, "end": end, "services": item.get("services") or [],
                 "pages": item.get("pages") or [], "text": item.get("text") or "",
+                "said": bool(item.get("said")),
                 "abandoned_value": impact.get("abandoned_value"),
                 "tickets": impact.get("tickets"),
             })
