@@ -299,3 +299,15 @@ def test_a_short_hourly_axis_says_its_day_and_its_hours(hours):
         texts = [t.get_text() for t in _shown_ticks(fig)]
     assert any("11 Nov" in t for t in texts), texts     # the day, at least once
     assert any(":00" in t for t in texts), texts        # and the hours
+
+
+def test_a_timeline_without_a_single_value_says_no_data_instead_of_a_1970_axis(figure):
+    """The seed's `all` period: 784 days, every panel a gap (NaN)."""
+    days = pd.date_range("2023-05-10", periods=784, freq="D", tz="UTC")
+    data = pd.DataFrame({"hour": days, "5xx rate (%)": np.nan, "abandoned value": np.nan})
+    fig = figure(Chart("incidents_timeline", "stacked_lines", "Timeline", data,
+                       {"x": "hour", "units": {"5xx rate (%)": "pct",
+                                               "abandoned value": "money"}}))
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert texts == ["No data for this period"]
+    assert all(not ax.get_xticklabels() or not ax.axison for ax in fig.axes)

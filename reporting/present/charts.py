@@ -478,7 +478,7 @@ def _stacked_lines(chart: Chart) -> plt.Figure:
     """Hourly series one above the other on a shared time axis, incident windows shaded."""
     data, o = chart.data, chart.options
     cols = [c for c in data.columns if c != o["x"]]
-    if not cols:
+    if not cols or data[cols].isna().all().all():   # no value to draw: not a 1970 axis
         return _empty(chart.title)
     per_panel = 1.0 if _narrow() else 0.75
     fig, axes = plt.subplots(len(cols), 1, figsize=(_w(), 0.4 + per_panel * len(cols)),
