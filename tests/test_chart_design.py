@@ -151,6 +151,12 @@ def test_a_share_s_trend_axis_never_runs_past_100_percent(figure):
     assert max(fig.axes[0].get_yticks()[fig.axes[0].get_yticks() <= hi]) <= 100.0
 
 
+def test_a_share_from_0_stops_at_100_percent_too(figure):
+    fig = figure(_trend({"orders.conversion_rate": [0.4, 0.7, 0.9]},
+                        {"orders.conversion_rate": "ratio"}))
+    assert fig.axes[0].get_ylim() == (0.0, 100.0)
+
+
 def test_a_long_label_wraps_inside_a_narrow_trend_panel(figure):
     """The site's history charts are 2.8 in wide, one panel each: a German label
     ("Konversion (Bestellungen / Sitzungen)") wraps instead of running out of it."""

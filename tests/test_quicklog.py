@@ -190,3 +190,19 @@ def test_times_in_runs_are_those_of_each_distinct_text():
     assert str(want[3]) == "2026-11-10 12:55:37+00:00"
     odd = pa.array(texts[:2] + ["10/Nov/2026:13:55:36 +01:0"], pa.large_string())
     assert _times({"time_local": odd}).isna().tolist() == [False, False, True]
+
+
+def test_a_first_line_of_many_quotes_is_read_as_seven_pieces(monkeypatch):
+    """Polars takes its columns from a chunk's first line: one of 200,000 quotes would
+    make 200,001 columns of every line (a log cut mid-write; 1M quotes took 0.7 GB).
+    Such a chunk is read with seven named pieces, and its lines as the regex reads them."""
+    import polars as pl
+    calls = []
+    read = pl.read_csv
+    monkeypatch.setattr(quicklog.pl, "read_csv",
+                        lambda data, **k: calls.append(k["has_header"]) or read(data, **k))
+    lines = ['"' * 200_000] + [GOOD] * 50 + MIXED
+    got = quicklog._read(("\n".join(lines) + "\n").encode())
+    assert calls == [True]             # never read with the first line's 200,001 columns
+    assert got is not None and got.width == 5 and got.height == len(lines)
+    assert quick_fields(lines) == regex_fields(lines)

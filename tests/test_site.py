@@ -336,3 +336,15 @@ def test_a_week_across_the_change_of_summer_time_is_charted_beside_the_others() 
     assert [p.end - p.start for p in found] == [pd.Timedelta(hours=169),
                                                 pd.Timedelta(hours=168)]
     assert [site._days(p) for p in found] == [7, 7]
+
+
+def test_a_period_s_days_on_a_translated_index_are_its_own_not_shifted_by_the_zone() -> None:
+    """A week archived with UTC bounds, the index in German and Berlin time: 2–8 Nov,
+    as the English index says, not 2–9 Nov (its end read in Berlin)."""
+    import pandas as pd
+
+    week = site._Period("2026-W45", pd.Timestamp("2026-11-02", tz="UTC"),
+                        pd.Timestamp("2026-11-09", tz="UTC"), Path("."), "", (), None)
+    assert site._span(week) == "2 Nov – 8 Nov 2026"
+    with i18n.speaking(i18n.voice("de_DE", ZoneInfo("Europe/Berlin"))):
+        assert site._span(week) == "2.–8. Nov. 2026"

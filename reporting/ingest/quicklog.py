@@ -55,11 +55,19 @@ def _read(data: bytes) -> pl.DataFrame | None:
     options = dict(separator='"', quote_char=None, infer_schema=False,
                    truncate_ragged_lines=True, empty_string_is_null=False,
                    raise_if_empty=False)
+    first = data.find(b"\n")
+    if data.count(b'"', 0, first if first >= 0 else len(data)) > 6:
+        return _read_named(data, options)     # a first line of a million quotes: 7 columns
     try:
         got = pl.read_csv(data, has_header=False, columns=[0, 1, 2, 4, 6], **options)
         return got.rename(dict(zip(got.columns, ["0", "1", "2", "4", "6"])))
     except pl.exceptions.PolarsError:
-        pass
+        return _read_named(data, options)
+
+
+def _read_named(data: bytes, options: dict) -> pl.DataFrame | None:
+    """The pieces with a first line of seven named ones put before the chunk (a copy of
+    it): the reader then takes seven columns whatever the chunk's first line holds."""
     try:
         return pl.read_csv(HEADER + data, has_header=True, columns=["0", "1", "2", "4", "6"],
                            **options)

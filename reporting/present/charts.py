@@ -458,7 +458,8 @@ def _trend_range(ax: plt.Axes, y: np.ndarray, top: float | None = None) -> bool:
         return True
     lo, hi = float(y.min()), float(y.max())
     if lo >= 0 and lo <= hi / 2:
-        ax.set_ylim(0, hi * 1.25 or 1.0)
+        ax.set_ylim(0, (min(hi * 1.25, top) if top is not None and 0 < hi <= top
+                        else hi * 1.25) or 1.0)
         return True
     span = max(hi - lo, TREND_SPAN * max(abs(lo), abs(hi)))
     middle = (hi + lo) / 2

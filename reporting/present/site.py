@@ -259,8 +259,9 @@ def _href(path: Path, output_dir: Path) -> str:
 
 def _span(p: _Period) -> str:
     last = p.end - timedelta(seconds=1)
-    if i18n.active():
-        return formatting.day_span(p.start, last, years=True)
+    voice = i18n.active()
+    if voice:     # the period's own days (its bounds' zone), as the English form prints
+        return i18n.span(p.start, last, voice.locale, None, "yMMMd")
     if p.id == "all":
         return f"{p.start:%-d %b %Y} – {last:%-d %b %Y}"
     return (f"{p.start:%-d %b} – {last:%-d %b %Y}" if p.start.year == last.year
