@@ -52,6 +52,30 @@ def test_a_day_without_any_row_inside_the_span_is_unknown_not_an_outage():
     assert found.back_end == () and found.incidents == ()
 
 
+def test_a_source_without_one_whole_hour_in_the_period_is_not_judged_and_no_all_clear():
+    """The seed's API requests lie in a quarter of an hour (a partial hour, never judged):
+    the section names the source instead of 'No incident'; a steady one is judged."""
+    from reporting.compute.incidents.section import compute
+
+    quarter = steady_api("2026-11-11", "2026-11-11")
+    quarter = quarter[(quarter.timestamp >= "2026-11-11 09:00Z")
+                      & (quarter.timestamp < "2026-11-11 09:15Z")]
+    feedback = pd.DataFrame({"timestamp": pd.date_range("2026-11-09", periods=7 * 24,
+                                                        freq="h", tz=UTC),
+                             "feedback_text": "fine", "rating": 4, "user_id": "u"})
+    p = week(2026, 46, UTC)
+    section, _, _ = compute({"api_logs": quarter, "user_feedback": feedback}, p,
+                            Thresholds())
+    assert str(section.message).startswith(
+        "Not judged from Page loads, Abandoned carts, Sessions, Tickets and System metrics: "
+        "no data from them")
+    assert ("Not judged from API logs: not one whole hour of its data lies in the period. "
+            "None was found in the other sources.") in str(section.message)
+    section, _, _ = compute({"api_logs": steady_api("2026-10-19", "2026-11-15"),
+                             "user_feedback": feedback}, p, Thresholds())
+    assert "API logs" not in str(section.message)
+
+
 def test_hours_after_the_last_row_are_unknown():
     frames = {"api_logs": steady_api("2026-10-19", "2026-11-11")}   # ends Wed 23:59
     hours = pd.date_range("2026-11-09", "2026-11-16", freq="h", tz=UTC, inclusive="left")

@@ -52,7 +52,7 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
     lacking = [name for name in SIGNALS if frames.get(name) is None or not len(frames[name])]
     planned = bool(changes.windows(maintenance, period.start, period.end))
     message = Phrase(_message, bool(incidents), tuple(lacking), t.incident_false_alarms,
-                     planned)
+                     planned, tuple(_no_whole_hour(sigs, in_period, lacking)))
     section = Section(
         NAME, TITLE, "ok", message,
         tables=_tables(found) + changes.table(changes.deploys(frames), maintenance, period),
@@ -66,16 +66,42 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
     return section, incidents, archive_rows(sigs, hours, period)
 
 
-def _message(found: bool, lacking: tuple[str, ...], false_alarms: float, planned: bool
-             ) -> str:
+PREFIXES = {"api_logs": "api.", "page_load_times": "pages.", "cart_abandonment": "cart.",
+            "session_tracking": "sessions.", "user_feedback": "feedback.",
+            "support_tickets": "support.", "system_metrics": "system."}
+
+
+def _no_whole_hour(sigs: Sequence[Signal], in_period: np.ndarray, lacking: Sequence[str]
+                   ) -> list[str]:
+    """The sources with rows of which not one hour of the period is known well enough to
+    judge (the seed's 13 API requests lie in a quarter of an hour: a partial hour)."""
+    out = []
+    for source, prefix in PREFIXES.items():
+        mine = [s for s in sigs if s.name.startswith(prefix)]
+        if source not in lacking and mine and not any(
+                np.isfinite(s.values[in_period].astype(float)).any() for s in mine):
+            out.append(source)
+    return out
+
+
+def _message(found: bool, lacking: tuple[str, ...], false_alarms: float, planned: bool,
+             partial: tuple[str, ...] = ()) -> str:
     """What the section says above its tables: never an all-clear over a source that did
-    not load."""
-    if lacking:
-        message = ngettext("Not judged from %(names)s: no data from it, so an incident there "
-                           "would not show here.",
-                           "Not judged from %(names)s: no data from them, so an incident "
-                           "there would not show here.", len(lacking)) % {
-            "names": coverage.names(list(lacking))}
+    not load, nor over one of which no hour of the period could be judged."""
+    if lacking or partial:
+        said = []
+        if lacking:
+            said.append(ngettext(
+                "Not judged from %(names)s: no data from it, so an incident there would not "
+                "show here.", "Not judged from %(names)s: no data from them, so an incident "
+                "there would not show here.", len(lacking)) % {
+                "names": coverage.names(list(lacking))})
+        if partial:
+            said.append(ngettext(
+                "Not judged from %(names)s: not one whole hour of its data lies in the "
+                "period.", "Not judged from %(names)s: not one whole hour of their data lies "
+                "in the period.", len(partial)) % {"names": coverage.names(list(partial))})
+        message = " ".join(said)
         if not found:
             message += " " + _("None was found in the other sources.")
     elif not found:
