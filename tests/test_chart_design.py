@@ -151,6 +151,11 @@ def test_a_share_s_trend_axis_never_runs_past_100_percent(figure):
     assert max(fig.axes[0].get_yticks()[fig.axes[0].get_yticks() <= hi]) <= 100.0
 
 
+def test_a_percent_level_such_as_cpu_stops_at_100_percent(figure):
+    fig = figure(_trend({"system.cpu_p95": [97.0, 97.5, 98.0]}, {"system.cpu_p95": "pct"}))
+    assert fig.axes[0].get_ylim()[1] == 100.0
+
+
 def test_a_share_from_0_stops_at_100_percent_too(figure):
     fig = figure(_trend({"orders.conversion_rate": [0.4, 0.7, 0.9]},
                         {"orders.conversion_rate": "ratio"}))

@@ -436,7 +436,7 @@ def _trends(chart: Chart) -> plt.Figure:
         ax.yaxis.set_major_formatter(Adaptive(" %" if unit in ("ratio", "pct") else ""))
         ax.yaxis.set_major_locator(MaxNLocator(4))
         ax.margins(x=0.15, y=0.25)
-        _trend_range(ax, y * scale, top=100.0 if unit == "ratio" else None)
+        _trend_range(ax, y * scale, top=100.0 if unit in ("ratio", "pct") else None)
     for ax in list(axes.flat)[len(data.columns):]:
         ax.set_axis_off()
     if chart.title:
