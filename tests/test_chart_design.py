@@ -322,3 +322,17 @@ def test_a_timeline_without_a_single_value_says_no_data_instead_of_a_1970_axis(f
     texts = [t.get_text() for ax in fig.axes for t in ax.texts]
     assert texts == ["No data for this period"]
     assert all(not ax.get_xticklabels() or not ax.axison for ax in fig.axes)
+
+
+def test_the_timeline_legend_sits_beside_its_panel_not_over_a_deploy_line(figure):
+    chart = _hourly("stacked_lines")
+    with charts.laid_out(chart) as fig:
+        fig.canvas.draw()
+        ax = fig.axes[0]
+        legend = ax.get_legend().get_window_extent()
+        assert legend.x0 >= ax.get_window_extent().x1          # right of the panel
+        assert legend.x1 <= fig.bbox.x1                          # and inside the figure
+    with charts.laid_out(chart, charts.NARROW) as fig:           # a phone: inside it
+        fig.canvas.draw()
+        ax = fig.axes[0]
+        assert ax.get_legend().get_window_extent().x1 <= ax.get_window_extent().x1

@@ -504,7 +504,11 @@ def _stacked_lines(chart: Chart) -> plt.Figure:
                        linewidth=0)
         marked = _marks(ax, o, label=i == 0)
     if marked:
-        axes[0, 0].legend(handles=_mark_handles(o), loc="upper left", fontsize=SMALL, ncols=2)
+        # beside the first panel, not over its data (a deploy's line stays in sight);
+        # inside it on a phone, whose width the panels need
+        beside = {} if _narrow() else {"bbox_to_anchor": (1.01, 1.0), "borderaxespad": 0.0}
+        axes[0, 0].legend(handles=_mark_handles(o), loc="upper left", fontsize=SMALL,
+                          ncols=2, **beside)
     tz = axis_zone(x.dt.tz)
     last = axes[-1, 0]
     last.xaxis.set_major_locator(mdates.AutoDateLocator(tz=tz, minticks=3 if _narrow() else 4,
