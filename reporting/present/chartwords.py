@@ -39,7 +39,7 @@ def axis_zone(tz: Any) -> Any:
 
 class HourTicks(Formatter):
     """An hourly time axis' labels, short so that none runs into the next: a tick at
-    midnight says its day, weekday over date ("Mon" over "09 Nov"; "Mo." over "9. Nov."),
+    midnight says its day, weekday over date ("Mon" over "9 Nov"; "Mo." over "9. Nov."),
     any other only its time ("12:00"), the first one shown its time over its day. ("Mon 09
     Nov" over "00:00" at each of a week's 8 ticks ran into each other at 9 pt.) English
     pages strftime in `tz`; others say it in their language and zone."""
@@ -69,7 +69,7 @@ class HourTicks(Formatter):
     @staticmethod
     def day(t: pd.Timestamp) -> str:
         if i18n.current() is None:
-            return t.strftime("%a\n%d %b")
+            return t.strftime("%a\n%-d %b")
         return two_lines(formatting.when(t, "day"))
 
     @staticmethod
