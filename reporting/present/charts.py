@@ -398,9 +398,11 @@ def _mark_handles(o: Mapping[str, Any]) -> list[Any]:
     return out
 
 
-def _time_axis(ax: plt.Axes, tz: Any) -> None:
+def _time_axis(ax: plt.Axes, tz: Any, **locator: int) -> None:
+    """An hourly time axis: at most 8 ticks (4 on a phone), labelled by HourTicks."""
     tz = axis_zone(tz)      # ticks at the midnights of the zone the labels speak
-    ax.xaxis.set_major_locator(mdates.AutoDateLocator(tz=tz, maxticks=4 if _narrow() else 8))
+    ax.xaxis.set_major_locator(mdates.AutoDateLocator(tz=tz, maxticks=4 if _narrow() else 8,
+                                                      **locator))
     ax.xaxis.set_major_formatter(HourTicks(tz))
     for t in ax.get_xticklabels():
         t.set_fontsize(SMALL)
@@ -509,11 +511,7 @@ def _stacked_lines(chart: Chart) -> plt.Figure:
         beside = {} if _narrow() else {"bbox_to_anchor": (1.01, 1.0), "borderaxespad": 0.0}
         axes[0, 0].legend(handles=_mark_handles(o), loc="upper left", fontsize=SMALL,
                           ncols=2, **beside)
-    tz = axis_zone(x.dt.tz)
-    last = axes[-1, 0]
-    last.xaxis.set_major_locator(mdates.AutoDateLocator(tz=tz, minticks=3 if _narrow() else 4,
-                                                        maxticks=4 if _narrow() else 8))
-    last.xaxis.set_major_formatter(HourTicks(tz))
+    _time_axis(axes[-1, 0], x.dt.tz, minticks=3 if _narrow() else 4)
     title = _("%(title)s (incidents shaded)") % {"title": _(chart.title)} \
         if o.get("shade") else _(chart.title)
     fig.suptitle(_fit(title, 0.95 if _narrow() else 1.0), x=0.01, ha="left", fontsize=10.5,

@@ -138,8 +138,9 @@ def write_index(output_dir: Path, titles: Mapping[str, str] | None = None,
     `titles` and `sections` are the configured audiences' titles and section names
     (an audience no longer configured keeps its name as title); `archive`: the
     configured archive_url and archive_password_env; `voice`: the config's top-level
-    locale and zone, in which the index speaks (None: English in each time's own zone).
-    The incidents' sentences are quoted as archived in kpis.json (English)."""
+    locale and zone, in which the index speaks (None: English in each time's own zone);
+    a period's labels and incident sentences as its build said them (`site-words.json`),
+    else kpis.json's English."""
     with i18n.speaking(voice):
         return _write_index(Path(output_dir), dict(titles or {}),
                             {k: tuple(v) for k, v in (sections or {}).items()}, now, archive)
@@ -207,11 +208,16 @@ def write_rows(output_dir: Path, tables: Mapping[str, pd.DataFrame], periods: li
     return links
 
 
+def _stamp(t: datetime) -> str:
+    """A day and time: "Wed 11 Nov 2026 10:00", in the active voice's words and zone."""
+    if i18n.active():
+        return f"{formatting.when(t, 'date')} {formatting.when(t, 'time')}"
+    return f"{t:%a %-d %b %Y %H:%M}"
+
+
 def _when(t: datetime) -> str:
     zone = getattr(t.tzinfo, "key", None) or t.strftime("%Z")
-    if i18n.active():
-        return f"{formatting.when(t, 'date')} {formatting.when(t, 'time')} {zone}".strip()
-    return f"{t:%a %-d %b %Y %H:%M} {zone}".strip()
+    return f"{_stamp(t)} {zone}".strip()
 
 
 def _document(folder: Path) -> dict[str, Any] | None:
@@ -349,11 +355,9 @@ def _window(start: pd.Timestamp, end: pd.Timestamp) -> str:
     """An incident's hours: "Wed 11 Nov 2026 10:00 – 12:00"."""
     if i18n.active():
         form = "time" if start.date() == end.date() else "datetime"
-        return (f"{formatting.when(start, 'date')} {formatting.when(start, 'time')} – "
-                f"{formatting.when(end, form)}")
-    if start.date() == end.date():
-        return f"{start:%a %-d %b %Y %H:%M} – {end:%H:%M}"
-    return f"{start:%a %-d %b %Y %H:%M} – {end:%a %-d %b %H:%M}"
+        return f"{_stamp(start)} – {formatting.when(end, form)}"
+    return f"{_stamp(start)} – {end:%H:%M}" if start.date() == end.date() else \
+        f"{_stamp(start)} – {end:%a %-d %b %H:%M}"
 
 
 def _days(p: _Period) -> int:

@@ -66,22 +66,16 @@ def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
     return section, incidents, archive_rows(sigs, hours, period)
 
 
-PREFIXES = {"api_logs": "api.", "page_load_times": "pages.", "cart_abandonment": "cart.",
-            "session_tracking": "sessions.", "user_feedback": "feedback.",
-            "support_tickets": "support.", "system_metrics": "system."}
-
-
 def _no_whole_hour(sigs: Sequence[Signal], in_period: np.ndarray, lacking: Sequence[str]
                    ) -> list[str]:
     """The sources with rows of which not one hour of the period is known well enough to
     judge (the seed's 13 API requests lie in a quarter of an hour: a partial hour)."""
-    out = []
-    for source, prefix in PREFIXES.items():
-        mine = [s for s in sigs if s.name.startswith(prefix)]
-        if source not in lacking and mine and not any(
-                np.isfinite(s.values[in_period].astype(float)).any() for s in mine):
-            out.append(source)
-    return out
+    known: dict[str, bool] = {}
+    for s in sigs:
+        known[s.source] = known.get(s.source, False) or bool(
+            np.isfinite(s.values[in_period].astype(float)).any())
+    return [source for source in SIGNALS if source not in lacking
+            and known.get(source) is False]
 
 
 def _message(found: bool, lacking: tuple[str, ...], false_alarms: float, planned: bool,

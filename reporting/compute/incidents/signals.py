@@ -66,6 +66,7 @@ class Signal:
     days: np.ndarray | None = None
     # per hour: whether it is on a weekend day (local): a baseline of days keeps to its kind
     weekend: np.ndarray | None = None
+    source: str = ""       # the source it is read from (api_logs), set by `signals`
 
     @property
     def back_end(self) -> bool:
@@ -411,11 +412,12 @@ def signals(frames: Mapping[str, Any], hours: pd.DatetimeIndex,
                 frame = frame.assign(**{col: top_entities(frame[col], top_n)})
             made = make(frame, _slot(frame[TIME_COLUMNS[source]], hours), n, links)
         unknown = gaps.unknown(frame, TIME_COLUMNS[source], hours)
-        if gaps.at_midnight(frame, TIME_COLUMNS[source]):   # judged per day, not per hour
+        daily = gaps.at_midnight(frame, TIME_COLUMNS[source])   # judged per day, not hour
+        if daily:
             tz = frame.tz if isinstance(frame, Rollup) else frame[TIME_COLUMNS[source]].dt.tz
             unknown = unknown | ~gaps.day_hours(hours, tz)
-            made = [dataclasses.replace(sig, daily=True) for sig in made]
-        out += [gaps.blank(sig, unknown) for sig in made]
+        out += [gaps.blank(dataclasses.replace(sig, daily=daily, source=source), unknown)
+                for sig in made]
     return out
 
 
