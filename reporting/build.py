@@ -26,11 +26,11 @@ from .core.registry import sources
 from .core.values import Section
 from .ingest.engine.load import load
 from .ingest.folder import no_rows
-from .present import charts, site
+from .present import charts, site, workers
 from .present import html as render
 from .present.audience import check_audiences
 from .present.export import tables_csv
-from .present.pdf import PdfJob, render_pdfs, start_pdf_workers
+from .present.pdf import PdfJob, render_pdfs
 from .store import archive, files, owner
 from .store.paths import report_folder
 from .store.publish import (
@@ -85,7 +85,7 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
                                              on_progress)
         # Opened once there is something to build: a run that finds no data leaves no index.
         store = opened.enter_context(archive.Archive.of(config, output_dir))
-        start_pdf_workers(fmt, len(names))    # after the load's workers: not beside them
+        workers.start(fmt)    # after the load's workers: not beside them
         with stage("context"):
             loaded.frames = with_archived_rollups(store, loaded.frames, p,
                                                   config.thresholds.slo_window_days)
@@ -232,34 +232,30 @@ def _draw(computed: Mapping[str, Section], slice_builds: list[SliceBuild], folde
           covered: coverage.Coverage, ctx: BuildContext, fmt: str = "pdf"
           ) -> dict[str, dict[str, str]]:
     """The charts, gaps where a source has no data, by locale ("" English, the others'
-    in `charts/<locale>/`); a slice's in a folder of its own (`charts/<audience>/`); when
-    an HTML page is written (`fmt`), each chart's phone variant too."""
+    in `charts/<locale>/`: each language other than English among the whole data's
+    audiences, their ticks' numbers and dates in it); a slice's in a folder of its own
+    (`charts/<audience>/`), in its own language; when an HTML page is written (`fmt`),
+    each chart's phone variant too. Drawn on every core (`workers.draw_charts`)."""
     days, missing = covered.days(), covered.missing_days(sources())
     narrow = fmt != "pdf"
+    batches: list[workers.Batch] = []
+
+    def planned(voice: i18n.Voice | None, sections: Mapping[str, Section], where: str
+                ) -> dict[str, str]:
+        with i18n.speaking(voice):       # a chart's words are picked as it is planned
+            names, todo = charts.drawings(sections, folder / where, days, missing, narrow)
+        batches.append((voice, todo))
+        return {k: f"{where}/{v}" if where else v for k, v in names.items()}
+
     for sb in slice_builds:
         voice = i18n.of(sb.audience, ctx.config)
-        with i18n.speaking(None if voice.english else voice):   # in its own language
-            sb.drawn = {k: f"{sb.audience.name}/{v}" for k, v in
-                        charts.draw_all(sb.computed, folder / sb.audience.name, days,
-                                        missing, narrow).items()}
-    return {"": charts.draw_all(computed, folder, days, missing, narrow),
-            **_draw_voices(ctx, computed, folder, covered, narrow)}
-
-
-def _draw_voices(ctx: BuildContext, computed: Mapping[str, Section], folder: Path,
-                 covered: coverage.Coverage, narrow: bool = False
-                 ) -> dict[str, dict[str, str]]:
-    """The charts again for each language other than English among the whole data's
-    audiences (their ticks' numbers and dates in it), in `charts/<locale>/`; by locale."""
-    days, missing = covered.days(), covered.missing_days(sources())
-    out: dict[str, dict[str, str]] = {}
+        sb.drawn = planned(None if voice.english else voice, sb.computed, sb.audience.name)
+    out = {"": planned(None, computed, "")}
     for audience in ctx.audiences:
         voice = i18n.of(audience, ctx.config)
-        if voice.english or voice.name in out:
-            continue
-        with i18n.speaking(voice):
-            out[voice.name] = {k: f"{voice.name}/{v}" for k, v in charts.draw_all(
-                computed, folder / voice.name, days, missing, narrow).items()}
+        if not voice.english and voice.name not in out:
+            out[voice.name] = planned(voice, computed, voice.name)
+    workers.draw_charts(batches)
     return out
 
 

@@ -164,6 +164,19 @@ class Phrase(str):
         return str, (str.__str__(self),)
 
 
+def said_as(english: str, said: str) -> Phrase:
+    """A Phrase whose English text is `english` and that says `said` in a voice: one said
+    in a page's voice before it goes to a worker (`present.workers`), where its builder
+    cannot go."""
+    self = str.__new__(Phrase, english)
+    self._build, self._args = _same, (said,)
+    return self
+
+
+def _same(text: str) -> str:
+    return text
+
+
 def _joined(*parts: str) -> str:
     return "".join(p.said() if isinstance(p, Phrase) else p for p in parts)
 

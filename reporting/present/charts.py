@@ -69,31 +69,44 @@ def laid_out(chart: Chart, width: float = WIDTH) -> Iterator[plt.Figure]:
         fig = _figure(chart)
         try:
             fig.tight_layout(pad=0.6, h_pad=1.2)
+            # tight_layout leaves a placeholder engine, for which savefig draws the whole
+            # figure once more before drawing it (a third of a chart's time, no change)
+            fig.set_layout_engine(None)
             yield fig
         finally:
             plt.close(fig)
 
 
-def draw_all(sections: Mapping[str, Section], folder: Path,
-             days: list[date] | None = None,
-             missing: Mapping[str, set[date]] | None = None, narrow: bool = False
-             ) -> dict[str, str]:
-    """Every chart of every section; returns chart name -> file name within `folder`
-    (and, with `narrow`, "<name>:narrow" -> "narrow/<file>", its phone variant).
+@dataclasses.dataclass(frozen=True)
+class Drawing:
+    """One chart to draw into `path`, `width` inches wide (`workers` draws many at once)."""
 
-    `days` are the period's days: a daily chart shows each of them (weekly bins past
-    five weeks); `missing` (section -> days its source has no data) become gaps, not 0.
-    """
-    out = {}
+    chart: Chart
+    path: Path
+    width: float = WIDTH
+
+    def __call__(self) -> Path:
+        return draw(self.chart, self.path, self.width)
+
+
+def drawings(sections: Mapping[str, Section], folder: Path, days: list[date] | None = None,
+             missing: Mapping[str, set[date]] | None = None, narrow: bool = False
+             ) -> tuple[dict[str, str], list[Drawing]]:
+    """Chart name -> file name within `folder` (with `narrow`, "<name>:narrow" -> "narrow/
+    <file>", its phone variant), and every chart of every section to draw. `days` are the
+    period's days: a daily chart shows each of them (weekly bins past five weeks);
+    `missing` (section -> days its source has no data) become gaps, not 0."""
+    out, todo = {}, []
     for name, section in sections.items():
         gaps = (missing or {}).get(name, set())
         for chart in section.charts:
             chart = daily(chart, days, gaps) if days else chart
-            out[chart.name] = draw(chart, folder / f"{chart.name}.svg").name
+            todo.append(Drawing(chart, folder / f"{chart.name}.svg"))
+            out[chart.name] = todo[-1].path.name
             if narrow:
-                file = draw(chart, folder / "narrow" / f"{chart.name}.svg", NARROW).name
-                out[f"{chart.name}:narrow"] = f"narrow/{file}"
-    return out
+                todo.append(Drawing(chart, folder / "narrow" / f"{chart.name}.svg", NARROW))
+                out[f"{chart.name}:narrow"] = f"narrow/{todo[-1].path.name}"
+    return out, todo
 
 
 WEEKLY_AFTER_DAYS = 35        # past five weeks, daily bars become weekly ones

@@ -1,15 +1,11 @@
 """HTML to PDF with WeasyPrint, fetching only our own files, in worker processes that
-die with their build; a PDF over `pdf_timeout_s` stops the build."""
+die with their build (`workers`); a PDF over `pdf_timeout_s` stops the build."""
 from __future__ import annotations
 
 import logging
 import mimetypes
-import multiprocessing.forkserver
-import os
 import signal
-import threading
 from collections.abc import Iterable
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -17,6 +13,7 @@ from urllib.parse import unquote, urlsplit
 from ..core.errors import PdfTimeout
 from ..store.files import atomic_write
 from ..store.owner import write_if_owner
+from . import workers
 
 log = logging.getLogger(__name__)
 
@@ -85,23 +82,8 @@ def write_pdf(html: str, base_dir: Path, target: Path, roots: Iterable[Path],
     return atomic_write(target, data)
 
 
-def start_pdf_workers(fmt: str, pdfs: int) -> None:
-    if fmt != "html" and (_pdf_worker_count(pdfs) > 1 or not _main_thread()):
-        _pdf_workers()
-
-
-def _pdf_workers() -> multiprocessing.context.BaseContext:
-    """The fork server the PDF workers start from; starting it once the data is loaded
-    lets it import WeasyPrint while the sections compute (not during the load, where its
-    memory would add to the load's workers')."""
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["reporting.core.procs", "reporting.present.pdf", "weasyprint"])
-    multiprocessing.forkserver.ensure_running()
-    return ctx
-
-
 def _pdf_worker_count(pdfs: int) -> int:
-    return min(pdfs, os.cpu_count() or 1)
+    return min(pdfs, workers.cores())
 
 
 PdfJob = tuple[str, Path, Path, list[Path], tuple[Path, str] | None, float | None]
@@ -109,27 +91,23 @@ PdfJob = tuple[str, Path, Path, list[Path], tuple[Path, str] | None, float | Non
 
 def render_pdfs(jobs: list[PdfJob]) -> list[Path]:
     """One PDF per audience, in worker processes when there is more than one core."""
-    workers = _pdf_worker_count(len(jobs))
+    count = _pdf_worker_count(len(jobs))
     if not jobs:
         return []
-    if workers <= 1 and _main_thread():
+    if count <= 1 and workers.main_thread():
         return [pdf_job(job) for job in jobs]
     # Off the main thread (the scheduler) a PDF renders in a worker process even alone:
     # only a process's main thread can have the alarm that enforces pdf_timeout_s.
-    ctx = _pdf_workers()
     # Longest documents first, so the two workers finish close together.
     ordered = sorted(jobs, key=lambda job: len(job[0]), reverse=True)
-    # The workers die with the build (see _die_with_parent): a build killed during this
-    # stage leaves no worker behind to replace a later build's PDFs.
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_die_with_build,
-                             initargs=(os.getpid(),)) as pool:
+    with workers.pool(count) as pool:
         done = dict(zip([job[2] for job in ordered], pool.map(pdf_job, ordered)))
     return [done[job[2]] for job in jobs]
 
 
 def pdf_job(job: PdfJob) -> Path:
     html, base_dir, target, roots, owner, timeout = job
-    if not timeout or not _main_thread():
+    if not timeout or not workers.main_thread():
         return write_pdf(html, base_dir, target, roots, owner=owner)
 
     late = PdfTimeout(f"The {target.stem} PDF took longer than {timeout:g} s to render "
@@ -151,17 +129,3 @@ def pdf_job(job: PdfJob) -> Path:
     if fired:    # the alarm's exception was caught inside WeasyPrint: still too late
         raise late
     return written
-
-
-def _main_thread() -> bool:
-    return threading.current_thread() is threading.main_thread()
-
-
-def _die_with_build(build_pid: int) -> None:
-    """Worker initializer: SIGKILL when the fork server (the worker's parent) dies, and the
-    fork server dies with the build (PR_SET_PDEATHSIG, Linux; elsewhere a no-op)."""
-    # lazy: importing procs ties the importing process to its parent; only workers may
-    from ..core.procs import die_with_parent
-
-    if die_with_parent() and not os.path.exists(f"/proc/{build_pid}"):
-        os._exit(1)                              # the build died before prctl ran
