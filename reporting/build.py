@@ -26,7 +26,7 @@ from .core.registry import sources
 from .core.values import Section
 from .ingest.engine.load import load
 from .ingest.folder import no_rows
-from .present import charts, site, workers
+from .present import chartplan, site, workers
 from .present import html as render
 from .present.audience import check_audiences
 from .present.export import tables_csv
@@ -243,7 +243,7 @@ def _draw(computed: Mapping[str, Section], slice_builds: list[SliceBuild], folde
     def planned(voice: i18n.Voice | None, sections: Mapping[str, Section], where: str
                 ) -> dict[str, str]:
         with i18n.speaking(voice):       # a chart's words are picked as it is planned
-            names, todo = charts.drawings(sections, folder / where, days, missing, narrow)
+            names, todo = chartplan.drawings(sections, folder / where, days, missing, narrow)
         batches.append((voice, todo))
         return {k: f"{where}/{v}" if where else v for k, v in names.items()}
 

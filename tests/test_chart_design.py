@@ -15,6 +15,7 @@ from matplotlib.text import Text
 from reporting.core import i18n
 from reporting.core.values import Chart
 from reporting.present import charts
+from reporting.present.theme import NARROW
 
 
 @pytest.fixture
@@ -264,7 +265,7 @@ def _overlap(a, b) -> bool:
 
 
 @pytest.mark.parametrize("locale", [None, "de_DE", "fr_FR", "pl_PL"])
-@pytest.mark.parametrize("width", [charts.WIDTH, charts.NARROW])
+@pytest.mark.parametrize("width", [charts.WIDTH, NARROW])
 @pytest.mark.parametrize("kind", ["line_dual", "stacked_lines"])
 def test_hourly_tick_labels_and_the_deploy_label_clear_each_other_and_the_title(
         kind, width, locale):
@@ -274,7 +275,7 @@ def test_hourly_tick_labels_and_the_deploy_label_clear_each_other_and_the_title(
 @pytest.mark.parametrize("at", [0.0, 1.0])
 @pytest.mark.parametrize("kind", ["line_dual", "stacked_lines"])
 def test_a_deploy_label_at_the_axis_end_stays_inside_the_figure(kind, at):
-    _check_clear(_hourly(kind, at=at), charts.NARROW, "de_DE")
+    _check_clear(_hourly(kind, at=at), NARROW, "de_DE")
 
 
 def _check_clear(chart: Chart, width: float, locale: str | None) -> None:
@@ -332,7 +333,7 @@ def test_the_timeline_legend_sits_beside_its_panel_not_over_a_deploy_line(figure
         legend = ax.get_legend().get_window_extent()
         assert legend.x0 >= ax.get_window_extent().x1          # right of the panel
         assert legend.x1 <= fig.bbox.x1                          # and inside the figure
-    with charts.laid_out(chart, charts.NARROW) as fig:           # a phone: inside it
+    with charts.laid_out(chart, NARROW) as fig:           # a phone: inside it
         fig.canvas.draw()
         ax = fig.axes[0]
         assert ax.get_legend().get_window_extent().x1 <= ax.get_window_extent().x1

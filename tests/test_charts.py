@@ -14,7 +14,7 @@ from reporting.core.config import Config
 from reporting.core.periods import resolve
 from reporting.core.values import Chart
 from reporting.present import charts
-from reporting.present.charts import daily
+from reporting.present.chartplan import daily
 
 from .rows import load_all
 

@@ -9,7 +9,8 @@ import pytest
 from reporting.core import i18n
 from reporting.core.i18n import Phrase, gettext as _
 from reporting.core.values import Chart
-from reporting.present import charts, workers
+from reporting.present import chartplan, workers
+from reporting.present.theme import NARROW
 
 GERMAN = i18n.voice("de_DE", ZoneInfo("Europe/Berlin"))
 HOURS = pd.date_range("2026-11-09", periods=48, freq="h", tz="UTC")
@@ -41,8 +42,8 @@ def _charts() -> list[Chart]:
 
 def _drawn(folder, monkeypatch, cores: int) -> dict[str, bytes]:
     monkeypatch.setattr(workers, "cores", lambda: cores)
-    batches = [(voice, [charts.Drawing(c, folder / name / f"{c.name}.svg") for c in _charts()]
-                + [charts.Drawing(c, folder / name / "narrow" / f"{c.name}.svg", charts.NARROW)
+    batches = [(voice, [chartplan.Drawing(c, folder / name / f"{c.name}.svg") for c in _charts()]
+                + [chartplan.Drawing(c, folder / name / "narrow" / f"{c.name}.svg", NARROW)
                    for c in _charts()])
                for voice, name in ((None, "en"), (GERMAN, "de"))]
     workers.draw_charts(batches)
@@ -53,7 +54,8 @@ def test_charts_drawn_by_two_workers_are_byte_for_byte_those_drawn_in_the_build(
         tmp_path, monkeypatch):
     pools = []
     real_pool = workers.pool
-    monkeypatch.setattr(workers, "pool", lambda n, pdfs=True: pools.append(n) or real_pool(n, pdfs))
+    monkeypatch.setattr(workers, "pool",
+                        lambda n, pdfs=True: pools.append(n) or real_pool(n, pdfs))
     here = _drawn(tmp_path / "here", monkeypatch, cores=1)
     assert pools == []                                   # one core: no worker
     there = _drawn(tmp_path / "there", monkeypatch, cores=2)
@@ -70,7 +72,7 @@ def test_a_phrase_sent_to_a_worker_keeps_its_english_and_says_its_pages_words(tm
     it (a chart's column finds its label by it) and says what the page's voice said."""
     rate = _rate()
     assert pickle.loads(pickle.dumps(rate)) == "payment-api 5xx rate (%)"
-    locale, zone, payload = workers._job(GERMAN, charts.Drawing(
+    locale, zone, payload = workers._job(GERMAN, chartplan.Drawing(
         Chart("t", "bar", rate, pd.DataFrame(), {"units": {rate: "pct"}}), tmp_path / "t.svg"))
     assert (locale, zone) == ("de_DE", "Europe/Berlin")
     title = pickle.loads(payload).chart.title
@@ -79,7 +81,7 @@ def test_a_phrase_sent_to_a_worker_keeps_its_english_and_says_its_pages_words(tm
     assert title.said() == "payment-api 5xx rate (%)"                  # no voice: English
     with i18n.speaking(GERMAN):
         assert _(title) == "payment-api 5xx-Quote (%)"
-    assert workers._job(None, charts.Drawing(Chart("t", "bar", "x", pd.DataFrame()),
+    assert workers._job(None, chartplan.Drawing(Chart("t", "bar", "x", pd.DataFrame()),
                                              tmp_path / "t.svg"))[:2] == (None, None)
 
 
@@ -87,8 +89,8 @@ def test_a_chart_that_fails_in_a_worker_fails_the_build_with_its_own_error(tmp_p
                                                                            monkeypatch):
     monkeypatch.setattr(workers, "cores", lambda: 2)
     data = pd.DataFrame({"a": [1, 2]})
-    todo = [charts.Drawing(Chart(f"c{i}", "bar", "Orders", data, {"label": "a", "value": "a"}),
+    todo = [chartplan.Drawing(Chart(f"c{i}", "bar", "Orders", data, {"label": "a", "value": "a"}),
                            tmp_path / f"c{i}.svg") for i in range(7)]
-    todo.append(charts.Drawing(Chart("odd", "pie", "Shares", data), tmp_path / "odd.svg"))
+    todo.append(chartplan.Drawing(Chart("odd", "pie", "Shares", data), tmp_path / "odd.svg"))
     with pytest.raises(ValueError, match="unknown chart kind 'pie'"):
         workers.draw_charts([(None, todo)])

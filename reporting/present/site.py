@@ -27,7 +27,8 @@ from ..core.safecsv import neutralise
 from ..store import bi
 from ..store.archive import Archive
 from ..store.files import atomic_write
-from . import charts
+from . import workers
+from .chartplan import Drawing
 from .html import spoken_environment, template_dir
 
 log = logging.getLogger(__name__)
@@ -370,7 +371,8 @@ def _history_charts(found: list[_Period], history: pd.DataFrame, titles: Mapping
                     folder: Path) -> list[dict[str, Any]]:
     """Per audience, its headline KPIs over every archived period as long as the newest
     one (a week beside a whole year would mislead), one small SVG per KPI drawn by our
-    chart code, so a narrow screen shows them one under the other at a readable size."""
+    chart code (on every core), so a narrow screen shows them one under the other at a
+    readable size."""
     newest = next((p for p in found if p.document), None)
     if newest is None or history.empty:
         return []
@@ -390,7 +392,7 @@ def _history_charts(found: list[_Period], history: pd.DataFrame, titles: Mapping
         labels = {**(doc.get("labels") or {}), **labels}
     order = list(titles)
     drawn: dict[str, str] = {}
-    out = []
+    out, todo = [], []
     for name in sorted(headlines, key=lambda n: (order.index(n) if n in order else len(order),
                                                  n)):
         entry = {"audience": name, "title": titles.get(name, name), "periods": len(table),
@@ -402,8 +404,10 @@ def _history_charts(found: list[_Period], history: pd.DataFrame, titles: Mapping
                               {"labels": {key: labels.get(key, key)},
                                "units": {key: units.get(key, "")}, "current": newest.id,
                                "columns": 1, "width": 2.8})   # ~ its column at 1280 px
-                drawn[key] = charts.draw(chart, folder / f"{key}.svg").name
+                todo.append(Drawing(chart, folder / f"{key}.svg"))
+                drawn[key] = todo[-1].path.name
             entry["charts"].append({"src": f"{SITE}/charts/{quote(drawn[key])}",
                                     "label": _(labels.get(key, key))})
         out.append(entry)
+    workers.draw_charts([(i18n.current(), todo)])        # in the index's own voice
     return out

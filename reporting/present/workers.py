@@ -8,7 +8,8 @@ build has dozens), so two workers halve the stage on two cores. A chart goes to 
 as pickled bytes made in the build's process while its page's voice is active: each
 `i18n.Phrase` in it (a title, a label, a target line) is pickled with the sentence that
 voice says (`i18n.said_as`), since a pickled Phrase is otherwise its English text; the
-worker then draws in the same locale and zone. The files are byte for byte those drawn in the build's process.
+worker then draws in the same locale and zone. The files are byte for byte those drawn
+in the build's process.
 """
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ from zoneinfo import ZoneInfo
 
 from ..core import i18n
 
-if TYPE_CHECKING:      # the PDF workers import this module; only chart workers need charts
-    from .charts import Drawing
+if TYPE_CHECKING:
+    from .chartplan import Drawing
 
 CHARTS = ["reporting.core.procs", "reporting.present.charts"]
 PDFS = ["reporting.present.pdf", "weasyprint"]

@@ -13,7 +13,7 @@ from reporting.compute.context import BuildContext
 from reporting.compute.coverage import data_span
 from reporting.compute.sections import SECTIONS, compute_all
 from reporting.core.periods import resolve
-from reporting.present import charts
+from reporting.present import chartplan
 from reporting.simulate import simulate
 from tests.rows import load_all
 
@@ -33,7 +33,7 @@ def test_kpis_against_load(tmp_path_factory):
     kpi_s = time.perf_counter() - t
     t = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
-        names, todo = charts.drawings(sections, Path(out))
+        names, todo = chartplan.drawings(sections, Path(out))
         for drawing in todo:
             drawing()
         n = len(names)
