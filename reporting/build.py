@@ -85,7 +85,7 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
                                              on_progress)
         # Opened once there is something to build: a run that finds no data leaves no index.
         store = opened.enter_context(archive.Archive.of(config, output_dir))
-        workers.start(fmt)    # after the load's workers: not beside them
+        workers.start(fmt, len(names))    # after the load's workers: not beside them
         with stage("context"):
             loaded.frames = with_archived_rollups(store, loaded.frames, p,
                                                   config.thresholds.slo_window_days)

@@ -1,8 +1,8 @@
 """Processes that die with their parent. Importing this module ties the importing process
-to its parent (`die_with_parent`), so only workers import it: the PDF workers' fork server
-preloads it first, so a build killed with -9 leaves no fork server behind, and its
-workers, which die with the server (`die_with_parent` in their initializer), go with it;
-the load's pool workers import it in their initializer."""
+to its parent (`die_with_parent`), so only workers import it: the fork server of the chart
+and PDF workers preloads it first, so a build killed with -9 leaves no fork server behind,
+and its workers, which die with the server (`die_with_parent` in their initializer), go
+with it; the load's pool workers import it in their initializer."""
 from __future__ import annotations
 
 import ctypes

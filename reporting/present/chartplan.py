@@ -1,6 +1,6 @@
 """Which charts a build draws, and where: each section's charts on every day of the
 period (gaps where a source has no data, weekly past five weeks), as `Drawing`s that the
-build's process or a worker draws (`workers.draw_charts`). No matplotlib here."""
+build's process or a worker draws (`workers.draw_charts`). No pyplot here."""
 from __future__ import annotations
 
 import dataclasses

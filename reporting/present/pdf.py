@@ -24,7 +24,7 @@ PDF_VARIANT = "pdf/a-2a"
 # --- PDF -------------------------------------------------------------------------------
 
 def _fetcher_class():
-    # lazy: start-up time (only PDFs need it; the PDF fork server preloads it)
+    # lazy: start-up time (only PDFs need it; the fork server of PDF workers preloads it)
     from weasyprint.urls import URLFetcher, URLFetcherResponse
 
     class LocalOnlyFetcher(URLFetcher):
@@ -69,7 +69,7 @@ def write_pdf(html: str, base_dir: Path, target: Path, roots: Iterable[Path],
               owner: tuple[Path, str] | None = None) -> Path:
     """Render `html` to `target`, resolving relative URLs against `base_dir`; with `owner`
     (output folder, build id) only while that build still owns the folder."""
-    # lazy: start-up time (only PDFs need it; the PDF fork server preloads it)
+    # lazy: start-up time (only PDFs need it; the fork server of PDF workers preloads it)
     from weasyprint import HTML
 
     doc = HTML(string=html, base_url=base_dir.resolve().as_uri() + "/",

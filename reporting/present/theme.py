@@ -25,6 +25,8 @@ THEME = {
     matplotlib.cycler(color=PALETTE), "svg.fonttype": "none", "legend.frameon": False,
     "legend.fontsize": SMALL, "figure.dpi": 100, "svg.hashsalt": "reporting",
     "text.parse_math": False,   # page names and endpoints are data: "$" is not mathtext
+    # laid_out's own tight_layout only (a matplotlibrc's autolayout would lay out again)
+    "figure.autolayout": False, "figure.constrained_layout.use": False,
 }
 WIDTH = 7.0          # inches: the A4 text width at our margins
 # inches: a phone's ~370 px column shows a figure this wide at ~its own size, so its 9 pt

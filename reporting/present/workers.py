@@ -35,6 +35,9 @@ Batch = tuple[i18n.Voice | None, list["Drawing"]]
 
 
 def cores() -> int:
+    """The cores this process may run on (a container's CPU set, not the host's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
     return os.cpu_count() or 1
 
 
@@ -42,13 +45,17 @@ def main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def start(fmt: str) -> None:
-    """Start the fork server when workers will fork from it: on more than one core (charts,
-    and PDFs unless `fmt` is html), or off the main thread for PDFs (a PDF's timeout needs
-    a main thread of its own). Called after the load: its imports then run beside the
-    sections, and its memory never adds to the load's workers'."""
-    if cores() > 1 or (fmt != "html" and not main_thread()):
-        _server(pdfs=fmt != "html")
+def start(fmt: str, pdfs: int) -> None:
+    """Start the fork server when workers will fork from it: charts on more than one core,
+    and `pdfs` PDFs (none when `fmt` is html) in workers when there are more than one and
+    more than one core, or off the main thread (a PDF's timeout needs a main thread of its
+    own); WeasyPrint is preloaded only then. Called after the load: its imports then run
+    beside the sections, and its memory never adds to the load's workers'. The first
+    start in a process sets what the server preloads; a PDF worker of a server started
+    without WeasyPrint imports it itself."""
+    pdf_workers = fmt != "html" and (min(pdfs, cores()) > 1 or not main_thread())
+    if cores() > 1 or pdf_workers:
+        _server(pdfs=pdf_workers)
 
 
 def _server(pdfs: bool) -> multiprocessing.context.BaseContext:
@@ -80,7 +87,11 @@ def draw_charts(batches: list[Batch]) -> None:
         return
     jobs = [_job(voice, drawing) for voice, todo in batches for drawing in todo]
     with pool(workers, pdfs=False) as running:
-        list(running.map(_draw_job, jobs))       # re-raises a chart's error here
+        try:
+            list(running.map(_draw_job, jobs))       # re-raises a chart's error here
+        except BaseException:
+            running.shutdown(cancel_futures=True)    # the charts not begun are not drawn
+            raise
 
 
 class _Said(pickle.Pickler):

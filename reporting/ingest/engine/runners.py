@@ -149,7 +149,7 @@ def _on_client(tasks: list[Any], merged: dict[str, Part], meter: Meter) -> list[
 
 def _pool(workers: int) -> ProcessPoolExecutor:
     """Workers started fresh (spawn): they import only what a task needs, not the
-    WeasyPrint and matplotlib of the PDF workers' fork server."""
+    WeasyPrint and matplotlib of the chart and PDF workers' fork server."""
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_die_with_build)
 
