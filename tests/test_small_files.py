@@ -3,14 +3,18 @@ counts and rejected rows (with their own file and row) are those of one task per
 and those of one file holding the same rows."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from reporting.core.config import Config
+from reporting.core.errors import SourceError
 from reporting.core.periods import Window
 from reporting.core.sourceconfig import SourceConfig
-from reporting.ingest.engine import plan
+from reporting.ingest import files
+from reporting.ingest.engine import plan, tasks
 from reporting.ingest.engine.plan import file_tasks
 from reporting.ingest.engine.tasks import CsvGroupTask, CsvTask, Job
 
@@ -113,3 +117,69 @@ def test_dask_runs_group_tasks_as_the_local_engine(tmp_path: Path) -> None:
     dask = chunked(config, tmp_path / "none", engine="dask", dask_workers=2,
                    dask_processes=False)
     assert_same(local, dask)
+
+
+def test_small_files_as_exports_write_them(tmp_path: Path, monkeypatch) -> None:
+    """Windows line ends, a byte-order mark, no newline at the end, a blank line, a quoted
+    value across two lines and a header in another order among the small files: each
+    file's rows, counts and rejected rows (file and row) are those of one task a file.
+    Plain files are parsed joined; a blank line or another header is read alone; a run
+    holding the quoted newline is refused joined and read file by file."""
+    _, many = _split(tmp_path)
+
+    def rewrite(name: str, edit) -> None:
+        path = many / name
+        path.write_bytes(edit(path.read_bytes()))
+    rewrite("part-03.csv", lambda b: b.replace(b"\n", b"\r\n"))            # Windows
+    rewrite("part-04.csv", lambda b: b"\xef\xbb\xbf" + b)                  # a BOM
+    rewrite("part-05.csv", lambda b: b.rstrip(b"\n"))                      # no final \n
+    rewrite("part-06.csv", lambda b: b.replace(b"\n", b"\n\n", 3))         # a blank line
+    rewrite("part-12.csv", lambda b: b.replace(b",x\n", b',"x\ny"\n', 1))  # quoted \n
+    moved = pd.read_csv(many / "part-08.csv", dtype=str)
+    moved[moved.columns[::-1]].to_csv(many / "part-08.csv", index=False)
+    runs: list[tuple[list[str], bool]] = []
+    real_joined = tasks._joined
+
+    def spy(run, rows):
+        got = real_joined(run, rows)
+        runs.append(([Path(m.path).name for m, _ in run], got is not None))
+        return got
+    monkeypatch.setattr(tasks, "_joined", spy)
+    new = chunked(_config(many), tmp_path / "none")
+    assert_same(_one_task_a_file(monkeypatch, _config(many), tmp_path / "none"), new)
+    joined = {name for names, ok in runs if ok for name in names}
+    refused = [names for names, ok in runs if not ok]
+    assert {"part-00.csv", "part-03.csv", "part-04.csv", "part-05.csv"} <= joined
+    assert not joined & {"part-06.csv", "part-08.csv", "part-12.csv"}
+    assert len(refused) == 1 and "part-12.csv" in refused[0]
+    bad = new.rejected["api_logs"]
+    windows = bad[bad["file"] == str(many / "part-03.csv")]
+    assert windows["row"].tolist() == [k % ROWS + 2 for k in range(300, 400) if k % 97 == 0]
+    assert new.quality["api_logs"].rows == 6000      # the quoted value is one row's
+
+
+def test_check_inputs_is_check_input_for_many_files(tmp_path: Path) -> None:
+    """A folder's files checked at once: a link to a file inside is read, one to a file
+    outside, a link that points nowhere and a pipe are each refused in check_input's own
+    sentence."""
+    data, outside = tmp_path / "data", tmp_path / "secret.csv"
+    data.mkdir()
+    outside.write_text("a\n1\n")
+    (data / "a.csv").write_text("a\n1\n")
+    (data / "inner.csv").symlink_to(data / "a.csv")
+    files.check_inputs([data / "a.csv", data / "inner.csv"], [data])
+    (data / "out.csv").symlink_to(outside)
+    (data / "gone.csv").symlink_to(tmp_path / "missing.csv")
+    os.mkfifo(data / "pipe.csv")
+    for name in ("out.csv", "gone.csv", "pipe.csv"):
+        with pytest.raises(SourceError) as many:
+            files.check_inputs([data / "a.csv", data / name], [data])
+        with pytest.raises(SourceError) as one:
+            files.check_input(data / name, [data])
+        assert str(many.value) == str(one.value)
+    with pytest.raises(SourceError, match="outside the data folder"):
+        files.check_inputs([data / "out.csv"], [data])
+    with pytest.raises(SourceError, match="not a regular file"):
+        files.check_inputs([data / "pipe.csv"], [data])
+    with pytest.raises(SourceError, match="cannot be read"):
+        files.check_inputs([data / "gone.csv"], [data])

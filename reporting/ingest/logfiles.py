@@ -29,7 +29,7 @@ from ..core.errors import SourceError
 from ..core.periods import Window
 from .endpoints import fold_endpoint, service_of
 from .csvrepair import KEEP_HEAD, KEEP_REJECTED, LONG_LINE, long_text, unkept_note
-from .files import Inflation, check_input, discover, open_decompressed, source_root
+from .files import Inflation, check_inputs, discover, open_decompressed, source_root
 from .read import Origins, Read
 
 if TYPE_CHECKING:
@@ -269,9 +269,7 @@ def log_files(src: SourceConfig, window: Window) -> tuple[list[Path], int]:
     """The files a log source's path names, those last written before the window left
     unopened (their number)."""
     files = discover(src.path, any_suffix=True)
-    roots = [source_root(src.path)]
-    for f in files:
-        check_input(f, roots)
+    check_inputs(files, [source_root(src.path)])
     if window.start is None:
         return files, 0
     kept = [f for f in files

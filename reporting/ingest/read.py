@@ -26,7 +26,7 @@ from .csvrepair import (BadLines, Unkept, fix_for, malformed_lines, prepared_csv
 from .files import (
     Inflation,
     check_formats,
-    check_input,
+    check_inputs,
     discover,
     file_format,
     files_digest,
@@ -158,9 +158,7 @@ def read_files(src: SourceConfig, spec: Spec, mapping: dict[str, str], window: W
     files = discover(src.path)
     check_formats(files, src)
     files, skipped = in_window(files, window)
-    root = source_root(src.path)
-    for f in files:
-        check_input(f, [root])
+    check_inputs(files, [source_root(src.path)])
     origins = Origins(names=[str(f) for f in files])
     parts: list[pd.DataFrame | pa.Table] = []
     tables: list[pa.Table] = []

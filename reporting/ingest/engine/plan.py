@@ -3,6 +3,7 @@ per CSV file, small CSV files a few to a task; what each source's quality record
 from __future__ import annotations
 
 import dataclasses
+import posixpath
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -25,10 +26,10 @@ from ..columns import (
 )
 from ..files import (
     check_formats,
-    check_input,
+    check_inputs,
     discover,
-    file_format,
     in_window,
+    name_format,
     source_root,
     unreadable_parquet,
 )
@@ -111,7 +112,7 @@ def file_tasks(job: Job, files: list[Any], mapping: dict[str, str], window: Wind
     """Each file's tasks in file order (small CSV files a few to a task)."""
     tasks: list[Any] = []
     for path in files:
-        if file_format(PurePosixPath(str(path)), fmt) == "parquet":
+        if name_format(posixpath.basename(str(path)), fmt) == "parquet":
             tasks.extend(parquet_tasks(job, path, mapping, window, chunk_rows))
         elif (t := csv_task(job, path, mapping, chunk_rows)) is not None:
             tasks.append(t)
@@ -170,9 +171,7 @@ def source_plan(job: Job, src: SourceConfig, window: Window, q: Quality,
     kept, skipped = in_window(named, window)
     files: list[Any] = [urls[f] for f in kept] if urls else kept
     if not remote(src.path):
-        root = source_root(src.path)
-        for f in files:
-            check_input(f, [root])
+        check_inputs(files, [source_root(src.path)])
     tasks = file_tasks(job, files, mapping, window, chunk_rows, src.format)
     q.file, q.unit, q.read, q.skipped = src.path, "file", len(files), skipped
     return Plan(job.source, tasks, started, src.path, files, job=job)
