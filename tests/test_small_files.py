@@ -14,9 +14,10 @@ from reporting.core.errors import SourceError
 from reporting.core.periods import Window
 from reporting.core.sourceconfig import SourceConfig
 from reporting.ingest import files
-from reporting.ingest.engine import plan, tasks
+from reporting.ingest.engine import plan, smallfiles
 from reporting.ingest.engine.plan import file_tasks
-from reporting.ingest.engine.tasks import CsvGroupTask, CsvTask, Job
+from reporting.ingest.engine.smallfiles import CsvGroupTask
+from reporting.ingest.engine.tasks import CsvTask, Job
 
 from .test_engines import NOW, _api_rows, assert_same, canon, chunked, today
 
@@ -138,13 +139,13 @@ def test_small_files_as_exports_write_them(tmp_path: Path, monkeypatch) -> None:
     moved = pd.read_csv(many / "part-08.csv", dtype=str)
     moved[moved.columns[::-1]].to_csv(many / "part-08.csv", index=False)
     runs: list[tuple[list[str], bool]] = []
-    real_joined = tasks._joined
+    real_joined = smallfiles._joined
 
     def spy(run, rows):
         got = real_joined(run, rows)
         runs.append(([Path(m.path).name for m, _ in run], got is not None))
         return got
-    monkeypatch.setattr(tasks, "_joined", spy)
+    monkeypatch.setattr(smallfiles, "_joined", spy)
     new = chunked(_config(many), tmp_path / "none")
     assert_same(_one_task_a_file(monkeypatch, _config(many), tmp_path / "none"), new)
     joined = {name for names, ok in runs if ok for name in names}
@@ -183,3 +184,98 @@ def test_check_inputs_is_check_input_for_many_files(tmp_path: Path) -> None:
         files.check_inputs([data / "pipe.csv"], [data])
     with pytest.raises(SourceError, match="cannot be read"):
         files.check_inputs([data / "gone.csv"], [data])
+
+
+def test_files_a_joined_parse_would_type_otherwise_are_read_alone(tmp_path: Path,
+                                                                  monkeypatch) -> None:
+    """A file's values are typed as the file alone types them, whatever its neighbours
+    hold, so the same rows pass and rejected rows read alike: beside files with decimal
+    latencies, one of whole numbers (int alone); one with a time that is no time (text
+    alone); one of bare dates (dates alone); one whose status column is empty. Each such
+    file is read alone (its run refused), and the whole equals one task a file."""
+    _, many = _split(tmp_path)
+    for i in range(0, FILES, 2):              # decimals in every other file
+        frame = pd.read_csv(many / f"part-{i:02d}.csv", dtype=str)
+        frame["response_time_ms"] = frame["response_time_ms"] + ".5"
+        frame.to_csv(many / f"part-{i:02d}.csv", index=False)
+    frame = pd.read_csv(many / "part-21.csv", dtype=str)
+    frame.loc[3, "timestamp"] = "not a time"
+    frame.to_csv(many / "part-21.csv", index=False)
+    frame = pd.read_csv(many / "part-31.csv", dtype=str)
+    frame["timestamp"] = frame["timestamp"].str[:10]
+    frame.to_csv(many / "part-31.csv", index=False)
+    frame = pd.read_csv(many / "part-41.csv", dtype=str)
+    frame["status_code"] = ""
+    frame.to_csv(many / "part-41.csv", index=False)
+    runs: list[tuple[list[str], bool]] = []
+    real_joined = smallfiles._joined
+
+    def spy(run, rows):
+        got = real_joined(run, rows)
+        runs.append(([Path(m.path).name for m, _ in run], got is not None))
+        return got
+    monkeypatch.setattr(smallfiles, "_joined", spy)
+    new = chunked(_config(many), tmp_path / "none")
+    assert_same(_one_task_a_file(monkeypatch, _config(many), tmp_path / "none"), new)
+    joined = {name for names, ok in runs if ok for name in names}
+    assert not joined & {"part-21.csv", "part-31.csv", "part-41.csv"}
+    assert not joined & {f"part-{i:02d}.csv" for i in range(1, FILES, 2)}  # whole numbers
+    bad = new.rejected["api_logs"]
+    assert bad.loc[bad["file"] == str(many / "part-41.csv"), "reason"].unique().tolist() \
+        == ["missing value in status_code"]
+    # files that each type alike are joined (all decimals, in runs of their own)
+    assert runs and all(ok for names, ok in runs
+                        if all(int(n[5:7]) % 2 == 0 for n in names))
+
+
+def test_files_joined_when_every_file_types_alike(tmp_path: Path, monkeypatch) -> None:
+    """The default case: 60 files of whole-number latencies and full times join in a few
+    runs, none refused."""
+    _, many = _split(tmp_path)
+    runs: list[bool] = []
+    real_joined = smallfiles._joined
+    monkeypatch.setattr(smallfiles, "_joined",
+                        lambda run, rows: runs.append(real_joined(run, rows) is not None)
+                        or real_joined(run, rows))
+    chunked(_config(many), tmp_path / "none")
+    assert runs and all(runs)
+
+
+def test_postgresql_hour_offsets_load_in_a_local_zone(tmp_path: Path) -> None:
+    """PostgreSQL writes `2026-11-02 10:00:00+01`; read in Europe/Berlin it is 10:00 there
+    (it stopped the load with "Already tz-aware"); a bare date stays a local date."""
+    from reporting.ingest.validate import validate_rows  # noqa: F401 (the rule's home)
+    rows = pd.DataFrame({"timestamp": ["2026-11-02 10:00:00+01", "2026-11-02 11:30:00+0100",
+                                       "2026-11-02 09:00:00Z", "2026-11-02 12:00:00"],
+                         "endpoint": "/a", "status_code": "200", "response_time_ms": "5",
+                         "service_name": "x"})
+    rows.to_csv(tmp_path / "api_logs.csv", index=False)
+    config = Config(timezone="Europe/Berlin",
+                    sources={"api_logs": SourceConfig("api_logs", path=str(tmp_path))})
+    loaded = chunked(config, tmp_path / "none")
+    q = loaded.quality["api_logs"]
+    assert (q.rows, q.valid) == (4, 4)
+    times = loaded.frames["api_logs"].tables["times"]
+    first = pd.to_datetime(times["tmin"].min(), unit="us", utc=True)
+    assert first == pd.Timestamp("2026-11-02 09:00:00", tz="UTC")   # 10:00+01 and 09:00Z
+
+
+def test_a_folder_is_listed_as_before_without_a_stat_per_file(tmp_path: Path) -> None:
+    """discover's walk: data files under the folder in path order; hidden names, Spark's
+    markers, other suffixes, pipes, links that point nowhere or loop, and folders behind
+    links are passed over (a looping link raised OSError from the first walk)."""
+    data, elsewhere = tmp_path / "data", tmp_path / "elsewhere"
+    (data / "sub").mkdir(parents=True)
+    elsewhere.mkdir()
+    for name in ("b.csv", "a.CSV", "sub/c.csv.gz", ".hidden.csv", "_SUCCESS", "notes.txt",
+                 "sub/d.parquet"):
+        (data / name).write_text("x\n")
+    (elsewhere / "e.csv").write_text("x\n")
+    (data / "linked").symlink_to(elsewhere)
+    (data / "loop.csv").symlink_to(data / "loop.csv")
+    (data / "gone.csv").symlink_to(tmp_path / "missing.csv")
+    (data / "inner.csv").symlink_to(data / "b.csv")
+    os.mkfifo(data / "pipe.csv")
+    assert files.discover(str(data)) == [data / n for n in ("a.CSV", "b.csv", "inner.csv",
+                                                            "sub/c.csv.gz", "sub/d.parquet")]
+    assert data / "notes.txt" in files.discover(str(data), any_suffix=True)

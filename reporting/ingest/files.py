@@ -122,10 +122,13 @@ def _walk(folder: str) -> Iterator[str]:
     for entry in found:
         if entry.name.startswith((".", "_")):
             continue
-        if entry.is_dir(follow_symlinks=False):
-            yield from _walk(entry.path)
-        elif entry.is_file():
-            yield entry.path
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                yield from _walk(entry.path)
+            elif entry.is_file():
+                yield entry.path
+        except OSError:                 # a link that loops or runs through a file: none
+            continue
 
 
 def hidden(rel: Path) -> bool:

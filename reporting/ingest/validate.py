@@ -200,7 +200,9 @@ def parse_timestamps(s: pd.Series, tz: ZoneInfo) -> pd.Series:
     text = text.str.strip()
     if zone == "UTC":
         return pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
-    aware = text.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True, na=False).to_numpy()
+    # an offset after a time: Z, +01:00, +0100 or +01 (PostgreSQL's text); not a date's -02
+    aware = text.str.contains(r"(?:Z|\d\d:\d\d(?::\d\d(?:[.,]\d+)?)?[+-]\d\d(?::?\d\d)?)$",
+                              regex=True, na=False).to_numpy()
     result = pd.Series(pd.NaT, index=s.index, dtype=f"datetime64[us, {zone}]")
     if aware.any():
         result[aware] = pd.to_datetime(text[aware], format="ISO8601", errors="coerce",

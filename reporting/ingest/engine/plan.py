@@ -38,7 +38,8 @@ from ..folder import folder_file
 from ..read import time_filter
 from ..sql import safe_url
 from .remote import discover_remote, remote, remote_header
-from .tasks import CsvTask, Job, ParquetTask, QueryTask, group_small
+from .smallfiles import group_small
+from .tasks import CsvTask, Job, ParquetTask, QueryTask
 
 # --- planning: a source's tasks ------------------------------------------------------------
 

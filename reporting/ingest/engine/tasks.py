@@ -3,7 +3,6 @@ rows to a rollup and keep the rejected ones with their file, row and reason."""
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ from ...core.errors import SourceError
 from ...core.periods import Window
 from ...core.quality import Quality
 from ..csvrepair import LONG_LINE, BadLines
-from ..files import READ_ERRORS, Inflation, unreadable
+from ..files import Inflation
 from ..folder import load_source
 from ..read import Origins, read_csv_rows
 from ..sql import query_frames
@@ -254,7 +253,7 @@ class CsvTask:
     def run(self) -> Part:
         try:
             part = self._streamed()
-        except _Repair as exc:
+        except Repair as exc:
             if remote(self.path):
                 raise SourceError(f"{self.path} needs repairs before it can be read ({exc}); "
                                   "such files are repaired only from local paths: copy "
@@ -268,7 +267,7 @@ class CsvTask:
         total = Part(rollups.empty(self.job.source, self.job.zone, self.job.minutes))
         line = 2                             # the header is row 1, as in a spreadsheet
         rename = dict(self.rename)
-        for batch in _csv_blocks(self.path, self.job.spec, rename, self.chunk_rows,
+        for batch in csv_blocks(self.path, self.job.spec, rename, self.chunk_rows,
                                  self.job.bound):
             table = batch.rename_columns([rename[c] for c in batch.column_names])
             part, _ = arrow_step(self.job, table, self.path,
@@ -310,196 +309,6 @@ class CsvTask:
 
 
 @dataclass(frozen=True)
-class CsvGroupTask:
-    """Several small CSV files of one configured source as one task (issue 34: a folder
-    of 1,000 small files cost a reduce and a merge each). Runs of files with the same
-    header and plain lines (`_plain`) are parsed joined under one header (a reader per
-    file cost 0.3 ms); each row keeps its own file and row number (from the files' line
-    counts), so rejected rows and counts are those of one task per file. Other files,
-    and a run the joined parse refuses, are read file by file; batches of about
-    `chunk_rows` rows of one schema are validated and reduced once each; a file that
-    needs repairs is read by its own task. A joined run's numbers are typed from all its
-    files' values (a rejected row may show 12.0 where its file alone has 12)."""
-
-    job: Job
-    members: tuple[CsvTask, ...]
-    chunk_rows: int = CHUNK_ROWS
-    order: int = 0
-
-    def run(self) -> Part:
-        out = _Batches(self.job, self.chunk_rows)
-        run: list[tuple[CsvTask, tuple[bytes, bytes]]] = []
-        held = 0                                  # bytes of the run's bodies
-        for member in self.members:
-            plain = _plain(member)
-            if run and (plain is None or plain[0] != run[0][1][0]
-                        or held >= self.chunk_rows * 100):
-                run, held = self._close(run, out), 0
-            if plain is None:
-                _read_alone(member, out)
-            else:
-                run.append((member, plain))
-                held += len(plain[1])
-        self._close(run, out)
-        total = out.done()
-        total.order = self.order
-        return total.settle()
-
-    def _close(self, run: list[tuple[CsvTask, tuple[bytes, bytes]]], out: _Batches
-               ) -> list[Any]:
-        """The run's files parsed as one, or one by one if refused; an empty run."""
-        joined = _joined(run, self.chunk_rows) if len(run) > 1 else None
-        if joined is not None:
-            out.add(*joined)
-        else:
-            for member, _ in run:
-                _read_alone(member, out)
-        return []
-
-
-class _Batches:
-    """Rows of a group task's files gathered into batches of about `rows` rows of one
-    schema, each through `arrow_step` once; parts of files read by their own task."""
-
-    def __init__(self, job: Job, rows: int) -> None:
-        self.job, self.rows, self.held = job, rows, 0
-        self.pending: list[tuple[pa.Table, np.ndarray, np.ndarray]] = []
-        self.total = Part(rollups.empty(job.source, job.zone, job.minutes))
-
-    def add(self, table: pa.Table, where: np.ndarray, rows: np.ndarray) -> None:
-        if self.pending and not table.schema.equals(self.pending[0][0].schema):
-            self.flush()
-        self.pending.append((table, where, rows))
-        self.held += table.num_rows
-        if self.held >= self.rows:
-            self.flush()
-
-    def part(self, part: Part) -> None:
-        self.flush()
-        self.total.add(part)
-
-    def flush(self) -> None:
-        if self.pending:
-            table = pa.concat_tables([t for t, _, _ in self.pending])
-            where = np.concatenate([w for _, w, _ in self.pending])
-            rows = np.concatenate([r for _, _, r in self.pending])
-            part, _ = arrow_step(self.job, table, where, rows)
-            self.total.add(part)
-        self.pending, self.held = [], 0
-
-    def done(self) -> Part:
-        self.flush()
-        return self.total
-
-
-def _read_alone(member: CsvTask, out: _Batches) -> None:
-    """One small file's blocks into the batches (one needing repairs: by its own task)."""
-    try:
-        tables = _member_tables(member)
-    except _Repair:
-        out.part(member.run())
-        return
-    except READ_ERRORS as exc:      # a damaged file named, as its own task names it
-        raise unreadable(member.path, exc) from None
-    for table, line in tables:
-        out.add(table, np.full(table.num_rows, member.path, dtype=object),
-                np.arange(line, line + table.num_rows, dtype=np.int64))
-
-
-def _plain(member: CsvTask) -> tuple[bytes, bytes] | None:
-    """A local .csv file's header and data lines if it may be parsed joined to others:
-    each line ends in \\n (\\r only before it), none is empty (a reader skips those)."""
-    if not member.path.endswith(".csv"):
-        return None
-    try:
-        data = Path(member.path).read_bytes()
-    except READ_ERRORS as exc:
-        raise unreadable(member.path, exc) from None
-    data = data.removeprefix(b"\xef\xbb\xbf")                          # a UTF-8 BOM
-    end = data.find(b"\n")
-    if end < 0:
-        return None
-    header, body = data[:end].removesuffix(b"\r") + b"\n", data[end + 1:]
-    if body and not body.endswith(b"\n"):
-        body += b"\n"
-    if body.count(b"\r") != body.count(b"\r\n") or body.startswith((b"\n", b"\r\n")) \
-            or b"\n\n" in body or b"\n\r\n" in body:
-        return None
-    return header, body
-
-
-def _joined(run: list[tuple[CsvTask, tuple[bytes, bytes]]], chunk_rows: int
-            ) -> tuple[pa.Table, np.ndarray, np.ndarray] | None:
-    """The run's files as one table (contract names), each row's file and row number
-    (the header is row 1 of each file); None when the parse refuses them."""
-    member = run[0][0]
-    rename = dict(member.rename)
-    lines = np.array([body.count(b"\n") for _, (_, body) in run], dtype=np.int64)
-    data = b"".join([run[0][1][0], *(body for _, (_, body) in run)])
-    try:
-        table = pcsv.read_csv(pa.py_buffer(data), read_options=pcsv.ReadOptions(
-            block_size=_block_size(chunk_rows)),
-            convert_options=_convert_options(member.job.spec, rename))
-    except (pa.ArrowException, UnicodeDecodeError):
-        return None
-    if table.num_rows != lines.sum() or any(pa.types.is_binary(f.type) for f in table.schema):
-        return None
-    where = np.repeat(np.array([m.path for m, _ in run], dtype=object), lines)
-    starts = np.repeat(np.cumsum(lines) - lines, lines)
-    rows = np.arange(int(lines.sum()), dtype=np.int64) - starts + 2
-    return table.rename_columns([rename[c] for c in table.column_names]), where, rows
-
-
-def _member_tables(task: CsvTask) -> list[tuple[pa.Table, int]]:
-    """One small file's blocks, columns renamed to the contract's, each with the row
-    number of its first row (the header is row 1); raises _Repair as `_csv_blocks`."""
-    rename = dict(task.rename)
-    out, line = [], 2
-    for table in _csv_blocks(task.path, task.job.spec, rename, task.chunk_rows,
-                             task.job.bound):
-        out.append((table.rename_columns([rename[c] for c in table.column_names]), line))
-        line += table.num_rows
-    return out
-
-
-def group_small(tasks: list[Any], budget: int) -> list[Any]:
-    """Runs of neighbouring local CSV files of a configured source, each under `budget`
-    bytes, as one CsvGroupTask per `budget` bytes (a lone file stays its own task)."""
-    out: list[Any] = []
-    run: list[CsvTask] = []
-    held = 0
-
-    def close() -> None:
-        if len(run) > 1:
-            out.append(CsvGroupTask(run[0].job, tuple(run), run[0].chunk_rows))
-        else:
-            out.extend(run)
-
-    for task in tasks:
-        size = _small_size(task, budget)
-        if size is None:
-            close()
-            run, held = [], 0
-            out.append(task)
-            continue
-        if run and held + size > budget:
-            close()
-            run, held = [], 0
-        run.append(task)
-        held += size
-    close()
-    return out
-
-
-def _small_size(task: Any, budget: int) -> int | None:
-    """A local CSV file's size in bytes when it may join a group (None: it may not)."""
-    if not isinstance(task, CsvTask) or task.job.folder or remote(task.path):
-        return None
-    size = os.stat(task.path).st_size
-    return size if size < budget else None
-
-
-@dataclass(frozen=True)
 class QueryTask:
     """A SQL source's query over the window, fetched `chunk_rows` rows at a time through
     a server-side cursor; each batch goes through the same step. It runs where the
@@ -525,11 +334,11 @@ class QueryTask:
         return total.settle()
 
 
-class _Repair(Exception):
+class Repair(Exception):
     """The streaming reader cannot read this file as it is."""
 
 
-def _csv_blocks(path: str, spec: Spec, rename: dict[str, str], rows: int,
+def csv_blocks(path: str, spec: Spec, rename: dict[str, str], rows: int,
                 bound: Inflation) -> Iterator[pa.Table]:
     """The file's needed columns in tables of about `rows` rows, typed as
     `read.read_frame` types them (text columns as text, the rest inferred)."""
@@ -537,29 +346,29 @@ def _csv_blocks(path: str, spec: Spec, rename: dict[str, str], rows: int,
     try:
         reader = pcsv.open_csv(
             open_input(path, bound),
-            read_options=pcsv.ReadOptions(block_size=_block_size(rows)),
+            read_options=pcsv.ReadOptions(block_size=block_size(rows)),
             parse_options=pcsv.ParseOptions(invalid_row_handler=malformed),
-            convert_options=_convert_options(spec, rename))
+            convert_options=convert_options(spec, rename))
         batches, held = [], 0
         for batch in reader:
             if malformed.rows:
-                raise _Repair("lines with the wrong number of fields")
+                raise Repair("lines with the wrong number of fields")
             if any(pa.types.is_binary(f.type) for f in batch.schema):
-                raise _Repair("bytes that are not UTF-8 in a column typed from its values")
+                raise Repair("bytes that are not UTF-8 in a column typed from its values")
             batches.append(batch)
             held += batch.num_rows
             if held >= rows:
                 yield pa.Table.from_batches(batches)
                 batches, held = [], 0
         if malformed.rows or malformed.undecodable:
-            raise _Repair("lines with the wrong number of fields")
+            raise Repair("lines with the wrong number of fields")
         if batches:
             yield pa.Table.from_batches(batches)
     except (pa.ArrowException, UnicodeDecodeError) as exc:
-        raise _Repair(str(exc).splitlines()[0][:120]) from None
+        raise Repair(str(exc).splitlines()[0][:120]) from None
 
 
-def _convert_options(spec: Spec, rename: dict[str, str]) -> pcsv.ConvertOptions:
+def convert_options(spec: Spec, rename: dict[str, str]) -> pcsv.ConvertOptions:
     """The needed columns, text columns as text, the rest inferred; "" is no value."""
     numeric_or_time = set(spec.numbers) | set(spec.timestamps)
     types = {raw: pa.string() for raw, col in rename.items() if col not in numeric_or_time}
@@ -568,7 +377,7 @@ def _convert_options(spec: Spec, rename: dict[str, str]) -> pcsv.ConvertOptions:
                                quoted_strings_can_be_null=True)
 
 
-def _block_size(rows: int) -> int:
+def block_size(rows: int) -> int:
     """Bytes per CSV block: about `rows` rows of 100 bytes, from 64 KiB to half of
     LONG_LINE: a line longer than two blocks cannot be read (pyarrow says "straddling"),
     so a line over 1 MiB sends the file to the repairing reader, which rejects it unread.
