@@ -41,6 +41,20 @@ def _config(path: Path) -> Config:
     return Config(sources={"api_logs": SourceConfig("api_logs", path=str(path))})
 
 
+def _runs_of(monkeypatch) -> list[tuple[list[str], bool]]:
+    """Each run of files the group tasks parse joined, as they try it: the files' names
+    and whether the joined parse was kept."""
+    runs: list[tuple[list[str], bool]] = []
+    real_joined = smallfiles._joined
+
+    def spy(run, rows):
+        got = real_joined(run, rows)
+        runs.append(([Path(m.path).name for m, _ in run], got is not None))
+        return got
+    monkeypatch.setattr(smallfiles, "_joined", spy)
+    return runs
+
+
 def _one_task_a_file(monkeypatch, config: Config, data: Path):
     """The load as before issue 34: every CSV file its own task."""
     with monkeypatch.context() as m:
@@ -138,14 +152,7 @@ def test_small_files_as_exports_write_them(tmp_path: Path, monkeypatch) -> None:
     rewrite("part-12.csv", lambda b: b.replace(b",x\n", b',"x\ny"\n', 1))  # quoted \n
     moved = pd.read_csv(many / "part-08.csv", dtype=str)
     moved[moved.columns[::-1]].to_csv(many / "part-08.csv", index=False)
-    runs: list[tuple[list[str], bool]] = []
-    real_joined = smallfiles._joined
-
-    def spy(run, rows):
-        got = real_joined(run, rows)
-        runs.append(([Path(m.path).name for m, _ in run], got is not None))
-        return got
-    monkeypatch.setattr(smallfiles, "_joined", spy)
+    runs = _runs_of(monkeypatch)
     new = chunked(_config(many), tmp_path / "none")
     assert_same(_one_task_a_file(monkeypatch, _config(many), tmp_path / "none"), new)
     joined = {name for names, ok in runs if ok for name in names}
@@ -207,14 +214,7 @@ def test_files_a_joined_parse_would_type_otherwise_are_read_alone(tmp_path: Path
     frame = pd.read_csv(many / "part-41.csv", dtype=str)
     frame["status_code"] = ""
     frame.to_csv(many / "part-41.csv", index=False)
-    runs: list[tuple[list[str], bool]] = []
-    real_joined = smallfiles._joined
-
-    def spy(run, rows):
-        got = real_joined(run, rows)
-        runs.append(([Path(m.path).name for m, _ in run], got is not None))
-        return got
-    monkeypatch.setattr(smallfiles, "_joined", spy)
+    runs = _runs_of(monkeypatch)
     new = chunked(_config(many), tmp_path / "none")
     assert_same(_one_task_a_file(monkeypatch, _config(many), tmp_path / "none"), new)
     joined = {name for names, ok in runs if ok for name in names}
@@ -232,19 +232,14 @@ def test_files_joined_when_every_file_types_alike(tmp_path: Path, monkeypatch) -
     """The default case: 60 files of whole-number latencies and full times join in a few
     runs, none refused."""
     _, many = _split(tmp_path)
-    runs: list[bool] = []
-    real_joined = smallfiles._joined
-    monkeypatch.setattr(smallfiles, "_joined",
-                        lambda run, rows: runs.append(real_joined(run, rows) is not None)
-                        or real_joined(run, rows))
+    runs = _runs_of(monkeypatch)
     chunked(_config(many), tmp_path / "none")
-    assert runs and all(runs)
+    assert runs and all(ok for _, ok in runs)
 
 
 def test_postgresql_hour_offsets_load_in_a_local_zone(tmp_path: Path) -> None:
     """PostgreSQL writes `2026-11-02 10:00:00+01`; read in Europe/Berlin it is 10:00 there
     (it stopped the load with "Already tz-aware"); a bare date stays a local date."""
-    from reporting.ingest.validate import validate_rows  # noqa: F401 (the rule's home)
     rows = pd.DataFrame({"timestamp": ["2026-11-02 10:00:00+01", "2026-11-02 11:30:00+0100",
                                        "2026-11-02 09:00:00Z", "2026-11-02 12:00:00"],
                          "endpoint": "/a", "status_code": "200", "response_time_ms": "5",
