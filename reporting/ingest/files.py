@@ -120,7 +120,7 @@ def _walk(folder: str) -> Iterator[str]:
     except PermissionError:
         return
     for entry in found:
-        if entry.name.startswith((".", "_")):
+        if hidden_name(entry.name):
             continue
         try:
             if entry.is_dir(follow_symlinks=False):
@@ -132,8 +132,12 @@ def _walk(folder: str) -> Iterator[str]:
 
 
 def hidden(rel: Path) -> bool:
+    return any(hidden_name(part) for part in rel.parts)
+
+
+def hidden_name(name: str) -> bool:
     # dot files, our own temporaries, Spark's _SUCCESS and _committed markers
-    return any(part.startswith((".", "_")) for part in rel.parts)
+    return name.startswith((".", "_"))
 
 
 def _case_insensitive(p: Path) -> Path | None:

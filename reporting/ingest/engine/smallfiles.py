@@ -19,7 +19,7 @@ from ...core.contracts import Spec
 from ..files import READ_ERRORS, unreadable
 from .remote import remote
 from .tasks import (CHUNK_ROWS, CsvTask, Job, Part, Repair, arrow_step, block_size,
-                    convert_options, csv_blocks)
+                    convert_options)
 
 
 @dataclass(frozen=True)
@@ -41,18 +41,15 @@ class CsvGroupTask:
 
     def run(self) -> Part:
         out = _Batches(self.job, self.chunk_rows)
-        run: list[tuple[CsvTask, tuple[bytes, bytes]]] = []
-        held = 0                                  # bytes of the run's bodies
+        run: list[tuple[CsvTask, tuple[bytes, bytes]]] = []   # at most the group's bytes
         for member in self.members:
             plain = _plain(member)
-            if run and (plain is None or plain[0] != run[0][1][0]
-                        or held >= self.chunk_rows * 100):
-                run, held = self._close(run, out), 0
+            if run and (plain is None or plain[0] != run[0][1][0]):
+                run = self._close(run, out)
             if plain is None:
                 _read_alone(member, out)
             else:
                 run.append((member, plain))
-                held += len(plain[1])
         self._close(run, out)
         total = out.done()
         total.order = self.order
@@ -113,7 +110,7 @@ class _Batches:
 def _read_alone(member: CsvTask, out: _Batches) -> None:
     """One small file's blocks into the batches (one needing repairs: by its own task)."""
     try:
-        tables = _member_tables(member)
+        tables = list(member.blocks())      # whole before any is added: Repair may come late
     except Repair:
         out.part(member.run())
         return
@@ -198,21 +195,9 @@ def _as_alone(table: pa.Table, spec: Spec, rename: dict[str, str], lines: np.nda
                 return False
         else:
             return False
-        if some_file_all(empty) or some_file_all(empty | whole):
+        if some_file_all(empty | whole):      # all empty included
             return False
     return True
-
-
-def _member_tables(task: CsvTask) -> list[tuple[pa.Table, int]]:
-    """One small file's blocks, columns renamed to the contract's, each with the row
-    number of its first row (the header is row 1); raises Repair as `csv_blocks`."""
-    rename = dict(task.rename)
-    out, line = [], 2
-    for table in csv_blocks(task.path, task.job.spec, rename, task.chunk_rows,
-                             task.job.bound):
-        out.append((table.rename_columns([rename[c] for c in table.column_names]), line))
-        line += table.num_rows
-    return out
 
 
 def group_small(tasks: list[Any], budget: int) -> list[Any]:

@@ -263,17 +263,22 @@ class CsvTask:
         part.order = self.order
         return part
 
-    def _streamed(self) -> Part:
-        total = Part(rollups.empty(self.job.source, self.job.zone, self.job.minutes))
+    def blocks(self) -> Iterator[tuple[pa.Table, int]]:
+        """The file's blocks (`csv_blocks`), columns renamed to the contract's, each with
+        the row number of its first row; raises Repair as `csv_blocks` does."""
         line = 2                             # the header is row 1, as in a spreadsheet
         rename = dict(self.rename)
         for batch in csv_blocks(self.path, self.job.spec, rename, self.chunk_rows,
-                                 self.job.bound):
-            table = batch.rename_columns([rename[c] for c in batch.column_names])
+                                self.job.bound):
+            yield batch.rename_columns([rename[c] for c in batch.column_names]), line
+            line += batch.num_rows
+
+    def _streamed(self) -> Part:
+        total = Part(rollups.empty(self.job.source, self.job.zone, self.job.minutes))
+        for table, line in self.blocks():
             part, _ = arrow_step(self.job, table, self.path,
                                  np.arange(line, line + table.num_rows))
             total.add(part)
-            line += table.num_rows
         if self.job.folder and total.rejected:
             found = pd.concat(total.rejected, ignore_index=True)
             total.rejected = [_csv_as_written(self.path, list(self.found), found,
