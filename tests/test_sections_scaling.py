@@ -104,3 +104,14 @@ def test_distinct_users_equal_pandas_nunique_on_text_keys():
     got = distinct_users(users, "element")
     assert got.index.tolist() == want.index.tolist()
     assert got.tolist() == want.tolist()
+
+
+def test_distinct_users_of_text_ids_with_missing_ones_equal_pandas_nunique():
+    # a: x, y (x twice) -> 2; b: x and a missing id -> 1 (nunique leaves it out); an empty
+    # frame of object columns gives an empty count, not an error
+    users = pd.DataFrame({"page": ["a", "a", "b", "b", "a"],
+                          "user": ["x", "y", "x", None, "x"]})
+    assert distinct_users(users, "page").to_dict() == {"a": 2, "b": 1}
+    empty = pd.DataFrame({"page": pd.Series([], dtype=object),
+                          "user": pd.Series([], dtype=object)})
+    assert distinct_users(empty, "page").empty
