@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from . import __version__
-from .compute import changes, coverage, sections, slices
+from .compute import changes, coverage, sections, sentiment, slices
 from .compute import document as kpis
 from .compute.context import BuildContext, with_archived_rollups
 from .compute.coverage import data_span
@@ -25,7 +25,7 @@ from .core.quality import Loaded
 from .core.registry import sources
 from .core.values import Section
 from .ingest.engine.load import load
-from .ingest.folder import no_rows
+from .ingest.folder import find_file, no_rows
 from .present import chartplan, site, workers
 from .present import html as render
 from .present.audience import check_audiences
@@ -80,9 +80,10 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
             archive.build_lock(output_dir, config.lock_timeout_s), ExitStack() as opened:
         files.sweep_temporary_files(output_dir / "reports")
         build_id = owner.take_over(output_dir)    # a killed build's PDF workers lose the folder
+        helper = opened.enter_context(sentiment.helping(_feedback_expected(config, data_dir)))
         with stage("load"):
             loaded, p, span, covered = _load(config, data_dir, period, now, strict,
-                                             on_progress)
+                                             on_progress, helper)
         # Opened once there is something to build: a run that finds no data leaves no index.
         store = opened.enter_context(archive.Archive.of(config, output_dir))
         workers.start(fmt, len(names))    # after the load's workers: not beside them
@@ -118,6 +119,18 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
     return result
 
 
+def _feedback_expected(config: Config, data_dir: Path) -> bool:
+    """Whether a sentiment helper pays: a second core, and feedback to score."""
+    if workers.cores() < 2:
+        return False
+    if "user_feedback" in config.sources:
+        return True
+    try:
+        return data_dir.is_dir() and find_file(data_dir, "user_feedback") is not None
+    except (OSError, SourceError):
+        return False       # the load says what is wrong with the folder
+
+
 def _side_files(folder: Path, config: Config, loaded: Loaded, document: dict[str, Any],
                 slice_builds: list[SliceBuild]) -> list[Path]:
     """kpis.json and the files beside it; the index's words in the top-level locale."""
@@ -136,16 +149,19 @@ def _warnings(loaded: Loaded) -> list[str]:
 
 
 def _load(config: Config, data_dir: Path, period: str, now: datetime | None, strict: bool,
-          progress: Callable[[str], None] | None
+          progress: Callable[[str], None] | None, helper: sentiment.Helper | None = None
           ) -> tuple[Loaded, periods.Period, tuple[pd.Timestamp, pd.Timestamp] | None,
                      coverage.Coverage]:
     """The sources, read for `period`, which is resolved once: a week or a range before the
     load (its window bounds what configured sources read), latest and all after it (they
-    end where the data does); stops when no source has a row in the period."""
+    end where the data does); stops when no source has a row in the period. The feedback's
+    texts go to the sentiment `helper` as soon as they are read."""
     p = periods.named(period, config.tz, now)
     loaded = load(config, data_dir,
                   periods.window_of(period, p, config.thresholds.slo_window_days),
                   now=now, progress=progress)
+    if helper is not None and "user_feedback" in loaded.frames:
+        helper.ask(loaded.frames["user_feedback"]["feedback_text"])
     if strict and loaded.errors:
         raise SourceError(loaded.errors[0])
     span = data_span(loaded.frames)
