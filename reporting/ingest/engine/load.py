@@ -49,6 +49,7 @@ from ..files import (
     files_digest,
     unreadable,
 )
+from ..csvrepair import KEEP_REJECTED, unkept_note
 from ..folder import near_misses, read_folder_file
 from ..validate import default_time_range
 from .plan import Plan, folder_plan, query_plan, source_plan
@@ -174,9 +175,10 @@ def _finish(loaded: Loaded, plan: Plan, part: Part | None) -> None:
         q.sha256 = file_sha256(plan.files[0]) if q.origin is None and plan.files \
             else files_digest([str(f) for f in plan.files], open_bytes)
     q.status, q.rows, q.valid, q.rejected = "loaded", part.rows, part.valid, part.counts
-    if part.note:
-        q.message = part.note
-        log.warning("%s: %s", plan.name, part.note)
+    notes = [part.note] + [unkept_note(part.unkept, "rows")] * bool(part.unkept)
+    if any(notes):
+        q.message = " ".join(n for n in notes if n)
+        log.warning("%s: %s", plan.name, q.message)
     loaded.frames[plan.name] = part.rollup
     if part.rejected:
         loaded.rejected[plan.name] = pd.concat(part.rejected, ignore_index=True)
@@ -213,6 +215,10 @@ def keep_source(loaded: Loaded, name: str, load: Any) -> None:
     frame, bad = result
     if q.status == "loaded":
         loaded.frames[name] = frame
+    if len(bad) > KEEP_REJECTED:      # as a high-volume source's parts keep them
+        note = unkept_note(len(bad) - KEEP_REJECTED, "rows")
+        q.message = f"{q.message} {note}" if q.message else note
+        bad = bad.iloc[:KEEP_REJECTED]
     if len(bad):
         loaded.rejected[name] = bad
 

@@ -21,7 +21,7 @@ from ...core.contracts import SPECS, Spec
 from ...core.errors import SourceError
 from ...core.periods import Window
 from ...core.quality import Quality
-from ..csvrepair import LONG_LINE, BadLines
+from ..csvrepair import KEEP_REJECTED, LONG_LINE, BadLines
 from ..files import Inflation
 from ..folder import load_source
 from ..read import Origins, read_csv_rows
@@ -72,6 +72,7 @@ class Part:
     error: str | None = None  # why the source could not be read (its first such task)
     note: str | None = None   # a loaded source's warning ("3,135,728 more malformed lines")
     pile: rollups.Pile | None = field(default=None, repr=False)   # rollups added, unmerged
+    unkept: int = 0           # rejected rows past the KEEP_REJECTED kept: counted only
 
     def add(self, other: Part) -> None:
         """Another part's counts at once; its rollup goes on the pile (`settle` merges)."""
@@ -84,11 +85,33 @@ class Part:
                 self.rollup = rollups.empty(mine.source, mine.tz, mine.minutes)
             self.pile.add(other.rollup)
         self.rejected.extend(other.rejected)
+        self.unkept += other.unkept
+        self.keep_first()
         for reason, n in other.counts.items():
             self.counts[reason] = self.counts.get(reason, 0) + n
         self.rows += other.rows
         self.valid += other.valid
         memory.trim()         # the batch's or part's scratch memory back to the system
+
+    def keep_first(self) -> None:
+        """At most KEEP_REJECTED rejected rows held, the first in file order (a merged
+        part's come as (task order, rows) pairs); the others only counted (`unkept`):
+        a source whose every row is rejected (a wrong zone, a mapped column of another
+        kind) would otherwise hold all its rows as text."""
+        sizes = [len(r[1] if isinstance(r, tuple) else r) for r in self.rejected]
+        if sum(sizes) <= KEEP_REJECTED:
+            return
+        kept, room = [], KEEP_REJECTED
+        for item in sorted(self.rejected, key=lambda r: r[0] if isinstance(r, tuple) else 0):
+            rows = item[1] if isinstance(item, tuple) else item
+            if len(rows) > room:
+                self.unkept += len(rows) - room
+                rows = rows.iloc[:room]
+                item = (item[0], rows) if isinstance(item, tuple) else rows
+            if len(rows):
+                kept.append(item)
+            room -= len(rows)
+        self.rejected = kept
 
     def settle(self) -> Part:
         """The pile merged into the rollup (before the part travels or is read)."""
@@ -102,7 +125,8 @@ def step(job: Job, raw: pd.DataFrame, where: str | np.ndarray, rows: np.ndarray,
     """Validate one chunk of raw rows (contract column names) and reduce the valid ones;
     `rows` are the chunk's row numbers in `where` (one file, or each row's own file when
     the chunk holds several small files). Also returns the positions of the
-    rejected rows in the chunk (a data-folder file looks up their text as written)."""
+    rejected rows kept (the first KEEP_REJECTED) in the chunk (a data-folder file looks
+    up their text as written)."""
     spec, tz = job.spec, job.zone
     for col in raw.columns:
         if col in spec.categories:
@@ -119,7 +143,9 @@ def step(job: Job, raw: pd.DataFrame, where: str | np.ndarray, rows: np.ndarray,
                         if counts[i + 1]})
     positions = np.flatnonzero(bad)
     if len(positions):
-        reasons = np.array(labels, dtype=object)[codes[bad] - 1]
+        part.unkept = max(len(positions) - KEEP_REJECTED, 0)   # counted, not held
+        positions = positions[:KEEP_REJECTED]
+        reasons = np.array(labels, dtype=object)[codes[positions] - 1]
         if job.folder:
             part.rejected.append(pd.DataFrame({"row": rows[positions], "reason": reasons}))
         else:
@@ -215,7 +241,8 @@ class ParquetTask:
                 done += table.num_rows
         if self.job.folder and total.rejected:     # every column as text, as written
             found_rows = pd.concat(total.rejected, ignore_index=True)
-            bad = self._as_written(np.concatenate(found))
+            # the rows kept are the first of those found (`Part.keep_first`)
+            bad = self._as_written(np.concatenate(found)[:len(found_rows)])
             bad.insert(0, "row", found_rows["row"].to_numpy())
             bad["reason"] = found_rows["reason"].to_numpy()
             total.rejected = [bad]
@@ -296,6 +323,7 @@ class CsvTask:
                         if len(frame) else rollups.empty(job.source, job.zone, job.minutes),
                         [bad] if len(bad) else [], dict(q.rejected), q.rows, q.valid,
                         note=q.message)
+            part.keep_first()
             return part
         origins, refused = Origins(names=[self.path]), []
         raw, _, replaced = read_csv_rows(Path(self.path), job.spec, dict(job.mapping), origins,
@@ -310,6 +338,7 @@ class CsvTask:
             part.rows += len(pre)
             for reason, n in pre["reason"].value_counts().items():
                 part.counts[reason] = part.counts.get(reason, 0) + int(n)
+            part.keep_first()
         return part
 
 
