@@ -9,11 +9,16 @@ noisy neighbour on the shared machine slows all of them alike. Each peer's KPIs 
 checked against the build's kpis.json (counts exact, percentiles within 0.1 %, other
 values within the rounding of kpis.json) before any time is printed. Peak memory is the
 largest sum of the resident memory of the process and its children (the build's pool
-workers), sampled every 20 ms.
+workers), sampled every 20 ms. Each round also times a plain pyarrow read of the columns
+the build reads (every source's contract columns the file holds; its time starts after
+its imports, as the build's load stage does): issue 34 asks the load stage to stay
+within 1.5x of it.
 
 Run on demand:
     .venv/bin/python -m tests.benchmarks.bench_peers [--api-rows N] [--rounds R]
                                                      [--weeks W] [--formats parquet csv]
+    .venv/bin/python -m tests.benchmarks.bench_peers --data /tmp/bench-scale/12w \
+        --period 2026-08-31..2026-11-22 --rounds 2     # bench_scale's 12 large weeks
 or `pytest -s tests/benchmarks/bench_peers.py` (the defaults).
 """
 from __future__ import annotations
@@ -150,6 +155,40 @@ out.update({"system.cpu_p95_pct": m["p95"], "system.memory_p95_pct": m["mem"],
 print(json.dumps({"kpis": out, "seconds": time.perf_counter() - t0}))
 '''
 
+# Not a peer: a plain pyarrow read of the columns the build reads (each source's contract
+# columns that the file holds), every row, nothing computed; its time starts after its
+# imports, as the build's load stage does (issue 34: load stage / this read <= 1.5x).
+PYARROW = r'''
+import json, sys, time
+import pyarrow.csv as pcsv, pyarrow.parquet as pq
+folder, ext = sys.argv[1:3]
+wanted = json.loads(sys.argv[5])
+t0, rows = time.perf_counter(), 0
+for name, columns in wanted.items():
+    path = f"{folder}/{name}.{ext}"
+    try:
+        if ext == "parquet":
+            names = pq.read_schema(path).names
+        else:
+            with open(path, encoding="utf-8") as f:
+                names = f.readline().strip().split(",")
+    except FileNotFoundError:
+        continue
+    use = [c for c in columns if c in names]
+    if ext == "parquet":
+        rows += pq.read_table(path, columns=use).num_rows
+    else:
+        options = pcsv.ConvertOptions(include_columns=use)
+        rows += pcsv.read_csv(path, convert_options=options).num_rows
+print(json.dumps({"kpis": {}, "rows": rows, "seconds": time.perf_counter() - t0}))
+'''
+
+
+def wanted_columns() -> str:
+    """Each source's contract columns, as JSON for the pyarrow read."""
+    from reporting.core.contracts import SPECS
+    return json.dumps({name: list(spec.columns) for name, spec in SPECS.items()})
+
 
 def cpu_children() -> float:
     """CPU seconds (user + system) of the ended child processes and their waited-for
@@ -179,12 +218,14 @@ def watched(cmd: list[str]) -> tuple[float, float, int, str]:
     return time.perf_counter() - t, cpu_children() - cpu, peak, out
 
 
-def run_build(data: Path) -> dict:
-    """The product's build of the latest week without the PDF stage, in a fresh output."""
+def run_build(data: Path, period: str = "latest") -> dict:
+    """The product's build of `period` (the latest week) without the PDF stage, in a
+    fresh output."""
     out = Path(tempfile.mkdtemp(prefix="peers-out-"))
     try:
         seconds, cpu, peak, _ = watched([sys.executable, "-m", "reporting", "build", "--data",
-                                    str(data), "--output", str(out), "--format", "html"])
+                                         str(data), "--output", str(out), "--format", "html",
+                                         "--period", period])
         report = next(out.glob("reports/*/kpis.json")).parent
         kpis = json.loads((report / "kpis.json").read_text())
         manifest = json.loads((report / "manifest.json").read_text())
@@ -196,7 +237,7 @@ def run_build(data: Path) -> dict:
 
 def run_peer(script: str, data: Path, ext: str, period: dict) -> dict:
     seconds, cpu, peak, out = watched([sys.executable, "-c", script, str(data), ext,
-                                       period["start"], period["end"]])
+                                       period["start"], period["end"], wanted_columns()])
     result = json.loads(out)
     return {"seconds": seconds, "cpu": cpu, "peak": peak, "kpis": result["kpis"],
             "inner": result["seconds"]}
@@ -221,11 +262,12 @@ def mismatches(built: dict, peer: dict) -> list[str]:
     return wrong
 
 
-def one_format(data: Path, ext: str, rounds: int) -> dict[str, list[dict]]:
+def one_format(data: Path, ext: str, rounds: int, spec: str = "latest"
+               ) -> dict[str, list[dict]]:
     """`rounds` interleaved rounds of the build and the two peers on one folder."""
-    runs: dict[str, list[dict]] = {"build": [], "duckdb": [], "polars": []}
+    runs: dict[str, list[dict]] = {"build": [], "duckdb": [], "polars": [], "pyarrow": []}
     for i in range(rounds):
-        built = run_build(data)
+        built = run_build(data, spec)
         runs["build"].append(built)
         period = built["kpis"]["period"]
         for name, script in (("duckdb", DUCKDB), ("polars", POLARS)):
@@ -235,18 +277,21 @@ def one_format(data: Path, ext: str, rounds: int) -> dict[str, list[dict]]:
                 raise AssertionError(f"{name} ({ext}) differs from kpis.json: "
                                      + "; ".join(wrong))
             runs[name].append(peer)
+        runs["pyarrow"].append(run_peer(PYARROW, data, ext, period))
         print(f"  round {i + 1} ({ext}): build {built['seconds']:.1f} s (load "
               f"{built['load']:.1f} s), duckdb {runs['duckdb'][-1]['seconds']:.1f} s, "
               f"polars {runs['polars'][-1]['seconds']:.1f} s (CPU {built['cpu']:.1f} / "
-              f"{runs['duckdb'][-1]['cpu']:.1f} / {runs['polars'][-1]['cpu']:.1f} s); build / duckdb "
+              f"{runs['duckdb'][-1]['cpu']:.1f} / {runs['polars'][-1]['cpu']:.1f} s); "
+              "build / duckdb "
               f"{built['seconds'] / runs['duckdb'][-1]['seconds']:.2f}x, build / polars "
-              f"{built['seconds'] / runs['polars'][-1]['seconds']:.2f}x", flush=True)
+              f"{built['seconds'] / runs['polars'][-1]['seconds']:.2f}x; load / pyarrow read "
+              f"{built['load'] / runs['pyarrow'][-1]['inner']:.2f}x", flush=True)
     return runs
 
 
 def table(results: dict[str, dict[str, list[dict]]], rows: dict[str, int]) -> str:
     """The measured table (markdown): min / median wall, peak memory, ratios."""
-    lines = [f"| one week, {rows['api_logs']:,} API rows, "
+    lines = [f"| {rows['api_logs']:,} API rows, "
              f"{sum(rows.values()):,} rows in all | build, no PDF | DuckDB script | "
              "Polars script |", "|---|---|---|---|"]
     for ext, runs in results.items():
@@ -260,6 +305,10 @@ def table(results: dict[str, dict[str, list[dict]]], rows: dict[str, int]) -> st
         lines.append(f"| {ext}, build's load stage / peers' own timing (min / median s) | "
                      f"{mm('build', 'load')} | {mm('duckdb', 'inner')} | "
                      f"{mm('polars', 'inner')} |")
+        ratios = [b["load"] / p["inner"] for b, p in zip(runs["build"], runs["pyarrow"])]
+        lines.append(f"| {ext}, load stage / a pyarrow read of the columns it reads "
+                     f"({mm('pyarrow', 'inner')} s), within a round | {min(ratios):.2f}-"
+                     f"{max(ratios):.2f}x | | |")
         lines.append(f"| {ext}, peak memory (max GiB) | "
                      + " | ".join(f"{max(r['peak'] for r in runs[n]) / 2**30:.2f}"
                                   for n in ("build", "duckdb", "polars")) + " |")
@@ -290,6 +339,16 @@ def bench(api_rows: int, rounds: int, weeks: int, formats: list[str]) -> str:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def existing(folder: Path, rounds: int, period: str) -> str:
+    """The rounds on a folder made elsewhere (bench_scale's stitched large weeks: one
+    Parquet file per source), for `period`."""
+    import pyarrow.parquet as pq
+    rows = {f.stem: pq.ParquetFile(f).metadata.num_rows for f in folder.glob("*.parquet")}
+    print(f"{folder}: {rows.get('api_logs', 0):,} API rows, {sum(rows.values()):,} in all",
+          flush=True)
+    return table({"parquet": one_format(folder, "parquet", rounds, period)}, rows)
+
+
 def test_peers():
     print("\n" + bench(1_000_000, 3, 1, ["parquet", "csv"]))
 
@@ -303,8 +362,15 @@ def main() -> None:
                         help="weeks simulated (the build and the peers take the last)")
     parser.add_argument("--formats", nargs="+", default=["parquet", "csv"],
                         choices=["parquet", "csv"])
+    parser.add_argument("--data", type=Path,
+                        help="a folder of Parquet files made elsewhere instead of simulating "
+                             "(e.g. bench_scale's /tmp/bench-scale/12w)")
+    parser.add_argument("--period", default="latest", help="the period built (with --data)")
     args = parser.parse_args()
-    print(bench(args.api_rows, args.rounds, args.weeks, args.formats))
+    if args.data:
+        print(existing(args.data, args.rounds, args.period))
+    else:
+        print(bench(args.api_rows, args.rounds, args.weeks, args.formats))
 
 
 if __name__ == "__main__":
