@@ -63,6 +63,7 @@ folder, ext, start, end = sys.argv[1:5]
 con = duckdb.connect()
 con.execute("SET threads = 2")
 con.execute("SET memory_limit = '2GB'")
+con.execute("SET enable_progress_bar = false")   # stdout carries only the result
 def src(name):
     path = f"{folder}/{name}.{ext}"
     return f"read_parquet('{path}')" if ext == "parquet" else f"read_csv('{path}')"
@@ -238,7 +239,7 @@ def run_build(data: Path, period: str = "latest") -> dict:
 def run_peer(script: str, data: Path, ext: str, period: dict) -> dict:
     seconds, cpu, peak, out = watched([sys.executable, "-c", script, str(data), ext,
                                        period["start"], period["end"], wanted_columns()])
-    result = json.loads(out)
+    result = json.loads(out.strip().splitlines()[-1])     # the result is the last line
     return {"seconds": seconds, "cpu": cpu, "peak": peak, "kpis": result["kpis"],
             "inner": result["seconds"]}
 
