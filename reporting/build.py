@@ -120,15 +120,16 @@ def build(config: Config, *, period: str = "latest", audiences: Iterable[str] | 
 
 
 def _feedback_expected(config: Config, data_dir: Path) -> bool:
-    """Whether a sentiment helper pays: a second core, and feedback to score."""
+    """Whether a sentiment helper pays: a second core, feedback to score, and the first
+    build of this process (`sentiment.once_here`)."""
     if workers.cores() < 2:
         return False
-    if "user_feedback" in config.sources:
-        return True
     try:
-        return data_dir.is_dir() and find_file(data_dir, "user_feedback") is not None
+        feedback = "user_feedback" in config.sources or (
+            data_dir.is_dir() and find_file(data_dir, "user_feedback") is not None)
     except (OSError, SourceError):
         return False       # the load says what is wrong with the folder
+    return feedback and sentiment.once_here()
 
 
 def _side_files(folder: Path, config: Config, loaded: Loaded, document: dict[str, Any],

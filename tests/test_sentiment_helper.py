@@ -1,6 +1,8 @@
 """The sentiment helper (`compute.sentiment.helping`): TextBlob in a child process gives the
 numbers TextBlob gives here, for every text; a helper that fails or is never asked changes
 nothing but where a text is scored; it never outlives its build."""
+import sys
+
 import pandas as pd
 import pytest
 
@@ -74,6 +76,7 @@ def test_a_build_starts_a_helper_only_with_a_second_core_and_feedback(tmp_path, 
     config = Config.from_dict({})
     (tmp_path / "user_feedback.csv").write_text("user_id,timestamp,feedback_text,rating\n")
     monkeypatch.setattr(build_module.workers, "cores", lambda: 2)
+    monkeypatch.setattr(sentiment, "once_here", lambda: True)
     assert build_module._feedback_expected(config, tmp_path)
     assert not build_module._feedback_expected(config, tmp_path / "missing")
     (tmp_path / "user_feedback.csv").rename(tmp_path / "api_logs.csv")
@@ -101,6 +104,7 @@ def test_a_builds_feedback_kpis_are_the_same_with_and_without_a_helper(
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "user_feedback.csv").write_text(FEEDBACK)
     monkeypatch.setattr(build_module.workers, "cores", lambda: cores)
+    monkeypatch.setattr(sentiment, "once_here", lambda: True)
     started = []
     real = sentiment.Helper
     monkeypatch.setattr(sentiment, "Helper", lambda: started.append(real()) or started[-1])
@@ -113,3 +117,15 @@ def test_a_builds_feedback_kpis_are_the_same_with_and_without_a_helper(
     kpis = result.document["kpis"]
     assert kpis["feedback.negative_share"]["value"] == pytest.approx(0.5)
     assert kpis["feedback.positive_share"]["value"] == 0.3333     # 2 of 6, as kpis.json rounds
+
+
+def test_only_a_processs_first_build_gets_a_helper(monkeypatch):
+    """A long-lived process (the scheduler) imports TextBlob once, on its second build:
+    a helper for every build would import it again each time."""
+    monkeypatch.setattr(sentiment, "_helped", False)
+    monkeypatch.delitem(sys.modules, "textblob", raising=False)
+    assert sentiment.once_here()
+    assert not sentiment.once_here()
+    monkeypatch.setattr(sentiment, "_helped", False)
+    monkeypatch.setitem(sys.modules, "textblob", object())
+    assert not sentiment.once_here()            # already imported here: scoring is cheap

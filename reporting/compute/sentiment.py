@@ -50,6 +50,20 @@ def score(text: str) -> tuple[float, bool]:
     return float(result.polarity), bool(result.assessments)
 
 
+_helped = False     # a helper was started in this process
+
+
+def once_here() -> bool:
+    """True for the first build of this process, while TextBlob is not imported here: a
+    long-lived process (the scheduler, a test run) then imports it once, on its second
+    build, instead of a helper importing it again for every build."""
+    global _helped
+    if _helped or "textblob" in sys.modules:
+        return False
+    _helped = True
+    return True
+
+
 def distinct(texts: pd.Series) -> tuple[np.ndarray, pd.Index]:
     """(codes, distinct texts) of `texts` as they are scored: a missing text is ''."""
     return pd.factorize(texts.fillna("").astype("str"), sort=False)
