@@ -106,3 +106,20 @@ def test_a_small_source_keeps_the_first_rejected_rows_too(tmp_path, monkeypatch)
     assert len(loaded.rejected["cart_abandonment"]) == KEEP
     assert loaded.rejected["cart_abandonment"]["cart_id"].iloc[0] == "c0"
     assert "1,500 more rows were rejected" in q.message
+
+
+def test_the_report_says_how_many_rejected_rows_its_file_keeps(tmp_path, monkeypatch):
+    """The data-quality appendix names the cut, not only the CLI's warning."""
+    from reporting.build import build
+
+    monkeypatch.setattr("reporting.ingest.engine.tasks.KEEP_REJECTED", KEEP)
+    monkeypatch.setattr("reporting.ingest.engine.load.KEEP_REJECTED", KEEP)
+    monkeypatch.setattr(csvrepair, "KEEP_REJECTED", KEEP)
+    (tmp_path / "data").mkdir()
+    _api(3_000).to_csv(tmp_path / "data" / "api_logs.csv", index=False)
+    result = build(Config.from_dict({}), data_dir=tmp_path / "data", period="2026-W46",
+                   output_dir=tmp_path / "out", fmt="html", audiences=["it"])
+    page = (result.folder / "html" / "it.html").read_text()
+    assert "1,700 more rows were rejected; the first 1,000 are kept with their text" in page
+    rejected = pd.read_csv(result.folder / "rejected" / "api_logs.csv")
+    assert len(rejected) == KEEP
