@@ -82,13 +82,12 @@ def distinct_users(users: pd.DataFrame, key: str) -> pd.Series:
         user = pd.factorize(users["user"])[0]
         has &= user >= 0               # a missing user is no user, as nunique counts
     pairs = pl.DataFrame({"code": codes[has], "user": user[has]})
-    per = pairs.group_by("code").agg(pl.col("user").n_unique())
-    counts = np.zeros(len(labels), dtype=np.int64)
-    counts[per["code"].to_numpy()] = per["user"].to_numpy()
-    present = np.flatnonzero(np.bincount(codes[has], minlength=len(labels)))
+    # the group-by's codes are the values present, in code order as nunique gives them
+    per = pairs.group_by("code").agg(pl.col("user").n_unique()).sort("code")
+    present = per["code"].to_numpy()
     index = pd.CategoricalIndex(labels[present], categories=labels, name=key) \
         if isinstance(col.dtype, pd.CategoricalDtype) else pd.Index(labels[present], name=key)
-    return pd.Series(counts[present], index=index, dtype="int64", name="user")
+    return pd.Series(per["user"].to_numpy(), index=index, dtype="int64", name="user")
 
 
 def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -> Section:
