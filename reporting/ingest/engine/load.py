@@ -175,9 +175,10 @@ def _finish(loaded: Loaded, plan: Plan, part: Part | None) -> None:
         q.sha256 = file_sha256(plan.files[0]) if q.origin is None and plan.files \
             else files_digest([str(f) for f in plan.files], open_bytes)
     q.status, q.rows, q.valid, q.rejected = "loaded", part.rows, part.valid, part.counts
-    notes = [part.note] + [unkept_note(part.unkept, "rows")] * bool(part.unkept)
-    if any(notes):
-        q.message = " ".join(n for n in notes if n)
+    if part.note:
+        q.message = part.note
+    _note_unkept(q, part.unkept)
+    if part.note or part.unkept:
         log.warning("%s: %s", plan.name, q.message)
     loaded.frames[plan.name] = part.rollup
     if part.rejected:
@@ -216,11 +217,18 @@ def keep_source(loaded: Loaded, name: str, load: Any) -> None:
     if q.status == "loaded":
         loaded.frames[name] = frame
     if len(bad) > KEEP_REJECTED:      # as a high-volume source's parts keep them
-        note = unkept_note(len(bad) - KEEP_REJECTED, "rows")
-        q.message = f"{q.message} {note}" if q.message else note
+        _note_unkept(q, len(bad) - KEEP_REJECTED)
         bad = bad.iloc[:KEEP_REJECTED]
     if len(bad):
         loaded.rejected[name] = bad
+
+
+def _note_unkept(q: Quality, unkept: int) -> None:
+    """The warning for a source's rejected rows past the KEEP_REJECTED kept, after its
+    own message."""
+    if unkept:
+        note = unkept_note(unkept, "rows")
+        q.message = f"{q.message} {note}" if q.message else note
 
 
 def newest_window(configured: dict[str, Any], tz: ZoneInfo, loaded: Loaded,
