@@ -96,9 +96,10 @@ def test_kill_9_during_pdf_stage_leaves_no_worker(tiny, tmp_path):
         "import sys, pathlib\n"
         f"sys.path.insert(0, {str(tmp_path)!r})\n"
         "import slowpdf, reporting.build as b, reporting.present.pdf as pdf\n"
+        "import reporting.present.workers as workers\n"
         "from reporting.core.config import Config\n"
         "pdf.pdf_job = slowpdf.job\n"
-        "pdf._pdf_worker_count = lambda n: 2\n"
+        "workers.pdf_workers = lambda n: 2\n"
         f"b.build(Config(), audiences=['it', 'support'], fmt='pdf', data_dir={str(tiny)!r},"
         f" output_dir={str(out)!r},"
         f" on_stage=lambda s: pathlib.Path({str(marker)!r}).write_text(s))\n")

@@ -82,25 +82,20 @@ def write_pdf(html: str, base_dir: Path, target: Path, roots: Iterable[Path],
     return atomic_write(target, data)
 
 
-def _pdf_worker_count(pdfs: int) -> int:
-    return min(pdfs, workers.cores())
-
-
 PdfJob = tuple[str, Path, Path, list[Path], tuple[Path, str] | None, float | None]
 
 
 def render_pdfs(jobs: list[PdfJob]) -> list[Path]:
     """One PDF per audience, in worker processes when there is more than one core."""
-    count = _pdf_worker_count(len(jobs))
     if not jobs:
         return []
-    if count <= 1 and workers.main_thread():
+    if not workers.pdfs_in_workers(len(jobs)):
         return [pdf_job(job) for job in jobs]
     # Off the main thread (the scheduler) a PDF renders in a worker process even alone:
     # only a process's main thread can have the alarm that enforces pdf_timeout_s.
     # Longest documents first, so the two workers finish close together.
     ordered = sorted(jobs, key=lambda job: len(job[0]), reverse=True)
-    with workers.pool(count) as pool:
+    with workers.pool(workers.pdf_workers(len(jobs))) as pool:
         done = dict(zip([job[2] for job in ordered], pool.map(pdf_job, ordered)))
     return [done[job[2]] for job in jobs]
 

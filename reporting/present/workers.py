@@ -45,6 +45,17 @@ def main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
+def pdf_workers(pdfs: int) -> int:
+    """Workers for `pdfs` PDFs: one a PDF, at most one a core."""
+    return min(pdfs, cores())
+
+
+def pdfs_in_workers(pdfs: int) -> bool:
+    """Whether `pdfs` PDFs render in workers: more than one worker, or off the main
+    thread (a PDF's timeout needs a main thread of its own)."""
+    return pdf_workers(pdfs) > 1 or not main_thread()
+
+
 def start(fmt: str, pdfs: int) -> None:
     """Start the fork server when workers will fork from it: charts on more than one core,
     and `pdfs` PDFs (none when `fmt` is html) in workers when there are more than one and
@@ -53,7 +64,7 @@ def start(fmt: str, pdfs: int) -> None:
     beside the sections, and its memory never adds to the load's workers'. The first
     start in a process sets what the server preloads; a PDF worker of a server started
     without WeasyPrint imports it itself."""
-    pdf_workers = fmt != "html" and (min(pdfs, cores()) > 1 or not main_thread())
+    pdf_workers = fmt != "html" and pdfs_in_workers(pdfs)
     if cores() > 1 or pdf_workers:
         _server(pdfs=pdf_workers)
 
