@@ -11,6 +11,7 @@ import threading
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
@@ -126,7 +127,12 @@ def test_missed_run_within_grace_runs_once_and_mails(tmp_path, data):
 
 
 def test_missed_run_beyond_grace_is_skipped_and_recorded(tmp_path, data):
-    config, settings = setup(tmp_path, data, IT_ONLY)
+    # A cron that fired 12-13 h ago and fires next in 11-12 h: no run time of its own
+    # lies in the 10 h the machine was "down". With "0 7 * * mon", a test run within
+    # 10 h after a Monday 07:00 found that run inside the grace time and ran it.
+    hour = (datetime.now(ZoneInfo("UTC")).hour + 12) % 24
+    config, settings = setup(tmp_path, data, IT_ONLY.replace('"0 7 * * mon"',
+                                                             f'"0 {hour} * * *"'))
     scheduler.sync(config, settings)
     shift_next_run(config, settings, "report-it", -timedelta(hours=10))
     serve_until(config, settings, lambda: (tmp_path / "out" / "archive.sqlite").exists()
