@@ -87,7 +87,7 @@ def _apdex_parts(hist: pd.DataFrame, t: Thresholds) -> tuple[np.ndarray, np.ndar
     return sat * n, tol * n
 
 
-LATENCY_KEYS = ["day", "service_name", "endpoint", "server_error", "response_time_ms"]
+LATENCY_KEYS = ["service_name", "endpoint", "server_error", "response_time_ms"]
 
 
 def latency(r: Rollup) -> pd.DataFrame:

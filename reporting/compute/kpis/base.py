@@ -139,8 +139,26 @@ def rollups_of(rollup: rollups.Rollup, period: Period
 
 
 def _cut(rollup: rollups.Rollup, bounds: Cut) -> rollups.Rollup:
-    tables = {name: rollup.table(name, *bounds) for name in rollup.tables}
+    """The rollup's tables in [start, end), each day table (the histograms) summed over
+    the cut's days: a cut's figures are the period's, and every percentile then sorts
+    the period's distinct values once per table, not each day's again."""
+    specs = rollups.TABLES[rollup.source]
+    tables = {name: over_days(rollup.table(name, *bounds), specs[name])
+              for name in rollup.tables}
     return rollups.Rollup(rollup.source, tables, rollup.tz, rollup.minutes)
+
+
+def over_days(table: pd.DataFrame, spec: rollups.TableSpec) -> pd.DataFrame:
+    """A day table's entries summed over their days (no `day` column left); a table kept
+    per slot, or one whose entries are not sums, as it is."""
+    if spec.time != "day" or not spec.merge or \
+            set(spec.merge.values()) != {rollups.SUM}:
+        return table
+    keys = [k for k in spec.keys if k != "day"]
+    if not len(table):
+        return table.drop(columns="day")
+    return table.groupby(keys, observed=True, sort=False, dropna=False)[
+        list(spec.merge)].sum().reset_index()
 
 
 def percentile(values: pd.Series | np.ndarray, q: float) -> float | None:
