@@ -251,3 +251,22 @@ def test_each_gap_is_said_in_the_audience_language():
         assert [i18n.gettext(n) for n in both.notes()] == [
             "Alle Quellen enden 12. Nov.: 13.–15. Nov. ohne Daten (3 von 7 Tagen)"]
     assert both.notes() == ["All sources end 12 Nov: 13–15 Nov without data (3 of 7 days)"]
+
+
+def test_usual_hours_and_weekdays_are_counted_on_local_days_by_hand():
+    # Paris rows: Mon 2 Nov 10:15 and 10:45, Wed 4 Nov 00:30 (Tue 23:30 UTC), Thu 5 Nov
+    # 10:05. Per hour over the 3 days held: 10:00 on 2 of 3 (usual), 00:00 on 1 of 3 (not),
+    # 23:00 on none (a UTC day would have put Wednesday's row there). Per weekday over
+    # Mon..Thu: Mon, Wed, Thu held once of once (usual), Tue not, Fri-Sun never in the
+    # span (unknown: None). The days held are Mon, Wed and Thu, at local midnight.
+    from reporting.compute.coverage import _floor, _usual
+    tz = "Europe/Paris"
+    times = pd.Series(pd.to_datetime(["2026-11-02 10:15", "2026-11-02 10:45",
+                                      "2026-11-04 00:30", "2026-11-05 10:05"])
+                      ).dt.tz_localize(tz)
+    hourly = _usual(times, hourly=True)
+    assert (hourly[10], hourly[0], hourly[23]) == (True, False, False)
+    assert _usual(times, hourly=False) == {0: True, 1: False, 2: True, 3: True, 4: None,
+                                           5: None, 6: None}
+    assert _floor(times, hourly=False) == [pd.Timestamp(f"2026-11-0{d}", tz=tz)
+                                           for d in (2, 4, 5)]

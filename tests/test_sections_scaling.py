@@ -11,6 +11,7 @@ import pytest
 from scipy import stats
 
 from reporting.compute.incidents.tails import betabinom_sf
+from reporting.compute.kpis import clicks
 from reporting.compute.kpis.clicks import distinct_users
 from reporting.core import rollups
 from reporting.core.histograms import group_value_order
@@ -85,12 +86,16 @@ def test_beta_binomial_tail_is_scipys_to_the_last_bit():
     assert np.array_equal(betabinom_sf(k, n, a, b), want, equal_nan=True)
 
 
-def test_distinct_users_per_value_counted_by_hand():
+@pytest.mark.parametrize("cells", [1 << 27, 0])       # seen flags; pair numbers by hash
+def test_distinct_users_per_value_counted_by_hand(monkeypatch, cells):
     # home: u1 twice (two days), u2 -> 2 users; cart: u1 -> 1; search: no row (a category
-    # with no user is left out); a missing page (-1 code) counts nowhere
+    # with no user is left out); a missing page (-1 code) counts nowhere. The period has
+    # 3 distinct users (u3's row has no page), as unique_users says
+    monkeypatch.setattr(clicks, "BITMAP_CELLS", cells)
     page = pd.Categorical(["home", "home", "cart", "home", None],
                           categories=["home", "search", "cart"])
     users = pd.DataFrame({"page": page, "user": np.array([11, 11, 11, 22, 33], np.int64)})
+    assert clicks.user_ids(users)[1] == 3
     got = distinct_users(users, "page")
     assert got.to_dict() == {"home": 2, "cart": 1}
     assert list(got.index) == ["home", "cart"]

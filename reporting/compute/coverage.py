@@ -293,24 +293,26 @@ def _bins_of(period: Period, hourly: bool) -> list[pd.Timestamp]:
 def _floor(times: pd.Series, hourly: bool) -> list[pd.Timestamp]:
     if hourly:
         return list(times.dt.tz_convert("UTC").dt.floor("h").dt.tz_convert(times.dt.tz).unique())
-    return [pd.Timestamp(d, tz=times.dt.tz) for d in pd.unique(times.dt.date)]
+    return [pd.Timestamp(d, tz=times.dt.tz) for d in np.unique(_local_days(times)).tolist()]
+
+
+def _local_days(times: pd.Series) -> np.ndarray:
+    """Each time's local calendar day (datetime64[D]), with no Python date per row."""
+    return times.dt.tz_localize(None).to_numpy().astype("datetime64[D]")
 
 
 def _usual(times: pd.Series, hourly: bool) -> dict[int, bool | None]:
     """For each hour of day (weekday), whether the source has rows in it on at least
     USUAL_SHARE of the days (weeks) its data spans; None for a weekday its span does not
     hold at all (nothing is known of it)."""
-    dates = times.dt.date
-    if hourly:
-        kinds = times.dt.hour.to_numpy()
-        units = pd.Series(list(zip(dates, kinds))).drop_duplicates()
-        per_kind = pd.Series([k for _, k in units]).value_counts()
-        span_units = max(len(pd.unique(dates)), 1)
-        possible = {h: span_units for h in range(24)}
-    else:
-        unique_days = pd.Series(pd.unique(dates))
-        per_kind = unique_days.map(lambda d: d.weekday()).value_counts()
-        first, last = min(unique_days), max(unique_days)
+    days = np.unique(_local_days(times))                  # sorted
+    if hourly:        # the (day, hour) pairs that hold rows, counted per hour of day
+        hour_of = _local_days(times).astype("int64") * 24 + times.dt.hour.to_numpy()
+        per_kind = pd.Series(np.unique(hour_of) % 24).value_counts()
+        possible = {h: max(len(days), 1) for h in range(24)}
+    else:             # day 0 (1 Jan 1970) was a Thursday: weekday 3
+        per_kind = pd.Series((days.astype("int64") + 3) % 7).value_counts()
+        first, last = days[0].item(), days[-1].item()
         possible = {w: _weekdays_between(first, last, w) for w in range(7)}
     return {k: per_kind.get(k, 0) / possible[k] >= USUAL_SHARE if possible[k] > 0 else None
             for k in possible}

@@ -6,7 +6,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import polars as pl
 
 from ...core import formatting
 from ...core.config import Thresholds
@@ -32,12 +31,13 @@ CATALOGUE = [
 HEADLINE = ("clicks.total", "clicks.unique_users")
 
 
-def measure(r: Rollup, cut: Cut) -> dict[str, Value]:
+def measure(r: Rollup, cut: Cut, users: int | None = None) -> dict[str, Value]:
     """The KPIs of the clicks in [start, end): unique users are distinct user hashes
-    over the cut's days."""
+    over the cut's days (`users` when already counted)."""
     clicks = r.table("clicks", *cut)
     total = int(clicks["n"].sum())
-    users = int(r.table("users", *cut)["user"].nunique())
+    if users is None:
+        users = int(r.table("users", *cut)["user"].nunique())
     return {"total": total, "unique_users": users, "clicks_per_user": ratio(total, users),
             "top_page": top(clicks, "page"), "top_element": top(clicks, "element_clicked")}
 
@@ -53,11 +53,12 @@ def by_hour_of_week(clicks: pd.DataFrame, tz: Any) -> pd.DataFrame:
     return pd.DataFrame(counts, index=DAYS, columns=range(24))
 
 
-def _per(clicks: pd.DataFrame, users: pd.DataFrame, key: str) -> pd.DataFrame:
+def _per(clicks: pd.DataFrame, users: pd.DataFrame, key: str, ids: tuple[np.ndarray, int]
+         ) -> pd.DataFrame:
     """Clicks and distinct users per value of `key`, in the key's order in `users` (a
     categorical's categories: the order the values first appear in the input), which
     ties keep."""
-    reach = distinct_users(users, key)
+    reach = distinct_users(users, key, ids)
     counts = clicks.groupby(key, observed=True)["n"].sum()
     counts.index = counts.index.astype(object)
     clicks_of = counts.reindex(reach.index.astype(object)).fillna(0).astype("int64")
@@ -65,43 +66,60 @@ def _per(clicks: pd.DataFrame, users: pd.DataFrame, key: str) -> pd.DataFrame:
                         index=reach.index)
 
 
-def distinct_users(users: pd.DataFrame, key: str) -> pd.Series:
-    """Distinct user hashes per value of `key` (as groupby(key)["user"].nunique() gives
-    them, in its order), exact and vectorised: Polars counts the distinct users of each
-    value code in one multi-threaded group-by (hash tables, no sort of the period's
-    table; about 5x faster than pandas' duplicated over the pairs on 2 cores)."""
+def user_ids(users: pd.DataFrame) -> tuple[np.ndarray, int]:
+    """Each row's user as a dense id 0..U-1 (-1: no user, which nunique leaves out) and
+    U, the distinct users: one hash pass over the period's user hashes (or text ids)."""
+    ids, uniques = pd.factorize(users["user"])
+    return ids.astype(np.int64, copy=False), len(uniques)
+
+
+BITMAP_CELLS = 1 << 27      # 128 MB of seen flags at most (values x distinct users)
+
+
+def distinct_users(users: pd.DataFrame, key: str,
+                   ids: tuple[np.ndarray, int] | None = None) -> pd.Series:
+    """Distinct users per value of `key` (as groupby(key)["user"].nunique() gives them, in
+    its order), exact and vectorised: with each user a dense id (`user_ids`, computed
+    once for the period), a (value, user) pair is one cell of a values x users table of
+    seen flags, so counting is one scatter and one row sum; a table over BITMAP_CELLS
+    counts the distinct pair numbers by hash instead."""
     col = users[key]
     if isinstance(col.dtype, pd.CategoricalDtype):
         codes, labels = col.cat.codes.to_numpy(), col.cat.categories
     else:
         codes, labels = pd.factorize(col, sort=True)
+    user, n_users = ids if ids is not None else user_ids(users)
     codes = np.asarray(codes, dtype=np.int64)
-    user = users["user"].to_numpy()
-    has = codes >= 0
-    if user.dtype.kind not in "iu":    # not hashes (ids as text or objects): their codes
-        user = pd.factorize(users["user"])[0]
-        has &= user >= 0               # a missing user is no user, as nunique counts
-    pairs = pl.DataFrame({"code": codes[has], "user": user[has]})
-    # the group-by's codes are the values present, in code order as nunique gives them
-    per = pairs.group_by("code").agg(pl.col("user").n_unique()).sort("code")
-    present = per["code"].to_numpy()
+    has = (codes >= 0) & (user >= 0)
+    if not has.all():
+        codes, user = codes[has], user[has]
+    pair = codes * n_users + user
+    if len(labels) * n_users <= BITMAP_CELLS:
+        seen = np.zeros(len(labels) * n_users, dtype=bool)
+        seen[pair] = True
+        per = seen.reshape(len(labels), n_users).sum(axis=1)
+    else:
+        per = np.bincount(pd.unique(pair) // max(n_users, 1), minlength=len(labels))
+    present = np.flatnonzero(per)       # the values with a user, in code order
     index = pd.CategoricalIndex(labels[present], categories=labels, name=key) \
         if isinstance(col.dtype, pd.CategoricalDtype) else pd.Index(labels[present], name=key)
-    return pd.Series(per["user"].to_numpy(), index=index, dtype="int64", name="user")
+    return pd.Series(per[present], index=index, dtype="int64", name="user")
 
 
 def compute(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds) -> Section:
     r = rollup_of(frames[SOURCE], SOURCE)
     cur, prev = periods_of(r, period)
-    values = measure(r, cur)
+    users = r.table("users", *cur)
+    ids = user_ids(users)
+    values = measure(r, cur, ids[1])
     kpis = build_kpis(NAME, CATALOGUE, values, measure(r, prev) if prev is not None else None,
                       t)
     if not values["total"]:
         return Section(NAME, TITLE, "no data", "No clicks in this period.", kpis=kpis)
-    users, clicks = r.table("users", *cur), r.table("clicks", *cur)
-    elements = _per(clicks, users, "element_clicked").sort_values(["clicks", "users"],
-                                                                  ascending=False)
-    pages = _per(clicks, users, "page").sort_values("clicks", ascending=False)
+    clicks = r.table("clicks", *cur)
+    elements = _per(clicks, users, "element_clicked", ids).sort_values(["clicks", "users"],
+                                                                       ascending=False)
+    pages = _per(clicks, users, "page", ids).sort_values("clicks", ascending=False)
     grid = by_hour_of_week(clicks, r.tz)
     by_hour = grid.sum(axis=0)
     peak_hour = int(by_hour.idxmax())
