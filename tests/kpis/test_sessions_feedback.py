@@ -114,3 +114,22 @@ def test_feedback_with_no_text_in_the_period(frame, thresholds):
 def test_sentiment_of_no_text_keeps_its_types():
     s = sentiment.scores(pd.Series([], dtype="string"))
     assert s["polarity"].dtype == "float64" and s["opinion"].dtype == "bool"
+
+
+def test_feedback_themes_by_hand_on_repeated_and_missing_texts():
+    # 5 comments: "Checkout was SLOW" twice (checkout & payment and speed), "Crashed at
+    # login" (errors & crashes), a missing text and "Great" (no theme). Speed: 2 mentions of 5 = 40 %, ratings 1 and 3
+    # -> 2.0, both negative (polarity -0.5 < NEGATIVE) -> 100 %; errors: 1 (rating 2,
+    # polarity 0.0: not negative)
+    import numpy as np
+    df = pd.DataFrame({"feedback_text": ["Checkout was SLOW", "Crashed at login", None,
+                                         "Checkout was SLOW", "Great"],
+                       "rating": [1, 2, 5, 3, 5],
+                       "polarity": [-0.5, 0.0, 0.0, -0.5, 0.8]})
+    got = feedback.themes(df).set_index("theme")
+    assert sorted(got.index) == ["checkout & payment", "errors & crashes", "speed"]
+    assert got.loc["speed"].tolist() == [2, 0.4, 2.0, 1.0]
+    assert got.loc["checkout & payment", "mentions"] == 2
+    assert got.loc["errors & crashes"].tolist() == [1, 0.2, 2.0, 0.0]
+    assert np.array_equal(feedback.themes(df.head(0)).columns,
+                          ["theme", "mentions", "share", "avg_rating", "negative_share"])

@@ -73,12 +73,16 @@ def measure(df: pd.DataFrame, t: Thresholds) -> dict[str, Value]:
 
 
 def themes(df: pd.DataFrame) -> pd.DataFrame:
-    text = df["feedback_text"].fillna("").astype("str").str.lower() + " "
+    """Per theme, the comments that mention one of its words: each distinct text is
+    searched once (feedback repeats itself: canned answers, one-word comments)."""
+    codes, uniques = sentiment.distinct(df["feedback_text"])
+    text = pd.Series(uniques, dtype="str").str.lower() + " "
     rows = []
     for theme, words in THEMES.items():
-        hit = np.zeros(len(df), bool)
+        said = np.zeros(len(text), bool)
         for w in words:
-            hit |= text.str.contains(w, regex=False).to_numpy()
+            said |= text.str.contains(w, regex=False).to_numpy(dtype=bool)
+        hit = said[codes]
         if hit.any():
             rows.append((theme, int(hit.sum()), float(hit.mean()),
                          float(df["rating"].to_numpy()[hit].mean()),
