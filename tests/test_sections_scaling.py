@@ -1,8 +1,10 @@
 """Issue 34, point 1: the sections stage does not grow with the span. Each faster step
 gives the numbers of the step it replaced, to the last bit: histogram percentiles
-(one value sort and a radix sort of the group codes instead of np.lexsort), the
-beta-binomial tail (one numpy call per tail length instead of scipy's per-element
-loop), distinct users per page/element (one hash pass instead of a loop per value)."""
+(counts summed into a groups x distinct values grid, or one value sort and a radix sort
+of the group codes, instead of np.lexsort), the beta-binomial tail (one numpy call per
+tail length instead of scipy's per-element loop), distinct users per page/element (dense
+user ids and a scatter of seen flags instead of a loop per value), a period cut's day
+histograms summed over its days once."""
 from __future__ import annotations
 
 import numpy as np
@@ -14,6 +16,7 @@ from reporting.compute.incidents.tails import betabinom_sf
 from reporting.compute.kpis import clicks
 from reporting.compute.kpis.clicks import distinct_users
 from reporting.core import rollups
+from reporting.core import histograms
 from reporting.core.histograms import group_value_order
 
 
@@ -28,7 +31,9 @@ def _lexsort_quantiles(codes, values, counts, n, qs):
     return out
 
 
-def test_unsorted_entries_of_two_groups_give_the_hand_worked_percentiles():
+@pytest.mark.parametrize("cells", [1 << 23, 0])
+def test_unsorted_entries_of_two_groups_give_the_hand_worked_percentiles(monkeypatch, cells):
+    monkeypatch.setattr(histograms, "DENSE_CELLS", cells)
     # group 0: values 5 (x1), 1 (x2), 3 (x1) -> sorted 1, 1, 3, 5: p50 = 1 + 0.5 * 2 = 2,
     # p75 = 3 + 0.25 * 2 = 3.5; group 1: 4 (x3), 2 (x1) -> 2, 4, 4, 4: p50 4, p75 4;
     # group 2: empty -> NaN
@@ -41,8 +46,11 @@ def test_unsorted_entries_of_two_groups_give_the_hand_worked_percentiles():
     assert np.isnan(out[:, 2]).all()
 
 
+@pytest.mark.parametrize("cells", [1 << 23, 0])   # summed into a grid; every entry sorted
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_histogram_percentiles_equal_numpy_on_the_repeated_values_to_the_last_bit(seed):
+def test_histogram_percentiles_equal_numpy_on_the_repeated_values_to_the_last_bit(
+        monkeypatch, seed, cells):
+    monkeypatch.setattr(histograms, "DENSE_CELLS", cells)
     rng = np.random.default_rng(seed)
     size = 3000
     codes = rng.integers(-1, 40, size)                   # -1: no group

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from .contracts import HIGH_VOLUME, SPECS
-from .histograms import group_value_order
+from .histograms import sorted_entries
 
 SIGNIFICANT = 4
 
@@ -570,8 +570,7 @@ def hist_quantiles(codes: np.ndarray, values: np.ndarray, counts: np.ndarray, n:
     counts = np.asarray(counts, dtype=np.int64)
     ok = (codes >= 0) & ~np.isnan(values) & (counts > 0)
     codes, values, counts = codes[ok], values[ok], counts[ok]
-    order = group_value_order(codes, values, n)
-    codes, values, counts = codes[order], values[order], counts[order]
+    codes, values, counts = sorted_entries(codes, values, counts, n)
     cum = np.cumsum(counts)                                   # rows up to each entry
     bounds = np.searchsorted(codes, np.arange(n + 1))
     has = bounds[1:] > bounds[:-1]
