@@ -237,18 +237,20 @@ def _levels(table: pd.DataFrame, col: str, value: str, first: int, n: int
 
     def of(entity: str, q: float) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
         mine = members.get(entity, np.zeros(0, dtype=np.int64))
-        p, v, c = pos[mine], values[mine], counts[mine]
-        return hist_quantiles(p, v, c, n, (q,))[0], _above(p, v, c, n)
+        return (hist_quantiles(pos[mine], values[mine], counts[mine], n, (q,))[0],
+                _above(pos, values, counts, n, mine))
     return of
 
 
-def _above(pos: np.ndarray, values: np.ndarray, counts: np.ndarray, n: int
-           ) -> Callable[[np.ndarray], np.ndarray]:
-    """Per hour, how many values (of a histogram: value, count) lie above that hour's
-    level."""
+def _above(pos: np.ndarray, values: np.ndarray, counts: np.ndarray, n: int,
+           mine: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """Per hour, how many values (of a histogram: value, count; its entries `mine`) lie
+    above that hour's level. The entity's entries are taken when counted: a signal keeps
+    their positions, not a copy of the table's columns (0.3 GB at 26 large weeks)."""
     def count(level: np.ndarray) -> np.ndarray:
+        p, v, c = pos[mine], values[mine], counts[mine]
         with np.errstate(invalid="ignore"):
-            return _count(pos, n, counts * (values > level[np.maximum(pos, 0)]))
+            return _count(p, n, c * (v > level[np.maximum(p, 0)]))
     return count
 
 
