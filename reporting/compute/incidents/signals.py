@@ -230,9 +230,11 @@ def _levels(table: pd.DataFrame, col: str, value: str, first: int, n: int
             ) -> Callable[[str, float], tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]]:
     """For an entity of an hourly histogram table (0.5 % buckets), its quantile per hour
     and how many of each hour's values lie above a level."""
-    pos = _table_slot(table, first, n)
+    # the table's own columns where they can be (no float copy of the counts), and
+    # hour positions in 32 bits: held by every level signal until the incidents are done
+    pos = _table_slot(table, first, n).astype(np.int32)
     values = table[value].to_numpy(dtype=float)
-    counts = table["n"].to_numpy(dtype=float)
+    counts = table["n"].to_numpy()
     members = dict(_by(table[col]))
 
     def of(entity: str, q: float) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
