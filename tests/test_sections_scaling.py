@@ -156,3 +156,14 @@ def test_a_cut_sums_its_day_histograms_over_the_days_and_keeps_its_percentiles()
     assert p50 == 100.0 and p95 == pytest.approx(185.0, abs=1e-9)
     slots = rollups.TABLES["api_logs"]["requests"]
     assert over_days(table, slots) is table
+
+
+@pytest.mark.parametrize("cells", [1 << 23, 0])
+def test_a_zero_written_as_minus_zero_is_reported_as_zero(monkeypatch, cells):
+    # group 0 holds -0 and 0 (one value once summed), group 1 only -0: every percentile
+    # is 0 without a sign, on either path, whichever of the two comes first
+    monkeypatch.setattr(histograms, "DENSE_CELLS", cells)
+    out = rollups.hist_quantiles(np.array([0, 0, 1]), np.array([-0.0, 0.0, -0.0]),
+                                 np.array([1, 1, 2]), 2, (0.5, 0.95))
+    assert out.tolist() == [[0.0, 0.0], [0.0, 0.0]]
+    assert not np.signbit(out).any()

@@ -563,10 +563,11 @@ def hist_quantiles(codes: np.ndarray, values: np.ndarray, counts: np.ndarray, n:
                    qs: Iterable[float]) -> np.ndarray:
     """The quantiles `qs` (0..1) per group code 0..n-1 of values given as a histogram
     (value, count), equal to np.percentile's linear method on the values repeated by
-    their counts; NaN where a group is empty. One row per q."""
+    their counts (a zero as 0 where numpy may give -0: a "-0" in a file is no sign);
+    NaN where a group is empty. One row per q."""
     qs = list(qs)
     codes = np.asarray(codes, dtype=np.int64)
-    values = np.asarray(values, dtype="float64")
+    values = np.asarray(values, dtype="float64") + 0.0      # a zero is 0, never -0
     counts = np.asarray(counts, dtype=np.int64)
     ok = (codes >= 0) & ~np.isnan(values) & (counts > 0)
     codes, values, counts = codes[ok], values[ok], counts[ok]
