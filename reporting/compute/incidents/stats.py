@@ -11,6 +11,7 @@ import numpy as np
 
 from ...core.periods import BASELINE_WEEKS
 from .signals import Signal
+from . import dists
 from .tails import betabinom_sf
 
 WEEK_H = 168
@@ -133,14 +134,12 @@ def count_tail(x: np.ndarray, total: np.ndarray, hours: np.ndarray, prior: np.nd
     """P(X >= x) (`lower`: P(X <= x)) for a Poisson count whose rate was seen as `total`
     events in `hours` earlier hours, with a gamma prior of mean `prior` worth PRIOR_HOURS:
     the negative binomial predictive (the Poisson tail as the history grows)."""
-    # lazy: scipy.stats costs ~1 s of start-up; only the incidents' tails need it
-    from scipy import stats
     shape = total + PRIOR_HOURS * prior
     rate = hours + PRIOR_HOURS
     with np.errstate(all="ignore"):
         if lower:
-            return stats.nbinom.cdf(x, shape, rate / (rate + 1))
-        return stats.nbinom.sf(x - 1, shape, rate / (rate + 1))
+            return dists.nbinom_cdf(x, shape, rate / (rate + 1))
+        return dists.nbinom_sf(x - 1, shape, rate / (rate + 1))
 
 
 def ratio_tail(errors: np.ndarray, events: np.ndarray, seen_errors: np.ndarray,
@@ -148,8 +147,6 @@ def ratio_tail(errors: np.ndarray, events: np.ndarray, seen_errors: np.ndarray,
     """P(E >= errors) of `events` requests whose error rate was seen as `seen_errors` of
     `seen_events` earlier, with a beta prior of mean `prior` worth PRIOR_EVENTS requests:
     the beta-binomial predictive (the binomial tail as the history grows)."""
-    # lazy: scipy.stats costs ~1 s of start-up; only the incidents' tails need it
-    from scipy import stats
     a = seen_errors + PRIOR_EVENTS * prior
     b = seen_events - seen_errors + PRIOR_EVENTS * (1 - prior)
     n = np.maximum(events, 0).astype(np.int64)
@@ -165,7 +162,7 @@ def ratio_tail(errors: np.ndarray, events: np.ndarray, seen_errors: np.ndarray,
             sd = np.sqrt(mean * (1 - a / (a + b)) * (1 + (n - 1) / (a + b + 1)))[far]
             width = int(min(TAIL_TERMS, np.max(e[far] - mean[far] + 12 * sd) + 20))
             ks = e[far, None] + np.arange(max(width, 1))[None, :]
-            terms = np.exp(stats.betabinom.logpmf(ks, n[far, None], a[far, None],
+            terms = np.exp(dists.betabinom_logpmf(ks, n[far, None], a[far, None],
                                                   b[far, None]))
             out[far] = np.sum(np.where(ks <= n[far, None], terms, 0.0), axis=1)
     return np.where(events >= 1, out, np.nan)
@@ -397,13 +394,11 @@ def sided(z: np.ndarray, sides: str) -> np.ndarray:
     """The normal tail of a robust z on the side(s) that mean trouble: a rise (up), a fall
     (down), or either (both: twice the smaller tail, so that a quiet hour is as unlikely
     to be flagged as under a one-sided test)."""
-    # lazy: scipy.stats costs ~1 s of start-up; only the incidents' tails need it
-    from scipy import stats
     if sides == "down":
-        return stats.norm.sf(-z)
+        return dists.norm_sf(-z)
     if sides == "both":
-        return np.minimum(2 * stats.norm.sf(np.abs(z)), 1.0)
-    return stats.norm.sf(z)
+        return np.minimum(2 * dists.norm_sf(np.abs(z)), 1.0)
+    return dists.norm_sf(z)
 
 
 def _above_tail(sig: Signal, q: np.ndarray, median: np.ndarray, ev: np.ndarray,
@@ -413,15 +408,13 @@ def _above_tail(sig: Signal, q: np.ndarray, median: np.ndarray, ev: np.ndarray,
     estimated from the `seen` baseline events (the usual level is an estimate too). Heavy
     tails make a lone jump of the percentile cheap, so in hours with `min_events` the
     robust z must agree; in thinner hours the count alone judges."""
-    # lazy: scipy.stats costs ~1 s of start-up; only the incidents' tails need it
-    from scipy import stats
     level = np.full(len(sig.values), np.nan)
     level[at] = median
     over = sig.above(level)[at]
     share = 1 - sig.quantile
     with np.errstate(all="ignore"):
         chance = np.minimum(share + 3 * np.sqrt(share * (1 - share) / np.maximum(seen, 1)), 1)
-    counted = stats.binom.sf(over - 1, np.maximum(ev, 0).astype(np.int64), chance)
+    counted = dists.binom_sf(over - 1, np.maximum(ev, 0).astype(np.int64), chance)
     counted = np.where((ev >= 1) & ~np.isnan(median), counted, np.nan)
     return np.where(ev >= min_events, np.maximum(q, counted), counted)
 
@@ -443,8 +436,6 @@ def level_shift(sig: Signal, usual: np.ndarray, judged: np.ndarray, alpha: float
     allows (sign test at `alpha` over the candidate starts). Against a baseline of days it
     must also be a step (`_step`): a baseline of days cannot tell a slow weekly rhythm
     from a change."""
-    # lazy: scipy.stats costs ~1 s of start-up; only the incidents' tails need it
-    from scipy import stats
     if sig.kind not in ("level", "pct"):
         return None
     ways = (1.0, -1.0) if sig.sides == "both" else (1.0,)
@@ -462,7 +453,7 @@ def level_shift(sig: Signal, usual: np.ndarray, judged: np.ndarray, alpha: float
         if baseline_days(sig.values, np.array([start]))[0] and not _step(r[ok], i, theta):
             continue    # days, not weeks: a slow drift may be a weekly rhythm, not a step
         above = int(np.sum(after > 0))
-        if stats.binom.sf(above - 1, len(after), 0.5) > alpha / len(ways) / ok.sum():
+        if dists.binom_sf(above - 1, len(after), 0.5) > alpha / len(ways) / ok.sum():
             continue
         half = len(after) // 2
         moving = bool(np.median(after[half:]) - np.median(after[:half]) >= theta)

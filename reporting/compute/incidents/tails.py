@@ -4,7 +4,7 @@ scipy's `betabinom` has no closed-form cdf: `betabinom.sf` loops in Python over 
 element (np.vectorize of a per-element pmf sum), which the incidents' ratio tails call
 for every hour of every service: ~290,000 Python calls over 26 large weeks. Here the same
 sums are taken in one numpy call per distinct tail length, with scipy's own formulas in
-scipy's order, so each value is scipy's to the last bit (tests/test_incident_tails.py
+scipy's order, so each value is scipy's to the last bit (tests/test_sections_scaling.py
 holds that on random and edge-case arguments).
 """
 from __future__ import annotations
