@@ -305,9 +305,10 @@ def _usual(times: pd.Series, hourly: bool) -> dict[int, bool | None]:
     """For each hour of day (weekday), whether the source has rows in it on at least
     USUAL_SHARE of the days (weeks) its data spans; None for a weekday its span does not
     hold at all (nothing is known of it)."""
-    days = np.unique(_local_days(times))                  # sorted
+    local = _local_days(times)
+    days = np.unique(local)                               # sorted
     if hourly:        # the (day, hour) pairs that hold rows, counted per hour of day
-        hour_of = _local_days(times).astype("int64") * 24 + times.dt.hour.to_numpy()
+        hour_of = local.astype("int64") * 24 + times.dt.hour.to_numpy()
         per_kind = pd.Series(np.unique(hour_of) % 24).value_counts()
         possible = {h: max(len(days), 1) for h in range(24)}
     else:             # day 0 (1 Jan 1970) was a Thursday: weekday 3

@@ -403,7 +403,7 @@ def reduce(frame: pd.DataFrame, source: str, tz: ZoneInfo, minutes: int | None =
            ) -> Rollup:
     """One chunk of validated rows of `source`, reduced to its tables."""
     keys = Keys(tz, minutes or slot_minutes(tz))
-    tables = {name: _group(spec.rows(frame, keys).assign(n=1), spec)
+    tables = {name: group_table(spec.rows(frame, keys).assign(n=1), spec)
               for name, spec in TABLES[source].items()}
     return Rollup(source, tables, tz, keys.minutes)
 
@@ -411,10 +411,12 @@ def reduce(frame: pd.DataFrame, source: str, tz: ZoneInfo, minutes: int | None =
 def reduce_table(frame: pd.DataFrame, source: str, name: str, keys: Keys) -> pd.DataFrame:
     """One table of one chunk (what a Dask partition computes)."""
     spec = TABLES[source][name]
-    return _group(spec.rows(frame, keys).assign(n=1), spec)
+    return group_table(spec.rows(frame, keys).assign(n=1), spec)
 
 
-def _group(rows: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
+def group_table(rows: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
+    """`rows` as `spec`'s table: one entry per distinct keys, merged by its rules (columns
+    that are neither keys nor merged are left out)."""
     if not len(rows):
         return rows.head(0).reindex(columns=[*spec.keys, *spec.merge])
     if not spec.merge:                 # a set of keys (the first of each, in order)
@@ -439,7 +441,7 @@ def merge(parts: Iterable[Rollup]) -> Rollup:
 def merge_table(frames: list[pd.DataFrame], spec: TableSpec) -> pd.DataFrame:
     if len(frames) == 1:
         return frames[0]
-    return _group(pd.concat(same_categories(frames), ignore_index=True), spec)
+    return group_table(pd.concat(same_categories(frames), ignore_index=True), spec)
 
 
 def same_categories(frames: list[pd.DataFrame]) -> list[pd.DataFrame]:

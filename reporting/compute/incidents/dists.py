@@ -27,10 +27,11 @@ def norm_sf(z: np.ndarray) -> np.ndarray:
 
 
 def _discrete(fn: Callable[..., np.ndarray], k: np.ndarray, valid: np.ndarray,
-              low: np.ndarray, high: np.ndarray, args: tuple, kind: str) -> np.ndarray:
+              high: np.ndarray, args: tuple, kind: str) -> np.ndarray:
     """rv_discrete.sf (`kind` "sf"), .cdf ("cdf") or .logpmf ("logpmf") of a
-    distribution on [low, high] whose parameters are `valid`: `fn` where the answer is
+    distribution on [0, high] whose parameters are `valid`: `fn` where the answer is
     not fixed by the support, NaN where the parameters are not valid."""
+    low = 0.0
     k = np.asarray(k, dtype=float)
     if kind == "sf":
         inside = (k >= low) & (k < high) & np.isfinite(k)
@@ -60,8 +61,8 @@ def binom_sf(k: np.ndarray, n: np.ndarray, p: np.ndarray) -> np.ndarray:
     """scipy.stats.binom.sf(k, n, p)."""
     k, n, p = np.broadcast_arrays(*(np.asarray(x) for x in (k, n, p)))
     valid = (n >= 0) & _whole(n) & (p >= 0) & (p <= 1)
-    return _discrete(lambda k, n, p: _special()._binom_sf(np.floor(k), n, p), k, valid,
-                     np.zeros(k.shape), n, (n, p), "sf")
+    return _discrete(lambda k, n, p: _special()._binom_sf(np.floor(k), n, p), k, valid, n,
+                     (n, p), "sf")
 
 
 def nbinom_sf(k: np.ndarray, n: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -78,7 +79,7 @@ def _nbinom(k: np.ndarray, n: np.ndarray, p: np.ndarray, kind: str) -> np.ndarra
     k, n, p = np.broadcast_arrays(*(np.asarray(x) for x in (k, n, p)))
     valid = (n > 0) & (p > 0) & (p <= 1)
     fn = _special()._nbinom_sf if kind == "sf" else _special()._nbinom_cdf
-    return _discrete(lambda k, n, p: fn(np.floor(k), n, p), k, valid, np.zeros(k.shape),
+    return _discrete(lambda k, n, p: fn(np.floor(k), n, p), k, valid,
                      np.full(k.shape, np.inf), (n, p), kind)
 
 
@@ -93,4 +94,4 @@ def betabinom_logpmf(k: np.ndarray, n: np.ndarray, a: np.ndarray, b: np.ndarray
         k = np.floor(k)
         combiln = -np.log(n + 1) - betaln(n - k + 1, k + 1)
         return combiln + betaln(k + a, n - k + b) - betaln(a, b)
-    return _discrete(logpmf, k, valid, np.zeros(k.shape), n, (n, a, b), "logpmf")
+    return _discrete(logpmf, k, valid, n, (n, a, b), "logpmf")

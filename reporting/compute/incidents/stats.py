@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from ...core.periods import BASELINE_WEEKS
-from .signals import Signal
 from . import dists
+from .signals import Signal
 from .tails import betabinom_sf
 
 WEEK_H = 168

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -149,16 +149,12 @@ def _cut(rollup: rollups.Rollup, bounds: Cut) -> rollups.Rollup:
 
 
 def over_days(table: pd.DataFrame, spec: rollups.TableSpec) -> pd.DataFrame:
-    """A day table's entries summed over their days (no `day` column left); a table kept
-    per slot, or one whose entries are not sums, as it is."""
-    if spec.time != "day" or not spec.merge or \
-            set(spec.merge.values()) != {rollups.SUM}:
+    """A day table's entries merged over their days by the table's own rules (no `day`
+    column left); a table kept per slot as it is."""
+    if spec.time != "day":
         return table
-    keys = [k for k in spec.keys if k != "day"]
-    if not len(table):
-        return table.drop(columns="day")
-    return table.groupby(keys, observed=True, sort=False, dropna=False)[
-        list(spec.merge)].sum().reset_index()
+    return rollups.group_table(table, replace(
+        spec, keys=tuple(k for k in spec.keys if k != "day")))
 
 
 def percentile(values: pd.Series | np.ndarray, q: float) -> float | None:
