@@ -152,7 +152,8 @@ def parser(pattern: str):
             missed = np.flatnonzero(~ok)
             blank[missed] = pc.equal(pc.utf8_trim_whitespace(chunk.lines.take(missed)), ""
                                      ).to_numpy(zero_copy_only=False)
-        reasons = np.where(ok | blank, "", REASON_LINE).astype(object)
+        reasons = np.full(len(chunk), "", dtype=object)    # not a Python string per line
+        reasons[~(ok | blank)] = REASON_LINE
         pos = np.flatnonzero(ok)
         got = got if ok.all() else got.filter(pa.array(ok))     # a copy of every text
         names = [got.type.field(i).name for i in range(got.type.num_fields)]

@@ -83,6 +83,11 @@ def quotes_per_line(data: bytes, n: int) -> np.ndarray:
     return np.diff(at)
 
 
+def one_array(column: pa.ChunkedArray) -> pa.Array:
+    """The column as one array: its chunk when it has one (`combine_chunks` copies it)."""
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+
+
 def fields(chunk: Chunk, extract) -> pa.StructArray:
     """What `extract(lines)` (the layout's regex) gives for the chunk's lines: read from
     their pieces where sure, by `extract` for the rest."""
@@ -99,7 +104,7 @@ def fields(chunk: Chunk, extract) -> pa.StructArray:
     else:
         ok = sure & ((quotes_per_line(chunk.data, n) == 6) | more)
     table = got.select(NAMES).rechunk().to_arrow()      # one copy: Polars' are views
-    columns = [table.column(name).combine_chunks() for name in NAMES]
+    columns = [one_array(table.column(name)) for name in NAMES]
     if ok.all():
         return pa.StructArray.from_arrays(columns, NAMES)
     rest = np.flatnonzero(~ok)
