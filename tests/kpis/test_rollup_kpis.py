@@ -210,3 +210,21 @@ def test_system_kpis_from_a_rollup(frame, thresholds):
     assert table.loc["svcB", "uptime"] == 1 and table.loc["svcA", "samples"] == 4
     assert any("Only 75.0 % of health probes passed" in i.text and "svcA failed 1" in i.text
                for i in s.insights)
+
+
+def test_apdex_counts_only_requests_with_a_response_time(frame, thresholds):
+    """A log line with "-" for its duration is a request without a response time: it
+    counts in volume and errors, never in Apdex (neither satisfied nor frustrated), per
+    service and endpoint as overall (T = 500 ms)."""
+    rows = frame("api_logs", API_HEAD + """2026-11-10T09:05:00,/a,200,100,web
+2026-11-10T09:10:00,/a,200,900,web
+2026-11-10T09:20:00,/a,200,1,web
+2026-11-10T09:40:00,/a,200,1,web
+""")
+    rows.loc[2:3, "response_time_ms"] = np.nan
+    s = api.compute({"api_logs": rollups.reduce(rows, "api_logs", UTC)}, W46, thresholds)
+    assert s.kpi("api.requests").value == 4
+    assert s.kpi("api.apdex").value == pytest.approx(0.75)          # (1 + 1 / 2) / 2
+    web = s.table("services").frame.set_index("service_name").loc["web"]
+    assert web["requests"] == 4 and web["apdex"] == pytest.approx(0.75)   # was 1.5 / 4
+    assert s.breakdowns["by_endpoint"]["/a"]["apdex"] == pytest.approx(0.75)

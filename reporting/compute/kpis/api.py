@@ -242,7 +242,7 @@ def breakdown(r: Rollup, by: str, t: Thresholds) -> pd.DataFrame:
     out = table_sums(req, by, {"requests": n, "server": n * (status >= 500),
                                "client": n * ((status >= 400) & (status < 500)),
                                "ms": "response_time_ms_sum"})
-    apdex = table_sums(hist, by, {"n": "n", "sat": sat, "tol": tol})
+    apdex = table_sums(hist, by, {"sat": sat, "tol": tol})
     per = np.maximum(out["requests"], 1)
     has_time = hist["response_time_ms"].notna().to_numpy()
     timed = table_sums(hist.loc[has_time], by, {"n": "n"})["n"].reindex(out.index)
@@ -250,7 +250,8 @@ def breakdown(r: Rollup, by: str, t: Thresholds) -> pd.DataFrame:
         "requests": out["requests"], "server_error_rate": out["server"] / per,
         "client_error_rate": out["client"] / per,
         "mean_ms": out["ms"] / timed.where(timed > 0),
-        "apdex": (apdex["sat"] + apdex["tol"] / 2) / np.maximum(apdex["n"], 1),
+        # of the requests with a response time, as the overall Apdex (`measure`)
+        "apdex": (apdex["sat"] + apdex["tol"] / 2).reindex(out.index) / timed.where(timed > 0),
     }, index=out.index)
     out = out.join(table_quantiles(hist, by, "response_time_ms", (0.5, 0.95, 0.99)).rename(
         columns=lambda c: f"{c}_ms"))
