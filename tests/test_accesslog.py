@@ -53,6 +53,22 @@ def test_nginx_and_apache_lines(tmp_path):
     assert (q.rows, q.valid, q.read, q.skipped) == (2, 2, 1, 0)
 
 
+def test_a_dash_for_the_duration_is_a_request_without_one(tmp_path):
+    """nginx writes "-" for $upstream_response_time when no upstream served a request (a
+    static file, a `return`). Such a line is a request without a response time, and the
+    log is still one with response times: before, one "-" among the first lines made the
+    detection choose the combined format without them, and every response time was
+    dropped."""
+    text = NGINX + NGINX.replace(" 0.120\n", " -\n") + NGINX.replace("0.120", "0.300")
+    loaded = _load(tmp_path, text)
+    api = loaded.frames["api_logs"]
+    assert api["response_time_ms"].tolist()[::2] == [120.0, 300.0]
+    assert pd.isna(api["response_time_ms"].iloc[1]) and len(api) == 3
+    assert loaded.quality["api_logs"].file.endswith(
+        "(combined format with a response time ($request_time or %D))")
+    assert loaded.quality["api_logs"].valid == 3
+
+
 def test_lines_that_do_not_match_are_rejected_with_file_and_line(tmp_path):
     text = NGINX + "garbage here\n" + NGINX.replace('"GET /v2/pay/12345?card=x HTTP/1.1"',
                                                     '"\\x16\\x03\\x01"') + APACHE

@@ -42,9 +42,10 @@ _REF = r' "[^"]*" "[^"]*"'
 LAYOUTS = {
     "ingress-nginx upstream format": _HEAD + _REF + (
         r' \d+ (?P<request_time>\d+(?:\.\d+)?) \[[^\]]*\] \[[^\]]*\] .*$'),
-    # nginx's $request_time is seconds with a point ("0.120"), Apache's %D microseconds
+    # nginx's $request_time is seconds with a point ("0.120"), Apache's %D microseconds;
+    # "-" is a request without one ($upstream_response_time when no upstream served it)
     "combined format with a response time ($request_time or %D)": _HEAD + _REF
-    + r' (?P<duration_auto>\d+(?:\.\d+)?)(?: .*)?$',
+    + r' (?P<duration_auto>\d+(?:\.\d+)?|-)(?: .*)?$',
     "combined format (no response time)": _HEAD + _REF + r'(?: .*)?$',
     "common format (no response time)": _HEAD + r'$',
 }

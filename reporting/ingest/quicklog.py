@@ -24,7 +24,7 @@ HEADER = b'0"1"2"3"4"5"6\n'              # seven pieces named 0..6
 S = r"[^ \t\n\f\r]+"                      # RE2's \S+ (its \s is [\t\n\f\r ])
 HEAD = rf"^{S} {S} {S} \[[^\]]{{26}}\] $"
 STATUS = rf"^ [0-9]{{3}} {S} $"
-TAIL = r"^ ([0-9]+(?:\.[0-9]+)?)(?: .*)?$"
+TAIL = r"^ ([0-9]+(?:\.[0-9]+)?|-)(?: .*)?$"
 
 
 def pieces(data: bytes, n: int) -> pl.DataFrame | None:
