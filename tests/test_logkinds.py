@@ -29,6 +29,7 @@ import pytest
 from reporting.build import build
 from reporting.core.config import Config
 from reporting.core.errors import ConfigError
+from reporting.ingest.accesslog import as_configured
 
 from .rows import load_all
 
@@ -129,6 +130,51 @@ def test_apache_logformat_durations(tmp_path, fmt, value, ms):
     api = _load(tmp_path, log_format=fmt).frames["api_logs"]
     assert api["response_time_ms"].tolist() == [ms]
     assert api["status_code"].tolist() == [200]
+
+
+def test_log_format_pasted_from_nginx_conf_across_lines(tmp_path):
+    """The example of nginx's log_format documentation, pasted from nginx.conf into
+    report.toml as it stands there: the directive, its strings over three lines (nginx
+    joins them) and the closing `;`."""
+    (tmp_path / "report.toml").write_text(f"""
+[sources.api_logs]
+path = "{tmp_path / 'logs' / '*'}"
+format = "access_log"
+log_format = '''
+log_format compression '$remote_addr - $remote_user [$time_local] '
+                       '"$request" $status $bytes_sent '
+                       '"$http_referer" "$http_user_agent" "$gzip_ratio"';
+'''
+""")
+    _write(tmp_path, "access.log", f'{COMBINED[2]} "3.14"\n')
+    loaded = load_all(tmp_path, UTC, sources=Config.load(tmp_path / "report.toml").sources)
+    api = loaded.frames["api_logs"]
+    assert api["endpoint"].tolist() == ["/v2/search"] and api["status_code"].tolist() == [503]
+    assert api["method"].tolist() == ["POST"] and api["response_time_ms"].isna().all()
+
+
+@pytest.mark.parametrize("fmt", [
+    # httpd.conf's line as Apache's documentation writes it, with %D added
+    'LogFormat "%h %l %u %t \\"%r\\" %>s %b \\"%{Referer}i\\" \\"%{User-agent}i\\" %D" combined',
+    '"%h %l %u %t \\"%r\\" %>s %b \\"%{Referer}i\\" \\"%{User-agent}i\\" %D"',  # its string
+    '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-agent}i" %D',                     # unquoted
+])
+def test_log_format_pasted_from_httpd_conf(tmp_path, fmt):
+    _write(tmp_path, "access.log", f"{COMBINED[0]} 250000\n")
+    api = _load(tmp_path, log_format=fmt).frames["api_logs"]
+    assert api["response_time_ms"].tolist() == [250.0] and api["status_code"].tolist() == [200]
+
+
+@pytest.mark.parametrize("given, read", [
+    ("'$status [$time_local] \"$request\"'", '$status [$time_local] "$request"'),
+    ("log_format main escape=default '$status '\n  '\"$request\" [$time_local]';",
+     '$status "$request" [$time_local]'),
+    ('"$request" $status [$time_local]', '"$request" $status [$time_local]'),  # a quote first
+    ('"%r" %>s %t', '"%r" %>s %t'),          # an Apache format that starts with a quote
+    ('"%>s\\t%t \\"%r\\""', '%>s\t%t "%r"'),   # Apache's \t is a tab
+])
+def test_the_format_string_a_server_reads(given, read):
+    assert as_configured(given) == read
 
 
 def test_ingress_nginx_default_upstream_format(tmp_path):

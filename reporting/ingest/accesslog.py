@@ -89,13 +89,38 @@ def apache_to_nginx(log_format: str) -> str:
         if letter in APACHE_NAMES and not arg:
             return "$" + APACHE_NAMES[letter]
         return f"$skipped_{next(count)}"
-    return APACHE.sub(one, log_format.strip().strip("'\""))
+    return APACHE.sub(one, log_format)           # its quotes: `as_configured`
+
+
+# nginx.conf: `log_format NAME 'a' 'b';` (strings joined); httpd.conf: `LogFormat "..." NAME`
+NGINX_DIRECTIVE = re.compile(r"^log_format\s+\S+\s+(?:escape=\S+\s+)?(.*?);?$", re.S)
+NGINX_STRINGS = re.compile(r"^(?:'[^']*'\s*)+$")
+APACHE_DIRECTIVE = re.compile(r'^(?:LogFormat\s+)?"((?:[^"\\]|\\.)*)"(?:\s+[A-Za-z_][\w-]*)?$',
+                              re.S)
+
+
+def as_configured(log_format: str) -> str:
+    """The format string a server reads from its configuration, however it was copied:
+    nginx's directive or its quoted strings (joined, as nginx joins them, across lines),
+    Apache's `LogFormat` line or its quoted string (`\\"` read as `"`); else the text as
+    given (outer single quotes dropped)."""
+    text = log_format.strip()
+    nginx = NGINX_DIRECTIVE.match(text)
+    text = nginx.group(1).strip() if nginx else text
+    if NGINX_STRINGS.match(text):
+        return "".join(re.findall(r"'([^']*)'", text))
+    apache = APACHE_DIRECTIVE.match(text)
+    if apache and (text.startswith("LogFormat") or '\\"' in text
+                   or ("%" in text and "$" not in text)):
+        return re.sub(r"\\(.)", lambda m: {"t": "\t", "n": "\n"}.get(m[1], m[1]),
+                      apache.group(1))
+    return text.strip("'")
 
 
 def compile_format(log_format: str) -> str:
     """A `log_format` (nginx's syntax, or Apache's `LogFormat`) as an RE2 expression with
     one group per variable; one sentence when it lacks what the report needs."""
-    text = log_format.strip().strip("'")
+    text = as_configured(log_format)
     if "$" not in text and "%" in text:
         text = apache_to_nginx(text)
     parts, pos, seen = [], 0, set()
