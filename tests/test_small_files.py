@@ -274,3 +274,14 @@ def test_a_folder_is_listed_as_before_without_a_stat_per_file(tmp_path: Path) ->
     assert files.discover(str(data)) == [data / n for n in ("a.CSV", "b.csv", "inner.csv",
                                                             "sub/c.csv.gz", "sub/d.parquet")]
     assert data / "notes.txt" in files.discover(str(data), any_suffix=True)
+
+
+def test_a_folder_is_listed_in_path_order_not_text_order(tmp_path: Path) -> None:
+    """Sorted part by part, as Paths sort: `a/z.csv` before `a-b/y.csv` although the
+    text "a-" sorts before "a/" ('-' is before '/')."""
+    for name in ("a/z.csv", "a-b/y.csv", "a.csv"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("x\n")
+    found = files.discover(str(tmp_path))
+    assert found == [tmp_path / n for n in ("a/z.csv", "a-b/y.csv", "a.csv")]
+    assert found == sorted(found)

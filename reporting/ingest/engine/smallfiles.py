@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -127,7 +126,8 @@ def _plain(member: CsvTask) -> tuple[bytes, bytes] | None:
     if not member.path.endswith(".csv"):
         return None
     try:
-        data = Path(member.path).read_bytes()
+        with open(member.path, "rb") as fh:        # no Path: 10,000 cost 0.1 s
+            data = fh.read()
     except READ_ERRORS as exc:
         raise unreadable(member.path, exc) from None
     data = data.removeprefix(b"\xef\xbb\xbf")                          # a UTF-8 BOM
