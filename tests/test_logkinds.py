@@ -30,6 +30,7 @@ from reporting.build import build
 from reporting.core.config import Config
 from reporting.core.errors import ConfigError
 from reporting.ingest.accesslog import as_configured
+from reporting.ingest.jsonlog import times
 
 from .rows import load_all
 
@@ -205,6 +206,18 @@ CADDY = {"level": "info", "ts": 1794306600.5241024, "logger": "http.log.access.l
                      "headers": {"User-Agent": ["curl/8.5.0"]}},
          "bytes_read": 0, "user_id": "", "duration": 0.000929675, "size": 10900,
          "status": 200, "resp_headers": {"Server": ["Caddy"]}}
+
+
+def test_epoch_times_in_any_unit_are_told_apart_by_size():
+    """The same instant, 10 Nov 2026 12:00:00.25 UTC, as loggers write epochs: seconds
+    (Caddy's float), milliseconds, microseconds and nanoseconds (zap's and Vector's
+    integer encoders); before, a nanosecond epoch read as milliseconds, far past any
+    year a timestamp holds, and its row was rejected."""
+    at = pd.Timestamp("2026-11-10 12:00:00.25", tz="UTC")
+    raw = pd.Series([1794312000.25, 1794312000250, 1794312000250000,
+                     1794312000250000000, "2026-11-10T12:00:00.25Z"], dtype=object)
+    got = times(raw)
+    assert ((got - at).abs() < pd.Timedelta(microseconds=1)).all()
 
 
 def test_caddy_json_log(tmp_path):

@@ -3,8 +3,8 @@
 
 `fields` says which key holds what (`fields = { time = "ts", status = "status",
 path = "request.uri" }`; dots reach into objects, as Caddy nests `request`). A time is an
-ISO 8601 text, nginx's `$time_local`, or epoch seconds (milliseconds when above 1e11, as
-some loggers write); `duration_unit` says the duration's unit (Caddy: s, Traefik's
+ISO 8601 text, nginx's `$time_local`, or an epoch number in seconds, milliseconds,
+microseconds or nanoseconds (told apart by size, as loggers write all four); `duration_unit` says the duration's unit (Caddy: s, Traefik's
 `Duration`: ns). A line that is not a JSON object is a rejected row with its text.
 """
 from __future__ import annotations
@@ -108,10 +108,11 @@ def _fields(values: dict[str, list], unit: str) -> pd.DataFrame:
 
 
 def times(raw: pd.Series) -> pd.Series:
-    """UTC times from ISO 8601 texts, `$time_local` texts or epoch numbers (seconds, or
-    milliseconds when above 1e11)."""
+    """UTC times from ISO 8601 texts, `$time_local` texts or epoch numbers: seconds below
+    1e11 (until the year 5138), else milliseconds below 1e14, microseconds below 1e17,
+    nanoseconds above (zap's and Vector's epoch encoders)."""
     num = pd.to_numeric(raw, errors="coerce")
-    seconds = num.where(num < 1e11, num / 1000)
+    seconds = num / np.select([num < 1e11, num < 1e14, num < 1e17], [1, 1e3, 1e6], 1e9)
     out = pd.to_datetime(seconds, unit="s", utc=True, errors="coerce")
     text = raw.where(num.isna()).dropna().astype("str")
     if len(text):
