@@ -79,6 +79,29 @@ def test_a_glob_matching_nothing_is_no_data_naming_the_pattern(tmp_path):
     assert q.message == f"no data: no file matches {tmp_path / 'exports/*.csv'}"
 
 
+@pytest.mark.parametrize("sep, named", [
+    (";", "semicolons (as Excel writes CSV where a comma is the decimal mark)"),
+    ("\t", "tabs"), ("|", "vertical bars")])
+def test_a_file_cut_by_another_separator_is_named_in_the_sentence(tmp_path, sep, named):
+    """An Excel export where a comma is the decimal mark (de, fr, pl) separates its
+    columns by semicolons: its header reads as one name, and the missing-column sentence
+    says which separator cuts it. Only comma-separated files are read."""
+    head = sep.join(["Timestamp", '"endpoint"', "status_code", "latency_ms", "service"])
+    (tmp_path / "api_logs.csv").write_text(
+        head + "\n" + sep.join(["2026-11-10 10:00:00", "/a", "200", "120,5", "web"]) + "\n")
+    loaded = load_all(tmp_path, UTC)
+    message = loaded.quality["api_logs"].message
+    assert message.startswith(f"{tmp_path / 'api_logs.csv'} has no column 'timestamp'")
+    assert message.endswith(f", separated by {named}, not commas: export it as "
+                            "comma-separated CSV (UTF-8).")
+
+
+def test_no_separator_named_when_cutting_the_header_gives_no_source_columns(tmp_path):
+    (tmp_path / "api_logs.csv").write_text("when;where\n2026-11-10;x\n")
+    message = load_all(tmp_path, UTC).quality["api_logs"].message
+    assert message.endswith("columns found: 'when?where'.")
+
+
 def test_missing_column_in_one_of_many_files_is_the_file_message(tmp_path):
     (tmp_path / "api").mkdir()
     (tmp_path / "api" / "2026-11-09.csv").write_text(API_HEAD + api_rows("2026-11-09", 1))

@@ -92,10 +92,29 @@ def missing_column_error(where: str, spec: Spec, rename: dict[str, str],
     if not missing:
         return None
 
+    found = list(found)
     return SourceError(
         f"{where} has no column {', '.join(repr(c) for c in missing)} "
         f"(required: {', '.join(spec.required)}); columns found: "
-        f"{describe_columns(list(found))}.")
+        f"{describe_columns(found)}{other_separator(found, spec)}.")
+
+
+SEPARATORS = {";": "semicolons (as Excel writes CSV where a comma is the decimal mark)",
+              "\t": "tabs", "|": "vertical bars"}
+
+
+def other_separator(found: list[str], spec: Spec) -> str:
+    """The end of the missing-column sentence naming the separator a header read as one
+    name is cut by, when cutting it there gives two of the source's columns or more
+    (only comma-separated files are read)."""
+    if len(found) != 1:
+        return ""
+    for sep, what in SEPARATORS.items():
+        names = {n.strip().strip('"').lower() for n in found[0].split(sep)}
+        if len({ALIASES.get(n, n) for n in names} & set(spec.columns)) >= 2:
+            return (f", separated by {what}, not commas: export it as comma-separated "
+                    "CSV (UTF-8)")
+    return ""
 
 
 def csv_header(path: Path, bound: Inflation | None = None) -> list[str]:

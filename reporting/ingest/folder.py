@@ -20,7 +20,7 @@ from ..core.errors import SourceError
 from ..core.periods import Window
 from ..core.quality import Quality
 from . import configured
-from .columns import column_map, describe_columns, file_header, mapping_note
+from .columns import column_map, file_header, mapping_note, missing_column_error
 from .csvrepair import Unkept, empty_file, malformed_rows, prepared_csv, unkept_note
 from .files import check_input, file_sha256
 from .read import read_frame
@@ -117,12 +117,8 @@ def load_source(path: Path, spec: Spec, tz: ZoneInfo, mapping: dict[str, str] | 
     if not found and path.stat().st_size == 0:   # an export that wrote nothing
         raise empty_file(path, spec.required)
     rename = column_map(found, spec, mapping or {})
-    missing = [c for c in spec.required if c not in rename.values()]
-    if missing:
-        raise SourceError(
-            f"{path} has no column {', '.join(repr(c) for c in missing)} "
-            f"(required: {', '.join(spec.required)}); columns found: "
-            f"{describe_columns(found)}." + mapping_note(mapping or {}, spec, found))
+    if (error := missing_column_error(str(path), spec, rename, found)) is not None:
+        raise SourceError(str(error) + mapping_note(mapping or {}, spec, found))
     raw = read_frame(path, list(rename), spec, rename)
     malformed = raw.attrs.pop("malformed", [])      # lines with the wrong number of fields
     rest = raw.attrs.pop("malformed_rest", None) or Unkept()   # ... past the kept ones
