@@ -69,6 +69,17 @@ def test_a_dash_for_the_duration_is_a_request_without_one(tmp_path):
     assert loaded.quality["api_logs"].valid == 3
 
 
+def test_a_last_field_that_is_only_dash_in_the_sample_is_no_response_time(tmp_path):
+    """combined + an unquoted $upstream_cache_status: "-" on the first lines, HIT and MISS
+    later. A response time the sample never shows as a number is none: the layout without
+    one reads every line (a second read found the later ones rejected)."""
+    plain = NGINX.replace(" 0.120\n", "")
+    text = (plain + " -\n") * 1000 + plain + " MISS\n" + plain + " HIT\n"  # 1,000 sampled
+    loaded = _load(tmp_path, text)
+    assert loaded.quality["api_logs"].file.endswith("(combined format (no response time))")
+    assert loaded.quality["api_logs"].valid == 1002 and "api_logs" not in loaded.rejected
+
+
 def test_lines_that_do_not_match_are_rejected_with_file_and_line(tmp_path):
     text = NGINX + "garbage here\n" + NGINX.replace('"GET /v2/pay/12345?card=x HTTP/1.1"',
                                                     '"\\x16\\x03\\x01"') + APACHE

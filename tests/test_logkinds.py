@@ -173,6 +173,10 @@ def test_log_format_pasted_from_httpd_conf(tmp_path, fmt):
     ('"$request" $status [$time_local]', '"$request" $status [$time_local]'),  # a quote first
     ('"%r" %>s %t', '"%r" %>s %t'),          # an Apache format that starts with a quote
     ('"%>s\\t%t \\"%r\\""', '%>s\t%t "%r"'),   # Apache's \t is a tab
+    # nginx's strings double-quoted too, a bare one, and a comment after the `;`
+    ('log_format main "$status \\"$request\\" "\n    [$time_local] \'$host\'; # ours',
+     '$status "$request" [$time_local]$host'),
+    ('logformat "%h %t \\"%r\\" %>s" combined', '%h %t "%r" %>s'),   # any letter case
 ])
 def test_the_format_string_a_server_reads(given, read):
     assert as_configured(given) == read

@@ -102,6 +102,14 @@ def test_no_separator_named_when_cutting_the_header_gives_no_source_columns(tmp_
     assert message.endswith("columns found: 'when?where'.")
 
 
+def test_no_separator_named_for_a_parquet_file(tmp_path):
+    """A Parquet column named with semicolons is no CSV to export again."""
+    pd.DataFrame({"timestamp;endpoint;status_code": [1]}).to_parquet(
+        tmp_path / "api_logs.parquet")
+    message = load_all(tmp_path, UTC).quality["api_logs"].message
+    assert message.endswith("columns found: 'timestamp?endpoint?status_code'.")
+
+
 def test_missing_column_in_one_of_many_files_is_the_file_message(tmp_path):
     (tmp_path / "api").mkdir()
     (tmp_path / "api" / "2026-11-09.csv").write_text(API_HEAD + api_rows("2026-11-09", 1))

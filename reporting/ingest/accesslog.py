@@ -49,6 +49,8 @@ LAYOUTS = {
     "combined format (no response time)": _HEAD + _REF + r'(?: .*)?$',
     "common format (no response time)": _HEAD + r'$',
 }
+# the layout with a response time when that is a number (`detect`: some line must have one)
+TIMED = _HEAD + _REF + r' (?P<duration_auto>\d+(?:\.\d+)?)(?: .*)?$'
 # milliseconds per unit of each duration field
 DURATIONS = {"duration_auto": 1.0, "request_time": 1000.0, "upstream_response_time": 1000.0,
              "duration_s": 1000.0, "duration_ms": 1.0, "duration_us": 0.001}
@@ -92,29 +94,48 @@ def apache_to_nginx(log_format: str) -> str:
     return APACHE.sub(one, log_format)           # its quotes: `as_configured`
 
 
-# nginx.conf: `log_format NAME 'a' 'b';` (strings joined); httpd.conf: `LogFormat "..." NAME`
-NGINX_DIRECTIVE = re.compile(r"^log_format\s+\S+\s+(?:escape=\S+\s+)?(.*?);?$", re.S)
+# nginx.conf: `log_format NAME 'a' "b";` (strings joined); httpd.conf: `LogFormat "..." NAME`
+NGINX_DIRECTIVE = re.compile(r"^log_format\s+\S+\s+(?:escape=\S+\s+)?(.*)$", re.S)
 NGINX_STRINGS = re.compile(r"^(?:'[^']*'\s*)+$")
-APACHE_DIRECTIVE = re.compile(r'^(?:LogFormat\s+)?"((?:[^"\\]|\\.)*)"(?:\s+[A-Za-z_][\w-]*)?$',
-                              re.S)
+NGINX_PART = re.compile(r"""\s*(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)"|([^\s;'"#]+))""", re.S)
+APACHE_DIRECTIVE = re.compile(
+    r'^(?:LogFormat\s+)?"((?:[^"\\]|\\.)*)"(?:\s+[A-Za-z_][\w-]*)?$', re.S | re.I)
+ESCAPES = {"t": "\t", "n": "\n", "r": "\r"}
 
 
 def as_configured(log_format: str) -> str:
     """The format string a server reads from its configuration, however it was copied:
-    nginx's directive or its quoted strings (joined, as nginx joins them, across lines),
-    Apache's `LogFormat` line or its quoted string (`\\"` read as `"`); else the text as
-    given (outer single quotes dropped)."""
+    nginx's directive (its strings, single- or double-quoted or bare, joined as nginx
+    joins them, across lines, up to its `;`) or only its single-quoted strings, Apache's
+    `LogFormat` line or its quoted string (`\\"` read as `"`); else the text as given
+    (outer single quotes dropped)."""
     text = log_format.strip()
     nginx = NGINX_DIRECTIVE.match(text)
-    text = nginx.group(1).strip() if nginx else text
+    if nginx:
+        return _nginx_strings(nginx.group(1))
     if NGINX_STRINGS.match(text):
         return "".join(re.findall(r"'([^']*)'", text))
     apache = APACHE_DIRECTIVE.match(text)
-    if apache and (text.startswith("LogFormat") or '\\"' in text
+    if apache and (text[:9].lower() == "logformat" or '\\"' in text
                    or ("%" in text and "$" not in text)):
-        return re.sub(r"\\(.)", lambda m: {"t": "\t", "n": "\n"}.get(m[1], m[1]),
-                      apache.group(1))
+        return _unescaped(apache.group(1))
     return text.strip("'")
+
+
+def _nginx_strings(rest: str) -> str:
+    """A directive's strings joined, up to its `;` (a comment after it dropped)."""
+    out, at = [], 0
+    while m := NGINX_PART.match(rest, at):
+        quoted = m.group(1) if m.group(1) is not None else m.group(2)
+        out.append(_unescaped(quoted) if quoted is not None else m.group(3))
+        at = m.end()
+    return "".join(out)
+
+
+def _unescaped(text: str) -> str:
+    """A quoted configuration string's value: `\\x` is x (`\\t`, `\\n`, `\\r`: the
+    control character)."""
+    return re.sub(r"\\(.)", lambda m: ESCAPES.get(m[1], m[1]), text, flags=re.S)
 
 
 def compile_format(log_format: str) -> str:
@@ -153,11 +174,16 @@ def _escape(text: str) -> str:
 
 def detect(lines: list[str]) -> tuple[str | None, int]:
     """The layout that reads the most of `lines` (the first in `LAYOUTS` on a tie), and
-    how many it reads; (None, 0) when none reads any."""
+    how many it reads; (None, 0) when none reads any. A layout with a response time
+    counts only when some line has one: a last field that is `-` on every sampled line
+    ($upstream_cache_status, an unquoted address) is no response time."""
     arr = pa.array(lines, pa.large_string())
     best, hits = None, 0
     for name, pattern in LAYOUTS.items():
         n = pc.sum(pc.match_substring_regex(arr, pattern)).as_py() or 0
+        if n and name == quicklog.LAYOUT and not pc.any(
+                pc.match_substring_regex(arr, TIMED)).as_py():
+            n = 0
         if n > hits:
             best, hits = name, n
     return best, hits

@@ -96,19 +96,19 @@ def missing_column_error(where: str, spec: Spec, rename: dict[str, str],
     return SourceError(
         f"{where} has no column {', '.join(repr(c) for c in missing)} "
         f"(required: {', '.join(spec.required)}); columns found: "
-        f"{describe_columns(found)}{other_separator(found, spec)}.")
+        f"{describe_columns(found)}{other_separator(found, spec, where)}.")
 
 
 SEPARATORS = {";": "semicolons (as Excel writes CSV where a comma is the decimal mark)",
               "\t": "tabs", "|": "vertical bars"}
 
 
-def other_separator(found: list[str], spec: Spec) -> str:
+def other_separator(found: list[str], spec: Spec, where: str) -> str:
     """The end of the missing-column sentence naming the separator a header read as one
-    name is cut by, when cutting it there gives two of the source's columns or more
-    (only comma-separated files are read)."""
-    if len(found) != 1:
-        return ""
+    name is cut by, when `where` is a CSV file and cutting it there gives two of the
+    source's columns or more (only comma-separated files are read)."""
+    if len(found) != 1 or not where.lower().endswith((".csv", ".csv.gz")):
+        return ""                   # a Parquet file or a query is no CSV to export again
     for sep, what in SEPARATORS.items():
         names = {n.strip().strip('"').lower() for n in found[0].split(sep)}
         if len({ALIASES.get(n, n) for n in names} & set(spec.columns)) >= 2:

@@ -24,8 +24,8 @@ MEANING = {
                              "allows over the period."),
     "api.max_burn_rate": N_("The worst hour's 5xx rate divided by the rate the target allows; "
                          "1x spends the budget exactly over the period."),
-    "api.apdex": N_("Satisfied calls (≤ T) plus half the tolerating ones (≤ 4T), over all calls; "
-                 "server errors count as frustrated."),
+    "api.apdex": N_("Satisfied calls (≤ T) plus half the tolerating ones (≤ 4T), over the "
+                 "calls with a response time; server errors count as frustrated."),
     "api.budget_remaining_rolling": N_("Share of the error budget left over the rolling window "
                                     "that ends with the period: 1 − server errors / errors "
                                     "the availability target allows; below 0 it is overspent."),
