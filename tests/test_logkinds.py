@@ -159,6 +159,7 @@ log_format compression '$remote_addr - $remote_user [$time_local] '
     'LogFormat "%h %l %u %t \\"%r\\" %>s %b \\"%{Referer}i\\" \\"%{User-agent}i\\" %D" combined',
     '"%h %l %u %t \\"%r\\" %>s %b \\"%{Referer}i\\" \\"%{User-agent}i\\" %D"',  # its string
     '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-agent}i" %D',                     # unquoted
+    '"%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-agent}i" %D"',  # quoted, inner unescaped
 ])
 def test_log_format_pasted_from_httpd_conf(tmp_path, fmt):
     _write(tmp_path, "access.log", f"{COMBINED[0]} 250000\n")

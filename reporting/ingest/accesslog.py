@@ -450,7 +450,7 @@ def read_logs(src: SourceConfig, spec: Spec, window: Window, tz: ZoneInfo,
     files, skipped = log_files(src, window)
     path, sample = first_lines(files, bound=bound)
     if src.log_format:
-        pattern, layout = compile_format(src.log_format), "the configured log_format"
+        pattern, layout = configured_pattern(src.log_format, sample), "the configured log_format"
     else:
         layout, _ = detect(sample) if sample else ("combined format (no response time)", 0)
         if layout is None:
@@ -458,11 +458,28 @@ def read_logs(src: SourceConfig, spec: Spec, window: Window, tz: ZoneInfo,
                                        + "; ".join(LAYOUTS)) + " Set log_format to the "
                               "server's format.")
         pattern = LAYOUTS[layout]
-    if sample and not pc.any(pc.match_substring_regex(
-            pa.array(sample, pa.large_string()), pattern)).as_py():
+    if sample and not _reads(sample, pattern):
         raise SourceError(no_match(path, sample, f"log_format {src.log_format!r}"))
     return read_log_files(src, window, files, skipped, lambda _: parser(pattern),
                           f"{src.path} ({layout})", bound, raw=True)
+
+
+def configured_pattern(log_format: str, sample: list[str]) -> str:
+    """The configured format's pattern; when it reads none of the sample lines and the
+    format is wrapped in double quotes (Apache's string with its inner quotes left
+    unescaped), the pattern without them if that reads some."""
+    pattern = compile_format(log_format)
+    text = as_configured(log_format)
+    if not sample or len(text) < 2 or text[0] != '"' or text[-1] != '"' or _reads(
+            sample, pattern):
+        return pattern
+    inner = compile_format(text[1:-1])
+    return inner if _reads(sample, inner) else pattern
+
+
+def _reads(sample: list[str], pattern: str) -> bool:
+    return bool(pc.any(pc.match_substring_regex(pa.array(sample, pa.large_string()),
+                                                pattern)).as_py())
 
 
 def no_match(path: Path | None, sample: list[str], what: str) -> str:
