@@ -96,6 +96,19 @@ def test_a_file_cut_by_another_separator_is_named_in_the_sentence(tmp_path, sep,
                             "comma-separated CSV (UTF-8).")
 
 
+def test_a_separator_is_named_for_columns_the_config_maps(tmp_path):
+    """A German Excel export whose columns the config maps ([columns.api_logs]): cut at
+    its semicolons, the header gives the mapped columns, so the sentence names them."""
+    (tmp_path / "api_logs.csv").write_text("Zeit;Pfad;Status;Dauer;Dienst\n"
+                                           "10.11.2026 10:00;/a;200;120,5;web\n")
+    mapping = {"zeit": "timestamp", "pfad": "endpoint", "status": "status_code",
+               "dauer": "response_time_ms", "dienst": "service_name"}
+    message = load_all(tmp_path, UTC, mappings={"api_logs": mapping}
+                       ).quality["api_logs"].message
+    assert ", separated by semicolons (as Excel writes CSV where a comma is the decimal " \
+           "mark), not commas: export it as comma-separated CSV (UTF-8)." in message
+
+
 def test_no_separator_named_when_cutting_the_header_gives_no_source_columns(tmp_path):
     (tmp_path / "api_logs.csv").write_text("when;where\n2026-11-10;x\n")
     message = load_all(tmp_path, UTC).quality["api_logs"].message

@@ -86,8 +86,10 @@ def describe_columns(found: list[str]) -> str:
 
 
 def missing_column_error(where: str, spec: Spec, rename: dict[str, str],
-                         found: Iterable[str]) -> SourceError | None:
-    """The one missing-column sentence, for a file or a query alike."""
+                         found: Iterable[str], mapping: dict[str, str] | None = None
+                         ) -> SourceError | None:
+    """The one missing-column sentence, for a file or a query alike (`mapping`: the
+    config's names for a CSV file's columns, for `other_separator`)."""
     missing = [c for c in spec.required if c not in rename.values()]
     if not missing:
         return None
@@ -96,22 +98,24 @@ def missing_column_error(where: str, spec: Spec, rename: dict[str, str],
     return SourceError(
         f"{where} has no column {', '.join(repr(c) for c in missing)} "
         f"(required: {', '.join(spec.required)}); columns found: "
-        f"{describe_columns(found)}{other_separator(found, spec, where)}.")
+        f"{describe_columns(found)}{other_separator(found, spec, where, mapping or {})}.")
 
 
 SEPARATORS = {";": "semicolons (as Excel writes CSV where a comma is the decimal mark)",
               "\t": "tabs", "|": "vertical bars"}
 
 
-def other_separator(found: list[str], spec: Spec, where: str) -> str:
+def other_separator(found: list[str], spec: Spec, where: str, mapping: dict[str, str]
+                    ) -> str:
     """The end of the missing-column sentence naming the separator a header read as one
     name is cut by, when `where` is a CSV file and cutting it there gives two of the
-    source's columns or more (only comma-separated files are read)."""
+    source's columns or more, by their names, aliases or the config's `mapping` (only
+    comma-separated files are read)."""
     if len(found) != 1 or not where.lower().endswith((".csv", ".csv.gz")):
         return ""                   # a Parquet file or a query is no CSV to export again
     for sep, what in SEPARATORS.items():
         names = {n.strip().strip('"').lower() for n in found[0].split(sep)}
-        if len({ALIASES.get(n, n) for n in names} & set(spec.columns)) >= 2:
+        if len({mapping.get(n, ALIASES.get(n, n)) for n in names} & set(spec.columns)) >= 2:
             return (f", separated by {what}, not commas: export it as comma-separated "
                     "CSV (UTF-8)")
     return ""

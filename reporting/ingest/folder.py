@@ -117,7 +117,7 @@ def load_source(path: Path, spec: Spec, tz: ZoneInfo, mapping: dict[str, str] | 
     if not found and path.stat().st_size == 0:   # an export that wrote nothing
         raise empty_file(path, spec.required)
     rename = column_map(found, spec, mapping or {})
-    if (error := missing_column_error(str(path), spec, rename, found)) is not None:
+    if (error := missing_column_error(str(path), spec, rename, found, mapping)) is not None:
         raise SourceError(str(error) + mapping_note(mapping or {}, spec, found))
     raw = read_frame(path, list(rename), spec, rename)
     malformed = raw.attrs.pop("malformed", [])      # lines with the wrong number of fields

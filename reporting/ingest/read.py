@@ -192,7 +192,7 @@ def read_csv_rows(path: Path, spec: Spec, mapping: dict[str, str], origins: Orig
     lines with the wrong number of fields go to `refused` with their line number."""
     found = csv_header(path, bound)
     rename = column_map(found, spec, mapping)
-    error = missing_column_error(str(path), spec, rename, found)
+    error = missing_column_error(str(path), spec, rename, found, mapping)
     if error is not None and not (not found and path.stat().st_size == 0):
         raise error
     if not rename:          # an empty file: valid and empty

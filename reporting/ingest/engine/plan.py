@@ -106,7 +106,7 @@ def csv_task(job: Job, path: str | Path, mapping: dict[str, str], chunk_rows: in
             raise empty_file(path, job.spec.required)
         return None          # one empty file among a configured source's: no rows
     if missing:
-        error = missing_column_error(str(path), job.spec, rename, found)
+        error = missing_column_error(str(path), job.spec, rename, found, mapping)
         note = mapping_note(mapping, job.spec, found) if job.folder else ""
         raise SourceError(str(error) + note)
     return CsvTask(job, str(path), tuple(rename.items()), tuple(found), chunk_rows)
