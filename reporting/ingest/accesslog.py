@@ -37,6 +37,14 @@ __all__ = ["LAYOUTS", "compile_format", "detect", "fold_endpoint", "read_logs", 
 _HEAD = (r'^\S+ \S+ \S+ \[(?P<time_local>[^\]]+)\] '
          r'"(?P<request>[^"]*)" (?P<status>\d{3}) \S+')
 _REF = r' "[^"]*" "[^"]*"'
+_NUMBER = r'\d+(?:\.\d+)?'
+
+
+def _timed(duration: str) -> str:
+    """The combined format with a last field `duration` (then anything after a space)."""
+    return _HEAD + _REF + r' (?P<duration_auto>' + duration + r')(?: .*)?$'
+
+
 # The layouts tried when no log_format is given, the most specific first: a line matched
 # by several is read by the first (combined also matches combined + a time).
 LAYOUTS = {
@@ -44,13 +52,12 @@ LAYOUTS = {
         r' \d+ (?P<request_time>\d+(?:\.\d+)?) \[[^\]]*\] \[[^\]]*\] .*$'),
     # nginx's $request_time is seconds with a point ("0.120"), Apache's %D microseconds;
     # "-" is a request without one ($upstream_response_time when no upstream served it)
-    "combined format with a response time ($request_time or %D)": _HEAD + _REF
-    + r' (?P<duration_auto>\d+(?:\.\d+)?|-)(?: .*)?$',
+    "combined format with a response time ($request_time or %D)": _timed(_NUMBER + "|-"),
     "combined format (no response time)": _HEAD + _REF + r'(?: .*)?$',
     "common format (no response time)": _HEAD + r'$',
 }
 # the layout with a response time when that is a number (`detect`: some line must have one)
-TIMED = _HEAD + _REF + r' (?P<duration_auto>\d+(?:\.\d+)?)(?: .*)?$'
+TIMED = _timed(_NUMBER)
 # milliseconds per unit of each duration field
 DURATIONS = {"duration_auto": 1.0, "request_time": 1000.0, "upstream_response_time": 1000.0,
              "duration_s": 1000.0, "duration_ms": 1.0, "duration_us": 0.001}

@@ -114,8 +114,8 @@ def other_separator(found: list[str], spec: Spec, where: str, mapping: dict[str,
     if len(found) != 1 or not where.lower().endswith((".csv", ".csv.gz")):
         return ""                   # a Parquet file or a query is no CSV to export again
     for sep, what in SEPARATORS.items():
-        names = {n.strip().strip('"').lower() for n in found[0].split(sep)}
-        if len({mapping.get(n, ALIASES.get(n, n)) for n in names} & set(spec.columns)) >= 2:
+        names = [n.strip().strip('"') for n in found[0].split(sep)]
+        if len(column_map(names, spec, mapping)) >= 2:
             return (f", separated by {what}, not commas: export it as comma-separated "
                     "CSV (UTF-8)")
     return ""

@@ -4,8 +4,8 @@
 `fields` says which key holds what (`fields = { time = "ts", status = "status",
 path = "request.uri" }`; dots reach into objects, as Caddy nests `request`). A time is an
 ISO 8601 text, nginx's `$time_local`, or an epoch number in seconds, milliseconds,
-microseconds or nanoseconds (told apart by size, as loggers write all four); `duration_unit` says the duration's unit (Caddy: s, Traefik's
-`Duration`: ns). A line that is not a JSON object is a rejected row with its text.
+microseconds or nanoseconds (told apart by size, as loggers write all four);
+`duration_unit` says the duration's unit (Caddy: s, Traefik's `Duration`: ns). A line that is not a JSON object is a rejected row with its text.
 """
 from __future__ import annotations
 
