@@ -7,12 +7,16 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 
 from reporting.core.config import Config
 from reporting.core.periods import Window
 from reporting.ingest.engine import load, runners
+from reporting.ingest.engine.plan import file_tasks
 from reporting.ingest.engine.runners import EngineSettings, input_bytes
+from reporting.ingest.engine.smallfiles import CsvGroupTask
+from reporting.ingest.engine.tasks import Job
 
 from .test_engines import NOW, assert_same
 
@@ -24,9 +28,11 @@ def test_input_bytes_count_each_file_once_and_a_group_by_its_members(tmp_path):
     a.write_bytes(b"x" * 1000)
     b.write_bytes(b"y" * 300)
     c.write_bytes(b"z" * 20)
+    job = Job("api_logs", "UTC", 60, (NOW - pd.Timedelta(days=1), NOW))
+    group = file_tasks(job, [b, c], {}, Window(), 1000)      # sized when planned
+    assert [type(t) for t in group] == [CsvGroupTask] and group[0].size == 320
     tasks = [SimpleNamespace(path=str(a)), SimpleNamespace(path=str(a)),   # 2 row groups
-             SimpleNamespace(members=(SimpleNamespace(path=str(b)),
-                                      SimpleNamespace(path=str(c))))]
+             *group]
     assert input_bytes(tasks) == 1320            # 1000 once + 300 + 20
 
 

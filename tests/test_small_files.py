@@ -58,7 +58,7 @@ def _runs_of(monkeypatch) -> list[tuple[list[str], bool]]:
 def _one_task_a_file(monkeypatch, config: Config, data: Path):
     """The load as before issue 34: every CSV file its own task."""
     with monkeypatch.context() as m:
-        m.setattr(plan, "group_small", lambda tasks, budget: tasks)
+        m.setattr(plan, "small_size", lambda *args: None)
         return chunked(config, data)
 
 
@@ -70,7 +70,8 @@ def test_small_files_share_a_few_tasks(tmp_path: Path) -> None:
     job = Job("api_logs", "UTC", 60, (NOW - pd.Timedelta(days=400), NOW))
     tasks = file_tasks(job, files, {}, Window(), 1000)
     assert 2 <= len(tasks) <= 8 and all(isinstance(t, CsvGroupTask) for t in tasks)
-    assert [m.path for t in tasks for m in t.members] == [str(f) for f in files]
+    assert [p for t in tasks for p in t.paths] == [str(f) for f in files]
+    assert sum(t.size for t in tasks) == sum(f.stat().st_size for f in files)
     assert [t.order for t in tasks] == list(range(len(tasks)))
     lone = file_tasks(job, files[:1], {}, Window(), 1000)
     assert len(lone) == 1 and isinstance(lone[0], CsvTask)
@@ -285,3 +286,56 @@ def test_a_folder_is_listed_in_path_order_not_text_order(tmp_path: Path) -> None
     found = files.discover(str(tmp_path))
     assert found == [tmp_path / n for n in ("a/z.csv", "a-b/y.csv", "a.csv")]
     assert found == sorted(found)
+
+
+def test_each_small_file_is_opened_once(tmp_path: Path, monkeypatch) -> None:
+    """Header, rows and digest of a small file come from one read (they were three: the
+    plan's header, the group's rows, the source's digest); the digest is the files'."""
+    _, many = _split(tmp_path)
+    opened: dict[str, int] = {}
+    real_open, real_os_open = open, os.open
+
+    def count(path) -> None:
+        if str(path).startswith(str(many)):
+            opened[str(path)] = opened.get(str(path), 0) + 1
+
+    def spy_open(path, *args, **kwargs):
+        count(path)
+        return real_open(path, *args, **kwargs)
+
+    def spy_os_open(path, *args, **kwargs):
+        count(path)
+        return real_os_open(path, *args, **kwargs)
+    monkeypatch.setattr("builtins.open", spy_open)
+    monkeypatch.setattr(os, "open", spy_os_open)
+    loaded = chunked(_config(many), tmp_path / "none")
+    monkeypatch.undo()
+    names = sorted(str(p) for p in many.glob("*.csv"))
+    assert opened == {name: 1 for name in names}
+    assert loaded.quality["api_logs"].sha256 == files.files_digest(names)
+    assert loaded.quality["api_logs"].valid == 6000 - 63
+
+
+@pytest.mark.parametrize("edit, said", [
+    (lambda b: b.replace(b"status_code", b"status", 1),
+     "part-07.csv has no column 'status_code'"),
+    (lambda b: b.replace(b"endpoint", b"endp\xefint", 1),
+     "part-07.csv is not UTF-8 text; export it as UTF-8 CSV."),
+    (lambda b: b"\n" + b, "part-07.csv has no column 'timestamp'")])
+def test_a_bad_header_among_small_files_fails_the_source_as_before(
+        tmp_path: Path, monkeypatch, edit, said) -> None:
+    """Read when its group runs, a small file's bad header fails its source in the
+    sentence its own task gave when planned; an empty file among them has no rows, as
+    before."""
+    _, many = _split(tmp_path)
+    (many / "part-07.csv").write_bytes(edit((many / "part-07.csv").read_bytes()))
+    (many / "part-09.csv").write_bytes(b"")
+    grouped = chunked(_config(many), tmp_path / "none")
+    alone = _one_task_a_file(monkeypatch, _config(many), tmp_path / "none")
+    q, before = grouped.quality["api_logs"], alone.quality["api_logs"]
+    assert q.status == before.status == "error"
+    assert said in q.message and q.message == before.message
+    assert q.message.startswith(str(many / "part-07.csv"))
+    (many / "part-07.csv").unlink()
+    loaded = chunked(_config(many), tmp_path / "none")
+    assert loaded.quality["api_logs"].rows == 6000 - 2 * ROWS

@@ -125,9 +125,18 @@ def csv_header(path: Path, bound: Inflation | None = None) -> list[str]:
     """The first line's names of a .csv or .csv.gz (decompressed within `bound`)."""
     try:    # the first line alone: bytes further on that are not UTF-8 are a row's
         with open_decompressed(path, bound) as fh:
-            first = fh.readline(LONG_LINE + 1).decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise SourceError(f"{path} is not UTF-8 text; export it as UTF-8 CSV.") from None
+            first = fh.readline(LONG_LINE + 1)
     except (OSError, EOFError) as exc:
         raise SourceError(f"{path} could not be read ({exc}).") from None
+    return header_names(first, path)
+
+
+def header_names(data: bytes, path: object) -> list[str]:
+    """The names of a CSV file's first line, `data` being the file's bytes or their
+    start (at most LONG_LINE + 1 bytes of a line are read, as `csv_header` reads)."""
+    end = data.find(b"\n", 0, LONG_LINE + 1)
+    try:
+        first = data[:end + 1 if end >= 0 else LONG_LINE + 1].decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise SourceError(f"{path} is not UTF-8 text; export it as UTF-8 CSV.") from None
     return next(csv.reader([first.rstrip("\r\n")]), [])

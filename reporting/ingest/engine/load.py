@@ -173,7 +173,7 @@ def _finish(loaded: Loaded, plan: Plan, part: Part | None) -> None:
     part = part or Part(rollups.empty(plan.name, job.zone, job.minutes) if job else None)
     if plan.hashed:
         q.sha256 = file_sha256(plan.files[0]) if q.origin is None and plan.files \
-            else files_digest([str(f) for f in plan.files], open_bytes)
+            else files_digest([str(f) for f in plan.files], open_bytes, part.digests)
     q.status, q.rows, q.valid, q.rejected = "loaded", part.rows, part.valid, part.counts
     if part.note:
         q.message = part.note

@@ -17,13 +17,7 @@ from ...core.errors import SourceError
 from ...core.periods import Window
 from ...core.quality import Quality
 from .. import configured
-from ..columns import (
-    column_map,
-    csv_header,
-    file_header,
-    mapping_note,
-    missing_column_error,
-)
+from ..columns import column_map, csv_header, file_header, mapping_note, missing_column_error
 from ..files import (
     check_formats,
     check_inputs,
@@ -38,7 +32,7 @@ from ..folder import folder_file
 from ..read import time_filter
 from ..sql import safe_url
 from .remote import discover_remote, remote, remote_header
-from .smallfiles import group_small
+from .smallfiles import group_small, header_task, small_size
 from .tasks import CsvTask, Job, ParquetTask, QueryTask
 
 # --- planning: a source's tasks ------------------------------------------------------------
@@ -96,34 +90,41 @@ def csv_task(job: Job, path: str | Path, mapping: dict[str, str], chunk_rows: in
     else:
         path = Path(path)
         found = csv_header(path, job.bound) if not job.folder else file_header(path)
-    maps = {} if maps is None else maps
-    rename = maps.get(tuple(found))
-    if rename is None:
-        rename = maps[tuple(found)] = column_map(found, job.spec, mapping)
-    missing = [c for c in job.spec.required if c not in rename.values()]
     if not found and (remote(path) or path.stat().st_size == 0):
         if job.folder:       # the source's one file: an export that wrote nothing
             raise empty_file(path, job.spec.required)
         return None          # one empty file among a configured source's: no rows
-    if missing:
-        error = missing_column_error(str(path), job.spec, rename, found, mapping)
-        note = mapping_note(mapping, job.spec, found) if job.folder else ""
-        raise SourceError(str(error) + note)
-    return CsvTask(job, str(path), tuple(rename.items()), tuple(found), chunk_rows)
+    return header_task(job, str(path), found, mapping, chunk_rows, {} if maps is None else maps)
 
 
 def file_tasks(job: Job, files: list[Any], mapping: dict[str, str], window: Window,
-               chunk_rows: int, fmt: str = "") -> list[Any]:
-    """Each file's tasks in file order (small CSV files a few to a task)."""
+               chunk_rows: int, fmt: str = "", sizes: dict[str, int] | None = None
+               ) -> list[Any]:
+    """Each file's tasks in file order; runs of small local CSV files a few to a task
+    (`group_small`), their headers read when their task runs: each opened once.
+    `sizes`: the files' sizes in bytes where known (`check_inputs`)."""
     tasks: list[Any] = []
     maps: dict[tuple[str, ...], dict[str, str]] = {}
+    small: list[tuple[str, int]] = []
+    # small files share a task (issue 34): about `chunk_rows` rows of 100 bytes each
+    budget = chunk_rows * 100
+
+    def close() -> None:
+        tasks.extend(group_small(job, small, budget, chunk_rows, lambda path: csv_task(
+            job, path, mapping, chunk_rows, maps)))
+        small.clear()
+
     for path in files:
+        size = small_size(job, str(path), budget, fmt, sizes)
+        if size is not None:
+            small.append((str(path), size))
+            continue
+        close()
         if name_format(posixpath.basename(str(path)), fmt) == "parquet":
             tasks.extend(parquet_tasks(job, path, mapping, window, chunk_rows))
         elif (t := csv_task(job, path, mapping, chunk_rows, maps)) is not None:
             tasks.append(t)
-    # small files share a task (issue 34): about `chunk_rows` rows of 100 bytes each
-    tasks = group_small(tasks, chunk_rows * 100)
+    close()
     return [dataclasses.replace(t, order=i) for i, t in enumerate(tasks)]
 
 
@@ -176,8 +177,7 @@ def source_plan(job: Job, src: SourceConfig, window: Window, q: Quality,
     check_formats(named, src)
     kept, skipped = in_window(named, window)
     files: list[Any] = [urls[f] for f in kept] if urls else kept
-    if not remote(src.path):
-        check_inputs(files, [source_root(src.path)])
-    tasks = file_tasks(job, files, mapping, window, chunk_rows, src.format)
+    sizes = {} if remote(src.path) else check_inputs(files, [source_root(src.path)])
+    tasks = file_tasks(job, files, mapping, window, chunk_rows, src.format, sizes)
     q.file, q.unit, q.read, q.skipped = src.path, "file", len(files), skipped
     return Plan(job.source, tasks, started, src.path, files, job=job)

@@ -128,15 +128,17 @@ def run_local(tasks: list[Any], settings: EngineSettings, meter: Meter) -> dict[
 
 def input_bytes(tasks: list[Any]) -> float:
     """Bytes on disk of the local files the tasks read (each file once, however many
-    tasks share its row groups; a group of small CSVs each member); a remote file, a
+    tasks share its row groups; a group of small CSVs as sized when planned); a remote file, a
     query or a file that cannot be seen counts as unbounded: it always gets the pool."""
-    paths = set()
+    paths, grouped = set(), 0
     for task in tasks:
-        paths.update([m.path for m in getattr(task, "members", ())] or
-                     [getattr(task, "path", "")])
+        if hasattr(task, "paths"):       # a group of small local files: sized when planned
+            grouped += task.size
+        else:
+            paths.add(getattr(task, "path", ""))
     if any(not p or remote(p) or not os.path.isfile(p) for p in paths):
         return float("inf")
-    return float(sum(os.path.getsize(p) for p in paths))
+    return float(grouped + sum(os.path.getsize(p) for p in paths))
 
 
 def _on_client(tasks: list[Any], merged: dict[str, Part], meter: Meter) -> list[Any]:

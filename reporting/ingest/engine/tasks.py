@@ -73,6 +73,7 @@ class Part:
     note: str | None = None   # a loaded source's warning ("3,135,728 more malformed lines")
     pile: rollups.Pile | None = field(default=None, repr=False)   # rollups added, unmerged
     unkept: int = 0           # rejected rows past the KEEP_REJECTED kept: counted only
+    digests: dict[str, bytes] = field(default_factory=dict)   # files' sha256, read once
 
     def add(self, other: Part) -> None:
         """Another part's counts at once; its rollup goes on the pile (`settle` merges)."""
@@ -91,6 +92,7 @@ class Part:
             self.counts[reason] = self.counts.get(reason, 0) + n
         self.rows += other.rows
         self.valid += other.valid
+        self.digests.update(other.digests)
         memory.trim()         # the batch's or part's scratch memory back to the system
 
     def keep_first(self) -> None:
