@@ -14,7 +14,7 @@ from reporting.core.errors import SourceError
 from reporting.core.periods import Window
 from reporting.core.sourceconfig import SourceConfig
 from reporting.ingest import files
-from reporting.ingest.engine import plan, smallfiles
+from reporting.ingest.engine import plan, runners, smallfiles
 from reporting.ingest.engine.plan import file_tasks
 from reporting.ingest.engine.smallfiles import CsvGroupTask
 from reporting.ingest.engine.tasks import CsvTask, Job
@@ -339,3 +339,54 @@ def test_a_bad_header_among_small_files_fails_the_source_as_before(
     (many / "part-07.csv").unlink()
     loaded = chunked(_config(many), tmp_path / "none")
     assert loaded.quality["api_logs"].rows == 6000 - 2 * ROWS
+
+
+def _bad(path: Path) -> None:
+    """The file without its status_code column (its header names it `status`)."""
+    path.write_bytes(path.read_bytes().replace(b"status_code", b"status", 1))
+
+
+@pytest.mark.parametrize("options", [{}, {"workers": 2, "pool_min_mb": 0}])
+def test_the_first_bad_file_in_file_order_is_named(tmp_path: Path, monkeypatch,
+                                                    options) -> None:
+    """Small files' headers are read when their group runs, big files' when planned: the
+    error named is still the first bad file's in file order, in one process or in a pool
+    (where the first failed task to finish used to win), as when every header was read
+    when planned; in one process the source's tasks after a failed one are not run."""
+    _, many = _split(tmp_path)
+    for name in ("part-05.csv", "part-55.csv"):
+        _bad(many / name)
+    good = pd.concat([pd.read_csv(many / "part-30.csv")] * 40)
+    good.rename(columns={"endpoint": "path"}).to_csv(many / "part-30.csv", index=False)
+    assert (many / "part-30.csv").stat().st_size > 1000 * 100    # its own task, planned
+    ran: list[object] = []
+    real = runners.run_task
+    if not options:                  # a pool's workers take the function by its name
+        monkeypatch.setattr(runners, "run_task", lambda task: ran.append(task) or real(task))
+
+    def said() -> str:
+        q = chunked(_config(many), tmp_path / "none", **options).quality["api_logs"]
+        assert q.status == "error"
+        return q.message
+
+    assert said().startswith(f"{many / 'part-05.csv'} has no column 'status_code'")
+    assert ran == []                                  # failed when planned
+    good.to_csv(many / "part-30.csv", index=False)
+    for _ in range(3):
+        assert said().startswith(f"{many / 'part-05.csv'} has no column 'status_code'")
+    if not options:
+        assert len(ran) == 3 and all("part-05.csv" in str(task.paths) for task in ran)
+    (many / "part-05.csv").unlink()
+    for _ in range(3):
+        assert said().startswith(f"{many / 'part-55.csv'} has no column 'status_code'")
+
+
+def test_a_small_file_csv_cannot_read_is_named(tmp_path: Path) -> None:
+    """A header the csv module refuses (an old Mac export, lines ended by \\r alone) is
+    named by its file, not as "api_logs could not be read"."""
+    _, many = _split(tmp_path)
+    path = many / "part-07.csv"
+    path.write_bytes(path.read_bytes().replace(b"\n", b"\r").replace(b",", b'\r",', 1))
+    q = chunked(_config(many), tmp_path / "none").quality["api_logs"]
+    assert q.status == "error" and q.message.startswith(f"{path} could not be read"), \
+        q.message

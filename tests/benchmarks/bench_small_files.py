@@ -5,8 +5,8 @@ per file.
 
 Judged by: many at most 3x one (issue 34). History, 10,000 files: 290 s against 6 s in
 issue 33 (28 ms a file); 4.2 s once small files shared tasks, 1.0-1.1 s once their
-runs were parsed joined, against 0.2 s; 1.42 s against 0.25 s (5.7x) before each file
-was opened once, 0.62 s after it (2.5x), in one run on 2026-12-07.
+runs were parsed joined, against 0.2 s; on 2026-12-07, 1.31 s against 0.24 s (5.4x)
+before each file was opened once, 0.61 s against 0.26 s (2.4x) after it.
 Run: `BENCH_FILES=10000 python tests/benchmarks/bench_small_files.py`."""
 from __future__ import annotations
 

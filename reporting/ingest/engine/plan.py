@@ -19,6 +19,7 @@ from ...core.quality import Quality
 from .. import configured
 from ..columns import column_map, csv_header, file_header, mapping_note, missing_column_error
 from ..files import (
+    READ_ERRORS,
     check_formats,
     check_inputs,
     discover,
@@ -114,17 +115,24 @@ def file_tasks(job: Job, files: list[Any], mapping: dict[str, str], window: Wind
             job, path, mapping, chunk_rows, maps)))
         small.clear()
 
-    for path in files:
-        size = small_size(job, str(path), budget, fmt, sizes)
-        if size is not None:
-            small.append((str(path), size))
-            continue
+    try:
+        for path in files:
+            size = small_size(job, str(path), budget, fmt, sizes)
+            if size is not None:
+                small.append((str(path), size))
+                continue
+            close()
+            if name_format(posixpath.basename(str(path)), fmt) == "parquet":
+                tasks.extend(parquet_tasks(job, path, mapping, window, chunk_rows))
+            elif (t := csv_task(job, path, mapping, chunk_rows, maps)) is not None:
+                tasks.append(t)
         close()
-        if name_format(posixpath.basename(str(path)), fmt) == "parquet":
-            tasks.extend(parquet_tasks(job, path, mapping, window, chunk_rows))
-        elif (t := csv_task(job, path, mapping, chunk_rows, maps)) is not None:
-            tasks.append(t)
-    close()
+    except (SourceError, *READ_ERRORS):
+        # the first bad file in file order is named, as when every header was read here
+        for path in [p for t in tasks for p in getattr(t, "paths", ())] + \
+                [p for p, _ in small]:
+            csv_task(job, path, mapping, chunk_rows, maps)
+        raise
     return [dataclasses.replace(t, order=i) for i, t in enumerate(tasks)]
 
 

@@ -96,7 +96,7 @@ def run_task(task: Any) -> Part:
         error = str(exc)
     job = task.job
     return Part(rollups.empty(job.source, job.zone, job.minutes), order=task.order,
-                error=error)
+                error=error, failed_at=task.order)
 
 
 def run_local(tasks: list[Any], settings: EngineSettings, meter: Meter) -> dict[str, Part]:
@@ -108,12 +108,15 @@ def run_local(tasks: list[Any], settings: EngineSettings, meter: Meter) -> dict[
     workers = min(settings.workers or os.cpu_count() or 1, len(tasks))
     if workers <= 1 or input_bytes(tasks) < settings.pool_min_mb * 2**20:
         for task in tasks:
-            _merge(merged, task.job.source, run_task(task), meter)
+            if not _failed(merged, task, meter):
+                _merge(merged, task.job.source, run_task(task), meter)
         return _sorted(merged)
     with _pool(workers) as pool:
         pending: set[Future] = set()
         queue = iter(tasks)
         for task in queue:
+            if _failed(merged, task, meter):
+                continue
             pending.add(pool.submit(run_task, task))
             if len(pending) >= 2 * workers:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -124,6 +127,16 @@ def run_local(tasks: list[Any], settings: EngineSettings, meter: Meter) -> dict[
             part = f.result()
             _merge(merged, part.rollup.source, part, meter)
     return _sorted(merged)
+
+
+def _failed(merged: dict[str, Part], task: Any, meter: Meter) -> bool:
+    """Whether the task's source has failed already: its later tasks are not run (they
+    come later in file order, so no error of theirs would be the one reported)."""
+    part = merged.get(task.job.source)
+    if part is None or not part.error:
+        return False
+    meter.add(0)               # done: the progress line still reaches its total
+    return True
 
 
 def input_bytes(tasks: list[Any]) -> float:

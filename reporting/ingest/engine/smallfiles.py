@@ -97,7 +97,7 @@ def header_task(job: Job, path: str, found: list[str], mapping: dict[str, str],
 
 
 def _read(path: str, digests: dict[str, bytes]) -> bytes:
-    """A small file's bytes (a .csv.gz's: none, its task reads it), its digest noted."""
+    """A .csv file's bytes, its digest noted (another name, a .csv.gz: none; read by name)."""
     if not path.lower().endswith(".csv"):
         return b""
     parts = []
@@ -119,19 +119,18 @@ def _member(job: Job, path: str, data: bytes, chunk_rows: int,
             seen: dict[bytes, tuple[Any, Any]]) -> CsvTask | None:
     """The file's own task (None: an empty file, as `plan.csv_task` has it); `seen`: the
     column maps of header lines read before (10,000 exports have one)."""
-    if not path.lower().endswith(".csv"):     # a .csv.gz: its header read as by its task
-        found = csv_header(Path(path), job.bound)
-        if not found and os.stat(path).st_size == 0:
-            return None
-        return header_task(job, path, found, dict(job.mapping), chunk_rows, {})
+    plain = path.lower().endswith(".csv")
     line = data[:data.find(b"\n", 0, LONG_LINE + 1) + 1]      # b"": none in reach
-    if line in seen:
+    if plain and line in seen:
         return CsvTask(job, path, *seen[line], chunk_rows)
-    found = header_names(data, path)
-    if not found and not data:
-        return None
+    try:           # a .csv.gz, or a name the config calls CSV: its header read as by its task
+        found = header_names(data, path) if plain else csv_header(Path(path), job.bound)
+        if not found and (not data if plain else os.stat(path).st_size == 0):
+            return None
+    except READ_ERRORS as exc:       # a header csv cannot read, a damaged .gz: the file named
+        raise unreadable(path, exc) from None
     task = header_task(job, path, found, dict(job.mapping), chunk_rows, {})
-    if line:
+    if plain and line:
         seen[line] = task.rename, task.found
     return task
 
@@ -193,7 +192,7 @@ def _read_alone(member: CsvTask, out: _Batches) -> None:
 def _plain(path: str, data: bytes) -> tuple[bytes, bytes] | None:
     """A local .csv file's header and data lines if it may be parsed joined to others:
     each line ends in \\n (\\r only before it), none is empty (a reader skips those)."""
-    if not path.endswith(".csv"):
+    if not path.lower().endswith(".csv"):
         return None
     data = data.removeprefix(b"\xef\xbb\xbf")                          # a UTF-8 BOM
     end = data.find(b"\n")

@@ -70,6 +70,7 @@ class Part:
     valid: int = 0
     order: int = 0            # the task's place, so rejected rows keep file order
     error: str | None = None  # why the source could not be read (its first such task)
+    failed_at: int = 0        # that task's place: the first in file order wins
     note: str | None = None   # a loaded source's warning ("3,135,728 more malformed lines")
     pile: rollups.Pile | None = field(default=None, repr=False)   # rollups added, unmerged
     unkept: int = 0           # rejected rows past the KEEP_REJECTED kept: counted only
@@ -77,7 +78,9 @@ class Part:
 
     def add(self, other: Part) -> None:
         """Another part's counts at once; its rollup goes on the pile (`settle` merges)."""
-        self.error, self.note = self.error or other.error, self.note or other.note
+        if other.error and (self.error is None or other.failed_at < self.failed_at):
+            self.error, self.failed_at = other.error, other.failed_at    # whatever finished first
+        self.note = self.note or other.note
         if len(other.rollup):
             if self.pile is None:
                 mine = self.rollup
