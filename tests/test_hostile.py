@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -267,6 +268,39 @@ def test_5000_character_comment_renders_quickly_cut_with_ellipsis(tiny, tmp_path
     html = (result.folder / "html" / "support.html").read_text()
     assert comment[:200] in html and comment not in html
     assert "…" in html
+
+
+def test_a_long_unbroken_endpoint_breaks_anywhere_and_stays_on_the_page(tiny, tmp_path):
+    """Table cells break between words (WeasyPrint measures those per word, not per letter:
+    issue 34, a third of the PDF's time); a column holding a word over 20 characters (a
+    URL path) breaks anywhere, so a 160-character path keeps the table on the page."""
+    from weasyprint import HTML
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for f in tiny.iterdir():
+        (data / f.name).write_bytes(f.read_bytes())
+    long = "/api/v1/" + "orders" * 25 + "/items"
+    rows = pd.read_csv(data / "api_logs.csv", nrows=1)
+    first = pd.read_csv(data / "api_logs.csv", usecols=["timestamp"])["timestamp"]
+    rows = pd.concat([rows] * 40, ignore_index=True)
+    rows["timestamp"] = pd.to_datetime(first, utc=True).max() - pd.Timedelta(hours=1)
+    rows["endpoint"], rows["response_time_ms"], rows["status_code"] = long, 9000.0, 500
+    rows.to_csv(data / "api_logs.csv", mode="a", header=False, index=False)
+    result = build(Config(), audiences=["it"], fmt="html", data_dir=data,
+                   output_dir=tmp_path / "out")
+    html = (result.folder / "html" / "it.html").read_text()
+    cells = re.findall(r'<td class="([^"]*)">([^<]*)</td>', html)
+    assert any(text == long and "long-words" in cls.split() for cls, text in cells)
+    words = [text for cls, text in cells if cls.split() == []]   # text columns, whole words
+    assert words and all(len(w) <= 20 for text in words for w in text.split())
+    document = HTML(string=html, base_url=str(result.folder / "html") + "/").render()
+    page = document.pages[0]
+    right = page.width - page._page_box.margin_right
+    for page in document.pages:
+        for box in page._page_box.descendants():
+            if type(box).__name__ == "TableBox":
+                assert box.position_x + box.margin_width() <= right + 0.5
 
 
 def test_pdf_render_timeout_is_one_sentence_naming_the_audience(tiny, tmp_path):

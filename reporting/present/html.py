@@ -88,12 +88,14 @@ def table_view(t: Table, headers: Mapping[str, str], max_rows: int = 15) -> dict
     rows = []
     for rec in frame.itertuples(index=False, name=None):   # at most `max_rows` rows
         rows.append([{"v": _cell(v), "u": u} for v, u in zip(rec, units)])
+    long = [any(_long_word(row[i]["v"]) for row in rows) for i in range(len(cols))]
     return {"name": t.name, "title": i18n.gettext(t.title), "note": i18n.gettext(t.note),
             "more": max(0, len(t.frame) - max_rows),
             "columns": [{"name": i18n.gettext(headers.get(c, c.replace("_", " ").capitalize())),
                          "numeric": u not in TEXT_UNITS and u not in ("datetime", "date"),
-                         "wide": c in ("comment", "endpoint", "page_url", "theme")}
-                        for c, u in zip(cols, units)],
+                         "wide": c in ("comment", "endpoint", "page_url", "theme"),
+                         "long_words": lw}
+                        for c, u, lw in zip(cols, units, long)],
             "rows": rows}
 
 
@@ -109,6 +111,16 @@ def cut(text: str, limit: int = DISPLAY_CHARS) -> str:
     head = text[:limit - 1]
     space = head.rfind(" ")
     return (head[:space] if space > limit * 0.8 else head).rstrip() + "…"
+
+
+LONG_WORD = 20   # characters: a column holding a longer word may break it anywhere
+
+
+def _long_word(v: Any) -> bool:
+    """Whether a cell's text holds a word longer than LONG_WORD (a URL path, a file name,
+    an id): its column breaks anywhere (`td.long-words`), the others between words only,
+    which WeasyPrint measures per word, not per letter (a third of the PDF's time)."""
+    return isinstance(v, str) and any(len(w) > LONG_WORD for w in v.split())
 
 
 def _cell(v: Any) -> Any:
