@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 
+from reporting.core.config import Config
 from reporting.core.contracts import SPECS
 from reporting.core.errors import SourceError
 from reporting.ingest.folder import load_source
@@ -215,3 +216,72 @@ def test_quality_record_counts_and_hashes(tmp_path):
                            "sha256": hashlib.sha256(text.encode()).hexdigest(), "rows": 3,
                            "valid": 1, "rejected": {"negative response_time_ms": 2},
                            "message": None}
+
+
+def test_a_health_probe_written_true_false_is_read_as_1_0(tmp_path):
+    """`healthy` as pandas, Spark and DuckDB write a boolean (Parquet BOOLEAN, a null
+    among them), and as text in a CSV file (true/False/1): read as 1/0, as the contract's
+    "1/0 health probe" means; every row was rejected as "non-numeric healthy" before."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from reporting.ingest.validate import validate_rows
+    from .test_engines import chunked
+
+    spec = SPECS["system_metrics"]
+    head = {"timestamp": ["2026-11-10T10:00:00Z"] * 4, "service_name": ["a"] * 4,
+            "cpu_pct": [10.0] * 4, "memory_pct": [20.0] * 4}
+    for healthy in (pd.Series([True, False, True, None], dtype="boolean"),
+                    pd.Series(pa.array([True, False, True, None]).to_pandas(
+                        types_mapper=pd.ArrowDtype)),
+                    pd.Series(["true", "False", " TRUE ", None])):
+        frame, codes, _ = validate_rows(pd.DataFrame({**head, "healthy": healthy}), spec, UTC)
+        assert codes.tolist() == [0, 0, 0, 0]
+        assert frame["healthy"].tolist()[:3] == [1.0, 0.0, 1.0]
+        assert np.isnan(frame["healthy"].iloc[3])
+    frame, codes, labels = validate_rows(pd.DataFrame(
+        {**head, "healthy": ["yes", "1", "0", "2"]}), spec, UTC)
+    assert [labels[c - 1] if c else None for c in codes] == [
+        "non-numeric healthy", None, None, "healthy out of range"]
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = pa.table({"timestamp": pa.array(pd.date_range("2026-11-10", periods=48, freq="h",
+                                                         tz="UTC")),
+                     "service_name": ["a"] * 48, "cpu_pct": [10.0] * 48,
+                     "memory_pct": [20.0] * 48, "healthy": [i % 4 != 0 for i in range(48)]})
+    pq.write_table(rows, data / "system_metrics.parquet")
+    q = chunked(Config(), data).quality["system_metrics"]
+    assert (q.rows, q.valid, q.rejected) == (48, 48, {})
+
+
+@pytest.mark.parametrize("scale", [1, 1000, 1_000_000])
+def test_epoch_number_timestamps_are_read_by_their_size(tmp_path, scale):
+    """A Parquet int64 of epoch seconds, milliseconds (JavaScript's Date.now()) or
+    microseconds: every row was rejected as "unparseable timestamp"; now the unit comes
+    from the size, as for JSON logs. An 8-digit number stays a date (20261110)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from reporting.ingest.validate import parse_timestamps
+    from .test_engines import chunked
+
+    first = 1_762_768_800          # 2025-11-10 10:00:00 UTC
+    stamps = [(first + 3600 * i) * scale for i in range(24)]
+    got = parse_timestamps(pd.Series(stamps[:2] + [20261110, None], dtype="float64"),
+                           ZoneInfo("Europe/Berlin"))
+    assert [t.isoformat() if t is not pd.NaT else None for t in got] == [
+        "2025-11-10T11:00:00+01:00", "2025-11-10T12:00:00+01:00",
+        "2026-11-10T00:00:00+01:00", None]
+    (tmp_path / "logs").mkdir()
+    pq.write_table(pa.table({"timestamp": pa.array(stamps, pa.int64()),
+                             "endpoint": ["/a"] * 24, "status_code": [200] * 24,
+                             "response_time_ms": [5.0] * 24, "service_name": ["x"] * 24}),
+                   tmp_path / "logs" / "api.parquet")
+    loaded = chunked(Config.from_dict({"sources": {"api_logs": {
+        "path": str(tmp_path / "logs")}}}), tmp_path / "none")
+    q = loaded.quality["api_logs"]
+    assert (q.rows, q.valid, q.rejected) == (24, 24, {})
+    times = loaded.frames["api_logs"].tables["times"]
+    assert pd.to_datetime(times["tmin"].min(), unit="us", utc=True) == \
+        pd.Timestamp(first, unit="s", tz="UTC")

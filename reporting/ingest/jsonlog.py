@@ -21,6 +21,7 @@ from ..core.periods import Window
 from .files import Inflation
 from .logfiles import Parsed, log_files, read_log_files
 from .read import Read
+from .validate import epoch_utc
 
 UNIT_MS = {"s": 1000.0, "ms": 1.0, "us": 0.001, "ns": 1e-6}
 REASON_JSON = "not a JSON object"
@@ -112,8 +113,7 @@ def times(raw: pd.Series) -> pd.Series:
     1e11 (until the year 5138), else milliseconds below 1e14, microseconds below 1e17,
     nanoseconds above (zap's and Vector's epoch encoders)."""
     num = pd.to_numeric(raw, errors="coerce")
-    seconds = num / np.select([num < 1e11, num < 1e14, num < 1e17], [1, 1e3, 1e6], 1e9)
-    out = pd.to_datetime(seconds, unit="s", utc=True, errors="coerce")
+    out = epoch_utc(num)
     text = raw.where(num.isna()).dropna().astype("str")
     if len(text):
         iso = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")

@@ -158,15 +158,22 @@ def _empty_column(col: str, spec: Spec, index: pd.Index, tz: ZoneInfo) -> pd.Ser
 
 
 def _numbers(s: pd.Series) -> pd.Series:
-    """A numeric column as numpy int64 (whole, no gaps) or float64; text is parsed."""
+    """A numeric column as numpy int64 (whole, no gaps) or float64; text is parsed; a
+    boolean (a health probe written true/false, by pandas, Spark or DuckDB, or as text
+    in a CSV file) is 1/0."""
     arr = arrow_data(s)
+    if (arr is not None and pa.types.is_boolean(arr.type)) or pd.api.types.is_bool_dtype(s):
+        return pd.Series(s.to_numpy(dtype="float64", na_value=np.nan), index=s.index)
     if arr is not None and pa.types.is_integer(arr.type) and arr.null_count == 0:
         return pd.Series(arr.to_numpy(), index=s.index).astype("int64")
     if arr is not None and (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type)):
         return pd.Series(s.to_numpy(dtype="float64", na_value=np.nan), index=s.index)
     if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s) and arr is None:
         return s
-    return pd.to_numeric(s.astype("str").str.strip(), errors="coerce").astype("float64")
+    text = s.astype("str").str.strip()
+    word = text.str.lower()
+    text = text.mask(word == "true", "1").mask(word == "false", "0")
+    return pd.to_numeric(text, errors="coerce").astype("float64")
 
 
 def _strip_text(s: pd.Series, category: bool = False) -> pd.Series:
@@ -182,12 +189,36 @@ def _strip_text(s: pd.Series, category: bool = False) -> pd.Series:
     return s.astype("str").str.strip()
 
 
+def epoch_utc(num: pd.Series) -> pd.Series:
+    """UTC times from epoch numbers, the unit told by the size: seconds below 1e11 (until
+    the year 5138), else milliseconds below 1e14, microseconds below 1e17, nanoseconds
+    above (Unix time, JavaScript's Date.now(), zap's and Vector's encoders)."""
+    seconds = num / np.select([num < 1e11, num < 1e14, num < 1e17], [1, 1e3, 1e6], 1e9)
+    return pd.to_datetime(seconds, unit="s", utc=True, errors="coerce")
+
+
+EPOCH_FROM = 1e8      # an epoch number is at least this (1973); 20261110 is a date
+
+
 def parse_timestamps(s: pd.Series, tz: ZoneInfo) -> pd.Series:
-    """ISO 8601 (T or space, optional Z/offset) or bare dates, mixed; naive = `tz`."""
+    """ISO 8601 (T or space, optional Z/offset) or bare dates, mixed; naive = `tz`; a
+    column of numbers (a Parquet int64 of epoch milliseconds) as epoch times (`epoch_utc`)."""
     zone = tz.key
     arr = arrow_data(s)
     if arr is not None and pa.types.is_date(arr.type):
         arr = arr.cast(pa.timestamp("s"))
+    numeric = (arr is not None and (pa.types.is_integer(arr.type) or
+                                    pa.types.is_floating(arr.type))) or \
+        (arr is None and pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s))
+    if numeric:
+        num = pd.Series(s.to_numpy(dtype="float64", na_value=np.nan), index=s.index)
+        epoch = num >= EPOCH_FROM
+        if epoch.any():
+            out = epoch_utc(num.where(epoch)).dt.tz_convert(zone)
+            if not epoch.all():     # smaller whole numbers as texts (20261110: a date)
+                whole = num.where(~epoch & (num % 1 == 0)).astype("Int64").astype("string")
+                out = out.where(epoch, parse_timestamps(whole, tz).astype(out.dtype))
+            return out
     if arr is not None and pa.types.is_timestamp(arr.type):
         s = pd.Series(arr.to_pandas(), index=s.index)
     if pd.api.types.is_datetime64_any_dtype(s):
