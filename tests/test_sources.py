@@ -285,3 +285,42 @@ def test_epoch_number_timestamps_are_read_by_their_size(tmp_path, scale):
     times = loaded.frames["api_logs"].tables["times"]
     assert pd.to_datetime(times["tmin"].min(), unit="us", utc=True) == \
         pd.Timestamp(first, unit="s", tz="UTC")
+
+
+def test_a_spark_table_folder_in_the_data_folder_is_its_source(tmp_path):
+    """`df.write.parquet("data/api_logs.parquet")` writes a folder of part files with
+    `_SUCCESS` and `.crc` files beside them: read as the source's files (it was "no
+    api_logs.csv, api_logs.csv.gz or api_logs.parquet"), a small source's too; a folder
+    linked from outside the data folder is refused in one sentence."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .test_engines import chunked
+
+    data = tmp_path / "data"
+    table = data / "api_logs.parquet"
+    table.mkdir(parents=True)
+    for i in range(2):
+        pq.write_table(pa.table({
+            "timestamp": pd.date_range(f"2026-11-1{i}", periods=10, freq="h", tz="UTC"),
+            "endpoint": ["/a"] * 10, "status_code": [200] * 9 + [999],
+            "response_time_ms": [5.0] * 10, "service_name": ["x"] * 10}),
+            table / f"part-0000{i}-5d1f.c000.snappy.parquet")
+    (table / "_SUCCESS").write_bytes(b"")
+    (table / ".part-00000-5d1f.c000.snappy.parquet.crc").write_bytes(b"\x00crc")
+    feedback = data / "user_feedback.parquet"
+    feedback.mkdir()
+    pq.write_table(pa.table({"user_id": ["u1", "u2"], "rating": [5, 1],
+                             "timestamp": ["2026-11-10T10:00:00Z"] * 2,
+                             "feedback_text": ["great", "bad"]}), feedback / "part-0.parquet")
+    loaded = chunked(Config(), data)
+    q = loaded.quality["api_logs"]
+    assert (q.status, q.rows, q.valid, q.read) == ("loaded", 20, 18, 2)
+    assert q.rejected == {"status_code out of range": 2}
+    f = loaded.quality["user_feedback"]
+    assert (f.status, f.rows, f.valid) == ("loaded", 2, 2)
+    elsewhere = tmp_path / "elsewhere" / "orders.parquet"
+    elsewhere.mkdir(parents=True)
+    (data / "orders.parquet").symlink_to(elsewhere)
+    o = chunked(Config(), data).quality["orders"]
+    assert o.status == "error" and "links to a folder outside the data folder" in o.message

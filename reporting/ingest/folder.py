@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -39,9 +40,11 @@ FOLDER_SUFFIXES = (".csv", ".parquet", ".csv.gz")
 
 
 def find_file(data_dir: Path, name: str) -> Path | None:
-    """The one file for a source: `<name>.csv`, `.csv.gz` or `.parquet`, any letter case."""
+    """The one file for a source: `<name>.csv`, `.csv.gz` or `.parquet`, any letter case,
+    or a folder `<name>.parquet` (Spark's `df.write.parquet("<name>.parquet")`)."""
     wanted = {f"{name}{suffix}" for suffix in FOLDER_SUFFIXES}
-    found = sorted(p for p in data_dir.iterdir() if p.name.lower() in wanted and p.is_file())
+    found = sorted(p for p in data_dir.iterdir() if p.name.lower() in wanted and (
+        p.is_file() or (p.is_dir() and p.name.lower().endswith(".parquet"))))
     if len(found) > 1:
         raise SourceError(f"{data_dir} has both {found[0].name} and {found[1].name}; "
                           f"keep one file per source.")
@@ -55,8 +58,19 @@ def folder_file(data_dir: Path, name: str, q: Quality) -> Path | None:
     if path is None:
         q.message = f"no {name}.csv, {name}.csv.gz or {name}.parquet in {data_dir}"
         return None
+    if path.is_dir():           # its files are checked as a configured folder's are
+        if not Path(os.path.realpath(path)).is_relative_to(os.path.realpath(data_dir)):
+            raise SourceError(f"{path} links to a folder outside the data folder; inputs "
+                              "must be inside it (copy the folder there instead of linking).")
+        return path
     check_input(path, [data_dir])
     return path
+
+
+def as_configured(path: Path) -> bool:
+    """Whether a data-folder source is read as a configured one: compressed, or a folder
+    of part files (Spark's)."""
+    return path.name.lower().endswith(".gz") or path.is_dir()
 
 
 def no_rows(quality: dict[str, Quality], data_dir: Path) -> str:
@@ -98,7 +112,7 @@ def read_folder_file(data_dir: Path, spec: Spec, tz: ZoneInfo, mapping: dict[str
     path = folder_file(data_dir, name, q)
     if path is None:
         return None
-    if path.name.lower().endswith(".gz"):    # compressed: the configured-source reader
+    if as_configured(path):       # compressed, or Spark's folder: the configured reader
         return configured.load(SourceConfig(name, path=str(path)), spec, tz, mapping,
                                Window(), q, options["time_range"], options.get("bound"))
     options.pop("bound", None)

@@ -29,7 +29,7 @@ from ..files import (
     unreadable_parquet,
 )
 from ..csvrepair import empty_file
-from ..folder import folder_file
+from ..folder import as_configured, folder_file
 from ..read import time_filter
 from ..sql import safe_url
 from .remote import discover_remote, remote, remote_header
@@ -156,7 +156,7 @@ def folder_plan(job: Job, data_dir: Path, q: Quality, mapping: dict[str, str],
     path = folder_file(data_dir, name, q)
     if path is None:
         return None
-    if path.name.lower().endswith(".gz"):    # compressed: as a configured source
+    if as_configured(path):       # compressed, or Spark's folder: as a configured source
         return source_plan(dataclasses.replace(job, folder=False),
                            SourceConfig(name, path=str(path)), Window(), q,
                            mapping, chunk_rows)
