@@ -324,3 +324,33 @@ def test_a_spark_table_folder_in_the_data_folder_is_its_source(tmp_path):
     (data / "orders.parquet").symlink_to(elsewhere)
     o = chunked(Config(), data).quality["orders"]
     assert o.status == "error" and "links to a folder outside the data folder" in o.message
+
+
+def test_spark_int96_times_are_utc_in_any_report_zone(tmp_path):
+    """Spark and Hive write timestamps as Parquet INT96, UTC instants that pyarrow reads
+    without a zone: a Berlin report read them as Berlin times, an hour early. Now they
+    are UTC, for a chunked source (API logs) and a small one read whole (feedback)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .test_engines import chunked
+
+    data = tmp_path / "data"
+    data.mkdir()
+    times = pa.array(pd.date_range("2026-11-10 10:00", periods=6, freq="h"),
+                     pa.timestamp("us"))                  # naive: as Spark's INT96 reads
+    pq.write_table(pa.table({"timestamp": times, "endpoint": ["/a"] * 6,
+                             "status_code": [200] * 6, "response_time_ms": [5.0] * 6,
+                             "service_name": ["x"] * 6}),
+                   data / "api_logs.parquet", use_deprecated_int96_timestamps=True)
+    pq.write_table(pa.table({"user_id": ["u1"], "timestamp": times[:1],
+                             "feedback_text": ["fine"], "rating": [4]}),
+                   data / "user_feedback.parquet", use_deprecated_int96_timestamps=True)
+    assert pq.ParquetFile(data / "api_logs.parquet").schema.column(0).physical_type == "INT96"
+    loaded = chunked(Config(timezone="Europe/Berlin"), data)
+    api = loaded.frames["api_logs"].tables["times"]
+    assert pd.to_datetime(api["tmin"].min(), unit="us", utc=True) == \
+        pd.Timestamp("2026-11-10 10:00", tz="UTC")
+    assert loaded.quality["user_feedback"].valid == 1
+    feedback = loaded.frames["user_feedback"]["timestamp"]
+    assert feedback.iloc[0] == pd.Timestamp("2026-11-10 10:00", tz="UTC")

@@ -48,6 +48,9 @@ def read_frame(path: Path, usecols: list[str], spec: Spec, rename: dict[str, str
         # here: rows are known by position, and labels would misalign the Arrow columns.
         frame = pd.read_parquet(path, columns=usecols, dtype_backend="pyarrow"
                                 ).reset_index(drop=True)
+        for col in int96_names(pq.ParquetFile(path).schema) & set(usecols):
+            if getattr(frame[col].dt, "tz", None) is None:
+                frame[col] = frame[col].dt.tz_localize("UTC")      # as `int96_utc`
     else:
         # Text columns are read as text, so ids such as "007" keep their zeros.
         numeric_or_time = set(spec.numbers) | set(spec.timestamps)
@@ -257,7 +260,26 @@ def _parquet(path: Path, spec: Spec, mapping: dict[str, str], window: Window, tz
         origins.add(index, int(offsets[rg]) + 1, t.num_rows)   # rows count from 1
         tables.append(t)
     table = pa.concat_tables(tables) if tables else schema.empty_table().select(list(rename))
+    table = int96_utc(table, fragment.metadata.schema)
     return table.rename_columns([rename[c] for c in table.column_names]), found
+
+
+def int96_names(schema: pq.ParquetSchema) -> set[str]:
+    """The columns a Parquet file stores as INT96."""
+    return {schema.column(i).path for i in range(len(schema))
+            if schema.column(i).physical_type == "INT96"}
+
+
+def int96_utc(table: pa.Table, schema: pq.ParquetSchema) -> pa.Table:
+    """Columns stored as Parquet INT96 (Spark's and Hive's default for timestamps) hold
+    UTC instants; pyarrow reads them without a zone, which would be read as local time
+    (a Berlin report's hours an hour early)."""
+    int96 = int96_names(schema)
+    for i, f in enumerate(table.schema):
+        if f.name in int96 and pa.types.is_timestamp(f.type) and f.type.tz is None:
+            table = table.set_column(i, f.name, table.column(i).cast(
+                pa.timestamp(f.type.unit, tz="UTC")))
+    return table
 
 
 def time_filter(kind: pa.DataType, col: str, window: Window, tz: ZoneInfo):

@@ -24,7 +24,7 @@ from ...core.quality import Quality
 from ..csvrepair import KEEP_REJECTED, LONG_LINE, BadLines
 from ..files import Inflation
 from ..folder import load_source
-from ..read import Origins, read_csv_rows
+from ..read import Origins, int96_utc, read_csv_rows
 from ..sql import query_frames
 from ..validate import categorical, flag_replaced, reject_out_of_range, validate_rows
 from .remote import open_bytes, open_input, remote
@@ -237,7 +237,7 @@ class ParquetTask:
             done = 0
             for batch in pf.iter_batches(batch_size=self.chunk_rows, columns=list(rename),
                                          row_groups=list(self.groups)):
-                table = pa.Table.from_batches([batch]).rename_columns(
+                table = int96_utc(pa.Table.from_batches([batch]), pf.schema).rename_columns(
                     [rename[c] for c in batch.schema.names])
                 part, positions = arrow_step(self.job, table, self.path,
                                              rows[done:done + table.num_rows])
