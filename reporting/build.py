@@ -142,11 +142,11 @@ def _side_files(folder: Path, config: Config, loaded: Loaded, document: dict[str
 
 def _warnings(loaded: Loaded) -> list[str]:
     """What the CLI and the scheduler's log say: the load's errors and warnings, and one
-    sentence per source a report needs that is missing (the build goes on; page 1 of
-    each audience showing it says so)."""
+    sentence per source a report needs that is missing or whose every row was set aside
+    (the build goes on; page 1 of each audience showing it says so)."""
     return list(loaded.messages) + [
         text for name, text in coverage.not_loaded(loaded.quality).items()
-        if loaded.quality[name].status == "absent"]
+        if loaded.quality[name].status != "error"]       # errors are among the messages
 
 
 def _load(config: Config, data_dir: Path, period: str, now: datetime | None, strict: bool,

@@ -70,6 +70,27 @@ def test_a_0_byte_api_logs_csv_fails_alone(tmp_path):
     assert strict == 2 and "api_logs.csv is empty (0 bytes)" in text
 
 
+def test_a_source_whose_every_row_was_set_aside_is_no_quiet_week(tmp_path):
+    """Tickets exported with dates as a spreadsheet shows them (11/10/2026 09:00:00):
+    every row is rejected, and page 1 said "No tickets in this period" as if the week
+    were quiet. Now page 1, kpis.json's not_loaded and the CLI say every row was set
+    aside, with the commonest reason."""
+    data = _data(tmp_path)
+    path = _as_csv(data, "support_tickets")
+    frame = pd.read_csv(path, dtype=str)
+    frame["created_at"] = pd.to_datetime(frame["created_at"]).dt.strftime("%m/%d/%Y %H:%M:%S")
+    frame.to_csv(path, index=False)
+    code, text, folder = _build(tmp_path, "--format", "html")
+    said = (f"Tickets: all {len(frame):,} rows were set aside (unparseable created_at: "
+            f"{len(frame):,}); see rejected/support_tickets.csv.")
+    assert code == 0 and f"warning: {said}" in text
+    assert json.loads((folder / "kpis.json").read_text())["not_loaded"] == {
+        "support_tickets": said}
+    page = " ".join((folder / "html" / "support.html").read_text().split())
+    assert f"Not loaded.</b> {said}" in page
+    assert (folder / "rejected" / "support_tickets.csv").exists()
+
+
 @pytest.mark.parametrize("name", ["clickstream", "page_load_times", "session_tracking",
                                   "system_metrics", "user_feedback"])
 def test_a_0_byte_csv_of_any_source_is_not_loaded_and_the_rest_is(name, tmp_path):

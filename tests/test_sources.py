@@ -354,3 +354,45 @@ def test_spark_int96_times_are_utc_in_any_report_zone(tmp_path):
     assert loaded.quality["user_feedback"].valid == 1
     feedback = loaded.frames["user_feedback"]["timestamp"]
     assert feedback.iloc[0] == pd.Timestamp("2026-11-10 10:00", tz="UTC")
+
+
+def test_exports_zones_after_a_space_and_null_markers(tmp_path):
+    """Snowflake's and SQL Server's `2026-11-10 11:00:00.000 +0100` (a space before the
+    offset) stopped a Berlin build with "Mixed timezones detected"; BigQuery's
+    `... 10:00:00 UTC` was unparseable; MySQL's \\N and SQL Server's and psql's NULL
+    were values (a ticket's `resolved_at` of \\N rejected it). Each as one export writes
+    it, next to plain rows; PostgreSQL's t/f for a boolean."""
+    from reporting.ingest.validate import parse_timestamps
+    from .test_engines import chunked
+
+    berlin = ZoneInfo("Europe/Berlin")
+    got = parse_timestamps(pd.Series([
+        "2026-11-10 11:00:00.000 +0100", "2026-11-10 11:00:00.0000000 +01:00",
+        "2026-11-10 10:00:00 UTC", "2026-11-10 10:00:00.5 UTC", "2026-11-10 11:00:00",
+        "2026-11-10 11:00:00+1", "2026-11-10 -02"]), berlin)
+    assert [None if t is pd.NaT else t.tz_convert("UTC").strftime("%H:%M:%S.%f")
+            for t in got] == ["10:00:00.000000"] * 3 + ["10:00:00.500000",
+                                                         "10:00:00.000000", None, None]
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "support_tickets.csv").write_text(
+        "ticket_id,created_at,resolved_at,status,channel,issue_type,priority,csat\n"
+        "T1,2026-11-10 09:00:00 +0100,\\N,open,email,Billing,high,\\N\n"
+        "T2,2026-11-10 08:30:00 UTC,2026-11-10 12:00:00 UTC,resolved,chat,Billing,low,5\n"
+        "T3,2026-11-10 10:00:00,NULL,open,phone,Billing,normal,NULL\n")
+    (data / "system_metrics.csv").write_text(
+        "timestamp,service_name,cpu_pct,memory_pct,healthy\n"
+        "2026-11-10 10:00:00+00,a,10,20,t\n2026-11-10 11:00:00+00,a,10,20,f\n"
+        "2026-11-10 12:00:00+00,a,10,20,\\N\n")
+    loaded = chunked(Config(timezone="Europe/Berlin"), data)
+    q = loaded.quality["support_tickets"]
+    assert (q.rows, q.valid, q.rejected) == (3, 3, {})
+    tickets = loaded.frames["support_tickets"]
+    assert tickets["resolved_at"].isna().tolist() == [True, False, True]
+    assert tickets["csat"].isna().tolist() == [True, False, True]
+    assert tickets["created_at"].dt.tz_convert("UTC").dt.strftime("%H:%M").tolist() == \
+        ["08:00", "08:30", "09:00"]
+    m = loaded.quality["system_metrics"]
+    assert (m.rows, m.valid, m.rejected) == (3, 3, {})
+    healthy = loaded.frames["system_metrics"].tables
+    assert sum(len(t) for t in healthy.values()) > 0

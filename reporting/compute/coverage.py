@@ -245,8 +245,9 @@ def require_some(coverage: Coverage, span: tuple[pd.Timestamp, pd.Timestamp] | N
 
 def not_loaded(quality: Mapping[str, Any]) -> dict[str, str]:
     """Source -> one sentence, for each source that failed to load (a lost column, an
-    unreadable file) or that is missing although a report needs it (the optional orders
-    and deploys are not missing): what page 1 of an audience showing it says."""
+    unreadable file), whose every row was set aside (dates as a spreadsheet shows them),
+    or that is missing although a report needs it (the optional orders and deploys are
+    not missing): what page 1 of an audience showing it says."""
     out = {}
     for name, q in quality.items():
         d = q.as_dict() if hasattr(q, "as_dict") else dict(q)
@@ -255,6 +256,11 @@ def not_loaded(quality: Mapping[str, Any]) -> dict[str, str]:
             out[name] = f"{label} did not load: {d.get('message') or 'unreadable'}"
         elif d.get("status") == "absent" and name not in OPTIONAL_SOURCES:
             out[name] = f"{label}: no data was supplied."
+        elif d.get("status") == "loaded" and d.get("rows") and not d.get("valid"):
+            reason, n = max((d.get("rejected") or {"rejected": 0}).items(),
+                            key=lambda item: item[1])
+            out[name] = (f"{label}: all {d['rows']:,} rows were set aside ({reason}: {n:,}); "
+                         f"see rejected/{name}.csv.")
     return out
 
 

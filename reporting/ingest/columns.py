@@ -131,6 +131,11 @@ def csv_header(path: Path, bound: Inflation | None = None) -> list[str]:
     return header_names(first, path)
 
 
+# A cell holding one of these is no value: empty, as most tools write it; \N, as MySQL's
+# INTO OUTFILE and mysqldump write NULL; NULL, as SQL Server's and psql's exports do.
+NULL_MARKERS = ["", "\\N", "NULL"]
+
+
 def header_names(data: bytes, path: object) -> list[str]:
     """The names of a CSV file's first line, `data` being the file's bytes or their
     start (at most LONG_LINE + 1 bytes of a line are read, as `csv_header` reads)."""

@@ -20,7 +20,7 @@ from ..core.sourceconfig import SourceConfig
 from ..core.contracts import Spec
 from ..core.errors import SourceError
 from ..core.periods import Window
-from .columns import column_map, csv_header, missing_column_error
+from .columns import NULL_MARKERS, column_map, csv_header, missing_column_error
 from .csvrepair import (BadLines, Unkept, fix_for, malformed_lines, prepared_csv,
                         unreadable_csv)
 from .files import (
@@ -56,7 +56,7 @@ def read_frame(path: Path, usecols: list[str], spec: Spec, rename: dict[str, str
         numeric_or_time = set(spec.numbers) | set(spec.timestamps)
         dtype = {raw: "str" for raw in usecols if rename[raw] not in numeric_or_time}
         options = dict(engine="pyarrow", usecols=usecols, keep_default_na=False,
-                       na_values=[""], dtype_backend="pyarrow")
+                       na_values=NULL_MARKERS, dtype_backend="pyarrow")
         malformed = BadLines().quiet()
         options["on_bad_lines"] = malformed
         source: Path | IO[bytes] = path

@@ -160,7 +160,7 @@ def _empty_column(col: str, spec: Spec, index: pd.Index, tz: ZoneInfo) -> pd.Ser
 def _numbers(s: pd.Series) -> pd.Series:
     """A numeric column as numpy int64 (whole, no gaps) or float64; text is parsed; a
     boolean (a health probe written true/false, by pandas, Spark or DuckDB, or as text
-    in a CSV file) is 1/0."""
+    in a CSV file; t/f as PostgreSQL writes it) is 1/0."""
     arr = arrow_data(s)
     if (arr is not None and pa.types.is_boolean(arr.type)) or pd.api.types.is_bool_dtype(s):
         return pd.Series(s.to_numpy(dtype="float64", na_value=np.nan), index=s.index)
@@ -172,7 +172,7 @@ def _numbers(s: pd.Series) -> pd.Series:
         return s
     text = s.astype("str").str.strip()
     word = text.str.lower()
-    text = text.mask(word == "true", "1").mask(word == "false", "0")
+    text = text.mask(word.isin(["true", "t"]), "1").mask(word.isin(["false", "f"]), "0")
     return pd.to_numeric(text, errors="coerce").astype("float64")
 
 
@@ -228,7 +228,7 @@ def parse_timestamps(s: pd.Series, tz: ZoneInfo) -> pd.Series:
     text = s.astype("str") if not pd.api.types.is_string_dtype(s) else s
     if s.dtype == object:   # e.g. datetime.date objects from pyarrow's date32
         text = s.map(lambda v: v.isoformat() if hasattr(v, "isoformat") else v).astype("str")
-    text = text.str.strip()
+    text = _offset_joined(text.str.strip())
     if zone == "UTC":
         return pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
     # an offset after a time: Z, +01:00, +0100 or +01 (PostgreSQL's text); not a date's -02
@@ -239,9 +239,24 @@ def parse_timestamps(s: pd.Series, tz: ZoneInfo) -> pd.Series:
         result[aware] = pd.to_datetime(text[aware], format="ISO8601", errors="coerce",
                                        utc=True).dt.tz_convert(zone)
     if (~aware).any():
-        naive = pd.to_datetime(text[~aware], format="ISO8601", errors="coerce")
-        result[~aware] = _localize(naive, zone)
+        try:
+            naive = pd.to_datetime(text[~aware], format="ISO8601", errors="coerce")
+        except (ValueError, TypeError):   # offsets of some other shape among them: those
+            sub = text[~aware]               # rejected, not guessed; plain times still read
+            plain = sub.str.fullmatch(r"\d{4}-\d\d-\d\d(?:[T ]\d\d:\d\d(?::\d\d(?:[.,]\d+)?)?)?",
+                                      na=False)
+            naive = pd.to_datetime(sub.where(plain), format="ISO8601", errors="coerce")
+        result[~aware] = _localize(naive, zone) if getattr(naive.dt, "tz", None) is None \
+            else naive.dt.tz_convert(zone)
     return result
+
+
+def _offset_joined(text: pd.Series) -> pd.Series:
+    """Times whose zone follows a space, as ISO 8601 writes it: Snowflake's and SQL
+    Server's `2026-11-10 11:00:00.000 +0100`, BigQuery's `2026-11-10 10:00:00 UTC`."""
+    text = text.str.replace(r"(\d) (?:UTC|GMT)$", r"\1Z", regex=True)
+    return text.str.replace(r"(\d:\d\d(?:[.,]\d+)?) ([+-]\d\d(?::?\d\d)?)$", r"\1\2",
+                            regex=True)
 
 
 def _localize(s: pd.Series, zone: str) -> pd.Series:

@@ -21,6 +21,7 @@ from ...core.contracts import SPECS, Spec
 from ...core.errors import SourceError
 from ...core.periods import Window
 from ...core.quality import Quality
+from ..columns import NULL_MARKERS
 from ..csvrepair import KEEP_REJECTED, LONG_LINE, BadLines
 from ..files import Inflation
 from ..folder import load_source
@@ -408,11 +409,12 @@ def csv_blocks(path: str, spec: Spec, rename: dict[str, str], rows: int,
 
 
 def convert_options(spec: Spec, rename: dict[str, str]) -> pcsv.ConvertOptions:
-    """The needed columns, text columns as text, the rest inferred; "" is no value."""
+    """The needed columns, text columns as text, the rest inferred; "", \\N and NULL are
+    no value (`NULL_MARKERS`)."""
     numeric_or_time = set(spec.numbers) | set(spec.timestamps)
     types = {raw: pa.string() for raw, col in rename.items() if col not in numeric_or_time}
     return pcsv.ConvertOptions(include_columns=list(rename), column_types=types,
-                               null_values=[""], strings_can_be_null=True,
+                               null_values=NULL_MARKERS, strings_can_be_null=True,
                                quoted_strings_can_be_null=True)
 
 
