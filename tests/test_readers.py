@@ -96,6 +96,22 @@ def test_a_file_cut_by_another_separator_is_named_in_the_sentence(tmp_path, sep,
                             "comma-separated CSV (UTF-8).")
 
 
+@pytest.mark.parametrize("first, hinted", [
+    ("2026-11-10 10:00:00,/a,200,120.5,web", True),          # MySQL INTO OUTFILE, bcp
+    ("11/10/2026 10:00,/a,200,120,web", True),               # SSMS, US dates
+    ("ts,path,code,ms,svc", False),                          # names, just other ones
+    ("2026-11-10,path,code,ms,svc", False)])                 # one value-like name of five
+def test_a_file_without_a_header_line_is_told_so(tmp_path, first, hinted):
+    """Exports without a header line (MySQL's INTO OUTFILE, bcp and SSMS by default):
+    the missing-column sentence says the first line holds values, not names."""
+    (tmp_path / "api_logs.csv").write_text(first + "\n2026-11-10 11:00:00,/b,200,5,web\n")
+    message = load_all(tmp_path, UTC).quality["api_logs"].message
+    assert message.startswith(f"{tmp_path / 'api_logs.csv'} has no column 'timestamp'")
+    told = message.endswith(", which are values, not names: the first line must name the "
+                            "columns (export with a header line).")
+    assert told == hinted, message
+
+
 def test_a_separator_is_named_for_columns_the_config_maps(tmp_path):
     """A German Excel export whose columns the config maps ([columns.api_logs]): cut at
     its semicolons, the header gives the mapped columns, so the sentence names them."""

@@ -95,10 +95,27 @@ def missing_column_error(where: str, spec: Spec, rename: dict[str, str],
         return None
 
     found = list(found)
+    hint = other_separator(found, spec, where, mapping or {}) or \
+        (no_header(found, where) if not rename else "")
     return SourceError(
         f"{where} has no column {', '.join(repr(c) for c in missing)} "
         f"(required: {', '.join(spec.required)}); columns found: "
-        f"{describe_columns(found)}{other_separator(found, spec, where, mapping or {})}.")
+        f"{describe_columns(found)}{hint}.")
+
+
+VALUE_LIKE = re.compile(r"-?\d+(?:[.,]\d+)?|\d{4}-\d\d-\d\d.*|\d{1,2}/\d{1,2}/\d{2,4}.*")
+
+
+def no_header(found: list[str], where: str) -> str:
+    """The end of the missing-column sentence for a CSV file whose first line holds
+    values, not names (MySQL's INTO OUTFILE, bcp and SSMS write none by default)."""
+    if not where.lower().endswith((".csv", ".csv.gz")) or not found:
+        return ""
+    values = sum(bool(VALUE_LIKE.fullmatch(name.strip())) for name in found)
+    if values * 2 < len(found):
+        return ""
+    return (", which are values, not names: the first line must name the columns "
+            "(export with a header line)")
 
 
 SEPARATORS = {";": "semicolons (as Excel writes CSV where a comma is the decimal mark)",
