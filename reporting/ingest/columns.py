@@ -109,13 +109,18 @@ VALUE_LIKE = re.compile(r"-?\d+(?:[.,]\d+)?|\d{4}-\d\d-\d\d.*|\d{1,2}/\d{1,2}/\d
 def no_header(found: list[str], where: str) -> str:
     """The end of the missing-column sentence for a CSV file whose first line holds
     values, not names (MySQL's INTO OUTFILE, bcp and SSMS write none by default)."""
-    if not where.lower().endswith((".csv", ".csv.gz")) or not found:
+    if not _csv_file(where) or not found:
         return ""
     values = sum(bool(VALUE_LIKE.fullmatch(name.strip())) for name in found)
     if values * 2 < len(found):
         return ""
     return (", which are values, not names: the first line must name the columns "
             "(export with a header line)")
+
+
+# A cell holding one of these is no value: empty, as most tools write it; \N, as MySQL's
+# INTO OUTFILE and mysqldump write NULL; NULL, as SQL Server's and psql's exports do.
+NULL_MARKERS = ["", "\\N", "NULL"]
 
 
 SEPARATORS = {";": "semicolons (as Excel writes CSV where a comma is the decimal mark)",
@@ -128,7 +133,7 @@ def other_separator(found: list[str], spec: Spec, where: str, mapping: dict[str,
     name is cut by, when `where` is a CSV file and cutting it there gives two of the
     source's columns or more, by their names, aliases or the config's `mapping` (only
     comma-separated files are read)."""
-    if len(found) != 1 or not where.lower().endswith((".csv", ".csv.gz")):
+    if len(found) != 1 or not _csv_file(where):
         return ""                   # a Parquet file or a query is no CSV to export again
     for sep, what in SEPARATORS.items():
         names = [n.strip().strip('"') for n in found[0].split(sep)]
@@ -136,6 +141,11 @@ def other_separator(found: list[str], spec: Spec, where: str, mapping: dict[str,
             return (f", separated by {what}, not commas: export it as comma-separated "
                     "CSV (UTF-8)")
     return ""
+
+
+def _csv_file(where: str) -> bool:
+    """Whether the missing-column sentence is about a CSV file (not Parquet or a query)."""
+    return where.lower().endswith((".csv", ".csv.gz"))
 
 
 def csv_header(path: Path, bound: Inflation | None = None) -> list[str]:
@@ -146,11 +156,6 @@ def csv_header(path: Path, bound: Inflation | None = None) -> list[str]:
     except (OSError, EOFError) as exc:
         raise SourceError(f"{path} could not be read ({exc}).") from None
     return header_names(first, path)
-
-
-# A cell holding one of these is no value: empty, as most tools write it; \N, as MySQL's
-# INTO OUTFILE and mysqldump write NULL; NULL, as SQL Server's and psql's exports do.
-NULL_MARKERS = ["", "\\N", "NULL"]
 
 
 def header_names(data: bytes, path: object) -> list[str]:

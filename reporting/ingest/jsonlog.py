@@ -5,7 +5,8 @@
 path = "request.uri" }`; dots reach into objects, as Caddy nests `request`). A time is an
 ISO 8601 text, nginx's `$time_local`, or an epoch number in seconds, milliseconds,
 microseconds or nanoseconds (told apart by size, as loggers write all four);
-`duration_unit` says the duration's unit (Caddy: s, Traefik's `Duration`: ns). A line that is not a JSON object is a rejected row with its text.
+`duration_unit` says the duration's unit (Caddy: s, Traefik's `Duration`: ns). A line
+that is not a JSON object is a rejected row with its text.
 """
 from __future__ import annotations
 
@@ -109,9 +110,8 @@ def _fields(values: dict[str, list], unit: str) -> pd.DataFrame:
 
 
 def times(raw: pd.Series) -> pd.Series:
-    """UTC times from ISO 8601 texts, `$time_local` texts or epoch numbers: seconds below
-    1e11 (until the year 5138), else milliseconds below 1e14, microseconds below 1e17,
-    nanoseconds above (zap's and Vector's epoch encoders)."""
+    """UTC times from ISO 8601 texts, `$time_local` texts or epoch numbers, their unit
+    told by their size (`validate.epoch_utc`: zap's and Vector's encoders write all four)."""
     num = pd.to_numeric(raw, errors="coerce")
     out = epoch_utc(num)
     text = raw.where(num.isna()).dropna().astype("str")

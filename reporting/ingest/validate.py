@@ -168,7 +168,7 @@ def _numbers(s: pd.Series) -> pd.Series:
         return pd.Series(arr.to_numpy(), index=s.index).astype("int64")
     if arr is not None and (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type)):
         return pd.Series(s.to_numpy(dtype="float64", na_value=np.nan), index=s.index)
-    if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s) and arr is None:
+    if pd.api.types.is_numeric_dtype(s) and arr is None:     # booleans returned above
         return s
     text = s.astype("str").str.strip()
     word = text.str.lower()

@@ -80,7 +80,7 @@ class Part:
     def add(self, other: Part) -> None:
         """Another part's counts at once; its rollup goes on the pile (`settle` merges)."""
         if other.error and (self.error is None or other.failed_at < self.failed_at):
-            self.error, self.failed_at = other.error, other.failed_at    # whatever finished first
+            self.error, self.failed_at = other.error, other.failed_at    # whichever ends first
         self.note = self.note or other.note
         if len(other.rollup):
             if self.pile is None:
