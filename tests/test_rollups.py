@@ -141,3 +141,23 @@ def test_distinct_users_are_one_row_per_day_page_element_and_user():
     assert list(users.columns) == ["day", "page", "element_clicked", "user"]
     assert len(users) == 3 and users["day"].dtype == np.int32
     assert users["user"].nunique() == 2
+
+
+def test_joining_a_piles_days_equals_pd_concat_and_leaves_the_pieces_whole():
+    """concat_consuming: the frames as pd.concat gives them over shared categories (the
+    first frame's order, then new ones; a missing key stays missing), column by column;
+    the list is emptied, the caller's frames keep their columns."""
+    from reporting.core.concat import concat_consuming, same_categories
+    a = pd.DataFrame({"day": np.array([1, 2], dtype="int32"),
+                      "page": pd.Categorical(["home", "cart"]), "user": [5, 6]})
+    b = pd.DataFrame({"day": np.array([3], dtype="int32"), "page": pd.Categorical(["faq"]),
+                      "user": [7]})
+    c = pd.DataFrame({"day": np.array([4, 5], dtype="int32"),
+                      "page": pd.Categorical(["cart", None]), "user": [8, 9]})
+    want = pd.concat(same_categories([a, b, c]), ignore_index=True)
+    pieces = [a, b, c]
+    got = concat_consuming(pieces)
+    pd.testing.assert_frame_equal(got, want)
+    assert got["page"].cat.categories.tolist() == ["cart", "home", "faq"]
+    assert got["page"].isna().tolist() == [False] * 4 + [True]
+    assert pieces == [] and a.columns.tolist() == ["day", "page", "user"] and len(c) == 2

@@ -103,7 +103,8 @@ def test_distinct_users_per_value_counted_by_hand(monkeypatch, cells):
     page = pd.Categorical(["home", "home", "cart", "home", None],
                           categories=["home", "search", "cart"])
     users = pd.DataFrame({"page": page, "user": np.array([11, 11, 11, 22, 33], np.int64)})
-    assert clicks.user_ids(users)[1] == 3
+    ids, n_users = clicks.user_ids(users)      # dense int32 ids in order of first sight
+    assert n_users == 3 and ids.dtype == np.int32 and ids.tolist() == [0, 0, 0, 1, 2]
     got = distinct_users(users, "page")
     assert got.to_dict() == {"home": 2, "cart": 1}
     assert list(got.index) == ["home", "cart"]

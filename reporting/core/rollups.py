@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from .contracts import HIGH_VOLUME, SPECS
+from .concat import concat_consuming, same_categories
 from .histograms import sorted_entries
 
 SIGNIFICANT = 4
@@ -444,24 +445,6 @@ def merge_table(frames: list[pd.DataFrame], spec: TableSpec) -> pd.DataFrame:
     return group_table(pd.concat(same_categories(frames), ignore_index=True), spec)
 
 
-def same_categories(frames: list[pd.DataFrame]) -> list[pd.DataFrame]:
-    """The frames with each column that is categorical in any of them categorical in all,
-    over the same categories (the first frame's order, then the others' new ones), so
-    concatenating keeps it categorical."""
-    out = list(frames)
-    for col in frames[0].columns:
-        if not any(isinstance(f[col].dtype, pd.CategoricalDtype) for f in frames if col in f):
-            continue
-        cats = pd.Index([])
-        for f in frames:
-            values = (f[col].cat.categories if isinstance(f[col].dtype, pd.CategoricalDtype)
-                      else pd.Index(f[col].dropna().unique()))
-            cats = cats.append(values[~values.isin(cats)])
-        dtype = pd.CategoricalDtype(cats)
-        out = [f.assign(**{col: f[col].astype(dtype)}) if col in f else f for f in out]
-    return out
-
-
 MERGE_EVERY = 8            # pieces a time bucket holds before they are grouped again
 BUCKET_MINUTES = 1440      # a slot table's bucket: one UTC day of slots
 
@@ -513,8 +496,7 @@ class Pile:
                 tables[name] = _blank(spec)
             else:
                 frames = [merge_table(held.pop(b), spec) for b in sorted(held)]
-                tables[name] = frames[0] if len(frames) == 1 else \
-                    pd.concat(same_categories(frames), ignore_index=True)
+                tables[name] = frames[0] if len(frames) == 1 else concat_consuming(frames)
         return Rollup(self.source, tables, self.tz, self.minutes)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ...core import memory
 from ...core.config import ServiceLinks
 from ...core.contracts import SPECS
 from ...core.periods import BASELINE_WEEKS, Period
@@ -239,8 +240,9 @@ def _levels(table: pd.DataFrame, col: str, value: str, first: int, n: int
 
     def of(entity: str, q: float) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
         mine = members.get(entity, np.zeros(0, dtype=np.int64))
-        return (hist_quantiles(pos[mine], values[mine], counts[mine], n, (q,))[0],
-                _above(pos, values, counts, n, mine))
+        level = hist_quantiles(pos[mine], values[mine], counts[mine], n, (q,))[0]
+        memory.trim_if_grown()      # the entity's scratch heap: see `memory`
+        return level, _above(pos, values, counts, n, mine)
     return of
 
 
@@ -422,6 +424,7 @@ def signals(frames: Mapping[str, Any], hours: pd.DatetimeIndex,
             unknown = unknown | ~gaps.day_hours(hours, tz)
         out += [gaps.blank(dataclasses.replace(sig, daily=daily, source=source), unknown)
                 for sig in made]
+        memory.trim_if_grown()      # the source's scratch heap: see `memory`
     return out
 
 
