@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ...core import memory
 from ...core.config import Maintenance, ServiceLinks, Thresholds
 from ...core.periods import Period
 from ...core.i18n import Phrase
@@ -72,7 +71,6 @@ def detect(frames: Mapping[str, pd.DataFrame], period: Period, t: Thresholds,
             p[i], _ = tail(shifted(sig, start, base, rising), t.incident_min_events, judged)
             shifts.append(_level_shift(sig, hours[start].tz_convert(tz), before, after,
                                        rising, int(sig.days[start])))
-        memory.trim_if_grown()      # each signal's scratch heap: see `memory`
     hours_judged = max(len(judged), 1)
     services = sorted({s.services[0] for s in sigs if s.back_end})   # CPU: of its hosts
     back = {s: [i for i, g in enumerate(sigs) if g.back_end and g.services[:1] == (s,)]

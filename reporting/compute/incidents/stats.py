@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ...core import memory
 from ...core.periods import BASELINE_WEEKS
 from . import dists
 from .signals import Signal
@@ -287,6 +288,7 @@ def tail(sig: Signal, min_events: int, at: np.ndarray | None = None
             if sig.above is not None:
                 q = _above_tail(sig, q, median, ev, np.nansum(seen, axis=0), at, min_events)
     p[at] = np.where(known, q, np.nan)
+    memory.trim_if_grown()      # each signal's scratch heap: see `memory`
     return p, usual
 
 
