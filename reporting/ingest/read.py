@@ -46,11 +46,10 @@ def read_frame(path: Path, usecols: list[str], spec: Spec, rename: dict[str, str
     if path.suffix == ".parquet":
         # A pandas index stored in the file (a filtered frame's row labels) means nothing
         # here: rows are known by position, and labels would misalign the Arrow columns.
-        frame = pd.read_parquet(path, columns=usecols, dtype_backend="pyarrow"
-                                ).reset_index(drop=True)
-        for col in int96_names(pq.ParquetFile(path).schema) & set(usecols):
-            if getattr(frame[col].dt, "tz", None) is None:
-                frame[col] = frame[col].dt.tz_localize("UTC")      # as `int96_utc`
+        # One open gives the columns and the schema that says which are INT96.
+        pf = pq.ParquetFile(path)
+        table = int96_utc(pf.read(columns=usecols, use_pandas_metadata=True), pf.schema)
+        frame = table.to_pandas(types_mapper=pd.ArrowDtype).reset_index(drop=True)
     else:
         # Text columns are read as text, so ids such as "007" keep their zeros.
         numeric_or_time = set(spec.numbers) | set(spec.timestamps)
