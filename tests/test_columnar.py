@@ -6,9 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
+from reporting.core import rollups
 from reporting.ingest.engine import columnar
-from reporting.ingest.engine.tasks import Job, arrow_step, step
+from reporting.ingest.engine.tasks import Job, ParquetTask, Part, arrow_step, step
 from reporting.ingest.validate import default_time_range
 
 from .test_engines import canon
@@ -140,3 +142,80 @@ def test_times_on_and_just_outside_the_range_as_today() -> None:
     for name, frame in old.rollup.tables.items():    # an empty table's dtypes may differ
         pd.testing.assert_frame_equal(canon(frame), canon(part.rollup.tables[name]),
                                       check_dtype=False)
+
+
+def _task_file(tmp_path, table: pa.Table) -> ParquetTask:
+    """A ParquetTask over every row group of `table` written 4 rows to a group, read 4
+    rows to a batch."""
+    path = tmp_path / "api_logs.parquet"
+    pq.write_table(table, path, row_group_size=4)
+    groups = tuple(range(pq.ParquetFile(path).num_row_groups))
+    return ParquetTask(JOB, str(path), tuple((c, c) for c in table.column_names), groups,
+                       tuple(2 + 4 * g for g in groups), chunk_rows=4)
+
+
+def test_a_tasks_clean_batches_give_one_chunks_tables(tmp_path, monkeypatch) -> None:
+    """Three clean batches of a task are grouped once (`columnar.Batches`), into the
+    tables today's step gives on the 12 rows as one chunk: row for row, categories in
+    order of first appearance over the task (/b, /a from the first batch, /c from the
+    third), and /a's 10:00 requests summed over batches 1-3 (hand-worked: rows 2, 5,
+    9 and 12 of the file, 10 + 40 + 30 + 60 = 140 ms)."""
+    at = pd.to_datetime(["2026-10-19 10:05"] * 4 + ["2026-10-19 11:05"] * 4
+                        + ["2026-10-19 10:50"] * 4, utc=True)
+    table = pa.table({
+        "timestamp": at,
+        "endpoint": ["/b", "/a", "/b", "/a", "/b", "/b", "/b", "/a", "/c", "/b", "/a", "/a"],
+        "status_code": [200, 200, 503, 200, 200, 200, 200, 200, 200, 200, 200, 200],
+        "response_time_ms": [5.0, 10.0, 20.0, 40.0, 1.0, 2.0, 3.0, 30.0, 7.0, 8.0, 60.0,
+                             1234.5],
+        "service_name": ["s1"] * 12})
+    calls = {"add": 0, "reduce": 0}
+    add, reduce = columnar.Batches.add, columnar.reduce
+
+    def counted(name, fn):
+        def call(*args, **kwargs):
+            calls[name] += 1
+            return fn(*args, **kwargs)
+        return call
+    monkeypatch.setattr(columnar.Batches, "add", counted("add", add))
+    monkeypatch.setattr(columnar, "reduce", counted("reduce", reduce))
+    part = _task_file(tmp_path, table).run()
+    assert calls == {"add": 3, "reduce": 0}       # reduced into Batches, grouped once
+    whole, _ = today(table)
+    assert (part.rows, part.valid) == (12, 12)
+    for name, frame in whole.rollup.tables.items():
+        pd.testing.assert_frame_equal(frame, part.rollup.tables[name], check_exact=True)
+    req = part.rollup.tables["requests"]
+    assert list(req["endpoint"].cat.categories) == ["/b", "/a", "/c"]
+    ten = int(pd.Timestamp("2026-10-19 10:00Z").value // 60_000_000_000)
+    mine = req[(req["slot"] == ten) & (req["endpoint"] == "/a")]
+    assert mine[["n", "response_time_ms_sum"]].values.tolist() == [[4, 1344.5]]
+
+
+def test_a_batch_with_a_bad_row_keeps_the_order_of_arrival(tmp_path) -> None:
+    """A bad row in the second batch: the first batch's tables come before that batch's,
+    the third's after, as without `Batches` (each batch's tables piled in turn); the bad
+    row is rejected with its file row number (7: the second batch's second row), so /c's
+    first valid row is the file's last, after /e's."""
+    at = pd.to_datetime(["2026-10-19 10:05"] * 12, utc=True)
+    table = pa.table({
+        "timestamp": at,
+        "endpoint": ["/b", "/b", "/b", "/b", "/d", "/c", "/a", "/d", "/e", "/a", "/e", "/c"],
+        "status_code": [200] * 12,
+        "response_time_ms": [5.0, 6.0, 7.0, 8.0, 1.0, -2.0, 3.0, 4.0, 9.0, 8.0, 7.0, 6.0],
+        "service_name": ["s1"] * 12})
+    task = _task_file(tmp_path, table)
+    part = task.run()
+    assert part.counts == {"negative response_time_ms": 1}
+    assert pd.concat(part.rejected)["row"].tolist() == [7]
+    req = part.rollup.tables["requests"]
+    assert list(req["endpoint"].cat.categories) == ["/b", "/d", "/a", "/e", "/c"]
+    assert dict(zip(req["endpoint"].astype(str), req["n"])) == \
+        {"/b": 4, "/d": 2, "/a": 2, "/c": 1, "/e": 2}
+    total = Part(rollups.empty("api_logs", JOB.zone, JOB.minutes))
+    with pq.ParquetFile(task.path) as pf:          # today: each batch's part piled in turn
+        for i, batch in enumerate(pf.iter_batches(batch_size=4)):
+            total.add(arrow_step(JOB, pa.Table.from_batches([batch]), task.path,
+                                 np.arange(2 + 4 * i, 6 + 4 * i))[0])
+    for name, frame in total.settle().rollup.tables.items():
+        pd.testing.assert_frame_equal(frame, part.rollup.tables[name], check_exact=True)

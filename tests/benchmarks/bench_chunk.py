@@ -45,9 +45,10 @@ COLUMNS = ("timestamp", "endpoint", "status_code", "response_time_ms", "service_
 NOW = pd.Timestamp("2026-11-25T12:00Z")
 
 
-def pandas_step(job: Job, table: pa.Table, where: Any, rows: np.ndarray
+def pandas_step(job: Job, table: pa.Table, where: Any, rows: np.ndarray, batches: Any = None
                 ) -> tuple[Part, np.ndarray]:
-    """Today's step: the chunk as a pandas frame, validated and reduced in pandas."""
+    """Today's step: the chunk as a pandas frame, validated and reduced in pandas (each
+    chunk's tables merged in pandas: `batches` is not used)."""
     return tasks.step(job, table.to_pandas(types_mapper=pd.ArrowDtype)
                       .reset_index(drop=True), where, rows)
 
@@ -61,8 +62,8 @@ class DuckStep:
         self.con.execute("SET threads = 2")
         self.con.execute("SET memory_limit = '1GB'")
 
-    def __call__(self, job: Job, table: pa.Table, where: Any, rows: np.ndarray
-                 ) -> tuple[Part, np.ndarray]:
+    def __call__(self, job: Job, table: pa.Table, where: Any, rows: np.ndarray,
+                 batches: Any = None) -> tuple[Part, np.ndarray]:
         if not columnar.eligible(table, job.tz) or job.tz != "UTC":
             return pandas_step(job, table, where, rows)
         cats, codes, odd = columnar.encode(table)
@@ -164,15 +165,18 @@ class Held:
     def __init__(self, task: Any) -> None:
         self.job, self.chunks = task.job, []
 
-        def keep(job: Job, table: pa.Table, where: Any, rows: np.ndarray) -> Any:
+        def keep(job: Job, table: pa.Table, where: Any, rows: np.ndarray,
+                 batches: Any = None) -> Any:
             self.chunks.append((table, where, rows))
             return pandas_step(job, table, where, rows)
         timed(keep, task)
 
     def run(self) -> Part:
         total = Part(rollups.empty(self.job.source, self.job.zone, self.job.minutes))
+        batches = tasks.batches_of(self.job)      # as the tasks reduce their chunks
         for table, where, rows in self.chunks:
-            total.add(tasks.arrow_step(self.job, table, where, rows)[0])
+            total.add(tasks.arrow_step(self.job, table, where, rows, batches)[0])
+        tasks.add_held(total, batches)
         return total.settle()
 
 

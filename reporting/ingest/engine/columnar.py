@@ -108,6 +108,48 @@ def reduce(table: pa.Table, tz: str, minutes: int, cats: dict[str, pd.Index],
     return rollups.Rollup(SOURCE, out, ZoneInfo(tz), minutes)
 
 
+class Batches:
+    """A task's batches that every rule passes, each reduced in Polars as it comes, their
+    tables grouped again once, in Polars, at the task's end (`rollup`), instead of each
+    batch's tables going to pandas and the task's Pile: a 1M-row task's median time fell
+    from 0.51 to 0.42-0.47 s (docs/scaling.md). Reading the row group as one batch would
+    skip the merge too, but held twice the scratch memory (+310 MB against +150 MB).
+    Text keys are codes over the task's categories: each batch's (first appearance)
+    appended in order of arrival, as `rollups.merge` orders them."""
+
+    def __init__(self, tz: str, minutes: int) -> None:
+        self.tz, self.minutes = tz, minutes
+        self.cats: dict[str, pd.Index] = {}
+        self.tables: dict[str, list[pl.DataFrame]] = {}
+
+    def add(self, table: pa.Table, cats: dict[str, pd.Index], codes: dict[str, np.ndarray]
+            ) -> None:
+        """One batch (every row valid; `cats` and `codes` from `encode`), reduced."""
+        ours = {}
+        for col in TEXT:
+            known, held = cats[col], self.cats.get(col, pd.Index([], dtype="str"))
+            new = known[~known.isin(held)]
+            self.cats[col] = held = held.append(new) if len(new) else held
+            ours[col] = held.get_indexer(known).astype(np.int32)[codes[col]]
+        plans = _plans(_columns(table, self.tz, self.minutes, ours))
+        for name, reduced in zip(plans, pl.collect_all(list(plans.values()))):
+            self.tables.setdefault(name, []).append(reduced)
+
+    def rollup(self) -> rollups.Rollup | None:
+        """The batches' tables grouped as one (None when no batch came); emptied."""
+        if not self.tables:
+            return None
+        specs, out = rollups.TABLES[SOURCE], {}
+        for name, pieces in self.tables.items():
+            spec = specs[name]
+            merged = pieces[0] if len(pieces) == 1 else pl.concat(pieces).group_by(
+                list(spec.keys), maintain_order=True).agg(
+                [getattr(pl.col(col), how)() for col, how in spec.merge.items()])
+            out[name] = _to_pandas(merged, self.cats)
+        self.cats, self.tables = {}, {}
+        return rollups.Rollup(SOURCE, out, ZoneInfo(self.tz), self.minutes)
+
+
 def _columns(table: pa.Table, tz: str, minutes: int, codes: dict[str, np.ndarray]
              ) -> pl.DataFrame:
     """Per row: the time keys, the text keys' codes, the status code and the latency

@@ -166,26 +166,34 @@ def step(job: Job, raw: pd.DataFrame, where: str | np.ndarray, rows: np.ndarray,
     return part, positions
 
 
-def arrow_step(job: Job, table: pa.Table, where: str | np.ndarray, rows: np.ndarray
-               ) -> tuple[Part, np.ndarray]:
+def arrow_step(job: Job, table: pa.Table, where: str | np.ndarray, rows: np.ndarray,
+               batches: Any = None) -> tuple[Part, np.ndarray]:
     """`step` on a chunk as pyarrow read it (contract column names). API logs whose
     columns arrive typed are validated and reduced in Polars (`columnar`: 1.7x less CPU
     than pandas on a chunk's validation and reduction, 1.1-1.3x on the whole step with
     its reading and merging; docs/scaling.md); their rows that some rule might reject
     or change, and every other chunk, take `step`: the same tables, rejected rows,
-    reasons and row numbers."""
+    reasons and row numbers. A task reading several chunks passes its
+    `columnar.Batches` (`batches_of`): a chunk whose every row passes is reduced into
+    it, and its part holds the counts only; the tables come from `batches.rollup()`,
+    which a chunk with suspect rows adds to its part first, so parts keep their order."""
     if job.source != "api_logs" or not table.num_rows \
             or not _columnar().eligible(table, job.tz):
-        return step(job, _frame(table), where, rows)
+        return _earlier(batches, *step(job, _frame(table), where, rows))
     columnar = _columnar()
     cats, codes, odd = columnar.encode(table)
     suspect = columnar.suspect_rows(table, job.time_range, odd)
     if not suspect.any():
-        part = Part(columnar.reduce(table, job.tz, job.minutes, cats, codes),
-                    rows=table.num_rows, valid=table.num_rows)
+        if batches is not None:
+            batches.add(table, cats, codes)
+            part = Part(rollups.empty(job.source, job.zone, job.minutes))
+        else:
+            part = Part(columnar.reduce(table, job.tz, job.minutes, cats, codes))
+        part.rows = part.valid = table.num_rows
         return part, np.zeros(0, dtype=np.int64)
     sure = np.flatnonzero(~suspect)
-    total = Part(rollups.empty(job.source, job.zone, job.minutes))
+    total = _earlier(batches, Part(rollups.empty(job.source, job.zone, job.minutes)),
+                     None)[0]
     if len(sure):
         kept = table.take(pa.array(sure))
         cats, codes, _ = columnar.encode(kept)      # the categories of the valid rows
@@ -197,6 +205,30 @@ def arrow_step(job: Job, table: pa.Table, where: str | np.ndarray, rows: np.ndar
                            rows[odd_rows])
     total.add(part)
     return total.settle(), odd_rows[positions]
+
+
+def batches_of(job: Job) -> Any:
+    """What a task's chunks of `job`'s source are reduced into (`arrow_step`): API logs'
+    `columnar.Batches`, None for the other sources."""
+    return _columnar().Batches(job.tz, job.minutes) if job.source == "api_logs" else None
+
+
+def add_held(total: Part, batches: Any) -> None:
+    """The tables of a task's last chunks, reduced into `batches`, onto its `total`."""
+    held = batches.rollup() if batches is not None else None
+    if held is not None:
+        total.add(Part(held))
+
+
+def _earlier(batches: Any, part: Part, positions: Any) -> tuple[Part, Any]:
+    """`part` after the tables of the chunks reduced into `batches` before it (their
+    order of arrival)."""
+    held = batches.rollup() if batches is not None else None
+    if held is None:
+        return part, positions
+    first = Part(held)
+    first.add(part)
+    return first.settle(), positions
 
 
 def _columnar() -> Any:
@@ -229,6 +261,7 @@ class ParquetTask:
         rename = dict(self.rename)
         total = Part(rollups.empty(self.job.source, self.job.zone, self.job.minutes))
         found: list[np.ndarray] = []              # rejected rows' positions in the task
+        batches = batches_of(self.job)
         with open_bytes(self.path) as fh:
             pf = pq.ParquetFile(fh)
             sizes = [pf.metadata.row_group(g).num_rows for g in self.groups]
@@ -241,10 +274,11 @@ class ParquetTask:
                 table = int96_utc(pa.Table.from_batches([batch]), pf.schema).rename_columns(
                     [rename[c] for c in batch.schema.names])
                 part, positions = arrow_step(self.job, table, self.path,
-                                             rows[done:done + table.num_rows])
+                                             rows[done:done + table.num_rows], batches)
                 found.append(positions + done)
                 total.add(part)
                 done += table.num_rows
+        add_held(total, batches)
         if self.job.folder and total.rejected:     # every column as text, as written
             found_rows = pd.concat(total.rejected, ignore_index=True)
             # the rows kept are the first of those found (`Part.keep_first`)
@@ -308,10 +342,12 @@ class CsvTask:
 
     def _streamed(self) -> Part:
         total = Part(rollups.empty(self.job.source, self.job.zone, self.job.minutes))
+        batches = batches_of(self.job)
         for table, line in self.blocks():
             part, _ = arrow_step(self.job, table, self.path,
-                                 np.arange(line, line + table.num_rows))
+                                 np.arange(line, line + table.num_rows), batches)
             total.add(part)
+        add_held(total, batches)
         if self.job.folder and total.rejected:
             found = pd.concat(total.rejected, ignore_index=True)
             total.rejected = [_csv_as_written(self.path, list(self.found), found,
