@@ -219,3 +219,31 @@ def test_a_batch_with_a_bad_row_keeps_the_order_of_arrival(tmp_path) -> None:
                                  np.arange(2 + 4 * i, 6 + 4 * i))[0])
     for name, frame in total.settle().rollup.tables.items():
         pd.testing.assert_frame_equal(frame, part.rollup.tables[name], check_exact=True)
+
+
+def test_held_batches_are_grouped_every_merge_every_pieces(tmp_path, monkeypatch) -> None:
+    """A task of 20 clean batches holds at most MERGE_EVERY - 1 pieces of a table between
+    batches (grouped again at MERGE_EVERY, as a Pile's buckets): memory bounded by the
+    grouped tables, not by the number of batches; the tables are still today's over the
+    80 rows as one chunk."""
+    rng = np.random.default_rng(3)
+    n = 80
+    table = pa.table({
+        "timestamp": pd.Timestamp("2026-10-19 00:00Z") + pd.to_timedelta(
+            np.sort(rng.integers(0, 86_400, n)), unit="s"),
+        "endpoint": rng.choice(["/a", "/b", "/c"], n),
+        "status_code": rng.choice([200, 503], n),
+        "response_time_ms": np.r_[1234.5, rng.integers(1, 50, n - 1)].astype(float),
+        "service_name": ["s1"] * n})     # 1,234.5 ms: `latency_fine` has an entry
+    most = []
+    add = columnar.Batches.add
+
+    def watched(self, *args):
+        add(self, *args)
+        most.append(max(len(pieces) for pieces in self.tables.values()))
+    monkeypatch.setattr(columnar.Batches, "add", watched)
+    part = _task_file(tmp_path, table).run()
+    assert len(most) == 20 and max(most) == rollups.MERGE_EVERY - 1
+    whole, _ = today(table)
+    for name, frame in whole.rollup.tables.items():
+        pd.testing.assert_frame_equal(frame, part.rollup.tables[name], check_exact=True)

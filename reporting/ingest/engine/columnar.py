@@ -133,21 +133,29 @@ class Batches:
             ours[col] = held.get_indexer(known).astype(np.int32)[codes[col]]
         plans = _plans(_columns(table, self.tz, self.minutes, ours))
         for name, reduced in zip(plans, pl.collect_all(list(plans.values()))):
-            self.tables.setdefault(name, []).append(reduced)
+            pieces = self.tables.setdefault(name, [])
+            pieces.append(reduced)
+            if len(pieces) >= rollups.MERGE_EVERY:     # held: bounded, as a Pile's buckets
+                pieces[:] = [_regroup(pieces, name)]
 
     def rollup(self) -> rollups.Rollup | None:
         """The batches' tables grouped as one (None when no batch came); emptied."""
         if not self.tables:
             return None
-        specs, out = rollups.TABLES[SOURCE], {}
-        for name, pieces in self.tables.items():
-            spec = specs[name]
-            merged = pieces[0] if len(pieces) == 1 else pl.concat(pieces).group_by(
-                list(spec.keys), maintain_order=True).agg(
-                [getattr(pl.col(col), how)() for col, how in spec.merge.items()])
-            out[name] = _to_pandas(merged, self.cats)
+        out = {name: _to_pandas(_regroup(pieces, name), self.cats)
+               for name, pieces in self.tables.items()}
         self.cats, self.tables = {}, {}
         return rollups.Rollup(SOURCE, out, ZoneInfo(self.tz), self.minutes)
+
+
+def _regroup(pieces: list[pl.DataFrame], name: str) -> pl.DataFrame:
+    """Pieces of one table as one, grouped by its keys and merged by its rules (groups in
+    order of first appearance)."""
+    if len(pieces) == 1:
+        return pieces[0]
+    spec = rollups.TABLES[SOURCE][name]
+    return pl.concat(pieces).group_by(list(spec.keys), maintain_order=True).agg(
+        [getattr(pl.col(col), how)() for col, how in spec.merge.items()])
 
 
 def _columns(table: pa.Table, tz: str, minutes: int, codes: dict[str, np.ndarray]
