@@ -101,11 +101,9 @@ def reduce(table: pa.Table, tz: str, minutes: int, cats: dict[str, pd.Index],
            codes: dict[str, np.ndarray]) -> rollups.Rollup:
     """The chunk's rows (every one valid) reduced to today's api_logs tables; `cats` and
     `codes` from `encode`."""
-    frame = _columns(table, tz, minutes, codes)
-    plans = _plans(frame)
-    tables = dict(zip(plans, pl.collect_all(list(plans.values()))))
-    out = {name: _to_pandas(t, cats) for name, t in tables.items()}
-    return rollups.Rollup(SOURCE, out, ZoneInfo(tz), minutes)
+    batches = Batches(tz, minutes)
+    batches.add(table, cats, codes)
+    return batches.rollup()
 
 
 class Batches:
@@ -138,10 +136,9 @@ class Batches:
             if len(pieces) >= rollups.MERGE_EVERY:     # held: bounded, as a Pile's buckets
                 pieces[:] = [_regroup(pieces, name)]
 
-    def rollup(self) -> rollups.Rollup | None:
-        """The batches' tables grouped as one (None when no batch came); emptied."""
-        if not self.tables:
-            return None
+    def rollup(self) -> rollups.Rollup:
+        """The batches' tables grouped as one (call once `tables` holds a batch's);
+        emptied."""
         out = {name: _to_pandas(_regroup(pieces, name), self.cats)
                for name, pieces in self.tables.items()}
         self.cats, self.tables = {}, {}

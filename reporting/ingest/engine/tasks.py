@@ -179,7 +179,8 @@ def arrow_step(job: Job, table: pa.Table, where: str | np.ndarray, rows: np.ndar
     which a chunk with suspect rows adds to its part first, so parts keep their order."""
     if job.source != "api_logs" or not table.num_rows \
             or not _columnar().eligible(table, job.tz):
-        return _earlier(batches, *step(job, _frame(table), where, rows))
+        part, positions = step(job, _frame(table), where, rows)
+        return _after_held(batches, part), positions
     columnar = _columnar()
     cats, codes, odd = columnar.encode(table)
     suspect = columnar.suspect_rows(table, job.time_range, odd)
@@ -192,8 +193,7 @@ def arrow_step(job: Job, table: pa.Table, where: str | np.ndarray, rows: np.ndar
         part.rows = part.valid = table.num_rows
         return part, np.zeros(0, dtype=np.int64)
     sure = np.flatnonzero(~suspect)
-    total = _earlier(batches, Part(rollups.empty(job.source, job.zone, job.minutes)),
-                     None)[0]
+    total = _after_held(batches, Part(rollups.empty(job.source, job.zone, job.minutes)))
     if len(sure):
         kept = table.take(pa.array(sure))
         cats, codes, _ = columnar.encode(kept)      # the categories of the valid rows
@@ -213,22 +213,29 @@ def batches_of(job: Job) -> Any:
     return _columnar().Batches(job.tz, job.minutes) if job.source == "api_logs" else None
 
 
+def _held(batches: Any) -> Part | None:
+    """The tables of the chunks reduced into `batches` so far, as a part (None when it
+    holds none); `batches` is emptied."""
+    if batches is None or not batches.tables:
+        return None
+    return Part(batches.rollup())
+
+
 def add_held(total: Part, batches: Any) -> None:
     """The tables of a task's last chunks, reduced into `batches`, onto its `total`."""
-    held = batches.rollup() if batches is not None else None
+    held = _held(batches)
     if held is not None:
-        total.add(Part(held))
+        total.add(held)
 
 
-def _earlier(batches: Any, part: Part, positions: Any) -> tuple[Part, Any]:
+def _after_held(batches: Any, part: Part) -> Part:
     """`part` after the tables of the chunks reduced into `batches` before it (their
     order of arrival)."""
-    held = batches.rollup() if batches is not None else None
-    if held is None:
-        return part, positions
-    first = Part(held)
+    first = _held(batches)
+    if first is None:
+        return part
     first.add(part)
-    return first.settle(), positions
+    return first.settle()
 
 
 def _columnar() -> Any:
