@@ -16,7 +16,7 @@ from reporting.ingest.engine import load, runners
 from reporting.ingest.engine.plan import file_tasks
 from reporting.ingest.engine.runners import EngineSettings, input_bytes
 from reporting.ingest.engine.smallfiles import CsvGroupTask
-from reporting.ingest.engine.tasks import Job
+from reporting.ingest.engine.tasks import CsvTask, Job, ParquetTask
 
 from .test_engines import NOW, assert_same
 
@@ -31,9 +31,20 @@ def test_input_bytes_count_each_file_once_and_a_group_by_its_members(tmp_path):
     job = Job("api_logs", "UTC", 60, (NOW - pd.Timedelta(days=1), NOW))
     group = file_tasks(job, [b, c], {}, Window(), 1000)      # sized when planned
     assert [type(t) for t in group] == [CsvGroupTask] and group[0].size == 320
-    tasks = [SimpleNamespace(path=str(a)), SimpleNamespace(path=str(a)),   # 2 row groups
-             *group]
-    assert input_bytes(tasks) == 1320            # 1000 once + 300 + 20
+    parquet = [ParquetTask(job, str(a), (), (g,), (1,)) for g in (0, 1)]  # 2 row groups
+    assert input_bytes([*parquet, *group]) == 1000 + 320 / 8      # a's 1000 bytes once
+
+
+def test_a_plain_csv_counts_an_eighth_of_its_bytes_a_compressed_one_all(tmp_path):
+    # bench_pool (docs/scaling.md): a plain CSV holds about 10x the bytes of the same rows
+    # in Parquet or gzipped, at a similar cost a row; the pool's crossover sits near 48
+    # MiB of Parquet and between 337 and 662 MiB of plain CSV
+    plain, packed = tmp_path / "api.csv", tmp_path / "api.csv.gz"
+    plain.write_bytes(b"y" * 8000)
+    packed.write_bytes(b"z" * 800)
+    job = Job("api_logs", "UTC", 60, (NOW - pd.Timedelta(days=1), NOW))
+    tasks = [CsvTask(job, str(plain), (), ()), CsvTask(job, str(packed), (), ())]
+    assert input_bytes(tasks) == 1000 + 800
 
 
 @pytest.mark.parametrize("task", [SimpleNamespace(path="https://example.org/api.csv"),

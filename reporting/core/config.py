@@ -311,7 +311,7 @@ class Config:
                           kind="choice", choices=ENGINES)
     workers: int = setting(0, "local engine's processes; 0 = every core", low=0)
     pool_min_mb: int = setting(48, "local engine: smaller local inputs skip the worker pool "
-                               "(docs/scaling.md); 0 = always a pool",
+                               "(plain CSV counts 1/8); 0 = always a pool",
                                low=0, unit="MiB")
     chunk_rows: int = setting(250_000, "rows per chunk (a CSV block, a Parquet batch)",
                               low=1000)

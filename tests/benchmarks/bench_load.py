@@ -16,7 +16,8 @@ import sys, time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 import pyarrow.csv as pacsv
-from reporting.sources import SPECS, load_source
+from reporting.core.contracts import SPECS
+from reporting.ingest.folder import load_source
 def status(key):
     return next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith(key))
 mode, path = sys.argv[1], Path(sys.argv[2])

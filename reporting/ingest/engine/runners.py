@@ -18,11 +18,11 @@ import pandas as pd
 from ...core import memory, rollups
 from ...core.contracts import SPECS
 from ...core.errors import SourceError
-from ..files import READ_ERRORS, unreadable
+from ..files import READ_ERRORS, compressed, unreadable
 from ..sql import safe_url
 from ..validate import validate_rows
 from .remote import remote
-from .tasks import CHUNK_ROWS, Part, QueryTask
+from .tasks import CHUNK_ROWS, ParquetTask, Part, QueryTask
 
 log = logging.getLogger(__name__)
 
@@ -139,19 +139,29 @@ def _failed(merged: dict[str, Part], task: Any, meter: Meter) -> bool:
     return True
 
 
+# A plain CSV holds 9-12 times the bytes of the same rows in Parquet (or gzipped) and
+# costs about as much a row: its bytes count this much of theirs towards `pool_min_mb`
+# (bench_pool, docs/scaling.md "Workers").
+TEXT_SHARE = 1 / 8
+
+
 def input_bytes(tasks: list[Any]) -> float:
-    """Bytes on disk of the local files the tasks read (each file once, however many
-    tasks share its row groups; a group of small CSVs as sized when planned); a remote file, a
-    query or a file that cannot be seen counts as unbounded: it always gets the pool."""
-    paths, grouped = set(), 0
+    """The work of the tasks, as bytes of Parquet: bytes on disk of the local files they
+    read (each file once, however many tasks share its row groups; a group of small CSVs
+    as sized when planned), a plain CSV's counted at TEXT_SHARE; a remote file, a query or
+    a file that cannot be seen counts as unbounded: it always gets the pool."""
+    paths: dict[str, float] = {}
+    grouped = 0.0
     for task in tasks:
         if hasattr(task, "paths"):       # a group of small local files: sized when planned
-            grouped += task.size
+            grouped += task.size * TEXT_SHARE
         else:
-            paths.add(getattr(task, "path", ""))
+            path = getattr(task, "path", "")
+            paths[path] = 1.0 if isinstance(task, ParquetTask) or compressed(path) \
+                else TEXT_SHARE
     if any(not p or remote(p) or not os.path.isfile(p) for p in paths):
         return float("inf")
-    return float(grouped + sum(os.path.getsize(p) for p in paths))
+    return grouped + sum(os.path.getsize(p) * share for p, share in paths.items())
 
 
 def _on_client(tasks: list[Any], merged: dict[str, Part], meter: Meter) -> list[Any]:
