@@ -1,17 +1,15 @@
 """The benchmarks run on demand, not in CI, so a module that moves can leave one behind:
-bench_load's child script imported `reporting.sources` for months after the package's
+bench_load's child script imported `reporting.sources` after the package's
 layers moved it. Every `from reporting... import ...` in tests/benchmarks, in code or in
 a script held as text for a child process, must name a module and names that exist."""
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.util
-import re
 from pathlib import Path
 
 BENCHMARKS = Path(__file__).resolve().parent / "benchmarks"
-FROM = re.compile(r"^\s*from (reporting[\w.]*) import ([\w, ]+)$", re.M)
-PLAIN = re.compile(r"^\s*import (reporting[\w.]*)$", re.M)
 
 
 def _submodule(package: object, name: str) -> bool:
@@ -21,13 +19,38 @@ def _submodule(package: object, name: str) -> bool:
     return importlib.util.find_spec(f"{package.__name__}.{name}") is not None
 
 
+def _trees(text: str) -> list[ast.AST]:
+    """The module's tree and the tree of each string in it that parses as Python (a
+    child process's script)."""
+    tree = ast.parse(text)
+    out = [tree]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                and "import" in node.value:
+            try:
+                out.append(ast.parse(node.value))
+            except SyntaxError:
+                continue
+    return out
+
+
+def _wanted(text: str) -> list[tuple[str, list[str]]]:
+    """(module, names) of every import of reporting in the text."""
+    out = []
+    for tree in _trees(text):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 \
+                    and (node.module or "").split(".")[0] == "reporting":
+                out.append((node.module, [a.name for a in node.names if a.name != "*"]))
+            elif isinstance(node, ast.Import):
+                out += [(a.name, []) for a in node.names if a.name.split(".")[0] == "reporting"]
+    return out
+
+
 def missing_imports(root: Path = BENCHMARKS) -> list[str]:
     out = []
     for path in sorted(root.glob("*.py")):
-        text = path.read_text(encoding="utf-8")
-        wanted = [(m[1], [n.strip() for n in m[2].split(",") if n.strip()])
-                  for m in FROM.finditer(text)] + [(m[1], []) for m in PLAIN.finditer(text)]
-        for module, names in wanted:
+        for module, names in _wanted(path.read_text(encoding="utf-8")):
             try:
                 found = importlib.import_module(module)
             except ImportError:
@@ -45,7 +68,11 @@ def test_every_benchmark_imports_what_exists():
 def test_the_check_sees_a_moved_module_in_a_child_script(tmp_path):
     (tmp_path / "bench_x.py").write_text(
         'CHILD = """\nfrom reporting.sources import SPECS\n"""\n'
-        "from reporting.core.contracts import SPECS, NOT_THERE\n")
+        "ONE_LINE = 'import sys; import reporting.gone as g'\n"
+        "from reporting.core.contracts import (SPECS as S,\n    NOT_THERE)  # a comment\n"
+        "from reporting.core import config, nothing_here\n")
     assert missing_imports(tmp_path) == [
+        "bench_x.py: no NOT_THERE in reporting.core.contracts",
+        "bench_x.py: no nothing_here in reporting.core",
         "bench_x.py: no module reporting.sources",
-        "bench_x.py: no NOT_THERE in reporting.core.contracts"]
+        "bench_x.py: no module reporting.gone"]

@@ -1,7 +1,7 @@
 """Issue 34, point 4: workers that pay for themselves. Below `pool_min_mb` of local input
 the local engine reduces in the build's own process (spawning a pool of pandas workers
 costs more than it saves on 2 cores: docs/scaling.md has the measured crossover); above
-it, or when an input's size cannot be known (a URL, a query), the pool runs."""
+it, or when an input's size cannot be known (a URL), the pool runs."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -45,6 +45,16 @@ def test_a_plain_csv_counts_an_eighth_of_its_bytes_a_compressed_one_all(tmp_path
     job = Job("api_logs", "UTC", 60, (NOW - pd.Timedelta(days=1), NOW))
     tasks = [CsvTask(job, str(plain), (), ()), CsvTask(job, str(packed), (), ())]
     assert input_bytes(tasks) == 1000 + 800
+
+
+def test_a_group_of_small_files_counts_its_compressed_members_in_full(tmp_path):
+    files = [tmp_path / "a.csv", tmp_path / "b.csv.gz", tmp_path / "c.csv.gz"]
+    for f, n in zip(files, (320, 80, 40)):
+        f.write_bytes(b"x" * n)
+    job = Job("api_logs", "UTC", 60, (NOW - pd.Timedelta(days=1), NOW))
+    group = file_tasks(job, files, {}, Window(), 1000)         # sized when planned
+    assert [(type(t), t.size, t.packed) for t in group] == [(CsvGroupTask, 440, 120)]
+    assert input_bytes(group) == 320 / 8 + 120
 
 
 @pytest.mark.parametrize("task", [SimpleNamespace(path="https://example.org/api.csv"),

@@ -139,7 +139,7 @@ def _failed(merged: dict[str, Part], task: Any, meter: Meter) -> bool:
     return True
 
 
-# A plain CSV holds 9-12 times the bytes of the same rows in Parquet (or gzipped) and
+# A plain CSV holds 9-13 times the bytes of the same rows in Parquet (or gzipped) and
 # costs about as much a row: its bytes count this much of theirs towards `pool_min_mb`
 # (bench_pool, docs/scaling.md "Workers").
 TEXT_SHARE = 1 / 8
@@ -148,13 +148,14 @@ TEXT_SHARE = 1 / 8
 def input_bytes(tasks: list[Any]) -> float:
     """The work of the tasks, as bytes of Parquet: bytes on disk of the local files they
     read (each file once, however many tasks share its row groups; a group of small CSVs
-    as sized when planned), a plain CSV's counted at TEXT_SHARE; a remote file, a query or
-    a file that cannot be seen counts as unbounded: it always gets the pool."""
+    as sized when planned), a plain CSV's counted at TEXT_SHARE; a remote file or a file
+    that cannot be seen counts as unbounded: it always gets the pool. (Queries run in
+    the build's process before the pool starts, `_on_client`: they are not counted.)"""
     paths: dict[str, float] = {}
     grouped = 0.0
     for task in tasks:
         if hasattr(task, "paths"):       # a group of small local files: sized when planned
-            grouped += task.size * TEXT_SHARE
+            grouped += (task.size - task.packed) * TEXT_SHARE + task.packed
         else:
             path = getattr(task, "path", "")
             paths[path] = 1.0 if isinstance(task, ParquetTask) or compressed(path) \

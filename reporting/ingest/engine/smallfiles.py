@@ -23,7 +23,7 @@ from ...core.contracts import Spec
 from ...core.errors import SourceError
 from ..columns import column_map, csv_header, header_names, mapping_note, missing_column_error
 from ..csvrepair import LONG_LINE
-from ..files import READ_ERRORS, name_format, unreadable
+from ..files import READ_ERRORS, compressed, name_format, unreadable
 from .remote import remote
 from .tasks import (CHUNK_ROWS, CsvTask, Job, Part, Repair, arrow_step, block_size,
                     convert_options)
@@ -41,13 +41,15 @@ class CsvGroupTask:
     parse refuses, are read file by file; batches of about `chunk_rows` rows of one
     schema are validated and reduced once each; a file that needs repairs is read by its
     own task. A joined run is kept only where each file's values are typed as the file
-    alone types them (`_as_alone`). `size`: the files' bytes, seen when planned."""
+    alone types them (`_as_alone`). `size`: the files' bytes, seen when planned,
+    `packed` of them in compressed files (.csv.gz)."""
 
     job: Job
     paths: tuple[str, ...]
     size: int
     chunk_rows: int = CHUNK_ROWS
     order: int = 0
+    packed: int = 0
 
     def run(self) -> Part:
         out = _Batches(self.job, self.chunk_rows)
@@ -270,20 +272,21 @@ def group_small(job: Job, files: list[tuple[str, int]], budget: int, chunk_rows:
     `budget` bytes; a file alone in its run gets its own task from `alone` (None: none)."""
     out: list[Any] = []
     run: list[str] = []
-    held = 0
+    held = packed = 0
 
     def close() -> None:
         if len(run) > 1:
-            out.append(CsvGroupTask(job, tuple(run), held, chunk_rows))
+            out.append(CsvGroupTask(job, tuple(run), held, chunk_rows, packed=packed))
         elif run and (task := alone(run[0])) is not None:
             out.append(task)
 
     for path, size in files:
         if run and held + size > budget:
             close()
-            run, held = [], 0
+            run, held, packed = [], 0, 0
         run.append(path)
         held += size
+        packed += size if compressed(path) else 0
     close()
     return out
 
