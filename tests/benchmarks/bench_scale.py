@@ -114,6 +114,48 @@ def span(weeks: int) -> Path:
     return folder
 
 
+def repeated(weeks: int) -> Path:
+    """`weeks` large weeks from START made of the first four simulated ones, repeated with
+    their times shifted by whole weeks (week k is week (k - 1) % 4 + 1, k - that weeks
+    later; its session, cart and ticket ids get the week as a prefix): 26 weeks in a
+    minute instead of 26 simulations. What docs/scaling.md's 12- and 26-week builds
+    since 2026-12-07 read (`python -m tests.benchmarks.bench_scale --repeat 26` prints
+    the folder; its period is `period_of(26)`, built with `future_margin_hours = 8760`)."""
+    folder = CACHE / f"{weeks}w-repeated"
+    if _complete(folder):
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    sources = [one_week(w) for w in range(1, 5)]
+    for name in SPECS:
+        if not (sources[0] / f"{name}.parquet").exists():
+            continue
+        writer = None
+        for k in range(1, weeks + 1):
+            w = (k - 1) % 4 + 1
+            table = _shifted(pq.read_table(sources[w - 1] / f"{name}.parquet"),
+                             timedelta(weeks=k - w), IDS.get(name), f"w{k:02d}-")
+            if writer is None:
+                writer = pq.ParquetWriter(folder / f"{name}.parquet", table.schema)
+            writer.write_table(table.cast(writer.schema))
+        writer.close()
+    (folder / ".complete").touch()
+    return folder
+
+
+def _shifted(table: pa.Table, by: timedelta, id_column: str | None, prefix: str
+             ) -> pa.Table:
+    """The table's times moved `by` later and its id column (if any) prefixed."""
+    for i, f in enumerate(table.schema):
+        if pa.types.is_timestamp(f.type):
+            table = table.set_column(i, f.name, pc.add(table.column(i), pa.scalar(by))
+                                     .cast(f.type))
+        elif f.name == id_column:
+            table = table.set_column(i, f.name, pc.binary_join_element_wise(
+                pa.scalar(prefix, f.type), table.column(i), pa.scalar("", f.type)))
+    return table
+
+
 def csv_week() -> Path:
     """Large week 1 again, as CSV: the issue's CSV figure."""
     folder = CACHE / "1w-csv"
@@ -482,3 +524,11 @@ def _judge(runs: list[Run], local: bool, dask: bool, same_checkout: bool) -> Non
                 f"baseline {ref.seconds / ref.weeks:.1f} s ({ref.size})"
     if dask and 12 in SIZES:
         assert by[("12 wk", "dask")].ok, by[("12 wk", "dask")].note
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--repeat":
+        print(repeated(int(sys.argv[2])))
+    else:
+        sys.exit("usage: python -m tests.benchmarks.bench_scale --repeat WEEKS "
+                 "(the test itself runs under pytest)")
