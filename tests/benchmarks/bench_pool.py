@@ -7,9 +7,9 @@ Each round runs both builds (`reporting build --format html`, fresh processes, t
 alternating so that a noisy neighbour slows both alike) and prints, per input size on
 disk, the load stage (the manifest's timing) and the whole build's wall time, min and
 median, and the peak resident memory of the process tree. Judged by: at every size, the
-way the default `pool_min_mb` picks (the input as `runners.input_bytes` counts it: a
-plain CSV's bytes at TEXT_SHARE) loads within 15 % (and 0.2 s) of the faster way's
-median. Measured figures are in docs/scaling.md ("Workers").
+way the default `pool_min_mb` picks (the input planned as a build plans it and counted
+by `runners.input_bytes`: a plain CSV's bytes at TEXT_SHARE) loads within 15 % (and
+0.2 s) of the faster way's median. Measured figures are in docs/scaling.md ("Workers").
 
 Run on demand:
     .venv/bin/python -m tests.benchmarks.bench_pool [--api-rows 100000 300000 ...]
@@ -26,8 +26,14 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pandas as pd
+
 from reporting.core.config import Config
-from reporting.ingest.engine.runners import TEXT_SHARE
+from reporting.core.contracts import HIGH_VOLUME
+from reporting.core.periods import Window
+from reporting.ingest.engine.plan import file_tasks
+from reporting.ingest.engine.runners import input_bytes
+from reporting.ingest.engine.tasks import CHUNK_ROWS, Job
 from reporting.simulate import simulate
 
 from .bench_peers import watched
@@ -56,9 +62,13 @@ def size_mb(folder: Path) -> float:
 
 
 def counted_mb(folder: Path) -> float:
-    """The input as the pool rule counts it (simulate writes .parquet or plain .csv)."""
-    return sum(f.stat().st_size * (TEXT_SHARE if f.suffix == ".csv" else 1.0)
-               for f in folder.iterdir() if f.suffix in (".csv", ".parquet")) / 2**20
+    """The input as the pool rule counts it: the high-volume sources' files planned into
+    tasks as a build plans them, weighed by `runners.input_bytes`."""
+    every = (pd.Timestamp("1970-01-01", tz="UTC"), pd.Timestamp("2100-01-01", tz="UTC"))
+    planned = [t for name in HIGH_VOLUME for f in sorted(folder.glob(f"{name}.*"))
+               if f.suffix in (".csv", ".parquet")
+               for t in file_tasks(Job(name, "UTC", 60, every), [f], {}, Window(), CHUNK_ROWS)]
+    return input_bytes(planned) / 2**20
 
 
 def judged(folder: Path, runs: dict[str, list[dict]]) -> bool:

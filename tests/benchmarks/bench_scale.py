@@ -90,64 +90,49 @@ def span(weeks: int) -> Path:
     """`weeks` large weeks from START, one Parquet file per source (a row group per
     week); session, cart and ticket ids get the week as a prefix so weeks stay apart."""
     folder = CACHE / f"{weeks}w"
-    if _complete(folder):
-        return folder
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    sources = [one_week(w) for w in range(1, weeks + 1)]
-    for name in SPECS:
-        writer = None
-        for w, source in enumerate(sources, start=1):
-            table = pq.read_table(source / f"{name}.parquet")
-            if name in IDS:
-                i = table.schema.get_field_index(IDS[name])
-                kind = table.schema.field(i).type
-                ids = pc.binary_join_element_wise(pa.scalar(f"w{w:02d}-", kind),
-                                                  table.column(i), pa.scalar("", kind))
-                table = table.set_column(i, IDS[name], ids)
-            if writer is None:
-                writer = pq.ParquetWriter(folder / f"{name}.parquet", table.schema)
-            writer.write_table(table.cast(writer.schema))
-        writer.close()
-    pa.default_memory_pool().release_unused()
-    (folder / ".complete").touch()
+    if not _complete(folder):
+        _stitch(folder, [(one_week(w), timedelta(0)) for w in range(1, weeks + 1)])
     return folder
 
 
 def repeated(weeks: int) -> Path:
     """`weeks` large weeks from START made of the first four simulated ones, repeated with
     their times shifted by whole weeks (week k is week (k - 1) % 4 + 1, k - that weeks
-    later; its session, cart and ticket ids get the week as a prefix): 26 weeks in a
-    minute instead of 26 simulations. What docs/scaling.md's 12- and 26-week builds
-    since 2026-12-07 read (`python -m tests.benchmarks.bench_scale --repeat 26` prints
-    the folder; its period is `period_of(26)`, built with `future_margin_hours = 8760`)."""
+    later; ids prefixed as in `span`): 26 weeks in a minute instead of 26 simulations.
+    What docs/scaling.md's 12- and 26-week builds since 2026-12-07 read (`python -m
+    tests.benchmarks.bench_scale --repeat 26` prints the folder; its period is
+    `period_of(26)`, built with `future_margin_hours = 8760`)."""
     folder = CACHE / f"{weeks}w-repeated"
-    if _complete(folder):
-        return folder
+    if not _complete(folder):
+        firsts = [one_week(w) for w in range(1, 5)]
+        _stitch(folder, [(firsts[(k - 1) % 4], timedelta(weeks=k - 1 - (k - 1) % 4))
+                         for k in range(1, weeks + 1)])
+    return folder
+
+
+def _stitch(folder: Path, weeks: list[tuple[Path, timedelta]]) -> None:
+    """One Parquet file per source in `folder`, a row group per week: each week's folder
+    with its times moved later by its shift and its ids prefixed by its number."""
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    sources = [one_week(w) for w in range(1, 5)]
     for name in SPECS:
-        if not (sources[0] / f"{name}.parquet").exists():
-            continue
         writer = None
-        for k in range(1, weeks + 1):
-            w = (k - 1) % 4 + 1
-            table = _shifted(pq.read_table(sources[w - 1] / f"{name}.parquet"),
-                             timedelta(weeks=k - w), IDS.get(name), f"w{k:02d}-")
+        for k, (source, by) in enumerate(weeks, start=1):
+            table = _shifted(pq.read_table(source / f"{name}.parquet"), by, IDS.get(name),
+                             f"w{k:02d}-")
             if writer is None:
                 writer = pq.ParquetWriter(folder / f"{name}.parquet", table.schema)
             writer.write_table(table.cast(writer.schema))
         writer.close()
+    pa.default_memory_pool().release_unused()
     (folder / ".complete").touch()
-    return folder
 
 
 def _shifted(table: pa.Table, by: timedelta, id_column: str | None, prefix: str
              ) -> pa.Table:
-    """The table's times moved `by` later and its id column (if any) prefixed."""
+    """The table's times moved `by` later (if any) and its id column (if any) prefixed."""
     for i, f in enumerate(table.schema):
-        if pa.types.is_timestamp(f.type):
+        if by and pa.types.is_timestamp(f.type):
             table = table.set_column(i, f.name, pc.add(table.column(i), pa.scalar(by))
                                      .cast(f.type))
         elif f.name == id_column:
